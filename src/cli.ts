@@ -1,0 +1,134 @@
+/**
+ * The `csi-lab` command.
+ *
+ *   csi-lab driver [flags]   run the CSI driver
+ *   csi-lab rpc …            the RPC playground (see src/rpc-demo)
+ *
+ * Flags follow the conventions of the kubernetes-csi sidecars and drivers
+ * (--endpoint, --node-id, and the CSI_ENDPOINT / NODE_ID environment
+ * variables a DaemonSet sets), so the manifests read like any driver's.
+ * With no flags at all the driver runs on embedded defaults inside the
+ * current directory: socket .csi-lab/csi.sock, data .csi-lab/root.
+ */
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { defaultConfig, openDriver, type DriverConfig, type Mode } from "./server/driver";
+import { parseEndpoint } from "./server/endpoint";
+import { createLogger, parseLevel } from "./server/logger";
+import { startServer } from "./server/server";
+import { version } from "./server/version";
+
+const USAGE = `csi-lab ${version} — a CSI driver and an RPC playground
+
+Usage:
+  csi-lab driver [flags]     serve the CSI Identity, Controller and Node services
+  csi-lab rpc <command> …    the RPC playground (csi-lab rpc --help)
+  csi-lab --version
+
+Driver flags (environment fallbacks in brackets):
+  --endpoint URL            unix:///abs/path.sock or tcp://host:port   [CSI_ENDPOINT]
+                            default unix://$PWD/.csi-lab/csi.sock
+  --node-id ID              this node's name                           [NODE_ID]  default: hostname
+  --root DIR                where volumes live                         [CSI_LAB_ROOT] default .csi-lab/root
+  --driver-name NAME        CSI driver name                            default csi-lab.example.org
+  --mode all|controller|node  which services to serve                  default all
+  --max-volumes-per-node N  reported by NodeGetInfo (0 = no limit)     default 0
+  --log-level debug|info|warn|error                                    [LOG_LEVEL] default info
+`;
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "driver":
+        await runDriver(rest);
+        return;
+      case "rpc": {
+        const playground = "./rpc-demo/cli.js";
+        const rpc = (await import(playground).catch(() => undefined)) as
+          | { main(argv: string[]): Promise<void> }
+          | undefined;
+        if (!rpc) throw new Error("the RPC playground is not built into this copy of csi-lab");
+        await rpc.main(rest);
+        return;
+      }
+      case "--version":
+      case "version":
+        process.stdout.write(version + "\n");
+        return;
+      case undefined:
+      case "-h":
+      case "--help":
+      case "help":
+        process.stdout.write(USAGE);
+        return;
+      default:
+        throw new Error(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    }
+  } catch (err) {
+    process.stderr.write(`csi-lab: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  }
+}
+
+export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = process.env): { config: DriverConfig; endpoint: string; logLevel: string } {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      endpoint: { type: "string" },
+      "node-id": { type: "string" },
+      root: { type: "string" },
+      "driver-name": { type: "string" },
+      mode: { type: "string" },
+      "max-volumes-per-node": { type: "string" },
+      "log-level": { type: "string" },
+    },
+  });
+  const mode = values.mode ?? "all";
+  if (mode !== "all" && mode !== "controller" && mode !== "node") throw new Error(`--mode must be all, controller or node, not ${mode}`);
+  const maxVolumes = Number(values["max-volumes-per-node"] ?? "0");
+  if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error("--max-volumes-per-node must be a whole number ≥ 0");
+  const base = defaultConfig();
+  const nodeId = values["node-id"] ?? env.NODE_ID ?? base.nodeId;
+  if (nodeId === "" || Buffer.byteLength(nodeId) > 128) throw new Error("--node-id must be 1 to 128 bytes");
+  const driverName = values["driver-name"] ?? base.driverName;
+  if (!/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(driverName)) {
+    throw new Error(`--driver-name ${JSON.stringify(driverName)} must be a DNS-style name of at most 63 characters`);
+  }
+  const root = path.resolve(values.root ?? env.CSI_LAB_ROOT ?? base.root);
+  const endpoint = values.endpoint ?? env.CSI_ENDPOINT ?? `unix://${path.resolve(".csi-lab/csi.sock")}`;
+  return {
+    config: { ...base, driverName, nodeId, root, mode: mode as Mode, maxVolumesPerNode: maxVolumes },
+    endpoint,
+    logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",
+  };
+}
+
+async function runDriver(args: string[]): Promise<void> {
+  const started = process.hrtime.bigint();
+  const { config, endpoint, logLevel } = driverConfigFromArgs(args);
+  const log = createLogger({ level: parseLevel(logLevel) });
+  const driver = await openDriver(config, log);
+  const server = await startServer(driver, parseEndpoint(endpoint));
+  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.hostpath.count, root: driver.config.root });
+
+  let signals = 0;
+  const stop = (signal: string) => {
+    signals++;
+    if (signals > 1) {
+      log.warn("second signal; exiting now", { signal });
+      process.exit(1);
+    }
+    log.info("signal received", { signal });
+    server.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error("shutdown failed", { error: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,22 @@
+/**
+ * ControllerGetVolume: one volume's description and health.
+ *
+ * The volume condition is what Kubernetes' health monitor surfaces as an
+ * event on the PVC: here, whether the volume's directory is still there and
+ * still a directory.
+ */
+import type { ControllerGetVolumeRequest, ControllerGetVolumeResponse } from "../gen/csi";
+import { notFound } from "../csi/errors";
+import { checkToken } from "../csi/validate";
+import { defineRpc } from "../server/rpc";
+import { toCsiVolume } from "./volume-view";
+
+export const controllerGetVolume = defineRpc<ControllerGetVolumeRequest, ControllerGetVolumeResponse>({
+  async handle(req, { driver }) {
+    const volumeId = checkToken(req.volumeId, "volume_id");
+    const record = await driver.hostpath.get(volumeId);
+    if (!record) throw notFound(`volume ${volumeId} does not exist`);
+    const volumeCondition = await driver.hostpath.condition(volumeId);
+    return { volume: toCsiVolume(record), status: { publishedNodeIds: [], volumeCondition } };
+  },
+});

@@ -1,0 +1,69 @@
+/**
+ * CreateVolume: make a new, empty volume.
+ *
+ * The call is idempotent by name: the CO retries after timeouts and
+ * crashes, and each retry must return the same volume, not make another.
+ * The name decides the volume ID, so a retry finds the earlier volume; if
+ * it exists but was made with a different size, capability, parameters or
+ * source, the answer is ALREADY_EXISTS — the CO must not be handed a
+ * volume it did not ask for.
+ */
+import type { CreateVolumeRequest, CreateVolumeResponse } from "../gen/csi";
+import { requireSupported, toCapabilities } from "../csi/capabilities";
+import { alreadyExists, invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
+import { checkMap, checkToken } from "../csi/validate";
+import { defineRpc } from "../server/rpc";
+import { checkRange, chooseSize, fits } from "./capacity";
+import { checkParameters, defining } from "./parameters";
+import { topologyProblem } from "./topology";
+import { nodeTopology, toCsiVolume, volumeKey } from "./volume-view";
+
+export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>({
+  lockKeys: (req, driver) => (req.name ? volumeKey(driver.hostpath.idForName(req.name)) : []),
+
+  async handle(req, { driver }) {
+    const store = driver.hostpath;
+    const name = checkToken(req.name, "name");
+    const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
+    requireSupported(caps, store.profile);
+    const parameters = checkParameters(req.parameters);
+    const mutableParameters = checkMap(req.mutableParameters, "mutable_parameters");
+    if (Object.keys(mutableParameters).length > 0) {
+      throw invalidArgument(`mutable_parameters are not supported (got ${Object.keys(mutableParameters).join(", ")})`);
+    }
+    checkMap(req.secrets, "secrets");
+    if (req.volumeContentSource?.snapshot || req.volumeContentSource?.volume) {
+      throw invalidArgument("creating a volume from a snapshot or another volume is not supported by this driver");
+    }
+    const range = checkRange(req.capacityRange);
+    const where = topologyProblem(req.accessibilityRequirements, driver);
+    if (where) throw resourceExhausted(where);
+
+    const size = chooseSize(range, driver.config.defaultCapacityBytes);
+    const fsTotal = (await store.usage()).totalBytes;
+    if (size > fsTotal) {
+      throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
+    }
+
+    const { record, created } = await store.create({
+      name,
+      capacityBytes: size,
+      capabilities: caps,
+      parameters,
+      mutableParameters,
+      topology: nodeTopology(driver).segments ?? {},
+    });
+    if (!created) {
+      if (!fits(record.capacityBytes, range)) {
+        throw alreadyExists(
+          `volume ${JSON.stringify(name)} already exists with ${record.capacityBytes} bytes, outside the requested range ` +
+            `[${range.required}, ${range.limit || "no limit"}]`,
+        );
+      }
+      if (defining(record.parameters) !== defining(parameters)) {
+        throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different parameters`);
+      }
+    }
+    return { volume: toCsiVolume(record) };
+  },
+});

@@ -1,0 +1,35 @@
+/**
+ * DeleteVolume: remove a volume and its data.
+ *
+ * Idempotent: deleting a volume that does not exist (already deleted, or
+ * never ours) succeeds, because a CO retrying a delete whose reply was lost
+ * must not be told it failed. A volume still mounted somewhere on this node
+ * is refused with FAILED_PRECONDITION: removing its files would pull the
+ * data out from under a running pod.
+ */
+import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
+import { failedPrecondition } from "../csi/errors";
+import { checkMap, checkToken } from "../csi/validate";
+import { mountsOfDir } from "../mount/volume-mounts";
+import { HostPathStore } from "../storage/hostpath-store";
+import { defineRpc } from "../server/rpc";
+import { volumeKey } from "./volume-view";
+
+export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>({
+  lockKeys: (req) => volumeKey(req.volumeId),
+
+  async handle(req, { driver, log }) {
+    const volumeId = checkToken(req.volumeId, "volume_id");
+    checkMap(req.secrets, "secrets");
+    if (!HostPathStore.isVolumeId(volumeId)) return {};
+    const { mounts } = await mountsOfDir(driver.hostpath.dataDir(volumeId));
+    if (mounts.length > 0) {
+      throw failedPrecondition(
+        `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,
+      );
+    }
+    const existed = await driver.hostpath.delete(volumeId);
+    if (!existed) log.debug("delete of a volume that does not exist: nothing to do");
+    return {};
+  },
+});

@@ -1,0 +1,47 @@
+/**
+ * ListVolumes: page through every volume.
+ *
+ * Pages are cut in volume-ID order and the token is the last ID of the
+ * previous page, so paging stays correct while volumes are created and
+ * deleted in between, and a page costs the same however many volumes
+ * there are. A token that is not a volume ID of ours is ABORTED, which the
+ * spec defines as "start again from the beginning".
+ */
+import type { ListVolumesRequest, ListVolumesResponse, ListVolumesResponse_Entry } from "../gen/csi";
+import { aborted, invalidArgument } from "../csi/errors";
+import { HostPathStore } from "../storage/hostpath-store";
+import { defineRpc } from "../server/rpc";
+import { toCsiVolume } from "./volume-view";
+
+/** Page size when the CO leaves max_entries at 0 ("as many as you like"). */
+export const DEFAULT_PAGE = 500;
+
+export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
+  async handle(req, { driver }) {
+    const maxEntries = req.maxEntries ?? 0;
+    if (maxEntries < 0) throw invalidArgument(`max_entries may not be negative (got ${maxEntries})`);
+    const token = req.startingToken ?? "";
+    if (token !== "" && !HostPathStore.isVolumeId(token)) {
+      throw aborted(`starting_token ${JSON.stringify(token)} was not issued by this driver; start again without one`);
+    }
+    const limit = maxEntries > 0 ? maxEntries : DEFAULT_PAGE;
+    const entries: ListVolumesResponse_Entry[] = [];
+    let after = token;
+    let more = true;
+    // A volume can vanish between reading the index and its metadata; keep
+    // reading so a page is not short for that reason.
+    while (entries.length < limit && more) {
+      const page = driver.hostpath.page(after, limit - entries.length);
+      more = page.more;
+      for (const id of page.ids) {
+        after = id;
+        const record = await driver.hostpath.get(id);
+        if (!record) continue;
+        const volumeCondition = await driver.hostpath.condition(id);
+        entries.push({ volume: toCsiVolume(record), status: { publishedNodeIds: [], volumeCondition } });
+      }
+      if (page.ids.length === 0) break;
+    }
+    return { entries, nextToken: more ? after : "" };
+  },
+});

@@ -1,0 +1,21 @@
+/**
+ * Topology: where a volume can be used.
+ *
+ * Kubernetes passes the nodes a pod could run on as `requisite` topologies
+ * (and its choice as `preferred`). A hostPath volume can only ever be made
+ * on the node that runs this controller, so if that node is not among the
+ * requisite ones the honest answer is RESOURCE_EXHAUSTED: "not here".
+ */
+import type { Topology, TopologyRequirement } from "../gen/csi";
+import type { Driver } from "../server/driver";
+
+export function matchesThisNode(t: Topology | undefined, driver: Driver): boolean {
+  return t?.segments?.[driver.topologyKey] === driver.config.nodeId;
+}
+
+/** undefined when this node may hold the volume, else the reason it may not. */
+export function topologyProblem(req: TopologyRequirement | undefined, driver: Driver): string | undefined {
+  const requisite = req?.requisite ?? [];
+  if (requisite.length === 0 || requisite.some((t) => matchesThisNode(t, driver))) return undefined;
+  return `volumes of this driver live on node ${driver.config.nodeId}, which is not among the requisite topologies`;
+}

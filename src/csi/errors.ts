@@ -1,0 +1,117 @@
+/**
+ * Errors are part of the CSI API.
+ *
+ * Every RPC answers either with a reply or with a gRPC status: a code from a
+ * fixed list (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, ABORTED, …) and a
+ * message for humans. The CSI spec says, per RPC, which code means what, and
+ * the CO acts on the code: ABORTED means "retry later", ALREADY_EXISTS means
+ * "you asked for something incompatible with what is there", and so on.
+ *
+ * So the driver has one error type, CsiError, carrying the code. Anything
+ * else thrown (a failed syscall, a bug) is turned into one by `CsiError.from`,
+ * which maps errno values onto the nearest status and never lets a stack
+ * trace reach the reply.
+ */
+import { status } from "@grpc/grpc-js";
+
+/** gRPC status codes; CSI uses them as its error vocabulary. */
+export const Code = status;
+export type Code = status;
+
+export class CsiError extends Error {
+  override readonly name = "CsiError";
+  readonly code: Code;
+
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  /** The code's name as gRPC spells it, e.g. "NOT_FOUND". */
+  get codeName(): string {
+    return codeName(this.code);
+  }
+
+  /** Turn anything thrown into a CsiError whose message is safe to send. */
+  static from(err: unknown): CsiError {
+    if (err instanceof CsiError) return err;
+    const errno = errnoOf(err);
+    if (errno !== undefined) {
+      const mapped = ERRNO_STATUS[errno] ?? status.INTERNAL;
+      const what = syscallOf(err);
+      return new CsiError(mapped, `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}`, {
+        cause: err,
+      });
+    }
+    return new CsiError(status.INTERNAL, "internal error in the driver (details are in its log)", { cause: err });
+  }
+}
+
+export const invalidArgument = (message: string) => new CsiError(status.INVALID_ARGUMENT, message);
+export const notFound = (message: string) => new CsiError(status.NOT_FOUND, message);
+export const alreadyExists = (message: string) => new CsiError(status.ALREADY_EXISTS, message);
+export const failedPrecondition = (message: string) => new CsiError(status.FAILED_PRECONDITION, message);
+export const aborted = (message: string) => new CsiError(status.ABORTED, message);
+export const outOfRange = (message: string) => new CsiError(status.OUT_OF_RANGE, message);
+export const resourceExhausted = (message: string) => new CsiError(status.RESOURCE_EXHAUSTED, message);
+export const unimplemented = (message: string) => new CsiError(status.UNIMPLEMENTED, message);
+export const unavailable = (message: string) => new CsiError(status.UNAVAILABLE, message);
+export const deadlineExceeded = (message: string) => new CsiError(status.DEADLINE_EXCEEDED, message);
+export const internal = (message: string) => new CsiError(status.INTERNAL, message);
+
+export function codeName(code: Code): string {
+  return status[code] ?? `CODE_${code}`;
+}
+
+/** The errno string of a Node.js system error ("ENOENT"), if it is one. */
+export function errnoOf(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+function syscallOf(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "syscall" in err) {
+    const s = (err as { syscall: unknown }).syscall;
+    if (typeof s === "string") return s;
+  }
+  return undefined;
+}
+
+// Where a failed syscall has an obvious CSI meaning, say it; the rest is
+// INTERNAL. ENOSPC and EDQUOT are "the storage is full", which CSI spells
+// RESOURCE_EXHAUSTED; a timed-out or unreachable share is UNAVAILABLE.
+const ERRNO_STATUS: Record<string, Code> = {
+  ENOSPC: status.RESOURCE_EXHAUSTED,
+  EDQUOT: status.RESOURCE_EXHAUSTED,
+  ENOENT: status.NOT_FOUND,
+  ENOTDIR: status.FAILED_PRECONDITION,
+  EEXIST: status.ALREADY_EXISTS,
+  EACCES: status.PERMISSION_DENIED,
+  EPERM: status.PERMISSION_DENIED,
+  EROFS: status.FAILED_PRECONDITION,
+  EBUSY: status.FAILED_PRECONDITION,
+  ETIMEDOUT: status.UNAVAILABLE,
+  EHOSTUNREACH: status.UNAVAILABLE,
+  ECONNREFUSED: status.UNAVAILABLE,
+  ESTALE: status.UNAVAILABLE,
+};
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "quota exceeded",
+  ENOENT: "no such file or directory",
+  ENOTDIR: "not a directory",
+  EEXIST: "already exists",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  EBUSY: "device or resource busy",
+  EIO: "input/output error",
+  EINVAL: "invalid argument to a system call",
+  ETIMEDOUT: "timed out",
+  ESTALE: "stale file handle",
+  ELOOP: "too many levels of symbolic links",
+};

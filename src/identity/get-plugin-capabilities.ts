@@ -1,0 +1,22 @@
+/**
+ * GetPluginCapabilities: which optional parts of CSI this plugin offers.
+ *
+ * CONTROLLER_SERVICE tells the CO to call CreateVolume and friends.
+ * VOLUME_ACCESSIBILITY_CONSTRAINTS says volumes are not reachable from
+ * every node — a hostPath volume exists on one node's disk — so the CO
+ * must honour the topology that CreateVolume returns when placing pods.
+ */
+import {
+  PluginCapability_Service_Type as ServiceType,
+  type GetPluginCapabilitiesRequest,
+  type GetPluginCapabilitiesResponse,
+} from "../gen/csi";
+import { defineRpc } from "../server/rpc";
+
+export const getPluginCapabilities = defineRpc<GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse>({
+  async handle(_req, { driver }) {
+    const services = [ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS];
+    if (driver.config.mode !== "node") services.unshift(ServiceType.CONTROLLER_SERVICE);
+    return { capabilities: services.map((type) => ({ service: { type } })) };
+  },
+});

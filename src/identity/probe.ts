@@ -1,0 +1,31 @@
+/**
+ * Probe: is the plugin able to work right now?
+ *
+ * A liveness probe calls this every few seconds. "Ready" here means the
+ * root directory exists and we can create and remove a file in it — the
+ * least every volume operation needs. A failing probe is reported as
+ * ready=false, not as an error: the process is alive, its storage is not.
+ */
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import type { ProbeRequest, ProbeResponse } from "../gen/csi";
+import { defineRpc } from "../server/rpc";
+
+export async function rootIsWritable(root: string): Promise<string | undefined> {
+  const probe = path.join(root, `.probe-${process.pid}`);
+  try {
+    await fsp.writeFile(probe, "");
+    await fsp.rm(probe);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+export const probe = defineRpc<ProbeRequest, ProbeResponse>({
+  async handle(_req, { driver, log }) {
+    const problem = await rootIsWritable(driver.config.root);
+    if (problem) log.warn("probe: not ready", { problem });
+    return { ready: problem === undefined };
+  },
+});

@@ -1,0 +1,101 @@
+/**
+ * What is mounted where, as the kernel says.
+ *
+ * /proc/self/mountinfo lists every mount in this process's mount namespace,
+ * one line each: ids, the device (major:minor), the directory inside that
+ * device's file system that is mounted ("root"; for a bind mount, the bound
+ * directory), the mount point, per-mount options, and after a "-" the file
+ * system type, the source and the super-block options. Reading it on every
+ * call, instead of remembering what we mounted, means a driver restart or a
+ * mount made by someone else can never leave us believing something false.
+ */
+import { promises as fsp } from "node:fs";
+
+export interface MountEntry {
+  id: number;
+  parentId: number;
+  /** "major:minor" of the file system. */
+  device: string;
+  /** Path inside the file system that is mounted here. */
+  root: string;
+  mountPoint: string;
+  /** Per-mount options, e.g. ["rw", "nosuid", "relatime"]. */
+  options: string[];
+  fsType: string;
+  source: string;
+  superOptions: string[];
+}
+
+// Paths in mountinfo escape space, tab, newline and backslash as \ooo.
+function unescape(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+export function parseMountInfo(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const parts = line.split(" ");
+    const dash = parts.indexOf("-", 6);
+    if (dash < 0 || parts.length < dash + 3) continue;
+    out.push({
+      id: Number(parts[0]),
+      parentId: Number(parts[1]),
+      device: parts[2]!,
+      root: unescape(parts[3]!),
+      mountPoint: unescape(parts[4]!),
+      options: parts[5]!.split(","),
+      fsType: parts[dash + 1]!,
+      source: unescape(parts[dash + 2]!),
+      superOptions: (parts[dash + 3] ?? "").split(","),
+    });
+  }
+  return out;
+}
+
+export async function readMountInfo(): Promise<MountEntry[]> {
+  return parseMountInfo(await fsp.readFile("/proc/self/mountinfo", "utf8"));
+}
+
+/** The mount on top at exactly `mountPoint` (the last one stacked there), if any. */
+export function mountAt(entries: readonly MountEntry[], mountPoint: string): MountEntry | undefined {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    if (entries[i]!.mountPoint === mountPoint) return entries[i];
+  }
+  return undefined;
+}
+
+/**
+ * The mount that contains `path`: the one with the longest mount point that
+ * is a prefix of it. Used to turn a directory into (device, root-relative
+ * path), which is how bind mounts of that directory show up.
+ */
+export function mountContaining(entries: readonly MountEntry[], path: string): MountEntry | undefined {
+  let best: MountEntry | undefined;
+  for (const e of entries) {
+    const mp = e.mountPoint;
+    const inside = mp === "/" || path === mp || path.startsWith(mp.endsWith("/") ? mp : mp + "/");
+    if (inside && (!best || mp.length >= best.mountPoint.length)) best = e;
+  }
+  return best;
+}
+
+/** Where a directory lives as mountinfo names it: device and path inside that file system. */
+export interface FsLocation {
+  device: string;
+  root: string;
+}
+
+/** Locate a real (symlink-free) absolute directory path. */
+export function locate(entries: readonly MountEntry[], realPath: string): FsLocation | undefined {
+  const m = mountContaining(entries, realPath);
+  if (!m) return undefined;
+  const rel = m.mountPoint === "/" ? realPath : realPath.slice(m.mountPoint.length);
+  const root = m.root === "/" ? rel || "/" : m.root + rel;
+  return { device: m.device, root };
+}
+
+/** Every mount of that directory (its bind mounts), by mount point. */
+export function mountsOf(entries: readonly MountEntry[], loc: FsLocation): MountEntry[] {
+  return entries.filter((e) => e.device === loc.device && e.root === loc.root);
+}

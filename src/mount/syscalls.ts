@@ -1,0 +1,76 @@
+/**
+ * mount(2) and umount2(2), called directly.
+ *
+ * A bind mount makes one directory appear at a second place in the tree;
+ * it is how a volume's directory reaches a pod without copying anything.
+ * The usual way to make one from a program is to run mount(8), but starting
+ * a process costs a millisecond or more, far more than the kernel's work
+ * (about 30 µs for mount + unmount here). koffi, a foreign-function
+ * interface that ships prebuilt for Node, lets us call the C library's
+ * mount() and umount2() directly. mount(8) stays in use where its helpers
+ * matter (NFS), see src/mount/mount-command.ts.
+ */
+import koffi from "koffi";
+import { MNT, MS } from "./options";
+
+const libc = koffi.load("libc.so.6");
+const mountFn = libc.func(
+  "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)",
+) as (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
+const umount2Fn = libc.func("int umount2(const char *target, int flags)") as (target: string, flags: number) => number;
+const strerrorFn = libc.func("const char *strerror(int errnum)") as (errnum: number) => string;
+
+// errno numbers → names, for the ones a mount can produce. Node's own
+// errors carry names ("ENOENT"), so ours do too.
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 5: "EIO", 12: "ENOMEM", 13: "EACCES", 15: "ENOTBLK", 16: "EBUSY",
+  19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 24: "EMFILE", 30: "EROFS", 36: "ENAMETOOLONG",
+  40: "ELOOP", 110: "ETIMEDOUT", 116: "ESTALE",
+};
+
+/** An error shaped like Node's own system errors (code, errno, syscall, path). */
+export class SyscallError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly path: string;
+  constructor(syscall: string, errno: number, path: string) {
+    const code = ERRNO_NAMES[errno] ?? `E${errno}`;
+    super(`${code}: ${strerrorFn(errno)}, ${syscall} '${path}'`);
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+    this.path = path;
+  }
+}
+
+function check(rc: number, syscall: string, path: string): void {
+  if (rc !== 0) throw new SyscallError(syscall, koffi.errno(), path);
+}
+
+/** Bind `source` at `target` (both must exist and be of the same kind). */
+export function bindMount(source: string, target: string): void {
+  check(mountFn(source, target, null, MS.BIND, null), "mount", target);
+}
+
+/**
+ * Apply per-mount flags (ro, nosuid, …) to an existing bind mount. A bind
+ * mount starts with its source's flags; changing them takes a second call
+ * with MS_REMOUNT|MS_BIND.
+ */
+export function remountBind(target: string, bits: number): void {
+  check(mountFn(null, target, null, MS.REMOUNT | MS.BIND | bits, null), "mount", target);
+}
+
+/** Mount a file system (used for loop devices and tmpfs in tests). */
+export function mountFs(source: string, target: string, fstype: string, bits: number, data: string | null): void {
+  check(mountFn(source, target, fstype, bits, data), "mount", target);
+}
+
+/**
+ * Unmount `target`. UMOUNT_NOFOLLOW: a symlink at the target is never
+ * followed, so a planted link cannot make us unmount something else.
+ */
+export function unmount(target: string, opts: { detach?: boolean } = {}): void {
+  check(umount2Fn(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0)), "umount2", target);
+}

@@ -1,0 +1,22 @@
+// The Node service: runs on every node; the kubelet calls it to mount volumes.
+import type { NodeServer } from "../gen/csi";
+import { notOffered } from "../server/not-offered";
+import type { RpcTable } from "../server/rpc";
+import { nodeGetCapabilities } from "./node-get-capabilities";
+import { nodeGetInfo } from "./node-get-info";
+import { nodeGetVolumeStats } from "./node-get-volume-stats";
+import { nodePublishVolume } from "./node-publish-volume";
+import { nodeStageVolume } from "./node-stage-volume";
+import { nodeUnpublishVolume } from "./node-unpublish-volume";
+import { nodeUnstageVolume } from "./node-unstage-volume";
+
+export const nodeRpcs: RpcTable<NodeServer> = {
+  nodeStageVolume,
+  nodeUnstageVolume,
+  nodePublishVolume,
+  nodeUnpublishVolume,
+  nodeGetVolumeStats,
+  nodeExpandVolume: notOffered("NodeExpandVolume", "EXPAND_VOLUME"),
+  nodeGetCapabilities,
+  nodeGetInfo,
+};

@@ -1,0 +1,21 @@
+/**
+ * NodeGetInfo: this node's identity for the CO.
+ *
+ * node-driver-registrar asks once at start-up and tells the kubelet, which
+ * records the node ID on the CSINode object; the topology segment becomes
+ * a node label, used by the scheduler to put pods where their hostPath
+ * volumes are.
+ */
+import type { NodeGetInfoRequest, NodeGetInfoResponse } from "../gen/csi";
+import { nodeTopology } from "../controller/volume-view";
+import { defineRpc } from "../server/rpc";
+
+export const nodeGetInfo = defineRpc<NodeGetInfoRequest, NodeGetInfoResponse>({
+  async handle(_req, { driver }) {
+    return {
+      nodeId: driver.config.nodeId,
+      maxVolumesPerNode: driver.config.maxVolumesPerNode,
+      accessibleTopology: nodeTopology(driver),
+    };
+  },
+});

@@ -1,0 +1,64 @@
+/**
+ * The driver's shared context: its configuration and where volumes live.
+ *
+ * Every RPC handler receives this object; handlers hold no state of their
+ * own. What must survive a restart is on disk under `root`, so building a
+ * Driver is all a restart needs.
+ */
+import * as os from "node:os";
+import { HostPathStore } from "../storage/hostpath-store";
+import { NodeRecords } from "../storage/node-records";
+import type { Logger } from "./logger";
+import { version } from "./version";
+
+export type Mode = "all" | "controller" | "node";
+
+export interface DriverConfig {
+  /** The CSI driver name, reverse-DNS; StorageClasses name it as provisioner. */
+  driverName: string;
+  nodeId: string;
+  root: string;
+  mode: Mode;
+  /** Volumes a node may have published at once; 0 = no limit. */
+  maxVolumesPerNode: number;
+  /** Size given to a volume when CreateVolume names none. */
+  defaultCapacityBytes: number;
+}
+
+export const DEFAULT_DRIVER_NAME = "csi-lab.example.org";
+export const GiB = 1024 ** 3;
+
+export function defaultConfig(overrides: Partial<DriverConfig> = {}): DriverConfig {
+  return {
+    driverName: DEFAULT_DRIVER_NAME,
+    nodeId: os.hostname(),
+    root: ".csi-lab/root",
+    mode: "all",
+    maxVolumesPerNode: 0,
+    defaultCapacityBytes: GiB,
+    ...overrides,
+  };
+}
+
+export interface Driver {
+  readonly config: DriverConfig;
+  readonly version: string;
+  readonly log: Logger;
+  readonly hostpath: HostPathStore;
+  readonly nodeRecords: NodeRecords;
+  /** Topology segment key for "this node", e.g. csi-lab.example.org/node. */
+  readonly topologyKey: string;
+}
+
+export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
+  const hostpath = await HostPathStore.open(config.root);
+  const nodeRecords = await NodeRecords.open(hostpath.root);
+  return {
+    config: { ...config, root: hostpath.root },
+    version,
+    log,
+    hostpath,
+    nodeRecords,
+    topologyKey: `${config.driverName}/node`,
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * The one interceptor every CSI call passes through.
+ *
+ * gRPC leaves cross-cutting work to "interceptors" wrapped around handlers.
+ * Ours does, for every RPC and in this order:
+ *   1. reject requests whose bytes did not decode (INVALID_ARGUMENT — gRPC
+ *      itself would say INTERNAL, which blames the server),
+ *   2. take the per-volume locks the handler names (busy → ABORTED),
+ *   3. run the handler with a context (driver, logger, cancellation),
+ *   4. turn whatever it threw into a CSI status with a readable message —
+ *      the stack goes to the log, never into the reply,
+ *   5. log one JSON line (method, volume, code, duration; secrets redacted)
+ *      and report the call to the metrics observer.
+ */
+import { randomBytes } from "node:crypto";
+import type { handleUnaryCall, ServerUnaryCall, sendUnaryData, ServiceDefinition } from "@grpc/grpc-js";
+import { CsiError, Code, codeName } from "../csi/errors";
+import type { Driver } from "./driver";
+import { KeyedLocks } from "./locks";
+import { redact } from "./redact";
+import type { CallContext, Rpc, RpcTable } from "./rpc";
+
+/** What the metrics layer is told about each finished call. */
+export interface CallRecord {
+  service: string;
+  method: string;
+  code: Code;
+  seconds: number;
+}
+
+export interface InterceptorDeps {
+  driver: Driver;
+  locks: KeyedLocks;
+  onCall?: (rec: CallRecord) => void;
+  /** Called when a handler starts and ends, so shutdown can wait for in-flight calls. */
+  inflight?: { start(): void; end(): void };
+}
+
+const DECODE_FAILED = Symbol("decode failed");
+interface DecodeFailure {
+  [DECODE_FAILED]: string;
+}
+
+function isDecodeFailure(x: unknown): x is DecodeFailure {
+  return typeof x === "object" && x !== null && DECODE_FAILED in x;
+}
+
+/**
+ * A copy of a ts-proto service definition whose request decoders never
+ * throw: a malformed message becomes a marker the interceptor answers with
+ * INVALID_ARGUMENT.
+ */
+export function withSafeDecoding<D extends ServiceDefinition>(definition: D): D {
+  const out: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return { [DECODE_FAILED]: err instanceof Error ? err.message : String(err) } satisfies DecodeFailure;
+        }
+      },
+    };
+  }
+  return out as D;
+}
+
+// Fields worth a column in every log line, when the request has them.
+const LOG_FIELDS = ["volumeId", "name", "sourceVolumeId", "snapshotId", "nodeId", "targetPath", "stagingTargetPath"] as const;
+
+function summary(req: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (typeof req !== "object" || req === null) return out;
+  for (const f of LOG_FIELDS) {
+    const v = (req as Record<string, unknown>)[f];
+    if (typeof v === "string" && v !== "") out[f] = v;
+  }
+  return out;
+}
+
+/** Wrap one Rpc as a grpc-js unary handler. */
+export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Req, Res>, deps: InterceptorDeps): handleUnaryCall<Req, Res> {
+  const { driver, locks } = deps;
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const started = process.hrtime.bigint();
+    const callId = randomBytes(4).toString("hex");
+    const req = call.request as unknown;
+    const fields = { rpc: method, call: callId, ...summary(req) };
+    const log = {
+      debug: (m: string, f?: Record<string, unknown>) => driver.log.debug(m, { ...fields, ...f }),
+      info: (m: string, f?: Record<string, unknown>) => driver.log.info(m, { ...fields, ...f }),
+      warn: (m: string, f?: Record<string, unknown>) => driver.log.warn(m, { ...fields, ...f }),
+      error: (m: string, f?: Record<string, unknown>) => driver.log.error(m, { ...fields, ...f }),
+    };
+    let keys: string[] = [];
+    let settled = false;
+    deps.inflight?.start();
+
+    const finish = (err: CsiError | undefined, res?: Res) => {
+      if (settled) return;
+      settled = true;
+      locks.release(keys);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const code = err ? err.code : Code.OK;
+      const line = { code: codeName(code), ms: Math.round(seconds * 1e6) / 1e3 };
+      if (err) {
+        const cause = err.cause instanceof Error ? { cause: err.cause.stack ?? err.cause.message } : {};
+        const level = code === Code.INTERNAL || code === Code.UNKNOWN ? "error" : "info";
+        log[level]("rpc failed", { ...line, error: err.message, ...cause });
+        callback({ code, details: err.message });
+      } else {
+        log.info("rpc", line);
+        callback(null, res);
+      }
+      deps.onCall?.({ service, method, code, seconds });
+      deps.inflight?.end();
+    };
+
+    if (isDecodeFailure(req)) {
+      finish(new CsiError(Code.INVALID_ARGUMENT, `the ${method} request could not be decoded: ${req[DECODE_FAILED]}`));
+      return;
+    }
+    log.debug("request", { request: redact(req) });
+
+    try {
+      keys = rpc.lockKeys?.(req as Req, driver) ?? [];
+    } catch (err) {
+      keys = [];
+      finish(CsiError.from(err));
+      return;
+    }
+    const busy = locks.tryAcquire(keys, `${method}/${callId}`);
+    if (busy !== undefined) {
+      keys = []; // none were taken
+      finish(new CsiError(Code.ABORTED, `another operation on ${busy} is in progress (${locks.holderOf(busy)?.split("/")[0]}); retry later`));
+      return;
+    }
+
+    const abort = new AbortController();
+    const deadline = call.getDeadline();
+    const deadlineDate = deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    if (deadlineDate) {
+      const ms = deadlineDate.getTime() - Date.now();
+      timer = setTimeout(() => abort.abort(new CsiError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")), Math.max(0, ms));
+    }
+    call.on("cancelled", () => abort.abort(new CsiError(Code.CANCELLED, "the client cancelled the call")));
+
+    const ctx: CallContext = { driver, log, signal: abort.signal, deadline: deadlineDate };
+    rpc.handle(req as Req, ctx).then(
+      (res) => {
+        clearTimeout(timer);
+        finish(undefined, res);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        finish(CsiError.from(err));
+      },
+    );
+  };
+}
+
+/** Wrap every Rpc of a service table. */
+export function interceptAll<S>(service: string, table: RpcTable<S>, deps: InterceptorDeps): S {
+  const out: Record<string, unknown> = {};
+  for (const [key, rpc] of Object.entries(table as Record<string, Rpc<unknown, unknown>>)) {
+    const method = key.charAt(0).toUpperCase() + key.slice(1);
+    out[key] = intercept(service, method, rpc, deps);
+  }
+  return out as S;
+}

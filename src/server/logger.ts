@@ -1,0 +1,31 @@
+/**
+ * Structured logs: one JSON object per line.
+ *
+ * A line per RPC with its method, volume, status code and duration is what
+ * an operator greps, and what Loki or Elasticsearch index without parsing
+ * rules. Anything that looks like a credential is redacted before it is
+ * written (see redact.ts).
+ */
+export type Level = "debug" | "info" | "warn" | "error";
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export function createLogger(opts: { level?: Level; write?: (line: string) => void } = {}): Logger {
+  const min = ORDER[opts.level ?? "info"];
+  const write = opts.write ?? ((line: string) => process.stderr.write(line + "\n"));
+  const log = (level: Level) => (msg: string, fields: Record<string, unknown> = {}) => {
+    if (ORDER[level] < min) return;
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
+  };
+  return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+}
+
+export function parseLevel(s: string | undefined): Level {
+  return s === "debug" || s === "warn" || s === "error" ? s : "info";
+}

@@ -1,0 +1,146 @@
+/**
+ * The gRPC server: CSI's transport.
+ *
+ * CSI is defined as gRPC services, so a plugin is a gRPC server. We accept
+ * connections ourselves (net.Server on a unix socket or TCP port) and hand
+ * each one to grpc-js through its connection injector. Owning the accept
+ * step lets us repair the `:authority` of old clients (authority.ts) and
+ * remove a stale socket file safely, which grpc-js's own bind cannot do.
+ *
+ * Which services are served depends on --mode: a controller Deployment
+ * serves Identity + Controller, a node DaemonSet Identity + Node, and a
+ * single-node setup ("all") serves the three.
+ */
+import * as net from "node:net";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
+import { ControllerService, IdentityService, NodeService } from "../gen/csi";
+import { controllerRpcs } from "../controller";
+import { identityRpcs } from "../identity";
+import { nodeRpcs } from "../node";
+import { AuthorityGuard } from "./authority";
+import type { Driver } from "./driver";
+import { formatEndpoint, type Endpoint } from "./endpoint";
+import { interceptAll, withSafeDecoding, type CallRecord } from "./interceptor";
+import { KeyedLocks } from "./locks";
+
+export interface RunningServer {
+  /** Where it listens (for tcp port 0, the real port). */
+  readonly endpoint: Endpoint;
+  /** Stop accepting, let in-flight calls finish (up to graceMs), remove the socket. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+export interface ServerOptions {
+  onCall?: (rec: CallRecord) => void;
+}
+
+/** Linux's sockaddr_un.sun_path holds 108 bytes including the final NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export async function startServer(driver: Driver, endpoint: Endpoint, opts: ServerOptions = {}): Promise<RunningServer> {
+  const grpcServer = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  let inflight = 0;
+  const deps = {
+    driver,
+    locks: new KeyedLocks(),
+    onCall: opts.onCall,
+    inflight: { start: () => void inflight++, end: () => void inflight-- },
+  };
+  const mode = driver.config.mode;
+  grpcServer.addService(withSafeDecoding(IdentityService), interceptAll("Identity", identityRpcs, deps));
+  if (mode !== "node") grpcServer.addService(withSafeDecoding(ControllerService), interceptAll("Controller", controllerRpcs, deps));
+  if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeService), interceptAll("Node", nodeRpcs, deps));
+
+  const injector: ConnectionInjector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+  const sockets = new Set<net.Socket>();
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    const guard = new AuthorityGuard(socket, (from) => driver.log.debug("rewrote an invalid :authority", { authority: from }));
+    injector.injectConnection(guard);
+  });
+
+  let bound: Endpoint;
+  if (endpoint.kind === "unix") {
+    await prepareSocketPath(endpoint.path);
+    await listen(listener, endpoint.path);
+    bound = endpoint;
+  } else {
+    await listen(listener, endpoint.port, endpoint.host);
+    const addr = listener.address() as net.AddressInfo;
+    bound = { kind: "tcp", host: endpoint.host, port: addr.port };
+  }
+  driver.log.info("serving", { endpoint: formatEndpoint(bound), mode, driver: driver.config.driverName, node: driver.config.nodeId });
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (graceMs = 30_000): Promise<void> => {
+    closing ??= (async () => {
+      driver.log.info("shutting down", { inflight });
+      // Stop accepting. (close's callback would wait for every open
+      // connection to end; gRPC's shutdown below is what ends them.)
+      listener.close();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          driver.log.warn("grace period over; cancelling remaining calls", { inflight });
+          grpcServer.forceShutdown();
+          for (const s of sockets) s.destroy();
+          resolve();
+        }, graceMs);
+        grpcServer.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      for (const s of sockets) s.destroy();
+      if (bound.kind === "unix") await fsp.rm(bound.path, { force: true });
+      driver.log.info("stopped");
+    })();
+    return closing;
+  };
+  return { endpoint: bound, shutdown };
+}
+
+function listen(server: net.Server, portOrPath: number | string, host?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    const done = () => {
+      server.off("error", reject);
+      resolve();
+    };
+    if (typeof portOrPath === "string") server.listen(portOrPath, done);
+    else server.listen(portOrPath, host, done);
+  });
+}
+
+/**
+ * Make the socket path usable: parent directory present, and a socket left
+ * over from a dead driver removed. A socket that still answers belongs to a
+ * live driver and is never taken over; a path that is not a socket is
+ * never deleted.
+ */
+async function prepareSocketPath(socketPath: string): Promise<void> {
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new Error(`socket path ${socketPath} is longer than the ${MAX_SOCKET_PATH} bytes a unix socket address holds`);
+  }
+  await fsp.mkdir(path.dirname(socketPath), { recursive: true });
+  let st;
+  try {
+    st = await fsp.lstat(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(socketPath);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+  if (alive) throw new Error(`another process is serving on ${socketPath}`);
+  await fsp.rm(socketPath, { force: true });
+}

@@ -1,0 +1,56 @@
+/**
+ * Crash-safe small files.
+ *
+ * A file rewritten in place can be caught half-written by a crash or a
+ * kill -9: the old contents are gone and the new ones are not all there.
+ * The classic cure is to write a temporary file next to the target, fsync
+ * it so its bytes are on disk, rename it over the target — rename(2) is
+ * atomic within a file system, so a reader sees the old file or the new one,
+ * never a mix — and then fsync the directory so the rename itself survives
+ * a power cut.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fsp, constants as fsc } from "node:fs";
+import * as path from "node:path";
+
+/** Write `data` to `file` atomically and durably. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(path.dirname(file));
+}
+
+/** Make a directory entry change (create, rename, unlink) durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Read a JSON file without following a symlink at its last component. */
+export async function readJsonNoFollow(file: string): Promise<unknown> {
+  const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    return JSON.parse(await fh.readFile("utf8"));
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The metadata a volume carries on disk.
+ *
+ * Everything the controller must remember about a volume — the name it was
+ * created under, its size, the capabilities and parameters it was made for,
+ * where its content came from — lives in one small JSON file next to the
+ * volume's data, written atomically. There is no other database: list the
+ * directory and you have the driver's whole state.
+ */
+import type { Capability } from "../csi/capabilities";
+
+export const RECORD_VERSION = 1;
+
+export interface ContentSource {
+  snapshotId?: string;
+  volumeId?: string;
+}
+
+export interface VolumeRecord {
+  version: number;
+  volumeId: string;
+  name: string;
+  backend: string;
+  capacityBytes: number;
+  /** The capabilities CreateVolume asked for. */
+  capabilities: Capability[];
+  parameters: Record<string, string>;
+  mutableParameters: Record<string, string>;
+  contentSource?: ContentSource;
+  /** Topology segments where the volume can be reached. */
+  topology: Record<string, string>;
+  createdAt: string;
+}
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
+}
+
+/** Check a parsed meta.json; returns the reason it is unusable, or the record. */
+export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | string {
+  if (typeof raw !== "object" || raw === null) return "metadata is not a JSON object";
+  const r = raw as Record<string, unknown>;
+  if (typeof r.version !== "number" || r.version > RECORD_VERSION) {
+    return `metadata version ${String(r.version)} is not understood by this driver (it reads up to ${RECORD_VERSION})`;
+  }
+  if (r.volumeId !== expectedId) return `metadata names volume ${String(r.volumeId)}, not ${expectedId}`;
+  if (typeof r.name !== "string" || typeof r.backend !== "string") return "metadata lacks name or backend";
+  if (typeof r.capacityBytes !== "number" || !Number.isSafeInteger(r.capacityBytes)) return "metadata has no valid capacityBytes";
+  if (!Array.isArray(r.capabilities)) return "metadata has no capabilities";
+  if (!isStringMap(r.parameters) || !isStringMap(r.mutableParameters) || !isStringMap(r.topology)) {
+    return "metadata has malformed parameters or topology";
+  }
+  if (typeof r.createdAt !== "string") return "metadata has no createdAt";
+  return r as unknown as VolumeRecord;
+}
