@@ -2,4 +2,9 @@
 // The installed entry point. The TypeScript is compiled to dist/ by `npm ci`
 // (the "prepare" script), so this file only hands over to it.
 "use strict";
+// File system calls run on libuv's thread pool (4 threads by default). A
+// driver's calls are mostly metadata operations and fsyncs that wait on the
+// disk, so more threads let more of them wait at once. It must be set before
+// the pool first starts.
+process.env.UV_THREADPOOL_SIZE = process.env.UV_THREADPOOL_SIZE || "16";
 require("../dist/src/cli.js").main(process.argv.slice(2));

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { defaultConfig, openDriver, type DriverConfig, type Mode } from "./server/driver";
 import { parseEndpoint } from "./server/endpoint";
 import { createLogger, parseLevel } from "./server/logger";
-import { startServer } from "./server/server";
+import { startServer, type RunningServer } from "./server/server";
 import { version } from "./server/version";
 
 const USAGE = `csi-lab ${version} — a CSI driver and an RPC playground
@@ -109,15 +109,16 @@ async function runDriver(args: string[]): Promise<void> {
   const started = process.hrtime.bigint();
   const { config, endpoint, logLevel } = driverConfigFromArgs(args);
   const log = createLogger({ level: parseLevel(logLevel) });
-  const driver = await openDriver(config, log);
-  const server = await startServer(driver, parseEndpoint(endpoint));
-  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.hostpath.count, root: driver.config.root });
 
+  // Handlers go in before anything is announced: whoever reads "ready"
+  // may send SIGTERM at once, and an unhandled SIGTERM would kill the
+  // process without removing its socket.
+  let server: RunningServer | undefined;
   let signals = 0;
   const stop = (signal: string) => {
     signals++;
-    if (signals > 1) {
-      log.warn("second signal; exiting now", { signal });
+    if (signals > 1 || !server) {
+      log.warn(server ? "second signal; exiting now" : "signal before the server started; exiting", { signal });
       process.exit(1);
     }
     log.info("signal received", { signal });
@@ -131,4 +132,8 @@ async function runDriver(args: string[]): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+
+  const driver = await openDriver(config, log);
+  server = await startServer(driver, parseEndpoint(endpoint));
+  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.hostpath.count, root: driver.config.root });
 }

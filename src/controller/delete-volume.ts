@@ -22,7 +22,7 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
     const volumeId = checkToken(req.volumeId, "volume_id");
     checkMap(req.secrets, "secrets");
     if (!HostPathStore.isVolumeId(volumeId)) return {};
-    const { mounts } = await mountsOfDir(driver.hostpath.dataDir(volumeId));
+    const { mounts } = mountsOfDir(driver.hostpath.dataDir(volumeId));
     if (mounts.length > 0) {
       throw failedPrecondition(
         `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,

@@ -9,17 +9,22 @@
  * Safety: a target that is a symlink is refused (mount(2) would follow it
  * wherever it points), and unmounting never follows one either.
  */
-import { promises as fsp } from "node:fs";
+import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { failedPrecondition } from "../csi/errors";
-import { mountAt, readMountInfo, type MountEntry } from "./mountinfo";
+import type { MountEntry } from "./mountinfo";
 import { MS } from "./options";
-import { bindMount, remountBind, unmount } from "./syscalls";
+import { bindMount, remountBind, unmount, unmountAsync } from "./syscalls";
 
 /** Create `dir` (and parents) if missing; refuse if it is a symlink or not a directory. */
 export async function ensureDirectory(dir: string, field: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
-  const st = await fsp.lstat(dir);
+  // Usually the CO made it already; a cached lstat says so without a trip
+  // to the thread pool.
+  let st = lstatSync(dir, { throwIfNoEntry: false });
+  if (!st) {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
+    st = lstatSync(dir);
+  }
   if (st.isSymbolicLink()) throw failedPrecondition(`${field} ${dir} is a symbolic link; refusing to mount over it`);
   if (!st.isDirectory()) throw failedPrecondition(`${field} ${dir} exists and is not a directory`);
 }
@@ -37,18 +42,23 @@ export function bindWithFlags(source: string, target: string, bits: number): voi
   }
 }
 
-/** Unmount everything stacked at `target`; true if anything was mounted. */
+/**
+ * Unmount everything stacked at `target`; true if anything was mounted.
+ * umount2 answers EINVAL when `target` is not a mount point (and ENOENT
+ * when it does not exist), so the loop needs no look at the mount table.
+ */
 export async function unmountAll(target: string): Promise<boolean> {
   let any = false;
   for (let i = 0; i < 64; i++) {
-    if (!mountAt(await readMountInfo(), target)) return any;
     try {
-      unmount(target);
+      await unmountAsync(target);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EINVAL" || code === "ENOENT") return any;
+      if (code !== "EBUSY") throw err;
       // Still in use by some process: detach it from the tree now; the
       // kernel frees it when the last user lets go.
-      unmount(target, { detach: true });
+      await unmountAsync(target, { detach: true });
     }
     any = true;
   }

@@ -9,7 +9,7 @@
  * call, instead of remembering what we mounted, means a driver restart or a
  * mount made by someone else can never leave us believing something false.
  */
-import { promises as fsp } from "node:fs";
+import { readFileSync } from "node:fs";
 
 export interface MountEntry {
   id: number;
@@ -53,8 +53,13 @@ export function parseMountInfo(text: string): MountEntry[] {
   return out;
 }
 
-export async function readMountInfo(): Promise<MountEntry[]> {
-  return parseMountInfo(await fsp.readFile("/proc/self/mountinfo", "utf8"));
+/**
+ * The current mount table. A synchronous read: procfs generates it in
+ * memory (about 40 µs for a few dozen mounts), far cheaper than the
+ * promise API's round trips through the thread pool.
+ */
+export function readMountInfo(): MountEntry[] {
+  return parseMountInfo(readFileSync("/proc/self/mountinfo", "utf8"));
 }
 
 /** The mount on top at exactly `mountPoint` (the last one stacked there), if any. */

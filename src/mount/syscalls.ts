@@ -17,7 +17,10 @@ const libc = koffi.load("libc.so.6");
 const mountFn = libc.func(
   "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)",
 ) as (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
-const umount2Fn = libc.func("int umount2(const char *target, int flags)") as (target: string, flags: number) => number;
+type Umount2 = ((target: string, flags: number) => number) & {
+  async(target: string, flags: number, cb: (err: unknown, rc: number) => void): void;
+};
+const umount2Fn = libc.func("int umount2(const char *target, int flags)") as Umount2;
 const strerrorFn = libc.func("const char *strerror(int errnum)") as (errnum: number) => string;
 
 // errno numbers → names, for the ones a mount can produce. Node's own
@@ -73,4 +76,19 @@ export function mountFs(source: string, target: string, fstype: string, bits: nu
  */
 export function unmount(target: string, opts: { detach?: boolean } = {}): void {
   check(umount2Fn(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0)), "umount2", target);
+}
+
+/**
+ * The same on a worker thread. An unmount waits for the kernel to be sure
+ * nobody still walks the old mount (an RCU grace period, often 0.1 ms or
+ * more), and that wait must not stall every other call.
+ */
+export function unmountAsync(target: string, opts: { detach?: boolean } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    umount2Fn.async(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0), (err, rc) => {
+      if (err) reject(err);
+      else if (rc !== 0) reject(new SyscallError("umount2", koffi.errno(), target));
+      else resolve();
+    });
+  });
 }

@@ -7,7 +7,7 @@
  * complete list of places D is staged or published — including mounts
  * made before a restart, or by hand.
  */
-import { promises as fsp } from "node:fs";
+import { realpathSync } from "node:fs";
 import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
 
 export interface DirMounts {
@@ -17,11 +17,11 @@ export interface DirMounts {
   mounts: MountEntry[];
 }
 
-export async function mountsOfDir(dir: string): Promise<DirMounts> {
-  const entries = await readMountInfo();
+export function mountsOfDir(dir: string): DirMounts {
+  const entries = readMountInfo();
   let real: string;
   try {
-    real = await fsp.realpath(dir);
+    real = realpathSync(dir);
   } catch {
     return { entries, location: undefined, mounts: [] };
   }

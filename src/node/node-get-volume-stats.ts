@@ -29,7 +29,7 @@ export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVo
     if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
     const volumeCondition = await driver.hostpath.condition(volumeId);
     if (volumeCondition.abnormal) return { usage: [], volumeCondition };
-    const mounts = await mountsOfDir(driver.hostpath.dataDir(volumeId));
+    const mounts = mountsOfDir(driver.hostpath.dataDir(volumeId));
     if (!volumePath.startsWith("/") || volumePath.includes("\0") || !isMountOf(mounts.entries, volumePath, mounts.location)) {
       throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
     }

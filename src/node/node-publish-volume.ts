@@ -53,7 +53,7 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
 
     const existing = isMountOf(entries, targetPath, location);
     if (existing) {
-      const rec = await driver.nodeRecords.get("publish", targetPath);
+      const rec = driver.nodeRecords.get("publish", targetPath);
       const kernelReadOnly = readonly || (flags.bits & MS.RDONLY) !== 0;
       const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
       if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with a different capability or readonly flag`);
@@ -70,7 +70,7 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     }
 
     await ensureDirectory(targetPath, "target_path");
-    await driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
+    driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
     bindWithFlags(stagingPath, targetPath, readOnlyBits(readonly, flags.bits));
     return {};
   },

@@ -34,7 +34,7 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
     await ensureDirectory(stagingPath, "staging_target_path");
     const { entries, location } = vol.mounts;
     if (isMountOf(entries, stagingPath, location)) {
-      const rec = await driver.nodeRecords.get("stage", stagingPath);
+      const rec = driver.nodeRecords.get("stage", stagingPath);
       if (rec && (rec.volumeId !== volumeId || !sameCapability(rec.capability, cap))) {
         throw alreadyExists(`volume ${volumeId} is already staged at ${stagingPath} with a different volume_capability`);
       }
@@ -46,7 +46,7 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
     // Write the record first: if we crash between the two steps, a record
     // without a mount is ignored, while a mount without a record would
     // lose the capability it was made for.
-    await driver.nodeRecords.put("stage", { volumeId, path: stagingPath, capability: cap, readonly: false });
+    driver.nodeRecords.put("stage", { volumeId, path: stagingPath, capability: cap, readonly: false });
     bindWithFlags(vol.dataDir, stagingPath, 0);
     return {};
   },

@@ -19,7 +19,7 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
     const targetPath = checkPath(req.targetPath, "target_path");
     await unmountAll(targetPath);
     await removeMountPoint(targetPath);
-    await driver.nodeRecords.remove("publish", targetPath);
+    driver.nodeRecords.remove("publish", targetPath);
     return {};
   },
 });

@@ -18,7 +18,7 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
     checkToken(req.volumeId, "volume_id");
     const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
     await unmountAll(stagingPath);
-    await driver.nodeRecords.remove("stage", stagingPath);
+    driver.nodeRecords.remove("stage", stagingPath);
     return {};
   },
 });

@@ -23,7 +23,7 @@ export async function findVolume(driver: Driver, volumeId: string): Promise<Node
   const dataDir = driver.hostpath.dataDir(volumeId);
   const condition = await driver.hostpath.condition(volumeId);
   if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
-  return { record, dataDir, mounts: await mountsOfDir(dataDir) };
+  return { record, dataDir, mounts: mountsOfDir(dataDir) };
 }
 
 /**

@@ -52,7 +52,7 @@ export interface Driver {
 
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
-  const nodeRecords = await NodeRecords.open(hostpath.root);
+  const nodeRecords = new NodeRecords();
   return {
     config: { ...config, root: hostpath.root },
     version,

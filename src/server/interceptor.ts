@@ -12,7 +12,6 @@
  *   5. log one JSON line (method, volume, code, duration; secrets redacted)
  *      and report the call to the metrics observer.
  */
-import { randomBytes } from "node:crypto";
 import type { handleUnaryCall, ServerUnaryCall, sendUnaryData, ServiceDefinition } from "@grpc/grpc-js";
 import { CsiError, Code, codeName } from "../csi/errors";
 import type { Driver } from "./driver";
@@ -80,15 +79,18 @@ function summary(req: unknown): Record<string, unknown> {
   return out;
 }
 
+let callCounter = 0;
+
 /** Wrap one Rpc as a grpc-js unary handler. */
 export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Req, Res>, deps: InterceptorDeps): handleUnaryCall<Req, Res> {
   const { driver, locks } = deps;
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = process.hrtime.bigint();
-    const callId = randomBytes(4).toString("hex");
+    const callId = (++callCounter).toString(36);
     const req = call.request as unknown;
     const fields = { rpc: method, call: callId, ...summary(req) };
     const log = {
+      enabled: driver.log.enabled,
       debug: (m: string, f?: Record<string, unknown>) => driver.log.debug(m, { ...fields, ...f }),
       info: (m: string, f?: Record<string, unknown>) => driver.log.info(m, { ...fields, ...f }),
       warn: (m: string, f?: Record<string, unknown>) => driver.log.warn(m, { ...fields, ...f }),
@@ -122,7 +124,7 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
       finish(new CsiError(Code.INVALID_ARGUMENT, `the ${method} request could not be decoded: ${req[DECODE_FAILED]}`));
       return;
     }
-    log.debug("request", { request: redact(req) });
+    if (driver.log.enabled("debug")) log.debug("request", { request: redact(req) });
 
     try {
       keys = rpc.lockKeys?.(req as Req, driver) ?? [];
@@ -138,17 +140,33 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
       return;
     }
 
-    const abort = new AbortController();
     const deadline = call.getDeadline();
     const deadlineDate = deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
+    // The abort signal is made only for handlers that ask for it (those that
+    // run slow external work); most calls finish in a millisecond or two.
+    let abort: AbortController | undefined;
     let timer: NodeJS.Timeout | undefined;
-    if (deadlineDate) {
-      const ms = deadlineDate.getTime() - Date.now();
-      timer = setTimeout(() => abort.abort(new CsiError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")), Math.max(0, ms));
-    }
-    call.on("cancelled", () => abort.abort(new CsiError(Code.CANCELLED, "the client cancelled the call")));
+    const signal = (): AbortSignal => {
+      if (abort) return abort.signal;
+      const ac = (abort = new AbortController());
+      if (deadlineDate) {
+        const ms = deadlineDate.getTime() - Date.now();
+        timer = setTimeout(() => ac.abort(new CsiError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")), Math.max(0, ms));
+      }
+      call.on("cancelled", () => {
+        if (!settled) ac.abort(new CsiError(Code.CANCELLED, "the client cancelled the call"));
+      });
+      return ac.signal;
+    };
 
-    const ctx: CallContext = { driver, log, signal: abort.signal, deadline: deadlineDate };
+    const ctx: CallContext = {
+      driver,
+      log,
+      get signal() {
+        return signal();
+      },
+      deadline: deadlineDate,
+    };
     rpc.handle(req as Req, ctx).then(
       (res) => {
         clearTimeout(timer);

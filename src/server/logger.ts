@@ -10,6 +10,8 @@ export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
+  /** Whether lines of this level are written (to skip building them). */
+  enabled(level: Level): boolean;
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -23,7 +25,7 @@ export function createLogger(opts: { level?: Level; write?: (line: string) => vo
     if (ORDER[level] < min) return;
     write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
   };
-  return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+  return { enabled: (level) => ORDER[level] >= min, debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
 
 export function parseLevel(s: string | undefined): Level {

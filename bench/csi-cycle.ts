@@ -1,0 +1,211 @@
+/**
+ * Load client: full volume lifecycles against any CSI endpoint.
+ *
+ * One "cycle" is what a pod's volume goes through:
+ *   CreateVolume → NodeStageVolume → NodePublishVolume →
+ *   NodeUnpublishVolume → NodeUnstageVolume → DeleteVolume.
+ * N workers run cycles back to back for a fixed time; we report cycles per
+ * second and the p50/p99 latency of each RPC. An optional population of
+ * idle volumes (created first, never touched) shows whether per-operation
+ * cost grows with the number of volumes — it should not.
+ *
+ *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
+ *        [--seconds 10] [--idle 10000] [--json]
+ *
+ * Without --endpoint it starts `csi-lab driver` itself on a scratch
+ * directory and also reports the driver's start-up time and idle RSS.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { promises as fsp, readFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { connect, type CsiClient } from "../src/client/csi-client";
+import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
+
+const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
+type RpcName = (typeof RPCS)[number];
+
+const CAP: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
+
+interface Options {
+  endpoint?: string;
+  concurrency: number;
+  seconds: number;
+  idle: number;
+  json: boolean;
+  workDir: string;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      endpoint: { type: "string" },
+      concurrency: { type: "string", default: "4" },
+      seconds: { type: "string", default: "10" },
+      idle: { type: "string", default: "0" },
+      json: { type: "boolean", default: false },
+      "work-dir": { type: "string" },
+    },
+  });
+  return {
+    endpoint: values.endpoint,
+    concurrency: Number(values.concurrency),
+    seconds: Number(values.seconds),
+    idle: Number(values.idle),
+    json: values.json ?? false,
+    workDir: values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`),
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function timed<T>(samples: number[], fn: () => Promise<T>): Promise<T> {
+  const t = process.hrtime.bigint();
+  const r = await fn();
+  samples.push(Number(process.hrtime.bigint() - t) / 1e6);
+  return r;
+}
+
+/** Start a driver from this checkout; returns it with its start-up time. */
+async function spawnDriver(workDir: string): Promise<{ proc: ChildProcess; endpoint: string; readyMs: number }> {
+  const bin = path.resolve(__dirname, "../../bin/csi-lab.js");
+  const endpoint = `unix://${path.join(workDir, "csi.sock")}`;
+  const t = process.hrtime.bigint();
+  const proc = spawn(process.execPath, [bin, "driver", "--endpoint", endpoint, "--node-id", "bench", "--root", path.join(workDir, "root"), "--log-level", "warn"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  // Ready = the first Probe that answers, as a liveness probe would see it.
+  // A fresh client per attempt: a grpc-js channel that failed to connect
+  // waits a second before trying again, which would be measured too.
+  for (;;) {
+    const client = connect(endpoint);
+    try {
+      await client.identity.probe({}, { timeoutMs: 200 });
+      break;
+    } catch {
+      if (proc.exitCode !== null) throw new Error("driver exited during start-up");
+      await new Promise((r) => setTimeout(r, 2));
+    } finally {
+      client.close();
+    }
+  }
+  const readyMs = Number(process.hrtime.bigint() - t) / 1e6;
+  return { proc, endpoint, readyMs };
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+async function createIdle(client: CsiClient, n: number, concurrency: number): Promise<number> {
+  const t = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.max(concurrency, 8) }, async () => {
+      while (next < n) {
+        const i = next++;
+        await client.controller.createVolume({ name: `idle-${i}`, volumeCapabilities: [CAP], capacityRange: { requiredBytes: 1024 * 1024 } });
+      }
+    }),
+  );
+  return (Date.now() - t) / 1000;
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  await fsp.mkdir(o.workDir, { recursive: true });
+  let spawned: Awaited<ReturnType<typeof spawnDriver>> | undefined;
+  let endpoint = o.endpoint;
+  if (!endpoint) {
+    spawned = await spawnDriver(o.workDir);
+    endpoint = spawned.endpoint;
+  }
+  const client = connect(endpoint);
+  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle };
+  if (spawned) {
+    result.readyMs = Math.round(spawned.readyMs);
+    await new Promise((r) => setTimeout(r, 500));
+    result.idleRssMiB = Math.round(rssMiB(spawned.proc.pid!) * 10) / 10;
+  }
+  if (o.idle > 0) result.idleCreateSeconds = await createIdle(client, o.idle, o.concurrency);
+
+  const samples: Record<RpcName, number[]> = Object.fromEntries(RPCS.map((r) => [r, []])) as unknown as Record<RpcName, number[]>;
+  let cycles = 0;
+  let errors = 0;
+  const deadline = Date.now() + o.seconds * 1000;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: o.concurrency }, async (_, w) => {
+      // The kubelet makes the staging directory and the target's parent
+      // before it calls the driver; so does this client, once per worker.
+      const staging = path.join(o.workDir, "staging", `w${w}`);
+      const podDir = path.join(o.workDir, "pods", `w${w}`);
+      await fsp.mkdir(staging, { recursive: true });
+      await fsp.mkdir(podDir, { recursive: true });
+      for (let i = 0; Date.now() < deadline; i++) {
+        const name = `bench-${process.pid}-${w}-${i}`;
+        const target = path.join(podDir, "mount");
+        try {
+          const vol = await timed(samples.CreateVolume, () => client.controller.createVolume({ name, volumeCapabilities: [CAP], capacityRange: { requiredBytes: 1024 * 1024 } }));
+          const volumeId = vol.volume!.volumeId!;
+          await timed(samples.NodeStageVolume, () => client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: CAP }));
+          await timed(samples.NodePublishVolume, () =>
+            client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: CAP }),
+          );
+          await timed(samples.NodeUnpublishVolume, () => client.node.nodeUnpublishVolume({ volumeId, targetPath: target }));
+          await timed(samples.NodeUnstageVolume, () => client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }));
+          await timed(samples.DeleteVolume, () => client.controller.deleteVolume({ volumeId }));
+          cycles++;
+        } catch (err) {
+          errors++;
+          if (errors <= 3) process.stderr.write(`cycle failed: ${(err as Error).message}\n`);
+        }
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  result.cycles = cycles;
+  result.errors = errors;
+  result.cyclesPerSecond = Math.round((cycles / elapsed) * 10) / 10;
+  result.rpcMs = Object.fromEntries(
+    RPCS.map((r) => {
+      const s = samples[r].slice().sort((a, b) => a - b);
+      return [r, { p50: Math.round(percentile(s, 50) * 1000) / 1000, p99: Math.round(percentile(s, 99) * 1000) / 1000 }];
+    }),
+  );
+  if (spawned) result.rssAfterMiB = Math.round(rssMiB(spawned.proc.pid!) * 10) / 10;
+
+  client.close();
+  if (spawned) {
+    spawned.proc.kill("SIGTERM");
+    await new Promise((r) => spawned!.proc.once("exit", r));
+    await fsp.rm(o.workDir, { recursive: true, force: true });
+  }
+
+  if (o.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+    return;
+  }
+  const lines = [
+    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}  ${o.seconds}s`,
+    ...(spawned ? [`driver ready in ${result.readyMs} ms, idle RSS ${result.idleRssMiB} MiB, RSS after load ${result.rssAfterMiB} MiB`] : []),
+    `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s`,
+    `${"rpc".padEnd(22)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}`,
+    ...RPCS.map((r) => {
+      const v = (result.rpcMs as Record<string, { p50: number; p99: number }>)[r]!;
+      return `${r.padEnd(22)}${v.p50.toFixed(3).padStart(10)}${v.p99.toFixed(3).padStart(10)}`;
+    }),
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,114 @@
+// CreateVolume: required fields, idempotency by name, capacity, topology, parameters.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { Code, destroyDriver, expectCode, Mode, blockCapability, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+
+const MiB = 1024 * 1024;
+
+describe("CreateVolume", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  const create = (name: string, extra: Record<string, unknown> = {}) =>
+    d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], ...extra });
+
+  it("without a name answers INVALID_ARGUMENT", async () => {
+    await expectCode(d.client.controller.createVolume({ volumeCapabilities: [mountCapability()] }), Code.INVALID_ARGUMENT, /name is required/);
+  });
+
+  it("without capabilities answers INVALID_ARGUMENT", async () => {
+    await expectCode(d.client.controller.createVolume({ name: uniqueName() }), Code.INVALID_ARGUMENT, /volume_capabilities/);
+  });
+
+  it("makes a directory and metadata under the root, with this node's topology", async () => {
+    const res = await create(uniqueName(), { capacityRange: { requiredBytes: 10 * MiB } });
+    const v = res.volume!;
+    assert.match(v.volumeId!, /^hp-[0-9a-f]{32}$/);
+    assert.equal(v.capacityBytes, 10 * MiB);
+    assert.deepEqual(v.accessibleTopology, [{ segments: { "csi-lab.example.org/node": "test-node" } }]);
+    assert.ok((await fsp.stat(path.join(d.root, "data", v.volumeId!))).isDirectory());
+    const meta = JSON.parse(await fsp.readFile(path.join(d.root, "volumes", `${v.volumeId}.json`), "utf8"));
+    assert.equal(meta.capacityBytes, 10 * MiB);
+  });
+
+  it("gives a default size when no capacity is asked for", async () => {
+    const res = await create(uniqueName());
+    assert.equal(res.volume!.capacityBytes, 1024 ** 3);
+  });
+
+  it("with only a limit stays within it", async () => {
+    const res = await create(uniqueName(), { capacityRange: { limitBytes: 5 * MiB } });
+    assert.equal(res.volume!.capacityBytes, 5 * MiB);
+  });
+
+  it("with the same name and compatible arguments returns the same volume", async () => {
+    const name = uniqueName();
+    const a = await create(name, { capacityRange: { requiredBytes: MiB } });
+    const b = await create(name, { capacityRange: { requiredBytes: MiB, limitBytes: 2 * MiB } });
+    assert.equal(b.volume!.volumeId, a.volume!.volumeId);
+    assert.equal(b.volume!.capacityBytes, MiB);
+  });
+
+  it("with the same name and a different size answers ALREADY_EXISTS", async () => {
+    const name = uniqueName();
+    await create(name, { capacityRange: { requiredBytes: MiB, limitBytes: MiB } });
+    await expectCode(create(name, { capacityRange: { requiredBytes: 2 * MiB, limitBytes: 2 * MiB } }), Code.ALREADY_EXISTS, /outside the requested range/);
+  });
+
+  it("with the same name and different parameters answers ALREADY_EXISTS", async () => {
+    const name = uniqueName();
+    await create(name);
+    await expectCode(create(name, { parameters: { backend: "hostpath" } }), Code.ALREADY_EXISTS, /parameters/);
+  });
+
+  it("accepts a 128-byte name and refuses a 129-byte one", async () => {
+    await create("n".repeat(128));
+    await expectCode(create("n".repeat(129)), Code.INVALID_ARGUMENT, /128/);
+  });
+
+  it("with limit below required answers OUT_OF_RANGE", async () => {
+    await expectCode(create(uniqueName(), { capacityRange: { requiredBytes: 2 * MiB, limitBytes: MiB } }), Code.OUT_OF_RANGE);
+  });
+
+  it("larger than the whole file system answers OUT_OF_RANGE", async () => {
+    await expectCode(create(uniqueName(), { capacityRange: { requiredBytes: 2 ** 52 } }), Code.OUT_OF_RANGE, /cannot fit/);
+  });
+
+  it("refuses access modes a node-local directory cannot deliver", async () => {
+    await expectCode(
+      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)] }),
+      Code.INVALID_ARGUMENT,
+      /MULTI_NODE_MULTI_WRITER is not supported/,
+    );
+  });
+
+  it("refuses block access (not offered by directory volumes)", async () => {
+    await expectCode(d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [blockCapability()] }), Code.INVALID_ARGUMENT, /block/);
+  });
+
+  it("refuses an unknown StorageClass parameter, naming it", async () => {
+    await expectCode(create(uniqueName(), { parameters: { backnd: "hostpath" } }), Code.INVALID_ARGUMENT, /backnd/);
+  });
+
+  it("accepts the provisioner's csi.storage.k8s.io/ metadata", async () => {
+    await create(uniqueName(), { parameters: { "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "default" } });
+  });
+
+  it("with requisite topology elsewhere answers RESOURCE_EXHAUSTED", async () => {
+    const accessibilityRequirements = { requisite: [{ segments: { "csi-lab.example.org/node": "other-node" } }] };
+    await expectCode(create(uniqueName(), { accessibilityRequirements }), Code.RESOURCE_EXHAUSTED, /other|not among/);
+  });
+
+  it("with requisite topology including this node succeeds", async () => {
+    const accessibilityRequirements = {
+      requisite: [{ segments: { "csi-lab.example.org/node": "other-node" } }, { segments: { "csi-lab.example.org/node": "test-node" } }],
+    };
+    await create(uniqueName(), { accessibilityRequirements });
+  });
+
+  it("refuses a content source (snapshots and clones are not offered yet)", async () => {
+    await expectCode(create(uniqueName(), { volumeContentSource: { volume: { volumeId: "hp-0" } } }), Code.INVALID_ARGUMENT);
+  });
+});

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Run csi-sanity (kubernetes-csi/csi-test) against a fresh csi-lab driver.
+#
+# csi-sanity is the conformance suite every CSI driver is measured by. It is
+# not shipped with this project: install it (a Go binary) and point
+# $CSI_SANITY at it, or put it on PATH. Extra arguments go to csi-sanity,
+# e.g.  test/sanity/csi-sanity.sh --ginkgo.focus=NodePublish
+#
+# The driver runs from this checkout on a scratch socket and root, and is
+# stopped, unmounted and removed afterwards whatever the outcome.
+set -euo pipefail
+
+CSI_SANITY=${CSI_SANITY:-csi-sanity}
+if ! command -v "$CSI_SANITY" >/dev/null 2>&1; then
+  echo "csi-sanity not found (set CSI_SANITY=/path/to/csi-sanity or put it on PATH)" >&2
+  exit 2
+fi
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=$(mktemp -d /tmp/csi-lab-sanity.XXXXXX)
+socket="$work/csi.sock"
+driver_pid=""
+
+# shellcheck disable=SC2317  # called through the trap
+cleanup() {
+  if [[ -n "$driver_pid" ]] && kill -0 "$driver_pid" 2>/dev/null; then
+    kill -TERM "$driver_pid" 2>/dev/null || true
+    wait "$driver_pid" 2>/dev/null || true
+  fi
+  # Anything csi-sanity left mounted under the scratch directory, deepest first.
+  awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ ! -f "$repo/dist/src/cli.js" ]]; then
+  (cd "$repo" && npm run --silent build)
+fi
+
+# Extra driver flags (e.g. the ones that switch optional features on).
+read -r -a driver_args <<<"${CSI_LAB_DRIVER_ARGS:-}"
+node "$repo/bin/csi-lab.js" driver \
+  --endpoint "unix://$socket" \
+  --node-id csi-sanity-node \
+  --root "$work/root" \
+  "${driver_args[@]}" \
+  >"$work/driver.log" 2>&1 &
+driver_pid=$!
+
+for _ in $(seq 1 100); do
+  grep -q '"msg":"ready"' "$work/driver.log" 2>/dev/null && break
+  if ! kill -0 "$driver_pid" 2>/dev/null; then
+    echo "the driver exited before it was ready:" >&2
+    cat "$work/driver.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+status=0
+"$CSI_SANITY" \
+  --csi.endpoint="unix://$socket" \
+  --csi.mountdir="$work/target" \
+  --csi.stagingdir="$work/staging" \
+  --csi.testvolumesize=$((1024 * 1024 * 1024)) \
+  --csi.testvolumeexpandsize=$((2 * 1024 * 1024 * 1024)) \
+  "$@" || status=$?
+
+if [[ $status -ne 0 ]]; then
+  echo "--- last driver log lines ($work/driver.log) ---" >&2
+  tail -n 40 "$work/driver.log" >&2
+fi
+exit $status

@@ -1,0 +1,59 @@
+// DeleteVolume: idempotent, refuses volumes still mounted, removes data for real.
+import assert from "node:assert/strict";
+import { existsSync, promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+
+describe("DeleteVolume", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  const create = async () => (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+
+  it("without a volume_id answers INVALID_ARGUMENT", async () => {
+    await expectCode(d.client.controller.deleteVolume({}), Code.INVALID_ARGUMENT, /volume_id is required/);
+  });
+
+  it("removes the volume's directory and the data in it", async () => {
+    const id = await create();
+    const dir = path.join(d.root, "data", id);
+    await fsp.writeFile(path.join(dir, "file"), "payload");
+    await d.client.controller.deleteVolume({ volumeId: id });
+    assert.equal(existsSync(dir), false);
+    assert.equal(existsSync(path.join(d.root, "volumes", `${id}.json`)), false);
+    assert.deepEqual(await fsp.readdir(path.join(d.root, ".trash")), []);
+  });
+
+  it("is idempotent: deleting twice succeeds", async () => {
+    const id = await create();
+    await d.client.controller.deleteVolume({ volumeId: id });
+    await d.client.controller.deleteVolume({ volumeId: id });
+  });
+
+  it("of an ID that was never issued succeeds", async () => {
+    await d.client.controller.deleteVolume({ volumeId: "fake-vol-id-123" });
+    await d.client.controller.deleteVolume({ volumeId: "hp-00000000000000000000000000000000" });
+  });
+
+  it("of a volume still staged answers FAILED_PRECONDITION and keeps the data", async () => {
+    const id = await create();
+    const staging = d.path(uniqueName("staging"));
+    await d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    await fsp.writeFile(path.join(staging, "keep"), "important");
+    await expectCode(d.client.controller.deleteVolume({ volumeId: id }), Code.FAILED_PRECONDITION, /still mounted/);
+    assert.equal(await fsp.readFile(path.join(staging, "keep"), "utf8"), "important");
+    await d.client.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
+    await d.client.controller.deleteVolume({ volumeId: id });
+  });
+
+  it("does not follow a symlink planted inside the volume", async () => {
+    const id = await create();
+    const outside = d.path(uniqueName("outside"));
+    await fsp.mkdir(outside);
+    await fsp.writeFile(path.join(outside, "precious"), "keep me");
+    await fsp.symlink(outside, path.join(d.root, "data", id, "link"));
+    await d.client.controller.deleteVolume({ volumeId: id });
+    assert.equal(await fsp.readFile(path.join(outside, "precious"), "utf8"), "keep me");
+  });
+});

@@ -1,0 +1,66 @@
+// Identity service: who the plugin is, what it offers, whether it is ready.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import { PluginCapability_Service_Type as ServiceType } from "../../src/gen/csi";
+import { MS } from "../../src/mount/options";
+import { bindMount, remountBind, unmount } from "../../src/mount/syscalls";
+import { version } from "../../src/server/version";
+import { destroyDriver, startDriver, type DriverProcess } from "./harness";
+
+describe("Identity", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  it("GetPluginInfo answers the driver name and the package.json version", async () => {
+    const info = await d.client.identity.getPluginInfo({});
+    assert.equal(info.name, "csi-lab.example.org");
+    assert.equal(info.vendorVersion, version);
+  });
+
+  it("GetPluginCapabilities offers the controller service and topology constraints", async () => {
+    const caps = await d.client.identity.getPluginCapabilities({});
+    const types = (caps.capabilities ?? []).map((c) => c.service?.type);
+    assert.deepEqual(new Set(types), new Set([ServiceType.CONTROLLER_SERVICE, ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS]));
+  });
+
+  it("Probe reports ready while the root is writable", async () => {
+    const res = await d.client.identity.probe({});
+    assert.equal(res.ready, true);
+  });
+
+  it("Probe reports not ready when the root is missing, and ready again when it is back", async () => {
+    await fsp.rename(d.root, d.root + ".away");
+    try {
+      const res = await d.client.identity.probe({});
+      assert.equal(res.ready, false);
+    } finally {
+      await fsp.rename(d.root + ".away", d.root);
+    }
+    assert.equal((await d.client.identity.probe({})).ready, true);
+  });
+
+  it("Probe reports not ready when the root is read-only", async () => {
+    // chmod does not stop root, so make the root a read-only bind of itself.
+    bindMount(d.root, d.root);
+    try {
+      remountBind(d.root, MS.RDONLY);
+      assert.equal((await d.client.identity.probe({})).ready, false);
+    } finally {
+      unmount(d.root);
+    }
+    assert.equal((await d.client.identity.probe({})).ready, true);
+  });
+});
+
+describe("Identity in node mode", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver({ mode: "node" })));
+  after(async () => destroyDriver(d));
+
+  it("does not offer the controller service", async () => {
+    const caps = await d.client.identity.getPluginCapabilities({});
+    const types = (caps.capabilities ?? []).map((c) => c.service?.type);
+    assert.ok(!types.includes(ServiceType.CONTROLLER_SERVICE));
+  });
+});

@@ -1,0 +1,42 @@
+// Parsing /proc/self/mountinfo, and finding a directory's bind mounts in it.
+import assert from "node:assert/strict";
+import { locate, mountAt, mountContaining, mountsOf, parseMountInfo, readMountInfo } from "../../src/mount/mountinfo";
+
+const SAMPLE = [
+  "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+  "30 22 8:2 / /data rw,relatime shared:2 - xfs /dev/sda2 rw,prjquota",
+  "41 30 8:2 /csi/volumes/hp-1/data /var/lib/kubelet/staging rw,relatime shared:2 - xfs /dev/sda2 rw",
+  "42 22 8:2 /csi/volumes/hp-1/data /var/lib/kubelet/pods/p\\040with\\040space/mount ro,nosuid,relatime shared:2 - xfs /dev/sda2 rw",
+  "this line is not mountinfo",
+].join("\n");
+
+describe("mountinfo", () => {
+  const entries = parseMountInfo(SAMPLE);
+
+  it("parses fields, optional fields and escaped paths", () => {
+    assert.equal(entries.length, 4, "the malformed line (no separator) is skipped");
+    const pod = entries[3]!;
+    assert.equal(pod.mountPoint, "/var/lib/kubelet/pods/p with space/mount");
+    assert.deepEqual(pod.options, ["ro", "nosuid", "relatime"]);
+    assert.equal(pod.fsType, "xfs");
+    assert.equal(pod.source, "/dev/sda2");
+    assert.deepEqual(entries[1]!.superOptions, ["rw", "prjquota"]);
+  });
+
+  it("finds the mount containing a path by longest mount-point prefix", () => {
+    assert.equal(mountContaining(entries, "/data/csi/volumes/hp-1/data")!.mountPoint, "/data");
+    assert.equal(mountContaining(entries, "/database")!.mountPoint, "/", "/database is not under /data");
+  });
+
+  it("locates a directory as (device, root) and finds its bind mounts", () => {
+    const loc = locate(entries, "/data/csi/volumes/hp-1/data")!;
+    assert.deepEqual(loc, { device: "8:2", root: "/csi/volumes/hp-1/data" });
+    assert.deepEqual(mountsOf(entries, loc).map((m) => m.id), [41, 42]);
+    assert.equal(mountAt(entries, "/var/lib/kubelet/staging")!.id, 41);
+  });
+
+  it("reads this process's real mount table", async () => {
+    const real = await readMountInfo();
+    assert.ok(real.some((m) => m.mountPoint === "/"));
+  });
+});
