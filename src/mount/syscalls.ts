@@ -12,6 +12,7 @@
  */
 import koffi from "koffi";
 import { MNT, MS } from "./options";
+import { observed } from "./observer";
 
 const libc = koffi.load("libc.so.6");
 const mountFn = libc.func(
@@ -50,7 +51,7 @@ function check(rc: number, syscall: string, path: string): void {
 
 /** Bind `source` at `target` (both must exist and be of the same kind). */
 export function bindMount(source: string, target: string): void {
-  check(mountFn(source, target, null, MS.BIND, null), "mount", target);
+  observed("bind", () => check(mountFn(source, target, null, MS.BIND, null), "mount", target));
 }
 
 /**
@@ -59,12 +60,12 @@ export function bindMount(source: string, target: string): void {
  * with MS_REMOUNT|MS_BIND.
  */
 export function remountBind(target: string, bits: number): void {
-  check(mountFn(null, target, null, MS.REMOUNT | MS.BIND | bits, null), "mount", target);
+  observed("remount", () => check(mountFn(null, target, null, MS.REMOUNT | MS.BIND | bits, null), "mount", target));
 }
 
 /** Mount a file system (used for loop devices and tmpfs in tests). */
 export function mountFs(source: string, target: string, fstype: string, bits: number, data: string | null): void {
-  check(mountFn(source, target, fstype, bits, data), "mount", target);
+  observed("mount", () => check(mountFn(source, target, fstype, bits, data), "mount", target));
 }
 
 /**
@@ -72,5 +73,5 @@ export function mountFs(source: string, target: string, fstype: string, bits: nu
  * followed, so a planted link cannot make us unmount something else.
  */
 export function unmount(target: string, opts: { detach?: boolean } = {}): void {
-  check(umount2Fn(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0)), "umount2", target);
+  observed("unmount", () => check(umount2Fn(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0)), "umount2", target));
 }

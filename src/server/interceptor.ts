@@ -26,6 +26,8 @@ export interface CallRecord {
   method: string;
   code: Code;
   seconds: number;
+  /** The request's volume_id, when it has one. */
+  volumeId?: string;
 }
 
 export interface InterceptorDeps {
@@ -87,7 +89,8 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     const started = process.hrtime.bigint();
     const callId = randomBytes(4).toString("hex");
     const req = call.request as unknown;
-    const fields = { rpc: method, call: callId, ...summary(req) };
+    const picked = summary(req);
+    const fields = { rpc: method, call: callId, ...picked };
     const log = {
       debug: (m: string, f?: Record<string, unknown>) => driver.log.debug(m, { ...fields, ...f }),
       info: (m: string, f?: Record<string, unknown>) => driver.log.info(m, { ...fields, ...f }),
@@ -114,7 +117,8 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
         log.info("rpc", line);
         callback(null, res);
       }
-      deps.onCall?.({ service, method, code, seconds });
+      const volumeId = typeof picked.volumeId === "string" ? picked.volumeId : undefined;
+      deps.onCall?.({ service, method, code, seconds, volumeId });
       deps.inflight?.end();
     };
 
