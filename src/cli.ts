@@ -126,10 +126,10 @@ async function runDriver(args: string[]): Promise<void> {
   const log = createLogger({ level: parseLevel(logLevel) });
   const driver = await openDriver(config, log);
   // prom-client is loaded only when metrics are asked for: it costs start-up time.
-  const metrics = httpAddress && (await import("./server/metrics.js")).createMetrics(driver);
+  const metrics = httpAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;
   if (metrics) setMountObserver(metrics.onMount);
   const server = await startServer(driver, parseEndpoint(endpoint), { onCall: metrics?.onCall });
-  const metricsServer = httpAddress && metrics && (await startMetricsServer(httpAddress, driver, metrics));
+  const metricsServer = httpAddress && metrics ? await startMetricsServer(httpAddress, driver, metrics) : undefined;
   log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.hostpath.count, root: driver.config.root });
 
   let signals = 0;

@@ -132,26 +132,19 @@ export function createMetrics(driver: Driver): DriverMetrics {
   });
 
   const inventory = new VolumeInventory([driver.hostpath]);
-  new Gauge({
-    name: "csi_lab_volumes",
-    help: "Volumes held by this driver process, by backend.",
-    labelNames: ["backend"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const [backend, t] of await inventory.totals()) this.set({ backend }, t.volumes);
-    },
-  });
-  new Gauge({
-    name: "csi_lab_volume_capacity_bytes",
-    help: "Provisioned capacity of the volumes held by this driver process, by backend.",
-    labelNames: ["backend"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const [backend, t] of await inventory.totals()) this.set({ backend }, t.bytes);
-    },
-  });
+  const perBackend = (name: string, help: string, pick: (t: { volumes: number; bytes: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["backend"] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [backend, t] of await inventory.totals()) this.set({ backend }, pick(t));
+      },
+    });
+  perBackend("csi_lab_volumes", "Volumes held by this driver process, by backend.", (t) => t.volumes);
+  perBackend("csi_lab_volume_capacity_bytes", "Provisioned capacity of the volumes held by this driver process, by backend.", (t) => t.bytes);
   new Gauge({
     name: "csi_lab_info",
     help: "Always 1; the labels say which driver this is.",

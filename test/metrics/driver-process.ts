@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
+import { VolumeCapability_AccessMode_Mode as Mode, type CreateVolumeRequest } from "../../src/gen/csi";
 
 const CLI = path.resolve(__dirname, "../../../bin/csi-lab.js");
 
@@ -81,4 +82,19 @@ export function sample(page: string, name: string, labels: Record<string, string
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
   }
   return undefined;
+}
+
+/** A single-node-writer filesystem volume, as a pod's claim asks for. */
+export const mountCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
+
+/** A CreateVolume request for `name`, of `bytes` if given. */
+export function createVolumeRequest(name: string, bytes?: number): CreateVolumeRequest {
+  return {
+    name,
+    capacityRange: bytes === undefined ? undefined : { requiredBytes: bytes, limitBytes: 0 },
+    volumeCapabilities: [mountCapability],
+    parameters: {},
+    secrets: {},
+    mutableParameters: {},
+  };
 }

@@ -3,8 +3,7 @@
 // volume in the per-backend gauges. A failed call shows up by its code.
 import { strict as assert } from "node:assert";
 import { connect, type CsiClient } from "../../src/client/csi-client";
-import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi";
-import { get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
+import { createVolumeRequest, get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
 
 const MiB = 1024 * 1024;
 
@@ -22,14 +21,7 @@ describe("metrics: /metrics after CreateVolume", () => {
   });
 
   it("counts the CreateVolume call with its latency, and the volume per backend", async () => {
-    await client.controller.createVolume({
-      name: "metrics-vol-1",
-      capacityRange: { requiredBytes: 64 * MiB, limitBytes: 0 },
-      volumeCapabilities: [{ mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
-      parameters: {},
-      secrets: {},
-      mutableParameters: {},
-    });
+    await client.controller.createVolume(createVolumeRequest("metrics-vol-1", 64 * MiB));
     const page = await get(driver.httpBase, "/metrics");
     assert.equal(page.status, 200);
     assert.match(page.type, /^text\/plain/);
@@ -44,7 +36,7 @@ describe("metrics: /metrics after CreateVolume", () => {
   });
 
   it("counts a failed call under its status code in the errors counter", async () => {
-    await assert.rejects(client.controller.createVolume({ name: "", volumeCapabilities: [], parameters: {}, secrets: {}, mutableParameters: {} }));
+    await assert.rejects(client.controller.createVolume(createVolumeRequest("")));
     const page = (await get(driver.httpBase, "/metrics")).body;
     const failed = { service: "Controller", method: "CreateVolume", code: "INVALID_ARGUMENT" };
     assert.equal(sample(page, "csi_lab_rpc_requests_total", failed), 1);
@@ -53,14 +45,7 @@ describe("metrics: /metrics after CreateVolume", () => {
   });
 
   it("drops a deleted volume from the per-backend gauges", async () => {
-    const { volume } = await client.controller.createVolume({
-      name: "metrics-vol-2",
-      capacityRange: { requiredBytes: 32 * MiB, limitBytes: 0 },
-      volumeCapabilities: [{ mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
-      parameters: {},
-      secrets: {},
-      mutableParameters: {},
-    });
+    const { volume } = await client.controller.createVolume(createVolumeRequest("metrics-vol-2", 32 * MiB));
     assert.equal(sample((await get(driver.httpBase, "/metrics")).body, "csi_lab_volumes", { backend: "hostpath" }), 2);
     await client.controller.deleteVolume({ volumeId: volume!.volumeId, secrets: {} });
     const page = (await get(driver.httpBase, "/metrics")).body;

@@ -3,10 +3,7 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { connect, type CsiClient } from "../../src/client/csi-client";
-import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi";
-import { get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
-
-const capability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
+import { createVolumeRequest, get, mountCapability as capability, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
 
 describe("metrics: mount and unmount durations", () => {
   let driver: RunningDriver;
@@ -22,13 +19,7 @@ describe("metrics: mount and unmount durations", () => {
   });
 
   it("times the bind mount of NodeStage and the unmount of NodeUnstage", async () => {
-    const { volume } = await client.controller.createVolume({
-      name: "mount-metrics",
-      volumeCapabilities: [capability],
-      parameters: {},
-      secrets: {},
-      mutableParameters: {},
-    });
+    const { volume } = await client.controller.createVolume(createVolumeRequest("mount-metrics"));
     const volumeId = volume!.volumeId;
     const stagingTargetPath = path.join(driver.dir, "staging");
     await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: capability, publishContext: {}, volumeContext: {}, secrets: {} });

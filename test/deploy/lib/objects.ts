@@ -91,12 +91,3 @@ export function containersOf(o: K8sObject): JsonObject[] {
 export function argsOf(container: JsonObject): string[] {
   return list(container.args).filter((a): a is string => typeof a === "string");
 }
-
-/** The value of --name=value (or -name=value) in a container's args. */
-export function flag(container: JsonObject, name: string): string | undefined {
-  for (const a of argsOf(container)) {
-    const m = /^--?([^=]+)(?:=(.*))?$/.exec(a);
-    if (m && m[1] === name) return m[2] ?? "true";
-  }
-  return undefined;
-}

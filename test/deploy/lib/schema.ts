@@ -2,7 +2,8 @@
  * Schema validation against the Kubernetes OpenAPI definitions.
  *
  * kubernetes-models compiles the API server's published OpenAPI schemas
- * (Kubernetes 1.34 for the version we use) into validators, one class per
+ * (of a current release: it has storage.k8s.io/v1 VolumeAttributesClass
+ * and resource.k8s.io/v1, so 1.34 or later) into validators, one class per
  * kind; prometheus-operator's CRDs come from its sister package. We look
  * the class up by apiVersion and kind and let it validate. No schema is
  * written here.
