@@ -41,10 +41,11 @@ describe("deploy: broken manifests are caught", () => {
     });
   }
 
-  it("broken-example: an unknown StorageClass and a missing claim are reported", () => {
+  it("broken-example: an unknown StorageClass, a missing claim and a wrong topology key are reported", () => {
     const objects = readObjects(path.join(FIXTURES, "broken-example/01-claim.yaml"));
     const problems = checkExample(objects, render(path.join(REPO, "deploy/kubernetes")));
     assert.ok(problems.some((p) => /StorageClass csi-lab-hostpth does not exist/.test(p)), problems.join("\n"));
     assert.ok(problems.some((p) => /mounts claim dta, which is not in the example/.test(p)), problems.join("\n"));
+    assert.ok(problems.some((p) => /nodeAffinity key kubernetes\.io\/hostname is not the driver's topology key/.test(p)), problems.join("\n"));
   });
 });

@@ -43,6 +43,15 @@ export function checkExample(example: readonly K8sObject[], deployment: readonly
       else if ((str(at(pv, "spec", "storageClassName")) ?? "") !== (sc ?? "")) problems.push(`${describe(pvc)}: its storageClassName differs from PV ${pvName}'s, so it cannot bind`);
     }
   }
+  // A static PV of a node-local volume is pinned by the driver's topology key.
+  const topologyKey = driverName ? `${nameOf(driverName)}/node` : undefined;
+  for (const pv of volumes) {
+    for (const term of list(at(pv, "spec", "nodeAffinity", "required", "nodeSelectorTerms")).filter(isObject)) {
+      for (const e of list(term.matchExpressions).filter(isObject)) {
+        if (e.key !== topologyKey) problems.push(`${describe(pv)}: nodeAffinity key ${String(e.key)} is not the driver's topology key ${topologyKey}`);
+      }
+    }
+  }
   for (const snap of ofKind(example, "VolumeSnapshot")) {
     const cls = str(at(snap, "spec", "volumeSnapshotClassName"));
     if (!cls || !snapshotClasses.has(cls)) problems.push(`${describe(snap)}: VolumeSnapshotClass ${cls} does not exist (components/snapshots)`);
