@@ -15,7 +15,9 @@ import { parseArgs } from "node:util";
 import { defaultConfig, openDriver, type DriverConfig, type Mode } from "./server/driver";
 import { parseEndpoint } from "./server/endpoint";
 import { createLogger, parseLevel } from "./server/logger";
+import { parseHttpAddress, startMetricsServer } from "./server/metrics-http";
 import { startServer, type RunningServer } from "./server/server";
+import { setMountObserver } from "./mount/observer";
 import { version } from "./server/version";
 
 const USAGE = `csi-lab ${version} — a CSI driver and an RPC playground
@@ -34,6 +36,8 @@ Driver flags (environment fallbacks in brackets):
   --mode all|controller|node  which services to serve                  default all
   --max-volumes-per-node N  reported by NodeGetInfo (0 = no limit)     default 0
   --log-level debug|info|warn|error                                    [LOG_LEVEL] default info
+  --metrics-address HOST:PORT  serve Prometheus /metrics and /healthz  [METRICS_ADDRESS] default off
+                            (":9810" = every interface)
 `;
 
 export async function main(argv: string[]): Promise<void> {
@@ -71,7 +75,15 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = process.env): { config: DriverConfig; endpoint: string; logLevel: string } {
+export interface DriverArgs {
+  config: DriverConfig;
+  endpoint: string;
+  logLevel: string;
+  /** host:port for /metrics and /healthz; undefined = not served. */
+  metricsAddress: string | undefined;
+}
+
+export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = process.env): DriverArgs {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -83,6 +95,7 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       mode: { type: "string" },
       "max-volumes-per-node": { type: "string" },
       "log-level": { type: "string" },
+      "metrics-address": { type: "string" },
     },
   });
   const mode = values.mode ?? "all";
@@ -102,18 +115,21 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
     config: { ...base, driverName, nodeId, root, mode: mode as Mode, maxVolumesPerNode: maxVolumes },
     endpoint,
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",
+    metricsAddress: values["metrics-address"] ?? (env.METRICS_ADDRESS || undefined),
   };
 }
 
 async function runDriver(args: string[]): Promise<void> {
   const started = process.hrtime.bigint();
-  const { config, endpoint, logLevel } = driverConfigFromArgs(args);
+  const { config, endpoint, logLevel, metricsAddress } = driverConfigFromArgs(args);
+  const httpAddress = metricsAddress === undefined ? undefined : parseHttpAddress(metricsAddress);
   const log = createLogger({ level: parseLevel(logLevel) });
 
   // Handlers go in before anything is announced: whoever reads "ready"
   // may send SIGTERM at once, and an unhandled SIGTERM would kill the
   // process without removing its socket.
   let server: RunningServer | undefined;
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   let signals = 0;
   const stop = (signal: string) => {
     signals++;
@@ -122,7 +138,7 @@ async function runDriver(args: string[]): Promise<void> {
       process.exit(1);
     }
     log.info("signal received", { signal });
-    server.shutdown().then(
+    Promise.all([server.shutdown(), metricsServer?.close()]).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error("shutdown failed", { error: String(err) });
@@ -134,6 +150,10 @@ async function runDriver(args: string[]): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 
   const driver = await openDriver(config, log);
-  server = await startServer(driver, parseEndpoint(endpoint));
+  // prom-client is loaded only when metrics are asked for: it costs start-up time.
+  const metrics = httpAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;
+  if (metrics) setMountObserver(metrics.onMount);
+  server = await startServer(driver, parseEndpoint(endpoint), { onCall: metrics?.onCall });
+  metricsServer = httpAddress && metrics ? await startMetricsServer(httpAddress, driver, metrics) : undefined;
   log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.hostpath.count, root: driver.config.root });
 }

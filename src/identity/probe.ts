@@ -11,8 +11,11 @@ import * as path from "node:path";
 import type { ProbeRequest, ProbeResponse } from "../gen/csi";
 import { defineRpc } from "../server/rpc";
 
+let probes = 0;
+
 export async function rootIsWritable(root: string): Promise<string | undefined> {
-  const probe = path.join(root, `.probe-${process.pid}`);
+  // A name per check: the Probe RPC and the HTTP /healthz may run at once.
+  const probe = path.join(root, `.probe-${process.pid}-${probes++}`);
   try {
     await fsp.writeFile(probe, "");
     await fsp.rm(probe);

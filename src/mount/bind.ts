@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { failedPrecondition } from "../csi/errors";
 import type { MountEntry } from "./mountinfo";
 import { MS } from "./options";
-import { bindMount, remountBind, unmount, unmountAsync } from "./syscalls";
+import { bindMount, remountBind, unmount, unmountIfMounted } from "./syscalls";
 
 /** Create `dir` (and parents) if missing; refuse if it is a symlink or not a directory. */
 export async function ensureDirectory(dir: string, field: string): Promise<void> {
@@ -42,23 +42,17 @@ export function bindWithFlags(source: string, target: string, bits: number): voi
   }
 }
 
-/**
- * Unmount everything stacked at `target`; true if anything was mounted.
- * umount2 answers EINVAL when `target` is not a mount point (and ENOENT
- * when it does not exist), so the loop needs no look at the mount table.
- */
+/** Unmount everything stacked at `target`; true if anything was mounted. */
 export async function unmountAll(target: string): Promise<boolean> {
   let any = false;
   for (let i = 0; i < 64; i++) {
     try {
-      await unmountAsync(target);
+      if (!(await unmountIfMounted(target))) return any;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === "EINVAL" || code === "ENOENT") return any;
-      if (code !== "EBUSY") throw err;
+      if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
       // Still in use by some process: detach it from the tree now; the
       // kernel frees it when the last user lets go.
-      await unmountAsync(target, { detach: true });
+      await unmountIfMounted(target, { detach: true });
     }
     any = true;
   }

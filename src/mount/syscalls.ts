@@ -12,11 +12,15 @@
  */
 import koffi from "koffi";
 import { MNT, MS } from "./options";
+import { observed, report } from "./observer";
 
 const libc = koffi.load("libc.so.6");
 const mountFn = libc.func(
   "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)",
 ) as (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
+const EINVAL = 22;
+const ENOENT = 2;
+
 type Umount2 = ((target: string, flags: number) => number) & {
   async(target: string, flags: number, cb: (err: unknown, rc: number) => void): void;
 };
@@ -53,7 +57,7 @@ function check(rc: number, syscall: string, path: string): void {
 
 /** Bind `source` at `target` (both must exist and be of the same kind). */
 export function bindMount(source: string, target: string): void {
-  check(mountFn(source, target, null, MS.BIND, null), "mount", target);
+  observed("bind", () => check(mountFn(source, target, null, MS.BIND, null), "mount", target));
 }
 
 /**
@@ -62,12 +66,12 @@ export function bindMount(source: string, target: string): void {
  * with MS_REMOUNT|MS_BIND.
  */
 export function remountBind(target: string, bits: number): void {
-  check(mountFn(null, target, null, MS.REMOUNT | MS.BIND | bits, null), "mount", target);
+  observed("remount", () => check(mountFn(null, target, null, MS.REMOUNT | MS.BIND | bits, null), "mount", target));
 }
 
 /** Mount a file system (used for loop devices and tmpfs in tests). */
 export function mountFs(source: string, target: string, fstype: string, bits: number, data: string | null): void {
-  check(mountFn(source, target, fstype, bits, data), "mount", target);
+  observed("mount", () => check(mountFn(source, target, fstype, bits, data), "mount", target));
 }
 
 /**
@@ -75,20 +79,25 @@ export function mountFs(source: string, target: string, fstype: string, bits: nu
  * followed, so a planted link cannot make us unmount something else.
  */
 export function unmount(target: string, opts: { detach?: boolean } = {}): void {
-  check(umount2Fn(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0)), "umount2", target);
+  observed("unmount", () => check(umount2Fn(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0)), "umount2", target));
 }
 
 /**
- * The same on a worker thread. An unmount waits for the kernel to be sure
- * nobody still walks the old mount (an RCU grace period, often 0.1 ms or
- * more), and that wait must not stall every other call.
+ * Unmount on a worker thread, if `target` is a mount point; resolves false
+ * when it is not (umount2 answers EINVAL for a directory that is not a
+ * mount point, ENOENT for a missing path), so callers need not read the
+ * mount table first. An unmount waits for the kernel to be sure nobody
+ * still walks the old mount (an RCU grace period, often 0.1 ms or more),
+ * and that wait must not stall every other call.
  */
-export function unmountAsync(target: string, opts: { detach?: boolean } = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    umount2Fn.async(target, MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0), (err, rc) => {
-      if (err) reject(err);
-      else if (rc !== 0) reject(new SyscallError("umount2", koffi.errno(), target));
-      else resolve();
-    });
+export async function unmountIfMounted(target: string, opts: { detach?: boolean } = {}): Promise<boolean> {
+  const started = process.hrtime.bigint();
+  const flags = MNT.NOFOLLOW | (opts.detach ? MNT.DETACH : 0);
+  const { rc, errno } = await new Promise<{ rc: number; errno: number }>((resolve, reject) => {
+    umount2Fn.async(target, flags, (err, rc) => (err ? reject(err) : resolve({ rc, errno: rc === 0 ? 0 : koffi.errno() })));
   });
+  if (rc !== 0 && (errno === EINVAL || errno === ENOENT)) return false; // nothing was mounted: not an unmount to report
+  report("unmount", started, rc === 0);
+  if (rc !== 0) throw new SyscallError("umount2", errno, target);
+  return true;
 }

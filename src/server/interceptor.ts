@@ -25,6 +25,8 @@ export interface CallRecord {
   method: string;
   code: Code;
   seconds: number;
+  /** The request's volume_id, when it has one. */
+  volumeId?: string;
 }
 
 export interface InterceptorDeps {
@@ -88,7 +90,8 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     const started = process.hrtime.bigint();
     const callId = (++callCounter).toString(36);
     const req = call.request as unknown;
-    const fields = { rpc: method, call: callId, ...summary(req) };
+    const picked = summary(req);
+    const fields = { rpc: method, call: callId, ...picked };
     const log = {
       enabled: driver.log.enabled,
       debug: (m: string, f?: Record<string, unknown>) => driver.log.debug(m, { ...fields, ...f }),
@@ -116,7 +119,8 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
         log.info("rpc", line);
         callback(null, res);
       }
-      deps.onCall?.({ service, method, code, seconds });
+      const volumeId = typeof picked.volumeId === "string" ? picked.volumeId : undefined;
+      deps.onCall?.({ service, method, code, seconds, volumeId });
       deps.inflight?.end();
     };
 

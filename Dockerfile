@@ -1,0 +1,44 @@
+# csi-lab driver image.
+#
+# Two stages: the first installs every npm dependency and compiles the
+# TypeScript; the second is a slim Node 20 runtime with only production
+# dependencies, the compiled code, and the tools the node plugin calls:
+#   mount/umount (util-linux, mount)   mount(8) for what needs its helpers
+#   nfs-common                         mount.nfs for the shared backend
+#   xfsprogs, e2fsprogs                mkfs/quota tools for the capacity modes
+# The driver must run as root in a privileged container to mount.
+#
+#   docker build -t csi-lab:dev .
+#   docker run --rm csi-lab:dev --version
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: no dependency needs its install script (koffi ships
+# prebuilt binaries in its package); our own "prepare" step is run below.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+RUN npx tsc -p tsconfig.json \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends util-linux mount nfs-common xfsprogs e2fsprogs \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/csi-lab
+ENV NODE_ENV=production
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/bin ./bin
+RUN ln -s /opt/csi-lab/bin/csi-lab.js /usr/local/bin/csi-lab \
+ && csi-lab --version
+LABEL org.opencontainers.image.title="csi-lab" \
+      org.opencontainers.image.description="A CSI (v1.12) driver in TypeScript" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENTRYPOINT ["csi-lab"]
+CMD ["driver"]

@@ -1,0 +1,96 @@
+/**
+ * The driver's HTTP side door: /metrics and /healthz.
+ *
+ * CSI itself is gRPC on a unix socket that only the kubelet and the
+ * sidecars reach. Prometheus and the kubelet's HTTP probes need a TCP
+ * port instead, so `--metrics-address host:port` opens one, serving
+ *
+ *   GET /metrics   the Prometheus text page (see metrics.ts)
+ *   GET /healthz   200 "ok" when Probe would answer ready (the root is
+ *                  writable), 503 with the reason when it would not
+ *
+ * and nothing else. The address follows the sidecars' --http-endpoint
+ * spelling: "host:port", "[v6]:port", or ":port" for every interface.
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { rootIsWritable } from "../identity/probe";
+import type { Driver } from "./driver";
+import type { DriverMetrics } from "./metrics";
+
+export interface HttpAddress {
+  /** undefined = every interface. */
+  host: string | undefined;
+  port: number;
+}
+
+export function parseHttpAddress(spec: string): HttpAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(spec);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`--metrics-address ${JSON.stringify(spec)} must be host:port, [ipv6]:port or :port`);
+  const host = m[1] ?? m[2];
+  return { host: host === "" ? undefined : host, port };
+}
+
+export interface MetricsServer {
+  /** The address actually bound (port 0 becomes the real port). */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(at: HttpAddress, driver: Driver, metrics: DriverMetrics): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    respond(req, driver, metrics).then(
+      ({ status, type, body }) => {
+        res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+        res.end(req.method === "HEAD" ? undefined : body);
+      },
+      (err: unknown) => {
+        driver.log.error("metrics endpoint failed", { path: req.url, error: String(err) });
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end("internal error\n");
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const address = `${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  driver.log.info("metrics listening", { address, paths: ["/metrics", "/healthz"] });
+  return {
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+interface Reply {
+  status: number;
+  type: string;
+  body: string;
+}
+
+async function respond(req: http.IncomingMessage, driver: Driver, metrics: DriverMetrics): Promise<Reply> {
+  const path = (req.url ?? "/").split("?")[0];
+  if (req.method !== "GET" && req.method !== "HEAD") return { status: 405, type: "text/plain", body: "only GET and HEAD\n" };
+  switch (path) {
+    case "/metrics":
+      return { status: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() };
+    case "/healthz": {
+      const problem = await rootIsWritable(driver.config.root);
+      return problem === undefined
+        ? { status: 200, type: "text/plain", body: "ok\n" }
+        : { status: 503, type: "text/plain", body: `not ready: ${problem}\n` };
+    }
+    default:
+      return { status: 404, type: "text/plain", body: "not found; try /metrics or /healthz\n" };
+  }
+}
