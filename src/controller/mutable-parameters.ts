@@ -16,7 +16,7 @@
  * StorageClass parameters live in parameters.ts; this table is separate so
  * the two can grow without stepping on each other.
  */
-import { invalidArgument } from "../csi/errors";
+import { errnoOf, failedPrecondition, invalidArgument } from "../csi/errors";
 import { checkMap } from "../csi/validate";
 import type { Driver } from "../server/driver";
 import { setRootMode } from "../storage/volume-root";
@@ -76,7 +76,15 @@ export function checkMutableParameters(params: Record<string, string> | undefine
  * are touched: the spec forbids changing anything for an absent key.
  */
 export function applyMutableParameters(driver: Driver, volumeId: string, params: Record<string, string>): void {
-  for (const [k, v] of Object.entries(params)) RULES[k]?.apply(driver, volumeId, v);
+  try {
+    for (const [k, v] of Object.entries(params)) RULES[k]?.apply(driver, volumeId, v);
+  } catch (err) {
+    // O_NOFOLLOW|O_DIRECTORY: gone, a symlink, or not a directory.
+    if (["ENOENT", "ELOOP", "ENOTDIR"].includes(errnoOf(err) ?? "")) {
+      throw failedPrecondition(`volume ${volumeId} cannot be changed: its directory is missing or is not a directory`);
+    }
+    throw err;
+  }
 }
 
 /** Same keys and canonical values. */

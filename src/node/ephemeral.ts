@@ -103,7 +103,7 @@ export function checkEphemeralAttributes(volumeContext: Record<string, string>, 
 export async function prepareEphemeral(
   driver: Driver,
   req: { volumeId: string; cap: Capability; volumeContext: Record<string, string>; stagingTargetPath: string | undefined },
-): Promise<NodeVolume> {
+): Promise<{ vol: NodeVolume; created: boolean }> {
   if (req.stagingTargetPath) throw invalidArgument("an ephemeral inline volume is not staged: staging_target_path must be empty");
   const attrs = checkEphemeralAttributes(req.volumeContext, driver.config.defaultCapacityBytes);
   const total = (await driver.hostpath.usage()).totalBytes;
@@ -122,12 +122,13 @@ export async function prepareEphemeral(
     throw alreadyExists(`inline volume ${req.volumeId} already exists with a different size or mode`);
   }
   applyMutableParameters(driver, record.volumeId, record.mutableParameters);
-  return findVolume(driver, record.volumeId);
+  return { vol: await findVolume(driver, record.volumeId), created };
 }
 
 /**
- * After a target of `volumeId` was unpublished: if it names an inline
- * volume and nothing mounts that volume any more, delete it.
+ * After a target of `volumeId` was unpublished, or a first publish failed:
+ * if it names an inline volume and nothing mounts that volume any more,
+ * delete it.
  */
 export async function removeEphemeralIfUnused(driver: Driver, volumeId: string): Promise<boolean> {
   if (HostPathStore.isVolumeId(volumeId)) return false;

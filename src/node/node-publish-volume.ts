@@ -30,7 +30,7 @@ import { isMountOf } from "../mount/volume-mounts";
 import type { Driver } from "../server/driver";
 import { defineRpc } from "../server/rpc";
 import { checkAttachment } from "./attachment-check";
-import { isEphemeralRequest, nodeLockKeys, prepareEphemeral } from "./ephemeral";
+import { isEphemeralRequest, nodeLockKeys, prepareEphemeral, removeEphemeralIfUnused } from "./ephemeral";
 import { applyVolumeMountGroup } from "./mount-group";
 import { secondTargetProblem } from "./single-writer";
 import { findVolume, nodeCapability, type NodeVolume } from "./staged-volume";
@@ -49,8 +49,15 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     const readonly = req.readonly === true;
 
     if (isEphemeralRequest(volumeContext)) {
-      const vol = await prepareEphemeral(driver, { volumeId, cap, volumeContext, stagingTargetPath: req.stagingTargetPath });
-      await publishAt(driver, { vol, source: vol.dataDir, targetPath, cap, flags, readonly, forcedReadOnly: false });
+      const { vol, created } = await prepareEphemeral(driver, { volumeId, cap, volumeContext, stagingTargetPath: req.stagingTargetPath });
+      try {
+        await publishAt(driver, { vol, source: vol.dataDir, targetPath, cap, flags, readonly, forcedReadOnly: false });
+      } catch (err) {
+        // A volume made by this very call and never mounted holds nothing:
+        // do not leave it for a pod that may never come back for it.
+        if (created) await removeEphemeralIfUnused(driver, volumeId);
+        throw err;
+      }
       return {};
     }
 

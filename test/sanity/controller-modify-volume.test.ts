@@ -80,6 +80,13 @@ describe("ControllerModifyVolume and mutable parameters", () => {
     await expectCode(d.client.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { mode: "0700" } }), Code.FAILED_PRECONDITION, /missing/);
   });
 
+  it("CreateVolume retried for a volume whose directory has gone answers FAILED_PRECONDITION", async () => {
+    const name = uniqueName();
+    const id = await create({ mode: "0770" }, name);
+    await fsp.rm(path.join(d.root, "data", id), { recursive: true });
+    await expectCode(d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], mutableParameters: { mode: "0770" } }), Code.FAILED_PRECONDITION, /missing/);
+  });
+
   it("ValidateVolumeCapabilities confirms the volume's mutable parameters and says which differ", async () => {
     const id = await create({ mode: "0770" });
     const req = { volumeId: id, volumeCapabilities: [mountCapability()] };

@@ -100,6 +100,18 @@ describe("Ephemeral inline volumes", () => {
     assert.equal(await isMounted(base.targetPath), false);
   });
 
+  it("a first publish that fails leaves no volume behind", async () => {
+    const before = await volumeFiles();
+    const targetPath = d.path(uniqueName("pod"));
+    await fsp.symlink("/etc", targetPath);
+    await expectCode(
+      d.client.node.nodePublishVolume({ volumeId: kubeletVolumeId(), targetPath, volumeCapability: mountCapability(), volumeContext: inline() }),
+      Code.FAILED_PRECONDITION,
+      /symbolic link/,
+    );
+    assert.deepEqual(await volumeFiles(), before);
+  });
+
   it("the same volume_id with a different size answers ALREADY_EXISTS", async () => {
     const volumeId = kubeletVolumeId();
     const targetPath = d.path(uniqueName("pod"));
