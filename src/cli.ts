@@ -35,6 +35,8 @@ Driver flags (environment fallbacks in brackets):
   --driver-name NAME        CSI driver name                            default csi-lab.example.org
   --mode all|controller|node  which services to serve                  default all
   --max-volumes-per-node N  reported by NodeGetInfo (0 = no limit)     default 0
+                            and, with --enable-attach, enforced by ControllerPublishVolume
+  --enable-attach           offer ControllerPublish/UnpublishVolume (attach)  default off
   --log-level debug|info|warn|error                                    [LOG_LEVEL] default info
   --metrics-address HOST:PORT  serve Prometheus /metrics and /healthz  [METRICS_ADDRESS] default off
                             (":9810" = every interface)
@@ -94,6 +96,7 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       "driver-name": { type: "string" },
       mode: { type: "string" },
       "max-volumes-per-node": { type: "string" },
+      "enable-attach": { type: "boolean" },
       "log-level": { type: "string" },
       "metrics-address": { type: "string" },
     },
@@ -112,7 +115,7 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   const root = path.resolve(values.root ?? env.CSI_LAB_ROOT ?? base.root);
   const endpoint = values.endpoint ?? env.CSI_ENDPOINT ?? `unix://${path.resolve(".csi-lab/csi.sock")}`;
   return {
-    config: { ...base, driverName, nodeId, root, mode: mode as Mode, maxVolumesPerNode: maxVolumes },
+    config: { ...base, driverName, nodeId, root, mode: mode as Mode, maxVolumesPerNode: maxVolumes, enableAttach: values["enable-attach"] === true },
     endpoint,
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",
     metricsAddress: values["metrics-address"] ?? (env.METRICS_ADDRESS || undefined),

@@ -11,6 +11,7 @@ import {
   type ControllerGetCapabilitiesRequest,
   type ControllerGetCapabilitiesResponse,
 } from "../gen/csi";
+import type { DriverConfig } from "../server/driver";
 import { defineRpc } from "../server/rpc";
 
 export const CONTROLLER_CAPABILITIES: readonly Cap[] = [
@@ -20,10 +21,18 @@ export const CONTROLLER_CAPABILITIES: readonly Cap[] = [
   Cap.GET_VOLUME,
   Cap.VOLUME_CONDITION,
   Cap.SINGLE_NODE_MULTI_WRITER,
+  Cap.MODIFY_VOLUME,
 ];
 
+/** Offered only with --enable-attach (see controller-publish-volume.ts). */
+export const ATTACH_CAPABILITIES: readonly Cap[] = [Cap.PUBLISH_UNPUBLISH_VOLUME, Cap.PUBLISH_READONLY, Cap.LIST_VOLUMES_PUBLISHED_NODES];
+
+export function controllerCapabilities(config: DriverConfig): Cap[] {
+  return [...CONTROLLER_CAPABILITIES, ...(config.enableAttach ? ATTACH_CAPABILITIES : [])];
+}
+
 export const controllerGetCapabilities = defineRpc<ControllerGetCapabilitiesRequest, ControllerGetCapabilitiesResponse>({
-  async handle() {
-    return { capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) };
+  async handle(_req, { driver }) {
+    return { capabilities: controllerCapabilities(driver.config).map((type) => ({ rpc: { type } })) };
   },
 });

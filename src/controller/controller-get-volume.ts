@@ -9,6 +9,7 @@ import type { ControllerGetVolumeRequest, ControllerGetVolumeResponse } from "..
 import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
+import { publishedNodeIds } from "./attach";
 import { toCsiVolume } from "./volume-view";
 
 export const controllerGetVolume = defineRpc<ControllerGetVolumeRequest, ControllerGetVolumeResponse>({
@@ -17,6 +18,6 @@ export const controllerGetVolume = defineRpc<ControllerGetVolumeRequest, Control
     const record = await driver.hostpath.get(volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
     const volumeCondition = await driver.hostpath.condition(volumeId);
-    return { volume: toCsiVolume(record), status: { publishedNodeIds: [], volumeCondition } };
+    return { volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, volumeId), volumeCondition } };
   },
 });

@@ -14,6 +14,7 @@ import { alreadyExists, invalidArgument, outOfRange, resourceExhausted } from ".
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
 import { checkRange, chooseSize, fits } from "./capacity";
+import { applyMutableParameters, checkMutableParameters, sameMutableParameters } from "./mutable-parameters";
 import { checkParameters, defining } from "./parameters";
 import { topologyProblem } from "./topology";
 import { nodeTopology, toCsiVolume, volumeKey } from "./volume-view";
@@ -27,10 +28,7 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
     requireSupported(caps, store.profile);
     const parameters = checkParameters(req.parameters);
-    const mutableParameters = checkMap(req.mutableParameters, "mutable_parameters");
-    if (Object.keys(mutableParameters).length > 0) {
-      throw invalidArgument(`mutable_parameters are not supported (got ${Object.keys(mutableParameters).join(", ")})`);
-    }
+    const mutableParameters = checkMutableParameters(req.mutableParameters);
     checkMap(req.secrets, "secrets");
     if (req.volumeContentSource?.snapshot || req.volumeContentSource?.volume) {
       throw invalidArgument("creating a volume from a snapshot or another volume is not supported by this driver");
@@ -63,7 +61,13 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       if (defining(record.parameters) !== defining(parameters)) {
         throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different parameters`);
       }
+      if (!sameMutableParameters(record.mutableParameters, mutableParameters)) {
+        throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different mutable_parameters`);
+      }
     }
+    // Also on a retry: the volume converges to its record even if a crash
+    // came between the commit and this step.
+    applyMutableParameters(driver, record.volumeId, record.mutableParameters);
     return { volume: toCsiVolume(record) };
   },
 });

@@ -5,7 +5,8 @@
  * never ours) succeeds, because a CO retrying a delete whose reply was lost
  * must not be told it failed. A volume still mounted somewhere on this node
  * is refused with FAILED_PRECONDITION: removing its files would pull the
- * data out from under a running pod.
+ * data out from under a running pod. So is a volume still attached to a
+ * node (with --enable-attach): the CO must detach it first.
  */
 import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
@@ -13,6 +14,7 @@ import { checkMap, checkToken } from "../csi/validate";
 import { mountsOfDir } from "../mount/volume-mounts";
 import { HostPathStore } from "../storage/hostpath-store";
 import { defineRpc } from "../server/rpc";
+import { publishedNodeIds } from "./attach";
 import { volumeKey } from "./volume-view";
 
 export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>({
@@ -28,8 +30,14 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
         `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,
       );
     }
+    const attached = publishedNodeIds(driver, volumeId);
+    if (attached.length > 0) {
+      throw failedPrecondition(`volume ${volumeId} is attached to node ${attached.join(", ")}; ControllerUnpublishVolume it first`);
+    }
     const existed = await driver.hostpath.delete(volumeId);
     if (!existed) log.debug("delete of a volume that does not exist: nothing to do");
+    // Attachment records left from a run with attach on, now off.
+    if (driver.attachments.of(volumeId).length > 0) await driver.attachments.forget(volumeId);
     return {};
   },
 });

@@ -3,6 +3,9 @@ import type { ControllerServer } from "../gen/csi";
 import type { RpcTable } from "../server/rpc";
 import { controllerGetCapabilities } from "./controller-get-capabilities";
 import { controllerGetVolume } from "./controller-get-volume";
+import { controllerModifyVolume } from "./controller-modify-volume";
+import { controllerPublishVolume } from "./controller-publish-volume";
+import { controllerUnpublishVolume } from "./controller-unpublish-volume";
 import { createVolume } from "./create-volume";
 import { deleteVolume } from "./delete-volume";
 import { getCapacity } from "./get-capacity";
@@ -18,12 +21,12 @@ export const controllerRpcs: RpcTable<ControllerServer> = {
   getCapacity,
   controllerGetCapabilities,
   controllerGetVolume,
-  controllerPublishVolume: notOffered("ControllerPublishVolume", "PUBLISH_UNPUBLISH_VOLUME"),
-  controllerUnpublishVolume: notOffered("ControllerUnpublishVolume", "PUBLISH_UNPUBLISH_VOLUME"),
+  controllerPublishVolume,
+  controllerUnpublishVolume,
   createSnapshot: notOffered("CreateSnapshot", "CREATE_DELETE_SNAPSHOT"),
   deleteSnapshot: notOffered("DeleteSnapshot", "CREATE_DELETE_SNAPSHOT"),
   listSnapshots: notOffered("ListSnapshots", "LIST_SNAPSHOTS"),
   getSnapshot: notOffered("GetSnapshot", "GET_SNAPSHOT"),
   controllerExpandVolume: notOffered("ControllerExpandVolume", "EXPAND_VOLUME"),
-  controllerModifyVolume: notOffered("ControllerModifyVolume", "MODIFY_VOLUME"),
+  controllerModifyVolume,
 };

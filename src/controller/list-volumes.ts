@@ -9,8 +9,10 @@
  */
 import type { ListVolumesRequest, ListVolumesResponse, ListVolumesResponse_Entry } from "../gen/csi";
 import { aborted, invalidArgument } from "../csi/errors";
+import { isEphemeralRecord } from "../storage/ephemeral-volumes";
 import { HostPathStore } from "../storage/hostpath-store";
 import { defineRpc } from "../server/rpc";
+import { publishedNodeIds } from "./attach";
 import { toCsiVolume } from "./volume-view";
 
 /** Page size when the CO leaves max_entries at 0 ("as many as you like"). */
@@ -36,9 +38,9 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
       for (const id of page.ids) {
         after = id;
         const record = await driver.hostpath.get(id);
-        if (!record) continue;
+        if (!record || isEphemeralRecord(record)) continue; // inline volumes belong to their pod, not to the CO
         const volumeCondition = await driver.hostpath.condition(id);
-        entries.push({ volume: toCsiVolume(record), status: { publishedNodeIds: [], volumeCondition } });
+        entries.push({ volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, id), volumeCondition } });
       }
       if (page.ids.length === 0) break;
     }

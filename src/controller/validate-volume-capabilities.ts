@@ -11,6 +11,7 @@ import { toCapabilities, unsupportedReason } from "../csi/capabilities";
 import { notFound } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
+import { checkMutableParameters, mutableParametersProblem } from "./mutable-parameters";
 import { defining } from "./parameters";
 
 export const validateVolumeCapabilities = defineRpc<ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse>({
@@ -32,8 +33,13 @@ export const validateVolumeCapabilities = defineRpc<ValidateVolumeCapabilitiesRe
     if (Object.keys(parameters).length > 0 && defining(parameters) !== defining(record.parameters)) {
       return { message: "the parameters differ from those the volume was created with" };
     }
-    if (Object.keys(mutableParameters).length > 0) {
-      return { message: "this volume has no mutable parameters" };
+    const mutableProblem = mutableParametersProblem(mutableParameters);
+    if (mutableProblem) return { message: mutableProblem };
+    const canonical = checkMutableParameters(mutableParameters);
+    const differing = Object.keys(canonical).filter((k) => canonical[k] !== record.mutableParameters[k]);
+    if (differing.length > 0) {
+      const now = differing.map((k) => `${k} is ${JSON.stringify(record.mutableParameters[k] ?? "unset")}`);
+      return { message: `the volume's mutable parameters differ: ${now.join(", ")}` };
     }
     return {
       confirmed: {

@@ -64,12 +64,16 @@ export function toCapability(cap: VolumeCapability | undefined, field: string): 
   if (mode === Mode.UNKNOWN || Mode[mode] === undefined || mode === Mode.UNRECOGNIZED) {
     throw invalidArgument(`${field}.access_mode is missing or unknown (${mode})`);
   }
+  const group = cap.mount?.volumeMountGroup ?? "";
+  if (group !== "" && (!/^\d{1,10}$/.test(group) || Number(group) > 0xfffffffe)) {
+    throw invalidArgument(`${field}.mount.volume_mount_group must be a numeric group id, got ${JSON.stringify(group)}`);
+  }
   return {
     accessType: cap.block ? "block" : "mount",
     accessMode: mode,
     fsType: cap.mount?.fsType ?? "",
     mountFlags: cap.mount?.mountFlags ?? [],
-    volumeMountGroup: cap.mount?.volumeMountGroup ?? "",
+    volumeMountGroup: group,
   };
 }
 
@@ -92,12 +96,7 @@ export function unsupportedReason(cap: Capability, profile: CapabilityProfile): 
     }
     const flags = parseBindFlags(cap.mountFlags);
     if (typeof flags === "string") return flags;
-    if (cap.volumeMountGroup !== "") {
-      if (!profile.mountGroup) return "volume_mount_group is not supported by this volume type";
-      if (!/^\d{1,10}$/.test(cap.volumeMountGroup) || Number(cap.volumeMountGroup) > 0xfffffffe) {
-        return `volume_mount_group must be a numeric group id, got ${JSON.stringify(cap.volumeMountGroup)}`;
-      }
-    }
+    if (cap.volumeMountGroup !== "" && !profile.mountGroup) return "volume_mount_group is not supported by this volume type";
   }
   return undefined;
 }

@@ -16,6 +16,7 @@ import { checkPath, checkToken, requireString } from "../csi/validate";
 import { isMountOf, mountsOfDir } from "../mount/volume-mounts";
 import { statfsUsage } from "../storage/hostpath-store";
 import { defineRpc } from "../server/rpc";
+import { storeVolumeId } from "./ephemeral";
 
 export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse>({
   async handle(req, { driver }) {
@@ -25,11 +26,12 @@ export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVo
     const volumePath = requireString(req.volumePath, "volume_path");
     if (req.stagingTargetPath) checkPath(req.stagingTargetPath, "staging_target_path");
 
-    const record = await driver.hostpath.get(volumeId);
+    const id = storeVolumeId(driver, volumeId); // an inline volume is stored under its own ID
+    const record = await driver.hostpath.get(id);
     if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
-    const volumeCondition = await driver.hostpath.condition(volumeId);
+    const volumeCondition = await driver.hostpath.condition(id);
     if (volumeCondition.abnormal) return { usage: [], volumeCondition };
-    const mounts = mountsOfDir(driver.hostpath.dataDir(volumeId));
+    const mounts = mountsOfDir(driver.hostpath.dataDir(id));
     if (!volumePath.startsWith("/") || volumePath.includes("\0") || !isMountOf(mounts.entries, volumePath, mounts.location)) {
       throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
     }

@@ -3,75 +3,112 @@
  *
  * The staging path is bound at the pod's target path; `readonly` and the
  * capability's mount flags become per-mount flags of that bind, so one
- * volume can be read-write for one pod and read-only for another.
+ * volume can be read-write for one pod and read-only for another. A pod's
+ * fsGroup (volume_mount_group) is applied to the volume's root
+ * (mount-group.ts), and a read-only attachment (attachment-check.ts) makes
+ * the mount read-only.
  *
  * Repeating the call with the same arguments is a no-op; different
  * arguments on the same target are ALREADY_EXISTS. Access modes that allow
  * one workload (SINGLE_NODE_WRITER, SINGLE_NODE_READER_ONLY,
  * SINGLE_NODE_SINGLE_WRITER = Kubernetes' ReadWriteOncePod) refuse a
- * second target with FAILED_PRECONDITION, as the spec's table says.
+ * second target with FAILED_PRECONDITION, as the spec's table says
+ * (single-writer.ts).
+ *
+ * With volume_context "csi.storage.k8s.io/ephemeral": "true" the call is
+ * for an inline volume, which has no staging path: the volume is made here
+ * and bound from its own directory (ephemeral.ts).
  */
 import type { NodePublishVolumeRequest, NodePublishVolumeResponse } from "../gen/csi";
-import { AccessMode, modeName, sameCapability } from "../csi/capabilities";
+import { sameCapability, type Capability } from "../csi/capabilities";
 import { alreadyExists, failedPrecondition } from "../csi/errors";
 import { checkMap, checkPath, checkToken } from "../csi/validate";
 import { bindWithFlags, ensureDirectory, isReadOnly, readOnlyBits } from "../mount/bind";
 import { mountAt } from "../mount/mountinfo";
-import { MS } from "../mount/options";
+import { MS, type BindFlags } from "../mount/options";
 import { isMountOf } from "../mount/volume-mounts";
-import { volumeKey } from "../controller/volume-view";
+import type { Driver } from "../server/driver";
 import { defineRpc } from "../server/rpc";
-import { findVolume, nodeCapability } from "./staged-volume";
-
-const ONE_TARGET: ReadonlySet<AccessMode> = new Set([
-  AccessMode.SINGLE_NODE_WRITER,
-  AccessMode.SINGLE_NODE_READER_ONLY,
-  AccessMode.SINGLE_NODE_SINGLE_WRITER,
-]);
+import { checkAttachment } from "./attachment-check";
+import { isEphemeralRequest, nodeLockKeys, prepareEphemeral, removeEphemeralIfUnused } from "./ephemeral";
+import { applyVolumeMountGroup } from "./mount-group";
+import { secondTargetProblem } from "./single-writer";
+import { findVolume, nodeCapability, type NodeVolume } from "./staged-volume";
 
 export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublishVolumeResponse>({
-  lockKeys: (req) => volumeKey(req.volumeId),
+  // An inline volume is also locked under its store ID.
+  lockKeys: (req, driver) => nodeLockKeys(driver, req.volumeId),
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     const targetPath = checkPath(req.targetPath, "target_path");
     const { cap, flags } = nodeCapability(driver, req.volumeCapability);
+    const publishContext = checkMap(req.publishContext, "publish_context");
+    const volumeContext = checkMap(req.volumeContext, "volume_context");
+    checkMap(req.secrets, "secrets");
+    const readonly = req.readonly === true;
+
+    if (isEphemeralRequest(volumeContext)) {
+      const { vol, created } = await prepareEphemeral(driver, { volumeId, cap, volumeContext, stagingTargetPath: req.stagingTargetPath });
+      try {
+        await publishAt(driver, { vol, source: vol.dataDir, targetPath, cap, flags, readonly, forcedReadOnly: false });
+      } catch (err) {
+        // A volume made by this very call and never mounted holds nothing:
+        // do not leave it for a pod that may never come back for it.
+        if (created) await removeEphemeralIfUnused(driver, volumeId);
+        throw err;
+      }
+      return {};
+    }
+
     if (!req.stagingTargetPath) {
       throw failedPrecondition("staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)");
     }
     const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
-    checkMap(req.publishContext, "publish_context");
-    checkMap(req.volumeContext, "volume_context");
-    checkMap(req.secrets, "secrets");
-    const readonly = req.readonly === true;
-
     const vol = await findVolume(driver, volumeId);
-    const { entries, location, mounts } = vol.mounts;
-    if (!isMountOf(entries, stagingPath, location)) {
+    const attachment = checkAttachment(driver, volumeId, publishContext);
+    if (!isMountOf(vol.mounts.entries, stagingPath, vol.mounts.location)) {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
-
-    const existing = isMountOf(entries, targetPath, location);
-    if (existing) {
-      const rec = driver.nodeRecords.get("publish", targetPath);
-      const kernelReadOnly = readonly || (flags.bits & MS.RDONLY) !== 0;
-      const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
-      if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with a different capability or readonly flag`);
-      return {};
-    }
-    if (mountAt(entries, targetPath)) throw alreadyExists(`something else is already mounted at ${targetPath}`);
-
-    const others = mounts.filter((m) => m.mountPoint !== stagingPath && m.mountPoint !== targetPath);
-    if (others.length > 0 && ONE_TARGET.has(cap.accessMode)) {
-      throw failedPrecondition(
-        `volume ${volumeId} is already published at ${others.map((m) => m.mountPoint).join(", ")} and its access mode ` +
-          `${modeName(cap.accessMode)} allows one workload only`,
-      );
-    }
-
-    await ensureDirectory(targetPath, "target_path");
-    driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
-    bindWithFlags(stagingPath, targetPath, readOnlyBits(readonly, flags.bits));
+    await publishAt(driver, { vol, source: stagingPath, targetPath, cap, flags, readonly, forcedReadOnly: attachment.readonly });
     return {};
   },
 });
+
+interface Publish {
+  vol: NodeVolume;
+  /** What is bound at the target: the staging path, or an inline volume's directory. */
+  source: string;
+  targetPath: string;
+  cap: Capability;
+  flags: BindFlags;
+  readonly: boolean;
+  /** A read-only attachment: the mount is read-only whatever was asked. */
+  forcedReadOnly: boolean;
+}
+
+async function publishAt(driver: Driver, p: Publish): Promise<void> {
+  const { vol, source, targetPath, cap, readonly } = p;
+  const volumeId = vol.record.volumeId;
+  const { entries, location, mounts } = vol.mounts;
+  const kernelReadOnly = readonly || p.forcedReadOnly || (p.flags.bits & MS.RDONLY) !== 0;
+
+  const existing = isMountOf(entries, targetPath, location);
+  if (existing) {
+    const rec = driver.nodeRecords.get("publish", targetPath);
+    const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
+    if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with a different capability or readonly flag`);
+    applyVolumeMountGroup(cap, source, kernelReadOnly); // finish what a crash may have cut short
+    return;
+  }
+  if (mountAt(entries, targetPath)) throw alreadyExists(`something else is already mounted at ${targetPath}`);
+
+  const others = mounts.filter((m) => m.mountPoint !== source && m.mountPoint !== targetPath).map((m) => m.mountPoint);
+  const problem = secondTargetProblem(driver, vol.record, cap, others);
+  if (problem) throw failedPrecondition(problem);
+
+  await ensureDirectory(targetPath, "target_path");
+  driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
+  applyVolumeMountGroup(cap, source, kernelReadOnly);
+  bindWithFlags(source, targetPath, readOnlyBits(kernelReadOnly, p.flags.bits));
+}

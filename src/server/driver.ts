@@ -6,6 +6,7 @@
  * Driver is all a restart needs.
  */
 import * as os from "node:os";
+import { AttachmentStore } from "../storage/attachments";
 import { HostPathStore } from "../storage/hostpath-store";
 import { NodeRecords } from "../storage/node-records";
 import type { Logger } from "./logger";
@@ -23,6 +24,8 @@ export interface DriverConfig {
   maxVolumesPerNode: number;
   /** Size given to a volume when CreateVolume names none. */
   defaultCapacityBytes: number;
+  /** Offer ControllerPublish/Unpublish ("attach"); see docs/access.md. */
+  enableAttach: boolean;
 }
 
 export const DEFAULT_DRIVER_NAME = "csi-lab.example.org";
@@ -36,6 +39,7 @@ export function defaultConfig(overrides: Partial<DriverConfig> = {}): DriverConf
     mode: "all",
     maxVolumesPerNode: 0,
     defaultCapacityBytes: GiB,
+    enableAttach: false,
     ...overrides,
   };
 }
@@ -46,6 +50,8 @@ export interface Driver {
   readonly log: Logger;
   readonly hostpath: HostPathStore;
   readonly nodeRecords: NodeRecords;
+  /** Which volume is attached to which node (ControllerPublishVolume). */
+  readonly attachments: AttachmentStore;
   /** Topology segment key for "this node", e.g. csi-lab.example.org/node. */
   readonly topologyKey: string;
 }
@@ -53,12 +59,15 @@ export interface Driver {
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
   const nodeRecords = new NodeRecords();
+  const { store: attachments, problems } = await AttachmentStore.open(hostpath.root, async (id) => (await hostpath.get(id)) !== undefined);
+  for (const problem of problems) log.warn("ignoring an unreadable attachment record", { problem });
   return {
     config: { ...config, root: hostpath.root },
     version,
     log,
     hostpath,
     nodeRecords,
+    attachments,
     topologyKey: `${config.driverName}/node`,
   };
 }

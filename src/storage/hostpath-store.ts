@@ -66,7 +66,7 @@ function hostPathProfile(rootFsType: string | undefined): CapabilityProfile {
       AccessMode.SINGLE_NODE_MULTI_WRITER,
     ]),
     fsTypes: new Set(rootFsType ? [rootFsType] : []),
-    mountGroup: false,
+    mountGroup: true, // a directory's group and setgid bit carry a pod's fsGroup
   };
 }
 

@@ -6,6 +6,12 @@
 # $CSI_SANITY at it, or put it on PATH. Extra arguments go to csi-sanity,
 # e.g.  test/sanity/csi-sanity.sh --ginkgo.focus=NodePublish
 #
+# By default the driver runs with its optional features switched on
+# (attach with a per-node limit) and csi-sanity is given what their specs
+# need (the mutable-parameters file, the attach-limit test). Set
+# CSI_LAB_DRIVER_ARGS to choose the driver flags yourself; an empty value
+# runs the driver on its defaults, and the specs of what is off are skipped.
+#
 # The driver runs from this checkout on a scratch socket and root, and is
 # stopped, unmounted and removed afterwards whatever the outcome.
 set -euo pipefail
@@ -38,8 +44,9 @@ if [[ ! -f "$repo/dist/src/cli.js" ]]; then
   (cd "$repo" && npm run --silent build)
 fi
 
-# Extra driver flags (e.g. the ones that switch optional features on).
-read -r -a driver_args <<<"${CSI_LAB_DRIVER_ARGS:-}"
+# Driver flags: the optional features, unless the caller chose others.
+default_driver_args="--enable-attach --max-volumes-per-node 4"
+read -r -a driver_args <<<"${CSI_LAB_DRIVER_ARGS-$default_driver_args}"
 node "$repo/bin/csi-lab.js" driver \
   --endpoint "unix://$socket" \
   --node-id csi-sanity-node \
@@ -65,6 +72,8 @@ status=0
   --csi.stagingdir="$work/staging" \
   --csi.testvolumesize=$((1024 * 1024 * 1024)) \
   --csi.testvolumeexpandsize=$((2 * 1024 * 1024 * 1024)) \
+  --csi.testvolumemutableparameters="$repo/test/sanity/mutable-parameters.yaml" \
+  --csi.testnodevolumeattachlimit \
   "$@" || status=$?
 
 if [[ $status -ne 0 ]]; then

@@ -1,0 +1,41 @@
+/**
+ * ControllerModifyVolume: change a volume's mutable parameters.
+ *
+ * Kubernetes calls it when a PVC's VolumeAttributesClass changes
+ * (external-resizer). The parameters are checked first, all of them, so a
+ * refused call changes nothing; then each given key is applied to the
+ * volume and the new values are merged into its metadata. Keys not named
+ * keep their values. Repeating the call is harmless: applying a value the
+ * volume already has changes nothing. The disk is changed before the
+ * metadata, so the record never claims what was not done; a crash in
+ * between is repaired by the CO's retry.
+ */
+import type { ControllerModifyVolumeRequest, ControllerModifyVolumeResponse } from "../gen/csi";
+import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
+import { checkMap, checkToken } from "../csi/validate";
+import { defineRpc } from "../server/rpc";
+import { applyMutableParameters, checkMutableParameters } from "./mutable-parameters";
+import { volumeKey } from "./volume-view";
+
+export const controllerModifyVolume = defineRpc<ControllerModifyVolumeRequest, ControllerModifyVolumeResponse>({
+  lockKeys: (req) => volumeKey(req.volumeId),
+
+  async handle(req, { driver }) {
+    const volumeId = checkToken(req.volumeId, "volume_id");
+    checkMap(req.secrets, "secrets");
+    const params = checkMutableParameters(req.mutableParameters);
+    if (Object.keys(params).length === 0) throw invalidArgument("mutable_parameters is required: name at least one parameter to change");
+
+    const record = await driver.hostpath.get(volumeId);
+    if (!record) throw notFound(`volume ${volumeId} does not exist`);
+    const condition = await driver.hostpath.condition(volumeId);
+    if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
+
+    applyMutableParameters(driver, volumeId, params);
+    const merged = { ...record.mutableParameters, ...params };
+    if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
+      await driver.hostpath.update({ ...record, mutableParameters: merged });
+    }
+    return {};
+  },
+});

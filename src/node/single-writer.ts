@@ -1,0 +1,45 @@
+/**
+ * One workload at a time: SINGLE_NODE_SINGLE_WRITER and friends.
+ *
+ * ReadWriteOncePod (SINGLE_NODE_SINGLE_WRITER), and the older
+ * SINGLE_NODE_WRITER and SINGLE_NODE_READER_ONLY, allow the volume to be
+ * published at one target path at a time; a second target is
+ * FAILED_PRECONDITION (the spec's NodePublishVolume table). The targets
+ * that exist are read from the kernel's mount table, so mounts made before
+ * a driver restart count. A second target is refused when any of these
+ * says "one workload":
+ *   - the access mode of this request;
+ *   - the access modes the volume was created for (its metadata): a volume
+ *     created only for one-workload modes stays so, before and after a
+ *     restart;
+ *   - the access mode an existing target was published with, as recorded
+ *     in memory (node-records.ts) — lost on restart, which the rule above
+ *     covers for volumes made by CreateVolume.
+ */
+import { AccessMode, modeName, type Capability } from "../csi/capabilities";
+import type { Driver } from "../server/driver";
+import type { VolumeRecord } from "../storage/volume-record";
+
+export const ONE_TARGET: ReadonlySet<AccessMode> = new Set([
+  AccessMode.SINGLE_NODE_WRITER,
+  AccessMode.SINGLE_NODE_READER_ONLY,
+  AccessMode.SINGLE_NODE_SINGLE_WRITER,
+]);
+
+/** Why publishing at one more target is refused, or undefined. `otherTargets` are mount points of the volume besides this call's. */
+export function secondTargetProblem(driver: Driver, record: VolumeRecord, cap: Capability, otherTargets: readonly string[]): string | undefined {
+  if (otherTargets.length === 0) return undefined;
+  const where = `volume ${record.volumeId} is already published at ${otherTargets.join(", ")}`;
+  if (ONE_TARGET.has(cap.accessMode)) return `${where} and its access mode ${modeName(cap.accessMode)} allows one workload only`;
+  if (record.capabilities.length > 0 && record.capabilities.every((c) => ONE_TARGET.has(c.accessMode))) {
+    const modes = [...new Set(record.capabilities.map((c) => modeName(c.accessMode)))].join(", ");
+    return `${where}, and the volume was created for ${modes}, which allows one workload only`;
+  }
+  for (const target of otherTargets) {
+    const rec = driver.nodeRecords.get("publish", target);
+    if (rec && ONE_TARGET.has(rec.capability.accessMode)) {
+      return `${where} with access mode ${modeName(rec.capability.accessMode)}, which allows one workload only`;
+    }
+  }
+  return undefined;
+}
