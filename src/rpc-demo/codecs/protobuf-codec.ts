@@ -1,0 +1,400 @@
+/**
+ * Our own Protocol Buffers codec: message objects ⇄ wire bytes.
+ *
+ * Encoding runs in two passes. A nested message, a string or a packed list
+ * is written as LEN: its byte count comes before its bytes, so the count
+ * must be known first. Pass one measures every message and string and notes
+ * each length in a list, in the order the writer will need them; pass two
+ * allocates exactly one buffer and writes straight into it.
+ *
+ * proto3 leaves out fields that hold their default (0, "", false, empty),
+ * unless the field has presence (oneof, `optional`). Fields the schema does
+ * not know are kept as raw bytes on decode and written back on encode, so a
+ * message passing through an older program loses nothing.
+ *
+ * The objects are the ones ts-proto generates (src/gen), and the bytes must
+ * match its output exactly; test/rpc-demo checks that with random messages.
+ */
+import { Kind, type FieldSchema, type MessageSchema } from "./schema";
+import {
+  int64ToNumber,
+  Reader,
+  split,
+  splitInt64,
+  uint64ToNumber,
+  unzigzag,
+  utf8Length,
+  varint32Size,
+  varint64Size,
+  WireError,
+  WireType,
+  Writer,
+  zigzagSplit,
+} from "./wire";
+
+type Obj = Record<string, unknown>;
+
+/** Where a decoded message keeps the fields its schema did not know. */
+export const UNKNOWN_FIELDS: unique symbol = Symbol("protobuf unknown fields");
+
+/** The raw bytes (tag included) of each unknown field, in arrival order. */
+export function unknownFieldsOf(msg: object): readonly Uint8Array[] {
+  return (msg as { [UNKNOWN_FIELDS]?: Uint8Array[] })[UNKNOWN_FIELDS] ?? [];
+}
+
+export function encode<T extends object>(schema: MessageSchema, msg: T): Buffer {
+  const sizes: number[] = [];
+  const size = measure(schema, msg as Obj, sizes);
+  const w = new Writer(size);
+  writeMessage(schema, msg as Obj, w, sizes, { next: 0 });
+  return w.buf;
+}
+
+export function decode<T extends object>(schema: MessageSchema, bytes: Uint8Array): T {
+  const r = new Reader(bytes);
+  return readMessage(schema, r, r.end) as T;
+}
+
+function isSet(f: FieldSchema, v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (f.kind === Kind.MAP) {
+    for (const _ in v as Obj) return true;
+    return false;
+  }
+  if (f.repeated) return (v as unknown[]).length > 0;
+  if (f.presence || f.kind === Kind.MESSAGE) return true;
+  switch (typeof v) {
+    case "number":
+      return v !== 0;
+    case "string":
+      return v !== "";
+    case "boolean":
+      return v;
+    default:
+      return (v as Uint8Array).length > 0;
+  }
+}
+
+// ---- pass one: measure ---------------------------------------------------
+
+function measure(schema: MessageSchema, msg: Obj, sizes: number[]): number {
+  let total = 0;
+  for (const f of schema.fields) {
+    const v = msg[f.jsName];
+    if (!isSet(f, v)) continue;
+    const tagSize = varint32Size(f.tag);
+    if (f.kind === Kind.MAP) {
+      for (const [k, val] of Object.entries(v as Obj)) {
+        const slot = sizes.push(0) - 1;
+        const n = entrySize(f, k, val, sizes);
+        sizes[slot] = n;
+        total += tagSize + varint32Size(n) + n;
+      }
+    } else if (f.packed) {
+      let n = 0;
+      for (const e of v as unknown[]) n += valueSize(f, e, sizes);
+      total += tagSize + varint32Size(n) + n;
+    } else if (f.repeated) {
+      for (const e of v as unknown[]) total += tagSize + valueSize(f, e, sizes);
+    } else {
+      total += tagSize + valueSize(f, v, sizes);
+    }
+  }
+  for (const u of unknownFieldsOf(msg)) total += u.length;
+  return total;
+}
+
+function entrySize(f: FieldSchema, key: string, value: unknown, sizes: number[]): number {
+  const k = f.mapKey!;
+  const val = f.mapValue!;
+  const keyValue = mapKeyValue(k, key);
+  let n = 0;
+  if (isSet(k, keyValue)) n += 1 + valueSize(k, keyValue, sizes);
+  if (isSet(val, value)) n += 1 + valueSize(val, value, sizes);
+  return n;
+}
+
+/** Map keys arrive as object keys (strings); give them their real type. */
+function mapKeyValue(k: FieldSchema, key: string): unknown {
+  if (k.kind === Kind.STRING) return key;
+  if (k.kind === Kind.BOOL) return key === "true";
+  return Number(key);
+}
+
+/** Bytes of one value, without its tag. Lengths of LEN values are noted. */
+function valueSize(f: FieldSchema, v: unknown, sizes: number[]): number {
+  switch (f.kind) {
+    case Kind.STRING: {
+      const n = utf8Length(v as string);
+      sizes.push(n);
+      return varint32Size(n) + n;
+    }
+    case Kind.BYTES: {
+      const n = (v as Uint8Array).length;
+      return varint32Size(n) + n;
+    }
+    case Kind.MESSAGE: {
+      const slot = sizes.push(0) - 1;
+      const n = measure(f.message!, v as Obj, sizes);
+      sizes[slot] = n;
+      return varint32Size(n) + n;
+    }
+    case Kind.INT32:
+    case Kind.ENUM:
+      return (v as number) >= 0 ? varint32Size(v as number) : 10;
+    case Kind.UINT32:
+      return varint32Size(v as number);
+    case Kind.SINT32:
+      return varint32Size(((v as number) << 1) ^ ((v as number) >> 31));
+    case Kind.INT64:
+    case Kind.UINT64:
+      splitInt64(v as number);
+      return varint64Size(split.lo, split.hi);
+    case Kind.SINT64:
+      splitInt64(v as number);
+      zigzagSplit();
+      return varint64Size(split.lo, split.hi);
+    case Kind.BOOL:
+      return 1;
+    case Kind.FIXED32:
+    case Kind.SFIXED32:
+    case Kind.FLOAT:
+      return 4;
+    default:
+      return 8; // FIXED64, SFIXED64, DOUBLE
+  }
+}
+
+// ---- pass two: write -----------------------------------------------------
+
+interface Cursor {
+  next: number;
+}
+
+function writeMessage(schema: MessageSchema, msg: Obj, w: Writer, sizes: number[], c: Cursor): void {
+  for (const f of schema.fields) {
+    const v = msg[f.jsName];
+    if (!isSet(f, v)) continue;
+    if (f.kind === Kind.MAP) {
+      for (const [k, val] of Object.entries(v as Obj)) {
+        w.varint32(f.tag);
+        w.varint32(sizes[c.next++]!);
+        const keyValue = mapKeyValue(f.mapKey!, k);
+        if (isSet(f.mapKey!, keyValue)) {
+          w.varint32(f.mapKey!.tag);
+          writeValue(f.mapKey!, keyValue, w, sizes, c);
+        }
+        if (isSet(f.mapValue!, val)) {
+          w.varint32(f.mapValue!.tag);
+          writeValue(f.mapValue!, val, w, sizes, c);
+        }
+      }
+    } else if (f.packed) {
+      // Packed elements are fixed-size or varints: no slots were used, so
+      // measuring again here costs little.
+      let n = 0;
+      for (const e of v as unknown[]) n += valueSize(f, e, sizes);
+      w.varint32(f.tag);
+      w.varint32(n);
+      for (const e of v as unknown[]) writeValue(f, e, w, sizes, c);
+    } else if (f.repeated) {
+      for (const e of v as unknown[]) {
+        w.varint32(f.tag);
+        writeValue(f, e, w, sizes, c);
+      }
+    } else {
+      w.varint32(f.tag);
+      writeValue(f, v, w, sizes, c);
+    }
+  }
+  for (const u of unknownFieldsOf(msg)) w.raw(u);
+}
+
+function writeValue(f: FieldSchema, v: unknown, w: Writer, sizes: number[], c: Cursor): void {
+  switch (f.kind) {
+    case Kind.STRING:
+      w.string(v as string, sizes[c.next++]!);
+      return;
+    case Kind.BYTES:
+      w.bytes(v as Uint8Array);
+      return;
+    case Kind.MESSAGE:
+      w.varint32(sizes[c.next++]!);
+      writeMessage(f.message!, v as Obj, w, sizes, c);
+      return;
+    case Kind.INT32:
+    case Kind.ENUM:
+      w.int32(v as number);
+      return;
+    case Kind.UINT32:
+      w.varint32(v as number);
+      return;
+    case Kind.SINT32:
+      w.varint32(((v as number) << 1) ^ ((v as number) >> 31));
+      return;
+    case Kind.INT64:
+    case Kind.UINT64:
+      splitInt64(v as number);
+      w.varint64(split.lo, split.hi);
+      return;
+    case Kind.SINT64:
+      splitInt64(v as number);
+      zigzagSplit();
+      w.varint64(split.lo, split.hi);
+      return;
+    case Kind.BOOL:
+      w.varint32(v ? 1 : 0);
+      return;
+    case Kind.FIXED32:
+    case Kind.SFIXED32:
+      w.fixed32(v as number);
+      return;
+    case Kind.FLOAT:
+      w.float(v as number);
+      return;
+    case Kind.DOUBLE:
+      w.double(v as number);
+      return;
+    default: // FIXED64, SFIXED64
+      splitInt64(v as number);
+      w.fixed64(split.lo, split.hi);
+  }
+}
+
+// ---- decode --------------------------------------------------------------
+
+const EMPTY_BYTES = Buffer.alloc(0);
+
+/** A message with every field at its default, as ts-proto's createBase… makes it. */
+function blank(schema: MessageSchema): Obj {
+  const o: Obj = {};
+  for (const f of schema.fields) o[f.jsName] = defaultOf(f);
+  return o;
+}
+
+function defaultOf(f: FieldSchema): unknown {
+  if (f.kind === Kind.MAP) return {};
+  if (f.repeated) return [];
+  if (f.presence || f.kind === Kind.MESSAGE) return undefined;
+  switch (f.kind) {
+    case Kind.STRING:
+      return "";
+    case Kind.BOOL:
+      return false;
+    case Kind.BYTES:
+      return EMPTY_BYTES;
+    default:
+      return 0;
+  }
+}
+
+function readMessage(schema: MessageSchema, r: Reader, end: number): Obj {
+  const msg = blank(schema);
+  let unknown: Uint8Array[] | undefined;
+  while (r.pos < end) {
+    const start = r.pos;
+    const tag = r.varint32();
+    const no = tag >>> 3;
+    const wireType = tag & 7;
+    if (no === 0) throw new WireError(`field number 0 at offset ${start} is not allowed`);
+    const f = schema.byNumber.get(no);
+    if (f === undefined || !readField(f, wireType, msg, r)) {
+      r.skip(wireType);
+      (unknown ??= []).push(r.buf.subarray(start, r.pos));
+    }
+    if (r.pos > end) throw new WireError(`field ${no} at offset ${start} runs past the end of its message`);
+  }
+  if (unknown) Object.defineProperty(msg, UNKNOWN_FIELDS, { value: unknown, enumerable: false, writable: true });
+  return msg;
+}
+
+/** Reads a known field into msg; false if its wire type does not fit (kept as unknown). */
+function readField(f: FieldSchema, wireType: number, msg: Obj, r: Reader): boolean {
+  if (f.kind === Kind.MAP) {
+    if (wireType !== WireType.LEN) return false;
+    const end = r.lengthEnd();
+    let key: unknown = defaultOf(f.mapKey!);
+    let value: unknown = defaultOf(f.mapValue!);
+    while (r.pos < end) {
+      const tag = r.varint32();
+      if (tag === f.mapKey!.tag) key = readValue(f.mapKey!, r);
+      else if (tag === f.mapValue!.tag) value = readValue(f.mapValue!, r);
+      else r.skip(tag & 7);
+    }
+    if (value !== undefined) (msg[f.jsName] as Obj)[String(key)] = value;
+    return true;
+  }
+  if (f.repeated) {
+    const list = msg[f.jsName] as unknown[];
+    if (wireType === f.wireType) {
+      list.push(readValue(f, r));
+      return true;
+    }
+    // A packed list; accepted even when the schema says unpacked.
+    if (wireType === WireType.LEN && f.wireType !== WireType.LEN) {
+      const end = r.lengthEnd();
+      while (r.pos < end) list.push(readValue(f, r));
+      if (r.pos !== end) throw new WireError(`packed field ${f.protoName} overruns its length`);
+      return true;
+    }
+    return false;
+  }
+  if (wireType !== f.wireType) return false;
+  if (f.kind === Kind.MESSAGE) {
+    // A message field seen twice is merged; ours just keeps the last.
+    const end = r.lengthEnd();
+    msg[f.jsName] = readMessage(f.message!, r, end);
+    return true;
+  }
+  msg[f.jsName] = readValue(f, r);
+  return true;
+}
+
+function readValue(f: FieldSchema, r: Reader): unknown {
+  switch (f.kind) {
+    case Kind.STRING:
+      return r.string();
+    case Kind.BYTES:
+      return r.bytes();
+    case Kind.MESSAGE: {
+      const end = r.lengthEnd();
+      return readMessage(f.message!, r, end);
+    }
+    case Kind.INT32:
+    case Kind.ENUM:
+      return r.varint32() | 0;
+    case Kind.UINT32:
+      return r.varint32();
+    case Kind.SINT32: {
+      const z = r.varint32();
+      return (z >>> 1) ^ -(z & 1);
+    }
+    case Kind.INT64:
+      r.varint64();
+      return int64ToNumber(r.lo, r.hi);
+    case Kind.UINT64:
+      r.varint64();
+      return uint64ToNumber(r.lo, r.hi);
+    case Kind.SINT64:
+      r.varint64();
+      unzigzag(r);
+      return int64ToNumber(r.lo, r.hi);
+    case Kind.BOOL:
+      r.varint64();
+      return r.lo !== 0 || r.hi !== 0;
+    case Kind.FIXED32:
+      return r.fixed32();
+    case Kind.SFIXED32:
+      return r.fixed32() | 0;
+    case Kind.FLOAT:
+      return r.float();
+    case Kind.DOUBLE:
+      return r.double();
+    case Kind.FIXED64:
+      r.fixed64();
+      return uint64ToNumber(r.lo, r.hi);
+    default: // SFIXED64
+      r.fixed64();
+      return int64ToNumber(r.lo, r.hi);
+  }
+}
