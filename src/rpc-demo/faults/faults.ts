@@ -1,0 +1,167 @@
+/**
+ * Injected faults: what a real network and real servers do to calls.
+ *
+ * A packet can be dropped, duplicated or delayed, and a server can crash
+ * after it did the work but before the reply left. The caller sees the same
+ * thing every time — no reply — and cannot tell which happened. If it
+ * retries, the work may run twice (at-least-once); if it does not, maybe
+ * never (at-most-once, unless the server remembers replies: see the UDP
+ * duplicate-request cache). Only an idempotent procedure makes retrying
+ * always safe.
+ *
+ * A FaultPlan is applied where a transport sends a message: `decide` says
+ * how many copies go out (0: dropped, 2: duplicated), after what delay, and
+ * whether the server crashes instead of replying. Choices come from a seeded
+ * generator, so a demo or a test replays the same faults every run.
+ */
+import type { Trace } from "../trace";
+
+export interface FaultPlan {
+  /** Chance that a message is lost, 0..1. */
+  readonly drop: number;
+  /** Chance that a message arrives twice, 0..1. */
+  readonly duplicate: number;
+  /** Extra delay for every message, in ms. */
+  readonly delayMs: number;
+  /** The server crashes after running a call, before replying (once). */
+  readonly crash: boolean;
+  /** Which messages the faults hit. */
+  readonly direction: "request" | "reply" | "both";
+  readonly seed: number;
+}
+
+export const NO_FAULTS: FaultPlan = { drop: 0, duplicate: 0, delayMs: 0, crash: false, direction: "both", seed: 1 };
+
+/**
+ * Parse the CLI's --fault value: "drop", "drop=0.3", "duplicate",
+ * "delay=200", "crash", comma-separated, with optional "reply-only" or
+ * "request-only" and "seed=N".
+ */
+export function parseFaults(spec: string | undefined): FaultPlan {
+  if (!spec || spec === "none") return NO_FAULTS;
+  const plan: { -readonly [K in keyof FaultPlan]: FaultPlan[K] } = { ...NO_FAULTS };
+  for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [name, value] = part.split("=", 2) as [string, string | undefined];
+    const num = (dflt: number) => {
+      const n = value === undefined ? dflt : Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`--fault ${part}: ${value} is not a number ≥ 0`);
+      return n;
+    };
+    const chance = (dflt: number) => {
+      const n = num(dflt);
+      if (n > 1) throw new Error(`--fault ${part}: a chance is between 0 and 1`);
+      return n;
+    };
+    switch (name) {
+      case "drop":
+        plan.drop = chance(1);
+        break;
+      case "duplicate":
+        plan.duplicate = chance(1);
+        break;
+      case "delay":
+        plan.delayMs = num(200);
+        break;
+      case "crash":
+        plan.crash = true;
+        break;
+      case "request-only":
+        plan.direction = "request";
+        break;
+      case "reply-only":
+        plan.direction = "reply";
+        break;
+      case "seed":
+        plan.seed = num(1);
+        break;
+      default:
+        throw new Error(`unknown fault ${JSON.stringify(name)}: use drop[=p], duplicate[=p], delay[=ms], crash, request-only, reply-only, seed=n`);
+    }
+  }
+  return plan;
+}
+
+export function describeFaults(p: FaultPlan): string {
+  const parts: string[] = [];
+  if (p.drop > 0) parts.push(`drop ${Math.round(p.drop * 100)}%`);
+  if (p.duplicate > 0) parts.push(`duplicate ${Math.round(p.duplicate * 100)}%`);
+  if (p.delayMs > 0) parts.push(`delay ${p.delayMs} ms`);
+  if (p.crash) parts.push("server crash before the reply");
+  if (parts.length === 0) return "none";
+  return parts.join(", ") + (p.direction === "both" ? "" : ` (${p.direction}s only)`);
+}
+
+export interface Delivery {
+  /** 0 when dropped, 2 when duplicated. */
+  readonly copies: number;
+  readonly delayMs: number;
+}
+
+/** A small seeded generator (mulberry32): same seed, same faults. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class FaultInjector {
+  private readonly random: () => number;
+  private crashed = false;
+  /** Counts, for narration and tests. */
+  readonly stats = { dropped: 0, duplicated: 0, delayed: 0 };
+
+  constructor(readonly plan: FaultPlan = NO_FAULTS) {
+    this.random = mulberry32(plan.seed);
+  }
+
+  get active(): boolean {
+    return this.plan.drop > 0 || this.plan.duplicate > 0 || this.plan.delayMs > 0 || this.plan.crash;
+  }
+
+  private applies(direction: "request" | "reply"): boolean {
+    return this.plan.direction === "both" || this.plan.direction === direction;
+  }
+
+  decide(direction: "request" | "reply"): Delivery {
+    if (!this.applies(direction)) return { copies: 1, delayMs: 0 };
+    if (this.plan.drop > 0 && this.random() < this.plan.drop) {
+      this.stats.dropped++;
+      return { copies: 0, delayMs: 0 };
+    }
+    const copies = this.plan.duplicate > 0 && this.random() < this.plan.duplicate ? 2 : 1;
+    if (copies === 2) this.stats.duplicated++;
+    if (this.plan.delayMs > 0) this.stats.delayed++;
+    return { copies, delayMs: this.plan.delayMs };
+  }
+
+  /** True once: the server should crash instead of sending this reply. */
+  crashNow(): boolean {
+    if (!this.plan.crash || this.crashed) return false;
+    this.crashed = true;
+    return true;
+  }
+
+  /**
+   * Send a message through the faults: `send` runs once per copy, after the
+   * delay. Notes what happened on the trace.
+   */
+  deliver(direction: "request" | "reply", send: () => void, trace?: Trace, what = direction): void {
+    const d = this.decide(direction);
+    if (d.copies === 0) {
+      trace?.step("network", "fault", `✗ the ${what} is lost on the way (injected drop)`);
+      return;
+    }
+    if (d.copies === 2) trace?.step("network", "fault", `the network delivers the ${what} twice (injected duplicate)`);
+    if (d.delayMs > 0) trace?.step("network", "fault", `the ${what} is held up ${d.delayMs} ms (injected delay)`);
+    const go = () => {
+      for (let i = 0; i < d.copies; i++) send();
+    };
+    if (d.delayMs > 0) setTimeout(go, d.delayMs);
+    else go();
+  }
+}

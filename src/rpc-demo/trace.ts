@@ -1,0 +1,45 @@
+/**
+ * What the walkthrough narrates: each layer notes when it finished a step.
+ *
+ * Transports, codecs and the dispatcher take an optional Trace and call
+ * `step` as each piece of work ends; the time since the previous step on the
+ * same side is the time that layer spent. Bytes are kept as copies and only
+ * turned into annotated dumps after the call, so narrating does not slow
+ * the call it narrates. Without a Trace nothing is recorded.
+ */
+export type Side = "client" | "server" | "network";
+
+export type Layer = "call-id" | "codec" | "framing" | "transport" | "dispatch" | "handler" | "fault";
+
+export interface TraceStep {
+  readonly side: Side;
+  readonly layer: Layer;
+  readonly title: string;
+  /** Extra lines: header fields, table rows, decoded values. */
+  readonly notes: readonly string[];
+  /** Bytes this step produced or received, with what they are. */
+  readonly bytes: { readonly what: "message" | "frame" | "datagram" | "raw"; readonly data: Buffer; readonly typeName?: string } | undefined;
+  /** process.hrtime.bigint() when the step ended. */
+  readonly at: bigint;
+}
+
+export class Trace {
+  readonly steps: TraceStep[] = [];
+
+  step(
+    side: Side,
+    layer: Layer,
+    title: string,
+    extra: { notes?: readonly string[]; bytes?: Uint8Array; what?: "message" | "frame" | "datagram" | "raw"; typeName?: string } = {},
+  ): void {
+    const at = process.hrtime.bigint();
+    this.steps.push({
+      side,
+      layer,
+      title,
+      notes: extra.notes ?? [],
+      bytes: extra.bytes ? { what: extra.what ?? "raw", data: Buffer.from(extra.bytes), typeName: extra.typeName } : undefined,
+      at,
+    });
+  }
+}

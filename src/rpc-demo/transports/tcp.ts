@@ -1,0 +1,273 @@
+/**
+ * RPC over TCP: records on a stream, many calls in flight.
+ *
+ * TCP gives a reliable, ordered byte stream, so nothing is lost or
+ * duplicated below us — but it has no message boundaries (record marking
+ * puts them back) and, used naively, one call at a time per connection. Here
+ * every call carries an xid, the server runs calls as they arrive and
+ * replies as each finishes, and the client matches replies to callers by
+ * xid. A slow call does not hold up a fast one behind it: the connection is
+ * multiplexed.
+ */
+import * as net from "node:net";
+import { randomInt } from "node:crypto";
+import { callContext, type Dispatcher } from "../call-ids/dispatch";
+import type { AnyProcedure } from "../call-ids/registry";
+import { codecById, type Codec } from "../codecs/codec";
+import { FaultInjector } from "../faults/faults";
+import { Code, RpcError } from "../rpc-error";
+import type { Trace } from "../trace";
+import { markRecord, RecordReader } from "./record-marking";
+import {
+  AcceptStat,
+  decodeCall,
+  decodeReply,
+  describeCallHeader,
+  describeReplyHeader,
+  encodeCall,
+  encodeReply,
+  outcomeReply,
+  replyResult,
+  type ReplyMessage,
+} from "./rpc-header";
+import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } from "./transport";
+
+export interface TcpServerOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly faults?: FaultInjector;
+  readonly trace?: Trace;
+  /** Called when an injected crash takes the server down. */
+  readonly onCrash?: () => void;
+}
+
+export class TcpServer implements ServerTransport {
+  readonly name = "tcp";
+  /** Connections accepted so far (a test checks that calls share one). */
+  connectionsAccepted = 0;
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async listen(dispatcher: Dispatcher, opts: TcpServerOptions = {}): Promise<TcpServer> {
+    const faults = opts.faults ?? new FaultInjector();
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+    });
+    const self = new TcpServer(server, (server.address() as net.AddressInfo).port);
+    server.on("connection", (socket) => self.accept(socket, dispatcher, faults, opts));
+    return self;
+  }
+
+  private accept(socket: net.Socket, dispatcher: Dispatcher, faults: FaultInjector, opts: TcpServerOptions): void {
+    this.connectionsAccepted++;
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const peer = `tcp ${socket.remoteAddress}:${socket.remotePort}`;
+    const inflight = new Set<() => void>();
+    const reader = new RecordReader();
+    const trace = opts.trace;
+    socket.on("close", () => {
+      this.sockets.delete(socket);
+      for (const cancel of inflight) cancel();
+    });
+    socket.on("error", () => socket.destroy());
+    socket.on("data", (chunk: Buffer) => {
+      trace?.step("server", "transport", `read ${chunk.length} bytes from the TCP connection`);
+      let records: Buffer[];
+      try {
+        records = reader.push(chunk);
+      } catch {
+        socket.destroy(); // a broken stream cannot be resynchronised
+        return;
+      }
+      for (const record of records) void this.handle(record, socket, peer, inflight, dispatcher, faults, opts);
+    });
+  }
+
+  private async handle(
+    record: Buffer,
+    socket: net.Socket,
+    peer: string,
+    inflight: Set<() => void>,
+    dispatcher: Dispatcher,
+    faults: FaultInjector,
+    opts: TcpServerOptions,
+  ): Promise<void> {
+    const trace = opts.trace;
+    let call;
+    try {
+      call = decodeCall(record);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    const codec = codecById(call.codecId);
+    trace?.step("server", "framing", "the record is complete: take off the record mark, read the call header", {
+      notes: describeCallHeader(call, codec?.name ?? "unknown"),
+    });
+    let reply: ReplyMessage;
+    if (!codec) {
+      reply = { xid: call.xid, stat: AcceptStat.GARBAGE_ARGS, message: `unknown codec ${call.codecId}` };
+    } else {
+      const { ctx, cancel, done } = callContext(peer, call.timeoutMs || undefined);
+      inflight.add(cancel);
+      const outcome = await dispatcher.invoke({ number: call.number }, codec, call.body, ctx, trace);
+      done();
+      inflight.delete(cancel);
+      reply = outcomeReply(call.xid, outcome);
+    }
+    if (faults.crashNow()) {
+      trace?.step("server", "fault", "✗ the server crashes after running the call, before replying (injected crash)");
+      this.crash();
+      opts.onCrash?.();
+      return;
+    }
+    const bytes = markRecord(encodeReply(reply));
+    trace?.step("server", "framing", "put the reply header and a record mark in front of the results", {
+      notes: [`record mark  last fragment, ${bytes.length - 4} bytes`, ...describeReplyHeader(reply)],
+      bytes,
+      what: "frame",
+    });
+    if (socket.destroyed) return;
+    faults.deliver("reply", () => socket.write(bytes), trace);
+    trace?.step("server", "transport", `write ${bytes.length} bytes to the TCP connection`);
+  }
+
+  /** Stop as a crash would: every connection cut, nothing sent. */
+  crash(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server.close();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+interface Pending {
+  readonly proc: AnyProcedure;
+  readonly trace: Trace | undefined;
+  resolve(body: Buffer): void;
+  reject(err: RpcError): void;
+}
+
+export interface TcpClientOptions extends ClientOptions {
+  /** Split records into fragments of this many bytes (to show record marking at work). */
+  readonly maxFragment?: number;
+}
+
+export class TcpClient implements ClientTransport {
+  readonly name = "tcp";
+  private readonly pending = new Map<number, Pending>();
+  private xid = randomInt(0, 0xffffffff);
+  private closed: RpcError | undefined;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly opts: TcpClientOptions,
+  ) {
+    const reader = new RecordReader();
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      let records: Buffer[];
+      try {
+        records = reader.push(chunk);
+      } catch (err) {
+        this.fail(new RpcError(Code.INTERNAL, `bad record from the server: ${String(err)}`));
+        return;
+      }
+      for (const r of records) this.onRecord(r, chunk.length);
+    });
+    socket.on("error", (err) => this.fail(new RpcError(Code.UNAVAILABLE, `connection failed: ${err.message}`)));
+    socket.on("close", () => this.fail(new RpcError(Code.UNAVAILABLE, "the server closed the connection")));
+  }
+
+  static connect(opts: TcpClientOptions): Promise<TcpClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(opts.port, opts.host ?? "127.0.0.1");
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new TcpClient(socket, opts));
+      });
+      socket.once("error", (err) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`)));
+    });
+  }
+
+  /** Calls waiting for their reply right now. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  roundTrip(proc: AnyProcedure, codec: Codec, body: Buffer, opts: CallOptions = {}): Promise<Buffer> {
+    if (this.closed) return Promise.reject(this.closed);
+    const trace = opts.trace;
+    const xid = (this.xid = (this.xid + 1) >>> 0);
+    const call = { xid, codecId: codec.id, number: proc.number, timeoutMs: opts.timeoutMs ?? 0, body };
+    const frame = markRecord(encodeCall(call), this.opts.maxFragment);
+    trace?.step("client", "framing", "put a call header and a record mark in front of the arguments", {
+      notes: [`record mark  ${this.opts.maxFragment ? `fragments of ≤${this.opts.maxFragment} bytes` : `last fragment, ${frame.length - 4} bytes`}`, ...describeCallHeader(call, codec.name)],
+      bytes: frame,
+      what: "frame",
+    });
+    return new Promise<Buffer>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = () => {
+        clearTimeout(timer);
+        this.pending.delete(xid);
+      };
+      this.pending.set(xid, {
+        proc,
+        trace,
+        resolve: (b) => (settle(), resolve(b)),
+        reject: (e) => (settle(), reject(e)),
+      });
+      if (opts.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          settle();
+          trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: give up`);
+          reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${opts.timeoutMs} ms exceeded waiting for the reply`));
+        }, opts.timeoutMs);
+      }
+      const faults = this.opts.faults ?? new FaultInjector();
+      faults.deliver("request", () => this.socket.write(frame), trace);
+      trace?.step("client", "transport", `write ${frame.length} bytes to the TCP connection`);
+    });
+  }
+
+  private onRecord(record: Buffer, chunkBytes: number): void {
+    let reply: ReplyMessage;
+    try {
+      reply = decodeReply(record);
+    } catch (err) {
+      this.fail(new RpcError(Code.INTERNAL, `bad reply from the server: ${String(err)}`));
+      return;
+    }
+    const p = this.pending.get(reply.xid);
+    if (!p) return; // a late or duplicated reply: its caller has gone
+    p.trace?.step("client", "transport", `read ${chunkBytes} bytes from the TCP connection`);
+    p.trace?.step("client", "framing", `match the reply to its call by xid 0x${reply.xid.toString(16).padStart(8, "0")}`, {
+      notes: describeReplyHeader(reply),
+    });
+    const result = replyResult(reply, p.proc.number);
+    if (result instanceof RpcError) p.reject(result);
+    else p.resolve(result);
+  }
+
+  private fail(err: RpcError): void {
+    this.closed ??= err;
+    for (const p of [...this.pending.values()]) p.reject(err);
+  }
+
+  async close(): Promise<void> {
+    this.closed ??= new RpcError(Code.CANCELLED, "the client was closed");
+    this.socket.destroy();
+    for (const p of [...this.pending.values()]) p.reject(this.closed);
+  }
+}
