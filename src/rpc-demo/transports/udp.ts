@@ -1,0 +1,254 @@
+/**
+ * RPC over UDP: one datagram per call, and the client keeps time.
+ *
+ * A datagram holds a whole message, so no record marking is needed — but
+ * it can be lost, duplicated or reordered, and nothing tells the sender. So
+ * the client starts a timer with every request; when it fires without a
+ * reply, the request goes out again with the same xid, waiting longer each
+ * time, until the call's deadline. That alone is at-least-once: the server
+ * may see a call several times. The server's duplicate-request cache turns
+ * it into at-most-once by answering repeats from memory.
+ */
+import * as dgram from "node:dgram";
+import { randomInt } from "node:crypto";
+import { callContext, type Dispatcher } from "../call-ids/dispatch";
+import type { AnyProcedure } from "../call-ids/registry";
+import { codecById, type Codec } from "../codecs/codec";
+import { FaultInjector } from "../faults/faults";
+import { Code, RpcError } from "../rpc-error";
+import type { Trace } from "../trace";
+import { DuplicateRequestCache } from "./duplicate-cache";
+import {
+  AcceptStat,
+  decodeCall,
+  decodeReply,
+  describeCallHeader,
+  describeReplyHeader,
+  encodeCall,
+  encodeReply,
+  isCall,
+  outcomeReply,
+  replyResult,
+  type ReplyMessage,
+} from "./rpc-header";
+import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } from "./transport";
+
+/** The most an IPv4 UDP datagram can carry. */
+export const MAX_DATAGRAM = 65507;
+
+export interface UdpServerOptions {
+  readonly host?: string;
+  readonly port?: number;
+  /** Keep replies to answer retransmissions (default true). */
+  readonly duplicateCache?: boolean;
+  readonly faults?: FaultInjector;
+  readonly trace?: Trace;
+  readonly onCrash?: () => void;
+}
+
+export class UdpServer implements ServerTransport {
+  readonly name = "udp";
+  readonly cache = new DuplicateRequestCache();
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    readonly port: number,
+  ) {}
+
+  static async listen(dispatcher: Dispatcher, opts: UdpServerOptions = {}): Promise<UdpServer> {
+    const socket = dgram.createSocket("udp4");
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+    });
+    const self = new UdpServer(socket, socket.address().port);
+    const faults = opts.faults ?? new FaultInjector();
+    socket.on("message", (msg, rinfo) => void self.handle(msg, rinfo, dispatcher, faults, opts));
+    return self;
+  }
+
+  private async handle(msg: Buffer, rinfo: dgram.RemoteInfo, dispatcher: Dispatcher, faults: FaultInjector, opts: UdpServerOptions): Promise<void> {
+    const trace = opts.trace;
+    if (!isCall(msg)) return;
+    let call;
+    try {
+      call = decodeCall(msg);
+    } catch {
+      return; // not ours; a datagram server just ignores it
+    }
+    const peer = `${rinfo.address}:${rinfo.port}`;
+    const codec = codecById(call.codecId);
+    trace?.step("server", "transport", `receive a ${msg.length}-byte datagram from ${peer}`, {
+      notes: describeCallHeader(call, codec?.name ?? "unknown"),
+    });
+    const send = (bytes: Buffer) => faults.deliver("reply", () => this.socket.send(bytes, rinfo.port, rinfo.address), trace);
+
+    const useCache = opts.duplicateCache !== false;
+    const key = DuplicateRequestCache.key(peer, call.xid, call.number.program, call.number.version, call.number.procedure);
+    if (useCache) {
+      const seen = this.cache.get(key);
+      if (seen?.state === "done") {
+        this.cache.stats.replayed++;
+        trace?.step("server", "transport", "a repeat of a call already answered: resend the cached reply, do not run it again");
+        send(seen.reply);
+        return;
+      }
+      if (seen?.state === "in-progress") {
+        this.cache.stats.ignored++;
+        trace?.step("server", "transport", "a repeat of a call still running: ignore it, the reply is coming");
+        return;
+      }
+      this.cache.begin(key);
+    }
+
+    let reply: ReplyMessage;
+    if (!codec) {
+      reply = { xid: call.xid, stat: AcceptStat.GARBAGE_ARGS, message: `unknown codec ${call.codecId}` };
+    } else {
+      const { ctx, done } = callContext(`udp ${peer}`, call.timeoutMs || undefined);
+      const outcome = await dispatcher.invoke({ number: call.number }, codec, call.body, ctx, trace);
+      done();
+      reply = outcomeReply(call.xid, outcome);
+    }
+    if (faults.crashNow()) {
+      trace?.step("server", "fault", "✗ the server crashes after running the call, before replying; its cache is lost with it (injected crash)");
+      this.crash();
+      opts.onCrash?.();
+      return;
+    }
+    const bytes = encodeReply(reply);
+    if (useCache) this.cache.finish(key, bytes);
+    trace?.step("server", "framing", `put the reply header in front of the results: one ${bytes.length}-byte datagram`, {
+      notes: [...describeReplyHeader(reply), ...(useCache ? ["(the reply is also kept in the duplicate-request cache)"] : [])],
+      bytes,
+      what: "datagram",
+    });
+    send(bytes);
+    trace?.step("server", "transport", `send the datagram to ${peer}`);
+  }
+
+  crash(): void {
+    this.cache.clear();
+    this.socket.close();
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed by a crash
+      }
+    });
+  }
+}
+
+export interface UdpClientOptions extends ClientOptions {
+  /** First retransmission after this long (default 100 ms); doubles each time. */
+  readonly retransmitMs?: number;
+  /** Longest wait between retransmissions (default 1000 ms). */
+  readonly maxRetransmitMs?: number;
+  /** Deadline for calls that set none (default 5000 ms): UDP calls always need one. */
+  readonly defaultTimeoutMs?: number;
+}
+
+interface Pending {
+  readonly proc: AnyProcedure;
+  readonly trace: Trace | undefined;
+  settle(result: Buffer | RpcError): void;
+}
+
+export class UdpClient implements ClientTransport {
+  readonly name = "udp";
+  readonly stats = { sent: 0, retransmits: 0 };
+  private readonly pending = new Map<number, Pending>();
+  private xid = randomInt(0, 0xffffffff);
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    private readonly opts: UdpClientOptions,
+  ) {
+    socket.on("message", (msg) => this.onMessage(msg));
+  }
+
+  static async connect(opts: UdpClientOptions): Promise<UdpClient> {
+    const socket = dgram.createSocket("udp4");
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(0, "0.0.0.0", () => resolve());
+    });
+    return new UdpClient(socket, opts);
+  }
+
+  roundTrip(proc: AnyProcedure, codec: Codec, body: Buffer, opts: CallOptions = {}): Promise<Buffer> {
+    const trace = opts.trace;
+    const xid = (this.xid = (this.xid + 1) >>> 0);
+    const timeoutMs = opts.timeoutMs ?? this.opts.defaultTimeoutMs ?? 5000;
+    const call = { xid, codecId: codec.id, number: proc.number, timeoutMs, body };
+    const datagram = encodeCall(call);
+    if (datagram.length > MAX_DATAGRAM) {
+      return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `a ${datagram.length}-byte call does not fit in one UDP datagram`));
+    }
+    trace?.step("client", "framing", `put a call header in front of the arguments: one ${datagram.length}-byte datagram`, {
+      notes: [...describeCallHeader(call, codec.name), "(no length prefix: a datagram arrives whole or not at all)"],
+      bytes: datagram,
+      what: "datagram",
+    });
+    const faults = this.opts.faults ?? new FaultInjector();
+    const host = this.opts.host ?? "127.0.0.1";
+    const send = () => {
+      this.stats.sent++;
+      faults.deliver("request", () => this.socket.send(datagram, this.opts.port, host), trace);
+    };
+
+    return new Promise<Buffer>((resolve, reject) => {
+      let wait = this.opts.retransmitMs ?? 100;
+      let attempts = 1;
+      let retransmit: NodeJS.Timeout | undefined;
+      const deadline = setTimeout(() => {
+        done(new RpcError(Code.DEADLINE_EXCEEDED, `no reply within ${timeoutMs} ms after ${attempts} attempt(s)`));
+      }, timeoutMs);
+      const done = (result: Buffer | RpcError) => {
+        clearTimeout(deadline);
+        clearTimeout(retransmit);
+        this.pending.delete(xid);
+        if (result instanceof RpcError) reject(result);
+        else resolve(result);
+      };
+      const arm = () => {
+        retransmit = setTimeout(() => {
+          attempts++;
+          this.stats.retransmits++;
+          trace?.step("client", "transport", `no reply after ${wait} ms: send the same datagram again (attempt ${attempts}, same xid)`);
+          wait = Math.min(wait * 2, this.opts.maxRetransmitMs ?? 1000);
+          send();
+          arm();
+        }, wait);
+      };
+      this.pending.set(xid, { proc, trace, settle: done });
+      send();
+      trace?.step("client", "transport", `send the datagram to ${host}:${this.opts.port}, start the retransmit timer (${wait} ms)`);
+      arm();
+    });
+  }
+
+  private onMessage(msg: Buffer): void {
+    let reply: ReplyMessage;
+    try {
+      reply = decodeReply(msg);
+    } catch {
+      return;
+    }
+    const p = this.pending.get(reply.xid);
+    if (!p) return; // an answer to a retransmission we no longer wait for
+    p.trace?.step("client", "transport", `receive a ${msg.length}-byte datagram; xid 0x${reply.xid.toString(16).padStart(8, "0")} matches the call`, {
+      notes: describeReplyHeader(reply),
+    });
+    p.settle(replyResult(reply, p.proc.number));
+  }
+
+  async close(): Promise<void> {
+    for (const p of [...this.pending.values()]) p.settle(new RpcError(Code.CANCELLED, "the client was closed"));
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}
