@@ -1,0 +1,182 @@
+/**
+ * A gRPC client written on node:http2: the other half of http2-server.ts.
+ *
+ * One HTTP/2 session per client; each call opens a stream, sends the
+ * request headers and one length-prefixed message, and reads headers, data
+ * and trailers back. The status comes from the trailers (or from the
+ * headers, when the server answered "trailers-only"). Our deadline is sent
+ * as grpc-timeout and also kept here: when it passes, the stream is reset
+ * (RST_STREAM CANCEL), which tells the server to stop.
+ */
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { AnyProcedure } from "../call-ids/registry";
+import type { Codec } from "../codecs/codec";
+import { FaultInjector } from "../faults/faults";
+import { Code, RpcError } from "../rpc-error";
+import type { Trace } from "../trace";
+import { codeForHttpStatus, decodeGrpcMessage, encodeTimeout, frameMessage, MessageDeframer } from "./grpc-framing";
+import { headerLines } from "./http2-server";
+import type { CallOptions, ClientOptions, ClientTransport } from "./transport";
+
+export interface Http2ClientOptions extends Partial<ClientOptions> {
+  /** Connect to a unix socket instead of host:port (a CSI driver's endpoint). */
+  readonly socketPath?: string;
+  readonly authority?: string;
+}
+
+/** Everything a unary gRPC call brought back, for narration. */
+export interface UnaryResult {
+  readonly body: Buffer;
+  readonly frame: Buffer;
+  readonly headers: http2.IncomingHttpHeaders;
+  readonly trailers: http2.IncomingHttpHeaders;
+}
+
+export class Http2Client implements ClientTransport {
+  readonly name = "http2";
+
+  private constructor(
+    private readonly session: http2.ClientHttp2Session,
+    private readonly authority: string,
+    private readonly faults: FaultInjector,
+  ) {
+    session.on("error", () => undefined); // surfaced per call, through the streams
+  }
+
+  static connect(opts: Http2ClientOptions): Promise<Http2Client> {
+    const host = opts.host ?? "127.0.0.1";
+    const authority = opts.authority ?? (opts.socketPath ? "localhost" : `${host}:${opts.port}`);
+    const session = opts.socketPath
+      ? http2.connect(`http://${authority}`, { createConnection: () => net.connect(opts.socketPath!) })
+      : http2.connect(`http://${host.includes(":") ? `[${host}]` : host}:${opts.port}`);
+    return new Promise((resolve, reject) => {
+      session.once("connect", () => {
+        session.off("error", reject);
+        resolve(new Http2Client(session, authority, opts.faults ?? new FaultInjector()));
+      });
+      session.once("error", (err) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`)));
+    });
+  }
+
+  async roundTrip(proc: AnyProcedure, codec: Codec, body: Buffer, opts: CallOptions = {}): Promise<Buffer> {
+    return (await this.unary(proc.path, codec.contentType, body, opts)).body;
+  }
+
+  /** One unary call to any gRPC path: used for the playground and for the CSI driver. */
+  unary(path: string, contentType: string, body: Buffer, opts: CallOptions = {}): Promise<UnaryResult> {
+    const trace = opts.trace;
+    const headers: http2.OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":scheme": "http",
+      ":authority": this.authority,
+      ":path": path,
+      "content-type": contentType,
+      te: "trailers",
+      "user-agent": "csi-lab-rpc-playground",
+    };
+    if (opts.timeoutMs !== undefined) headers["grpc-timeout"] = encodeTimeout(opts.timeoutMs);
+    const frame = frameMessage(body);
+    trace?.step("client", "framing", `open an HTTP/2 stream: request HEADERS, then one DATA frame with a 5-byte prefix`, {
+      notes: [...headerLines(headers), "…", `message prefix: compressed flag 0, length ${body.length}`],
+      bytes: frame,
+      what: "frame",
+    });
+
+    return new Promise<UnaryResult>((resolve, reject) => {
+      let settled = false;
+      const streams: http2.ClientHttp2Stream[] = [];
+      const finish = (r: UnaryResult | RpcError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        for (const s of streams) if (!s.closed) s.close(http2.constants.NGHTTP2_CANCEL);
+        if (r instanceof RpcError) reject(r);
+        else resolve(r);
+      };
+      const timer =
+        opts.timeoutMs !== undefined
+          ? setTimeout(() => {
+              trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: reset the stream (RST_STREAM CANCEL)`);
+              finish(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${opts.timeoutMs} ms exceeded`));
+            }, opts.timeoutMs)
+          : undefined;
+
+      const open = () => {
+        if (settled) return;
+        if (this.session.closed || this.session.destroyed) {
+          finish(new RpcError(Code.UNAVAILABLE, "the HTTP/2 connection is closed"));
+          return;
+        }
+        const stream = this.session.request(headers);
+        streams.push(stream);
+        this.watch(stream, trace, finish);
+        stream.end(frame);
+      };
+      this.faults.deliver("request", open, trace);
+      trace?.step("client", "transport", "send HEADERS and DATA (END_STREAM) frames");
+    });
+  }
+
+  private watch(stream: http2.ClientHttp2Stream, trace: Trace | undefined, finish: (r: UnaryResult | RpcError) => void): void {
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const deframer = new MessageDeframer();
+    stream.on("response", (h) => {
+      headers = h;
+      trace?.step("client", "transport", `response HEADERS on stream ${stream.id}`, { notes: headerLines(h) });
+    });
+    let narrated = 0;
+    stream.on("data", (chunk: Buffer) => {
+      try {
+        deframer.push(chunk);
+      } catch (err) {
+        finish(new RpcError(Code.INTERNAL, String(err)));
+        return;
+      }
+      for (; narrated < deframer.messages.length; narrated++) {
+        const m = deframer.messages[narrated]!;
+        trace?.step("client", "framing", `DATA: strip the 5-byte prefix, ${m.body.length} bytes of message`, { bytes: m.frame, what: "frame" });
+      }
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+      trace?.step("client", "framing", "trailers: the call's status", { notes: headerLines(t) });
+    });
+    stream.on("error", (err) => finish(new RpcError(Code.UNAVAILABLE, `stream failed: ${err.message}`)));
+    stream.on("close", () => {
+      const httpStatus = Number(headers[":status"] ?? 0);
+      if (httpStatus === 0) {
+        finish(new RpcError(Code.UNAVAILABLE, `the stream closed without a response (code ${stream.rstCode})`));
+        return;
+      }
+      // grpc-status in the trailers, or in the headers for a trailers-only answer
+      const rawStatus = (trailers["grpc-status"] ?? headers["grpc-status"]) as string | undefined;
+      if (rawStatus === undefined) {
+        const code = httpStatus === 200 ? Code.INTERNAL : codeForHttpStatus(httpStatus);
+        finish(new RpcError(code, `no grpc-status from the server (HTTP ${httpStatus})`));
+        return;
+      }
+      const code = Number(rawStatus) as Code;
+      const message = decodeGrpcMessage(String(trailers["grpc-message"] ?? headers["grpc-message"] ?? ""));
+      if (code !== Code.OK) {
+        finish(new RpcError(code, message));
+        return;
+      }
+      const msg = deframer.messages[0];
+      if (deframer.messages.length !== 1 || !msg) {
+        finish(new RpcError(Code.INTERNAL, `a unary reply carries exactly one message, not ${deframer.messages.length}`));
+        return;
+      }
+      finish({ body: msg.body, frame: msg.frame, headers, trailers });
+    });
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (this.session.closed) return resolve();
+      this.session.close(() => resolve());
+      setTimeout(() => this.session.destroy(), 200).unref();
+    });
+  }
+}
