@@ -14,6 +14,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { defaultConfig, openDriver, type DriverConfig, type Mode } from "./server/driver";
 import { parseEndpoint } from "./server/endpoint";
+import { main as rpcMain } from "./rpc-demo/cli";
 import { createLogger, parseLevel } from "./server/logger";
 import { parseHttpAddress, startMetricsServer } from "./server/metrics-http";
 import { startServer, type RunningServer } from "./server/server";
@@ -49,15 +50,9 @@ export async function main(argv: string[]): Promise<void> {
       case "driver":
         await runDriver(rest);
         return;
-      case "rpc": {
-        const playground = "./rpc-demo/cli.js";
-        const rpc = (await import(playground).catch(() => undefined)) as
-          | { main(argv: string[]): Promise<void> }
-          | undefined;
-        if (!rpc) throw new Error("the RPC playground is not built into this copy of csi-lab");
-        await rpc.main(rest);
+      case "rpc":
+        await rpcMain(rest);
         return;
-      }
       case "--version":
       case "version":
         process.stdout.write(version + "\n");

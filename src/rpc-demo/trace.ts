@@ -19,27 +19,46 @@ export interface TraceStep {
   readonly notes: readonly string[];
   /** Bytes this step produced or received, with what they are. */
   readonly bytes: { readonly what: "message" | "frame" | "datagram" | "raw"; readonly data: Buffer; readonly typeName?: string } | undefined;
+  /** Named byte ranges of `bytes`, in order (header fields of a frame). */
+  readonly segments: readonly Segment[];
   /** process.hrtime.bigint() when the step ended. */
   readonly at: bigint;
+}
+
+export interface Segment {
+  readonly length: number;
+  readonly label: string;
 }
 
 export class Trace {
   readonly steps: TraceStep[] = [];
 
+  /** onStep sees each step as it is recorded (a server narrating live). */
+  constructor(private readonly onStep?: (step: TraceStep, index: number) => void) {}
+
   step(
     side: Side,
     layer: Layer,
     title: string,
-    extra: { notes?: readonly string[]; bytes?: Uint8Array; what?: "message" | "frame" | "datagram" | "raw"; typeName?: string } = {},
+    extra: {
+      notes?: readonly string[];
+      bytes?: Uint8Array;
+      what?: "message" | "frame" | "datagram" | "raw";
+      typeName?: string;
+      segments?: readonly Segment[];
+    } = {},
   ): void {
     const at = process.hrtime.bigint();
-    this.steps.push({
+    const step: TraceStep = {
       side,
       layer,
       title,
       notes: extra.notes ?? [],
       bytes: extra.bytes ? { what: extra.what ?? "raw", data: Buffer.from(extra.bytes), typeName: extra.typeName } : undefined,
+      segments: extra.segments ?? [],
       at,
-    });
+    };
+    this.steps.push(step);
+    this.onStep?.(step, this.steps.length - 1);
   }
 }

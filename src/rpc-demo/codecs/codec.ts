@@ -59,6 +59,11 @@ export function schemaOf(type: MessageType<unknown>): MessageSchema {
   return s;
 }
 
+/** Load the schemas of these types now, so the first call does not pay for parsing .proto files. */
+export function preloadSchemas(types: readonly MessageType<unknown>[]): void {
+  for (const t of types) schemaOf(t);
+}
+
 export const protobufCodec: Codec = {
   name: "protobuf",
   contentType: "application/grpc+proto",

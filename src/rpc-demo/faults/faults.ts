@@ -19,8 +19,12 @@ import type { Trace } from "../trace";
 export interface FaultPlan {
   /** Chance that a message is lost, 0..1. */
   readonly drop: number;
+  /** Lose the first this many messages (a walkthrough's "drop"). */
+  readonly dropFirst: number;
   /** Chance that a message arrives twice, 0..1. */
   readonly duplicate: number;
+  /** Deliver the first this many messages twice. */
+  readonly duplicateFirst: number;
   /** Extra delay for every message, in ms. */
   readonly delayMs: number;
   /** The server crashes after running a call, before replying (once). */
@@ -30,12 +34,17 @@ export interface FaultPlan {
   readonly seed: number;
 }
 
-export const NO_FAULTS: FaultPlan = { drop: 0, duplicate: 0, delayMs: 0, crash: false, direction: "both", seed: 1 };
+export const NO_FAULTS: FaultPlan = { drop: 0, dropFirst: 0, duplicate: 0, duplicateFirst: 0, delayMs: 0, crash: false, direction: "both", seed: 1 };
 
 /**
- * Parse the CLI's --fault value: "drop", "drop=0.3", "duplicate",
- * "delay=200", "crash", comma-separated, with optional "reply-only" or
- * "request-only" and "seed=N".
+ * Parse the CLI's --fault value, comma-separated:
+ *   drop            lose the first message (each way)
+ *   drop=0.3        lose each message with chance 0.3
+ *   duplicate[=p]   likewise, deliver twice
+ *   delay[=ms]      hold every message up (200 ms)
+ *   crash           the server dies after running the call, before replying
+ *   request-only, reply-only   restrict to one direction
+ *   seed=n          another sequence of random faults
  */
 export function parseFaults(spec: string | undefined): FaultPlan {
   if (!spec || spec === "none") return NO_FAULTS;
@@ -54,10 +63,12 @@ export function parseFaults(spec: string | undefined): FaultPlan {
     };
     switch (name) {
       case "drop":
-        plan.drop = chance(1);
+        if (value === undefined) plan.dropFirst = 1;
+        else plan.drop = chance(1);
         break;
       case "duplicate":
-        plan.duplicate = chance(1);
+        if (value === undefined) plan.duplicateFirst = 1;
+        else plan.duplicate = chance(1);
         break;
       case "delay":
         plan.delayMs = num(200);
@@ -84,7 +95,9 @@ export function parseFaults(spec: string | undefined): FaultPlan {
 export function describeFaults(p: FaultPlan): string {
   const parts: string[] = [];
   if (p.drop > 0) parts.push(`drop ${Math.round(p.drop * 100)}%`);
+  if (p.dropFirst > 0) parts.push("drop the first message");
   if (p.duplicate > 0) parts.push(`duplicate ${Math.round(p.duplicate * 100)}%`);
+  if (p.duplicateFirst > 0) parts.push("duplicate the first message");
   if (p.delayMs > 0) parts.push(`delay ${p.delayMs} ms`);
   if (p.crash) parts.push("server crash before the reply");
   if (parts.length === 0) return "none";
@@ -112,6 +125,7 @@ function mulberry32(seed: number): () => number {
 export class FaultInjector {
   private readonly random: () => number;
   private crashed = false;
+  private sent = 0;
   /** Counts, for narration and tests. */
   readonly stats = { dropped: 0, duplicated: 0, delayed: 0 };
 
@@ -120,7 +134,8 @@ export class FaultInjector {
   }
 
   get active(): boolean {
-    return this.plan.drop > 0 || this.plan.duplicate > 0 || this.plan.delayMs > 0 || this.plan.crash;
+    const p = this.plan;
+    return p.drop > 0 || p.dropFirst > 0 || p.duplicate > 0 || p.duplicateFirst > 0 || p.delayMs > 0 || p.crash;
   }
 
   private applies(direction: "request" | "reply"): boolean {
@@ -129,11 +144,13 @@ export class FaultInjector {
 
   decide(direction: "request" | "reply"): Delivery {
     if (!this.applies(direction)) return { copies: 1, delayMs: 0 };
-    if (this.plan.drop > 0 && this.random() < this.plan.drop) {
+    const n = ++this.sent;
+    if (n <= this.plan.dropFirst || (this.plan.drop > 0 && this.random() < this.plan.drop)) {
       this.stats.dropped++;
       return { copies: 0, delayMs: 0 };
     }
-    const copies = this.plan.duplicate > 0 && this.random() < this.plan.duplicate ? 2 : 1;
+    const twice = n - this.plan.dropFirst <= this.plan.duplicateFirst || (this.plan.duplicate > 0 && this.random() < this.plan.duplicate);
+    const copies = twice ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     if (this.plan.delayMs > 0) this.stats.delayed++;
     return { copies, delayMs: this.plan.delayMs };

@@ -18,6 +18,7 @@
  * reply sends only headers with the status in them ("trailers-only").
  */
 import { Code } from "../rpc-error";
+import type { Segment } from "../trace";
 
 export const PREFIX_SIZE = 5;
 
@@ -27,6 +28,16 @@ export function frameMessage(body: Uint8Array): Buffer {
   out.writeUInt32BE(body.length, 1);
   out.set(body, PREFIX_SIZE);
   return out;
+}
+
+/** The byte ranges of a framed message, for an annotated dump. */
+export function prefixSegments(frame: Uint8Array): Segment[] {
+  const len = frame.length - PREFIX_SIZE;
+  return [
+    { length: 1, label: `compressed flag ${frame[0]} (${frame[0] ? "compressed" : "not compressed"})` },
+    { length: 4, label: `message length ${len} (big-endian)` },
+    { length: len, label: "the encoded message" },
+  ];
 }
 
 export interface GrpcMessage {

@@ -15,7 +15,7 @@ import type { Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
-import { codeForHttpStatus, decodeGrpcMessage, encodeTimeout, frameMessage, MessageDeframer } from "./grpc-framing";
+import { codeForHttpStatus, decodeGrpcMessage, encodeTimeout, frameMessage, MessageDeframer, prefixSegments } from "./grpc-framing";
 import { headerLines } from "./http2-server";
 import type { CallOptions, ClientOptions, ClientTransport } from "./transport";
 
@@ -78,9 +78,10 @@ export class Http2Client implements ClientTransport {
     if (opts.timeoutMs !== undefined) headers["grpc-timeout"] = encodeTimeout(opts.timeoutMs);
     const frame = frameMessage(body);
     trace?.step("client", "framing", `open an HTTP/2 stream: request HEADERS, then one DATA frame with a 5-byte prefix`, {
-      notes: [...headerLines(headers), "…", `message prefix: compressed flag 0, length ${body.length}`],
+      notes: headerLines(headers),
       bytes: frame,
       what: "frame",
+      segments: prefixSegments(frame),
     });
 
     return new Promise<UnaryResult>((resolve, reject) => {
@@ -113,8 +114,8 @@ export class Http2Client implements ClientTransport {
         this.watch(stream, trace, finish);
         stream.end(frame);
       };
-      this.faults.deliver("request", open, trace);
       trace?.step("client", "transport", "send HEADERS and DATA (END_STREAM) frames");
+      this.faults.deliver("request", open, trace);
     });
   }
 
@@ -136,7 +137,7 @@ export class Http2Client implements ClientTransport {
       }
       for (; narrated < deframer.messages.length; narrated++) {
         const m = deframer.messages[narrated]!;
-        trace?.step("client", "framing", `DATA: strip the 5-byte prefix, ${m.body.length} bytes of message`, { bytes: m.frame, what: "frame" });
+        trace?.step("client", "framing", `DATA: strip the 5-byte prefix, ${m.body.length} bytes of message`, { bytes: m.frame, what: "frame", segments: prefixSegments(m.frame) });
       }
     });
     stream.on("trailers", (t) => {

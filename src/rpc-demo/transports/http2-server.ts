@@ -15,7 +15,7 @@ import { codecForContentType } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
 import { Code, codeName, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
-import { encodeGrpcMessage, frameMessage, MessageDeframer, parseTimeout, PREFIX_SIZE } from "./grpc-framing";
+import { encodeGrpcMessage, frameMessage, MessageDeframer, parseTimeout, prefixSegments, PREFIX_SIZE } from "./grpc-framing";
 import type { ServerTransport } from "./transport";
 
 export interface Http2ServerOptions {
@@ -132,9 +132,10 @@ export class Http2Server implements ServerTransport {
           return;
         }
         trace?.step("server", "framing", `DATA: read the 5-byte message prefix, then ${msg.body.length} bytes of message`, {
-          notes: [`compressed flag ${msg.frame[0]}`, `length ${msg.body.length} (bytes 1-4, big-endian)`],
+
           bytes: msg.frame,
           what: "frame",
+          segments: prefixSegments(msg.frame),
         });
         const outcome = await dispatcher.invoke({ path }, codec, msg.body, ctx, trace);
         if (stream.closed || stream.destroyed) return;
@@ -160,14 +161,16 @@ export class Http2Server implements ServerTransport {
   }
 
   private reply(stream: http2.ServerHttp2Stream, contentType: string, body: Buffer, trace: Trace | undefined): void {
-    if (stream.closed || stream.destroyed) return;
+    // A stream carries one response: a "duplicated" reply has nowhere to go.
+    if (stream.closed || stream.destroyed || stream.headersSent) return;
     const head = { ":status": 200, "content-type": contentType };
     const frame = frameMessage(body);
     const trailers = { "grpc-status": "0", "grpc-message": "" };
     trace?.step("server", "framing", `reply: HEADERS, then DATA with a 5-byte prefix (${PREFIX_SIZE} + ${body.length} bytes), then trailers`, {
-      notes: [...headerLines(head), "…", ...headerLines(trailers).map((l) => `${l}   (trailer: ${codeName(0)})`)],
+      notes: [...headerLines(head), `then, as trailers (0 = ${codeName(0)}):`, ...headerLines(trailers)],
       bytes: frame,
       what: "frame",
+      segments: prefixSegments(frame),
     });
     stream.respond(head, { waitForTrailers: true });
     stream.once("wantTrailers", () => stream.sendTrailers(trailers));

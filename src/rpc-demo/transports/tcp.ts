@@ -27,7 +27,10 @@ import {
   encodeCall,
   encodeReply,
   outcomeReply,
+  callSegments,
+  recordMarkSegment,
   replyResult,
+  replySegments,
   type ReplyMessage,
 } from "./rpc-header";
 import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } from "./transport";
@@ -130,13 +133,13 @@ export class TcpServer implements ServerTransport {
     }
     const bytes = markRecord(encodeReply(reply));
     trace?.step("server", "framing", "put the reply header and a record mark in front of the results", {
-      notes: [`record mark  last fragment, ${bytes.length - 4} bytes`, ...describeReplyHeader(reply)],
       bytes,
       what: "frame",
+      segments: [recordMarkSegment(bytes.length - 4), ...replySegments(reply)],
     });
     if (socket.destroyed) return;
-    faults.deliver("reply", () => socket.write(bytes), trace);
     trace?.step("server", "transport", `write ${bytes.length} bytes to the TCP connection`);
+    faults.deliver("reply", () => socket.write(bytes), trace);
   }
 
   /** Stop as a crash would: every connection cut, nothing sent. */
@@ -212,9 +215,9 @@ export class TcpClient implements ClientTransport {
     const call = { xid, codecId: codec.id, number: proc.number, timeoutMs: opts.timeoutMs ?? 0, body };
     const frame = markRecord(encodeCall(call), this.opts.maxFragment);
     trace?.step("client", "framing", "put a call header and a record mark in front of the arguments", {
-      notes: [`record mark  ${this.opts.maxFragment ? `fragments of ≤${this.opts.maxFragment} bytes` : `last fragment, ${frame.length - 4} bytes`}`, ...describeCallHeader(call, codec.name)],
       bytes: frame,
       what: "frame",
+      segments: this.opts.maxFragment ? [] : [recordMarkSegment(frame.length - 4), ...callSegments(call, codec.name)],
     });
     return new Promise<Buffer>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -236,8 +239,8 @@ export class TcpClient implements ClientTransport {
         }, opts.timeoutMs);
       }
       const faults = this.opts.faults ?? new FaultInjector();
-      faults.deliver("request", () => this.socket.write(frame), trace);
       trace?.step("client", "transport", `write ${frame.length} bytes to the TCP connection`);
+      faults.deliver("request", () => this.socket.write(frame), trace);
     });
   }
 

@@ -57,7 +57,7 @@ export async function callProcedure<Req, Res>(
 ): Promise<Res> {
   const trace = opts.trace;
   trace?.step("client", "call-id", `look up the call ID of ${proc.name}`, {
-    notes: [`by name   ${proc.path}`, `numeric  ${formatNumber(proc.number)}`],
+    notes: [`by name  ${proc.path}`, `numeric  ${formatNumber(proc.number)}`],
   });
   const body = Buffer.from(codec.encode(proc.request, req));
   trace?.step("client", "codec", `encode the arguments (${codec.name}, ${body.length} bytes)`, {

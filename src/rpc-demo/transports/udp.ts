@@ -28,13 +28,27 @@ import {
   encodeReply,
   isCall,
   outcomeReply,
+  callSegments,
   replyResult,
+  replySegments,
   type ReplyMessage,
 } from "./rpc-header";
 import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } from "./transport";
 
 /** The most an IPv4 UDP datagram can carry. */
 export const MAX_DATAGRAM = 65507;
+
+/**
+ * Send, or drop silently if the socket has closed meanwhile (a delayed
+ * datagram outliving its sender): UDP promises nothing either way.
+ */
+function sendQuietly(socket: dgram.Socket, bytes: Buffer, port: number, host: string): void {
+  try {
+    socket.send(bytes, port, host);
+  } catch {
+    // closed: the datagram goes nowhere
+  }
+}
 
 export interface UdpServerOptions {
   readonly host?: string;
@@ -81,7 +95,7 @@ export class UdpServer implements ServerTransport {
     trace?.step("server", "transport", `receive a ${msg.length}-byte datagram from ${peer}`, {
       notes: describeCallHeader(call, codec?.name ?? "unknown"),
     });
-    const send = (bytes: Buffer) => faults.deliver("reply", () => this.socket.send(bytes, rinfo.port, rinfo.address), trace);
+    const send = (bytes: Buffer) => faults.deliver("reply", () => sendQuietly(this.socket, bytes, rinfo.port, rinfo.address), trace);
 
     const useCache = opts.duplicateCache !== false;
     const key = DuplicateRequestCache.key(peer, call.xid, call.number.program, call.number.version, call.number.procedure);
@@ -119,12 +133,13 @@ export class UdpServer implements ServerTransport {
     const bytes = encodeReply(reply);
     if (useCache) this.cache.finish(key, bytes);
     trace?.step("server", "framing", `put the reply header in front of the results: one ${bytes.length}-byte datagram`, {
-      notes: [...describeReplyHeader(reply), ...(useCache ? ["(the reply is also kept in the duplicate-request cache)"] : [])],
+      notes: useCache ? ["(the reply is also kept in the duplicate-request cache)"] : [],
       bytes,
       what: "datagram",
+      segments: replySegments(reply),
     });
-    send(bytes);
     trace?.step("server", "transport", `send the datagram to ${peer}`);
+    send(bytes);
   }
 
   crash(): void {
@@ -190,15 +205,16 @@ export class UdpClient implements ClientTransport {
       return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `a ${datagram.length}-byte call does not fit in one UDP datagram`));
     }
     trace?.step("client", "framing", `put a call header in front of the arguments: one ${datagram.length}-byte datagram`, {
-      notes: [...describeCallHeader(call, codec.name), "(no length prefix: a datagram arrives whole or not at all)"],
+      notes: ["(no length prefix: a datagram arrives whole or not at all)"],
       bytes: datagram,
       what: "datagram",
+      segments: callSegments(call, codec.name),
     });
     const faults = this.opts.faults ?? new FaultInjector();
     const host = this.opts.host ?? "127.0.0.1";
     const send = () => {
       this.stats.sent++;
-      faults.deliver("request", () => this.socket.send(datagram, this.opts.port, host), trace);
+      faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, host), trace);
     };
 
     return new Promise<Buffer>((resolve, reject) => {
@@ -226,8 +242,8 @@ export class UdpClient implements ClientTransport {
         }, wait);
       };
       this.pending.set(xid, { proc, trace, settle: done });
-      send();
       trace?.step("client", "transport", `send the datagram to ${host}:${this.opts.port}, start the retransmit timer (${wait} ms)`);
+      send();
       arm();
     });
   }

@@ -1,0 +1,113 @@
+/**
+ * `csi-lab rpc serve` and `csi-lab rpc call`: the two ends in two terminals
+ * (or on two machines), each narrating its own half of every call.
+ */
+import { Playground, type PlaygroundMethod } from "../call-ids/playground";
+import type { AnyProcedure } from "../call-ids/registry";
+import { preloadSchemas, type Codec } from "../codecs/codec";
+import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
+import { PlaygroundState, playgroundDispatcher } from "../playground-service";
+import { RpcError } from "../rpc-error";
+import { Trace } from "../trace";
+import { connectClient, startServer } from "../transports";
+import { callProcedure, type ServerTransport, type TransportName } from "../transports/transport";
+import { narrate, renderStep } from "./narrate";
+import { DEFAULT_REQUESTS } from "./walkthrough";
+
+export interface ServeOptions {
+  readonly transport: TransportName;
+  readonly host: string;
+  readonly port: number;
+  readonly faults: FaultPlan;
+  readonly duplicateCache: boolean;
+  readonly quiet: boolean;
+  readonly plain: boolean;
+  readonly write: (text: string) => void;
+}
+
+/** A gap this long between steps means a new call began. */
+const NEW_CALL_GAP = 1_000_000_000n;
+
+function preload(): void {
+  preloadSchemas(Object.values(Playground).flatMap((p) => [p.request, p.response] as const));
+}
+
+export async function serve(opts: ServeOptions): Promise<ServerTransport> {
+  preload();
+  const state = new PlaygroundState();
+  const dispatcher = playgroundDispatcher(state);
+  let prev = 0n;
+  let n = 0;
+  const trace = opts.quiet
+    ? undefined
+    : new Trace((step) => {
+        if (step.at - prev > NEW_CALL_GAP) {
+          opts.write("—".repeat(40));
+          n = 0;
+          prev = step.at;
+        }
+        opts.write(renderStep(step, n++, step.at - prev, { plain: opts.plain }));
+        prev = step.at;
+      });
+  const start = (): Promise<ServerTransport> =>
+    startServer(opts.transport, dispatcher, {
+      host: opts.host,
+      port: opts.port,
+      trace,
+      faults: new FaultInjector(opts.faults),
+      duplicateCache: opts.duplicateCache,
+      onCrash: () => {
+        opts.write("✗ injected crash: the server went down; restarting it in 1 s (memory lost, counters kept)");
+        setTimeout(() => void start().then(() => opts.write("server restarted")), 1000);
+      },
+    });
+  const server = await start();
+  opts.write(
+    [
+      `Playground serving over ${opts.transport} on ${opts.host}:${server.port} · faults: ${describeFaults(opts.faults)}` +
+        (opts.transport === "udp" ? ` · duplicate-request cache ${opts.duplicateCache ? "on" : "off"}` : ""),
+      "",
+      dispatcher.describe(),
+      "",
+      "Waiting for calls (Ctrl-C to stop).",
+    ].join("\n"),
+  );
+  return server;
+}
+
+export interface CallCliOptions {
+  readonly transport: TransportName;
+  readonly host: string;
+  readonly port: number;
+  readonly codec: Codec;
+  readonly method: PlaygroundMethod;
+  readonly request: unknown;
+  readonly timeoutMs: number;
+  readonly faults: FaultPlan;
+  readonly plain: boolean;
+  readonly write: (text: string) => void;
+}
+
+export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
+  preload();
+  const proc = Playground[opts.method] as AnyProcedure;
+  const req = proc.request.fns.fromJSON(opts.request ?? DEFAULT_REQUESTS[opts.method]);
+  const client = await connectClient(opts.transport, { host: opts.host, port: opts.port, faults: new FaultInjector(opts.faults) });
+  const trace = new Trace();
+  const start = process.hrtime.bigint();
+  let result: unknown;
+  let error: RpcError | undefined;
+  try {
+    result = await callProcedure(client, opts.codec, proc, req, { timeoutMs: opts.timeoutMs, trace });
+  } catch (err) {
+    error = RpcError.from(err);
+  } finally {
+    await client.close();
+  }
+  opts.write(`Playground.${proc.name} to ${opts.host}:${opts.port} over ${opts.transport} (${opts.codec.name})\n`);
+  const story = narrate(trace, start, { plain: opts.plain });
+  for (const s of story.steps) opts.write(s + "\n");
+  opts.write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(proc.response.fns.toJSON(result))}`);
+  opts.write("\n" + story.summary);
+  return { ok: error === undefined };
+}

@@ -1,0 +1,138 @@
+/**
+ * `csi-lab rpc walkthrough`: one remote call, narrated layer by layer.
+ *
+ * Both ends run in this process on loopback (real sockets), sharing one
+ * Trace: look up the call ID → encode → frame → send → receive → decode →
+ * dispatch → run → and back. With --fault the network or the server
+ * misbehaves, and the story shows what the caller sees and what the server
+ * really did: how many times the procedure ran for this one call.
+ */
+import { Playground, type PlaygroundMethod } from "../call-ids/playground";
+import type { AnyProcedure } from "../call-ids/registry";
+import type { Codec } from "../codecs/codec";
+import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
+import { PlaygroundState, playgroundDispatcher } from "../playground-service";
+import { Code, RpcError } from "../rpc-error";
+import { Trace } from "../trace";
+import { connectClient, startServer } from "../transports";
+import { callProcedure, type ClientTransport, type ServerTransport, type TransportName } from "../transports/transport";
+import { narrate } from "./narrate";
+
+export interface WalkthroughOptions {
+  readonly transport: TransportName;
+  readonly codec: Codec;
+  readonly faults: FaultPlan;
+  readonly method: PlaygroundMethod;
+  /** The request as proto3 JSON; a default per method when absent. */
+  readonly request: unknown;
+  readonly timeoutMs: number;
+  readonly plain: boolean;
+  readonly write: (text: string) => void;
+  /** Wait for Enter between steps (a terminal, not --plain). */
+  readonly pause?: () => Promise<void>;
+}
+
+export const DEFAULT_REQUESTS: Record<PlaygroundMethod, unknown> = {
+  add: { a: 2, b: 40 },
+  echo: { i32: 150, s64: "-2", text: "hello", color: "COLOR_GREEN", point: { x: 1, y: -1 }, numbers: [1, 300], labels: { zone: "a" } },
+  increment: { counter: "demo", requestToken: "walkthrough-1" },
+  sleep: { millis: 50 },
+  fail: { code: Code.NOT_FOUND, message: "no such volume" },
+};
+
+/**
+ * One untraced call first, on a separate fault-free server: the first call
+ * in a process pays for loading schemas and compiling code, which would
+ * swamp the times the narration shows.
+ */
+async function warmUp(transport: TransportName, codec: Codec): Promise<void> {
+  const server = await startServer(transport, playgroundDispatcher());
+  const client = await connectClient(transport, { port: server.port });
+  try {
+    for (let i = 0; i < 20; i++) await callProcedure(client, codec, Playground.add, { a: i, b: 1 }, { timeoutMs: 2000 });
+  } finally {
+    await client.close();
+    await server.close();
+  }
+}
+
+export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boolean }> {
+  const { write } = opts;
+  const proc = Playground[opts.method] as AnyProcedure;
+  const req = proc.request.fns.fromJSON(opts.request ?? DEFAULT_REQUESTS[opts.method]);
+  const trace = new Trace();
+  const state = new PlaygroundState();
+  const dispatcher = playgroundDispatcher(state);
+  const faulty = new FaultInjector(opts.faults).active;
+
+  await warmUp(opts.transport, opts.codec);
+  let server: ServerTransport;
+  let restarted: Promise<void> | undefined;
+  server = await startServer(opts.transport, dispatcher, {
+    trace,
+    faults: new FaultInjector(opts.faults),
+    onCrash: () => {
+      // The process comes back on the same port. Its memory (the duplicate-
+      // request cache) is gone; the counters stand for data on disk and stay.
+      restarted = (async () => {
+        server = await startServer(opts.transport, dispatcher, { port, trace });
+        trace.step("server", "fault", "the server restarts on the same port: the counters survive (they stand for data on disk), its in-memory cache does not");
+      })();
+    },
+  });
+  const port = server.port;
+
+  write(
+    [
+      `RPC walkthrough: Playground.${proc.name}(${JSON.stringify(proc.request.fns.toJSON(req))})`,
+      `transport ${opts.transport} · codec ${opts.codec.name} · deadline ${opts.timeoutMs} ms · faults: ${describeFaults(opts.faults)}`,
+      "",
+      "The server's dispatch table (the same IDs are compiled into the client):",
+      ...dispatcher.describe().split("\n").map((l) => `  ${l}`),
+      "",
+    ].join("\n"),
+  );
+
+  const clientFaults = new FaultInjector({ ...opts.faults, seed: opts.faults.seed + 1 });
+  let client: ClientTransport = await connectClient(opts.transport, { port, faults: clientFaults });
+  const start = process.hrtime.bigint();
+  let result: unknown;
+  let error: RpcError | undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      result = await callProcedure(client, opts.codec, proc, req, { timeoutMs: opts.timeoutMs, trace });
+      error = undefined;
+      break;
+    } catch (err) {
+      error = RpcError.from(err);
+      const retryable = error.code === Code.UNAVAILABLE || error.code === Code.DEADLINE_EXCEEDED;
+      // UDP already retransmits inside the call; over TCP and HTTP/2 the caller retries once.
+      if (!faulty || !retryable || attempt > 1 || opts.transport === "udp") break;
+      trace.step("client", "transport", `the call failed with ${error.codeName}; the caller cannot know whether it ran, and retries on a new connection`);
+      await restarted;
+      await client.close();
+      client = await connectClient(opts.transport, { port, faults: clientFaults });
+    }
+  }
+  await restarted;
+
+  const story = narrate(trace, start, { plain: opts.plain });
+  for (const step of story.steps) {
+    write(step + "\n");
+    if (opts.pause) await opts.pause();
+  }
+  write("");
+  write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(proc.response.fns.toJSON(result))}`);
+  if (opts.method === "increment") {
+    const token = (req as { requestToken?: string }).requestToken ?? "";
+    const runs = state.runs.get(token) ?? 0;
+    write(
+      `The server ran Increment ${runs} time${runs === 1 ? "" : "s"} for this one call` +
+        (runs > 1 ? ": at-least-once — a retry or a duplicate ran it again." : runs === 0 ? ": it never ran." : "."),
+    );
+  }
+  write("\n" + story.summary + "\n");
+  await client.close();
+  await server!.close();
+  return { ok: error === undefined };
+}
