@@ -15,32 +15,13 @@
  * The objects are the ones ts-proto generates (src/gen), and the bytes must
  * match its output exactly; test/rpc-demo checks that with random messages.
  */
+import { readMessage, unknownFieldsOf } from "./protobuf-decode";
 import { Kind, type FieldSchema, type MessageSchema } from "./schema";
-import {
-  int64ToNumber,
-  Reader,
-  split,
-  splitInt64,
-  uint64ToNumber,
-  unzigzag,
-  utf8Length,
-  varint32Size,
-  varint64Size,
-  WireError,
-  WireType,
-  Writer,
-  zigzagSplit,
-} from "./wire";
+import { Reader, split, splitInt64, utf8Length, varint32Size, varint64Size, Writer, zigzagSplit } from "./wire";
 
 type Obj = Record<string, unknown>;
 
-/** Where a decoded message keeps the fields its schema did not know. */
-export const UNKNOWN_FIELDS: unique symbol = Symbol("protobuf unknown fields");
-
-/** The raw bytes (tag included) of each unknown field, in arrival order. */
-export function unknownFieldsOf(msg: object): readonly Uint8Array[] {
-  return (msg as { [UNKNOWN_FIELDS]?: Uint8Array[] })[UNKNOWN_FIELDS] ?? [];
-}
+export { UNKNOWN_FIELDS, unknownFieldsOf } from "./protobuf-decode";
 
 export function encode<T extends object>(schema: MessageSchema, msg: T): Buffer {
   const sizes: number[] = [];
@@ -258,143 +239,5 @@ function writeValue(f: FieldSchema, v: unknown, w: Writer, sizes: number[], c: C
     default: // FIXED64, SFIXED64
       splitInt64(v as number);
       w.fixed64(split.lo, split.hi);
-  }
-}
-
-// ---- decode --------------------------------------------------------------
-
-const EMPTY_BYTES = Buffer.alloc(0);
-
-/** A message with every field at its default, as ts-proto's createBase… makes it. */
-function blank(schema: MessageSchema): Obj {
-  const o: Obj = {};
-  for (const f of schema.fields) o[f.jsName] = defaultOf(f);
-  return o;
-}
-
-function defaultOf(f: FieldSchema): unknown {
-  if (f.kind === Kind.MAP) return {};
-  if (f.repeated) return [];
-  if (f.presence || f.kind === Kind.MESSAGE) return undefined;
-  switch (f.kind) {
-    case Kind.STRING:
-      return "";
-    case Kind.BOOL:
-      return false;
-    case Kind.BYTES:
-      return EMPTY_BYTES;
-    default:
-      return 0;
-  }
-}
-
-function readMessage(schema: MessageSchema, r: Reader, end: number): Obj {
-  const msg = blank(schema);
-  let unknown: Uint8Array[] | undefined;
-  while (r.pos < end) {
-    const start = r.pos;
-    const tag = r.varint32();
-    const no = tag >>> 3;
-    const wireType = tag & 7;
-    if (no === 0) throw new WireError(`field number 0 at offset ${start} is not allowed`);
-    const f = schema.byNumber.get(no);
-    if (f === undefined || !readField(f, wireType, msg, r)) {
-      r.skip(wireType);
-      (unknown ??= []).push(r.buf.subarray(start, r.pos));
-    }
-    if (r.pos > end) throw new WireError(`field ${no} at offset ${start} runs past the end of its message`);
-  }
-  if (unknown) Object.defineProperty(msg, UNKNOWN_FIELDS, { value: unknown, enumerable: false, writable: true });
-  return msg;
-}
-
-/** Reads a known field into msg; false if its wire type does not fit (kept as unknown). */
-function readField(f: FieldSchema, wireType: number, msg: Obj, r: Reader): boolean {
-  if (f.kind === Kind.MAP) {
-    if (wireType !== WireType.LEN) return false;
-    const end = r.lengthEnd();
-    let key: unknown = defaultOf(f.mapKey!);
-    let value: unknown = defaultOf(f.mapValue!);
-    while (r.pos < end) {
-      const tag = r.varint32();
-      if (tag === f.mapKey!.tag) key = readValue(f.mapKey!, r);
-      else if (tag === f.mapValue!.tag) value = readValue(f.mapValue!, r);
-      else r.skip(tag & 7);
-    }
-    if (value !== undefined) (msg[f.jsName] as Obj)[String(key)] = value;
-    return true;
-  }
-  if (f.repeated) {
-    const list = msg[f.jsName] as unknown[];
-    if (wireType === f.wireType) {
-      list.push(readValue(f, r));
-      return true;
-    }
-    // A packed list; accepted even when the schema says unpacked.
-    if (wireType === WireType.LEN && f.wireType !== WireType.LEN) {
-      const end = r.lengthEnd();
-      while (r.pos < end) list.push(readValue(f, r));
-      if (r.pos !== end) throw new WireError(`packed field ${f.protoName} overruns its length`);
-      return true;
-    }
-    return false;
-  }
-  if (wireType !== f.wireType) return false;
-  if (f.kind === Kind.MESSAGE) {
-    // A message field seen twice is merged; ours just keeps the last.
-    const end = r.lengthEnd();
-    msg[f.jsName] = readMessage(f.message!, r, end);
-    return true;
-  }
-  msg[f.jsName] = readValue(f, r);
-  return true;
-}
-
-function readValue(f: FieldSchema, r: Reader): unknown {
-  switch (f.kind) {
-    case Kind.STRING:
-      return r.string();
-    case Kind.BYTES:
-      return r.bytes();
-    case Kind.MESSAGE: {
-      const end = r.lengthEnd();
-      return readMessage(f.message!, r, end);
-    }
-    case Kind.INT32:
-    case Kind.ENUM:
-      return r.varint32() | 0;
-    case Kind.UINT32:
-      return r.varint32();
-    case Kind.SINT32: {
-      const z = r.varint32();
-      return (z >>> 1) ^ -(z & 1);
-    }
-    case Kind.INT64:
-      r.varint64();
-      return int64ToNumber(r.lo, r.hi);
-    case Kind.UINT64:
-      r.varint64();
-      return uint64ToNumber(r.lo, r.hi);
-    case Kind.SINT64:
-      r.varint64();
-      unzigzag(r);
-      return int64ToNumber(r.lo, r.hi);
-    case Kind.BOOL:
-      r.varint64();
-      return r.lo !== 0 || r.hi !== 0;
-    case Kind.FIXED32:
-      return r.fixed32();
-    case Kind.SFIXED32:
-      return r.fixed32() | 0;
-    case Kind.FLOAT:
-      return r.float();
-    case Kind.DOUBLE:
-      return r.double();
-    case Kind.FIXED64:
-      r.fixed64();
-      return uint64ToNumber(r.lo, r.hi);
-    default: // SFIXED64
-      r.fixed64();
-      return int64ToNumber(r.lo, r.hi);
   }
 }

@@ -104,6 +104,8 @@ export interface MessageSchema {
   readonly fullName: string;
   readonly fields: readonly FieldSchema[];
   readonly byNumber: ReadonlyMap<number, FieldSchema>;
+  /** The same, as an array indexed by field number: the decoder's fast path. */
+  readonly numbered: readonly (FieldSchema | undefined)[];
 }
 
 /** Where our .proto files live, from dist/src/rpc-demo/codecs or src/rpc-demo/codecs. */
@@ -162,12 +164,15 @@ export class SchemaSet {
     const fullName = type.fullName.replace(/^\./, "");
     const fields: FieldSchema[] = [];
     const byNumber = new Map<number, FieldSchema>();
-    const schema: MessageSchema = { fullName, fields, byNumber };
+    const numbered: (FieldSchema | undefined)[] = [];
+    const schema: MessageSchema = { fullName, fields, byNumber, numbered };
     this.cache.set(fullName, schema); // before the fields, so recursive types resolve
     for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
       const field = this.field(f);
       fields.push(field);
       byNumber.set(field.no, field);
+      // Field numbers can reach 2^29; only small ones get an array slot.
+      if (field.no < 4096) numbered[field.no] = field;
     }
     return schema;
   }

@@ -1,0 +1,61 @@
+// Codec timings: encode and decode, our hand codec vs ts-proto vs JSON.
+import { AddRequest, Sample } from "../../src/gen/rpc-demo";
+import { CreateVolumeRequest } from "../../src/gen/csi";
+import { messageType, protobufCodec, jsonCodec, tsProtoCodec, type Codec, type MessageType } from "../../src/rpc-demo/codecs/codec";
+
+export interface CodecFigure {
+  message: string;
+  bytes: Record<string, number>;
+  /** codec → op → ns per message (median of rounds) */
+  ns: Record<string, { encode: number; decode: number }>;
+}
+
+const SAMPLE: Sample = {
+  i32: 150, i64: -(2 ** 40), u32: 4_000_000_000, u64: 2 ** 50, s32: -300, s64: -12345678901, f32: 7, f64: 2 ** 40, sf32: -7, sf64: -(2 ** 41),
+  fl: 1.5, db: Math.PI, flag: true, text: "the quick brown fox", blob: Buffer.from("0123456789abcdef"), color: 2, point: { x: 10, y: -20 },
+  numbers: [1, 2, 3, 300, -1, 70000], deltas: [-1, 1, -1000, 1000], readings: [0.5, 1.25, 2.5], tags: ["alpha", "beta", "gamma"],
+  path: [{ x: 1, y: 2 }, { x: 3, y: 4 }, { x: 5, y: 6 }], labels: { zone: "eu-1", tier: "fast" }, id: 123456789,
+};
+
+const CREATE_VOLUME = CreateVolumeRequest.fromPartial({
+  name: "pvc-8f2c6c0e-7a4b-4d8e-9a51-1f3b6e2d4c7a",
+  capacityRange: { requiredBytes: 10 * 2 ** 30 },
+  volumeCapabilities: [{ mount: { fsType: "ext4", mountFlags: ["noatime"] }, accessMode: { mode: 1 } }],
+  parameters: { "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "default" },
+  accessibilityRequirements: { requisite: [{ segments: { "topology.csi-lab/node": "n1" } }], preferred: [{ segments: { "topology.csi-lab/node": "n1" } }] },
+});
+
+function timeNs(fn: () => void, iterations: number, rounds: number): number {
+  for (let i = 0; i < iterations; i++) fn(); // warm up: let the JIT settle
+  const per: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) fn();
+    per.push(Number(process.hrtime.bigint() - t0) / iterations);
+  }
+  per.sort((a, b) => a - b);
+  return per[Math.floor(per.length / 2)]!;
+}
+
+function bench<T>(name: string, type: MessageType<T>, msg: T, iterations: number): CodecFigure {
+  const codecs: Codec[] = [protobufCodec, tsProtoCodec, jsonCodec];
+  const fig: CodecFigure = { message: name, bytes: {}, ns: {} };
+  for (const c of codecs) {
+    const bytes = c.encode(type, msg);
+    fig.bytes[c.name] = bytes.length;
+    let sink = 0;
+    const encode = timeNs(() => void (sink += c.encode(type, msg).length), iterations, 7);
+    const decode = timeNs(() => void (sink += c.decode(type, bytes) === undefined ? 1 : 0), iterations, 7);
+    fig.ns[c.name] = { encode, decode };
+    if (sink < 0) throw new Error("unreachable");
+  }
+  return fig;
+}
+
+export function codecFigures(): CodecFigure[] {
+  return [
+    bench("AddRequest (2 sint64)", messageType("csilab.rpcdemo.v1.AddRequest", AddRequest), { a: 2, b: 40 }, 200_000),
+    bench("Sample (every wire type)", messageType("csilab.rpcdemo.v1.Sample", Sample), SAMPLE, 50_000),
+    bench("CSI CreateVolumeRequest", messageType("csi.v1.CreateVolumeRequest", CreateVolumeRequest), CREATE_VOLUME, 50_000),
+  ];
+}
