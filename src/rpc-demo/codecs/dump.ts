@@ -86,7 +86,7 @@ function typedValue(r: Reader, f: FieldSchema, wt: number, depth: number, rows: 
 function entrySchema(f: FieldSchema): MessageSchema {
   const k = { ...f.mapKey!, protoName: "key" };
   const v = { ...f.mapValue!, protoName: "value" };
-  return { fullName: `${f.protoName} entry`, fields: [k, v], byNumber: new Map([[1, k], [2, v]]), numbered: [undefined, k, v] };
+  return { fullName: `${f.protoName} entry`, fields: [k, v], byNumber: new Map([[1, k], [2, v]]), numbered: [undefined, k, v], defaults: { template: {}, lists: [], maps: [] } };
 }
 
 function scalarText(r: Reader, f: FieldSchema): string {

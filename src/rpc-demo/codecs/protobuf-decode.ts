@@ -9,7 +9,7 @@
  * Repeated numbers are accepted both packed and one per tag, as the
  * protobuf spec asks of every reader.
  */
-import { Kind, type FieldSchema, type MessageSchema } from "./schema";
+import { defaultValue, Kind, type FieldSchema, type MessageSchema } from "./schema";
 import { int64ToNumber, Reader, uint64ToNumber, unzigzag, WireError, WireType } from "./wire";
 
 type Obj = Record<string, unknown>;
@@ -22,56 +22,13 @@ export function unknownFieldsOf(msg: object): readonly Uint8Array[] {
   return (msg as { [UNKNOWN_FIELDS]?: Uint8Array[] })[UNKNOWN_FIELDS] ?? [];
 }
 
-const EMPTY_BYTES = Buffer.alloc(0);
-
-interface Blank {
-  /** Every field at its default; copied for each new message. */
-  readonly template: Obj;
-  /** Fields whose default must be a fresh [] or {} in every message. */
-  readonly lists: readonly string[];
-  readonly maps: readonly string[];
-}
-const blanks = new WeakMap<MessageSchema, Blank>();
-
-/**
- * A message with every field at its default, as ts-proto's createBase…
- * makes it. A JavaScript engine keeps an object built one computed key at
- * a time in slow "dictionary mode"; an object parsed from JSON text gets a
- * fixed shape, and copying it with spread is fast and keeps that shape. So
- * each message type gets a template made that way once.
- */
+/** A message with every field at its default, as ts-proto's createBase… makes it. */
 function blank(schema: MessageSchema): Obj {
-  let b = blanks.get(schema);
-  if (!b) {
-    const template = JSON.parse(JSON.stringify(Object.fromEntries(schema.fields.map((f) => [f.jsName, null])))) as Obj;
-    for (const f of schema.fields) template[f.jsName] = defaultOf(f);
-    b = {
-      template,
-      lists: schema.fields.filter((f) => f.repeated && f.kind !== Kind.MAP).map((f) => f.jsName),
-      maps: schema.fields.filter((f) => f.kind === Kind.MAP).map((f) => f.jsName),
-    };
-    blanks.set(schema, b);
-  }
-  const o = { ...b.template };
-  for (let i = 0; i < b.lists.length; i++) o[b.lists[i]!] = [];
-  for (let i = 0; i < b.maps.length; i++) o[b.maps[i]!] = {};
+  const d = schema.defaults;
+  const o = { ...d.template };
+  for (let i = 0; i < d.lists.length; i++) o[d.lists[i]!] = [];
+  for (let i = 0; i < d.maps.length; i++) o[d.maps[i]!] = {};
   return o;
-}
-
-function defaultOf(f: FieldSchema): unknown {
-  if (f.kind === Kind.MAP) return {};
-  if (f.repeated) return [];
-  if (f.presence || f.kind === Kind.MESSAGE) return undefined;
-  switch (f.kind) {
-    case Kind.STRING:
-      return "";
-    case Kind.BOOL:
-      return false;
-    case Kind.BYTES:
-      return EMPTY_BYTES;
-    default:
-      return 0;
-  }
 }
 
 export function readMessage(schema: MessageSchema, r: Reader, end: number): Obj {
@@ -84,7 +41,10 @@ export function readMessage(schema: MessageSchema, r: Reader, end: number): Obj 
     const wireType = tag & 7;
     if (no === 0) throw new WireError(`field number 0 at offset ${start} is not allowed`);
     const f = no < 4096 ? schema.numbered[no] : schema.byNumber.get(no);
-    if (f === undefined || !readField(f, wireType, msg, r)) {
+    if (f !== undefined && wireType === f.wireType && !f.repeated) {
+      // the common case: a singular field, as declared
+      msg[f.jsName] = f.kind === Kind.MESSAGE ? readMessage(f.message!, r, r.lengthEnd()) : readValue(f, r);
+    } else if (f === undefined || !readField(f, wireType, msg, r)) {
       r.skip(wireType);
       (unknown ??= []).push(r.buf.subarray(start, r.pos));
     }
@@ -99,8 +59,8 @@ function readField(f: FieldSchema, wireType: number, msg: Obj, r: Reader): boole
   if (f.kind === Kind.MAP) {
     if (wireType !== WireType.LEN) return false;
     const end = r.lengthEnd();
-    let key: unknown = defaultOf(f.mapKey!);
-    let value: unknown = defaultOf(f.mapValue!);
+    let key: unknown = defaultValue(f.mapKey!);
+    let value: unknown = defaultValue(f.mapValue!);
     while (r.pos < end) {
       const tag = r.varint32();
       if (tag === f.mapKey!.tag) key = readValue(f.mapKey!, r);

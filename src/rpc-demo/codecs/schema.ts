@@ -106,6 +106,51 @@ export interface MessageSchema {
   readonly byNumber: ReadonlyMap<number, FieldSchema>;
   /** The same, as an array indexed by field number: the decoder's fast path. */
   readonly numbered: readonly (FieldSchema | undefined)[];
+  readonly defaults: MessageDefaults;
+}
+
+/** A message with every field at its default, as ts-proto's createBase… makes it. */
+export interface MessageDefaults {
+  /** Scalars at their default, message and oneof fields undefined; lists and maps null. */
+  readonly template: Readonly<Record<string, unknown>>;
+  /** Fields that need a fresh [] or {} in every message. */
+  readonly lists: readonly string[];
+  readonly maps: readonly string[];
+}
+
+const EMPTY_BYTES = Buffer.alloc(0);
+
+/** A field's default value (a fresh one for lists and maps). */
+export function defaultValue(f: FieldSchema): unknown {
+  if (f.kind === Kind.MAP) return {};
+  if (f.repeated) return [];
+  if (f.presence || f.kind === Kind.MESSAGE) return undefined;
+  switch (f.kind) {
+    case Kind.STRING:
+      return "";
+    case Kind.BOOL:
+      return false;
+    case Kind.BYTES:
+      return EMPTY_BYTES;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * The template is parsed from JSON text on purpose: a JavaScript engine
+ * keeps an object built one computed key at a time in slow "dictionary
+ * mode", while a parsed object gets a fixed shape that spreading it into a
+ * new message keeps. Decoding is about twice as fast for it.
+ */
+function messageDefaults(fields: readonly FieldSchema[]): MessageDefaults {
+  const template = JSON.parse(JSON.stringify(Object.fromEntries(fields.map((f) => [f.jsName, null])))) as Record<string, unknown>;
+  for (const f of fields) if (!f.repeated) template[f.jsName] = defaultValue(f);
+  return {
+    template,
+    lists: fields.filter((f) => f.repeated && f.kind !== Kind.MAP).map((f) => f.jsName),
+    maps: fields.filter((f) => f.kind === Kind.MAP).map((f) => f.jsName),
+  };
 }
 
 /** Where our .proto files live, from dist/src/rpc-demo/codecs or src/rpc-demo/codecs. */
@@ -165,7 +210,7 @@ export class SchemaSet {
     const fields: FieldSchema[] = [];
     const byNumber = new Map<number, FieldSchema>();
     const numbered: (FieldSchema | undefined)[] = [];
-    const schema: MessageSchema = { fullName, fields, byNumber, numbered };
+    const schema: { -readonly [K in keyof MessageSchema]: MessageSchema[K] } = { fullName, fields, byNumber, numbered, defaults: messageDefaults([]) };
     this.cache.set(fullName, schema); // before the fields, so recursive types resolve
     for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
       const field = this.field(f);
@@ -174,6 +219,7 @@ export class SchemaSet {
       // Field numbers can reach 2^29; only small ones get an array slot.
       if (field.no < 4096) numbered[field.no] = field;
     }
+    schema.defaults = messageDefaults(fields);
     return schema;
   }
 
