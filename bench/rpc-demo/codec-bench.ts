@@ -25,30 +25,44 @@ const CREATE_VOLUME = CreateVolumeRequest.fromPartial({
   accessibilityRequirements: { requisite: [{ segments: { "topology.csi-lab/node": "n1" } }], preferred: [{ segments: { "topology.csi-lab/node": "n1" } }] },
 });
 
-function timeNs(fn: () => void, iterations: number, rounds: number): number {
-  for (let i = 0; i < iterations; i++) fn(); // warm up: let the JIT settle
-  const per: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iterations; i++) fn();
-    per.push(Number(process.hrtime.bigint() - t0) / iterations);
-  }
-  per.sort((a, b) => a - b);
-  return per[Math.floor(per.length / 2)]!;
+const ROUNDS = 15;
+
+function timeNs(fn: () => void, iterations: number): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) fn();
+  return Number(process.hrtime.bigint() - t0) / iterations;
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+/**
+ * The codecs take turns, round after round, so a burst of load from
+ * anything else on the machine hits them alike; each figure is the median
+ * of its rounds.
+ */
 function bench<T>(name: string, type: MessageType<T>, msg: T, iterations: number): CodecFigure {
   const codecs: Codec[] = [protobufCodec, tsProtoCodec, jsonCodec];
   const fig: CodecFigure = { message: name, bytes: {}, ns: {} };
-  for (const c of codecs) {
+  let sink = 0;
+  const ops = codecs.map((c) => {
     const bytes = c.encode(type, msg);
     fig.bytes[c.name] = bytes.length;
-    let sink = 0;
-    const encode = timeNs(() => void (sink += c.encode(type, msg).length), iterations, 7);
-    const decode = timeNs(() => void (sink += c.decode(type, bytes) === undefined ? 1 : 0), iterations, 7);
-    fig.ns[c.name] = { encode, decode };
-    if (sink < 0) throw new Error("unreachable");
+    return {
+      codec: c.name,
+      encode: () => void (sink += c.encode(type, msg).length),
+      decode: () => void (sink += c.decode(type, bytes) === undefined ? 1 : 0),
+      times: { encode: [] as number[], decode: [] as number[] },
+    };
+  });
+  for (const op of ops) timeNs(op.encode, iterations), timeNs(op.decode, iterations); // warm up: let the JIT settle
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const op of ops) {
+      op.times.encode.push(timeNs(op.encode, iterations / 5));
+      op.times.decode.push(timeNs(op.decode, iterations / 5));
+    }
   }
+  for (const op of ops) fig.ns[op.codec] = { encode: median(op.times.encode), decode: median(op.times.decode) };
+  if (sink < 0) throw new Error("unreachable");
   return fig;
 }
 

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const cpu = os.cpus();
   process.stdout.write(`Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, Node ${process.version}, ${os.platform()} ${os.release()}\n\n`);
 
-  process.stdout.write("## Codecs (ns per message, median of 7 rounds)\n\n");
+  process.stdout.write("## Codecs (ns per message, median of 15 interleaved rounds)\n\n");
   process.stdout.write("| message | bytes (proto / JSON) | hand encode | ts-proto encode | JSON encode | hand decode | ts-proto decode | JSON decode | hand ÷ ts-proto (enc / dec) |\n");
   process.stdout.write("|---|---|---|---|---|---|---|---|---|\n");
   for (const f of codecFigures()) {
