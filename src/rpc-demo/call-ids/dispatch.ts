@@ -54,7 +54,8 @@ export type Outcome =
   | { readonly kind: "ok"; readonly body: Buffer; readonly procedure: AnyProcedure }
   /** The ID matched nothing: the reply says so in the style of the ID. */
   | { readonly kind: "no-such-procedure"; readonly miss: NumericMiss | undefined; readonly error: RpcError }
-  | { readonly kind: "error"; readonly error: RpcError; readonly procedure: AnyProcedure };
+  /** `stage` says where it failed: the arguments did not decode, the handler threw, or the reply did not encode. */
+  | { readonly kind: "error"; readonly error: RpcError; readonly procedure: AnyProcedure; readonly stage: "decode" | "handler" | "encode" };
 
 export class Dispatcher {
   readonly registry: Registry;
@@ -111,7 +112,7 @@ export class Dispatcher {
       req = codec.decode(proc.request, body);
     } catch (err) {
       const error = new RpcError(Code.INVALID_ARGUMENT, `cannot decode the ${proc.request.fullName} argument: ${messageOf(err)}`, { cause: err });
-      return { kind: "error", error, procedure: proc };
+      return { kind: "error", error, procedure: proc, stage: "decode" };
     }
     trace?.step("server", "codec", `decode the arguments (${codec.name})`, { notes: [summarize(proc.request.fns.toJSON(req))] });
 
@@ -121,7 +122,7 @@ export class Dispatcher {
     } catch (err) {
       const error = RpcError.from(err);
       trace?.step("server", "handler", `${route.handlerName}() failed: ${error.codeName}`, { notes: [error.message] });
-      return { kind: "error", error, procedure: proc };
+      return { kind: "error", error, procedure: proc, stage: "handler" };
     }
     trace?.step("server", "handler", `run ${route.handlerName}()`, { notes: [`returned ${summarize(proc.response.fns.toJSON(res))}`] });
 
@@ -134,7 +135,8 @@ export class Dispatcher {
       });
       return { kind: "ok", body: out, procedure: proc };
     } catch (err) {
-      return { kind: "error", error: new RpcError(Code.INTERNAL, `cannot encode the reply: ${messageOf(err)}`, { cause: err }), procedure: proc };
+      const error = new RpcError(Code.INTERNAL, `cannot encode the reply: ${messageOf(err)}`, { cause: err });
+      return { kind: "error", error, procedure: proc, stage: "encode" };
     }
   }
 }

@@ -11,7 +11,7 @@
  * is also what makes unknown fields skippable.
  */
 import { Kind, type FieldSchema, type MessageSchema } from "./schema";
-import { int64ToNumber, Reader, uint64ToNumber, unzigzag, WIRE_TYPE_NAMES, WireError, WireType } from "./wire";
+import { int64ToNumber, Reader, uint64ToNumber, unzigzag, WIRE_TYPE_NAMES, malformed, WireType } from "./wire";
 
 export interface DumpRow {
   readonly offset: number;
@@ -51,7 +51,7 @@ function walk(r: Reader, end: number, schema: MessageSchema | undefined, depth: 
     });
     if (f && fits) typedValue(r, f, wt, depth, rows);
     else rawValue(r, wt, depth, rows);
-    if (r.pos > end) throw new WireError(`field ${no} runs past the end of its message`);
+    if (r.pos > end) throw malformed(`field ${no} runs past the end of its message`);
   }
 }
 
@@ -186,7 +186,7 @@ function rawValue(r: Reader, wt: number, depth: number, rows: DumpRow[]): void {
       return;
     }
     default:
-      throw new WireError(`wire type ${wt} at offset ${at} is not one proto3 uses`);
+      throw malformed(`wire type ${wt} at offset ${at} is not one proto3 uses`);
   }
 }
 

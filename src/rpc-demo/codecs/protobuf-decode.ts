@@ -10,7 +10,7 @@
  * protobuf spec asks of every reader.
  */
 import { defaultValue, Kind, type FieldSchema, type MessageSchema } from "./schema";
-import { int64ToNumber, Reader, uint64ToNumber, unzigzag, WireError, WireType } from "./wire";
+import { int64ToNumber, Reader, uint64ToNumber, unzigzag, malformed, WireType } from "./wire";
 
 type Obj = Record<string, unknown>;
 
@@ -39,7 +39,7 @@ export function readMessage(schema: MessageSchema, r: Reader, end: number): Obj 
     const tag = r.varint32();
     const no = tag >>> 3;
     const wireType = tag & 7;
-    if (no === 0) throw new WireError(`field number 0 at offset ${start} is not allowed`);
+    if (no === 0) throw malformed(`field number 0 at offset ${start} is not allowed`);
     const f = no < 4096 ? schema.numbered[no] : schema.byNumber.get(no);
     if (f !== undefined && wireType === f.wireType && !f.repeated) {
       // the common case: a singular field, as declared
@@ -48,7 +48,7 @@ export function readMessage(schema: MessageSchema, r: Reader, end: number): Obj 
       r.skip(wireType);
       (unknown ??= []).push(r.buf.subarray(start, r.pos));
     }
-    if (r.pos > end) throw new WireError(`field ${no} at offset ${start} runs past the end of its message`);
+    if (r.pos > end) throw malformed(`field ${no} at offset ${start} runs past the end of its message`);
   }
   if (unknown) Object.defineProperty(msg, UNKNOWN_FIELDS, { value: unknown, enumerable: false, writable: true });
   return msg;
@@ -80,7 +80,7 @@ function readField(f: FieldSchema, wireType: number, msg: Obj, r: Reader): boole
     if (wireType === WireType.LEN && f.wireType !== WireType.LEN) {
       const end = r.lengthEnd();
       while (r.pos < end) list.push(readValue(f, r));
-      if (r.pos !== end) throw new WireError(`packed field ${f.protoName} overruns its length`);
+      if (r.pos !== end) throw malformed(`packed field ${f.protoName} overruns its length`);
       return true;
     }
     return false;

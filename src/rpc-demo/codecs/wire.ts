@@ -19,6 +19,8 @@
  * 2^53, so 64-bit values travel through here as two 32-bit halves (lo, hi).
  */
 
+import { Code, RpcError } from "../rpc-error";
+
 export const WireType = { VARINT: 0, I64: 1, LEN: 2, SGROUP: 3, EGROUP: 4, I32: 5 } as const;
 export type WireType = (typeof WireType)[keyof typeof WireType];
 
@@ -167,9 +169,9 @@ export class Writer {
   }
 }
 
-/** A failure to read bytes as protobuf. */
-export class WireError extends Error {
-  override readonly name = "WireError";
+/** Bytes that are not valid protobuf: the caller sent a bad argument. */
+export function malformed(message: string): RpcError {
+  return new RpcError(Code.INVALID_ARGUMENT, `malformed protobuf: ${message}`);
 }
 
 export class Reader {
@@ -205,7 +207,7 @@ export class Reader {
     v |= b << 28;
     // Bytes 6 to 10 only carry bits above 32; skip them.
     for (let i = 0; b >= 0x80 && i < 5; i++) b = buf[this.pos++]!;
-    if (b >= 0x80 || this.pos > this.end) throw new WireError("varint is longer than 10 bytes or runs past the end");
+    if (b >= 0x80 || this.pos > this.end) throw malformed("varint is longer than 10 bytes or runs past the end");
     return v >>> 0;
   }
 
@@ -228,7 +230,7 @@ export class Reader {
         hi |= (b & 0x7f) << shift;
       }
     }
-    if (b >= 0x80 || this.pos > this.end) throw new WireError("varint is longer than 10 bytes or runs past the end");
+    if (b >= 0x80 || this.pos > this.end) throw malformed("varint is longer than 10 bytes or runs past the end");
     this.lo = lo >>> 0;
     this.hi = hi >>> 0;
   }
@@ -265,7 +267,7 @@ export class Reader {
   lengthEnd(): number {
     const n = this.varint32();
     const end = this.pos + n;
-    if (end > this.end) throw new WireError(`length ${n} at offset ${this.pos} runs past the end of the message`);
+    if (end > this.end) throw malformed(`length ${n} at offset ${this.pos} runs past the end of the message`);
     return end;
   }
 
@@ -313,26 +315,26 @@ export class Reader {
         this.pos += 4;
         break;
       default:
-        throw new WireError(`wire type ${wireType} at offset ${start} is not one proto3 uses`);
+        throw malformed(`wire type ${wireType} at offset ${start} is not one proto3 uses`);
     }
     return start;
   }
 
   private need(n: number): void {
-    if (this.pos + n > this.end) throw new WireError(`${n} bytes needed at offset ${this.pos}, message ends at ${this.end}`);
+    if (this.pos + n > this.end) throw malformed(`${n} bytes needed at offset ${this.pos}, message ends at ${this.end}`);
   }
 }
 
 /** A signed 64-bit value from halves, as a number (throws past ±2^53). */
 export function int64ToNumber(lo: number, hi: number): number {
   const n = (hi | 0) * TWO_32 + lo;
-  if (!Number.isSafeInteger(n)) throw new WireError(`64-bit value ${n} does not fit in a JavaScript number`);
+  if (!Number.isSafeInteger(n)) throw malformed(`64-bit value ${n} does not fit in a JavaScript number`);
   return n;
 }
 
 export function uint64ToNumber(lo: number, hi: number): number {
   const n = hi * TWO_32 + lo;
-  if (!Number.isSafeInteger(n)) throw new WireError(`64-bit value ${n} does not fit in a JavaScript number`);
+  if (!Number.isSafeInteger(n)) throw malformed(`64-bit value ${n} does not fit in a JavaScript number`);
   return n;
 }
 

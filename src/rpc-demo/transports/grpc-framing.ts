@@ -17,7 +17,7 @@
  * and `grpc-message` (percent-encoded text). A call that fails before any
  * reply sends only headers with the status in them ("trailers-only").
  */
-import { Code } from "../rpc-error";
+import { Code, RpcError } from "../rpc-error";
 import type { Segment } from "../trace";
 
 export const PREFIX_SIZE = 5;
@@ -47,9 +47,7 @@ export interface GrpcMessage {
   readonly frame: Buffer;
 }
 
-export class FramingError extends Error {
-  override readonly name = "FramingError";
-}
+
 
 /** Collects DATA bytes and cuts them into length-prefixed messages. */
 export class MessageDeframer {
@@ -62,9 +60,9 @@ export class MessageDeframer {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     while (this.buf.length >= PREFIX_SIZE) {
       const flag = this.buf[0]!;
-      if (flag > 1) throw new FramingError(`message prefix flag ${flag} is neither 0 nor 1`);
+      if (flag > 1) throw new RpcError(Code.INTERNAL, `message prefix flag ${flag} is neither 0 nor 1`);
       const len = this.buf.readUInt32BE(1);
-      if (len > this.maxMessage) throw new FramingError(`message of ${len} bytes is larger than the limit of ${this.maxMessage}`);
+      if (len > this.maxMessage) throw new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${len} bytes is larger than the limit of ${this.maxMessage}`);
       if (this.buf.length < PREFIX_SIZE + len) break;
       const frame = this.buf.subarray(0, PREFIX_SIZE + len);
       this.messages.push({ compressed: flag === 1, body: frame.subarray(PREFIX_SIZE), frame });
@@ -93,7 +91,7 @@ export function encodeTimeout(ms: number): string {
 export function parseTimeout(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!m) throw new FramingError(`malformed grpc-timeout ${JSON.stringify(value)}`);
+  if (!m) throw new RpcError(Code.INTERNAL, `malformed grpc-timeout ${JSON.stringify(value)}`);
   return Number(m[1]) * UNIT_MS[m[2]!]!;
 }
 

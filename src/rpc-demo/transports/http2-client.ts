@@ -132,7 +132,7 @@ export class Http2Client implements ClientTransport {
       try {
         deframer.push(chunk);
       } catch (err) {
-        finish(new RpcError(Code.INTERNAL, String(err)));
+        finish(RpcError.from(err));
         return;
       }
       for (; narrated < deframer.messages.length; narrated++) {

@@ -99,7 +99,7 @@ export class Http2Server implements ServerTransport {
     try {
       timeoutMs = parseTimeout(headers["grpc-timeout"] as string | undefined);
     } catch (err) {
-      fail(new RpcError(Code.INTERNAL, String(err)));
+      fail(RpcError.from(err));
       return;
     }
     const peer = `http2 ${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
@@ -115,7 +115,7 @@ export class Http2Server implements ServerTransport {
       try {
         deframer.push(chunk);
       } catch (err) {
-        fail(new RpcError(Code.RESOURCE_EXHAUSTED, String(err)));
+        fail(RpcError.from(err));
         stream.close(http2.constants.NGHTTP2_CANCEL);
       }
     });

@@ -9,6 +9,7 @@
  * in pieces without knowing its total size; the reader glues fragments until
  * it sees the last-fragment bit.
  */
+import { Code, RpcError } from "../rpc-error";
 
 const LAST_FRAGMENT = 0x80000000;
 const MAX_FRAGMENT = 0x7fffffff;
@@ -30,9 +31,6 @@ export function markRecord(record: Buffer, maxFragment = MAX_FRAGMENT): Buffer {
   return out;
 }
 
-export class RecordError extends Error {
-  override readonly name = "RecordError";
-}
 
 /** Collects stream bytes and hands out whole records. */
 export class RecordReader {
@@ -54,7 +52,7 @@ export class RecordReader {
       this.pending = [buf];
       const word = buf.readUInt32BE(0);
       const len = word & MAX_FRAGMENT;
-      if (this.recordBytes + len > this.maxRecord) throw new RecordError(`record larger than ${this.maxRecord} bytes`);
+      if (this.recordBytes + len > this.maxRecord) throw new RpcError(Code.RESOURCE_EXHAUSTED, `record larger than ${this.maxRecord} bytes`);
       if (buf.length < 4 + len) break;
       this.fragments.push(buf.subarray(4, 4 + len));
       this.recordBytes += len;

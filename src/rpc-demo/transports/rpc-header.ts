@@ -45,9 +45,7 @@ export type ReplyMessage =
   | { readonly xid: number; readonly stat: typeof AcceptStat.GARBAGE_ARGS; readonly message: string }
   | { readonly xid: number; readonly stat: typeof AcceptStat.ERROR; readonly code: number; readonly message: string };
 
-export class HeaderError extends Error {
-  override readonly name = "HeaderError";
-}
+const malformedHeader = (message: string) => new RpcError(Code.INTERNAL, `malformed RPC header: ${message}`);
 
 export function encodeCall(c: CallMessage): Buffer {
   const out = Buffer.allocUnsafe(CALL_HEADER_SIZE + c.body.length);
@@ -67,7 +65,7 @@ export function isCall(msg: Buffer): boolean {
 }
 
 export function decodeCall(msg: Buffer): CallMessage {
-  if (msg.length < CALL_HEADER_SIZE || msg[4] !== 0) throw new HeaderError(`not a call message (${msg.length} bytes)`);
+  if (msg.length < CALL_HEADER_SIZE || msg[4] !== 0) throw malformedHeader(`not a call message (${msg.length} bytes)`);
   return {
     xid: msg.readUInt32BE(0),
     codecId: msg[5]!,
@@ -101,7 +99,7 @@ export function encodeReply(r: ReplyMessage): Buffer {
 }
 
 export function decodeReply(msg: Buffer): ReplyMessage {
-  if (msg.length < 6 || msg[4] !== 1) throw new HeaderError(`not a reply message (${msg.length} bytes)`);
+  if (msg.length < 6 || msg[4] !== 1) throw malformedHeader(`not a reply message (${msg.length} bytes)`);
   const xid = msg.readUInt32BE(0);
   const stat = msg[5]!;
   switch (stat) {
@@ -111,15 +109,15 @@ export function decodeReply(msg: Buffer): ReplyMessage {
     case AcceptStat.PROC_UNAVAIL:
       return { xid, stat };
     case AcceptStat.PROG_MISMATCH:
-      if (msg.length < 14) throw new HeaderError("PROG_MISMATCH reply without its version range");
+      if (msg.length < 14) throw malformedHeader("PROG_MISMATCH reply without its version range");
       return { xid, stat, low: msg.readUInt32BE(6), high: msg.readUInt32BE(10) };
     case AcceptStat.GARBAGE_ARGS:
       return { xid, stat, message: msg.toString("utf8", 6) };
     case AcceptStat.ERROR:
-      if (msg.length < 7) throw new HeaderError("ERROR reply without a code");
+      if (msg.length < 7) throw malformedHeader("ERROR reply without a code");
       return { xid, stat, code: msg[6]!, message: msg.toString("utf8", 7) };
     default:
-      throw new HeaderError(`unknown accept status ${stat}`);
+      throw malformedHeader(`unknown accept status ${stat}`);
   }
 }
 
@@ -194,7 +192,7 @@ export function outcomeReply(xid: number, outcome: Outcome): ReplyMessage {
     case "no-such-procedure":
       return outcome.miss ? missReply(xid, outcome.miss) : { xid, stat: AcceptStat.PROC_UNAVAIL };
     case "error":
-      if (outcome.error.code === Code.INVALID_ARGUMENT && outcome.error.message.startsWith("cannot decode")) {
+      if (outcome.stage === "decode") {
         return { xid, stat: AcceptStat.GARBAGE_ARGS, message: outcome.error.message };
       }
       return { xid, stat: AcceptStat.ERROR, code: outcome.error.code, message: outcome.error.message };
