@@ -45,7 +45,7 @@ function bytesBlock(step: TraceStep): string | undefined {
   if (step.segments.length > 0) return formatSegments(b.data, step.segments);
   if (b.what === "message" && b.typeName) return formatDump(b.data, dumpMessage(b.data, schemas().message(b.typeName)));
   if (b.what === "message") return `${b.data.length} bytes of UTF-8 text:\n${b.data.toString("utf8")}`;
-  return formatDump(b.data, dumpMessage(b.data));
+  return formatSegments(b.data, [{ length: b.data.length, label: `${b.data.length} bytes` }]);
 }
 
 function indent(text: string, by: string): string {
