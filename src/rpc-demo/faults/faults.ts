@@ -167,13 +167,16 @@ export class FaultInjector {
    * Send a message through the faults: `send` runs once per copy, after the
    * delay. Notes what happened on the trace.
    */
-  deliver(direction: "request" | "reply", send: () => void, trace?: Trace, what = direction): void {
-    const d = this.decide(direction);
+  deliver(direction: "request" | "reply", send: () => void, trace?: Trace, opts: { canDuplicate?: boolean } = {}): void {
+    const what = direction;
+    const decided = this.decide(direction);
+    // One HTTP/2 stream carries one response: there is no second copy to deliver.
+    const d = opts.canDuplicate === false && decided.copies > 1 ? { ...decided, copies: 1 } : decided;
     if (d.copies === 0) {
       trace?.step("network", "fault", `✗ the ${what} is lost on the way (injected drop)`);
       return;
     }
-    if (d.copies === 2) trace?.step("network", "fault", `the network delivers the ${what} twice (injected duplicate)`);
+    if (d.copies === 2) trace?.step("network", "fault", `the ${what} arrives twice (injected duplicate: a network or proxy resends it)`);
     if (d.delayMs > 0) trace?.step("network", "fault", `the ${what} is held up ${d.delayMs} ms (injected delay)`);
     const go = () => {
       for (let i = 0; i < d.copies; i++) send();

@@ -155,6 +155,7 @@ export class Http2Server implements ServerTransport {
             this.reply(stream, replyType, outcome.body, trace);
           },
           trace,
+          { canDuplicate: false },
         );
       })();
     });

@@ -49,19 +49,20 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
         opts.write(renderStep(step, n++, step.at - prev, { plain: opts.plain }));
         prev = step.at;
       });
-  const start = (): Promise<ServerTransport> =>
+  const start = (faults: FaultPlan): Promise<ServerTransport> =>
     startServer(opts.transport, dispatcher, {
       host: opts.host,
       port: opts.port,
       trace,
-      faults: new FaultInjector(opts.faults),
+      faults: new FaultInjector(faults),
       duplicateCache: opts.duplicateCache,
       onCrash: () => {
         opts.write("✗ injected crash: the server went down; restarting it in 1 s (memory lost, counters kept)");
-        setTimeout(() => void start().then(() => opts.write("server restarted")), 1000);
+        // It comes back with the same faults, except that it crashes only once.
+        setTimeout(() => void start({ ...faults, crash: false }).then(() => opts.write("server restarted")), 1000);
       },
     });
-  const server = await start();
+  const server = await start(opts.faults);
   opts.write(
     [
       `Playground serving over ${opts.transport} on ${opts.host}:${server.port} · faults: ${describeFaults(opts.faults)}` +
