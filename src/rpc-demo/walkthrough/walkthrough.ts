@@ -133,6 +133,6 @@ export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boole
   }
   write("\n" + story.summary + "\n");
   await client.close();
-  await server!.close();
+  await server.close();
   return { ok: error === undefined };
 }
