@@ -75,6 +75,11 @@ const COMMON = {
 } as const;
 
 export async function main(argv: string[]): Promise<void> {
+  // `csi-lab rpc walkthrough | head` closes our stdout early: stop quietly.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   const [command, ...rest] = argv;
   switch (command) {
     case "walkthrough": {

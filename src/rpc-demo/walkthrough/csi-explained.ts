@@ -52,6 +52,16 @@ async function startDriver(): Promise<Driver> {
   const child: ChildProcess = spawn(process.execPath, [bin, "driver", "--endpoint", `unix://${socketPath}`, "--node-id", "n1", "--root", path.join(dir, "root")], {
     stdio: ["ignore", "ignore", "pipe"],
   });
+  // If this process dies first (Ctrl-C, a closed pipe), the driver must not
+  // outlive it: "exit" handlers run on the way out, and kill() is synchronous.
+  const orphanGuard = () => {
+    child.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = () => process.exit(130);
+  process.once("exit", orphanGuard);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   await new Promise<void>((resolve, reject) => {
     let log = "";
     const timer = setTimeout(() => reject(new Error(`the driver did not get ready in 10 s:\n${log}`)), 10_000);
@@ -70,6 +80,9 @@ async function startDriver(): Promise<Driver> {
   return {
     socketPath,
     stop: async () => {
+      process.off("exit", orphanGuard);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
         child.kill("SIGTERM");
