@@ -14,14 +14,18 @@ import { alreadyExists, invalidArgument, outOfRange, resourceExhausted } from ".
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
 import { checkRange, chooseSize, fits } from "./capacity";
+import { contentSourceKeys, describeSource, planContentSource, sameSource, sizeWithSource } from "./content-source";
 import { checkParameters, defining } from "./parameters";
 import { topologyProblem } from "./topology";
 import { nodeTopology, toCsiVolume, volumeKey } from "./volume-view";
 
 export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>({
-  lockKeys: (req, driver) => (req.name ? volumeKey(driver.hostpath.idForName(req.name)) : []),
+  lockKeys: (req, driver) => [
+    ...(req.name ? volumeKey(driver.hostpath.idForName(req.name)) : []),
+    ...contentSourceKeys(req.volumeContentSource),
+  ],
 
-  async handle(req, { driver }) {
+  async handle(req, { driver, signal }) {
     const store = driver.hostpath;
     const name = checkToken(req.name, "name");
     const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
@@ -32,14 +36,14 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       throw invalidArgument(`mutable_parameters are not supported (got ${Object.keys(mutableParameters).join(", ")})`);
     }
     checkMap(req.secrets, "secrets");
-    if (req.volumeContentSource?.snapshot || req.volumeContentSource?.volume) {
-      throw invalidArgument("creating a volume from a snapshot or another volume is not supported by this driver");
-    }
     const range = checkRange(req.capacityRange);
     const where = topologyProblem(req.accessibilityRequirements, driver);
     if (where) throw resourceExhausted(where);
+    const source = await planContentSource(req.volumeContentSource, driver, name, signal);
 
-    const size = chooseSize(range, driver.config.defaultCapacityBytes);
+    const size = source
+      ? sizeWithSource(range, driver.config.defaultCapacityBytes, source.minBytes)
+      : chooseSize(range, driver.config.defaultCapacityBytes);
     const fsTotal = (await store.usage()).totalBytes;
     if (size > fsTotal) {
       throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
@@ -52,7 +56,8 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       parameters,
       mutableParameters,
       topology: nodeTopology(driver).segments ?? {},
-    });
+      ...(source ? { contentSource: source.contentSource } : {}),
+    }, source?.fill);
     if (!created) {
       if (!fits(record.capacityBytes, range)) {
         throw alreadyExists(
@@ -62,6 +67,11 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       }
       if (defining(record.parameters) !== defining(parameters)) {
         throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different parameters`);
+      }
+      if (!sameSource(record.contentSource, source?.contentSource)) {
+        throw alreadyExists(
+          `volume ${JSON.stringify(name)} already exists with ${describeSource(record.contentSource)}, not ${describeSource(source?.contentSource)}`,
+        );
       }
     }
     return { volume: toCsiVolume(record) };

@@ -8,6 +8,7 @@
 import * as os from "node:os";
 import { HostPathStore } from "../storage/hostpath-store";
 import { NodeRecords } from "../storage/node-records";
+import { SnapshotStore } from "../storage/snapshot-store";
 import type { Logger } from "./logger";
 import { version } from "./version";
 
@@ -45,6 +46,8 @@ export interface Driver {
   readonly version: string;
   readonly log: Logger;
   readonly hostpath: HostPathStore;
+  /** Snapshots and group snapshots, beside the volumes under the same root. */
+  readonly snapshots: SnapshotStore;
   readonly nodeRecords: NodeRecords;
   /** Topology segment key for "this node", e.g. csi-lab.example.org/node. */
   readonly topologyKey: string;
@@ -52,12 +55,14 @@ export interface Driver {
 
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
+  const snapshots = await SnapshotStore.open(hostpath.root);
   const nodeRecords = new NodeRecords();
   return {
     config: { ...config, root: hostpath.root },
     version,
     log,
     hostpath,
+    snapshots,
     nodeRecords,
     topologyKey: `${config.driverName}/node`,
   };
