@@ -23,7 +23,7 @@ import { spawnSync } from "node:child_process";
 import { constants, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, TOTAL_BYTES } from "./dataset";
+import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, mib, TOTAL_BYTES } from "./dataset";
 
 interface Method {
   name: string;
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   spawnSync("sync", ["-f", work]);
   const fs = fsType(work);
   console.log(`# ${fs}: ${files} files, ${gib(duBytes(src))} GiB in the volume`);
-  console.log("| fs | method | snapshot s | snapshot space GiB | restore s | restore space GiB |");
+  console.log("| fs | method | snapshot s | snapshot space MiB | restore s | restore space MiB |");
   console.log("|---|---|---:|---:|---:|---:|");
   for (const m of METHODS.filter((x) => !values.only || values.only.split(",").includes(x.name))) {
     const snap = path.join(work, `snap-${m.name}`);
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     const r = await timed(work, () => m.restore(snap, dst));
     // The restored tree must equal the source (contents, and for the faithful methods, metadata).
     run("diff", ["-r", "--no-dereference", src, dst]);
-    console.log(`| ${fs} | ${m.name} | ${s.seconds.toFixed(2)} | ${gib(s.bytes)} | ${r.seconds.toFixed(2)} | ${gib(r.bytes)} |`);
+    console.log(`| ${fs} | ${m.name} | ${s.seconds.toFixed(2)} | ${mib(s.bytes)} | ${r.seconds.toFixed(2)} | ${mib(r.bytes)} |`);
     await fsp.rm(snap, { recursive: true, force: true });
     await fsp.rm(dst, { recursive: true, force: true });
   }

@@ -58,3 +58,7 @@ export function fsType(dir: string): string {
 export function gib(bytes: number): string {
   return (bytes / 1024 ** 3).toFixed(2);
 }
+
+export function mib(bytes: number): string {
+  return String(Math.round(bytes / 1024 ** 2));
+}

@@ -12,7 +12,8 @@
  *     default;
  *   - the same name with a different source is ALREADY_EXISTS.
  * The copy itself happens inside the volume store's create, before its
- * commit point, so a crash mid-copy leaves no half-made volume.
+ * commit point, so a crash mid-copy leaves no half-made volume. It is not
+ * abandoned when the CO's deadline passes (see storage/copy-content.ts).
  */
 import type { VolumeContentSource } from "../gen/csi";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
@@ -46,7 +47,6 @@ export async function planContentSource(
   src: VolumeContentSource | undefined,
   driver: Driver,
   name: string,
-  signal: AbortSignal,
 ): Promise<SourcePlan | undefined> {
   if (!src) return undefined;
   let contentSource: ContentSource;
@@ -75,7 +75,7 @@ export async function planContentSource(
     contentSource,
     minBytes: sizeBytes,
     fill: async (staging) => {
-      await copyContent(content, staging, { viewsDir: driver.snapshots.viewsDir, signal });
+      await copyContent(content, staging, { viewsDir: driver.snapshots.viewsDir });
       driver.log.debug("copied content source into the new volume", { source: what });
     },
   };

@@ -22,7 +22,7 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
   // The source is locked too: it must not be deleted while it is copied.
   lockKeys: (req, driver) => [...(req.name ? snapshotKey(driver.snapshots.idForName(req.name)) : []), ...volumeKey(req.sourceVolumeId)],
 
-  async handle(req, { driver, signal }) {
+  async handle(req, { driver }) {
     const name = checkToken(req.name, "name");
     const sourceVolumeId = checkToken(req.sourceVolumeId, "source_volume_id");
     const parameters = checkSnapshotParameters(req.parameters);
@@ -38,7 +38,7 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
     }
     const volume = await driver.hostpath.get(sourceVolumeId);
     if (!volume) throw notFound(`source volume ${sourceVolumeId} does not exist`);
-    const { record } = await snapshotVolume(driver.hostpath, driver.snapshots, volume, { snapshotId, name, parameters }, signal);
+    const { record } = await snapshotVolume(driver.hostpath, driver.snapshots, volume, { snapshotId, name, parameters });
     return { snapshot: toCsiSnapshot(record) };
   },
 });

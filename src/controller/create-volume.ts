@@ -25,7 +25,7 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     ...contentSourceKeys(req.volumeContentSource),
   ],
 
-  async handle(req, { driver, signal }) {
+  async handle(req, { driver }) {
     const store = driver.hostpath;
     const name = checkToken(req.name, "name");
     const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
@@ -39,7 +39,7 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const range = checkRange(req.capacityRange);
     const where = topologyProblem(req.accessibilityRequirements, driver);
     if (where) throw resourceExhausted(where);
-    const source = await planContentSource(req.volumeContentSource, driver, name, signal);
+    const source = await planContentSource(req.volumeContentSource, driver, name);
 
     const size = source
       ? sizeWithSource(range, driver.config.defaultCapacityBytes, source.minBytes)

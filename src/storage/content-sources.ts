@@ -41,7 +41,6 @@ export async function snapshotVolume(
   snapshots: SnapshotStore,
   volume: VolumeRecord,
   spec: SnapshotSpec,
-  signal?: AbortSignal,
 ): Promise<{ record: SnapshotRecord; created: boolean }> {
   const from = volumeContent(hostpath, volume);
   return snapshots.create(
@@ -51,7 +50,7 @@ export async function snapshotVolume(
       if (condition.abnormal) {
         throw failedPrecondition(`volume ${volume.volumeId} cannot be snapshotted: ${condition.message}`);
       }
-      await copyContent(from, staging, { viewsDir: snapshots.viewsDir, signal });
+      await copyContent(from, staging, { viewsDir: snapshots.viewsDir });
     },
   );
 }

@@ -25,6 +25,12 @@
  * driver's thread pool: other calls go on while it works. It is started
  * with a parent-death signal, so a kill -9 of the driver kills the copy too
  * and the start-up sweep never races a copier still writing.
+ *
+ * A copy is never abandoned because the caller's deadline passed. The
+ * csi-provisioner gives CreateVolume 10 s by default; a restore that takes
+ * longer would be killed and restarted by every retry and never finish.
+ * Instead it runs on, holding its locks: retries are ABORTED meanwhile, and
+ * the first retry after it finishes finds the volume made.
  */
 import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
@@ -58,7 +64,6 @@ export interface Content {
 export interface CopyOptions {
   /** Where read-only views of live volumes are mounted. */
   viewsDir: string;
-  signal?: AbortSignal;
 }
 
 /**
@@ -73,14 +78,14 @@ export async function copyContent(from: Content, to: string, opts: CopyOptions):
   if (from.layout === "dir") {
     if (!src.isDirectory()) throw failedPrecondition(`the source content at ${from.path} is not a directory`);
     if (dst && !dst.isDirectory()) throw incompatible("a directory tree", "a single file");
-    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to, opts.signal));
-    else await copyTree(from.path, to, opts.signal);
+    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to));
+    else await copyTree(from.path, to);
   } else {
     if (!src.isFile()) throw failedPrecondition(`the source content at ${from.path} is not a regular file`);
     if (dst && !dst.isFile()) throw incompatible(`a ${from.layout} file`, "a directory tree");
-    await copyFile(from.path, to, opts.signal);
+    await copyFile(from.path, to);
   }
-  await runTool("sync", ["--file-system", to], opts.signal);
+  await runTool("sync", ["--file-system", to]);
 }
 
 function incompatible(source: string, target: string): CsiError {
@@ -88,20 +93,17 @@ function incompatible(source: string, target: string): CsiError {
 }
 
 /** A faithful tree copy (see the top of this file); stays on one file system (-x). */
-function copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
-  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to], signal);
+function copyTree(from: string, to: string): Promise<void> {
+  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to]);
 }
 
 /**
  * One file: reflinked where possible, otherwise copied sparsely — runs of
  * zeros become holes, so a 10 GiB image holding 100 MiB costs 100 MiB.
  */
-function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void> {
-  return runTool(
-    "cp",
-    ["--reflink=auto", "--sparse=always", "--no-dereference", "--preserve=mode,ownership,timestamps", "--no-target-directory", "--", from, to],
-    signal,
-  );
+function copyFile(from: string, to: string): Promise<void> {
+  const keep = "--preserve=mode,ownership,timestamps";
+  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to]);
 }
 
 /**
@@ -109,25 +111,17 @@ function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void>
  * name the file they failed on, which is what a person needs); running out
  * of space is RESOURCE_EXHAUSTED, as CSI asks.
  */
-export function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
+export function runTool(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
     // setpriv (util-linux) sets PR_SET_PDEATHSIG: the tool dies with us.
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       if (stderr.length < 4096) stderr += chunk.toString();
     });
-    const onAbort = () => child.kill("SIGKILL");
-    signal?.addEventListener("abort", onAbort, { once: true });
-    child.on("error", (err) => {
-      signal?.removeEventListener("abort", onAbort);
-      reject(internal(`could not run ${cmd}: ${err.message}`));
-    });
+    child.on("error", (err) => reject(internal(`could not run ${cmd}: ${err.message}`)));
     child.on("close", (code, sig) => {
-      signal?.removeEventListener("abort", onAbort);
       if (code === 0) return resolve();
-      if (signal?.aborted) return reject(signal.reason);
       const text = stderr.trim().split("\n").slice(0, 3).join("; ");
       if (/No space left on device|Disk quota exceeded/.test(text)) return reject(resourceExhausted(`not enough space to copy the content: ${text}`));
       reject(internal(`${cmd} failed (${sig ?? `exit ${code}`}): ${text || "no message"}`));
