@@ -17,7 +17,9 @@
  * Every step ends with `sync -f`, so a time includes getting the bytes to
  * disk — a snapshot is not taken until it would survive a power cut.
  *
- *   node dist/bench/copy-methods.js --dir /mnt/xfs/work [--files 10000] [--bytes 1073741824]
+ * Times are the median of --repeat runs (space does not vary between runs).
+ *
+ *   node dist/bench/copy-methods.js --dir /mnt/xfs/work [--repeat 3] [--files 10000] [--bytes 1073741824]
  */
 import { spawnSync } from "node:child_process";
 import { constants, promises as fsp } from "node:fs";
@@ -56,7 +58,18 @@ const METHODS: Method[] = [
   },
 ];
 
-async function timed(dir: string, step: () => Promise<void>): Promise<{ seconds: number; bytes: number }> {
+interface Measured {
+  seconds: number;
+  bytes: number;
+}
+
+/** The run with the median time, and the median space. */
+function median(xs: Measured[]): Measured {
+  const mid = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  return { seconds: mid(xs.map((x) => x.seconds)), bytes: mid(xs.map((x) => x.bytes)) };
+}
+
+async function timed(dir: string, step: () => Promise<void>): Promise<Measured> {
   const before = await fsUsedBytes(dir);
   const t0 = process.hrtime.bigint();
   await step();
@@ -72,6 +85,7 @@ async function main(): Promise<void> {
       files: { type: "string", default: String(FILES) },
       bytes: { type: "string", default: String(TOTAL_BYTES) },
       only: { type: "string" },
+      repeat: { type: "string", default: "3" },
     },
   });
   if (!values.dir) throw new Error("--dir DIR is required (a scratch directory on the file system to measure)");
@@ -89,15 +103,20 @@ async function main(): Promise<void> {
   console.log("| fs | method | snapshot s | snapshot space MiB | restore s | restore space MiB |");
   console.log("|---|---|---:|---:|---:|---:|");
   for (const m of METHODS.filter((x) => !values.only || values.only.split(",").includes(x.name))) {
-    const snap = path.join(work, `snap-${m.name}`);
-    const dst = path.join(work, `restored-${m.name}`);
-    const s = await timed(work, () => m.snapshot(src, snap));
-    const r = await timed(work, () => m.restore(snap, dst));
-    // The restored tree must equal the source (contents, and for the faithful methods, metadata).
-    run("diff", ["-r", "--no-dereference", src, dst]);
+    const snaps: Measured[] = [];
+    const restores: Measured[] = [];
+    for (let i = 0; i < Number(values.repeat); i++) {
+      const snap = path.join(work, `snap-${m.name}`);
+      const dst = path.join(work, `restored-${m.name}`);
+      snaps.push(await timed(work, () => m.snapshot(src, snap)));
+      restores.push(await timed(work, () => m.restore(snap, dst)));
+      // The restored tree must equal the source.
+      run("diff", ["-r", "--no-dereference", src, dst]);
+      await fsp.rm(snap, { recursive: true, force: true });
+      await fsp.rm(dst, { recursive: true, force: true });
+    }
+    const [s, r] = [median(snaps), median(restores)];
     console.log(`| ${fs} | ${m.name} | ${s.seconds.toFixed(2)} | ${mib(s.bytes)} | ${r.seconds.toFixed(2)} | ${mib(r.bytes)} |`);
-    await fsp.rm(snap, { recursive: true, force: true });
-    await fsp.rm(dst, { recursive: true, force: true });
   }
   await fsp.rm(work, { recursive: true, force: true });
 }

@@ -14,11 +14,11 @@
  * followed), hard links as hard links — and asks the file system to share
  * each file's extents (FICLONE) instead of copying them where it can (xfs
  * with reflink=1, btrfs), falling back to a plain copy elsewhere (ext4).
- * Measured on 1 GiB in 10,000 files (docs/snapshots.md): 0.6 s and 10 MiB
- * of new space on xfs and btrfs against 5–10 s and 1 GiB for a plain copy;
- * on ext4 it is a plain copy, as fast as tar overall and with no extraction
- * step. Node's own fs.cp was 3–4× slower and keeps neither owners nor hard
- * links. A single file (image, block) is copied with reflinks or else
+ * Measured on 1 GiB in 10,000 files (docs/snapshots.md): about 0.5 s and
+ * 5–10 MiB of new space on xfs and btrfs, against 1.3–5.6 s and 1 GiB for tar
+ * or a plain copy; on ext4 it is a plain copy, as fast as tar over snapshot
+ * plus restore and with no extraction step. Node's own fs.cp was 2–5×
+ * slower and keeps neither owners nor hard links. A single file (image, block) is copied with reflinks or else
  * sparsely, so the holes of a sparse image stay holes.
  *
  * cp runs as a child process, which also keeps a 1 GiB copy off the

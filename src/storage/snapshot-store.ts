@@ -273,7 +273,9 @@ export class SnapshotStore {
       else await fsp.rm(this.sub(".tmp", entry), { recursive: true, force: true });
     }
     for (const id of ids) {
-      const rec = await this.read(id);
+      // An unreadable record keeps its content and stays out of the index;
+      // GetSnapshot of it says what is wrong instead of the driver not starting.
+      const rec = await this.read(id).catch(() => undefined);
       if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) {
         await fsp.unlink(this.metaFile(id));
         ids.delete(id);

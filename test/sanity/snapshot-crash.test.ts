@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { createSnapshot, createVolume, describeTree, snapshotDir, volumeDir, waitFor, withoutInodes } from "./snapshot-helpers";
 
 /** Enough content that copying it takes a while: 1,500 files of 64 KiB. */
@@ -87,6 +87,17 @@ describe("Crashes during snapshots and restores", () => {
 
     const snapshotId = (await d.client.controller.createSnapshot(req)).snapshot!.snapshotId!;
     assert.deepEqual(withoutInodes(await describeTree(snapshotDir(d, snapshotId))), expected);
+  });
+
+  it("a torn snapshot record does not stop the driver; the snapshot answers INTERNAL and the others work", async () => {
+    const good = await createSnapshot(d, source);
+    const torn = await createSnapshot(d, source);
+    await d.stop();
+    await fsp.writeFile(path.join(d.root, "snapshots", "meta", `${torn}.json`), '{"version": 1, "snapsh');
+    await d.start();
+    await expectCode(d.client.controller.getSnapshot({ snapshotId: torn }), Code.INTERNAL, /not valid JSON/);
+    assert.equal((await d.client.controller.getSnapshot({ snapshotId: good })).snapshot!.snapshotId, good);
+    await fsp.access(snapshotDir(d, torn)); // its content is kept for a person to look at
   });
 
   it("members of a group snapshot that never committed are removed at start-up", async () => {
