@@ -7,7 +7,7 @@
  * underneath it is an ordinary grpc-js client on the driver's socket.
  */
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { ControllerService, IdentityService, NodeService } from "../gen/csi";
+import { ControllerService, GroupControllerService, IdentityService, NodeService } from "../gen/csi";
 
 interface MethodDef<Req, Res> {
   path: string;
@@ -29,6 +29,7 @@ export interface CsiClient {
   identity: Promised<typeof IdentityService>;
   controller: Promised<typeof ControllerService>;
   node: Promised<typeof NodeService>;
+  groupController: Promised<typeof GroupControllerService>;
   close(): void;
 }
 
@@ -68,6 +69,7 @@ export function connect(endpoint: string, opts: ConnectOptions = {}): CsiClient 
     identity: wrap(IdentityService),
     controller: wrap(ControllerService),
     node: wrap(NodeService),
+    groupController: wrap(GroupControllerService),
     close: () => client.close(),
   };
 }

@@ -10,17 +10,21 @@
  */
 import type { CreateVolumeRequest, CreateVolumeResponse } from "../gen/csi";
 import { requireSupported, toCapabilities } from "../csi/capabilities";
-import { alreadyExists, invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
+import { alreadyExists, outOfRange, resourceExhausted } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
 import { checkRange, chooseSize, fits } from "./capacity";
 import { applyMutableParameters, checkMutableParameters, sameMutableParameters } from "./mutable-parameters";
+import { contentSourceKeys, describeSource, planContentSource, sameSource, sizeWithSource } from "./content-source";
 import { checkParameters, defining } from "./parameters";
 import { topologyProblem } from "./topology";
 import { nodeTopology, toCsiVolume, volumeKey } from "./volume-view";
 
 export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>({
-  lockKeys: (req, driver) => (req.name ? volumeKey(driver.hostpath.idForName(req.name)) : []),
+  lockKeys: (req, driver) => [
+    ...(req.name ? volumeKey(driver.hostpath.idForName(req.name)) : []),
+    ...contentSourceKeys(req.volumeContentSource),
+  ],
 
   async handle(req, { driver }) {
     const store = driver.hostpath;
@@ -30,14 +34,14 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const parameters = checkParameters(req.parameters);
     const mutableParameters = checkMutableParameters(req.mutableParameters);
     checkMap(req.secrets, "secrets");
-    if (req.volumeContentSource?.snapshot || req.volumeContentSource?.volume) {
-      throw invalidArgument("creating a volume from a snapshot or another volume is not supported by this driver");
-    }
     const range = checkRange(req.capacityRange);
     const where = topologyProblem(req.accessibilityRequirements, driver);
     if (where) throw resourceExhausted(where);
+    const source = await planContentSource(req.volumeContentSource, driver, name);
 
-    const size = chooseSize(range, driver.config.defaultCapacityBytes);
+    const size = source
+      ? sizeWithSource(range, driver.config.defaultCapacityBytes, source.minBytes)
+      : chooseSize(range, driver.config.defaultCapacityBytes);
     const fsTotal = (await store.usage()).totalBytes;
     if (size > fsTotal) {
       throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
@@ -50,7 +54,8 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       parameters,
       mutableParameters,
       topology: nodeTopology(driver).segments ?? {},
-    });
+      ...(source ? { contentSource: source.contentSource } : {}),
+    }, source?.fill);
     if (!created) {
       if (!fits(record.capacityBytes, range)) {
         throw alreadyExists(
@@ -63,6 +68,11 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       }
       if (!sameMutableParameters(record.mutableParameters, mutableParameters)) {
         throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different mutable_parameters`);
+      }
+      if (!sameSource(record.contentSource, source?.contentSource)) {
+        throw alreadyExists(
+          `volume ${JSON.stringify(name)} already exists with ${describeSource(record.contentSource)}, not ${describeSource(source?.contentSource)}`,
+        );
       }
     }
     // Also on a retry: the volume converges to its record even if a crash

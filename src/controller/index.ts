@@ -6,9 +6,13 @@ import { controllerGetVolume } from "./controller-get-volume";
 import { controllerModifyVolume } from "./controller-modify-volume";
 import { controllerPublishVolume } from "./controller-publish-volume";
 import { controllerUnpublishVolume } from "./controller-unpublish-volume";
+import { createSnapshot } from "./create-snapshot";
 import { createVolume } from "./create-volume";
+import { deleteSnapshot } from "./delete-snapshot";
 import { deleteVolume } from "./delete-volume";
 import { getCapacity } from "./get-capacity";
+import { getSnapshot } from "./get-snapshot";
+import { listSnapshots } from "./list-snapshots";
 import { listVolumes } from "./list-volumes";
 import { notOffered } from "../server/not-offered";
 import { validateVolumeCapabilities } from "./validate-volume-capabilities";
@@ -23,10 +27,10 @@ export const controllerRpcs: RpcTable<ControllerServer> = {
   controllerGetVolume,
   controllerPublishVolume,
   controllerUnpublishVolume,
-  createSnapshot: notOffered("CreateSnapshot", "CREATE_DELETE_SNAPSHOT"),
-  deleteSnapshot: notOffered("DeleteSnapshot", "CREATE_DELETE_SNAPSHOT"),
-  listSnapshots: notOffered("ListSnapshots", "LIST_SNAPSHOTS"),
-  getSnapshot: notOffered("GetSnapshot", "GET_SNAPSHOT"),
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  getSnapshot,
   controllerExpandVolume: notOffered("ControllerExpandVolume", "EXPAND_VOLUME"),
   controllerModifyVolume,
 };

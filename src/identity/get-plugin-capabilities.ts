@@ -5,6 +5,8 @@
  * VOLUME_ACCESSIBILITY_CONSTRAINTS says volumes are not reachable from
  * every node — a hostPath volume exists on one node's disk — so the CO
  * must honour the topology that CreateVolume returns when placing pods.
+ * GROUP_CONTROLLER_SERVICE offers group snapshots, served with the
+ * Controller.
  */
 import {
   PluginCapability_Service_Type as ServiceType,
@@ -16,7 +18,7 @@ import { defineRpc } from "../server/rpc";
 export const getPluginCapabilities = defineRpc<GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse>({
   async handle(_req, { driver }) {
     const services = [ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS];
-    if (driver.config.mode !== "node") services.unshift(ServiceType.CONTROLLER_SERVICE);
+    if (driver.config.mode !== "node") services.unshift(ServiceType.CONTROLLER_SERVICE, ServiceType.GROUP_CONTROLLER_SERVICE);
     return { capabilities: services.map((type) => ({ service: { type } })) };
   },
 });

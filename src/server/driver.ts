@@ -9,6 +9,7 @@ import * as os from "node:os";
 import { AttachmentStore } from "../storage/attachments";
 import { HostPathStore } from "../storage/hostpath-store";
 import { NodeRecords } from "../storage/node-records";
+import { SnapshotStore } from "../storage/snapshot-store";
 import type { Logger } from "./logger";
 import { version } from "./version";
 
@@ -49,6 +50,8 @@ export interface Driver {
   readonly version: string;
   readonly log: Logger;
   readonly hostpath: HostPathStore;
+  /** Snapshots and group snapshots, beside the volumes under the same root. */
+  readonly snapshots: SnapshotStore;
   readonly nodeRecords: NodeRecords;
   /** Which volume is attached to which node (ControllerPublishVolume). */
   readonly attachments: AttachmentStore;
@@ -58,6 +61,7 @@ export interface Driver {
 
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
+  const snapshots = await SnapshotStore.open(hostpath.root);
   const nodeRecords = new NodeRecords();
   const { store: attachments, problems } = await AttachmentStore.open(hostpath.root, async (id) => (await hostpath.get(id)) !== undefined);
   for (const problem of problems) log.warn("ignoring an unreadable attachment record", { problem });
@@ -66,6 +70,7 @@ export async function openDriver(config: DriverConfig, log: Logger): Promise<Dri
     version,
     log,
     hostpath,
+    snapshots,
     nodeRecords,
     attachments,
     topologyKey: `${config.driverName}/node`,

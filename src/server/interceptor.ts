@@ -69,7 +69,7 @@ export function withSafeDecoding<D extends ServiceDefinition>(definition: D): D 
 }
 
 // Fields worth a column in every log line, when the request has them.
-const LOG_FIELDS = ["volumeId", "name", "sourceVolumeId", "snapshotId", "nodeId", "targetPath", "stagingTargetPath"] as const;
+const LOG_FIELDS = ["volumeId", "name", "sourceVolumeId", "snapshotId", "groupSnapshotId", "nodeId", "targetPath", "stagingTargetPath"] as const;
 
 function summary(req: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};

@@ -9,14 +9,16 @@
  *
  * Which services are served depends on --mode: a controller Deployment
  * serves Identity + Controller, a node DaemonSet Identity + Node, and a
- * single-node setup ("all") serves the three.
+ * single-node setup ("all") serves them all. The GroupController service
+ * (group snapshots) goes with the Controller.
  */
 import * as net from "node:net";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
-import { ControllerService, IdentityService, NodeService } from "../gen/csi";
+import { ControllerService, GroupControllerService, IdentityService, NodeService } from "../gen/csi";
 import { controllerRpcs } from "../controller";
+import { groupControllerRpcs } from "../group-controller";
 import { identityRpcs } from "../identity";
 import { nodeRpcs } from "../node";
 import { AuthorityGuard } from "./authority";
@@ -51,6 +53,9 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
   const mode = driver.config.mode;
   grpcServer.addService(withSafeDecoding(IdentityService), interceptAll("Identity", identityRpcs, deps));
   if (mode !== "node") grpcServer.addService(withSafeDecoding(ControllerService), interceptAll("Controller", controllerRpcs, deps));
+  if (mode !== "node") {
+    grpcServer.addService(withSafeDecoding(GroupControllerService), interceptAll("GroupController", groupControllerRpcs, deps));
+  }
   if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeService), interceptAll("Node", nodeRpcs, deps));
 
   const injector: ConnectionInjector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());

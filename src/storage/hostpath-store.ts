@@ -136,9 +136,11 @@ export class HostPathStore {
   /**
    * Create the volume for `spec.name`, or return the one that exists.
    * `created` tells which; the caller decides whether an existing one is
-   * compatible with the request.
+   * compatible with the request. `fill`, if given, puts content (from a
+   * snapshot or another volume) into the new volume's directory before the
+   * commit point, so a crash while copying leaves no half-filled volume.
    */
-  async create(spec: NewVolume): Promise<{ record: VolumeRecord; created: boolean }> {
+  async create(spec: NewVolume, fill?: (staging: string) => Promise<void>): Promise<{ record: VolumeRecord; created: boolean }> {
     const id = this.idForName(spec.name);
     const existing = await this.get(id);
     if (existing) return { record: existing, created: false };
@@ -157,6 +159,7 @@ export class HostPathStore {
       // is writable by all until a pod's fsGroup narrows it. mkdir's mode
       // is filtered by the umask, hence the explicit chmod.
       await fsp.chmod(staging, 0o777);
+      if (fill) await fill(staging);
       await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
     } catch (err) {
       await fsp.rm(staging, { recursive: true, force: true });

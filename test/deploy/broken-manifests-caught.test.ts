@@ -17,7 +17,7 @@ const CASES: [fixture: string, caughtBy: RegExp][] = [
   ["broken-provisioner-name", /StorageClass\/csi-lab-hostpath: provisioner is "csi-lab\.example\.com", the CSIDriver is csi-lab\.example\.org/],
   ["broken-service-account", /serviceAccountName csi-lab\/csi-lab-nodes does not exist/],
   ["broken-socket", /container csi-provisioner: --csi-address \/csi\/driver\.sock is not the driver's socket/],
-  ["broken-unneeded-sidecar", /csi-snapshotter is deployed, but the driver does not advertise CREATE_DELETE_SNAPSHOT/],
+  ["broken-unneeded-sidecar", /csi-attacher is deployed, but the driver does not advertise PUBLISH_UNPUBLISH_VOLUME/],
   ["broken-kubelet-dir", /host path \/var\/snap\/microk8s\/common\/var\/lib\/kubelet\/pods is mounted at \/var\/lib\/kubelet\/pods/],
   ["broken-excess-rbac", /ClusterRole\/csi-lab-secrets is bound to it, but none of its sidecars needs it/],
   ["broken-driver-flag", /the driver would refuse its arguments: --mode must be all, controller or node/],

@@ -103,7 +103,7 @@ describe("Bad input", () => {
   it("an unknown method answers UNIMPLEMENTED", async () => {
     const raw = new Client(d.endpoint, credentials.createInsecure());
     const err = await new Promise<ServiceError | undefined>((resolve) =>
-      raw.makeUnaryRequest("/csi.v1.GroupController/GroupControllerGetCapabilities", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e) => resolve(e ?? undefined)),
+      raw.makeUnaryRequest("/csi.v1.SnapshotMetadata/GetMetadataAllocated", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e) => resolve(e ?? undefined)),
     );
     assert.equal(err?.code, Code.UNIMPLEMENTED);
     raw.close();

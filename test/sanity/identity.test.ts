@@ -18,10 +18,13 @@ describe("Identity", () => {
     assert.equal(info.vendorVersion, version);
   });
 
-  it("GetPluginCapabilities offers the controller service and topology constraints", async () => {
+  it("GetPluginCapabilities offers the controller and group controller services and topology constraints", async () => {
     const caps = await d.client.identity.getPluginCapabilities({});
     const types = (caps.capabilities ?? []).map((c) => c.service?.type);
-    assert.deepEqual(new Set(types), new Set([ServiceType.CONTROLLER_SERVICE, ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS]));
+    assert.deepEqual(
+      new Set(types),
+      new Set([ServiceType.CONTROLLER_SERVICE, ServiceType.GROUP_CONTROLLER_SERVICE, ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS]),
+    );
   });
 
   it("Probe reports ready while the root is writable", async () => {
@@ -58,9 +61,10 @@ describe("Identity in node mode", () => {
   before(async () => (d = await startDriver({ mode: "node" })));
   after(async () => destroyDriver(d));
 
-  it("does not offer the controller service", async () => {
+  it("does not offer the controller or group controller service", async () => {
     const caps = await d.client.identity.getPluginCapabilities({});
     const types = (caps.capabilities ?? []).map((c) => c.service?.type);
     assert.ok(!types.includes(ServiceType.CONTROLLER_SERVICE));
+    assert.ok(!types.includes(ServiceType.GROUP_CONTROLLER_SERVICE));
   });
 });

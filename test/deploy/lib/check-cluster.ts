@@ -11,6 +11,7 @@
  *  - capabilities ⇄ sidecars: a sidecar without its capability exits at
  *    start-up, a capability without its sidecar is never used
  */
+import { ATTACH_CAPABILITIES } from "../../../src/controller/controller-get-capabilities";
 import {
   ControllerServiceCapability_RPC_Type as Ctl,
   NodeServiceCapability_RPC_Type as NodeCap,
@@ -182,7 +183,14 @@ function checkCapabilities(objects: readonly K8sObject[], caps: Capabilities, cs
     if (needed && !present) problems.push(`the driver advertises ${because}, but no ${sidecar} is deployed`);
     if (!needed && present) problems.push(`${sidecar} is deployed, but the driver does not advertise ${because}; it would exit at start-up or never get work`);
   };
-  const ctl = new Set(caps.controller);
+  // Attach is switched on by a driver flag; what the driver advertises
+  // then depends on the arguments it is deployed with.
+  const drivers = containers.filter((c) => c.role === "driver");
+  const attachOn = drivers.filter((c) => c.args.includes("--enable-attach"));
+  if (attachOn.length > 0 && attachOn.length < drivers.length) {
+    problems.push(`--enable-attach is given to ${attachOn.length} of ${drivers.length} driver containers; give it to all or none`);
+  }
+  const ctl = new Set([...caps.controller, ...(attachOn.length > 0 ? ATTACH_CAPABILITIES : [])]);
   const node = new Set(caps.node);
   const controllerService = caps.plugin.includes(Plugin.CONTROLLER_SERVICE);
   want("csi-provisioner", controllerService && ctl.has(Ctl.CREATE_DELETE_VOLUME), "CREATE_DELETE_VOLUME");

@@ -23,7 +23,8 @@ const asIs = (c: Capabilities) => c;
 
 /** With every component on, the driver must advertise what they need. */
 export function withComponentCapabilities(c: Capabilities): Capabilities {
-  const extra = [Ctl.CREATE_DELETE_SNAPSHOT, Ctl.EXPAND_VOLUME, Ctl.MODIFY_VOLUME, Ctl.PUBLISH_UNPUBLISH_VOLUME];
+  // (PUBLISH_UNPUBLISH_VOLUME follows from the --enable-attach flag the attach component sets.)
+  const extra = [Ctl.CREATE_DELETE_SNAPSHOT, Ctl.EXPAND_VOLUME, Ctl.MODIFY_VOLUME];
   return { ...c, controller: [...new Set([...c.controller, ...extra])] };
 }
 

@@ -1,0 +1,103 @@
+/**
+ * CreateVolume's volume_content_source: a new volume that starts as a copy
+ * of a snapshot (restore) or of another volume (clone).
+ *
+ * The rules, from the spec:
+ *   - the source must exist, else NOT_FOUND — unless the volume being asked
+ *     for already exists from that source (a retry after the source was
+ *     deleted is still the same, successful request);
+ *   - the new volume may not be smaller than the source (a snapshot's
+ *     size_bytes is its volume's capacity), else OUT_OF_RANGE; with no
+ *     capacity_range it gets the source's size if that is larger than the
+ *     default;
+ *   - the same name with a different source is ALREADY_EXISTS.
+ * The copy itself happens inside the volume store's create, before its
+ * commit point, so a crash mid-copy leaves no half-made volume. It is not
+ * abandoned when the CO's deadline passes (see storage/copy-content.ts).
+ */
+import type { VolumeContentSource } from "../gen/csi";
+import { invalidArgument, notFound, outOfRange } from "../csi/errors";
+import { snapshotKey } from "../csi/snapshots";
+import { checkToken } from "../csi/validate";
+import { copyContent, type Content } from "../storage/copy-content";
+import { snapshotContent, volumeContent } from "../storage/content-sources";
+import type { ContentSource } from "../storage/volume-record";
+import type { Driver } from "../server/driver";
+import { chooseSize, type Range } from "./capacity";
+import { volumeKey } from "./volume-view";
+
+export interface SourcePlan {
+  /** What the new volume's record will say it came from. */
+  contentSource: ContentSource;
+  /** The least size the new volume may have (0 when the source is gone and only a retry can succeed). */
+  minBytes: number;
+  /** Copies the source into the new volume's staging path; absent when the source is gone. */
+  fill?: (staging: string) => Promise<void>;
+}
+
+/** Lock keys for the source: it must not be deleted while it is copied. */
+export function contentSourceKeys(src: VolumeContentSource | undefined): string[] {
+  if (src?.snapshot) return snapshotKey(src.snapshot.snapshotId);
+  if (src?.volume) return volumeKey(src.volume.volumeId);
+  return [];
+}
+
+/** Check the requested source; undefined when the request has none. */
+export async function planContentSource(
+  src: VolumeContentSource | undefined,
+  driver: Driver,
+  name: string,
+): Promise<SourcePlan | undefined> {
+  if (!src) return undefined;
+  let contentSource: ContentSource;
+  let found: { content: Content; sizeBytes: number; what: string } | undefined;
+  if (src.snapshot) {
+    const snapshotId = checkToken(src.snapshot.snapshotId, "volume_content_source.snapshot.snapshot_id");
+    contentSource = { snapshotId };
+    const snap = await driver.snapshots.get(snapshotId);
+    if (snap) found = { content: snapshotContent(driver.snapshots, snap), sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}` };
+  } else if (src.volume) {
+    const volumeId = checkToken(src.volume.volumeId, "volume_content_source.volume.volume_id");
+    contentSource = { volumeId };
+    const vol = await driver.hostpath.get(volumeId);
+    if (vol) found = { content: volumeContent(driver.hostpath, vol), sizeBytes: vol.capacityBytes, what: `volume ${volumeId}` };
+  } else {
+    throw invalidArgument("volume_content_source names neither a snapshot nor a volume");
+  }
+
+  if (!found) {
+    // The volume may already have been made from it: then the request is a retry.
+    if (await driver.hostpath.get(driver.hostpath.idForName(name))) return { contentSource, minBytes: 0 };
+    throw notFound(`the content source ${contentSource.snapshotId ? `snapshot ${contentSource.snapshotId}` : `volume ${contentSource.volumeId}`} does not exist`);
+  }
+  const { content, sizeBytes, what } = found;
+  return {
+    contentSource,
+    minBytes: sizeBytes,
+    fill: async (staging) => {
+      await copyContent(content, staging, { viewsDir: driver.snapshots.viewsDir });
+      driver.log.debug("copied content source into the new volume", { source: what });
+    },
+  };
+}
+
+/** The size of a volume made from a source of `minBytes`. */
+export function sizeWithSource(r: Range, defaultBytes: number, minBytes: number): number {
+  if (r.required > 0 && r.required < minBytes) {
+    throw outOfRange(`required_bytes ${r.required} is smaller than the content source (${minBytes} bytes); a volume cannot be smaller than its source`);
+  }
+  if (r.limit > 0 && r.limit < minBytes) {
+    throw outOfRange(`limit_bytes ${r.limit} is smaller than the content source (${minBytes} bytes); a volume cannot be smaller than its source`);
+  }
+  return Math.max(chooseSize(r, defaultBytes), minBytes);
+}
+
+export function sameSource(a: ContentSource | undefined, b: ContentSource | undefined): boolean {
+  return (a?.snapshotId ?? "") === (b?.snapshotId ?? "") && (a?.volumeId ?? "") === (b?.volumeId ?? "");
+}
+
+export function describeSource(s: ContentSource | undefined): string {
+  if (s?.snapshotId) return `snapshot ${s.snapshotId}`;
+  if (s?.volumeId) return `volume ${s.volumeId}`;
+  return "no content source";
+}

@@ -1,0 +1,35 @@
+/**
+ * DeleteSnapshot: remove a snapshot and its content.
+ *
+ * Idempotent: a snapshot that does not exist (already deleted, or never
+ * ours) is deleted successfully. A member of a group snapshot cannot be
+ * deleted alone — the group was cut as one — so that is INVALID_ARGUMENT,
+ * as the spec asks, pointing at DeleteVolumeGroupSnapshot. Volumes
+ * restored from a snapshot own their copy, so a snapshot is never in use.
+ */
+import type { DeleteSnapshotRequest, DeleteSnapshotResponse } from "../gen/csi";
+import { invalidArgument } from "../csi/errors";
+import { snapshotKey } from "../csi/snapshots";
+import { checkMap, checkToken } from "../csi/validate";
+import { defineRpc } from "../server/rpc";
+
+export const deleteSnapshot = defineRpc<DeleteSnapshotRequest, DeleteSnapshotResponse>({
+  lockKeys: (req) => snapshotKey(req.snapshotId),
+
+  async handle(req, { driver, log }) {
+    const snapshotId = checkToken(req.snapshotId, "snapshot_id");
+    checkMap(req.secrets, "secrets");
+    const record = await driver.snapshots.get(snapshotId);
+    if (!record) {
+      log.debug("delete of a snapshot that does not exist: nothing to do");
+      return {};
+    }
+    if (record.groupSnapshotId) {
+      throw invalidArgument(
+        `snapshot ${snapshotId} is part of group snapshot ${record.groupSnapshotId} and cannot be deleted alone; delete the group with DeleteVolumeGroupSnapshot`,
+      );
+    }
+    await driver.snapshots.delete(snapshotId);
+    return {};
+  },
+});

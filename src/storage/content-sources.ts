@@ -1,0 +1,56 @@
+/**
+ * Volumes and snapshots as sources of content, and taking a snapshot.
+ *
+ * These are the three moves of the snapshot feature, all one copy:
+ *   snapshot  volume content   → snapshot store   (CreateSnapshot, groups)
+ *   restore   snapshot content → new volume       (CreateVolume from a snapshot)
+ *   clone     volume content   → new volume       (CreateVolume from a volume)
+ * A volume's content is live (pods may be writing it) and is read through a
+ * safe view; a snapshot's is not reachable by pods and is read directly.
+ */
+import { failedPrecondition } from "../csi/errors";
+import { copyContent, layoutOf, type Content } from "./copy-content";
+import type { HostPathStore } from "./hostpath-store";
+import type { SnapshotRecord } from "./snapshot-record";
+import type { SnapshotStore } from "./snapshot-store";
+import type { VolumeRecord } from "./volume-record";
+
+/**
+ * Where a volume's content is. For the "dir" layout it is the volume's data
+ * directory; the "image" and "block" layouts keep one file at that same
+ * path (data/<id>), so this is the only function to change if they move it.
+ */
+export function volumeContent(store: HostPathStore, rec: VolumeRecord): Content {
+  return { path: store.dataDir(rec.volumeId), layout: layoutOf(rec), live: true };
+}
+
+export function snapshotContent(store: SnapshotStore, rec: SnapshotRecord): Content {
+  return { path: store.contentPath(rec.snapshotId), layout: rec.layout, live: false };
+}
+
+export interface SnapshotSpec {
+  snapshotId: string;
+  name: string;
+  parameters: Record<string, string>;
+  groupSnapshotId?: string;
+}
+
+/** Copy `volume` into the snapshot store as `spec.snapshotId` (or return the snapshot that exists). */
+export async function snapshotVolume(
+  hostpath: HostPathStore,
+  snapshots: SnapshotStore,
+  volume: VolumeRecord,
+  spec: SnapshotSpec,
+): Promise<{ record: SnapshotRecord; created: boolean }> {
+  const from = volumeContent(hostpath, volume);
+  return snapshots.create(
+    { ...spec, sourceVolumeId: volume.volumeId, sizeBytes: volume.capacityBytes, layout: from.layout },
+    async (staging) => {
+      const condition = await hostpath.condition(volume.volumeId);
+      if (condition.abnormal) {
+        throw failedPrecondition(`volume ${volume.volumeId} cannot be snapshotted: ${condition.message}`);
+      }
+      await copyContent(from, staging, { viewsDir: snapshots.viewsDir });
+    },
+  );
+}

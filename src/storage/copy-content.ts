@@ -1,0 +1,130 @@
+/**
+ * Copying a volume's content: where snapshots, restores and clones get
+ * their bytes.
+ *
+ * A volume's content is either a directory tree (layout "dir", the hostPath
+ * default) or one file that holds a whole file system or a block device's
+ * bytes (layouts "image" and "block"). A snapshot is a copy of that content
+ * kept under the snapshot store; a restore or a clone copies it back into a
+ * new volume. All three go through `copyContent`, so there is one place that
+ * decides how bytes are copied.
+ *
+ * How: GNU cp. `cp -a --reflink=auto` copies a tree faithfully — modes,
+ * owners, timestamps, extended attributes, symlinks as symlinks (never
+ * followed), hard links as hard links — and asks the file system to share
+ * each file's extents (FICLONE) instead of copying them where it can (xfs
+ * with reflink=1, btrfs), falling back to a plain copy elsewhere (ext4).
+ * Measured on 1 GiB in 10,000 files (docs/snapshots.md): about 0.5 s and
+ * 5–10 MiB of new space on xfs and btrfs, against 1.3–5.6 s and 1 GiB for tar
+ * or a plain copy; on ext4 it is a plain copy, as fast as tar over snapshot
+ * plus restore and with no extraction step. Node's own fs.cp was 2–5×
+ * slower and keeps neither owners nor hard links. A single file (image, block) is copied with reflinks or else
+ * sparsely, so the holes of a sparse image stay holes.
+ *
+ * cp runs as a child process, which also keeps a 1 GiB copy off the
+ * driver's thread pool: other calls go on while it works. It is started
+ * with a parent-death signal, so a kill -9 of the driver kills the copy too
+ * and the start-up sweep never races a copier still writing.
+ *
+ * A copy is never abandoned because the caller's deadline passed. The
+ * csi-provisioner gives CreateVolume 10 s by default; a restore that takes
+ * longer would be killed and restarted by every retry and never finish.
+ * Instead it runs on, holding its locks: retries are ABORTED meanwhile, and
+ * the first retry after it finishes finds the volume made.
+ */
+import { spawn } from "node:child_process";
+import { promises as fsp } from "node:fs";
+import { CsiError, failedPrecondition, internal, invalidArgument, resourceExhausted } from "../csi/errors";
+import { withReadOnlyView } from "../mount/read-only-view";
+
+export type ContentLayout = "dir" | "image" | "block";
+
+/**
+ * How a volume keeps its content. Records written before layouts existed
+ * (or by a driver without them) have no field and are directories.
+ */
+export function layoutOf(record: object): ContentLayout {
+  const layout = (record as { layout?: unknown }).layout;
+  return layout === "image" || layout === "block" ? layout : "dir";
+}
+
+/** Content to copy from. */
+export interface Content {
+  path: string;
+  layout: ContentLayout;
+  /**
+   * Pods may be writing it right now (a volume, not a snapshot). A live
+   * tree is read through a read-only, nosymfollow view, so a pod that swaps
+   * a directory for a symlink mid-copy cannot lead the copy out of the
+   * volume (see src/mount/read-only-view.ts).
+   */
+  live: boolean;
+}
+
+export interface CopyOptions {
+  /** Where read-only views of live volumes are mounted. */
+  viewsDir: string;
+}
+
+/**
+ * Copy `from` to `to`, then flush the file system so the copy survives a
+ * power cut before anyone commits to it. For a tree, `to` may be missing or
+ * an empty directory (it takes the source's mode, owner and times); for a
+ * file, missing or a file (replaced).
+ */
+export async function copyContent(from: Content, to: string, opts: CopyOptions): Promise<void> {
+  const src = await fsp.lstat(from.path);
+  const dst = await fsp.lstat(to).catch(() => undefined);
+  if (from.layout === "dir") {
+    if (!src.isDirectory()) throw failedPrecondition(`the source content at ${from.path} is not a directory`);
+    if (dst && !dst.isDirectory()) throw incompatible("a directory tree", "a single file");
+    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to));
+    else await copyTree(from.path, to);
+  } else {
+    if (!src.isFile()) throw failedPrecondition(`the source content at ${from.path} is not a regular file`);
+    if (dst && !dst.isFile()) throw incompatible(`a ${from.layout} file`, "a directory tree");
+    await copyFile(from.path, to);
+  }
+  await runTool("sync", ["--file-system", to]);
+}
+
+function incompatible(source: string, target: string): CsiError {
+  return invalidArgument(`the content source holds ${source} but the new volume keeps ${target}; use a source of the same kind`);
+}
+
+/** A faithful tree copy (see the top of this file); stays on one file system (-x). */
+function copyTree(from: string, to: string): Promise<void> {
+  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to]);
+}
+
+/**
+ * One file: reflinked where possible, otherwise copied sparsely — runs of
+ * zeros become holes, so a 10 GiB image holding 100 MiB costs 100 MiB.
+ */
+function copyFile(from: string, to: string): Promise<void> {
+  const keep = "--preserve=mode,ownership,timestamps";
+  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to]);
+}
+
+/**
+ * Run a tool to completion. Its stderr becomes the error message (tools
+ * name the file they failed on, which is what a person needs); running out
+ * of space is RESOURCE_EXHAUSTED, as CSI asks.
+ */
+export function runTool(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // setpriv (util-linux) sets PR_SET_PDEATHSIG: the tool dies with us.
+    const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (stderr.length < 4096) stderr += chunk.toString();
+    });
+    child.on("error", (err) => reject(internal(`could not run ${cmd}: ${err.message}`)));
+    child.on("close", (code, sig) => {
+      if (code === 0) return resolve();
+      const text = stderr.trim().split("\n").slice(0, 3).join("; ");
+      if (/No space left on device|Disk quota exceeded/.test(text)) return reject(resourceExhausted(`not enough space to copy the content: ${text}`));
+      reject(internal(`${cmd} failed (${sig ?? `exit ${code}`}): ${text || "no message"}`));
+    });
+  });
+}

@@ -1,0 +1,302 @@
+/**
+ * The snapshot store: point-in-time copies of volumes, beside the volumes.
+ *
+ * Layout under --root, on the same file system as the volumes so a copy
+ * can share their extents (reflinks) and a rename is atomic:
+ *
+ *   snapshots/meta/<id>.json     the snapshot's record; its existence is
+ *                                what makes the snapshot exist
+ *   snapshots/data/<id>          its content: a directory tree or one file
+ *   snapshots/groups/<gid>.json  a group snapshot's record (its members)
+ *   snapshots/.tmp/ .trash/      content being made / being deleted
+ *   snapshots/.views/            read-only views of volumes being copied
+ *
+ * The same two-phase discipline as volumes: the content is copied into
+ * .tmp, then the record is written (the commit point), then the content is
+ * renamed into data/. Delete removes the record first. The start-up sweep
+ * finishes or undoes whatever a crash interrupted.
+ *
+ * A group snapshot commits in one step too: its members are written first,
+ * each naming the group, and the group's record is written last. A member
+ * whose group has no record is invisible (not listed, not found) and is
+ * removed by the sweep — so a crash mid-group leaves nothing behind.
+ *
+ * IDs: "snap-" + 32 hex digits of SHA-256(name), as for volumes, so
+ * CreateSnapshot finds an earlier snapshot of the same name with one read;
+ * members are named after their group and volume; groups are "group-" + hex.
+ * IDs are checked against that shape before any path is built from them.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { lstatSync, promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { SortedIndex } from "./sorted-index";
+import {
+  parseGroupRecord,
+  parseSnapshotRecord,
+  SNAPSHOT_RECORD_VERSION,
+  type GroupSnapshotRecord,
+  type SnapshotRecord,
+} from "./snapshot-record";
+import { internal } from "../csi/errors";
+import { sweepViews } from "../mount/read-only-view";
+
+const SNAPSHOT_ID = /^snap-[0-9a-f]{32}$/;
+const GROUP_ID = /^group-[0-9a-f]{32}$/;
+
+export type NewSnapshot = Omit<SnapshotRecord, "version" | "createdAt">;
+export type NewGroup = Omit<GroupSnapshotRecord, "version">;
+
+function hash32(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 32);
+}
+
+export class SnapshotStore {
+  /** Source volume ID → its snapshots, for ListSnapshots(source_volume_id). */
+  private readonly bySource = new Map<string, SortedIndex>();
+  /** Snapshot ID → source volume ID, to keep bySource right on delete. */
+  private readonly sourceOf = new Map<string, string>();
+  private readonly index = new SortedIndex();
+
+  private constructor(readonly dir: string) {}
+
+  /** Open (and if needed lay out) the store under a volume root; sweep crash leftovers. */
+  static async open(root: string): Promise<SnapshotStore> {
+    const store = new SnapshotStore(path.join(path.resolve(root), "snapshots"));
+    for (const sub of ["meta", "data", "groups", ".tmp", ".trash", ".views"]) await fsp.mkdir(store.sub(sub), { recursive: true });
+    await sweepViews(store.viewsDir);
+    await store.sweep();
+    return store;
+  }
+
+  static isSnapshotId(id: string): boolean {
+    return SNAPSHOT_ID.test(id);
+  }
+
+  static isGroupId(id: string): boolean {
+    return GROUP_ID.test(id);
+  }
+
+  idForName(name: string): string {
+    return "snap-" + hash32(name);
+  }
+
+  /** The ID of group `groupId`'s snapshot of `volumeId` (no CSI name can produce it: names hash alone). */
+  memberId(groupId: string, volumeId: string): string {
+    return "snap-" + hash32("group member", groupId, volumeId);
+  }
+
+  groupIdForName(name: string): string {
+    return "group-" + hash32(name);
+  }
+
+  get viewsDir(): string {
+    return this.sub(".views");
+  }
+
+  get count(): number {
+    return this.index.size;
+  }
+
+  private sub(...parts: string[]): string {
+    return path.join(this.dir, ...parts);
+  }
+
+  private metaFile(id: string): string {
+    if (!SNAPSHOT_ID.test(id)) throw internal(`refusing to build a path from malformed snapshot id ${JSON.stringify(id)}`);
+    return this.sub("meta", `${id}.json`);
+  }
+
+  private groupFile(id: string): string {
+    if (!GROUP_ID.test(id)) throw internal(`refusing to build a path from malformed group snapshot id ${JSON.stringify(id)}`);
+    return this.sub("groups", `${id}.json`);
+  }
+
+  /** Where a snapshot's content is: a directory tree or one file, as its layout says. */
+  contentPath(id: string): string {
+    if (!SNAPSHOT_ID.test(id)) throw internal(`refusing to build a path from malformed snapshot id ${JSON.stringify(id)}`);
+    return this.sub("data", id);
+  }
+
+  /**
+   * A snapshot as the CO may see it, or undefined. A member of a group that
+   * was never committed (or is being deleted) is not visible.
+   */
+  async get(id: string): Promise<SnapshotRecord | undefined> {
+    const rec = await this.read(id);
+    if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) return undefined;
+    return rec;
+  }
+
+  /** The record on disk, visible or not. */
+  async read(id: string): Promise<SnapshotRecord | undefined> {
+    if (!SNAPSHOT_ID.test(id)) return undefined;
+    const raw = readRecordFile(this.metaFile(id), `snapshot ${id}`);
+    if (raw === undefined) {
+      this.unindex(id); // removed behind our back
+      return undefined;
+    }
+    const rec = parseSnapshotRecord(raw, id);
+    if (typeof rec === "string") throw internal(`metadata of snapshot ${id} is unusable: ${rec}`);
+    return rec;
+  }
+
+  /**
+   * Create snapshot `spec.snapshotId` with content made by `fill` (which
+   * must create the path it is given), or return the one that exists.
+   */
+  async create(spec: NewSnapshot, fill: (staging: string) => Promise<void>): Promise<{ record: SnapshotRecord; created: boolean }> {
+    const id = spec.snapshotId;
+    const existing = await this.read(id);
+    if (existing) return { record: existing, created: false };
+
+    const record: SnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec, createdAt: new Date().toISOString() };
+    const staging = this.sub(".tmp", `${id}.${randomBytes(4).toString("hex")}`);
+    try {
+      await fill(staging);
+      await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
+    } catch (err) {
+      await fsp.rm(staging, { recursive: true, force: true });
+      throw err;
+    }
+    try {
+      await this.trash(this.contentPath(id)); // content of an earlier, interrupted delete
+      await fsp.rename(staging, this.contentPath(id));
+      await fsyncDir(this.sub("data"));
+    } catch (err) {
+      await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
+      await fsp.rm(staging, { recursive: true, force: true });
+      throw err;
+    }
+    this.addToIndex(id, record.sourceVolumeId);
+    return { record, created: true };
+  }
+
+  /** Delete a snapshot and its content. Returns false if it did not exist. */
+  async delete(id: string): Promise<boolean> {
+    if (!SNAPSHOT_ID.test(id)) return false;
+    try {
+      await fsp.unlink(this.metaFile(id)); // the commit point
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      this.unindex(id);
+      return false;
+    }
+    this.unindex(id);
+    await fsyncDir(this.sub("meta"));
+    await this.trash(this.contentPath(id));
+    return true;
+  }
+
+  /** A page of snapshot IDs after `after`, in ID order; only those of `sourceVolumeId` if given. */
+  page(after: string, limit: number, sourceVolumeId?: string): { ids: string[]; more: boolean } {
+    const idx = sourceVolumeId === undefined ? this.index : this.bySource.get(sourceVolumeId);
+    return idx ? idx.page(after, limit) : { ids: [], more: false };
+  }
+
+  async getGroup(id: string): Promise<GroupSnapshotRecord | undefined> {
+    if (!GROUP_ID.test(id)) return undefined;
+    const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
+    if (raw === undefined) return undefined;
+    const rec = parseGroupRecord(raw, id);
+    if (typeof rec === "string") throw internal(`metadata of group snapshot ${id} is unusable: ${rec}`);
+    return rec;
+  }
+
+  /** Commit a group whose members are all written; they become visible together. */
+  async commitGroup(spec: NewGroup): Promise<GroupSnapshotRecord> {
+    const record: GroupSnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec };
+    await writeFileAtomic(this.groupFile(spec.groupSnapshotId), JSON.stringify(record, null, 2) + "\n");
+    return record;
+  }
+
+  /** Remove a group's record (the commit point of its deletion: its members vanish with it). */
+  async uncommitGroup(id: string): Promise<boolean> {
+    try {
+      await fsp.unlink(this.groupFile(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
+    await fsyncDir(this.sub("groups"));
+    return true;
+  }
+
+  private groupExists(id: string): boolean {
+    return GROUP_ID.test(id) && lstatSync(this.groupFile(id), { throwIfNoEntry: false })?.isFile() === true;
+  }
+
+  private addToIndex(id: string, sourceVolumeId: string): void {
+    this.index.add(id);
+    this.sourceOf.set(id, sourceVolumeId);
+    let idx = this.bySource.get(sourceVolumeId);
+    if (!idx) this.bySource.set(sourceVolumeId, (idx = new SortedIndex()));
+    idx.add(id);
+  }
+
+  private unindex(id: string): void {
+    this.index.delete(id);
+    const source = this.sourceOf.get(id);
+    if (source === undefined) return;
+    this.sourceOf.delete(id);
+    const idx = this.bySource.get(source);
+    idx?.delete(id);
+    if (idx?.size === 0) this.bySource.delete(source);
+  }
+
+  /** Move content to .trash (atomic), then empty it. fs.rm never follows symlinks. */
+  private async trash(content: string): Promise<void> {
+    const bin = this.sub(".trash", `${path.basename(content)}.${randomBytes(4).toString("hex")}`);
+    try {
+      await fsp.rename(content, bin);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    await fsp.rm(bin, { recursive: true, force: true });
+  }
+
+  /**
+   * Finish what a crash interrupted: finish commits whose content is still
+   * in .tmp, drop uncommitted content and content without a record, drop
+   * members of groups that never committed, empty .trash; then build the
+   * indexes. Reads every record once: start-up is O(snapshots), calls are not.
+   */
+  private async sweep(): Promise<void> {
+    const ids = new Set(
+      (await fsp.readdir(this.sub("meta"))).filter((n) => n.endsWith(".json") && SNAPSHOT_ID.test(n.slice(0, -5))).map((n) => n.slice(0, -5)),
+    );
+    for (const entry of await fsp.readdir(this.sub(".tmp"))) {
+      const id = entry.split(".")[0]!;
+      const target = this.sub("data", id);
+      if (ids.has(id) && !lstatSync(target, { throwIfNoEntry: false })) await fsp.rename(this.sub(".tmp", entry), target);
+      else await fsp.rm(this.sub(".tmp", entry), { recursive: true, force: true });
+    }
+    for (const id of ids) {
+      // An unreadable record keeps its content and stays out of the index;
+      // GetSnapshot of it says what is wrong instead of the driver not starting.
+      const rec = await this.read(id).catch(() => undefined);
+      if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) {
+        await fsp.unlink(this.metaFile(id));
+        ids.delete(id);
+      } else if (rec) this.addToIndex(id, rec.sourceVolumeId);
+    }
+    for (const entry of await fsp.readdir(this.sub("data"))) {
+      if (!ids.has(entry)) await this.trash(this.sub("data", entry));
+    }
+    for (const entry of await fsp.readdir(this.sub(".trash"))) {
+      await fsp.rm(this.sub(".trash", entry), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Read a small JSON record without following a symlink; undefined if it does not exist. */
+function readRecordFile(file: string, what: string): unknown {
+  try {
+    return readJsonNoFollow(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (err instanceof SyntaxError) throw internal(`metadata of ${what} is not valid JSON`);
+    throw err;
+  }
+}

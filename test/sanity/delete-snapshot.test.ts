@@ -1,0 +1,45 @@
+// DeleteSnapshot: removes the snapshot and its content; idempotent; the spec's error codes.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, type DriverProcess } from "./harness";
+import { snapshotDir, volumeWithSnapshot } from "./snapshot-helpers";
+
+describe("DeleteSnapshot", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  it("removes the snapshot and its content", async () => {
+    const { snapshotId } = await volumeWithSnapshot(d);
+    await fsp.access(snapshotDir(d, snapshotId));
+    await d.client.controller.deleteSnapshot({ snapshotId });
+    await expectCode(d.client.controller.getSnapshot({ snapshotId }), Code.NOT_FOUND);
+    await assert.rejects(fsp.access(snapshotDir(d, snapshotId)), /ENOENT/);
+    assert.deepEqual((await d.client.controller.listSnapshots({ snapshotId })).entries ?? [], []);
+  });
+
+  it("of a snapshot already deleted, or never made, succeeds", async () => {
+    const { snapshotId } = await volumeWithSnapshot(d);
+    await d.client.controller.deleteSnapshot({ snapshotId });
+    await d.client.controller.deleteSnapshot({ snapshotId });
+    await d.client.controller.deleteSnapshot({ snapshotId: "snap-00000000000000000000000000000000" });
+    await d.client.controller.deleteSnapshot({ snapshotId: "reallyfakesnapshotid" });
+  });
+
+  it("leaves the source volume and volumes restored from it alone", async () => {
+    const { volumeId, snapshotId } = await volumeWithSnapshot(d);
+    const restored = await d.client.controller.createVolume({
+      name: `restored-of-${snapshotId}`,
+      volumeCapabilities: [mountCapability()],
+      volumeContentSource: { snapshot: { snapshotId } },
+    });
+    await d.client.controller.deleteSnapshot({ snapshotId });
+    await d.client.controller.controllerGetVolume({ volumeId });
+    await d.client.controller.controllerGetVolume({ volumeId: restored.volume!.volumeId });
+  });
+
+  it("without a snapshot_id answers INVALID_ARGUMENT", async () => {
+    await expectCode(d.client.controller.deleteSnapshot({}), Code.INVALID_ARGUMENT, /snapshot_id is required/);
+    await expectCode(d.client.controller.deleteSnapshot({ snapshotId: "../x" }), Code.INVALID_ARGUMENT);
+  });
+});

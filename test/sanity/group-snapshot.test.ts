@@ -1,0 +1,141 @@
+// GroupController: volume group snapshots, created, read and deleted as one.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { GroupControllerServiceCapability_RPC_Type as GroupCap } from "../../src/gen/csi";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { createVolume, volumeDir } from "./snapshot-helpers";
+
+describe("Volume group snapshots", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  const gc = () => d.client.groupController;
+
+  /** Two volumes with a file each. */
+  async function twoVolumes(): Promise<string[]> {
+    const ids = [await createVolume(d), await createVolume(d)];
+    for (const id of ids) await fsp.writeFile(path.join(volumeDir(d, id), "who"), id);
+    return ids;
+  }
+
+  it("GroupControllerGetCapabilities offers CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT", async () => {
+    const caps = (await gc().groupControllerGetCapabilities({})).capabilities!.map((c) => c.rpc!.type);
+    assert.deepEqual(caps, [GroupCap.CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT]);
+  });
+
+  it("CreateVolumeGroupSnapshot cuts one ready member per volume, each carrying the group ID", async () => {
+    const volumes = await twoVolumes();
+    const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    assert.match(g.groupSnapshotId!, /^group-[0-9a-f]{32}$/);
+    assert.equal(g.readyToUse, true);
+    assert.ok(g.creationTime!.seconds! > 0);
+    assert.deepEqual(g.snapshots!.map((s) => s.sourceVolumeId), volumes);
+    for (const s of g.snapshots!) {
+      assert.equal(s.groupSnapshotId, g.groupSnapshotId);
+      assert.equal(s.readyToUse, true);
+      const got = (await d.client.controller.getSnapshot({ snapshotId: s.snapshotId })).snapshot!;
+      assert.equal(got.groupSnapshotId, g.groupSnapshotId);
+    }
+    const listed = (await d.client.controller.listSnapshots({ sourceVolumeId: volumes[0] })).entries!.map((e) => e.snapshot!);
+    assert.deepEqual(listed.map((s) => [s.snapshotId, s.groupSnapshotId]), [[g.snapshots![0]!.snapshotId, g.groupSnapshotId]]);
+  });
+
+  it("a member can be restored like any snapshot", async () => {
+    const volumes = await twoVolumes();
+    const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    const member = g.snapshots![1]!;
+    const res = await d.client.controller.createVolume({
+      name: uniqueName("restored"),
+      volumeCapabilities: [mountCapability()],
+      volumeContentSource: { snapshot: { snapshotId: member.snapshotId } },
+    });
+    assert.equal(await fsp.readFile(path.join(volumeDir(d, res.volume!.volumeId!), "who"), "utf8"), volumes[1]);
+  });
+
+  it("is idempotent by name; the same name for other volumes answers ALREADY_EXISTS", async () => {
+    const volumes = await twoVolumes();
+    const name = uniqueName("group");
+    const first = (await gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: volumes })).groupSnapshot!;
+    const again = (await gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: [...volumes].reverse() })).groupSnapshot!;
+    assert.deepEqual(again, first);
+    await expectCode(gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: [volumes[0]!] }), Code.ALREADY_EXISTS, /already exists/);
+  });
+
+  it("GetVolumeGroupSnapshot answers the group with its members", async () => {
+    const volumes = await twoVolumes();
+    const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    const ids = g.snapshots!.map((s) => s.snapshotId!);
+    assert.deepEqual((await gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId })).groupSnapshot, g);
+    assert.deepEqual((await gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [...ids].reverse() })).groupSnapshot, g);
+    await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [ids[0]!] }), Code.INVALID_ARGUMENT, /do not match/);
+  });
+
+  it("a member cannot be deleted alone (INVALID_ARGUMENT); DeleteVolumeGroupSnapshot removes the group and every member", async () => {
+    const volumes = await twoVolumes();
+    const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    const ids = g.snapshots!.map((s) => s.snapshotId!);
+    await expectCode(d.client.controller.deleteSnapshot({ snapshotId: ids[0] }), Code.INVALID_ARGUMENT, /part of group snapshot/);
+    await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [ids[0]!] }), Code.INVALID_ARGUMENT, /do not match/);
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids });
+    await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId }), Code.NOT_FOUND);
+    for (const id of ids) await expectCode(d.client.controller.getSnapshot({ snapshotId: id }), Code.NOT_FOUND);
+    for (const id of ids) await assert.rejects(fsp.access(path.join(d.root, "snapshots", "data", id)), /ENOENT/);
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids }); // idempotent
+  });
+
+  it("of a volume that is mounted answers FAILED_PRECONDITION (write-order consistency cannot be promised)", async () => {
+    const volumes = await twoVolumes();
+    const staging = d.path(uniqueName("stage"));
+    await d.client.node.nodeStageVolume({ volumeId: volumes[1], stagingTargetPath: staging, volumeCapability: mountCapability() });
+    try {
+      await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes }), Code.FAILED_PRECONDITION, /in use/);
+    } finally {
+      await d.client.node.nodeUnstageVolume({ volumeId: volumes[1], stagingTargetPath: staging });
+    }
+    await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes });
+  });
+
+  it("of a volume that does not exist answers NOT_FOUND and leaves no member behind", async () => {
+    const [vol] = await twoVolumes();
+    const before = (await d.client.controller.listSnapshots({})).entries!.length;
+    await expectCode(
+      gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, "hp-00000000000000000000000000000000"] }),
+      Code.NOT_FOUND,
+      /does not exist/,
+    );
+    assert.equal((await d.client.controller.listSnapshots({})).entries!.length, before);
+  });
+
+  it("a copy failing part-way removes the members already cut", async () => {
+    const volumes = await twoVolumes();
+    const metas = async () => (await fsp.readdir(path.join(d.root, "snapshots", "meta"))).length;
+    const before = await metas();
+    await fsp.rm(volumeDir(d, volumes[1]!), { recursive: true }); // the second copy will fail
+    await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes }), Code.FAILED_PRECONDITION, /missing/);
+    assert.equal(await metas(), before);
+  });
+
+  const bad: [string, object, RegExp][] = [
+    ["no name", { sourceVolumeIds: ["hp-00000000000000000000000000000000"] }, /name is required/],
+    ["no source volumes", { name: "g" }, /source_volume_ids is required/],
+    ["a volume named twice", { name: "g", sourceVolumeIds: ["hp-00000000000000000000000000000000", "hp-00000000000000000000000000000000"] }, /more than once/],
+    ["a hostile volume ID", { name: "g", sourceVolumeIds: ["../x"] }, /source_volume_ids\[0\]/],
+    ["an unknown parameter", { name: "g", sourceVolumeIds: ["hp-00000000000000000000000000000000"], parameters: { x: "y" } }, /unknown snapshot parameters/],
+  ];
+  for (const [what, req, message] of bad) {
+    it(`CreateVolumeGroupSnapshot with ${what} answers INVALID_ARGUMENT`, async () => {
+      await expectCode(gc().createVolumeGroupSnapshot(req), Code.INVALID_ARGUMENT, message);
+    });
+  }
+
+  it("Get of an unknown group answers NOT_FOUND; Delete of one succeeds; both need an ID", async () => {
+    await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: "group-00000000000000000000000000000000" }), Code.NOT_FOUND);
+    await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: "invalid-id" }), Code.NOT_FOUND);
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: "invalid-id" });
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: "group-00000000000000000000000000000000", snapshotIds: ["snap-00000000000000000000000000000000"] });
+    await expectCode(gc().getVolumeGroupSnapshot({}), Code.INVALID_ARGUMENT, /group_snapshot_id is required/);
+    await expectCode(gc().deleteVolumeGroupSnapshot({}), Code.INVALID_ARGUMENT, /group_snapshot_id is required/);
+  });
+});
