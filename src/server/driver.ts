@@ -13,6 +13,14 @@ import { version } from "./version";
 
 export type Mode = "all" | "controller" | "node";
 
+/**
+ * How a volume's size is enforced when its StorageClass does not say
+ * (parameter `capacity`): "auto" is quota where the root has quotas and
+ * image elsewhere. See docs/capacity.md.
+ */
+export type DefaultCapacityMode = "auto" | "quota" | "image" | "none";
+export const DEFAULT_CAPACITY_MODES: readonly DefaultCapacityMode[] = ["auto", "quota", "image", "none"];
+
 export interface DriverConfig {
   /** The CSI driver name, reverse-DNS; StorageClasses name it as provisioner. */
   driverName: string;
@@ -23,6 +31,7 @@ export interface DriverConfig {
   maxVolumesPerNode: number;
   /** Size given to a volume when CreateVolume names none. */
   defaultCapacityBytes: number;
+  defaultCapacityMode: DefaultCapacityMode;
 }
 
 export const DEFAULT_DRIVER_NAME = "csi-lab.example.org";
@@ -36,6 +45,7 @@ export function defaultConfig(overrides: Partial<DriverConfig> = {}): DriverConf
     mode: "all",
     maxVolumesPerNode: 0,
     defaultCapacityBytes: GiB,
+    defaultCapacityMode: "auto",
     ...overrides,
   };
 }
@@ -52,6 +62,13 @@ export interface Driver {
 
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
+  if (config.defaultCapacityMode === "quota" && !hostpath.quota) {
+    throw new Error(`--default-capacity-mode quota, but ${hostpath.noQuotaReason}`);
+  }
+  log.info("capacity", {
+    quotas: hostpath.quota?.description ?? `none (${hostpath.noQuotaReason})`,
+    defaultMode: config.defaultCapacityMode,
+  });
   const nodeRecords = new NodeRecords();
   return {
     config: { ...config, root: hostpath.root },
