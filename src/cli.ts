@@ -12,7 +12,7 @@
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { defaultConfig, openDriver, type DriverConfig, type Mode } from "./server/driver";
+import { DEFAULT_CAPACITY_MODES, defaultConfig, openDriver, type DefaultCapacityMode, type DriverConfig, type Mode } from "./server/driver";
 import { parseEndpoint } from "./server/endpoint";
 import { createLogger, parseLevel } from "./server/logger";
 import { startServer, type RunningServer } from "./server/server";
@@ -33,6 +33,9 @@ Driver flags (environment fallbacks in brackets):
   --driver-name NAME        CSI driver name                            default csi-lab.example.org
   --mode all|controller|node  which services to serve                  default all
   --max-volumes-per-node N  reported by NodeGetInfo (0 = no limit)     default 0
+  --default-capacity-mode auto|quota|image|none
+                            how sizes are enforced when a StorageClass
+                            does not say (parameter capacity)         default auto
   --log-level debug|info|warn|error                                    [LOG_LEVEL] default info
 `;
 
@@ -82,6 +85,7 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       "driver-name": { type: "string" },
       mode: { type: "string" },
       "max-volumes-per-node": { type: "string" },
+      "default-capacity-mode": { type: "string" },
       "log-level": { type: "string" },
     },
   });
@@ -89,6 +93,10 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (mode !== "all" && mode !== "controller" && mode !== "node") throw new Error(`--mode must be all, controller or node, not ${mode}`);
   const maxVolumes = Number(values["max-volumes-per-node"] ?? "0");
   if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error("--max-volumes-per-node must be a whole number ≥ 0");
+  const capacityMode = values["default-capacity-mode"] ?? "auto";
+  if (!(DEFAULT_CAPACITY_MODES as readonly string[]).includes(capacityMode)) {
+    throw new Error(`--default-capacity-mode must be one of ${DEFAULT_CAPACITY_MODES.join(", ")}, not ${capacityMode}`);
+  }
   const base = defaultConfig();
   const nodeId = values["node-id"] ?? env.NODE_ID ?? base.nodeId;
   if (nodeId === "" || Buffer.byteLength(nodeId) > 128) throw new Error("--node-id must be 1 to 128 bytes");
@@ -99,7 +107,15 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   const root = path.resolve(values.root ?? env.CSI_LAB_ROOT ?? base.root);
   const endpoint = values.endpoint ?? env.CSI_ENDPOINT ?? `unix://${path.resolve(".csi-lab/csi.sock")}`;
   return {
-    config: { ...base, driverName, nodeId, root, mode: mode as Mode, maxVolumesPerNode: maxVolumes },
+    config: {
+      ...base,
+      driverName,
+      nodeId,
+      root,
+      mode: mode as Mode,
+      maxVolumesPerNode: maxVolumes,
+      defaultCapacityMode: capacityMode as DefaultCapacityMode,
+    },
     endpoint,
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",
   };

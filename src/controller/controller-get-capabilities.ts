@@ -20,6 +20,7 @@ export const CONTROLLER_CAPABILITIES: readonly Cap[] = [
   Cap.GET_VOLUME,
   Cap.VOLUME_CONDITION,
   Cap.SINGLE_NODE_MULTI_WRITER,
+  Cap.EXPAND_VOLUME,
 ];
 
 export const controllerGetCapabilities = defineRpc<ControllerGetCapabilitiesRequest, ControllerGetCapabilitiesResponse>({

@@ -7,14 +7,22 @@
  * it exists but was made with a different size, capability, parameters or
  * source, the answer is ALREADY_EXISTS — the CO must not be handed a
  * volume it did not ask for.
+ *
+ * How the new volume is kept — a directory with or without a quota, an
+ * image file, a block device — follows its parameters and capabilities
+ * (placement.ts); a size that will be enforced must fit in what the node
+ * can still promise, or the answer is RESOURCE_EXHAUSTED.
  */
 import type { CreateVolumeRequest, CreateVolumeResponse } from "../gen/csi";
-import { requireSupported, toCapabilities } from "../csi/capabilities";
+import { requireSupported, toCapabilities, unsupportedReason, type Capability } from "../csi/capabilities";
 import { alreadyExists, invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
-import { checkRange, chooseSize, fits } from "./capacity";
+import type { Driver } from "../server/driver";
+import type { VolumeRecord } from "../storage/volume-record";
+import { checkRange, chooseSize, fits, type Range } from "./capacity";
 import { checkParameters, defining } from "./parameters";
+import { holdSpace, isEnforced, place, sizeFor } from "./placement";
 import { topologyProblem } from "./topology";
 import { nodeTopology, toCsiVolume, volumeKey } from "./volume-view";
 
@@ -25,7 +33,7 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const store = driver.hostpath;
     const name = checkToken(req.name, "name");
     const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
-    requireSupported(caps, store.profile);
+    requireSupported(caps, store.anyLayoutProfile);
     const parameters = checkParameters(req.parameters);
     const mutableParameters = checkMap(req.mutableParameters, "mutable_parameters");
     if (Object.keys(mutableParameters).length > 0) {
@@ -39,31 +47,51 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const where = topologyProblem(req.accessibilityRequirements, driver);
     if (where) throw resourceExhausted(where);
 
-    const size = chooseSize(range, driver.config.defaultCapacityBytes);
+    // A retry finds its volume before anything else is decided: the node
+    // may have filled up since, which must not fail a volume already made.
+    const existing = await store.get(store.idForName(name));
+    if (existing) {
+      checkCompatible(existing, name, caps, range, parameters, driver);
+      return { volume: toCsiVolume(existing) };
+    }
+
+    const placement = place(parameters, caps, driver);
+    requireSupported(caps, store.profileFor(placement.layout, placement.fsType));
+    const size = sizeFor(placement, chooseSize(range, driver.config.defaultCapacityBytes), range);
     const fsTotal = (await store.usage()).totalBytes;
     if (size > fsTotal) {
       throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
     }
-
-    const { record, created } = await store.create({
-      name,
-      capacityBytes: size,
-      capabilities: caps,
-      parameters,
-      mutableParameters,
-      topology: nodeTopology(driver).segments ?? {},
-    });
-    if (!created) {
-      if (!fits(record.capacityBytes, range)) {
-        throw alreadyExists(
-          `volume ${JSON.stringify(name)} already exists with ${record.capacityBytes} bytes, outside the requested range ` +
-            `[${range.required}, ${range.limit || "no limit"}]`,
-        );
-      }
-      if (defining(record.parameters) !== defining(parameters)) {
-        throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different parameters`);
-      }
+    const release = isEnforced(placement) ? await holdSpace(driver, size, `a volume of ${size} bytes`) : () => {};
+    let record: VolumeRecord;
+    try {
+      ({ record } = await store.create({
+        name,
+        capacityBytes: size,
+        capabilities: caps,
+        parameters,
+        mutableParameters,
+        topology: nodeTopology(driver).segments ?? {},
+        ...placement,
+      }));
+    } finally {
+      release();
     }
     return { volume: toCsiVolume(record) };
   },
 });
+
+/** An existing volume of the same name must be one the request could have made. */
+function checkCompatible(record: VolumeRecord, name: string, caps: readonly Capability[], range: Range, parameters: Record<string, string>, driver: Driver): void {
+  const why = caps.map((c) => unsupportedReason(c, driver.hostpath.profileOf(record))).find((r) => r !== undefined);
+  if (why) throw alreadyExists(`volume ${JSON.stringify(name)} already exists and cannot be used so: ${why}`);
+  if (!fits(record.capacityBytes, range)) {
+    throw alreadyExists(
+      `volume ${JSON.stringify(name)} already exists with ${record.capacityBytes} bytes, outside the requested range ` +
+        `[${range.required}, ${range.limit || "no limit"}]`,
+    );
+  }
+  if (defining(record.parameters) !== defining(parameters)) {
+    throw alreadyExists(`volume ${JSON.stringify(name)} already exists with different parameters`);
+  }
+}

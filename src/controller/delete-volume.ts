@@ -5,13 +5,15 @@
  * never ours) succeeds, because a CO retrying a delete whose reply was lost
  * must not be told it failed. A volume still mounted somewhere on this node
  * is refused with FAILED_PRECONDITION: removing its files would pull the
- * data out from under a running pod.
+ * data out from under a running pod. (An image or block volume is in use
+ * while a loop device attached to its image is mounted or bound.)
  */
 import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
-import { mountsOfDir } from "../mount/volume-mounts";
+import { mountsOfVolume } from "../mount/volume-mounts";
 import { HostPathStore } from "../storage/hostpath-store";
+import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
 import { volumeKey } from "./volume-view";
 
@@ -22,7 +24,9 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
     const volumeId = checkToken(req.volumeId, "volume_id");
     checkMap(req.secrets, "secrets");
     if (!HostPathStore.isVolumeId(volumeId)) return {};
-    const { mounts } = mountsOfDir(driver.hostpath.dataDir(volumeId));
+    const record = await driver.hostpath.get(volumeId);
+    const image = record !== undefined && layoutOf(record) !== "dir";
+    const { mounts } = mountsOfVolume(driver.hostpath.dataDir(volumeId), image);
     if (mounts.length > 0) {
       throw failedPrecondition(
         `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,

@@ -1,6 +1,7 @@
 // The Controller service: volume lifecycle as cluster-wide objects.
 import type { ControllerServer } from "../gen/csi";
 import type { RpcTable } from "../server/rpc";
+import { controllerExpandVolume } from "./controller-expand-volume";
 import { controllerGetCapabilities } from "./controller-get-capabilities";
 import { controllerGetVolume } from "./controller-get-volume";
 import { createVolume } from "./create-volume";
@@ -24,6 +25,6 @@ export const controllerRpcs: RpcTable<ControllerServer> = {
   deleteSnapshot: notOffered("DeleteSnapshot", "CREATE_DELETE_SNAPSHOT"),
   listSnapshots: notOffered("ListSnapshots", "LIST_SNAPSHOTS"),
   getSnapshot: notOffered("GetSnapshot", "GET_SNAPSHOT"),
-  controllerExpandVolume: notOffered("ControllerExpandVolume", "EXPAND_VOLUME"),
+  controllerExpandVolume,
   controllerModifyVolume: notOffered("ControllerModifyVolume", "MODIFY_VOLUME"),
 };

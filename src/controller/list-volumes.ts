@@ -37,7 +37,7 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
         after = id;
         const record = await driver.hostpath.get(id);
         if (!record) continue;
-        const volumeCondition = await driver.hostpath.condition(id);
+        const volumeCondition = await driver.hostpath.condition(id, record);
         entries.push({ volume: toCsiVolume(record), status: { publishedNodeIds: [], volumeCondition } });
       }
       if (page.ids.length === 0) break;
