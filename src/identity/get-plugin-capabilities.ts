@@ -5,9 +5,12 @@
  * VOLUME_ACCESSIBILITY_CONSTRAINTS says volumes are not reachable from
  * every node — a hostPath volume exists on one node's disk — so the CO
  * must honour the topology that CreateVolume returns when placing pods.
+ * VolumeExpansion ONLINE: volumes can be grown while pods use them (a
+ * quota is raised, an image and its file system grown in place).
  */
 import {
   PluginCapability_Service_Type as ServiceType,
+  PluginCapability_VolumeExpansion_Type as ExpansionType,
   type GetPluginCapabilitiesRequest,
   type GetPluginCapabilitiesResponse,
 } from "../gen/csi";
@@ -17,6 +20,11 @@ export const getPluginCapabilities = defineRpc<GetPluginCapabilitiesRequest, Get
   async handle(_req, { driver }) {
     const services = [ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS];
     if (driver.config.mode !== "node") services.unshift(ServiceType.CONTROLLER_SERVICE);
-    return { capabilities: services.map((type) => ({ service: { type } })) };
+    return {
+      capabilities: [
+        ...services.map((type) => ({ service: { type } })),
+        { volumeExpansion: { type: ExpansionType.ONLINE } },
+      ],
+    };
   },
 });

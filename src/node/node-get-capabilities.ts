@@ -5,7 +5,8 @@
  * publish; GET_VOLUME_STATS and VOLUME_CONDITION turn on usage metrics and
  * health reporting; SINGLE_NODE_MULTI_WRITER lets Kubernetes tell
  * ReadWriteOnce (SINGLE_NODE_MULTI_WRITER) from ReadWriteOncePod
- * (SINGLE_NODE_SINGLE_WRITER).
+ * (SINGLE_NODE_SINGLE_WRITER); EXPAND_VOLUME makes it call
+ * NodeExpandVolume after a controller expansion that asks for it.
  */
 import {
   NodeServiceCapability_RPC_Type as Cap,
@@ -19,6 +20,7 @@ export const NODE_CAPABILITIES: readonly Cap[] = [
   Cap.GET_VOLUME_STATS,
   Cap.VOLUME_CONDITION,
   Cap.SINGLE_NODE_MULTI_WRITER,
+  Cap.EXPAND_VOLUME,
 ];
 
 export const nodeGetCapabilities = defineRpc<NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse>({

@@ -3,7 +3,9 @@
  *
  * The staging path is bound at the pod's target path; `readonly` and the
  * capability's mount flags become per-mount flags of that bind, so one
- * volume can be read-write for one pod and read-only for another.
+ * volume can be read-write for one pod and read-only for another. (A
+ * block volume's device is bound onto a target file instead, and a
+ * read-only one gets a read-only device: src/node/layouts/block.ts.)
  *
  * Repeating the call with the same arguments is a no-op; different
  * arguments on the same target are ALREADY_EXISTS. Access modes that allow
@@ -15,13 +17,14 @@ import type { NodePublishVolumeRequest, NodePublishVolumeResponse } from "../gen
 import { AccessMode, modeName, sameCapability } from "../csi/capabilities";
 import { alreadyExists, failedPrecondition } from "../csi/errors";
 import { checkMap, checkPath, checkToken } from "../csi/validate";
-import { bindWithFlags, ensureDirectory, isReadOnly, readOnlyBits } from "../mount/bind";
+import { isReadOnly, readOnlyBits, unmountAll } from "../mount/bind";
 import { mountAt } from "../mount/mountinfo";
 import { MS } from "../mount/options";
-import { isMountOf } from "../mount/volume-mounts";
+import { isStaleDeviceBind, volumeMountAt } from "../mount/volume-mounts";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
-import { findVolume, nodeCapability } from "./staged-volume";
+import { nodeLayout } from "./layouts";
+import { findVolume, nodeCapability, requireDeliverable } from "./staged-volume";
 
 const ONE_TARGET: ReadonlySet<AccessMode> = new Set([
   AccessMode.SINGLE_NODE_WRITER,
@@ -46,12 +49,15 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     const readonly = req.readonly === true;
 
     const vol = await findVolume(driver, volumeId);
-    const { entries, location, mounts } = vol.mounts;
-    if (!isMountOf(entries, stagingPath, location)) {
+    requireDeliverable(driver, vol, cap);
+    const layout = nodeLayout(vol.layout);
+    const staged = layout.stagedPath(stagingPath);
+    const { entries, mounts } = vol.mounts;
+    if (!volumeMountAt(vol.mounts, staged)) {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
 
-    const existing = isMountOf(entries, targetPath, location);
+    const existing = volumeMountAt(vol.mounts, targetPath);
     if (existing) {
       const rec = driver.nodeRecords.get("publish", targetPath);
       const kernelReadOnly = readonly || (flags.bits & MS.RDONLY) !== 0;
@@ -59,9 +65,11 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
       if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with a different capability or readonly flag`);
       return {};
     }
-    if (mountAt(entries, targetPath)) throw alreadyExists(`something else is already mounted at ${targetPath}`);
+    const occupant = mountAt(entries, targetPath);
+    if (occupant && isStaleDeviceBind(entries, occupant)) await unmountAll(targetPath);
+    else if (occupant) throw alreadyExists(`something else is already mounted at ${targetPath}`);
 
-    const others = mounts.filter((m) => m.mountPoint !== stagingPath && m.mountPoint !== targetPath);
+    const others = mounts.filter((m) => m.mountPoint !== staged && m.mountPoint !== targetPath);
     if (others.length > 0 && ONE_TARGET.has(cap.accessMode)) {
       throw failedPrecondition(
         `volume ${volumeId} is already published at ${others.map((m) => m.mountPoint).join(", ")} and its access mode ` +
@@ -69,9 +77,9 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
       );
     }
 
-    await ensureDirectory(targetPath, "target_path");
+    await layout.prepareTarget(targetPath);
     driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
-    bindWithFlags(stagingPath, targetPath, readOnlyBits(readonly, flags.bits));
+    await layout.publish(vol, staged, targetPath, readOnlyBits(readonly, flags.bits), readonly);
     return {};
   },
 });
