@@ -152,6 +152,12 @@ export async function unmountUnder(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Driver flags for tests about directory volumes specifically (they look
+ * inside data/<id>): without them a root with no quotas makes image volumes.
+ */
+export const DIR_VOLUMES = ["--default-capacity-mode", "none"];
+
 export function mountCapability(mode: Mode = Mode.SINGLE_NODE_WRITER, mountFlags: string[] = []): VolumeCapability {
   return { mount: { fsType: "", mountFlags, volumeMountGroup: "" }, accessMode: { mode } };
 }
