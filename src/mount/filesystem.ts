@@ -21,7 +21,7 @@
  *   XFS would otherwise refuse to mount the two at once.
  */
 import { execFile } from "node:child_process";
-import { promises as fsp } from "node:fs";
+import { closeSync, constants as fsc, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
 import { Code, CsiError } from "../csi/errors";
 
 export type FsType = "ext4" | "xfs";
@@ -33,10 +33,11 @@ export const MIN_IMAGE_BYTES: Record<FsType, number> = { ext4: 1024 * 1024, xfs:
 
 const TOOL_TIMEOUT_MS = 120_000;
 
-function run(tool: string, args: readonly string[]): Promise<void> {
+/** Run a tool; exit codes in `ok` (besides 0) count as success. */
+function run(tool: string, args: readonly string[], ok: readonly number[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(tool, args, { timeout: TOOL_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
+      if (!err || ok.includes(Number(err.code))) return resolve();
       const said = String(stderr).trim().split("\n").slice(-3).join(" / ");
       reject(new CsiError(Code.INTERNAL, `${tool} failed: ${said || err.message}`, { cause: err }));
     });
@@ -61,13 +62,60 @@ export async function makeFilesystem(image: string, fsType: FsType): Promise<voi
 }
 
 /**
- * Grow a mounted file system to the size of its device. Both tools grow a
- * mounted file system online and do nothing when it already fills the
- * device, so this is safe to repeat.
+ * Grow a mounted file system to the size of its device, online. Both tools
+ * do nothing when it already fills the device, so this is safe to repeat.
+ * ext4 needs CAP_SYS_RESOURCE for it (see canGrowExt4Online); XFS only
+ * CAP_SYS_ADMIN.
  */
-export async function growFilesystem(fsType: FsType, device: string, mountPoint: string): Promise<void> {
+export async function growMountedFilesystem(fsType: FsType, device: string, mountPoint: string): Promise<void> {
   if (fsType === "ext4") await run("resize2fs", [device]);
   else await run("xfs_growfs", ["-d", mountPoint]);
+}
+
+/**
+ * Grow an unmounted ext4 file system to the size of its device. resize2fs
+ * wants a file system checked since it was last mounted, so e2fsck runs
+ * first (exit 1 = it fixed something, which is still a usable file system).
+ */
+export async function growUnmountedExt4(device: string): Promise<void> {
+  await run("e2fsck", ["-f", "-p", device], [1]);
+  await run("resize2fs", [device]);
+}
+
+/**
+ * ext4 grows online only for a process with CAP_SYS_RESOURCE (the kernel's
+ * check in EXT4_IOC_RESIZE_FS). Node plugins usually run privileged and
+ * have it; a container that lacks it can still grow ext4 volumes offline,
+ * when they are next staged.
+ */
+export function canGrowExt4Online(): boolean {
+  const CAP_SYS_RESOURCE = 24n;
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+}
+
+/**
+ * The size of the file system on `device`, from its super-block (ext4's at
+ * byte 1024, XFS's at 0), or undefined if there is none of that type.
+ * For a mounted XFS the on-disk super-block can lag behind the kernel's.
+ */
+export function filesystemBytes(device: string, fsType: FsType): number | undefined {
+  const sb = Buffer.alloc(4096);
+  const fd = openSync(device, fsc.O_RDONLY);
+  try {
+    readSync(fd, sb, 0, sb.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (fsType === "ext4") {
+    const e = sb.subarray(1024);
+    if (e.readUInt16LE(0x38) !== 0xef53) return undefined;
+    const is64 = (e.readUInt32LE(0x60) & 0x80) !== 0;
+    const blocks = e.readUInt32LE(0x04) + (is64 ? e.readUInt32LE(0x150) * 2 ** 32 : 0);
+    return blocks * (1024 << e.readUInt32LE(0x18));
+  }
+  if (sb.readUInt32BE(0) !== 0x58465342) return undefined; // "XFSB"
+  return Number(sb.readBigUInt64BE(8)) * sb.readUInt32BE(4);
 }
 
 /** Mount options for an image's file system (the `data` argument of mount(2)). */
