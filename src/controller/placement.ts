@@ -78,7 +78,7 @@ export function place(parameters: Record<string, string>, caps: readonly Capabil
 
 /**
  * The size to give: image files grow in whole MiB and have a floor set by
- * their file system (mkfs.xfs needs 300 MB); a size the range does not
+ * their file system (mkfs.xfs needs 300 MiB); a size the range does not
  * allow after that is OUT_OF_RANGE.
  */
 export function sizeFor(p: Placement, wanted: number, range: Range): number {

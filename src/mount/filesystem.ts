@@ -28,8 +28,8 @@ export type FsType = "ext4" | "xfs";
 export const IMAGE_FS_TYPES: readonly FsType[] = ["ext4", "xfs"];
 export const DEFAULT_IMAGE_FS: FsType = "ext4";
 
-/** Smallest image each file system can be made in (mkfs.xfs refuses below 300 MB). */
-export const MIN_IMAGE_BYTES: Record<FsType, number> = { ext4: 1024 * 1024, xfs: 300 * 1000 * 1000 };
+/** Smallest image each file system can be made in (mkfs.xfs refuses below 300 MiB). */
+export const MIN_IMAGE_BYTES: Record<FsType, number> = { ext4: 1024 * 1024, xfs: 300 * 1024 * 1024 };
 
 const TOOL_TIMEOUT_MS = 120_000;
 

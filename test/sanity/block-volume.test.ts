@@ -8,13 +8,9 @@ import * as path from "node:path";
 import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { blockCapability, Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { loopsOf } from "./loop-fs";
 
 const MiB = 1024 * 1024;
-
-/** Loop devices attached to `file`, as losetup(8) sees them. */
-export function loopsOf(file: string): string[] {
-  return execFileSync("losetup", ["-n", "-O", "NAME", "-j", file], { encoding: "utf8" }).split("\n").filter((l) => l.trim() !== "");
-}
 
 describe("Block volumes", () => {
   let d: DriverProcess;

@@ -14,7 +14,7 @@
  * XFS quota support, for instance) makes `makeLoopFs` throw
  * `UnsupportedFs`, which tests turn into a skip with the reason.
  */
-import { execFile, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -80,8 +80,10 @@ export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number): Promise<L
     const options = ["loop", ...(kind.endsWith("prjquota") ? ["prjquota"] : [])];
     try {
       await run("mount", ["-o", options.join(","), image, mountPoint]);
-    } catch (err) {
-      throw new UnsupportedFs(`this kernel cannot mount ${kind}: ${(err as Error).message.split("\n")[0]}`);
+    } catch {
+      // The kernel says why in its log ("quota support not available in this kernel").
+      const why = (await run("dmesg", []).catch(() => "")).trim().split("\n").pop()?.replace(/^\[[^\]]*\]\s*/, "");
+      throw new UnsupportedFs(`this kernel cannot mount ${kind}${why ? ` (kernel: ${why})` : ""}`);
     }
     if (kind === "xfs-prjquota" && !(await run("findmnt", ["-n", "-o", "OPTIONS", mountPoint])).includes("prjquota")) {
       throw new UnsupportedFs("this kernel mounted XFS without project quotas (built without CONFIG_XFS_QUOTA)");
@@ -94,6 +96,14 @@ export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number): Promise<L
     await cleanup();
     throw err;
   }
+}
+
+/** Loop devices attached to `file`, as losetup(8) sees them. */
+export function loopsOf(file: string): string[] {
+  return execFileSync("losetup", ["-n", "-O", "NAME", "-j", file], { encoding: "utf8" })
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
 }
 
 /** In a mocha `before`: make the file system, or skip the suite saying why. */
