@@ -27,11 +27,34 @@ const syscallFn = libc.func("long syscall(long number, ...)") as (...args: unkno
 /** quotactl_fd's number: the same on every architecture (new system calls share one table). */
 const SYS_QUOTACTL_FD = 443;
 
+// The same with a fixed third argument, which koffi can also call on a
+// worker thread (variadic functions it calls only on the main thread).
+// Passing it as a plain pointer argument is how the C ABIs we run on
+// pass the first variadic integer or pointer anyway.
+type IoctlPtr = ((fd: number, request: number, arg: Buffer) => number) & {
+  async(fd: number, request: number, arg: Buffer, cb: (err: unknown, rc: number) => void): void;
+};
+const ioctlPtrFn = libc.func("ioctl", "int", ["int", "unsigned long", "void *"]) as IoctlPtr;
+
 /** ioctl with a pointer argument (a struct in `arg`, read and/or written by the kernel). */
 export function ioctlPtr(fd: number, request: number, arg: Buffer, what: string): number {
   const rc = ioctlFn(fd, request, "void *", arg);
   if (rc < 0) throw new SyscallError("ioctl", koffi.errno(), what);
   return rc;
+}
+
+/**
+ * ioctlPtr on a worker thread, for requests that can take milliseconds
+ * (LOOP_SET_STATUS64 freezes the device's queue: about 15 ms here).
+ */
+export function ioctlPtrAsync(fd: number, request: number, arg: Buffer, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    ioctlPtrFn.async(fd, request, arg, (err, rc) => {
+      if (err) reject(err);
+      else if (rc < 0) reject(new SyscallError("ioctl", koffi.errno(), what));
+      else resolve(rc);
+    });
+  });
 }
 
 /** ioctl with an integer argument (or none: pass 0). */

@@ -16,15 +16,16 @@
  * has another user — a mounted file system holds it open — so a crash at
  * any instant before that closes our descriptor and the device goes away.
  * A bind mount of the device node (block volumes) does not hold it open:
- * block volumes clear the flag once the node is bound and set it again just
- * before the last bind is removed (see src/node/layouts/block.ts).
+ * block volumes clear the flag once the node is bound (keepAttached) and
+ * ask for it again just before the last bind is removed
+ * (detachOnLastClose; see src/node/layouts/block.ts).
  *
  * Which file a device is attached to is read from sysfs on every call
  * (/sys/block/loopN/loop/backing_file), never remembered.
  */
 import { closeSync, constants as fsc, openSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
-import { ioctlInt, ioctlPtr, withFd } from "./ioctl";
+import { ioctlInt, ioctlPtr, ioctlPtrAsync, withFd } from "./ioctl";
 import { SyscallError } from "./syscalls";
 
 export interface LoopDevice {
@@ -107,25 +108,32 @@ export function openLoop(loop: LoopDevice): number {
   return openSync(loop.path, fsc.O_RDONLY);
 }
 
-/** Turn AUTOCLEAR on or off on a device we hold open. */
-export function setAutoclear(fd: number, on: boolean, what: string): void {
+/**
+ * Turn AUTOCLEAR off on a device we hold open, so that it stays attached
+ * once we close it. LOOP_SET_STATUS64 freezes the device's queue (about
+ * 15 ms), so it runs on a worker thread.
+ */
+export async function keepAttached(fd: number, what: string): Promise<void> {
   const info = Buffer.alloc(INFO_SIZE);
   ioctlPtr(fd, LOOP_GET_STATUS64, info, what);
   const flags = info.readUInt32LE(INFO_FLAGS);
-  const next = on ? flags | LO_FLAGS.AUTOCLEAR : flags & ~LO_FLAGS.AUTOCLEAR;
-  if (next === flags) return;
-  info.writeUInt32LE(next >>> 0, INFO_FLAGS);
-  ioctlPtr(fd, LOOP_SET_STATUS64, info, what);
+  if ((flags & LO_FLAGS.AUTOCLEAR) === 0) return;
+  info.writeUInt32LE((flags & ~LO_FLAGS.AUTOCLEAR) >>> 0, INFO_FLAGS);
+  await ioctlPtrAsync(fd, LOOP_SET_STATUS64, info, what);
+}
+
+/**
+ * Have a device we hold open detach itself when its last opener closes it
+ * (LOOP_CLR_FD: the kernel sets AUTOCLEAR, at once — no queue freeze).
+ * Once asked, it cannot be taken back.
+ */
+export function detachOnLastClose(fd: number, what: string): void {
+  ioctlInt(fd, LOOP_CLR_FD, 0, what);
 }
 
 /** Make the device's size follow its file's size again (after the file grew). */
 export function refreshCapacity(loop: LoopDevice): void {
   withFd(loop.path, fsc.O_RDONLY, (fd) => ioctlInt(fd, LOOP_SET_CAPACITY, 0, loop.path));
-}
-
-/** Detach a device now (it must have no other users). */
-export function detachLoop(loop: LoopDevice): void {
-  withFd(loop.path, fsc.O_RDONLY, (fd) => ioctlInt(fd, LOOP_CLR_FD, 0, loop.path));
 }
 
 function readSys(file: string): string | undefined {

@@ -11,16 +11,29 @@
  * (src/mount/loop.ts) cannot tie the device's life to its mounts the way it
  * does for image volumes. Instead: attach with AUTOCLEAR, bind, clear the
  * flag, close — a crash before the flag is cleared detaches the device —
- * and before the last bind is removed set the flag again, so the device
- * goes away with our descriptor once it is unmounted, even if we die in
- * between. No step leaves a device attached that nothing refers to.
+ * and before the last bind is removed ask for detach-on-last-close again,
+ * so the device goes away with our descriptor once it is unmounted, even
+ * if we die in between. No step leaves a device attached that nothing
+ * refers to. (Clearing the flag costs about 15 ms — the kernel freezes the
+ * device's queue for it — paid once per stage, on a worker thread.)
  */
 import { closeSync, constants as fsc, lstatSync, promises as fsp, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { VolumeUsage_Unit as Unit } from "../../gen/csi";
 import { failedPrecondition, internal } from "../../csi/errors";
 import { bindWithFlags, unmountAll } from "../../mount/bind";
-import { attachLoop, backingFile, isReadOnlyLoop, loopDevice, loopNumberOfNode, loopSizeBytes, openLoop, refreshCapacity, setAutoclear } from "../../mount/loop";
+import {
+  attachLoop,
+  backingFile,
+  detachOnLastClose,
+  isReadOnlyLoop,
+  keepAttached,
+  loopDevice,
+  loopNumberOfNode,
+  loopSizeBytes,
+  openLoop,
+  refreshCapacity,
+} from "../../mount/loop";
 import { locate, mountAt, readMountInfo } from "../../mount/mountinfo";
 import { unmount } from "../../mount/syscalls";
 import { growContent } from "../../storage/volume-content";
@@ -43,12 +56,12 @@ export async function ensureFile(file: string, field: string): Promise<void> {
 }
 
 /** Attach a loop device to `image` and bind its node at `target`, leaving it attached. */
-function attachAndBind(image: string, target: string, readOnly: boolean, bits: number): void {
+async function attachAndBind(image: string, target: string, readOnly: boolean, bits: number): Promise<void> {
   const { loop, fd } = attachLoop(image, { readOnly });
   try {
     bindWithFlags(loop.path, target, bits);
     try {
-      setAutoclear(fd, false, loop.path);
+      await keepAttached(fd, loop.path);
     } catch (err) {
       unmount(target, { detach: true });
       throw err;
@@ -67,13 +80,13 @@ export const blockLayout: NodeLayout = {
     // Staged elsewhere already: share that device rather than attach a second one.
     const attached = vol.mounts.loops.find((n) => !isReadOnlyLoop(n));
     if (attached !== undefined) bindWithFlags(loopDevice(attached).path, node, 0);
-    else attachAndBind(vol.dataDir, node, false, 0);
+    else await attachAndBind(vol.dataDir, node, false, 0);
   },
 
   prepareTarget: (targetPath) => ensureFile(targetPath, "target_path"),
 
   async publish(vol, stagedPath, targetPath, bits, readonly) {
-    if (readonly) attachAndBind(vol.dataDir, targetPath, true, bits);
+    if (readonly) await attachAndBind(vol.dataDir, targetPath, true, bits);
     else bindWithFlags(stagedPath, targetPath, bits);
   },
 
@@ -93,10 +106,12 @@ export const blockLayout: NodeLayout = {
 
 /**
  * Unmount everything at `p`. If it is the last bind of a loop device
- * attached to `image`, the device is let go with it: AUTOCLEAR is set
- * while we hold the device open, the bind is removed, and our close
- * detaches it. Used by NodeUnstage and NodeUnpublish, which know the
- * volume only by its ID.
+ * attached to `image`, the device is let go with it: holding it open, we
+ * ask it to detach on its last close, remove the bind, and close. A crash
+ * in between still detaches it (the kernel closes our descriptor) and
+ * leaves at worst a bind of a detached device, which the next stage or
+ * publish there removes. Used by NodeUnstage and NodeUnpublish, which
+ * know the volume only by its ID.
  */
 export async function unmountReleasingLoop(p: string, image: string | undefined): Promise<void> {
   const entries = readMountInfo();
@@ -109,13 +124,8 @@ export async function unmountReleasingLoop(p: string, image: string | undefined)
   }
   const fd = openLoop(loopDevice(n));
   try {
-    setAutoclear(fd, true, loopDevice(n).path);
-    try {
-      await unmountAll(p);
-    } catch (err) {
-      setAutoclear(fd, false, loopDevice(n).path);
-      throw err;
-    }
+    detachOnLastClose(fd, loopDevice(n).path);
+    await unmountAll(p);
   } finally {
     closeSync(fd);
   }
