@@ -2,6 +2,7 @@
 // once expanded to 2 GiB it accepts it — in every capacity mode, on a real
 // file system of the kind each mode needs (made on a loop device).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
@@ -11,29 +12,37 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 /**
- * Append 1 MiB blocks to `file` until `upTo` MiB or the first error.
+ * Append 1 MiB blocks to `file` until `upTo` MiB or the first error, as a
+ * pod would: as user 65534 without capabilities. (A process with
+ * CAP_SYS_RESOURCE may write past an ext4 quota; pods do not have it.)
  * Returns how many whole MiB the file holds and the error's code.
  */
-export async function fillMiB(file: string, upTo: number): Promise<{ mib: number; code?: string }> {
-  const block = Buffer.alloc(MiB, 0xa5);
-  const fh = await fsp.open(file, "a");
-  let size = (await fh.stat()).size;
-  try {
-    while (size < upTo * MiB) {
-      const want = Math.min(MiB - (size % MiB), upTo * MiB - size);
-      const { bytesWritten } = await fh.write(block, 0, want, size);
-      size += bytesWritten;
-      if (bytesWritten < want) continue; // a short write: the next one says why
+export function fillMiB(file: string, upTo: number): Promise<{ mib: number; code?: string }> {
+  const script = `
+    const fs = require("node:fs");
+    const [file, upTo] = [process.argv[1], Number(process.argv[2])];
+    const block = Buffer.alloc(${MiB}, 0xa5);
+    const fd = fs.openSync(file, "a");
+    let size = fs.fstatSync(fd).size, code;
+    try {
+      while (size < upTo * ${MiB}) {
+        const want = Math.min(${MiB} - (size % ${MiB}), upTo * ${MiB} - size);
+        size += fs.writeSync(fd, block, 0, want, size);
+      }
+      fs.fsyncSync(fd);
+    } catch (e) {
+      // libuv has no name for EDQUOT (122): "Unknown system error -122".
+      code = e.errno === -122 ? "EDQUOT" : e.code;
     }
-    await fh.sync();
-    return { mib: Math.floor(size / MiB) };
-  } catch (err) {
-    // libuv has no name for EDQUOT (122) and reports "Unknown system error -122".
-    const e = err as NodeJS.ErrnoException;
-    return { mib: Math.floor(size / MiB), code: e.errno === -122 ? "EDQUOT" : e.code };
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
+    process.stdout.write(JSON.stringify({ mib: Math.floor(size / ${MiB}), code }));`;
+  return new Promise((resolve, reject) => {
+    execFile(
+      "setpriv",
+      ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", process.execPath, "-e", script, file, String(upTo)],
+      { timeout: 170_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(JSON.parse(stdout) as { mib: number; code?: string })),
+    );
+  });
 }
 
 interface ModeCase {
@@ -89,6 +98,7 @@ for (const c of CASES) {
       const file = path.join(targetPath, "fill");
 
       const before = await fillMiB(file, 1025);
+      console.log(`      (held ${before.mib} MiB, then ${before.code})`);
       assert.ok(before.code === "ENOSPC" || before.code === "EDQUOT", `the 1,025th MiB must be refused, got ${JSON.stringify(before)}`);
       assert.ok(before.mib <= 1024, `held ${before.mib} MiB`);
       assert.ok(before.mib >= c.atLeastMiB, `a 1 GiB volume should hold at least ${c.atLeastMiB} MiB, held ${before.mib}`);

@@ -72,6 +72,8 @@ export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number): Promise<L
     live.delete(dir);
   };
   try {
+    // Searchable by all: tests write into volumes as an unprivileged user, as pods do.
+    await fsp.chmod(dir, 0o755);
     await fsp.mkdir(mountPoint);
     await fsp.writeFile(image, "");
     await fsp.truncate(image, sizeBytes);
@@ -90,7 +92,7 @@ export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number): Promise<L
     }
     if (kind === "btrfs-quota") await run("btrfs", ["quota", "enable", mountPoint]);
     const scratch = path.join(mountPoint, "scratch");
-    await fsp.mkdir(scratch);
+    await fsp.mkdir(scratch, { mode: 0o755 });
     return { kind, mountPoint, scratch, cleanup };
   } catch (err) {
     await cleanup();

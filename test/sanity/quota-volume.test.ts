@@ -24,8 +24,11 @@ function kernelLimit(fs: LoopFs, q: Quota): number {
     const uuid = execFileSync("findmnt", ["-n", "-o", "UUID", fs.mountPoint], { encoding: "utf8" }).trim();
     return Number(readFileSync(`/sys/fs/btrfs/${uuid}/qgroups/0_${q.subvolumeId}/max_referenced`, "utf8").trim());
   }
-  // xfs_quota works on ext4 too; -N without a header, -p projects, limits in KiB.
-  const out = execFileSync("xfs_quota", ["-x", "-c", `quota -p -N -n ${q.projectId}`, fs.mountPoint], { encoding: "utf8" });
+  // xfs_quota works on ext4 too: -p projects, -v even when nothing is used,
+  // -N without a header, -n by number; columns: device, used, soft, hard (KiB).
+  // (-f lets it work on a "foreign", non-XFS, file system.)
+  const foreign = fs.kind.startsWith("ext4") ? ["-f"] : [];
+  const out = execFileSync("xfs_quota", [...foreign, "-x", "-c", `quota -v -p -N -n ${q.projectId}`, fs.mountPoint], { encoding: "utf8" });
   const hard = out.trim() === "" ? 0 : Number(out.trim().split(/\s+/)[3]);
   return hard * 1024;
 }
