@@ -20,7 +20,7 @@
  * checked against what can still be promised (capacity-ledger.ts).
  */
 import type { Capability } from "../csi/capabilities";
-import { CsiError, invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
+import { invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
 import { DEFAULT_IMAGE_FS, isImageFsType, MIN_IMAGE_BYTES, type FsType } from "../mount/filesystem";
 import type { Driver } from "../server/driver";
 import type { VolumeLayout } from "../storage/volume-record";
@@ -118,8 +118,4 @@ export async function holdSpace(driver: Driver, bytes: number, what: string): Pr
     throw resourceExhausted(`${what} needs ${bytes} bytes, but this node can promise only ${free} more (free space less the room other volumes may still claim)`);
   }
   return driver.hostpath.ledger.reserve(bytes);
-}
-
-export function isCsiError(err: unknown): err is CsiError {
-  return err instanceof CsiError;
 }

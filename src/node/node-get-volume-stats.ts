@@ -30,7 +30,7 @@ export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVo
     const record = await driver.hostpath.get(volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
     const volumeCondition = await driver.hostpath.condition(volumeId, record);
-    if (volumeCondition.abnormal) return { usage: [], volumeCondition };
+    if (volumeCondition.abnormal && !volumeCondition.usable) return { usage: [], volumeCondition };
     const layout = layoutOf(record);
     const dataDir = driver.hostpath.dataDir(volumeId);
     const mounts = mountsOfVolume(dataDir, layout !== "dir");

@@ -24,7 +24,7 @@ export async function findVolume(driver: Driver, volumeId: string): Promise<Node
   if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
   const dataDir = driver.hostpath.dataDir(volumeId);
   const condition = await driver.hostpath.condition(volumeId, record);
-  if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
+  if (condition.abnormal && !condition.usable) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
   const layout = layoutOf(record);
   return { record, layout, dataDir, mounts: mountsOfVolume(dataDir, layout !== "dir") };
 }

@@ -39,7 +39,7 @@ import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
 import { CapacityLedger } from "./capacity-ledger";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { SortedIndex } from "./sorted-index";
-import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe } from "./volume-content";
+import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe, type Condition } from "./volume-content";
 import { layoutOf, parseRecord, RECORD_VERSION, type VolumeLayout, type VolumeRecord } from "./volume-record";
 import { internal } from "../csi/errors";
 import { AccessMode, type CapabilityProfile } from "../csi/capabilities";
@@ -281,7 +281,7 @@ export class HostPathStore {
    * symlink, is reported abnormal rather than used. Without `record` the
    * volume is taken to be a directory.
    */
-  async condition(id: string, record?: VolumeRecord): Promise<{ abnormal: boolean; message: string }> {
+  async condition(id: string, record?: VolumeRecord): Promise<Condition> {
     return contentCondition(this.dataDir(id), record, this.quota);
   }
 

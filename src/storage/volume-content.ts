@@ -129,8 +129,15 @@ export function usageProbe(p: string, record: VolumeRecord, quota: QuotaBackend 
   return { measure: () => requireQuota(quota).usage(info).usedBytes };
 }
 
+export interface Condition {
+  abnormal: boolean;
+  message: string;
+  /** Abnormal, but the data is there and may still be mounted (its limit is no longer enforced). */
+  usable?: boolean;
+}
+
 /** Is data/<id> what its layout says it should be? */
-export function contentCondition(p: string, record: VolumeRecord | undefined, quota: QuotaBackend | undefined): { abnormal: boolean; message: string } {
+export function contentCondition(p: string, record: VolumeRecord | undefined, quota: QuotaBackend | undefined): Condition {
   const layout = record ? layoutOf(record) : "dir";
   const what = layout === "dir" ? "data directory" : "image file";
   try {
@@ -141,7 +148,9 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
       if (!st.isFile()) return { abnormal: true, message: "the volume's image file is not a regular file" };
       if (record && st.size < record.capacityBytes) return { abnormal: true, message: "the volume's image file is smaller than the volume" };
     }
-    if (record?.quota && !quota) return { abnormal: true, message: "the volume's size limit is no longer enforced: the root has no quotas any more" };
+    if (record?.quota && !quota) {
+      return { abnormal: true, usable: true, message: "the volume's size limit is no longer enforced: the root has no quotas any more" };
+    }
     return { abnormal: false, message: layout === "dir" ? "volume directory is present" : "volume image is present" };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return { abnormal: true, message: `the volume's ${what} is missing` };

@@ -22,7 +22,7 @@
  * be retried at every stage for nothing.
  */
 import { closeSync } from "node:fs";
-import { failedPrecondition } from "../../csi/errors";
+import { failedPrecondition, internal } from "../../csi/errors";
 import { VolumeUsage_Unit as Unit } from "../../gen/csi";
 import { bindWithFlags, ensureDirectory } from "../../mount/bind";
 import {
@@ -39,7 +39,6 @@ import { mountFsAsync, unmount } from "../../mount/syscalls";
 import { statfsUsage } from "../../storage/hostpath-store";
 import { growContent } from "../../storage/volume-content";
 import type { VolumeRecord } from "../../storage/volume-record";
-import { internal } from "../../csi/errors";
 import type { NodeLayout } from "./index";
 
 const GROW_MIN = 4 * 1024 * 1024;
