@@ -11,11 +11,12 @@
  *
  *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
  *        [--seconds 10] [--idle 10000] [--json]
- *        [--param capacity=image …] [--size 1073741824] [--block]
+ *        [--param capacity=image …] [--size 1073741824] [--fs-type xfs] [--block]
  *
  * --param passes StorageClass parameters (e.g. the capacity mode), --size
- * the size each volume asks for (1 MiB by default), --block asks for raw
- * block volumes instead of mounted ones.
+ * the size each volume asks for (1 MiB by default), --fs-type the mount
+ * capability's fs_type, --block asks for raw block volumes instead of
+ * mounted ones.
  *
  * Without --endpoint it starts `csi-lab driver` itself on a scratch
  * directory and also reports the driver's start-up time and idle RSS.
@@ -58,6 +59,7 @@ function options(): Options {
       param: { type: "string", multiple: true, default: [] },
       size: { type: "string", default: String(1024 * 1024) },
       block: { type: "boolean", default: false },
+      "fs-type": { type: "string", default: "" },
     },
   });
   const parameters: Record<string, string> = {};
@@ -75,7 +77,7 @@ function options(): Options {
     workDir: values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`),
     parameters,
     size: Number(values.size),
-    cap: values.block ? BLOCK : MOUNT,
+    cap: values.block ? BLOCK : { ...MOUNT, mount: { ...MOUNT.mount, fsType: values["fs-type"] ?? "" } },
   };
 }
 
