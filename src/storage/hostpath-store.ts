@@ -136,12 +136,14 @@ export class HostPathStore {
 
   /** What some layout can deliver: the first check of a CreateVolume, before its layout is chosen. */
   get anyLayoutProfile(): CapabilityProfile {
-    return {
+    this.anyProfile ??= {
       ...this.profile,
       accessTypes: new Set(["mount", "block"]),
       fsTypes: new Set([...this.profile.fsTypes, ...IMAGE_FS_TYPES]),
     };
+    return this.anyProfile;
   }
+  private anyProfile: CapabilityProfile | undefined;
 
   static isVolumeId(id: string): boolean {
     return ID_PATTERN.test(id);
