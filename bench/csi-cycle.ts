@@ -11,6 +11,12 @@
  *
  *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
  *        [--seconds 10] [--idle 10000] [--json]
+ *        [--param capacity=image …] [--size 1073741824] [--fs-type xfs] [--block]
+ *
+ * --param passes StorageClass parameters (e.g. the capacity mode), --size
+ * the size each volume asks for (1 MiB by default), --fs-type the mount
+ * capability's fs_type, --block asks for raw block volumes instead of
+ * mounted ones.
  *
  * Without --endpoint it starts `csi-lab driver` itself on a scratch
  * directory and also reports the driver's start-up time and idle RSS.
@@ -26,7 +32,8 @@ import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 type RpcName = (typeof RPCS)[number];
 
-const CAP: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
+const MOUNT: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
+const BLOCK: VolumeCapability = { block: {}, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
 
 interface Options {
   endpoint?: string;
@@ -35,6 +42,9 @@ interface Options {
   idle: number;
   json: boolean;
   workDir: string;
+  parameters: Record<string, string>;
+  size: number;
+  cap: VolumeCapability;
 }
 
 function options(): Options {
@@ -46,8 +56,18 @@ function options(): Options {
       idle: { type: "string", default: "0" },
       json: { type: "boolean", default: false },
       "work-dir": { type: "string" },
+      param: { type: "string", multiple: true, default: [] },
+      size: { type: "string", default: String(1024 * 1024) },
+      block: { type: "boolean", default: false },
+      "fs-type": { type: "string", default: "" },
     },
   });
+  const parameters: Record<string, string> = {};
+  for (const kv of values.param ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new Error(`--param wants key=value, got ${kv}`);
+    parameters[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   return {
     endpoint: values.endpoint,
     concurrency: Number(values.concurrency),
@@ -55,6 +75,9 @@ function options(): Options {
     idle: Number(values.idle),
     json: values.json ?? false,
     workDir: values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`),
+    parameters,
+    size: Number(values.size),
+    cap: values.block ? BLOCK : { ...MOUNT, mount: { ...MOUNT.mount, fsType: values["fs-type"] ?? "" } },
   };
 }
 
@@ -103,14 +126,14 @@ function rssMiB(pid: number): number {
   return kb / 1024;
 }
 
-async function createIdle(client: CsiClient, n: number, concurrency: number): Promise<number> {
+async function createIdle(client: CsiClient, n: number, concurrency: number, parameters: Record<string, string>): Promise<number> {
   const t = Date.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.max(concurrency, 8) }, async () => {
       while (next < n) {
         const i = next++;
-        await client.controller.createVolume({ name: `idle-${i}`, volumeCapabilities: [CAP], capacityRange: { requiredBytes: 1024 * 1024 } });
+        await client.controller.createVolume({ name: `idle-${i}`, volumeCapabilities: [MOUNT], capacityRange: { requiredBytes: 1024 * 1024 }, parameters });
       }
     }),
   );
@@ -127,13 +150,14 @@ async function main(): Promise<void> {
     endpoint = spawned.endpoint;
   }
   const client = connect(endpoint);
-  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle };
+  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle, parameters: o.parameters, size: o.size };
+  const CAP = o.cap;
   if (spawned) {
     result.readyMs = Math.round(spawned.readyMs);
     await new Promise((r) => setTimeout(r, 500));
     result.idleRssMiB = Math.round(rssMiB(spawned.proc.pid!) * 10) / 10;
   }
-  if (o.idle > 0) result.idleCreateSeconds = await createIdle(client, o.idle, o.concurrency);
+  if (o.idle > 0) result.idleCreateSeconds = await createIdle(client, o.idle, o.concurrency, o.parameters);
 
   const samples: Record<RpcName, number[]> = Object.fromEntries(RPCS.map((r) => [r, []])) as unknown as Record<RpcName, number[]>;
   let cycles = 0;
@@ -152,7 +176,9 @@ async function main(): Promise<void> {
         const name = `bench-${process.pid}-${w}-${i}`;
         const target = path.join(podDir, "mount");
         try {
-          const vol = await timed(samples.CreateVolume, () => client.controller.createVolume({ name, volumeCapabilities: [CAP], capacityRange: { requiredBytes: 1024 * 1024 } }));
+          const vol = await timed(samples.CreateVolume, () =>
+            client.controller.createVolume({ name, volumeCapabilities: [CAP], capacityRange: { requiredBytes: o.size }, parameters: o.parameters }),
+          );
           const volumeId = vol.volume!.volumeId!;
           await timed(samples.NodeStageVolume, () => client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: CAP }));
           await timed(samples.NodePublishVolume, () =>
@@ -193,7 +219,7 @@ async function main(): Promise<void> {
     return;
   }
   const lines = [
-    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}  ${o.seconds}s`,
+    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${JSON.stringify(o.parameters)}`,
     ...(spawned ? [`driver ready in ${result.readyMs} ms, idle RSS ${result.idleRssMiB} MiB, RSS after load ${result.rssAfterMiB} MiB`] : []),
     `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s`,
     `${"rpc".padEnd(22)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}`,

@@ -12,7 +12,7 @@
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { defaultConfig, openDriver, type DriverConfig, type Mode } from "./server/driver";
+import { DEFAULT_CAPACITY_MODES, defaultConfig, openDriver, type DefaultCapacityMode, type DriverConfig, type Mode } from "./server/driver";
 import { parseEndpoint } from "./server/endpoint";
 import { main as rpcMain } from "./rpc-demo/cli";
 import { createLogger, parseLevel } from "./server/logger";
@@ -38,6 +38,9 @@ Driver flags (environment fallbacks in brackets):
   --max-volumes-per-node N  reported by NodeGetInfo (0 = no limit)     default 0
                             and, with --enable-attach, enforced by ControllerPublishVolume
   --enable-attach           offer ControllerPublish/UnpublishVolume (attach)  default off
+  --default-capacity-mode auto|quota|image|none
+                            how sizes are enforced when a StorageClass
+                            does not say (parameter capacity)         default auto
   --log-level debug|info|warn|error                                    [LOG_LEVEL] default info
   --metrics-address HOST:PORT  serve Prometheus /metrics and /healthz  [METRICS_ADDRESS] default off
                             (":9810" = every interface)
@@ -92,6 +95,7 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       mode: { type: "string" },
       "max-volumes-per-node": { type: "string" },
       "enable-attach": { type: "boolean" },
+      "default-capacity-mode": { type: "string" },
       "log-level": { type: "string" },
       "metrics-address": { type: "string" },
     },
@@ -100,6 +104,10 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (mode !== "all" && mode !== "controller" && mode !== "node") throw new Error(`--mode must be all, controller or node, not ${mode}`);
   const maxVolumes = Number(values["max-volumes-per-node"] ?? "0");
   if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error("--max-volumes-per-node must be a whole number ≥ 0");
+  const capacityMode = values["default-capacity-mode"] ?? "auto";
+  if (!(DEFAULT_CAPACITY_MODES as readonly string[]).includes(capacityMode)) {
+    throw new Error(`--default-capacity-mode must be one of ${DEFAULT_CAPACITY_MODES.join(", ")}, not ${capacityMode}`);
+  }
   const base = defaultConfig();
   const nodeId = values["node-id"] ?? env.NODE_ID ?? base.nodeId;
   if (nodeId === "" || Buffer.byteLength(nodeId) > 128) throw new Error("--node-id must be 1 to 128 bytes");
@@ -110,7 +118,16 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   const root = path.resolve(values.root ?? env.CSI_LAB_ROOT ?? base.root);
   const endpoint = values.endpoint ?? env.CSI_ENDPOINT ?? `unix://${path.resolve(".csi-lab/csi.sock")}`;
   return {
-    config: { ...base, driverName, nodeId, root, mode: mode as Mode, maxVolumesPerNode: maxVolumes, enableAttach: values["enable-attach"] === true },
+    config: {
+      ...base,
+      driverName,
+      nodeId,
+      root,
+      mode: mode as Mode,
+      maxVolumesPerNode: maxVolumes,
+      enableAttach: values["enable-attach"] === true,
+      defaultCapacityMode: capacityMode as DefaultCapacityMode,
+    },
     endpoint,
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",
     metricsAddress: values["metrics-address"] ?? (env.METRICS_ADDRESS || undefined),

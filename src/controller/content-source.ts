@@ -22,13 +22,21 @@ import { checkToken } from "../csi/validate";
 import { copyContent, type Content } from "../storage/copy-content";
 import { snapshotContent, volumeContent } from "../storage/content-sources";
 import type { ContentSource } from "../storage/volume-record";
+import type { Capability } from "../csi/capabilities";
+import { DEFAULT_IMAGE_FS, type FsType } from "../mount/filesystem";
 import type { Driver } from "../server/driver";
+import type { VolumeLayout } from "../storage/volume-record";
+import { defaultMode, place, type Placement } from "./placement";
 import { chooseSize, type Range } from "./capacity";
 import { volumeKey } from "./volume-view";
 
 export interface SourcePlan {
   /** What the new volume's record will say it came from. */
   contentSource: ContentSource;
+  /** How the source keeps its content; the new volume must keep it the same way. */
+  layout: VolumeLayout;
+  /** For an "image" source, the file system inside it. */
+  fsType?: string;
   /** The least size the new volume may have (0 when the source is gone and only a retry can succeed). */
   minBytes: number;
   /** Copies the source into the new volume's staging path; absent when the source is gone. */
@@ -46,33 +54,32 @@ export function contentSourceKeys(src: VolumeContentSource | undefined): string[
 export async function planContentSource(
   src: VolumeContentSource | undefined,
   driver: Driver,
-  name: string,
 ): Promise<SourcePlan | undefined> {
   if (!src) return undefined;
   let contentSource: ContentSource;
-  let found: { content: Content; sizeBytes: number; what: string } | undefined;
+  let found: { content: Content; sizeBytes: number; what: string; fsType?: string } | undefined;
   if (src.snapshot) {
     const snapshotId = checkToken(src.snapshot.snapshotId, "volume_content_source.snapshot.snapshot_id");
     contentSource = { snapshotId };
     const snap = await driver.snapshots.get(snapshotId);
-    if (snap) found = { content: snapshotContent(driver.snapshots, snap), sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}` };
+    if (snap) found = { content: snapshotContent(driver.snapshots, snap), sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
   } else if (src.volume) {
     const volumeId = checkToken(src.volume.volumeId, "volume_content_source.volume.volume_id");
     contentSource = { volumeId };
     const vol = await driver.hostpath.get(volumeId);
-    if (vol) found = { content: volumeContent(driver.hostpath, vol), sizeBytes: vol.capacityBytes, what: `volume ${volumeId}` };
+    if (vol) found = { content: volumeContent(driver.hostpath, vol), sizeBytes: vol.capacityBytes, what: `volume ${volumeId}`, fsType: vol.fsType };
   } else {
     throw invalidArgument("volume_content_source names neither a snapshot nor a volume");
   }
 
   if (!found) {
-    // The volume may already have been made from it: then the request is a retry.
-    if (await driver.hostpath.get(driver.hostpath.idForName(name))) return { contentSource, minBytes: 0 };
     throw notFound(`the content source ${contentSource.snapshotId ? `snapshot ${contentSource.snapshotId}` : `volume ${contentSource.volumeId}`} does not exist`);
   }
   const { content, sizeBytes, what } = found;
   return {
     contentSource,
+    layout: content.layout,
+    ...(found.fsType ? { fsType: found.fsType } : {}),
     minBytes: sizeBytes,
     fill: async (staging) => {
       await copyContent(content, staging, { viewsDir: driver.snapshots.viewsDir });
@@ -90,6 +97,39 @@ export function sizeWithSource(r: Range, defaultBytes: number, minBytes: number)
     throw outOfRange(`limit_bytes ${r.limit} is smaller than the content source (${minBytes} bytes); a volume cannot be smaller than its source`);
   }
   return Math.max(chooseSize(r, defaultBytes), minBytes);
+}
+
+/** The source a request names, as a record would keep it (no look-up: for comparing with an existing volume). */
+export function requestedSource(src: VolumeContentSource | undefined): ContentSource | undefined {
+  if (src?.snapshot) return { snapshotId: src.snapshot.snapshotId ?? "" };
+  if (src?.volume) return { volumeId: src.volume.volumeId ?? "" };
+  return undefined;
+}
+
+/**
+ * How a volume made from `source` is kept. Its content is a copy, so it
+ * keeps the source's form: a tree stays a directory (with a quota if the
+ * StorageClass asks for one, or by this node's default), an image stays an
+ * image of the same file system, a block device a block device. A
+ * StorageClass that asks for another form gets INVALID_ARGUMENT.
+ */
+export function placeFromSource(source: SourcePlan, parameters: Record<string, string>, caps: readonly Capability[], driver: Driver): Placement {
+  const asked = place(parameters, caps, driver);
+  const fileLike = (l: VolumeLayout) => l !== "dir";
+  if (parameters.capacity === undefined && asked.layout !== source.layout) {
+    if (source.layout === "dir") return { layout: "dir", withQuota: defaultMode(driver) === "quota" };
+    if (source.layout === "image") return { layout: "image", withQuota: false, fsType: (source.fsType as FsType | undefined) ?? DEFAULT_IMAGE_FS };
+  }
+  if (asked.layout !== source.layout || fileLike(asked.layout) !== fileLike(source.layout)) {
+    throw invalidArgument(
+      `the content source ${describeSource(source.contentSource)} is a ${source.layout} volume, but the new volume would be ${asked.layout}; ` +
+        "a copy keeps its source's form (omit capacity, or use the source's)",
+    );
+  }
+  if (asked.layout === "image" && source.fsType && asked.fsType !== source.fsType) {
+    return { ...asked, fsType: source.fsType as FsType };
+  }
+  return asked;
 }
 
 export function sameSource(a: ContentSource | undefined, b: ContentSource | undefined): boolean {

@@ -29,6 +29,7 @@ export const CONTROLLER_CAPABILITIES: readonly Cap[] = [
   // it does not know, and the external-snapshotter reads snapshots through
   // ListSnapshots when LIST_SNAPSHOTS is offered. Add it when csi-test knows it.
   Cap.CLONE_VOLUME,
+  Cap.EXPAND_VOLUME,
 ];
 
 /** Offered only with --enable-attach (see controller-publish-volume.ts). */

@@ -17,7 +17,7 @@ export const controllerGetVolume = defineRpc<ControllerGetVolumeRequest, Control
     const volumeId = checkToken(req.volumeId, "volume_id");
     const record = await driver.hostpath.get(volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
-    const volumeCondition = await driver.hostpath.condition(volumeId);
+    const volumeCondition = await driver.hostpath.condition(volumeId, record);
     return { volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, volumeId), volumeCondition } };
   },
 });

@@ -14,7 +14,8 @@ import type { ControllerModifyVolumeRequest, ControllerModifyVolumeResponse } fr
 import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
-import { applyMutableParameters, checkMutableParameters } from "./mutable-parameters";
+import { layoutOf } from "../storage/volume-record";
+import { applyMutableParameters, checkMutableParameters, unfitProblem } from "./mutable-parameters";
 import { volumeKey } from "./volume-view";
 
 export const controllerModifyVolume = defineRpc<ControllerModifyVolumeRequest, ControllerModifyVolumeResponse>({
@@ -28,10 +29,12 @@ export const controllerModifyVolume = defineRpc<ControllerModifyVolumeRequest, C
 
     const record = await driver.hostpath.get(volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
-    const condition = await driver.hostpath.condition(volumeId);
+    const unfit = unfitProblem(layoutOf(record), params);
+    if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
+    const condition = await driver.hostpath.condition(volumeId, record);
     if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
 
-    applyMutableParameters(driver, volumeId, params);
+    applyMutableParameters(driver, record, params);
     const merged = { ...record.mutableParameters, ...params };
     if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
       await driver.hostpath.update({ ...record, mutableParameters: merged });

@@ -40,7 +40,7 @@ export const controllerPublishVolume = defineRpc<ControllerPublishVolumeRequest,
     if (!nodeExists(driver, nodeId)) {
       throw notFound(`node ${nodeId} does not exist for this driver; its volumes can only be attached to node ${driver.config.nodeId}`);
     }
-    const why = unsupportedReason(cap, driver.hostpath.profile);
+    const why = unsupportedReason(cap, driver.hostpath.profileOf(record));
     if (why) throw invalidArgument(why);
 
     const current = driver.attachments.of(volumeId);

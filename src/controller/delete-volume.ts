@@ -7,12 +7,15 @@
  * is refused with FAILED_PRECONDITION: removing its files would pull the
  * data out from under a running pod. So is a volume still attached to a
  * node (with --enable-attach): the CO must detach it first.
+ * (An image or block volume is in use while a loop device attached to its
+ * image is mounted or bound.)
  */
 import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
-import { mountsOfDir } from "../mount/volume-mounts";
+import { mountsOfVolume } from "../mount/volume-mounts";
 import { HostPathStore } from "../storage/hostpath-store";
+import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
 import { publishedNodeIds } from "./attach";
 import { volumeKey } from "./volume-view";
@@ -24,7 +27,9 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
     const volumeId = checkToken(req.volumeId, "volume_id");
     checkMap(req.secrets, "secrets");
     if (!HostPathStore.isVolumeId(volumeId)) return {};
-    const { mounts } = mountsOfDir(driver.hostpath.dataDir(volumeId));
+    const record = await driver.hostpath.get(volumeId);
+    const image = record !== undefined && layoutOf(record) !== "dir";
+    const { mounts } = mountsOfVolume(driver.hostpath.dataDir(volumeId), image);
     if (mounts.length > 0) {
       throw failedPrecondition(
         `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,

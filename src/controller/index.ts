@@ -1,6 +1,7 @@
 // The Controller service: volume lifecycle as cluster-wide objects.
 import type { ControllerServer } from "../gen/csi";
 import type { RpcTable } from "../server/rpc";
+import { controllerExpandVolume } from "./controller-expand-volume";
 import { controllerGetCapabilities } from "./controller-get-capabilities";
 import { controllerGetVolume } from "./controller-get-volume";
 import { controllerModifyVolume } from "./controller-modify-volume";
@@ -14,7 +15,6 @@ import { getCapacity } from "./get-capacity";
 import { getSnapshot } from "./get-snapshot";
 import { listSnapshots } from "./list-snapshots";
 import { listVolumes } from "./list-volumes";
-import { notOffered } from "../server/not-offered";
 import { validateVolumeCapabilities } from "./validate-volume-capabilities";
 
 export const controllerRpcs: RpcTable<ControllerServer> = {
@@ -31,6 +31,6 @@ export const controllerRpcs: RpcTable<ControllerServer> = {
   deleteSnapshot,
   listSnapshots,
   getSnapshot,
-  controllerExpandVolume: notOffered("ControllerExpandVolume", "EXPAND_VOLUME"),
+  controllerExpandVolume,
   controllerModifyVolume,
 };

@@ -39,7 +39,7 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
         after = id;
         const record = await driver.hostpath.get(id);
         if (!record || isEphemeralRecord(record)) continue; // inline volumes belong to their pod, not to the CO
-        const volumeCondition = await driver.hostpath.condition(id);
+        const volumeCondition = await driver.hostpath.condition(id, record);
         entries.push({ volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, id), volumeCondition } });
       }
       if (page.ids.length === 0) break;

@@ -11,7 +11,10 @@
  *
  *   mode   the permission bits of the volume's root directory, in octal
  *          ("0770", "2775", "755"); setuid is refused, it means nothing on
- *          a directory. New volumes start at 0777, like an emptyDir.
+ *          a directory. New volumes start at 0777, like an emptyDir. For
+ *          an image volume the root is that of the file system inside the
+ *          image: changed where the volume is staged on this node, and at
+ *          every stage after. A block volume has no root: refused.
  *
  * StorageClass parameters live in parameters.ts; this table is separate so
  * the two can grow without stepping on each other.
@@ -19,13 +22,17 @@
 import { errnoOf, failedPrecondition, invalidArgument } from "../csi/errors";
 import { checkMap } from "../csi/validate";
 import type { Driver } from "../server/driver";
+import { mountsOfVolume } from "../mount/volume-mounts";
 import { setRootMode } from "../storage/volume-root";
+import { layoutOf, type VolumeLayout, type VolumeRecord } from "../storage/volume-record";
 
 interface MutableRule {
   /** The canonical form of a valid value, or the reason it is invalid. */
   parse(value: string): { value: string } | { problem: string };
+  /** Why a volume of this layout cannot take the parameter at all, if so. */
+  unfit?(layout: VolumeLayout): string | undefined;
   /** Make the volume so. */
-  apply(driver: Driver, volumeId: string, value: string): void;
+  apply(driver: Driver, record: VolumeRecord, value: string): void;
 }
 
 const RULES: Record<string, MutableRule> = {
@@ -36,8 +43,9 @@ const RULES: Record<string, MutableRule> = {
       if (bits & 0o4000) return { problem: `mode ${v} sets setuid, which means nothing on a directory` };
       return { value: bits.toString(8).padStart(4, "0") };
     },
-    apply(driver, volumeId, v) {
-      setRootMode(driver.hostpath.dataDir(volumeId), parseInt(v, 8));
+    unfit: (layout) => (layout === "block" ? "mode does not apply to a block volume (it has no directory)" : undefined),
+    apply(driver, record, v) {
+      for (const root of volumeRoots(driver, record)) setRootMode(root, parseInt(v, 8));
     },
   },
 };
@@ -71,13 +79,35 @@ export function checkMutableParameters(params: Record<string, string> | undefine
   return out;
 }
 
+/** Why a volume of `layout` cannot take `params`, or undefined. */
+export function unfitProblem(layout: VolumeLayout, params: Record<string, string>): string | undefined {
+  for (const k of Object.keys(params)) {
+    const why = RULES[k]?.unfit?.(layout);
+    if (why) return why;
+  }
+  return undefined;
+}
+
+/**
+ * The directories that are the volume's root: its data directory, or for
+ * an image the root of its file system wherever it is mounted here
+ * (read-write) — none while it is not staged.
+ */
+function volumeRoots(driver: Driver, record: VolumeRecord): string[] {
+  const dataPath = driver.hostpath.dataDir(record.volumeId);
+  if (layoutOf(record) === "dir") return [dataPath];
+  const writable = mountsOfVolume(dataPath, true).mounts.filter((m) => !m.options.includes("ro") && m.root === "/");
+  return writable.slice(0, 1).map((m) => m.mountPoint);
+}
+
 /**
  * Make the volume match `params` (already checked). Only the keys given
  * are touched: the spec forbids changing anything for an absent key.
  */
-export function applyMutableParameters(driver: Driver, volumeId: string, params: Record<string, string>): void {
+export function applyMutableParameters(driver: Driver, record: VolumeRecord, params: Record<string, string>): void {
+  const volumeId = record.volumeId;
   try {
-    for (const [k, v] of Object.entries(params)) RULES[k]?.apply(driver, volumeId, v);
+    for (const [k, v] of Object.entries(params)) RULES[k]?.apply(driver, record, v);
   } catch (err) {
     // O_NOFOLLOW|O_DIRECTORY: gone, a symlink, or not a directory.
     if (["ENOENT", "ELOOP", "ENOTDIR"].includes(errnoOf(err) ?? "")) {

@@ -10,11 +10,15 @@
  */
 import { invalidArgument } from "../csi/errors";
 import { checkMap } from "../csi/validate";
+import { CAPACITY_MODES } from "./placement";
 
 export const PROVISIONER_PREFIX = "csi.storage.k8s.io/";
 
 const KNOWN: Record<string, (v: string) => string | undefined> = {
   backend: (v) => (v === "hostpath" ? undefined : `backend ${JSON.stringify(v)} is not available (available: hostpath)`),
+  // How the volume's size is enforced (placement.ts, docs/capacity.md).
+  capacity: (v) =>
+    (CAPACITY_MODES as readonly string[]).includes(v) ? undefined : `capacity ${JSON.stringify(v)} is not a mode (modes: ${CAPACITY_MODES.join(", ")})`,
 };
 
 export function checkParameters(params: Record<string, string> | undefined, field = "parameters"): Record<string, string> {

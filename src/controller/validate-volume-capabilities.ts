@@ -27,7 +27,7 @@ export const validateVolumeCapabilities = defineRpc<ValidateVolumeCapabilitiesRe
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
 
     for (const cap of caps) {
-      const why = unsupportedReason(cap, driver.hostpath.profile);
+      const why = unsupportedReason(cap, driver.hostpath.profileOf(record));
       if (why) return { message: why };
     }
     if (Object.keys(parameters).length > 0 && defining(parameters) !== defining(record.parameters)) {

@@ -15,9 +15,13 @@ import { MNT, MS } from "./options";
 import { observed, report } from "./observer";
 
 const libc = koffi.load("libc.so.6");
+type MountArgs = [source: string | null, target: string, fstype: string | null, flags: number, data: string | null];
+type Mount = ((...args: MountArgs) => number) & {
+  async(...args: [...MountArgs, (err: unknown, rc: number) => void]): void;
+};
 const mountFn = libc.func(
   "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)",
-) as (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
+) as Mount;
 const EINVAL = 22;
 const ENOENT = 2;
 
@@ -34,6 +38,10 @@ const ERRNO_NAMES: Record<number, string> = {
   19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 24: "EMFILE", 30: "EROFS", 36: "ENAMETOOLONG",
   40: "ELOOP", 110: "ETIMEDOUT", 116: "ESTALE",
 };
+
+// Every other errno by name, from koffi's table (loop, quota and file
+// system ioctls can answer ENOSPC, EDQUOT, ENOTTY, EOPNOTSUPP, …).
+for (const [name, value] of Object.entries(koffi.os.errno as Record<string, number>)) ERRNO_NAMES[value] ??= name;
 
 /** An error shaped like Node's own system errors (code, errno, syscall, path). */
 export class SyscallError extends Error {
@@ -72,6 +80,20 @@ export function remountBind(target: string, bits: number): void {
 /** Mount a file system (used for loop devices and tmpfs in tests). */
 export function mountFs(source: string, target: string, fstype: string, bits: number, data: string | null): void {
   observed("mount", () => check(mountFn(source, target, fstype, bits, data), "mount", target));
+}
+
+/**
+ * The same on a worker thread: mounting a real file system reads its
+ * journal and can take milliseconds, which must not stall other calls.
+ */
+export function mountFsAsync(source: string, target: string, fstype: string, bits: number, data: string | null): Promise<void> {
+  return new Promise((resolve, reject) => {
+    mountFn.async(source, target, fstype, bits, data, (err, rc) => {
+      if (err) reject(err);
+      else if (rc !== 0) reject(new SyscallError("mount", koffi.errno(), target));
+      else resolve();
+    });
+  });
 }
 
 /**

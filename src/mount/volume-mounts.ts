@@ -5,9 +5,11 @@
  * D's path inside that device's file system as its "root", whatever path
  * it is mounted at. So "every mount whose (device, root) is D's" is the
  * complete list of places D is staged or published — including mounts
- * made before a restart, or by hand.
+ * made before a restart, or by hand. An image volume is found through the
+ * loop devices attached to its file (mountsOfImage).
  */
 import { realpathSync } from "node:fs";
+import { backingFile, loopNumberOfDevice, loopNumberOfNode } from "./loop";
 import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
 
 export interface DirMounts {
@@ -35,4 +37,74 @@ export function isMountOf(entries: readonly MountEntry[], path: string, location
   const m = mountAt(entries, path);
   if (!m || !location) return undefined;
   return m.device === location.device && m.root === location.root ? m : undefined;
+}
+
+/** Where a volume is mounted, whatever its layout. */
+export interface VolumeMounts {
+  entries: MountEntry[];
+  /** Every mount of the volume: where it is staged and where it is published. */
+  mounts: MountEntry[];
+  /** Image and block volumes: the loop devices attached to the image that are in use. */
+  loops: number[];
+}
+
+/** The mount on top at `path`, if it is one of the volume's. */
+export function volumeMountAt(vm: VolumeMounts, path: string): MountEntry | undefined {
+  const m = mountAt(vm.entries, path);
+  return m && vm.mounts.includes(m) ? m : undefined;
+}
+
+/** Mounts of a volume kept as a directory (`image` false) or as an image file. */
+export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
+  if (!image) return { ...mountsOfDir(dataPath), loops: [] };
+  return mountsOfImage(dataPath, readMountInfo());
+}
+
+/**
+ * Every mount that shows a loop device attached to the image `file`: file
+ * systems mounted from it (image volumes, and their bind mounts) and bind
+ * mounts of its device node (block volumes; those show /dev's file system
+ * with the node, "/loopN", as their root). Each distinct loop device in
+ * the mount table costs one read of its sysfs backing_file, so the cost
+ * follows the number of loop devices mounted on the node, as reading
+ * mountinfo follows the number of mounts.
+ */
+export function mountsOfImage(file: string, entries: MountEntry[]): VolumeMounts {
+  let real: string;
+  try {
+    real = realpathSync(file);
+  } catch {
+    return { entries, mounts: [], loops: [] };
+  }
+  const devFs = locate(entries, "/dev")?.device;
+  const byDevice = new Map<string, number | undefined>();
+  const ours = new Map<number, boolean>();
+  const isOurs = (n: number): boolean => {
+    let v = ours.get(n);
+    if (v === undefined) ours.set(n, (v = backingFile(n) === real));
+    return v;
+  };
+  const mounts: MountEntry[] = [];
+  for (const e of entries) {
+    let n: number | undefined;
+    if (e.device.startsWith("7:")) {
+      if (!byDevice.has(e.device)) byDevice.set(e.device, loopNumberOfDevice(e.device));
+      n = byDevice.get(e.device);
+    } else if (e.device === devFs) {
+      n = loopNumberOfNode(e.root);
+    }
+    if (n !== undefined && isOurs(n)) mounts.push(e);
+  }
+  return { entries, mounts, loops: [...ours].filter(([, v]) => v).map(([n]) => n) };
+}
+
+/**
+ * Is `m` a leftover: a bind mount of a loop device node whose device has
+ * been detached since (a stage or publish of a block volume interrupted by
+ * a crash)? Such a mount refers to nothing and may be removed.
+ */
+export function isStaleDeviceBind(entries: readonly MountEntry[], m: MountEntry): boolean {
+  if (m.device !== locate(entries, "/dev")?.device) return false;
+  const n = loopNumberOfNode(m.root);
+  return n !== undefined && backingFile(n) === undefined;
 }

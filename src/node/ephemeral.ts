@@ -121,7 +121,7 @@ export async function prepareEphemeral(
   if (!created && (record.capacityBytes !== attrs.sizeBytes || !sameMutableParameters(record.mutableParameters, attrs.mutableParameters))) {
     throw alreadyExists(`inline volume ${req.volumeId} already exists with a different size or mode`);
   }
-  applyMutableParameters(driver, record.volumeId, record.mutableParameters);
+  applyMutableParameters(driver, record, record.mutableParameters);
   return { vol: await findVolume(driver, record.volumeId), created };
 }
 

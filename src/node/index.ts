@@ -1,7 +1,7 @@
 // The Node service: runs on every node; the kubelet calls it to mount volumes.
 import type { NodeServer } from "../gen/csi";
-import { notOffered } from "../server/not-offered";
 import type { RpcTable } from "../server/rpc";
+import { nodeExpandVolume } from "./node-expand-volume";
 import { nodeGetCapabilities } from "./node-get-capabilities";
 import { nodeGetInfo } from "./node-get-info";
 import { nodeGetVolumeStats } from "./node-get-volume-stats";
@@ -16,7 +16,7 @@ export const nodeRpcs: RpcTable<NodeServer> = {
   nodePublishVolume,
   nodeUnpublishVolume,
   nodeGetVolumeStats,
-  nodeExpandVolume: notOffered("NodeExpandVolume", "EXPAND_VOLUME"),
+  nodeExpandVolume,
   nodeGetCapabilities,
   nodeGetInfo,
 };

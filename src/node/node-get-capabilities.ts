@@ -6,7 +6,9 @@
  * health reporting; SINGLE_NODE_MULTI_WRITER lets Kubernetes tell
  * ReadWriteOnce (SINGLE_NODE_MULTI_WRITER) from ReadWriteOncePod
  * (SINGLE_NODE_SINGLE_WRITER); VOLUME_MOUNT_GROUP makes the kubelet hand
- * a pod's fsGroup to the driver instead of changing ownership itself.
+ * a pod's fsGroup to the driver instead of changing ownership itself;
+ * EXPAND_VOLUME makes it call NodeExpandVolume after a controller
+ * expansion that asks for it.
  */
 import {
   NodeServiceCapability_RPC_Type as Cap,
@@ -21,6 +23,7 @@ export const NODE_CAPABILITIES: readonly Cap[] = [
   Cap.VOLUME_CONDITION,
   Cap.SINGLE_NODE_MULTI_WRITER,
   Cap.VOLUME_MOUNT_GROUP,
+  Cap.EXPAND_VOLUME,
 ];
 
 export const nodeGetCapabilities = defineRpc<NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse>({

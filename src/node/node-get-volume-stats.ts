@@ -6,17 +6,19 @@
  * one where this volume is really mounted — otherwise NOT_FOUND, so a
  * stale path never reports some other file system's numbers.
  *
- * A hostPath volume shares its file system with the root, so bytes and
- * inodes here are that file system's; per-volume limits come with quotas.
+ * The numbers are the volume's own where it has its own: a quota's
+ * counters, an image's file system, a block device's size. Only a plain
+ * directory (capacity: none) shares its file system with the root and
+ * reports that file system's figures (src/node/layouts).
  */
 import type { NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse } from "../gen/csi";
-import { VolumeUsage_Unit as Unit } from "../gen/csi";
 import { notFound } from "../csi/errors";
 import { checkPath, checkToken, requireString } from "../csi/validate";
-import { isMountOf, mountsOfDir } from "../mount/volume-mounts";
-import { statfsUsage } from "../storage/hostpath-store";
+import { mountsOfVolume, volumeMountAt } from "../mount/volume-mounts";
+import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
 import { storeVolumeId } from "./ephemeral";
+import { nodeLayout } from "./layouts";
 
 export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse>({
   async handle(req, { driver }) {
@@ -29,19 +31,14 @@ export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVo
     const id = storeVolumeId(driver, volumeId); // an inline volume is stored under its own ID
     const record = await driver.hostpath.get(id);
     if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
-    const volumeCondition = await driver.hostpath.condition(id);
-    if (volumeCondition.abnormal) return { usage: [], volumeCondition };
-    const mounts = mountsOfDir(driver.hostpath.dataDir(id));
-    if (!volumePath.startsWith("/") || volumePath.includes("\0") || !isMountOf(mounts.entries, volumePath, mounts.location)) {
-      throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
-    }
-    const u = await statfsUsage(volumePath);
-    return {
-      usage: [
-        { unit: Unit.BYTES, total: u.totalBytes, available: u.availableBytes, used: u.usedBytes },
-        { unit: Unit.INODES, total: u.totalInodes, available: u.availableInodes, used: u.usedInodes },
-      ],
-      volumeCondition,
-    };
+    const volumeCondition = await driver.hostpath.condition(id, record);
+    if (volumeCondition.abnormal && !volumeCondition.usable) return { usage: [], volumeCondition };
+    const layout = layoutOf(record);
+    const dataDir = driver.hostpath.dataDir(id);
+    const mounts = mountsOfVolume(dataDir, layout !== "dir");
+    const mount = volumePath.startsWith("/") && !volumePath.includes("\0") ? volumeMountAt(mounts, volumePath) : undefined;
+    if (!mount) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
+    const usage = await nodeLayout(layout).stats(driver, { record, layout, dataDir, mounts }, volumePath, mount);
+    return { usage, volumeCondition };
   },
 });

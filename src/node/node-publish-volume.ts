@@ -6,7 +6,9 @@
  * volume can be read-write for one pod and read-only for another. A pod's
  * fsGroup (volume_mount_group) is applied to the volume's root
  * (mount-group.ts), and a read-only attachment (attachment-check.ts) makes
- * the mount read-only.
+ * the mount read-only. (A block volume's device is bound onto a target
+ * file instead, and a read-only one gets a read-only device:
+ * src/node/layouts/block.ts.)
  *
  * Repeating the call with the same arguments is a no-op; different
  * arguments on the same target are ALREADY_EXISTS. Access modes that allow
@@ -23,17 +25,18 @@ import type { NodePublishVolumeRequest, NodePublishVolumeResponse } from "../gen
 import { sameCapability, type Capability } from "../csi/capabilities";
 import { alreadyExists, failedPrecondition } from "../csi/errors";
 import { checkMap, checkPath, checkToken } from "../csi/validate";
-import { bindWithFlags, ensureDirectory, isReadOnly, readOnlyBits } from "../mount/bind";
+import { isReadOnly, readOnlyBits, unmountAll } from "../mount/bind";
 import { mountAt } from "../mount/mountinfo";
 import { MS, type BindFlags } from "../mount/options";
-import { isMountOf } from "../mount/volume-mounts";
+import { isStaleDeviceBind, volumeMountAt } from "../mount/volume-mounts";
 import type { Driver } from "../server/driver";
 import { defineRpc } from "../server/rpc";
 import { checkAttachment } from "./attachment-check";
 import { isEphemeralRequest, nodeLockKeys, prepareEphemeral, removeEphemeralIfUnused } from "./ephemeral";
+import { nodeLayout } from "./layouts";
 import { applyVolumeMountGroup } from "./mount-group";
 import { secondTargetProblem } from "./single-writer";
-import { findVolume, nodeCapability, type NodeVolume } from "./staged-volume";
+import { findVolume, nodeCapability, requireDeliverable, type NodeVolume } from "./staged-volume";
 
 export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublishVolumeResponse>({
   // An inline volume is also locked under its store ID.
@@ -67,10 +70,12 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
     const vol = await findVolume(driver, volumeId);
     const attachment = checkAttachment(driver, volumeId, publishContext);
-    if (!isMountOf(vol.mounts.entries, stagingPath, vol.mounts.location)) {
+    requireDeliverable(driver, vol, cap);
+    const staged = nodeLayout(vol.layout).stagedPath(stagingPath);
+    if (!volumeMountAt(vol.mounts, staged)) {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
-    await publishAt(driver, { vol, source: stagingPath, targetPath, cap, flags, readonly, forcedReadOnly: attachment.readonly });
+    await publishAt(driver, { vol, source: staged, targetPath, cap, flags, readonly, forcedReadOnly: attachment.readonly });
     return {};
   },
 });
@@ -90,25 +95,29 @@ interface Publish {
 async function publishAt(driver: Driver, p: Publish): Promise<void> {
   const { vol, source, targetPath, cap, readonly } = p;
   const volumeId = vol.record.volumeId;
-  const { entries, location, mounts } = vol.mounts;
+  const layout = nodeLayout(vol.layout);
+  const { entries, mounts } = vol.mounts;
   const kernelReadOnly = readonly || p.forcedReadOnly || (p.flags.bits & MS.RDONLY) !== 0;
+  const fileSystem = vol.layout !== "block";
 
-  const existing = isMountOf(entries, targetPath, location);
+  const existing = volumeMountAt(vol.mounts, targetPath);
   if (existing) {
     const rec = driver.nodeRecords.get("publish", targetPath);
     const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
     if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with a different capability or readonly flag`);
-    applyVolumeMountGroup(cap, source, kernelReadOnly); // finish what a crash may have cut short
+    if (fileSystem) applyVolumeMountGroup(cap, source, kernelReadOnly); // finish what a crash may have cut short
     return;
   }
-  if (mountAt(entries, targetPath)) throw alreadyExists(`something else is already mounted at ${targetPath}`);
+  const occupant = mountAt(entries, targetPath);
+  if (occupant && isStaleDeviceBind(entries, occupant)) await unmountAll(targetPath);
+  else if (occupant) throw alreadyExists(`something else is already mounted at ${targetPath}`);
 
   const others = mounts.filter((m) => m.mountPoint !== source && m.mountPoint !== targetPath).map((m) => m.mountPoint);
   const problem = secondTargetProblem(driver, vol.record, cap, others);
   if (problem) throw failedPrecondition(problem);
 
-  await ensureDirectory(targetPath, "target_path");
+  await layout.prepareTarget(targetPath);
   driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
-  applyVolumeMountGroup(cap, source, kernelReadOnly);
-  bindWithFlags(source, targetPath, readOnlyBits(kernelReadOnly, p.flags.bits));
+  if (fileSystem) applyVolumeMountGroup(cap, source, kernelReadOnly);
+  await layout.publish(vol, source, targetPath, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
 }

@@ -3,27 +3,32 @@
  *
  * Staging is the per-node half of mounting. For a disk it is where the
  * device gets formatted and mounted; every pod on the node then gets a
- * cheap bind mount of that one global mount. For a hostPath volume the
- * "device" is a directory, so staging binds the volume's directory at the
- * staging path. Calling it again for the same volume and path is a no-op;
- * a different volume or capability at that path is ALREADY_EXISTS. With
+ * cheap bind mount of that one global mount. Here it depends on the
+ * volume's layout (src/node/layouts): a directory is bound at the staging
+ * path, an image's file system is loop-mounted there, a block volume's
+ * loop device is bound onto a file inside it. Calling it again for the
+ * same volume and path is a no-op; a different volume or capability at
+ * that path is ALREADY_EXISTS. With
  * attach on, the volume must be attached to this node, and a read-only
  * attachment is staged read-only (attachment-check.ts); a pod's fsGroup
  * (volume_mount_group) is applied to the volume's root (mount-group.ts).
  */
+import * as path from "node:path";
 import type { NodeStageVolumeRequest, NodeStageVolumeResponse } from "../gen/csi";
 import { sameCapability } from "../csi/capabilities";
 import { alreadyExists } from "../csi/errors";
 import { checkMap, checkPath, checkToken } from "../csi/validate";
-import { bindWithFlags, ensureDirectory } from "../mount/bind";
+import { ensureDirectory, unmountAll } from "../mount/bind";
 import { mountAt } from "../mount/mountinfo";
-import { MS } from "../mount/options";
-import { isMountOf } from "../mount/volume-mounts";
+import { isStaleDeviceBind, volumeMountAt } from "../mount/volume-mounts";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
+import { applyMutableParameters } from "../controller/mutable-parameters";
 import { checkAttachment } from "./attachment-check";
+import { nodeLayout } from "./layouts";
+import { STAGED_DEVICE } from "./layouts/block";
 import { applyVolumeMountGroup } from "./mount-group";
-import { findVolume, nodeCapability } from "./staged-volume";
+import { findVolume, nodeCapability, requireDeliverable } from "./staged-volume";
 
 export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolumeResponse>({
   lockKeys: (req) => volumeKey(req.volumeId),
@@ -38,9 +43,12 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
 
     const vol = await findVolume(driver, volumeId);
     const { readonly } = checkAttachment(driver, volumeId, publishContext);
+    requireDeliverable(driver, vol, cap);
+    const layout = nodeLayout(vol.layout);
     await ensureDirectory(stagingPath, "staging_target_path");
-    const { entries, location } = vol.mounts;
-    if (isMountOf(entries, stagingPath, location)) {
+    const staged = layout.stagedPath(stagingPath);
+    const { entries } = vol.mounts;
+    if (volumeMountAt(vol.mounts, staged)) {
       const rec = driver.nodeRecords.get("stage", stagingPath);
       if (rec && (rec.volumeId !== volumeId || !sameCapability(rec.capability, cap))) {
         throw alreadyExists(`volume ${volumeId} is already staged at ${stagingPath} with a different volume_capability`);
@@ -48,15 +56,20 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
       applyVolumeMountGroup(cap, stagingPath, readonly); // finish what a crash may have cut short
       return {};
     }
-    if (mountAt(entries, stagingPath)) {
-      throw alreadyExists(`something else is already mounted at ${stagingPath}`);
+    // A block volume staged here lives on the file under it; nothing may hide it.
+    for (const p of new Set([stagingPath, staged, path.join(stagingPath, STAGED_DEVICE)])) {
+      const m = mountAt(entries, p);
+      if (m && isStaleDeviceBind(entries, m)) await unmountAll(p);
+      else if (m) throw alreadyExists(`something else is already mounted at ${p}`);
     }
     // Write the record first: if we crash between the two steps, a record
     // without a mount is ignored, while a mount without a record would
     // lose the capability it was made for.
     driver.nodeRecords.put("stage", { volumeId, path: stagingPath, capability: cap, readonly });
-    bindWithFlags(vol.dataDir, stagingPath, readonly ? MS.RDONLY : 0);
-    applyVolumeMountGroup(cap, stagingPath, readonly);
+    await layout.stage(driver, vol, stagingPath, readonly);
+    // An image's root lives inside it: its mutable mode is applied where it is mounted.
+    if (vol.layout === "image" && !readonly) applyMutableParameters(driver, vol.record, vol.record.mutableParameters);
+    if (vol.layout !== "block") applyVolumeMountGroup(cap, stagingPath, readonly);
     return {};
   },
 });

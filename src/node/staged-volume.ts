@@ -6,36 +6,46 @@ import { toCapability, unsupportedReason, type Capability } from "../csi/capabil
 import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import type { VolumeCapability } from "../gen/csi";
 import { parseBindFlags, type BindFlags } from "../mount/options";
-import { mountsOfDir, type DirMounts } from "../mount/volume-mounts";
+import { mountsOfVolume, type VolumeMounts } from "../mount/volume-mounts";
 import type { Driver } from "../server/driver";
-import type { VolumeRecord } from "../storage/volume-record";
+import { layoutOf, type VolumeLayout, type VolumeRecord } from "../storage/volume-record";
 
 export interface NodeVolume {
   record: VolumeRecord;
+  layout: VolumeLayout;
+  /** data/<id>: the volume's directory, or its image file. */
   dataDir: string;
-  /** Where the kernel shows the volume's directory mounted, right now. */
-  mounts: DirMounts;
+  /** Where the kernel shows the volume mounted, right now. */
+  mounts: VolumeMounts;
 }
 
 export async function findVolume(driver: Driver, volumeId: string): Promise<NodeVolume> {
   const record = await driver.hostpath.get(volumeId);
   if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
   const dataDir = driver.hostpath.dataDir(volumeId);
-  const condition = await driver.hostpath.condition(volumeId);
-  if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
-  return { record, dataDir, mounts: mountsOfDir(dataDir) };
+  const condition = await driver.hostpath.condition(volumeId, record);
+  if (condition.abnormal && !condition.usable) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
+  const layout = layoutOf(record);
+  return { record, layout, dataDir, mounts: mountsOfVolume(dataDir, layout !== "dir") };
 }
 
 /**
  * A node call's capability: malformed → INVALID_ARGUMENT; well-formed but
- * beyond what the volume can do → FAILED_PRECONDITION (the spec's
- * "exceeds capabilities" for node calls).
+ * beyond what any volume can do → FAILED_PRECONDITION (the spec's
+ * "exceeds capabilities" for node calls). `requireDeliverable` then checks
+ * it against the volume's own layout.
  */
 export function nodeCapability(driver: Driver, cap: VolumeCapability | undefined): { cap: Capability; flags: BindFlags } {
   const c = toCapability(cap, "volume_capability");
   const flags = parseBindFlags(c.mountFlags);
   if (typeof flags === "string") throw invalidArgument(flags);
-  const why = unsupportedReason(c, driver.hostpath.profile);
+  const why = unsupportedReason(c, driver.hostpath.anyLayoutProfile);
   if (why) throw failedPrecondition(why);
   return { cap: c, flags };
+}
+
+/** FAILED_PRECONDITION unless this volume can be used with `cap` (e.g. block access to a file system volume). */
+export function requireDeliverable(driver: Driver, vol: NodeVolume, cap: Capability): void {
+  const why = unsupportedReason(cap, driver.hostpath.profileOf(vol.record));
+  if (why) throw failedPrecondition(`volume ${vol.record.volumeId}: ${why}`);
 }

@@ -15,6 +15,14 @@ import { version } from "./version";
 
 export type Mode = "all" | "controller" | "node";
 
+/**
+ * How a volume's size is enforced when its StorageClass does not say
+ * (parameter `capacity`): "auto" is quota where the root has quotas and
+ * image elsewhere. See docs/capacity.md.
+ */
+export type DefaultCapacityMode = "auto" | "quota" | "image" | "none";
+export const DEFAULT_CAPACITY_MODES: readonly DefaultCapacityMode[] = ["auto", "quota", "image", "none"];
+
 export interface DriverConfig {
   /** The CSI driver name, reverse-DNS; StorageClasses name it as provisioner. */
   driverName: string;
@@ -27,6 +35,7 @@ export interface DriverConfig {
   defaultCapacityBytes: number;
   /** Offer ControllerPublish/Unpublish ("attach"); see docs/access.md. */
   enableAttach: boolean;
+  defaultCapacityMode: DefaultCapacityMode;
 }
 
 export const DEFAULT_DRIVER_NAME = "csi-lab.example.org";
@@ -41,6 +50,7 @@ export function defaultConfig(overrides: Partial<DriverConfig> = {}): DriverConf
     maxVolumesPerNode: 0,
     defaultCapacityBytes: GiB,
     enableAttach: false,
+    defaultCapacityMode: "auto",
     ...overrides,
   };
 }
@@ -62,6 +72,13 @@ export interface Driver {
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
   const snapshots = await SnapshotStore.open(hostpath.root);
+  if (config.defaultCapacityMode === "quota" && !hostpath.quota) {
+    throw new Error(`--default-capacity-mode quota, but ${hostpath.noQuotaReason}`);
+  }
+  log.info("capacity", {
+    quotas: hostpath.quota?.description ?? `none (${hostpath.noQuotaReason})`,
+    defaultMode: config.defaultCapacityMode,
+  });
   const nodeRecords = new NodeRecords();
   const { store: attachments, problems } = await AttachmentStore.open(hostpath.root, async (id) => (await hostpath.get(id)) !== undefined);
   for (const problem of problems) log.warn("ignoring an unreadable attachment record", { problem });

@@ -44,7 +44,7 @@ export async function snapshotVolume(
 ): Promise<{ record: SnapshotRecord; created: boolean }> {
   const from = volumeContent(hostpath, volume);
   return snapshots.create(
-    { ...spec, sourceVolumeId: volume.volumeId, sizeBytes: volume.capacityBytes, layout: from.layout },
+    { ...spec, sourceVolumeId: volume.volumeId, sizeBytes: volume.capacityBytes, layout: from.layout, ...(volume.fsType ? { fsType: volume.fsType } : {}) },
     async (staging) => {
       const condition = await hostpath.condition(volume.volumeId);
       if (condition.abnormal) {

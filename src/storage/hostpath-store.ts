@@ -26,21 +26,34 @@
  * one read, whatever the number of volumes: idempotency without an index.
  * IDs are checked against that exact shape before any path is built from
  * them, so no ID can point outside the root.
+ *
+ * data/<id> is a directory, or — for the image and block layouts — a
+ * sparse image file (volume-content.ts); the same two-phase commit and
+ * sweep apply to both. Sizes promised to volumes whose size is enforced
+ * are tallied in a CapacityLedger (capacity-ledger.ts).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { lstatSync, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { CapacityLedger } from "./capacity-ledger";
+import { detectQuota, type QuotaBackend } from "./quota";
 import { SortedIndex } from "./sorted-index";
-import { parseRecord, RECORD_VERSION, type VolumeRecord } from "./volume-record";
+import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe, type Condition } from "./volume-content";
+import { layoutOf, parseRecord, RECORD_VERSION, type VolumeLayout, type VolumeRecord } from "./volume-record";
 import { internal } from "../csi/errors";
 import { AccessMode, type CapabilityProfile } from "../csi/capabilities";
+import { IMAGE_FS_TYPES, type FsType } from "../mount/filesystem";
 import { mountContaining, readMountInfo } from "../mount/mountinfo";
 
 const ID_PREFIX = "hp-";
 const ID_PATTERN = /^hp-[0-9a-f]{32}$/;
 
-export type NewVolume = Omit<VolumeRecord, "version" | "volumeId" | "backend" | "createdAt">;
+export type NewVolume = Omit<VolumeRecord, "version" | "volumeId" | "backend" | "createdAt" | "quota" | "fsType"> & {
+  fsType?: FsType;
+  /** "dir" layout: enforce capacityBytes with the root's quotas (which must exist: see `quota`). */
+  withQuota?: boolean;
+};
 
 export interface FsUsage {
   totalBytes: number;
@@ -52,9 +65,10 @@ export interface FsUsage {
 }
 
 /**
- * What a directory on one node can honestly offer: a mounted file system
- * (no raw block device yet), used from that node only. fs_type is accepted
- * when empty or when it names the file system the root really is on.
+ * What a directory on one node can honestly offer: a mounted file system,
+ * used from that node only. fs_type is accepted when empty or when it
+ * names the file system the root really is on. (Image and block volumes
+ * adapt it: see HostPathStore.profileFor.)
  */
 function hostPathProfile(rootFsType: string | undefined): CapabilityProfile {
   return {
@@ -72,10 +86,18 @@ function hostPathProfile(rootFsType: string | undefined): CapabilityProfile {
 
 export class HostPathStore {
   readonly backend = "hostpath";
+  /** Sizes promised to volumes whose size is enforced. */
+  readonly ledger = new CapacityLedger();
+
   private constructor(
     readonly root: string,
     private readonly index: SortedIndex,
     readonly profile: CapabilityProfile,
+    /** The root's file system type, as mountinfo names it. */
+    readonly rootFsType: string | undefined,
+    /** The root's quota mechanism, if it has one; `noQuotaReason` says why not. */
+    readonly quota: QuotaBackend | undefined,
+    readonly noQuotaReason: string,
   ) {}
 
   /** Open (and if needed lay out) a root directory; sweep crash leftovers. */
@@ -85,10 +107,43 @@ export class HostPathStore {
     const ids = (await fsp.readdir(path.join(abs, "volumes")))
       .filter((n) => n.endsWith(".json") && ID_PATTERN.test(n.slice(0, -5)))
       .map((n) => n.slice(0, -5));
-    await sweep(abs, new Set(ids));
-    const rootFs = mountContaining(readMountInfo(), await fsp.realpath(abs))?.fsType;
-    return new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs));
+    const rootFs = mountContaining(readMountInfo(), await fsp.realpath(abs));
+    const { backend: quota, reason } = detectQuota(abs, rootFs);
+    await sweep(abs, new Set(ids), quota);
+    const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason);
+    store.ledger.rebuild(ids, async (id) => {
+      const rec = await store.get(id);
+      const probe = rec && usageProbe(store.dataDir(id), rec, quota);
+      return rec && probe ? { bytes: rec.capacityBytes, probe } : undefined;
+    });
+    return store;
   }
+
+  /**
+   * What a volume of `layout` can deliver. Image volumes take fs_type ext4
+   * or xfs (the one they were made with, once made); block volumes only
+   * the block access type.
+   */
+  profileFor(layout: VolumeLayout, fsType?: string): CapabilityProfile {
+    if (layout === "dir") return this.profile;
+    if (layout === "image") return { ...this.profile, fsTypes: new Set(fsType ? [fsType] : IMAGE_FS_TYPES) };
+    return { ...this.profile, accessTypes: new Set(["block"]), fsTypes: new Set(), mountGroup: false };
+  }
+
+  profileOf(record: VolumeRecord): CapabilityProfile {
+    return this.profileFor(layoutOf(record), record.fsType);
+  }
+
+  /** What some layout can deliver: the first check of a CreateVolume, before its layout is chosen. */
+  get anyLayoutProfile(): CapabilityProfile {
+    this.anyProfile ??= {
+      ...this.profile,
+      accessTypes: new Set(["mount", "block"]),
+      fsTypes: new Set([...this.profile.fsTypes, ...IMAGE_FS_TYPES]),
+    };
+    return this.anyProfile;
+  }
+  private anyProfile: CapabilityProfile | undefined;
 
   static isVolumeId(id: string): boolean {
     return ID_PATTERN.test(id);
@@ -107,7 +162,7 @@ export class HostPathStore {
     return path.join(this.root, "volumes", `${id}.json`);
   }
 
-  /** The directory that holds the volume's contents. */
+  /** The directory that holds the volume's contents — for image and block volumes, the image file. */
   dataDir(id: string): string {
     if (!ID_PATTERN.test(id)) throw internal(`refusing to build a path from malformed volume id ${JSON.stringify(id)}`);
     return path.join(this.root, "data", id);
@@ -145,24 +200,37 @@ export class HostPathStore {
     const existing = await this.get(id);
     if (existing) return { record: existing, created: false };
 
-    const record: VolumeRecord = {
+    const { withQuota = false, ...fields } = spec;
+    let record: VolumeRecord = {
       version: RECORD_VERSION,
       volumeId: id,
       backend: this.backend,
       createdAt: new Date().toISOString(),
-      ...spec,
+      ...fields,
     };
+    const layout = layoutOf(record);
     const staging = path.join(this.root, ".tmp", `${id}.${randomBytes(4).toString("hex")}`);
     try {
-      await fsp.mkdir(staging, { mode: 0o755 });
-      // Pods run as any user id; like a fresh emptyDir the volume's root
-      // is writable by all until a pod's fsGroup narrows it. mkdir's mode
-      // is filtered by the umask, hence the explicit chmod.
-      await fsp.chmod(staging, 0o777);
-      if (fill) await fill(staging);
+      if (fill && layout !== "dir") {
+        // A restored image or block file is the source's file, copied
+        // (reflinked where it can be); it is then grown to the new size —
+        // the file system inside follows at the next stage.
+        await fill(staging);
+        await growContent(staging, record, record.capacityBytes, this.quota);
+      } else {
+        const made = await makeContent(
+          staging,
+          { volumeId: id, layout, capacityBytes: record.capacityBytes, fsType: spec.fsType, withQuota },
+          { quota: this.quota, btrfs: this.rootFsType === "btrfs" },
+        );
+        record = { ...record, ...made };
+        // A restored tree is copied into the made directory, so its files
+        // are born inside the quota (a rename in from elsewhere would not be).
+        if (fill) await fill(staging);
+      }
       await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
     } catch (err) {
-      await fsp.rm(staging, { recursive: true, force: true });
+      await purge(staging, this.quota);
       throw err;
     }
     try {
@@ -170,11 +238,29 @@ export class HostPathStore {
       await fsyncDir(path.join(this.root, "data"));
     } catch (err) {
       await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
-      await fsp.rm(staging, { recursive: true, force: true });
+      await purge(staging, this.quota);
       throw err;
     }
     this.index.add(id);
+    const probe = usageProbe(this.dataDir(id), record, this.quota);
+    if (probe) this.ledger.set(id, record.capacityBytes, probe);
     return { record, created: true };
+  }
+
+  /**
+   * Give a volume `bytes` of room (never less than it has): raise its quota
+   * or grow its image file, then record the new size. The room is made
+   * first, so a crash in between leaves a volume larger than its record
+   * says, which the retried expansion records.
+   */
+  async expand(record: VolumeRecord, bytes: number): Promise<VolumeRecord> {
+    const id = record.volumeId;
+    await growContent(this.dataDir(id), record, bytes, this.quota);
+    const grown = { ...record, capacityBytes: bytes };
+    await this.update(grown);
+    const probe = usageProbe(this.dataDir(id), grown, this.quota);
+    if (probe) this.ledger.set(id, bytes, probe);
+    return grown;
   }
 
   /** Replace a volume's metadata (e.g. after expansion). */
@@ -193,8 +279,9 @@ export class HostPathStore {
       return false;
     }
     this.index.delete(id);
+    this.ledger.remove(id);
     await fsyncDir(path.join(this.root, "volumes"));
-    await removeTree(this.root, this.dataDir(id));
+    await removeContent(this.root, this.dataDir(id), this.quota);
     return true;
   }
 
@@ -204,22 +291,13 @@ export class HostPathStore {
   }
 
   /**
-   * Is the volume's data directory still there and a real directory? A
-   * volume whose directory vanished, or was replaced by a symlink, is
-   * reported abnormal rather than used.
+   * Is the volume's data directory (or image file) still there and what
+   * its layout says? A volume whose data vanished, or was replaced by a
+   * symlink, is reported abnormal rather than used. Without `record` the
+   * record is read.
    */
-  async condition(id: string): Promise<{ abnormal: boolean; message: string }> {
-    try {
-      const st = lstatSync(this.dataDir(id));
-      if (st.isSymbolicLink()) return { abnormal: true, message: "the volume's data directory has been replaced by a symlink" };
-      if (!st.isDirectory()) return { abnormal: true, message: "the volume's data directory is not a directory" };
-      return { abnormal: false, message: "volume directory is present" };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        return { abnormal: true, message: "the volume's data directory is missing" };
-      }
-      return { abnormal: true, message: `the volume's data directory cannot be inspected: ${(err as Error).message}` };
-    }
+  async condition(id: string, record?: VolumeRecord): Promise<Condition> {
+    return contentCondition(this.dataDir(id), record ?? (await this.get(id)), this.quota);
   }
 
   /** Space and inodes of the file system holding the root. */
@@ -240,34 +318,19 @@ export async function statfsUsage(dir: string): Promise<FsUsage> {
   };
 }
 
-/**
- * Move a directory to .trash (atomic), then empty it. fs.rm does not follow
- * symlinks: a link inside the volume is removed, never what it points at.
- */
-async function removeTree(root: string, dir: string): Promise<void> {
-  const trash = path.join(root, ".trash", `${path.basename(dir)}.${randomBytes(4).toString("hex")}`);
-  try {
-    await fsp.rename(dir, trash);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  await fsp.rm(trash, { recursive: true, force: true });
-}
-
 /** Finish what a crash interrupted (see the top of this file). Runs once, at start-up. */
-async function sweep(root: string, ids: ReadonlySet<string>): Promise<void> {
+async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend | undefined): Promise<void> {
   for (const entry of await fsp.readdir(path.join(root, ".tmp"))) {
     const id = entry.split(".")[0]!;
     const target = path.join(root, "data", id);
     if (ids.has(id) && !(await exists(target))) await fsp.rename(path.join(root, ".tmp", entry), target);
-    else await fsp.rm(path.join(root, ".tmp", entry), { recursive: true, force: true });
+    else await purge(path.join(root, ".tmp", entry), quota);
   }
   for (const entry of await fsp.readdir(path.join(root, "data"))) {
-    if (!ids.has(entry)) await removeTree(root, path.join(root, "data", entry));
+    if (!ids.has(entry)) await removeContent(root, path.join(root, "data", entry), quota);
   }
   for (const entry of await fsp.readdir(path.join(root, ".trash"))) {
-    await fsp.rm(path.join(root, ".trash", entry), { recursive: true, force: true });
+    await purge(path.join(root, ".trash", entry), quota);
   }
 }
 

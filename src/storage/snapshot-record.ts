@@ -20,6 +20,8 @@ export interface SnapshotRecord {
   /** The source volume's capacity: the least a volume restored from this snapshot may have. */
   sizeBytes: number;
   layout: ContentLayout;
+  /** For an "image" snapshot: the file system inside it (restores keep it). */
+  fsType?: string;
   parameters: Record<string, string>;
   /** Set for members of a group snapshot: they are deleted with the group, never alone. */
   groupSnapshotId?: string;

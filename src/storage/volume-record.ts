@@ -8,8 +8,18 @@
  * directory and you have the driver's whole state.
  */
 import type { Capability } from "../csi/capabilities";
+import { isQuotaInfo, type QuotaInfo } from "./quota/quota-backend";
 
 export const RECORD_VERSION = 1;
+
+/**
+ * How a volume's data is kept under data/<id> (see docs/capacity.md):
+ * "dir"   a directory, bind-mounted (optionally limited by a quota);
+ * "image" a sparse file holding its own file system, loop-mounted;
+ * "block" a sparse file handed to the pod as a raw block device.
+ */
+export type VolumeLayout = "dir" | "image" | "block";
+export const VOLUME_LAYOUTS: readonly VolumeLayout[] = ["dir", "image", "block"];
 
 export interface ContentSource {
   snapshotId?: string;
@@ -30,6 +40,17 @@ export interface VolumeRecord {
   /** Topology segments where the volume can be reached. */
   topology: Record<string, string>;
   createdAt: string;
+  /** Absent in records made before layouts existed: those are all "dir". */
+  layout?: VolumeLayout;
+  /** "image" layout: the file system inside the image (ext4, xfs). */
+  fsType?: string;
+  /** "dir" layout with an enforced size: the quota that enforces it. */
+  quota?: QuotaInfo;
+}
+
+/** A record's layout; old records without the field are directories. */
+export function layoutOf(rec: Pick<VolumeRecord, "layout">): VolumeLayout {
+  return rec.layout ?? "dir";
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {
@@ -51,5 +72,8 @@ export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | st
     return "metadata has malformed parameters or topology";
   }
   if (typeof r.createdAt !== "string") return "metadata has no createdAt";
+  if (r.layout !== undefined && !VOLUME_LAYOUTS.includes(r.layout as VolumeLayout)) return `metadata has unknown layout ${String(r.layout)}`;
+  if (r.fsType !== undefined && typeof r.fsType !== "string") return "metadata has a malformed fsType";
+  if (r.quota !== undefined && !isQuotaInfo(r.quota)) return "metadata has a malformed quota";
   return r as unknown as VolumeRecord;
 }

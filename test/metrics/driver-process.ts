@@ -28,7 +28,7 @@ export async function startDriverWithMetrics(extraArgs: string[] = []): Promise<
   const dir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-metrics-"));
   const root = path.join(dir, "root");
   const endpoint = `unix://${path.join(dir, "csi.sock")}`;
-  const args = [CLI, "driver", "--endpoint", endpoint, "--node-id", "metrics-node", "--root", root, "--metrics-address", "127.0.0.1:0", ...extraArgs];
+  const args = [CLI, "driver", "--endpoint", endpoint, "--node-id", "metrics-node", "--root", root, "--metrics-address", "127.0.0.1:0", "--default-capacity-mode", "none", ...extraArgs];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
   let address: string | undefined;
   await new Promise<void>((resolve, reject) => {

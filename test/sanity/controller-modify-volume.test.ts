@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { ControllerServiceCapability_RPC_Type as Cap } from "../../src/gen/csi";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 
 describe("ControllerModifyVolume and mutable parameters", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   const create = async (mutableParameters?: Record<string, string>, name = uniqueName()) =>

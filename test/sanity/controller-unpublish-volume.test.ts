@@ -1,10 +1,10 @@
 // ControllerUnpublishVolume (detach): idempotent, and never under a mounted volume.
 import assert from "node:assert/strict";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 
 describe("ControllerUnpublishVolume", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver({ extraArgs: ["--enable-attach"] })));
+  before(async () => (d = await startDriver({ extraArgs: [...DIR_VOLUMES, "--enable-attach"] })));
   after(async () => destroyDriver(d));
 
   async function attached() {

@@ -3,12 +3,12 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { ControllerServiceCapability_RPC_Type as Cap } from "../../src/gen/csi";
-import { Code, destroyDriver, expectCode, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { createVolume, GiB, MiB, snapshotDir, volumeDir } from "./snapshot-helpers";
 
 describe("CreateSnapshot", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   it("is advertised, with LIST_SNAPSHOTS and CLONE_VOLUME", async () => {

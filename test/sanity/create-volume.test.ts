@@ -2,13 +2,13 @@
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, Mode, blockCapability, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, Mode, blockCapability, mountCapability, startDriver, uniqueName, DIR_VOLUMES, type DriverProcess } from "./harness";
 
 const MiB = 1024 * 1024;
 
 describe("CreateVolume", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   const create = (name: string, extra: Record<string, unknown> = {}) =>
@@ -84,8 +84,12 @@ describe("CreateVolume", () => {
     );
   });
 
-  it("refuses block access (not offered by directory volumes)", async () => {
-    await expectCode(d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [blockCapability()] }), Code.INVALID_ARGUMENT, /block/);
+  it("refuses block access for a directory volume (capacity: none)", async () => {
+    await expectCode(
+      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [blockCapability()], parameters: { capacity: "none" } }),
+      Code.INVALID_ARGUMENT,
+      /block/,
+    );
   });
 
   it("refuses an unknown StorageClass parameter, naming it", async () => {

@@ -1,12 +1,12 @@
 // DeleteSnapshot: removes the snapshot and its content; idempotent; the spec's error codes.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { snapshotDir, volumeWithSnapshot } from "./snapshot-helpers";
 
 describe("DeleteSnapshot", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   it("removes the snapshot and its content", async () => {

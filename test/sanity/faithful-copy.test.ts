@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { createSnapshot, createVolume, describeTree, snapshotDir, volumeDir, withoutInodes } from "./snapshot-helpers";
 
 const SECRET = "a file outside the volume that no copy may contain\n";
@@ -45,7 +45,7 @@ describe("Faithful copies", () => {
   let outside: string;
   let expected: Awaited<ReturnType<typeof describeTree>>;
   before(async () => {
-    d = await startDriver();
+    d = await startDriver({ extraArgs: DIR_VOLUMES });
     outside = d.path("outside");
     await fsp.mkdir(outside);
     await fsp.writeFile(path.join(outside, "secret"), SECRET);

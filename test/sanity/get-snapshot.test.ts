@@ -1,11 +1,11 @@
 // GetSnapshot: one snapshot by ID, NOT_FOUND for any other.
 import assert from "node:assert/strict";
-import { Code, destroyDriver, expectCode, startDriver, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, startDriver, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { volumeWithSnapshot } from "./snapshot-helpers";
 
 describe("GetSnapshot", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   it("answers the snapshot as CreateSnapshot did", async () => {

@@ -6,8 +6,8 @@
  * and real bind mounts. Nothing is mocked, so a test fails when the driver
  * does the wrong thing on a real machine.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { promises as fsp } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import assert from "node:assert/strict";
@@ -138,7 +138,25 @@ export async function destroyDriver(d: DriverProcess | undefined): Promise<void>
   if (!d) return;
   await d.stop();
   await unmountUnder(d.dir);
+  detachLoopsUnder(d.dir);
   await fsp.rm(d.dir, { recursive: true, force: true });
+}
+
+/**
+ * Detach loop devices attached to files under `dir`. A test that fails
+ * half-way leaves its block volumes' devices bound; unmountUnder removes
+ * the binds, and this the devices, which would otherwise outlive the test.
+ */
+export function detachLoopsUnder(dir: string): void {
+  for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
+    let backing: string;
+    try {
+      backing = readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
+    } catch {
+      continue; // not attached
+    }
+    if (backing.startsWith(dir + "/")) spawnSync("losetup", ["-d", `/dev/${name}`]);
+  }
 }
 
 export async function unmountUnder(dir: string): Promise<void> {
@@ -151,6 +169,12 @@ export async function unmountUnder(dir: string): Promise<void> {
     }
   }
 }
+
+/**
+ * Driver flags for tests about directory volumes specifically (they look
+ * inside data/<id>): without them a root with no quotas makes image volumes.
+ */
+export const DIR_VOLUMES = ["--default-capacity-mode", "none"];
 
 export function mountCapability(mode: Mode = Mode.SINGLE_NODE_WRITER, mountFlags: string[] = []): VolumeCapability {
   return { mount: { fsType: "", mountFlags, volumeMountGroup: "" }, accessMode: { mode } };

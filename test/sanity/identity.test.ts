@@ -1,7 +1,7 @@
 // Identity service: who the plugin is, what it offers, whether it is ready.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
-import { PluginCapability_Service_Type as ServiceType } from "../../src/gen/csi";
+import { PluginCapability_Service_Type as ServiceType, PluginCapability_VolumeExpansion_Type as ExpansionType } from "../../src/gen/csi";
 import { MS } from "../../src/mount/options";
 import { bindMount, remountBind, unmount } from "../../src/mount/syscalls";
 import { version } from "../../src/server/version";
@@ -20,11 +20,17 @@ describe("Identity", () => {
 
   it("GetPluginCapabilities offers the controller and group controller services and topology constraints", async () => {
     const caps = await d.client.identity.getPluginCapabilities({});
-    const types = (caps.capabilities ?? []).map((c) => c.service?.type);
+    const types = (caps.capabilities ?? []).filter((c) => c.service).map((c) => c.service!.type);
     assert.deepEqual(
       new Set(types),
       new Set([ServiceType.CONTROLLER_SERVICE, ServiceType.GROUP_CONTROLLER_SERVICE, ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS]),
     );
+  });
+
+  it("GetPluginCapabilities offers online volume expansion", async () => {
+    const caps = await d.client.identity.getPluginCapabilities({});
+    const expansion = (caps.capabilities ?? []).filter((c) => c.volumeExpansion).map((c) => c.volumeExpansion!.type);
+    assert.deepEqual(expansion, [ExpansionType.ONLINE]);
   });
 
   it("Probe reports ready while the root is writable", async () => {

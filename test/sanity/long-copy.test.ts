@@ -3,12 +3,12 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
-import { Code, destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { createVolume, describeTree, volumeDir, withoutInodes } from "./snapshot-helpers";
 
 describe("Copies longer than the caller's deadline", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   /** Call with a deadline far shorter than the copy until it succeeds; returns the codes seen on the way. */

@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { destroyDriver, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { destroyDriver, DIR_VOLUMES, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 describe("Restart and crash", () => {
   let d: DriverProcess;
-  beforeEach(async () => (d = await startDriver()));
+  beforeEach(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   afterEach(async () => destroyDriver(d));
 
   it("a restarted driver still has every volume, and its mounts", async () => {

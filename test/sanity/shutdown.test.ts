@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Code, DriverProcess, destroyDriver, expectCode, mountCapability, startDriver, uniqueName } from "./harness";
+import { Code, DIR_VOLUMES, DriverProcess, destroyDriver, expectCode, mountCapability, startDriver, uniqueName } from "./harness";
 
 /** A volume with enough files that deleting it takes a noticeable moment. */
 async function bigVolume(d: DriverProcess): Promise<string> {
@@ -29,7 +29,7 @@ describe("Shutdown", () => {
   afterEach(async () => destroyDriver(d));
 
   it("SIGTERM lets an in-flight call finish, removes the socket and exits 0", async () => {
-    d = await startDriver();
+    d = await startDriver({ extraArgs: DIR_VOLUMES });
     const id = await bigVolume(d);
     const inflight = d.client.controller.deleteVolume({ volumeId: id });
     await waitForLog(d, /"msg":"request","rpc":"DeleteVolume"/);
@@ -43,7 +43,7 @@ describe("Shutdown", () => {
   });
 
   it("a second call on a volume that is busy answers ABORTED", async () => {
-    d = await startDriver();
+    d = await startDriver({ extraArgs: DIR_VOLUMES });
     const id = await bigVolume(d);
     const first = d.client.controller.deleteVolume({ volumeId: id });
     await waitForLog(d, /"msg":"request","rpc":"DeleteVolume"/);
@@ -52,14 +52,14 @@ describe("Shutdown", () => {
   });
 
   it("a second driver on a live socket refuses to start", async () => {
-    d = await startDriver();
+    d = await startDriver({ extraArgs: DIR_VOLUMES });
     const second = new DriverProcess(d.dir, {});
     await assert.rejects(second.start(), /another process is serving/);
     assert.equal((await d.client.identity.probe({})).ready, true);
   });
 
   it("a socket path occupied by a regular file is not deleted", async () => {
-    d = await startDriver();
+    d = await startDriver({ extraArgs: DIR_VOLUMES });
     await d.stop();
     await fsp.writeFile(d.socket, "not a socket");
     await assert.rejects(d.start(), /not a socket/);

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { createSnapshot, createVolume, describeTree, snapshotDir, volumeDir, waitFor, withoutInodes } from "./snapshot-helpers";
 
 /** Enough content that copying it takes a while: 1,500 files of 64 KiB. */
@@ -55,7 +55,7 @@ describe("Crashes during snapshots and restores", () => {
   let source: string;
   let expected: ReturnType<typeof withoutInodes>;
   beforeEach(async () => {
-    d = await startDriver();
+    d = await startDriver({ extraArgs: DIR_VOLUMES });
     source = await createVolume(d);
     await fillBig(volumeDir(d, source));
     expected = withoutInodes(await describeTree(volumeDir(d, source)));

@@ -4,7 +4,7 @@ import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { mountFs } from "../../src/mount/syscalls";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { createVolume, MiB, volumeDir } from "./snapshot-helpers";
 
 describe("Snapshots and restores on a full file system", () => {
@@ -13,7 +13,7 @@ describe("Snapshots and restores on a full file system", () => {
     // A 24 MiB tmpfs as the driver's whole world: no reflinks, so every copy needs real space.
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-full-"));
     mountFs("tmpfs", dir, "tmpfs", 0, "size=24m,mode=0755");
-    d = await startDriver({ dir });
+    d = await startDriver({ dir , extraArgs: DIR_VOLUMES });
   });
   after(async () => destroyDriver(d));
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { VolumeContentSource } from "../../src/gen/csi";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { createSnapshot, createVolume, GiB, MiB, volumeDir } from "./snapshot-helpers";
 
 interface Kind {
@@ -39,7 +39,7 @@ const KINDS: Kind[] = [
 
 describe("CreateVolume with a content source", () => {
   let d: DriverProcess;
-  before(async () => (d = await startDriver()));
+  before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
   const create = (volumeContentSource: VolumeContentSource | undefined, extra: object = {}, name = uniqueName("vol")) =>

@@ -1,0 +1,121 @@
+/**
+ * How a new volume is kept, and whether the node can promise its size.
+ *
+ * The StorageClass parameter `capacity` says how a volume's size is
+ * enforced (docs/capacity.md):
+ *
+ *   quota  a directory limited by the root's quotas (XFS/ext4 project
+ *          quotas, btrfs qgroups) — only where the root has them
+ *   image  a sparse image file with its own ext4 or XFS file system,
+ *          loop-mounted: works on any root
+ *   none   a plain directory; the size is a label, nothing enforces it
+ *
+ * Without the parameter the driver's --default-capacity-mode applies;
+ * "auto" is quota where the root has quotas and image elsewhere, so a
+ * volume's size is a limit unless someone asks otherwise. A block volume
+ * (access type block) is always an image file without a file system.
+ *
+ * A size that is enforced is a promise: the node must be able to keep it
+ * while every other promise is kept too, so new and grown volumes are
+ * checked against what can still be promised (capacity-ledger.ts).
+ */
+import type { Capability } from "../csi/capabilities";
+import { invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
+import { DEFAULT_IMAGE_FS, isImageFsType, MIN_IMAGE_BYTES, type FsType } from "../mount/filesystem";
+import type { Driver } from "../server/driver";
+import type { VolumeLayout } from "../storage/volume-record";
+import { fits, type Range } from "./capacity";
+
+export type CapacityMode = "quota" | "image" | "none";
+export const CAPACITY_MODES: readonly CapacityMode[] = ["quota", "image", "none"];
+
+export interface Placement {
+  layout: VolumeLayout;
+  /** "dir" layout limited by a quota. */
+  withQuota: boolean;
+  /** "image" layout: the file system to make. */
+  fsType?: FsType;
+}
+
+const MiB = 1024 * 1024;
+
+/** The mode a volume gets when its parameters name none. */
+export function defaultMode(driver: Driver): CapacityMode {
+  const d = driver.config.defaultCapacityMode;
+  return d === "auto" ? (driver.hostpath.quota ? "quota" : "image") : d;
+}
+
+/**
+ * Choose the layout for a new volume from its parameters and
+ * capabilities. INVALID_ARGUMENT for combinations that mean nothing;
+ * RESOURCE_EXHAUSTED for quotas on a node without them (another node may
+ * have them, so the CO may try elsewhere).
+ */
+export function place(parameters: Record<string, string>, caps: readonly Capability[], driver: Driver): Placement {
+  const asked = parameters.capacity as CapacityMode | undefined;
+  const block = caps.some((c) => c.accessType === "block");
+  if (block) {
+    if (caps.some((c) => c.accessType === "mount")) {
+      throw invalidArgument("volume_capabilities ask for both block and mount access; a volume is either a block device or a file system");
+    }
+    if (asked && asked !== "image") {
+      throw invalidArgument(`block volumes are always image files; capacity: ${asked} does not apply to them (omit it or say image)`);
+    }
+    return { layout: "block", withQuota: false };
+  }
+  const mode = asked ?? defaultMode(driver);
+  if (mode === "quota") {
+    if (!driver.hostpath.quota) throw resourceExhausted(`capacity: quota is not available on this node: ${driver.hostpath.noQuotaReason}`);
+    return { layout: "dir", withQuota: true };
+  }
+  if (mode === "none") return { layout: "dir", withQuota: false };
+  const fsTypes = [...new Set(caps.map((c) => c.fsType).filter((t) => t !== ""))];
+  if (fsTypes.length > 1) throw invalidArgument(`volume_capabilities name different fs_types (${fsTypes.join(", ")}); an image holds one file system`);
+  const fsType = fsTypes[0] ?? DEFAULT_IMAGE_FS;
+  if (!isImageFsType(fsType)) throw invalidArgument(`fs_type ${JSON.stringify(fsType)} is not available for image volumes (ext4, xfs)`);
+  return { layout: "image", withQuota: false, fsType };
+}
+
+/**
+ * The size to give: image files grow in whole MiB and have a floor set by
+ * their file system (mkfs.xfs needs 300 MiB); a size the range does not
+ * allow after that is OUT_OF_RANGE.
+ */
+export function sizeFor(p: Placement, wanted: number, range: Range): number {
+  if (p.layout === "dir") return wanted;
+  const floor = p.layout === "image" ? MIN_IMAGE_BYTES[p.fsType ?? DEFAULT_IMAGE_FS] : MiB;
+  const size = Math.ceil(Math.max(wanted, floor) / MiB) * MiB;
+  if (!fits(size, range)) {
+    throw outOfRange(
+      `${p.layout} volumes${p.fsType ? ` with ${p.fsType}` : ""} come in whole MiB of at least ${floor} bytes; ` +
+        `${size} bytes is outside the requested range [${range.required}, ${range.limit || "no limit"}]`,
+    );
+  }
+  return size;
+}
+
+/** Whether volumes of this placement make a promise (their size is enforced). */
+export function isEnforced(p: Placement): boolean {
+  return p.layout !== "dir" || p.withQuota;
+}
+
+/** Bytes that can still be promised on this node: free space less what enforced volumes may still claim. */
+export async function promisable(driver: Driver): Promise<number> {
+  const { availableBytes } = await driver.hostpath.usage();
+  await driver.hostpath.ledger.ready;
+  return Math.max(0, availableBytes - driver.hostpath.ledger.outstanding());
+}
+
+/**
+ * Check that `bytes` more can be promised and hold them until the caller
+ * records the promise (or fails). RESOURCE_EXHAUSTED when they cannot.
+ */
+export async function holdSpace(driver: Driver, bytes: number, what: string): Promise<() => void> {
+  const free = await promisable(driver);
+  // No await between the check and the hold: two calls cannot both pass
+  // on the same free space.
+  if (bytes > free) {
+    throw resourceExhausted(`${what} needs ${bytes} bytes, but this node can promise only ${free} more (free space less the room other volumes may still claim)`);
+  }
+  return driver.hostpath.ledger.reserve(bytes);
+}

@@ -1,0 +1,130 @@
+/**
+ * Making and growing file systems inside image files.
+ *
+ * An image volume carries its own file system, made once when the volume
+ * is created and grown when it is expanded. There is no system call for
+ * either — the layout of an ext4 or XFS file system is the business of its
+ * tools — so these run mkfs.ext4 / mkfs.xfs, resize2fs / xfs_growfs
+ * (Debian packages e2fsprogs and xfsprogs). Each costs a process start,
+ * a few milliseconds, paid at CreateVolume and expansion only, never per
+ * mount.
+ *
+ * Choices, the same as Kubernetes' own formatting code makes:
+ * - no blocks reserved for root (-m 0): the whole volume is the pod's;
+ * - ext4's inode tables and journal are not zeroed (lazy_*_init): a new
+ *   sparse file reads as zeros already, so zeroing would only turn holes
+ *   into 33 MiB of real blocks per GiB;
+ * - the root directory is mode 0777, like a new hostPath volume, so a pod
+ *   running as any user can write until its fsGroup narrows it (XFS takes
+ *   that from a prototype file, ext4 from debugfs afterwards);
+ * - XFS is mounted with nouuid: a cloned image has its source's UUID and
+ *   XFS would otherwise refuse to mount the two at once.
+ */
+import { execFile } from "node:child_process";
+import { closeSync, constants as fsc, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
+import { Code, CsiError } from "../csi/errors";
+
+export type FsType = "ext4" | "xfs";
+export const IMAGE_FS_TYPES: readonly FsType[] = ["ext4", "xfs"];
+export const DEFAULT_IMAGE_FS: FsType = "ext4";
+
+/** Smallest image each file system can be made in (mkfs.xfs refuses below 300 MiB). */
+export const MIN_IMAGE_BYTES: Record<FsType, number> = { ext4: 1024 * 1024, xfs: 300 * 1024 * 1024 };
+
+const TOOL_TIMEOUT_MS = 120_000;
+
+/** Run a tool; exit codes in `ok` (besides 0) count as success. */
+function run(tool: string, args: readonly string[], ok: readonly number[] = []): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(tool, args, { timeout: TOOL_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
+      if (!err || ok.includes(Number(err.code))) return resolve();
+      const said = String(stderr).trim().split("\n").slice(-3).join(" / ");
+      reject(new CsiError(Code.INTERNAL, `${tool} failed: ${said || err.message}`, { cause: err }));
+    });
+  });
+}
+
+/** Make an empty file system of type `fsType` filling the image file `image`. */
+export async function makeFilesystem(image: string, fsType: FsType): Promise<void> {
+  if (fsType === "ext4") {
+    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", image]);
+    await run("debugfs", ["-w", "-R", "sif <2> mode 040777", image]);
+    return;
+  }
+  // mkfs.xfs reads its prototype file more than once, so it must be a real file.
+  const proto = `${image}.proto`;
+  await fsp.writeFile(proto, "csi-lab\n0 0\nd--777 0 0\n$\n");
+  try {
+    await run("mkfs.xfs", ["-q", "-f", "-p", proto, image]);
+  } finally {
+    await fsp.rm(proto, { force: true });
+  }
+}
+
+/**
+ * Grow a mounted file system to the size of its device, online. Both tools
+ * do nothing when it already fills the device, so this is safe to repeat.
+ * ext4 needs CAP_SYS_RESOURCE for it (see canGrowExt4Online); XFS only
+ * CAP_SYS_ADMIN.
+ */
+export async function growMountedFilesystem(fsType: FsType, device: string, mountPoint: string): Promise<void> {
+  if (fsType === "ext4") await run("resize2fs", [device]);
+  else await run("xfs_growfs", ["-d", mountPoint]);
+}
+
+/**
+ * Grow an unmounted ext4 file system to the size of its device. resize2fs
+ * wants a file system checked since it was last mounted, so e2fsck runs
+ * first (exit 1 = it fixed something, which is still a usable file system).
+ */
+export async function growUnmountedExt4(device: string): Promise<void> {
+  await run("e2fsck", ["-f", "-p", device], [1]);
+  await run("resize2fs", [device]);
+}
+
+/**
+ * ext4 grows online only for a process with CAP_SYS_RESOURCE (the kernel's
+ * check in EXT4_IOC_RESIZE_FS). Node plugins usually run privileged and
+ * have it; a container that lacks it can still grow ext4 volumes offline,
+ * when they are next staged.
+ */
+export function canGrowExt4Online(): boolean {
+  const CAP_SYS_RESOURCE = 24n;
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+}
+
+/**
+ * The size of the file system on `device`, from its super-block (ext4's at
+ * byte 1024, XFS's at 0), or undefined if there is none of that type.
+ * For a mounted XFS the on-disk super-block can lag behind the kernel's.
+ */
+export function filesystemBytes(device: string, fsType: FsType): number | undefined {
+  const sb = Buffer.alloc(4096);
+  const fd = openSync(device, fsc.O_RDONLY);
+  try {
+    readSync(fd, sb, 0, sb.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (fsType === "ext4") {
+    const e = sb.subarray(1024);
+    if (e.readUInt16LE(0x38) !== 0xef53) return undefined;
+    const is64 = (e.readUInt32LE(0x60) & 0x80) !== 0;
+    const blocks = e.readUInt32LE(0x04) + (is64 ? e.readUInt32LE(0x150) * 2 ** 32 : 0);
+    return blocks * (1024 << e.readUInt32LE(0x18));
+  }
+  if (sb.readUInt32BE(0) !== 0x58465342) return undefined; // "XFSB"
+  return Number(sb.readBigUInt64BE(8)) * sb.readUInt32BE(4);
+}
+
+/** Mount options for an image's file system (the `data` argument of mount(2)). */
+export function imageMountData(fsType: FsType): string {
+  // discard: blocks freed inside the volume are punched out of the sparse
+  // image, so its space returns to the node's disk.
+  return fsType === "xfs" ? "nouuid,discard" : "discard";
+}
+
+export function isImageFsType(v: string): v is FsType {
+  return (IMAGE_FS_TYPES as readonly string[]).includes(v);
+}

@@ -1,0 +1,184 @@
+/**
+ * Loop devices: a file presented by the kernel as a block device.
+ *
+ * An image volume is a sparse file that holds a file system of its own; a
+ * block volume is a sparse file handed to a pod as a raw disk. Either way
+ * the kernel needs a block device, and a loop device is one whose sectors
+ * are the bytes of a file. Attaching one is two ioctls — LOOP_CTL_GET_FREE
+ * on /dev/loop-control names a free device, LOOP_CONFIGURE binds it to an
+ * open file — which is what losetup(8) does, minus a process start.
+ *
+ * Never leaking a device: a loop device stays attached until someone
+ * detaches it, so a driver killed between "attach" and "mount" would leave
+ * one behind, holding its file open. The kernel's AUTOCLEAR flag prevents
+ * that: an autoclear device detaches itself when its last opener closes it.
+ * We attach with AUTOCLEAR and keep our descriptor open until the device
+ * has another user — a mounted file system holds it open — so a crash at
+ * any instant before that closes our descriptor and the device goes away.
+ * A bind mount of the device node (block volumes) does not hold it open:
+ * block volumes clear the flag once the node is bound (keepAttached) and
+ * ask for it again just before the last bind is removed
+ * (detachOnLastClose; see src/node/layouts/block.ts).
+ *
+ * Which file a device is attached to is read from sysfs on every call
+ * (/sys/block/loopN/loop/backing_file), never remembered.
+ */
+import { closeSync, constants as fsc, openSync, readFileSync, readlinkSync } from "node:fs";
+import * as path from "node:path";
+import { ioctlInt, ioctlPtr, ioctlPtrAsync, withFd } from "./ioctl";
+import { SyscallError } from "./syscalls";
+
+export interface LoopDevice {
+  /** N in /dev/loopN. */
+  number: number;
+  /** /dev/loopN */
+  path: string;
+}
+
+// <linux/loop.h>
+const LOOP_CLR_FD = 0x4c01;
+const LOOP_SET_STATUS64 = 0x4c04;
+const LOOP_GET_STATUS64 = 0x4c05;
+const LOOP_SET_CAPACITY = 0x4c07;
+const LOOP_CONFIGURE = 0x4c0a;
+const LOOP_CTL_GET_FREE = 0x4c82;
+
+export const LO_FLAGS = { READ_ONLY: 1, AUTOCLEAR: 4, DIRECT_IO: 16 } as const;
+
+// struct loop_info64 is 232 bytes; lo_flags at 52, lo_file_name[64] at 56.
+// struct loop_config is { __u32 fd; __u32 block_size; loop_info64 info;
+// __u64 reserved[8] } = 304 bytes, so info starts at 8.
+const INFO_SIZE = 232;
+const INFO_FLAGS = 52;
+const INFO_FILE_NAME = 56;
+const CONFIG_SIZE = 304;
+const CONFIG_INFO = 8;
+
+export function loopDevice(n: number): LoopDevice {
+  return { number: n, path: `/dev/loop${n}` };
+}
+
+/**
+ * Attach a free loop device to `file`, with AUTOCLEAR set. Returns the device
+ * and an open descriptor of it: the caller gives the device another user
+ * (mounts it, or clears AUTOCLEAR) and then closes the descriptor.
+ *
+ * Direct I/O is asked for, so the volume's pages are cached once (in the
+ * inner file system) rather than twice; where the backing file system
+ * cannot do it, the device is attached without.
+ */
+export function attachLoop(file: string, opts: { readOnly: boolean }): { loop: LoopDevice; fd: number } {
+  const mode = opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
+  const backing = openSync(file, mode | fsc.O_NOFOLLOW);
+  try {
+    let directIo = true;
+    for (let attempt = 0; attempt < 32; attempt++) {
+      const n = withFd("/dev/loop-control", fsc.O_RDWR, (ctl) => ioctlInt(ctl, LOOP_CTL_GET_FREE, 0, "/dev/loop-control"));
+      const loop = loopDevice(n);
+      const fd = openSync(loop.path, mode);
+      const config = Buffer.alloc(CONFIG_SIZE);
+      config.writeUInt32LE(backing, 0);
+      const flags = LO_FLAGS.AUTOCLEAR | (opts.readOnly ? LO_FLAGS.READ_ONLY : 0) | (directIo ? LO_FLAGS.DIRECT_IO : 0);
+      config.writeUInt32LE(flags, CONFIG_INFO + INFO_FLAGS);
+      config.write(path.basename(file).slice(0, 63), CONFIG_INFO + INFO_FILE_NAME, "latin1");
+      try {
+        ioctlPtr(fd, LOOP_CONFIGURE, config, loop.path);
+        return { loop, fd };
+      } catch (err) {
+        closeSync(fd);
+        const code = (err as SyscallError).code;
+        // Another process took this device between GET_FREE and CONFIGURE.
+        if (code === "EBUSY") continue;
+        if (code === "EINVAL" && directIo) {
+          directIo = false;
+          continue;
+        }
+        throw err;
+      }
+    }
+    throw new Error(`no free loop device could be claimed for ${file} (every attempt was raced by another process)`);
+  } finally {
+    // The device holds its own reference to the file.
+    closeSync(backing);
+  }
+}
+
+/** Open a loop device for an ioctl (reading only: every loop ioctl we use works on a read-only descriptor). */
+export function openLoop(loop: LoopDevice): number {
+  return openSync(loop.path, fsc.O_RDONLY);
+}
+
+/**
+ * Turn AUTOCLEAR off on a device we hold open, so that it stays attached
+ * once we close it. LOOP_SET_STATUS64 freezes the device's queue (about
+ * 15 ms), so it runs on a worker thread.
+ */
+export async function keepAttached(fd: number, what: string): Promise<void> {
+  const info = Buffer.alloc(INFO_SIZE);
+  ioctlPtr(fd, LOOP_GET_STATUS64, info, what);
+  const flags = info.readUInt32LE(INFO_FLAGS);
+  if ((flags & LO_FLAGS.AUTOCLEAR) === 0) return;
+  info.writeUInt32LE((flags & ~LO_FLAGS.AUTOCLEAR) >>> 0, INFO_FLAGS);
+  await ioctlPtrAsync(fd, LOOP_SET_STATUS64, info, what);
+}
+
+/**
+ * Have a device we hold open detach itself when its last opener closes it
+ * (LOOP_CLR_FD: the kernel sets AUTOCLEAR, at once — no queue freeze).
+ * Once asked, it cannot be taken back.
+ */
+export function detachOnLastClose(fd: number, what: string): void {
+  ioctlInt(fd, LOOP_CLR_FD, 0, what);
+}
+
+/** Make the device's size follow its file's size again (after the file grew). */
+export function refreshCapacity(loop: LoopDevice): void {
+  withFd(loop.path, fsc.O_RDONLY, (fd) => ioctlInt(fd, LOOP_SET_CAPACITY, 0, loop.path));
+}
+
+function readSys(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file a loop device is attached to, or undefined if it is free. */
+export function backingFile(n: number): string | undefined {
+  return readSys(`/sys/block/loop${n}/loop/backing_file`);
+}
+
+/** Whether the device was attached read-only. */
+export function isReadOnlyLoop(n: number): boolean {
+  return readSys(`/sys/block/loop${n}/ro`) === "1";
+}
+
+/** The device's size in bytes (sysfs counts 512-byte sectors). */
+export function loopSizeBytes(n: number): number | undefined {
+  const sectors = readSys(`/sys/block/loop${n}/size`);
+  return sectors === undefined ? undefined : Number(sectors) * 512;
+}
+
+/**
+ * The loop number of a block device named "major:minor" (as mountinfo
+ * shows a mounted file system's device), or undefined if it is not a whole
+ * loop device. Asked of sysfs, since the minor number of loop N depends on
+ * the loop driver's max_part setting.
+ */
+export function loopNumberOfDevice(device: string): number | undefined {
+  if (!device.startsWith("7:")) return undefined; // LOOP_MAJOR
+  try {
+    const m = /^loop(\d+)$/.exec(path.basename(readlinkSync(`/sys/dev/block/${device}`)));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The loop number of a device node path such as "/loop3" (a bind mount's root inside /dev). */
+export function loopNumberOfNode(root: string): number | undefined {
+  const m = /^\/loop(\d+)$/.exec(root);
+  return m ? Number(m[1]) : undefined;
+}
+

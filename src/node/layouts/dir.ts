@@ -1,0 +1,53 @@
+/**
+ * Directory volumes on the node: bind mounts all the way.
+ *
+ * The directory is bound at the staging path and the staging path at each
+ * target. A quota, if the volume has one, is the kernel's business once
+ * set: there is nothing to mount for it and nothing to grow on the node.
+ * Stats come from the quota's counters when there is one (the volume's own
+ * usage), else from statfs (the whole file system's).
+ */
+import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../../gen/csi";
+import { bindWithFlags, ensureDirectory } from "../../mount/bind";
+import { MS } from "../../mount/options";
+import { statfsUsage } from "../../storage/hostpath-store";
+import type { NodeLayout } from "./index";
+
+export const dirLayout: NodeLayout = {
+  stagedPath: (stagingPath) => stagingPath,
+
+  async stage(_driver, vol, stagingPath, readonly) {
+    bindWithFlags(vol.dataDir, stagingPath, readonly ? MS.RDONLY : 0);
+  },
+
+  prepareTarget: (targetPath) => ensureDirectory(targetPath, "target_path"),
+
+  async publish(_vol, stagedPath, targetPath, bits) {
+    bindWithFlags(stagedPath, targetPath, bits);
+  },
+
+  async stats(driver, vol, volumePath) {
+    const fs = await statfsUsage(volumePath);
+    const quota = vol.record.quota && driver.hostpath.quota?.usage(vol.record.quota);
+    if (!quota) {
+      return [
+        { unit: Unit.BYTES, total: fs.totalBytes, available: fs.availableBytes, used: fs.usedBytes },
+        { unit: Unit.INODES, total: fs.totalInodes, available: fs.availableInodes, used: fs.usedInodes },
+      ];
+    }
+    const total = quota.limitBytes || vol.record.capacityBytes;
+    // The volume can grow to its limit, or until the disk is full.
+    const available = Math.max(0, Math.min(total - quota.usedBytes, fs.availableBytes));
+    const usage: VolumeUsage[] = [{ unit: Unit.BYTES, total, available, used: quota.usedBytes }];
+    // Inodes are shared with the whole file system (none are set aside
+    // per volume); btrfs has no fixed number at all.
+    if (fs.totalInodes > 0) {
+      usage.push({ unit: Unit.INODES, total: fs.totalInodes, available: fs.availableInodes, used: quota.usedInodes ?? fs.usedInodes });
+    }
+    return usage;
+  },
+
+  async expand() {
+    // The controller raised the quota; nothing on the node depends on the size.
+  },
+};

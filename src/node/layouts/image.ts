@@ -1,0 +1,125 @@
+/**
+ * Image volumes on the node: a file system in a file, loop-mounted.
+ *
+ * NodeStage attaches a loop device to the image, with AUTOCLEAR (see
+ * src/mount/loop.ts), and mounts its file system at the staging path; pods
+ * get bind mounts of that. NodeUnstage only unmounts: once the last mount
+ * of the file system is gone nobody holds the device open and the kernel
+ * detaches it by itself — also when the driver died half-way.
+ *
+ * An image is never attached twice: two file systems caching one image
+ * would corrupt it. If the volume is mounted already (at another staging
+ * path), its device is mounted again, and the kernel shares the one file
+ * system between the two places.
+ *
+ * Expansion: the controller grew the image file; the node makes the loop
+ * device follow (LOOP_SET_CAPACITY) and grows the file system online
+ * (resize2fs, xfs_growfs). A file system smaller than its image when it is
+ * staged — the volume was expanded while not staged — is grown there and
+ * then, ext4 before mounting (offline, which needs no CAP_SYS_RESOURCE),
+ * XFS after (it only grows online). Gaps under GROW_MIN are left alone:
+ * ext4 cannot use a last block group that small anyway, and growing would
+ * be retried at every stage for nothing.
+ */
+import { MS } from "../../mount/options";
+import { closeSync } from "node:fs";
+import { failedPrecondition, internal } from "../../csi/errors";
+import { VolumeUsage_Unit as Unit } from "../../gen/csi";
+import { bindWithFlags, ensureDirectory } from "../../mount/bind";
+import {
+  canGrowExt4Online,
+  filesystemBytes,
+  growMountedFilesystem,
+  growUnmountedExt4,
+  imageMountData,
+  isImageFsType,
+  type FsType,
+} from "../../mount/filesystem";
+import { attachLoop, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../mount/loop";
+import { mountFsAsync, unmount } from "../../mount/syscalls";
+import { statfsUsage } from "../../storage/hostpath-store";
+import { growContent } from "../../storage/volume-content";
+import type { VolumeRecord } from "../../storage/volume-record";
+import type { NodeLayout } from "./index";
+
+const GROW_MIN = 4 * 1024 * 1024;
+
+/** How much larger the device is than its file system (0 if unknown). */
+function growthPending(loop: LoopDevice, fsType: FsType): number {
+  const fs = filesystemBytes(loop.path, fsType);
+  return fs === undefined ? 0 : (loopSizeBytes(loop.number) ?? 0) - fs;
+}
+
+function fsTypeOf(record: VolumeRecord): FsType {
+  const t = record.fsType ?? "ext4";
+  if (!isImageFsType(t)) throw internal(`volume ${record.volumeId} records an unknown file system ${JSON.stringify(t)}`);
+  return t;
+}
+
+export const imageLayout: NodeLayout = {
+  stagedPath: (stagingPath) => stagingPath,
+
+  async stage(_driver, vol, stagingPath, readonly) {
+    const fsType = fsTypeOf(vol.record);
+    const bits = readonly ? MS.RDONLY : 0;
+    const mounted = vol.mounts.loops[0];
+    if (mounted !== undefined) {
+      await mountFsAsync(loopDevice(mounted).path, stagingPath, fsType, bits, imageMountData(fsType));
+      return;
+    }
+    const { loop, fd } = attachLoop(vol.dataDir, { readOnly: readonly });
+    try {
+      const grow = !readonly && growthPending(loop, fsType) >= GROW_MIN;
+      if (grow && fsType === "ext4") await growUnmountedExt4(loop.path);
+      await mountFsAsync(loop.path, stagingPath, fsType, bits, imageMountData(fsType));
+      if (grow && fsType === "xfs") {
+        await growMountedFilesystem(fsType, loop.path, stagingPath).catch((err: unknown) => {
+          unmount(stagingPath, { detach: true });
+          throw err;
+        });
+      }
+    } finally {
+      // Mounted: the file system holds the device now. Not mounted: this
+      // close detaches it again.
+      closeSync(fd);
+    }
+  },
+
+  prepareTarget: (targetPath) => ensureDirectory(targetPath, "target_path"),
+
+  async publish(_vol, stagedPath, targetPath, bits) {
+    bindWithFlags(stagedPath, targetPath, bits);
+  },
+
+  async stats(_driver, _vol, volumePath) {
+    // The image's own file system: its size, its usage, its inodes.
+    const u = await statfsUsage(volumePath);
+    return [
+      { unit: Unit.BYTES, total: u.totalBytes, available: u.availableBytes, used: u.usedBytes },
+      { unit: Unit.INODES, total: u.totalInodes, available: u.availableInodes, used: u.usedInodes },
+    ];
+  },
+
+  async expand(driver, vol, volumePath, mount) {
+    const n = loopNumberOfDevice(mount.device);
+    if (n === undefined) throw internal(`${volumePath} is not on a loop device`);
+    const loop = loopDevice(n);
+    const fsType = fsTypeOf(vol.record);
+    // The controller grew the file already; make sure, in case it was interrupted.
+    await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, driver.hostpath.quota);
+    refreshCapacity(loop);
+    if (fsType === "xfs") {
+      // A mounted XFS's on-disk super-block may lag; growing is idempotent anyway.
+      await growMountedFilesystem(fsType, loop.path, volumePath);
+      return;
+    }
+    if (growthPending(loop, fsType) < GROW_MIN) return;
+    if (!canGrowExt4Online()) {
+      throw failedPrecondition(
+        `volume ${vol.record.volumeId} is mounted, and growing a mounted ext4 file system needs CAP_SYS_RESOURCE, which this driver ` +
+          "does not have; it grows when the volume is next staged",
+      );
+    }
+    await growMountedFilesystem(fsType, loop.path, volumePath);
+  },
+};

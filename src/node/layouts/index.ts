@@ -1,0 +1,46 @@
+/**
+ * The node side of each volume layout.
+ *
+ * Every layout is staged once per node and bound into each pod from
+ * there; what "staged" means differs:
+ *
+ *   dir    the volume's directory, bind-mounted at the staging path
+ *   image  the image's file system, loop-mounted at the staging path
+ *   block  the image's loop device node, bind-mounted onto the file
+ *          <staging path>/block
+ *
+ * The RPC files (node-stage-volume.ts, …) hold the CSI rules — validation,
+ * idempotency, conflicts — and call the layout for the mechanics.
+ */
+import type { VolumeUsage } from "../../gen/csi";
+import type { MountEntry } from "../../mount/mountinfo";
+import type { Driver } from "../../server/driver";
+import type { VolumeLayout } from "../../storage/volume-record";
+import type { NodeVolume } from "../staged-volume";
+import { blockLayout } from "./block";
+import { dirLayout } from "./dir";
+import { imageLayout } from "./image";
+
+export interface NodeLayout {
+  /** What NodeStage puts at (or under) the staging path, and NodePublish binds into pods. */
+  stagedPath(stagingPath: string): string;
+  /**
+   * Make the volume appear at the staging path (nothing of it is there
+   * yet); read-only when its attachment is (PUBLISH_READONLY).
+   */
+  stage(driver: Driver, vol: NodeVolume, stagingPath: string, readonly: boolean): Promise<void>;
+  /** Create the target as the pod expects it: a directory, or a file for a device. */
+  prepareTarget(targetPath: string): Promise<void>;
+  /** Put the staged volume at the target, with per-mount flag bits (MS_RDONLY, …). */
+  publish(vol: NodeVolume, stagedPath: string, targetPath: string, bits: number, readonly: boolean): Promise<void>;
+  /** The volume's usage, seen where it is mounted (`mount` is its entry at volumePath). */
+  stats(driver: Driver, vol: NodeVolume, volumePath: string, mount: MountEntry): Promise<VolumeUsage[]>;
+  /** Make what the node holds of the volume as large as its record says. */
+  expand(driver: Driver, vol: NodeVolume, volumePath: string, mount: MountEntry): Promise<void>;
+}
+
+const LAYOUTS: Record<VolumeLayout, NodeLayout> = { dir: dirLayout, image: imageLayout, block: blockLayout };
+
+export function nodeLayout(layout: VolumeLayout): NodeLayout {
+  return LAYOUTS[layout];
+}

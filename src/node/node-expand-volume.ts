@@ -1,0 +1,53 @@
+/**
+ * NodeExpandVolume: the node's half of growing a volume.
+ *
+ * After ControllerExpandVolume grew an image file, the node must make the
+ * loop device see the new size (LOOP_SET_CAPACITY) and grow the file
+ * system inside to fill it (resize2fs, xfs_growfs) — online, while pods
+ * use it. A block volume only needs its device refreshed; a directory
+ * volume needs nothing (its quota was raised by the controller). The
+ * size to reach is the one the controller recorded: the node cannot grant
+ * more than that (OUT_OF_RANGE).
+ *
+ * volume_path is where the volume is staged or published; a path where it
+ * is not mounted is NOT_FOUND. Repeating the call is harmless: both tools
+ * do nothing when the file system already fills its device.
+ */
+import type { NodeExpandVolumeRequest, NodeExpandVolumeResponse } from "../gen/csi";
+import { toCapability, unsupportedReason } from "../csi/capabilities";
+import { invalidArgument, notFound, outOfRange } from "../csi/errors";
+import { checkMap, checkPath, checkToken, requireString } from "../csi/validate";
+import { volumeMountAt } from "../mount/volume-mounts";
+import { checkRange } from "../controller/capacity";
+import { volumeKey } from "../controller/volume-view";
+import { defineRpc } from "../server/rpc";
+import { nodeLayout } from "./layouts";
+import { findVolume } from "./staged-volume";
+
+export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVolumeResponse>({
+  lockKeys: (req) => volumeKey(req.volumeId),
+
+  async handle(req, { driver }) {
+    const volumeId = checkToken(req.volumeId, "volume_id");
+    const volumePath = requireString(req.volumePath, "volume_path");
+    if (req.stagingTargetPath) checkPath(req.stagingTargetPath, "staging_target_path");
+    const range = checkRange(req.capacityRange);
+    const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
+    checkMap(req.secrets, "secrets");
+
+    const vol = await findVolume(driver, volumeId);
+    if (cap) {
+      const why = unsupportedReason(cap, driver.hostpath.profileOf(vol.record));
+      if (why) throw invalidArgument(`volume ${volumeId}: ${why}`);
+    }
+    const size = vol.record.capacityBytes;
+    if (range.required > size) {
+      throw outOfRange(`volume ${volumeId} has ${size} bytes; call ControllerExpandVolume to grow it to ${range.required} first`);
+    }
+    if (range.limit > 0 && range.limit < size) throw outOfRange(`volume ${volumeId} has ${size} bytes and volumes cannot shrink`);
+    const mount = volumePath.startsWith("/") ? volumeMountAt(vol.mounts, volumePath) : undefined;
+    if (!mount) throw notFound(`volume ${volumeId} is not staged or published at ${volumePath}`);
+    await nodeLayout(vol.layout).expand(driver, vol, volumePath, mount);
+    return { capacityBytes: size };
+  },
+});

@@ -1,0 +1,195 @@
+/**
+ * What data/<id> is, for each layout, and how it is made, grown, measured
+ * and removed.
+ *
+ *   dir     a directory; with a quota, limited to the volume's size
+ *   image   a sparse file of exactly the volume's size holding an ext4 or
+ *           XFS file system: the volume cannot outgrow it, and what it
+ *           holds counts against the node's disk only as it is written
+ *   block   a sparse file of exactly the volume's size, no file system
+ *
+ * Everything here is made inside the root's .tmp and only then committed
+ * (hostpath-store.ts), so a crash while formatting or setting a quota
+ * leaves an entry in .tmp that the start-up sweep removes — `purge` below
+ * also drops the quota such an entry carries.
+ */
+import { randomBytes } from "node:crypto";
+import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { ioc, ioctlPtr } from "../mount/ioctl";
+import { makeFilesystem, type FsType } from "../mount/filesystem";
+import type { UsageProbe } from "./capacity-ledger";
+import type { QuotaBackend, QuotaInfo } from "./quota";
+import { layoutOf, type VolumeLayout, type VolumeRecord } from "./volume-record";
+
+export interface ContentSpec {
+  volumeId: string;
+  layout: VolumeLayout;
+  capacityBytes: number;
+  fsType?: FsType;
+  /** "dir" layout: enforce the size with the root's quotas. */
+  withQuota: boolean;
+}
+
+export interface ContentOptions {
+  quota: QuotaBackend | undefined;
+  /** The root is on btrfs: image files are made no-copy-on-write. */
+  btrfs: boolean;
+}
+
+/** Make the contents at `p` (a fresh path in .tmp); returns what the record must keep. */
+export async function makeContent(p: string, spec: ContentSpec, opts: ContentOptions): Promise<Pick<VolumeRecord, "quota">> {
+  switch (spec.layout) {
+    case "dir":
+      if (spec.withQuota) {
+        if (!opts.quota) throw new Error("no quota mechanism on this root");
+        return { quota: await opts.quota.makeDirectory(p, spec.capacityBytes, spec.volumeId) };
+      }
+      await fsp.mkdir(p, { mode: 0o755 });
+      // Pods run as any user id; like a fresh emptyDir the volume's root
+      // is writable by all until a pod's fsGroup narrows it. mkdir's mode
+      // is filtered by the umask, hence the explicit chmod.
+      await fsp.chmod(p, 0o777);
+      return {};
+    case "image":
+      await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
+      await makeFilesystem(p, spec.fsType ?? "ext4");
+      await syncFile(p);
+      return {};
+    case "block":
+      await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
+      return {};
+  }
+}
+
+// FS_IOC_GETFLAGS / FS_IOC_SETFLAGS take a long; FS_NOCOW_FL = 0x00800000.
+const FS_IOC_GETFLAGS = ioc("r", 0x66, 1, 8);
+const FS_IOC_SETFLAGS = ioc("w", 0x66, 2, 8);
+const FS_NOCOW_FL = 0x00800000;
+
+/** A file of `bytes` bytes that takes no space until written. */
+async function makeSparseFile(file: string, bytes: number, noCow: boolean): Promise<void> {
+  const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    // On btrfs a disk image should not be copy-on-write: every write into
+    // it would otherwise fragment it. The flag only takes on an empty file.
+    if (noCow) {
+      const flags = Buffer.alloc(8);
+      ioctlPtr(fh.fd, FS_IOC_GETFLAGS, flags, file);
+      flags.writeUInt32LE((flags.readUInt32LE(0) | FS_NOCOW_FL) >>> 0, 0);
+      ioctlPtr(fh.fd, FS_IOC_SETFLAGS, flags, file);
+    }
+    await fh.truncate(bytes);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncFile(file: string): Promise<void> {
+  const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Give the contents at `p` room for `bytes` (never shrinks). */
+export async function growContent(p: string, record: VolumeRecord, bytes: number, quota: QuotaBackend | undefined): Promise<void> {
+  const layout = layoutOf(record);
+  if (layout === "dir") {
+    if (record.quota) requireQuota(quota).setLimit(record.quota, bytes);
+    return;
+  }
+  const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+  try {
+    if ((await fh.stat()).size < bytes) {
+      await fh.truncate(bytes);
+      await fh.sync();
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+function requireQuota(quota: QuotaBackend | undefined): QuotaBackend {
+  if (!quota) throw new Error("this volume has a quota, but the root no longer offers quotas");
+  return quota;
+}
+
+/**
+ * How to measure the space a volume uses on the node's disk, for the
+ * capacity ledger; undefined for volumes whose size is not enforced.
+ */
+export function usageProbe(p: string, record: VolumeRecord, quota: QuotaBackend | undefined): UsageProbe | undefined {
+  const layout = layoutOf(record);
+  if (layout !== "dir") return { measure: () => lstatSync(p).blocks * 512 };
+  const info = record.quota;
+  if (!info) return undefined;
+  return { measure: () => requireQuota(quota).usage(info).usedBytes };
+}
+
+export interface Condition {
+  abnormal: boolean;
+  message: string;
+  /** Abnormal, but the data is there and may still be mounted (its limit is no longer enforced). */
+  usable?: boolean;
+}
+
+/** Is data/<id> what its layout says it should be? */
+export function contentCondition(p: string, record: VolumeRecord | undefined, quota: QuotaBackend | undefined): Condition {
+  const layout = record ? layoutOf(record) : "dir";
+  const what = layout === "dir" ? "data directory" : "image file";
+  try {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return { abnormal: true, message: `the volume's ${what} has been replaced by a symlink` };
+    if (layout === "dir" && !st.isDirectory()) return { abnormal: true, message: "the volume's data directory is not a directory" };
+    if (layout !== "dir") {
+      if (!st.isFile()) return { abnormal: true, message: "the volume's image file is not a regular file" };
+      if (record && st.size < record.capacityBytes) return { abnormal: true, message: "the volume's image file is smaller than the volume" };
+    }
+    if (record?.quota && !quota) {
+      return { abnormal: true, usable: true, message: "the volume's size limit is no longer enforced: the root has no quotas any more" };
+    }
+    return { abnormal: false, message: layout === "dir" ? "volume directory is present" : "volume image is present" };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { abnormal: true, message: `the volume's ${what} is missing` };
+    return { abnormal: true, message: `the volume's ${what} cannot be inspected: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Move `target` to .trash (atomic), then delete it and drop its quota.
+ * fs.rm does not follow symlinks: a link inside the volume is removed,
+ * never what it points at.
+ */
+export async function removeContent(root: string, target: string, quota: QuotaBackend | undefined): Promise<void> {
+  const info = identify(target, quota);
+  const trash = path.join(root, ".trash", `${path.basename(target)}.${randomBytes(4).toString("hex")}`);
+  try {
+    await fsp.rename(target, trash);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  await purge(trash, quota, info);
+}
+
+/** Delete an entry of .tmp or .trash, with its quota (sweep and rollback). */
+export async function purge(p: string, quota: QuotaBackend | undefined, known?: QuotaInfo): Promise<void> {
+  const info = known ?? identify(p, quota);
+  // Limit dropped before the files go: if we die in between, the entry is
+  // still in .trash and the next sweep does both again.
+  if (info) quota!.beforeRemove(info);
+  await fsp.rm(p, { recursive: true, force: true });
+  if (info) quota!.afterRemove(info);
+}
+
+/** The quota of a volume directory — never the one of the directory holding it. */
+function identify(p: string, quota: QuotaBackend | undefined): QuotaInfo | undefined {
+  if (!quota) return undefined;
+  const info = quota.identify(p);
+  if (!info) return undefined;
+  const parent = quota.identify(path.dirname(p));
+  return parent && JSON.stringify(parent) === JSON.stringify(info) ? undefined : info;
+}

@@ -1,0 +1,107 @@
+// NodeExpandVolume: the node's half of growing an image volume, and its errors.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import { canGrowExt4Online } from "../../src/mount/filesystem";
+import { Code, destroyDriver, expectCode, blockCapability, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+
+const MiB = 1024 * 1024;
+
+describe("NodeExpandVolume", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  const fsCap = (fsType: string) => ({ ...mountCapability(), mount: { fsType, mountFlags: [], volumeMountGroup: "" } });
+
+  /** A published image volume of `size` bytes with `fsType`. */
+  async function published(fsType: string, size: number) {
+    const cap = fsCap(fsType);
+    const { volumeId } = (
+      await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], capacityRange: { requiredBytes: size }, parameters: { capacity: "image" } })
+    ).volume!;
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const targetPath = d.path(uniqueName("target"));
+    await d.client.node.nodeStageVolume({ volumeId: volumeId!, stagingTargetPath, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId: volumeId!, stagingTargetPath, targetPath, volumeCapability: cap });
+    const done = async () => {
+      await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+      await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+      await d.client.controller.deleteVolume({ volumeId });
+    };
+    return { volumeId: volumeId!, stagingTargetPath, targetPath, done };
+  }
+
+  it("is advertised as EXPAND_VOLUME", async () => {
+    const caps = (await d.client.node.nodeGetCapabilities({})).capabilities!.map((c) => c.rpc!.type);
+    assert.ok(caps.includes(3 /* EXPAND_VOLUME */));
+  });
+
+  it("grows a mounted XFS image's file system while it is in use", async () => {
+    const v = await published("xfs", 320 * MiB);
+    const size = async () => {
+      const s = await fsp.statfs(v.targetPath);
+      return s.blocks * s.bsize;
+    };
+    const before = await size();
+    await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 640 * MiB } });
+    const res = await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, stagingTargetPath: v.stagingTargetPath });
+    assert.equal(res.capacityBytes, 640 * MiB);
+    const after = await size();
+    assert.ok(after - before >= 310 * MiB, `file system grew from ${before} to ${after} bytes`);
+    // Again: nothing left to do, still OK.
+    await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath });
+    await v.done();
+  });
+
+  it("grows a mounted ext4 image online — or, without CAP_SYS_RESOURCE, says so and grows it at the next stage", async () => {
+    const v = await published("ext4", 64 * MiB);
+    await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 128 * MiB } });
+    const expand = d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath });
+    if (canGrowExt4Online()) {
+      await expand;
+    } else {
+      await expectCode(expand, Code.FAILED_PRECONDITION, /CAP_SYS_RESOURCE/);
+      await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath });
+      await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath });
+      await d.client.node.nodeStageVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath, volumeCapability: fsCap("ext4") });
+      await d.client.node.nodePublishVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath, targetPath: v.targetPath, volumeCapability: fsCap("ext4") });
+      await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath }); // nothing left to grow: OK
+    }
+    const s = await fsp.statfs(v.targetPath);
+    assert.ok(s.blocks * s.bsize > 110 * MiB, `file system is ${s.blocks * s.bsize} bytes`);
+    await v.done();
+  });
+
+  it("beyond the size the controller granted answers OUT_OF_RANGE", async () => {
+    const v = await published("ext4", 64 * MiB);
+    await expectCode(
+      d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, capacityRange: { requiredBytes: 128 * MiB } }),
+      Code.OUT_OF_RANGE,
+      /ControllerExpandVolume/,
+    );
+    await v.done();
+  });
+
+  it("on a path where the volume is not mounted answers NOT_FOUND", async () => {
+    const v = await published("ext4", 64 * MiB);
+    await expectCode(d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: d.path("elsewhere") }), Code.NOT_FOUND, /not staged or published/);
+    await expectCode(d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: "some/path" }), Code.NOT_FOUND);
+    await v.done();
+  });
+
+  it("with a capability the volume cannot deliver answers INVALID_ARGUMENT", async () => {
+    const v = await published("ext4", 64 * MiB);
+    await expectCode(
+      d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, volumeCapability: blockCapability() }),
+      Code.INVALID_ARGUMENT,
+      /access type block/,
+    );
+    await v.done();
+  });
+
+  it("of an unknown volume answers NOT_FOUND; without volume_id or volume_path INVALID_ARGUMENT", async () => {
+    await expectCode(d.client.node.nodeExpandVolume({ volumeId: "hp-00000000000000000000000000000000", volumePath: "some/path" }), Code.NOT_FOUND);
+    await expectCode(d.client.node.nodeExpandVolume({ volumePath: "/x" }), Code.INVALID_ARGUMENT, /volume_id/);
+    await expectCode(d.client.node.nodeExpandVolume({ volumeId: "hp-00000000000000000000000000000000" }), Code.INVALID_ARGUMENT, /volume_path/);
+  });
+});
