@@ -26,7 +26,7 @@
 import { closeSync, constants as fsc, openSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
 import { ioctlInt, ioctlPtr, ioctlPtrAsync, withFd } from "./ioctl";
-import { SyscallError } from "./syscalls";
+import { mknodBlock, SyscallError } from "./syscalls";
 
 export interface LoopDevice {
   /** N in /dev/loopN. */
@@ -75,7 +75,7 @@ export function attachLoop(file: string, opts: { readOnly: boolean }): { loop: L
     for (let attempt = 0; attempt < 32; attempt++) {
       const n = withFd("/dev/loop-control", fsc.O_RDWR, (ctl) => ioctlInt(ctl, LOOP_CTL_GET_FREE, 0, "/dev/loop-control"));
       const loop = loopDevice(n);
-      const fd = openSync(loop.path, mode);
+      const fd = openLoopNode(loop, mode);
       const config = Buffer.alloc(CONFIG_SIZE);
       config.writeUInt32LE(backing, 0);
       const flags = LO_FLAGS.AUTOCLEAR | (opts.readOnly ? LO_FLAGS.READ_ONLY : 0) | (directIo ? LO_FLAGS.DIRECT_IO : 0);
@@ -100,6 +100,26 @@ export function attachLoop(file: string, opts: { readOnly: boolean }): { loop: L
   } finally {
     // The device holds its own reference to the file.
     closeSync(backing);
+  }
+}
+
+const LOOP_MAJOR = 7;
+
+/**
+ * Open /dev/loopN, making the node first if the kernel made the device but
+ * this /dev has no node for it (a container's /dev, e.g. a kind node).
+ */
+function openLoopNode(loop: LoopDevice, mode: number): number {
+  try {
+    return openSync(loop.path, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    try {
+      mknodBlock(loop.path, LOOP_MAJOR, loop.number);
+    } catch (mk) {
+      if ((mk as NodeJS.ErrnoException).code !== "EEXIST") throw mk;
+    }
+    return openSync(loop.path, mode);
   }
 }
 

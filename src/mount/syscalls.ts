@@ -30,6 +30,7 @@ type Umount2 = ((target: string, flags: number) => number) & {
 };
 const umount2Fn = libc.func("int umount2(const char *target, int flags)") as Umount2;
 const strerrorFn = libc.func("const char *strerror(int errnum)") as (errnum: number) => string;
+const mknodFn = libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)") as (path: string, mode: number, dev: bigint) => number;
 
 // errno numbers → names, for the ones a mount can produce. Node's own
 // errors carry names ("ENOENT"), so ours do too.
@@ -61,6 +62,19 @@ export class SyscallError extends Error {
 
 function check(rc: number, syscall: string, path: string): void {
   if (rc !== 0) throw new SyscallError(syscall, koffi.errno(), path);
+}
+
+const S_IFBLK = 0o060000;
+
+/**
+ * Make a block device node (as glibc's makedev packs major and minor).
+ * Needed in containers, whose /dev is a copy made at start: a loop device
+ * the kernel creates later exists, but has no node there.
+ */
+export function mknodBlock(path: string, major: number, minor: number, perm = 0o600): void {
+  const dev =
+    ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
+  check(mknodFn(path, S_IFBLK | perm, dev), "mknod", path);
 }
 
 /** Bind `source` at `target` (both must exist and be of the same kind). */
