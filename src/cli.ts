@@ -41,6 +41,9 @@ Driver flags (environment fallbacks in brackets):
   --default-capacity-mode auto|quota|image|none
                             how sizes are enforced when a StorageClass
                             does not say (parameter capacity)         default auto
+  --mount-timeout SECONDS   deadline of one mount of a shared volume   default 60
+  --share-timeout SECONDS   deadline of one file operation on a share  default 30
+  --mount-program PATH      mount(8) for shared volumes (tests use stand-ins) default mount
   --log-level debug|info|warn|error                                    [LOG_LEVEL] default info
   --metrics-address HOST:PORT  serve Prometheus /metrics and /healthz  [METRICS_ADDRESS] default off
                             (":9810" = every interface)
@@ -96,6 +99,9 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       "max-volumes-per-node": { type: "string" },
       "enable-attach": { type: "boolean" },
       "default-capacity-mode": { type: "string" },
+      "mount-program": { type: "string" },
+      "mount-timeout": { type: "string" },
+      "share-timeout": { type: "string" },
       "log-level": { type: "string" },
       "metrics-address": { type: "string" },
     },
@@ -109,6 +115,13 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
     throw new Error(`--default-capacity-mode must be one of ${DEFAULT_CAPACITY_MODES.join(", ")}, not ${capacityMode}`);
   }
   const base = defaultConfig();
+  const seconds = (flag: string, fallback: number): number => {
+    const v = values[flag as "mount-timeout"];
+    if (v === undefined) return fallback;
+    const s = Number(v);
+    if (!Number.isFinite(s) || s <= 0) throw new Error(`--${flag} must be a positive number of seconds`);
+    return Math.round(s * 1000);
+  };
   const nodeId = values["node-id"] ?? env.NODE_ID ?? base.nodeId;
   if (nodeId === "" || Buffer.byteLength(nodeId) > 128) throw new Error("--node-id must be 1 to 128 bytes");
   const driverName = values["driver-name"] ?? base.driverName;
@@ -127,6 +140,9 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       maxVolumesPerNode: maxVolumes,
       enableAttach: values["enable-attach"] === true,
       defaultCapacityMode: capacityMode as DefaultCapacityMode,
+      mountProgram: values["mount-program"] ?? base.mountProgram,
+      mountTimeoutMs: seconds("mount-timeout", base.mountTimeoutMs),
+      shareTimeoutMs: seconds("share-timeout", base.shareTimeoutMs),
     },
     endpoint,
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",

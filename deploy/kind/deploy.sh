@@ -153,6 +153,21 @@ static_pv_step2() {
   sed -e "s/REPLACE-WITH-VOLUME-HANDLE/$handle/" -e "s/REPLACE-WITH-NODE-NAME/$node/" "$file" | k -n "$ns" apply -f -
 }
 
+# lifecycle, before step 4: release the claim of steps 2-3 (Retain keeps
+# the volume), then adopt its volume with a hand-written PV.
+lifecycle_step4() {
+  local ns=$1 file=$2 pv handle
+  pv=$(k -n "$ns" get pvc lifecycle-data -o jsonpath='{.spec.volumeName}') || return 1
+  handle=$(k get pv "$pv" -o jsonpath='{.spec.csi.volumeHandle}') || return 1
+  [[ -n $handle ]] || return 1
+  echo "releasing claim lifecycle-data; adopting volume $handle (was PV $pv)"
+  k -n "$ns" delete pod lifecycle-writer lifecycle-reader --wait || return 1
+  k -n "$ns" delete pvc lifecycle-data --wait || return 1
+  k get pv "$pv" -o jsonpath='{.status.phase}{"\n"}' # Released
+  k delete pv "$pv" --wait || return 1
+  sed -e "s/REPLACE-WITH-VOLUME-HANDLE/$handle/" "$file" | k -n "$ns" apply -f -
+}
+
 run_example() {
   local example=$1 ns="csi-lab-ex-$1" file step reason pod
   reason=$(unsupported_reason "$example")
@@ -168,6 +183,8 @@ run_example() {
     echo "--- $step"
     if [[ $example == static-pv && $step == 02-* ]]; then
       static_pv_step2 "$ns" "$file" || return 1
+    elif [[ $example == lifecycle && $step == 04-* ]]; then
+      lifecycle_step4 "$ns" "$file" || return 1
     elif [[ $example == monitoring ]]; then
       k apply -f "$file" || return 1 # namespaced to csi-lab in the file
     else

@@ -19,7 +19,8 @@ import type { VolumeContentSource } from "../gen/csi";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { snapshotKey } from "../csi/snapshots";
 import { checkToken } from "../csi/validate";
-import { copyContent, type Content } from "../storage/copy-content";
+import { copyContent } from "../storage/copy-content";
+import { getVolume, locationOf } from "../storage/volumes";
 import { snapshotContent, volumeContent } from "../storage/content-sources";
 import type { ContentSource } from "../storage/volume-record";
 import type { Capability } from "../csi/capabilities";
@@ -57,17 +58,29 @@ export async function planContentSource(
 ): Promise<SourcePlan | undefined> {
   if (!src) return undefined;
   let contentSource: ContentSource;
-  let found: { content: Content; sizeBytes: number; what: string; fsType?: string } | undefined;
+  let found: { copy: (to: string) => Promise<void>; layout: VolumeLayout; sizeBytes: number; what: string; fsType?: string } | undefined;
+  const opts = { viewsDir: driver.snapshots.viewsDir };
   if (src.snapshot) {
     const snapshotId = checkToken(src.snapshot.snapshotId, "volume_content_source.snapshot.snapshot_id");
     contentSource = { snapshotId };
     const snap = await driver.snapshots.get(snapshotId);
-    if (snap) found = { content: snapshotContent(driver.snapshots, snap), sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
+    if (snap) {
+      const content = snapshotContent(driver.snapshots, snap);
+      found = { copy: (to) => copyContent(content, to, opts), layout: content.layout, sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
+    }
   } else if (src.volume) {
     const volumeId = checkToken(src.volume.volumeId, "volume_content_source.volume.volume_id");
     contentSource = { volumeId };
-    const vol = await driver.hostpath.get(volumeId);
-    if (vol) found = { content: volumeContent(driver.hostpath, vol), sizeBytes: vol.capacityBytes, what: `volume ${volumeId}`, fsType: vol.fsType };
+    const vol = await getVolume(driver, volumeId);
+    const loc = vol && locationOf(vol);
+    if (vol && loc) {
+      // A shared volume's directory is reached through the share (mounted for the copy if it is remote).
+      const copy = (to: string) => driver.shared.withVolumeDir(loc, (dir) => copyContent({ path: dir, layout: "dir", live: true }, to, opts));
+      found = { copy, layout: "dir", sizeBytes: vol.capacityBytes, what: `volume ${volumeId}` };
+    } else if (vol) {
+      const content = volumeContent(driver.hostpath, vol);
+      found = { copy: (to) => copyContent(content, to, opts), layout: content.layout, sizeBytes: vol.capacityBytes, what: `volume ${volumeId}`, fsType: vol.fsType };
+    }
   } else {
     throw invalidArgument("volume_content_source names neither a snapshot nor a volume");
   }
@@ -75,14 +88,14 @@ export async function planContentSource(
   if (!found) {
     throw notFound(`the content source ${contentSource.snapshotId ? `snapshot ${contentSource.snapshotId}` : `volume ${contentSource.volumeId}`} does not exist`);
   }
-  const { content, sizeBytes, what } = found;
+  const { copy, sizeBytes, what } = found;
   return {
     contentSource,
-    layout: content.layout,
+    layout: found.layout,
     ...(found.fsType ? { fsType: found.fsType } : {}),
     minBytes: sizeBytes,
     fill: async (staging) => {
-      await copyContent(content, staging, { viewsDir: driver.snapshots.viewsDir });
+      await copy(staging);
       driver.log.debug("copied content source into the new volume", { source: what });
     },
   };

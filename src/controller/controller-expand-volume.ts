@@ -10,6 +10,9 @@
  * new size, which nothing enforces. Each of these works while the volume
  * is in use (the plugin offers ONLINE expansion).
  *
+ * A shared volume's size is a label, like capacity: none: the new size
+ * is recorded and nothing else changes.
+ *
  * Volumes do not shrink. A range whose limit is below the current size is
  * OUT_OF_RANGE; a range the volume already satisfies because it is larger
  * than required_bytes is success, as the spec asks ("already larger than
@@ -21,6 +24,7 @@ import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { checkMap, checkToken, requireMessage } from "../csi/validate";
 import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
+import { getVolume, profileOf } from "../storage/volumes";
 import { checkRange } from "./capacity";
 import { holdSpace, sizeFor } from "./placement";
 import { volumeKey } from "./volume-view";
@@ -36,10 +40,10 @@ export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, C
     const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
 
     const store = driver.hostpath;
-    const record = await store.get(volumeId);
+    const record = await getVolume(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
     if (cap) {
-      const why = unsupportedReason(cap, store.profileOf(record));
+      const why = unsupportedReason(cap, profileOf(driver, record));
       if (why) throw invalidArgument(`volume ${volumeId}: ${why}`);
     }
     const layout = layoutOf(record);
@@ -49,6 +53,10 @@ export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, C
       throw outOfRange(`volume ${volumeId} has ${current} bytes and volumes cannot shrink (limit_bytes is ${range.limit})`);
     }
     if (range.required <= current) return { capacityBytes: current, nodeExpansionRequired };
+    if (record.shared) {
+      await driver.shared.update({ ...record, capacityBytes: range.required });
+      return { capacityBytes: range.required, nodeExpansionRequired: false };
+    }
 
     const placement = { layout, withQuota: record.quota !== undefined, fsType: undefined };
     const size = sizeFor(placement, range.required, range);

@@ -3,21 +3,22 @@
  *
  * The volume condition is what Kubernetes' health monitor surfaces as an
  * event on the PVC: here, whether the volume's directory is still there and
- * still a directory.
+ * still a directory (for a shared volume, a bounded probe on the share).
  */
 import type { ControllerGetVolumeRequest, ControllerGetVolumeResponse } from "../gen/csi";
 import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
+import { conditionOf, getVolume } from "../storage/volumes";
 import { publishedNodeIds } from "./attach";
 import { toCsiVolume } from "./volume-view";
 
 export const controllerGetVolume = defineRpc<ControllerGetVolumeRequest, ControllerGetVolumeResponse>({
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    const record = await driver.hostpath.get(volumeId);
+    const record = await getVolume(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
-    const volumeCondition = await driver.hostpath.condition(volumeId, record);
+    const volumeCondition = await conditionOf(driver, record);
     return { volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, volumeId), volumeCondition } };
   },
 });

@@ -15,7 +15,8 @@ import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
 import { layoutOf } from "../storage/volume-record";
-import { applyMutableParameters, checkMutableParameters, unfitProblem } from "./mutable-parameters";
+import { applyMutableParametersAnywhere, checkMutableParameters, unfitProblem } from "./mutable-parameters";
+import { conditionOf, getVolume } from "../storage/volumes";
 import { volumeKey } from "./volume-view";
 
 export const controllerModifyVolume = defineRpc<ControllerModifyVolumeRequest, ControllerModifyVolumeResponse>({
@@ -27,17 +28,18 @@ export const controllerModifyVolume = defineRpc<ControllerModifyVolumeRequest, C
     const params = checkMutableParameters(req.mutableParameters);
     if (Object.keys(params).length === 0) throw invalidArgument("mutable_parameters is required: name at least one parameter to change");
 
-    const record = await driver.hostpath.get(volumeId);
+    const record = await getVolume(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
     const unfit = unfitProblem(layoutOf(record), params);
     if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
-    const condition = await driver.hostpath.condition(volumeId, record);
+    const condition = await conditionOf(driver, record);
     if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
 
-    applyMutableParameters(driver, record, params);
+    await applyMutableParametersAnywhere(driver, record, params);
     const merged = { ...record.mutableParameters, ...params };
     if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await driver.hostpath.update({ ...record, mutableParameters: merged });
+      const updated = { ...record, mutableParameters: merged };
+      await (record.shared ? driver.shared.update(updated) : driver.hostpath.update(updated));
     }
     return {};
   },

@@ -13,7 +13,7 @@ import type { ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeRespons
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { mountsOfDir } from "../mount/volume-mounts";
-import { HostPathStore } from "../storage/hostpath-store";
+import { volumeRef } from "../storage/volumes";
 import { defineRpc } from "../server/rpc";
 import { requireAttachEnabled } from "./attach";
 import { volumeKey } from "./volume-view";
@@ -26,14 +26,15 @@ export const controllerUnpublishVolume = defineRpc<ControllerUnpublishVolumeRequ
     const volumeId = checkToken(req.volumeId, "volume_id");
     const nodeId = req.nodeId ? checkToken(req.nodeId, "node_id") : undefined;
     checkMap(req.secrets, "secrets");
-    if (!HostPathStore.isVolumeId(volumeId)) return {};
+    const ref = volumeRef(volumeId);
+    if (ref.backend === undefined) return {};
 
     const attached = driver.attachments.of(volumeId).filter((a) => nodeId === undefined || a.nodeId === nodeId);
     if (attached.length === 0) {
       log.debug("not attached there: nothing to do");
       return {};
     }
-    if (attached.some((a) => a.nodeId === driver.config.nodeId)) {
+    if (ref.backend === "hostpath" && attached.some((a) => a.nodeId === driver.config.nodeId)) {
       const { mounts } = mountsOfDir(driver.hostpath.dataDir(volumeId));
       if (mounts.length > 0) {
         throw failedPrecondition(

@@ -8,13 +8,15 @@
  * call (reflinked where the file system can, see storage/copy-content.ts),
  * so the reply always says ready_to_use. A copy of a volume that pods are
  * writing is taken file by file: quiesce the application first if it needs
- * the files to agree with each other.
+ * the files to agree with each other. A shared volume's snapshot is a
+ * copy of its directory, kept in this controller's snapshot store.
  */
 import type { CreateSnapshotRequest, CreateSnapshotResponse } from "../gen/csi";
 import { alreadyExists, notFound } from "../csi/errors";
 import { checkSnapshotParameters, snapshotKey, toCsiSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
-import { snapshotVolume } from "../storage/content-sources";
+import { snapshotSharedVolume, snapshotVolume } from "../storage/content-sources";
+import { getVolume } from "../storage/volumes";
 import { defineRpc } from "../server/rpc";
 import { volumeKey } from "./volume-view";
 
@@ -36,9 +38,12 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
       }
       return { snapshot: toCsiSnapshot(existing) };
     }
-    const volume = await driver.hostpath.get(sourceVolumeId);
+    const volume = await getVolume(driver, sourceVolumeId);
     if (!volume) throw notFound(`source volume ${sourceVolumeId} does not exist`);
-    const { record } = await snapshotVolume(driver.hostpath, driver.snapshots, volume, { snapshotId, name, parameters });
+    const spec = { snapshotId, name, parameters };
+    const { record } = volume.shared
+      ? await snapshotSharedVolume(driver.shared, driver.snapshots, volume, spec)
+      : await snapshotVolume(driver.hostpath, driver.snapshots, volume, spec);
     return { snapshot: toCsiSnapshot(record) };
   },
 });

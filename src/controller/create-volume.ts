@@ -8,10 +8,13 @@
  * source, the answer is ALREADY_EXISTS — the CO must not be handed a
  * volume it did not ask for.
  *
- * How the new volume is kept — a directory with or without a quota, an
+ * The StorageClass parameter `backend` picks where the volume lives. On
+ * hostpath, how it is kept — a directory with or without a quota, an
  * image file, a block device — follows its parameters and capabilities
  * (placement.ts); a size that will be enforced must fit in what the node
- * can still promise, or the answer is RESOURCE_EXHAUSTED.
+ * can still promise, or the answer is RESOURCE_EXHAUSTED. On nfs it is a
+ * subdirectory of the share (createShared below, storage/shared/): any
+ * node, any number of writers, its size a label.
  */
 import type { CreateVolumeRequest, CreateVolumeResponse } from "../gen/csi";
 import { requireSupported, toCapabilities, unsupportedReason, type Capability } from "../csi/capabilities";
@@ -23,7 +26,10 @@ import type { ContentSource, VolumeRecord } from "../storage/volume-record";
 import { checkRange, chooseSize, fits, type Range } from "./capacity";
 import { applyMutableParameters, checkMutableParameters, sameMutableParameters, unfitProblem } from "./mutable-parameters";
 import { contentSourceKeys, describeSource, placeFromSource, planContentSource, requestedSource, sameSource, sizeWithSource } from "./content-source";
-import { checkParameters, defining } from "./parameters";
+import { backendOf, checkParameters, defining } from "./parameters";
+import { planShared } from "./shared-parameters";
+import { profileOf, sharedProfile } from "../storage/volumes";
+import type { VolumeContentSource } from "../gen/csi";
 import { holdSpace, isEnforced, place, sizeFor } from "./placement";
 import { topologyProblem } from "./topology";
 import { nodeTopology, toCsiVolume, volumeKey } from "./volume-view";
@@ -38,11 +44,14 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const store = driver.hostpath;
     const name = checkToken(req.name, "name");
     const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
-    requireSupported(caps, store.anyLayoutProfile);
     const parameters = checkParameters(req.parameters);
     const mutableParameters = checkMutableParameters(req.mutableParameters);
     checkMap(req.secrets, "secrets");
     const range = checkRange(req.capacityRange);
+    if (backendOf(parameters) === "nfs") {
+      return createShared(driver, { name, caps, range, parameters, mutableParameters, source: requestedSource(req.volumeContentSource) }, req.volumeContentSource);
+    }
+    requireSupported(caps, store.anyLayoutProfile);
     const where = topologyProblem(req.accessibilityRequirements, driver);
     if (where) throw resourceExhausted(where);
 
@@ -109,7 +118,7 @@ interface Request {
 /** An existing volume of the same name must be one the request could have made. */
 function checkCompatible(record: VolumeRecord, req: Request, driver: Driver): void {
   const name = JSON.stringify(req.name);
-  const why = req.caps.map((c) => unsupportedReason(c, driver.hostpath.profileOf(record))).find((r) => r !== undefined);
+  const why = req.caps.map((c) => unsupportedReason(c, profileOf(driver, record))).find((r) => r !== undefined);
   if (why) throw alreadyExists(`volume ${name} already exists and cannot be used so: ${why}`);
   if (!fits(record.capacityBytes, req.range)) {
     throw alreadyExists(
@@ -126,4 +135,55 @@ function checkCompatible(record: VolumeRecord, req: Request, driver: Driver): vo
   if (!sameSource(record.contentSource, req.source)) {
     throw alreadyExists(`volume ${name} already exists with ${describeSource(record.contentSource)}, not ${describeSource(req.source)}`);
   }
+}
+
+/**
+ * CreateVolume on the shared backend: a directory on the share. Its ID is
+ * made from where it is (storage/shared/volume-id.ts), so a retry of the
+ * same request finds the same volume. Topology requirements do not
+ * constrain it (every node reaches the share); its size is recorded, not
+ * enforced. A restore or clone copies into the new directory before it is
+ * committed; only a directory tree can be copied into one.
+ */
+async function createShared(driver: Driver, req: Request, src: VolumeContentSource | undefined): Promise<CreateVolumeResponse> {
+  const plan = planShared(req.parameters, req.name);
+  requireSupported(req.caps, sharedProfile(plan.location));
+  const unfit = unfitProblem("dir", req.mutableParameters);
+  if (unfit) throw invalidArgument(unfit);
+  const { id } = driver.shared.idFor(plan.location, plan.onDelete);
+  const existing = await driver.shared.getById(id);
+  if (existing) {
+    checkCompatible(existing, req, driver);
+    return { volume: toCsiVolume(existing) };
+  }
+  if (await driver.hostpath.get(driver.hostpath.idForName(req.name))) {
+    throw alreadyExists(`volume ${JSON.stringify(req.name)} already exists on backend hostpath`);
+  }
+  const source = await planContentSource(src, driver);
+  if (source && source.layout !== "dir") {
+    throw invalidArgument(`the content source ${describeSource(source.contentSource)} is a ${source.layout} volume; only a directory tree can be copied into a shared volume`);
+  }
+  const capacityBytes = source
+    ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes)
+    : chooseSize(req.range, driver.config.defaultCapacityBytes);
+  const mode = req.mutableParameters.mode !== undefined ? parseInt(req.mutableParameters.mode, 8) : plan.mode;
+  const record = await driver.shared.create(
+    {
+      name: req.name,
+      location: plan.location,
+      onDelete: plan.onDelete,
+      mode,
+      ...(plan.uid !== undefined ? { uid: plan.uid } : {}),
+      ...(plan.gid !== undefined ? { gid: plan.gid } : {}),
+      capacityBytes,
+      record: {
+        capabilities: [...req.caps],
+        parameters: req.parameters,
+        mutableParameters: req.mutableParameters,
+        ...(source ? { contentSource: source.contentSource } : {}),
+      },
+    },
+    source?.fill,
+  );
+  return { volume: toCsiVolume(record) };
 }

@@ -9,12 +9,19 @@
  * node (with --enable-attach): the CO must detach it first.
  * (An image or block volume is in use while a loop device attached to its
  * image is mounted or bound.)
+ *
+ * A shared (nfs) volume is deleted from its ID alone — no record, no
+ * secrets — as its StorageClass's onDelete said: the directory removed,
+ * renamed to archived-<name>-<time>, or left in place (retain). Its
+ * mounts on other nodes are not visible here; the CO unpublishes first.
+ * An ID of a newer format is INVALID_ARGUMENT, not OK: answering OK would
+ * make the CO forget a volume whose data was never touched.
  */
 import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { mountsOfVolume } from "../mount/volume-mounts";
-import { HostPathStore } from "../storage/hostpath-store";
+import { volumeRef } from "../storage/volumes";
 import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
 import { publishedNodeIds } from "./attach";
@@ -26,7 +33,17 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
   async handle(req, { driver, log }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     checkMap(req.secrets, "secrets");
-    if (!HostPathStore.isVolumeId(volumeId)) return {};
+    const ref = volumeRef(volumeId);
+    if (ref.backend === undefined) return {};
+    const attached = publishedNodeIds(driver, volumeId);
+    if (attached.length > 0) {
+      throw failedPrecondition(`volume ${volumeId} is attached to node ${attached.join(", ")}; ControllerUnpublishVolume it first`);
+    }
+    if (ref.backend === "nfs") {
+      log.debug("deleted shared volume", { done: await driver.shared.delete(volumeId, ref.id) });
+      if (driver.attachments.of(volumeId).length > 0) await driver.attachments.forget(volumeId);
+      return {};
+    }
     const record = await driver.hostpath.get(volumeId);
     const image = record !== undefined && layoutOf(record) !== "dir";
     const { mounts } = mountsOfVolume(driver.hostpath.dataDir(volumeId), image);
@@ -34,10 +51,6 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
       throw failedPrecondition(
         `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,
       );
-    }
-    const attached = publishedNodeIds(driver, volumeId);
-    if (attached.length > 0) {
-      throw failedPrecondition(`volume ${volumeId} is attached to node ${attached.join(", ")}; ControllerUnpublishVolume it first`);
     }
     const existed = await driver.hostpath.delete(volumeId);
     if (!existed) log.debug("delete of a volume that does not exist: nothing to do");

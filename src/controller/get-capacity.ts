@@ -8,12 +8,14 @@
  * may still fill (placement.ts, capacity-ledger.ts) — the same figure
  * CreateVolume checks a new size against. Capabilities, parameters or a
  * topology this node cannot serve get 0: there is no capacity for them
- * here.
+ * here. For the shared backend it is the share's free space (statfs,
+ * bounded in time), whatever the topology: every node reaches the share.
  */
 import type { GetCapacityRequest, GetCapacityResponse } from "../gen/csi";
 import { toCapabilities, unsupportedReason } from "../csi/capabilities";
 import { defineRpc } from "../server/rpc";
-import { checkParameters } from "./parameters";
+import { backendOf, checkParameters } from "./parameters";
+import { sharedProfile } from "../storage/volumes";
 import { place, promisable, type Placement } from "./placement";
 import { matchesThisNode } from "./topology";
 
@@ -21,6 +23,12 @@ export const getCapacity = defineRpc<GetCapacityRequest, GetCapacityResponse>({
   async handle(req, { driver }) {
     const parameters = checkParameters(req.parameters);
     const caps = (req.volumeCapabilities?.length ?? 0) > 0 ? toCapabilities(req.volumeCapabilities, "volume_capabilities") : [];
+    if (backendOf(parameters) === "nfs") {
+      const share = { server: parameters.server ?? "", share: parameters.share! };
+      if (caps.some((c) => unsupportedReason(c, sharedProfile(share)) !== undefined)) return { availableCapacity: 0, maximumVolumeSize: 0 };
+      const { availableBytes } = await driver.shared.usage(share);
+      return { availableCapacity: availableBytes, maximumVolumeSize: availableBytes };
+    }
     const elsewhere = req.accessibleTopology !== undefined && !matchesThisNode(req.accessibleTopology, driver);
     let placement: Placement | undefined;
     try {

@@ -14,7 +14,8 @@
  *          a directory. New volumes start at 0777, like an emptyDir. For
  *          an image volume the root is that of the file system inside the
  *          image: changed where the volume is staged on this node, and at
- *          every stage after. A block volume has no root: refused.
+ *          every stage after. A block volume has no root: refused. A
+ *          shared volume's root is its directory on the share.
  *
  * StorageClass parameters live in parameters.ts; this table is separate so
  * the two can grow without stepping on each other.
@@ -115,6 +116,16 @@ export function applyMutableParameters(driver: Driver, record: VolumeRecord, par
     }
     throw err;
   }
+}
+
+/**
+ * The same for a volume of either backend: a shared volume's directory is
+ * on its share, changed through a share agent within the deadline.
+ */
+export async function applyMutableParametersAnywhere(driver: Driver, record: VolumeRecord, params: Record<string, string>): Promise<void> {
+  const loc = record.shared;
+  if (!loc) return applyMutableParameters(driver, record, params);
+  if (params.mode !== undefined) await driver.shared.setMode(loc, parseInt(params.mode, 8));
 }
 
 /** Same keys and canonical values. */

@@ -11,6 +11,7 @@ import { toCapabilities, unsupportedReason } from "../csi/capabilities";
 import { notFound } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
+import { getVolume, profileOf } from "../storage/volumes";
 import { checkMutableParameters, mutableParametersProblem } from "./mutable-parameters";
 import { defining } from "./parameters";
 
@@ -23,11 +24,11 @@ export const validateVolumeCapabilities = defineRpc<ValidateVolumeCapabilitiesRe
     checkMap(req.volumeContext, "volume_context");
     checkMap(req.secrets, "secrets");
 
-    const record = await driver.hostpath.get(volumeId);
+    const record = await getVolume(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
 
     for (const cap of caps) {
-      const why = unsupportedReason(cap, driver.hostpath.profileOf(record));
+      const why = unsupportedReason(cap, profileOf(driver, record));
       if (why) return { message: why };
     }
     if (Object.keys(parameters).length > 0 && defining(parameters) !== defining(record.parameters)) {

@@ -20,13 +20,29 @@ export function contentSourceOf(rec: VolumeRecord): VolumeContentSource | undefi
   return undefined;
 }
 
+/**
+ * volume_context keys: the CO stores them in the PV and hands them to the
+ * node. A shared volume's say where it is (the node also reads its ID, and
+ * a static PV may give them as volumeAttributes).
+ */
+export const CONTEXT = {
+  backend: "csi-lab/backend",
+  server: "csi-lab/server",
+  share: "csi-lab/share",
+  subDir: "csi-lab/subDir",
+} as const;
+
 export function toCsiVolume(rec: VolumeRecord): Volume {
+  const s = rec.shared;
   return {
     volumeId: rec.volumeId,
     capacityBytes: rec.capacityBytes,
-    volumeContext: { "csi-lab/backend": rec.backend },
+    volumeContext: s
+      ? { [CONTEXT.backend]: rec.backend, ...(s.server ? { [CONTEXT.server]: s.server } : {}), [CONTEXT.share]: s.share, [CONTEXT.subDir]: s.subDir }
+      : { [CONTEXT.backend]: rec.backend },
     contentSource: contentSourceOf(rec),
-    accessibleTopology: [{ segments: { ...rec.topology } }],
+    // A shared volume is reachable from every node: no topology constraint.
+    accessibleTopology: s ? [] : [{ segments: { ...rec.topology } }],
   };
 }
 

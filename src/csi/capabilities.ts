@@ -15,7 +15,7 @@ import {
   VolumeCapability,
   VolumeCapability_AccessMode_Mode as Mode,
 } from "../gen/csi";
-import { parseBindFlags } from "../mount/options";
+import { mountWords, parseBindFlags, splitMountFlags } from "../mount/options";
 import { invalidArgument } from "./errors";
 
 export { Mode as AccessMode };
@@ -38,6 +38,12 @@ export interface CapabilityProfile {
   fsTypes: ReadonlySet<string>;
   /** Whether volume_mount_group (a pod's fsGroup) can be applied. */
   mountGroup: boolean;
+  /**
+   * Which mount_flags it takes: "bind" (default), the generic per-mount
+   * words a bind mount can apply; "filesystem", also any file system
+   * option, for volumes mounted with mount(8) (an NFS export).
+   */
+  mountOptions?: "bind" | "filesystem";
 }
 
 export const MULTI_NODE_MODES: ReadonlySet<Mode> = new Set([
@@ -94,7 +100,7 @@ export function unsupportedReason(cap: Capability, profile: CapabilityProfile): 
     if (cap.fsType !== "" && !profile.fsTypes.has(cap.fsType)) {
       return `fs_type ${JSON.stringify(cap.fsType)} is not supported (supported: "" or ${[...profile.fsTypes].join(", ")})`;
     }
-    const flags = parseBindFlags(cap.mountFlags);
+    const flags = profile.mountOptions === "filesystem" ? splitMountFlags(cap.mountFlags) : parseBindFlags(cap.mountFlags);
     if (typeof flags === "string") return flags;
     if (cap.volumeMountGroup !== "" && !profile.mountGroup) return "volume_mount_group is not supported by this volume type";
   }
@@ -111,9 +117,7 @@ export function requireSupported(caps: readonly Capability[], profile: Capabilit
 
 /** Same access type, mode, fs type, flags and group: the test for "compatible" re-publish. */
 export function sameCapability(a: Capability, b: Capability): boolean {
-  const fa = parseBindFlags(a.mountFlags);
-  const fb = parseBindFlags(b.mountFlags);
-  const flagsEqual = typeof fa !== "string" && typeof fb !== "string" ? fa.words.join(",") === fb.words.join(",") : fa === fb;
+  const flagsEqual = mountWords(a.mountFlags).join(",") === mountWords(b.mountFlags).join(",");
   return (
     a.accessType === b.accessType &&
     a.accessMode === b.accessMode &&

@@ -18,6 +18,7 @@
  * same attempt; if any copy fails, the members made so far are removed.
  */
 import type { CreateVolumeGroupSnapshotRequest, CreateVolumeGroupSnapshotResponse } from "../gen/csi";
+import { volumeRef } from "../storage/volumes";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkSnapshotParameters, groupSnapshotKey, toCsiGroupSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
@@ -59,6 +60,11 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
 
     const volumes: VolumeRecord[] = [];
     for (const id of sourceVolumeIds) {
+      if (volumeRef(id).backend === "nfs") {
+        // Pods on any node may be writing a shared volume, and the controller cannot see their
+        // mounts, so it cannot promise a write-order consistent group: refuse rather than pretend.
+        throw invalidArgument(`volume ${id} is a shared (nfs) volume; group snapshots are offered for hostpath volumes only`);
+      }
       const volume = await driver.hostpath.get(id);
       if (!volume) throw notFound(`source volume ${id} does not exist`);
       volumes.push(volume);

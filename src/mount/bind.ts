@@ -43,11 +43,11 @@ export function bindWithFlags(source: string, target: string, bits: number): voi
 }
 
 /** Unmount everything stacked at `target`; true if anything was mounted. */
-export async function unmountAll(target: string): Promise<boolean> {
+export async function unmountAll(target: string, opts: { detach?: boolean } = {}): Promise<boolean> {
   let any = false;
   for (let i = 0; i < 64; i++) {
     try {
-      if (!(await unmountIfMounted(target))) return any;
+      if (!(await unmountIfMounted(target, opts))) return any;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
       // Still in use by some process: detach it from the tree now; the

@@ -95,3 +95,31 @@ export function bitsToMountinfoWords(bits: number): string[] {
   if (bits & MS.NOATIME) out.push("noatime");
   return out;
 }
+
+/** The words of mount_flags, each entry possibly a comma list: trimmed, without empties, sorted, once each. */
+export function mountWords(flags: readonly string[]): string[] {
+  return [...new Set(flags.flatMap((e) => e.split(",")).map((w) => w.trim()).filter((w) => w !== ""))].sort();
+}
+
+// A file system option as mount(8) takes it: a word or key=value, nothing a shell or a parser could misread.
+const FS_OPTION = /^[A-Za-z0-9_][A-Za-z0-9_.:+@=-]*$/;
+
+/**
+ * Flags for a file system mounted with mount(8) (an NFS export): the
+ * generic per-mount words become bits for binds of it (as parseBindFlags),
+ * every other word is an option for the file system ("nfsvers=4.1",
+ * "hard"), passed to mount(8) as given. Returns the error text for a word
+ * that is not a well-formed option.
+ */
+export function splitMountFlags(flags: readonly string[]): { bind: BindFlags; fsOptions: string[] } | string {
+  const bindWords: string[] = [];
+  const fsOptions: string[] = [];
+  for (const word of mountWords(flags)) {
+    if (WORDS[word]) bindWords.push(word);
+    else if (FS_OPTION.test(word) && word.length <= 256) fsOptions.push(word);
+    else return `mount flag ${JSON.stringify(word)} is not a well-formed mount option`;
+  }
+  const bind = parseBindFlags(bindWords);
+  if (typeof bind === "string") return bind;
+  return { bind, fsOptions };
+}

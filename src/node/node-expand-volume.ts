@@ -18,6 +18,8 @@ import { toCapability, unsupportedReason } from "../csi/capabilities";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { checkMap, checkPath, checkToken, requireString } from "../csi/validate";
 import { volumeMountAt } from "../mount/volume-mounts";
+import { mountAt, readMountInfo } from "../mount/mountinfo";
+import { getVolume, volumeRef } from "../storage/volumes";
 import { checkRange } from "../controller/capacity";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
@@ -35,6 +37,12 @@ export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVol
     const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
     checkMap(req.secrets, "secrets");
 
+    if (volumeRef(volumeId).backend === "nfs") {
+      // A shared volume's size is a label: nothing on the node depends on it.
+      if (!volumePath.startsWith("/") || !mountAt(readMountInfo(), volumePath)) throw notFound(`volume ${volumeId} is not staged or published at ${volumePath}`);
+      const record = await getVolume(driver, volumeId);
+      return { capacityBytes: record?.capacityBytes ?? range.required };
+    }
     const vol = await findVolume(driver, volumeId);
     if (cap) {
       const why = unsupportedReason(cap, driver.hostpath.profileOf(vol.record));

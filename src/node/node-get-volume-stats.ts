@@ -9,7 +9,9 @@
  * The numbers are the volume's own where it has its own: a quota's
  * counters, an image's file system, a block device's size. Only a plain
  * directory (capacity: none) shares its file system with the root and
- * reports that file system's figures (src/node/layouts).
+ * reports that file system's figures (src/node/layouts). A shared volume
+ * reports its share's statfs, and a stale or hung share as an abnormal
+ * condition (shared-volume.ts).
  */
 import type { NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse } from "../gen/csi";
 import { notFound } from "../csi/errors";
@@ -18,6 +20,8 @@ import { mountsOfVolume, volumeMountAt } from "../mount/volume-mounts";
 import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
 import { storeVolumeId } from "./ephemeral";
+import { volumeRef } from "../storage/volumes";
+import { findSharedVolume, sharedStats } from "./shared-volume";
 import { nodeLayout } from "./layouts";
 
 export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse>({
@@ -28,6 +32,8 @@ export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVo
     const volumePath = requireString(req.volumePath, "volume_path");
     if (req.stagingTargetPath) checkPath(req.stagingTargetPath, "staging_target_path");
 
+    const ref = volumeRef(volumeId);
+    if (ref.backend === "nfs") return sharedStats(driver, await findSharedVolume(driver, volumeId, ref.id, {}), volumePath);
     const id = storeVolumeId(driver, volumeId); // an inline volume is stored under its own ID
     const record = await driver.hostpath.get(id);
     if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);

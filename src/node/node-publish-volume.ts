@@ -19,10 +19,14 @@
  *
  * With volume_context "csi.storage.k8s.io/ephemeral": "true" the call is
  * for an inline volume, which has no staging path: the volume is made here
- * and bound from its own directory (ephemeral.ts).
+ * and bound from its own directory (ephemeral.ts). A shared volume's
+ * staging mount is bound through mount(8) with a deadline
+ * (shared-volume.ts).
  */
 import type { NodePublishVolumeRequest, NodePublishVolumeResponse } from "../gen/csi";
-import { sameCapability, type Capability } from "../csi/capabilities";
+import { sameCapability, toCapability, type Capability } from "../csi/capabilities";
+import { volumeRef } from "../storage/volumes";
+import { findSharedVolume, publishShared } from "./shared-volume";
 import { alreadyExists, failedPrecondition } from "../csi/errors";
 import { checkMap, checkPath, checkToken } from "../csi/validate";
 import { isReadOnly, readOnlyBits, unmountAll } from "../mount/bind";
@@ -45,6 +49,19 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     const targetPath = checkPath(req.targetPath, "target_path");
+    const ref = volumeRef(volumeId);
+    if (ref.backend === "nfs") {
+      const cap = toCapability(req.volumeCapability, "volume_capability");
+      const publishContext = checkMap(req.publishContext, "publish_context");
+      const volumeContext = checkMap(req.volumeContext, "volume_context");
+      checkMap(req.secrets, "secrets");
+      if (!req.stagingTargetPath) throw failedPrecondition("staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)");
+      const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
+      const vol = await findSharedVolume(driver, volumeId, ref.id, volumeContext);
+      const attachment = checkAttachment(driver, volumeId, publishContext);
+      await publishShared(driver, vol, { stagingPath, targetPath, cap, readonly: req.readonly === true, forcedReadOnly: attachment.readonly });
+      return {};
+    }
     const { cap, flags } = nodeCapability(driver, req.volumeCapability);
     const publishContext = checkMap(req.publishContext, "publish_context");
     const volumeContext = checkMap(req.volumeContext, "volume_context");

@@ -12,10 +12,14 @@
  * attach on, the volume must be attached to this node, and a read-only
  * attachment is staged read-only (attachment-check.ts); a pod's fsGroup
  * (volume_mount_group) is applied to the volume's root (mount-group.ts).
+ * A shared (nfs) volume is mounted from its share instead
+ * (shared-volume.ts): `mount -t nfs`, or a bind of a local share.
  */
 import * as path from "node:path";
 import type { NodeStageVolumeRequest, NodeStageVolumeResponse } from "../gen/csi";
-import { sameCapability } from "../csi/capabilities";
+import { sameCapability, toCapability } from "../csi/capabilities";
+import { volumeRef } from "../storage/volumes";
+import { findSharedVolume, stageShared } from "./shared-volume";
 import { alreadyExists } from "../csi/errors";
 import { checkMap, checkPath, checkToken } from "../csi/validate";
 import { ensureDirectory, unmountAll } from "../mount/bind";
@@ -36,6 +40,17 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
+    const ref = volumeRef(volumeId);
+    if (ref.backend === "nfs") {
+      const cap = toCapability(req.volumeCapability, "volume_capability");
+      const publishContext = checkMap(req.publishContext, "publish_context");
+      const volumeContext = checkMap(req.volumeContext, "volume_context");
+      checkMap(req.secrets, "secrets");
+      const vol = await findSharedVolume(driver, volumeId, ref.id, volumeContext);
+      const { readonly } = checkAttachment(driver, volumeId, publishContext);
+      await stageShared(driver, vol, stagingPath, cap, readonly);
+      return {};
+    }
     const { cap } = nodeCapability(driver, req.volumeCapability);
     const publishContext = checkMap(req.publishContext, "publish_context");
     checkMap(req.volumeContext, "volume_context");

@@ -10,7 +10,8 @@
  */
 import type { NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse } from "../gen/csi";
 import { checkPath, checkToken } from "../csi/validate";
-import { removeMountPoint } from "../mount/bind";
+import { removeMountPoint, unmountAll } from "../mount/bind";
+import { volumeRef } from "../storage/volumes";
 import { HostPathStore } from "../storage/hostpath-store";
 import { defineRpc } from "../server/rpc";
 import { nodeLockKeys, removeEphemeralIfUnused } from "./ephemeral";
@@ -22,7 +23,8 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
   async handle(req, { driver, log }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     const targetPath = checkPath(req.targetPath, "target_path");
-    await unmountReleasingLoop(targetPath, HostPathStore.isVolumeId(volumeId) ? driver.hostpath.dataDir(volumeId) : undefined);
+    if (volumeRef(volumeId).backend === "nfs") await unmountAll(targetPath, { detach: true }); // never wait on a gone server
+    else await unmountReleasingLoop(targetPath, HostPathStore.isVolumeId(volumeId) ? driver.hostpath.dataDir(volumeId) : undefined);
     await removeMountPoint(targetPath);
     driver.nodeRecords.remove("publish", targetPath);
     if (await removeEphemeralIfUnused(driver, volumeId)) log.debug("removed the inline volume with its last target");

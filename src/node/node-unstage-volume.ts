@@ -16,6 +16,7 @@ import { unmountAll } from "../mount/bind";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { volumeKey } from "../controller/volume-view";
 import { HostPathStore } from "../storage/hostpath-store";
+import { volumeRef } from "../storage/volumes";
 import { defineRpc } from "../server/rpc";
 import { STAGED_DEVICE, unmountReleasingLoop } from "./layouts/block";
 
@@ -29,7 +30,9 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
     // Only when there is none may <staging>/block be looked at: otherwise
     // that name is inside the volume, and belongs to its user.
     if (mountAt(readMountInfo(), stagingPath)) {
-      await unmountAll(stagingPath);
+      // A shared volume is detached (MNT_DETACH): unmounting an NFS mount
+      // whose server is gone would otherwise wait for it.
+      await unmountAll(stagingPath, { detach: volumeRef(volumeId).backend === "nfs" });
     } else {
       const device = path.join(stagingPath, STAGED_DEVICE);
       await unmountReleasingLoop(device, HostPathStore.isVolumeId(volumeId) ? driver.hostpath.dataDir(volumeId) : undefined);

@@ -27,7 +27,7 @@ export const ONE_TARGET: ReadonlySet<AccessMode> = new Set([
 ]);
 
 /** Why publishing at one more target is refused, or undefined. `otherTargets` are mount points of the volume besides this call's. */
-export function secondTargetProblem(driver: Driver, record: VolumeRecord, cap: Capability, otherTargets: readonly string[]): string | undefined {
+export function secondTargetProblem(driver: Driver, record: Pick<VolumeRecord, "volumeId" | "capabilities">, cap: Capability, otherTargets: readonly string[]): string | undefined {
   if (otherTargets.length === 0) return undefined;
   const where = `volume ${record.volumeId} is already published at ${otherTargets.join(", ")}`;
   if (ONE_TARGET.has(cap.accessMode)) return `${where} and its access mode ${modeName(cap.accessMode)} allows one workload only`;

@@ -8,6 +8,9 @@
 import * as os from "node:os";
 import { AttachmentStore } from "../storage/attachments";
 import { HostPathStore } from "../storage/hostpath-store";
+import { SharedStore } from "../storage/shared/shared-store";
+import { looksShared } from "../storage/shared/volume-id";
+import { DEFAULT_MOUNT_PROGRAM } from "../mount/mount-command";
 import { NodeRecords } from "../storage/node-records";
 import { SnapshotStore } from "../storage/snapshot-store";
 import type { Logger } from "./logger";
@@ -36,6 +39,12 @@ export interface DriverConfig {
   /** Offer ControllerPublish/Unpublish ("attach"); see docs/access.md. */
   enableAttach: boolean;
   defaultCapacityMode: DefaultCapacityMode;
+  /** mount(8) for shared volumes, or a stand-in (tests); see mount/mount-command.ts. */
+  mountProgram: string;
+  /** Deadline of one run of the mount program. */
+  mountTimeoutMs: number;
+  /** Deadline of one file operation on a share (storage/shared/share-io.ts). */
+  shareTimeoutMs: number;
 }
 
 export const DEFAULT_DRIVER_NAME = "csi-lab.example.org";
@@ -51,6 +60,9 @@ export function defaultConfig(overrides: Partial<DriverConfig> = {}): DriverConf
     defaultCapacityBytes: GiB,
     enableAttach: false,
     defaultCapacityMode: "auto",
+    mountProgram: DEFAULT_MOUNT_PROGRAM,
+    mountTimeoutMs: 60_000,
+    shareTimeoutMs: 30_000,
     ...overrides,
   };
 }
@@ -60,6 +72,8 @@ export interface Driver {
   readonly version: string;
   readonly log: Logger;
   readonly hostpath: HostPathStore;
+  /** Volumes on shared exports (backend nfs); see storage/shared/shared-store.ts. */
+  readonly shared: SharedStore;
   /** Snapshots and group snapshots, beside the volumes under the same root. */
   readonly snapshots: SnapshotStore;
   readonly nodeRecords: NodeRecords;
@@ -72,6 +86,10 @@ export interface Driver {
 export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
   const snapshots = await SnapshotStore.open(hostpath.root);
+  const shared = await SharedStore.open(hostpath.root, {
+    mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
+    shareTimeoutMs: config.shareTimeoutMs,
+  });
   if (config.defaultCapacityMode === "quota" && !hostpath.quota) {
     throw new Error(`--default-capacity-mode quota, but ${hostpath.noQuotaReason}`);
   }
@@ -80,13 +98,18 @@ export async function openDriver(config: DriverConfig, log: Logger): Promise<Dri
     defaultMode: config.defaultCapacityMode,
   });
   const nodeRecords = new NodeRecords();
-  const { store: attachments, problems } = await AttachmentStore.open(hostpath.root, async (id) => (await hostpath.get(id)) !== undefined);
+  const { store: attachments, problems } = await AttachmentStore.open(
+    hostpath.root,
+    // A shared volume may have been made by another controller: its record need not be here.
+    async (id) => looksShared(id) || (await hostpath.get(id)) !== undefined,
+  );
   for (const problem of problems) log.warn("ignoring an unreadable attachment record", { problem });
   return {
     config: { ...config, root: hostpath.root },
     version,
     log,
     hostpath,
+    shared,
     snapshots,
     nodeRecords,
     attachments,

@@ -16,14 +16,24 @@
  * (one read per attached volume), and updated in the same step as the file;
  * the files stay the truth.
  */
+import { createHash } from "node:crypto";
 import { closeSync, openSync, promises as fsp, readFileSync, constants as fsc } from "node:fs";
 import * as path from "node:path";
 import type { Capability } from "../csi/capabilities";
 import { internal, resourceExhausted } from "../csi/errors";
-import { fsyncDir, writeFileAtomic } from "./atomic-file";
+import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { looksShared } from "./shared/volume-id";
 
 export const ATTACHMENT_VERSION = 1;
 const ID_PATTERN = /^hp-[0-9a-f]{32}$/;
+// A shared volume's ID is long and holds "," and "%": its file is named by a hash of it.
+const SHARED_FILE = /^nfs-[0-9a-f]{32}$/;
+
+function fileKey(volumeId: string): string | undefined {
+  if (ID_PATTERN.test(volumeId)) return volumeId;
+  if (looksShared(volumeId)) return "nfs-" + createHash("sha256").update(volumeId).digest("hex").slice(0, 32);
+  return undefined;
+}
 
 export interface Attachment {
   nodeId: string;
@@ -57,8 +67,9 @@ export class AttachmentStore {
     const problems: string[] = [];
     for (const entry of await fsp.readdir(store.dir)) {
       const file = path.join(store.dir, entry);
-      const id = entry.endsWith(".json") ? entry.slice(0, -5) : "";
-      if (!ID_PATTERN.test(id)) {
+      let id = entry.endsWith(".json") ? entry.slice(0, -5) : "";
+      if (SHARED_FILE.test(id)) id = String((readJsonNoFollow(file) as { volumeId?: unknown }).volumeId);
+      if (fileKey(id) === undefined) {
         if (entry.startsWith(".") && entry.endsWith(".tmp")) await fsp.rm(file, { force: true });
         continue;
       }
@@ -131,15 +142,16 @@ export class AttachmentStore {
 
   /** Drop every record of a volume that no longer exists. */
   async forget(volumeId: string): Promise<void> {
-    if (!ID_PATTERN.test(volumeId)) return;
+    if (fileKey(volumeId) === undefined) return;
     for (const a of this.of(volumeId)) this.dropFromNode(a.nodeId, volumeId);
     this.byVolume.delete(volumeId);
     await this.write(volumeId, []);
   }
 
   private file(volumeId: string): string {
-    if (!ID_PATTERN.test(volumeId)) throw internal(`refusing to build a path from malformed volume id ${JSON.stringify(volumeId)}`);
-    return path.join(this.dir, `${volumeId}.json`);
+    const key = fileKey(volumeId);
+    if (key === undefined) throw internal(`refusing to build a path from malformed volume id ${JSON.stringify(volumeId)}`);
+    return path.join(this.dir, `${key}.json`);
   }
 
   /** Persist the list; an empty list removes the file. */

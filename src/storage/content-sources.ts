@@ -11,6 +11,7 @@
 import { failedPrecondition } from "../csi/errors";
 import { copyContent, layoutOf, type Content } from "./copy-content";
 import type { HostPathStore } from "./hostpath-store";
+import type { SharedStore } from "./shared/shared-store";
 import type { SnapshotRecord } from "./snapshot-record";
 import type { SnapshotStore } from "./snapshot-store";
 import type { VolumeRecord } from "./volume-record";
@@ -53,4 +54,24 @@ export async function snapshotVolume(
       await copyContent(from, staging, { viewsDir: snapshots.viewsDir });
     },
   );
+}
+
+/**
+ * The same for a shared volume: its directory on the share (mounted for
+ * the copy if the share is remote) is copied into the snapshot store, a
+ * directory tree like any "dir" volume's. The share is probed first, so a
+ * share that does not answer fails the call instead of hanging the copy.
+ */
+export async function snapshotSharedVolume(
+  shared: SharedStore,
+  snapshots: SnapshotStore,
+  volume: VolumeRecord,
+  spec: SnapshotSpec,
+): Promise<{ record: SnapshotRecord; created: boolean }> {
+  const loc = volume.shared!;
+  return snapshots.create({ ...spec, sourceVolumeId: volume.volumeId, sizeBytes: volume.capacityBytes, layout: "dir" }, async (staging) => {
+    const condition = await shared.condition(loc);
+    if (condition.abnormal) throw failedPrecondition(`volume ${volume.volumeId} cannot be snapshotted: ${condition.message}`);
+    await shared.withVolumeDir(loc, (dir) => copyContent({ path: dir, layout: "dir", live: true }, staging, { viewsDir: snapshots.viewsDir }));
+  });
 }

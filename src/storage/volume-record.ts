@@ -46,6 +46,21 @@ export interface VolumeRecord {
   fsType?: string;
   /** "dir" layout with an enforced size: the quota that enforces it. */
   quota?: QuotaInfo;
+  /** Backend "nfs": where the volume's directory is (its ID says the same; see storage/shared/volume-id.ts). */
+  shared?: SharedRecordPart;
+}
+
+export interface SharedRecordPart {
+  server: string;
+  share: string;
+  subDir: string;
+  onDelete: "delete" | "retain" | "archive";
+}
+
+function isSharedPart(v: unknown): v is SharedRecordPart {
+  if (typeof v !== "object" || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return typeof r.server === "string" && typeof r.share === "string" && typeof r.subDir === "string" && ["delete", "retain", "archive"].includes(r.onDelete as string);
 }
 
 /** A record's layout; old records without the field are directories. */
@@ -75,5 +90,6 @@ export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | st
   if (r.layout !== undefined && !VOLUME_LAYOUTS.includes(r.layout as VolumeLayout)) return `metadata has unknown layout ${String(r.layout)}`;
   if (r.fsType !== undefined && typeof r.fsType !== "string") return "metadata has a malformed fsType";
   if (r.quota !== undefined && !isQuotaInfo(r.quota)) return "metadata has a malformed quota";
+  if (r.shared !== undefined && !isSharedPart(r.shared)) return "metadata has a malformed shared location";
   return r as unknown as VolumeRecord;
 }

@@ -4,6 +4,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
 const HOSTILE_TOKENS: [string, string][] = [
   ["parent directory", ".."],
@@ -18,12 +19,13 @@ const HOSTILE_TOKENS: [string, string][] = [
   ["non-ASCII", "volüme"],
 ];
 
-describe("Bad input", () => {
+for (const b of BACKENDS) {
+describe(`Bad input (${b.name})`, () => {
   let d: DriverProcess;
   let good: string;
   before(async () => {
     d = await startDriver();
-    good = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+    good = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
   });
   after(async () => destroyDriver(d));
 
@@ -32,7 +34,7 @@ describe("Bad input", () => {
   for (const [what, name] of HOSTILE_TOKENS) {
     it(`CreateVolume with a name containing ${what} answers INVALID_ARGUMENT and creates nothing`, async () => {
       const before = await volumeDirs();
-      await expectCode(d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()] }), Code.INVALID_ARGUMENT, /name/);
+      await expectCode(d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], parameters: b.parameters(d) }), Code.INVALID_ARGUMENT, /name/);
       assert.deepEqual(await volumeDirs(), before);
     });
   }
@@ -116,3 +118,4 @@ describe("Bad input", () => {
     assert.equal(d.proc.exitCode, null);
   });
 });
+}

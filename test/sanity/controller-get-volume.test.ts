@@ -3,30 +3,33 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
-describe("ControllerGetVolume", () => {
+for (const b of BACKENDS) {
+describe(`ControllerGetVolume (${b.name})`, () => {
   let d: DriverProcess;
   before(async () => (d = await startDriver()));
   after(async () => destroyDriver(d));
+  const dataDir = (id: string) => (b.name === "hostpath" ? path.join(d.root, "data", id) : path.join(b.parameters(d).share!, id.split(":").at(-1)!));
 
   it("describes a volume as CreateVolume did, with a normal condition", async () => {
-    const created = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!;
+    const created = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!;
     const res = await d.client.controller.controllerGetVolume({ volumeId: created.volumeId });
     assert.deepEqual(res.volume, created);
     assert.equal(res.status!.volumeCondition!.abnormal ?? false, false);
   });
 
   it("reports abnormal when the volume's directory has gone", async () => {
-    const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
-    await fsp.rm(path.join(d.root, "data", id), { recursive: true });
+    const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
+    await fsp.rm(dataDir(id), { recursive: true });
     const res = await d.client.controller.controllerGetVolume({ volumeId: id });
     assert.equal(res.status!.volumeCondition!.abnormal, true);
     assert.match(res.status!.volumeCondition!.message!, /missing/);
   });
 
   it("reports abnormal when the directory was replaced by a symlink", async () => {
-    const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
-    const data = path.join(d.root, "data", id);
+    const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
+    const data = dataDir(id);
     await fsp.rm(data, { recursive: true });
     await fsp.symlink("/etc", data);
     const res = await d.client.controller.controllerGetVolume({ volumeId: id });
@@ -38,3 +41,4 @@ describe("ControllerGetVolume", () => {
     await expectCode(d.client.controller.controllerGetVolume({ volumeId: "hp-00000000000000000000000000000000" }), Code.NOT_FOUND);
   });
 });
+}

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, Mode, blockCapability, mountCapability, startDriver, uniqueName, DIR_VOLUMES, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
 const MiB = 1024 * 1024;
 
@@ -116,3 +117,52 @@ describe("CreateVolume", () => {
     await expectCode(create(uniqueName(), { volumeContentSource: {} }), Code.INVALID_ARGUMENT, /neither a snapshot nor a volume/);
   });
 });
+
+// The backend-independent part of the contract, run against every backend.
+for (const b of BACKENDS) {
+  describe(`CreateVolume contract (${b.name})`, () => {
+    let d: DriverProcess;
+    before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
+    after(async () => destroyDriver(d));
+
+    const create = (name: string | undefined, extra: Record<string, unknown> = {}) =>
+      d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], parameters: b.parameters(d), ...extra });
+
+    it("without a name or capabilities answers INVALID_ARGUMENT", async () => {
+      await expectCode(create(undefined), Code.INVALID_ARGUMENT, /name is required/);
+      await expectCode(d.client.controller.createVolume({ name: uniqueName(), parameters: b.parameters(d) }), Code.INVALID_ARGUMENT, /volume_capabilities/);
+    });
+
+    it("gives the default size, or what the range asks", async () => {
+      assert.equal((await create(uniqueName())).volume!.capacityBytes, 1024 ** 3);
+      assert.equal((await create(uniqueName(), { capacityRange: { limitBytes: 5 * MiB } })).volume!.capacityBytes, 5 * MiB);
+    });
+
+    it("is idempotent by name; a different size is ALREADY_EXISTS", async () => {
+      const name = uniqueName();
+      const a = await create(name, { capacityRange: { requiredBytes: MiB, limitBytes: MiB } });
+      const again = await create(name, { capacityRange: { requiredBytes: MiB, limitBytes: 2 * MiB } });
+      assert.equal(again.volume!.volumeId, a.volume!.volumeId);
+      await expectCode(create(name, { capacityRange: { requiredBytes: 2 * MiB, limitBytes: 2 * MiB } }), Code.ALREADY_EXISTS, /outside the requested range/);
+    });
+
+    it("accepts a 128-byte name and refuses a 129-byte one", async () => {
+      await create("m".repeat(128));
+      await expectCode(create("m".repeat(129)), Code.INVALID_ARGUMENT, /128/);
+    });
+
+    it("with limit below required answers OUT_OF_RANGE", async () => {
+      await expectCode(create(uniqueName(), { capacityRange: { requiredBytes: 2 * MiB, limitBytes: MiB } }), Code.OUT_OF_RANGE);
+    });
+
+    it("refuses an unknown parameter, naming it", async () => {
+      await expectCode(create(uniqueName(), { parameters: b.parameters(d, { colour: "blue" }) }), Code.INVALID_ARGUMENT, /colour/);
+    });
+
+    it(b.multiNode ? "accepts ReadWriteMany (MULTI_NODE_MULTI_WRITER)" : "refuses ReadWriteMany (MULTI_NODE_MULTI_WRITER)", async () => {
+      const call = d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)], parameters: b.parameters(d) });
+      if (b.multiNode) await call;
+      else await expectCode(call, Code.INVALID_ARGUMENT, /MULTI_NODE_MULTI_WRITER/);
+    });
+  });
+}

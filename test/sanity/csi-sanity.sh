@@ -12,6 +12,10 @@
 # CSI_LAB_DRIVER_ARGS to choose the driver flags yourself; an empty value
 # runs the driver on its defaults, and the specs of what is off are skipped.
 #
+# With --csi.testvolumeparameters naming a file that sets `share:` (the
+# shared backend with a local share, e.g. test/sanity/shared-volume-parameters.yaml),
+# that directory is made before the run and removed after it.
+#
 # The driver runs from this checkout on a scratch socket and root, and is
 # stopped, unmounted and removed afterwards whatever the outcome.
 set -euo pipefail
@@ -26,6 +30,22 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 work=$(mktemp -d /tmp/csi-lab-sanity.XXXXXX)
 socket="$work/csi.sock"
 driver_pid=""
+share=""
+
+# A local share named by the volume parameters file, if any.
+params_file=""
+prev=""
+for a in "$@"; do
+  case "$a" in
+    --csi.testvolumeparameters=*) params_file=${a#*=} ;;
+  esac
+  [[ "$prev" == "--csi.testvolumeparameters" ]] && params_file=$a
+  prev=$a
+done
+if [[ -n "$params_file" ]]; then
+  share=$(sed -n 's/^share:[[:space:]]*//p' "$params_file" | head -n 1)
+  if [[ -n "$share" && ! -e "$share" ]]; then mkdir -p "$share"; else share=""; fi
+fi
 
 # shellcheck disable=SC2317  # called through the trap
 cleanup() {
@@ -37,6 +57,7 @@ cleanup() {
   awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
+  if [[ -n "$share" ]]; then rm -rf "$share"; fi
 }
 trap cleanup EXIT
 

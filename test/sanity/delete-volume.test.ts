@@ -3,26 +3,32 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, DIR_VOLUMES, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
-describe("DeleteVolume", () => {
+for (const b of BACKENDS) {
+describe(`DeleteVolume (${b.name})`, () => {
   let d: DriverProcess;
   before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
-  const create = async () => (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+  const create = async () => (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
 
   it("without a volume_id answers INVALID_ARGUMENT", async () => {
     await expectCode(d.client.controller.deleteVolume({}), Code.INVALID_ARGUMENT, /volume_id is required/);
   });
 
+  const dataDir = (id: string) => (b.name === "hostpath" ? path.join(d.root, "data", id) : path.join(b.parameters(d).share!, id.split(":").at(-1)!));
+
   it("removes the volume's directory and the data in it", async () => {
     const id = await create();
-    const dir = path.join(d.root, "data", id);
+    const dir = dataDir(id);
     await fsp.writeFile(path.join(dir, "file"), "payload");
     await d.client.controller.deleteVolume({ volumeId: id });
     assert.equal(existsSync(dir), false);
-    assert.equal(existsSync(path.join(d.root, "volumes", `${id}.json`)), false);
-    assert.deepEqual(await fsp.readdir(path.join(d.root, ".trash")), []);
+    if (b.name === "hostpath") {
+      assert.equal(existsSync(path.join(d.root, "volumes", `${id}.json`)), false);
+      assert.deepEqual(await fsp.readdir(path.join(d.root, ".trash")), []);
+    }
   });
 
   it("is idempotent: deleting twice succeeds", async () => {
@@ -36,7 +42,8 @@ describe("DeleteVolume", () => {
     await d.client.controller.deleteVolume({ volumeId: "hp-00000000000000000000000000000000" });
   });
 
-  it("of a volume still staged answers FAILED_PRECONDITION and keeps the data", async () => {
+  // A shared volume's mounts may be on any node, out of this controller's sight: the CO unpublishes first.
+  (b.name === "hostpath" ? it : it.skip)("of a volume still staged answers FAILED_PRECONDITION and keeps the data", async () => {
     const id = await create();
     const staging = d.path(uniqueName("staging"));
     await d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() });
@@ -52,8 +59,9 @@ describe("DeleteVolume", () => {
     const outside = d.path(uniqueName("outside"));
     await fsp.mkdir(outside);
     await fsp.writeFile(path.join(outside, "precious"), "keep me");
-    await fsp.symlink(outside, path.join(d.root, "data", id, "link"));
+    await fsp.symlink(outside, path.join(dataDir(id), "link"));
     await d.client.controller.deleteVolume({ volumeId: id });
     assert.equal(await fsp.readFile(path.join(outside, "precious"), "utf8"), "keep me");
   });
 });
+}

@@ -1,14 +1,16 @@
 // ListVolumes: every volume once, stable paging, tokens that survive deletes.
 import assert from "node:assert/strict";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
-describe("ListVolumes", () => {
+for (const b of BACKENDS) {
+describe(`ListVolumes (${b.name})`, () => {
   let d: DriverProcess;
   const ids: string[] = [];
   before(async () => {
     d = await startDriver();
     for (let i = 0; i < 7; i++) {
-      const res = await d.client.controller.createVolume({ name: uniqueName("list"), volumeCapabilities: [mountCapability()] });
+      const res = await d.client.controller.createVolume({ name: uniqueName("list"), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) });
       ids.push(res.volume!.volumeId!);
     }
   });
@@ -55,7 +57,7 @@ describe("ListVolumes", () => {
     let added: string | undefined;
     // Create volumes until one sorts after the first page's token.
     for (let i = 0; i < 20 && !added; i++) {
-      const v = (await d.client.controller.createVolume({ name: uniqueName("late"), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+      const v = (await d.client.controller.createVolume({ name: uniqueName(b.name === "nfs" ? "zz-late" : "late") /* an nfs ID ends with its name */, volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
       ids.push(v);
       if (v > first.nextToken!) added = v;
     }
@@ -78,3 +80,4 @@ describe("ListVolumes", () => {
     await expectCode(d.client.controller.listVolumes({ maxEntries: -1 }), Code.INVALID_ARGUMENT);
   });
 });
+}

@@ -4,15 +4,17 @@ import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
-describe("NodePublishVolume and NodeUnpublishVolume", () => {
+for (const b of BACKENDS) {
+describe(`NodePublishVolume and NodeUnpublishVolume (${b.name})`, () => {
   let d: DriverProcess;
   before(async () => (d = await startDriver()));
   after(async () => destroyDriver(d));
 
   /** A created and staged volume. */
   async function staged(mode = Mode.SINGLE_NODE_WRITER) {
-    const volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(mode)] })).volume!.volumeId!;
+    const volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(mode)], parameters: b.parameters(d) })).volume!.volumeId!;
     const stagingTargetPath = d.path(uniqueName("stage"));
     await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: mountCapability(mode) });
     return { volumeId, stagingTargetPath };
@@ -100,7 +102,7 @@ describe("NodePublishVolume and NodeUnpublishVolume", () => {
   });
 
   it("before staging answers FAILED_PRECONDITION", async () => {
-    const volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+    const volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
     await expectCode(
       d.client.node.nodePublishVolume({ volumeId, stagingTargetPath: d.path(uniqueName("nostage")), targetPath: d.path(uniqueName("t")), volumeCapability: mountCapability() }),
       Code.FAILED_PRECONDITION,
@@ -139,3 +141,4 @@ describe("NodePublishVolume and NodeUnpublishVolume", () => {
     );
   });
 });
+}

@@ -4,13 +4,15 @@ import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, DIR_VOLUMES, type DriverProcess } from "./harness";
+import { BACKENDS } from "./backends";
 
-describe("NodeStageVolume and NodeUnstageVolume", () => {
+for (const b of BACKENDS) {
+describe(`NodeStageVolume and NodeUnstageVolume (${b.name})`, () => {
   let d: DriverProcess;
   before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
   after(async () => destroyDriver(d));
 
-  const newVolume = async () => (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+  const newVolume = async () => (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
 
   it("binds the volume's directory at the staging path", async () => {
     const id = await newVolume();
@@ -18,9 +20,10 @@ describe("NodeStageVolume and NodeUnstageVolume", () => {
     await d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() });
     const entry = (await readMountInfo()).find((m) => m.mountPoint === staging);
     assert.ok(entry, "staging path is a mount point");
-    assert.ok(entry.root.endsWith(`/data/${id}`), entry.root);
+    const dir = b.name === "hostpath" ? path.join(d.root, "data", id) : path.join(b.parameters(d).share!, id.split(":").at(-1)!);
+    assert.ok(entry.root.endsWith(dir.slice(d.dir.length)), entry.root);
     await fsp.writeFile(path.join(staging, "hello"), "world");
-    assert.equal(await fsp.readFile(path.join(d.root, "data", id, "hello"), "utf8"), "world");
+    assert.equal(await fsp.readFile(path.join(dir, "hello"), "utf8"), "world");
     await d.client.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
     assert.equal(await isMounted(staging), false);
     assert.ok(existsSync(staging), "the CO's staging directory is left in place");
@@ -80,3 +83,4 @@ describe("NodeStageVolume and NodeUnstageVolume", () => {
     await expectCode(d.client.node.nodeUnstageVolume({ volumeId: id }), Code.INVALID_ARGUMENT, /staging_target_path/);
   });
 });
+}

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { destroyDriver, DIR_VOLUMES, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { NFS_LOCAL } from "./backends";
 
 describe("Restart and crash", () => {
   let d: DriverProcess;
@@ -75,5 +76,36 @@ describe("Restart and crash", () => {
     assert.ok((await fsp.lstat(d.socket)).isSocket(), "the killed driver left its socket behind");
     await d.start();
     assert.equal((await d.client.identity.probe({})).ready, true);
+  });
+});
+
+describe("Restart (nfs)", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  it("a restarted driver still lists its shared volumes, recognises their mounts and answers retries with the same volume", async () => {
+    const name = uniqueName("pvc");
+    const req = { name, volumeCapabilities: [mountCapability()], parameters: NFS_LOCAL.parameters(d) };
+    const v = (await d.client.controller.createVolume(req)).volume!;
+    const staging = d.path("stage");
+    const target = d.path("target");
+    const cap = mountCapability();
+    await d.client.node.nodeStageVolume({ volumeId: v.volumeId, volumeContext: v.volumeContext, stagingTargetPath: staging, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId: v.volumeId, volumeContext: v.volumeContext, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+    await fsp.writeFile(path.join(target, "data"), "survives");
+
+    await d.restart();
+
+    assert.deepEqual((await d.client.controller.listVolumes({})).entries!.map((e) => e.volume!.volumeId), [v.volumeId]);
+    assert.equal((await d.client.controller.createVolume(req)).volume!.volumeId, v.volumeId);
+    // Recognised from the kernel's mount table (a bind of the share's directory), not from memory.
+    await d.client.node.nodeStageVolume({ volumeId: v.volumeId, volumeContext: v.volumeContext, stagingTargetPath: staging, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId: v.volumeId, volumeContext: v.volumeContext, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+    assert.equal((await d.client.node.nodeGetVolumeStats({ volumeId: v.volumeId, volumePath: target })).volumeCondition!.abnormal ?? false, false);
+    assert.equal(await fsp.readFile(path.join(target, "data"), "utf8"), "survives");
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: target });
+    await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: staging });
+    assert.equal(await isMounted(staging), false);
   });
 });

@@ -1,0 +1,264 @@
+/**
+ * Shared (nfs) volumes on the node.
+ *
+ * The node needs no record of a shared volume: its ID (and, for the
+ * record form, volume_context) says where its directory is. NodeStage
+ * mounts it at the staging path — `mount -t nfs server:/share/subDir`
+ * with the StorageClass's mountOptions, or a bind of <share>/<subDir> when
+ * the share is a local path every node has mounted — and NodePublish binds
+ * the staging path into each pod. All of these go through mount(8) in a
+ * child process with a deadline (mount/mount-command.ts), and every look
+ * at a path on the share goes through a share agent (storage/shared/
+ * share-io.ts): a hung server costs a call its deadline, never the
+ * driver.
+ *
+ * Stale mounts. When the server's export is replaced or the directory is
+ * removed and made again, the file handle the node holds goes stale: every
+ * access answers ESTALE, and only a fresh mount heals it. NodeGetVolumeStats
+ * reports that (and a share that stopped answering) as VolumeCondition
+ * abnormal; the next NodeStageVolume finds its staging mount unhealthy,
+ * detaches it and mounts again.
+ */
+import type { Capability } from "../csi/capabilities";
+import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../gen/csi";
+import { unsupportedReason } from "../csi/capabilities";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../csi/errors";
+import { CONTEXT } from "../controller/volume-view";
+import { ensureDirectory, unmountAll } from "../mount/bind";
+import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../mount/mount-command";
+import { locate, mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
+import { splitMountFlags, type BindFlags } from "../mount/options";
+import type { Driver } from "../server/driver";
+import { isUnhealthy, shareErrno } from "../storage/shared/share-io";
+import { describeShare } from "../storage/shared/share-mounts";
+import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "../storage/shared/volume-id";
+import type { VolumeRecord } from "../storage/volume-record";
+import { sharedProfile } from "../storage/volumes";
+import { secondTargetProblem } from "./single-writer";
+
+export interface SharedNodeVolume {
+  volumeId: string;
+  location: SharedLocation;
+  /** The controller's record, when this process has it (--mode all): the capabilities it was made for. */
+  record: VolumeRecord | undefined;
+}
+
+/** Where the volume is, from its ID and volume_context (which must agree with it). */
+export async function findSharedVolume(driver: Driver, volumeId: string, id: SharedVolumeId, ctx: Record<string, string>): Promise<SharedNodeVolume> {
+  const record = await driver.shared.get(id);
+  const fromCtx = ctx[CONTEXT.subDir];
+  let location: SharedLocation;
+  if (id.form === "inline") {
+    location = id.location;
+  } else {
+    const subDir = record?.shared?.subDir ?? fromCtx;
+    if (subDir === undefined) {
+      throw failedPrecondition(`volume ${volumeId} keeps its subDir in a record on the share; volume_context must carry ${CONTEXT.subDir}`);
+    }
+    const problem = subDirProblem(subDir);
+    if (problem) throw invalidArgument(`volume_context ${CONTEXT.subDir}: ${problem}`);
+    location = { ...id.share, subDir };
+  }
+  const given: [string, string][] = [
+    [CONTEXT.server, location.server],
+    [CONTEXT.share, location.share],
+    [CONTEXT.subDir, location.subDir],
+  ];
+  for (const [k, want] of given) {
+    if (ctx[k] !== undefined && ctx[k] !== want) throw invalidArgument(`volume_context ${k} ${JSON.stringify(ctx[k])} contradicts volume_id ${volumeId}`);
+  }
+  if (serverProblem(location.server) ?? sharePathProblem(location.share)) throw invalidArgument(`volume_id ${volumeId} names an unusable share`);
+  return { volumeId, location, record: record?.volumeId === volumeId ? record : undefined };
+}
+
+/** The capability's mount flags for this volume: NFS options for an export, bind flags only for a local share. */
+export function sharedCapability(vol: SharedNodeVolume, cap: Capability): { bind: BindFlags; fsOptions: string[] } {
+  const split = splitMountFlags(cap.mountFlags);
+  if (typeof split === "string") throw invalidArgument(split);
+  if (!vol.location.server && split.fsOptions.length > 0) {
+    throw invalidArgument(`mount flags ${split.fsOptions.join(", ")} apply to NFS mounts; this volume's share is a local path, bind-mounted`);
+  }
+  const why = unsupportedReason(cap, sharedProfile(vol.location));
+  if (why) throw failedPrecondition(`volume ${vol.volumeId}: ${why}`);
+  return split;
+}
+
+const sourceDir = (loc: SharedLocation) => `${loc.share === "/" ? "" : loc.share}/${loc.subDir}`;
+const what = (loc: SharedLocation) => `directory ${loc.subDir} on ${describeShare(loc)}`;
+
+/**
+ * A test for "this mount shows the volume": an NFS mount of exactly its
+ * source, or for a local share a bind of its directory (same device and
+ * path inside it, as mountinfo shows). undefined when the share could not
+ * be asked (it does not answer): the caller decides.
+ */
+async function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
+  if (loc.server) {
+    const source = nfsSource(loc.server, sourceDir(loc));
+    return (m) => m.source === source;
+  }
+  let real: string;
+  try {
+    real = await driver.shared.io.run<string>("realpath", { path: sourceDir(loc) }, describeShare(loc));
+  } catch (err) {
+    if (shareErrno(err) === "ENOENT") return () => false;
+    if (isUnhealthy(err)) return undefined;
+    throw err;
+  }
+  const at = locate(readMountInfo(), real);
+  return (m) => at !== undefined && m.device === at.device && m.root === at.root;
+}
+
+/** Is the mount at `p` healthy? A bounded stat through it. */
+async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Promise<string | undefined> {
+  try {
+    await driver.shared.io.run("probe", { path: p }, describeShare(loc));
+    return undefined;
+  } catch (err) {
+    if (shareErrno(err) === "ESTALE") return `stale file handle at ${p}: the export or the directory was replaced on the server; NodeStageVolume mounts it again`;
+    if (isUnhealthy(err)) return (err as Error).message;
+    return `${p}: ${(err as Error).message}`;
+  }
+}
+
+/** Is the mount at `p` this volume's (by identity, or by what this process mounted there)? */
+async function isOurs(driver: Driver, vol: SharedNodeVolume, kind: "stage" | "publish", m: MountEntry): Promise<boolean> {
+  if (driver.nodeRecords.get(kind, m.mountPoint)?.volumeId === vol.volumeId) return true;
+  const test = await identity(driver, vol.location);
+  return test !== undefined && test(m);
+}
+
+export async function stageShared(driver: Driver, vol: SharedNodeVolume, stagingPath: string, cap: Capability, readonly: boolean): Promise<void> {
+  const { bind, fsOptions } = sharedCapability(vol, cap);
+  const loc = vol.location;
+  const current = mountAt(readMountInfo(), stagingPath);
+  if (current) {
+    if (!(await isOurs(driver, vol, "stage", current))) throw alreadyExists(`something else is already mounted at ${stagingPath}`);
+    const rec = driver.nodeRecords.get("stage", stagingPath);
+    if (rec && (rec.volumeId !== vol.volumeId || !sameCap(rec.capability, cap))) {
+      throw alreadyExists(`volume ${vol.volumeId} is already staged at ${stagingPath} with a different volume_capability`);
+    }
+    const problem = await healthProblem(driver, loc, stagingPath);
+    if (!problem) return applyGroup(driver, vol, cap, stagingPath, readonly);
+    driver.log.warn("staged shared volume is unhealthy; mounting it again", { volumeId: vol.volumeId, problem });
+    await unmountAll(stagingPath, { detach: true });
+  } else {
+    await ensureDirectory(stagingPath, "staging_target_path");
+  }
+  driver.nodeRecords.put("stage", { volumeId: vol.volumeId, path: stagingPath, capability: cap, readonly });
+  const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
+  const flagWords = [...bind.words.filter((w) => w !== "bind" && w !== "defaults"), ...(readonly ? ["ro"] : [])];
+  if (loc.server) {
+    await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), stagingPath, [...fsOptions, ...flagWords]), what(loc));
+  } else {
+    await probeDirectory(driver, loc);
+    await runMount(cfg, bindArgs(sourceDir(loc), stagingPath), what(loc));
+    if (flagWords.length > 0) await remountOrUndo(driver, stagingPath, flagWords);
+  }
+  await applyGroup(driver, vol, cap, stagingPath, readonly);
+}
+
+export async function publishShared(
+  driver: Driver,
+  vol: SharedNodeVolume,
+  p: { stagingPath: string; targetPath: string; cap: Capability; readonly: boolean; forcedReadOnly: boolean },
+): Promise<void> {
+  const { bind } = sharedCapability(vol, p.cap);
+  const entries = readMountInfo();
+  const staged = mountAt(entries, p.stagingPath);
+  if (!staged || !(await isOurs(driver, vol, "stage", staged))) {
+    throw failedPrecondition(`volume ${vol.volumeId} is not staged at ${p.stagingPath}; call NodeStageVolume first`);
+  }
+  const mounts = entries.filter((m) => m.device === staged.device && m.root === staged.root);
+  const readonly = p.readonly || p.forcedReadOnly || bind.words.includes("ro");
+  const existing = mountAt(entries, p.targetPath);
+  if (existing && mounts.includes(existing)) {
+    const rec = driver.nodeRecords.get("publish", p.targetPath);
+    const same = existing.options.includes("ro") === readonly && (!rec || (rec.readonly === p.readonly && sameCap(rec.capability, p.cap)));
+    if (!same) throw alreadyExists(`volume ${vol.volumeId} is already published at ${p.targetPath} with a different capability or readonly flag`);
+    return;
+  }
+  if (existing) throw alreadyExists(`something else is already mounted at ${p.targetPath}`);
+  const others = mounts.filter((m) => m.mountPoint !== p.stagingPath).map((m) => m.mountPoint);
+  const problem = secondTargetProblem(driver, { volumeId: vol.volumeId, capabilities: vol.record?.capabilities ?? [] }, p.cap, others);
+  if (problem) throw failedPrecondition(problem);
+  const unhealthy = await healthProblem(driver, vol.location, p.stagingPath);
+  if (unhealthy) throw unavailable(`volume ${vol.volumeId} cannot be published: ${unhealthy}`);
+
+  await ensureDirectory(p.targetPath, "target_path");
+  driver.nodeRecords.put("publish", { volumeId: vol.volumeId, path: p.targetPath, capability: p.cap, readonly: p.readonly });
+  const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
+  await runMount(cfg, bindArgs(p.stagingPath, p.targetPath), `volume ${vol.volumeId} at ${p.targetPath}`);
+  const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
+  if (words.length > 0) await remountOrUndo(driver, p.targetPath, words);
+  await applyGroup(driver, vol, p.cap, p.targetPath, readonly);
+}
+
+/** Per-mount flags on a fresh bind; never leave a half-configured (e.g. writable) mount behind. */
+async function remountOrUndo(driver: Driver, target: string, words: string[]): Promise<void> {
+  try {
+    await runMount({ program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs }, remountBindArgs(target, words), target);
+  } catch (err) {
+    await unmountAll(target, { detach: true });
+    throw err;
+  }
+}
+
+async function probeDirectory(driver: Driver, loc: SharedLocation): Promise<void> {
+  let kind: string;
+  try {
+    ({ kind } = await driver.shared.io.run<{ kind: string }>("probe", { path: sourceDir(loc) }, describeShare(loc)));
+  } catch (err) {
+    if (shareErrno(err) === "ENOENT") throw notFound(`${what(loc)} does not exist`);
+    if (shareErrno(err) !== undefined) throw failedPrecondition(`${what(loc)} cannot be used: ${(err as Error).message}`);
+    throw err;
+  }
+  if (kind !== "dir") throw failedPrecondition(`${what(loc)} is not a directory`);
+}
+
+async function applyGroup(driver: Driver, vol: SharedNodeVolume, cap: Capability, p: string, readonly: boolean): Promise<void> {
+  if (cap.volumeMountGroup === "" || readonly) return;
+  await driver.shared.io.run("mountGroup", { path: p, gid: Number(cap.volumeMountGroup) }, describeShare(vol.location)).catch((err: unknown) => {
+    throw failedPrecondition(`volume ${vol.volumeId}: cannot give its root to group ${cap.volumeMountGroup}: ${(err as Error).message}`);
+  });
+}
+
+function sameCap(a: Capability, b: Capability): boolean {
+  return a.accessMode === b.accessMode && a.fsType === b.fsType && a.volumeMountGroup === b.volumeMountGroup && a.mountFlags.join(",") === b.mountFlags.join(",");
+}
+
+/**
+ * NodeGetVolumeStats of a shared volume: statfs of the share through the
+ * mount at volumePath, within the deadline. A stale handle or a share that
+ * does not answer is a VolumeCondition, not an error: the kubelet reports
+ * it, and the next stage mounts the volume again.
+ */
+export async function sharedStats(
+  driver: Driver,
+  vol: SharedNodeVolume,
+  volumePath: string,
+): Promise<{ usage: VolumeUsage[]; volumeCondition: { abnormal: boolean; message: string } }> {
+  const m = volumePath.startsWith("/") ? mountAt(readMountInfo(), volumePath) : undefined;
+  if (!m) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
+  const test = await identity(driver, vol.location);
+  const known = driver.nodeRecords.get("publish", volumePath)?.volumeId === vol.volumeId || driver.nodeRecords.get("stage", volumePath)?.volumeId === vol.volumeId;
+  if (test && !test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
+  try {
+    const fs = await driver.shared.io.run<{ totalBytes: number; availableBytes: number; usedBytes: number; totalInodes: number; availableInodes: number; usedInodes: number }>(
+      "statfs",
+      { path: volumePath },
+      describeShare(vol.location),
+    );
+    return {
+      usage: [
+        { unit: Unit.BYTES, total: fs.totalBytes, available: fs.availableBytes, used: fs.usedBytes },
+        { unit: Unit.INODES, total: fs.totalInodes, available: fs.availableInodes, used: fs.usedInodes },
+      ],
+      volumeCondition: { abnormal: false, message: `mounted from ${describeShare(vol.location)}` },
+    };
+  } catch (err) {
+    if (!isUnhealthy(err) && shareErrno(err) === undefined) throw err;
+    const problem = (await healthProblem(driver, vol.location, volumePath)) ?? (err as Error).message;
+    return { usage: [], volumeCondition: { abnormal: true, message: problem } };
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Bounded file operations on shares.
+ *
+ * Every file operation the driver makes on a share — a probe, a statfs, a
+ * mkdir, a rename — goes through here to a share agent (share-agent.ts), a
+ * helper process, and is waited for at most `timeoutMs`. Agents are kept
+ * for reuse (a warm agent answers in about 0.1 ms; starting one costs tens
+ * of milliseconds), each serving one request at a time, so one hung share
+ * holds up only the calls that touch it. An agent that misses its deadline
+ * is killed and forgotten; the call fails with UNAVAILABLE saying which
+ * share did not answer, and the next call gets a fresh agent.
+ *
+ * Agents run under `setpriv --pdeathsig KILL`: they die with the driver,
+ * and the driver never waits for them to exit.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as path from "node:path";
+import { createInterface } from "node:readline";
+import { CsiError, unavailable } from "../../csi/errors";
+import type { AgentReply } from "./share-agent";
+
+/** An errno from the agent (ENOENT, ESTALE, …), with the agent's message. */
+export class ShareError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const AGENT = path.join(__dirname, "share-agent.js");
+const MAX_IDLE = 4;
+
+class Agent {
+  private readonly pending = new Map<number, (r: AgentReply) => void>();
+  private next = 1;
+  readonly proc: ChildProcess;
+  dead = false;
+
+  constructor() {
+    this.proc = spawn("setpriv", ["--pdeathsig", "KILL", "--", process.execPath, AGENT], { stdio: ["pipe", "pipe", "ignore"] });
+    const rl = createInterface({ input: this.proc.stdout! });
+    rl.on("line", (line) => {
+      const reply = JSON.parse(line) as AgentReply;
+      this.pending.get(reply.id)?.(reply);
+      this.pending.delete(reply.id);
+    });
+    const fail = () => {
+      this.dead = true;
+      for (const [id, done] of this.pending) done({ id, ok: false, code: "EPIPE", message: "the share agent exited" });
+      this.pending.clear();
+    };
+    this.proc.on("exit", fail);
+    this.proc.on("error", fail);
+    this.proc.stdin!.on("error", fail);
+  }
+
+  send(op: string, args: Record<string, unknown>): Promise<AgentReply> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.proc.stdin!.write(JSON.stringify({ id, op, args }) + "\n");
+    });
+  }
+
+  /** An idle agent must not keep the driver alive, a busy one must deliver its reply. */
+  setIdle(idle: boolean): void {
+    const fn = idle ? "unref" : "ref";
+    this.proc[fn]();
+    (this.proc.stdout as unknown as { [k: string]: () => void })[fn]?.();
+    (this.proc.stdin as unknown as { [k: string]: () => void })[fn]?.();
+  }
+
+  kill(): void {
+    this.dead = true;
+    try {
+      this.proc.kill("SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+}
+
+export class ShareIo {
+  private readonly idle: Agent[] = [];
+
+  constructor(readonly timeoutMs: number) {}
+
+  /**
+   * Run `op` in an agent. Resolves with its value; rejects with a
+   * ShareError carrying the errno the operation failed with, or with
+   * UNAVAILABLE when no answer came within the deadline (`what` names the
+   * share for that message).
+   */
+  async run<T>(op: string, args: Record<string, unknown>, what: string, timeoutMs = this.timeoutMs): Promise<T> {
+    const agent = this.take();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    const reply = await Promise.race([agent.send(op, args), deadline]);
+    clearTimeout(timer);
+    if (reply === "timeout") {
+      agent.kill();
+      throw unavailable(`${what} did not answer within ${timeoutMs / 1000} s (${op}); the share may be hung or its server unreachable`);
+    }
+    this.give(agent);
+    if (!reply.ok) throw new ShareError(reply.code, reply.message);
+    return reply.value as T;
+  }
+
+  private take(): Agent {
+    let agent: Agent | undefined;
+    while ((agent = this.idle.pop()) && agent.dead);
+    agent ??= new Agent();
+    agent.setIdle(false);
+    return agent;
+  }
+
+  private give(agent: Agent): void {
+    if (agent.dead) return;
+    if (this.idle.length >= MAX_IDLE) {
+      agent.kill();
+      return;
+    }
+    agent.setIdle(true);
+    this.idle.push(agent);
+  }
+}
+
+/** The errno of a failed share operation, if it was one. */
+export function shareErrno(err: unknown): string | undefined {
+  return err instanceof ShareError ? err.code : undefined;
+}
+
+/** Stale, gone or not answering: what a probe of a mounted share can say. */
+export function isUnhealthy(err: unknown): boolean {
+  if (err instanceof CsiError) return true; // the deadline passed
+  return ["ESTALE", "EIO", "ENOTCONN", "ETIMEDOUT", "EHOSTDOWN", "ECONNABORTED", "EPIPE"].includes(shareErrno(err) ?? "");
+}

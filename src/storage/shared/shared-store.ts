@@ -1,0 +1,290 @@
+/**
+ * The shared (nfs) backend: volumes as subdirectories of a share that
+ * every node can mount.
+ *
+ * Where the truth lives:
+ *   - the volume's directory on the share: a volume exists while its
+ *     directory does;
+ *   - its ID (volume-id.ts): server, share, subDir and onDelete, all that
+ *     DeleteVolume and the node need — no secrets, no controller state;
+ *   - a record in the controller's root, <root>/shared/<key>.json, of what
+ *     CreateVolume was asked (size, capabilities, parameters), so that a
+ *     retry with another size is ALREADY_EXISTS and ListVolumes,
+ *     ControllerGetVolume and ValidateVolumeCapabilities can answer
+ *     without touching the share. A controller that lacks the record (it
+ *     runs elsewhere now) can still delete the volume from its ID.
+ *   - only for IDs in the record form: <share>/.csi-lab/volumes/<key>.json,
+ *     holding the subDir the ID had no room for.
+ *
+ * On the share, creation is a two-phase commit like the hostPath store's:
+ * the directory is made (mode, owner, content) under <share>/.csi-lab/tmp
+ * and renamed to its subDir — a crash leaves a temp that the next create
+ * of that volume removes, never a half-made volume. Deletion renames the
+ * directory into <share>/.csi-lab/trash (the commit point), then empties
+ * the trash. Every file operation on the share runs in a share agent with
+ * a deadline (share-io.ts); remote exports are mounted only while a call
+ * needs them (share-mounts.ts).
+ */
+import { promises as fsp, readdirSync } from "node:fs";
+import * as path from "node:path";
+import { failedPrecondition, internal, invalidArgument } from "../../csi/errors";
+import { AccessMode, type CapabilityProfile } from "../../csi/capabilities";
+import type { MountCommandConfig } from "../../mount/mount-command";
+import { readJsonNoFollow, writeFileAtomic } from "../atomic-file";
+import type { FsUsage } from "../hostpath-store";
+import { SortedIndex } from "../sorted-index";
+import type { Condition } from "../volume-content";
+import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../volume-record";
+import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
+import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
+import { formatSharedId, locationKey, parseSharedId, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
+
+/** A shared volume can be mounted anywhere, by any number of writers; never as a raw block device. */
+export const SHARED_PROFILE: CapabilityProfile = {
+  accessTypes: new Set(["mount"]),
+  accessModes: new Set([
+    AccessMode.SINGLE_NODE_WRITER,
+    AccessMode.SINGLE_NODE_READER_ONLY,
+    AccessMode.SINGLE_NODE_SINGLE_WRITER,
+    AccessMode.SINGLE_NODE_MULTI_WRITER,
+    AccessMode.MULTI_NODE_READER_ONLY,
+    AccessMode.MULTI_NODE_SINGLE_WRITER,
+    AccessMode.MULTI_NODE_MULTI_WRITER,
+  ]),
+  fsTypes: new Set(["nfs", "nfs4"]),
+  mountGroup: true,
+};
+
+export interface SharedConfig {
+  mount: MountCommandConfig;
+  /** Deadline of one file operation on a share. */
+  shareTimeoutMs: number;
+}
+
+export interface NewSharedVolume {
+  name: string;
+  location: SharedLocation;
+  onDelete: OnDelete;
+  mode: number;
+  uid?: number;
+  gid?: number;
+  capacityBytes: number;
+  record: Pick<VolumeRecord, "capabilities" | "parameters" | "mutableParameters" | "contentSource">;
+}
+
+export class SharedStore {
+  readonly io: ShareIo;
+  readonly shares: ShareMounts;
+
+  private constructor(
+    readonly root: string,
+    private readonly index: SortedIndex,
+    cfg: SharedConfig,
+  ) {
+    this.io = new ShareIo(cfg.shareTimeoutMs);
+    this.shares = new ShareMounts(path.join(root, ".shares"), cfg.mount, this.io);
+  }
+
+  static async open(root: string, cfg: SharedConfig): Promise<SharedStore> {
+    const dir = path.join(root, "shared");
+    await fsp.mkdir(dir, { recursive: true });
+    await ShareMounts.sweep(path.join(root, ".shares"));
+    const ids: string[] = [];
+    for (const f of readdirSync(dir).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
+      const raw = readJsonNoFollow(path.join(dir, f)) as { volumeId?: unknown };
+      if (typeof raw.volumeId === "string") ids.push(raw.volumeId);
+    }
+    return new SharedStore(root, SortedIndex.from(ids), cfg);
+  }
+
+  get count(): number {
+    return this.index.size;
+  }
+
+  page(after: string, limit: number): { ids: string[]; more: boolean } {
+    return this.index.page(after, limit);
+  }
+
+  private recordFile(key: string): string {
+    if (!/^[0-9a-f]{32}$/.test(key)) throw internal(`refusing to build a path from malformed key ${JSON.stringify(key)}`);
+    return path.join(this.root, "shared", `${key}.json`);
+  }
+
+  /** This controller's record of a shared volume, if it has one. */
+  async get(id: SharedVolumeId): Promise<VolumeRecord | undefined> {
+    let raw: unknown;
+    try {
+      raw = readJsonNoFollow(this.recordFile(id.key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    const rec = parseRecord(raw, (raw as { volumeId?: string }).volumeId ?? "");
+    if (typeof rec === "string") throw internal(`record of shared volume ${id.key} is unusable: ${rec}`);
+    return rec;
+  }
+
+  async getById(volumeId: string): Promise<VolumeRecord | undefined> {
+    const id = parseSharedId(volumeId);
+    if (!id) return undefined;
+    const rec = await this.get(id);
+    return rec?.volumeId === volumeId ? rec : undefined;
+  }
+
+  /** The ID a volume at `loc` gets (INVALID_ARGUMENT when even the record form does not fit in 128 bytes). */
+  idFor(loc: SharedLocation, onDelete: OnDelete): { id: string; form: "inline" | "record" } {
+    const made = formatSharedId(loc, onDelete);
+    if (!made) {
+      throw invalidArgument(
+        `server and share (${describeShare(loc)}) are too long for a CSI volume ID (128 bytes): use a shorter export path or server name`,
+      );
+    }
+    return made;
+  }
+
+  /**
+   * Create the volume's directory (or adopt the one there) and record it.
+   * `fill` puts content (a restore or clone) into the new directory before
+   * it is committed.
+   */
+  async create(spec: NewSharedVolume, fill?: (dir: string) => Promise<void>): Promise<VolumeRecord> {
+    const loc = spec.location;
+    const { id, form } = this.idFor(loc, spec.onDelete);
+    const key = locationKey(loc);
+    const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
+    await this.shares.with(loc, async (root) => {
+      const run = <T>(op: string, args: Record<string, unknown>) => this.io.run<T>(op, { root, ...args }, describeShare(loc));
+      try {
+        await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
+        const there = await run<{ kind: string }>("probe", { path: path.join(root, loc.subDir) }).catch((err: unknown) => {
+          if (shareErrno(err) === "ENOENT") return undefined;
+          throw err;
+        });
+        if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
+        if (!there) {
+          const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
+          try {
+            if (fill) await fill(tmp);
+            await run("commit", { tmp, subDir: loc.subDir });
+          } catch (err) {
+            await run("clean", { tempsOf: key }).catch(() => undefined);
+            throw err;
+          }
+        }
+        if (form === "record") await run("writeRecord", { key, data: JSON.stringify({ version: 1, subDir: loc.subDir, name: spec.name }) + "\n" });
+      } catch (err) {
+        throw volumeDirError(err, what);
+      }
+    });
+    const record: VolumeRecord = {
+      version: RECORD_VERSION,
+      volumeId: id,
+      name: spec.name,
+      backend: "nfs",
+      capacityBytes: spec.capacityBytes,
+      ...spec.record,
+      topology: {},
+      createdAt: new Date().toISOString(),
+      shared: { ...loc, onDelete: spec.onDelete },
+    };
+    await this.update(record);
+    return record;
+  }
+
+  async update(record: VolumeRecord): Promise<void> {
+    const id = parseSharedId(record.volumeId)!;
+    await writeFileAtomic(this.recordFile(id.key), JSON.stringify(record, null, 2) + "\n");
+    this.index.add(record.volumeId);
+  }
+
+  /** Where the volume's directory is: from the ID, or for the record form from a record. undefined: no record anywhere, so no volume. */
+  async locate(id: SharedVolumeId): Promise<SharedLocation | undefined> {
+    if (id.form === "inline") return id.location;
+    const mine = await this.get(id);
+    if (mine?.shared) return { server: mine.shared.server, share: mine.shared.share, subDir: mine.shared.subDir };
+    const text = await this.shares.with(id.share, (root) =>
+      this.io.run<string | null>("readRecord", { root, key: id.key }, describeShare(id.share)),
+    );
+    if (text === null) return undefined;
+    const parsed = JSON.parse(text) as { subDir?: unknown };
+    if (typeof parsed.subDir !== "string") throw internal(`the record of volume ${id.key} on ${describeShare(id.share)} has no subDir`);
+    return { ...id.share, subDir: parsed.subDir };
+  }
+
+  /**
+   * DeleteVolume: what onDelete says — remove the directory, rename it to
+   * archived-<name>-<time>, or leave it — then forget the volume. Returns
+   * what was done, for the log.
+   */
+  async delete(volumeId: string, id: SharedVolumeId): Promise<string> {
+    const loc = await this.locate(id);
+    let done = "nothing: no record of it";
+    if (loc) {
+      const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
+      done = await this.shares.with(loc, async (root) => {
+        const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
+          this.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
+        try {
+          let result = "retained";
+          if (id.onDelete === "delete") {
+            result = (await run<string>("trash", { subDir: loc.subDir, key: id.key })) === "absent" ? "already gone" : "deleted";
+            // Emptying the trash may take long; what is left is emptied by the next delete on this share.
+            await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
+          } else if (id.onDelete === "archive") {
+            const to = await run<string>("archive", { subDir: loc.subDir, stamp: stamp() });
+            result = to === "absent" ? "already gone" : `archived as ${to}`;
+          }
+          if (id.form === "record") await run("removeRecord", { key: id.key });
+          return result;
+        } catch (err) {
+          throw volumeDirError(err, what);
+        }
+      });
+    }
+    await fsp.rm(this.recordFile(id.key), { force: true });
+    this.index.delete(volumeId);
+    return done;
+  }
+
+  /** Is the volume's directory there and a directory? A share that does not answer is abnormal too. */
+  async condition(loc: SharedLocation): Promise<Condition> {
+    try {
+      const { kind } = await this.shares.with(loc, (root) =>
+        this.io.run<{ kind: string }>("probe", { path: path.join(root, loc.subDir) }, describeShare(loc)),
+      );
+      if (kind === "symlink") return { abnormal: true, message: "the volume's directory has been replaced by a symlink" };
+      if (kind !== "dir") return { abnormal: true, message: "the volume's directory is not a directory" };
+      return { abnormal: false, message: `volume directory is present on ${describeShare(loc)}` };
+    } catch (err) {
+      if (shareErrno(err) === "ENOENT") return { abnormal: true, message: `the volume's directory is missing from ${describeShare(loc)}` };
+      if (isUnhealthy(err) || err instanceof Error) return { abnormal: true, message: (err as Error).message };
+      throw err;
+    }
+  }
+
+  /** Space and inodes of the share (statfs), within the deadline. */
+  async usage(share: ShareLocation): Promise<FsUsage> {
+    return this.shares.with(share, (root) => this.io.run<FsUsage>("statfs", { path: root }, describeShare(share)));
+  }
+
+  /** Run `fn` on the volume's directory, reachable at a local path. */
+  async withVolumeDir<T>(loc: SharedLocation, fn: (dir: string, root: string) => Promise<T>): Promise<T> {
+    return this.shares.with(loc, (root) => fn(path.join(root, loc.subDir), root));
+  }
+
+  /** Set the mode of the volume's root directory (the `mode` mutable parameter). */
+  async setMode(loc: SharedLocation, mode: number): Promise<void> {
+    await this.withVolumeDir(loc, async (dir) => {
+      try {
+        await this.io.run("chmod", { path: dir, mode }, describeShare(loc));
+      } catch (err) {
+        throw volumeDirError(err, `directory ${loc.subDir} on ${describeShare(loc)}`);
+      }
+    });
+  }
+}
+
+/** A sortable UTC time for archive names: 20250101T120000Z. */
+function stamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}

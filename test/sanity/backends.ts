@@ -1,0 +1,39 @@
+/**
+ * The backends the contract tests run against.
+ *
+ * A contract test that does not depend on how a backend keeps its volumes
+ * (create, delete, validate, list, stage, publish, stats, bad input…)
+ * loops over BACKENDS: the same `it`s run once with the default hostPath
+ * volumes and once with shared (nfs) volumes on a local share — a plain
+ * directory under the test's scratch directory, standing for an NFS mount
+ * every node has. `b.parameters(d)` are the CreateVolume parameters that
+ * select the backend.
+ */
+import { mkdirSync } from "node:fs";
+import type { DriverProcess } from "./harness";
+
+export interface TestBackend {
+  name: "hostpath" | "nfs";
+  /** CreateVolume parameters for this backend on driver `d`. */
+  parameters(d: DriverProcess, extra?: Record<string, string>): Record<string, string>;
+  /** Can a volume be used from several nodes (MULTI_NODE_* modes)? */
+  multiNode: boolean;
+}
+
+export const HOSTPATH: TestBackend = {
+  name: "hostpath",
+  parameters: (_d, extra = {}) => ({ ...extra }),
+  multiNode: false,
+};
+
+export const NFS_LOCAL: TestBackend = {
+  name: "nfs",
+  parameters: (d, extra = {}) => {
+    const share = d.path("share");
+    mkdirSync(share, { recursive: true });
+    return { backend: "nfs", share, ...extra };
+  },
+  multiNode: true,
+};
+
+export const BACKENDS: readonly TestBackend[] = [HOSTPATH, NFS_LOCAL];
