@@ -162,6 +162,8 @@ async function main(): Promise<void> {
   const samples: Record<RpcName, number[]> = Object.fromEntries(RPCS.map((r) => [r, []])) as unknown as Record<RpcName, number[]>;
   let cycles = 0;
   let errors = 0;
+  let failedInARow = 0;
+  let givenUp = false;
   const deadline = Date.now() + o.seconds * 1000;
   const started = process.hrtime.bigint();
   await Promise.all(
@@ -172,7 +174,7 @@ async function main(): Promise<void> {
       const podDir = path.join(o.workDir, "pods", `w${w}`);
       await fsp.mkdir(staging, { recursive: true });
       await fsp.mkdir(podDir, { recursive: true });
-      for (let i = 0; Date.now() < deadline; i++) {
+      for (let i = 0; !givenUp && Date.now() < deadline; i++) {
         const name = `bench-${process.pid}-${w}-${i}`;
         const target = path.join(podDir, "mount");
         try {
@@ -188,14 +190,21 @@ async function main(): Promise<void> {
           await timed(samples.NodeUnstageVolume, () => client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }));
           await timed(samples.DeleteVolume, () => client.controller.deleteVolume({ volumeId }));
           cycles++;
+          failedInARow = 0;
         } catch (err) {
           errors++;
           if (errors <= 3) process.stderr.write(`cycle failed: ${(err as Error).message}\n`);
+          // Nothing is being measured once every cycle fails: stop.
+          if (++failedInARow >= 50) {
+            process.stderr.write(`${failedInARow} cycles in a row failed; giving up\n`);
+            givenUp = true;
+          }
         }
       }
     }),
   );
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  if (givenUp) process.exitCode = 1;
   result.cycles = cycles;
   result.errors = errors;
   result.cyclesPerSecond = Math.round((cycles / elapsed) * 10) / 10;

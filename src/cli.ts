@@ -14,7 +14,6 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_CAPACITY_MODES, defaultConfig, openDriver, type DefaultCapacityMode, type DriverConfig, type Mode } from "./server/driver";
 import { parseEndpoint } from "./server/endpoint";
-import { main as rpcMain } from "./rpc-demo/cli";
 import { createLogger, parseLevel } from "./server/logger";
 import { parseHttpAddress, startMetricsServer } from "./server/metrics-http";
 import { startServer, type RunningServer } from "./server/server";
@@ -57,7 +56,9 @@ export async function main(argv: string[]): Promise<void> {
         await runDriver(rest);
         return;
       case "rpc":
-        await rpcMain(rest);
+        // Loaded on demand: the driver need not carry the playground (protobufjs and
+        // all) in its memory or its start-up time.
+        await (require("./rpc-demo/cli") as typeof import("./rpc-demo/cli")).main(rest);
         return;
       case "--version":
       case "version":

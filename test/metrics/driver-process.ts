@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
+import { unmountUnder } from "../sanity/harness";
 import { VolumeCapability_AccessMode_Mode as Mode, type CreateVolumeRequest } from "../../src/gen/csi";
 
 const CLI = path.resolve(__dirname, "../../../bin/csi-lab.js");
@@ -63,6 +64,8 @@ async function stopChild(child: ChildProcess, dir: string): Promise<void> {
       child.kill("SIGTERM");
     });
   }
+  // A test that failed half-way may leave mounts: never rm -rf through them.
+  await unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
 }
 
