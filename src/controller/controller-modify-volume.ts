@@ -9,6 +9,10 @@
  * volume already has changes nothing. The disk is changed before the
  * metadata, so the record never claims what was not done; a crash in
  * between is repaired by the CO's retry.
+ *
+ * The spec calls mutable_parameters REQUIRED, but an empty map asks for no
+ * change, so it is answered as one: OK for a volume that exists (csi-sanity
+ * run without a parameters file sends exactly that).
  */
 import type { ControllerModifyVolumeRequest, ControllerModifyVolumeResponse } from "../gen/csi";
 import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
@@ -26,10 +30,10 @@ export const controllerModifyVolume = defineRpc<ControllerModifyVolumeRequest, C
     const volumeId = checkToken(req.volumeId, "volume_id");
     checkMap(req.secrets, "secrets");
     const params = checkMutableParameters(req.mutableParameters);
-    if (Object.keys(params).length === 0) throw invalidArgument("mutable_parameters is required: name at least one parameter to change");
 
     const record = await getVolume(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
+    if (Object.keys(params).length === 0) return {};
     const unfit = unfitProblem(layoutOf(record), params);
     if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
     const condition = await conditionOf(driver, record);

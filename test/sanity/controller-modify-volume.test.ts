@@ -36,6 +36,14 @@ describe("ControllerModifyVolume and mutable parameters", () => {
     assert.deepEqual(await fsp.readdir(path.join(d.root, "volumes")), before);
   });
 
+  it("with no mutable_parameters changes nothing: OK for a volume that exists, NOT_FOUND for one that does not", async () => {
+    const id = await create({ mode: "750" });
+    await d.client.controller.controllerModifyVolume({ volumeId: id });
+    assert.equal(await rootMode(id), 0o750);
+    assert.deepEqual(await recorded(id), { mode: "0750" });
+    await expectCode(d.client.controller.controllerModifyVolume({ volumeId: "hp-00000000000000000000000000000000" }), Code.NOT_FOUND);
+  });
+
   it("CreateVolume again with the same name and different mutable_parameters answers ALREADY_EXISTS", async () => {
     const name = uniqueName();
     const id = await create({ mode: "0770" }, name);
@@ -66,9 +74,7 @@ describe("ControllerModifyVolume and mutable parameters", () => {
     assert.deepEqual(await recorded(id), { mode: "0770" });
   });
 
-  it("without mutable_parameters or volume_id answers INVALID_ARGUMENT; an unknown volume NOT_FOUND", async () => {
-    const id = await create();
-    await expectCode(d.client.controller.controllerModifyVolume({ volumeId: id }), Code.INVALID_ARGUMENT, /mutable_parameters/);
+  it("without volume_id answers INVALID_ARGUMENT; an unknown volume NOT_FOUND", async () => {
     await expectCode(d.client.controller.controllerModifyVolume({ mutableParameters: { mode: "0700" } }), Code.INVALID_ARGUMENT, /volume_id/);
     await expectCode(d.client.controller.controllerModifyVolume({ volumeId: "hp-00000000000000000000000000000000", mutableParameters: { mode: "0700" } }), Code.NOT_FOUND);
     await expectCode(d.client.controller.controllerModifyVolume({ volumeId: "non-existing-volume-id", mutableParameters: { mode: "0700" } }), Code.NOT_FOUND);
