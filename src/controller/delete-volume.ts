@@ -12,8 +12,9 @@
  *
  * A shared (nfs) volume is deleted from its ID alone — no record, no
  * secrets — as its StorageClass's onDelete said: the directory removed,
- * renamed to archived-<name>-<time>, or left in place (retain). Its
- * mounts on other nodes are not visible here; the CO unpublishes first.
+ * renamed to archived-<name>-<time>, or left in place (retain). Mounts of
+ * it on this node refuse the delete as for any volume; those on other
+ * nodes are out of sight (the CO unpublishes first).
  * An ID of a newer format is INVALID_ARGUMENT, not OK: answering OK would
  * make the CO forget a volume whose data was never touched.
  */
@@ -21,6 +22,7 @@ import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { mountsOfVolume } from "../mount/volume-mounts";
+import { sharedVolumeMounts } from "../storage/shared/volume-mounts";
 import { volumeRef } from "../storage/volumes";
 import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
@@ -40,6 +42,13 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
       throw failedPrecondition(`volume ${volumeId} is attached to node ${attached.join(", ")}; ControllerUnpublishVolume it first`);
     }
     if (ref.backend === "nfs") {
+      const loc = await driver.shared.locate(ref.id);
+      const here = loc && (await sharedVolumeMounts(driver.shared.io, loc));
+      if (here && here.length > 0) {
+        throw failedPrecondition(
+          `volume ${volumeId} is still mounted at ${here.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,
+        );
+      }
       log.debug("deleted shared volume", { done: await driver.shared.delete(volumeId, ref.id) });
       if (driver.attachments.of(volumeId).length > 0) await driver.attachments.forget(volumeId);
       return {};

@@ -26,11 +26,12 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailab
 import { CONTEXT } from "../controller/volume-view";
 import { ensureDirectory, unmountAll } from "../mount/bind";
 import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../mount/mount-command";
-import { locate, mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
+import { mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
 import { splitMountFlags, type BindFlags } from "../mount/options";
 import type { Driver } from "../server/driver";
 import { isUnhealthy, shareErrno } from "../storage/shared/share-io";
 import { describeShare } from "../storage/shared/share-mounts";
+import { mountIdentity, sourceDir } from "../storage/shared/volume-mounts";
 import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "../storage/shared/volume-id";
 import type { VolumeRecord } from "../storage/volume-record";
 import { sharedProfile } from "../storage/volumes";
@@ -83,7 +84,6 @@ export function sharedCapability(vol: SharedNodeVolume, cap: Capability): { bind
   return split;
 }
 
-const sourceDir = (loc: SharedLocation) => `${loc.share === "/" ? "" : loc.share}/${loc.subDir}`;
 const what = (loc: SharedLocation) => `directory ${loc.subDir} on ${describeShare(loc)}`;
 
 /**
@@ -92,21 +92,8 @@ const what = (loc: SharedLocation) => `directory ${loc.subDir} on ${describeShar
  * path inside it, as mountinfo shows). undefined when the share could not
  * be asked (it does not answer): the caller decides.
  */
-async function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
-  if (loc.server) {
-    const source = nfsSource(loc.server, sourceDir(loc));
-    return (m) => m.source === source;
-  }
-  let real: string;
-  try {
-    real = await driver.shared.io.run<string>("realpath", { path: sourceDir(loc) }, describeShare(loc));
-  } catch (err) {
-    if (shareErrno(err) === "ENOENT") return () => false;
-    if (isUnhealthy(err)) return undefined;
-    throw err;
-  }
-  const at = locate(readMountInfo(), real);
-  return (m) => at !== undefined && m.device === at.device && m.root === at.root;
+function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
+  return mountIdentity(driver.shared.io, loc);
 }
 
 /** Is the mount at `p` healthy? A bounded stat through it. */

@@ -1,0 +1,43 @@
+/**
+ * Which mounts on this node show a shared volume.
+ *
+ * A volume staged from an NFS export shows up in mountinfo with the
+ * export's path as its source ("server:/share/subDir"); one staged from a
+ * local share is a bind mount, found like any bind mount by the device and
+ * path inside the file system of <share>/<subDir>. Finding that directory
+ * touches the share, so it goes through the share agent with its deadline;
+ * when the share does not answer, nobody can tell (undefined).
+ */
+import { locate, readMountInfo, type MountEntry } from "../../mount/mountinfo";
+import { isUnhealthy, shareErrno, type ShareIo } from "./share-io";
+import { describeShare } from "./share-mounts";
+import { nfsSource, type SharedLocation } from "./volume-id";
+
+/** The volume's directory as a path (local share) or the part after "server:" (export). */
+export function sourceDir(loc: SharedLocation): string {
+  return `${loc.share === "/" ? "" : loc.share}/${loc.subDir}`;
+}
+
+/** A test for "this mount entry shows the volume", or undefined when the share cannot be asked. */
+export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
+  if (loc.server) {
+    const source = nfsSource(loc.server, sourceDir(loc));
+    return (m) => m.source === source;
+  }
+  let real: string;
+  try {
+    real = await io.run<string>("realpath", { path: sourceDir(loc) }, describeShare(loc));
+  } catch (err) {
+    if (shareErrno(err) === "ENOENT") return () => false;
+    if (isUnhealthy(err)) return undefined;
+    throw err;
+  }
+  const at = locate(readMountInfo(), real);
+  return (m) => at !== undefined && m.device === at.device && m.root === at.root;
+}
+
+/** Where the volume is mounted on this node (undefined: the share did not answer). */
+export async function sharedVolumeMounts(io: ShareIo, loc: SharedLocation): Promise<MountEntry[] | undefined> {
+  const test = await mountIdentity(io, loc);
+  return test && readMountInfo().filter(test);
+}
