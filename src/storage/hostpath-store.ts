@@ -228,6 +228,10 @@ export class HostPathStore {
         // are born inside the quota (a rename in from elsewhere would not be).
         if (fill) await fill(staging);
       }
+      // The contents must be on disk before the commit point names them:
+      // after a power cut the start-up sweep finds them in .tmp and
+      // finishes the rename below, which therefore needs no fsync of its own.
+      await fsyncDir(path.join(this.root, ".tmp"));
       await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
     } catch (err) {
       await purge(staging, this.quota);
@@ -235,7 +239,6 @@ export class HostPathStore {
     }
     try {
       await fsp.rename(staging, this.dataDir(id));
-      await fsyncDir(path.join(this.root, "data"));
     } catch (err) {
       await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
       await purge(staging, this.quota);
