@@ -231,11 +231,12 @@ export async function sharedStats(
   const known = driver.nodeRecords.get("publish", volumePath)?.volumeId === vol.volumeId || driver.nodeRecords.get("stage", volumePath)?.volumeId === vol.volumeId;
   if (test && !test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   try {
-    const fs = await driver.shared.io.run<{ totalBytes: number; availableBytes: number; usedBytes: number; totalInodes: number; availableInodes: number; usedInodes: number }>(
+    const fs = await driver.shared.io.run<{ removed: boolean; totalBytes: number; availableBytes: number; usedBytes: number; totalInodes: number; availableInodes: number; usedInodes: number }>(
       "statfs",
       { path: volumePath },
       describeShare(vol.location),
     );
+    if (fs.removed) return { usage: [], volumeCondition: { abnormal: true, message: `the volume's directory has been removed from ${describeShare(vol.location)}` } };
     return {
       usage: [
         { unit: Unit.BYTES, total: fs.totalBytes, available: fs.availableBytes, used: fs.usedBytes },

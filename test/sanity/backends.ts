@@ -10,6 +10,7 @@
  * select the backend.
  */
 import { mkdirSync } from "node:fs";
+import * as path from "node:path";
 import type { DriverProcess } from "./harness";
 
 export interface TestBackend {
@@ -18,12 +19,15 @@ export interface TestBackend {
   parameters(d: DriverProcess, extra?: Record<string, string>): Record<string, string>;
   /** Can a volume be used from several nodes (MULTI_NODE_* modes)? */
   multiNode: boolean;
+  /** Where a directory volume's contents are (made with default parameters). */
+  contentDir(d: DriverProcess, volumeId: string, name: string): string;
 }
 
 export const HOSTPATH: TestBackend = {
   name: "hostpath",
   parameters: (_d, extra = {}) => ({ ...extra }),
   multiNode: false,
+  contentDir: (d, volumeId) => path.join(d.root, "data", volumeId),
 };
 
 export const NFS_LOCAL: TestBackend = {
@@ -34,6 +38,8 @@ export const NFS_LOCAL: TestBackend = {
     return { backend: "nfs", share, ...extra };
   },
   multiNode: true,
+  // Without subDir, a volume's directory in the share is named after the volume.
+  contentDir: (d, _volumeId, name) => d.path("share", name),
 };
 
 export const BACKENDS: readonly TestBackend[] = [HOSTPATH, NFS_LOCAL];

@@ -1,7 +1,6 @@
 // NodeGetVolumeStats: numbers from statfs of a path where the volume really is.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
-import * as path from "node:path";
 import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { BACKENDS } from "./backends";
@@ -41,11 +40,18 @@ describe(`NodeGetVolumeStats (${b.name})`, () => {
     await expectCode(d.client.node.nodeGetVolumeStats({ volumeId, volumePath: "some/path" }), Code.NOT_FOUND);
   });
 
-  (b.name === "hostpath" ? it : it.skip)("reports an abnormal condition when the volume's directory has gone", async () => {
-    const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
-    await fsp.rm(path.join(d.root, "data", id), { recursive: true });
-    const res = await d.client.node.nodeGetVolumeStats({ volumeId: id, volumePath: target });
-    assert.equal(res.volumeCondition!.abnormal, true);
+  it("reports an abnormal condition when the volume's directory has gone", async () => {
+    const name = uniqueName();
+    const id = (await d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
+    const [staging, published] = [d.path(uniqueName("stage")), d.path(uniqueName("pod"))];
+    await d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    await d.client.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: published, volumeCapability: mountCapability() });
+    // Removed underneath its mounts (they keep the deleted directory alive).
+    await fsp.rm(b.contentDir(d, id, name), { recursive: true });
+    const res = await d.client.node.nodeGetVolumeStats({ volumeId: id, volumePath: published });
+    assert.equal(res.volumeCondition!.abnormal, true, JSON.stringify(res.volumeCondition));
+    await d.client.node.nodeUnpublishVolume({ volumeId: id, targetPath: published });
+    await d.client.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
   });
 
   it("without volume_id or volume_path answers INVALID_ARGUMENT", async () => {
