@@ -13,8 +13,18 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync, promises as fsp, readFileSync, constants as fsc } from "node:fs";
 import * as path from "node:path";
 
-/** Write `data` to `file` atomically and durably. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+/*
+ * The writes go through the thread pool, reads (below) do not: on a busy
+ * disk even creating or renaming a small file can wait hundreds of
+ * microseconds for the journal, and that wait must not stall other calls.
+ */
+
+/**
+ * The first half of an atomic write: `data` in a temporary file next to
+ * `file`, on disk. Returns the temporary's path for commitFile. Split so a
+ * caller can make other things durable meanwhile.
+ */
+export async function prepareFile(file: string, data: string | Uint8Array, mode = 0o644): Promise<string> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
   try {
@@ -26,6 +36,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     throw err;
   }
   await fh.close();
+  return tmp;
+}
+
+/** The second half: rename the prepared temporary over `file` (the atomic step), and make that durable. */
+export async function commitFile(tmp: string, file: string): Promise<void> {
   try {
     await fsp.rename(tmp, file);
   } catch (err) {
@@ -33,6 +48,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     throw err;
   }
   await fsyncDir(path.dirname(file));
+}
+
+/** Write `data` to `file` atomically and durably. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await commitFile(await prepareFile(file, data, mode), file);
 }
 
 /** Make a directory entry change (create, rename, unlink) durable. */

@@ -35,7 +35,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
 import { CapacityLedger } from "./capacity-ledger";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { SortedIndex } from "./sorted-index";
@@ -210,6 +210,8 @@ export class HostPathStore {
     };
     const layout = layoutOf(record);
     const staging = path.join(this.root, ".tmp", `${id}.${randomBytes(4).toString("hex")}`);
+    let metaTmp: string | undefined; // a prepared metadata file
+    let committing = false;
     try {
       if (fill && layout !== "dir") {
         // A restored image or block file is the source's file, copied
@@ -231,9 +233,20 @@ export class HostPathStore {
       // The contents must be on disk before the commit point names them:
       // after a power cut the start-up sweep finds them in .tmp and
       // finishes the rename below, which therefore needs no fsync of its own.
-      await fsyncDir(path.join(this.root, ".tmp"));
-      await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
+      // The metadata's temporary file is written and synced meanwhile; its
+      // rename is the commit point and comes only after both are durable.
+      const [dirSynced, meta] = await Promise.allSettled([
+        fsyncDir(path.join(this.root, ".tmp")),
+        prepareFile(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"),
+      ]);
+      if (meta.status === "fulfilled") metaTmp = meta.value;
+      if (dirSynced.status === "rejected") throw dirSynced.reason;
+      if (meta.status === "rejected") throw meta.reason;
+      committing = true;
+      await commitFile(meta.value, this.metaFile(id)); // the commit point
     } catch (err) {
+      if (metaTmp !== undefined) await fsp.rm(metaTmp, { force: true });
+      if (committing) await fsp.rm(this.metaFile(id), { force: true }); // renamed but not known durable: undo
       await purge(staging, this.quota);
       throw err;
     }
@@ -334,6 +347,10 @@ async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend
   }
   for (const entry of await fsp.readdir(path.join(root, ".trash"))) {
     await purge(path.join(root, ".trash", entry), quota);
+  }
+  // Metadata written up to its fsync but never renamed (see atomic-file.ts).
+  for (const entry of await fsp.readdir(path.join(root, "volumes"))) {
+    if (entry.startsWith(".") && entry.endsWith(".tmp")) await fsp.rm(path.join(root, "volumes", entry), { force: true });
   }
 }
 

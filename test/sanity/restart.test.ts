@@ -49,12 +49,16 @@ describe("Restart and crash", () => {
     await Promise.all(calls);
     await d.exit;
 
+    // As if killed between a metadata file's fsync and its rename.
+    await fsp.writeFile(path.join(d.root, "volumes", ".hp-0123.json.0a1b2c3d4e5f.tmp"), "{}");
+
     await d.start();
-    // .tmp and .trash were swept at start-up.
+    // .tmp and .trash were swept at start-up, and unrenamed metadata files.
     assert.deepEqual(await fsp.readdir(path.join(d.root, ".tmp")), []);
     assert.deepEqual(await fsp.readdir(path.join(d.root, ".trash")), []);
+    const metas = await fsp.readdir(path.join(d.root, "volumes"));
+    assert.deepEqual(metas.filter((f) => f.startsWith(".")), []);
     // Every volume directory that exists is whole: its metadata parses and names a real volume.
-    const metas = (await fsp.readdir(path.join(d.root, "volumes"))).filter((f) => !f.startsWith("."));
     for (const file of metas) {
       const id = file.replace(/\.json$/, "");
       const meta = JSON.parse(await fsp.readFile(path.join(d.root, "volumes", file), "utf8"));
