@@ -28,6 +28,7 @@ export interface MountEntry {
 
 // Paths in mountinfo escape space, tab, newline and backslash as \ooo.
 function unescape(s: string): string {
+  if (!s.includes("\\")) return s; // the common case, and most of parsing's time otherwise
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
