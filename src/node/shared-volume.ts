@@ -17,7 +17,8 @@
  * access answers ESTALE, and only a fresh mount heals it. NodeGetVolumeStats
  * reports that (and a share that stopped answering) as VolumeCondition
  * abnormal; the next NodeStageVolume finds its staging mount unhealthy,
- * detaches it and mounts again.
+ * detaches it and mounts again. A local share shows the same event as a
+ * mount holding a removed directory (link count 0), handled the same way.
  */
 import type { Capability } from "../csi/capabilities";
 import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../gen/csi";
@@ -99,7 +100,9 @@ function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry)
 /** Is the mount at `p` healthy? A bounded stat through it. */
 async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Promise<string | undefined> {
   try {
-    await driver.shared.io.run("probe", { path: p }, describeShare(loc));
+    const st = await driver.shared.io.run<{ kind: string; nlink: number }>("probe", { path: p }, describeShare(loc));
+    // What a stale NFS handle is on a local share: the mount holds a directory since removed.
+    if (st.kind === "dir" && st.nlink === 0) return `the directory mounted at ${p} was removed from the share; NodeStageVolume mounts it again`;
     return undefined;
   } catch (err) {
     if (shareErrno(err) === "ESTALE") return `stale file handle at ${p}: the export or the directory was replaced on the server; NodeStageVolume mounts it again`;

@@ -124,7 +124,8 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   probe(a) {
     const st = lstatSync(str(a, "path"));
     const kind = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other";
-    return { kind, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+    // nlink 0: a directory removed while something (a mount) still holds it.
+    return { kind, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink };
   },
   realpath: (a) => realpathSync(str(a, "path")),
   statfs(a) {
