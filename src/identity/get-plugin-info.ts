@@ -13,7 +13,8 @@ export const getPluginInfo = defineRpc<GetPluginInfoRequest, GetPluginInfoRespon
     return {
       name: driver.config.driverName,
       vendorVersion: driver.version,
-      manifest: { mode: driver.config.mode, backends: "hostpath" },
+      // The manifest is free-form; ours says what this process serves.
+      manifest: { mode: driver.config.mode, backends: "hostpath,nfs" },
     };
   },
 });
