@@ -34,6 +34,7 @@ import { isUnhealthy, shareErrno } from "../storage/shared/share-io";
 import { describeShare } from "../storage/shared/share-mounts";
 import { mountIdentity, sourceDir } from "../storage/shared/volume-mounts";
 import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "../storage/shared/volume-id";
+import type { FsUsage } from "../storage/hostpath-store";
 import type { VolumeRecord } from "../storage/volume-record";
 import { sharedProfile } from "../storage/volumes";
 import { secondTargetProblem } from "./single-writer";
@@ -219,9 +220,10 @@ function sameCap(a: Capability, b: Capability): boolean {
 
 /**
  * NodeGetVolumeStats of a shared volume: statfs of the share through the
- * mount at volumePath, within the deadline. A stale handle or a share that
- * does not answer is a VolumeCondition, not an error: the kubelet reports
- * it, and the next stage mounts the volume again.
+ * mount at volumePath, within the deadline. A stale handle, a removed
+ * directory or a share that does not answer (healthProblem) is a
+ * VolumeCondition, not an error: the kubelet reports it, and the next stage
+ * mounts the volume again.
  */
 export async function sharedStats(
   driver: Driver,
@@ -233,13 +235,10 @@ export async function sharedStats(
   const test = await identity(driver, vol.location);
   const known = driver.nodeRecords.get("publish", volumePath)?.volumeId === vol.volumeId || driver.nodeRecords.get("stage", volumePath)?.volumeId === vol.volumeId;
   if (test && !test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
+  const problem = await healthProblem(driver, vol.location, volumePath);
+  if (problem) return { usage: [], volumeCondition: { abnormal: true, message: problem } };
   try {
-    const fs = await driver.shared.io.run<{ removed: boolean; totalBytes: number; availableBytes: number; usedBytes: number; totalInodes: number; availableInodes: number; usedInodes: number }>(
-      "statfs",
-      { path: volumePath },
-      describeShare(vol.location),
-    );
-    if (fs.removed) return { usage: [], volumeCondition: { abnormal: true, message: `the volume's directory has been removed from ${describeShare(vol.location)}` } };
+    const fs = await driver.shared.io.run<FsUsage>("statfs", { path: volumePath }, describeShare(vol.location));
     return {
       usage: [
         { unit: Unit.BYTES, total: fs.totalBytes, available: fs.availableBytes, used: fs.usedBytes },
@@ -249,7 +248,6 @@ export async function sharedStats(
     };
   } catch (err) {
     if (!isUnhealthy(err) && shareErrno(err) === undefined) throw err;
-    const problem = (await healthProblem(driver, vol.location, volumePath)) ?? (err as Error).message;
-    return { usage: [], volumeCondition: { abnormal: true, message: problem } };
+    return { usage: [], volumeCondition: { abnormal: true, message: (err as Error).message } };
   }
 }

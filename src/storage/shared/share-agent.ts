@@ -34,7 +34,6 @@ import {
   renameSync,
   rmSync,
   statfsSync,
-  statSync,
   writeSync,
 } from "node:fs";
 import * as path from "node:path";
@@ -130,10 +129,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   realpath: (a) => realpathSync(str(a, "path")),
   statfs(a) {
     const s = statfsSync(str(a, "path"));
-    // A directory removed while mounted keeps answering statfs; its link count of 0 gives it away.
-    const removed = statSync(str(a, "path")).nlink === 0;
     return {
-      removed,
       totalBytes: s.blocks * s.bsize,
       availableBytes: s.bavail * s.bsize,
       usedBytes: (s.blocks - s.bfree) * s.bsize,
