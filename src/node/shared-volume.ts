@@ -21,7 +21,7 @@
  * mount holding a removed directory (link count 0), handled the same way.
  */
 import type { Capability } from "../csi/capabilities";
-import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../gen/csi";
+import type { VolumeUsage } from "../gen/csi";
 import { unsupportedReason } from "../csi/capabilities";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../csi/errors";
 import { CONTEXT } from "../controller/volume-view";
@@ -34,10 +34,11 @@ import { isUnhealthy, shareErrno } from "../storage/shared/share-io";
 import { describeShare } from "../storage/shared/share-mounts";
 import { mountIdentity, sourceDir } from "../storage/shared/volume-mounts";
 import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "../storage/shared/volume-id";
-import type { FsUsage } from "../storage/hostpath-store";
+import type { FsUsage } from "../storage/fs-usage";
 import type { VolumeRecord } from "../storage/volume-record";
 import { sharedProfile } from "../storage/volumes";
 import { secondTargetProblem } from "./single-writer";
+import { volumeUsage } from "./volume-usage";
 
 export interface SharedNodeVolume {
   volumeId: string;
@@ -240,10 +241,7 @@ export async function sharedStats(
   try {
     const fs = await driver.shared.io.run<FsUsage>("statfs", { path: volumePath }, describeShare(vol.location));
     return {
-      usage: [
-        { unit: Unit.BYTES, total: fs.totalBytes, available: fs.availableBytes, used: fs.usedBytes },
-        { unit: Unit.INODES, total: fs.totalInodes, available: fs.availableInodes, used: fs.usedInodes },
-      ],
+      usage: volumeUsage(fs),
       volumeCondition: { abnormal: false, message: `mounted from ${describeShare(vol.location)}` },
     };
   } catch (err) {

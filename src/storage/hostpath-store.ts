@@ -37,6 +37,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
 import { CapacityLedger } from "./capacity-ledger";
+import { statfsUsage, type FsUsage } from "./fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { SortedIndex } from "./sorted-index";
 import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe, type Condition } from "./volume-content";
@@ -54,15 +55,6 @@ export type NewVolume = Omit<VolumeRecord, "version" | "volumeId" | "backend" | 
   /** "dir" layout: enforce capacityBytes with the root's quotas (which must exist: see `quota`). */
   withQuota?: boolean;
 };
-
-export interface FsUsage {
-  totalBytes: number;
-  availableBytes: number;
-  usedBytes: number;
-  totalInodes: number;
-  availableInodes: number;
-  usedInodes: number;
-}
 
 /**
  * What a directory on one node can honestly offer: a mounted file system,
@@ -320,18 +312,6 @@ export class HostPathStore {
   async usage(): Promise<FsUsage> {
     return statfsUsage(this.root);
   }
-}
-
-export async function statfsUsage(dir: string): Promise<FsUsage> {
-  const s = await fsp.statfs(dir);
-  return {
-    totalBytes: s.blocks * s.bsize,
-    availableBytes: s.bavail * s.bsize,
-    usedBytes: (s.blocks - s.bfree) * s.bsize,
-    totalInodes: s.files,
-    availableInodes: s.ffree,
-    usedInodes: s.files - s.ffree,
-  };
 }
 
 /** Finish what a crash interrupted (see the top of this file). Runs once, at start-up. */

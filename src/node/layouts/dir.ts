@@ -8,9 +8,10 @@
  * usage), else from statfs (the whole file system's).
  */
 import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../../gen/csi";
+import { volumeUsage } from "../volume-usage";
 import { bindWithFlags, ensureDirectory } from "../../mount/bind";
 import { MS } from "../../mount/options";
-import { statfsUsage } from "../../storage/hostpath-store";
+import { statfsUsage } from "../../storage/fs-usage";
 import type { NodeLayout } from "./index";
 
 export const dirLayout: NodeLayout = {
@@ -29,12 +30,7 @@ export const dirLayout: NodeLayout = {
   async stats(driver, vol, volumePath) {
     const fs = await statfsUsage(volumePath);
     const quota = vol.record.quota && driver.hostpath.quota?.usage(vol.record.quota);
-    if (!quota) {
-      return [
-        { unit: Unit.BYTES, total: fs.totalBytes, available: fs.availableBytes, used: fs.usedBytes },
-        { unit: Unit.INODES, total: fs.totalInodes, available: fs.availableInodes, used: fs.usedInodes },
-      ];
-    }
+    if (!quota) return volumeUsage(fs);
     const total = quota.limitBytes || vol.record.capacityBytes;
     // The volume can grow to its limit, or until the disk is full.
     const available = Math.max(0, Math.min(total - quota.usedBytes, fs.availableBytes));

@@ -24,7 +24,7 @@
 import { MS } from "../../mount/options";
 import { closeSync } from "node:fs";
 import { failedPrecondition, internal } from "../../csi/errors";
-import { VolumeUsage_Unit as Unit } from "../../gen/csi";
+import { volumeUsage } from "../volume-usage";
 import { bindWithFlags, ensureDirectory } from "../../mount/bind";
 import {
   canGrowExt4Online,
@@ -37,7 +37,7 @@ import {
 } from "../../mount/filesystem";
 import { attachLoop, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../mount/loop";
 import { mountFsAsync, unmount } from "../../mount/syscalls";
-import { statfsUsage } from "../../storage/hostpath-store";
+import { statfsUsage } from "../../storage/fs-usage";
 import { growContent } from "../../storage/volume-content";
 import type { VolumeRecord } from "../../storage/volume-record";
 import type { NodeLayout } from "./index";
@@ -93,11 +93,7 @@ export const imageLayout: NodeLayout = {
 
   async stats(_driver, _vol, volumePath) {
     // The image's own file system: its size, its usage, its inodes.
-    const u = await statfsUsage(volumePath);
-    return [
-      { unit: Unit.BYTES, total: u.totalBytes, available: u.availableBytes, used: u.usedBytes },
-      { unit: Unit.INODES, total: u.totalInodes, available: u.availableInodes, used: u.usedInodes },
-    ];
+    return volumeUsage(await statfsUsage(volumePath));
   },
 
   async expand(driver, vol, volumePath, mount) {

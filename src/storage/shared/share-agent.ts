@@ -38,6 +38,7 @@ import {
 } from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
+import { fsUsageOf } from "../fs-usage";
 
 export interface AgentRequest {
   id: number;
@@ -127,17 +128,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     return { kind, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink };
   },
   realpath: (a) => realpathSync(str(a, "path")),
-  statfs(a) {
-    const s = statfsSync(str(a, "path"));
-    return {
-      totalBytes: s.blocks * s.bsize,
-      availableBytes: s.bavail * s.bsize,
-      usedBytes: (s.blocks - s.bfree) * s.bsize,
-      totalInodes: s.files,
-      availableInodes: s.ffree,
-      usedInodes: s.files - s.ffree,
-    };
-  },
+  statfs: (a) => fsUsageOf(statfsSync(str(a, "path"))),
   /** A fresh directory in the share's work area, with the volume's mode and owner; returns its path. */
   makeTemp(a) {
     const dir = path.join(meta(str(a, "root"), "tmp"), `${str(a, "key")}.${randomBytes(4).toString("hex")}`);

@@ -31,7 +31,7 @@ import { failedPrecondition, internal, invalidArgument } from "../../csi/errors"
 import { AccessMode, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
 import { readJsonNoFollow, writeFileAtomic } from "../atomic-file";
-import type { FsUsage } from "../hostpath-store";
+import type { FsUsage } from "../fs-usage";
 import { SortedIndex } from "../sorted-index";
 import type { Condition } from "../volume-content";
 import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../volume-record";
