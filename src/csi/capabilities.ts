@@ -46,6 +46,14 @@ export interface CapabilityProfile {
   mountOptions?: "bind" | "filesystem";
 }
 
+/** What a node-local volume can offer: one node, any number of readers or writers there. */
+export const SINGLE_NODE_MODES: ReadonlySet<Mode> = new Set([
+  Mode.SINGLE_NODE_WRITER,
+  Mode.SINGLE_NODE_READER_ONLY,
+  Mode.SINGLE_NODE_SINGLE_WRITER,
+  Mode.SINGLE_NODE_MULTI_WRITER,
+]);
+
 export const MULTI_NODE_MODES: ReadonlySet<Mode> = new Set([
   Mode.MULTI_NODE_READER_ONLY,
   Mode.MULTI_NODE_SINGLE_WRITER,

@@ -43,7 +43,7 @@ import { SortedIndex } from "./sorted-index";
 import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe, type Condition } from "./volume-content";
 import { layoutOf, parseRecord, RECORD_VERSION, type VolumeLayout, type VolumeRecord } from "./volume-record";
 import { internal } from "../csi/errors";
-import { AccessMode, type CapabilityProfile } from "../csi/capabilities";
+import { SINGLE_NODE_MODES, type CapabilityProfile } from "../csi/capabilities";
 import { IMAGE_FS_TYPES, type FsType } from "../mount/filesystem";
 import { mountContaining, readMountInfo } from "../mount/mountinfo";
 
@@ -65,12 +65,7 @@ export type NewVolume = Omit<VolumeRecord, "version" | "volumeId" | "backend" | 
 function hostPathProfile(rootFsType: string | undefined): CapabilityProfile {
   return {
     accessTypes: new Set(["mount"]),
-    accessModes: new Set([
-      AccessMode.SINGLE_NODE_WRITER,
-      AccessMode.SINGLE_NODE_READER_ONLY,
-      AccessMode.SINGLE_NODE_SINGLE_WRITER,
-      AccessMode.SINGLE_NODE_MULTI_WRITER,
-    ]),
+    accessModes: SINGLE_NODE_MODES,
     fsTypes: new Set(rootFsType ? [rootFsType] : []),
     mountGroup: true, // a directory's group and setgid bit carry a pod's fsGroup
   };

@@ -28,7 +28,7 @@
 import { promises as fsp, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { failedPrecondition, internal, invalidArgument } from "../../csi/errors";
-import { AccessMode, type CapabilityProfile } from "../../csi/capabilities";
+import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
 import { readJsonNoFollow, writeFileAtomic } from "../atomic-file";
 import type { FsUsage } from "../fs-usage";
@@ -42,15 +42,7 @@ import { formatSharedId, locationKey, parseSharedId, type OnDelete, type SharedL
 /** A shared volume can be mounted anywhere, by any number of writers; never as a raw block device. */
 export const SHARED_PROFILE: CapabilityProfile = {
   accessTypes: new Set(["mount"]),
-  accessModes: new Set([
-    AccessMode.SINGLE_NODE_WRITER,
-    AccessMode.SINGLE_NODE_READER_ONLY,
-    AccessMode.SINGLE_NODE_SINGLE_WRITER,
-    AccessMode.SINGLE_NODE_MULTI_WRITER,
-    AccessMode.MULTI_NODE_READER_ONLY,
-    AccessMode.MULTI_NODE_SINGLE_WRITER,
-    AccessMode.MULTI_NODE_MULTI_WRITER,
-  ]),
+  accessModes: new Set([...SINGLE_NODE_MODES, ...MULTI_NODE_MODES]),
   fsTypes: new Set(["nfs", "nfs4"]),
   mountGroup: true,
 };
