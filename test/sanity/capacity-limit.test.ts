@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { loopFsOrSkip, type LoopFs, type LoopFsKind } from "./loop-fs";
+import { mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { driverOnLoopFs, type LoopFsKind } from "./loop-fs";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -68,16 +68,8 @@ const CASES: ModeCase[] = [
 for (const c of CASES) {
   describe(`Capacity limit, ${c.title}`, function () {
     this.timeout(180_000);
-    let fs: LoopFs | undefined;
     let d: DriverProcess | undefined;
-    before(async function () {
-      fs = await loopFsOrSkip(this, c.root, 4 * GiB);
-      d = await startDriver({ dir: fs.scratch });
-    });
-    after(async () => {
-      await destroyDriver(d);
-      await fs?.cleanup();
-    });
+    driverOnLoopFs(c.root, 4 * GiB, (_fs, drv) => (d = drv));
 
     it("a 1 GiB volume refuses the 1,025th MiB and, expanded to 2 GiB, accepts it", async () => {
       const cap = { ...mountCapability(), mount: { fsType: c.fsType ?? "", mountFlags: [], volumeMountGroup: "" } };

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { loopFsOrSkip, type LoopFs, type LoopFsKind } from "./loop-fs";
+import { driverOnLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -20,14 +20,7 @@ for (const c of CASES) {
     this.timeout(60_000);
     let fs: LoopFs | undefined;
     let d: DriverProcess | undefined;
-    before(async function () {
-      fs = await loopFsOrSkip(this, c.root, 4 * GiB);
-      d = await startDriver({ dir: fs.scratch });
-    });
-    after(async () => {
-      await destroyDriver(d);
-      await fs?.cleanup();
-    });
+    driverOnLoopFs(c.root, 4 * GiB, (f, drv) => ((fs = f), (d = drv)));
 
     const available = async (parameters = c.parameters) => (await d!.client.controller.getCapacity({ parameters })).availableCapacity!;
     const create = (size: number, parameters = c.parameters) =>

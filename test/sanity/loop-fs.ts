@@ -18,7 +18,7 @@ import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { detachLoopsUnder, unmountUnder } from "./harness";
+import { destroyDriver, detachLoopsUnder, startDriver, unmountUnder, type DriverProcess } from "./harness";
 
 export type LoopFsKind = "ext4" | "xfs" | "ext4-prjquota" | "xfs-prjquota" | "btrfs" | "btrfs-quota";
 
@@ -119,4 +119,23 @@ export async function loopFsOrSkip(ctx: Mocha.Context, kind: LoopFsKind, sizeByt
     }
     throw err;
   }
+}
+
+/**
+ * In a describe: a driver whose root is on a fresh loop file system of
+ * `kind`, made before the suite (which skips if this kernel cannot mount
+ * it) and removed after. `use` receives both once they exist.
+ */
+export function driverOnLoopFs(kind: LoopFsKind, sizeBytes: number, use: (fs: LoopFs, d: DriverProcess) => void): void {
+  let fs: LoopFs | undefined;
+  let d: DriverProcess | undefined;
+  before(async function () {
+    fs = await loopFsOrSkip(this, kind, sizeBytes);
+    d = await startDriver({ dir: fs.scratch });
+    use(fs, d);
+  });
+  after(async () => {
+    await destroyDriver(d);
+    await fs?.cleanup();
+  });
 }

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { loopFsOrSkip, type LoopFs, type LoopFsKind } from "./loop-fs";
+import { mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { driverOnLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -40,14 +40,7 @@ for (const root of ROOTS) {
     this.timeout(60_000);
     let fs: LoopFs | undefined;
     let d: DriverProcess | undefined;
-    before(async function () {
-      fs = await loopFsOrSkip(this, root, 3 * GiB);
-      d = await startDriver({ dir: fs.scratch });
-    });
-    after(async () => {
-      await destroyDriver(d);
-      await fs?.cleanup();
-    });
+    driverOnLoopFs(root, 3 * GiB, (f, drv) => ((fs = f), (d = drv)));
 
     const meta = async (id: string) => JSON.parse(await fsp.readFile(path.join(d!.root, "volumes", `${id}.json`), "utf8"));
 

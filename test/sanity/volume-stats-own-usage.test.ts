@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
-import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { loopFsOrSkip, type LoopFs, type LoopFsKind } from "./loop-fs";
+import { mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { driverOnLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -35,14 +35,7 @@ for (const c of CASES) {
     this.timeout(60_000);
     let fs: LoopFs | undefined;
     let d: DriverProcess | undefined;
-    before(async function () {
-      fs = await loopFsOrSkip(this, c.root, 4 * GiB);
-      d = await startDriver({ dir: fs.scratch });
-    });
-    after(async () => {
-      await destroyDriver(d);
-      await fs?.cleanup();
-    });
+    driverOnLoopFs(c.root, 4 * GiB, (f, drv) => ((fs = f), (d = drv)));
 
     it(c.ownUsage ? "reports the volume's own size and usage" : "reports the whole file system's figures", async () => {
       const cap = { ...mountCapability(), mount: { fsType: c.fsType ?? "", mountFlags: [], volumeMountGroup: "" } };
