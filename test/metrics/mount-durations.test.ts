@@ -3,7 +3,8 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { connect, type CsiClient } from "../../src/client/csi-client";
-import { createVolumeRequest, get, mountCapability as capability, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
+import { mountCapability } from "../sanity/harness";
+import { createVolumeRequest, get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
 
 describe("metrics: mount and unmount durations", () => {
   let driver: RunningDriver;
@@ -22,7 +23,7 @@ describe("metrics: mount and unmount durations", () => {
     const { volume } = await client.controller.createVolume(createVolumeRequest("mount-metrics"));
     const volumeId = volume!.volumeId;
     const stagingTargetPath = path.join(driver.dir, "staging");
-    await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: capability, publishContext: {}, volumeContext: {}, secrets: {} });
+    await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: mountCapability(), publishContext: {}, volumeContext: {}, secrets: {} });
     let page = (await get(driver.httpBase, "/metrics")).body;
     assert.equal(sample(page, "csi_lab_mount_duration_seconds_count", { operation: "bind", result: "ok" }), 1);
     assert.equal(sample(page, "csi_lab_mount_duration_seconds_count", { operation: "unmount", result: "ok" }), undefined);
