@@ -143,10 +143,14 @@ function checkCompatible(record: VolumeRecord, req: Request, driver: Driver): vo
  * same request finds the same volume. Topology requirements do not
  * constrain it (every node reaches the share); its size is recorded, not
  * enforced. A restore or clone copies into the new directory before it is
- * committed; only a directory tree can be copied into one.
+ * committed; only a directory tree can be copied into one. The share must
+ * be one the administrator allowed (--allow-share), and a directory already
+ * at subDir holding data the driver did not make is never adopted.
  */
 async function createShared(driver: Driver, req: Request, src: VolumeContentSource | undefined): Promise<CreateVolumeResponse> {
   const plan = planShared(req.parameters, req.name);
+  const refused = driver.shared.notAllowed(plan.location);
+  if (refused) throw invalidArgument(`parameter share: ${refused}`);
   requireSupported(req.caps, sharedProfile(plan.location));
   const unfit = unfitProblem("dir", req.mutableParameters);
   if (unfit) throw invalidArgument(unfit);

@@ -15,10 +15,13 @@
  *   mountPermissions  mode of a new volume's directory, octal (default 0777).
  *   uid, gid          owner of a new volume's directory.
  *
- * An existing directory at subDir is adopted as it is (its content, mode
- * and owner kept): with a template such as
+ * A directory the driver made at subDir and kept (onDelete: retain) is
+ * adopted as it is, content, mode and owner: with a template such as
  * ${pvc.metadata.namespace}/${pvc.metadata.name} and onDelete: retain, a
- * claim deleted and made again gets its data back.
+ * claim deleted and made again gets its data back. An empty directory is
+ * adopted too; one holding data the driver did not make never is
+ * (ALREADY_EXISTS): mount such data with a static PersistentVolume. The
+ * share must be listed by --allow-share (docs/security.md).
  */
 import { invalidArgument } from "../csi/errors";
 import { ON_DELETE, serverProblem, sharePathProblem, subDirProblem, type OnDelete, type SharedLocation } from "../storage/shared/volume-id";

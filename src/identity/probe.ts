@@ -3,7 +3,8 @@
  *
  * A liveness probe calls this every few seconds. "Ready" here means the
  * root directory exists and we can create and remove a file in it — the
- * least every volume operation needs. A failing probe is reported as
+ * least every volume operation needs — and, for a node plugin, that the
+ * process may mount at all (CAP_SYS_ADMIN). A failing probe is reported as
  * ready=false, not as an error: the process is alive, its storage is not.
  */
 import { promises as fsp } from "node:fs";
@@ -27,7 +28,7 @@ export async function rootIsWritable(root: string): Promise<string | undefined> 
 
 export const probe = defineRpc<ProbeRequest, ProbeResponse>({
   async handle(_req, { driver, log }) {
-    const problem = await rootIsWritable(driver.config.root);
+    const problem = driver.mountProblem ?? (await rootIsWritable(driver.config.root));
     if (problem) log.warn("probe: not ready", { problem });
     return { ready: problem === undefined };
   },

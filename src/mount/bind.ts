@@ -6,37 +6,41 @@
  * and applies per-pod flags such as read-only. Unpublish and unstage undo
  * that and remove the directory the driver created, as the spec asks.
  *
- * Safety: a target that is a symlink is refused (mount(2) would follow it
- * wherever it points), and unmounting never follows one either.
+ * Safety: staging and target paths are reached through MountPlace (never by
+ * a path string that a swapped-in symlink could redirect), and unmounting
+ * never follows a symlink either.
  */
-import { lstatSync, promises as fsp } from "node:fs";
-import * as path from "node:path";
 import { failedPrecondition } from "../csi/errors";
 import type { MountEntry } from "./mountinfo";
 import { MS } from "./options";
 import { bindMount, remountBind, unmount, unmountIfMounted } from "./syscalls";
 
-/** Create `dir` (and parents) if missing; refuse if it is a symlink or not a directory. */
-export async function ensureDirectory(dir: string, field: string): Promise<void> {
-  // Usually the CO made it already; a cached lstat says so without a trip
-  // to the thread pool.
-  let st = lstatSync(dir, { throwIfNoEntry: false });
-  if (!st) {
-    await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
-    st = lstatSync(dir);
-  }
-  if (st.isSymbolicLink()) throw failedPrecondition(`${field} ${dir} is a symbolic link; refusing to mount over it`);
-  if (!st.isDirectory()) throw failedPrecondition(`${field} ${dir} exists and is not a directory`);
+/**
+ * A place to mount, reached without following symlinks (src/node/node-path.ts):
+ * `mountOn` is the directory or file itself, opened O_PATH|O_NOFOLLOW, for the
+ * mount call; `at` reaches the same place through its open parent directory,
+ * and so sees the mount once it is made (for the remount and any unmount).
+ */
+export interface MountPlace {
+  /** As mountinfo spells it: for messages, and for tools that take a mount point. */
+  readonly path: string;
+  readonly mountOn: string;
+  readonly at: string;
+}
+
+/** A path the driver itself owns (under its root): the plain path serves for every step. */
+export function ownPlace(p: string): MountPlace {
+  return { path: p, mountOn: p, at: p };
 }
 
 /** Bind `source` at `target`, then apply `bits` (MS_RDONLY, MS_NOEXEC, …) if any. */
-export function bindWithFlags(source: string, target: string, bits: number): void {
-  bindMount(source, target);
+export function bindWithFlags(source: string, target: MountPlace, bits: number): void {
+  bindMount(source, target.mountOn);
   if (bits !== 0) {
     try {
-      remountBind(target, bits);
+      remountBind(target.at, bits);
     } catch (err) {
-      unmount(target, { detach: true }); // never leave a half-configured (e.g. writable) mount
+      unmount(target.at, { detach: true }); // never leave a half-configured (e.g. writable) mount
       throw err;
     }
   }
@@ -59,21 +63,6 @@ export async function unmountAll(target: string, opts: { detach?: boolean } = {}
   throw failedPrecondition(`${target} still has mounts after 64 unmounts`);
 }
 
-/** Remove the (now empty) directory at `target` if it exists. */
-export async function removeMountPoint(target: string): Promise<void> {
-  try {
-    await fsp.rmdir(target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
-    if (code === "ENOTDIR") {
-      await fsp.unlink(target);
-      return;
-    }
-    throw err;
-  }
-}
-
 /** Whether the mount entry is read-only at the per-mount level. */
 export function isReadOnly(entry: MountEntry): boolean {
   return entry.options.includes("ro");
@@ -81,10 +70,4 @@ export function isReadOnly(entry: MountEntry): boolean {
 
 export function readOnlyBits(readonly: boolean, flagBits: number): number {
   return (readonly ? MS.RDONLY : 0) | flagBits;
-}
-
-/** Resolve a path's parent symlinks but not the last component. */
-export async function realParent(p: string): Promise<string> {
-  const parent = await fsp.realpath(path.dirname(p));
-  return path.join(parent, path.basename(p));
 }

@@ -20,10 +20,14 @@
  * ask for it again just before the last bind is removed
  * (detachOnLastClose; see src/node/layouts/block.ts).
  *
- * Which file a device is attached to is read from sysfs on every call
- * (/sys/block/loopN/loop/backing_file), never remembered.
+ * Which file a device is attached to is asked of the kernel on every call,
+ * never remembered, and by identity, not by name: LOOP_GET_STATUS64 gives
+ * the backing file's device and inode numbers, which are the same in every
+ * mount namespace and every container. (sysfs's backing_file is a path as
+ * the process that attached the device saw it: after a node plugin restarts
+ * in a new container, that path may name nothing, or something else.)
  */
-import { closeSync, constants as fsc, openSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, constants as fsc, lstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
 import { ioctlInt, ioctlPtr, ioctlPtrAsync, withFd } from "./ioctl";
 import { mknodBlock, SyscallError } from "./syscalls";
@@ -164,9 +168,65 @@ function readSys(file: string): string | undefined {
   }
 }
 
-/** The file a loop device is attached to, or undefined if it is free. */
+/** The file a loop device is attached to, as its attacher named it, or undefined if it is free. For messages only. */
 export function backingFile(n: number): string | undefined {
   return readSys(`/sys/block/loop${n}/loop/backing_file`);
+}
+
+/**
+ * Which file a loop device should be attached to: its device and inode
+ * numbers (as stat(2) gives them) — or, once the file has been deleted
+ * under its mounts, the device of the directory it was in and the name it
+ * had there (attachLoop records the file's name in the device: lo_file_name).
+ */
+export type FileIdentity = { dev: bigint; ino: bigint } | { dev: bigint; name: string };
+
+/** The identity of the file at `p` (never following a final symlink); if it is gone, its directory's device and its name. */
+export function fileIdentity(p: string): FileIdentity | undefined {
+  const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+  if (st) return st.isFile() ? { dev: st.dev, ino: st.ino } : undefined;
+  const dir = lstatSync(path.dirname(p), { bigint: true, throwIfNoEntry: false });
+  return dir?.isDirectory() ? { dev: dir.dev, name: path.basename(p).slice(0, 63) } : undefined;
+}
+
+// struct loop_info64 starts with __u64 lo_device (the backing file's st_dev,
+// in the kernel's encoding) and __u64 lo_inode.
+const INFO_DEVICE = 0;
+const INFO_INODE = 8;
+
+/** The kernel's dev_t encoding (new_encode_dev) of a user-space st_dev (glibc's makedev). */
+function kernelDev(dev: bigint): bigint {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return (minor & 0xffn) | (major << 8n) | ((minor & ~0xffn) << 12n);
+}
+
+/** What loop device N is attached to: device, inode and recorded name; undefined when it is free (or its node cannot be opened). */
+export function loopBacking(n: number): { dev: bigint; ino: bigint; name: string } | undefined {
+  let fd: number;
+  try {
+    fd = openLoopNode(loopDevice(n), fsc.O_RDONLY);
+  } catch {
+    return undefined;
+  }
+  try {
+    const info = Buffer.alloc(INFO_SIZE);
+    ioctlPtr(fd, LOOP_GET_STATUS64, info, loopDevice(n).path);
+    const raw = info.subarray(INFO_FILE_NAME, INFO_FILE_NAME + 64);
+    const end = raw.indexOf(0);
+    return { dev: info.readBigUInt64LE(INFO_DEVICE), ino: info.readBigUInt64LE(INFO_INODE), name: raw.subarray(0, end < 0 ? 64 : end).toString("latin1") };
+  } catch {
+    return undefined; // ENXIO: not attached
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Is loop device N attached to the file `file` identifies? */
+export function loopBacks(n: number, file: FileIdentity): boolean {
+  const b = loopBacking(n);
+  if (!b || b.dev !== kernelDev(file.dev)) return false;
+  return "ino" in file ? b.ino === file.ino : b.name === file.name;
 }
 
 /** Whether the device was attached read-only. */

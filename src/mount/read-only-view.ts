@@ -19,7 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { bindWithFlags, unmountAll } from "./bind";
+import { bindWithFlags, ownPlace, unmountAll } from "./bind";
 import { readMountInfo } from "./mountinfo";
 import { MS } from "./options";
 import { unmount } from "./syscalls";
@@ -31,7 +31,7 @@ export async function withReadOnlyView<T>(dir: string, viewsDir: string, fn: (vi
   const view = path.join(viewsDir, randomBytes(8).toString("hex"));
   await fsp.mkdir(view, { mode: 0o700 });
   try {
-    bindWithFlags(dir, view, VIEW_FLAGS);
+    bindWithFlags(dir, ownPlace(view), VIEW_FLAGS);
     try {
       return await fn(view);
     } finally {

@@ -9,7 +9,8 @@
  * loop devices attached to its file (mountsOfImage).
  */
 import { realpathSync } from "node:fs";
-import { backingFile, loopNumberOfDevice, loopNumberOfNode } from "./loop";
+import * as path from "node:path";
+import { fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode } from "./loop";
 import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
 
 export interface DirMounts {
@@ -22,13 +23,22 @@ export interface DirMounts {
 export function mountsOfDir(dir: string): DirMounts {
   const entries = readMountInfo();
   let real: string;
+  let gone = false;
   try {
     real = realpathSync(dir);
   } catch {
-    return { entries, location: undefined, mounts: [] };
+    // Removed while mounted: its mounts show its old path with "//deleted" after it.
+    try {
+      real = path.join(realpathSync(path.dirname(dir)), path.basename(dir));
+      gone = true;
+    } catch {
+      return { entries, location: undefined, mounts: [] };
+    }
   }
   const location = locate(entries, real);
-  const mounts = location ? mountsOf(entries, location).filter((m) => m.mountPoint !== real) : [];
+  if (!location) return { entries, location, mounts: [] };
+  const deleted = { device: location.device, root: `${location.root}//deleted` };
+  const mounts = [...(gone ? [] : mountsOf(entries, location)), ...mountsOf(entries, deleted)].filter((m) => m.mountPoint !== real);
   return { entries, location, mounts };
 }
 
@@ -65,23 +75,20 @@ export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
  * systems mounted from it (image volumes, and their bind mounts) and bind
  * mounts of its device node (block volumes; those show /dev's file system
  * with the node, "/loopN", as their root). Each distinct loop device in
- * the mount table costs one read of its sysfs backing_file, so the cost
+ * the mount table costs one LOOP_GET_STATUS64 (the backing file's device
+ * and inode: they name the image in every mount namespace), so the cost
  * follows the number of loop devices mounted on the node, as reading
  * mountinfo follows the number of mounts.
  */
 export function mountsOfImage(file: string, entries: MountEntry[]): VolumeMounts {
-  let real: string;
-  try {
-    real = realpathSync(file);
-  } catch {
-    return { entries, mounts: [], loops: [] };
-  }
+  const id = fileIdentity(file);
+  if (!id) return { entries, mounts: [], loops: [] };
   const devFs = locate(entries, "/dev")?.device;
   const byDevice = new Map<string, number | undefined>();
   const ours = new Map<number, boolean>();
   const isOurs = (n: number): boolean => {
     let v = ours.get(n);
-    if (v === undefined) ours.set(n, (v = backingFile(n) === real));
+    if (v === undefined) ours.set(n, (v = loopBacks(n, id)));
     return v;
   };
   const mounts: MountEntry[] = [];
@@ -106,5 +113,5 @@ export function mountsOfImage(file: string, entries: MountEntry[]): VolumeMounts
 export function isStaleDeviceBind(entries: readonly MountEntry[], m: MountEntry): boolean {
   if (m.device !== locate(entries, "/dev")?.device) return false;
   const n = loopNumberOfNode(m.root);
-  return n !== undefined && backingFile(n) === undefined;
+  return n !== undefined && loopBacking(n) === undefined;
 }

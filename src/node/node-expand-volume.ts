@@ -16,7 +16,9 @@
 import type { NodeExpandVolumeRequest, NodeExpandVolumeResponse } from "../gen/csi";
 import { toCapability, unsupportedReason } from "../csi/capabilities";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
-import { checkMap, checkPath, checkToken, requireString } from "../csi/validate";
+import { checkMap, checkToken, requireString } from "../csi/validate";
+import { nodePath } from "./node-path";
+import { mountOwner } from "./volume-owner";
 import { volumeMountAt } from "../mount/volume-mounts";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { getVolume, volumeRef } from "../storage/volumes";
@@ -31,15 +33,20 @@ export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVol
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    const volumePath = requireString(req.volumePath, "volume_path");
-    if (req.stagingTargetPath) checkPath(req.stagingTargetPath, "staging_target_path");
+    requireString(req.volumePath, "volume_path");
+    if (req.stagingTargetPath) nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const range = checkRange(req.capacityRange);
     const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
     checkMap(req.secrets, "secrets");
+    // As for NodeGetVolumeStats: a path outside the kubelet directory is where the volume is not (NOT_FOUND).
+    const volumePath = nodePath(driver, req.volumePath, "volume_path", "not-found").real;
 
     if (volumeRef(volumeId).backend === "nfs") {
       // A shared volume's size is a label: nothing on the node depends on it.
-      if (!volumePath.startsWith("/") || !mountAt(readMountInfo(), volumePath)) throw notFound(`volume ${volumeId} is not staged or published at ${volumePath}`);
+      const owner = await mountOwner(driver, volumeId);
+      const entries = readMountInfo();
+      const m = mountAt(entries, volumePath);
+      if (!owner || !m || !owner.owns(m, entries)) throw notFound(`volume ${volumeId} is not staged or published at ${volumePath}`);
       const record = await getVolume(driver, volumeId);
       return { capacityBytes: record?.capacityBytes ?? range.required };
     }
@@ -53,7 +60,7 @@ export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVol
       throw outOfRange(`volume ${volumeId} has ${size} bytes; call ControllerExpandVolume to grow it to ${range.required} first`);
     }
     if (range.limit > 0 && range.limit < size) throw outOfRange(`volume ${volumeId} has ${size} bytes and volumes cannot shrink`);
-    const mount = volumePath.startsWith("/") ? volumeMountAt(vol.mounts, volumePath) : undefined;
+    const mount = volumeMountAt(vol.mounts, volumePath);
     if (!mount) throw notFound(`volume ${volumeId} is not staged or published at ${volumePath}`);
     await nodeLayout(vol.layout).expand(driver, vol, volumePath, mount);
     return { capacityBytes: size };

@@ -15,7 +15,8 @@
  */
 import type { NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse } from "../gen/csi";
 import { notFound } from "../csi/errors";
-import { checkPath, checkToken, requireString } from "../csi/validate";
+import { checkToken, requireString } from "../csi/validate";
+import { nodePath } from "./node-path";
 import { mountsOfVolume, volumeMountAt } from "../mount/volume-mounts";
 import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
@@ -27,12 +28,15 @@ import { nodeLayout } from "./layouts";
 export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse>({
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    // Not checkPath: a relative or odd path is not an invalid request here,
-    // just a place where the volume is certainly not mounted (NOT_FOUND).
-    const volumePath = requireString(req.volumePath, "volume_path");
-    if (req.stagingTargetPath) checkPath(req.stagingTargetPath, "staging_target_path");
-
+    requireString(req.volumePath, "volume_path");
+    if (req.stagingTargetPath) nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const ref = volumeRef(volumeId);
+    if (ref.backend === undefined && !(await driver.hostpath.get(storeVolumeId(driver, volumeId)))) throw notFound(`volume ${volumeId} does not exist on this node`);
+    // A relative path, or one outside the kubelet directory, is not an
+    // invalid request here, just a place where the volume is certainly not
+    // mounted (NOT_FOUND), and nothing there is looked at.
+    const volumePath = nodePath(driver, req.volumePath, "volume_path", "not-found").real;
+
     if (ref.backend === "nfs") return sharedStats(driver, await findSharedVolume(driver, volumeId, ref.id, {}), volumePath);
     const id = storeVolumeId(driver, volumeId); // an inline volume is stored under its own ID
     const record = await driver.hostpath.get(id);
@@ -42,7 +46,7 @@ export const nodeGetVolumeStats = defineRpc<NodeGetVolumeStatsRequest, NodeGetVo
     const layout = layoutOf(record);
     const dataDir = driver.hostpath.dataDir(id);
     const mounts = mountsOfVolume(dataDir, layout !== "dir");
-    const mount = volumePath.startsWith("/") && !volumePath.includes("\0") ? volumeMountAt(mounts, volumePath) : undefined;
+    const mount = volumeMountAt(mounts, volumePath);
     if (!mount) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
     const usage = await nodeLayout(layout).stats(driver, { record, layout, dataDir, mounts }, volumePath, mount);
     return { usage, volumeCondition };

@@ -28,8 +28,8 @@ import { sameCapability, toCapability, type Capability } from "../csi/capabiliti
 import { volumeRef } from "../storage/volumes";
 import { findSharedVolume, publishShared } from "./shared-volume";
 import { alreadyExists, failedPrecondition } from "../csi/errors";
-import { checkMap, checkPath, checkToken } from "../csi/validate";
-import { isReadOnly, readOnlyBits, unmountAll } from "../mount/bind";
+import { checkMap, checkToken } from "../csi/validate";
+import { isReadOnly, readOnlyBits } from "../mount/bind";
 import { mountAt } from "../mount/mountinfo";
 import { MS, type BindFlags } from "../mount/options";
 import { isStaleDeviceBind, volumeMountAt } from "../mount/volume-mounts";
@@ -39,8 +39,10 @@ import { checkAttachment } from "./attachment-check";
 import { isEphemeralRequest, nodeLockKeys, prepareEphemeral, removeEphemeralIfUnused } from "./ephemeral";
 import { nodeLayout } from "./layouts";
 import { applyVolumeMountGroup } from "./mount-group";
+import { anchor, childPath, describeMount, nodePath, withAnchor, withMountTarget, type NodePath } from "./node-path";
 import { secondTargetProblem } from "./single-writer";
 import { findVolume, nodeCapability, requireDeliverable, type NodeVolume } from "./staged-volume";
+import { mountOwner, unmountOwned } from "./volume-owner";
 
 export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublishVolumeResponse>({
   // An inline volume is also locked under its store ID.
@@ -48,7 +50,7 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    const targetPath = checkPath(req.targetPath, "target_path");
+    const target = nodePath(driver, req.targetPath, "target_path");
     const ref = volumeRef(volumeId);
     if (ref.backend === "nfs") {
       const cap = toCapability(req.volumeCapability, "volume_capability");
@@ -56,10 +58,10 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
       const volumeContext = checkMap(req.volumeContext, "volume_context");
       checkMap(req.secrets, "secrets");
       if (!req.stagingTargetPath) throw failedPrecondition("staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)");
-      const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
+      const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
       const vol = await findSharedVolume(driver, volumeId, ref.id, volumeContext);
       const attachment = checkAttachment(driver, volumeId, publishContext);
-      await publishShared(driver, vol, { stagingPath, targetPath, cap, readonly: req.readonly === true, forcedReadOnly: attachment.readonly });
+      await publishShared(driver, vol, { staging, target, cap, readonly: req.readonly === true, forcedReadOnly: attachment.readonly });
       return {};
     }
     const { cap, flags } = nodeCapability(driver, req.volumeCapability);
@@ -71,7 +73,7 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     if (isEphemeralRequest(volumeContext)) {
       const { vol, created } = await prepareEphemeral(driver, { volumeId, cap, volumeContext, stagingTargetPath: req.stagingTargetPath });
       try {
-        await publishAt(driver, { vol, source: vol.dataDir, targetPath, cap, flags, readonly, forcedReadOnly: false });
+        await publishAt(driver, { vol, source: { path: vol.dataDir }, target, cap, flags, readonly, forcedReadOnly: false });
       } catch (err) {
         // A volume made by this very call and never mounted holds nothing:
         // do not leave it for a pod that may never come back for it.
@@ -84,24 +86,25 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     if (!req.stagingTargetPath) {
       throw failedPrecondition("staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)");
     }
-    const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
+    const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const vol = await findVolume(driver, volumeId);
     const attachment = checkAttachment(driver, volumeId, publishContext);
     requireDeliverable(driver, vol, cap);
-    const staged = nodeLayout(vol.layout).stagedPath(stagingPath);
-    if (!volumeMountAt(vol.mounts, staged)) {
-      throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
+    const layout = nodeLayout(vol.layout);
+    const staged = layout.stagedChild ? childPath(staging, layout.stagedChild) : staging;
+    if (!volumeMountAt(vol.mounts, staged.real)) {
+      throw failedPrecondition(`volume ${volumeId} is not staged at ${staging.given}; call NodeStageVolume first`);
     }
-    await publishAt(driver, { vol, source: staged, targetPath, cap, flags, readonly, forcedReadOnly: attachment.readonly });
+    await publishAt(driver, { vol, source: { staged }, target, cap, flags, readonly, forcedReadOnly: attachment.readonly });
     return {};
   },
 });
 
 interface Publish {
   vol: NodeVolume;
-  /** What is bound at the target: the staging path, or an inline volume's directory. */
-  source: string;
-  targetPath: string;
+  /** What is bound at the target: the staged place, or an inline volume's directory (the driver's own path). */
+  source: { staged: NodePath } | { path: string };
+  target: NodePath;
   cap: Capability;
   flags: BindFlags;
   readonly: boolean;
@@ -110,31 +113,40 @@ interface Publish {
 }
 
 async function publishAt(driver: Driver, p: Publish): Promise<void> {
-  const { vol, source, targetPath, cap, readonly } = p;
+  const { vol, target, cap, readonly } = p;
   const volumeId = vol.record.volumeId;
   const layout = nodeLayout(vol.layout);
   const { entries, mounts } = vol.mounts;
   const kernelReadOnly = readonly || p.forcedReadOnly || (p.flags.bits & MS.RDONLY) !== 0;
   const fileSystem = vol.layout !== "block";
+  const sourcePath = "staged" in p.source ? p.source.staged.real : p.source.path;
 
-  const existing = volumeMountAt(vol.mounts, targetPath);
+  const existing = volumeMountAt(vol.mounts, target.real);
   if (existing) {
-    const rec = driver.nodeRecords.get("publish", targetPath);
+    const rec = driver.nodeRecords.get("publish", target.real);
     const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
-    if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with a different capability or readonly flag`);
-    if (fileSystem) applyVolumeMountGroup(cap, source, kernelReadOnly); // finish what a crash may have cut short
+    if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${target.given} with a different capability or readonly flag`);
+    if (fileSystem) await withAnchor(target, (a) => applyVolumeMountGroup(cap, a.at, kernelReadOnly)); // finish what a crash may have cut short
     return;
   }
-  const occupant = mountAt(entries, targetPath);
-  if (occupant && isStaleDeviceBind(entries, occupant)) await unmountAll(targetPath);
-  else if (occupant) throw alreadyExists(`something else is already mounted at ${targetPath}`);
+  const occupant = mountAt(entries, target.real);
+  if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, (await mountOwner(driver, volumeId))!);
+  else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
 
-  const others = mounts.filter((m) => m.mountPoint !== source && m.mountPoint !== targetPath).map((m) => m.mountPoint);
+  const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);
   const problem = secondTargetProblem(driver, vol.record, cap, others);
   if (problem) throw failedPrecondition(problem);
 
-  await layout.prepareTarget(targetPath);
-  driver.nodeRecords.put("publish", { volumeId, path: targetPath, capability: cap, readonly });
-  if (fileSystem) applyVolumeMountGroup(cap, source, kernelReadOnly);
-  await layout.publish(vol, source, targetPath, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
+  driver.nodeRecords.put("publish", { volumeId, path: target.real, capability: cap, readonly });
+  // The source is reached the same way as the target: through its open parent, never by a path a symlink could redirect.
+  const src = "staged" in p.source ? anchor(p.source.staged) : undefined;
+  if ("staged" in p.source && !src) throw failedPrecondition(`${p.source.staged.given} is gone; stage the volume again`);
+  try {
+    await withMountTarget(target, layout.placeKind, async (place) => {
+      if (fileSystem) applyVolumeMountGroup(cap, src?.at ?? sourcePath, kernelReadOnly);
+      await layout.publish(vol, src?.at ?? sourcePath, place, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
+    });
+  } finally {
+    src?.close();
+  }
 }

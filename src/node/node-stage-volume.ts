@@ -15,14 +15,12 @@
  * A shared (nfs) volume is mounted from its share instead
  * (shared-volume.ts): `mount -t nfs`, or a bind of a local share.
  */
-import * as path from "node:path";
 import type { NodeStageVolumeRequest, NodeStageVolumeResponse } from "../gen/csi";
 import { sameCapability, toCapability } from "../csi/capabilities";
 import { volumeRef } from "../storage/volumes";
 import { findSharedVolume, stageShared } from "./shared-volume";
 import { alreadyExists } from "../csi/errors";
-import { checkMap, checkPath, checkToken } from "../csi/validate";
-import { ensureDirectory, unmountAll } from "../mount/bind";
+import { checkMap, checkToken } from "../csi/validate";
 import { mountAt } from "../mount/mountinfo";
 import { isStaleDeviceBind, volumeMountAt } from "../mount/volume-mounts";
 import { volumeKey } from "../controller/volume-view";
@@ -32,14 +30,16 @@ import { checkAttachment } from "./attachment-check";
 import { nodeLayout } from "./layouts";
 import { STAGED_DEVICE } from "./layouts/block";
 import { applyVolumeMountGroup } from "./mount-group";
+import { childPath, describeMount, nodePath, withAnchor, withMountTarget } from "./node-path";
 import { findVolume, nodeCapability, requireDeliverable } from "./staged-volume";
+import { mountOwner, unmountOwned } from "./volume-owner";
 
 export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolumeResponse>({
   lockKeys: (req) => volumeKey(req.volumeId),
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
+    const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const ref = volumeRef(volumeId);
     if (ref.backend === "nfs") {
       const cap = toCapability(req.volumeCapability, "volume_capability");
@@ -48,7 +48,7 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
       checkMap(req.secrets, "secrets");
       const vol = await findSharedVolume(driver, volumeId, ref.id, volumeContext);
       const { readonly } = checkAttachment(driver, volumeId, publishContext);
-      await stageShared(driver, vol, stagingPath, cap, readonly);
+      await stageShared(driver, vol, staging, cap, readonly);
       return {};
     }
     const { cap } = nodeCapability(driver, req.volumeCapability);
@@ -60,31 +60,36 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
     const { readonly } = checkAttachment(driver, volumeId, publishContext);
     requireDeliverable(driver, vol, cap);
     const layout = nodeLayout(vol.layout);
-    await ensureDirectory(stagingPath, "staging_target_path");
-    const staged = layout.stagedPath(stagingPath);
-    const { entries } = vol.mounts;
-    if (volumeMountAt(vol.mounts, staged)) {
-      const rec = driver.nodeRecords.get("stage", stagingPath);
+    const staged = layout.stagedChild ? childPath(staging, layout.stagedChild) : staging;
+    const fileSystem = vol.layout !== "block";
+    if (volumeMountAt(vol.mounts, staged.real)) {
+      const rec = driver.nodeRecords.get("stage", staging.real);
       if (rec && (rec.volumeId !== volumeId || !sameCapability(rec.capability, cap))) {
-        throw alreadyExists(`volume ${volumeId} is already staged at ${stagingPath} with a different volume_capability`);
+        throw alreadyExists(`volume ${volumeId} is already staged at ${staging.given} with a different volume_capability`);
       }
-      applyVolumeMountGroup(cap, stagingPath, readonly); // finish what a crash may have cut short
+      if (fileSystem) await withAnchor(staging, (a) => applyVolumeMountGroup(cap, a.at, readonly)); // finish what a crash may have cut short
       return {};
     }
     // A block volume staged here lives on the file under it; nothing may hide it.
-    for (const p of new Set([stagingPath, staged, path.join(stagingPath, STAGED_DEVICE)])) {
-      const m = mountAt(entries, p);
-      if (m && isStaleDeviceBind(entries, m)) await unmountAll(p);
-      else if (m) throw alreadyExists(`something else is already mounted at ${p}`);
+    const { entries } = vol.mounts;
+    for (const p of staged === staging ? [staging] : [staging, staged]) {
+      const m = mountAt(entries, p.real);
+      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, (await mountOwner(driver, volumeId))!);
+      else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
     }
+    // The staging directory (the CO's to make, made here if it has not), and
+    // for a block volume the device file inside it, which only the driver puts there.
+    if (staged !== staging) await withMountTarget(staging, "dir", () => undefined, { allow: (names) => names.length === 1 && names[0] === STAGED_DEVICE });
     // Write the record first: if we crash between the two steps, a record
     // without a mount is ignored, while a mount without a record would
     // lose the capability it was made for.
-    driver.nodeRecords.put("stage", { volumeId, path: stagingPath, capability: cap, readonly });
-    await layout.stage(driver, vol, stagingPath, readonly);
-    // An image's root lives inside it: its mutable mode is applied where it is mounted.
-    if (vol.layout === "image" && !readonly) applyMutableParameters(driver, vol.record, vol.record.mutableParameters);
-    if (vol.layout !== "block") applyVolumeMountGroup(cap, stagingPath, readonly);
+    driver.nodeRecords.put("stage", { volumeId, path: staging.real, capability: cap, readonly });
+    await withMountTarget(staged, layout.placeKind, async (place) => {
+      await layout.stage(driver, vol, place, readonly);
+      // An image's root lives inside it: its mutable mode is applied where it is mounted.
+      if (vol.layout === "image" && !readonly) applyMutableParameters(driver, vol.record, vol.record.mutableParameters);
+      if (fileSystem) applyVolumeMountGroup(cap, place.at, readonly);
+    });
     return {};
   },
 });

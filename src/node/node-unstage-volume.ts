@@ -1,53 +1,52 @@
 /**
  * NodeUnstageVolume: undo NodeStageVolume.
  *
- * Unmounts whatever is mounted at the staging path — a bound directory or
+ * Unmounts the volume's mount at the staging path — a bound directory or
  * an image's file system, whose loop device then detaches itself — or, for
  * a block volume, the device bound onto <staging path>/block, letting its
- * loop device go (src/node/layouts/block.ts). The CO created the staging
- * directory, so it is left in place. Unstaging something not staged is
- * success: the CO may be retrying a call whose reply it never saw.
+ * loop device go (src/node/layouts/block.ts), and removes that device file.
+ * The CO created the staging directory, so it is left in place. Unstaging
+ * something not staged is success: the CO may be retrying a call whose
+ * reply it never saw.
+ *
+ * As for NodeUnpublishVolume, only the volume's own mounts are touched
+ * (volume-owner.ts), only inside the kubelet directory (node-path.ts); a
+ * volume this node does not know is NOT_FOUND when anything is mounted
+ * there, and nothing is unmounted for it.
  */
-import { promises as fsp } from "node:fs";
-import * as path from "node:path";
 import type { NodeUnstageVolumeRequest, NodeUnstageVolumeResponse } from "../gen/csi";
-import { checkPath, checkToken } from "../csi/validate";
-import { unmountAll } from "../mount/bind";
+import { notFound } from "../csi/errors";
+import { checkToken } from "../csi/validate";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { volumeKey } from "../controller/volume-view";
-import { HostPathStore } from "../storage/hostpath-store";
-import { volumeRef } from "../storage/volumes";
 import { defineRpc } from "../server/rpc";
-import { STAGED_DEVICE, unmountReleasingLoop } from "./layouts/block";
+import { STAGED_DEVICE } from "./layouts/block";
+import { childPath, nodePath, removeWhatWasMade } from "./node-path";
+import { mountOwner, unmountOwned } from "./volume-owner";
 
 export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstageVolumeResponse>({
   lockKeys: (req) => volumeKey(req.volumeId),
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    const stagingPath = checkPath(req.stagingTargetPath, "staging_target_path");
+    const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
+    const device = childPath(staging, STAGED_DEVICE);
+    const owner = await mountOwner(driver, volumeId);
+    const entries = readMountInfo();
+    if (!owner) {
+      if (!mountAt(entries, staging.real) && !mountAt(entries, device.real)) return {};
+      throw notFound(`volume ${volumeId} does not exist on this node; what is mounted at ${staging.given} was left as it is`);
+    }
     // A mount at the staging path itself is a directory or image volume.
     // Only when there is none may <staging>/block be looked at: otherwise
     // that name is inside the volume, and belongs to its user.
-    if (mountAt(readMountInfo(), stagingPath)) {
-      // A shared volume is detached (MNT_DETACH): unmounting an NFS mount
-      // whose server is gone would otherwise wait for it.
-      await unmountAll(stagingPath, { detach: volumeRef(volumeId).backend === "nfs" });
-    } else {
-      const device = path.join(stagingPath, STAGED_DEVICE);
-      await unmountReleasingLoop(device, HostPathStore.isVolumeId(volumeId) ? driver.hostpath.dataDir(volumeId) : undefined);
-      await removeFile(device);
+    if (mountAt(entries, staging.real)) {
+      await unmountOwned(staging, owner);
+    } else if (owner.image) {
+      await unmountOwned(device, owner);
+      await removeWhatWasMade(device);
     }
-    driver.nodeRecords.remove("stage", stagingPath);
+    driver.nodeRecords.remove("stage", staging.real);
     return {};
   },
 });
-
-/** Remove the device placeholder if it is there (a regular file; anything else is left alone). */
-async function removeFile(p: string): Promise<void> {
-  try {
-    if ((await fsp.lstat(p)).isFile()) await fsp.unlink(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-}

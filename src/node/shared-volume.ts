@@ -25,11 +25,11 @@ import type { VolumeUsage } from "../gen/csi";
 import { unsupportedReason } from "../csi/capabilities";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../csi/errors";
 import { CONTEXT } from "../controller/volume-view";
-import { ensureDirectory, unmountAll } from "../mount/bind";
 import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../mount/mount-command";
 import { mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
 import { splitMountFlags, type BindFlags } from "../mount/options";
 import type { Driver } from "../server/driver";
+import { shareNotAllowed } from "../storage/shared/allowed-shares";
 import { isUnhealthy, shareErrno } from "../storage/shared/share-io";
 import { describeShare } from "../storage/shared/share-mounts";
 import { mountIdentity, sourceDir } from "../storage/shared/volume-mounts";
@@ -38,6 +38,8 @@ import type { FsUsage } from "../storage/fs-usage";
 import type { VolumeRecord } from "../storage/volume-record";
 import { sharedProfile } from "../storage/volumes";
 import { secondTargetProblem } from "./single-writer";
+import { describeMount, withMountTarget, type NodePath } from "./node-path";
+import { unmountOwned, type MountOwner } from "./volume-owner";
 import { volumeUsage } from "./volume-usage";
 
 export interface SharedNodeVolume {
@@ -72,6 +74,9 @@ export async function findSharedVolume(driver: Driver, volumeId: string, id: Sha
     if (ctx[k] !== undefined && ctx[k] !== want) throw invalidArgument(`volume_context ${k} ${JSON.stringify(ctx[k])} contradicts volume_id ${volumeId}`);
   }
   if (serverProblem(location.server) ?? sharePathProblem(location.share)) throw invalidArgument(`volume_id ${volumeId} names an unusable share`);
+  // The ID names the share; only the administrator's shares are ever mounted (allowed-shares.ts).
+  const refused = shareNotAllowed(driver.config.allowedShares, location);
+  if (refused) throw notFound(`volume ${volumeId} is not one this driver may use: ${refused}`);
   return { volumeId, location, record: record?.volumeId === volumeId ? record : undefined };
 }
 
@@ -120,78 +125,87 @@ async function isOurs(driver: Driver, vol: SharedNodeVolume, kind: "stage" | "pu
   return test !== undefined && test(m);
 }
 
-export async function stageShared(driver: Driver, vol: SharedNodeVolume, stagingPath: string, cap: Capability, readonly: boolean): Promise<void> {
+export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging: NodePath, cap: Capability, readonly: boolean): Promise<void> {
   const { bind, fsOptions } = sharedCapability(vol, cap);
   const loc = vol.location;
-  const current = mountAt(readMountInfo(), stagingPath);
+  const current = mountAt(readMountInfo(), staging.real);
   if (current) {
-    if (!(await isOurs(driver, vol, "stage", current))) throw alreadyExists(`something else is already mounted at ${stagingPath}`);
-    const rec = driver.nodeRecords.get("stage", stagingPath);
+    if (!(await isOurs(driver, vol, "stage", current))) throw alreadyExists(`something else is already mounted at ${staging.given}: ${describeMount(current)}`);
+    const rec = driver.nodeRecords.get("stage", staging.real);
     if (rec && (rec.volumeId !== vol.volumeId || !sameCap(rec.capability, cap))) {
-      throw alreadyExists(`volume ${vol.volumeId} is already staged at ${stagingPath} with a different volume_capability`);
+      throw alreadyExists(`volume ${vol.volumeId} is already staged at ${staging.given} with a different volume_capability`);
     }
-    const problem = await healthProblem(driver, loc, stagingPath);
-    if (!problem) return applyGroup(driver, vol, cap, stagingPath, readonly);
+    const problem = await healthProblem(driver, loc, staging.real);
+    if (!problem) return applyGroup(driver, vol, cap, staging.real, readonly);
     driver.log.warn("staged shared volume is unhealthy; mounting it again", { volumeId: vol.volumeId, problem });
-    await unmountAll(stagingPath, { detach: true });
-  } else {
-    await ensureDirectory(stagingPath, "staging_target_path");
+    await unmountOwned(staging, sharedOwner(vol, current));
   }
-  driver.nodeRecords.put("stage", { volumeId: vol.volumeId, path: stagingPath, capability: cap, readonly });
+  driver.nodeRecords.put("stage", { volumeId: vol.volumeId, path: staging.real, capability: cap, readonly });
   const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
   const flagWords = [...bind.words.filter((w) => w !== "bind" && w !== "defaults"), ...(readonly ? ["ro"] : [])];
-  if (loc.server) {
-    await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), stagingPath, [...fsOptions, ...flagWords]), what(loc));
-  } else {
-    await probeDirectory(driver, loc);
-    await runMount(cfg, bindArgs(sourceDir(loc), stagingPath), what(loc));
-    if (flagWords.length > 0) await remountOrUndo(driver, stagingPath, flagWords);
-  }
-  await applyGroup(driver, vol, cap, stagingPath, readonly);
+  // mount(8) is given the checked path (it runs in its own process); the
+  // place is held open meanwhile, and must be an empty directory.
+  await withMountTarget(staging, "dir", async () => {
+    if (loc.server) {
+      await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), staging.real, [...fsOptions, ...flagWords]), what(loc));
+    } else {
+      await probeDirectory(driver, loc);
+      await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc));
+      if (flagWords.length > 0) await remountOrUndo(driver, vol, staging, flagWords);
+    }
+  });
+  await applyGroup(driver, vol, cap, staging.real, readonly);
 }
 
 export async function publishShared(
   driver: Driver,
   vol: SharedNodeVolume,
-  p: { stagingPath: string; targetPath: string; cap: Capability; readonly: boolean; forcedReadOnly: boolean },
+  p: { staging: NodePath; target: NodePath; cap: Capability; readonly: boolean; forcedReadOnly: boolean },
 ): Promise<void> {
   const { bind } = sharedCapability(vol, p.cap);
   const entries = readMountInfo();
-  const staged = mountAt(entries, p.stagingPath);
+  const staged = mountAt(entries, p.staging.real);
   if (!staged || !(await isOurs(driver, vol, "stage", staged))) {
-    throw failedPrecondition(`volume ${vol.volumeId} is not staged at ${p.stagingPath}; call NodeStageVolume first`);
+    throw failedPrecondition(`volume ${vol.volumeId} is not staged at ${p.staging.given}; call NodeStageVolume first`);
   }
   const mounts = entries.filter((m) => m.device === staged.device && m.root === staged.root);
   const readonly = p.readonly || p.forcedReadOnly || bind.words.includes("ro");
-  const existing = mountAt(entries, p.targetPath);
+  const existing = mountAt(entries, p.target.real);
   if (existing && mounts.includes(existing)) {
-    const rec = driver.nodeRecords.get("publish", p.targetPath);
+    const rec = driver.nodeRecords.get("publish", p.target.real);
     const same = existing.options.includes("ro") === readonly && (!rec || (rec.readonly === p.readonly && sameCap(rec.capability, p.cap)));
-    if (!same) throw alreadyExists(`volume ${vol.volumeId} is already published at ${p.targetPath} with a different capability or readonly flag`);
+    if (!same) throw alreadyExists(`volume ${vol.volumeId} is already published at ${p.target.given} with a different capability or readonly flag`);
     return;
   }
-  if (existing) throw alreadyExists(`something else is already mounted at ${p.targetPath}`);
-  const others = mounts.filter((m) => m.mountPoint !== p.stagingPath).map((m) => m.mountPoint);
+  if (existing) throw alreadyExists(`something else is already mounted at ${p.target.given}: ${describeMount(existing)}`);
+  const others = mounts.filter((m) => m.mountPoint !== p.staging.real).map((m) => m.mountPoint);
   const problem = secondTargetProblem(driver, { volumeId: vol.volumeId, capabilities: vol.record?.capabilities ?? [] }, p.cap, others);
   if (problem) throw failedPrecondition(problem);
-  const unhealthy = await healthProblem(driver, vol.location, p.stagingPath);
+  const unhealthy = await healthProblem(driver, vol.location, p.staging.real);
   if (unhealthy) throw unavailable(`volume ${vol.volumeId} cannot be published: ${unhealthy}`);
 
-  await ensureDirectory(p.targetPath, "target_path");
-  driver.nodeRecords.put("publish", { volumeId: vol.volumeId, path: p.targetPath, capability: p.cap, readonly: p.readonly });
+  driver.nodeRecords.put("publish", { volumeId: vol.volumeId, path: p.target.real, capability: p.cap, readonly: p.readonly });
   const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
-  await runMount(cfg, bindArgs(p.stagingPath, p.targetPath), `volume ${vol.volumeId} at ${p.targetPath}`);
-  const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
-  if (words.length > 0) await remountOrUndo(driver, p.targetPath, words);
-  await applyGroup(driver, vol, p.cap, p.targetPath, readonly);
+  await withMountTarget(p.target, "dir", async () => {
+    await runMount(cfg, bindArgs(p.staging.real, p.target.real), `volume ${vol.volumeId} at ${p.target.given}`);
+    const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
+    if (words.length > 0) await remountOrUndo(driver, vol, p.target, words);
+  });
+  await applyGroup(driver, vol, p.cap, p.target.real, readonly);
+}
+
+/** Undo owner for a mount just made (or found) for this volume: that mount, by its device and root. */
+function sharedOwner(vol: SharedNodeVolume, made: MountEntry): MountOwner {
+  return { volumeId: vol.volumeId, detach: true, owns: (m) => m.device === made.device && m.root === made.root };
 }
 
 /** Per-mount flags on a fresh bind; never leave a half-configured (e.g. writable) mount behind. */
-async function remountOrUndo(driver: Driver, target: string, words: string[]): Promise<void> {
+async function remountOrUndo(driver: Driver, vol: SharedNodeVolume, place: NodePath, words: string[]): Promise<void> {
   try {
-    await runMount({ program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs }, remountBindArgs(target, words), target);
+    await runMount({ program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs }, remountBindArgs(place.real, words), place.given);
   } catch (err) {
-    await unmountAll(target, { detach: true });
+    const made = mountAt(readMountInfo(), place.real);
+    if (made) await unmountOwned(place, sharedOwner(vol, made));
     throw err;
   }
 }
@@ -199,7 +213,8 @@ async function remountOrUndo(driver: Driver, target: string, words: string[]): P
 async function probeDirectory(driver: Driver, loc: SharedLocation): Promise<void> {
   let kind: string;
   try {
-    ({ kind } = await driver.shared.io.run<{ kind: string }>("probe", { path: sourceDir(loc) }, describeShare(loc)));
+    // Below the share, no symlink is followed: the directory bound is the one the ID names.
+    ({ kind } = await driver.shared.io.run<{ kind: string }>("probe", { root: loc.share, sub: loc.subDir }, describeShare(loc)));
   } catch (err) {
     if (shareErrno(err) === "ENOENT") throw notFound(`${what(loc)} does not exist`);
     if (shareErrno(err) !== undefined) throw failedPrecondition(`${what(loc)} cannot be used: ${(err as Error).message}`);

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import { AttachmentStore } from "../storage/attachments";
 import { HostPathStore } from "../storage/hostpath-store";
 import { SharedStore } from "../storage/shared/shared-store";
-import { looksShared } from "../storage/shared/volume-id";
+import { looksShared, type ShareLocation } from "../storage/shared/volume-id";
 import { DEFAULT_MOUNT_PROGRAM } from "../mount/mount-command";
 import { NodeRecords } from "../storage/node-records";
 import { SnapshotStore } from "../storage/snapshot-store";
@@ -45,6 +45,17 @@ export interface DriverConfig {
   mountTimeoutMs: number;
   /** Deadline of one file operation on a share (storage/shared/share-io.ts). */
   shareTimeoutMs: number;
+  /**
+   * The kubelet's directories (absolute): every staging and target path a
+   * node call names must lie inside one of them (src/node/node-path.ts).
+   */
+  kubeletDirs: string[];
+  /** Shares that nfs volumes may live on (and below); none by default. See docs/security.md. */
+  allowedShares: ShareLocation[];
+  /** A group (name or id) given access to the unix socket (mode 0660); otherwise 0600, root only. */
+  socketGroup: string | undefined;
+  /** Accept a tcp:// endpoint that is not loopback. */
+  allowNetworkEndpoint: boolean;
 }
 
 export const DEFAULT_DRIVER_NAME = "csi-lab.example.org";
@@ -63,6 +74,10 @@ export function defaultConfig(overrides: Partial<DriverConfig> = {}): DriverConf
     mountProgram: DEFAULT_MOUNT_PROGRAM,
     mountTimeoutMs: 60_000,
     shareTimeoutMs: 30_000,
+    kubeletDirs: ["/var/lib/kubelet"],
+    allowedShares: [],
+    socketGroup: undefined,
+    allowNetworkEndpoint: false,
     ...overrides,
   };
 }
@@ -81,14 +96,17 @@ export interface Driver {
   readonly attachments: AttachmentStore;
   /** Topology segment key for "this node", e.g. csi-lab.example.org/node. */
   readonly topologyKey: string;
+  /** Why this process cannot mount (no CAP_SYS_ADMIN), if so: Probe answers not ready with it. */
+  readonly mountProblem: string | undefined;
 }
 
-export async function openDriver(config: DriverConfig, log: Logger): Promise<Driver> {
+export async function openDriver(config: DriverConfig, log: Logger, opts: { mountProblem?: string } = {}): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
   const snapshots = await SnapshotStore.open(hostpath.root);
   const shared = await SharedStore.open(hostpath.root, {
     mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
     shareTimeoutMs: config.shareTimeoutMs,
+    allowedShares: config.allowedShares,
   });
   if (config.defaultCapacityMode === "quota" && !hostpath.quota) {
     throw new Error(`--default-capacity-mode quota, but ${hostpath.noQuotaReason}`);
@@ -114,5 +132,6 @@ export async function openDriver(config: DriverConfig, log: Logger): Promise<Dri
     nodeRecords,
     attachments,
     topologyKey: `${config.driverName}/node`,
+    mountProblem: opts.mountProblem,
   };
 }

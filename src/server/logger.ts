@@ -6,7 +6,8 @@
  * rules. Anything that looks like a credential is redacted before it is
  * written (see redact.ts).
  */
-export type Level = "debug" | "info" | "warn" | "error";
+export const LEVELS = ["debug", "info", "warn", "error"] as const;
+export type Level = (typeof LEVELS)[number];
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
@@ -28,6 +29,7 @@ export function createLogger(opts: { level?: Level; write?: (line: string) => vo
   return { enabled: (level) => ORDER[level] >= min, debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
 
+/** A level by name; anything else is "info" (the command line refuses unknown names before this). */
 export function parseLevel(s: string | undefined): Level {
-  return s === "debug" || s === "warn" || s === "error" ? s : "info";
+  return (LEVELS as readonly string[]).includes(s ?? "") ? (s as Level) : "info";
 }

@@ -85,7 +85,7 @@ async function respond(req: http.IncomingMessage, driver: Driver, metrics: Drive
     case "/metrics":
       return { status: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() };
     case "/healthz": {
-      const problem = await rootIsWritable(driver.config.root);
+      const problem = driver.mountProblem ?? (await rootIsWritable(driver.config.root));
       return problem === undefined
         ? { status: 200, type: "text/plain", body: "ok\n" }
         : { status: 503, type: "text/plain", body: `not ready: ${problem}\n` };

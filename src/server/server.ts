@@ -36,6 +36,8 @@ export interface RunningServer {
 
 export interface ServerOptions {
   onCall?: (rec: CallRecord) => void;
+  /** Give this group read and write on the unix socket (0660); otherwise it is 0600. */
+  socketGid?: number;
 }
 
 /** Linux's sockaddr_un.sun_path holds 108 bytes including the final NUL. */
@@ -70,7 +72,19 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
   let bound: Endpoint;
   if (endpoint.kind === "unix") {
     await prepareSocketPath(endpoint.path);
-    await listen(listener, endpoint.path);
+    // CSI has no authentication: whoever can connect can mount and delete
+    // volumes. The socket is born owner-only (no window where it is open to
+    // all), then opened to one group if asked.
+    const umask = process.umask(0o177);
+    try {
+      await listen(listener, endpoint.path);
+    } finally {
+      process.umask(umask);
+    }
+    if (opts.socketGid !== undefined) {
+      await fsp.chown(endpoint.path, process.getuid?.() ?? 0, opts.socketGid);
+      await fsp.chmod(endpoint.path, 0o660);
+    }
     bound = endpoint;
   } else {
     await listen(listener, endpoint.port, endpoint.host);
@@ -120,16 +134,19 @@ function listen(server: net.Server, portOrPath: number | string, host?: string):
 }
 
 /**
- * Make the socket path usable: parent directory present, and a socket left
- * over from a dead driver removed. A socket that still answers belongs to a
- * live driver and is never taken over; a path that is not a socket is
- * never deleted.
+ * Make the socket path usable: a socket left over from a dead driver
+ * removed. A socket that still answers belongs to a live driver and is
+ * never taken over; a path that is not a socket is never deleted. The
+ * directory must exist (preflight.ts), except the embedded default's
+ * .csi-lab, made here with the owner's rights only.
  */
 async function prepareSocketPath(socketPath: string): Promise<void> {
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
     throw new Error(`socket path ${socketPath} is longer than the ${MAX_SOCKET_PATH} bytes a unix socket address holds`);
   }
-  await fsp.mkdir(path.dirname(socketPath), { recursive: true });
+  await fsp.mkdir(path.dirname(socketPath), { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+  });
   let st;
   try {
     st = await fsp.lstat(socketPath);

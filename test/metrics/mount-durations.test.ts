@@ -22,7 +22,7 @@ describe("metrics: mount and unmount durations", () => {
   it("times the bind mount of NodeStage and the unmount of NodeUnstage", async () => {
     const { volume } = await client.controller.createVolume(createVolumeRequest("mount-metrics"));
     const volumeId = volume!.volumeId;
-    const stagingTargetPath = path.join(driver.dir, "staging");
+    const stagingTargetPath = path.join(driver.dir, "kubelet", "staging");
     await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: mountCapability(), publishContext: {}, volumeContext: {}, secrets: {} });
     let page = (await get(driver.httpBase, "/metrics")).body;
     assert.equal(sample(page, "csi_lab_mount_duration_seconds_count", { operation: "bind", result: "ok" }), 1);

@@ -33,13 +33,12 @@ export const HOSTPATH: TestBackend = {
 export const NFS_LOCAL: TestBackend = {
   name: "nfs",
   parameters: (d, extra = {}) => {
-    const share = d.path("share");
-    mkdirSync(share, { recursive: true });
-    return { backend: "nfs", share, ...extra };
+    mkdirSync(d.share, { recursive: true });
+    return { backend: "nfs", share: d.share, ...extra };
   },
   multiNode: true,
   // Without subDir, a volume's directory in the share is named after the volume.
-  contentDir: (d, _volumeId, name) => d.path("share", name),
+  contentDir: (d, _volumeId, name) => path.join(d.share, name),
 };
 
 export const BACKENDS: readonly TestBackend[] = [HOSTPATH, NFS_LOCAL];

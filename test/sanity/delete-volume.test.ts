@@ -56,7 +56,7 @@ describe(`DeleteVolume (${b.name})`, () => {
 
   it("does not follow a symlink planted inside the volume", async () => {
     const id = await create();
-    const outside = d.path(uniqueName("outside"));
+    const outside = d.scratch(uniqueName("outside"));
     await fsp.mkdir(outside);
     await fsp.writeFile(path.join(outside, "precious"), "keep me");
     await fsp.symlink(outside, path.join(dataDir(id), "link"));

@@ -25,6 +25,7 @@ describe("Ephemeral inline volumes", () => {
   it("NodePublishVolume creates a volume mounted writable at the target; NodeUnpublishVolume removes both", async () => {
     const volumeId = kubeletVolumeId();
     const targetPath = d.path(uniqueName("pod"), "mount");
+    await fsp.mkdir(path.dirname(targetPath)); // the kubelet makes the target's parent
     const before = await volumeFiles();
     await d.client.node.nodePublishVolume({ volumeId, targetPath, volumeCapability: mountCapability(), volumeContext: inline({ size: "64Mi", mode: "0770" }) });
     assert.ok(await isMounted(targetPath));

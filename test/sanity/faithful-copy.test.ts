@@ -46,7 +46,7 @@ describe("Faithful copies", () => {
   let expected: Awaited<ReturnType<typeof describeTree>>;
   before(async () => {
     d = await startDriver({ extraArgs: DIR_VOLUMES });
-    outside = d.path("outside");
+    outside = d.scratch("outside");
     await fsp.mkdir(outside);
     await fsp.writeFile(path.join(outside, "secret"), SECRET);
     source = await createVolume(d);

@@ -30,6 +30,15 @@ export interface DriverOptions {
   dir?: string;
 }
 
+/**
+ * A driver's scratch directory is laid out as a node is:
+ *   <dir>/csi.sock    the socket
+ *   <dir>/root        --root, where volumes live
+ *   <dir>/kubelet     --kubelet-dir: staging and target paths go in here (d.path())
+ *   <dir>/share       a local share the driver may use (--allow-share), for nfs volumes
+ * Other scratch files (stand-in programs, outside places) go under d.scratch().
+ */
+
 export class DriverProcess {
   client!: CsiClient;
   proc!: ChildProcess;
@@ -53,13 +62,26 @@ export class DriverProcess {
   get nodeId(): string {
     return this.opts.nodeId ?? "test-node";
   }
-  /** A fresh path under the scratch directory (for staging/target paths). */
+  /** The kubelet directory this driver was given. */
+  get kubeletDir(): string {
+    return path.join(this.dir, "kubelet");
+  }
+  /** The local share this driver may use. */
+  get share(): string {
+    return path.join(this.dir, "share");
+  }
+  /** A path inside the kubelet directory (for staging and target paths). */
   path(...parts: string[]): string {
+    return path.join(this.kubeletDir, ...parts);
+  }
+  /** A path in the scratch directory, outside the kubelet directory. */
+  scratch(...parts: string[]): string {
     return path.join(this.dir, ...parts);
   }
 
   async start(): Promise<void> {
     this.logs.length = 0;
+    await fsp.mkdir(this.kubeletDir, { recursive: true });
     const args = [
       BIN,
       "driver",
@@ -71,6 +93,10 @@ export class DriverProcess {
       this.root,
       "--mode",
       this.opts.mode ?? "all",
+      "--kubelet-dir",
+      this.kubeletDir,
+      "--allow-share",
+      this.share,
       "--log-level",
       "debug",
       ...(this.opts.extraArgs ?? []),

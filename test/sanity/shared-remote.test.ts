@@ -35,10 +35,10 @@ describe("Shared volumes on an NFS export (mount(8) stand-ins)", () => {
   before(async () => {
     d = await startDriver();
     dir = d.dir;
-    const program = await writeScript(d.path("bin", "fake-nfs"), fakeNfs(dir));
-    await fsp.mkdir(d.path("exports", "nfs.example.internal", "srv", "vols"), { recursive: true });
+    const program = await writeScript(d.scratch("bin", "fake-nfs"), fakeNfs(dir));
+    await fsp.mkdir(d.scratch("exports", "nfs.example.internal", "srv", "vols"), { recursive: true });
     await d.stop();
-    d = await startDriver({ dir, extraArgs: ["--mount-program", program] });
+    d = await startDriver({ dir, extraArgs: ["--mount-program", program, "--allow-share", "nfs.example.internal:/srv/vols", "--allow-share", "nfs.example.internal:/not/exported"] });
   });
   after(async () => destroyDriver(d));
 
@@ -52,7 +52,7 @@ describe("Shared volumes on an NFS export (mount(8) stand-ins)", () => {
     assert.equal(v.volumeContext!["csi-lab/server"], "nfs.example.internal");
     const line = log().at(-1)!;
     assert.match(line, new RegExp(`^-t nfs nfs\\.example\\.internal:/srv/vols ${d.root}/\\.shares/[0-9a-f]{16}\\.[0-9a-f]{6}$`));
-    assert.ok((await fsp.stat(d.path("exports", "nfs.example.internal", "srv", "vols", name))).isDirectory());
+    assert.ok((await fsp.stat(d.scratch("exports", "nfs.example.internal", "srv", "vols", name))).isDirectory());
     assert.deepEqual(await fsp.readdir(path.join(d.root, ".shares")), [], "the working mount is gone");
   });
 
@@ -91,7 +91,7 @@ describe("A mount helper that hangs", () => {
     pidFile = path.join(dir, "hang.pid");
     const program = await writeScript(path.join(dir, "bin", "hang"), `echo $$ > ${pidFile}\nexec sleep 1000`);
     await d.stop();
-    d = await startDriver({ dir, extraArgs: ["--mount-program", program, "--mount-timeout", "1.5"] });
+    d = await startDriver({ dir, extraArgs: ["--mount-program", program, "--mount-timeout", "1.5", "--allow-share", "nfs.example.internal:/srv/vols"] });
   });
   after(async () => destroyDriver(d));
 

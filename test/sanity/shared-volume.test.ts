@@ -121,7 +121,7 @@ describe("Shared volumes on a local share", () => {
 
   it("a share that does not exist answers FAILED_PRECONDITION", async () => {
     await expectCode(
-      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(RWX)], parameters: { backend: "nfs", share: d.path("no-such-share") } }),
+      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(RWX)], parameters: { backend: "nfs", share: path.join(d.share, "no-such-share") } }),
       Code.FAILED_PRECONDITION,
       /does not exist/,
     );

@@ -9,22 +9,21 @@
  */
 import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../../gen/csi";
 import { volumeUsage } from "../volume-usage";
-import { bindWithFlags, ensureDirectory } from "../../mount/bind";
+import { bindWithFlags } from "../../mount/bind";
 import { MS } from "../../mount/options";
 import { statfsUsage } from "../../storage/fs-usage";
 import type { NodeLayout } from "./index";
 
 export const dirLayout: NodeLayout = {
-  stagedPath: (stagingPath) => stagingPath,
+  stagedChild: undefined,
+  placeKind: "dir",
 
-  async stage(_driver, vol, stagingPath, readonly) {
-    bindWithFlags(vol.dataDir, stagingPath, readonly ? MS.RDONLY : 0);
+  async stage(_driver, vol, staged, readonly) {
+    bindWithFlags(vol.dataDir, staged, readonly ? MS.RDONLY : 0);
   },
 
-  prepareTarget: (targetPath) => ensureDirectory(targetPath, "target_path"),
-
-  async publish(_vol, stagedPath, targetPath, bits) {
-    bindWithFlags(stagedPath, targetPath, bits);
+  async publish(_vol, source, target, bits) {
+    bindWithFlags(source, target, bits);
   },
 
   async stats(driver, vol, volumePath) {

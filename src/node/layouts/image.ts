@@ -25,7 +25,7 @@ import { MS } from "../../mount/options";
 import { closeSync } from "node:fs";
 import { failedPrecondition, internal } from "../../csi/errors";
 import { volumeUsage } from "../volume-usage";
-import { bindWithFlags, ensureDirectory } from "../../mount/bind";
+import { bindWithFlags } from "../../mount/bind";
 import {
   canGrowExt4Online,
   filesystemBytes,
@@ -57,24 +57,25 @@ function fsTypeOf(record: VolumeRecord): FsType {
 }
 
 export const imageLayout: NodeLayout = {
-  stagedPath: (stagingPath) => stagingPath,
+  stagedChild: undefined,
+  placeKind: "dir",
 
-  async stage(_driver, vol, stagingPath, readonly) {
+  async stage(_driver, vol, staged, readonly) {
     const fsType = fsTypeOf(vol.record);
     const bits = readonly ? MS.RDONLY : 0;
     const mounted = vol.mounts.loops[0];
     if (mounted !== undefined) {
-      await mountFsAsync(loopDevice(mounted).path, stagingPath, fsType, bits, imageMountData(fsType));
+      await mountFsAsync(loopDevice(mounted).path, staged.mountOn, fsType, bits, imageMountData(fsType));
       return;
     }
     const { loop, fd } = attachLoop(vol.dataDir, { readOnly: readonly });
     try {
       const grow = !readonly && growthPending(loop, fsType) >= GROW_MIN;
       if (grow && fsType === "ext4") await growUnmountedExt4(loop.path);
-      await mountFsAsync(loop.path, stagingPath, fsType, bits, imageMountData(fsType));
+      await mountFsAsync(loop.path, staged.mountOn, fsType, bits, imageMountData(fsType));
       if (grow && fsType === "xfs") {
-        await growMountedFilesystem(fsType, loop.path, stagingPath).catch((err: unknown) => {
-          unmount(stagingPath, { detach: true });
+        await growMountedFilesystem(fsType, loop.path, staged.path).catch((err: unknown) => {
+          unmount(staged.at, { detach: true });
           throw err;
         });
       }
@@ -85,10 +86,8 @@ export const imageLayout: NodeLayout = {
     }
   },
 
-  prepareTarget: (targetPath) => ensureDirectory(targetPath, "target_path"),
-
-  async publish(_vol, stagedPath, targetPath, bits) {
-    bindWithFlags(stagedPath, targetPath, bits);
+  async publish(_vol, source, target, bits) {
+    bindWithFlags(source, target, bits);
   },
 
   async stats(_driver, _vol, volumePath) {

@@ -13,6 +13,7 @@
  * idempotency, conflicts — and call the layout for the mechanics.
  */
 import type { VolumeUsage } from "../../gen/csi";
+import type { MountPlace } from "../../mount/bind";
 import type { MountEntry } from "../../mount/mountinfo";
 import type { Driver } from "../../server/driver";
 import type { VolumeLayout } from "../../storage/volume-record";
@@ -22,17 +23,20 @@ import { dirLayout } from "./dir";
 import { imageLayout } from "./image";
 
 export interface NodeLayout {
-  /** What NodeStage puts at (or under) the staging path, and NodePublish binds into pods. */
-  stagedPath(stagingPath: string): string;
   /**
-   * Make the volume appear at the staging path (nothing of it is there
+   * Where under the staging path NodeStage puts the volume: undefined for
+   * the staging path itself, else the name of a file inside it.
+   */
+  stagedChild: string | undefined;
+  /** What the volume is mounted onto, at the staging path and at targets: a directory, or a file for a device. */
+  placeKind: "dir" | "file";
+  /**
+   * Make the volume appear at the staged place (nothing of it is there
    * yet); read-only when its attachment is (PUBLISH_READONLY).
    */
-  stage(driver: Driver, vol: NodeVolume, stagingPath: string, readonly: boolean): Promise<void>;
-  /** Create the target as the pod expects it: a directory, or a file for a device. */
-  prepareTarget(targetPath: string): Promise<void>;
-  /** Put the staged volume at the target, with per-mount flag bits (MS_RDONLY, …). */
-  publish(vol: NodeVolume, stagedPath: string, targetPath: string, bits: number, readonly: boolean): Promise<void>;
+  stage(driver: Driver, vol: NodeVolume, staged: MountPlace, readonly: boolean): Promise<void>;
+  /** Put the staged volume (`source`: its staged place) at the target, with per-mount flag bits (MS_RDONLY, …). */
+  publish(vol: NodeVolume, source: string, target: MountPlace, bits: number, readonly: boolean): Promise<void>;
   /** The volume's usage, seen where it is mounted (`mount` is its entry at volumePath). */
   stats(driver: Driver, vol: NodeVolume, volumePath: string, mount: MountEntry): Promise<VolumeUsage[]>;
   /** Make what the node holds of the volume as large as its record says. */

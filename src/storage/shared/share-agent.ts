@@ -96,6 +96,47 @@ function ensureDirs(root: string, rel: string, mode = 0o755): string {
   return cur;
 }
 
+/** O_PATH (Linux): names a directory without opening it for reading. */
+const O_PATH = 0o10000000;
+
+/**
+ * Reach `rel` below `root` without following a symlink on the way: the
+ * parent is opened one component at a time with O_NOFOLLOW, and the place
+ * is then named through that open directory (/proc/self/fd/N/<name>). A
+ * volume's subDir comes from a StorageClass or a volume ID; a symlink
+ * planted inside the share (say by the user of a volume that contains
+ * another's directory) must not lead the driver to "/".
+ */
+function within<T>(root: string, rel: string, fn: (at: string) => T): T {
+  const parts = rel.split("/").filter((c) => c !== "");
+  const name = parts.pop();
+  if (name === undefined || parts.concat(name).some((c) => c === "." || c === "..")) throw new AgentError("EINVAL", `${rel} is not a path below the share`);
+  let fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    for (const c of parts) {
+      let next: number;
+      try {
+        next = openSync(`/proc/self/fd/${fd}/${c}`, O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ELOOP" || code === "ENOTDIR") throw new AgentError("ELOOP", `${path.join(root, c)} on the way to ${rel} is not a directory (a symbolic link?); refusing to follow it`);
+        throw err;
+      }
+      closeSync(fd);
+      fd = next;
+    }
+    return fn(`/proc/self/fd/${fd}/${name}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The path an op works on: {root, sub} reached without symlinks, or a plain {path} (a mount point the driver made). */
+function place<T>(a: Record<string, unknown>, fn: (p: string) => T): T {
+  if (typeof a.sub === "string") return within(str(a, "root"), a.sub, fn);
+  return fn(str(a, "path"));
+}
+
 function meta(root: string, sub: string): string {
   return ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
 }
@@ -122,12 +163,21 @@ function writeAtomic(file: string, data: string): void {
 const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   /** What is at a path: its kind and owner, or the errno (ENOENT, ESTALE, EIO…) as the error. */
   probe(a) {
-    const st = lstatSync(str(a, "path"));
-    const kind = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other";
-    // nlink 0: a directory removed while something (a mount) still holds it.
-    return { kind, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink };
+    return place(a, (p) => {
+      const st = lstatSync(p, { bigint: true });
+      const kind = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other";
+      let empty: boolean | undefined;
+      if (kind === "dir" && a.entries === true) empty = withDir(p, (fd) => readdirSync(`/proc/self/fd/${fd}`).length === 0);
+      // nlink 0: a directory removed while something (a mount) still holds it.
+      return { kind, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), ino: st.ino.toString(), empty };
+    });
   },
-  realpath: (a) => realpathSync(str(a, "path")),
+  /** A path with symlinks resolved; with {root, sub}: the share's real path and sub, after checking no symlink is on the way. */
+  realpath(a) {
+    if (typeof a.sub !== "string") return realpathSync(str(a, "path"));
+    within(str(a, "root"), a.sub, (p) => lstatSync(p));
+    return path.join(realpathSync(str(a, "root")), a.sub);
+  },
   statfs: (a) => fsUsageOf(statfsSync(str(a, "path"))),
   /** A fresh directory in the share's work area, with the volume's mode and owner; returns its path. */
   makeTemp(a) {
@@ -141,22 +191,26 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     const root = str(a, "root");
     const sub = str(a, "subDir");
     const tmp = str(a, "tmp");
-    const target = path.join(ensureDirs(root, path.dirname(sub)), path.basename(sub));
-    if (lstatSync(target, { throwIfNoEntry: false })) {
-      rmSync(tmp, { recursive: true, force: true });
-      return "existed";
-    }
-    renameSync(tmp, target);
-    return "created";
+    ensureDirs(root, path.dirname(sub));
+    return within(root, sub, (target) => {
+      if (lstatSync(target, { throwIfNoEntry: false })) {
+        rmSync(tmp, { recursive: true, force: true });
+        return "existed";
+      }
+      renameSync(tmp, target);
+      return "created";
+    });
   },
   /** Move subDir to the share's trash (the commit point of a delete); "absent" if it is not there. */
   trash(a) {
-    const target = path.join(str(a, "root"), str(a, "subDir"));
-    const st = lstatSync(target, { throwIfNoEntry: false });
-    if (!st) return "absent";
-    if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${target} is a symbolic link, not a volume directory`);
-    renameSync(target, path.join(meta(str(a, "root"), "trash"), `${str(a, "key")}.${randomBytes(4).toString("hex")}`));
-    return "trashed";
+    const trash = meta(str(a, "root"), "trash");
+    return within(str(a, "root"), str(a, "subDir"), (target) => {
+      const st = lstatSync(target, { throwIfNoEntry: false });
+      if (!st) return "absent";
+      if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${str(a, "subDir")} is a symbolic link, not a volume directory`);
+      renameSync(target, path.join(trash, `${str(a, "key")}.${randomBytes(4).toString("hex")}`));
+      return "trashed";
+    });
   },
   /** Empty the share's trash (trash: true) and drop temps of one volume (tempsOf: key); rm never follows symlinks. */
   clean(a) {
@@ -177,16 +231,18 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   },
   /** Rename subDir to archived-<name>-<stamp> beside it; "absent" if it is not there. */
   archive(a) {
-    const target = path.join(str(a, "root"), str(a, "subDir"));
-    const st = lstatSync(target, { throwIfNoEntry: false });
-    if (!st) return "absent";
-    if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${target} is a symbolic link, not a volume directory`);
-    const to = path.join(path.dirname(target), `archived-${path.basename(target)}-${str(a, "stamp")}`);
-    renameSync(target, to);
-    return path.relative(str(a, "root"), to);
+    const sub = str(a, "subDir");
+    return within(str(a, "root"), sub, (target) => {
+      const st = lstatSync(target, { throwIfNoEntry: false });
+      if (!st) return "absent";
+      if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${sub} is a symbolic link, not a volume directory`);
+      const name = `archived-${path.basename(sub)}-${str(a, "stamp")}`;
+      renameSync(target, path.join(path.dirname(target), name));
+      return path.join(path.dirname(sub), name);
+    });
   },
   chmod(a) {
-    withDir(str(a, "path"), (fd) => fchmodSync(fd, num(a, "mode")!));
+    place(a, (p) => withDir(p, (fd) => fchmodSync(fd, num(a, "mode")!)));
     return null;
   },
   /** A pod's fsGroup: group owner, g+rwx and setgid on the volume's root (as volume-root.ts does locally). */

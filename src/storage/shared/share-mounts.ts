@@ -14,7 +14,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { failedPrecondition, notFound } from "../../csi/errors";
+import { CsiError, failedPrecondition, notFound } from "../../csi/errors";
+import { systemPathProblem } from "../../csi/system-paths";
 import { nfsMountArgs, runMount, type MountCommandConfig } from "../../mount/mount-command";
 import { readMountInfo } from "../../mount/mountinfo";
 import { unmountIfMounted } from "../../mount/syscalls";
@@ -102,7 +103,14 @@ export class ShareMounts {
     let kind: string;
     try {
       ({ kind } = await this.io.run<{ kind: string }>("probe", { path: root }, describeShare(share)));
+      if (!share.server) {
+        // A local share reached through a symlink must still not be a system directory.
+        const real = await this.io.run<string>("realpath", { path: root }, describeShare(share));
+        const problem = systemPathProblem(real);
+        if (problem) throw failedPrecondition(`${describeShare(share)} leads to ${real}: ${problem}; it cannot be a share`);
+      }
     } catch (err) {
+      if (err instanceof CsiError) throw err;
       const errno = shareErrno(err);
       if (errno === "ENOENT") throw failedPrecondition(`${describeShare(share)} does not exist on this node; it must be mounted on every node`);
       if (errno === undefined) throw err;

@@ -13,21 +13,29 @@
  *     ControllerGetVolume and ValidateVolumeCapabilities can answer
  *     without touching the share. A controller that lacks the record (it
  *     runs elsewhere now) can still delete the volume from its ID.
- *   - only for IDs in the record form: <share>/.csi-lab/volumes/<key>.json,
- *     holding the subDir the ID had no room for.
+ *   - the volume's marker on the share, <share>/.csi-lab/volumes/<key>.json
+ *     (key: a hash of the location): the ID the driver gave the volume,
+ *     its subDir (which an ID in the record form had no room for) and the
+ *     directory's inode number. It is the driver's proof that it made this
+ *     directory for this ID: DeleteVolume deletes nothing without it, and
+ *     CreateVolume never adopts a directory with data in it that has none.
+ *     A volume ID names any directory, so an ID alone proves nothing; the
+ *     share must also be one the administrator allowed (allowed-shares.ts).
  *
  * On the share, creation is a two-phase commit like the hostPath store's:
- * the directory is made (mode, owner, content) under <share>/.csi-lab/tmp
- * and renamed to its subDir — a crash leaves a temp that the next create
- * of that volume removes, never a half-made volume. Deletion renames the
- * directory into <share>/.csi-lab/trash (the commit point), then empties
- * the trash. Every file operation on the share runs in a share agent with
+ * the directory is made (mode, owner, content) under <share>/.csi-lab/tmp,
+ * the marker naming its inode is written, and the directory is renamed to
+ * its subDir (rename keeps the inode) — a crash leaves a temp that the next
+ * create of that volume removes, never a half-made volume, and never a
+ * volume without its marker. Deletion renames the directory into
+ * <share>/.csi-lab/trash (the commit point), removes the marker, then
+ * empties the trash. Every file operation on the share runs in a share agent with
  * a deadline (share-io.ts); remote exports are mounted only while a call
  * needs them (share-mounts.ts).
  */
 import { promises as fsp, readdirSync } from "node:fs";
 import * as path from "node:path";
-import { failedPrecondition, internal, invalidArgument } from "../../csi/errors";
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
 import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
 import { readJsonNoFollow, writeFileAtomic } from "../atomic-file";
@@ -35,9 +43,11 @@ import type { FsUsage } from "../fs-usage";
 import { SortedIndex } from "../sorted-index";
 import type { Condition } from "../volume-content";
 import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../volume-record";
+import { shareNotAllowed } from "./allowed-shares";
+import { META_DIR } from "./share-agent";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
 import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
-import { formatSharedId, locationKey, parseSharedId, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
+import { formatSharedId, locationKey, parseSharedId, subDirProblem, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
 
 /** A shared volume can be mounted anywhere, by any number of writers; never as a raw block device. */
 export const SHARED_PROFILE: CapabilityProfile = {
@@ -51,7 +61,20 @@ export interface SharedConfig {
   mount: MountCommandConfig;
   /** Deadline of one file operation on a share. */
   shareTimeoutMs: number;
+  /** The shares volumes may live on (--allow-share). */
+  allowedShares: readonly ShareLocation[];
 }
+
+/** What the marker on the share says (version 1 markers, from before markers held proof, have neither volumeId nor ino). */
+interface Marker {
+  version: number;
+  subDir: string;
+  name?: string;
+  volumeId?: string;
+  /** The volume directory's inode number, as a decimal string. */
+  ino?: string;
+}
+const MARKER_VERSION = 2;
 
 export interface NewSharedVolume {
   name: string;
@@ -71,10 +94,15 @@ export class SharedStore {
   private constructor(
     readonly root: string,
     private readonly index: SortedIndex,
-    cfg: SharedConfig,
+    private readonly cfg: SharedConfig,
   ) {
     this.io = new ShareIo(cfg.shareTimeoutMs);
     this.shares = new ShareMounts(path.join(root, ".shares"), cfg.mount, this.io);
+  }
+
+  /** Why the driver may not use `s` (not an --allow-share share), or undefined. */
+  notAllowed(s: ShareLocation): string | undefined {
+    return shareNotAllowed(this.cfg.allowedShares, s);
   }
 
   static async open(root: string, cfg: SharedConfig): Promise<SharedStore> {
@@ -135,35 +163,53 @@ export class SharedStore {
   }
 
   /**
-   * Create the volume's directory (or adopt the one there) and record it.
-   * `fill` puts content (a restore or clone) into the new directory before
-   * it is committed.
+   * Create the volume's directory and record it. A directory already at
+   * subDir is adopted only when the driver made it for this location (its
+   * marker says so: a volume kept by onDelete: retain, or an earlier try
+   * of this very call) or when it is empty; one holding data that the
+   * driver did not make is ALREADY_EXISTS. `fill` puts content (a restore
+   * or clone) into the new directory before it is committed.
    */
   async create(spec: NewSharedVolume, fill?: (dir: string) => Promise<void>): Promise<VolumeRecord> {
     const loc = spec.location;
-    const { id, form } = this.idFor(loc, spec.onDelete);
+    const refused = this.notAllowed(loc);
+    if (refused) throw invalidArgument(`share: ${refused}`);
+    const { id } = this.idFor(loc, spec.onDelete);
     const key = locationKey(loc);
     const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
+    const marker = (ino: string): string => JSON.stringify({ version: MARKER_VERSION, volumeId: id, subDir: loc.subDir, name: spec.name, ino } satisfies Marker) + "\n";
     await this.shares.with(loc, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>) => this.io.run<T>(op, { root, ...args }, describeShare(loc));
       try {
         await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
-        const there = await run<{ kind: string }>("probe", { path: path.join(root, loc.subDir) }).catch((err: unknown) => {
+        const there = await run<{ kind: string; ino: string; empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
           if (shareErrno(err) === "ENOENT") return undefined;
           throw err;
         });
         if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
-        if (!there) {
-          const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
-          try {
-            if (fill) await fill(tmp);
-            await run("commit", { tmp, subDir: loc.subDir });
-          } catch (err) {
-            await run("clean", { tempsOf: key }).catch(() => undefined);
-            throw err;
+        if (there) {
+          const mine = await this.readMarker(root, key, loc);
+          const made = mine !== undefined && mine.subDir === loc.subDir && (mine.ino === undefined || mine.ino === there.ino);
+          if (!made && !there.empty) {
+            throw alreadyExists(
+              `${what} already holds data that this driver did not put there; it is never taken over as a new volume (choose another subDir, or mount it with a static PersistentVolume)`,
+            );
           }
+          await run("writeRecord", { key, data: marker(there.ino) });
+          return;
         }
-        if (form === "record") await run("writeRecord", { key, data: JSON.stringify({ version: 1, subDir: loc.subDir, name: spec.name }) + "\n" });
+        const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
+        try {
+          if (fill) await fill(tmp);
+          const { ino } = await run<{ ino: string }>("probe", { path: tmp });
+          await run("writeRecord", { key, data: marker(ino) }); // before the commit: a volume never exists without it
+          if ((await run<string>("commit", { tmp, subDir: loc.subDir })) === "existed") {
+            throw aborted(`${what} appeared while the volume was being made; retry`);
+          }
+        } catch (err) {
+          await run("clean", { tempsOf: key }).catch(() => undefined);
+          throw err;
+        }
       } catch (err) {
         throw volumeDirError(err, what);
       }
@@ -183,32 +229,57 @@ export class SharedStore {
     return record;
   }
 
+  /** The marker of the volume at `key` on the share whose root is at `root`, if there is one. */
+  private async readMarker(root: string, key: string, share: ShareLocation): Promise<Marker | undefined> {
+    const text = await this.io.run<string | null>("readRecord", { root, key }, describeShare(share));
+    if (text === null) return undefined;
+    let parsed: Partial<Marker>;
+    try {
+      parsed = JSON.parse(text) as Partial<Marker>;
+    } catch {
+      throw internal(`the marker of volume ${key} on ${describeShare(share)} is not valid JSON`);
+    }
+    if (typeof parsed.subDir !== "string") throw internal(`the marker of volume ${key} on ${describeShare(share)} has no subDir`);
+    return { version: Number(parsed.version ?? 1), subDir: parsed.subDir, name: parsed.name, volumeId: parsed.volumeId, ino: parsed.ino };
+  }
+
   async update(record: VolumeRecord): Promise<void> {
     const id = parseSharedId(record.volumeId)!;
     await writeFileAtomic(this.recordFile(id.key), JSON.stringify(record, null, 2) + "\n");
     this.index.add(record.volumeId);
   }
 
-  /** Where the volume's directory is: from the ID, or for the record form from a record. undefined: no record anywhere, so no volume. */
+  /**
+   * Where the volume's directory is: from the ID, or for the record form
+   * from a record. undefined: no record anywhere, so no volume — or the ID
+   * names a share this driver may not use, which it never looks at.
+   */
   async locate(id: SharedVolumeId): Promise<SharedLocation | undefined> {
+    const share = id.form === "inline" ? id.location : id.share;
+    if (this.notAllowed(share)) return undefined;
     if (id.form === "inline") return id.location;
     const mine = await this.get(id);
     if (mine?.shared) return { server: mine.shared.server, share: mine.shared.share, subDir: mine.shared.subDir };
-    const text = await this.shares.with(id.share, (root) =>
-      this.io.run<string | null>("readRecord", { root, key: id.key }, describeShare(id.share)),
-    );
-    if (text === null) return undefined;
-    const parsed = JSON.parse(text) as { subDir?: unknown };
-    if (typeof parsed.subDir !== "string") throw internal(`the record of volume ${id.key} on ${describeShare(id.share)} has no subDir`);
-    return { ...id.share, subDir: parsed.subDir };
+    const marker = await this.shares.with(id.share, (root) => this.readMarker(root, id.key, id.share));
+    if (!marker) return undefined;
+    const problem = subDirProblem(marker.subDir);
+    if (problem) throw internal(`the marker of volume ${id.key} on ${describeShare(id.share)}: ${problem}`);
+    return { ...id.share, subDir: marker.subDir };
   }
 
   /**
    * DeleteVolume: what onDelete says — remove the directory, rename it to
    * archived-<name>-<time>, or leave it — then forget the volume. Returns
-   * what was done, for the log.
+   * what was done, for the log. Nothing is removed or renamed unless the
+   * marker proves that the driver made this directory for this very ID
+   * (and the directory is still the one it made: same inode); otherwise
+   * NOT_FOUND, and everything stays as it is. A directory that is gone
+   * needs no proof: the volume was deleted, and this is a retry.
    */
   async delete(volumeId: string, id: SharedVolumeId): Promise<string> {
+    const share = id.form === "inline" ? id.location : id.share;
+    const refused = this.notAllowed(share);
+    if (refused) throw notFound(`volume ${volumeId} is not one this driver may delete, and nothing was touched: ${refused}`);
     const loc = await this.locate(id);
     let done = "nothing: no record of it";
     if (loc) {
@@ -217,16 +288,32 @@ export class SharedStore {
         const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
           this.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
         try {
-          let result = "retained";
+          const there = await run<{ kind: string; ino: string }>("probe", { sub: loc.subDir }).catch((err: unknown) => {
+            if (shareErrno(err) === "ENOENT") return undefined;
+            throw err;
+          });
+          const mine = await this.readMarker(root, id.key, loc);
+          if (!there) {
+            if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
+            return "already gone";
+          }
+          const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < MARKER_VERSION ? id.form === "record" : mine.volumeId === volumeId && mine.ino === there.ino);
+          if (!proven) {
+            throw notFound(
+              `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
+            );
+          }
+          if (id.onDelete === "retain") return "retained"; // the marker stays: a claim made again adopts the directory
+          let result: string;
           if (id.onDelete === "delete") {
             result = (await run<string>("trash", { subDir: loc.subDir, key: id.key })) === "absent" ? "already gone" : "deleted";
-            // Emptying the trash may take long; what is left is emptied by the next delete on this share.
-            await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
-          } else if (id.onDelete === "archive") {
+          } else {
             const to = await run<string>("archive", { subDir: loc.subDir, stamp: stamp() });
             result = to === "absent" ? "already gone" : `archived as ${to}`;
           }
-          if (id.form === "record") await run("removeRecord", { key: id.key });
+          await run("removeRecord", { key: id.key });
+          // Emptying the trash may take long; what is left is emptied by the next delete on this share.
+          if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
           return result;
         } catch (err) {
           throw volumeDirError(err, what);
@@ -241,9 +328,7 @@ export class SharedStore {
   /** Is the volume's directory there and a directory? A share that does not answer is abnormal too. */
   async condition(loc: SharedLocation): Promise<Condition> {
     try {
-      const { kind } = await this.shares.with(loc, (root) =>
-        this.io.run<{ kind: string }>("probe", { path: path.join(root, loc.subDir) }, describeShare(loc)),
-      );
+      const { kind } = await this.shares.with(loc, (root) => this.io.run<{ kind: string }>("probe", { root, sub: loc.subDir }, describeShare(loc)));
       if (kind === "symlink") return { abnormal: true, message: "the volume's directory has been replaced by a symlink" };
       if (kind !== "dir") return { abnormal: true, message: "the volume's directory is not a directory" };
       return { abnormal: false, message: `volume directory is present on ${describeShare(loc)}` };
@@ -259,16 +344,18 @@ export class SharedStore {
     return this.shares.with(share, (root) => this.io.run<FsUsage>("statfs", { path: root }, describeShare(share)));
   }
 
-  /** Run `fn` on the volume's directory, reachable at a local path. */
+  /** Run `fn` on the volume's directory, reachable at a local path (checked to have no symlink on the way). */
   async withVolumeDir<T>(loc: SharedLocation, fn: (dir: string, root: string) => Promise<T>): Promise<T> {
-    return this.shares.with(loc, (root) => fn(path.join(root, loc.subDir), root));
+    const refused = this.notAllowed(loc);
+    if (refused) throw failedPrecondition(refused);
+    return this.shares.with(loc, async (root) => fn(await this.io.run<string>("realpath", { root, sub: loc.subDir }, describeShare(loc)), root));
   }
 
   /** Set the mode of the volume's root directory (the `mode` mutable parameter). */
   async setMode(loc: SharedLocation, mode: number): Promise<void> {
-    await this.withVolumeDir(loc, async (dir) => {
+    await this.withVolumeDir(loc, async (_dir, root) => {
       try {
-        await this.io.run("chmod", { path: dir, mode }, describeShare(loc));
+        await this.io.run("chmod", { root, sub: loc.subDir, mode }, describeShare(loc));
       } catch (err) {
         throw volumeDirError(err, `directory ${loc.subDir} on ${describeShare(loc)}`);
       }

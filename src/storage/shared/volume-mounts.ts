@@ -18,7 +18,12 @@ export function sourceDir(loc: SharedLocation): string {
   return `${loc.share === "/" ? "" : loc.share}/${loc.subDir}`;
 }
 
-/** A test for "this mount entry shows the volume", or undefined when the share cannot be asked. */
+/**
+ * A test for "this mount entry shows the volume", or undefined when the
+ * share cannot be asked. A local share's volume whose directory has since
+ * been removed still shows in mountinfo, as its old path with "//deleted"
+ * after it: that is still this volume's mount, and its to undo.
+ */
 export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
   if (loc.server) {
     const source = nfsSource(loc.server, sourceDir(loc));
@@ -26,14 +31,21 @@ export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<(
   }
   let real: string;
   try {
-    real = await io.run<string>("realpath", { path: sourceDir(loc) }, describeShare(loc));
+    real = await io.run<string>("realpath", { root: loc.share, sub: loc.subDir }, describeShare(loc));
   } catch (err) {
-    if (shareErrno(err) === "ENOENT") return () => false;
     if (isUnhealthy(err)) return undefined;
-    throw err;
+    if (shareErrno(err) !== "ENOENT") throw err;
+    // The directory is gone: where it was, below the share's own real path.
+    try {
+      real = `${await io.run<string>("realpath", { path: loc.share }, describeShare(loc))}/${loc.subDir}`.replace(/^\/\//, "/");
+    } catch (err2) {
+      if (isUnhealthy(err2)) return undefined;
+      if (shareErrno(err2) === "ENOENT") return () => false;
+      throw err2;
+    }
   }
   const at = locate(readMountInfo(), real);
-  return (m) => at !== undefined && m.device === at.device && m.root === at.root;
+  return (m) => at !== undefined && m.device === at.device && (m.root === at.root || m.root === `${at.root}//deleted`);
 }
 
 /** Where the volume is mounted on this node (undefined: the share did not answer). */

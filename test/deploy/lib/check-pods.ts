@@ -14,8 +14,8 @@
  *    with leader election; sidecar images are pinned releases
  */
 import * as path from "node:path";
-import { driverConfigFromArgs } from "../../../src/cli";
-import { parseEndpoint } from "../../../src/server/endpoint";
+import { driverConfigFromArgs } from "../../../src/server/driver-flags";
+import { formatEndpoint } from "../../../src/server/endpoint";
 import { at, isObject, list, str } from "./objects";
 import {
   addressPort,
@@ -53,15 +53,15 @@ export function driverInstances(objects: readonly K8sObject[], problems: string[
     for (const c of w.containers.filter((x) => x.role === "driver")) {
       try {
         const parsed = driverConfigFromArgs(c.args.slice(1), {});
-        const endpoint = parseEndpoint(parsed.endpoint);
-        if (endpoint.kind !== "unix") throw new Error(`endpoint ${parsed.endpoint} is not a unix socket`);
+        const endpoint = parsed.endpoint;
+        if (endpoint.kind !== "unix") throw new Error(`endpoint ${formatEndpoint(endpoint)} is not a unix socket`);
         out.push({
           workload: w,
           container: c,
           driverName: parsed.config.driverName,
           mode: parsed.config.mode,
           socket: endpoint.path,
-          metricsPort: addressPort(parsed.metricsAddress),
+          metricsPort: parsed.metricsAddress?.port,
         });
       } catch (err) {
         problems.push(`${w.label} container ${c.name}: the driver would refuse its arguments: ${(err as Error).message}`);

@@ -1,0 +1,131 @@
+/**
+ * Undoing a stage or a publish: unmount what this volume has at a place,
+ * and nothing else.
+ *
+ * NodeUnstageVolume and NodeUnpublishVolume are told a volume ID and a
+ * path. Whatever is mounted at that path is unmounted only if it is this
+ * volume's own mount, recognised the way the kernel shows it and the way it
+ * stays recognisable after the driver restarts in another mount namespace:
+ *
+ *   dir     a bind of the volume's data directory: same device and same
+ *           root (path inside that device) in mountinfo
+ *   image   the image's file system: a loop device whose backing file has
+ *           the image's device and inode numbers (LOOP_GET_STATUS64)
+ *   block   a bind of such a loop device's node (and a bind of a loop node
+ *           whose device has been detached since: it refers to nothing)
+ *   shared  an NFS mount of exactly server:/share/subDir, or a bind of the
+ *           share's directory (same device and root)
+ *
+ * Anything else mounted there — another volume, a tmpfs, the host's /proc —
+ * is left alone and answered FAILED_PRECONDITION naming it. A volume ID the
+ * driver cannot resolve owns nothing, so nothing is unmounted for it.
+ */
+import { closeSync } from "node:fs";
+import { failedPrecondition } from "../csi/errors";
+import { detachOnLastClose, fileIdentity, loopBacks, loopDevice, loopNumberOfNode, openLoop, type FileIdentity } from "../mount/loop";
+import { locate, mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
+import { unmountIfMounted } from "../mount/syscalls";
+import { isStaleDeviceBind, mountsOfVolume } from "../mount/volume-mounts";
+import type { Driver } from "../server/driver";
+import { shareNotAllowed } from "../storage/shared/allowed-shares";
+import { mountIdentity } from "../storage/shared/volume-mounts";
+import { layoutOf } from "../storage/volume-record";
+import { volumeRef } from "../storage/volumes";
+import { storeVolumeId } from "./ephemeral";
+import { describeMount, withAnchor, type NodePath } from "./node-path";
+
+export interface MountOwner {
+  volumeId: string;
+  /** Is this mount table entry one of the volume's own mounts? */
+  owns(m: MountEntry, entries: readonly MountEntry[]): boolean;
+  /** Unmount with MNT_DETACH: a shared volume's server may be gone, and must not be waited on. */
+  detach: boolean;
+  /** Block volumes: the image whose loop device goes with its last bind. */
+  image?: FileIdentity;
+}
+
+const key = (m: MountEntry) => `${m.device}\0${m.root}`;
+
+/**
+ * What the volume owns on this node, or undefined when the driver cannot
+ * resolve the ID to a volume it made (or may use): then it owns nothing.
+ */
+export async function mountOwner(driver: Driver, volumeId: string): Promise<MountOwner | undefined> {
+  const ref = volumeRef(volumeId);
+  if (ref.backend === "nfs") {
+    const loc = await driver.shared.locate(ref.id);
+    if (!loc || shareNotAllowed(driver.config.allowedShares, loc)) return undefined;
+    const test = await mountIdentity(driver.shared.io, loc);
+    return {
+      volumeId,
+      detach: true,
+      // A share that does not answer cannot say which mount is its; what this process itself mounted for the volume still counts.
+      owns: (m) => (test ? test(m) : false) || [driver.nodeRecords.get("stage", m.mountPoint), driver.nodeRecords.get("publish", m.mountPoint)].some((r) => r?.volumeId === volumeId),
+    };
+  }
+  const id = storeVolumeId(driver, volumeId);
+  const record = await driver.hostpath.get(id);
+  if (!record) return undefined;
+  const layout = layoutOf(record);
+  const dataPath = driver.hostpath.dataDir(id);
+  const own = new Set(mountsOfVolume(dataPath, layout !== "dir").mounts.map(key));
+  return {
+    volumeId,
+    detach: false,
+    owns: (m, entries) => own.has(key(m)) || (layout === "block" && isStaleDeviceBind(entries, m)),
+    image: layout === "block" ? fileIdentity(dataPath) : undefined,
+  };
+}
+
+/**
+ * Unmount every mount of `owner`'s volume stacked at the place, from the
+ * top, through the anchored parent (never following a symlink). Stops with
+ * FAILED_PRECONDITION at the first mount that is not the volume's. Returns
+ * whether anything was unmounted.
+ */
+export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boolean> {
+  let any = false;
+  for (let i = 0; i < 64; i++) {
+    const entries = readMountInfo();
+    const top = mountAt(entries, np.real);
+    if (!top) return any;
+    if (!owner.owns(top, entries)) {
+      const undone = any ? `; the volume's own mount above it was unmounted` : "";
+      throw failedPrecondition(`${np.field} ${np.given} has ${describeMount(top)} mounted on it, which is not volume ${owner.volumeId}'s: it was left alone${undone}`);
+    }
+    const done = await withAnchor(np, (a) => unmountOne(a.at, entries, top, owner));
+    if (done === undefined) return any; // the parent went away: nothing can be mounted there
+    any = true;
+  }
+  throw failedPrecondition(`${np.field} ${np.given} still has mounts after 64 unmounts`);
+}
+
+/** One unmount; a block volume's last bind takes its loop device with it. */
+async function unmountOne(at: string, entries: readonly MountEntry[], m: MountEntry, owner: MountOwner): Promise<void> {
+  const n = m.device === locate(entries, "/dev")?.device ? loopNumberOfNode(m.root) : undefined;
+  const lastBind = entries.filter((e) => e.device === m.device && e.root === m.root).length === 1;
+  if (n !== undefined && lastBind && owner.image && loopBacks(n, owner.image)) {
+    // Holding the device open, ask it to detach on its last close, unmount, close:
+    // a crash in between still detaches it (the kernel closes our descriptor).
+    const fd = openLoop(loopDevice(n));
+    try {
+      detachOnLastClose(fd, loopDevice(n).path);
+      await unmountAt(at, owner.detach);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  await unmountAt(at, owner.detach);
+}
+
+async function unmountAt(at: string, detach: boolean): Promise<void> {
+  try {
+    await unmountIfMounted(at, { detach });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
+    // Still in use by some process: detach it from the tree now; the kernel
+    // frees it when the last user lets go.
+    await unmountIfMounted(at, { detach: true });
+  }
+}
