@@ -284,23 +284,24 @@ function makeAt(at: string, kind: "dir" | "file"): void {
 /**
  * After the volume's mounts are gone: remove what NodePublishVolume made
  * at the place — an empty directory, or the empty file a block volume was
- * bound onto — as the spec asks. Anything else (a file with data, a
- * directory with entries, a symlink, a device) is not the driver's and is
- * left alone: FAILED_PRECONDITION naming it. Nothing there is success.
+ * bound onto (`kind` says which this volume gets) — as the spec asks.
+ * Anything else (a file with data, a directory with entries, a symlink, a
+ * device, the other kind) is not the driver's and is left alone:
+ * FAILED_PRECONDITION naming it. Nothing there is success. `keepDir`: a
+ * staging directory is the CO's, and stays even when empty.
  */
-export async function removeWhatWasMade(np: NodePath, opts: { removeDir: boolean } = { removeDir: true }): Promise<void> {
+export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file", opts: { keepDir?: boolean } = {}): Promise<void> {
   await withAnchor(np, (a) => {
     const o = occupant(a);
     if (o.kind === "absent") return;
-    if (o.kind === "dir" && o.empty) {
-      if (opts.removeDir) rmdirSync(a.at);
+    if (kind === "dir" && o.kind === "dir" && o.empty) {
+      if (!opts.keepDir) rmdirSync(a.at);
       return;
     }
-    if (o.kind === "file" && o.size === 0) {
+    if (kind === "file" && o.kind === "file" && o.size === 0) {
       unlinkSync(a.at);
       return;
     }
-    if (o.kind === "dir" && !opts.removeDir) return;
-    throw failedPrecondition(`${np.field} ${np.given} is ${describeOccupant(o)}, which the driver did not make; it was left alone`);
+    throw failedPrecondition(`${np.field} ${np.given} is ${describeOccupant(o)}, which the driver did not make there; it was left alone`);
   });
 }

@@ -196,7 +196,7 @@ export async function publishShared(
 
 /** Undo owner for a mount just made (or found) for this volume: that mount, by its device and root. */
 function sharedOwner(vol: SharedNodeVolume, made: MountEntry): MountOwner {
-  return { volumeId: vol.volumeId, detach: true, owns: (m) => m.device === made.device && m.root === made.root };
+  return { volumeId: vol.volumeId, detach: true, placeKind: "dir", owns: (m) => m.device === made.device && m.root === made.root };
 }
 
 /** Per-mount flags on a fresh bind; never leave a half-configured (e.g. writable) mount behind. */

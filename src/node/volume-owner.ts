@@ -42,6 +42,8 @@ export interface MountOwner {
   detach: boolean;
   /** Block volumes: the image whose loop device goes with its last bind. */
   image?: FileIdentity;
+  /** What NodePublishVolume makes at a target for this volume: a directory, or a device file (block). */
+  placeKind: "dir" | "file";
 }
 
 const key = (m: MountEntry) => `${m.device}\0${m.root}`;
@@ -59,6 +61,7 @@ export async function mountOwner(driver: Driver, volumeId: string): Promise<Moun
     return {
       volumeId,
       detach: true,
+      placeKind: "dir",
       // A share that does not answer cannot say which mount is its; what this process itself mounted for the volume still counts.
       owns: (m) => (test ? test(m) : false) || [driver.nodeRecords.get("stage", m.mountPoint), driver.nodeRecords.get("publish", m.mountPoint)].some((r) => r?.volumeId === volumeId),
     };
@@ -74,6 +77,7 @@ export async function mountOwner(driver: Driver, volumeId: string): Promise<Moun
     detach: false,
     owns: (m, entries) => own.has(key(m)) || (layout === "block" && isStaleDeviceBind(entries, m)),
     image: layout === "block" ? fileIdentity(dataPath) : undefined,
+    placeKind: layout === "block" ? "file" : "dir",
   };
 }
 

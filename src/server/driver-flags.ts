@@ -123,7 +123,8 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
       },
     }));
   } catch (err) {
-    throw new FlagError(`${(err as Error).message} (csi-lab driver --help lists the flags)`);
+    // node:util's messages run over several lines; a refused start is one.
+    throw new FlagError(`${(err as Error).message.replace(/\s*\n\s*/g, " ")} (csi-lab driver --help lists the flags)`);
   }
   const base = defaultConfig();
 

@@ -14,10 +14,14 @@
 #
 # With --csi.testvolumeparameters naming a file that sets `share:` (the
 # shared backend with a local share, e.g. test/sanity/shared-volume-parameters.yaml),
-# that directory is made before the run and removed after it.
+# that directory is made before the run, given to the driver with
+# --allow-share, and removed after it.
 #
-# The driver runs from this checkout on a scratch socket and root, and is
-# stopped, unmounted and removed afterwards whatever the outcome.
+# The driver runs from this checkout on a scratch socket and root, with a
+# scratch kubelet directory (--kubelet-dir) that holds csi-sanity's staging
+# and target directories, as a node's kubelet directory holds them. It is
+# stopped, unmounted and removed afterwards whatever the outcome. Run it in
+# a private mount namespace at least (unshare -m --propagation private).
 set -euo pipefail
 
 CSI_SANITY=${CSI_SANITY:-csi-sanity}
@@ -42,10 +46,13 @@ for a in "$@"; do
   [[ "$prev" == "--csi.testvolumeparameters" ]] && params_file=$a
   prev=$a
 done
+share_args=()
 if [[ -n "$params_file" ]]; then
   share=$(sed -n 's/^share:[[:space:]]*//p' "$params_file" | head -n 1)
+  [[ -n "$share" ]] && share_args=(--allow-share "$share")
   if [[ -n "$share" && ! -e "$share" ]]; then mkdir -p "$share"; else share=""; fi
 fi
+mkdir -p "$work/kubelet"
 
 # shellcheck disable=SC2317  # called through the trap
 cleanup() {
@@ -72,6 +79,8 @@ node "$repo/bin/csi-lab.js" driver \
   --endpoint "unix://$socket" \
   --node-id csi-sanity-node \
   --root "$work/root" \
+  --kubelet-dir "$work/kubelet" \
+  "${share_args[@]}" \
   "${driver_args[@]}" \
   >"$work/driver.log" 2>&1 &
 driver_pid=$!
@@ -89,8 +98,8 @@ done
 status=0
 "$CSI_SANITY" \
   --csi.endpoint="unix://$socket" \
-  --csi.mountdir="$work/target" \
-  --csi.stagingdir="$work/staging" \
+  --csi.mountdir="$work/kubelet/target" \
+  --csi.stagingdir="$work/kubelet/staging" \
   --csi.testvolumesize=$((1024 * 1024 * 1024)) \
   --csi.testvolumeexpandsize=$((2 * 1024 * 1024 * 1024)) \
   --csi.testvolumemutableparameters="$repo/test/sanity/mutable-parameters.yaml" \

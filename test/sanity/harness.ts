@@ -173,7 +173,7 @@ export async function destroyDriver(d: DriverProcess | undefined): Promise<void>
  * half-way leaves its block volumes' devices bound; unmountUnder removes
  * the binds, and this the devices, which would otherwise outlive the test.
  */
-export function detachLoopsUnder(dir: string): void {
+export function detachLoopsUnder(dir: string, pick: (backing: string) => boolean = () => true): void {
   for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
     let backing: string;
     try {
@@ -181,7 +181,7 @@ export function detachLoopsUnder(dir: string): void {
     } catch {
       continue; // not attached
     }
-    if (backing.startsWith(dir + "/")) spawnSync("losetup", ["-d", `/dev/${name}`]);
+    if (backing.startsWith(dir + "/") && pick(backing)) spawnSync("losetup", ["-d", `/dev/${name}`]);
   }
 }
 

@@ -169,7 +169,10 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       let empty: boolean | undefined;
       if (kind === "dir" && a.entries === true) empty = withDir(p, (fd) => readdirSync(`/proc/self/fd/${fd}`).length === 0);
       // nlink 0: a directory removed while something (a mount) still holds it.
-      return { kind, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), ino: st.ino.toString(), empty };
+      // Which directory this is: its inode number and, where the file system records it, its birth
+      // time (an inode number alone is reused at once by ext4 after a directory is removed).
+      const identity = `${st.ino}:${st.birthtimeNs}`;
+      return { kind, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), identity, empty };
     });
   },
   /** A path with symlinks resolved; with {root, sub}: the share's real path and sub, after checking no symlink is on the way. */

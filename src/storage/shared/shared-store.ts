@@ -16,7 +16,7 @@
  *   - the volume's marker on the share, <share>/.csi-lab/volumes/<key>.json
  *     (key: a hash of the location): the ID the driver gave the volume,
  *     its subDir (which an ID in the record form had no room for) and the
- *     directory's inode number. It is the driver's proof that it made this
+ *     directory's identity (inode number and birth time). It is the driver's proof that it made this
  *     directory for this ID: DeleteVolume deletes nothing without it, and
  *     CreateVolume never adopts a directory with data in it that has none.
  *     A volume ID names any directory, so an ID alone proves nothing; the
@@ -24,8 +24,8 @@
  *
  * On the share, creation is a two-phase commit like the hostPath store's:
  * the directory is made (mode, owner, content) under <share>/.csi-lab/tmp,
- * the marker naming its inode is written, and the directory is renamed to
- * its subDir (rename keeps the inode) — a crash leaves a temp that the next
+ * the marker naming its identity is written, and the directory is renamed to
+ * its subDir (rename keeps the inode and its birth time) — a crash leaves a temp that the next
  * create of that volume removes, never a half-made volume, and never a
  * volume without its marker. Deletion renames the directory into
  * <share>/.csi-lab/trash (the commit point), removes the marker, then
@@ -65,14 +65,14 @@ export interface SharedConfig {
   allowedShares: readonly ShareLocation[];
 }
 
-/** What the marker on the share says (version 1 markers, from before markers held proof, have neither volumeId nor ino). */
+/** What the marker on the share says (version 1 markers, from before markers held proof, have neither volumeId nor dir). */
 interface Marker {
   version: number;
   subDir: string;
   name?: string;
   volumeId?: string;
-  /** The volume directory's inode number, as a decimal string. */
-  ino?: string;
+  /** Which directory the driver made: "<inode>:<birth time in ns>" (the agent's probe `identity`). */
+  dir?: string;
 }
 const MARKER_VERSION = 2;
 
@@ -177,32 +177,32 @@ export class SharedStore {
     const { id } = this.idFor(loc, spec.onDelete);
     const key = locationKey(loc);
     const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
-    const marker = (ino: string): string => JSON.stringify({ version: MARKER_VERSION, volumeId: id, subDir: loc.subDir, name: spec.name, ino } satisfies Marker) + "\n";
+    const marker = (dir: string): string => JSON.stringify({ version: MARKER_VERSION, volumeId: id, subDir: loc.subDir, name: spec.name, dir } satisfies Marker) + "\n";
     await this.shares.with(loc, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>) => this.io.run<T>(op, { root, ...args }, describeShare(loc));
       try {
         await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
-        const there = await run<{ kind: string; ino: string; empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
+        const there = await run<{ kind: string; identity: string; empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
           if (shareErrno(err) === "ENOENT") return undefined;
           throw err;
         });
         if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
         if (there) {
           const mine = await this.readMarker(root, key, loc);
-          const made = mine !== undefined && mine.subDir === loc.subDir && (mine.ino === undefined || mine.ino === there.ino);
+          const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || mine.dir === there.identity);
           if (!made && !there.empty) {
             throw alreadyExists(
               `${what} already holds data that this driver did not put there; it is never taken over as a new volume (choose another subDir, or mount it with a static PersistentVolume)`,
             );
           }
-          await run("writeRecord", { key, data: marker(there.ino) });
+          await run("writeRecord", { key, data: marker(there.identity) });
           return;
         }
         const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
         try {
           if (fill) await fill(tmp);
-          const { ino } = await run<{ ino: string }>("probe", { path: tmp });
-          await run("writeRecord", { key, data: marker(ino) }); // before the commit: a volume never exists without it
+          const { identity } = await run<{ identity: string }>("probe", { path: tmp });
+          await run("writeRecord", { key, data: marker(identity) }); // before the commit: a volume never exists without it
           if ((await run<string>("commit", { tmp, subDir: loc.subDir })) === "existed") {
             throw aborted(`${what} appeared while the volume was being made; retry`);
           }
@@ -240,7 +240,7 @@ export class SharedStore {
       throw internal(`the marker of volume ${key} on ${describeShare(share)} is not valid JSON`);
     }
     if (typeof parsed.subDir !== "string") throw internal(`the marker of volume ${key} on ${describeShare(share)} has no subDir`);
-    return { version: Number(parsed.version ?? 1), subDir: parsed.subDir, name: parsed.name, volumeId: parsed.volumeId, ino: parsed.ino };
+    return { version: Number(parsed.version ?? 1), subDir: parsed.subDir, name: parsed.name, volumeId: parsed.volumeId, dir: parsed.dir };
   }
 
   async update(record: VolumeRecord): Promise<void> {
@@ -272,7 +272,7 @@ export class SharedStore {
    * archived-<name>-<time>, or leave it — then forget the volume. Returns
    * what was done, for the log. Nothing is removed or renamed unless the
    * marker proves that the driver made this directory for this very ID
-   * (and the directory is still the one it made: same inode); otherwise
+   * (and the directory is still the one it made: same inode and birth time); otherwise
    * NOT_FOUND, and everything stays as it is. A directory that is gone
    * needs no proof: the volume was deleted, and this is a retry.
    */
@@ -288,7 +288,7 @@ export class SharedStore {
         const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
           this.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
         try {
-          const there = await run<{ kind: string; ino: string }>("probe", { sub: loc.subDir }).catch((err: unknown) => {
+          const there = await run<{ kind: string; identity: string }>("probe", { sub: loc.subDir }).catch((err: unknown) => {
             if (shareErrno(err) === "ENOENT") return undefined;
             throw err;
           });
@@ -297,7 +297,7 @@ export class SharedStore {
             if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
             return "already gone";
           }
-          const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < MARKER_VERSION ? id.form === "record" : mine.volumeId === volumeId && mine.ino === there.ino);
+          const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < MARKER_VERSION ? id.form === "record" : mine.volumeId === volumeId && mine.dir === there.identity);
           if (!proven) {
             throw notFound(
               `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
