@@ -21,6 +21,8 @@ const CASES: [fixture: string, caughtBy: RegExp][] = [
   ["broken-kubelet-dir", /host path \/var\/snap\/microk8s\/common\/var\/lib\/kubelet\/pods is mounted at \/var\/lib\/kubelet\/pods/],
   ["broken-excess-rbac", /ClusterRole\/csi-lab-secrets is bound to it, but none of its sidecars needs it/],
   ["broken-driver-flag", /the driver would refuse its arguments: --mode must be all, controller or node/],
+  ["broken-share-not-allowed", /StorageClass\/csi-lab-nfs: share nfs\.example\.internal:\/exports\/elsewhere is not allowed by .*--allow-share/],
+  ["broken-driver-kubelet-dir", /the kubelet's directory is \/var\/snap\/microk8s\/common\/var\/lib\/kubelet, but the driver's --kubelet-dir is \/var\/lib\/kubelet/],
 ];
 
 async function everyProblem(dir: string): Promise<string[]> {

@@ -10,6 +10,7 @@
  *    role that none of its sidecars needs (least privilege)
  *  - capabilities ⇄ sidecars: a sidecar without its capability exits at
  *    start-up, a capability without its sidecar is never used
+ *  - every nfs StorageClass's share is one each driver may use (--allow-share)
  */
 import { ATTACH_CAPABILITIES } from "../../../src/controller/controller-get-capabilities";
 import {
@@ -17,7 +18,8 @@ import {
   NodeServiceCapability_RPC_Type as NodeCap,
   PluginCapability_Service_Type as Plugin,
 } from "../../../src/gen/csi";
-import { driverInstances } from "./check-pods";
+import { isShareAllowed } from "../../../src/storage/shared/allowed-shares";
+import { driverInstances, type DriverInstance } from "./check-pods";
 import { at, describe, isObject, list, nameOf, namespaceOf, ofKind, str, type Json, type K8sObject } from "./objects";
 import { arg, workloadsOf, type Sidecar } from "./workloads";
 
@@ -76,6 +78,7 @@ export function checkCluster(objects: readonly K8sObject[], caps: Capabilities):
   }
   problems.push(...checkDriverNames(objects, driverName));
   for (const sc of ofKind(objects, "StorageClass")) problems.push(...checkStorageClass(sc));
+  problems.push(...checkAllowedShares(objects, drivers));
 
   // Accounts and permissions.
   problems.push(...checkAccounts(objects));
@@ -98,6 +101,21 @@ export function checkDriverNames(objects: readonly K8sObject[], driverName: stri
     if (o.kind === "PersistentVolume") expect(o, "spec.csi.driver", at(o, "spec", "csi", "driver"));
     for (const w of workloadsOf([o])) {
       for (const v of list(w.pod.volumes).filter(isObject)) if (isObject(v.csi)) expect(o, `volume ${String(v.name)} csi.driver`, v.csi.driver);
+    }
+  }
+  return problems;
+}
+
+/** Every nfs StorageClass among `classes` names a share that every driver may use, or CreateVolume and NodeStageVolume refuse it. */
+export function checkAllowedShares(classes: readonly K8sObject[], drivers: readonly DriverInstance[]): string[] {
+  const problems: string[] = [];
+  for (const sc of ofKind(classes, "StorageClass")) {
+    if (str(at(sc, "parameters", "backend")) !== "nfs") continue;
+    const share = { server: str(at(sc, "parameters", "server")) ?? "", share: str(at(sc, "parameters", "share")) ?? "" };
+    for (const d of drivers) {
+      if (!isShareAllowed(d.config.allowedShares, share)) {
+        problems.push(`${describe(sc)}: share ${share.server ? `${share.server}:` : ""}${share.share} is not allowed by ${d.workload.label}'s driver (--allow-share)`);
+      }
     }
   }
   return problems;

@@ -6,9 +6,11 @@
  *  - claims its pods mount, claims and snapshots its dataSources name,
  *    the PV a claim binds to by volumeName
  *  - a PodMonitor selects the driver's pods and a port they declare
- *  - drivers it names are ours (checkDriverNames)
+ *  - drivers it names are ours (checkDriverNames), and its nfs StorageClasses'
+ *    shares are ones the deployment's drivers may use (checkAllowedShares)
  */
-import { checkDriverNames } from "./check-cluster";
+import { checkAllowedShares, checkDriverNames } from "./check-cluster";
+import { driverInstances } from "./check-pods";
 import { at, describe, isObject, list, nameOf, ofKind, str, type K8sObject } from "./objects";
 import { workloadsOf } from "./workloads";
 
@@ -24,6 +26,7 @@ export function checkExample(example: readonly K8sObject[], deployment: readonly
   const volumes = ofKind(example, "PersistentVolume");
   const driverName = ofKind(deployment, "CSIDriver")[0];
   problems.push(...checkDriverNames(example, driverName ? nameOf(driverName) : undefined));
+  problems.push(...checkAllowedShares(example, driverInstances(deployment)));
 
   for (const pvc of ofKind(example, "PersistentVolumeClaim")) {
     const sc = str(at(pvc, "spec", "storageClassName"));

@@ -14,6 +14,7 @@
  *    with leader election; sidecar images are pinned releases
  */
 import * as path from "node:path";
+import type { DriverConfig } from "../../../src/server/driver";
 import { driverConfigFromArgs } from "../../../src/server/driver-flags";
 import { formatEndpoint } from "../../../src/server/endpoint";
 import { at, isObject, list, str } from "./objects";
@@ -36,6 +37,8 @@ import type { K8sObject } from "./objects";
 export interface DriverInstance {
   workload: Workload;
   container: Container;
+  /** The driver's configuration, as its own flag parser reads the container's arguments. */
+  config: DriverConfig;
   driverName: string;
   mode: string;
   socket: string;
@@ -58,6 +61,7 @@ export function driverInstances(objects: readonly K8sObject[], problems: string[
         out.push({
           workload: w,
           container: c,
+          config: parsed.config,
           driverName: parsed.config.driverName,
           mode: parsed.config.mode,
           socket: endpoint.path,
@@ -122,6 +126,9 @@ function checkNodePlugin(w: Workload, d: DriverInstance, registrar: Container, p
     return;
   }
   const kubeletDir = path.dirname(regHost);
+  if (!d.config.kubeletDirs.includes(kubeletDir)) {
+    problems.push(`${where}: the kubelet's directory is ${kubeletDir}, but the driver's --kubelet-dir is ${d.config.kubeletDirs.join(", ")}: it would refuse every staging and target path`);
+  }
   const socketVolume = str(volumeMountedAt(d.container, path.dirname(d.socket))?.name);
   const socketHost = socketVolume ? hostPathOf(w, socketVolume) : undefined;
   const expected = socketHost ? path.join(socketHost, path.basename(d.socket)) : undefined;
