@@ -13,6 +13,8 @@
 import { accessSync, constants as fsc, lstatSync, readFileSync, realpathSync, statfsSync } from "node:fs";
 import * as path from "node:path";
 import { systemPathProblem } from "../csi/system-paths";
+import { mountContaining, readMountInfo } from "../mount/mountinfo";
+import { detectQuota } from "../storage/quota";
 import type { DriverArgs } from "./driver-flags";
 import { FlagError } from "./driver-flags";
 
@@ -41,7 +43,12 @@ export interface Preflight {
 export function preflight(args: DriverArgs): Preflight {
   const { config } = args;
   const warnings: string[] = [];
-  checkRoot(config.root);
+  const existing = checkRoot(config.root);
+  if (config.defaultCapacityMode === "quota") {
+    // Asked of the root's file system now (its nearest existing directory), not after the root is made.
+    const { backend, reason } = detectQuota(existing, mountContaining(readMountInfo(), existing));
+    if (!backend) throw new FlagError(`--default-capacity-mode quota, but ${reason}`);
+  }
   if (args.endpoint.kind === "unix") checkSocketPath(args.endpoint.path, args.defaultEndpoint);
   if (config.mode !== "controller") {
     for (const dir of config.kubeletDirs) {
@@ -62,8 +69,11 @@ export function preflight(args: DriverArgs): Preflight {
   return { warnings, socketGid, cannotMount };
 }
 
-/** The root is made with mkdir -p: its nearest existing ancestor must be a writable directory on a disk. */
-function checkRoot(root: string): void {
+/**
+ * The root is made with mkdir -p: its nearest existing ancestor must be a
+ * writable directory on a disk. Returns that ancestor's real path.
+ */
+function checkRoot(root: string): string {
   let existing = root;
   let st = lstatSync(existing, { throwIfNoEntry: false });
   while (!st) {
@@ -93,6 +103,7 @@ function checkRoot(root: string): void {
     const why = code === "EROFS" ? "is on a read-only file system" : code === "EACCES" ? "is not writable by this user" : `cannot be written (${code})`;
     throw new FlagError(`--root ${root}: ${existing} ${why}`);
   }
+  return real;
 }
 
 /** The socket's directory must exist (only the embedded default's .csi-lab may be made); a non-socket there is never replaced. */

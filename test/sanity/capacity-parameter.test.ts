@@ -1,6 +1,7 @@
 // The StorageClass parameter `capacity` (quota | image | none) and the
 // driver's --default-capacity-mode decide how a volume's size is enforced.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, DriverProcess, expectCode, mountCapability, startDriver, uniqueName } from "./harness";
@@ -66,6 +67,7 @@ describe("--default-capacity-mode", () => {
   it("quota on a root without quotas stops the driver at start-up, saying why", async () => {
     d = new DriverProcess(await fsp.mkdtemp("/tmp/csi-lab-test-"), { extraArgs: ["--default-capacity-mode", "quota"] });
     await assert.rejects(d.start(), /--default-capacity-mode quota, but the root is on/);
+    assert.equal(existsSync(d.root), false, "refused before the root was made");
   });
 
   it("anything else is refused at start-up", async () => {
