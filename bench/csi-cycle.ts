@@ -19,14 +19,21 @@
  * mounted ones.
  *
  * Without --endpoint it starts `csi-lab driver` itself on a scratch
- * directory and also reports the driver's start-up time and idle RSS.
+ * directory and also reports the driver's start-up time and idle RSS; it
+ * then runs in a private mount namespace of its own (unshare -m), so the
+ * driver's mounts never reach the machine's, and removes the scratch
+ * directory however it ends. Staging and target paths are laid out inside a
+ * kubelet directory (--kubelet-dir, default <scratch>/kubelet), as the
+ * kubelet lays them out and as the driver requires.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { promises as fsp, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
+import { readMountInfo } from "../src/mount/mountinfo";
+import { unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
@@ -42,6 +49,8 @@ interface Options {
   idle: number;
   json: boolean;
   workDir: string;
+  /** Where staging and target paths go: the driver's --kubelet-dir. */
+  kubeletDir: string;
   parameters: Record<string, string>;
   size: number;
   cap: VolumeCapability;
@@ -56,6 +65,7 @@ function options(): Options {
       idle: { type: "string", default: "0" },
       json: { type: "boolean", default: false },
       "work-dir": { type: "string" },
+      "kubelet-dir": { type: "string" },
       param: { type: "string", multiple: true, default: [] },
       size: { type: "string", default: String(1024 * 1024) },
       block: { type: "boolean", default: false },
@@ -68,13 +78,15 @@ function options(): Options {
     if (eq <= 0) throw new Error(`--param wants key=value, got ${kv}`);
     parameters[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  const workDir = values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`);
   return {
     endpoint: values.endpoint,
     concurrency: Number(values.concurrency),
     seconds: Number(values.seconds),
     idle: Number(values.idle),
     json: values.json ?? false,
-    workDir: values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`),
+    workDir,
+    kubeletDir: values["kubelet-dir"] ?? path.join(workDir, "kubelet"),
     parameters,
     size: Number(values.size),
     cap: values.block ? BLOCK : { ...MOUNT, mount: { ...MOUNT.mount, fsType: values["fs-type"] ?? "" } },
@@ -94,11 +106,12 @@ async function timed<T>(samples: number[], fn: () => Promise<T>): Promise<T> {
 }
 
 /** Start a driver from this checkout; returns it with its start-up time. */
-async function spawnDriver(workDir: string): Promise<{ proc: ChildProcess; endpoint: string; readyMs: number }> {
+async function spawnDriver(workDir: string, kubeletDir: string): Promise<{ proc: ChildProcess; endpoint: string; readyMs: number }> {
   const bin = path.resolve(__dirname, "../../bin/csi-lab.js");
   const endpoint = `unix://${path.join(workDir, "csi.sock")}`;
   const t = process.hrtime.bigint();
-  const proc = spawn(process.execPath, [bin, "driver", "--endpoint", endpoint, "--node-id", "bench", "--root", path.join(workDir, "root"), "--log-level", "warn"], {
+  const args = ["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", path.join(workDir, "root"), "--kubelet-dir", kubeletDir, "--log-level", "warn"];
+  const proc = spawn(process.execPath, [bin, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   // Ready = the first Probe that answers, as a liveness probe would see it.
@@ -142,11 +155,33 @@ async function createIdle(client: CsiClient, n: number, concurrency: number, par
 
 async function main(): Promise<void> {
   const o = options();
-  await fsp.mkdir(o.workDir, { recursive: true });
+  if (!o.endpoint && process.env.CSI_LAB_BENCH_PRIVATE !== "1") {
+    // Our own driver makes real mounts: run again in a private mount namespace.
+    const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.argv.slice(1)], {
+      stdio: "inherit",
+      env: { ...process.env, CSI_LAB_BENCH_PRIVATE: "1" },
+    });
+    if (r.error) throw new Error(`unshare: ${r.error.message} (util-linux; run as root)`);
+    process.exitCode = r.status ?? 1;
+    return;
+  }
+  await fsp.mkdir(o.kubeletDir, { recursive: true });
+  try {
+    await run(o);
+  } finally {
+    if (!o.endpoint) {
+      // Mounts a failed run left (this namespace's only) go first: rm must not walk into a volume.
+      for (const m of readMountInfo().reverse()) if (m.mountPoint.startsWith(o.workDir + "/")) unmount(m.mountPoint, { detach: true });
+      await fsp.rm(o.workDir, { recursive: true, force: true });
+    }
+  }
+}
+
+async function run(o: Options): Promise<void> {
   let spawned: Awaited<ReturnType<typeof spawnDriver>> | undefined;
   let endpoint = o.endpoint;
   if (!endpoint) {
-    spawned = await spawnDriver(o.workDir);
+    spawned = await spawnDriver(o.workDir, o.kubeletDir);
     endpoint = spawned.endpoint;
   }
   const client = connect(endpoint);
@@ -170,8 +205,8 @@ async function main(): Promise<void> {
     Array.from({ length: o.concurrency }, async (_, w) => {
       // The kubelet makes the staging directory and the target's parent
       // before it calls the driver; so does this client, once per worker.
-      const staging = path.join(o.workDir, "staging", `w${w}`);
-      const podDir = path.join(o.workDir, "pods", `w${w}`);
+      const staging = path.join(o.kubeletDir, "plugins", "staging", `w${w}`);
+      const podDir = path.join(o.kubeletDir, "pods", `w${w}`);
       await fsp.mkdir(staging, { recursive: true });
       await fsp.mkdir(podDir, { recursive: true });
       for (let i = 0; !givenUp && Date.now() < deadline; i++) {
@@ -220,7 +255,6 @@ async function main(): Promise<void> {
   if (spawned) {
     spawned.proc.kill("SIGTERM");
     await new Promise((r) => spawned!.proc.once("exit", r));
-    await fsp.rm(o.workDir, { recursive: true, force: true });
   }
 
   if (o.json) {

@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { mountFs, unmount } from "../../src/mount/syscalls";
 import { MS } from "../../src/mount/options";
+import { connect } from "../../src/client/csi-client";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
 
 const BIN = path.resolve(__dirname, "../../../bin/csi-lab.js");
@@ -145,6 +146,38 @@ describe("Who can reach the socket", () => {
         proc.on("exit", (code) => reject(new Error(`exited ${code}: ${log}`)));
       });
       assert.match(log, /"level":"warn","msg":"serving CSI on TCP: anyone who can reach this address/);
+    } finally {
+      proc.kill("SIGTERM");
+      await new Promise((r) => proc.once("exit", r));
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("A node plugin that cannot mount", () => {
+  it("says so at start-up, and Probe answers not ready with the reason", async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-nocap-"));
+    const socket = path.join(dir, "csi.sock");
+    // Root without CAP_SYS_ADMIN, as a container that is not privileged runs.
+    const proc = spawn("setpriv", ["--bounding-set=-sys_admin", "--", process.execPath, BIN, "driver", "--endpoint", `unix://${socket}`, "--root", `${dir}/root`, "--kubelet-dir", `${dir}/kubelet`], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let log = "";
+    try {
+      await new Promise<void>((resolve, reject) => {
+        proc.stderr!.on("data", (c: Buffer) => {
+          log += c.toString();
+          if (log.includes('"msg":"ready"')) resolve();
+        });
+        proc.on("exit", (code) => reject(new Error(`exited ${code}: ${log}`)));
+      });
+      assert.match(log, /"msg":"cannot mount","problem":"this process lacks CAP_SYS_ADMIN/);
+      const client = connect(`unix://${socket}`);
+      try {
+        assert.equal((await client.identity.probe({})).ready, false);
+      } finally {
+        client.close();
+      }
     } finally {
       proc.kill("SIGTERM");
       await new Promise((r) => proc.once("exit", r));
