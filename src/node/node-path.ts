@@ -33,6 +33,7 @@ import { MAX_PATH_BYTES, requireString } from "../csi/validate";
 import type { MountPlace } from "../mount/bind";
 import type { MountEntry } from "../mount/mountinfo";
 import type { Driver } from "../server/driver";
+import { madeFor, markMadeFor } from "./made-here";
 
 /** O_PATH (Linux): an fd that names a file without opening it for I/O; with O_NOFOLLOW it never follows a symlink. */
 const O_PATH = 0o10000000;
@@ -235,7 +236,7 @@ export async function withMountTarget<T>(
   np: NodePath,
   kind: "dir" | "file",
   fn: (place: MountPlace) => Promise<T> | T,
-  opts: { allow?: (entries: string[]) => boolean } = {},
+  opts: { madeFor: string; allow?: (entries: string[]) => boolean },
 ): Promise<T> {
   const a = anchor(np);
   if (!a) throw failedPrecondition(`${np.field} ${np.given}: its parent directory does not exist; the CO makes it`);
@@ -243,6 +244,7 @@ export async function withMountTarget<T>(
     let o = occupant(a);
     if (o.kind === "absent") {
       makeAt(a.at, kind);
+      markMadeFor(a.at, opts.madeFor);
       o = occupant(a);
     }
     if (kind === "dir" && o.kind === "dir" && !o.empty && !(opts.allow?.(o.entries) ?? false)) {
@@ -283,23 +285,22 @@ function makeAt(at: string, kind: "dir" | "file"): void {
 
 /**
  * After the volume's mounts are gone: remove what NodePublishVolume made
- * at the place — an empty directory, or the empty file a block volume was
- * bound onto (`kind` says which this volume gets) — as the spec asks.
- * Anything else (a file with data, a directory with entries, a symlink, a
- * device, the other kind) is not the driver's and is left alone:
- * FAILED_PRECONDITION naming it. Nothing there is success. `keepDir`: a
- * staging directory is the CO's, and stays even when empty.
+ * at the place for this volume — an empty directory, or the empty file a
+ * block volume was bound onto (`kind` says which), carrying the driver's
+ * mark for `volumeId` (made-here.ts) — as the spec asks. An empty one
+ * without that mark is the CO's (or someone else's) and stays; so does
+ * nothing at all. Anything else (a file with data, a directory with
+ * entries, a symlink, a device) is FAILED_PRECONDITION naming it, and stays.
  */
-export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file", opts: { keepDir?: boolean } = {}): Promise<void> {
+export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file", volumeId: string): Promise<void> {
   await withAnchor(np, (a) => {
     const o = occupant(a);
     if (o.kind === "absent") return;
-    if (kind === "dir" && o.kind === "dir" && o.empty) {
-      if (!opts.keepDir) rmdirSync(a.at);
-      return;
-    }
-    if (kind === "file" && o.kind === "file" && o.size === 0) {
-      unlinkSync(a.at);
+    const emptyOfKind = (kind === "dir" && o.kind === "dir" && o.empty) || (kind === "file" && o.kind === "file" && o.size === 0);
+    if (emptyOfKind) {
+      if (madeFor(a.at) !== volumeId) return;
+      if (kind === "dir") rmdirSync(a.at);
+      else unlinkSync(a.at);
       return;
     }
     throw failedPrecondition(`${np.field} ${np.given} is ${describeOccupant(o)}, which the driver did not make there; it was left alone`);

@@ -73,7 +73,7 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     if (isEphemeralRequest(volumeContext)) {
       const { vol, created } = await prepareEphemeral(driver, { volumeId, cap, volumeContext, stagingTargetPath: req.stagingTargetPath });
       try {
-        await publishAt(driver, { vol, source: { path: vol.dataDir }, target, cap, flags, readonly, forcedReadOnly: false });
+        await publishAt(driver, { volumeId, vol, source: { path: vol.dataDir }, target, cap, flags, readonly, forcedReadOnly: false });
       } catch (err) {
         // A volume made by this very call and never mounted holds nothing:
         // do not leave it for a pod that may never come back for it.
@@ -95,12 +95,14 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     if (!volumeMountAt(vol.mounts, staged.real)) {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${staging.given}; call NodeStageVolume first`);
     }
-    await publishAt(driver, { vol, source: { staged }, target, cap, flags, readonly, forcedReadOnly: attachment.readonly });
+    await publishAt(driver, { volumeId, vol, source: { staged }, target, cap, flags, readonly, forcedReadOnly: attachment.readonly });
     return {};
   },
 });
 
 interface Publish {
+  /** The volume ID as the request named it (an inline volume's is the kubelet's, not the store's). */
+  volumeId: string;
   vol: NodeVolume;
   /** What is bound at the target: the staged place, or an inline volume's directory (the driver's own path). */
   source: { staged: NodePath } | { path: string };
@@ -145,7 +147,7 @@ async function publishAt(driver: Driver, p: Publish): Promise<void> {
     await withMountTarget(target, layout.placeKind, async (place) => {
       if (fileSystem) applyVolumeMountGroup(cap, src?.at ?? sourcePath, kernelReadOnly);
       await layout.publish(vol, src?.at ?? sourcePath, place, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
-    });
+    }, { madeFor: p.volumeId });
   } finally {
     src?.close();
   }

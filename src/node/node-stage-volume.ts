@@ -79,7 +79,7 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
     }
     // The staging directory (the CO's to make, made here if it has not), and
     // for a block volume the device file inside it, which only the driver puts there.
-    if (staged !== staging) await withMountTarget(staging, "dir", () => undefined, { allow: (names) => names.length === 1 && names[0] === STAGED_DEVICE });
+    if (staged !== staging) await withMountTarget(staging, "dir", () => undefined, { madeFor: volumeId, allow: (names) => names.length === 1 && names[0] === STAGED_DEVICE });
     // Write the record first: if we crash between the two steps, a record
     // without a mount is ignored, while a mount without a record would
     // lose the capability it was made for.
@@ -89,7 +89,7 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
       // An image's root lives inside it: its mutable mode is applied where it is mounted.
       if (vol.layout === "image" && !readonly) applyMutableParameters(driver, vol.record, vol.record.mutableParameters);
       if (fileSystem) applyVolumeMountGroup(cap, place.at, readonly);
-    });
+    }, { madeFor: volumeId });
     return {};
   },
 });

@@ -39,7 +39,7 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
       throw notFound(`volume ${volumeId} does not exist on this node; ${target.given} (${mounted ? "a mount point" : describeOccupant(there!)}) was left as it is`);
     }
     await unmountOwned(target, owner);
-    await removeWhatWasMade(target, owner.placeKind);
+    await removeWhatWasMade(target, owner.placeKind, volumeId);
     driver.nodeRecords.remove("publish", target.real);
     if (await removeEphemeralIfUnused(driver, volumeId)) log.debug("removed the inline volume with its last target");
     return {};

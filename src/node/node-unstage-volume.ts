@@ -44,7 +44,7 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
       await unmountOwned(staging, owner);
     } else if (owner.image) {
       await unmountOwned(device, owner);
-      await removeWhatWasMade(device, "file");
+      await removeWhatWasMade(device, "file", volumeId);
     }
     driver.nodeRecords.remove("stage", staging.real);
     return {};

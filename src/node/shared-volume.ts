@@ -153,7 +153,7 @@ export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging
       await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc));
       if (flagWords.length > 0) await remountOrUndo(driver, vol, staging, flagWords);
     }
-  });
+  }, { madeFor: vol.volumeId });
   await applyGroup(driver, vol, cap, staging.real, readonly);
 }
 
@@ -190,7 +190,7 @@ export async function publishShared(
     await runMount(cfg, bindArgs(p.staging.real, p.target.real), `volume ${vol.volumeId} at ${p.target.given}`);
     const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
     if (words.length > 0) await remountOrUndo(driver, vol, p.target, words);
-  });
+  }, { madeFor: vol.volumeId });
   await applyGroup(driver, vol, p.cap, p.target.real, readonly);
 }
 

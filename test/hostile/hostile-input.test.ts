@@ -128,9 +128,12 @@ describeContained("Hostile input (in a throwaway root)", function () {
   const sizes = () => fc.oneof(fc.constantFrom(-1, 0, 1, 2 ** 31, 2 ** 53 - 1, Number.MAX_SAFE_INTEGER), fc.integer());
   const caps = () => fc.constantFrom(mountCapability(), blockCapability(), mountCapability(Mode.MULTI_NODE_MULTI_WRITER), mountCapability(Mode.SINGLE_NODE_WRITER, ["ro"]));
 
-  /** Run one call and check everything that must hold after it. */
+  /**
+   * Run one call and check what must hold right after it: a status in time,
+   * new mounts only the driver's own inside the kubelet directory, the
+   * driver still ready. (The sentinels are compared once the case is undone: `scenario`.)
+   */
   async function check(what: string, call: () => Promise<unknown>): Promise<void> {
-    const before = fingerprint(s, baseline);
     const started = Date.now();
     let status = "OK";
     try {
@@ -144,18 +147,32 @@ describeContained("Hostile input (in a throwaway root)", function () {
       status = String(e.code);
     }
     assert.ok(Date.now() - started < DEADLINE_MS, `${what}: took ${Date.now() - started} ms`);
-    const after = fingerprint(s, baseline);
-    assert.deepEqual(after.tree, before.tree, `${what} (answered ${status}) changed a sentinel`);
-    assert.deepEqual(after.rootListing, before.rootListing, `${what} (answered ${status}) changed /`);
-    assert.deepEqual(after.mounts, before.mounts, `${what} (answered ${status}) changed the mount table outside the kubelet directory`);
+    assert.deepEqual(fingerprint(s).mounts, start.mounts, `${what} (answered ${status}) changed the mount table outside the kubelet directory`);
     assert.deepEqual(driverMountProblems(s, baseline, isOwn), [], `${what} (answered ${status})`);
     assert.equal((await d.client.identity.probe({}, { timeoutMs: DEADLINE_MS })).ready, true, `${what}: the driver stopped being ready`);
   }
 
+  let start: ReturnType<typeof fingerprint>;
+  /**
+   * One case: its calls, then the undo of what legitimate calls mounted,
+   * then the sentinels, / and the mount table compared with the start.
+   */
+  async function scenario(what: string, volumeId: string, staging: string, target: string, calls: () => Promise<void>): Promise<void> {
+    // A case may legitimately unstage the staged volume it was given: stage it again (idempotent).
+    await d.client.node.nodeStageVolume({ volumeId: ids.staged, stagingTargetPath: stagedAt, volumeCapability: mountCapability() });
+    start = fingerprint(s);
+    await calls();
+    await undo(volumeId, staging, target);
+    const end = fingerprint(s);
+    assert.deepEqual(end.tree, start.tree, `${what} changed a sentinel`);
+    assert.deepEqual(end.rootListing, start.rootListing, `${what} changed /`);
+    assert.deepEqual(end.mounts, start.mounts, `${what} changed the mount table`);
+  }
+
   /** Undo what legitimate calls of a case mounted (through the driver first, then by hand), so each case starts alike. */
   async function undo(volumeId: string, staging: string, target: string): Promise<void> {
-    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: target }, opts).catch(() => undefined);
-    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }, opts).catch(() => undefined);
+    if (target) await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: target }, opts).catch(() => undefined);
+    if (staging) await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }, opts).catch(() => undefined);
     for (const m of newMounts(baseline)) {
       try {
         unmount(m.mountPoint, { detach: true });
@@ -172,8 +189,10 @@ describeContained("Hostile input (in a throwaway root)", function () {
   it("NodeUnpublishVolume and NodeUnstageVolume touch nothing that is not the volume's", async () => {
     await run(
       fc.asyncProperty(volumeIds(), paths(), async (volumeId, p) => {
-        await check(`NodeUnpublishVolume(${volumeId}, ${JSON.stringify(p)})`, () => d.client.node.nodeUnpublishVolume({ volumeId, targetPath: p }, opts));
-        await check(`NodeUnstageVolume(${volumeId}, ${JSON.stringify(p)})`, () => d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: p }, opts));
+        await scenario(`undo calls of ${volumeId} at ${JSON.stringify(p)}`, volumeId, p, p, async () => {
+          await check(`NodeUnpublishVolume(${volumeId}, ${JSON.stringify(p)})`, () => d.client.node.nodeUnpublishVolume({ volumeId, targetPath: p }, opts));
+          await check(`NodeUnstageVolume(${volumeId}, ${JSON.stringify(p)})`, () => d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: p }, opts));
+        });
       }),
     );
   });
@@ -182,13 +201,14 @@ describeContained("Hostile input (in a throwaway root)", function () {
     await run(
       fc.asyncProperty(volumeIds(), paths(), paths(), caps(), fc.boolean(), async (volumeId, staging, target, cap, ephemeral) => {
         const volumeContext: Record<string, string> = ephemeral ? { "csi.storage.k8s.io/ephemeral": "true" } : {};
-        await check(`NodeStageVolume(${volumeId}, ${JSON.stringify(staging)})`, () =>
-          d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: cap, volumeContext }, opts),
-        );
-        await check(`NodePublishVolume(${volumeId}, ${JSON.stringify(staging)} → ${JSON.stringify(target)})`, () =>
-          d.client.node.nodePublishVolume({ volumeId, stagingTargetPath: ephemeral ? "" : staging, targetPath: target, volumeCapability: cap, volumeContext }, opts),
-        );
-        await undo(volumeId, staging, target);
+        await scenario(`stage/publish of ${volumeId} at ${JSON.stringify(staging)} → ${JSON.stringify(target)}`, volumeId, staging, target, async () => {
+          await check(`NodeStageVolume(${volumeId}, ${JSON.stringify(staging)})`, () =>
+            d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: cap, volumeContext }, opts),
+          );
+          await check(`NodePublishVolume(${volumeId}, ${JSON.stringify(staging)} → ${JSON.stringify(target)})`, () =>
+            d.client.node.nodePublishVolume({ volumeId, stagingTargetPath: ephemeral ? "" : staging, targetPath: target, volumeCapability: cap, volumeContext }, opts),
+          );
+        });
       }),
     );
   });
@@ -196,10 +216,12 @@ describeContained("Hostile input (in a throwaway root)", function () {
   it("NodeGetVolumeStats and NodeExpandVolume look only where the volume is", async () => {
     await run(
       fc.asyncProperty(volumeIds(), paths(), sizes(), async (volumeId, p, size) => {
-        await check(`NodeGetVolumeStats(${volumeId}, ${JSON.stringify(p)})`, () => d.client.node.nodeGetVolumeStats({ volumeId, volumePath: p }, opts));
-        await check(`NodeExpandVolume(${volumeId}, ${JSON.stringify(p)}, ${size})`, () =>
-          d.client.node.nodeExpandVolume({ volumeId, volumePath: p, capacityRange: { requiredBytes: size, limitBytes: 0 } }, opts),
-        );
+        await scenario(`stats/expand of ${volumeId} at ${JSON.stringify(p)}`, volumeId, "", "", async () => {
+          await check(`NodeGetVolumeStats(${volumeId}, ${JSON.stringify(p)})`, () => d.client.node.nodeGetVolumeStats({ volumeId, volumePath: p }, opts));
+          await check(`NodeExpandVolume(${volumeId}, ${JSON.stringify(p)}, ${size})`, () =>
+            d.client.node.nodeExpandVolume({ volumeId, volumePath: p, capacityRange: { requiredBytes: size, limitBytes: 0 } }, opts),
+          );
+        });
       }),
     );
   });
@@ -209,12 +231,14 @@ describeContained("Hostile input (in a throwaway root)", function () {
       fc.asyncProperty(volumeIds(), sizes(), async (volumeId, size) => {
         // The real volumes stay: deleting them is legitimate, but then later cases would find them gone.
         if (Object.values(ids).includes(volumeId)) return;
-        await check(`DeleteVolume(${volumeId})`, () => d.client.controller.deleteVolume({ volumeId }, opts));
-        await check(`DeleteSnapshot(${volumeId})`, () => d.client.controller.deleteSnapshot({ snapshotId: volumeId }, opts));
-        await check(`ControllerExpandVolume(${volumeId}, ${size})`, () => d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: size, limitBytes: 0 } }, opts));
-        await check(`ControllerModifyVolume(${volumeId})`, () => d.client.controller.controllerModifyVolume({ volumeId, mutableParameters: { mode: "0777" } }, opts));
-        await check(`CreateSnapshot(${volumeId})`, () => d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: volumeId }, opts));
-        await check(`ControllerGetVolume(${volumeId})`, () => d.client.controller.controllerGetVolume({ volumeId }, opts));
+        await scenario(`controller calls on ${volumeId}`, volumeId, "", "", async () => {
+          await check(`DeleteVolume(${volumeId})`, () => d.client.controller.deleteVolume({ volumeId }, opts));
+          await check(`DeleteSnapshot(${volumeId})`, () => d.client.controller.deleteSnapshot({ snapshotId: volumeId }, opts));
+          await check(`ControllerExpandVolume(${volumeId}, ${size})`, () => d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: size, limitBytes: 0 } }, opts));
+          await check(`ControllerModifyVolume(${volumeId})`, () => d.client.controller.controllerModifyVolume({ volumeId, mutableParameters: { mode: "0777" } }, opts));
+          await check(`CreateSnapshot(${volumeId})`, () => d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: volumeId }, opts));
+          await check(`ControllerGetVolume(${volumeId})`, () => d.client.controller.controllerGetVolume({ volumeId }, opts));
+        });
       }),
     );
   });
@@ -224,15 +248,18 @@ describeContained("Hostile input (in a throwaway root)", function () {
     const subDirs = fc.constantFrom("other-tenant", "other-tenant/data", "link-to-root/etc", "link-to-sentinel/file", "link-to-root", "..", "a/../../b", ".csi-lab/volumes", "fresh-" + process.pid);
     await run(
       fc.asyncProperty(shares, subDirs, sizes(), fc.constantFrom("nfs", "hostpath"), async (share, subDir, size, backend) => {
-        await check(`CreateVolume(backend ${backend}, share ${share}, subDir ${subDir}, ${size} bytes)`, () =>
-          d.client.controller.createVolume(
-            {
-              name: uniqueName("hostile"),
-              volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)],
-              parameters: { backend, share, subDir },
-              capacityRange: { requiredBytes: size, limitBytes: 0 },
-            },
-            opts,
+        const what = `CreateVolume(backend ${backend}, share ${share}, subDir ${subDir}, ${size} bytes)`;
+        await scenario(what, "", "", "", () =>
+          check(what, () =>
+            d.client.controller.createVolume(
+              {
+                name: uniqueName("hostile"),
+                volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)],
+                parameters: { backend, share, subDir },
+                capacityRange: { requiredBytes: size, limitBytes: 0 },
+              },
+              opts,
+            ),
           ),
         );
       }),

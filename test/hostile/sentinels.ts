@@ -160,14 +160,14 @@ export interface Fingerprint {
   mounts: string[];
 }
 
-export function fingerprint(s: Sentinels, baselineMounts?: ReadonlySet<string>): Fingerprint {
+export function fingerprint(s: Sentinels): Fingerprint {
   const tree: string[] = [];
   for (const p of s.watched) describeTree(p, tree);
-  const inKubelet = (m: MountEntry) => m.mountPoint === s.kubeletDir || m.mountPoint.startsWith(s.kubeletDir + "/");
-  // New mounts inside the kubelet directory are judged separately (driverMountProblems);
-  // everything else in the table must stay exactly as it was.
+  // Inside the kubelet directory, new mounts are judged by driverMountProblems, and another
+  // program's mount there (a sentinel) is in the tree: unmounted, its files would vanish.
+  // Everything else in the table must stay exactly as it was.
   const mounts = readMountInfo()
-    .filter((m) => !inKubelet(m) || baselineMounts === undefined || baselineMounts.has(mountLine(m)))
+    .filter((m) => m.mountPoint !== s.kubeletDir && !m.mountPoint.startsWith(s.kubeletDir + "/"))
     .map(mountLine)
     .sort();
   return { tree, rootListing: readdirSync("/").sort(), mounts };

@@ -66,6 +66,21 @@ describe("Node calls touch only what the volume owns", () => {
     assert.ok(existsSync(path.join(dir, "keep")));
   });
 
+  it("an empty directory the driver did not make stays where it is (it is the CO's), and the call succeeds", async () => {
+    const dir = d.path(uniqueName("cos"));
+    await fsp.mkdir(dir);
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: dir });
+    assert.ok(existsSync(dir));
+    // What NodePublishVolume made itself is marked, and goes.
+    const staging = d.path(uniqueName("stage"));
+    const target = d.path(uniqueName("pod"));
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCapability() });
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: target });
+    assert.equal(existsSync(target), false);
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+  });
+
   it("an empty file is not a directory volume's to remove (only a block volume's device file is)", async () => {
     const file = d.path(uniqueName("empty"));
     await fsp.writeFile(file, "");
