@@ -13,6 +13,15 @@
  * A shared volume's size is a label, like capacity: none: the new size
  * is recorded and nothing else changes.
  *
+ * A controller running apart from the nodes (--mode controller, the
+ * Deployment beside csi-resizer) holds no node-local volume: they are made
+ * and recorded by the node plugins. For a hostPath ID it does not hold, it
+ * answers from the request — the size asked for, with node expansion
+ * required — and NodeExpandVolume grows the volume on its own node
+ * (grow-volume.ts). A shared volume it has no record of is answered the
+ * same way, when the driver can prove it made it: its size is a label. See
+ * docs/deploy.md, "Controller and node: who answers what".
+ *
  * Volumes do not shrink. A range whose limit is below the current size is
  * OUT_OF_RANGE; a range the volume already satisfies because it is larger
  * than required_bytes is success, as the spec asks ("already larger than
@@ -24,9 +33,10 @@ import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { checkMap, checkToken, requireMessage } from "../csi/validate";
 import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
-import { getVolume, profileOf } from "../storage/volumes";
-import { checkRange } from "./capacity";
-import { holdSpace, sizeFor } from "./placement";
+import { getVolume, profileOf, volumeRef } from "../storage/volumes";
+import type { Driver } from "../server/driver";
+import { checkRange, type Range } from "./capacity";
+import { growHostPathVolume } from "./grow-volume";
 import { volumeKey } from "./volume-view";
 
 export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, ControllerExpandVolumeResponse>({
@@ -39,9 +49,8 @@ export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, C
     checkMap(req.secrets, "secrets");
     const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
 
-    const store = driver.hostpath;
     const record = await getVolume(driver, volumeId);
-    if (!record) throw notFound(`volume ${volumeId} does not exist`);
+    if (!record) return answerFromRequest(driver, volumeId, range);
     if (cap) {
       const why = unsupportedReason(cap, profileOf(driver, record));
       if (why) throw invalidArgument(`volume ${volumeId}: ${why}`);
@@ -57,18 +66,16 @@ export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, C
       await driver.shared.update({ ...record, capacityBytes: range.required });
       return { capacityBytes: range.required, nodeExpansionRequired: false };
     }
-
-    const placement = { layout, withQuota: record.quota !== undefined, fsType: undefined };
-    const size = sizeFor(placement, range.required, range);
-    const fsTotal = (await store.usage()).totalBytes;
-    if (size > fsTotal) throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
-    const enforced = layout !== "dir" || record.quota !== undefined;
-    const release = enforced ? await holdSpace(driver, size - current, `growing volume ${volumeId} to ${size} bytes`) : () => {};
-    try {
-      const grown = await store.expand(record, size);
-      return { capacityBytes: grown.capacityBytes, nodeExpansionRequired };
-    } finally {
-      release();
-    }
+    const grown = await growHostPathVolume(driver, record, range);
+    return { capacityBytes: grown.capacityBytes, nodeExpansionRequired };
   },
 });
+
+/** A volume this process holds no record of: a node-local one when it runs apart from the nodes, or a shared one. */
+async function answerFromRequest(driver: Driver, volumeId: string, range: Range): Promise<ControllerExpandVolumeResponse> {
+  const ref = volumeRef(volumeId);
+  const size = range.required || range.limit;
+  if (ref.backend === "hostpath" && driver.config.mode === "controller") return { capacityBytes: size, nodeExpansionRequired: true };
+  if (ref.backend === "nfs" && (await driver.shared.provenLocation(volumeId, ref.id))) return { capacityBytes: size, nodeExpansionRequired: false };
+  throw notFound(`volume ${volumeId} does not exist`);
+}

@@ -5,9 +5,13 @@
  * loop device see the new size (LOOP_SET_CAPACITY) and grow the file
  * system inside to fill it (resize2fs, xfs_growfs) — online, while pods
  * use it. A block volume only needs its device refreshed; a directory
- * volume needs nothing (its quota was raised by the controller). The
- * size to reach is the one the controller recorded: the node cannot grant
- * more than that (OUT_OF_RANGE).
+ * volume needs nothing (its quota was raised by the controller).
+ *
+ * When the controller runs apart from the nodes (--mode controller), it
+ * holds no node-local volume and only answered the resizer; then the
+ * volume's record here is smaller than the size asked for, and this node
+ * grows it first — record, image file or quota — by the same rules the
+ * controller would (src/controller/grow-volume.ts).
  *
  * volume_path is where the volume is staged or published; a path where it
  * is not mounted is NOT_FOUND. Repeating the call is harmless: both tools
@@ -23,6 +27,7 @@ import { volumeMountAt } from "../mount/volume-mounts";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { getVolume, volumeRef } from "../storage/volumes";
 import { checkRange } from "../controller/capacity";
+import { growHostPathVolume } from "../controller/grow-volume";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
 import { nodeLayout } from "./layouts";
@@ -50,19 +55,18 @@ export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVol
       const record = await getVolume(driver, volumeId);
       return { capacityBytes: record?.capacityBytes ?? range.required };
     }
-    const vol = await findVolume(driver, volumeId);
+    let vol = await findVolume(driver, volumeId);
     if (cap) {
       const why = unsupportedReason(cap, driver.hostpath.profileOf(vol.record));
       if (why) throw invalidArgument(`volume ${volumeId}: ${why}`);
     }
-    const size = vol.record.capacityBytes;
-    if (range.required > size) {
-      throw outOfRange(`volume ${volumeId} has ${size} bytes; call ControllerExpandVolume to grow it to ${range.required} first`);
+    if (range.limit > 0 && range.limit < vol.record.capacityBytes) {
+      throw outOfRange(`volume ${volumeId} has ${vol.record.capacityBytes} bytes and volumes cannot shrink`);
     }
-    if (range.limit > 0 && range.limit < size) throw outOfRange(`volume ${volumeId} has ${size} bytes and volumes cannot shrink`);
     const mount = volumeMountAt(vol.mounts, volumePath);
     if (!mount) throw notFound(`volume ${volumeId} is not staged or published at ${volumePath}`);
+    if (range.required > vol.record.capacityBytes) vol = { ...vol, record: await growHostPathVolume(driver, vol.record, range) };
     await nodeLayout(vol.layout).expand(driver, vol, volumePath, mount);
-    return { capacityBytes: size };
+    return { capacityBytes: vol.record.capacityBytes };
   },
 });

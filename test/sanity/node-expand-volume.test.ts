@@ -72,12 +72,23 @@ describe("NodeExpandVolume", () => {
     await v.done();
   });
 
-  it("beyond the size the controller granted answers OUT_OF_RANGE", async () => {
-    const v = await published("ext4", 64 * MiB);
+  it("beyond the size recorded, grows the volume on the node itself (the controller may run apart)", async () => {
+    const v = await published("xfs", 320 * MiB);
+    const size = async () => {
+      const s = await fsp.statfs(v.targetPath);
+      return s.blocks * s.bsize;
+    };
+    const before = await size();
+    const res = await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, capacityRange: { requiredBytes: 400 * MiB } });
+    assert.equal(res.capacityBytes, 400 * MiB);
+    const after = await size();
+    assert.ok(after - before >= 75 * MiB, `file system grew from ${before} to ${after} bytes`);
+    const { volume } = await d.client.controller.controllerGetVolume({ volumeId: v.volumeId });
+    assert.equal(volume!.capacityBytes, 400 * MiB, "the record grew too");
     await expectCode(
-      d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, capacityRange: { requiredBytes: 128 * MiB } }),
+      d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, capacityRange: { requiredBytes: 0, limitBytes: 100 * MiB } }),
       Code.OUT_OF_RANGE,
-      /ControllerExpandVolume/,
+      /cannot shrink/,
     );
     await v.done();
   });

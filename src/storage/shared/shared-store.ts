@@ -325,6 +325,21 @@ export class SharedStore {
     return done;
   }
 
+  /**
+   * The location of a volume this driver can prove it made (an allowed
+   * share, its marker naming this very ID, the same directory): what a
+   * controller without the volume's record may act on. undefined otherwise.
+   */
+  async provenLocation(volumeId: string, id: SharedVolumeId): Promise<SharedLocation | undefined> {
+    const loc = await this.locate(id);
+    if (!loc) return undefined;
+    return this.shares.with(loc, async (root) => {
+      const there = await this.io.run<{ kind: string; identity: string }>("probe", { root, sub: loc.subDir }, describeShare(loc)).catch(() => undefined);
+      const mine = await this.readMarker(root, id.key, loc);
+      return there?.kind === "dir" && mine?.volumeId === volumeId && mine.dir === there.identity ? loc : undefined;
+    });
+  }
+
   /** Is the volume's directory there and a directory? A share that does not answer is abnormal too. */
   async condition(loc: SharedLocation): Promise<Condition> {
     try {

@@ -1,0 +1,65 @@
+// The manifests run the driver twice: a controller Deployment (--mode controller, its own root,
+// beside csi-resizer) and a node DaemonSet (--mode all, which provisions node-local volumes on its
+// own disk). The controller holds no node-local volume; expansion still works end to end, and what
+// cannot work from there (changing a node-local volume's mutable parameters) says why.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+
+const MiB = 1024 * 1024;
+
+describe("Controller and node in separate processes", () => {
+  let node: DriverProcess;
+  let controller: DriverProcess;
+  before(async () => {
+    node = await startDriver({ mode: "all" });
+    controller = await startDriver({ mode: "controller", extraArgs: ["--allow-share", node.share] });
+    await fsp.mkdir(node.share, { recursive: true });
+  });
+  after(async () => {
+    await destroyDriver(controller);
+    await destroyDriver(node);
+  });
+
+  it("a node-local volume grows: the controller answers the resizer, NodeExpandVolume grows it on its node", async () => {
+    const cap = { ...mountCapability(), mount: { fsType: "xfs", mountFlags: [], volumeMountGroup: "" } };
+    const { volumeId } = (await node.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], capacityRange: { requiredBytes: 320 * MiB }, parameters: { capacity: "image" } })).volume!;
+    const staging = node.path(uniqueName("stage"));
+    const target = node.path(uniqueName("pod"));
+    await node.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: cap });
+    await node.client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+
+    const before = (await fsp.statfs(target)).blocks * (await fsp.statfs(target)).bsize;
+    const answer = await controller.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 400 * MiB, limitBytes: 0 } });
+    assert.equal(answer.capacityBytes, 400 * MiB);
+    assert.equal(answer.nodeExpansionRequired, true);
+    await node.client.node.nodeExpandVolume({ volumeId, volumePath: target, capacityRange: { requiredBytes: 400 * MiB, limitBytes: 0 } });
+    const s = await fsp.statfs(target);
+    assert.ok(s.blocks * s.bsize - before >= 75 * MiB, `the pod's file system grew from ${before} to ${s.blocks * s.bsize} bytes`);
+
+    await node.client.node.nodeUnpublishVolume({ volumeId, targetPath: target });
+    await node.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+    await node.client.controller.deleteVolume({ volumeId });
+  });
+
+  it("changing a node-local volume's mutable parameters from the controller is refused as infeasible, saying why", async () => {
+    const { volumeId } = (await node.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!;
+    await expectCode(controller.client.controller.controllerModifyVolume({ volumeId, mutableParameters: { mode: "0700" } }), Code.INVALID_ARGUMENT, /lives on a node's own disk/);
+    await node.client.controller.deleteVolume({ volumeId });
+  });
+
+  it("a shared volume made by the node's provisioner can be grown and changed from the controller", async () => {
+    const v = (await node.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)], parameters: { backend: "nfs", share: node.share } })).volume!;
+    const grown = await controller.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 2 * 1024 * MiB, limitBytes: 0 } });
+    assert.equal(grown.nodeExpansionRequired, false);
+    await controller.client.controller.controllerModifyVolume({ volumeId: v.volumeId, mutableParameters: { mode: "0750" } });
+    assert.equal((await fsp.stat(path.join(node.share, v.volumeContext!["csi-lab/subDir"]!))).mode & 0o7777, 0o750);
+    await node.client.controller.deleteVolume({ volumeId: v.volumeId });
+  });
+
+  it("a volume neither process made is NOT_FOUND everywhere", async () => {
+    await expectCode(controller.client.controller.controllerExpandVolume({ volumeId: `nfs1:d::${node.share.slice(1).replaceAll("/", ",")}:never-made`, capacityRange: { requiredBytes: MiB, limitBytes: 0 } }), Code.NOT_FOUND);
+    await expectCode(node.client.controller.controllerExpandVolume({ volumeId: "hp-00000000000000000000000000000000", capacityRange: { requiredBytes: MiB, limitBytes: 0 } }), Code.NOT_FOUND);
+  });
+});
