@@ -37,7 +37,7 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
     ...[...new Set(req.sourceVolumeIds ?? [])].flatMap((id) => volumeKey(id)),
   ],
 
-  async handle(req, { driver, log }) {
+  async handle(req, { driver, log, signal }) {
     const name = checkToken(req.name, "name");
     const sourceVolumeIds = (req.sourceVolumeIds ?? []).map((id, i) => checkToken(id, `source_volume_ids[${i}]`));
     if (sourceVolumeIds.length === 0) throw invalidArgument("source_volume_ids is required: name at least one volume");
@@ -78,7 +78,7 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
       for (const id of memberIds) await store.delete(id); // leftovers of an attempt that never committed
       for (const [i, volume] of volumes.entries()) {
         const spec = { snapshotId: memberIds[i]!, name: `${name}/${volume.volumeId}`, parameters, groupSnapshotId };
-        members.push((await snapshotVolume(driver.hostpath, store, volume, spec)).record);
+        members.push((await snapshotVolume(driver.hostpath, store, volume, spec, { signal, log })).record);
       }
       const group = await store.commitGroup({ groupSnapshotId, name, sourceVolumeIds, snapshotIds: memberIds, parameters, createdAt });
       return { groupSnapshot: toCsiGroupSnapshot(group, members) };
