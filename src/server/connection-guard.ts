@@ -136,12 +136,17 @@ export class ConnectionGuard extends Duplex {
     if (!stream && !this.answered.has(h.streamId)) {
       let encoding: string | undefined;
       let path: string | undefined;
+      let grpc = false;
       for (const x of headers) {
         if (x.name === "grpc-encoding") encoding = x.value;
         else if (x.name === ":path") path = x.value;
+        else if (x.name === "content-type") grpc = x.value.startsWith("application/grpc");
       }
-      stream = { framing: new RequestFraming(encoding), path, response: "none" };
-      this.streams.set(h.streamId, stream);
+      // Only gRPC requests are framed as gRPC; grpc-js answers anything else (415) itself.
+      if (grpc) {
+        stream = { framing: new RequestFraming(encoding), path, response: "none" };
+        this.streams.set(h.streamId, stream);
+      }
     }
     const problem = stream && ends ? stream.framing.end() : undefined;
     if (stream && problem && stream.response !== "done") {

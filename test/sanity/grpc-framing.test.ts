@@ -120,6 +120,16 @@ describe("gRPC framing of requests", () => {
     });
   }
 
+  it("a request that is not gRPC at all is left to grpc-js (HTTP 415), not judged by gRPC's framing", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": INFO, "content-type": "text/plain" }, { endStream: true });
+      req.on("response", (h) => resolve(Number(h[":status"])));
+      req.on("error", reject);
+      req.resume();
+    });
+    assert.equal(status, 415);
+  });
+
   it("a client that opens and resets a stream in one write does not bring the driver down", async () => {
     // Raw bytes, as no HTTP/2 library sends them: the request's headers and its reset arrive in one read.
     const headers = (path: string) =>
