@@ -104,13 +104,14 @@ export async function flushBlockDevice(device: string): Promise<void> {
 /**
  * A process that thaws the file systems open on `fds` unless told, within
  * `limitMs`, that the driver thawed them itself. It reads one line from a
- * pipe: "released" ends it quietly; the pipe closing (the driver died,
- * whatever the signal) or the time running out makes it run
+ * pipe: "released" ends it quietly; anything else, the pipe closing (the
+ * driver died, whatever the signal) or the time running out makes it run
  * `fsfreeze --unfreeze` (util-linux) on each, through /proc/self/fd, so it
  * thaws exactly the file systems the driver froze, wherever they are
- * mounted by then. Spawned before the freeze; `release` after the thaw.
+ * mounted by then. Spawned before the freeze; `release(true)` after the
+ * thaw, `release(false)` if the driver's own thaw failed (it tries again).
  */
-export async function startThawWatchdog(fds: number[], limitMs: number): Promise<{ release(): Promise<void> }> {
+export async function startThawWatchdog(fds: number[], limitMs: number): Promise<{ release(thawed: boolean): Promise<void> }> {
   const seconds = Math.max(1, Math.ceil(limitMs / 1000));
   const script =
     'read -t "$1" line; [ "$line" = released ] && exit 0; shift; ' +
@@ -128,8 +129,8 @@ export async function startThawWatchdog(fds: number[], limitMs: number): Promise
   });
   child.unref();
   return {
-    async release() {
-      child.stdin!.end("released\n");
+    async release(thawed: boolean) {
+      child.stdin!.end(thawed ? "released\n" : "thaw\n");
       await exited;
     },
   };

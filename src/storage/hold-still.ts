@@ -79,7 +79,7 @@ interface FsRef {
 
 interface Held extends FsRef {
   fd: number;
-  state: "open" | "frozen" | "not ours" | "unfreezable" | "thawed";
+  state: "open" | "frozen" | "not ours" | "unfreezable" | "thawed" | "thaw failed";
   thawing?: Promise<void>;
 }
 
@@ -120,7 +120,7 @@ export async function holdStill<T>(contents: readonly Content[], opts: HoldOptio
 
   const held: Held[] = [];
   const marker = path.join(opts.markersDir, `${randomBytes(8).toString("hex")}.json`);
-  let watchdog: { release(): Promise<void> } | undefined;
+  let watchdog: { release(thawed: boolean): Promise<void> } | undefined;
   let timer: NodeJS.Timeout | undefined;
   let syncMs = 0;
   let frozenAt: bigint | undefined;
@@ -172,9 +172,10 @@ export async function holdStill<T>(contents: readonly Content[], opts: HoldOptio
     await thawAll();
     // What a writer saw: from the first FIFREEZE to the last FITHAW.
     const frozenMs = frozenAt === undefined ? 0 : elapsedMs(frozenAt);
-    await watchdog?.release();
+    const thawed = held.every((h) => h.state !== "frozen" && h.state !== "thaw failed");
+    await watchdog?.release(thawed);
     for (const h of held) closeSync(h.fd);
-    await fsp.rm(marker, { force: true });
+    if (thawed) await fsp.rm(marker, { force: true }); // else the start-up sweep tries too
     if (held.length > 0) {
       opts.log?.info("held volumes still for a copy", {
         filesystems: held.map((h) => ({ volume: path.basename(h.image), state: h.state })),
@@ -190,7 +191,10 @@ async function thaw(h: Held, log: HoldLog | undefined): Promise<void> {
     h.state = "thawed";
     h.thawing = thawFs(h.fd, h.mountPoint).then(
       () => undefined,
-      (err: unknown) => log?.warn("could not thaw a file system; the watchdog will", { mountPoint: h.mountPoint, error: String(err) }),
+      (err: unknown) => {
+        h.state = "thaw failed";
+        log?.warn("could not thaw a file system; the watchdog will try", { mountPoint: h.mountPoint, error: String(err) });
+      },
     );
   }
   await h.thawing;

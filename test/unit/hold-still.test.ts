@@ -116,7 +116,20 @@ describe("Holding a volume still for a copy", function () {
       await freezeFs(fd, mnt);
       assert.equal(await writable(300), false, "frozen");
       assert.equal(await writable(3000), true, "thawed by the watchdog after its limit");
-      await watchdog.release(); // it is gone already: releasing is harmless
+      await watchdog.release(true); // it is gone already: releasing is harmless
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("the watchdog thaws at once when told the driver's own thaw failed", async () => {
+    const device = readMountInfo().find((m) => m.mountPoint === mnt)!.device;
+    const fd = openMountedFs(mnt, device);
+    try {
+      const watchdog = await startThawWatchdog([fd], 60_000);
+      await freezeFs(fd, mnt);
+      await watchdog.release(false);
+      assert.equal(await writable(), true);
     } finally {
       closeSync(fd);
     }
