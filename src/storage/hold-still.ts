@@ -20,8 +20,10 @@
  *   block       No file system to freeze: the device's cached writes are
  *               flushed (fsync) before its image is copied, so the copy
  *               holds every write completed before the call. Writes during
- *               the copy may or may not be in it; on a root with reflinks
- *               the copy is one atomic clone, so it is crash-consistent.
+ *               the copy may or may not be in it; where the image can be
+ *               reflinked (XFS; not btrfs, whose image files are
+ *               no-copy-on-write) the copy is one atomic clone, so it is
+ *               crash-consistent.
  *
  * A freeze stops writers, so it is short and bounded. Before freezing, the
  * file system is synced (writers go on meanwhile), so the freeze itself
