@@ -13,7 +13,9 @@
  *   - the same name with a different source is ALREADY_EXISTS.
  * The copy itself happens inside the volume store's create, before its
  * commit point, so a crash mid-copy leaves no half-made volume. It is not
- * abandoned when the CO's deadline passes (see storage/copy-content.ts).
+ * abandoned when the CO's deadline passes (see storage/copy-content.ts),
+ * except the copy of a volume in use whose file system is frozen for it:
+ * that ends at the deadline (storage/hold-still.ts).
  */
 import type { VolumeContentSource } from "../gen/csi";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
@@ -26,6 +28,7 @@ import type { ContentSource } from "../storage/volume-record";
 import type { Capability } from "../csi/capabilities";
 import { DEFAULT_IMAGE_FS, type FsType } from "../mount/filesystem";
 import type { Driver } from "../server/driver";
+import type { CallContext } from "../server/rpc";
 import type { VolumeLayout } from "../storage/volume-record";
 import { defaultMode, place, type Placement } from "./placement";
 import { chooseSize, type Range } from "./capacity";
@@ -51,15 +54,27 @@ export function contentSourceKeys(src: VolumeContentSource | undefined): string[
   return [];
 }
 
-/** Check the requested source; undefined when the request has none. */
+/**
+ * Check the requested source; undefined when the request has none. `call`
+ * lends a clone of a volume in use its deadline and log (read only if the
+ * volume must be frozen for the copy).
+ */
 export async function planContentSource(
   src: VolumeContentSource | undefined,
   driver: Driver,
+  call: Pick<CallContext, "signal" | "log">,
 ): Promise<SourcePlan | undefined> {
   if (!src) return undefined;
   let contentSource: ContentSource;
   let found: { copy: (to: string) => Promise<void>; layout: VolumeLayout; sizeBytes: number; what: string; fsType?: string } | undefined;
-  const opts = { viewsDir: driver.snapshots.viewsDir };
+  const hold = {
+    markersDir: driver.snapshots.markersDir,
+    log: call.log,
+    get signal() {
+      return call.signal;
+    },
+  };
+  const opts = { viewsDir: driver.snapshots.viewsDir, hold };
   if (src.snapshot) {
     const snapshotId = checkToken(src.snapshot.snapshotId, "volume_content_source.snapshot.snapshot_id");
     contentSource = { snapshotId };

@@ -6,10 +6,12 @@
  * if its source volume has been deleted since. The same name for a
  * different source volume is ALREADY_EXISTS. The copy is made inside the
  * call (reflinked where the file system can, see storage/copy-content.ts),
- * so the reply always says ready_to_use. A copy of a volume that pods are
- * writing is taken file by file: quiesce the application first if it needs
- * the files to agree with each other. A shared volume's snapshot is a
- * copy of its directory, kept in this controller's snapshot store.
+ * so the reply always says ready_to_use. A volume that pods are writing
+ * is held still for the copy — an image volume's file system frozen, a
+ * block volume's device flushed (storage/hold-still.ts) — so the snapshot
+ * holds everything written before the call; a directory is copied file by
+ * file. A shared volume's snapshot is a copy of its directory, kept in
+ * this controller's snapshot store.
  */
 import type { CreateSnapshotRequest, CreateSnapshotResponse } from "../gen/csi";
 import { alreadyExists, notFound } from "../csi/errors";
@@ -24,7 +26,7 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
   // The source is locked too: it must not be deleted while it is copied.
   lockKeys: (req, driver) => [...(req.name ? snapshotKey(driver.snapshots.idForName(req.name)) : []), ...volumeKey(req.sourceVolumeId)],
 
-  async handle(req, { driver }) {
+  async handle(req, { driver, signal, log }) {
     const name = checkToken(req.name, "name");
     const sourceVolumeId = checkToken(req.sourceVolumeId, "source_volume_id");
     const parameters = checkSnapshotParameters(req.parameters);
@@ -43,7 +45,7 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
     const spec = { snapshotId, name, parameters };
     const { record } = volume.shared
       ? await snapshotSharedVolume(driver.shared, driver.snapshots, volume, spec)
-      : await snapshotVolume(driver.hostpath, driver.snapshots, volume, spec);
+      : await snapshotVolume(driver.hostpath, driver.snapshots, volume, spec, { signal, log });
     return { snapshot: toCsiSnapshot(record) };
   },
 });

@@ -20,7 +20,7 @@ import type { CreateVolumeRequest, CreateVolumeResponse } from "../gen/csi";
 import { requireSupported, toCapabilities, unsupportedReason, type Capability } from "../csi/capabilities";
 import { alreadyExists, invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
-import { defineRpc } from "../server/rpc";
+import { defineRpc, type CallContext } from "../server/rpc";
 import type { Driver } from "../server/driver";
 import type { ContentSource, VolumeRecord } from "../storage/volume-record";
 import { checkRange, chooseSize, fits, type Range } from "./capacity";
@@ -40,7 +40,8 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     ...contentSourceKeys(req.volumeContentSource),
   ],
 
-  async handle(req, { driver }) {
+  async handle(req, ctx) {
+    const { driver } = ctx;
     const store = driver.hostpath;
     const name = checkToken(req.name, "name");
     const caps = toCapabilities(req.volumeCapabilities, "volume_capabilities");
@@ -49,7 +50,7 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     checkMap(req.secrets, "secrets");
     const range = checkRange(req.capacityRange);
     if (backendOf(parameters) === "nfs") {
-      return createShared(driver, { name, caps, range, parameters, mutableParameters, source: requestedSource(req.volumeContentSource) }, req.volumeContentSource);
+      return createShared(driver, { name, caps, range, parameters, mutableParameters, source: requestedSource(req.volumeContentSource) }, req.volumeContentSource, ctx);
     }
     requireSupported(caps, store.anyLayoutProfile);
     const where = topologyProblem(req.accessibilityRequirements, driver);
@@ -66,7 +67,7 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
       applyMutableParameters(driver, existing, existing.mutableParameters);
       return { volume: toCsiVolume(existing) };
     }
-    const source = await planContentSource(req.volumeContentSource, driver);
+    const source = await planContentSource(req.volumeContentSource, driver, ctx);
 
     const placement = source ? placeFromSource(source, parameters, caps, driver) : place(parameters, caps, driver);
     requireSupported(caps, store.profileFor(placement.layout, placement.fsType));
@@ -147,7 +148,12 @@ function checkCompatible(record: VolumeRecord, req: Request, driver: Driver): vo
  * be one the administrator allowed (--allow-share), and a directory already
  * at subDir holding data the driver did not make is never adopted.
  */
-async function createShared(driver: Driver, req: Request, src: VolumeContentSource | undefined): Promise<CreateVolumeResponse> {
+async function createShared(
+  driver: Driver,
+  req: Request,
+  src: VolumeContentSource | undefined,
+  call: Pick<CallContext, "signal" | "log">,
+): Promise<CreateVolumeResponse> {
   const plan = planShared(req.parameters, req.name);
   const refused = driver.shared.notAllowed(plan.location);
   if (refused) throw invalidArgument(`parameter share: ${refused}`);
@@ -163,7 +169,7 @@ async function createShared(driver: Driver, req: Request, src: VolumeContentSour
   if (await driver.hostpath.get(driver.hostpath.idForName(req.name))) {
     throw alreadyExists(`volume ${JSON.stringify(req.name)} already exists on backend hostpath`);
   }
-  const source = await planContentSource(src, driver);
+  const source = await planContentSource(src, driver, call);
   if (source && source.layout !== "dir") {
     throw invalidArgument(`the content source ${describeSource(source.contentSource)} is a ${source.layout} volume; only a directory tree can be copied into a shared volume`);
   }

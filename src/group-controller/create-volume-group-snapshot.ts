@@ -3,12 +3,18 @@
  *
  * The point of a group (say, a database's data and log volumes) is that its
  * snapshots agree: the spec demands write-order consistency across the
- * volumes "or fail if that's not possible". A hostPath snapshot copies
- * files one after another, which cannot freeze writes to several
- * directories at one instant; so the group is taken only when none of its
- * volumes is mounted anywhere (no pod can be writing), and is refused with
- * FAILED_PRECONDITION otherwise. Stop the workload, take the group
- * snapshot, start it again.
+ * volumes "or fail if that's not possible". So every member is held still
+ * before any is copied (storage/hold-still.ts): the file system of each
+ * image volume in use is frozen, all together, and thawed once every copy
+ * is made — one point in time for the whole group, for at most the call's
+ * deadline. Members are copied into scratch space first and committed
+ * after the thaw, so writers wait for the copies only, not for the flushes
+ * and records. What cannot be held still is refused with
+ * FAILED_PRECONDITION, naming the mounts: a directory volume in use (its
+ * writers could only be stopped by freezing the node's own file system)
+ * and a raw block volume in use (a device has no freeze). Stop the
+ * workload, take the group snapshot, start it again — or keep such
+ * volumes as image volumes.
  *
  * Idempotent by name: the name decides the group's ID and each member's ID
  * (group + volume), and the group's record, written after every member, is
@@ -17,14 +23,19 @@
  * never committed are deleted and cut again, so every member dates from the
  * same attempt; if any copy fails, the members made so far are removed.
  */
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
 import type { CreateVolumeGroupSnapshotRequest, CreateVolumeGroupSnapshotResponse } from "../gen/csi";
 import { volumeRef } from "../storage/volumes";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkSnapshotParameters, groupSnapshotKey, toCsiGroupSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
 import { volumeKey } from "../controller/volume-view";
-import { mountsOfDir } from "../mount/volume-mounts";
-import { snapshotVolume } from "../storage/content-sources";
+import { isReadOnlyLoop } from "../mount/loop";
+import { mountsOfVolume } from "../mount/volume-mounts";
+import { requireCopyable, snapshotRecordOf, volumeContent } from "../storage/content-sources";
+import { copyContent, flushCopy, layoutOf } from "../storage/copy-content";
+import { holdStill } from "../storage/hold-still";
 import type { SnapshotRecord } from "../storage/snapshot-record";
 import type { VolumeRecord } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
@@ -37,7 +48,7 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
     ...[...new Set(req.sourceVolumeIds ?? [])].flatMap((id) => volumeKey(id)),
   ],
 
-  async handle(req, { driver, log }) {
+  async handle(req, { driver, log, signal }) {
     const name = checkToken(req.name, "name");
     const sourceVolumeIds = (req.sourceVolumeIds ?? []).map((id, i) => checkToken(id, `source_volume_ids[${i}]`));
     if (sourceVolumeIds.length === 0) throw invalidArgument("source_volume_ids is required: name at least one volume");
@@ -69,20 +80,30 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
       if (!volume) throw notFound(`source volume ${id} does not exist`);
       volumes.push(volume);
     }
-    for (const volume of volumes) requireQuiet(driver, volume);
+    for (const volume of volumes) requireHoldable(driver, volume);
+    for (const volume of volumes) await requireCopyable(driver.hostpath, volume);
 
     const createdAt = new Date().toISOString();
     const memberIds = volumes.map((v) => store.memberId(groupSnapshotId, v.volumeId));
+    const contents = volumes.map((v) => volumeContent(driver.hostpath, v));
+    const scratch = memberIds.map((id) => store.scratchPath(id));
     const members: SnapshotRecord[] = [];
     try {
       for (const id of memberIds) await store.delete(id); // leftovers of an attempt that never committed
+      const hold = { markersDir: store.markersDir, signal, log };
+      await holdStill(contents, hold, async (held) => {
+        for (const [i, from] of contents.entries()) await copyContent(from, scratch[i]!, { viewsDir: store.viewsDir, held, flush: false });
+      });
+      await flushCopy(path.dirname(scratch[0]!));
       for (const [i, volume] of volumes.entries()) {
         const spec = { snapshotId: memberIds[i]!, name: `${name}/${volume.volumeId}`, parameters, groupSnapshotId };
-        members.push((await snapshotVolume(driver.hostpath, store, volume, spec)).record);
+        const made = await store.create(snapshotRecordOf(volume, spec, contents[i]!.layout), (staging) => fsp.rename(scratch[i]!, staging));
+        members.push(made.record);
       }
       const group = await store.commitGroup({ groupSnapshotId, name, sourceVolumeIds, snapshotIds: memberIds, parameters, createdAt });
       return { groupSnapshot: toCsiGroupSnapshot(group, members) };
     } catch (err) {
+      for (const p of scratch) await fsp.rm(p, { recursive: true, force: true });
       for (const id of memberIds) {
         await store.delete(id).catch((e: unknown) => log.warn("could not remove a member of a failed group snapshot", { snapshotId: id, error: String(e) }));
       }
@@ -91,14 +112,24 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
   },
 });
 
-/** Refuse a volume that is mounted anywhere but in our own copy views: a pod may be writing it. */
-function requireQuiet(driver: Driver, volume: VolumeRecord): void {
+/**
+ * Refuse a member that is in use and cannot be frozen: a directory or a
+ * raw block device mounted anywhere but in our own copy views (a pod may
+ * be writing it). Image volumes in use are frozen for the copy instead.
+ */
+function requireHoldable(driver: Driver, volume: VolumeRecord): void {
+  const layout = layoutOf(volume);
+  if (layout === "image") return;
   const views = driver.snapshots.viewsDir + "/";
-  const mounts = mountsOfDir(driver.hostpath.dataDir(volume.volumeId)).mounts.filter((m) => !m.mountPoint.startsWith(views));
-  if (mounts.length > 0) {
+  const data = driver.hostpath.dataDir(volume.volumeId);
+  const found = layout === "block" ? mountsOfVolume(data, true) : mountsOfVolume(data, false);
+  const writable = layout === "block" ? found.loops.some((n) => !isReadOnlyLoop(n)) : true;
+  const mounts = found.mounts.filter((m) => !m.mountPoint.startsWith(views));
+  if (mounts.length > 0 && writable) {
+    const what = layout === "block" ? "a raw block volume (a device cannot be frozen)" : "a directory volume (only the node's whole file system could be frozen)";
     throw failedPrecondition(
-      `volume ${volume.volumeId} is in use (mounted at ${mounts.map((m) => m.mountPoint).join(", ")}); a group snapshot is write-order ` +
-        `consistent only across volumes no pod can write: stop the workload, or snapshot the volumes one by one`,
+      `volume ${volume.volumeId} is in use (mounted at ${mounts.map((m) => m.mountPoint).join(", ")}) and is ${what}; ` +
+        "a group snapshot is write-order consistent only across volumes it can hold still: stop the workload, or snapshot the volumes one by one",
     );
   }
 }

@@ -56,7 +56,9 @@ const INFO_SIZE = 232;
 const INFO_FLAGS = 52;
 const INFO_FILE_NAME = 56;
 const CONFIG_SIZE = 304;
+const CONFIG_BLOCK_SIZE = 4;
 const CONFIG_INFO = 8;
+const LOGICAL_BLOCK_SIZE = 512;
 
 export function loopDevice(n: number): LoopDevice {
   return { number: n, path: `/dev/loop${n}` };
@@ -70,6 +72,15 @@ export function loopDevice(n: number): LoopDevice {
  * Direct I/O is asked for, so the volume's pages are cached once (in the
  * inner file system) rather than twice; where the backing file system
  * cannot do it, the device is attached without.
+ *
+ * The device's logical block size is always 512 bytes. Left to itself the
+ * kernel picks, with direct I/O, the backing file's direct-I/O alignment —
+ * 512 for a fresh image, but on XFS the file system's block size (4096)
+ * once the image shares extents with a snapshot or clone (reflinks), and
+ * an ext4 with 1 KiB blocks (mkfs's choice below 512 MiB) refuses to
+ * mount on such a device ("bad block size"). With 512 the device looks the
+ * same whatever was copied from it; the kernel then does without direct
+ * I/O for a file that cannot do it at that size.
  */
 export function attachLoop(file: string, opts: { readOnly: boolean }): { loop: LoopDevice; fd: number } {
   const mode = opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
@@ -82,6 +93,7 @@ export function attachLoop(file: string, opts: { readOnly: boolean }): { loop: L
       const fd = openLoopNode(loop, mode);
       const config = Buffer.alloc(CONFIG_SIZE);
       config.writeUInt32LE(backing, 0);
+      config.writeUInt32LE(LOGICAL_BLOCK_SIZE, CONFIG_BLOCK_SIZE);
       const flags = LO_FLAGS.AUTOCLEAR | (opts.readOnly ? LO_FLAGS.READ_ONLY : 0) | (directIo ? LO_FLAGS.DIRECT_IO : 0);
       config.writeUInt32LE(flags, CONFIG_INFO + INFO_FLAGS);
       config.write(path.basename(file).slice(0, 63), CONFIG_INFO + INFO_FILE_NAME, "latin1");

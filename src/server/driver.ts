@@ -103,6 +103,7 @@ export interface Driver {
 export async function openDriver(config: DriverConfig, log: Logger, opts: { mountProblem?: string } = {}): Promise<Driver> {
   const hostpath = await HostPathStore.open(config.root);
   const snapshots = await SnapshotStore.open(hostpath.root);
+  for (const mountPoint of snapshots.thawedAtStart) log.warn("thawed a file system a crash had left frozen for a copy", { mountPoint });
   const shared = await SharedStore.open(hostpath.root, {
     mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
     shareTimeoutMs: config.shareTimeoutMs,

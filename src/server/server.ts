@@ -4,8 +4,10 @@
  * CSI is defined as gRPC services, so a plugin is a gRPC server. We accept
  * connections ourselves (net.Server on a unix socket or TCP port) and hand
  * each one to grpc-js through its connection injector. Owning the accept
- * step lets us repair the `:authority` of old clients (authority.ts) and
- * remove a stale socket file safely, which grpc-js's own bind cannot do.
+ * step lets us put a guard on every connection (connection-guard.ts) that
+ * repairs the `:authority` of old clients and refuses requests whose gRPC
+ * framing is broken, and remove a stale socket file safely, which
+ * grpc-js's own bind cannot do.
  *
  * Which services are served depends on --mode: a controller Deployment
  * serves Identity + Controller, a node DaemonSet Identity + Node, and a
@@ -21,7 +23,7 @@ import { controllerRpcs } from "../controller";
 import { groupControllerRpcs } from "../group-controller";
 import { identityRpcs } from "../identity";
 import { nodeRpcs } from "../node";
-import { AuthorityGuard } from "./authority";
+import { ConnectionGuard } from "./connection-guard";
 import type { Driver } from "./driver";
 import { formatEndpoint, type Endpoint } from "./endpoint";
 import { interceptAll, withSafeDecoding, type CallRecord } from "./interceptor";
@@ -65,7 +67,10 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
   const listener = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    const guard = new AuthorityGuard(socket, (from) => driver.log.debug("rewrote an invalid :authority", { authority: from }));
+    const guard = new ConnectionGuard(socket, {
+      rewrote: (from) => driver.log.debug("rewrote an invalid :authority", { authority: from }),
+      refused: (problem, method) => driver.log.info("refused a request with broken gRPC framing", { method, error: problem }),
+    });
     injector.injectConnection(guard);
   });
 

@@ -13,7 +13,8 @@ import { copyContent, layoutOf, type Content } from "./copy-content";
 import type { HostPathStore } from "./hostpath-store";
 import type { SharedStore } from "./shared/shared-store";
 import type { SnapshotRecord } from "./snapshot-record";
-import type { SnapshotStore } from "./snapshot-store";
+import type { HoldOptions } from "./hold-still";
+import type { NewSnapshot, SnapshotStore } from "./snapshot-store";
 import type { VolumeRecord } from "./volume-record";
 
 /**
@@ -36,24 +37,37 @@ export interface SnapshotSpec {
   groupSnapshotId?: string;
 }
 
-/** Copy `volume` into the snapshot store as `spec.snapshotId` (or return the snapshot that exists). */
+/** What a call lends the copy of a volume in use: its deadline (the longest a freeze may last) and its log. */
+export type CallHold = Pick<HoldOptions, "signal" | "log">;
+
+/** The snapshot's record, for a copy of `volume`. */
+export function snapshotRecordOf(volume: VolumeRecord, spec: SnapshotSpec, layout: Content["layout"]): NewSnapshot {
+  return { ...spec, sourceVolumeId: volume.volumeId, sizeBytes: volume.capacityBytes, layout, ...(volume.fsType ? { fsType: volume.fsType } : {}) };
+}
+
+/** Refuse to copy a volume whose content is not what its layout says. */
+export async function requireCopyable(hostpath: HostPathStore, volume: VolumeRecord): Promise<void> {
+  const condition = await hostpath.condition(volume.volumeId);
+  if (condition.abnormal) throw failedPrecondition(`volume ${volume.volumeId} cannot be snapshotted: ${condition.message}`);
+}
+
+/**
+ * Copy `volume` into the snapshot store as `spec.snapshotId` (or return
+ * the snapshot that exists). A volume in use is held still for the copy
+ * (storage/hold-still.ts), within the call's deadline.
+ */
 export async function snapshotVolume(
   hostpath: HostPathStore,
   snapshots: SnapshotStore,
   volume: VolumeRecord,
   spec: SnapshotSpec,
+  call: CallHold,
 ): Promise<{ record: SnapshotRecord; created: boolean }> {
   const from = volumeContent(hostpath, volume);
-  return snapshots.create(
-    { ...spec, sourceVolumeId: volume.volumeId, sizeBytes: volume.capacityBytes, layout: from.layout, ...(volume.fsType ? { fsType: volume.fsType } : {}) },
-    async (staging) => {
-      const condition = await hostpath.condition(volume.volumeId);
-      if (condition.abnormal) {
-        throw failedPrecondition(`volume ${volume.volumeId} cannot be snapshotted: ${condition.message}`);
-      }
-      await copyContent(from, staging, { viewsDir: snapshots.viewsDir });
-    },
-  );
+  return snapshots.create(snapshotRecordOf(volume, spec, from.layout), async (staging) => {
+    await requireCopyable(hostpath, volume);
+    await copyContent(from, staging, { viewsDir: snapshots.viewsDir, hold: { markersDir: snapshots.markersDir, ...call } });
+  });
 }
 
 /**

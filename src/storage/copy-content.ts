@@ -26,16 +26,24 @@
  * with a parent-death signal, so a kill -9 of the driver kills the copy too
  * and the start-up sweep never races a copier still writing.
  *
+ * A volume in use is held still while its bytes are copied
+ * (storage/hold-still.ts): an image volume's file system is frozen, a
+ * block volume's device flushed, so the copy holds everything written
+ * before the call, not only what the page cache happened to write back.
+ *
  * A copy is never abandoned because the caller's deadline passed. The
  * csi-provisioner gives CreateVolume 10 s by default; a restore that takes
  * longer would be killed and restarted by every retry and never finish.
  * Instead it runs on, holding its locks: retries are ABORTED meanwhile, and
- * the first retry after it finishes finds the volume made.
+ * the first retry after it finishes finds the volume made. The one
+ * exception is a copy made while a file system is frozen for it: every
+ * writer of that volume waits for it, so it ends at the deadline.
  */
 import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import { CsiError, failedPrecondition, internal, invalidArgument, resourceExhausted } from "../csi/errors";
 import { withReadOnlyView } from "../mount/read-only-view";
+import { holdStill, type HoldOptions } from "./hold-still";
 
 export type ContentLayout = "dir" | "image" | "block";
 
@@ -64,6 +72,16 @@ export interface Content {
 export interface CopyOptions {
   /** Where read-only views of live volumes are mounted. */
   viewsDir: string;
+  /**
+   * How a live image or block volume is held still while its file is
+   * copied (storage/hold-still.ts): its file system frozen, its device
+   * flushed. Required to copy one, unless `held` says the caller holds it.
+   */
+  hold?: HoldOptions;
+  /** The caller holds the source still already (a group snapshot); the copy stops when this aborts. */
+  held?: AbortSignal;
+  /** Flush the copy to disk at the end (the default); a group flushes once for all its members. */
+  flush?: boolean;
 }
 
 /**
@@ -78,14 +96,22 @@ export async function copyContent(from: Content, to: string, opts: CopyOptions):
   if (from.layout === "dir") {
     if (!src.isDirectory()) throw failedPrecondition(`the source content at ${from.path} is not a directory`);
     if (dst && !dst.isDirectory()) throw incompatible("a directory tree", "a single file");
-    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to));
-    else await copyTree(from.path, to);
+    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to, opts.held));
+    else await copyTree(from.path, to, opts.held);
   } else {
     if (!src.isFile()) throw failedPrecondition(`the source content at ${from.path} is not a regular file`);
     if (dst && !dst.isFile()) throw incompatible(`a ${from.layout} file`, "a directory tree");
-    await copyFile(from.path, to);
+    if (!from.live || opts.held) await copyFile(from.path, to, opts.held);
+    else if (!opts.hold) throw internal(`refusing to copy the ${from.layout} volume at ${from.path} without holding it still`);
+    // Only the copy itself is held; the flush below runs with the volume thawed.
+    else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal));
   }
-  await runTool("sync", ["--file-system", to]);
+  if (opts.flush !== false) await flushCopy(to);
+}
+
+/** Flush the file system holding `p`, so copies written there survive a power cut. */
+export function flushCopy(p: string): Promise<void> {
+  return runTool("sync", ["--file-system", p]);
 }
 
 function incompatible(source: string, target: string): CsiError {
@@ -93,28 +119,33 @@ function incompatible(source: string, target: string): CsiError {
 }
 
 /** A faithful tree copy (see the top of this file); stays on one file system (-x). */
-function copyTree(from: string, to: string): Promise<void> {
-  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to]);
+function copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to], signal);
 }
 
 /**
  * One file: reflinked where possible, otherwise copied sparsely — runs of
  * zeros become holes, so a 10 GiB image holding 100 MiB costs 100 MiB.
  */
-function copyFile(from: string, to: string): Promise<void> {
+function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void> {
   const keep = "--preserve=mode,ownership,timestamps";
-  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to]);
+  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to], signal);
 }
 
 /**
  * Run a tool to completion. Its stderr becomes the error message (tools
  * name the file they failed on, which is what a person needs); running out
- * of space is RESOURCE_EXHAUSTED, as CSI asks.
+ * of space is RESOURCE_EXHAUSTED, as CSI asks. If `signal` aborts first, the
+ * tool is killed and the call fails with the signal's reason.
  */
-export function runTool(cmd: string, args: string[]): Promise<void> {
+export function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(asError(signal.reason));
     // setpriv (util-linux) sets PR_SET_PDEATHSIG: the tool dies with us.
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const stop = () => child.kill("SIGKILL");
+    signal?.addEventListener("abort", stop, { once: true });
+    child.on("close", () => signal?.removeEventListener("abort", stop));
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       if (stderr.length < 4096) stderr += chunk.toString();
@@ -122,9 +153,14 @@ export function runTool(cmd: string, args: string[]): Promise<void> {
     child.on("error", (err) => reject(internal(`could not run ${cmd}: ${err.message}`)));
     child.on("close", (code, sig) => {
       if (code === 0) return resolve();
+      if (signal?.aborted) return reject(asError(signal.reason));
       const text = stderr.trim().split("\n").slice(0, 3).join("; ");
       if (/No space left on device|Disk quota exceeded/.test(text)) return reject(resourceExhausted(`not enough space to copy the content: ${text}`));
       reject(internal(`${cmd} failed (${sig ?? `exit ${code}`}): ${text || "no message"}`));
     });
   });
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : internal(String(reason));
 }

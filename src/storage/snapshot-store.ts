@@ -10,6 +10,9 @@
  *   snapshots/groups/<gid>.json  a group snapshot's record (its members)
  *   snapshots/.tmp/ .trash/      content being made / being deleted
  *   snapshots/.views/            read-only views of volumes being copied
+ *   snapshots/.frozen/           markers of file systems frozen for a copy
+ *                                (storage/hold-still.ts); the start-up sweep
+ *                                thaws what a crash left frozen
  *
  * The same two-phase discipline as volumes: the content is copied into
  * .tmp, then the record is written (the commit point), then the content is
@@ -40,6 +43,7 @@ import {
 } from "./snapshot-record";
 import { internal } from "../csi/errors";
 import { sweepViews } from "../mount/read-only-view";
+import { thawLeftovers } from "./hold-still";
 
 const SNAPSHOT_ID = /^snap-[0-9a-f]{32}$/;
 const GROUP_ID = /^group-[0-9a-f]{32}$/;
@@ -58,12 +62,16 @@ export class SnapshotStore {
   private readonly sourceOf = new Map<string, string>();
   private readonly index = new SortedIndex();
 
+  /** File systems a crash had left frozen, thawed when the store was opened (mount points, for the log). */
+  thawedAtStart: string[] = [];
+
   private constructor(readonly dir: string) {}
 
   /** Open (and if needed lay out) the store under a volume root; sweep crash leftovers. */
   static async open(root: string): Promise<SnapshotStore> {
     const store = new SnapshotStore(path.join(path.resolve(root), "snapshots"));
-    for (const sub of ["meta", "data", "groups", ".tmp", ".trash", ".views"]) await fsp.mkdir(store.sub(sub), { recursive: true });
+    for (const sub of ["meta", "data", "groups", ".tmp", ".trash", ".views", ".frozen"]) await fsp.mkdir(store.sub(sub), { recursive: true });
+    store.thawedAtStart = await thawLeftovers(store.markersDir); // first: a frozen file system hangs its pods
     await sweepViews(store.viewsDir);
     await store.sweep();
     return store;
@@ -92,6 +100,21 @@ export class SnapshotStore {
 
   get viewsDir(): string {
     return this.sub(".views");
+  }
+
+  /** Where the markers of frozen file systems are kept (storage/hold-still.ts). */
+  get markersDir(): string {
+    return this.sub(".frozen");
+  }
+
+  /**
+   * A fresh path in .tmp to copy a snapshot's content into before its
+   * record exists (a group copies all its members first, then commits
+   * each); the start-up sweep removes it if no record ever names it.
+   */
+  scratchPath(id: string): string {
+    if (!SNAPSHOT_ID.test(id)) throw internal(`refusing to build a path from malformed snapshot id ${JSON.stringify(id)}`);
+    return this.sub(".tmp", `${id}.${randomBytes(4).toString("hex")}`);
   }
 
   get count(): number {

@@ -4,7 +4,10 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { GroupControllerServiceCapability_RPC_Type as GroupCap } from "../../src/gen/csi";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
+import type { VolumeContentSource } from "../../src/gen/csi";
+import { COPY_CASES, fsckImage, PodVolume, thawUnder, Writer, type CopyCase } from "./copy-cases";
 import { createVolume, volumeDir } from "./snapshot-helpers";
+import { fileContent, fileName } from "./writer";
 
 describe("Volume group snapshots", () => {
   let d: DriverProcess;
@@ -85,12 +88,12 @@ describe("Volume group snapshots", () => {
     await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids }); // idempotent
   });
 
-  it("of a volume that is mounted answers FAILED_PRECONDITION (write-order consistency cannot be promised)", async () => {
+  it("of a directory volume that is mounted answers FAILED_PRECONDITION (only the node's own file system could be frozen)", async () => {
     const volumes = await twoVolumes();
     const staging = d.path(uniqueName("stage"));
     await d.client.node.nodeStageVolume({ volumeId: volumes[1], stagingTargetPath: staging, volumeCapability: mountCapability() });
     try {
-      await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes }), Code.FAILED_PRECONDITION, /in use/);
+      await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes }), Code.FAILED_PRECONDITION, /in use .* directory volume/);
     } finally {
       await d.client.node.nodeUnstageVolume({ volumeId: volumes[1], stagingTargetPath: staging });
     }
@@ -138,4 +141,70 @@ describe("Volume group snapshots", () => {
     await expectCode(gc().getVolumeGroupSnapshot({}), Code.INVALID_ARGUMENT, /group_snapshot_id is required/);
     await expectCode(gc().deleteVolumeGroupSnapshot({}), Code.INVALID_ARGUMENT, /group_snapshot_id is required/);
   });
+});
+
+describe("Volume group snapshots of volumes in use", function () {
+  this.timeout(120_000);
+  let d: DriverProcess;
+  const used: PodVolume[] = [];
+  before(async () => (d = await startDriver())); // image volumes: the default on a root without quotas
+  afterEach(async () => {
+    thawUnder(d.dir);
+    for (const v of used.splice(0)) await v.release().catch(() => undefined);
+  });
+  after(async () => destroyDriver(d));
+
+  const IMAGE = COPY_CASES.find((c) => c.layout === "image" && !c.root && !c.fsType)!;
+  const BLOCK = COPY_CASES.find((c) => c.layout === "block" && !c.root)!;
+  const use = async (c: CopyCase, source?: VolumeContentSource) => {
+    const v = await PodVolume.create(d, c, source);
+    used.push(v);
+    return v;
+  };
+
+  /** The files w-0 … w-N complete in `v` (as written by writer.ts's "pairs" mode with `prefix`): N, checking there is no gap. */
+  async function lastComplete(v: PodVolume, prefix: string): Promise<number> {
+    const files = await v.files();
+    let n = -1;
+    while (files.get(fileName(n + 1))?.equals(fileContent(n + 1, prefix))) n++;
+    const beyond = [...files.keys()].filter((k) => k.startsWith("w-") && Number(k.slice(2)) > n + 1);
+    assert.deepEqual(beyond, [], `no file after the first missing or torn one (w-${n + 1})`);
+    return n;
+  }
+
+  it("freezes every member before copying any: the members are one point in time, holding every write completed before the call", async () => {
+    const [a, b] = [await use(IMAGE), await use(IMAGE)];
+    const writer = new Writer("pairs", a!.target, b!.target); // a/w-N, then b/w-N, then N+1…
+    let group;
+    let before = -1;
+    try {
+      await writer.advance(40);
+      before = writer.latest;
+      group = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [a!.volumeId, b!.volumeId] })).groupSnapshot!;
+      await writer.advance(20); // thawed
+    } finally {
+      await writer.stop();
+    }
+    for (const s of group.snapshots!) fsckImage(path.join(d.root, "snapshots", "data", s.snapshotId!), "ext4");
+    const [ra, rb] = [await use(IMAGE, { snapshot: { snapshotId: group.snapshots![0]!.snapshotId } }), await use(IMAGE, { snapshot: { snapshotId: group.snapshots![1]!.snapshotId } })];
+    const [na, nb] = [await lastComplete(ra!, "a"), await lastComplete(rb!, "b")];
+    assert.ok(na >= before && nb >= before, `every pair completed before the call is in the group (${na}, ${nb} ≥ ${before})`);
+    // The writer writes a/w-N before b/w-N: at any one instant b holds a's files or one fewer.
+    assert.ok(nb === na || nb === na - 1, `one point in time: a holds up to w-${na}, b up to w-${nb}`);
+  });
+
+  it("a raw block volume in use answers FAILED_PRECONDITION (a device cannot be frozen); once unstaged it is copied", async () => {
+    const image = await use(IMAGE);
+    const block = await use(BLOCK);
+    await expectCode(
+      gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [image.volumeId, block.volumeId] }),
+      Code.FAILED_PRECONDITION,
+      /in use .* raw block volume/,
+    );
+    await block.release();
+    used.pop();
+    await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [image.volumeId, block.volumeId] });
+  });
+
+  const gc = () => d.client.groupController;
 });

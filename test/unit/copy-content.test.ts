@@ -12,7 +12,8 @@ describe("copyContent", () => {
   let dir: string;
   beforeEach(async () => (dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-copy-"))));
   afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
-  const opts = () => ({ viewsDir: dir });
+  // Volumes in use are held still for the copy (hold-still.ts); these images are mounted nowhere.
+  const opts = () => ({ viewsDir: dir, hold: { markersDir: dir } });
 
   /** A 256 MiB sparse file with 1 MiB of data at 0 and at 128 MiB, like a fresh file system image. */
   async function sparseImage(file: string): Promise<Buffer> {
@@ -43,6 +44,12 @@ describe("copyContent", () => {
       await fh.close();
     });
   }
+
+  it("refuses to copy a live image without the means to hold it still", async () => {
+    const src = path.join(dir, "src.img");
+    await sparseImage(src);
+    await assert.rejects(copyContent({ path: src, layout: "image", live: true }, path.join(dir, "dst.img"), { viewsDir: dir }), /without holding it still/);
+  });
 
   it("replaces an existing file at the destination", async () => {
     const src = path.join(dir, "src.img");
