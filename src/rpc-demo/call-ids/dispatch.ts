@@ -13,7 +13,7 @@
  * watch it to stop early; either way the reply is DEADLINE_EXCEEDED as soon
  * as it fires, because the caller has stopped waiting.
  */
-import type { Codec } from "../codecs/codec";
+import { messageToJson, type Codec } from "../codecs/codec";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import {
@@ -114,7 +114,7 @@ export class Dispatcher {
       const error = new RpcError(Code.INVALID_ARGUMENT, `cannot decode the ${proc.request.fullName} argument: ${messageOf(err)}`, { cause: err });
       return { kind: "error", error, procedure: proc, stage: "decode" };
     }
-    trace?.step("server", "codec", `decode the arguments (${codec.name})`, { notes: [summarize(proc.request.fns.toJSON(req))] });
+    trace?.step("server", "codec", `decode the arguments (${codec.name})`, { notes: [summarize(messageToJson(proc.request, req))] });
 
     let res: unknown;
     try {
@@ -124,7 +124,7 @@ export class Dispatcher {
       trace?.step("server", "handler", `${route.handlerName}() failed: ${error.codeName}`, { notes: [error.message] });
       return { kind: "error", error, procedure: proc, stage: "handler" };
     }
-    trace?.step("server", "handler", `run ${route.handlerName}()`, { notes: [`returned ${summarize(proc.response.fns.toJSON(res))}`] });
+    trace?.step("server", "handler", `run ${route.handlerName}()`, { notes: [`returned ${summarize(messageToJson(proc.response, res))}`] });
 
     try {
       const out = Buffer.from(codec.encode(proc.response, res));

@@ -4,7 +4,7 @@
  */
 import { Playground, type PlaygroundMethod } from "../call-ids/playground";
 import type { AnyProcedure } from "../call-ids/registry";
-import { preloadSchemas, type Codec } from "../codecs/codec";
+import { messageToJson, preloadSchemas, type Codec } from "../codecs/codec";
 import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
 import { PlaygroundState, playgroundDispatcher } from "../playground-service";
 import { RpcError } from "../rpc-error";
@@ -12,7 +12,7 @@ import { Trace } from "../trace";
 import { connectClient, startServer } from "../transports";
 import { callProcedure, type ServerTransport, type TransportName } from "../transports/transport";
 import { narrate, renderStep } from "./narrate";
-import { DEFAULT_REQUESTS } from "./walkthrough";
+import { requestFor } from "./walkthrough";
 
 export interface ServeOptions {
   readonly transport: TransportName;
@@ -92,7 +92,7 @@ export interface CallCliOptions {
 export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
   preload();
   const proc = Playground[opts.method] as AnyProcedure;
-  const req = proc.request.fns.fromJSON(opts.request ?? DEFAULT_REQUESTS[opts.method]);
+  const req = requestFor(opts.method, opts.request);
   const client = await connectClient(opts.transport, { host: opts.host, port: opts.port, faults: new FaultInjector(opts.faults) });
   const trace = new Trace();
   const start = process.hrtime.bigint();
@@ -108,7 +108,7 @@ export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
   opts.write(`Playground.${proc.name} to ${opts.host}:${opts.port} over ${opts.transport} (${opts.codec.name})\n`);
   const story = narrate(trace, start, { plain: opts.plain });
   for (const s of story.steps) opts.write(s + "\n");
-  opts.write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(proc.response.fns.toJSON(result))}`);
+  opts.write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(messageToJson(proc.response, result))}`);
   opts.write("\n" + story.summary);
   return { ok: error === undefined };
 }
