@@ -150,9 +150,11 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
   // an error, or on Ctrl-C (after the call in flight, which may create it).
   let made: string | undefined;
   let inflight: Promise<unknown> = Promise.resolve();
+  let stopping = false;
   let cleaned: Promise<void> | undefined;
   const cleanUp = (): Promise<void> =>
     (cleaned ??= (async () => {
+      stopping = true;
       await inflight.catch(() => undefined);
       if (made === undefined || opts.keep) return;
       const body = Buffer.from(protobufCodec.encode(DeleteRequest, { volumeId: made, secrets: {} }));
@@ -167,6 +169,8 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
     process.once("SIGTERM", onSignal);
   }
   const create = async (req: CsiMessage, trace: Trace): Promise<CsiMessage> => {
+    // After Ctrl-C, no new volume: wait here for the exit.
+    if (stopping) await new Promise(() => undefined);
     const p = createVolume(client, req, trace);
     inflight = p;
     const reply = await p;
