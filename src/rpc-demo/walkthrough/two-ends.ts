@@ -5,7 +5,7 @@
 import { Playground, type PlaygroundMethod } from "../call-ids/playground";
 import type { AnyProcedure } from "../call-ids/registry";
 import { messageToJson, preloadSchemas, type Codec } from "../codecs/codec";
-import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
+import { describeFaults, FaultInjector, waitNote, type FaultPlan } from "../faults/faults";
 import { PlaygroundState, playgroundDispatcher } from "../playground-service";
 import { RpcError } from "../rpc-error";
 import { Trace } from "../trace";
@@ -67,6 +67,9 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
     [
       `Playground serving over ${opts.transport} on ${opts.host}:${server.port} · faults: ${describeFaults(opts.faults)}` +
         (opts.transport === "udp" ? ` · duplicate-request cache ${opts.duplicateCache ? "on" : "off"}` : ""),
+      ...(opts.transport !== "udp" && (opts.faults.drop > 0 || opts.faults.dropFirst > 0)
+        ? [`Over ${opts.transport === "tcp" ? "TCP" : "HTTP/2"} a dropped message is never resent: its caller waits out its whole deadline.`]
+        : []),
       "",
       dispatcher.describe(),
       "",
@@ -94,6 +97,8 @@ export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
   const proc = Playground[opts.method] as AnyProcedure;
   const req = requestFor(opts.method, opts.request);
   const client = await connectClient(opts.transport, { host: opts.host, port: opts.port, faults: new FaultInjector(opts.faults) });
+  const note = waitNote(opts.faults, opts.transport, opts.timeoutMs, 0);
+  if (note) opts.write(note);
   const trace = new Trace();
   const start = process.hrtime.bigint();
   let result: unknown;

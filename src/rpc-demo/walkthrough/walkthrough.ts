@@ -10,7 +10,7 @@
 import { Playground, type PlaygroundMethod } from "../call-ids/playground";
 import type { AnyProcedure } from "../call-ids/registry";
 import { messageFromJson, messageToJson, type Codec } from "../codecs/codec";
-import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
+import { describeFaults, FaultInjector, waitNote, type FaultPlan } from "../faults/faults";
 import { PlaygroundState, playgroundDispatcher } from "../playground-service";
 import { Code, RpcError } from "../rpc-error";
 import { Trace } from "../trace";
@@ -105,6 +105,10 @@ export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boole
       "",
     ].join("\n"),
   );
+
+  // Said before the call, so a class knows how long the silence will last.
+  const note = waitNote(opts.faults, opts.transport, opts.timeoutMs, opts.transport === "udp" ? 0 : 1);
+  if (note) write(`${note}\n`);
 
   const clientFaults = new FaultInjector({ ...opts.faults, seed: opts.faults.seed + 1 });
   let client: ClientTransport = await connectClient(opts.transport, { port, faults: clientFaults });
