@@ -331,7 +331,7 @@ function entrySchema(f: FieldSchema): MessageSchema {
       [2, v],
     ]),
     numbered: [undefined, k, v],
-    defaults: { template: {}, lists: [], maps: [] },
+    defaults: { make: () => ({}) },
   };
 }
 

@@ -151,11 +151,7 @@ function zeroOf(f: FieldSchema): unknown {
 }
 
 function blankMessage(schema: MessageSchema): Obj {
-  const d = schema.defaults;
-  const o: Obj = Object.assign({}, d.template);
-  for (const name of d.lists) o[name] = [];
-  for (const name of d.maps) o[name] = {};
-  return o;
+  return schema.defaults.make();
 }
 
 function mapFromJson(f: FieldSchema, value: unknown, opts: FromJsonOptions, at: string): Obj {

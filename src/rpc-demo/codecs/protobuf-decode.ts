@@ -24,11 +24,7 @@ export function unknownFieldsOf(msg: object): readonly Uint8Array[] {
 
 /** A message with every field at its default, as ts-proto's createBase… makes it. */
 function blank(schema: MessageSchema): Obj {
-  const d = schema.defaults;
-  const o: Obj = Object.assign({}, d.template);
-  for (let i = 0; i < d.lists.length; i++) o[d.lists[i]!] = [];
-  for (let i = 0; i < d.maps.length; i++) o[d.maps[i]!] = {};
-  return o;
+  return schema.defaults.make();
 }
 
 export function readMessage(schema: MessageSchema, r: Reader, end: number): Obj {

@@ -123,11 +123,8 @@ export interface MessageSchema {
 
 /** A message with every field at its default, as ts-proto's createBase… makes it. */
 export interface MessageDefaults {
-  /** Scalars at their default, message and oneof fields undefined; lists and maps null. */
-  readonly template: Readonly<Record<string, unknown>>;
-  /** Fields that need a fresh [] or {} in every message. */
-  readonly lists: readonly string[];
-  readonly maps: readonly string[];
+  /** A new blank message: scalars at their default, message and oneof fields undefined, fresh [] and {}. */
+  readonly make: () => Record<string, unknown>;
 }
 
 const EMPTY_BYTES = Buffer.alloc(0);
@@ -176,19 +173,24 @@ export function isSet(f: FieldSchema, v: unknown): boolean {
 }
 
 /**
- * The template is parsed from JSON text on purpose: V8 keeps an object
- * built one computed key at a time in slow "dictionary mode", while a parsed
- * object gets a fixed shape, which a copy made with Object.assign keeps.
- * Measured here: making a blank Sample went from ~1.3 µs to ~0.1 µs.
+ * A blank message comes from a tiny function built from the schema whose
+ * body is one object literal, `() => ({ i32: 0, i64: 0n, text: "", … })`,
+ * as ts-proto's generated createBase… is. V8 makes a literal object from a
+ * prepared shape in one step; copying a template object field by field
+ * (Object.assign) took ~400 ns for a blank Sample here, the literal ~50 ns,
+ * and a blank message is made for every message decoded.
  */
 function messageDefaults(fields: readonly FieldSchema[]): MessageDefaults {
-  const template = JSON.parse(JSON.stringify(Object.fromEntries(fields.map((f) => [f.jsName, null])))) as Record<string, unknown>;
-  for (const f of fields) if (!f.repeated) template[f.jsName] = defaultValue(f);
-  return {
-    template,
-    lists: fields.filter((f) => f.repeated && f.kind !== Kind.MAP).map((f) => f.jsName),
-    maps: fields.filter((f) => f.kind === Kind.MAP).map((f) => f.jsName),
+  const literal = (f: FieldSchema): string => {
+    if (f.kind === Kind.MAP) return "{}";
+    if (f.repeated) return "[]";
+    const v = defaultValue(f);
+    return v === EMPTY_BYTES ? "EMPTY_BYTES" : typeof v === "bigint" ? `${v}n` : v === undefined ? "undefined" : JSON.stringify(v);
   };
+  const body = fields.map((f) => `${JSON.stringify(f.jsName)}: ${literal(f)}`).join(", ");
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the source is built from field names, JSON-quoted
+  const make = new Function("EMPTY_BYTES", `return () => ({ ${body} });`)(EMPTY_BYTES) as () => Record<string, unknown>;
+  return { make };
 }
 
 /** Where our .proto files live, from dist/src/rpc-demo/codecs or src/rpc-demo/codecs. */
