@@ -137,9 +137,11 @@ describe("CSI explained", () => {
       // demo is caught in the middle, then thawed so the call can finish.
       const child = spawn(process.execPath, [BIN, "rpc", "csi", "--plain", "--endpoint", driver.endpoint], { stdio: ["ignore", "pipe", "pipe"] });
       let out = "";
+      let sent = false;
       child.stdout.on("data", (c: Buffer) => {
         out += c.toString();
-        if (out.includes("== 1.") && !out.includes("== 2.")) {
+        if (!sent && out.includes("== 1.")) {
+          sent = true; // once: a second Ctrl-C would end it at once, without cleaning up
           driver.freeze();
           child.kill("SIGINT");
           setTimeout(() => driver.thaw(), 300);
