@@ -11,10 +11,10 @@ export interface CodecFigure {
 }
 
 const SAMPLE: Sample = {
-  i32: 150, i64: -(2 ** 40), u32: 4_000_000_000, u64: 2 ** 50, s32: -300, s64: -12345678901, f32: 7, f64: 2 ** 40, sf32: -7, sf64: -(2 ** 41),
+  i32: 150, i64: -(2n ** 40n), u32: 4_000_000_000, u64: 2n ** 50n, s32: -300, s64: -12345678901n, f32: 7, f64: 2n ** 40n, sf32: -7, sf64: -(2n ** 41n),
   fl: 1.5, db: Math.PI, flag: true, text: "the quick brown fox", blob: Buffer.from("0123456789abcdef"), color: 2, point: { x: 10, y: -20 },
-  numbers: [1, 2, 3, 300, -1, 70000], deltas: [-1, 1, -1000, 1000], readings: [0.5, 1.25, 2.5], tags: ["alpha", "beta", "gamma"],
-  path: [{ x: 1, y: 2 }, { x: 3, y: 4 }, { x: 5, y: 6 }], labels: { zone: "eu-1", tier: "fast" }, id: 123456789,
+  numbers: [1, 2, 3, 300, -1, 70000], deltas: [-1n, 1n, -1000n, 1000n], readings: [0.5, 1.25, 2.5], tags: ["alpha", "beta", "gamma"],
+  path: [{ x: 1, y: 2 }, { x: 3, y: 4 }, { x: 5, y: 6 }], labels: { zone: "eu-1", tier: "fast" }, id: 123456789n,
 };
 
 const CREATE_VOLUME = CreateVolumeRequest.fromPartial({
@@ -68,7 +68,7 @@ function bench<T>(name: string, type: MessageType<T>, msg: T, iterations: number
 
 export function codecFigures(): CodecFigure[] {
   return [
-    bench("AddRequest (2 sint64)", messageType("csilab.rpcdemo.v1.AddRequest", AddRequest), { a: 2, b: 40 }, 200_000),
+    bench("AddRequest (2 sint64)", messageType("csilab.rpcdemo.v1.AddRequest", AddRequest), { a: 2n, b: 40n }, 200_000),
     bench("Sample (every wire type)", messageType("csilab.rpcdemo.v1.Sample", Sample), SAMPLE, 50_000),
     bench("CSI CreateVolumeRequest", messageType("csi.v1.CreateVolumeRequest", CreateVolumeRequest), CREATE_VOLUME, 50_000),
   ];

@@ -90,7 +90,7 @@ async function startServers(cpu: number | undefined): Promise<{ ports: BenchPort
 }
 
 async function roundTrips(ports: BenchPorts): Promise<RoundTrip[]> {
-  const req = { a: 2, b: 40 };
+  const req = { a: 2n, b: 40n };
   const clients: { name: string; call: Call; close(): Promise<void> | void }[] = [];
   for (const t of ["tcp", "udp", "http2"] as TransportName[]) {
     const client = await connectClient(t, { port: ports[t], retransmitMs: 1000 });

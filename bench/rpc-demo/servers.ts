@@ -26,9 +26,9 @@ async function main(): Promise<void> {
   // grpc-js as a TypeScript project uses it: ts-proto's service definition.
   const server = new grpc.Server();
   const impl: PlaygroundServer = {
-    add: (call, cb) => cb(null, { sum: (call.request.a ?? 0) + (call.request.b ?? 0) }),
+    add: (call, cb) => cb(null, { sum: (call.request.a ?? 0n) + (call.request.b ?? 0n) }),
     echo: (call, cb) => cb(null, call.request),
-    increment: (_call, cb) => cb(null, { value: 1 }),
+    increment: (_call, cb) => cb(null, { value: 1n }),
     sleep: (call, cb) => setTimeout(() => cb(null, { sleptMillis: call.request.millis ?? 0 }), call.request.millis ?? 0),
     fail: (call, cb) => cb({ code: call.request.code ?? 2, details: call.request.message ?? "" }),
   };

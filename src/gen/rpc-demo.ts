@@ -87,12 +87,12 @@ export function colorToJSON(object: Color): string {
 }
 
 export interface AddRequest {
-  a?: number | undefined;
-  b?: number | undefined;
+  a?: bigint | undefined;
+  b?: bigint | undefined;
 }
 
 export interface AddReply {
-  sum?: number | undefined;
+  sum?: bigint | undefined;
 }
 
 export interface IncrementRequest {
@@ -108,7 +108,7 @@ export interface IncrementRequest {
 }
 
 export interface IncrementReply {
-  value?: number | undefined;
+  value?: bigint | undefined;
 }
 
 export interface SleepRequest {
@@ -140,15 +140,15 @@ export interface Point {
  */
 export interface Sample {
   i32?: number | undefined;
-  i64?: number | undefined;
+  i64?: bigint | undefined;
   u32?: number | undefined;
-  u64?: number | undefined;
+  u64?: bigint | undefined;
   s32?: number | undefined;
-  s64?: number | undefined;
+  s64?: bigint | undefined;
   f32?: number | undefined;
-  f64?: number | undefined;
+  f64?: bigint | undefined;
   sf32?: number | undefined;
-  sf64?: number | undefined;
+  sf64?: bigint | undefined;
   fl?: number | undefined;
   db?: number | undefined;
   flag?: boolean | undefined;
@@ -157,12 +157,12 @@ export interface Sample {
   color?: Color | undefined;
   point?: Point | undefined;
   numbers?: number[] | undefined;
-  deltas?: number[] | undefined;
+  deltas?: bigint[] | undefined;
   readings?: number[] | undefined;
   tags?: string[] | undefined;
   path?: Point[] | undefined;
   labels?: { [key: string]: string } | undefined;
-  id?: number | undefined;
+  id?: bigint | undefined;
 }
 
 export interface Sample_LabelsEntry {
@@ -171,15 +171,21 @@ export interface Sample_LabelsEntry {
 }
 
 function createBaseAddRequest(): AddRequest {
-  return { a: 0, b: 0 };
+  return { a: 0n, b: 0n };
 }
 
 export const AddRequest: MessageFns<AddRequest> = {
   encode(message: AddRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.a !== undefined && message.a !== 0) {
+    if (message.a !== undefined && message.a !== 0n) {
+      if (BigInt.asIntN(64, message.a) !== message.a) {
+        throw new globalThis.Error("value provided for field message.a of type sint64 too large");
+      }
       writer.uint32(8).sint64(message.a);
     }
-    if (message.b !== undefined && message.b !== 0) {
+    if (message.b !== undefined && message.b !== 0n) {
+      if (BigInt.asIntN(64, message.b) !== message.b) {
+        throw new globalThis.Error("value provided for field message.b of type sint64 too large");
+      }
       writer.uint32(16).sint64(message.b);
     }
     return writer;
@@ -203,7 +209,7 @@ export const AddRequest: MessageFns<AddRequest> = {
               break;
             }
 
-            message.a = longToNumber(reader.sint64());
+            message.a = reader.sint64() as bigint;
             continue;
           }
           case 2: {
@@ -211,7 +217,7 @@ export const AddRequest: MessageFns<AddRequest> = {
               break;
             }
 
-            message.b = longToNumber(reader.sint64());
+            message.b = reader.sint64() as bigint;
             continue;
           }
         }
@@ -227,19 +233,16 @@ export const AddRequest: MessageFns<AddRequest> = {
   },
 
   fromJSON(object: any): AddRequest {
-    return {
-      a: isSet(object.a) ? globalThis.Number(object.a) : 0,
-      b: isSet(object.b) ? globalThis.Number(object.b) : 0,
-    };
+    return { a: isSet(object.a) ? BigInt(object.a) : 0n, b: isSet(object.b) ? BigInt(object.b) : 0n };
   },
 
   toJSON(message: AddRequest): unknown {
     const obj: any = {};
-    if (message.a !== undefined && message.a !== 0) {
-      obj.a = Math.round(message.a);
+    if (message.a !== undefined && message.a !== 0n) {
+      obj.a = message.a.toString();
     }
-    if (message.b !== undefined && message.b !== 0) {
-      obj.b = Math.round(message.b);
+    if (message.b !== undefined && message.b !== 0n) {
+      obj.b = message.b.toString();
     }
     return obj;
   },
@@ -249,19 +252,22 @@ export const AddRequest: MessageFns<AddRequest> = {
   },
   fromPartial(object: DeepPartial<AddRequest>): AddRequest {
     const message = createBaseAddRequest();
-    message.a = object.a ?? 0;
-    message.b = object.b ?? 0;
+    message.a = (object.a !== undefined && object.a !== null) ? BigInt(object.a) : 0n;
+    message.b = (object.b !== undefined && object.b !== null) ? BigInt(object.b) : 0n;
     return message;
   },
 };
 
 function createBaseAddReply(): AddReply {
-  return { sum: 0 };
+  return { sum: 0n };
 }
 
 export const AddReply: MessageFns<AddReply> = {
   encode(message: AddReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.sum !== undefined && message.sum !== 0) {
+    if (message.sum !== undefined && message.sum !== 0n) {
+      if (BigInt.asIntN(64, message.sum) !== message.sum) {
+        throw new globalThis.Error("value provided for field message.sum of type sint64 too large");
+      }
       writer.uint32(8).sint64(message.sum);
     }
     return writer;
@@ -285,7 +291,7 @@ export const AddReply: MessageFns<AddReply> = {
               break;
             }
 
-            message.sum = longToNumber(reader.sint64());
+            message.sum = reader.sint64() as bigint;
             continue;
           }
         }
@@ -301,13 +307,13 @@ export const AddReply: MessageFns<AddReply> = {
   },
 
   fromJSON(object: any): AddReply {
-    return { sum: isSet(object.sum) ? globalThis.Number(object.sum) : 0 };
+    return { sum: isSet(object.sum) ? BigInt(object.sum) : 0n };
   },
 
   toJSON(message: AddReply): unknown {
     const obj: any = {};
-    if (message.sum !== undefined && message.sum !== 0) {
-      obj.sum = Math.round(message.sum);
+    if (message.sum !== undefined && message.sum !== 0n) {
+      obj.sum = message.sum.toString();
     }
     return obj;
   },
@@ -317,7 +323,7 @@ export const AddReply: MessageFns<AddReply> = {
   },
   fromPartial(object: DeepPartial<AddReply>): AddReply {
     const message = createBaseAddReply();
-    message.sum = object.sum ?? 0;
+    message.sum = (object.sum !== undefined && object.sum !== null) ? BigInt(object.sum) : 0n;
     return message;
   },
 };
@@ -412,12 +418,15 @@ export const IncrementRequest: MessageFns<IncrementRequest> = {
 };
 
 function createBaseIncrementReply(): IncrementReply {
-  return { value: 0 };
+  return { value: 0n };
 }
 
 export const IncrementReply: MessageFns<IncrementReply> = {
   encode(message: IncrementReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.value !== undefined && message.value !== 0) {
+    if (message.value !== undefined && message.value !== 0n) {
+      if (BigInt.asUintN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.value);
     }
     return writer;
@@ -441,7 +450,7 @@ export const IncrementReply: MessageFns<IncrementReply> = {
               break;
             }
 
-            message.value = longToNumber(reader.uint64());
+            message.value = reader.uint64() as bigint;
             continue;
           }
         }
@@ -457,13 +466,13 @@ export const IncrementReply: MessageFns<IncrementReply> = {
   },
 
   fromJSON(object: any): IncrementReply {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
+    return { value: isSet(object.value) ? BigInt(object.value) : 0n };
   },
 
   toJSON(message: IncrementReply): unknown {
     const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = Math.round(message.value);
+    if (message.value !== undefined && message.value !== 0n) {
+      obj.value = message.value.toString();
     }
     return obj;
   },
@@ -473,7 +482,7 @@ export const IncrementReply: MessageFns<IncrementReply> = {
   },
   fromPartial(object: DeepPartial<IncrementReply>): IncrementReply {
     const message = createBaseIncrementReply();
-    message.value = object.value ?? 0;
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
     return message;
   },
 };
@@ -843,15 +852,15 @@ export const Point: MessageFns<Point> = {
 function createBaseSample(): Sample {
   return {
     i32: 0,
-    i64: 0,
+    i64: 0n,
     u32: 0,
-    u64: 0,
+    u64: 0n,
     s32: 0,
-    s64: 0,
+    s64: 0n,
     f32: 0,
-    f64: 0,
+    f64: 0n,
     sf32: 0,
-    sf64: 0,
+    sf64: 0n,
     fl: 0,
     db: 0,
     flag: false,
@@ -865,7 +874,7 @@ function createBaseSample(): Sample {
     tags: [],
     path: [],
     labels: {},
-    id: 0,
+    id: 0n,
   };
 }
 
@@ -874,31 +883,46 @@ export const Sample: MessageFns<Sample> = {
     if (message.i32 !== undefined && message.i32 !== 0) {
       writer.uint32(8).int32(message.i32);
     }
-    if (message.i64 !== undefined && message.i64 !== 0) {
+    if (message.i64 !== undefined && message.i64 !== 0n) {
+      if (BigInt.asIntN(64, message.i64) !== message.i64) {
+        throw new globalThis.Error("value provided for field message.i64 of type int64 too large");
+      }
       writer.uint32(16).int64(message.i64);
     }
     if (message.u32 !== undefined && message.u32 !== 0) {
       writer.uint32(24).uint32(message.u32);
     }
-    if (message.u64 !== undefined && message.u64 !== 0) {
+    if (message.u64 !== undefined && message.u64 !== 0n) {
+      if (BigInt.asUintN(64, message.u64) !== message.u64) {
+        throw new globalThis.Error("value provided for field message.u64 of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.u64);
     }
     if (message.s32 !== undefined && message.s32 !== 0) {
       writer.uint32(40).sint32(message.s32);
     }
-    if (message.s64 !== undefined && message.s64 !== 0) {
+    if (message.s64 !== undefined && message.s64 !== 0n) {
+      if (BigInt.asIntN(64, message.s64) !== message.s64) {
+        throw new globalThis.Error("value provided for field message.s64 of type sint64 too large");
+      }
       writer.uint32(48).sint64(message.s64);
     }
     if (message.f32 !== undefined && message.f32 !== 0) {
       writer.uint32(61).fixed32(message.f32);
     }
-    if (message.f64 !== undefined && message.f64 !== 0) {
+    if (message.f64 !== undefined && message.f64 !== 0n) {
+      if (BigInt.asUintN(64, message.f64) !== message.f64) {
+        throw new globalThis.Error("value provided for field message.f64 of type fixed64 too large");
+      }
       writer.uint32(65).fixed64(message.f64);
     }
     if (message.sf32 !== undefined && message.sf32 !== 0) {
       writer.uint32(77).sfixed32(message.sf32);
     }
-    if (message.sf64 !== undefined && message.sf64 !== 0) {
+    if (message.sf64 !== undefined && message.sf64 !== 0n) {
+      if (BigInt.asIntN(64, message.sf64) !== message.sf64) {
+        throw new globalThis.Error("value provided for field message.sf64 of type sfixed64 too large");
+      }
       writer.uint32(81).sfixed64(message.sf64);
     }
     if (message.fl !== undefined && message.fl !== 0) {
@@ -932,6 +956,9 @@ export const Sample: MessageFns<Sample> = {
     if (message.deltas !== undefined && message.deltas.length !== 0) {
       writer.uint32(154).fork();
       for (const v of message.deltas) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field deltas of type sint64 is too large");
+        }
         writer.sint64(v);
       }
       writer.join();
@@ -956,7 +983,10 @@ export const Sample: MessageFns<Sample> = {
     globalThis.Object.entries(message.labels || {}).forEach(([key, value]: [string, string]) => {
       Sample_LabelsEntry.encode({ key: key as any, value }, writer.uint32(186).fork()).join();
     });
-    if (message.id !== undefined && message.id !== 0) {
+    if (message.id !== undefined && message.id !== 0n) {
+      if (BigInt.asIntN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type int64 too large");
+      }
       writer.uint32(2400).int64(message.id);
     }
     return writer;
@@ -988,7 +1018,7 @@ export const Sample: MessageFns<Sample> = {
               break;
             }
 
-            message.i64 = longToNumber(reader.int64());
+            message.i64 = reader.int64() as bigint;
             continue;
           }
           case 3: {
@@ -1004,7 +1034,7 @@ export const Sample: MessageFns<Sample> = {
               break;
             }
 
-            message.u64 = longToNumber(reader.uint64());
+            message.u64 = reader.uint64() as bigint;
             continue;
           }
           case 5: {
@@ -1020,7 +1050,7 @@ export const Sample: MessageFns<Sample> = {
               break;
             }
 
-            message.s64 = longToNumber(reader.sint64());
+            message.s64 = reader.sint64() as bigint;
             continue;
           }
           case 7: {
@@ -1036,7 +1066,7 @@ export const Sample: MessageFns<Sample> = {
               break;
             }
 
-            message.f64 = longToNumber(reader.fixed64());
+            message.f64 = reader.fixed64() as bigint;
             continue;
           }
           case 9: {
@@ -1052,7 +1082,7 @@ export const Sample: MessageFns<Sample> = {
               break;
             }
 
-            message.sf64 = longToNumber(reader.sfixed64());
+            message.sf64 = reader.sfixed64() as bigint;
             continue;
           }
           case 11: {
@@ -1131,7 +1161,7 @@ export const Sample: MessageFns<Sample> = {
           }
           case 19: {
             if (tag === 152) {
-              message.deltas!.push(longToNumber(reader.sint64()));
+              message.deltas!.push(reader.sint64() as bigint);
 
               continue;
             }
@@ -1139,7 +1169,7 @@ export const Sample: MessageFns<Sample> = {
             if (tag === 154) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.deltas!.push(longToNumber(reader.sint64()));
+                message.deltas!.push(reader.sint64() as bigint);
               }
 
               continue;
@@ -1203,7 +1233,7 @@ export const Sample: MessageFns<Sample> = {
               break;
             }
 
-            message.id = longToNumber(reader.int64());
+            message.id = reader.int64() as bigint;
             continue;
           }
         }
@@ -1221,15 +1251,15 @@ export const Sample: MessageFns<Sample> = {
   fromJSON(object: any): Sample {
     return {
       i32: isSet(object.i32) ? globalThis.Number(object.i32) : 0,
-      i64: isSet(object.i64) ? globalThis.Number(object.i64) : 0,
+      i64: isSet(object.i64) ? BigInt(object.i64) : 0n,
       u32: isSet(object.u32) ? globalThis.Number(object.u32) : 0,
-      u64: isSet(object.u64) ? globalThis.Number(object.u64) : 0,
+      u64: isSet(object.u64) ? BigInt(object.u64) : 0n,
       s32: isSet(object.s32) ? globalThis.Number(object.s32) : 0,
-      s64: isSet(object.s64) ? globalThis.Number(object.s64) : 0,
+      s64: isSet(object.s64) ? BigInt(object.s64) : 0n,
       f32: isSet(object.f32) ? globalThis.Number(object.f32) : 0,
-      f64: isSet(object.f64) ? globalThis.Number(object.f64) : 0,
+      f64: isSet(object.f64) ? BigInt(object.f64) : 0n,
       sf32: isSet(object.sf32) ? globalThis.Number(object.sf32) : 0,
-      sf64: isSet(object.sf64) ? globalThis.Number(object.sf64) : 0,
+      sf64: isSet(object.sf64) ? BigInt(object.sf64) : 0n,
       fl: isSet(object.fl) ? globalThis.Number(object.fl) : 0,
       db: isSet(object.db) ? globalThis.Number(object.db) : 0,
       flag: isSet(object.flag) ? globalThis.Boolean(object.flag) : false,
@@ -1237,8 +1267,12 @@ export const Sample: MessageFns<Sample> = {
       blob: isSet(object.blob) ? Buffer.from(bytesFromBase64(object.blob)) : Buffer.alloc(0),
       color: isSet(object.color) ? colorFromJSON(object.color) : 0,
       point: isSet(object.point) ? Point.fromJSON(object.point) : undefined,
-      numbers: globalThis.Array.isArray(object?.numbers) ? object.numbers.map((e: any) => globalThis.Number(e)) : [],
-      deltas: globalThis.Array.isArray(object?.deltas) ? object.deltas.map((e: any) => globalThis.Number(e)) : [],
+      numbers: globalThis.Array.isArray(object?.numbers)
+        ? object.numbers.map((e: any) => globalThis.Number(e))
+        : [],
+      deltas: globalThis.Array.isArray(object?.deltas)
+        ? object.deltas.map((e: any) => BigInt(e))
+        : [],
       readings: globalThis.Array.isArray(object?.readings) ? object.readings.map((e: any) => globalThis.Number(e)) : [],
       tags: globalThis.Array.isArray(object?.tags) ? object.tags.map((e: any) => globalThis.String(e)) : [],
       path: globalThis.Array.isArray(object?.path) ? object.path.map((e: any) => Point.fromJSON(e)) : [],
@@ -1256,7 +1290,7 @@ export const Sample: MessageFns<Sample> = {
           {},
         )
         : {},
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      id: isSet(object.id) ? BigInt(object.id) : 0n,
     };
   },
 
@@ -1265,32 +1299,32 @@ export const Sample: MessageFns<Sample> = {
     if (message.i32 !== undefined && message.i32 !== 0) {
       obj.i32 = Math.round(message.i32);
     }
-    if (message.i64 !== undefined && message.i64 !== 0) {
-      obj.i64 = Math.round(message.i64);
+    if (message.i64 !== undefined && message.i64 !== 0n) {
+      obj.i64 = message.i64.toString();
     }
     if (message.u32 !== undefined && message.u32 !== 0) {
       obj.u32 = Math.round(message.u32);
     }
-    if (message.u64 !== undefined && message.u64 !== 0) {
-      obj.u64 = Math.round(message.u64);
+    if (message.u64 !== undefined && message.u64 !== 0n) {
+      obj.u64 = message.u64.toString();
     }
     if (message.s32 !== undefined && message.s32 !== 0) {
       obj.s32 = Math.round(message.s32);
     }
-    if (message.s64 !== undefined && message.s64 !== 0) {
-      obj.s64 = Math.round(message.s64);
+    if (message.s64 !== undefined && message.s64 !== 0n) {
+      obj.s64 = message.s64.toString();
     }
     if (message.f32 !== undefined && message.f32 !== 0) {
       obj.f32 = Math.round(message.f32);
     }
-    if (message.f64 !== undefined && message.f64 !== 0) {
-      obj.f64 = Math.round(message.f64);
+    if (message.f64 !== undefined && message.f64 !== 0n) {
+      obj.f64 = message.f64.toString();
     }
     if (message.sf32 !== undefined && message.sf32 !== 0) {
       obj.sf32 = Math.round(message.sf32);
     }
-    if (message.sf64 !== undefined && message.sf64 !== 0) {
-      obj.sf64 = Math.round(message.sf64);
+    if (message.sf64 !== undefined && message.sf64 !== 0n) {
+      obj.sf64 = message.sf64.toString();
     }
     if (message.fl !== undefined && message.fl !== 0) {
       obj.fl = floatToJson(message.fl);
@@ -1317,7 +1351,7 @@ export const Sample: MessageFns<Sample> = {
       obj.numbers = message.numbers.map((e) => Math.round(e));
     }
     if (message.deltas?.length) {
-      obj.deltas = message.deltas.map((e) => Math.round(e));
+      obj.deltas = message.deltas.map((e) => e.toString());
     }
     if (message.readings?.length) {
       obj.readings = message.readings.map((e) => floatToJson(e));
@@ -1337,8 +1371,8 @@ export const Sample: MessageFns<Sample> = {
         });
       }
     }
-    if (message.id !== undefined && message.id !== 0) {
-      obj.id = Math.round(message.id);
+    if (message.id !== undefined && message.id !== 0n) {
+      obj.id = message.id.toString();
     }
     return obj;
   },
@@ -1349,15 +1383,15 @@ export const Sample: MessageFns<Sample> = {
   fromPartial(object: DeepPartial<Sample>): Sample {
     const message = createBaseSample();
     message.i32 = object.i32 ?? 0;
-    message.i64 = object.i64 ?? 0;
+    message.i64 = (object.i64 !== undefined && object.i64 !== null) ? BigInt(object.i64) : 0n;
     message.u32 = object.u32 ?? 0;
-    message.u64 = object.u64 ?? 0;
+    message.u64 = (object.u64 !== undefined && object.u64 !== null) ? BigInt(object.u64) : 0n;
     message.s32 = object.s32 ?? 0;
-    message.s64 = object.s64 ?? 0;
+    message.s64 = (object.s64 !== undefined && object.s64 !== null) ? BigInt(object.s64) : 0n;
     message.f32 = object.f32 ?? 0;
-    message.f64 = object.f64 ?? 0;
+    message.f64 = (object.f64 !== undefined && object.f64 !== null) ? BigInt(object.f64) : 0n;
     message.sf32 = object.sf32 ?? 0;
-    message.sf64 = object.sf64 ?? 0;
+    message.sf64 = (object.sf64 !== undefined && object.sf64 !== null) ? BigInt(object.sf64) : 0n;
     message.fl = object.fl ?? 0;
     message.db = object.db ?? 0;
     message.flag = object.flag ?? false;
@@ -1366,7 +1400,7 @@ export const Sample: MessageFns<Sample> = {
     message.color = object.color ?? 0;
     message.point = (object.point !== undefined && object.point !== null) ? Point.fromPartial(object.point) : undefined;
     message.numbers = object.numbers?.map((e) => e) || [];
-    message.deltas = object.deltas?.map((e) => e) || [];
+    message.deltas = object.deltas?.map((e) => BigInt(e)) || [];
     message.readings = object.readings?.map((e) => e) || [];
     message.tags = object.tags?.map((e) => e) || [];
     message.path = object.path?.map((e) => Point.fromPartial(e)) || [];
@@ -1379,7 +1413,7 @@ export const Sample: MessageFns<Sample> = {
       },
       {},
     );
-    message.id = object.id ?? 0;
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
     return message;
   },
 };
@@ -1613,24 +1647,13 @@ function floatToJson(value: number | null | undefined): number | string | null |
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

@@ -1,42 +1,29 @@
 /**
  * `csi-lab rpc …`: the RPC playground's commands.
+ *
+ * Every command takes -h/--help (its flags, defaults and an example) and
+ * --version. Bad input is an error that says what was wrong, with a
+ * non-zero exit: the playground never quietly runs something other than
+ * what was asked.
  */
 import { readFileSync } from "node:fs";
 import * as readline from "node:readline/promises";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import pkg from "../../package.json";
 import type { PlaygroundMethod } from "./call-ids/playground";
+import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
 import { codecByName } from "./codecs/codec";
-import { dumpMessage, formatDump, parseHex } from "./codecs/dump";
+import { dumpError, dumpMessage, formatDump, parseHex } from "./codecs/dump";
+import { parseJsonText } from "./codecs/json-codec";
 import { schemas } from "./codecs/schema";
 import { parseFaults } from "./faults/faults";
 import { formatScenarios, runScenarios } from "./faults/scenarios";
 import { playgroundDispatcher } from "./playground-service";
 import { transportName } from "./transports/transport";
 import { csiExplained } from "./walkthrough/csi-explained";
+import { colorAllowed, fitText, outputWidth } from "./walkthrough/terminal";
 import { call, serve } from "./walkthrough/two-ends";
 import { walkthrough } from "./walkthrough/walkthrough";
-
-const USAGE = `csi-lab rpc — how a remote procedure call works, byte by byte
-
-  csi-lab rpc walkthrough [options]   one call, both ends in this process, narrated
-      --transport tcp|udp|http2         default tcp
-      --codec protobuf|json             default protobuf
-      --method add|echo|increment|sleep|fail   default add (increment with --fault)
-      --request JSON                    the request in proto3 JSON, e.g. '{"a":1,"b":2}'
-      --timeout MS                      the call's deadline, default 2000
-      --fault SPEC                      drop | drop=P | duplicate | delay=MS | crash,
-                                        + request-only | reply-only | seed=N (comma-separated)
-      --plain                           plain text, no colour, no pauses
-  csi-lab rpc serve --transport T --port P [--host H] [--fault SPEC] [--no-cache] [--quiet]
-  csi-lab rpc call  --transport T --port P [--host H] [--method M] [--request JSON] [--codec C] [--timeout MS]
-  csi-lab rpc csi [--endpoint unix:///path/csi.sock] [--name NAME] [--plain]
-                                      CreateVolume to the CSI driver, narrated (starts one if no endpoint)
-  csi-lab rpc faults                  at-least-once, at-most-once, deadlines and crashes, measured
-  csi-lab rpc table                   the server's dispatch table
-  csi-lab rpc dump [--type NAME] [HEX | -]   annotate protobuf bytes (without --type: schema-less)
-`;
-
-const METHODS: readonly PlaygroundMethod[] = ["add", "echo", "increment", "sleep", "fail"];
 
 function methodName(s: string): PlaygroundMethod {
   const m = s.toLowerCase() as PlaygroundMethod;
@@ -47,20 +34,29 @@ function methodName(s: string): PlaygroundMethod {
 function jsonArg(s: string | undefined): unknown {
   if (s === undefined) return undefined;
   try {
-    return JSON.parse(s) as unknown;
-  } catch {
-    throw new Error(`--request is not JSON: ${s}`);
+    return parseJsonText(s);
+  } catch (err) {
+    throw new Error(`--request is not JSON: ${s} (${err instanceof Error ? err.message : String(err)})`);
   }
 }
 
 function numberArg(s: string | undefined, name: string, dflt: number): number {
   if (s === undefined) return dflt;
   const n = Number(s);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a whole number ≥ 0, not ${s}`);
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) throw new Error(`--${name} must be a whole number ≥ 0, not ${JSON.stringify(s)}`);
   return n;
 }
 
-const write = (text: string) => void process.stdout.write(text + "\n");
+function portArg(s: string | undefined, command: string, allowZero: boolean): number {
+  if (s === undefined) throw new Error(`${command} needs --port (csi-lab rpc ${command} --help)`);
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n > 65535 || (n === 0 && !allowZero)) {
+    throw new Error(`--port must be a whole number from 1 to 65535${allowZero ? " (0: any free port)" : ""}, not ${JSON.stringify(s)}`);
+  }
+  return n;
+}
+
+const write = (text: string) => void process.stdout.write(fitText(text, outputWidth()) + "\n");
 
 const COMMON = {
   transport: { type: "string" },
@@ -73,6 +69,24 @@ const COMMON = {
   host: { type: "string" },
   port: { type: "string" },
 } as const;
+const META = { help: { type: "boolean", short: "h" }, version: { type: "boolean" } } as const;
+const OPTIONS = {
+  walkthrough: { ...COMMON, ...META },
+  serve: { transport: COMMON.transport, host: COMMON.host, port: COMMON.port, fault: COMMON.fault, plain: COMMON.plain, "no-cache": { type: "boolean" }, quiet: { type: "boolean" }, ...META },
+  call: { ...COMMON, ...META },
+  csi: { endpoint: { type: "string" }, name: { type: "string" }, keep: { type: "boolean" }, plain: { type: "boolean" }, ...META },
+  dump: { type: { type: "string" }, ...META },
+  faults: META,
+  table: META,
+} as const satisfies Record<string, ParseArgsConfig["options"]>;
+
+function parse<O extends ParseArgsConfig["options"]>(command: string, args: string[], options: O, positionals = false) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: positionals });
+  } catch (err) {
+    throw new Error(`${err instanceof Error ? err.message.split(". ")[0] : String(err)} (csi-lab rpc ${command} --help)`);
+  }
+}
 
 export async function main(argv: string[]): Promise<void> {
   // `csi-lab rpc walkthrough | head` closes our stdout early: stop quietly.
@@ -81,43 +95,46 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   });
   const [command, ...rest] = argv;
-  switch (command) {
-    case "walkthrough": {
-      const { values } = parseArgs({ args: rest, strict: true, options: COMMON });
-      const faults = parseFaults(values.fault);
-      const plain = values.plain ?? !process.stdout.isTTY;
-      const interactive = !plain && process.stdin.isTTY === true;
-      const rl = interactive ? readline.createInterface({ input: process.stdin, output: process.stdout }) : undefined;
-      try {
-        const { ok } = await walkthrough({
-          transport: transportName(values.transport ?? "tcp"),
-          codec: codecByName(values.codec ?? "protobuf"),
-          faults,
-          method: methodName(values.method ?? (values.fault ? "increment" : "add")),
-          request: jsonArg(values.request),
-          timeoutMs: numberArg(values.timeout, "timeout", 2000),
-          plain,
-          write,
-          pause: rl ? async () => void (await rl.question("\x1b[2m(Enter: next step)\x1b[0m")) : undefined,
-        });
-        if (!ok) process.exitCode = 1;
-      } finally {
-        rl?.close();
-      }
-      return;
-    }
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    write(rpcUsage());
+    return;
+  }
+  if (command === "--version" || command === "version") {
+    process.stdout.write(pkg.version + "\n");
+    return;
+  }
+  if (!(command in OPTIONS)) throw new Error(`unknown rpc command ${JSON.stringify(command)}\n\n${rpcUsage()}`);
+  const name = command as keyof typeof OPTIONS;
+  const { values, positionals } = parse(name, rest, OPTIONS[name] as ParseArgsConfig["options"], name === "dump");
+  const v = values as Record<string, string | boolean | undefined>;
+  const str = (k: string) => v[k] as string | undefined;
+  if (v["help"]) {
+    const m = str("method");
+    write((name === "walkthrough" || name === "call") && m !== undefined ? methodHelp(methodName(m)) : commandHelp(name));
+    return;
+  }
+  if (v["version"]) {
+    process.stdout.write(pkg.version + "\n");
+    return;
+  }
+  const plain = v["plain"] === true;
+  const noColor = !colorAllowed(plain);
+  switch (name) {
+    case "walkthrough":
+      return runWalkthrough(str, plain, noColor);
     case "serve": {
-      const { values } = parseArgs({ args: rest, strict: true, options: { ...COMMON, "no-cache": { type: "boolean" }, quiet: { type: "boolean" } } });
-      if (values.port === undefined) throw new Error("serve needs --port");
-      const server = await serve({
-        transport: transportName(values.transport ?? "tcp"),
-        host: values.host ?? "127.0.0.1",
-        port: numberArg(values.port, "port", 0),
-        faults: parseFaults(values.fault),
-        duplicateCache: !values["no-cache"],
-        quiet: values.quiet ?? false,
-        plain: values.plain ?? !process.stdout.isTTY,
+      const opts = {
+        transport: transportName(str("transport") ?? "tcp"),
+        host: str("host") ?? "127.0.0.1",
+        port: portArg(str("port"), "serve", true),
+        faults: parseFaults(str("fault")),
+        duplicateCache: !v["no-cache"],
+        quiet: v["quiet"] === true,
+        plain: noColor,
         write,
+      };
+      const server = await serve(opts).catch((err: NodeJS.ErrnoException) => {
+        throw new Error(listenError(err, opts.host, opts.port));
       });
       const stop = () => void server.close().then(() => process.exit(0));
       process.once("SIGINT", stop);
@@ -125,29 +142,27 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case "call": {
-      const { values } = parseArgs({ args: rest, strict: true, options: COMMON });
-      if (values.port === undefined) throw new Error("call needs --port");
       const { ok } = await call({
-        transport: transportName(values.transport ?? "tcp"),
-        host: values.host ?? "127.0.0.1",
-        port: numberArg(values.port, "port", 0),
-        codec: codecByName(values.codec ?? "protobuf"),
-        method: methodName(values.method ?? "add"),
-        request: jsonArg(values.request),
-        timeoutMs: numberArg(values.timeout, "timeout", 2000),
-        faults: parseFaults(values.fault),
-        plain: values.plain ?? !process.stdout.isTTY,
+        transport: transportName(str("transport") ?? "tcp"),
+        host: str("host") ?? "127.0.0.1",
+        port: portArg(str("port"), "call", false),
+        codec: codecByName(str("codec") ?? "protobuf"),
+        method: methodName(str("method") ?? "add"),
+        request: jsonArg(str("request")),
+        timeoutMs: numberArg(str("timeout"), "timeout", 2000),
+        faults: parseFaults(str("fault")),
+        plain: noColor,
         write,
       });
       if (!ok) process.exitCode = 1;
       return;
     }
     case "csi": {
-      const { values } = parseArgs({ args: rest, strict: true, options: { endpoint: { type: "string" }, name: { type: "string" }, plain: { type: "boolean" } } });
       const { ok } = await csiExplained({
-        endpoint: values.endpoint,
-        volumeName: values.name ?? `pvc-rpc-walkthrough-${process.pid}`,
-        plain: values.plain ?? !process.stdout.isTTY,
+        endpoint: str("endpoint"),
+        volumeName: str("name") ?? `pvc-rpc-walkthrough-${process.pid}`,
+        keep: v["keep"] === true,
+        plain: noColor,
         write,
       });
       if (!ok) process.exitCode = 1;
@@ -161,20 +176,86 @@ export async function main(argv: string[]): Promise<void> {
       write(playgroundDispatcher().describe());
       return;
     case "dump": {
-      const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: { type: { type: "string" } } });
       const input = positionals.length === 0 || positionals[0] === "-" ? readFileSync(0, "utf8") : positionals.join(" ");
       const bytes = parseHex(input);
-      const schema = values.type ? schemas().message(values.type) : undefined;
-      write(formatDump(bytes, dumpMessage(bytes, schema)));
+      const type = str("type");
+      const rows = dumpMessage(bytes, type === undefined ? undefined : schemas().message(messageTypeName(type)));
+      write(formatDump(bytes, rows));
+      const error = dumpError(rows);
+      if (error) {
+        process.stderr.write(`csi-lab: not valid protobuf: ${error}\n`);
+        process.exitCode = 1;
+      }
       return;
     }
-    case undefined:
-    case "-h":
-    case "--help":
-    case "help":
-      process.stdout.write(USAGE);
-      return;
-    default:
-      throw new Error(`unknown rpc command ${JSON.stringify(command)}\n\n${USAGE}`);
   }
 }
+
+async function runWalkthrough(str: (k: string) => string | undefined, plain: boolean, noColor: boolean): Promise<void> {
+  const faults = parseFaults(str("fault"));
+  const options = {
+    transport: transportName(str("transport") ?? "tcp"),
+    codec: codecByName(str("codec") ?? "protobuf"),
+    faults,
+    method: methodName(str("method") ?? (str("fault") ? "increment" : "add")),
+    request: jsonArg(str("request")),
+    timeoutMs: numberArg(str("timeout"), "timeout", 2000),
+    plain: noColor,
+    write,
+  };
+  const interactive = !plain && process.stdin.isTTY === true && process.stdout.isTTY === true;
+  const rl = interactive ? readline.createInterface({ input: process.stdin, output: process.stdout }) : undefined;
+  // Ctrl-C and Ctrl-D end the walkthrough at once, servers and all: the
+  // process exits, and its sockets close with it.
+  let finished = false;
+  rl?.on("SIGINT", () => {
+    process.stdout.write("\n");
+    process.exit(130);
+  });
+  rl?.on("close", () => {
+    if (finished) return;
+    process.stdout.write("\n");
+    process.exit(0);
+  });
+  const prompt = noColor ? "(Enter: next step)" : "\x1b[2m(Enter: next step)\x1b[0m";
+  try {
+    const { ok } = await walkthrough({ ...options, pause: rl ? async () => void (await rl.question(prompt)) : undefined });
+    if (!ok) process.exitCode = 1;
+  } finally {
+    finished = true;
+    rl?.close();
+  }
+}
+
+/** A message type by full name, or by its short name when only one type has it. */
+function messageTypeName(name: string): string {
+  const all = schemas().messageNames();
+  if (all.includes(name)) return name;
+  const matches = all.filter((n) => n.endsWith(`.${name}`));
+  if (matches.length === 1) return matches[0]!;
+  const byPackage = new Map<string, string[]>();
+  for (const n of all) {
+    const pkgName = n.slice(0, n.lastIndexOf("."));
+    byPackage.set(pkgName, [...(byPackage.get(pkgName) ?? []), n.slice(pkgName.length + 1)]);
+  }
+  const list = fitText([...byPackage].map(([p, names]) => `  ${p}: ${names.join(", ")}`).join("\n"), outputWidth(process.stderr));
+  throw new Error(`${matches.length > 1 ? `${JSON.stringify(name)} is ambiguous (${matches.join(", ")})` : `no message type ${JSON.stringify(name)}`}. The types (full name, or the short one):\n${list}`);
+}
+
+/** Our own one line for why a server could not listen. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (err.code) {
+    case "EADDRINUSE":
+      return `port ${port} on ${host} is already in use: pick another --port, or stop what holds it`;
+    case "EACCES":
+      return `no permission to listen on port ${port} (ports below 1024 need root): pick another --port`;
+    case "EADDRNOTAVAIL":
+    case "ENOTFOUND":
+      return `--host ${host} is not an address of this machine`;
+    default:
+      return `cannot listen on ${host}:${port}: ${err.message}`;
+  }
+}
+
+// Keep the help and the option table in step.
+for (const c of Object.keys(COMMANDS)) if (!(c in OPTIONS)) throw new Error(`rpc ${c} has help but no options`);

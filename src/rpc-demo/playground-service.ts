@@ -2,7 +2,8 @@
  * The demo service's handlers: plain async functions, one per procedure.
  *
  * They know nothing of transports or bytes; the dispatcher hands them
- * decoded requests. PlaygroundState counts what really ran, so a test (or a
+ * decoded requests (64-bit integers as BigInt, exact over their whole
+ * range). PlaygroundState counts what really ran, so a test (or a
  * class) can check how many times each Increment executed on the server —
  * the difference between at-least-once and at-most-once.
  */
@@ -10,10 +11,12 @@ import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Playground } from "./call-ids/playground";
 import { Dispatcher, type Handlers } from "./call-ids/dispatch";
+import { intRange } from "./codecs/ranges";
+import { Kind } from "./codecs/schema";
 import { Code, RpcError } from "./rpc-error";
 
 export class PlaygroundState {
-  readonly counters = new Map<string, number>();
+  readonly counters = new Map<string, bigint>();
   /** request_token → how many times Increment ran with it. */
   readonly runs = new Map<string, number>();
   /** "sleep-aborted" when a Sleep stops early (deadline or cancel). */
@@ -22,12 +25,18 @@ export class PlaygroundState {
 
 export function playgroundHandlers(state: PlaygroundState): Handlers<typeof Playground> {
   return {
-    add: async ({ a = 0, b = 0 }) => ({ sum: a + b }),
+    add: async ({ a = 0n, b = 0n }) => {
+      const sum = a + b;
+      const { min, max } = intRange(Kind.SINT64)!;
+      // A sum past the type's range would wrap around on the wire: refuse it instead.
+      if (sum < min || sum > max) throw new RpcError(Code.INVALID_ARGUMENT, `field sum: ${a} + ${b} = ${sum} is out of range; expected sint64 (a whole number from ${min} to ${max})`);
+      return { sum };
+    },
 
     echo: async (sample) => sample,
 
     increment: async ({ counter = "", requestToken = "" }) => {
-      const value = (state.counters.get(counter) ?? 0) + 1;
+      const value = (state.counters.get(counter) ?? 0n) + 1n;
       state.counters.set(counter, value);
       if (requestToken) state.runs.set(requestToken, (state.runs.get(requestToken) ?? 0) + 1);
       return { value };

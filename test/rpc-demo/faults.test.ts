@@ -26,9 +26,9 @@ describe("fault injection", () => {
     const client = await TcpClient.connect({ port: server.port, faults: new FaultInjector({ ...NO_FAULTS, duplicateFirst: 1 }) });
     try {
       const res = await callProcedure(client, protobufCodec, Playground.increment, { counter: "c", requestToken: "t" });
-      assert.equal(res.value, 1, "the caller takes the first reply");
+      assert.equal(res.value, 1n, "the caller takes the first reply");
       // The second copy is still running or done; ask something else to be sure it has landed.
-      await callProcedure(client, protobufCodec, Playground.add, { a: 1, b: 1 });
+      await callProcedure(client, protobufCodec, Playground.add, { a: 1n, b: 1n });
       assert.equal(state.runs.get("t"), 2);
     } finally {
       await client.close();
@@ -46,7 +46,7 @@ describe("fault injection", () => {
         return true;
       });
       // Records are handled in order: once a later call is answered, the Increment has run.
-      await callProcedure(client, protobufCodec, Playground.add, { a: 1, b: 1 });
+      await callProcedure(client, protobufCodec, Playground.add, { a: 1n, b: 1n });
       assert.equal(state.runs.get("late"), 1);
     } finally {
       await client.close();

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { Playground } from "../../src/rpc-demo/call-ids/playground";
 import type { AnyProcedure } from "../../src/rpc-demo/call-ids/registry";
-import { protobufCodec } from "../../src/rpc-demo/codecs/codec";
+import { jsonCodec, protobufCodec } from "../../src/rpc-demo/codecs/codec";
 import { PlaygroundState, playgroundDispatcher } from "../../src/rpc-demo/playground-service";
 import { Code, RpcError } from "../../src/rpc-demo/rpc-error";
 import { connectClient, startServer } from "../../src/rpc-demo/transports";
@@ -27,6 +27,35 @@ describe("arguments that do not decode", () => {
           return true;
         });
         assert.equal(state.counters.size, 0);
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    });
+  }
+
+  for (const transport of TRANSPORT_NAMES) {
+    it(`over ${transport}: JSON that does not fit the schema is INVALID_ARGUMENT too, naming field, value and type`, async () => {
+      const state = new PlaygroundState();
+      const server = await startServer(transport, playgroundDispatcher(state));
+      const client = await connectClient(transport, { port: server.port });
+      try {
+        for (const [json, why] of [
+          ['{"a":2.5,"b":1}', /field a: 2\.5 is not a whole number; expected sint64/],
+          ['{"a":"two","b":40}', /field a: "two" is not a number; expected sint64/],
+          ['{"a":1,"c":2}', /unknown field "c"/],
+          ['{"a":9223372036854775808}', /field a: 9223372036854775808 is out of range; expected sint64/],
+        ] as const) {
+          await assert.rejects(client.roundTrip(Playground.add as AnyProcedure, jsonCodec, Buffer.from(json)), (err: RpcError) => {
+            assert.equal(err.code, Code.INVALID_ARGUMENT);
+            assert.match(err.message, /^cannot decode the csilab\.rpcdemo\.v1\.AddRequest argument: /);
+            assert.match(err.message, why);
+            return true;
+          });
+        }
+        // An exact 64-bit number, written as a JSON number, is read digit for digit.
+        const body = await client.roundTrip(Playground.add as AnyProcedure, jsonCodec, Buffer.from('{"a":9223372036854775806,"b":1}'));
+        assert.equal(body.toString(), '{"sum":"9223372036854775807"}');
       } finally {
         await client.close();
         await server.close();

@@ -27,15 +27,21 @@ describe("grpc-js client → our HTTP/2 server", () => {
 
   it("completes a unary call", async () => {
     const res = await unary(client.Add.bind(client), { a: 40, b: 2 });
-    assert.deepEqual(res, { sum: 42 });
+    assert.deepEqual(res, { sum: "42" });
+  });
+
+  it("adds 64-bit integers exactly, up to the largest sint64", async () => {
+    const res = await unary(client.Add.bind(client), { a: "9223372036854775806", b: "1" });
+    assert.deepEqual(res, { sum: "9223372036854775807" });
   });
 
   it("round-trips a message with every wire type (protobufjs encodes, our codec decodes and re-encodes)", async () => {
     const sample = {
-      i32: -7, i64: -(2 ** 40), u32: 4e9, u64: 2 ** 50, s32: -300, s64: -(2 ** 45), f32: 123, f64: 2 ** 35, sf32: -9, sf64: -(2 ** 34),
+      i32: -7, i64: "-9223372036854775808", u32: 4e9, u64: "18446744073709551615", s32: -300, s64: "9223372036854775807", f32: 123,
+      f64: "18446744073709551615", sf32: -9, sf64: "-9223372036854775808",
       fl: 1.5, db: Math.PI, flag: true, text: "grüße", blob: Buffer.from([0, 1, 255]), color: 3, point: { x: 1, y: -1 },
-      numbers: [1, -2, 300], deltas: [-1, 2 ** 33], readings: [0.25], tags: ["a", ""], path: [{ x: 0, y: 0 }, { x: 5, y: 6 }],
-      labels: { k: "v" }, id: 99,
+      numbers: [1, -2, 300], deltas: ["-1", "9007199254740993"], readings: [0.25], tags: ["a", ""], path: [{ x: 0, y: 0 }, { x: 5, y: 6 }],
+      labels: { k: "v" }, id: "99",
     };
     const res = await unary(client.Echo.bind(client), sample);
     assert.deepEqual(res, sample);

@@ -6,14 +6,15 @@ import * as protoLoader from "@grpc/proto-loader";
 import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
 
 export interface PlaygroundClient extends grpc.Client {
-  Add(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { sum: number }) => void): void;
+  Add(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { sum: string }) => void): void;
   Fail(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: object) => void): void;
   Sleep(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: object) => void): void;
   Echo(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Record<string, unknown>) => void): void;
 }
 
 export function loadPlayground(): grpc.ServiceClientConstructor {
-  const def = protoLoader.loadSync(path.join(PROTO_DIR, "rpc-demo.proto"), { longs: Number, enums: Number, defaults: true });
+  // 64-bit integers as decimal strings: exact, as in proto3 JSON.
+  const def = protoLoader.loadSync(path.join(PROTO_DIR, "rpc-demo.proto"), { longs: String, enums: Number, defaults: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { csilab: { rpcdemo: { v1: { Playground: grpc.ServiceClientConstructor } } } };
   return pkg.csilab.rpcdemo.v1.Playground;
 }

@@ -19,7 +19,7 @@ describe("our HTTP/2 client → grpc-js server", () => {
   before(async () => {
     server = new grpc.Server();
     const impl: Record<string, Unary> = {
-      Add: (call, cb) => cb(null, { sum: Number(call.request.a) + Number(call.request.b) }),
+      Add: (call, cb) => cb(null, { sum: String(BigInt(call.request.a!) + BigInt(call.request.b!)) }),
       Echo: (call, cb) => cb(null, call.request),
       Increment: (_call, cb) => cb(null, { value: 1 }),
       Fail: (call, cb) => cb({ code: Number(call.request.code), details: String(call.request.message) }),
@@ -41,15 +41,15 @@ describe("our HTTP/2 client → grpc-js server", () => {
   });
 
   it("completes a unary call", async () => {
-    assert.deepEqual(await callProcedure(client, protobufCodec, Playground.add, { a: -5, b: 2 ** 40 }), { sum: 2 ** 40 - 5 });
+    assert.deepEqual(await callProcedure(client, protobufCodec, Playground.add, { a: -5n, b: 2n ** 62n }), { sum: 2n ** 62n - 5n });
   });
 
   it("round-trips a message with every wire type (our codec encodes, protobufjs decodes and re-encodes)", async () => {
     const sample = {
-      i32: -7, i64: -(2 ** 40), u32: 4e9, u64: 2 ** 50, s32: -300, s64: -(2 ** 45), f32: 123, f64: 2 ** 35, sf32: -9, sf64: -(2 ** 34),
+      i32: -7, i64: -(2n ** 63n), u32: 4e9, u64: 2n ** 64n - 1n, s32: -300, s64: 2n ** 63n - 1n, f32: 123, f64: 2n ** 64n - 1n, sf32: -9, sf64: -(2n ** 63n),
       fl: -2.5, db: Math.E, flag: true, text: "grüße 🌍", blob: Buffer.from([0, 1, 255]), color: 2, point: { x: 1, y: -1 },
-      numbers: [1, -2, 300], deltas: [-1, 2 ** 33], readings: [0.25, -1e300], tags: ["a", ""], path: [{ x: 0, y: 0 }, { x: 5, y: 6 }],
-      labels: { k: "v", "": "empty key" }, id: 99,
+      numbers: [1, -2, 300], deltas: [-1n, 2n ** 53n + 1n], readings: [0.25, -1e300], tags: ["a", ""], path: [{ x: 0, y: 0 }, { x: 5, y: 6 }],
+      labels: { k: "v", "": "empty key" }, id: 99n,
     };
     assert.deepEqual(await callProcedure(client, protobufCodec, Playground.echo, sample), sample);
   });

@@ -26,7 +26,7 @@ describe("TCP transport", () => {
       () => "finished",
       (err: unknown) => err,
     );
-    assert.deepEqual(await callProcedure(client, protobufCodec, Playground.add, { a: 2, b: 40 }), { sum: 42 });
+    assert.deepEqual(await callProcedure(client, protobufCodec, Playground.add, { a: 2n, b: 40n }), { sum: 42n });
     assert.equal(client.inFlight, 1, "the slow call is still waiting");
     assert.equal(server.connectionsAccepted, 1);
     await client.close();
@@ -36,10 +36,10 @@ describe("TCP transport", () => {
 
   it("keeps 200 concurrent calls apart, with either codec", async () => {
     const calls = Array.from({ length: 200 }, (_, i) =>
-      callProcedure(client, i % 2 ? jsonCodec : protobufCodec, Playground.add, { a: i, b: -2 * i }),
+      callProcedure(client, i % 2 ? jsonCodec : protobufCodec, Playground.add, { a: BigInt(i), b: BigInt(-2 * i) }),
     );
     const sums = (await Promise.all(calls)).map((r) => r.sum);
-    assert.deepEqual(sums, Array.from({ length: 200 }, (_, i) => 0 - i));
+    assert.deepEqual(sums, Array.from({ length: 200 }, (_, i) => BigInt(-i)));
     assert.equal(server.connectionsAccepted, 1);
   });
 

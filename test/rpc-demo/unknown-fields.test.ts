@@ -7,7 +7,7 @@ import { schemas } from "../../src/rpc-demo/codecs/schema";
 
 describe("unknown fields", () => {
   it("a Sample read as a Point keeps every field Point lacks, and writes them back", () => {
-    const sample = Buffer.from(Sample.encode({ i32: 3, i64: 4, text: "kept", labels: { a: "b" }, f64: 99, id: 1 }).finish());
+    const sample = Buffer.from(Sample.encode({ i32: 3, i64: 4n, text: "kept", labels: { a: "b" }, f64: 99n, id: 1n }).finish());
     const point = decode<Point>(schemas().message("csilab.rpcdemo.v1.Point"), sample);
     assert.deepEqual(point, { x: 3, y: 4 }); // fields 1 and 2 mean x and y to a Point reader
     assert.equal(unknownFieldsOf(point).length, 4);

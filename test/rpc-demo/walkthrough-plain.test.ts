@@ -51,7 +51,7 @@ describe("rpc walkthrough --plain", () => {
       /server +dispatch .*look up the call ID in the dispatch table/,
       /server +handler .*run add\(\)/,
       /client +framing .*match the reply to its call by xid/,
-      /Result: \{"sum":42\}/,
+      /Result: \{"sum":"42"\}/,
       /Time per layer/,
       /codec +\d+\.\d+ ms/,
       /total +\d+\.\d+ ms/,
@@ -61,15 +61,15 @@ describe("rpc walkthrough --plain", () => {
   const frames: Record<TransportName, RegExp> = {
     tcp: /record mark/,
     udp: /one \d+-byte datagram/,
-    http2: /:path: \/csilab\.rpcdemo\.v1\.Playground\/Add[\s\S]*content-type: application\/grpc\+json[\s\S]*te: trailers[\s\S]*message length 14 \(big-endian\)[\s\S]*grpc-status: 0/,
+    http2: /:path: \/csilab\.rpcdemo\.v1\.Playground\/Add[\s\S]*content-type: application\/grpc\+json[\s\S]*te: trailers[\s\S]*message length 18 \(big-endian\)[\s\S]*grpc-status: 0/,
   };
   for (const transport of ["tcp", "udp", "http2"] as TransportName[]) {
     it(`narrates a JSON-encoded call over ${transport}`, async () => {
       const { text, ok } = await run(transport, "json");
       assert.ok(ok);
-      assert.match(text, /14 bytes of UTF-8 text:\n\s*\{"a":2,"b":40\}/);
+      assert.match(text, /18 bytes of UTF-8 text:\n\s*\{"a":"2","b":"40"\}/);
       assert.match(text, frames[transport]);
-      assert.match(text, /Result: \{"sum":42\}/);
+      assert.match(text, /Result: \{"sum":"42"\}/);
     });
   }
 

@@ -10,11 +10,12 @@
  *   protobuf  our hand-written codec (protobuf-codec.ts): compact, binary,
  *             needs the schema to make sense of the bytes.
  *   json      text: readable on the wire, several times larger, and numbers
- *             and bytes need conventions (the proto3 JSON mapping, which
- *             ts-proto's toJSON/fromJSON implement).
+ *             and bytes need conventions: the proto3 JSON mapping
+ *             (json-codec.ts, also ours, as strict as protobuf about types).
  *   ts-proto  the generated code, used as the reference our codec must match
  *             and as the yardstick in the benchmark.
  */
+import { fromJson, parseJsonText, toJson, type FromJsonOptions, type JsonValue } from "./json-codec";
 import { decode, encode } from "./protobuf-codec";
 import { schemas, type MessageSchema } from "./schema";
 
@@ -22,18 +23,25 @@ import { schemas, type MessageSchema } from "./schema";
 export interface GeneratedFns<T> {
   encode(message: T): { finish(): Uint8Array };
   decode(input: Uint8Array): T;
-  toJSON(message: T): unknown;
-  fromJSON(object: unknown): T;
 }
 
-/** A message type: its full protobuf name and its generated functions. */
+/**
+ * A message type: its full protobuf name, which is all our codecs need (they
+ * read the schema), and ts-proto's generated functions where there are
+ * some, for the ts-proto codec.
+ */
 export interface MessageType<T> {
   readonly fullName: string;
-  readonly fns: GeneratedFns<T>;
+  readonly fns?: GeneratedFns<T>;
 }
 
-export function messageType<T>(fullName: string, fns: GeneratedFns<T>): MessageType<T> {
+export function messageType<T>(fullName: string, fns?: GeneratedFns<T>): MessageType<T> {
   return { fullName, fns };
+}
+
+function generated<T>(type: MessageType<T>): GeneratedFns<T> {
+  if (!type.fns) throw new Error(`no ts-proto code for ${type.fullName}`);
+  return type.fns;
 }
 
 export type CodecName = "protobuf" | "json" | "ts-proto";
@@ -72,20 +80,30 @@ export const protobufCodec: Codec = {
   decode: <T>(type: MessageType<T>, bytes: Uint8Array) => decode<object>(schemaOf(type as MessageType<unknown>), bytes) as T,
 };
 
+/** A message in proto3 JSON (64-bit integers as strings, enums by name): for narration and results. */
+export function messageToJson<T>(type: MessageType<T>, msg: T): { [key: string]: JsonValue } {
+  return toJson(schemaOf(type as MessageType<unknown>), msg as object);
+}
+
+/** A message from proto3 JSON (already parsed, see parseJsonText), checked field by field. */
+export function messageFromJson<T>(type: MessageType<T>, json: unknown, opts?: FromJsonOptions): T {
+  return fromJson(schemaOf(type as MessageType<unknown>), json, opts) as T;
+}
+
 export const jsonCodec: Codec = {
   name: "json",
   contentType: "application/grpc+json",
   id: 2,
-  encode: (type, msg) => Buffer.from(JSON.stringify(type.fns.toJSON(msg)), "utf8"),
-  decode: (type, bytes) => type.fns.fromJSON(JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"))),
+  encode: (type, msg) => Buffer.from(JSON.stringify(messageToJson(type, msg)), "utf8"),
+  decode: (type, bytes) => messageFromJson(type, parseJsonText(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"))),
 };
 
 export const tsProtoCodec: Codec = {
   name: "ts-proto",
   contentType: "application/grpc+proto",
   id: 3,
-  encode: (type, msg) => type.fns.encode(msg).finish(),
-  decode: (type, bytes) => type.fns.decode(bytes),
+  encode: (type, msg) => generated(type).encode(msg).finish(),
+  decode: (type, bytes) => generated(type).decode(bytes),
 };
 
 export function codecByName(name: string): Codec {

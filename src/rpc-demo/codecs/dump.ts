@@ -1,17 +1,25 @@
 /**
  * An annotated byte dump: which bytes carry which field.
  *
- * Every field is shown as its byte ranges — the tag (field number and wire
- * type), for LEN fields the length, then the value — with what they mean.
+ * Every byte is shown exactly once, at its offset, in order: each field's
+ * tag (field number and wire type), then for a LEN field its length prefix
+ * and then its payload, for other fields the value. Nested messages, map
+ * entries and packed lists are LEN payloads too: their length prefix has a
+ * row of its own and their insides follow, indented.
+ *
  * Given a schema, the dump names fields and reads values with their real
  * type (a zigzagged sint64, an enum's name). Without one it does what a
  * reader without the .proto can do: the wire types still say how long each
  * value is, so it can walk the whole message, show varints as numbers and
  * guess whether LEN bytes are a nested message, text or opaque bytes. This
  * is also what makes unknown fields skippable.
+ *
+ * Bytes that are not valid protobuf get a row saying where the reading
+ * failed and what was expected there; the bytes after that point are shown
+ * as not read.
  */
 import { Kind, type FieldSchema, type MessageSchema } from "./schema";
-import { int64ToNumber, Reader, uint64ToNumber, unzigzag, WIRE_TYPE_NAMES, malformed, WireType } from "./wire";
+import { int64FromHalves, WIRE_TYPE_NAMES, WireType } from "./wire";
 
 export interface DumpRow {
   readonly offset: number;
@@ -19,225 +27,315 @@ export interface DumpRow {
   /** Nesting depth: 0 for the top message's fields. */
   readonly depth: number;
   readonly text: string;
+  /** The bytes are not valid protobuf (this row says why) or were not read. */
+  readonly error?: boolean;
+}
+
+/**
+ * Where the bytes stop being protobuf: the bad item's own bytes, and what was
+ * expected. Thrown and caught inside this module only; not an Error, because
+ * guessing whether bytes are a message throws many and a stack trace for
+ * each would cost more than the walk.
+ */
+class Problem {
+  constructor(
+    readonly at: number,
+    readonly length: number,
+    readonly depth: number,
+    readonly what: string,
+  ) {}
+}
+
+/** "7", or "26 (0x1a)" where the hex offset in the left column differs. */
+export function offsetText(n: number): string {
+  return n < 10 ? String(n) : `${n} (0x${n.toString(16)})`;
 }
 
 /** Annotate a message's bytes. Without a schema the fields are guessed from the wire. */
 export function dumpMessage(bytes: Uint8Array, schema?: MessageSchema): DumpRow[] {
-  const rows: DumpRow[] = [];
-  const r = new Reader(bytes);
+  const d = new Dumper(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   try {
-    walk(r, r.end, schema, 0, rows);
+    d.walk(d.buf.length, schema, 0, "the message");
   } catch (err) {
-    rows.push({ offset: r.pos, length: Math.max(0, r.end - r.pos), depth: 0, text: `✗ ${err instanceof Error ? err.message : String(err)}` });
-  }
-  return rows;
-}
-
-function walk(r: Reader, end: number, schema: MessageSchema | undefined, depth: number, rows: DumpRow[]): void {
-  while (r.pos < end) {
-    const start = r.pos;
-    const tag = r.varint32();
-    const no = tag >>> 3;
-    const wt = tag & 7;
-    const f = schema?.byNumber.get(no);
-    const fits = f !== undefined && (wt === f.tag % 8 || (f.repeated && wt === f.wireType));
-    const who = f ? `${no} ${f.protoName}` : `${no}`;
-    const what = f ? (fits ? f.typeName : `${f.typeName}, but the wire type does not fit: kept as unknown`) : schema ? "unknown field: kept as is" : "";
-    rows.push({
-      offset: start,
-      length: r.pos - start,
-      depth,
-      text: `tag: field ${who}, wire type ${wt} ${WIRE_TYPE_NAMES[wt]}${what ? ` (${what})` : ""}`,
-    });
-    if (f && fits) typedValue(r, f, wt, depth, rows);
-    else rawValue(r, wt, depth, rows);
-    if (r.pos > end) throw malformed(`field ${no} runs past the end of its message`);
-  }
-}
-
-function push(rows: DumpRow[], offset: number, r: Reader, depth: number, text: string): void {
-  rows.push({ offset, length: r.pos - offset, depth, text });
-}
-
-/** The value of a field the schema knows. */
-function typedValue(r: Reader, f: FieldSchema, wt: number, depth: number, rows: DumpRow[]): void {
-  if (wt === WireType.LEN && f.kind !== Kind.STRING && f.kind !== Kind.BYTES) {
-    const at = r.pos;
-    const end = r.lengthEnd();
-    push(rows, at, r, depth, `length ${end - r.pos}`);
-    if (f.kind === Kind.MESSAGE || f.kind === Kind.MAP) {
-      const inner = f.kind === Kind.MESSAGE ? f.message : entrySchema(f);
-      walk(r, end, inner, depth + 1, rows);
-    } else {
-      // packed: values back to back, no tags
-      while (r.pos < end) {
-        const v = r.pos;
-        const text = scalarText(r, f);
-        push(rows, v, r, depth + 1, text);
-      }
+    if (!(err instanceof Problem)) throw err;
+    d.rows.push({ offset: err.at, length: err.length, depth: err.depth, text: `✗ at offset ${offsetText(err.at)}: ${err.what}`, error: true });
+    const rest = err.at + err.length;
+    if (rest < d.buf.length) {
+      d.rows.push({ offset: rest, length: d.buf.length - rest, depth: 0, text: `✗ not read: ${d.buf.length - rest} byte${d.buf.length - rest === 1 ? "" : "s"} after the error`, error: true });
     }
-    return;
   }
-  const at = r.pos;
-  const text = scalarText(r, f);
-  push(rows, at, r, depth, text);
+  return d.rows;
+}
+
+/** The first error row's text, or undefined when the bytes are valid protobuf. */
+export function dumpError(rows: readonly DumpRow[]): string | undefined {
+  return rows.find((r) => r.error)?.text.replace(/^✗ /, "");
+}
+
+class Dumper {
+  readonly rows: DumpRow[] = [];
+  pos = 0;
+  /** Set by varint(). */
+  lo = 0;
+  hi = 0;
+
+  constructor(readonly buf: Buffer) {}
+
+  private row(offset: number, depth: number, text: string): void {
+    this.rows.push({ offset, length: this.pos - offset, depth, text });
+  }
+
+  /** The fields of one message, up to `limit` (the end of its bytes), described as `whose`. */
+  walk(limit: number, schema: MessageSchema | undefined, depth: number, whose: string): void {
+    while (this.pos < limit) {
+      const start = this.pos;
+      this.varint(limit, depth, `a tag (a varint) inside ${whose}`);
+      if (this.hi !== 0) throw new Problem(start, this.pos - start, depth, "a tag larger than 32 bits: field numbers end at 2^29 − 1");
+      const no = this.lo >>> 3;
+      const wt = this.lo & 7;
+      if (no === 0) throw new Problem(start, this.pos - start, depth, "field number 0: not a valid tag (field numbers start at 1)");
+      if (wt !== WireType.VARINT && wt !== WireType.I64 && wt !== WireType.LEN && wt !== WireType.I32) {
+        const why = wt === WireType.SGROUP || wt === WireType.EGROUP ? "proto2's groups, which proto3 does not use" : "no such wire type";
+        throw new Problem(start, this.pos - start, depth, `tag of field ${no} with wire type ${wt} ${WIRE_TYPE_NAMES[wt]}: ${why}; a reader cannot tell how long the value is`);
+      }
+      const f = schema?.byNumber.get(no);
+      const fits = f !== undefined && (wt === f.wireType || (f.repeated && f.wireType !== WireType.LEN && wt === WireType.LEN));
+      const who = f ? `${no} ${f.protoName}` : `${no}`;
+      const what = f ? (fits ? f.typeName : `${f.typeName}, but the wire type does not fit: kept as unknown`) : schema ? "unknown field: kept as is" : "";
+      this.row(start, depth, `tag: field ${who}, wire type ${wt} ${WIRE_TYPE_NAMES[wt]}${what ? ` (${what})` : ""}`);
+      const field = `field ${no}${f ? ` (${f.protoName})` : ""}`;
+      if (wt === WireType.LEN) {
+        const end = this.lengthPrefix(limit, depth, field, whose);
+        if (f && fits) this.typedLen(f, end, depth);
+        else this.guessLen(end, depth);
+      } else if (f && fits) this.typedScalar(f, limit, depth, field);
+      else this.rawScalar(wt, limit, depth, field);
+    }
+  }
+
+  /** Reads a varint into lo/hi, within limit. */
+  private varint(limit: number, depth: number, what: string): void {
+    const start = this.pos;
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; ; i++) {
+      if (this.pos >= limit) {
+        const why = i === 0 ? "nothing is left" : "its last byte has the top bit set (more follows), but nothing does";
+        throw new Problem(start, this.pos - start, depth, `expected ${what}: ${why}`);
+      }
+      const b = this.buf[this.pos++]!;
+      if (i < 4) lo |= (b & 0x7f) << (7 * i);
+      else if (i === 4) {
+        lo |= (b & 0x0f) << 28;
+        hi = (b & 0x7f) >> 4;
+      } else hi |= (b & 0x7f) << (7 * i - 32);
+      if (b < 0x80) break;
+      if (i === 9) throw new Problem(start, this.pos - start, depth, `expected ${what}: a varint is at most 10 bytes long`);
+    }
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** A LEN field's length prefix: one row, and where its payload ends. */
+  private lengthPrefix(limit: number, depth: number, field: string, whose: string): number {
+    const at = this.pos;
+    this.varint(limit, depth, `the length of ${field}`);
+    const n = this.hi === 0 ? this.lo : Infinity;
+    if (this.pos + n > limit) {
+      const left = limit - this.pos;
+      throw new Problem(at, this.pos - at, depth, `length ${n === Infinity ? "≥ 2^32" : n} of ${field}, but only ${left} byte${left === 1 ? "" : "s"} follow before the end of ${whose} at offset ${offsetText(limit)}`);
+    }
+    this.row(at, depth, `length ${n}`);
+    return this.pos + n;
+  }
+
+  private need(n: number, limit: number, depth: number, what: string): void {
+    if (this.pos + n > limit) {
+      const left = limit - this.pos;
+      throw new Problem(this.pos, left, depth, `expected ${what}: ${n} bytes, but only ${left} are left before offset ${offsetText(limit)}`);
+    }
+  }
+
+  /** The payload of a LEN field the schema knows. */
+  private typedLen(f: FieldSchema, end: number, depth: number): void {
+    const at = this.pos;
+    if (at === end) return; // an empty payload: no bytes to show
+    switch (f.kind) {
+      case Kind.STRING: {
+        const text = this.buf.toString("utf8", at, end);
+        this.pos = end;
+        this.row(at, depth + 1, `${JSON.stringify(text)} (UTF-8${text.includes("\uFFFD") ? ", with bytes that are not UTF-8 shown as �" : ""})`);
+        return;
+      }
+      case Kind.BYTES:
+        this.pos = end;
+        this.row(at, depth + 1, `${end - at} raw bytes`);
+        return;
+      case Kind.MESSAGE:
+        this.walk(end, f.message, depth + 1, `the ${f.typeName} of field ${f.no} (${f.protoName}), which ends at offset ${offsetText(end)}`);
+        return;
+      case Kind.MAP:
+        this.walk(end, entrySchema(f), depth + 1, `an entry of map ${f.protoName}, which ends at offset ${offsetText(end)}`);
+        return;
+      default:
+        // packed: values back to back, no tags
+        while (this.pos < end) this.typedScalar(f, end, depth + 1, `a packed ${f.typeName} of field ${f.no} (${f.protoName})`);
+    }
+  }
+
+  /** One value of a known non-LEN type. */
+  private typedScalar(f: FieldSchema, limit: number, depth: number, field: string): void {
+    const at = this.pos;
+    const text = this.scalarText(f, limit, depth, field);
+    this.row(at, depth, text);
+  }
+
+  private scalarText(f: FieldSchema, limit: number, depth: number, field: string): string {
+    const buf = this.buf;
+    const varint = () => this.varint(limit, depth, `the value of ${field} (a varint)`);
+    const fixed = (n: number) => {
+      this.need(n, limit, depth, `the value of ${field}`);
+      this.pos += n;
+      return this.pos - n;
+    };
+    switch (f.kind) {
+      case Kind.INT32:
+        varint();
+        return `int32 ${this.lo | 0}`;
+      case Kind.ENUM: {
+        varint();
+        const v = this.lo | 0;
+        return `enum ${f.enumValues?.get(v) ?? "(a number this schema has no name for)"} = ${v}`;
+      }
+      case Kind.UINT32:
+        varint();
+        return `uint32 ${this.lo}`;
+      case Kind.SINT32:
+        varint();
+        return `sint32 ${(this.lo >>> 1) ^ -(this.lo & 1)} (zigzag ${this.lo})`;
+      case Kind.INT64:
+        varint();
+        return `int64 ${int64FromHalves(this.lo, this.hi, true)}`;
+      case Kind.UINT64:
+        varint();
+        return `uint64 ${int64FromHalves(this.lo, this.hi, false)}`;
+      case Kind.SINT64: {
+        varint();
+        const z = int64FromHalves(this.lo, this.hi, false);
+        return `sint64 ${(z >> 1n) ^ -(z & 1n)} (zigzag ${z})`;
+      }
+      case Kind.BOOL:
+        varint();
+        return `bool ${this.lo !== 0 || this.hi !== 0}`;
+      case Kind.FIXED32:
+        return `fixed32 ${buf.readUInt32LE(fixed(4))} (4 bytes little-endian)`;
+      case Kind.SFIXED32:
+        return `sfixed32 ${buf.readInt32LE(fixed(4))} (4 bytes little-endian)`;
+      case Kind.FLOAT:
+        return `float ${numberText(buf.readFloatLE(fixed(4)))} (IEEE 754 single)`;
+      case Kind.DOUBLE:
+        return `double ${numberText(buf.readDoubleLE(fixed(8)))} (IEEE 754 double)`;
+      case Kind.FIXED64:
+        return `fixed64 ${buf.readBigUInt64LE(fixed(8))} (8 bytes little-endian)`;
+      default:
+        return `sfixed64 ${buf.readBigInt64LE(fixed(8))} (8 bytes little-endian)`;
+    }
+  }
+
+  /** A non-LEN value read with nothing but its wire type to go on. */
+  private rawScalar(wt: number, limit: number, depth: number, field: string): void {
+    const at = this.pos;
+    if (wt === WireType.VARINT) {
+      this.varint(limit, depth, `the value of ${field} (a varint)`);
+      const u = int64FromHalves(this.lo, this.hi, false);
+      const s = BigInt.asIntN(64, u);
+      this.row(at, depth, `varint ${u}${s !== u ? ` (as int64 ${s})` : ""} (as sint ${(u >> 1n) ^ -(u & 1n)})`);
+      return;
+    }
+    const n = wt === WireType.I64 ? 8 : 4;
+    this.need(n, limit, depth, `the value of ${field} (${WIRE_TYPE_NAMES[wt]})`);
+    this.pos += n;
+    this.row(
+      at,
+      depth,
+      n === 8
+        ? `i64 ${this.buf.readBigUInt64LE(at)} (as double ${numberText(this.buf.readDoubleLE(at))})`
+        : `i32 ${this.buf.readUInt32LE(at)} (as float ${numberText(this.buf.readFloatLE(at))})`,
+    );
+  }
+
+  /** LEN bytes without a schema: text if they look like it, else a message if they parse as one, else bytes. */
+  private guessLen(end: number, depth: number): void {
+    const start = this.pos;
+    if (end === start) return;
+    const text = this.buf.toString("utf8", start, end);
+    const printable = /^[\p{L}\p{N}\p{P}\p{S}\p{Zs}\t\n\r]*$/u.test(text) && !text.includes("\uFFFD");
+    if (printable) {
+      this.pos = end;
+      this.row(start, depth + 1, `${JSON.stringify(text)} (looks like UTF-8 text)`);
+      return;
+    }
+    if (parsesAsMessage(this.buf.subarray(start, end))) {
+      this.walk(end, undefined, depth + 1, `the message guessed at offset ${offsetText(start)}`);
+      return;
+    }
+    this.pos = end;
+    const varints = packedVarints(this.buf.subarray(start, end));
+    this.row(start, depth + 1, varints ? `${end - start} bytes: packed varints? ${varints.join(", ")}` : `${end - start} bytes (not text, not a message)`);
+  }
+}
+
+/** The same walk, on a copy: true when the bytes are a message to the end. */
+function parsesAsMessage(bytes: Buffer): boolean {
+  const d = new Dumper(bytes);
+  try {
+    d.walk(bytes.length, undefined, 0, "");
+    return true;
+  } catch (err) {
+    if (err instanceof Problem) return false;
+    throw err;
+  }
+}
+
+/** Bytes that read as a run of varints (a packed list, perhaps), or undefined. */
+function packedVarints(bytes: Buffer): string[] | undefined {
+  const out: string[] = [];
+  let v = 0n;
+  let shift = 0n;
+  for (const b of bytes) {
+    v |= BigInt(b & 0x7f) << shift;
+    shift += 7n;
+    if (shift > 70n) return undefined;
+    if (b < 0x80) {
+      out.push(BigInt.asUintN(64, v).toString());
+      v = 0n;
+      shift = 0n;
+    }
+  }
+  return shift === 0n && out.length <= 16 ? out : undefined;
+}
+
+function numberText(n: number): string {
+  return Object.is(n, -0) ? "-0" : String(n);
 }
 
 function entrySchema(f: FieldSchema): MessageSchema {
   const k = { ...f.mapKey!, protoName: "key" };
   const v = { ...f.mapValue!, protoName: "value" };
-  return { fullName: `${f.protoName} entry`, fields: [k, v], byNumber: new Map([[1, k], [2, v]]), numbered: [undefined, k, v], defaults: { template: {}, lists: [], maps: [] } };
+  return {
+    fullName: `${f.protoName} entry`,
+    fields: [k, v],
+    declared: [k, v],
+    byNumber: new Map([
+      [1, k],
+      [2, v],
+    ]),
+    numbered: [undefined, k, v],
+    defaults: { make: () => ({}) },
+  };
 }
 
-function scalarText(r: Reader, f: FieldSchema): string {
-  switch (f.kind) {
-    case Kind.STRING: {
-      const at = r.pos;
-      const end = r.lengthEnd();
-      const n = end - r.pos;
-      r.pos = at;
-      return `length ${n}, then ${JSON.stringify(r.string())} (UTF-8)`;
-    }
-    case Kind.BYTES: {
-      const b = r.bytes();
-      return `length ${b.length}, then ${b.length} raw bytes`;
-    }
-    case Kind.INT32:
-      return `int32 ${r.varint32() | 0}`;
-    case Kind.ENUM: {
-      const v = r.varint32() | 0;
-      return `enum ${f.enumValues?.get(v) ?? "?"} = ${v}`;
-    }
-    case Kind.UINT32:
-      return `uint32 ${r.varint32()}`;
-    case Kind.SINT32: {
-      const z = r.varint32();
-      return `sint32 ${(z >>> 1) ^ -(z & 1)} (zigzag ${z})`;
-    }
-    case Kind.INT64:
-      r.varint64();
-      return `int64 ${big(r.lo, r.hi, true)}`;
-    case Kind.UINT64:
-      r.varint64();
-      return `uint64 ${big(r.lo, r.hi, false)}`;
-    case Kind.SINT64: {
-      r.varint64();
-      const z = big(r.lo, r.hi, false);
-      unzigzag(r);
-      return `sint64 ${big(r.lo, r.hi, true)} (zigzag ${z})`;
-    }
-    case Kind.BOOL:
-      r.varint64();
-      return `bool ${r.lo !== 0 || r.hi !== 0}`;
-    case Kind.FIXED32:
-      return `fixed32 ${r.fixed32()} (4 bytes little-endian)`;
-    case Kind.SFIXED32:
-      return `sfixed32 ${r.fixed32() | 0} (4 bytes little-endian)`;
-    case Kind.FLOAT:
-      return `float ${r.float()} (IEEE 754 single)`;
-    case Kind.DOUBLE:
-      return `double ${r.double()} (IEEE 754 double)`;
-    case Kind.FIXED64:
-      r.fixed64();
-      return `fixed64 ${big(r.lo, r.hi, false)} (8 bytes little-endian)`;
-    default:
-      r.fixed64();
-      return `sfixed64 ${big(r.lo, r.hi, true)} (8 bytes little-endian)`;
-  }
-}
-
-/** A 64-bit value as decimal, exact even past 2^53. */
-function big(lo: number, hi: number, signed: boolean): string {
-  try {
-    return String(signed ? int64ToNumber(lo, hi) : uint64ToNumber(lo, hi));
-  } catch {
-    const v = (BigInt(hi) << 32n) | BigInt(lo);
-    return String(signed ? BigInt.asIntN(64, v) : v);
-  }
-}
-
-/** A value read with nothing but its wire type to go on. */
-function rawValue(r: Reader, wt: number, depth: number, rows: DumpRow[]): void {
-  const at = r.pos;
-  switch (wt) {
-    case WireType.VARINT: {
-      r.varint64();
-      const u = big(r.lo, r.hi, false);
-      const s = big(r.lo, r.hi, true);
-      unzigzag(r);
-      const z = big(r.lo, r.hi, true);
-      push(rows, at, r, depth, `varint ${u}${s !== u ? ` (as int64 ${s})` : ""} (as sint ${z})`);
-      return;
-    }
-    case WireType.I64: {
-      r.fixed64();
-      push(rows, at, r, depth, `i64 ${big(r.lo, r.hi, false)} (as double ${r.buf.readDoubleLE(at)})`);
-      return;
-    }
-    case WireType.I32: {
-      const u = r.fixed32();
-      push(rows, at, r, depth, `i32 ${u} (as float ${r.buf.readFloatLE(at)})`);
-      return;
-    }
-    case WireType.LEN: {
-      const end = r.lengthEnd();
-      push(rows, at, r, depth, `length ${end - r.pos}`);
-      guessLen(r, end, depth, rows);
-      return;
-    }
-    default:
-      throw malformed(`wire type ${wt} at offset ${at} is not one proto3 uses`);
-  }
-}
-
-/** LEN bytes without a schema: a message if they parse as one, else text, else bytes. */
-function guessLen(r: Reader, end: number, depth: number, rows: DumpRow[]): void {
-  const start = r.pos;
-  if (end === start) return;
-  const text = r.buf.toString("utf8", start, end);
-  const printable = /^[\p{L}\p{N}\p{P}\p{S}\p{Zs}\t\n\r]*$/u.test(text) && !text.includes("\uFFFD");
-  if (!printable && parsesAsMessage(r.buf.subarray(start, end))) {
-    walk(r, end, undefined, depth + 1, rows);
-    return;
-  }
-  r.pos = end;
-  const varints = printable ? undefined : packedVarints(r.buf.subarray(start, end));
-  if (printable) push(rows, start, r, depth + 1, `${JSON.stringify(text)} (looks like UTF-8 text)`);
-  else if (varints) push(rows, start, r, depth + 1, `${end - start} bytes: packed varints? ${varints.join(", ")}`);
-  else push(rows, start, r, depth + 1, `${end - start} bytes (not text, not a message)`);
-}
-
-function parsesAsMessage(bytes: Uint8Array): boolean {
-  const r = new Reader(bytes);
-  try {
-    while (r.pos < r.end) {
-      const tag = r.varint32();
-      if (tag >>> 3 === 0) return false;
-      r.skip(tag & 7);
-      if (r.pos > r.end) return false;
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Bytes that read as a run of varints (a packed list, perhaps), or undefined. */
-function packedVarints(bytes: Uint8Array): string[] | undefined {
-  const r = new Reader(bytes);
-  const out: string[] = [];
-  try {
-    while (r.pos < r.end) {
-      r.varint64();
-      out.push(big(r.lo, r.hi, false));
-    }
-  } catch {
-    return undefined;
-  }
-  return out.length <= 16 ? out : undefined;
-}
-
-/** Rows as text: offset, hex (16 bytes a line), and the meaning, indented by depth. */
+/** Rows as text: offset, hex (8 bytes a line), and the meaning, indented by depth. */
 export function formatDump(bytes: Uint8Array, rows: readonly DumpRow[], opts: { hexWidth?: number } = {}): string {
   const per = opts.hexWidth ?? 8;
   const col = per * 3;
@@ -255,9 +353,15 @@ export function formatDump(bytes: Uint8Array, rows: readonly DumpRow[], opts: { 
   return lines.join("\n");
 }
 
-/** Parse "08 96 01", "089601" or "0x08,0x96" into bytes. */
+/**
+ * Bytes from hex text: "08 96 01", "089601", "0x08,0x96", "08:96:01".
+ * Anything else is an error naming the first character that is not hex.
+ */
 export function parseHex(text: string): Buffer {
-  const clean = text.replace(/0x/gi, "").replace(/[^0-9a-fA-F]/g, "");
-  if (clean.length % 2 !== 0) throw new Error("hex input has an odd number of digits");
+  const clean = text.replace(/0x/gi, "").replace(/[\s,:]+/g, "");
+  const bad = /[^0-9a-fA-F]/.exec(clean);
+  if (bad) throw new Error(`not hex: ${JSON.stringify(bad[0])} (use the digits 0-9 and a-f, e.g. 08 96 01)`);
+  if (clean.length === 0) throw new Error("no bytes given: pass hex digits, e.g. 08 96 01, or - to read them from stdin");
+  if (clean.length % 2 !== 0) throw new Error(`hex input has an odd number of digits (${clean.length}): each byte takes two`);
   return Buffer.from(clean, "hex");
 }

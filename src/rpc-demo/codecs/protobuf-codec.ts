@@ -8,7 +8,10 @@
  * allocates exactly one buffer and writes straight into it.
  *
  * proto3 leaves out fields that hold their default (0, "", false, empty),
- * unless the field has presence (oneof, `optional`). Fields the schema does
+ * unless the field has presence (oneof, `optional`). A float or double -0
+ * is not the default: its bits differ from 0's, so it is written. 64-bit
+ * integers are BigInts, checked against their field's range like every
+ * integer: a value that does not fit is refused, never wrapped around. Fields the schema does
  * not know are kept as raw bytes on decode and written back on encode, so a
  * message passing through an older program loses nothing.
  *
@@ -16,7 +19,8 @@
  * match its output exactly; test/rpc-demo checks that with random messages.
  */
 import { readMessage, unknownFieldsOf } from "./protobuf-decode";
-import { Kind, type FieldSchema, type MessageSchema } from "./schema";
+import { checkInteger } from "./ranges";
+import { defaultValue, isSet, Kind, type FieldSchema, type MessageSchema } from "./schema";
 import { Reader, split, splitInt64, utf8Length, varint32Size, varint64Size, Writer, zigzagSplit } from "./wire";
 
 type Obj = Record<string, unknown>;
@@ -34,26 +38,6 @@ export function encode<T extends object>(schema: MessageSchema, msg: T): Buffer 
 export function decode<T extends object>(schema: MessageSchema, bytes: Uint8Array): T {
   const r = new Reader(bytes);
   return readMessage(schema, r, r.end) as T;
-}
-
-function isSet(f: FieldSchema, v: unknown): boolean {
-  if (v === undefined || v === null) return false;
-  if (f.kind === Kind.MAP) {
-    for (const _ in v as Obj) return true;
-    return false;
-  }
-  if (f.repeated) return (v as unknown[]).length > 0;
-  if (f.presence || f.kind === Kind.MESSAGE) return true;
-  switch (typeof v) {
-    case "number":
-      return v !== 0;
-    case "string":
-      return v !== "";
-    case "boolean":
-      return v;
-    default:
-      return (v as Uint8Array).length > 0;
-  }
 }
 
 // ---- pass one: measure ---------------------------------------------------
@@ -89,17 +73,22 @@ function entrySize(f: FieldSchema, key: string, value: unknown, sizes: number[])
   const k = f.mapKey!;
   const val = f.mapValue!;
   const keyValue = mapKeyValue(k, key);
-  let n = 0;
-  if (isSet(k, keyValue)) n += 1 + valueSize(k, keyValue, sizes);
-  if (isSet(val, value)) n += 1 + valueSize(val, value, sizes);
-  return n;
+  // Key and value are written even when they hold their default, as the
+  // reference implementations do (a reader must accept them left out too).
+  return varint32Size(k.tag) + valueSize(k, keyValue, sizes) + varint32Size(val.tag) + valueSize(val, value ?? defaultMapValue(val), sizes);
+}
+
+/** A map value that is missing: an empty message, or the type's zero. */
+function defaultMapValue(f: FieldSchema): unknown {
+  return f.kind === Kind.MESSAGE ? {} : defaultValue(f);
 }
 
 /** Map keys arrive as object keys (strings); give them their real type. */
 function mapKeyValue(k: FieldSchema, key: string): unknown {
   if (k.kind === Kind.STRING) return key;
   if (k.kind === Kind.BOOL) return key === "true";
-  return Number(key);
+  if (/^-?\d+$/.test(key)) return k.kind === Kind.INT32 || k.kind === Kind.UINT32 || k.kind === Kind.SINT32 || k.kind === Kind.FIXED32 || k.kind === Kind.SFIXED32 ? Number(key) : BigInt(key);
+  return key; // refused by the range check
 }
 
 /** Bytes of one value, without its tag. Lengths of LEN values are noted. */
@@ -122,27 +111,39 @@ function valueSize(f: FieldSchema, v: unknown, sizes: number[]): number {
     }
     case Kind.INT32:
     case Kind.ENUM:
+      if (((v as number) | 0) !== v) checkInteger(f, v);
       return (v as number) >= 0 ? varint32Size(v as number) : 10;
     case Kind.UINT32:
+      if ((v as number) >>> 0 !== v) checkInteger(f, v);
       return varint32Size(v as number);
     case Kind.SINT32:
+      if (((v as number) | 0) !== v) checkInteger(f, v);
       return varint32Size(((v as number) << 1) ^ ((v as number) >> 31));
     case Kind.INT64:
     case Kind.UINT64:
-      splitInt64(v as number);
+      checkInteger(f, v);
+      splitInt64(v as bigint);
       return varint64Size(split.lo, split.hi);
     case Kind.SINT64:
-      splitInt64(v as number);
+      checkInteger(f, v);
+      splitInt64(v as bigint);
       zigzagSplit();
       return varint64Size(split.lo, split.hi);
     case Kind.BOOL:
       return 1;
     case Kind.FIXED32:
+      if ((v as number) >>> 0 !== v) checkInteger(f, v);
+      return 4;
     case Kind.SFIXED32:
+      if (((v as number) | 0) !== v) checkInteger(f, v);
+      return 4;
     case Kind.FLOAT:
       return 4;
-    default:
-      return 8; // FIXED64, SFIXED64, DOUBLE
+    case Kind.DOUBLE:
+      return 8;
+    default: // FIXED64, SFIXED64
+      checkInteger(f, v);
+      return 8;
   }
 }
 
@@ -160,15 +161,10 @@ function writeMessage(schema: MessageSchema, msg: Obj, w: Writer, sizes: number[
       for (const [k, val] of Object.entries(v as Obj)) {
         w.varint32(f.tag);
         w.varint32(sizes[c.next++]!);
-        const keyValue = mapKeyValue(f.mapKey!, k);
-        if (isSet(f.mapKey!, keyValue)) {
-          w.varint32(f.mapKey!.tag);
-          writeValue(f.mapKey!, keyValue, w, sizes, c);
-        }
-        if (isSet(f.mapValue!, val)) {
-          w.varint32(f.mapValue!.tag);
-          writeValue(f.mapValue!, val, w, sizes, c);
-        }
+        w.varint32(f.mapKey!.tag);
+        writeValue(f.mapKey!, mapKeyValue(f.mapKey!, k), w, sizes, c);
+        w.varint32(f.mapValue!.tag);
+        writeValue(f.mapValue!, val ?? defaultMapValue(f.mapValue!), w, sizes, c);
       }
     } else if (f.packed) {
       // Packed elements are fixed-size or varints: no slots were used, so
@@ -215,11 +211,11 @@ function writeValue(f: FieldSchema, v: unknown, w: Writer, sizes: number[], c: C
       return;
     case Kind.INT64:
     case Kind.UINT64:
-      splitInt64(v as number);
+      splitInt64(v as bigint);
       w.varint64(split.lo, split.hi);
       return;
     case Kind.SINT64:
-      splitInt64(v as number);
+      splitInt64(v as bigint);
       zigzagSplit();
       w.varint64(split.lo, split.hi);
       return;
@@ -237,7 +233,7 @@ function writeValue(f: FieldSchema, v: unknown, w: Writer, sizes: number[], c: C
       w.double(v as number);
       return;
     default: // FIXED64, SFIXED64
-      splitInt64(v as number);
+      splitInt64(v as bigint);
       w.fixed64(split.lo, split.hi);
   }
 }

@@ -10,7 +10,7 @@
  * protobuf spec asks of every reader.
  */
 import { defaultValue, Kind, type FieldSchema, type MessageSchema } from "./schema";
-import { int64ToNumber, Reader, uint64ToNumber, unzigzag, malformed, WireType } from "./wire";
+import { int64FromHalves, Reader, unzigzag, malformed, WireType } from "./wire";
 
 type Obj = Record<string, unknown>;
 
@@ -24,11 +24,7 @@ export function unknownFieldsOf(msg: object): readonly Uint8Array[] {
 
 /** A message with every field at its default, as ts-proto's createBase… makes it. */
 function blank(schema: MessageSchema): Obj {
-  const d = schema.defaults;
-  const o: Obj = Object.assign({}, d.template);
-  for (let i = 0; i < d.lists.length; i++) o[d.lists[i]!] = [];
-  for (let i = 0; i < d.maps.length; i++) o[d.maps[i]!] = {};
-  return o;
+  return schema.defaults.make();
 }
 
 export function readMessage(schema: MessageSchema, r: Reader, end: number): Obj {
@@ -60,14 +56,16 @@ function readField(f: FieldSchema, wireType: number, msg: Obj, r: Reader): boole
     if (wireType !== WireType.LEN) return false;
     const end = r.lengthEnd();
     let key: unknown = defaultValue(f.mapKey!);
-    let value: unknown = defaultValue(f.mapValue!);
+    // An entry may leave out its key or value: they take their defaults.
+    let value: unknown = f.mapValue!.kind === Kind.MESSAGE ? blank(f.mapValue!.message!) : defaultValue(f.mapValue!);
     while (r.pos < end) {
       const tag = r.varint32();
       if (tag === f.mapKey!.tag) key = readValue(f.mapKey!, r);
       else if (tag === f.mapValue!.tag) value = readValue(f.mapValue!, r);
       else r.skip(tag & 7);
     }
-    if (value !== undefined) (msg[f.jsName] as Obj)[String(key)] = value;
+    if (r.pos !== end) throw malformed(`an entry of map ${f.protoName} overruns its length`);
+    (msg[f.jsName] as Obj)[String(key)] = value;
     return true;
   }
   if (f.repeated) {
@@ -117,14 +115,14 @@ function readValue(f: FieldSchema, r: Reader): unknown {
     }
     case Kind.INT64:
       r.varint64();
-      return int64ToNumber(r.lo, r.hi);
+      return int64FromHalves(r.lo, r.hi, true);
     case Kind.UINT64:
       r.varint64();
-      return uint64ToNumber(r.lo, r.hi);
+      return int64FromHalves(r.lo, r.hi, false);
     case Kind.SINT64:
       r.varint64();
       unzigzag(r);
-      return int64ToNumber(r.lo, r.hi);
+      return int64FromHalves(r.lo, r.hi, true);
     case Kind.BOOL:
       r.varint64();
       return r.lo !== 0 || r.hi !== 0;
@@ -138,9 +136,9 @@ function readValue(f: FieldSchema, r: Reader): unknown {
       return r.double();
     case Kind.FIXED64:
       r.fixed64();
-      return uint64ToNumber(r.lo, r.hi);
+      return int64FromHalves(r.lo, r.hi, false);
     default: // SFIXED64
       r.fixed64();
-      return int64ToNumber(r.lo, r.hi);
+      return int64FromHalves(r.lo, r.hi, true);
   }
 }

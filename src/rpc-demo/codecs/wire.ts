@@ -16,7 +16,9 @@
  * (0→0, -1→1, 1→2, -2→3, …) so small negative numbers stay short.
  *
  * JavaScript numbers are doubles, which hold integers exactly only up to
- * 2^53, so 64-bit values travel through here as two 32-bit halves (lo, hi).
+ * 2^53, so 64-bit values travel through here as two 32-bit halves (lo, hi),
+ * and reach the program as BigInt: exact over the whole range, from
+ * -9223372036854775808 to 18446744073709551615.
  */
 
 import { Code, RpcError } from "../rpc-error";
@@ -27,6 +29,7 @@ export type WireType = (typeof WireType)[keyof typeof WireType];
 export const WIRE_TYPE_NAMES = ["VARINT", "I64", "LEN", "SGROUP", "EGROUP", "I32", "(6)", "(7)"] as const;
 
 const TWO_32 = 4294967296;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Bytes a varint of a 32-bit unsigned value takes. */
 export function varint32Size(v: number): number {
@@ -51,18 +54,29 @@ export function varint64Size(lo: number, hi: number): number {
 }
 
 /**
- * Splits a safe integer into two's-complement 32-bit halves. Reuses one
- * scratch pair: callers read lo/hi before the next split.
+ * Splits a 64-bit integer (a BigInt, or a number that is a safe integer)
+ * into two's-complement 32-bit halves. Reuses one scratch pair: callers read
+ * lo/hi before the next split. The caller has checked the range.
  */
 export const split = { lo: 0, hi: 0 };
-export function splitInt64(n: number): void {
-  if (n >= 0 && n < TWO_32) {
-    split.lo = n >>> 0;
+export function splitInt64(v: bigint | number): void {
+  if (typeof v === "bigint") {
+    // Most values are small: the number path avoids BigInt arithmetic.
+    if (v >= -SAFE && v <= SAFE) v = Number(v);
+    else {
+      const u = BigInt.asUintN(64, v);
+      split.lo = Number(u & 0xffffffffn);
+      split.hi = Number(u >> 32n);
+      return;
+    }
+  }
+  if (v >= 0 && v < TWO_32) {
+    split.lo = v >>> 0;
     split.hi = 0;
     return;
   }
-  const hi = Math.floor(n / TWO_32);
-  split.lo = (n - hi * TWO_32) >>> 0;
+  const hi = Math.floor(v / TWO_32);
+  split.lo = (v - hi * TWO_32) >>> 0;
   split.hi = hi >>> 0;
 }
 
@@ -265,9 +279,10 @@ export class Reader {
 
   /** Reads a LEN prefix and returns where the value ends. */
   lengthEnd(): number {
+    const at = this.pos;
     const n = this.varint32();
     const end = this.pos + n;
-    if (end > this.end) throw malformed(`length ${n} at offset ${this.pos} runs past the end of the message`);
+    if (end > this.end) throw malformed(`length ${n} at offset ${at} runs past the end of the message (${this.end - this.pos} bytes follow)`);
     return end;
   }
 
@@ -325,17 +340,13 @@ export class Reader {
   }
 }
 
-/** A signed 64-bit value from halves, as a number (throws past ±2^53). */
-export function int64ToNumber(lo: number, hi: number): number {
-  const n = (hi | 0) * TWO_32 + lo;
-  if (!Number.isSafeInteger(n)) throw malformed(`64-bit value ${n} does not fit in a JavaScript number`);
-  return n;
-}
-
-export function uint64ToNumber(lo: number, hi: number): number {
-  const n = hi * TWO_32 + lo;
-  if (!Number.isSafeInteger(n)) throw malformed(`64-bit value ${n} does not fit in a JavaScript number`);
-  return n;
+/** A 64-bit value from its halves, exactly: a BigInt. */
+export function int64FromHalves(lo: number, hi: number, signed: boolean): bigint {
+  if (hi === 0) return BigInt(lo);
+  const n = (signed ? hi | 0 : hi) * TWO_32 + lo;
+  if (Number.isSafeInteger(n)) return BigInt(n);
+  const u = (BigInt(hi) << 32n) | BigInt(lo);
+  return signed ? BigInt.asIntN(64, u) : u;
 }
 
 /** Undo zigzag on halves in place (reader.lo/hi). */

@@ -185,3 +185,25 @@ export class FaultInjector {
     else go();
   }
 }
+
+/**
+ * What the faults will cost the caller in waiting, said before the wait: a
+ * lost message over TCP or HTTP/2 is never resent (the stream is reliable;
+ * an injected drop stands for a connection that died), so only the
+ * caller's deadline ends the wait, and each retry waits again.
+ */
+export function waitNote(plan: FaultPlan, transport: "tcp" | "udp" | "http2", timeoutMs: number, retries: number): string | undefined {
+  const drops = plan.drop > 0 || plan.dropFirst > 0;
+  const late = plan.delayMs >= timeoutMs;
+  if (!drops && !late) return undefined;
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  if (transport === "udp") {
+    return `Over UDP the client resends a lost datagram itself, after 100 ms, then 200, 400, 800, 1000 ms…, until its ${timeoutMs} ms deadline: up to ${seconds(timeoutMs)}.`;
+  }
+  const name = transport === "tcp" ? "TCP" : "HTTP/2";
+  const why = late ? `the reply is held up ${plan.delayMs} ms, past the deadline` : "nothing resends a lost message";
+  return (
+    `Over ${name} ${why}: the caller waits out its ${timeoutMs} ms deadline` +
+    (retries > 0 ? `, then retries ${retries === 1 ? "once" : `${retries} times`} on a new connection: up to ${seconds(timeoutMs * (retries + 1))} in all.` : `: up to ${seconds(timeoutMs)}.`)
+  );
+}

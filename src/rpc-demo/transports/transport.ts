@@ -8,7 +8,7 @@
  */
 import type { AnyProcedure, Procedure } from "../call-ids/registry";
 import { formatNumber } from "../call-ids/registry";
-import type { Codec } from "../codecs/codec";
+import { messageToJson, type Codec } from "../codecs/codec";
 import { Code, RpcError } from "../rpc-error";
 import type { FaultInjector } from "../faults/faults";
 import type { Trace } from "../trace";
@@ -72,6 +72,6 @@ export async function callProcedure<Req, Res>(
   } catch (err) {
     throw new RpcError(Code.INTERNAL, `cannot decode the ${proc.response.fullName} reply: ${err instanceof Error ? err.message : String(err)}`);
   }
-  trace?.step("client", "codec", `decode the reply (${codec.name})`, { notes: [JSON.stringify(proc.response.fns.toJSON(res))] });
+  trace?.step("client", "codec", `decode the reply (${codec.name})`, { notes: [JSON.stringify(messageToJson(proc.response, res))] });
   return res;
 }

@@ -19,22 +19,29 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CreateVolumeRequest, CreateVolumeResponse } from "../../gen/csi";
-import { messageType, protobufCodec } from "../codecs/codec";
+import { messageFromJson, messageToJson, messageType, protobufCodec, type MessageType } from "../codecs/codec";
 import { PROTO_DIR } from "../codecs/schema";
 import { RpcError } from "../rpc-error";
 import { Trace } from "../trace";
-import { Http2Client } from "../transports/http2-client";
+import { Http2Client, type Http2ClientOptions } from "../transports/http2-client";
 import { narrate } from "./narrate";
 
 const CREATE_VOLUME = "/csi.v1.Controller/CreateVolume";
-const Request = messageType("csi.v1.CreateVolumeRequest", CreateVolumeRequest);
-const Response = messageType("csi.v1.CreateVolumeResponse", CreateVolumeResponse);
+const DELETE_VOLUME = "/csi.v1.Controller/DeleteVolume";
+/** CSI messages as our codec reads them from csi.proto: field names as in ts-proto, 64-bit integers as BigInt. */
+type CsiMessage = Record<string, unknown>;
+const csi = (name: string): MessageType<CsiMessage> => messageType<CsiMessage>(`csi.v1.${name}`);
+const Request = csi("CreateVolumeRequest");
+const Response = csi("CreateVolumeResponse");
+const DeleteRequest = csi("DeleteVolumeRequest");
+const DeleteResponse = csi("DeleteVolumeResponse");
 
 export interface CsiExplainedOptions {
-  /** unix:///path/to/csi.sock of a running driver; absent: start one. */
+  /** unix:///path/to/csi.sock or tcp://host:port of a running driver; absent: start one. */
   readonly endpoint: string | undefined;
   readonly volumeName: string;
+  /** Leave the volume in the driver at the end (it is deleted otherwise). */
+  readonly keep?: boolean;
   readonly plain: boolean;
   readonly write: (text: string) => void;
 }
@@ -93,14 +100,21 @@ async function startDriver(): Promise<Driver> {
   };
 }
 
-function socketOf(endpoint: string): string {
-  if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
-  if (endpoint.startsWith("/")) return endpoint;
-  throw new Error(`--endpoint must be unix:///absolute/path.sock, not ${endpoint}`);
+/** Where a driver's endpoint is: a unix socket, or host and port. */
+export function endpointAddress(endpoint: string): Http2ClientOptions & { readonly label: string } {
+  if (endpoint.startsWith("unix://") || endpoint.startsWith("/")) {
+    const socketPath = endpoint.startsWith("/") ? endpoint : endpoint.slice("unix://".length);
+    if (path.isAbsolute(socketPath)) return { socketPath, label: `unix://${socketPath}` };
+  }
+  const m = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\d{1,5})$/.exec(endpoint);
+  if (m && Number(m[2]) >= 1 && Number(m[2]) <= 65535) {
+    return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]), label: endpoint };
+  }
+  throw new Error(`--endpoint must be unix:///absolute/path.sock or tcp://host:port (port 1-65535), not ${JSON.stringify(endpoint)}`);
 }
 
 /** One CreateVolume, traced from the caller's side. */
-async function createVolume(client: Http2Client, req: CreateVolumeRequest, trace: Trace): Promise<CreateVolumeResponse> {
+async function createVolume(client: Http2Client, req: CsiMessage, trace: Trace): Promise<CsiMessage> {
   trace.step("client", "call-id", "the call ID of CreateVolume", {
     notes: [`by name  ${CREATE_VOLUME}`, "(CSI is defined in gRPC: the path is the only ID; there is no numeric one)"],
   });
@@ -112,58 +126,95 @@ async function createVolume(client: Http2Client, req: CreateVolumeRequest, trace
     bytes: res.body,
     what: "message",
     typeName: Response.fullName,
-    notes: [JSON.stringify(CreateVolumeResponse.toJSON(reply))],
+    notes: [JSON.stringify(messageToJson(Response, reply))],
   });
   return reply;
 }
 
+const volumeIdOf = (reply: CsiMessage | undefined): string | undefined => (reply?.["volume"] as CsiMessage | undefined)?.["volumeId"] as string | undefined;
+
 export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boolean }> {
   const { write } = opts;
-  const started = opts.endpoint === undefined ? await startDriver() : undefined;
-  const socketPath = started ? started.socketPath : socketOf(opts.endpoint!);
-  const client = await Http2Client.connect({ socketPath });
+  const address = opts.endpoint === undefined ? undefined : endpointAddress(opts.endpoint);
+  const started = address === undefined ? await startDriver() : undefined;
+  const where = started ? { socketPath: started.socketPath, label: `unix://${started.socketPath}` } : address!;
+  const client = await Http2Client.connect(where);
   const section = (title: string, trace: Trace, start: bigint) => {
     write(`\n== ${title}\n`);
     const story = narrate(trace, start, { plain: opts.plain });
     for (const s of story.steps) write(s + "\n");
     write(story.summary + "\n");
   };
+
+  // The demo deletes the volume it made, whatever happens: at the end, after
+  // an error, or on Ctrl-C (after the call in flight, which may create it).
+  let made: string | undefined;
+  let inflight: Promise<unknown> = Promise.resolve();
+  let stopping = false;
+  let cleaned: Promise<void> | undefined;
+  const cleanUp = (): Promise<void> =>
+    (cleaned ??= (async () => {
+      stopping = true;
+      await inflight.catch(() => undefined);
+      if (made === undefined || opts.keep) return;
+      const body = Buffer.from(protobufCodec.encode(DeleteRequest, { volumeId: made, secrets: {} }));
+      const res = await client.unary(DELETE_VOLUME, "application/grpc", body, { timeoutMs: 10_000 });
+      protobufCodec.decode(DeleteResponse, res.body);
+      write(`\n== Clean-up\n\nDeleteVolume ${JSON.stringify(made)}: done. The demo leaves nothing behind in the driver (--keep to leave it).`);
+      made = undefined;
+    })());
+  const onSignal = () => void cleanUp().finally(() => process.exit(130));
+  if (!started) {
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  }
+  const create = async (req: CsiMessage, trace: Trace): Promise<CsiMessage> => {
+    // After Ctrl-C, no new volume: wait here for the exit.
+    if (stopping) await new Promise(() => undefined);
+    const p = createVolume(client, req, trace);
+    inflight = p;
+    const reply = await p;
+    made ??= volumeIdOf(reply);
+    return reply;
+  };
+
   try {
-    write(`CSI explained: CreateVolume to the csi-lab driver on unix://${socketPath}${started ? " (started for this walkthrough)" : ""}`);
-    const req = CreateVolumeRequest.fromPartial({
+    write(`CSI explained: CreateVolume to the csi-lab driver on ${where.label}${started ? " (started for this walkthrough)" : ""}`);
+    // The request as the external-provisioner would build it, written in proto3 JSON.
+    const req = messageFromJson(Request, {
       name: opts.volumeName,
-      capacityRange: { requiredBytes: 1024 * 1024 },
-      volumeCapabilities: [{ mount: { fsType: "" }, accessMode: { mode: 1 /* SINGLE_NODE_WRITER */ } }],
-      parameters: {},
+      capacityRange: { requiredBytes: String(1024 * 1024) },
+      volumeCapabilities: [{ mount: {}, accessMode: { mode: "SINGLE_NODE_WRITER" } }],
     });
 
     // Load the CSI schema and compile the codec before the clock starts.
-    protobufCodec.decode(Response, protobufCodec.encode(Response, { volume: undefined }));
+    protobufCodec.decode(Response, protobufCodec.encode(Response, {}));
     protobufCodec.decode(Request, protobufCodec.encode(Request, req));
 
     let trace = new Trace();
     let t0 = process.hrtime.bigint();
-    const first = await createVolume(client, req, trace);
+    const first = await create(req, trace);
     section("1. CreateVolume, as the external-provisioner sends it", trace, t0);
 
-    write("\n✗ Suppose that reply was lost (a broken connection, a provisioner restart): the caller cannot tell");
-    write("  whether the volume was made. It must ask again — and a second volume would leak storage.");
+    write("\n✗ Suppose that reply was lost (a broken connection, a provisioner restart): the caller cannot");
+    write("  tell whether the volume was made. It must ask again — and a second volume would leak storage.");
     trace = new Trace();
     t0 = process.hrtime.bigint();
-    const again = await createVolume(client, req, trace);
+    const again = await create(req, trace);
     section("2. The same CreateVolume again (a retry)", trace, t0);
-    const same = again.volume?.volumeId === first.volume?.volumeId;
+    const same = volumeIdOf(again) === volumeIdOf(first);
     write(
       same
-        ? `✓ Same volume_id ${again.volume?.volumeId}: CreateVolume is idempotent by name, so retrying is safe.`
-        : `✗ A different volume_id (${first.volume?.volumeId} then ${again.volume?.volumeId}): the driver is not idempotent!`,
+        ? `✓ Same volume_id ${volumeIdOf(again)}: CreateVolume is idempotent by name, so retrying is safe.`
+        : `✗ A different volume_id (${volumeIdOf(first)} then ${volumeIdOf(again)}): the driver is not idempotent!`,
     );
 
     trace = new Trace();
     t0 = process.hrtime.bigint();
     let conflict: RpcError | undefined;
     try {
-      await createVolume(client, { ...req, capacityRange: { requiredBytes: 64 * 1024 * 1024, limitBytes: 64 * 1024 * 1024 } }, trace);
+      const bigger = String(64 * 1024 * 1024);
+      await create({ ...req, capacityRange: messageFromJson(csi("CapacityRange"), { requiredBytes: bigger, limitBytes: bigger }) }, trace);
     } catch (err) {
       conflict = RpcError.from(err);
     }
@@ -175,7 +226,13 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
     );
     return { ok: same && conflict !== undefined };
   } finally {
-    await client.close();
-    await started?.stop();
+    try {
+      await cleanUp();
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      await client.close();
+      await started?.stop();
+    }
   }
 }

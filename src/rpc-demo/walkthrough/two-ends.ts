@@ -4,15 +4,15 @@
  */
 import { Playground, type PlaygroundMethod } from "../call-ids/playground";
 import type { AnyProcedure } from "../call-ids/registry";
-import { preloadSchemas, type Codec } from "../codecs/codec";
-import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
+import { messageToJson, preloadSchemas, type Codec } from "../codecs/codec";
+import { describeFaults, FaultInjector, waitNote, type FaultPlan } from "../faults/faults";
 import { PlaygroundState, playgroundDispatcher } from "../playground-service";
 import { RpcError } from "../rpc-error";
 import { Trace } from "../trace";
 import { connectClient, startServer } from "../transports";
 import { callProcedure, type ServerTransport, type TransportName } from "../transports/transport";
 import { narrate, renderStep } from "./narrate";
-import { DEFAULT_REQUESTS } from "./walkthrough";
+import { requestFor } from "./walkthrough";
 
 export interface ServeOptions {
   readonly transport: TransportName;
@@ -67,6 +67,9 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
     [
       `Playground serving over ${opts.transport} on ${opts.host}:${server.port} · faults: ${describeFaults(opts.faults)}` +
         (opts.transport === "udp" ? ` · duplicate-request cache ${opts.duplicateCache ? "on" : "off"}` : ""),
+      ...(opts.transport !== "udp" && (opts.faults.drop > 0 || opts.faults.dropFirst > 0)
+        ? [`Over ${opts.transport === "tcp" ? "TCP" : "HTTP/2"} a dropped message is never resent: its caller waits out its whole deadline.`]
+        : []),
       "",
       dispatcher.describe(),
       "",
@@ -92,8 +95,10 @@ export interface CallCliOptions {
 export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
   preload();
   const proc = Playground[opts.method] as AnyProcedure;
-  const req = proc.request.fns.fromJSON(opts.request ?? DEFAULT_REQUESTS[opts.method]);
+  const req = requestFor(opts.method, opts.request);
   const client = await connectClient(opts.transport, { host: opts.host, port: opts.port, faults: new FaultInjector(opts.faults) });
+  const note = waitNote(opts.faults, opts.transport, opts.timeoutMs, 0);
+  if (note) opts.write(note);
   const trace = new Trace();
   const start = process.hrtime.bigint();
   let result: unknown;
@@ -108,7 +113,7 @@ export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
   opts.write(`Playground.${proc.name} to ${opts.host}:${opts.port} over ${opts.transport} (${opts.codec.name})\n`);
   const story = narrate(trace, start, { plain: opts.plain });
   for (const s of story.steps) opts.write(s + "\n");
-  opts.write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(proc.response.fns.toJSON(result))}`);
+  opts.write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(messageToJson(proc.response, result))}`);
   opts.write("\n" + story.summary);
   return { ok: error === undefined };
 }

@@ -9,8 +9,8 @@
  */
 import { Playground, type PlaygroundMethod } from "../call-ids/playground";
 import type { AnyProcedure } from "../call-ids/registry";
-import type { Codec } from "../codecs/codec";
-import { describeFaults, FaultInjector, type FaultPlan } from "../faults/faults";
+import { messageFromJson, messageToJson, type Codec } from "../codecs/codec";
+import { describeFaults, FaultInjector, waitNote, type FaultPlan } from "../faults/faults";
 import { PlaygroundState, playgroundDispatcher } from "../playground-service";
 import { Code, RpcError } from "../rpc-error";
 import { Trace } from "../trace";
@@ -23,7 +23,7 @@ export interface WalkthroughOptions {
   readonly codec: Codec;
   readonly faults: FaultPlan;
   readonly method: PlaygroundMethod;
-  /** The request as proto3 JSON; a default per method when absent. */
+  /** The request as proto3 JSON (see parseJsonText); a default per method when absent. */
   readonly request: unknown;
   readonly timeoutMs: number;
   readonly plain: boolean;
@@ -33,12 +33,25 @@ export interface WalkthroughOptions {
 }
 
 export const DEFAULT_REQUESTS: Record<PlaygroundMethod, unknown> = {
-  add: { a: 2, b: 40 },
+  add: { a: "2", b: "40" },
   echo: { i32: 150, s64: "-2", text: "hello", color: "COLOR_GREEN", point: { x: 1, y: -1 }, numbers: [1, 300], labels: { zone: "a" } },
   increment: { counter: "demo", requestToken: "walkthrough-1" },
   sleep: { millis: 50 },
   fail: { code: Code.NOT_FOUND, message: "no such volume" },
 };
+
+/**
+ * The request for a method from its proto3 JSON, checked against the
+ * schema: a value that does not fit its field is refused, never changed.
+ */
+export function requestFor(method: PlaygroundMethod, json: unknown): unknown {
+  const proc = Playground[method] as AnyProcedure;
+  try {
+    return messageFromJson(proc.request, json === undefined ? DEFAULT_REQUESTS[method] : json, { nullIsDefault: false });
+  } catch (err) {
+    throw new Error(`--request for ${proc.name}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 
 /**
  * One untraced call first, on a separate fault-free server: the first call
@@ -49,7 +62,7 @@ async function warmUp(transport: TransportName, codec: Codec): Promise<void> {
   const server = await startServer(transport, playgroundDispatcher());
   const client = await connectClient(transport, { port: server.port });
   try {
-    for (let i = 0; i < 20; i++) await callProcedure(client, codec, Playground.add, { a: i, b: 1 }, { timeoutMs: 2000 });
+    for (let i = 0; i < 20; i++) await callProcedure(client, codec, Playground.add, { a: BigInt(i), b: 1n }, { timeoutMs: 2000 });
   } finally {
     await client.close();
     await server.close();
@@ -59,7 +72,7 @@ async function warmUp(transport: TransportName, codec: Codec): Promise<void> {
 export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boolean }> {
   const { write } = opts;
   const proc = Playground[opts.method] as AnyProcedure;
-  const req = proc.request.fns.fromJSON(opts.request ?? DEFAULT_REQUESTS[opts.method]);
+  const req = requestFor(opts.method, opts.request);
   const trace = new Trace();
   const state = new PlaygroundState();
   const dispatcher = playgroundDispatcher(state);
@@ -84,7 +97,7 @@ export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boole
 
   write(
     [
-      `RPC walkthrough: Playground.${proc.name}(${JSON.stringify(proc.request.fns.toJSON(req))})`,
+      `RPC walkthrough: Playground.${proc.name}(${JSON.stringify(messageToJson(proc.request, req))})`,
       `transport ${opts.transport} · codec ${opts.codec.name} · deadline ${opts.timeoutMs} ms · faults: ${describeFaults(opts.faults)}`,
       "",
       "The server's dispatch table (the same IDs are compiled into the client):",
@@ -92,6 +105,10 @@ export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boole
       "",
     ].join("\n"),
   );
+
+  // Said before the call, so a class knows how long the silence will last.
+  const note = waitNote(opts.faults, opts.transport, opts.timeoutMs, opts.transport === "udp" ? 0 : 1);
+  if (note) write(`${note}\n`);
 
   const clientFaults = new FaultInjector({ ...opts.faults, seed: opts.faults.seed + 1 });
   let client: ClientTransport = await connectClient(opts.transport, { port, faults: clientFaults });
@@ -122,7 +139,7 @@ export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boole
     if (opts.pause) await opts.pause();
   }
   write("");
-  write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(proc.response.fns.toJSON(result))}`);
+  write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(messageToJson(proc.response, result))}`);
   if (opts.method === "increment") {
     const token = (req as { requestToken?: string }).requestToken ?? "";
     const runs = state.runs.get(token) ?? 0;

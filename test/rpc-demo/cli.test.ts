@@ -1,0 +1,192 @@
+// The playground's commands, run as a user runs them: the real
+// bin/csi-lab.js as a child process. Help for every command, bad input
+// refused with a clear error and a non-zero exit, one exact answer whatever
+// the codec and transport, and a walkthrough that Ctrl-C or Ctrl-D ends.
+import assert from "node:assert/strict";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
+
+const BIN = path.join(PROTO_DIR, "..", "bin", "csi-lab.js");
+const VERSION = (require(path.join(PROTO_DIR, "..", "package.json")) as { version: string }).version;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** A bad input: a non-zero exit and an error on stderr that matches. */
+async function refused(args: string[], pattern: RegExp): Promise<Run> {
+  const r = await run(args);
+  assert.notEqual(r.code, 0, `exit status of ${args.join(" ")}`);
+  assert.match(r.stderr, pattern);
+  return r;
+}
+
+/** Lines the 100-column wrapping split, joined again (for matching whole sentences). */
+const unwrapped = (text: string) => text.replace(/\n {2,}(?=\S)/g, " ");
+
+const maxWidth = (text: string) => Math.max(...text.split("\n").map((l) => [...l].length));
+
+describe("csi-lab rpc, the commands", () => {
+  for (const command of ["walkthrough", "serve", "call", "csi", "dump", "faults", "table"]) {
+    it(`rpc ${command} --help and -h print its flags, defaults and an example; --version its version`, async () => {
+      for (const flag of ["--help", "-h"]) {
+        const r = await run(["rpc", command, flag]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`^csi-lab rpc ${command}`));
+        assert.match(r.stdout, /Flags:\n[\s\S]*--help/);
+        assert.match(r.stdout, /Example:\n {2}csi-lab rpc /);
+        assert.ok(maxWidth(r.stdout) <= 100, "fits 100 columns");
+      }
+      assert.equal((await run(["rpc", command, "--version"])).stdout, `${VERSION}\n`);
+    });
+  }
+
+  it("the walkthrough's help gives defaults, and --method M --help lists the method's fields and types", async () => {
+    assert.match((await run(["rpc", "walkthrough", "--help"])).stdout, /--transport tcp\|udp\|http2\n\s+how the bytes travel \(default: tcp\)/);
+    const add = await run(["rpc", "call", "--method", "add", "--help"]);
+    assert.equal(add.code, 0);
+    assert.match(add.stdout, /request csilab\.rpcdemo\.v1\.AddRequest:\n {2}a: sint64 \(a whole number from -9223372036854775808 to 9223372036854775807/);
+    assert.match(add.stdout, /reply csilab\.rpcdemo\.v1\.AddReply:\n {2}sum: sint64/);
+    assert.match((await run(["rpc", "walkthrough", "--method", "sleep", "-h"])).stdout, /millis: uint32 \(a whole number from 0 to 4294967295\)/);
+  });
+
+  describe("bad input: a clear error and a non-zero exit", () => {
+    const walk = (request: string, ...more: string[]) => ["rpc", "walkthrough", "--plain", ...more, "--request", request];
+    it("a string that is not a number for a number field", async () => {
+      await refused(walk('{"a":"x","b":40}'), /--request for Add: field a: "x" is not a number; expected sint64/);
+      await refused(walk('{"a":"two","b":40}', "--codec", "json"), /field a: "two" is not a number/);
+    });
+    it("a fractional number, with either codec", async () => {
+      for (const codec of ["protobuf", "json"]) await refused(walk('{"a":2.5,"b":1}', "--codec", codec), /field a: 2\.5 is not a whole number; expected sint64/);
+    });
+    it("a field the method does not have", async () => {
+      await refused(walk('{"ms":3000}', "--method", "sleep"), /unknown field "ms": csilab\.rpcdemo\.v1\.SleepRequest has no such field \(its fields: millis\)/);
+    });
+    it("null, for the request or for a field", async () => {
+      await refused(walk("null"), /must be a JSON object for csilab\.rpcdemo\.v1\.AddRequest, not null/);
+      await refused(walk('{"a":null,"b":1}'), /field a: null is not a value \(proto3 JSON would read it as the default, 0/);
+    });
+    it("a value out of its field's range", async () => {
+      await refused(walk('{"a":"9223372036854775808","b":1}'), /field a: "9223372036854775808" is out of range; expected sint64/);
+      await refused(walk('{"millis":-1}', "--method", "sleep"), /field millis: -1 is out of range; expected uint32/);
+    });
+    it("rpc dump of something that is not hex, and of a type that does not exist (the valid ones listed)", async () => {
+      await refused(["rpc", "dump", "zz"], /not hex: "z"/);
+      const r = await refused(["rpc", "dump", "--type", "Nope", "08"], /no message type "Nope"/);
+      assert.match(r.stderr, /csilab\.rpcdemo\.v1: AddRequest, AddReply,/);
+      assert.match(r.stderr, /csi\.v1: GetPluginInfoRequest,/);
+    });
+    it("rpc serve --port 99999: our own one-line error", async () => {
+      const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
+      assert.equal(r.stdout, "");
+    });
+  });
+
+  it("rpc dump of bytes that are not protobuf: the length byte at offset 0007, the error names offset 7, exit 1", async () => {
+    const r = await run(["rpc", "dump", "0a04646174611a0a08800210"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^0007 {2}0a {23}✗ at offset 7: length 10 of field 3/m);
+    assert.match(r.stdout, /^0008 {2}08 80 02 10 {14}✗ not read/m);
+    assert.match(r.stderr, /not valid protobuf: at offset 7: length 10 of field 3/);
+    const ok = await run(["rpc", "dump", "--type", "AddRequest", "08 04 10 50"]);
+    assert.equal(ok.code, 0);
+    assert.match(ok.stdout, /sint64 40 \(zigzag 80\)/);
+  });
+
+  it('{"a":"9223372036854775806","b":1} answers {"sum":"9223372036854775807"}, byte for byte the same, with both codecs over every transport', async () => {
+    const results = new Set<string>();
+    for (const transport of ["tcp", "udp", "http2"]) {
+      for (const codec of ["protobuf", "json"]) {
+        const r = await run(["rpc", "walkthrough", "--plain", "--transport", transport, "--codec", codec, "--request", '{"a":"9223372036854775806","b":1}']);
+        assert.equal(r.code, 0, r.stderr);
+        results.add(/^Result: .*$/m.exec(r.stdout)![0]);
+      }
+    }
+    assert.deepEqual([...results], ['Result: {"sum":"9223372036854775807"}']);
+  });
+
+  it("a sum past sint64 is INVALID_ARGUMENT naming the field, with either codec", async () => {
+    for (const codec of ["protobuf", "json"]) {
+      const r = await run(["rpc", "walkthrough", "--plain", "--codec", codec, "--request", '{"a":"9223372036854775807","b":"1"}']);
+      assert.equal(r.code, 1);
+      assert.match(unwrapped(r.stdout), /Result: ✗ INVALID_ARGUMENT: field sum: 9223372036854775807 \+ 1 = 9223372036854775808 is out of range; expected sint64/);
+    }
+  });
+
+  it("--fault drop over TCP says, before the wait, how long the retries will take", async () => {
+    const r = await run(["rpc", "walkthrough", "--plain", "--fault", "drop", "--timeout", "200"]);
+    const note = unwrapped(r.stdout).indexOf("Over TCP nothing resends a lost message: the caller waits out its 200 ms deadline, then retries once on a new connection: up to 0.4 s in all.");
+    assert.ok(note > 0, r.stdout);
+    assert.ok(note < unwrapped(r.stdout).indexOf(" 1. client"), "said before the story of the call");
+  });
+
+  it("walkthrough output fits 100 columns", async () => {
+    for (const args of [[], ["--method", "echo", "--transport", "http2"], ["--method", "echo", "--codec", "json"], ["--transport", "udp", "--fault", "drop", "--timeout", "300"]]) {
+      const r = await run(["rpc", "walkthrough", "--plain", ...args]);
+      assert.ok(maxWidth(r.stdout) <= 100, `${args.join(" ")}: a line of ${maxWidth(r.stdout)} columns`);
+    }
+  });
+});
+
+/** The walkthrough on a pseudo-terminal (util-linux `script`), as a person at a keyboard runs it. */
+function onTerminal(env: NodeJS.ProcessEnv, key: string): Promise<{ code: number | null; ms: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("script", ["-qfec", `${process.execPath} ${BIN} rpc walkthrough`, "/dev/null"], { env: { ...process.env, ...env }, stdio: "pipe" });
+    let output = "";
+    let sentAt = 0;
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!sentAt && output.includes("(Enter: next step)")) {
+        sentAt = Date.now();
+        child.stdin.write(key);
+      }
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`still running 10 s after the key:\n${output.slice(-500)}`));
+    }, 10_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, ms: Date.now() - sentAt, output });
+    });
+  });
+}
+
+describe("csi-lab rpc walkthrough on a terminal", function () {
+  before(function () {
+    // util-linux's `script` gives the walkthrough a pseudo-terminal; a sandbox without /dev/pts cannot.
+    if (spawnSync("script", ["-qec", "true", "/dev/null"]).status !== 0) {
+      console.log("      (skipped: no pseudo-terminal here: needs `script` from util-linux and /dev/pts)");
+      this.skip();
+    }
+  });
+
+  it("Ctrl-C ends it at once, servers and all", async () => {
+    const r = await onTerminal({ NO_COLOR: "" }, "\x03");
+    assert.equal(r.code, 130);
+    assert.ok(r.ms < 2000, `ended ${r.ms} ms after Ctrl-C`);
+  });
+
+  it("Ctrl-D ends it at once", async () => {
+    const r = await onTerminal({ NO_COLOR: "" }, "\x04");
+    assert.equal(r.code, 0);
+    assert.ok(r.ms < 2000, `ended ${r.ms} ms after Ctrl-D`);
+  });
+
+  it("is in colour, unless NO_COLOR is set", async () => {
+    const sgr = /\x1b\[[0-9;]*m/;
+    assert.match((await onTerminal({ NO_COLOR: "" }, "\x03")).output, sgr);
+    assert.doesNotMatch((await onTerminal({ NO_COLOR: "1" }, "\x03")).output, sgr);
+  });
+});
