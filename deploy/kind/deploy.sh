@@ -6,7 +6,8 @@
 #  1. creates a kind cluster (deploy/kind/cluster.yaml: 1 control plane, 2 workers)
 #  2. builds the driver image and loads it into the cluster's nodes
 #  3. installs the VolumeSnapshot CRDs and the snapshot-controller
-#     (with distributed snapshotting, for node-local volumes)
+#     (deploy/snapshot-controller: with distributed snapshotting, for
+#     node-local volumes)
 #  4. applies the kind overlay of the manifests and waits for the driver
 #  5. runs every example in deploy/examples that the deployment supports,
 #     each in its own namespace, step by step, waiting until its pods are
@@ -14,12 +15,15 @@
 #  6. runs csi-sanity against a node's driver socket, if csi-sanity is on PATH
 #  7. prints a summary and how to clean up
 #
+# Running it again on the same cluster converges: every step applies the
+# same manifests (nothing is patched by hand), and examples are applied
+# again into their existing namespaces.
+#
 # Needs docker, kind, kubectl (and git, for kubectl's remote kustomize).
 # Settings (environment):
 #   CLUSTER=csi-lab            kind cluster name (reused if it exists)
 #   EXAMPLES="pvc-pod ..."     examples to run (default: all that apply)
 #   TIMEOUT=300s               how long to wait for each step
-#   SNAPSHOTTER_VERSION=v8.6.0 external-snapshotter release for CRDs/controller
 #   CSI_SANITY=csi-sanity      csi-sanity binary (skipped when not found)
 #   SKIP_BUILD=1               reuse an image already loaded
 set -euo pipefail
@@ -30,7 +34,6 @@ examples_dir="$repo/deploy/examples"
 
 CLUSTER=${CLUSTER:-csi-lab}
 TIMEOUT=${TIMEOUT:-300s}
-SNAPSHOTTER_VERSION=${SNAPSHOTTER_VERSION:-v8.6.0}
 CSI_SANITY=${CSI_SANITY:-csi-sanity}
 IMAGE=csi-lab:dev # what deploy/kind/kustomization.yaml names
 SHARE=/tmp/csi-lab-kind-share
@@ -75,19 +78,13 @@ build_image() {
   kind load docker-image "$IMAGE" --name "$CLUSTER"
 }
 
+# Node-local volumes are snapshotted by the csi-snapshotter on their own
+# node; the controller must label each snapshot with that node. That flag
+# is part of the applied kustomization, never patched in afterwards: a
+# patch would make the next run's server-side apply conflict with it.
 install_snapshot_support() {
-  local base="https://github.com/kubernetes-csi/external-snapshotter"
-  say "VolumeSnapshot CRDs and snapshot-controller $SNAPSHOTTER_VERSION"
-  k kustomize "$base/client/config/crd?ref=$SNAPSHOTTER_VERSION" | k apply --server-side -f -
-  k kustomize "$base/deploy/kubernetes/snapshot-controller?ref=$SNAPSHOTTER_VERSION" | k apply --server-side -f -
-  # Node-local volumes are snapshotted by the csi-snapshotter on their own
-  # node; the controller must label each snapshot with that node.
-  local args
-  args=$(k -n kube-system get deployment snapshot-controller -o jsonpath='{.spec.template.spec.containers[0].args}')
-  if [[ $args != *--enable-distributed-snapshotting* ]]; then
-    k -n kube-system patch deployment snapshot-controller --type=json \
-      -p '[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--enable-distributed-snapshotting"}]'
-  fi
+  say "VolumeSnapshot CRDs and snapshot-controller (deploy/snapshot-controller)"
+  k kustomize "$repo/deploy/snapshot-controller" | k apply --server-side -f -
   k -n kube-system rollout status deployment/snapshot-controller --timeout="$TIMEOUT"
 }
 
@@ -168,14 +165,9 @@ lifecycle_step4() {
   sed -e "s/REPLACE-WITH-VOLUME-HANDLE/$handle/" "$file" | k -n "$ns" apply -f -
 }
 
+# Run one example that the deployment supports; its status says whether it passed.
 run_example() {
-  local example=$1 ns="csi-lab-ex-$1" file step reason pod
-  reason=$(unsupported_reason "$example")
-  if [[ -n $reason ]]; then
-    say "example $example: skipped, $reason"
-    skipped+=("$example ($reason)")
-    return 0
-  fi
+  local example=$1 ns="csi-lab-ex-$1" file step pod
   say "example $example (namespace $ns)"
   k create namespace "$ns" --dry-run=client -o yaml | k apply -f - || return 1
   for file in "$examples_dir/$example"/[0-9]*.yaml; do
@@ -206,7 +198,7 @@ show_failure() {
 }
 
 run_examples() {
-  local all=() example
+  local all=() example reason
   if [[ -n ${EXAMPLES:-} ]]; then
     read -r -a all <<<"$EXAMPLES"
   else
@@ -216,7 +208,12 @@ run_examples() {
   fi
   for example in ${all[@]+"${all[@]}"}; do
     [[ -d $examples_dir/$example ]] || die "no example named $example in $examples_dir"
-    if run_example "$example"; then
+    # A skipped example is listed once, as skipped: neither passed nor failed.
+    reason=$(unsupported_reason "$example")
+    if [[ -n $reason ]]; then
+      say "example $example: skipped, $reason"
+      skipped+=("$example ($reason)")
+    elif run_example "$example"; then
       passed+=("$example")
     else
       failed+=("$example")
@@ -228,8 +225,12 @@ run_examples() {
 # csi-sanity talks to the driver's socket directly. The kind nodes are
 # containers, so the binary is copied into a worker and run there, with
 # the socket and scratch directories at the paths the driver sees.
+# csi-sanity makes its staging and target directories with a plain mkdir,
+# so their parent must exist, and the driver accepts them only inside the
+# kubelet directory. Both go under plugins/, not pods/: the kubelet removes
+# directories in pods/ that belong to no pod.
 run_csi_sanity() {
-  local sanity node dir="$KUBELET_DIR/plugins/csi-sanity"
+  local sanity node nodes dir="$KUBELET_DIR/plugins/csi-sanity"
   # A sanity run on a live driver creates and deletes its own volumes; it
   # does not touch the examples'.
   if ! sanity=$(command -v "$CSI_SANITY"); then
@@ -237,13 +238,15 @@ run_csi_sanity() {
     skipped+=("csi-sanity (not installed)")
     return 0
   fi
-  node=$(kind get nodes --name "$CLUSTER" | grep -m1 worker)
+  nodes=$(kind get nodes --name "$CLUSTER")
+  node=$(grep -m1 worker <<<"$nodes")
   say "csi-sanity on node $node"
   docker cp "$sanity" "$node:/usr/local/bin/csi-sanity"
+  docker exec "$node" mkdir -p "$dir"
   if docker exec "$node" csi-sanity \
     --csi.endpoint="$KUBELET_DIR/plugins/$DRIVER/csi.sock" \
     --csi.stagingdir="$dir/staging" \
-    --csi.mountdir="$KUBELET_DIR/pods/csi-sanity/mount"; then
+    --csi.mountdir="$dir/target"; then
     passed+=("csi-sanity")
   else
     failed+=("csi-sanity")
