@@ -129,6 +129,16 @@ export class ReplayHost implements ReplayTarget {
     await this.launch("node", wrap, (arg) => (arg === `--root=${root}` ? `--root=${view}` : arg));
   }
 
+  /** Loop devices attached to files under the replay's directories ("/dev/loopN backing-file"): none once every volume is unstaged. */
+  loopDevices(): string[] {
+    return attachedLoops(this.under()).map(([dev, file]) => `${dev} ${file}`);
+  }
+
+  private under(): (p: string) => boolean {
+    const roots = [this.opts.hostDir, ...Object.values(this.opts.hostPaths ?? {})];
+    return (p: string) => roots.some((r) => p === r || p.startsWith(r + "/"));
+  }
+
   /** Stop both processes and the namespace holder; unmount what is left under the host directory and detach its loop devices. */
   async stop(): Promise<void> {
     for (const p of [...this.running.keys()]) await this.kill(p, "SIGTERM");
@@ -137,10 +147,9 @@ export class ReplayHost implements ReplayTarget {
       this.holder.kill("SIGKILL");
       await gone;
     }
-    const roots = [this.opts.hostDir, ...Object.values(this.opts.hostPaths ?? {})];
-    const under = (p: string) => roots.some((r) => p === r || p.startsWith(r + "/"));
+    const under = this.under();
     for (const m of readMountInfo().reverse()) if (under(m.mountPoint)) spawnSync("umount", ["-l", m.mountPoint]);
-    detachLoops(under);
+    for (const [dev] of attachedLoops(under)) spawnSync("losetup", ["-d", dev]);
     rmSync(this.opts.hostDir, { recursive: true, force: true });
   }
 
@@ -253,8 +262,9 @@ async function waitForNewNamespace(holder: ChildProcess): Promise<void> {
   throw new Error("unshare did not make a mount namespace (util-linux, CAP_SYS_ADMIN)");
 }
 
-/** Detach loop devices whose backing file (as its attacher named it) lies under the replay's directories. */
-function detachLoops(under: (p: string) => boolean): void {
+/** Loop devices whose backing file (as its attacher named it) lies under the replay's directories: [/dev/loopN, file]. */
+function attachedLoops(under: (p: string) => boolean): [string, string][] {
+  const out: [string, string][] = [];
   for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
     let backing: string;
     try {
@@ -262,6 +272,8 @@ function detachLoops(under: (p: string) => boolean): void {
     } catch {
       continue;
     }
-    if (under(backing.replace(/ \(deleted\)$/, ""))) spawnSync("losetup", ["-d", `/dev/${name}`]);
+    const file = backing.replace(/ \(deleted\)$/, "");
+    if (under(file)) out.push([`/dev/${name}`, file]);
   }
+  return out;
 }

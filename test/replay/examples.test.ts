@@ -21,8 +21,9 @@ describeContained("Replay of the examples (the kind overlay's manifests)", funct
   this.timeout(120_000);
   for (const example of loadExamples(EXAMPLES_DIR)) {
     it(`${example.name}: every call answers as Kubernetes needs, and every check holds`, async () => {
-      const { result, report, events, metrics } = await replay(exampleScenario(example));
+      const { result, report, events, metrics, loopsLeft } = await replay(exampleScenario(example));
       assert.ok(result.ok, `${path.join("deploy/examples", example.name)}:\n${report}`);
+      assert.deepEqual(loopsLeft, [], "every loop device the driver attached is detached once its volume is unstaged");
       // The node plugin's /metrics counts the calls it served.
       for (const call of new Set(callsOf(events).filter((c) => c.startsWith("node ")).map((c) => c.split(" ")[1]!))) {
         assert.match(metrics, new RegExp(`csi_lab_rpc_requests_total\\{[^}]*method="${call}"`), `/metrics of the node plugin counts ${call}`);

@@ -53,6 +53,8 @@ export interface Replayed {
   steps: Step[];
   /** /metrics of the node plugin after the replay */
   metrics: string;
+  /** loop devices still attached to the replay's files when it ended (before the forced clean-up) */
+  loopsLeft: string[];
   /** failures, with the plan's calls and the last log lines, for an assertion message */
   report: string;
 }
@@ -79,7 +81,7 @@ export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Prom
     const result = await run(steps, host, { onEvent: (e) => events.push(e) });
     const metrics = await fetch(`http://127.0.0.1:${ports.node}/metrics`).then((r) => r.text());
     const report = result.ok ? "" : describeFailure(result, events, host);
-    return { result, events, steps, metrics, report };
+    return { result, events, steps, metrics, report, loopsLeft: host.loopDevices() };
   } finally {
     await host.stop();
   }

@@ -41,8 +41,9 @@ function expectRestartReplay(layout: Layout, fsKind?: LoopFsKind): void {
         hostPaths["/var/lib/csi-lab"] = path.join(fs.scratch, "csi-lab");
         mkdirSync(hostPaths["/var/lib/csi-lab"]!, { recursive: true });
       }
-      const { result, report, events } = await replay(restartScenario(layout, { driver: deployment.driverName, share: SHARE }), { hostPaths });
+      const { result, report, events, loopsLeft } = await replay(restartScenario(layout, { driver: deployment.driverName, share: SHARE }), { hostPaths });
       assert.ok(result.ok, report);
+      assert.deepEqual(loopsLeft, [], "every loop device the driver attached is detached once its volume is unstaged");
       assert.equal(events.filter((e) => e.type === "restart").length, 3, "the node plugin restarted three times");
       const calls = callsOf(events).filter((c) => !/GetPluginInfo|NodeGetInfo|Capabilities/.test(c));
       assert.deepEqual(calls, [
