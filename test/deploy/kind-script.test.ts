@@ -17,16 +17,20 @@ import { REPO } from "./lib/targets";
 import { imageName, workloadsOf } from "./lib/workloads";
 
 const SCRIPT = path.join(REPO, "deploy/kind/deploy.sh");
+const E2E = path.join(REPO, "deploy/cluster/e2e.sh");
 
 describe("deploy: the kind script and cluster config", () => {
-  it("deploy.sh passes bash -n", () => {
-    const r = spawnSync("bash", ["-n", SCRIPT], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
+  it("deploy.sh, e2e.sh and the files e2e.sh sources pass bash -n", () => {
+    const lib = path.join(REPO, "deploy/cluster/lib");
+    for (const f of [SCRIPT, E2E, ...["common.sh", "examples.sh", "checks.sh", "sanity.sh"].map((x) => path.join(lib, x))]) {
+      const r = spawnSync("bash", ["-n", f], { encoding: "utf8" });
+      assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+    }
   });
 
-  it("deploy.sh and the stand-in tools its tests use are clean under shellcheck", function () {
+  it("deploy.sh, e2e.sh (with what it sources) and the stand-in tools its tests use are clean under shellcheck", function () {
     const fakes = ["kubectl", "kind", "docker", "csi-sanity"].map((t) => path.join(FAKE_TOOLS, t));
-    const r = spawnSync("shellcheck", ["--severity=style", SCRIPT, ...fakes], { encoding: "utf8" });
+    const r = spawnSync("shellcheck", ["--severity=style", "--external-sources", SCRIPT, E2E, ...fakes], { encoding: "utf8" });
     if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT") {
       console.log("      shellcheck is not installed (apt-get install shellcheck): skipped here; CI installs it");
       this.skip();
@@ -62,7 +66,7 @@ describe("deploy: deploy.sh against stand-in tools", () => {
   it("csi-sanity's staging and target directories have their parents made first, inside the kubelet directory", () => {
     const run = runWithFakes(SCRIPT, [], env);
     assert.equal(run.status, 0, run.output);
-    const at = run.log.findIndex((l) => /(^|\s)csi-sanity\s.*--csi\.stagingdir=/.test(l));
+    const at = run.log.findIndex((l) => /csi-sanity\s.*--csi\.stagingdir=/.test(l));
     assert.ok(at >= 0, `csi-sanity was not run:\n${run.log.join("\n")}`);
     const flag = (name: string) => new RegExp(`--csi\\.${name}=(\\S+)`).exec(run.log[at]!)?.[1];
     for (const dir of [flag("stagingdir"), flag("mountdir")]) {
@@ -85,6 +89,13 @@ describe("deploy: deploy.sh against stand-in tools", () => {
       assert.deepEqual(patches, [], "an imperative change conflicts with the next server-side apply of the same object");
     }
     assert.deepEqual(applies(second.log), applies(first.log));
+  });
+
+  it("--existing-cluster runs deploy/cluster/e2e.sh with the rest of the arguments, without kind or docker", () => {
+    const run = runWithFakes(SCRIPT, ["--existing-cluster", "--help"]);
+    assert.equal(run.status, 0, run.output);
+    assert.match(run.output, /deploy\/cluster\/e2e\.sh \[--context NAME\]/);
+    assert.deepEqual(run.log, []);
   });
 
   it("a skipped example is listed as skipped, and only as skipped", () => {
