@@ -27,7 +27,7 @@ import { at, isObject, list, str, type JsonObject, type K8sObject } from "./k8s-
 
 const BLOCK_SLOT = 4096;
 
-export function podIdentity(p: Planning, pod: PodState): JsonObject {
+function podIdentity(p: Planning, pod: PodState): JsonObject {
   if (!p.deployment.podInfoOnMount) return {};
   return {
     "csi.storage.k8s.io/pod.name": pod.name,
@@ -186,14 +186,14 @@ function stage(p: Planning, pv: PvState, v: PodVolumeState, why: string): void {
     process: "node",
     caller: "kubelet",
     why,
-    request: { volumeId: pv.handle, publishContext: {}, stagingTargetPath: v.staging!, volumeCapability: v.capability, secrets: {}, volumeContext: contextOf(pv) },
+    request: { volumeId: pv.handle, publishContext: {}, stagingTargetPath: v.staging!, volumeCapability: v.capability, secrets: {}, volumeContext: pv.context },
     mkdirBefore: [v.staging!],
   });
 }
 
 function publish(p: Planning, pod: PodState, v: PodVolumeState, pv: PvState | undefined, inlineAttributes: JsonObject): void {
   const volumeContext: JsonObject = pv
-    ? { "...": contextOf(pv), ...podIdentity(p, pod), ...(p.deployment.podInfoOnMount ? { "csi.storage.k8s.io/ephemeral": "false" } : {}) }
+    ? { "...": pv.context, ...podIdentity(p, pod), ...(p.deployment.podInfoOnMount ? { "csi.storage.k8s.io/ephemeral": "false" } : {}) }
     : { ...inlineAttributes, ...podIdentity(p, pod), "csi.storage.k8s.io/ephemeral": "true" };
   p.call({
     method: "NodePublishVolume",
@@ -229,8 +229,4 @@ function unpublish(p: Planning, pod: PodState, v: PodVolumeState, rmdirAfter: st
 
 function unstage(p: Planning, v: PodVolumeState, why: string, rmdirAfter: string[]): void {
   p.call({ method: "NodeUnstageVolume", service: "Node", process: "node", caller: "kubelet", why, request: { volumeId: v.handle, stagingTargetPath: v.staging! }, rmdirAfter });
-}
-
-function contextOf(pv: PvState): string | JsonObject {
-  return pv.context;
 }

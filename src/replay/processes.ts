@@ -119,7 +119,7 @@ export class ReplayHost implements ReplayTarget {
 
   async restart(process: Process): Promise<void> {
     await this.kill(process, "SIGKILL");
-    if (process === "controller") return this.launch("controller", []);
+    if (process === "controller") return this.launch("controller", ["unshare", "--mount", "--propagation", "private", "--"]);
     // A new container: a copy of the node's namespace, the data directory seen through another path.
     const root = this.nodeRoot;
     const view = path.join(this.opts.hostDir, "views", String(++this.restarts));
