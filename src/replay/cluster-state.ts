@@ -84,6 +84,8 @@ export class ClusterState {
   readonly deployments = new Map<string, { template: string; pods: string[] }>();
   /** what pods wrote, by volume handle */
   readonly files = new Map<string, FileEntry[]>();
+  /** PersistentVolumes attached to the node (ControllerPublishVolume), when the CSIDriver requires attaching */
+  readonly attached = new Set<string>();
   /** a claim's last PersistentVolume, kept after the claim is deleted (static PVs adopt retained volumes by it) */
   readonly formerPv = new Map<string, PvState>();
 

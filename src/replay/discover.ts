@@ -51,5 +51,6 @@ export async function discover(deployment: Deployment, nodeName: string, target:
   const caps = (key: string) =>
     ((json(key)?.capabilities ?? []) as { rpc?: { type?: string } }[]).map((c) => c.rpc?.type).filter((t): t is string => typeof t === "string");
   const topology = ((json("nodeInfo")?.accessibleTopology as { segments?: Record<string, string> } | undefined)?.segments ?? {}) as Record<string, string>;
-  return { nodeName, topology, nodeCaps: caps("nodeCapabilities"), controllerCaps: caps("controllerCapabilities") };
+  const nodeId = String(json("nodeInfo")?.nodeId ?? nodeName);
+  return { nodeName, nodeId, topology, nodeCaps: caps("nodeCapabilities"), controllerCaps: caps("controllerCapabilities") };
 }

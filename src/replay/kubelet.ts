@@ -22,10 +22,15 @@ import * as path from "node:path";
 import type { PodState, PodVolumeState, PvState } from "./cluster-state";
 import { blockStagingPath, blockTargetPath, ephemeralVolumeId, stagingPath, targetPath } from "./kubelet-paths";
 import type { Planning } from "./planning";
-import type { FileEntry } from "./steps";
+import { placeholder, type FileEntry } from "./steps";
 import { at, isObject, list, str, type JsonObject, type K8sObject } from "./k8s-objects";
 
 const BLOCK_SLOT = 4096;
+
+/** What ControllerPublishVolume returned for an attached volume; nothing otherwise. */
+function publishContextOf(p: Planning, pv: PvState): string | JsonObject {
+  return p.state.attached.has(pv.name) ? placeholder("publishContext", pv.name) : {};
+}
 
 function podIdentity(p: Planning, pod: PodState): JsonObject {
   if (!p.deployment.podInfoOnMount) return {};
@@ -103,8 +108,13 @@ export function startPod(p: Planning, pod: PodState, object: K8sObject, restartB
   }
 }
 
-/** NodeUnpublish for each volume of a pod being deleted, and NodeUnstage for volumes no other pod on the node uses. */
-export function stopPod(p: Planning, pod: PodState): void {
+/**
+ * NodeUnpublish for each volume of a pod being deleted, and NodeUnstage for
+ * volumes no other pod on the node uses; returns those volumes' PVs (which
+ * the node no longer needs attached).
+ */
+export function stopPod(p: Planning, pod: PodState): string[] {
+  const left: string[] = [];
   for (const v of pod.volumes) {
     p.check({ type: "data", what: `pod ${pod.name} still sees everything written to ${v.pv ?? v.name} before it stops`, pod: pod.name, path: v.target, block: v.block, expect: [...p.state.filesOf(v.handle)] });
   }
@@ -119,8 +129,12 @@ export function stopPod(p: Planning, pod: PodState): void {
     // The block target's directory is per volume; the last pod's unpublish removes it.
     const targetDirs = v.block && others.length > 0 ? [] : [path.dirname(v.target)];
     unpublish(p, pod, v, [...targetDirs, ...(last && !unstageToo ? podDirs : [])]);
-    if (unstageToo) unstage(p, v, `no other pod on ${p.facts.nodeName} uses ${v.pv}: undo the node's mount`, [...(v.block ? [v.staging!] : [v.staging!, path.dirname(v.staging!)]), ...(last ? podDirs : [])]);
+    if (unstageToo) {
+      unstage(p, v, `no other pod on ${p.facts.nodeName} uses ${v.pv}: undo the node's mount`, [...(v.block ? [v.staging!] : [v.staging!, path.dirname(v.staging!)]), ...(last ? podDirs : [])]);
+      left.push(v.pv!);
+    }
   });
+  return left;
 }
 
 /**
@@ -186,7 +200,7 @@ function stage(p: Planning, pv: PvState, v: PodVolumeState, why: string): void {
     process: "node",
     caller: "kubelet",
     why,
-    request: { volumeId: pv.handle, publishContext: {}, stagingTargetPath: v.staging!, volumeCapability: v.capability, secrets: {}, volumeContext: pv.context },
+    request: { volumeId: pv.handle, publishContext: publishContextOf(p, pv), stagingTargetPath: v.staging!, volumeCapability: v.capability, secrets: {}, volumeContext: pv.context },
     mkdirBefore: [v.staging!],
   });
 }
@@ -203,7 +217,7 @@ function publish(p: Planning, pod: PodState, v: PodVolumeState, pv: PvState | un
     why: pv ? `pod ${pod.name} needs ${pv.name} at its own path` : `pod ${pod.name} declares inline volume ${v.name}: the driver makes it and mounts it for the pod`,
     request: {
       volumeId: v.handle,
-      publishContext: {},
+      publishContext: pv ? publishContextOf(p, pv) : {},
       ...(v.staging ? { stagingTargetPath: v.staging } : {}),
       targetPath: v.target,
       volumeCapability: v.capability,

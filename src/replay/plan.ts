@@ -132,7 +132,7 @@ function remove(p: Planning, kind: string, name: string, why?: string): void {
   if (why) p.note(why);
   if (kind === "Pod") {
     const pod = p.state.pods.get(name);
-    if (pod) stopPod(p, pod);
+    for (const pv of pod ? stopPod(p, pod) : []) detach(p, pv);
   } else if (kind === "PersistentVolumeClaim") {
     deleteClaim(p, name);
   } else if (kind === "VolumeSnapshot") {
@@ -285,6 +285,7 @@ function schedulePod(p: Planning, o: K8sObject, name: string, owner: string | un
   for (const v of list(at(o, "spec", "volumes")).filter(isObject)) {
     const claim = p.state.claims.get(str(at(v, "persistentVolumeClaim", "claimName")) ?? "");
     if (claim && !claim.pv) provision(p, claim, true);
+    if (claim?.pv) attach(p, p.state.pvs.get(claim.pv)!);
   }
   const uid = uidFor(`pod/${p.opts.namespace}/${name}/${p.steps.length}`);
   const fsGroup = at(o, "spec", "securityContext", "fsGroup");
@@ -298,6 +299,23 @@ function schedulePod(p: Planning, o: K8sObject, name: string, owner: string | un
     const mode = str(at(vac, "parameters", "mode"));
     if (mode && !v.block) p.check({ type: "mode", what: `VolumeAttributesClass ${claim!.attributesClass}: the volume's root has mode ${mode}`, path: v.target, mode: parseInt(mode, 8) });
   }
+}
+
+/** csi-attacher, when the CSIDriver requires attaching: the volume is attached to the node before the kubelet stages it. */
+function attach(p: Planning, pv: PvState): void {
+  if (!p.deployment.attachRequired || p.state.attached.has(pv.name)) return;
+  p.note(`attachRequired: the attach/detach controller creates a VolumeAttachment of ${pv.name} to ${p.facts.nodeName}`);
+  const capability = p.capability({ block: pv.block, fsType: pv.fsType, mountOptions: pv.mountOptions, mode: p.accessMode(pv.accessModes[0]!, "controller") });
+  const request = { volumeId: pv.handle, nodeId: p.facts.nodeId, volumeCapability: capability, readonly: false, secrets: {}, volumeContext: pv.context };
+  sidecarCall(p, "csi-attacher", "ControllerPublishVolume", `VolumeAttachment of ${pv.name} to ${p.facts.nodeName}`, request, { save: { attachment: pv.name } });
+  p.state.attached.add(pv.name);
+}
+
+function detach(p: Planning, pv: string): void {
+  const v = p.state.pvs.get(pv);
+  if (!v || !p.state.attached.delete(pv)) return;
+  p.note(`the node no longer uses ${pv}: its VolumeAttachment is deleted`);
+  sidecarCall(p, "csi-attacher", "ControllerUnpublishVolume", `VolumeAttachment of ${pv} to ${p.facts.nodeName} is deleted`, { volumeId: v.handle, nodeId: p.facts.nodeId, secrets: {} });
 }
 
 function applyDeployment(p: Planning, o: K8sObject, file: string | undefined): void {

@@ -15,6 +15,8 @@ import type { JsonObject } from "./k8s-objects";
 export interface DriverFacts {
   /** the Kubernetes node the replay's node plugin runs on */
   nodeName: string;
+  /** NodeGetInfo's node_id (what ControllerPublishVolume is told) */
+  nodeId: string;
   /** NodeGetInfo's accessible_topology segments */
   topology: Record<string, string>;
   /** capability names: ControllerGetCapabilities, NodeGetCapabilities */

@@ -174,6 +174,8 @@ function learn(save: Save, reply: Record<string, unknown>, json: Json, learnt: L
     learnt.set(`volumeContext:${save.volume}`, { ...(v.volumeContext ?? {}) });
   } else if ("snapshot" in save) {
     learnt.set(`snapshotId:${save.snapshot}`, (reply.snapshot as { snapshotId: string }).snapshotId);
+  } else if ("attachment" in save) {
+    learnt.set(`publishContext:${save.attachment}`, { ...((reply.publishContext as Record<string, string> | undefined) ?? {}) });
   } else if ("expansion" in save) {
     learnt.set(`nodeExpansionRequired:${save.expansion}`, reply.nodeExpansionRequired === true);
   } else {

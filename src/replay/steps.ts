@@ -21,6 +21,7 @@ export type Save =
   | { volume: string } // CreateVolume → volumeId/volumeContext/capacity of PV <name>
   | { snapshot: string } // CreateSnapshot → snapshotId of content <name>
   | { expansion: string } // ControllerExpandVolume → nodeExpansionRequired of PV <name>
+  | { attachment: string } // ControllerPublishVolume → publishContext of PV <name>
   | { facts: "nodeInfo" | "nodeCapabilities" | "controllerCapabilities" }; // what the sidecars learn when they start
 
 /**
@@ -131,6 +132,6 @@ function known(key: string, learnt: Learnt): Json {
 }
 
 /** volumeHash is the SHA-256 of the volume ID in hex, which the kubelet names staging directories by. */
-export function placeholder(kind: "volumeId" | "volumeHash" | "volumeContext" | "snapshotId" | "nodeExpansionRequired", name: string): string {
+export function placeholder(kind: "volumeId" | "volumeHash" | "volumeContext" | "publishContext" | "snapshotId" | "nodeExpansionRequired", name: string): string {
   return `\${${kind}:${name}}`;
 }

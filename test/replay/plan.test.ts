@@ -17,6 +17,7 @@ const EXAMPLES = path.join(REPO, "deploy/examples");
 const KUBELET = "/var/lib/kubelet";
 const FACTS: DriverFacts = {
   nodeName: "node-1",
+  nodeId: "node-1",
   topology: { "csi-lab.example.org/node": "node-1" },
   controllerCaps: ["CREATE_DELETE_VOLUME", "SINGLE_NODE_MULTI_WRITER", "EXPAND_VOLUME", "MODIFY_VOLUME"],
   nodeCaps: ["STAGE_UNSTAGE_VOLUME", "SINGLE_NODE_MULTI_WRITER", "VOLUME_MOUNT_GROUP", "EXPAND_VOLUME"],
@@ -90,6 +91,27 @@ describe("Replay plan (no driver)", () => {
     const modify = calls(planOf("modify-volume")).find((c) => c.method === "ControllerModifyVolume")!;
     assert.equal(modify.process, "controller");
     assert.equal(modify.expect?.code, "INVALID_ARGUMENT");
+  });
+
+  it("with components/attach: ControllerPublishVolume on the controller before NodeStage, its publish_context passed on, ControllerUnpublishVolume after NodeUnstage", () => {
+    const withAttach = deploymentFrom(render(path.join(REPO, "test/deploy/fixtures/all-components")), { nodeName: "node-1" });
+    assert.equal(withAttach.attachRequired, true);
+    assert.equal(withAttach.routes["csi-attacher"], "controller");
+    const steps = plan(exampleScenario(loadExample(path.join(EXAMPLES, "pvc-pod"))), withAttach, FACTS, { kubeletDir: KUBELET });
+    const order = calls(steps).map((c) => `${c.process} ${c.method}`).filter((c) => !c.endsWith("GetVolume"));
+    assert.deepEqual(order, [
+      "node CreateVolume",
+      "controller ControllerPublishVolume",
+      "node NodeStageVolume",
+      "node NodePublishVolume",
+      "node NodeUnpublishVolume",
+      "node NodeUnstageVolume",
+      "controller ControllerUnpublishVolume",
+      "node DeleteVolume",
+    ]);
+    const stage = calls(steps).find((c) => c.method === "NodeStageVolume")!;
+    assert.match(String(stage.request.publishContext), /^\$\{publishContext:pvc-/);
+    assert.equal(calls(steps).find((c) => c.method === "ControllerPublishVolume")!.request.nodeId, "node-1");
   });
 
   it("every example plans, and a plan is plain JSON, the same every time", () => {
