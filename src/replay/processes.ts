@@ -29,9 +29,10 @@
  * recognises its loop devices or mounts by path strings.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, type Dirent } from "node:fs";
 import * as path from "node:path";
 import { connect, type CsiClient } from "../client/csi-client";
+import { fileIdentity, loopBacks, type FileIdentity } from "../mount/loop";
 import { readMountInfo } from "../mount/mountinfo";
 import { flag, type Deployment, type DriverContainer, type Process } from "./deployment";
 import type { ReplayTarget } from "./run";
@@ -129,9 +130,15 @@ export class ReplayHost implements ReplayTarget {
     await this.launch("node", wrap, (arg) => (arg === `--root=${root}` ? `--root=${view}` : arg));
   }
 
-  /** Loop devices attached to files under the replay's directories ("/dev/loopN backing-file"): none once every volume is unstaged. */
+  /**
+   * Loop devices attached to the node plugin's image files ("/dev/loopN
+   * file"): none once every volume is unstaged. Found by the files' device
+   * and inode, as the driver finds them: the path a device shows is the one
+   * its attacher saw, which from here may be "/data/hp-…" (a mount of
+   * another namespace) — a path prefix would miss it.
+   */
   loopDevices(): string[] {
-    return attachedLoops(this.under()).map(([dev, file]) => `${dev} ${file}`);
+    return attachedLoops(this.nodeRoot).map(([dev, file]) => `${dev} ${file}`);
   }
 
   private under(): (p: string) => boolean {
@@ -149,7 +156,7 @@ export class ReplayHost implements ReplayTarget {
     }
     const under = this.under();
     for (const m of readMountInfo().reverse()) if (under(m.mountPoint)) spawnSync("umount", ["-l", m.mountPoint]);
-    for (const [dev] of attachedLoops(under)) spawnSync("losetup", ["-d", dev]);
+    for (const [dev] of attachedLoops(this.nodeRoot)) spawnSync("losetup", ["-d", dev]);
     rmSync(this.opts.hostDir, { recursive: true, force: true });
   }
 
@@ -262,18 +269,28 @@ async function waitForNewNamespace(holder: ChildProcess): Promise<void> {
   throw new Error("unshare did not make a mount namespace (util-linux, CAP_SYS_ADMIN)");
 }
 
-/** Loop devices whose backing file (as its attacher named it) lies under the replay's directories: [/dev/loopN, file]. */
-function attachedLoops(under: (p: string) => boolean): [string, string][] {
+/** Loop devices attached to a regular file under `root` (its data, .tmp and .trash): [/dev/loopN, file]. */
+function attachedLoops(root: string): [string, string][] {
+  const files: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isFile()) files.push(path.join(dir, e.name));
+      else if (e.isDirectory() && depth > 0) walk(path.join(dir, e.name), depth - 1);
+    }
+  };
+  for (const sub of ["data", ".tmp", ".trash"]) walk(path.join(root, sub), 2);
+  const identities = files.map((f) => [f, fileIdentity(f)] as const).filter((x): x is readonly [string, FileIdentity] => x[1] !== undefined);
   const out: [string, string][] = [];
   for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
-    let backing: string;
-    try {
-      backing = readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
-    } catch {
-      continue;
-    }
-    const file = backing.replace(/ \(deleted\)$/, "");
-    if (under(file)) out.push([`/dev/${name}`, file]);
+    const n = Number(name.slice(4));
+    const match = identities.find(([, id]) => loopBacks(n, id));
+    if (match) out.push([`/dev/${name}`, match[0]]);
   }
   return out;
 }
