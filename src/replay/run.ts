@@ -1,0 +1,184 @@
+/**
+ * Playing a plan against a driver: each step's calls are made in order on
+ * the process the plan names, with placeholders filled from earlier
+ * replies, the kubelet's directories made and removed around them, and
+ * the step's checks run after. Everything that happens is reported as an
+ * event, so a test can assert on it and a UI can draw it: a step began, a
+ * call was made, its reply or status code came back, a check passed or
+ * failed, a process restarted.
+ *
+ * A call that answers other than the plan expects ends the replay (what
+ * follows depends on it); a failed check or clean-up is recorded and the
+ * replay goes on. Checks sit among the calls where a user would look:
+ * a pod reads its volume after NodePublishVolume and before
+ * NodeUnpublishVolume.
+ */
+import { mkdirSync, rmdirSync } from "node:fs";
+import type { ServiceError } from "@grpc/grpc-js";
+import type { CsiClient } from "../client/csi-client";
+import { codeName } from "../csi/errors";
+import * as csi from "../gen/csi";
+import { runCheck } from "./checks";
+import type { Process } from "./deployment";
+import type { Json, JsonObject } from "./k8s-objects";
+import { sha256 } from "./kubelet-paths";
+import { resolve, type Conditional, type Learnt, type PlannedCall, type PlannedCheck, type PlannedRestart, type Save, type Step } from "./steps";
+
+/** The driver a replay talks to. */
+export interface ReplayTarget {
+  /** the process's CSI client as it is now (a restart makes a new one) */
+  client(process: Process): CsiClient;
+  /** kill the process and start it again (the node plugin: in a new mount namespace) */
+  restart(process: Process): Promise<void>;
+  /** whether the volume's data is on the node's disk, when the target can tell */
+  onDisk?(volumeId: string): boolean | undefined;
+  /** mount points the target made itself under the kubelet directory (the emulated host's shared mounts) */
+  ownMounts?: string[];
+}
+
+export type ReplayEvent =
+  | { type: "step"; step: Step }
+  | { type: "call"; step: number; call: PlannedCall; request: Json }
+  | { type: "reply"; step: number; call: PlannedCall; code: string; message?: string; reply?: Json; ms: number; ok: boolean }
+  | { type: "skipped"; step: number; item: PlannedCall | PlannedRestart | PlannedCheck; reason: string }
+  | { type: "restart"; step: number; process: Process; ms: number }
+  | { type: "check"; step: number; what: string; ok: boolean; detail: string }
+  | { type: "cleanup"; step: number; path: string; ok: boolean; detail: string }
+  | { type: "done"; ok: boolean; failures: string[] };
+
+export interface RunResult {
+  ok: boolean;
+  failures: string[];
+  learnt: Learnt;
+}
+
+export interface RunOptions {
+  onEvent?: (e: ReplayEvent) => void;
+  /** values learnt earlier (discover's), to carry on */
+  learnt?: Learnt;
+}
+
+type Method = (req: unknown) => Promise<unknown>;
+type MessageFns = { fromJSON(o: unknown): unknown; toJSON(m: unknown): unknown };
+
+const SERVICE_KEY = { Identity: "identity", Controller: "controller", Node: "node", GroupController: "groupController" } as const;
+
+export async function run(steps: readonly Step[], target: ReplayTarget, opts: RunOptions = {}): Promise<RunResult> {
+  const learnt: Learnt = opts.learnt ?? new Map();
+  const failures: string[] = [];
+  const emit = (e: ReplayEvent) => opts.onEvent?.(e);
+  let stopped = false;
+  for (const step of steps) {
+    emit({ type: "step", step });
+    for (const item of step.items) {
+      if (!applies(item, learnt)) {
+        emit({ type: "skipped", step: step.n, item, reason: item.onlyIf !== undefined ? `${item.onlyIf} is not true` : `${item.unless} is true` });
+        continue;
+      }
+      if (item.type === "check") {
+        const check = item.check;
+        try {
+          const detail = await runCheck(resolve(check as unknown as Json, learnt) as unknown as typeof check, target);
+          emit({ type: "check", step: step.n, what: check.what, ok: true, detail });
+        } catch (err) {
+          failures.push(`step ${step.n} (${step.change}): ${check.what}: ${(err as Error).message}`);
+          emit({ type: "check", step: step.n, what: check.what, ok: false, detail: (err as Error).message });
+        }
+        continue;
+      }
+      if (item.type === "restart") {
+        const t0 = Date.now();
+        await target.restart(item.process);
+        emit({ type: "restart", step: step.n, process: item.process, ms: Date.now() - t0 });
+        continue;
+      }
+      const outcome = await makeCall(step.n, item, target, learnt, emit);
+      if (outcome !== undefined) {
+        failures.push(`step ${step.n} (${step.change}): ${outcome}`);
+        stopped = true;
+        break;
+      }
+      for (const dir of (item.rmdirAfter ?? []).map((d) => String(resolve(d, learnt)))) {
+        try {
+          rmdirSync(dir);
+          emit({ type: "cleanup", step: step.n, path: dir, ok: true, detail: "removed" });
+        } catch (err) {
+          const detail = `the kubelet cannot remove ${dir} after ${item.method}: ${(err as Error).message}`;
+          failures.push(`step ${step.n} (${step.change}): ${detail}`);
+          emit({ type: "cleanup", step: step.n, path: dir, ok: false, detail });
+        }
+      }
+    }
+    if (stopped) break;
+  }
+  emit({ type: "done", ok: failures.length === 0, failures });
+  return { ok: failures.length === 0, failures, learnt };
+}
+
+/** Make one call; undefined when it answered as planned, else why not. */
+async function makeCall(stepN: number, call: PlannedCall, target: ReplayTarget, learnt: Learnt, emit: (e: ReplayEvent) => void): Promise<string | undefined> {
+  let request: JsonObject;
+  try {
+    request = resolve(call.request, learnt) as JsonObject;
+  } catch (err) {
+    return `${call.method}: ${(err as Error).message}`;
+  }
+  for (const dir of call.mkdirBefore ?? []) mkdirSync(String(resolve(dir, learnt)), { recursive: true, mode: 0o750 });
+  const messages = csi as unknown as Record<string, MessageFns>;
+  const requestType = messages[`${call.method}Request`];
+  const replyType = messages[`${call.method}Response`];
+  const service = target.client(call.process)[SERVICE_KEY[call.service]] as unknown as Record<string, Method>;
+  const fn = service[call.method.charAt(0).toLowerCase() + call.method.slice(1)];
+  if (!requestType || !replyType || !fn) return `${call.method} is not a CSI ${call.service} RPC`;
+  emit({ type: "call", step: stepN, call, request });
+  const t0 = Date.now();
+  let code = "OK";
+  let message: string | undefined;
+  let reply: unknown;
+  try {
+    reply = await fn(requestType.fromJSON(request));
+  } catch (err) {
+    const e = err as ServiceError;
+    code = typeof e.code === "number" ? codeName(e.code) : "UNKNOWN";
+    message = e.details ?? e.message;
+  }
+  const want = call.expect?.code ?? "OK";
+  const ok = code === want || code === call.or?.code;
+  if (call.or) learnt.set(call.or.learn, code === call.or.code);
+  const json = reply === undefined ? undefined : (replyType.toJSON(reply) as Json);
+  emit({ type: "reply", step: stepN, call, code, ...(message !== undefined ? { message } : {}), ...(json !== undefined ? { reply: json } : {}), ms: Date.now() - t0, ok });
+  if (!ok) {
+    const expected = `${want}${call.expect ? ` (${call.expect.because})` : ""}${call.or ? ` or ${call.or.code} (${call.or.because})` : ""}`;
+    return `${call.method} on the ${call.process} process answered ${code}${message ? `: ${message}` : ""}; expected ${expected}`;
+  }
+  if (code === "OK" && call.save) learn(call.save, reply as Record<string, unknown>, json ?? {}, learnt);
+  return undefined;
+}
+
+function applies(item: Conditional, learnt: Learnt): boolean {
+  const value = (key: string) => {
+    try {
+      return resolve(key, learnt) === true;
+    } catch {
+      return false; // not learnt
+    }
+  };
+  return (item.onlyIf === undefined || value(item.onlyIf)) && (item.unless === undefined || !value(item.unless));
+}
+
+function learn(save: Save, reply: Record<string, unknown>, json: Json, learnt: Learnt): void {
+  if ("volume" in save) {
+    const v = reply.volume as { volumeId: string; volumeContext?: Record<string, string> };
+    learnt.set(`volumeId:${save.volume}`, v.volumeId);
+    learnt.set(`volumeHash:${save.volume}`, sha256(v.volumeId));
+    learnt.set(`volumeContext:${save.volume}`, { ...(v.volumeContext ?? {}) });
+  } else if ("snapshot" in save) {
+    learnt.set(`snapshotId:${save.snapshot}`, (reply.snapshot as { snapshotId: string }).snapshotId);
+  } else if ("attachment" in save) {
+    learnt.set(`publishContext:${save.attachment}`, { ...((reply.publishContext as Record<string, string> | undefined) ?? {}) });
+  } else if ("expansion" in save) {
+    learnt.set(`nodeExpansionRequired:${save.expansion}`, reply.nodeExpansionRequired === true);
+  } else {
+    learnt.set(`facts:${save.facts}`, json);
+  }
+}

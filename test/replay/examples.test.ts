@@ -1,0 +1,33 @@
+// Every example of deploy/examples, replayed as Kubernetes would play it
+// against the driver run as the manifests run it: the calls each sidecar
+// and the kubelet make, on the process the manifests route them to, and
+// what a user relies on (data seen by later pods, restores and clones,
+// the size after expansion, reclaim, nothing left mounted).
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { exampleScenario, loadExamples } from "../../src/replay/scenario";
+import { CONTAINED, EXAMPLES_DIR, callsOf, replay } from "./replay-harness";
+
+const describeContained = CONTAINED ? describe : describe.skip;
+if (!CONTAINED) {
+  describe("Replay of the examples", () => {
+    it("runs only inside test/sandbox/throwaway-root (npm test runs it there)", function () {
+      this.skip();
+    });
+  });
+}
+
+describeContained("Replay of the examples (the kind overlay's manifests)", function () {
+  this.timeout(120_000);
+  for (const example of loadExamples(EXAMPLES_DIR)) {
+    it(`${example.name}: every call answers as Kubernetes needs, and every check holds`, async () => {
+      const { result, report, events, metrics, loopsLeft } = await replay(exampleScenario(example));
+      assert.ok(result.ok, `${path.join("deploy/examples", example.name)}:\n${report}`);
+      assert.deepEqual(loopsLeft, [], "every loop device the driver attached is detached once its volume is unstaged");
+      // The node plugin's /metrics counts the calls it served.
+      for (const call of new Set(callsOf(events).filter((c) => c.startsWith("node ")).map((c) => c.split(" ")[1]!))) {
+        assert.match(metrics, new RegExp(`csi_lab_rpc_requests_total\\{[^}]*method="${call}"`), `/metrics of the node plugin counts ${call}`);
+      }
+    });
+  }
+});

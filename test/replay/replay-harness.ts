@@ -1,0 +1,110 @@
+/**
+ * Test helper: replay a scenario against the driver run as the kind
+ * overlay's manifests run it (src/replay/processes.ts), and report.
+ *
+ * The deployment is read from `kubectl kustomize deploy/kind` (or the
+ * offline renderer) through test/deploy/lib, so a change to the manifests'
+ * flags, sidecars or mounts changes what the replay runs. The replay
+ * starts real drivers and makes real mounts, shared mounts and loop
+ * devices: it runs only inside test/sandbox/throwaway-root.
+ */
+import { statfsSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { render } from "../deploy/lib/render";
+import { REPO } from "../deploy/lib/targets";
+import { deploymentFrom, type Deployment } from "../../src/replay/deployment";
+import { discover, discoveryStep } from "../../src/replay/discover";
+import { plan } from "../../src/replay/plan";
+import { ReplayHost } from "../../src/replay/processes";
+import { run, type ReplayEvent, type RunResult } from "../../src/replay/run";
+import type { Scenario } from "../../src/replay/scenario";
+import type { Step } from "../../src/replay/steps";
+
+const TMPFS_MAGIC = 0x01021994;
+export const CONTAINED = process.env.CSI_LAB_SANDBOX === "1" && statfsSync("/").type === TMPFS_MAGIC;
+export const BIN = path.join(REPO, "bin/csi-lab.js");
+export const EXAMPLES_DIR = path.join(REPO, "deploy/examples");
+export const NODE_NAME = "node-1";
+
+let kind: Deployment | undefined;
+/** The kind overlay's deployment (its shared directory stands for the NFS share). */
+export function kindDeployment(): Deployment {
+  kind ??= deploymentFrom(render(path.join(REPO, "deploy/kind")), { nodeName: NODE_NAME });
+  return kind;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Replayed {
+  result: RunResult;
+  events: ReplayEvent[];
+  steps: Step[];
+  /** /metrics of the node plugin after the replay */
+  metrics: string;
+  /** loop devices still attached to the replay's files when it ended (before the forced clean-up) */
+  loopsLeft: string[];
+  /** failures, with the plan's calls and the last log lines, for an assertion message */
+  report: string;
+}
+
+export interface ReplayOptions {
+  deployment?: Deployment;
+  hostPaths?: Record<string, string>;
+  /** called with the host once it runs, before the replay (to break something on purpose) */
+  before?: (host: ReplayHost) => void | Promise<void>;
+}
+
+/** Start the node plugin and controller, discover, plan `scenario`, run it, stop everything. */
+export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Promise<Replayed> {
+  const deployment = opts.deployment ?? kindDeployment();
+  const hostDir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-replay-"));
+  const ports = { node: await freePort(), controller: await freePort() };
+  const host = await ReplayHost.start({ deployment, hostDir, hostPaths: opts.hostPaths, bin: BIN, metricsPorts: ports });
+  const events: ReplayEvent[] = [];
+  let steps: Step[] = [discoveryStep(deployment)];
+  try {
+    await opts.before?.(host);
+    const facts = await discover(deployment, NODE_NAME, host, { onEvent: (e) => events.push(e) });
+    steps = plan(scenario, deployment, facts, { kubeletDir: host.kubeletDir, driverPath: (p) => host.containerPath("node", p) });
+    const result = await run(steps, host, { onEvent: (e) => events.push(e) });
+    const metrics = await fetch(`http://127.0.0.1:${ports.node}/metrics`).then((r) => r.text());
+    const report = result.ok ? "" : describeFailure(result, events, host);
+    return { result, events, steps, metrics, report, loopsLeft: host.loopDevices() };
+  } finally {
+    await host.stop();
+  }
+}
+
+function describeFailure(result: RunResult, events: ReplayEvent[], host: ReplayHost): string {
+  const calls = events
+    .filter((e): e is Extract<ReplayEvent, { type: "reply" }> => e.type === "reply")
+    .map((e) => `  step ${e.step}: ${e.call.process} ${e.call.method} → ${e.code}${e.message ? ` (${e.message})` : ""}`);
+  const tail = (p: "node" | "controller") => host.logs(p).slice(-15).map((l) => `  ${l}`);
+  return [
+    "failures:",
+    ...result.failures.map((f) => `  ${f}`),
+    "calls made:",
+    ...calls,
+    "node plugin log (last lines):",
+    ...tail("node"),
+    "controller log (last lines):",
+    ...tail("controller"),
+  ].join("\n");
+}
+
+/** Calls made, as "process Method code" lines, for assertions. */
+export function callsOf(events: ReplayEvent[]): string[] {
+  return events.filter((e): e is Extract<ReplayEvent, { type: "reply" }> => e.type === "reply").map((e) => `${e.call.process} ${e.call.method} ${e.code}`);
+}
