@@ -11,10 +11,11 @@ import type { DriverConfig } from "../server/driver";
 import type { Logger } from "../server/logger";
 import type { Backend, BackendFactory, EphemeralBackend } from "./backend";
 import { hostpathBackend } from "./hostpath";
+import { memoryBackend } from "./memory";
 import { nfsBackend } from "./nfs";
 
 /** Every backend; the first is the default. */
-export const BACKENDS: readonly BackendFactory[] = [hostpathBackend, nfsBackend];
+export const BACKENDS: readonly BackendFactory[] = [hostpathBackend, nfsBackend, memoryBackend];
 
 export const BACKEND_NAMES: readonly string[] = BACKENDS.map((b) => b.name);
 

@@ -11,6 +11,7 @@
  */
 import { promises as fsp, mkdirSync } from "node:fs";
 import * as path from "node:path";
+import { unmount } from "../../src/mount/syscalls";
 import type { DriverProcess } from "./harness";
 
 export interface TestBackend {
@@ -52,4 +53,18 @@ export const NFS_LOCAL: TestBackend = {
   removeContent: (d, volumeId) => removeDir(d, NFS_LOCAL, volumeId),
 };
 
-export const BACKENDS: readonly TestBackend[] = [HOSTPATH, NFS_LOCAL];
+export const MEMORY: TestBackend = {
+  name: "memory",
+  parameters: (_d, extra = {}) => ({ backend: "memory", ...extra }),
+  multiNode: false,
+  // The volume's tmpfs, mounted under the root.
+  contentDir: (d, volumeId) => path.join(d.root, "memory", "data", volumeId),
+  ownFileSystem: true,
+  // As a reboot would: the tmpfs is gone, and with it the directory.
+  async removeContent(d, volumeId) {
+    unmount(MEMORY.contentDir(d, volumeId), { detach: true });
+    await fsp.rmdir(MEMORY.contentDir(d, volumeId));
+  },
+};
+
+export const BACKENDS: readonly TestBackend[] = [HOSTPATH, NFS_LOCAL, MEMORY];
