@@ -110,5 +110,5 @@ async function runDriver(argv: string[]): Promise<void> {
   if (metrics) setMountObserver(metrics.onMount);
   server = await startServer(driver, args.endpoint, { onCall: metrics?.onCall, socketGid: checked.socketGid });
   metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics) : undefined;
-  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.hostpath.count, root: driver.config.root });
+  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
 }

@@ -41,7 +41,9 @@ export interface ConnectOptions {
 /** Connect to an endpoint such as unix:///tmp/csi.sock or tcp://127.0.0.1:10000. */
 export function connect(endpoint: string, opts: ConnectOptions = {}): CsiClient {
   const target = endpoint.startsWith("tcp://") ? endpoint.slice("tcp://".length) : endpoint;
-  const channelOpts: Record<string, string | number> = { "grpc.max_receive_message_length": 16 * 1024 * 1024 };
+  // A subchannel pool of its own: grpc-js otherwise shares connections between clients of the
+  // same address, and a new client would inherit the back-off of an old one whose driver died.
+  const channelOpts: Record<string, string | number> = { "grpc.max_receive_message_length": 16 * 1024 * 1024, "grpc.use_local_subchannel_pool": 1 };
   if (opts.authority) channelOpts["grpc.default_authority"] = opts.authority;
   const client = new Client(target, credentials.createInsecure(), channelOpts);
   const wrap = <S extends object>(service: S): Promised<S> => {

@@ -22,30 +22,15 @@ import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { snapshotKey } from "../csi/snapshots";
 import { checkToken } from "../csi/validate";
 import { copyContent } from "../storage/copy-content";
-import { getVolume, locationOf } from "../storage/volumes";
-import { snapshotContent, volumeContent } from "../storage/content-sources";
-import type { ContentSource } from "../storage/volume-record";
-import type { Capability } from "../csi/capabilities";
-import { DEFAULT_IMAGE_FS, type FsType } from "../mount/filesystem";
+import { snapshotContent } from "../storage/content-sources";
+import type { ContentSource, VolumeLayout } from "../storage/volume-record";
 import type { Driver } from "../server/driver";
 import type { CallContext } from "../server/rpc";
-import type { VolumeLayout } from "../storage/volume-record";
-import { defaultMode, place, type Placement } from "./placement";
+import type { SourcePlan } from "../backends/backend";
 import { chooseSize, type Range } from "./capacity";
-import { volumeKey } from "./volume-view";
+import { lookUp, volumeKey } from "./volume-view";
 
-export interface SourcePlan {
-  /** What the new volume's record will say it came from. */
-  contentSource: ContentSource;
-  /** How the source keeps its content; the new volume must keep it the same way. */
-  layout: VolumeLayout;
-  /** For an "image" source, the file system inside it. */
-  fsType?: string;
-  /** The least size the new volume may have (0 when the source is gone and only a retry can succeed). */
-  minBytes: number;
-  /** Copies the source into the new volume's staging path; absent when the source is gone. */
-  fill?: (staging: string) => Promise<void>;
-}
+export type { SourcePlan };
 
 /** Lock keys for the source: it must not be deleted while it is copied. */
 export function contentSourceKeys(src: VolumeContentSource | undefined): string[] {
@@ -86,15 +71,12 @@ export async function planContentSource(
   } else if (src.volume) {
     const volumeId = checkToken(src.volume.volumeId, "volume_content_source.volume.volume_id");
     contentSource = { volumeId };
-    const vol = await getVolume(driver, volumeId);
-    const loc = vol && locationOf(vol);
-    if (vol && loc) {
-      // A shared volume's directory is reached through the share (mounted for the copy if it is remote).
-      const copy = (to: string) => driver.shared.withVolumeDir(loc, (dir) => copyContent({ path: dir, layout: "dir", live: true }, to, opts));
-      found = { copy, layout: "dir", sizeBytes: vol.capacityBytes, what: `volume ${volumeId}` };
-    } else if (vol) {
-      const content = volumeContent(driver.hostpath, vol);
-      found = { copy: (to) => copyContent(content, to, opts), layout: content.layout, sizeBytes: vol.capacityBytes, what: `volume ${volumeId}`, fsType: vol.fsType };
+    const { backend, record: vol } = await lookUp(driver, volumeId);
+    if (backend && vol) {
+      // Where the content is, and whether it may be copied now, is its backend's (a share may be mounted for the copy).
+      const from = backend.source(driver, vol, call);
+      const copy = (to: string) => from.read((content) => copyContent(content, to, opts));
+      found = { copy, layout: from.layout, sizeBytes: vol.capacityBytes, what: `volume ${volumeId}`, ...(from.fsType ? { fsType: from.fsType } : {}) };
     }
   } else {
     throw invalidArgument("volume_content_source names neither a snapshot nor a volume");
@@ -132,32 +114,6 @@ export function requestedSource(src: VolumeContentSource | undefined): ContentSo
   if (src?.snapshot) return { snapshotId: src.snapshot.snapshotId ?? "" };
   if (src?.volume) return { volumeId: src.volume.volumeId ?? "" };
   return undefined;
-}
-
-/**
- * How a volume made from `source` is kept. Its content is a copy, so it
- * keeps the source's form: a tree stays a directory (with a quota if the
- * StorageClass asks for one, or by this node's default), an image stays an
- * image of the same file system, a block device a block device. A
- * StorageClass that asks for another form gets INVALID_ARGUMENT.
- */
-export function placeFromSource(source: SourcePlan, parameters: Record<string, string>, caps: readonly Capability[], driver: Driver): Placement {
-  const asked = place(parameters, caps, driver);
-  const fileLike = (l: VolumeLayout) => l !== "dir";
-  if (parameters.capacity === undefined && asked.layout !== source.layout) {
-    if (source.layout === "dir") return { layout: "dir", withQuota: defaultMode(driver) === "quota" };
-    if (source.layout === "image") return { layout: "image", withQuota: false, fsType: (source.fsType as FsType | undefined) ?? DEFAULT_IMAGE_FS };
-  }
-  if (asked.layout !== source.layout || fileLike(asked.layout) !== fileLike(source.layout)) {
-    throw invalidArgument(
-      `the content source ${describeSource(source.contentSource)} is a ${source.layout} volume, but the new volume would be ${asked.layout}; ` +
-        "a copy keeps its source's form (omit capacity, or use the source's)",
-    );
-  }
-  if (asked.layout === "image" && source.fsType && asked.fsType !== source.fsType) {
-    return { ...asked, fsType: source.fsType as FsType };
-  }
-  return asked;
 }
 
 export function sameSource(a: ContentSource | undefined, b: ContentSource | undefined): boolean {

@@ -15,12 +15,11 @@
  *
  * A controller running apart from the nodes (--mode controller, the
  * Deployment beside csi-resizer) holds no node-local volume: they are made
- * and recorded by the node plugins. For a hostPath ID it does not hold, it
- * answers from the request — the size asked for, with node expansion
- * required — and NodeExpandVolume grows the volume on its own node
- * (grow-volume.ts). A shared volume it has no record of is answered the
- * same way, when the driver can prove it made it: its size is a label. See
- * docs/deploy.md, "Controller and node: who answers what".
+ * and recorded by the node plugins. For one it does not hold, it answers
+ * from the request — the size asked for, with node expansion required —
+ * and NodeExpandVolume grows the volume on its own node. See
+ * docs/deploy.md, "Controller and node: who answers what". (Which layouts
+ * need the node, and how a volume grows, is its backend's: src/backends.)
  *
  * Volumes do not shrink. A range whose limit is below the current size is
  * OUT_OF_RANGE; a range the volume already satisfies because it is larger
@@ -31,13 +30,9 @@ import type { ControllerExpandVolumeRequest, ControllerExpandVolumeResponse } fr
 import { toCapability, unsupportedReason } from "../csi/capabilities";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { checkMap, checkToken, requireMessage } from "../csi/validate";
-import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
-import { getVolume, profileOf, volumeRef } from "../storage/volumes";
-import type { Driver } from "../server/driver";
-import { checkRange, type Range } from "./capacity";
-import { growHostPathVolume } from "./grow-volume";
-import { volumeKey } from "./volume-view";
+import { checkRange } from "./capacity";
+import { lookUp, volumeKey } from "./volume-view";
 
 export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, ControllerExpandVolumeResponse>({
   lockKeys: (req) => volumeKey(req.volumeId),
@@ -49,33 +44,18 @@ export const controllerExpandVolume = defineRpc<ControllerExpandVolumeRequest, C
     checkMap(req.secrets, "secrets");
     const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
 
-    const record = await getVolume(driver, volumeId);
-    if (!record) return answerFromRequest(driver, volumeId, range);
-    if (cap) {
-      const why = unsupportedReason(cap, profileOf(driver, record));
-      if (why) throw invalidArgument(`volume ${volumeId}: ${why}`);
+    const { backend, record } = await lookUp(driver, volumeId);
+    if (!backend) throw notFound(`volume ${volumeId} does not exist`);
+    if (record) {
+      if (cap) {
+        const why = unsupportedReason(cap, backend.profile(record));
+        if (why) throw invalidArgument(`volume ${volumeId}: ${why}`);
+      }
+      if (range.limit > 0 && range.limit < record.capacityBytes) {
+        throw outOfRange(`volume ${volumeId} has ${record.capacityBytes} bytes and volumes cannot shrink (limit_bytes is ${range.limit})`);
+      }
     }
-    const layout = layoutOf(record);
-    const nodeExpansionRequired = layout !== "dir";
-    const current = record.capacityBytes;
-    if (range.limit > 0 && range.limit < current) {
-      throw outOfRange(`volume ${volumeId} has ${current} bytes and volumes cannot shrink (limit_bytes is ${range.limit})`);
-    }
-    if (range.required <= current) return { capacityBytes: current, nodeExpansionRequired };
-    if (record.shared) {
-      await driver.shared.update({ ...record, capacityBytes: range.required });
-      return { capacityBytes: range.required, nodeExpansionRequired: false };
-    }
-    const grown = await growHostPathVolume(driver, record, range);
-    return { capacityBytes: grown.capacityBytes, nodeExpansionRequired };
+    // How it grows, and whether the node must follow, is the backend's; one this process holds no record of is its to judge.
+    return backend.expand(driver, volumeId, record, range);
   },
 });
-
-/** A volume this process holds no record of: a node-local one when it runs apart from the nodes, or a shared one. */
-async function answerFromRequest(driver: Driver, volumeId: string, range: Range): Promise<ControllerExpandVolumeResponse> {
-  const ref = volumeRef(volumeId);
-  const size = range.required || range.limit;
-  if (ref.backend === "hostpath" && driver.config.mode === "controller") return { capacityBytes: size, nodeExpansionRequired: true };
-  if (ref.backend === "nfs" && (await driver.shared.provenLocation(volumeId, ref.id))) return { capacityBytes: size, nodeExpansionRequired: false };
-  throw notFound(`volume ${volumeId} does not exist`);
-}

@@ -9,16 +9,15 @@ import type { ControllerGetVolumeRequest, ControllerGetVolumeResponse } from "..
 import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
-import { conditionOf, getVolume } from "../storage/volumes";
 import { publishedNodeIds } from "./attach";
-import { toCsiVolume } from "./volume-view";
+import { lookUp, toCsiVolume } from "./volume-view";
 
 export const controllerGetVolume = defineRpc<ControllerGetVolumeRequest, ControllerGetVolumeResponse>({
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
-    const record = await getVolume(driver, volumeId);
+    const { backend, record } = await lookUp(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
-    const volumeCondition = await conditionOf(driver, record);
-    return { volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, volumeId), volumeCondition } };
+    const volumeCondition = await backend!.condition(record);
+    return { volume: toCsiVolume(driver, backend!, record), status: { publishedNodeIds: publishedNodeIds(driver, volumeId), volumeCondition } };
   },
 });

@@ -20,9 +20,8 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "..
 import { nodeExists, publishContextFor } from "../csi/publish-context";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
-import { getVolume, profileOf } from "../storage/volumes";
 import { requireAttachEnabled } from "./attach";
-import { volumeKey } from "./volume-view";
+import { lookUp, volumeKey } from "./volume-view";
 
 export const controllerPublishVolume = defineRpc<ControllerPublishVolumeRequest, ControllerPublishVolumeResponse>({
   lockKeys: (req) => volumeKey(req.volumeId),
@@ -36,12 +35,12 @@ export const controllerPublishVolume = defineRpc<ControllerPublishVolumeRequest,
     checkMap(req.secrets, "secrets");
     const readonly = req.readonly === true;
 
-    const record = await getVolume(driver, volumeId);
+    const { backend, record } = await lookUp(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
     if (!nodeExists(driver, nodeId)) {
       throw notFound(`node ${nodeId} does not exist for this driver; its volumes can only be attached to node ${driver.config.nodeId}`);
     }
-    const why = unsupportedReason(cap, profileOf(driver, record));
+    const why = unsupportedReason(cap, backend!.profile(record));
     if (why) throw invalidArgument(why);
 
     const current = driver.attachments.of(volumeId);

@@ -12,8 +12,6 @@
 import type { ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
-import { mountsOfDir } from "../mount/volume-mounts";
-import { volumeRef } from "../storage/volumes";
 import { defineRpc } from "../server/rpc";
 import { requireAttachEnabled } from "./attach";
 import { volumeKey } from "./volume-view";
@@ -26,19 +24,19 @@ export const controllerUnpublishVolume = defineRpc<ControllerUnpublishVolumeRequ
     const volumeId = checkToken(req.volumeId, "volume_id");
     const nodeId = req.nodeId ? checkToken(req.nodeId, "node_id") : undefined;
     checkMap(req.secrets, "secrets");
-    const ref = volumeRef(volumeId);
-    if (ref.backend === undefined) return {};
+    const backend = driver.backends.forId(volumeId);
+    if (!backend) return {};
 
     const attached = driver.attachments.of(volumeId).filter((a) => nodeId === undefined || a.nodeId === nodeId);
     if (attached.length === 0) {
       log.debug("not attached there: nothing to do");
       return {};
     }
-    if (ref.backend === "hostpath" && attached.some((a) => a.nodeId === driver.config.nodeId)) {
-      const { mounts } = mountsOfDir(driver.hostpath.dataDir(volumeId));
+    if (attached.some((a) => a.nodeId === driver.config.nodeId)) {
+      const mounts = await backend.mountedHere(driver, volumeId);
       if (mounts.length > 0) {
         throw failedPrecondition(
-          `volume ${volumeId} is still mounted on node ${driver.config.nodeId} at ${mounts.map((m) => m.mountPoint).join(", ")}; ` +
+          `volume ${volumeId} is still mounted on node ${driver.config.nodeId} at ${mounts.join(", ")}; ` +
             `NodeUnpublishVolume and NodeUnstageVolume must come first`,
         );
       }

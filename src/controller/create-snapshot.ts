@@ -17,10 +17,9 @@ import type { CreateSnapshotRequest, CreateSnapshotResponse } from "../gen/csi";
 import { alreadyExists, notFound } from "../csi/errors";
 import { checkSnapshotParameters, snapshotKey, toCsiSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
-import { snapshotSharedVolume, snapshotVolume } from "../storage/content-sources";
-import { getVolume } from "../storage/volumes";
+import { snapshotVolume } from "../storage/content-sources";
 import { defineRpc } from "../server/rpc";
-import { volumeKey } from "./volume-view";
+import { lookUp, volumeKey } from "./volume-view";
 
 export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotResponse>({
   // The source is locked too: it must not be deleted while it is copied.
@@ -40,12 +39,10 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
       }
       return { snapshot: toCsiSnapshot(existing) };
     }
-    const volume = await getVolume(driver, sourceVolumeId);
-    if (!volume) throw notFound(`source volume ${sourceVolumeId} does not exist`);
-    const spec = { snapshotId, name, parameters };
-    const { record } = volume.shared
-      ? await snapshotSharedVolume(driver.shared, driver.snapshots, volume, spec)
-      : await snapshotVolume(driver.hostpath, driver.snapshots, volume, spec, { signal, log });
+    const { backend, record: volume } = await lookUp(driver, sourceVolumeId);
+    if (!backend || !volume) throw notFound(`source volume ${sourceVolumeId} does not exist`);
+    const call = { signal, log };
+    const { record } = await snapshotVolume(driver.snapshots, volume, backend.source(driver, volume, call), { snapshotId, name, parameters }, call);
     return { snapshot: toCsiSnapshot(record) };
   },
 });

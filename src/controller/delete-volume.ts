@@ -10,21 +10,17 @@
  * (An image or block volume is in use while a loop device attached to its
  * image is mounted or bound.)
  *
- * A shared (nfs) volume is deleted from its ID alone — no record, no
- * secrets — as its StorageClass's onDelete said: the directory removed,
- * renamed to archived-<name>-<time>, or left in place (retain). Mounts of
- * it on this node refuse the delete as for any volume; those on other
- * nodes are out of sight (the CO unpublishes first).
- * An ID of a newer format is INVALID_ARGUMENT, not OK: answering OK would
- * make the CO forget a volume whose data was never touched.
+ * What deleting means is the backend's (src/backends): a shared (nfs)
+ * volume, for one, is deleted as its StorageClass's onDelete said, and
+ * only when the driver's marker on the share proves it made that very
+ * directory for that very ID. Mounts on other nodes are out of sight (the
+ * CO unpublishes first). An ID of a newer format is INVALID_ARGUMENT, not
+ * OK: answering OK would make the CO forget a volume whose data was never
+ * touched.
  */
 import type { DeleteVolumeRequest, DeleteVolumeResponse } from "../gen/csi";
 import { failedPrecondition } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
-import { mountsOfVolume } from "../mount/volume-mounts";
-import { sharedVolumeMounts } from "../storage/shared/volume-mounts";
-import { volumeRef } from "../storage/volumes";
-import { layoutOf } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
 import { publishedNodeIds } from "./attach";
 import { volumeKey } from "./volume-view";
@@ -35,34 +31,14 @@ export const deleteVolume = defineRpc<DeleteVolumeRequest, DeleteVolumeResponse>
   async handle(req, { driver, log }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     checkMap(req.secrets, "secrets");
-    const ref = volumeRef(volumeId);
-    if (ref.backend === undefined) return {};
+    const backend = driver.backends.forId(volumeId);
+    if (!backend) return {}; // no backend's ID: never ours, so already gone
     const attached = publishedNodeIds(driver, volumeId);
     if (attached.length > 0) {
       throw failedPrecondition(`volume ${volumeId} is attached to node ${attached.join(", ")}; ControllerUnpublishVolume it first`);
     }
-    if (ref.backend === "nfs") {
-      const loc = await driver.shared.locate(ref.id);
-      const here = loc && (await sharedVolumeMounts(driver.shared.io, loc));
-      if (here && here.length > 0) {
-        throw failedPrecondition(
-          `volume ${volumeId} is still mounted at ${here.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,
-        );
-      }
-      log.debug("deleted shared volume", { done: await driver.shared.delete(volumeId, ref.id) });
-      if (driver.attachments.of(volumeId).length > 0) await driver.attachments.forget(volumeId);
-      return {};
-    }
-    const record = await driver.hostpath.get(volumeId);
-    const image = record !== undefined && layoutOf(record) !== "dir";
-    const { mounts } = mountsOfVolume(driver.hostpath.dataDir(volumeId), image);
-    if (mounts.length > 0) {
-      throw failedPrecondition(
-        `volume ${volumeId} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unpublish and unstage it first`,
-      );
-    }
-    const existed = await driver.hostpath.delete(volumeId);
-    if (!existed) log.debug("delete of a volume that does not exist: nothing to do");
+    // The backend refuses a volume still mounted on this node, and one it cannot prove it made.
+    log.debug("deleted volume", { done: await backend.delete(driver, volumeId) });
     // Attachment records left from a run with attach on, now off.
     if (driver.attachments.of(volumeId).length > 0) await driver.attachments.forget(volumeId);
     return {};

@@ -7,21 +7,17 @@
  * there are. A token that is not a volume ID of ours is ABORTED, which the
  * spec defines as "start again from the beginning".
  *
- * Both backends are listed, hostPath volumes first ("hp-…" sorts before
- * "nfs1:…"): the shared volumes are those this controller's records name
- * (storage/shared/shared-store.ts), each with a bounded probe of its
- * directory as its condition.
+ * Every backend's volumes are listed, merged in ID order from each
+ * backend's index (Backends.page); each one's condition is its backend's
+ * (for a shared volume, a bounded probe of its directory). Shared volumes
+ * are those this controller holds records of.
  */
 import type { ListVolumesRequest, ListVolumesResponse, ListVolumesResponse_Entry } from "../gen/csi";
 import { aborted, invalidArgument } from "../csi/errors";
-import { isEphemeralRecord } from "../storage/ephemeral-volumes";
-import { HostPathStore } from "../storage/hostpath-store";
-import { parseSharedId } from "../storage/shared/volume-id";
-import { conditionOf, getVolume } from "../storage/volumes";
 import type { Driver } from "../server/driver";
 import { defineRpc } from "../server/rpc";
 import { publishedNodeIds } from "./attach";
-import { toCsiVolume } from "./volume-view";
+import { lookUp, toCsiVolume } from "./volume-view";
 
 /** Page size when the CO leaves max_entries at 0 ("as many as you like"). */
 export const DEFAULT_PAGE = 500;
@@ -31,7 +27,7 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
     const maxEntries = req.maxEntries ?? 0;
     if (maxEntries < 0) throw invalidArgument(`max_entries may not be negative (got ${maxEntries})`);
     const token = req.startingToken ?? "";
-    if (token !== "" && !isOurId(token)) {
+    if (token !== "" && !isOurId(driver, token)) {
       throw aborted(`starting_token ${JSON.stringify(token)} was not issued by this driver; start again without one`);
     }
     const limit = maxEntries > 0 ? maxEntries : DEFAULT_PAGE;
@@ -41,14 +37,14 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
     // A volume can vanish between reading the index and its metadata; keep
     // reading so a page is not short for that reason.
     while (entries.length < limit && more) {
-      const page = pageAll(driver, after, limit - entries.length);
+      const page = driver.backends.page(after, limit - entries.length);
       more = page.more;
       for (const id of page.ids) {
         after = id;
-        const record = await getVolume(driver, id);
-        if (!record || isEphemeralRecord(record)) continue; // inline volumes belong to their pod, not to the CO
-        const volumeCondition = await conditionOf(driver, record);
-        entries.push({ volume: toCsiVolume(record), status: { publishedNodeIds: publishedNodeIds(driver, id), volumeCondition } });
+        const { backend, record } = await lookUp(driver, id);
+        if (!backend || !record || !backend.listed(record)) continue; // inline volumes belong to their pod, not to the CO
+        const volumeCondition = await backend.condition(record);
+        entries.push({ volume: toCsiVolume(driver, backend, record), status: { publishedNodeIds: publishedNodeIds(driver, id), volumeCondition } });
       }
       if (page.ids.length === 0) break;
     }
@@ -56,19 +52,11 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
   },
 });
 
-function isOurId(token: string): boolean {
-  if (HostPathStore.isVolumeId(token)) return true;
+/** A token is the last ID of a page: it must be an ID one of the backends could hold (and well formed for it). */
+function isOurId(driver: Driver, token: string): boolean {
   try {
-    return parseSharedId(token) !== undefined;
+    return driver.backends.forId(token) !== undefined;
   } catch {
     return false;
   }
-}
-
-/** One page over both backends' indexes, in ID order (every hostPath ID sorts before every shared one). */
-function pageAll(driver: Driver, after: string, limit: number): { ids: string[]; more: boolean } {
-  const a = HostPathStore.isVolumeId(after) || after === "" ? driver.hostpath.page(after, limit) : { ids: [], more: false };
-  if (a.ids.length === limit) return { ids: a.ids, more: a.more || driver.shared.count > 0 };
-  const b = driver.shared.page(HostPathStore.isVolumeId(after) ? "" : after, limit - a.ids.length);
-  return { ids: [...a.ids, ...b.ids], more: b.more };
 }

@@ -18,22 +18,18 @@
  *          shared volume's root is its directory on the share.
  *
  * StorageClass parameters live in parameters.ts; this table is separate so
- * the two can grow without stepping on each other.
+ * the two can grow without stepping on each other. This file checks them;
+ * each backend makes a volume so (Backend.modify).
  */
-import { errnoOf, failedPrecondition, invalidArgument } from "../csi/errors";
+import { invalidArgument } from "../csi/errors";
 import { checkMap } from "../csi/validate";
-import type { Driver } from "../server/driver";
-import { mountsOfVolume } from "../mount/volume-mounts";
-import { setRootMode } from "../storage/volume-root";
-import { layoutOf, type VolumeLayout, type VolumeRecord } from "../storage/volume-record";
+import type { VolumeLayout } from "../storage/volume-record";
 
 interface MutableRule {
   /** The canonical form of a valid value, or the reason it is invalid. */
   parse(value: string): { value: string } | { problem: string };
   /** Why a volume of this layout cannot take the parameter at all, if so. */
   unfit?(layout: VolumeLayout): string | undefined;
-  /** Make the volume so. */
-  apply(driver: Driver, record: VolumeRecord, value: string): void;
 }
 
 const RULES: Record<string, MutableRule> = {
@@ -45,9 +41,6 @@ const RULES: Record<string, MutableRule> = {
       return { value: bits.toString(8).padStart(4, "0") };
     },
     unfit: (layout) => (layout === "block" ? "mode does not apply to a block volume (it has no directory)" : undefined),
-    apply(driver, record, v) {
-      for (const root of volumeRoots(driver, record)) setRootMode(root, parseInt(v, 8));
-    },
   },
 };
 
@@ -87,45 +80,6 @@ export function unfitProblem(layout: VolumeLayout, params: Record<string, string
     if (why) return why;
   }
   return undefined;
-}
-
-/**
- * The directories that are the volume's root: its data directory, or for
- * an image the root of its file system wherever it is mounted here
- * (read-write) — none while it is not staged.
- */
-function volumeRoots(driver: Driver, record: VolumeRecord): string[] {
-  const dataPath = driver.hostpath.dataDir(record.volumeId);
-  if (layoutOf(record) === "dir") return [dataPath];
-  const writable = mountsOfVolume(dataPath, true).mounts.filter((m) => !m.options.includes("ro") && m.root === "/");
-  return writable.slice(0, 1).map((m) => m.mountPoint);
-}
-
-/**
- * Make the volume match `params` (already checked). Only the keys given
- * are touched: the spec forbids changing anything for an absent key.
- */
-export function applyMutableParameters(driver: Driver, record: VolumeRecord, params: Record<string, string>): void {
-  const volumeId = record.volumeId;
-  try {
-    for (const [k, v] of Object.entries(params)) RULES[k]?.apply(driver, record, v);
-  } catch (err) {
-    // O_NOFOLLOW|O_DIRECTORY: gone, a symlink, or not a directory.
-    if (["ENOENT", "ELOOP", "ENOTDIR"].includes(errnoOf(err) ?? "")) {
-      throw failedPrecondition(`volume ${volumeId} cannot be changed: its directory is missing or is not a directory`);
-    }
-    throw err;
-  }
-}
-
-/**
- * The same for a volume of either backend: a shared volume's directory is
- * on its share, changed through a share agent within the deadline.
- */
-export async function applyMutableParametersAnywhere(driver: Driver, record: VolumeRecord, params: Record<string, string>): Promise<void> {
-  const loc = record.shared;
-  if (!loc) return applyMutableParameters(driver, record, params);
-  if (params.mode !== undefined) await driver.shared.setMode(loc, parseInt(params.mode, 8));
 }
 
 /** Same keys and canonical values. */

@@ -11,7 +11,7 @@ import { toCapabilities, unsupportedReason } from "../csi/capabilities";
 import { notFound } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
-import { getVolume, profileOf } from "../storage/volumes";
+import { lookUp } from "./volume-view";
 import { checkMutableParameters, mutableParametersProblem } from "./mutable-parameters";
 import { defining } from "./parameters";
 
@@ -24,11 +24,11 @@ export const validateVolumeCapabilities = defineRpc<ValidateVolumeCapabilitiesRe
     checkMap(req.volumeContext, "volume_context");
     checkMap(req.secrets, "secrets");
 
-    const record = await getVolume(driver, volumeId);
+    const { backend, record } = await lookUp(driver, volumeId);
     if (!record) throw notFound(`volume ${volumeId} does not exist`);
 
     for (const cap of caps) {
-      const why = unsupportedReason(cap, profileOf(driver, record));
+      const why = unsupportedReason(cap, backend!.profile(record));
       if (why) return { message: why };
     }
     if (Object.keys(parameters).length > 0 && defining(parameters) !== defining(record.parameters)) {

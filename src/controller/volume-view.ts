@@ -8,6 +8,7 @@
 import type { Topology, Volume, VolumeContentSource } from "../gen/csi";
 import type { Driver } from "../server/driver";
 import type { VolumeRecord } from "../storage/volume-record";
+import type { Backend } from "../backends/backend";
 
 export function nodeTopology(driver: Driver): Topology {
   return { segments: { [driver.topologyKey]: driver.config.nodeId } };
@@ -22,8 +23,9 @@ export function contentSourceOf(rec: VolumeRecord): VolumeContentSource | undefi
 
 /**
  * volume_context keys: the CO stores them in the PV and hands them to the
- * node. A shared volume's say where it is (the node also reads its ID, and
- * a static PV may give them as volumeAttributes).
+ * node. Every volume's says its backend; a shared volume's also say where
+ * it is (the node also reads its ID, and a static PV may give them as
+ * volumeAttributes).
  */
 export const CONTEXT = {
   backend: "csi-lab/backend",
@@ -32,18 +34,25 @@ export const CONTEXT = {
   subDir: "csi-lab/subDir",
 } as const;
 
-export function toCsiVolume(rec: VolumeRecord): Volume {
-  const s = rec.shared;
+export function toCsiVolume(driver: Driver, backend: Backend, rec: VolumeRecord): Volume {
   return {
     volumeId: rec.volumeId,
     capacityBytes: rec.capacityBytes,
-    volumeContext: s
-      ? { [CONTEXT.backend]: rec.backend, ...(s.server ? { [CONTEXT.server]: s.server } : {}), [CONTEXT.share]: s.share, [CONTEXT.subDir]: s.subDir }
-      : { [CONTEXT.backend]: rec.backend },
+    volumeContext: { [CONTEXT.backend]: backend.name, ...backend.context(rec) },
     contentSource: contentSourceOf(rec),
-    // A shared volume is reachable from every node: no topology constraint.
-    accessibleTopology: s ? [] : [{ segments: { ...rec.topology } }],
+    // [] = reachable from every node.
+    accessibleTopology: backend.topology(driver, rec).map((segments) => ({ segments })),
   };
+}
+
+/**
+ * The backend that holds a volume ID, and this process's record of the
+ * volume: both may be missing (an ID of no backend's shape; a volume made
+ * elsewhere, or gone).
+ */
+export async function lookUp(driver: Driver, volumeId: string): Promise<{ backend: Backend | undefined; record: VolumeRecord | undefined }> {
+  const backend = driver.backends.forId(volumeId);
+  return { backend, record: backend && (await backend.get(volumeId)) };
 }
 
 /** Lock key for a volume; every RPC on one volume uses the same one. */

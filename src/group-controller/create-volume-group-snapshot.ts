@@ -26,20 +26,17 @@
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { CreateVolumeGroupSnapshotRequest, CreateVolumeGroupSnapshotResponse } from "../gen/csi";
-import { volumeRef } from "../storage/volumes";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkSnapshotParameters, groupSnapshotKey, toCsiGroupSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
-import { volumeKey } from "../controller/volume-view";
-import { isReadOnlyLoop } from "../mount/loop";
-import { mountsOfVolume } from "../mount/volume-mounts";
-import { requireCopyable, snapshotRecordOf, volumeContent } from "../storage/content-sources";
-import { copyContent, flushCopy, layoutOf } from "../storage/copy-content";
+import { lookUp, volumeKey } from "../controller/volume-view";
+import type { VolumeSource } from "../backends/backend";
+import { snapshotRecordOf } from "../storage/content-sources";
+import { copyContent, flushCopy, type Content } from "../storage/copy-content";
 import { holdStill } from "../storage/hold-still";
 import type { SnapshotRecord } from "../storage/snapshot-record";
 import type { VolumeRecord } from "../storage/volume-record";
 import { defineRpc } from "../server/rpc";
-import type { Driver } from "../server/driver";
 import { readMembers } from "./group-members";
 
 export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequest, CreateVolumeGroupSnapshotResponse>({
@@ -69,35 +66,43 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
       return { groupSnapshot: toCsiGroupSnapshot(existing, await readMembers(store, existing)) };
     }
 
+    const call = { signal, log };
     const volumes: VolumeRecord[] = [];
+    const sources: VolumeSource[] = [];
     for (const id of sourceVolumeIds) {
-      if (volumeRef(id).backend === "nfs") {
+      const { backend, record } = await lookUp(driver, id);
+      if (backend && !backend.groupSnapshots) {
         // Pods on any node may be writing a shared volume, and the controller cannot see their
         // mounts, so it cannot promise a write-order consistent group: refuse rather than pretend.
-        throw invalidArgument(`volume ${id} is a shared (nfs) volume; group snapshots are offered for hostpath volumes only`);
+        throw invalidArgument(`volume ${id} is a ${backend.name} volume (${backend.summary}); group snapshots are offered only for volumes this node can hold still`);
       }
-      const volume = await driver.hostpath.get(id);
-      if (!volume) throw notFound(`source volume ${id} does not exist`);
-      volumes.push(volume);
+      if (!backend || !record) throw notFound(`source volume ${id} does not exist`);
+      volumes.push(record);
+      sources.push(backend.source(driver, record, call));
     }
-    for (const volume of volumes) requireHoldable(driver, volume);
-    for (const volume of volumes) await requireCopyable(driver.hostpath, volume);
+    for (const source of sources) {
+      const problem = source.groupProblem();
+      if (problem) {
+        throw failedPrecondition(`${problem}; a group snapshot is write-order consistent only across volumes it can hold still: stop the workload, or snapshot the volumes one by one`);
+      }
+    }
 
     const createdAt = new Date().toISOString();
     const memberIds = volumes.map((v) => store.memberId(groupSnapshotId, v.volumeId));
-    const contents = volumes.map((v) => volumeContent(driver.hostpath, v));
     const scratch = memberIds.map((id) => store.scratchPath(id));
     const members: SnapshotRecord[] = [];
     try {
       for (const id of memberIds) await store.delete(id); // leftovers of an attempt that never committed
       const hold = { markersDir: store.markersDir, signal, log };
-      await holdStill(contents, hold, async (held) => {
-        for (const [i, from] of contents.entries()) await copyContent(from, scratch[i]!, { viewsDir: store.viewsDir, held, flush: false });
-      });
+      await readAll(sources, (contents) =>
+        holdStill(contents, hold, async (held) => {
+          for (const [i, from] of contents.entries()) await copyContent(from, scratch[i]!, { viewsDir: store.viewsDir, held, flush: false });
+        }),
+      );
       await flushCopy(path.dirname(scratch[0]!));
       for (const [i, volume] of volumes.entries()) {
         const spec = { snapshotId: memberIds[i]!, name: `${name}/${volume.volumeId}`, parameters, groupSnapshotId };
-        const made = await store.create(snapshotRecordOf(volume, spec, contents[i]!.layout), (staging) => fsp.rename(scratch[i]!, staging));
+        const made = await store.create(snapshotRecordOf(volume, spec, sources[i]!.layout), (staging) => fsp.rename(scratch[i]!, staging));
         members.push(made.record);
       }
       const group = await store.commitGroup({ groupSnapshotId, name, sourceVolumeIds, snapshotIds: memberIds, parameters, createdAt });
@@ -112,24 +117,8 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
   },
 });
 
-/**
- * Refuse a member that is in use and cannot be frozen: a directory or a
- * raw block device mounted anywhere but in our own copy views (a pod may
- * be writing it). Image volumes in use are frozen for the copy instead.
- */
-function requireHoldable(driver: Driver, volume: VolumeRecord): void {
-  const layout = layoutOf(volume);
-  if (layout === "image") return;
-  const views = driver.snapshots.viewsDir + "/";
-  const data = driver.hostpath.dataDir(volume.volumeId);
-  const found = layout === "block" ? mountsOfVolume(data, true) : mountsOfVolume(data, false);
-  const writable = layout === "block" ? found.loops.some((n) => !isReadOnlyLoop(n)) : true;
-  const mounts = found.mounts.filter((m) => !m.mountPoint.startsWith(views));
-  if (mounts.length > 0 && writable) {
-    const what = layout === "block" ? "a raw block volume (a device cannot be frozen)" : "a directory volume (only the node's whole file system could be frozen)";
-    throw failedPrecondition(
-      `volume ${volume.volumeId} is in use (mounted at ${mounts.map((m) => m.mountPoint).join(", ")}) and is ${what}; ` +
-        "a group snapshot is write-order consistent only across volumes it can hold still: stop the workload, or snapshot the volumes one by one",
-    );
-  }
+/** Run `fn` with every source's content reachable at once (each checked, each share mounted, until it returns). */
+function readAll<T>(sources: readonly VolumeSource[], fn: (contents: Content[]) => Promise<T>, done: Content[] = []): Promise<T> {
+  if (done.length === sources.length) return fn(done);
+  return sources[done.length]!.read((content) => readAll(sources, fn, [...done, content]));
 }

@@ -14,7 +14,7 @@ export const getPluginInfo = defineRpc<GetPluginInfoRequest, GetPluginInfoRespon
       name: driver.config.driverName,
       vendorVersion: driver.version,
       // The manifest is free-form; ours says what this process serves.
-      manifest: { mode: driver.config.mode, backends: "hostpath,nfs" },
+      manifest: { mode: driver.config.mode, backends: driver.backends.all.map((b) => b.name).join(",") },
     };
   },
 });

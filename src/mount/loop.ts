@@ -18,7 +18,7 @@
  * A bind mount of the device node (block volumes) does not hold it open:
  * block volumes clear the flag once the node is bound (keepAttached) and
  * ask for it again just before the last bind is removed
- * (detachOnLastClose; see src/node/layouts/block.ts).
+ * (detachOnLastClose; see src/backends/hostpath/layouts/block.ts).
  *
  * Which file a device is attached to is asked of the kernel on every call,
  * never remembered, and by identity, not by name: LOOP_GET_STATUS64 gives

@@ -8,11 +8,12 @@
  * of its own making; when the pod goes, NodeUnpublishVolume. The driver
  * makes the volume on the first call and removes it on the last.
  *
- * Crash safety comes from the store: the volume is created with the same
- * two-phase commit as any other and named from the kubelet's volume_id
- * (ephemeral-volumes.ts), so a retried publish finds the volume a crash
- * left behind, and a retried unpublish deletes what an interrupted one did
- * not. The volume is deleted only once no mount of it is left.
+ * Which backend keeps inline volumes, and how, is its business
+ * (Backend.ephemeral; the hostPath backend's ephemeral.ts): it must make
+ * them crash-safely under an ID derived from the kubelet's, so a retried
+ * publish finds the volume a crash left behind and a retried unpublish
+ * deletes what an interrupted one did not. Here: the attributes and the
+ * locks.
  *
  * Attributes (volumeAttributes in the pod spec):
  *   size   the volume's size: bytes, or a Kubernetes quantity ("64Mi", "1Gi")
@@ -20,16 +21,11 @@
  * Keys under csi.storage.k8s.io/ are the kubelet's (pod name, namespace,
  * service account) and are accepted. Anything else is INVALID_ARGUMENT.
  */
-import type { Capability } from "../csi/capabilities";
-import { alreadyExists, invalidArgument, outOfRange } from "../csi/errors";
-import { applyMutableParameters, checkMutableParameters, sameMutableParameters } from "../controller/mutable-parameters";
+import { invalidArgument } from "../csi/errors";
+import { checkMutableParameters } from "../controller/mutable-parameters";
 import { PROVISIONER_PREFIX } from "../controller/parameters";
-import { nodeTopology, volumeKey } from "../controller/volume-view";
-import { mountsOfDir } from "../mount/volume-mounts";
+import { volumeKey } from "../controller/volume-view";
 import type { Driver } from "../server/driver";
-import { ephemeralName, isEphemeralRecord } from "../storage/ephemeral-volumes";
-import { HostPathStore } from "../storage/hostpath-store";
-import { findVolume, type NodeVolume } from "./staged-volume";
 
 export const EPHEMERAL_KEY = "csi.storage.k8s.io/ephemeral";
 
@@ -37,9 +33,9 @@ export function isEphemeralRequest(volumeContext: Record<string, string>): boole
   return volumeContext[EPHEMERAL_KEY] === "true";
 }
 
-/** The store's ID for a volume_id: ours as is, or the inline volume named after the kubelet's. */
+/** The ID the backend of inline volumes keeps `volumeId` under (itself for any other volume). */
 export function storeVolumeId(driver: Driver, volumeId: string): string {
-  return HostPathStore.isVolumeId(volumeId) ? volumeId : driver.hostpath.idForName(ephemeralName(volumeId));
+  return driver.backends.forId(volumeId) ? volumeId : (driver.backends.ephemeral?.storeId(volumeId) ?? volumeId);
 }
 
 /**
@@ -94,48 +90,4 @@ export function checkEphemeralAttributes(volumeContext: Record<string, string>, 
     }
   }
   return { sizeBytes, mutableParameters: checkMutableParameters(mutable, "volume_context") };
-}
-
-/**
- * Make (or find) the inline volume for `volumeId` and return it as the
- * node sees it; the caller publishes it at the target.
- */
-export async function prepareEphemeral(
-  driver: Driver,
-  req: { volumeId: string; cap: Capability; volumeContext: Record<string, string>; stagingTargetPath: string | undefined },
-): Promise<{ vol: NodeVolume; created: boolean }> {
-  if (req.stagingTargetPath) throw invalidArgument("an ephemeral inline volume is not staged: staging_target_path must be empty");
-  const attrs = checkEphemeralAttributes(req.volumeContext, driver.config.defaultCapacityBytes);
-  const total = (await driver.hostpath.usage()).totalBytes;
-  if (attrs.sizeBytes > total) {
-    throw outOfRange(`an inline volume of ${attrs.sizeBytes} bytes cannot fit on this node's file system (${total} bytes in all)`);
-  }
-  const { record, created } = await driver.hostpath.create({
-    name: ephemeralName(req.volumeId),
-    capacityBytes: attrs.sizeBytes,
-    capabilities: [req.cap],
-    parameters: {},
-    mutableParameters: attrs.mutableParameters,
-    topology: nodeTopology(driver).segments ?? {},
-  });
-  if (!created && (record.capacityBytes !== attrs.sizeBytes || !sameMutableParameters(record.mutableParameters, attrs.mutableParameters))) {
-    throw alreadyExists(`inline volume ${req.volumeId} already exists with a different size or mode`);
-  }
-  applyMutableParameters(driver, record, record.mutableParameters);
-  return { vol: await findVolume(driver, record.volumeId), created };
-}
-
-/**
- * After a target of `volumeId` was unpublished, or a first publish failed:
- * if it names an inline volume and nothing mounts that volume any more,
- * delete it.
- */
-export async function removeEphemeralIfUnused(driver: Driver, volumeId: string): Promise<boolean> {
-  if (HostPathStore.isVolumeId(volumeId)) return false;
-  const id = storeVolumeId(driver, volumeId);
-  const record = await driver.hostpath.get(id);
-  if (!record || !isEphemeralRecord(record)) return false;
-  if (mountsOfDir(driver.hostpath.dataDir(id)).mounts.length > 0) return false;
-  await driver.hostpath.delete(id);
-  return true;
 }

@@ -21,7 +21,7 @@ import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { defineRpc } from "../server/rpc";
-import { nodeLockKeys, removeEphemeralIfUnused } from "./ephemeral";
+import { nodeLockKeys, storeVolumeId } from "./ephemeral";
 import { describeOccupant, nodePath, occupant, removeWhatWasMade, withAnchor } from "./node-path";
 import { mountOwner, unmountOwned } from "./volume-owner";
 
@@ -31,7 +31,7 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
   async handle(req, { driver, log }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     const target = nodePath(driver, req.targetPath, "target_path");
-    const owner = await mountOwner(driver, volumeId);
+    const owner = await mountOwner(driver, storeVolumeId(driver, volumeId));
     if (!owner) {
       const mounted = mountAt(readMountInfo(), target.real);
       const there = await withAnchor(target, (a) => occupant(a));
@@ -41,7 +41,7 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
     await unmountOwned(target, owner);
     await removeWhatWasMade(target, owner.placeKind, volumeId);
     driver.nodeRecords.remove("publish", target.real);
-    if (await removeEphemeralIfUnused(driver, volumeId)) log.debug("removed the inline volume with its last target");
+    if (await driver.backends.ephemeral?.removeIfUnused(driver, volumeId)) log.debug("removed the inline volume with its last target");
     return {};
   },
 });

@@ -3,8 +3,9 @@
  *
  * Unmounts the volume's mount at the staging path — a bound directory or
  * an image's file system, whose loop device then detaches itself — or, for
- * a block volume, the device bound onto <staging path>/block, letting its
- * loop device go (src/node/layouts/block.ts), and removes that device file.
+ * a volume its backend stages under the path (a block volume's device file,
+ * <staging path>/block), that, letting its loop device go, and removes the
+ * file.
  * The CO created the staging directory, so it is left in place. Unstaging
  * something not staged is success: the CO may be retrying a call whose
  * reply it never saw.
@@ -20,7 +21,6 @@ import { checkToken } from "../csi/validate";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
-import { STAGED_DEVICE } from "./layouts/block";
 import { childPath, nodePath, removeWhatWasMade } from "./node-path";
 import { mountOwner, unmountOwned } from "./volume-owner";
 
@@ -30,21 +30,21 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
-    const device = childPath(staging, STAGED_DEVICE);
     const owner = await mountOwner(driver, volumeId);
     const entries = readMountInfo();
     if (!owner) {
-      if (!mountAt(entries, staging.real) && !mountAt(entries, device.real)) return {};
+      if (!mountAt(entries, staging.real)) return {};
       throw notFound(`volume ${volumeId} does not exist on this node; what is mounted at ${staging.given} was left as it is`);
     }
-    // A mount at the staging path itself is a directory or image volume.
-    // Only when there is none may <staging>/block be looked at: otherwise
+    // A mount at the staging path itself is the volume (or something else, refused).
+    // Only when there is none may a name under it be looked at: otherwise
     // that name is inside the volume, and belongs to its user.
     if (mountAt(entries, staging.real)) {
       await unmountOwned(staging, owner);
-    } else if (owner.image) {
-      await unmountOwned(device, owner);
-      await removeWhatWasMade(device, "file", volumeId);
+    } else if (owner.stagedChild) {
+      const child = childPath(staging, owner.stagedChild);
+      await unmountOwned(child, owner);
+      await removeWhatWasMade(child, "file", volumeId);
     }
     driver.nodeRecords.remove("stage", staging.real);
     return {};

@@ -5,7 +5,8 @@
  * NodeUnstageVolume and NodeUnpublishVolume are told a volume ID and a
  * path. Whatever is mounted at that path is unmounted only if it is this
  * volume's own mount, recognised the way the kernel shows it and the way it
- * stays recognisable after the driver restarts in another mount namespace:
+ * stays recognisable after the driver restarts in another mount namespace
+ * (each backend says how, NodeBackend.owner; for the ones we have):
  *
  *   dir     a bind of the volume's data directory: same device and same
  *           root (path inside that device) in mountinfo
@@ -22,16 +23,10 @@
  */
 import { closeSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
-import { detachOnLastClose, fileIdentity, loopBacks, loopDevice, loopNumberOfNode, openLoop, type FileIdentity } from "../mount/loop";
+import { detachOnLastClose, loopBacks, loopDevice, loopNumberOfNode, openLoop, type FileIdentity } from "../mount/loop";
 import { locate, mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
 import { unmountIfMounted } from "../mount/syscalls";
-import { isStaleDeviceBind, mountsOfVolume } from "../mount/volume-mounts";
 import type { Driver } from "../server/driver";
-import { shareNotAllowed } from "../storage/shared/allowed-shares";
-import { mountIdentity } from "../storage/shared/volume-mounts";
-import { layoutOf } from "../storage/volume-record";
-import { volumeRef } from "../storage/volumes";
-import { storeVolumeId } from "./ephemeral";
 import { describeMount, withAnchor, type NodePath } from "./node-path";
 
 export interface MountOwner {
@@ -44,41 +39,17 @@ export interface MountOwner {
   image?: FileIdentity;
   /** What NodePublishVolume makes at a target for this volume: a directory, or a device file (block). */
   placeKind: "dir" | "file";
+  /** Where under the staging path NodeStageVolume put the volume, when not at the path itself (a block volume's device file). */
+  stagedChild?: string;
 }
-
-const key = (m: MountEntry) => `${m.device}\0${m.root}`;
 
 /**
  * What the volume owns on this node, or undefined when the driver cannot
  * resolve the ID to a volume it made (or may use): then it owns nothing.
+ * How a volume's mounts are recognised is its backend's (NodeBackend.owner).
  */
 export async function mountOwner(driver: Driver, volumeId: string): Promise<MountOwner | undefined> {
-  const ref = volumeRef(volumeId);
-  if (ref.backend === "nfs") {
-    const loc = await driver.shared.locate(ref.id);
-    if (!loc || shareNotAllowed(driver.config.allowedShares, loc)) return undefined;
-    const test = await mountIdentity(driver.shared.io, loc);
-    return {
-      volumeId,
-      detach: true,
-      placeKind: "dir",
-      // A share that does not answer cannot say which mount is its; what this process itself mounted for the volume still counts.
-      owns: (m) => (test ? test(m) : false) || [driver.nodeRecords.get("stage", m.mountPoint), driver.nodeRecords.get("publish", m.mountPoint)].some((r) => r?.volumeId === volumeId),
-    };
-  }
-  const id = storeVolumeId(driver, volumeId);
-  const record = await driver.hostpath.get(id);
-  if (!record) return undefined;
-  const layout = layoutOf(record);
-  const dataPath = driver.hostpath.dataDir(id);
-  const own = new Set(mountsOfVolume(dataPath, layout !== "dir").mounts.map(key));
-  return {
-    volumeId,
-    detach: false,
-    owns: (m, entries) => own.has(key(m)) || (layout === "block" && isStaleDeviceBind(entries, m)),
-    image: layout === "block" ? fileIdentity(dataPath) : undefined,
-    placeKind: layout === "block" ? "file" : "dir",
-  };
+  return driver.backends.forId(volumeId)?.node.owner(driver, volumeId);
 }
 
 /**

@@ -16,7 +16,7 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { cleanPathProblem, isAtOrUnder, systemPathProblem } from "../csi/system-paths";
-import { serverProblem, sharePathProblem, type ShareLocation } from "../storage/shared/volume-id";
+import { serverProblem, sharePathProblem, type ShareLocation } from "../backends/nfs/volume-id";
 import { DEFAULT_CAPACITY_MODES, defaultConfig, type DefaultCapacityMode, type DriverConfig, type Mode } from "./driver";
 import { parseEndpoint, type Endpoint } from "./endpoint";
 import { LEVELS, type Level } from "./logger";

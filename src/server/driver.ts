@@ -6,10 +6,10 @@
  * Driver is all a restart needs.
  */
 import * as os from "node:os";
+import * as path from "node:path";
+import { Backends } from "../backends";
 import { AttachmentStore } from "../storage/attachments";
-import { HostPathStore } from "../storage/hostpath-store";
-import { SharedStore } from "../storage/shared/shared-store";
-import { looksShared, type ShareLocation } from "../storage/shared/volume-id";
+import type { ShareLocation } from "../backends/nfs/volume-id";
 import { DEFAULT_MOUNT_PROGRAM } from "../mount/mount-command";
 import { NodeRecords } from "../storage/node-records";
 import { SnapshotStore } from "../storage/snapshot-store";
@@ -43,7 +43,7 @@ export interface DriverConfig {
   mountProgram: string;
   /** Deadline of one run of the mount program. */
   mountTimeoutMs: number;
-  /** Deadline of one file operation on a share (storage/shared/share-io.ts). */
+  /** Deadline of one file operation on a share (src/backends/nfs/share-io.ts). */
   shareTimeoutMs: number;
   /**
    * The kubelet's directories (absolute): every staging and target path a
@@ -86,9 +86,8 @@ export interface Driver {
   readonly config: DriverConfig;
   readonly version: string;
   readonly log: Logger;
-  readonly hostpath: HostPathStore;
-  /** Volumes on shared exports (backend nfs); see storage/shared/shared-store.ts. */
-  readonly shared: SharedStore;
+  /** Where volumes live: every backend (src/backends), by StorageClass and by volume ID. */
+  readonly backends: Backends;
   /** Snapshots and group snapshots, beside the volumes under the same root. */
   readonly snapshots: SnapshotStore;
   readonly nodeRecords: NodeRecords;
@@ -101,34 +100,24 @@ export interface Driver {
 }
 
 export async function openDriver(config: DriverConfig, log: Logger, opts: { mountProblem?: string } = {}): Promise<Driver> {
-  const hostpath = await HostPathStore.open(config.root);
-  const snapshots = await SnapshotStore.open(hostpath.root);
+  const root = path.resolve(config.root);
+  const resolved = { ...config, root };
+  // The backends first: the hostPath backend lays out the root.
+  const backends = await Backends.open(resolved, log);
+  const snapshots = await SnapshotStore.open(root);
   for (const mountPoint of snapshots.thawedAtStart) log.warn("thawed a file system a crash had left frozen for a copy", { mountPoint });
-  const shared = await SharedStore.open(hostpath.root, {
-    mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
-    shareTimeoutMs: config.shareTimeoutMs,
-    allowedShares: config.allowedShares,
-  });
-  if (config.defaultCapacityMode === "quota" && !hostpath.quota) {
-    throw new Error(`--default-capacity-mode quota, but ${hostpath.noQuotaReason}`);
-  }
-  log.info("capacity", {
-    quotas: hostpath.quota?.description ?? `none (${hostpath.noQuotaReason})`,
-    defaultMode: config.defaultCapacityMode,
-  });
   const nodeRecords = new NodeRecords();
-  const { store: attachments, problems } = await AttachmentStore.open(
-    hostpath.root,
-    // A shared volume may have been made by another controller: its record need not be here.
-    async (id) => looksShared(id) || (await hostpath.get(id)) !== undefined,
-  );
+  const { store: attachments, problems } = await AttachmentStore.open(root, async (id) => {
+    const b = backends.forId(id);
+    // A volume another controller may hold (a shared one) need not have its record here.
+    return b !== undefined && (b.heldElsewhere || (await b.get(id)) !== undefined);
+  });
   for (const problem of problems) log.warn("ignoring an unreadable attachment record", { problem });
   return {
-    config: { ...config, root: hostpath.root },
+    config: resolved,
     version,
     log,
-    hostpath,
-    shared,
+    backends,
     snapshots,
     nodeRecords,
     attachments,

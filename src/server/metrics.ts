@@ -131,7 +131,7 @@ export function createMetrics(driver: Driver): DriverMetrics {
     registers: [registry],
   });
 
-  const inventory = new VolumeInventory([driver.hostpath]);
+  const inventory = new VolumeInventory(driver.backends.all);
   const perBackend = (name: string, help: string, pick: (t: { volumes: number; bytes: number }) => number) =>
     new Gauge({
       name,

@@ -14,7 +14,7 @@ import { accessSync, constants as fsc, lstatSync, readFileSync, realpathSync, st
 import * as path from "node:path";
 import { systemPathProblem } from "../csi/system-paths";
 import { mountContaining, readMountInfo } from "../mount/mountinfo";
-import { detectQuota } from "../storage/quota";
+import { detectQuota } from "../backends/hostpath/quota";
 import type { DriverArgs } from "./driver-flags";
 import { FlagError } from "./driver-flags";
 

@@ -22,16 +22,17 @@ import * as path from "node:path";
 import type { Capability } from "../csi/capabilities";
 import { internal, resourceExhausted } from "../csi/errors";
 import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
-import { looksShared } from "./shared/volume-id";
 
 export const ATTACHMENT_VERSION = 1;
-const ID_PATTERN = /^hp-[0-9a-f]{32}$/;
-// A shared volume's ID is long and holds "," and "%": its file is named by a hash of it.
-const SHARED_FILE = /^nfs-[0-9a-f]{32}$/;
+// An ID that is a short prefix and 32 hex digits (hp-…, mem-…) names its file as it is.
+const PLAIN_ID = /^(?!nfs-)[a-z]{2,8}-[0-9a-f]{32}$/;
+// Any other ID (a shared volume's is long and holds "," and "%") is named by a hash of it;
+// the file then holds the ID. (The prefix dates from when only shared IDs needed one.)
+const HASHED_FILE = /^nfs-[0-9a-f]{32}$/;
 
 function fileKey(volumeId: string): string | undefined {
-  if (ID_PATTERN.test(volumeId)) return volumeId;
-  if (looksShared(volumeId)) return "nfs-" + createHash("sha256").update(volumeId).digest("hex").slice(0, 32);
+  if (PLAIN_ID.test(volumeId)) return volumeId;
+  if (/^[\x21-\x7e]{1,128}$/.test(volumeId)) return "nfs-" + createHash("sha256").update(volumeId).digest("hex").slice(0, 32);
   return undefined;
 }
 
@@ -68,7 +69,7 @@ export class AttachmentStore {
     for (const entry of await fsp.readdir(store.dir)) {
       const file = path.join(store.dir, entry);
       let id = entry.endsWith(".json") ? entry.slice(0, -5) : "";
-      if (SHARED_FILE.test(id)) id = String((readJsonNoFollow(file) as { volumeId?: unknown }).volumeId);
+      if (HASHED_FILE.test(id)) id = String((readJsonNoFollow(file) as { volumeId?: unknown }).volumeId);
       if (fileKey(id) === undefined) {
         if (entry.startsWith(".") && entry.endsWith(".tmp")) await fsp.rm(file, { force: true });
         continue;

@@ -8,7 +8,7 @@
  * directory and you have the driver's whole state.
  */
 import type { Capability } from "../csi/capabilities";
-import { isQuotaInfo, type QuotaInfo } from "./quota/quota-backend";
+import { isQuotaInfo, type QuotaInfo } from "../backends/hostpath/quota/quota-backend";
 
 export const RECORD_VERSION = 1;
 
@@ -46,7 +46,7 @@ export interface VolumeRecord {
   fsType?: string;
   /** "dir" layout with an enforced size: the quota that enforces it. */
   quota?: QuotaInfo;
-  /** Backend "nfs": where the volume's directory is (its ID says the same; see storage/shared/volume-id.ts). */
+  /** Backend "nfs": where the volume's directory is (its ID says the same; see src/backends/nfs/volume-id.ts). */
   shared?: SharedRecordPart;
 }
 
@@ -92,4 +92,12 @@ export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | st
   if (r.quota !== undefined && !isQuotaInfo(r.quota)) return "metadata has a malformed quota";
   if (r.shared !== undefined && !isSharedPart(r.shared)) return "metadata has a malformed shared location";
   return r as unknown as VolumeRecord;
+}
+
+/** Is a volume healthy? (ControllerGetVolume, ListVolumes, NodeGetVolumeStats report it as VolumeCondition.) */
+export interface Condition {
+  abnormal: boolean;
+  message: string;
+  /** Abnormal, but the data is there and may still be mounted (its limit is no longer enforced). */
+  usable?: boolean;
 }

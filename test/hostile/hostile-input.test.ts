@@ -31,7 +31,7 @@ import fc from "fast-check";
 import type { ServiceError } from "@grpc/grpc-js";
 import { locate, readMountInfo, type MountEntry } from "../../src/mount/mountinfo";
 import { unmount } from "../../src/mount/syscalls";
-import { encodePart } from "../../src/storage/shared/volume-id";
+import { encodePart } from "../../src/backends/nfs/volume-id";
 import { blockCapability, destroyDriver, detachLoopsUnder, DIR_VOLUMES, mountCapability, startDriver, uniqueName, type DriverProcess, Mode } from "../sanity/harness";
 import { driverMountProblems, fingerprint, mountLines, newMounts, plantSentinels, type Sentinels } from "./sentinels";
 

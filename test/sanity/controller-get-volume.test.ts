@@ -1,7 +1,6 @@
 // ControllerGetVolume: description plus a volume condition that tells the truth.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
-import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { BACKENDS } from "./backends";
 
@@ -10,7 +9,7 @@ describe(`ControllerGetVolume (${b.name})`, () => {
   let d: DriverProcess;
   before(async () => (d = await startDriver()));
   after(async () => destroyDriver(d));
-  const dataDir = (id: string) => (b.name === "hostpath" ? path.join(d.root, "data", id) : path.join(b.parameters(d).share!, id.split(":").at(-1)!));
+  const dataDir = (id: string) => b.contentDir(d, id);
 
   it("describes a volume as CreateVolume did, with a normal condition", async () => {
     const created = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!;
@@ -21,7 +20,7 @@ describe(`ControllerGetVolume (${b.name})`, () => {
 
   it("reports abnormal when the volume's directory has gone", async () => {
     const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
-    await fsp.rm(dataDir(id), { recursive: true });
+    await b.removeContent(d, id);
     const res = await d.client.controller.controllerGetVolume({ volumeId: id });
     assert.equal(res.status!.volumeCondition!.abnormal, true);
     assert.match(res.status!.volumeCondition!.message!, /missing/);
@@ -30,7 +29,7 @@ describe(`ControllerGetVolume (${b.name})`, () => {
   it("reports abnormal when the directory was replaced by a symlink", async () => {
     const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
     const data = dataDir(id);
-    await fsp.rm(data, { recursive: true });
+    await b.removeContent(d, id);
     await fsp.symlink("/etc", data);
     const res = await d.client.controller.controllerGetVolume({ volumeId: id });
     assert.equal(res.status!.volumeCondition!.abnormal, true);

@@ -17,7 +17,7 @@ describe(`DeleteVolume (${b.name})`, () => {
     await expectCode(d.client.controller.deleteVolume({}), Code.INVALID_ARGUMENT, /volume_id is required/);
   });
 
-  const dataDir = (id: string) => (b.name === "hostpath" ? path.join(d.root, "data", id) : path.join(b.parameters(d).share!, id.split(":").at(-1)!));
+  const dataDir = (id: string) => b.contentDir(d, id);
 
   it("removes the volume's directory and the data in it", async () => {
     const id = await create();

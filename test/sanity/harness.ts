@@ -120,6 +120,7 @@ export class DriverProcess {
       setTimeout(() => reject(new Error(`driver did not become ready:\n${this.logs.join("\n")}`)), 10_000).unref(),
     );
     await Promise.race([ready, timeout, this.exit.then((c) => Promise.reject(new Error(`driver exited (${c}):\n${this.logs.join("\n")}`)))]);
+    this.client?.close(); // one a killed driver left: its connection is dead
     this.client = connect(this.endpoint);
   }
 

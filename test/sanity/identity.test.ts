@@ -16,7 +16,7 @@ describe("Identity", () => {
     const info = await d.client.identity.getPluginInfo({});
     assert.equal(info.name, "csi-lab.example.org");
     assert.equal(info.vendorVersion, version);
-    assert.deepEqual(info.manifest, { mode: "all", backends: "hostpath,nfs" });
+    assert.deepEqual(info.manifest, { mode: "all", backends: "hostpath,nfs,memory" });
   });
 
   it("GetPluginCapabilities offers the controller and group controller services and topology constraints", async () => {

@@ -1,6 +1,7 @@
 // NodeGetVolumeStats: numbers from statfs of a path where the volume really is.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
+import * as path from "node:path";
 import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { BACKENDS } from "./backends";
@@ -21,6 +22,7 @@ describe(`NodeGetVolumeStats (${b.name})`, () => {
   after(async () => destroyDriver(d));
 
   it("reports bytes and inodes, consistent with statfs", async () => {
+    await fsp.writeFile(path.join(target, "some-data"), Buffer.alloc(64 * 1024, 1)); // a fresh file system of its own (a tmpfs) holds nothing yet
     const res = await d.client.node.nodeGetVolumeStats({ volumeId, volumePath: target });
     const bytes = res.usage!.find((u) => u.unit === Unit.BYTES)!;
     const inodes = res.usage!.find((u) => u.unit === Unit.INODES)!;
@@ -47,7 +49,7 @@ describe(`NodeGetVolumeStats (${b.name})`, () => {
     await d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() });
     await d.client.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: published, volumeCapability: mountCapability() });
     // Removed underneath its mounts (they keep the deleted directory alive).
-    await fsp.rm(b.contentDir(d, id, name), { recursive: true });
+    await b.removeContent(d, id);
     const res = await d.client.node.nodeGetVolumeStats({ volumeId: id, volumePath: published });
     assert.equal(res.volumeCondition!.abnormal, true, JSON.stringify(res.volumeCondition));
     await d.client.node.nodeUnpublishVolume({ volumeId: id, targetPath: published });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { encodePart } from "../../src/storage/shared/volume-id";
+import { encodePart } from "../../src/backends/nfs/volume-id";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;

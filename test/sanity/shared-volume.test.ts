@@ -196,7 +196,7 @@ describe("Shared volumes on a local share", () => {
     await expectCode(
       d.client.groupController.createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [v.volumeId!] }),
       Code.INVALID_ARGUMENT,
-      /hostpath volumes only/,
+      /group snapshots are offered only for volumes this node can hold still/,
     );
   });
 });

@@ -1,6 +1,6 @@
 // The capacity ledger: what enforced volumes may still claim, kept in O(1).
 import assert from "node:assert/strict";
-import { CapacityLedger, type UsageProbe } from "../../src/storage/capacity-ledger";
+import { CapacityLedger, type UsageProbe } from "../../src/backends/hostpath/capacity-ledger";
 
 const probe = (used: () => number): UsageProbe => ({ measure: used });
 

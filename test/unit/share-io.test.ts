@@ -1,7 +1,7 @@
 // Share agents: file operations on shares in helper processes, with a deadline.
 import assert from "node:assert/strict";
 import { Code } from "../../src/csi/errors";
-import { ShareError, ShareIo } from "../../src/storage/shared/share-io";
+import { ShareError, ShareIo } from "../../src/backends/nfs/share-io";
 
 describe("share agents", () => {
   it("answer probes and statfs, pass errno codes back, and are cut off at the deadline and replaced", async () => {

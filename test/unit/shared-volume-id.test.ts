@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Code } from "../../src/csi/errors";
 import { nfsMountArgs } from "../../src/mount/mount-command";
-import { encodePart, formatSharedId, locationKey, parseSharedId } from "../../src/storage/shared/volume-id";
+import { encodePart, formatSharedId, locationKey, parseSharedId } from "../../src/backends/nfs/volume-id";
 
 describe("shared volume IDs", () => {
   it("an nfs1 ID made by this version is read back by it (golden: a later version must keep reading these)", () => {

@@ -18,7 +18,8 @@ import {
   NodeServiceCapability_RPC_Type as NodeCap,
   PluginCapability_Service_Type as Plugin,
 } from "../../../src/gen/csi";
-import { isShareAllowed } from "../../../src/storage/shared/allowed-shares";
+import { BACKEND_NAMES } from "../../../src/backends";
+import { isShareAllowed } from "../../../src/backends/nfs/allowed-shares";
 import { driverInstances, type DriverInstance } from "./check-pods";
 import { at, describe, isObject, list, nameOf, namespaceOf, ofKind, str, type Json, type K8sObject } from "./objects";
 import { arg, workloadsOf, type Sidecar } from "./workloads";
@@ -121,14 +122,16 @@ export function checkAllowedShares(classes: readonly K8sObject[], drivers: reado
   return problems;
 }
 
-const BACKENDS = new Set(["hostpath", "nfs"]);
+const BACKENDS = new Set(BACKEND_NAMES);
+/** Backends whose volumes live on one node: their classes must wait for the pod's node. */
+const NODE_LOCAL = new Set(["hostpath", "memory"]);
 
 function checkStorageClass(sc: K8sObject): string[] {
   const problems: string[] = [];
   const backend = str(at(sc, "parameters", "backend")) ?? "hostpath";
   if (!BACKENDS.has(backend)) problems.push(`${describe(sc)}: backend ${backend} is not one of ${[...BACKENDS].join(", ")}`);
-  if (backend === "hostpath" && sc.volumeBindingMode !== "WaitForFirstConsumer") {
-    problems.push(`${describe(sc)}: hostpath volumes are node-local and need volumeBindingMode WaitForFirstConsumer`);
+  if (NODE_LOCAL.has(backend) && sc.volumeBindingMode !== "WaitForFirstConsumer") {
+    problems.push(`${describe(sc)}: ${backend} volumes are node-local and need volumeBindingMode WaitForFirstConsumer`);
   }
   if (backend === "nfs" && !str(at(sc, "parameters", "share"))) problems.push(`${describe(sc)}: the nfs backend needs a share`);
   return problems;

@@ -8,9 +8,8 @@
  * the share is a local path every node has mounted — and NodePublish binds
  * the staging path into each pod. All of these go through mount(8) in a
  * child process with a deadline (mount/mount-command.ts), and every look
- * at a path on the share goes through a share agent (storage/shared/
- * share-io.ts): a hung server costs a call its deadline, never the
- * driver.
+ * at a path on the share goes through a share agent (share-io.ts): a hung
+ * server costs a call its deadline, never the driver.
  *
  * Stale mounts. When the server's export is replaced or the directory is
  * removed and made again, the file handle the node holds goes stale: every
@@ -20,27 +19,27 @@
  * detaches it and mounts again. A local share shows the same event as a
  * mount holding a removed directory (link count 0), handled the same way.
  */
-import type { Capability } from "../csi/capabilities";
-import type { VolumeUsage } from "../gen/csi";
-import { unsupportedReason } from "../csi/capabilities";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../csi/errors";
-import { CONTEXT } from "../controller/volume-view";
-import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../mount/mount-command";
-import { mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
-import { splitMountFlags, type BindFlags } from "../mount/options";
-import type { Driver } from "../server/driver";
-import { shareNotAllowed } from "../storage/shared/allowed-shares";
-import { isUnhealthy, shareErrno } from "../storage/shared/share-io";
-import { describeShare } from "../storage/shared/share-mounts";
-import { mountIdentity, sourceDir } from "../storage/shared/volume-mounts";
-import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "../storage/shared/volume-id";
-import type { FsUsage } from "../storage/fs-usage";
-import type { VolumeRecord } from "../storage/volume-record";
-import { sharedProfile } from "../storage/volumes";
-import { secondTargetProblem } from "./single-writer";
-import { describeMount, withMountTarget, type NodePath } from "./node-path";
-import { unmountOwned, type MountOwner } from "./volume-owner";
-import { volumeUsage } from "./volume-usage";
+import type { Capability } from "../../csi/capabilities";
+import type { VolumeUsage } from "../../gen/csi";
+import { unsupportedReason } from "../../csi/capabilities";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../../csi/errors";
+import { CONTEXT } from "../../controller/volume-view";
+import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../../mount/mount-command";
+import { mountAt, readMountInfo, type MountEntry } from "../../mount/mountinfo";
+import { splitMountFlags, type BindFlags } from "../../mount/options";
+import type { Driver } from "../../server/driver";
+import { shareNotAllowed } from "./allowed-shares";
+import { isUnhealthy, shareErrno } from "./share-io";
+import { describeShare } from "./share-mounts";
+import { mountIdentity, sourceDir } from "./volume-mounts";
+import { sharedProfile, sharedStore } from "./store";
+import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
+import type { FsUsage } from "../../storage/fs-usage";
+import type { VolumeRecord } from "../../storage/volume-record";
+import { secondTargetProblem } from "../../node/single-writer";
+import { describeMount, withMountTarget, type NodePath } from "../../node/node-path";
+import { unmountOwned, type MountOwner } from "../../node/volume-owner";
+import { volumeUsage } from "../../node/volume-usage";
 
 export interface SharedNodeVolume {
   volumeId: string;
@@ -51,7 +50,7 @@ export interface SharedNodeVolume {
 
 /** Where the volume is, from its ID and volume_context (which must agree with it). */
 export async function findSharedVolume(driver: Driver, volumeId: string, id: SharedVolumeId, ctx: Record<string, string>): Promise<SharedNodeVolume> {
-  const record = await driver.shared.get(id);
+  const record = await sharedStore(driver).get(id);
   const fromCtx = ctx[CONTEXT.subDir];
   let location: SharedLocation;
   if (id.form === "inline") {
@@ -101,13 +100,13 @@ const what = (loc: SharedLocation) => `directory ${loc.subDir} on ${describeShar
  * be asked (it does not answer): the caller decides.
  */
 function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
-  return mountIdentity(driver.shared.io, loc);
+  return mountIdentity(sharedStore(driver).io, loc);
 }
 
 /** Is the mount at `p` healthy? A bounded stat through it. */
 async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Promise<string | undefined> {
   try {
-    const st = await driver.shared.io.run<{ kind: string; nlink: number }>("probe", { path: p }, describeShare(loc));
+    const st = await sharedStore(driver).io.run<{ kind: string; nlink: number }>("probe", { path: p }, describeShare(loc));
     // What a stale NFS handle is on a local share: the mount holds a directory since removed.
     if (st.kind === "dir" && st.nlink === 0) return `the directory mounted at ${p} was removed from the share; NodeStageVolume mounts it again`;
     return undefined;
@@ -214,7 +213,7 @@ async function probeDirectory(driver: Driver, loc: SharedLocation): Promise<void
   let kind: string;
   try {
     // Below the share, no symlink is followed: the directory bound is the one the ID names.
-    ({ kind } = await driver.shared.io.run<{ kind: string }>("probe", { root: loc.share, sub: loc.subDir }, describeShare(loc)));
+    ({ kind } = await sharedStore(driver).io.run<{ kind: string }>("probe", { root: loc.share, sub: loc.subDir }, describeShare(loc)));
   } catch (err) {
     if (shareErrno(err) === "ENOENT") throw notFound(`${what(loc)} does not exist`);
     if (shareErrno(err) !== undefined) throw failedPrecondition(`${what(loc)} cannot be used: ${(err as Error).message}`);
@@ -225,7 +224,7 @@ async function probeDirectory(driver: Driver, loc: SharedLocation): Promise<void
 
 async function applyGroup(driver: Driver, vol: SharedNodeVolume, cap: Capability, p: string, readonly: boolean): Promise<void> {
   if (cap.volumeMountGroup === "" || readonly) return;
-  await driver.shared.io.run("mountGroup", { path: p, gid: Number(cap.volumeMountGroup) }, describeShare(vol.location)).catch((err: unknown) => {
+  await sharedStore(driver).io.run("mountGroup", { path: p, gid: Number(cap.volumeMountGroup) }, describeShare(vol.location)).catch((err: unknown) => {
     throw failedPrecondition(`volume ${vol.volumeId}: cannot give its root to group ${cap.volumeMountGroup}: ${(err as Error).message}`);
   });
 }
@@ -254,7 +253,7 @@ export async function sharedStats(
   const problem = await healthProblem(driver, vol.location, volumePath);
   if (problem) return { usage: [], volumeCondition: { abnormal: true, message: problem } };
   try {
-    const fs = await driver.shared.io.run<FsUsage>("statfs", { path: volumePath }, describeShare(vol.location));
+    const fs = await sharedStore(driver).io.run<FsUsage>("statfs", { path: volumePath }, describeShare(vol.location));
     return {
       usage: volumeUsage(fs),
       volumeCondition: { abnormal: false, message: `mounted from ${describeShare(vol.location)}` },

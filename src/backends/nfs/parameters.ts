@@ -23,8 +23,8 @@
  * (ALREADY_EXISTS): mount such data with a static PersistentVolume. The
  * share must be listed by --allow-share (docs/security.md).
  */
-import { invalidArgument } from "../csi/errors";
-import { ON_DELETE, serverProblem, sharePathProblem, subDirProblem, type OnDelete, type SharedLocation } from "../storage/shared/volume-id";
+import { invalidArgument } from "../../csi/errors";
+import { ON_DELETE, serverProblem, sharePathProblem, subDirProblem, type OnDelete, type SharedLocation } from "./volume-id";
 
 const TEMPLATE_KEYS: Record<string, string> = {
   "pvc.metadata.namespace": "csi.storage.k8s.io/pvc/namespace",

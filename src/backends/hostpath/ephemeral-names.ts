@@ -9,7 +9,7 @@
  * it with one read. A "/" can never appear in a CreateVolume name
  * (validate.ts), so no provisioned volume can collide with one.
  */
-import type { VolumeRecord } from "./volume-record";
+import type { VolumeRecord } from "../../storage/volume-record";
 
 const PREFIX = "ephemeral/";
 

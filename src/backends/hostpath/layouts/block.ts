@@ -17,10 +17,11 @@
  * refers to. (Clearing the flag costs about 15 ms — the kernel freezes the
  * device's queue for it — paid once per stage, on a worker thread.)
  */
+import { hostPathStore } from "../store";
 import { closeSync } from "node:fs";
-import { VolumeUsage_Unit as Unit } from "../../gen/csi";
-import { internal } from "../../csi/errors";
-import { bindWithFlags, type MountPlace } from "../../mount/bind";
+import { VolumeUsage_Unit as Unit } from "../../../gen/csi";
+import { internal } from "../../../csi/errors";
+import { bindWithFlags, type MountPlace } from "../../../mount/bind";
 import {
   attachLoop,
   isReadOnlyLoop,
@@ -29,9 +30,9 @@ import {
   loopNumberOfNode,
   loopSizeBytes,
   refreshCapacity,
-} from "../../mount/loop";
-import { unmount } from "../../mount/syscalls";
-import { growContent } from "../../storage/volume-content";
+} from "../../../mount/loop";
+import { unmount } from "../../../mount/syscalls";
+import { growContent } from "../content";
 import type { NodeLayout } from "./index";
 
 /** The file under the staging path that carries the device. */
@@ -81,7 +82,7 @@ export const blockLayout: NodeLayout = {
   },
 
   async expand(driver, vol) {
-    await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, driver.hostpath.quota);
+    await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, hostPathStore(driver).quota);
     for (const n of vol.mounts.loops) refreshCapacity(loopDevice(n));
   },
 };

@@ -7,11 +7,12 @@
  * Stats come from the quota's counters when there is one (the volume's own
  * usage), else from statfs (the whole file system's).
  */
-import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../../gen/csi";
-import { volumeUsage } from "../volume-usage";
-import { bindWithFlags } from "../../mount/bind";
-import { MS } from "../../mount/options";
-import { statfsUsage } from "../../storage/fs-usage";
+import { hostPathStore } from "../store";
+import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../../../gen/csi";
+import { volumeUsage } from "../../../node/volume-usage";
+import { bindWithFlags } from "../../../mount/bind";
+import { MS } from "../../../mount/options";
+import { statfsUsage } from "../../../storage/fs-usage";
 import type { NodeLayout } from "./index";
 
 export const dirLayout: NodeLayout = {
@@ -28,7 +29,7 @@ export const dirLayout: NodeLayout = {
 
   async stats(driver, vol, volumePath) {
     const fs = await statfsUsage(volumePath);
-    const quota = vol.record.quota && driver.hostpath.quota?.usage(vol.record.quota);
+    const quota = vol.record.quota && hostPathStore(driver).quota?.usage(vol.record.quota);
     if (!quota) return volumeUsage(fs);
     const total = quota.limitBytes || vol.record.capacityBytes;
     // The volume can grow to its limit, or until the disk is full.

@@ -36,13 +36,14 @@
 import { promises as fsp, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
+import type { Driver } from "../../server/driver";
 import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
-import { readJsonNoFollow, writeFileAtomic } from "../atomic-file";
-import type { FsUsage } from "../fs-usage";
-import { SortedIndex } from "../sorted-index";
-import type { Condition } from "../volume-content";
-import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../volume-record";
+import { readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
+import type { FsUsage } from "../../storage/fs-usage";
+import { SortedIndex } from "../../storage/sorted-index";
+import type { Condition } from "../../storage/volume-record";
+import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
 import { shareNotAllowed } from "./allowed-shares";
 import { META_DIR } from "./share-agent";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
@@ -56,6 +57,21 @@ export const SHARED_PROFILE: CapabilityProfile = {
   fsTypes: new Set(["nfs", "nfs4"]),
   mountGroup: true,
 };
+
+/**
+ * A shared volume's profile. Mount flags: an NFS export is mounted with
+ * mount(8), which takes its options (nfsvers=4.1, hard, …); a local share
+ * is bind-mounted, which takes only the generic per-mount flags.
+ */
+export function sharedProfile(loc: { server: string }): CapabilityProfile {
+  return loc.server ? { ...SHARED_PROFILE, mountOptions: "filesystem" } : SHARED_PROFILE;
+}
+
+/** Where a recorded shared volume is. */
+export function locationOf(record: VolumeRecord): SharedLocation | undefined {
+  const s = record.shared;
+  return s && { server: s.server, share: s.share, subDir: s.subDir };
+}
 
 export interface SharedConfig {
   mount: MountCommandConfig;
@@ -381,4 +397,13 @@ export class SharedStore {
 /** A sortable UTC time for archive names: 20250101T120000Z. */
 function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+/** This driver's shared store: the nfs backend's own state, for the modules of this folder. */
+export function sharedStore(driver: Pick<Driver, "backends">): SharedStore {
+  for (const b of driver.backends.all) {
+    const store = (b as { store?: unknown }).store;
+    if (store instanceof SharedStore) return store;
+  }
+  throw internal("the nfs backend is not open");
 }

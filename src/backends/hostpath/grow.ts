@@ -12,15 +12,16 @@
  * and block layouts, room on the node's file system, and a hold on the
  * space the node has promised so that two growths cannot both take it.
  */
-import { outOfRange } from "../csi/errors";
-import type { Driver } from "../server/driver";
-import { layoutOf, type VolumeRecord } from "../storage/volume-record";
-import type { Range } from "./capacity";
+import { hostPathStore } from "./store";
+import { outOfRange } from "../../csi/errors";
+import type { Driver } from "../../server/driver";
+import { layoutOf, type VolumeRecord } from "../../storage/volume-record";
+import type { Range } from "../../controller/capacity";
 import { holdSpace, sizeFor } from "./placement";
 
 /** Grow `record`'s volume so that it satisfies `range` (required > its size); the grown record. */
 export async function growHostPathVolume(driver: Driver, record: VolumeRecord, range: Range): Promise<VolumeRecord> {
-  const store = driver.hostpath;
+  const store = hostPathStore(driver);
   const layout = layoutOf(record);
   const current = record.capacityBytes;
   const placement = { layout, withQuota: record.quota !== undefined, fsType: undefined };

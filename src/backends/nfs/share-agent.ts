@@ -38,7 +38,7 @@ import {
 } from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
-import { fsUsageOf } from "../fs-usage";
+import { fsUsageOf } from "../../storage/fs-usage";
 
 export interface AgentRequest {
   id: number;

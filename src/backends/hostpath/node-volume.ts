@@ -2,13 +2,14 @@
  * Checks the node RPCs share: the volume exists, the capability is one it
  * can deliver, and what the kernel shows at a staging or target path.
  */
-import { toCapability, unsupportedReason, type Capability } from "../csi/capabilities";
-import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
-import type { VolumeCapability } from "../gen/csi";
-import { parseBindFlags, type BindFlags } from "../mount/options";
-import { mountsOfVolume, type VolumeMounts } from "../mount/volume-mounts";
-import type { Driver } from "../server/driver";
-import { layoutOf, type VolumeLayout, type VolumeRecord } from "../storage/volume-record";
+import { hostPathStore } from "./store";
+import { toCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
+import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
+import type { VolumeCapability } from "../../gen/csi";
+import { parseBindFlags, type BindFlags } from "../../mount/options";
+import { mountsOfVolume, type VolumeMounts } from "../../mount/volume-mounts";
+import type { Driver } from "../../server/driver";
+import { layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 
 export interface NodeVolume {
   record: VolumeRecord;
@@ -20,10 +21,10 @@ export interface NodeVolume {
 }
 
 export async function findVolume(driver: Driver, volumeId: string): Promise<NodeVolume> {
-  const record = await driver.hostpath.get(volumeId);
+  const record = await hostPathStore(driver).get(volumeId);
   if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
-  const dataDir = driver.hostpath.dataDir(volumeId);
-  const condition = await driver.hostpath.condition(volumeId, record);
+  const dataDir = hostPathStore(driver).dataDir(volumeId);
+  const condition = await hostPathStore(driver).condition(volumeId, record);
   if (condition.abnormal && !condition.usable) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
   const layout = layoutOf(record);
   return { record, layout, dataDir, mounts: mountsOfVolume(dataDir, layout !== "dir") };
@@ -39,13 +40,13 @@ export function nodeCapability(driver: Driver, cap: VolumeCapability | undefined
   const c = toCapability(cap, "volume_capability");
   const flags = parseBindFlags(c.mountFlags);
   if (typeof flags === "string") throw invalidArgument(flags);
-  const why = unsupportedReason(c, driver.hostpath.anyLayoutProfile);
+  const why = unsupportedReason(c, hostPathStore(driver).anyLayoutProfile);
   if (why) throw failedPrecondition(why);
   return { cap: c, flags };
 }
 
 /** FAILED_PRECONDITION unless this volume can be used with `cap` (e.g. block access to a file system volume). */
 export function requireDeliverable(driver: Driver, vol: NodeVolume, cap: Capability): void {
-  const why = unsupportedReason(cap, driver.hostpath.profileOf(vol.record));
+  const why = unsupportedReason(cap, hostPathStore(driver).profileOf(vol.record));
   if (why) throw failedPrecondition(`volume ${vol.record.volumeId}: ${why}`);
 }

@@ -16,8 +16,8 @@
  * CreateVolumes in this process cannot pick the same id.
  */
 import { constants as fsc, promises as fsp } from "node:fs";
-import { DIR_FLAGS, ioc, ioctlPtr, quotactlFd, withFd } from "../../mount/ioctl";
-import type { SyscallError } from "../../mount/syscalls";
+import { DIR_FLAGS, ioc, ioctlPtr, quotactlFd, withFd } from "../../../mount/ioctl";
+import type { SyscallError } from "../../../mount/syscalls";
 import type { QuotaBackend, QuotaInfo, QuotaUsage } from "./quota-backend";
 
 // struct fsxattr (28 bytes): fsx_xflags @0, fsx_projid @12.

@@ -21,7 +21,7 @@
  */
 import { promises as fsp, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { DIR_FLAGS, ioc, ioctlPtr, withFd } from "../../mount/ioctl";
+import { DIR_FLAGS, ioc, ioctlPtr, withFd } from "../../../mount/ioctl";
 import type { QuotaBackend, QuotaInfo, QuotaUsage } from "./quota-backend";
 
 const BTRFS = 0x94;

@@ -19,12 +19,15 @@
  * while every other promise is kept too, so new and grown volumes are
  * checked against what can still be promised (capacity-ledger.ts).
  */
-import type { Capability } from "../csi/capabilities";
-import { invalidArgument, outOfRange, resourceExhausted } from "../csi/errors";
-import { DEFAULT_IMAGE_FS, isImageFsType, MIN_IMAGE_BYTES, type FsType } from "../mount/filesystem";
-import type { Driver } from "../server/driver";
-import type { VolumeLayout } from "../storage/volume-record";
-import { fits, type Range } from "./capacity";
+import type { Capability } from "../../csi/capabilities";
+import { invalidArgument, outOfRange, resourceExhausted } from "../../csi/errors";
+import { DEFAULT_IMAGE_FS, isImageFsType, MIN_IMAGE_BYTES, type FsType } from "../../mount/filesystem";
+import type { Driver } from "../../server/driver";
+import type { VolumeLayout } from "../../storage/volume-record";
+import { fits, type Range } from "../../controller/capacity";
+import { describeSource } from "../../controller/content-source";
+import type { SourcePlan } from "../backend";
+import { hostPathStore } from "./store";
 
 export type CapacityMode = "quota" | "image" | "none";
 export const CAPACITY_MODES: readonly CapacityMode[] = ["quota", "image", "none"];
@@ -42,7 +45,7 @@ const MiB = 1024 * 1024;
 /** The mode a volume gets when its parameters name none. */
 export function defaultMode(driver: Driver): CapacityMode {
   const d = driver.config.defaultCapacityMode;
-  return d === "auto" ? (driver.hostpath.quota ? "quota" : "image") : d;
+  return d === "auto" ? (hostPathStore(driver).quota ? "quota" : "image") : d;
 }
 
 /**
@@ -65,7 +68,7 @@ export function place(parameters: Record<string, string>, caps: readonly Capabil
   }
   const mode = asked ?? defaultMode(driver);
   if (mode === "quota") {
-    if (!driver.hostpath.quota) throw resourceExhausted(`capacity: quota is not available on this node: ${driver.hostpath.noQuotaReason}`);
+    if (!hostPathStore(driver).quota) throw resourceExhausted(`capacity: quota is not available on this node: ${hostPathStore(driver).noQuotaReason}`);
     return { layout: "dir", withQuota: true };
   }
   if (mode === "none") return { layout: "dir", withQuota: false };
@@ -101,9 +104,9 @@ export function isEnforced(p: Placement): boolean {
 
 /** Bytes that can still be promised on this node: free space less what enforced volumes may still claim. */
 export async function promisable(driver: Driver): Promise<number> {
-  const { availableBytes } = await driver.hostpath.usage();
-  await driver.hostpath.ledger.ready;
-  return Math.max(0, availableBytes - driver.hostpath.ledger.outstanding());
+  const { availableBytes } = await hostPathStore(driver).usage();
+  await hostPathStore(driver).ledger.ready;
+  return Math.max(0, availableBytes - hostPathStore(driver).ledger.outstanding());
 }
 
 /**
@@ -117,5 +120,31 @@ export async function holdSpace(driver: Driver, bytes: number, what: string): Pr
   if (bytes > free) {
     throw resourceExhausted(`${what} needs ${bytes} bytes, but this node can promise only ${free} more (free space less the room other volumes may still claim)`);
   }
-  return driver.hostpath.ledger.reserve(bytes);
+  return hostPathStore(driver).ledger.reserve(bytes);
+}
+
+/**
+ * How a volume made from `source` is kept. Its content is a copy, so it
+ * keeps the source's form: a tree stays a directory (with a quota if the
+ * StorageClass asks for one, or by this node's default), an image stays an
+ * image of the same file system, a block device a block device. A
+ * StorageClass that asks for another form gets INVALID_ARGUMENT.
+ */
+export function placeFromSource(source: SourcePlan, parameters: Record<string, string>, caps: readonly Capability[], driver: Driver): Placement {
+  const asked = place(parameters, caps, driver);
+  const fileLike = (l: VolumeLayout) => l !== "dir";
+  if (parameters.capacity === undefined && asked.layout !== source.layout) {
+    if (source.layout === "dir") return { layout: "dir", withQuota: defaultMode(driver) === "quota" };
+    if (source.layout === "image") return { layout: "image", withQuota: false, fsType: (source.fsType as FsType | undefined) ?? DEFAULT_IMAGE_FS };
+  }
+  if (asked.layout !== source.layout || fileLike(asked.layout) !== fileLike(source.layout)) {
+    throw invalidArgument(
+      `the content source ${describeSource(source.contentSource)} is a ${source.layout} volume, but the new volume would be ${asked.layout}; ` +
+        "a copy keeps its source's form (omit capacity, or use the source's)",
+    );
+  }
+  if (asked.layout === "image" && source.fsType && asked.fsType !== source.fsType) {
+    return { ...asked, fsType: source.fsType as FsType };
+  }
+  return asked;
 }

@@ -28,24 +28,25 @@
  * them, so no ID can point outside the root.
  *
  * data/<id> is a directory, or — for the image and block layouts — a
- * sparse image file (volume-content.ts); the same two-phase commit and
+ * sparse image file (content.ts); the same two-phase commit and
  * sweep apply to both. Sizes promised to volumes whose size is enforced
  * are tallied in a CapacityLedger (capacity-ledger.ts).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
 import { CapacityLedger } from "./capacity-ledger";
-import { statfsUsage, type FsUsage } from "./fs-usage";
+import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
-import { SortedIndex } from "./sorted-index";
-import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe, type Condition } from "./volume-content";
-import { layoutOf, parseRecord, RECORD_VERSION, type VolumeLayout, type VolumeRecord } from "./volume-record";
-import { internal } from "../csi/errors";
-import { SINGLE_NODE_MODES, type CapabilityProfile } from "../csi/capabilities";
-import { IMAGE_FS_TYPES, type FsType } from "../mount/filesystem";
-import { mountContaining, readMountInfo } from "../mount/mountinfo";
+import { SortedIndex } from "../../storage/sorted-index";
+import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe } from "./content";
+import { layoutOf, parseRecord, RECORD_VERSION, type Condition, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
+import { internal } from "../../csi/errors";
+import type { Driver } from "../../server/driver";
+import { SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
+import { IMAGE_FS_TYPES, type FsType } from "../../mount/filesystem";
+import { mountContaining, readMountInfo } from "../../mount/mountinfo";
 
 const ID_PREFIX = "hp-";
 const ID_PATTERN = /^hp-[0-9a-f]{32}$/;
@@ -137,6 +138,11 @@ export class HostPathStore {
   }
 
   idForName(name: string): string {
+    return HostPathStore.idForName(name);
+  }
+
+  /** The ID a volume named `name` gets: a hash, so a retry finds it with one read. */
+  static idForName(name: string): string {
     return ID_PREFIX + createHash("sha256").update(name).digest("hex").slice(0, 32);
   }
 
@@ -336,4 +342,16 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * This driver's hostPath store: the hostPath backend's own state, for the
+ * modules of this folder (handlers reach volumes through the Backend).
+ */
+export function hostPathStore(driver: Pick<Driver, "backends">): HostPathStore {
+  for (const b of driver.backends.all) {
+    const store = (b as { store?: unknown }).store;
+    if (store instanceof HostPathStore) return store;
+  }
+  throw internal("the hostpath backend is not open");
 }

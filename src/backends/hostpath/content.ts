@@ -9,18 +9,18 @@
  *   block   a sparse file of exactly the volume's size, no file system
  *
  * Everything here is made inside the root's .tmp and only then committed
- * (hostpath-store.ts), so a crash while formatting or setting a quota
+ * (store.ts), so a crash while formatting or setting a quota
  * leaves an entry in .tmp that the start-up sweep removes — `purge` below
  * also drops the quota such an entry carries.
  */
 import { randomBytes } from "node:crypto";
 import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { ioc, ioctlPtr } from "../mount/ioctl";
-import { makeFilesystem, type FsType } from "../mount/filesystem";
+import { ioc, ioctlPtr } from "../../mount/ioctl";
+import { makeFilesystem, type FsType } from "../../mount/filesystem";
 import type { UsageProbe } from "./capacity-ledger";
 import type { QuotaBackend, QuotaInfo } from "./quota";
-import { layoutOf, type VolumeLayout, type VolumeRecord } from "./volume-record";
+import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 
 export interface ContentSpec {
   volumeId: string;
@@ -129,12 +129,6 @@ export function usageProbe(p: string, record: VolumeRecord, quota: QuotaBackend 
   return { measure: () => requireQuota(quota).usage(info).usedBytes };
 }
 
-export interface Condition {
-  abnormal: boolean;
-  message: string;
-  /** Abnormal, but the data is there and may still be mounted (its limit is no longer enforced). */
-  usable?: boolean;
-}
 
 /** Is data/<id> what its layout says it should be? */
 export function contentCondition(p: string, record: VolumeRecord | undefined, quota: QuotaBackend | undefined): Condition {

@@ -12,12 +12,12 @@
  * The RPC files (node-stage-volume.ts, …) hold the CSI rules — validation,
  * idempotency, conflicts — and call the layout for the mechanics.
  */
-import type { VolumeUsage } from "../../gen/csi";
-import type { MountPlace } from "../../mount/bind";
-import type { MountEntry } from "../../mount/mountinfo";
-import type { Driver } from "../../server/driver";
-import type { VolumeLayout } from "../../storage/volume-record";
-import type { NodeVolume } from "../staged-volume";
+import type { VolumeUsage } from "../../../gen/csi";
+import type { MountPlace } from "../../../mount/bind";
+import type { MountEntry } from "../../../mount/mountinfo";
+import type { Driver } from "../../../server/driver";
+import type { VolumeLayout } from "../../../storage/volume-record";
+import type { NodeVolume } from "../node-volume";
 import { blockLayout } from "./block";
 import { dirLayout } from "./dir";
 import { imageLayout } from "./image";

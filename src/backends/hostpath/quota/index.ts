@@ -8,8 +8,8 @@
  * when asked, and some refuse the mount outright.
  */
 import { closeSync, openSync } from "node:fs";
-import { DIR_FLAGS } from "../../mount/ioctl";
-import type { MountEntry } from "../../mount/mountinfo";
+import { DIR_FLAGS } from "../../../mount/ioctl";
+import type { MountEntry } from "../../../mount/mountinfo";
 import { BtrfsQgroups, btrfsFsid } from "./btrfs-qgroup";
 import { ProjectQuota } from "./project-quota";
 import type { QuotaBackend } from "./quota-backend";

@@ -21,11 +21,12 @@
  * ext4 cannot use a last block group that small anyway, and growing would
  * be retried at every stage for nothing.
  */
-import { MS } from "../../mount/options";
+import { hostPathStore } from "../store";
+import { MS } from "../../../mount/options";
 import { closeSync } from "node:fs";
-import { failedPrecondition, internal } from "../../csi/errors";
-import { volumeUsage } from "../volume-usage";
-import { bindWithFlags } from "../../mount/bind";
+import { failedPrecondition, internal } from "../../../csi/errors";
+import { volumeUsage } from "../../../node/volume-usage";
+import { bindWithFlags } from "../../../mount/bind";
 import {
   canGrowExt4Online,
   filesystemBytes,
@@ -34,12 +35,12 @@ import {
   imageMountData,
   isImageFsType,
   type FsType,
-} from "../../mount/filesystem";
-import { attachLoop, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../mount/loop";
-import { mountFsAsync, unmount } from "../../mount/syscalls";
-import { statfsUsage } from "../../storage/fs-usage";
-import { growContent } from "../../storage/volume-content";
-import type { VolumeRecord } from "../../storage/volume-record";
+} from "../../../mount/filesystem";
+import { attachLoop, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../../mount/loop";
+import { mountFsAsync, unmount } from "../../../mount/syscalls";
+import { statfsUsage } from "../../../storage/fs-usage";
+import { growContent } from "../content";
+import type { VolumeRecord } from "../../../storage/volume-record";
 import type { NodeLayout } from "./index";
 
 const GROW_MIN = 4 * 1024 * 1024;
@@ -101,7 +102,7 @@ export const imageLayout: NodeLayout = {
     const loop = loopDevice(n);
     const fsType = fsTypeOf(vol.record);
     // The controller grew the file already; make sure, in case it was interrupted.
-    await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, driver.hostpath.quota);
+    await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, hostPathStore(driver).quota);
     refreshCapacity(loop);
     if (fsType === "xfs") {
       // A mounted XFS's on-disk super-block may lag; growing is idempotent anyway.

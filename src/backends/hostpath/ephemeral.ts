@@ -1,0 +1,71 @@
+/**
+ * Ephemeral inline volumes, kept as hostPath volumes.
+ *
+ * The kubelet calls NodePublishVolume for a pod's `csi:` volume with a
+ * volume_id of its own making and no staging path; the volume is made on
+ * the first call and removed with its last target (src/node/ephemeral.ts
+ * has the CSI side: attributes, locks). Here it is a hostPath volume named
+ * "ephemeral/<volume_id>" (ephemeral-names.ts), made with the store's
+ * two-phase commit, so a retried publish finds the volume a crash left
+ * behind and a retried unpublish deletes what an interrupted one did not.
+ * It is bound from its own directory (or image's file system) straight to
+ * the target, and deleted only once no mount of it is left.
+ */
+import { alreadyExists, outOfRange } from "../../csi/errors";
+import { nodeTopology } from "../../controller/volume-view";
+import { sameMutableParameters } from "../../controller/mutable-parameters";
+import { applyMutableParameters } from "./mutable";
+import { checkEphemeralAttributes } from "../../node/ephemeral";
+import { mountsOfDir } from "../../mount/volume-mounts";
+import type { EphemeralBackend } from "../backend";
+import { ephemeralName, isEphemeralRecord } from "./ephemeral-names";
+import { bindFlags, publishAt } from "./node";
+import { findVolume } from "./node-volume";
+import { HostPathStore, hostPathStore } from "./store";
+
+export const hostPathEphemeral: EphemeralBackend = {
+  storeId(volumeId) {
+    return HostPathStore.isVolumeId(volumeId) ? volumeId : HostPathStore.idForName(ephemeralName(volumeId));
+  },
+
+  async publish(driver, req) {
+    const store = hostPathStore(driver);
+    const attrs = checkEphemeralAttributes(req.volumeContext, driver.config.defaultCapacityBytes);
+    const total = (await store.usage()).totalBytes;
+    if (attrs.sizeBytes > total) {
+      throw outOfRange(`an inline volume of ${attrs.sizeBytes} bytes cannot fit on this node's file system (${total} bytes in all)`);
+    }
+    const { record, created } = await store.create({
+      name: ephemeralName(req.volumeId),
+      capacityBytes: attrs.sizeBytes,
+      capabilities: [req.cap],
+      parameters: {},
+      mutableParameters: attrs.mutableParameters,
+      topology: nodeTopology(driver).segments ?? {},
+    });
+    if (!created && (record.capacityBytes !== attrs.sizeBytes || !sameMutableParameters(record.mutableParameters, attrs.mutableParameters))) {
+      throw alreadyExists(`inline volume ${req.volumeId} already exists with a different size or mode`);
+    }
+    applyMutableParameters(driver, record, record.mutableParameters);
+    const vol = await findVolume(driver, record.volumeId);
+    try {
+      await publishAt(driver, { volumeId: req.volumeId, vol, source: { path: vol.dataDir }, target: req.target, cap: req.cap, flags: bindFlags(req.cap), readonly: req.readonly, forcedReadOnly: false });
+    } catch (err) {
+      // A volume made by this very call and never mounted holds nothing:
+      // do not leave it for a pod that may never come back for it.
+      if (created) await this.removeIfUnused(driver, req.volumeId);
+      throw err;
+    }
+  },
+
+  async removeIfUnused(driver, volumeId) {
+    if (HostPathStore.isVolumeId(volumeId)) return false;
+    const store = hostPathStore(driver);
+    const id = this.storeId(volumeId);
+    const record = await store.get(id);
+    if (!record || !isEphemeralRecord(record)) return false;
+    if (mountsOfDir(store.dataDir(id)).mounts.length > 0) return false;
+    await store.delete(id);
+    return true;
+  },
+};

@@ -1,0 +1,247 @@
+/**
+ * The hostPath backend: volumes on this node's own disk.
+ *
+ * A volume is a directory under the root (with or without a quota), or an
+ * image file with a file system of its own, or an image handed to a pod as
+ * a raw block device (placement.ts decides, from the StorageClass's
+ * `capacity` parameter and the capabilities). It can be used on this node
+ * only (topology), by one node's pods at a time. Its size is a promise the
+ * node must be able to keep: new and grown volumes are checked against
+ * what the node can still promise (the capacity ledger).
+ *
+ * The record under <root>/volumes is the truth (store.ts); IDs are
+ * `hp-` + 32 hex digits of a hash of the name. A controller that runs
+ * apart from the nodes (--mode controller) holds no hostPath volume: it
+ * answers expansion from the request and leaves the growth to the node
+ * (grow.ts), and refuses changes it cannot make from there.
+ */
+import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
+import { failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
+import type { Topology } from "../../gen/csi";
+import { isReadOnlyLoop } from "../../mount/loop";
+import { mountsOfVolume } from "../../mount/volume-mounts";
+import type { Driver, DriverConfig } from "../../server/driver";
+import type { Logger } from "../../server/logger";
+import { layoutOf, type VolumeRecord } from "../../storage/volume-record";
+import type { Content } from "../../storage/copy-content";
+import { chooseSize, type Range } from "../../controller/capacity";
+import { sizeWithSource } from "../../controller/content-source";
+import { unfitProblem } from "../../controller/mutable-parameters";
+import { applyMutableParameters } from "./mutable";
+import { matchesThisNode, topologyProblem } from "../../controller/topology";
+import { nodeTopology } from "../../controller/volume-view";
+import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "../backend";
+import { hostPathEphemeral } from "./ephemeral";
+import { isEphemeralRecord } from "./ephemeral-names";
+import { growHostPathVolume } from "./grow";
+import { hostPathNode } from "./node";
+import { CAPACITY_MODES, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
+import { HostPathStore } from "./store";
+
+export class HostPathBackend implements Backend {
+  readonly name = "hostpath";
+  readonly summary = "a directory or an image file on the node's own disk, used from that node only";
+  readonly heldElsewhere = false;
+  readonly groupSnapshots = true;
+  readonly parameterRules = {
+    // How the volume's size is enforced (placement.ts, docs/capacity.md).
+    capacity: (v: string) =>
+      (CAPACITY_MODES as readonly string[]).includes(v) ? undefined : `capacity ${JSON.stringify(v)} is not a mode (modes: ${CAPACITY_MODES.join(", ")})`,
+  };
+  readonly node = hostPathNode;
+  readonly ephemeral = hostPathEphemeral;
+
+  constructor(readonly store: HostPathStore) {}
+
+  checkParameters(): void {}
+
+  ownsId(volumeId: string): boolean {
+    return HostPathStore.isVolumeId(volumeId);
+  }
+
+  idFor(name: string): string {
+    return HostPathStore.idForName(name);
+  }
+
+  get anyProfile() {
+    return this.store.anyLayoutProfile;
+  }
+
+  get(volumeId: string) {
+    return this.store.get(volumeId);
+  }
+
+  get count(): number {
+    return this.store.count;
+  }
+
+  page(after: string, limit: number) {
+    return this.store.page(after, limit);
+  }
+
+  listed(record: VolumeRecord): boolean {
+    return !isEphemeralRecord(record); // an inline volume is its pod's, not the CO's
+  }
+
+  profile(record: VolumeRecord) {
+    return this.store.profileOf(record);
+  }
+
+  condition(record: VolumeRecord) {
+    return this.store.condition(record.volumeId, record);
+  }
+
+  context(): Record<string, string> {
+    return {};
+  }
+
+  topology(_driver: Driver, record: VolumeRecord): Record<string, string>[] {
+    return [{ ...record.topology }];
+  }
+
+  async create(driver: Driver, req: NewVolumeRequest): Promise<VolumeRecord> {
+    const store = this.store;
+    const where = topologyProblem(req.accessibility, driver);
+    if (where) throw resourceExhausted(where);
+    const source = req.source;
+    const placement = source ? placeFromSource(source, req.parameters, req.caps, driver) : place(req.parameters, req.caps, driver);
+    requireSupported(req.caps, store.profileFor(placement.layout, placement.fsType));
+    const unfit = unfitProblem(placement.layout, req.mutableParameters);
+    if (unfit) throw invalidArgument(unfit);
+    const wanted = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
+    const size = sizeFor(placement, wanted, req.range);
+    const fsTotal = (await store.usage()).totalBytes;
+    if (size > fsTotal) throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
+    const release = isEnforced(placement) ? await holdSpace(driver, size, `a volume of ${size} bytes`) : () => {};
+    let record: VolumeRecord;
+    try {
+      ({ record } = await store.create(
+        {
+          name: req.name,
+          capacityBytes: size,
+          capabilities: [...req.caps],
+          parameters: req.parameters,
+          mutableParameters: req.mutableParameters,
+          topology: nodeTopology(driver).segments ?? {},
+          ...placement,
+          ...(source ? { contentSource: source.contentSource } : {}),
+        },
+        source?.fill,
+      ));
+    } finally {
+      release();
+    }
+    // (A crash between the commit and this step is repaired by the retry: converge.)
+    applyMutableParameters(driver, record, record.mutableParameters);
+    return record;
+  }
+
+  async converge(driver: Driver, record: VolumeRecord): Promise<void> {
+    applyMutableParameters(driver, record, record.mutableParameters);
+  }
+
+  async holdsName(name: string): Promise<boolean> {
+    return (await this.store.get(HostPathStore.idForName(name))) !== undefined;
+  }
+
+  async delete(_driver: Driver, volumeId: string): Promise<string> {
+    const record = await this.store.get(volumeId);
+    const mounts = await this.mountedHere(_driver, volumeId, record);
+    if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
+    return (await this.store.delete(volumeId)) ? "deleted" : "nothing: it does not exist";
+  }
+
+  async mountedHere(_driver: Driver, volumeId: string, record?: VolumeRecord): Promise<string[]> {
+    const rec = record ?? (await this.store.get(volumeId));
+    const image = rec !== undefined && layoutOf(rec) !== "dir";
+    return mountsOfVolume(this.store.dataDir(volumeId), image).mounts.map((m) => m.mountPoint);
+  }
+
+  async expand(driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
+    if (!record) {
+      // A node plugin made it and holds it; a controller apart from the nodes answers from the
+      // request, and NodeExpandVolume grows it on its node (grow.ts).
+      if (driver.config.mode === "controller") return { capacityBytes: range.required || range.limit, nodeExpansionRequired: true };
+      throw notFound(`volume ${volumeId} does not exist`);
+    }
+    const nodeExpansionRequired = layoutOf(record) !== "dir";
+    if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired };
+    const grown = await growHostPathVolume(driver, record, range);
+    return { capacityBytes: grown.capacityBytes, nodeExpansionRequired };
+  }
+
+  async modify(driver: Driver, volumeId: string, record: VolumeRecord | undefined, params: Record<string, string>): Promise<void> {
+    if (!record) {
+      if (driver.config.mode === "controller") {
+        throw invalidArgument(
+          `volume ${volumeId} lives on a node's own disk, and this controller (--mode controller) holds no node-local volume: ` +
+            "its mutable parameters can only be set when it is created (docs/deploy.md)",
+        );
+      }
+      throw notFound(`volume ${volumeId} does not exist`);
+    }
+    const unfit = unfitProblem(layoutOf(record), params);
+    if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
+    const condition = await this.condition(record);
+    if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
+    applyMutableParameters(driver, record, params);
+    if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
+      await this.store.update({ ...record, mutableParameters: { ...record.mutableParameters, ...params } });
+    }
+  }
+
+  async capacity(driver: Driver, params: Record<string, string>, caps: readonly Capability[], topology: Topology | undefined): Promise<number> {
+    if (topology !== undefined && !matchesThisNode(topology, driver)) return 0;
+    let placement: Placement | undefined;
+    try {
+      placement = place(params, caps, driver);
+    } catch {
+      return 0; // e.g. capacity: quota on a root without quotas, or block with capacity: none
+    }
+    const profile = this.store.profileFor(placement.layout, placement.fsType);
+    if (caps.some((c) => unsupportedReason(c, profile) !== undefined)) return 0;
+    return promisable(driver);
+  }
+
+  source(driver: Driver, record: VolumeRecord): VolumeSource {
+    const content: Content = { path: this.store.dataDir(record.volumeId), layout: layoutOf(record), live: true };
+    const store = this.store;
+    return {
+      layout: content.layout,
+      ...(record.fsType ? { fsType: record.fsType } : {}),
+      async read(fn) {
+        const condition = await store.condition(record.volumeId);
+        if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
+        return fn(content);
+      },
+      groupProblem: () => groupProblem(driver, store, record),
+    };
+  }
+}
+
+/**
+ * A member of a group snapshot that is in use and cannot be frozen: a
+ * directory or a raw block device mounted anywhere but in the driver's own
+ * copy views (a pod may be writing it). Image volumes in use are frozen.
+ */
+function groupProblem(driver: Driver, store: HostPathStore, volume: VolumeRecord): string | undefined {
+  const layout = layoutOf(volume);
+  if (layout === "image") return undefined;
+  const views = driver.snapshots.viewsDir + "/";
+  const found = mountsOfVolume(store.dataDir(volume.volumeId), layout === "block");
+  const writable = layout === "block" ? found.loops.some((n) => !isReadOnlyLoop(n)) : true;
+  const mounts = found.mounts.filter((m) => !m.mountPoint.startsWith(views));
+  if (mounts.length === 0 || !writable) return undefined;
+  const what = layout === "block" ? "a raw block volume (a device cannot be frozen)" : "a directory volume (only the node's whole file system could be frozen)";
+  return `volume ${volume.volumeId} is in use (mounted at ${mounts.map((m) => m.mountPoint).join(", ")}) and is ${what}`;
+}
+
+export const hostpathBackend: BackendFactory = {
+  name: "hostpath",
+  async open(config: DriverConfig, log: Logger) {
+    const store = await HostPathStore.open(config.root);
+    if (config.defaultCapacityMode === "quota" && !store.quota) throw new Error(`--default-capacity-mode quota, but ${store.noQuotaReason}`);
+    log.info("capacity", { quotas: store.quota?.description ?? `none (${store.noQuotaReason})`, defaultMode: config.defaultCapacityMode });
+    return new HostPathBackend(store);
+  },
+};

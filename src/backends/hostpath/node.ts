@@ -1,0 +1,221 @@
+/**
+ * hostPath volumes on the node: stage, publish, stats, growth.
+ *
+ * A hostPath volume is on this node's disk, under the root: a directory,
+ * or an image file (layouts/). NodeStage puts it at the staging path once
+ * — a bind of the directory, the image's file system loop-mounted, a block
+ * volume's loop device bound onto <staging>/block — and NodePublish binds
+ * that into each pod, with the pod's per-mount flags. Whether a path holds
+ * the volume is asked of the kernel on every call (mountinfo, and loop
+ * devices by their backing file's identity), never remembered, so a driver
+ * restarted in another mount namespace still recognises its mounts.
+ */
+import { sameCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
+import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
+import { isReadOnly, readOnlyBits } from "../../mount/bind";
+import { fileIdentity } from "../../mount/loop";
+import { mountAt } from "../../mount/mountinfo";
+import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
+import { isStaleDeviceBind, mountsOfVolume, volumeMountAt } from "../../mount/volume-mounts";
+import type { Driver } from "../../server/driver";
+import { layoutOf } from "../../storage/volume-record";
+import type { Range } from "../../controller/capacity";
+import { applyMutableParameters } from "./mutable";
+import { applyVolumeMountGroup } from "../../node/mount-group";
+import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
+import { secondTargetProblem } from "../../node/single-writer";
+import { unmountOwned, type MountOwner } from "../../node/volume-owner";
+import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
+import { growHostPathVolume } from "./grow";
+import { nodeLayout } from "./layouts";
+import { STAGED_DEVICE } from "./layouts/block";
+import { findVolume, nodeCapability, requireDeliverable, type NodeVolume } from "./node-volume";
+import { hostPathStore } from "./store";
+
+export const hostPathNode: NodeBackend = {
+  capability: (driver, cap) => nodeCapability(driver, cap).cap,
+
+  async stage(driver, req: StageRequest) {
+    const { volumeId, staging, cap, readonly } = req;
+    const vol = await findVolume(driver, volumeId);
+    requireDeliverable(driver, vol, cap);
+    const layout = nodeLayout(vol.layout);
+    const staged = layout.stagedChild ? childPath(staging, layout.stagedChild) : staging;
+    const fileSystem = vol.layout !== "block";
+    if (volumeMountAt(vol.mounts, staged.real)) {
+      const rec = driver.nodeRecords.get("stage", staging.real);
+      if (rec && (rec.volumeId !== volumeId || !sameCapability(rec.capability, cap))) {
+        throw alreadyExists(`volume ${volumeId} is already staged at ${staging.given} with a different volume_capability`);
+      }
+      if (fileSystem) await withAnchor(staging, (a) => applyVolumeMountGroup(cap, a.at, readonly)); // finish what a crash may have cut short
+      return;
+    }
+    // A block volume staged here lives on the file under it; nothing may hide it.
+    const { entries } = vol.mounts;
+    for (const p of staged === staging ? [staging] : [staging, staged]) {
+      const m = mountAt(entries, p.real);
+      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol));
+      else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
+    }
+    // The staging directory (the CO's to make, made here if it has not), and
+    // for a block volume the device file inside it, which only the driver puts there.
+    if (staged !== staging) await withMountTarget(staging, "dir", () => undefined, { madeFor: volumeId, allow: (names) => names.length === 1 && names[0] === STAGED_DEVICE });
+    // Write the record first: if we crash between the two steps, a record
+    // without a mount is ignored, while a mount without a record would
+    // lose the capability it was made for.
+    driver.nodeRecords.put("stage", { volumeId, path: staging.real, capability: cap, readonly });
+    await withMountTarget(
+      staged,
+      layout.placeKind,
+      async (place) => {
+        await layout.stage(driver, vol, place, readonly);
+        // An image's root lives inside it: its mutable mode is applied where it is mounted.
+        if (vol.layout === "image" && !readonly) applyMutableParameters(driver, vol.record, vol.record.mutableParameters);
+        if (fileSystem) applyVolumeMountGroup(cap, place.at, readonly);
+      },
+      { madeFor: volumeId },
+    );
+  },
+
+  async publish(driver, req: PublishRequest) {
+    const flags = bindFlags(req.cap);
+    const vol = await findVolume(driver, req.volumeId);
+    requireDeliverable(driver, vol, req.cap);
+    const layout = nodeLayout(vol.layout);
+    const staged = layout.stagedChild ? childPath(req.staging, layout.stagedChild) : req.staging;
+    if (!volumeMountAt(vol.mounts, staged.real)) {
+      throw failedPrecondition(`volume ${req.volumeId} is not staged at ${req.staging.given}; call NodeStageVolume first`);
+    }
+    await publishAt(driver, { volumeId: req.volumeId, vol, source: { staged }, target: req.target, cap: req.cap, flags, readonly: req.readonly, forcedReadOnly: req.forcedReadOnly });
+  },
+
+  async owner(driver, volumeId) {
+    const store = hostPathStore(driver);
+    const record = await store.get(volumeId);
+    if (!record) return undefined;
+    const layout = layoutOf(record);
+    return owner(driver, { record, layout, dataDir: store.dataDir(volumeId), mounts: mountsOfVolume(store.dataDir(volumeId), layout !== "dir") });
+  },
+
+  async stats(driver, volumeId, volumePath): Promise<NodeGetVolumeStatsResponse> {
+    const store = hostPathStore(driver);
+    const record = await store.get(volumeId);
+    if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
+    const volumeCondition = await store.condition(volumeId, record);
+    if (volumeCondition.abnormal && !volumeCondition.usable) return { usage: [], volumeCondition };
+    const layout = layoutOf(record);
+    const dataDir = store.dataDir(volumeId);
+    const mounts = mountsOfVolume(dataDir, layout !== "dir");
+    const mount = volumeMountAt(mounts, volumePath);
+    if (!mount) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
+    const usage = await nodeLayout(layout).stats(driver, { record, layout, dataDir, mounts }, volumePath, mount);
+    return { usage, volumeCondition };
+  },
+
+  async expand(driver, req: { volumeId: string; volumePath: string; range: Range; cap: Capability | undefined }) {
+    let vol = await findVolume(driver, req.volumeId);
+    if (req.cap) {
+      const why = unsupportedReason(req.cap, hostPathStore(driver).profileOf(vol.record));
+      if (why) throw invalidArgument(`volume ${req.volumeId}: ${why}`);
+    }
+    if (req.range.limit > 0 && req.range.limit < vol.record.capacityBytes) {
+      throw outOfRange(`volume ${req.volumeId} has ${vol.record.capacityBytes} bytes and volumes cannot shrink`);
+    }
+    const mount = volumeMountAt(vol.mounts, req.volumePath);
+    if (!mount) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
+    // A controller running apart from the nodes holds no node-local volume: it answered the
+    // resizer from the request, and the volume grows here, on its own disk (grow.ts).
+    if (req.range.required > vol.record.capacityBytes) vol = { ...vol, record: await growHostPathVolume(driver, vol.record, req.range) };
+    await nodeLayout(vol.layout).expand(driver, vol, req.volumePath, mount);
+    return vol.record.capacityBytes;
+  },
+};
+
+export function bindFlags(cap: Capability): BindFlags {
+  const flags = parseBindFlags(cap.mountFlags);
+  if (typeof flags === "string") throw invalidArgument(flags);
+  return flags;
+}
+
+/**
+ * What of the volume may be unmounted: its own mounts by device and root
+ * (or loop devices backed by its image), and for a block volume a bind of a
+ * loop device that has since been detached (it refers to nothing).
+ */
+function owner(driver: Driver, vol: NodeVolume): MountOwner {
+  const key = (m: { device: string; root: string }) => `${m.device}\0${m.root}`;
+  const own = new Set(vol.mounts.mounts.map(key));
+  return {
+    volumeId: vol.record.volumeId,
+    detach: false,
+    owns: (m, entries) => own.has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
+    image: vol.layout === "block" ? fileIdentity(hostPathStore(driver).dataDir(vol.record.volumeId)) : undefined,
+    placeKind: vol.layout === "block" ? "file" : "dir",
+    ...(vol.layout === "block" ? { stagedChild: STAGED_DEVICE } : {}),
+  };
+}
+
+export interface Publish {
+  /** The volume ID as the request named it (an inline volume's is the kubelet's, not the store's). */
+  volumeId: string;
+  vol: NodeVolume;
+  /** What is bound at the target: the staged place, or an inline volume's directory (the driver's own path). */
+  source: { staged: NodePath } | { path: string };
+  target: NodePath;
+  cap: Capability;
+  flags: BindFlags;
+  readonly: boolean;
+  /** A read-only attachment: the mount is read-only whatever was asked. */
+  forcedReadOnly: boolean;
+}
+
+/**
+ * Put the volume at the target. Repeating the call with the same
+ * arguments is a no-op; different arguments on the same target are
+ * ALREADY_EXISTS; access modes that allow one workload refuse a second
+ * target with FAILED_PRECONDITION (single-writer.ts).
+ */
+export async function publishAt(driver: Driver, p: Publish): Promise<void> {
+  const { vol, target, cap, readonly } = p;
+  const volumeId = vol.record.volumeId;
+  const layout = nodeLayout(vol.layout);
+  const { entries, mounts } = vol.mounts;
+  const kernelReadOnly = readonly || p.forcedReadOnly || (p.flags.bits & MS.RDONLY) !== 0;
+  const fileSystem = vol.layout !== "block";
+  const sourcePath = "staged" in p.source ? p.source.staged.real : p.source.path;
+
+  const existing = volumeMountAt(vol.mounts, target.real);
+  if (existing) {
+    const rec = driver.nodeRecords.get("publish", target.real);
+    const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
+    if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${target.given} with a different capability or readonly flag`);
+    if (fileSystem) await withAnchor(target, (a) => applyVolumeMountGroup(cap, a.at, kernelReadOnly)); // finish what a crash may have cut short
+    return;
+  }
+  const occupant = mountAt(entries, target.real);
+  if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol));
+  else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
+
+  const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);
+  const problem = secondTargetProblem(driver, vol.record, cap, others);
+  if (problem) throw failedPrecondition(problem);
+
+  driver.nodeRecords.put("publish", { volumeId, path: target.real, capability: cap, readonly });
+  // The source is reached the same way as the target: through its open parent, never by a path a symlink could redirect.
+  const src = "staged" in p.source ? anchor(p.source.staged) : undefined;
+  if ("staged" in p.source && !src) throw failedPrecondition(`${p.source.staged.given} is gone; stage the volume again`);
+  try {
+    await withMountTarget(
+      target,
+      layout.placeKind,
+      async (place) => {
+        if (fileSystem) applyVolumeMountGroup(cap, src?.at ?? sourcePath, kernelReadOnly);
+        await layout.publish(vol, src?.at ?? sourcePath, place, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
+      },
+      { madeFor: p.volumeId },
+    );
+  } finally {
+    src?.close();
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The memory backend: a volume is a tmpfs in the node's RAM.
+ *
+ * What Kubernetes' emptyDir with `medium: Memory` is, as a CSI volume with
+ * a claim, a size and a life of its own: a tmpfs mounted with `size=` the
+ * requested capacity, so the kernel enforces the limit (ENOSPC past it)
+ * with no quotas and no image files. It is fast (no disk at all) and
+ * costs RAM: a volume's pages count as the node's shared memory for as
+ * long as it holds data, and a node must keep room for what its memory
+ * volumes were promised (GetCapacity, CreateVolume). Its contents do not
+ * survive the node's restart; they do survive the driver's (store.ts).
+ *
+ * Like hostPath it is node-local (topology); snapshots and clones copy its
+ * tree into the driver's root (the snapshot store) and back into a new
+ * tmpfs; ControllerExpandVolume and NodeExpandVolume remount it with the
+ * new size; `mode` and a pod's fsGroup apply to its root. docs/memory.md.
+ */
+import { lstatSync, readFileSync } from "node:fs";
+import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
+import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../../csi/errors";
+import type { Topology } from "../../gen/csi";
+import { mountsOfDir } from "../../mount/volume-mounts";
+import type { Driver, DriverConfig } from "../../server/driver";
+import type { Logger } from "../../server/logger";
+import { setRootMode } from "../../storage/volume-root";
+import type { VolumeRecord } from "../../storage/volume-record";
+import { chooseSize, type Range } from "../../controller/capacity";
+import { describeSource, sizeWithSource } from "../../controller/content-source";
+import { unfitProblem } from "../../controller/mutable-parameters";
+import { matchesThisNode, topologyProblem } from "../../controller/topology";
+import { nodeTopology } from "../../controller/volume-view";
+import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "../backend";
+import { memoryNode } from "./node";
+import { MEMORY_PROFILE } from "./profile";
+import { MemoryStore } from "./store";
+
+export class MemoryBackend implements Backend {
+  readonly name = "memory";
+  readonly summary = "a tmpfs in the node's memory, its size enforced by the kernel, used from that node only; gone when the node restarts";
+  readonly heldElsewhere = false;
+  readonly groupSnapshots = false;
+  readonly parameterRules = {};
+  readonly anyProfile = MEMORY_PROFILE;
+  readonly node = memoryNode;
+
+  constructor(readonly store: MemoryStore) {}
+
+  checkParameters(): void {}
+
+  ownsId(volumeId: string): boolean {
+    return MemoryStore.isVolumeId(volumeId);
+  }
+
+  idFor(name: string): string {
+    return MemoryStore.idForName(name);
+  }
+
+  get(volumeId: string) {
+    return this.store.get(volumeId);
+  }
+
+  get count(): number {
+    return this.store.count;
+  }
+
+  page(after: string, limit: number) {
+    return this.store.page(after, limit);
+  }
+
+  listed(): boolean {
+    return true;
+  }
+
+  profile() {
+    return MEMORY_PROFILE;
+  }
+
+  async condition(record: VolumeRecord) {
+    if (this.store.tmpfsMounted(record.volumeId)) return { abnormal: false, message: "its tmpfs is mounted" };
+    if (lstatSync(this.store.dataDir(record.volumeId), { throwIfNoEntry: false })?.isSymbolicLink()) {
+      return { abnormal: true, message: "the volume's mount point has been replaced by a symlink" };
+    }
+    return { abnormal: true, message: "its tmpfs is missing: not mounted (the driver mounts it again, empty, at start-up)" };
+  }
+
+  context(): Record<string, string> {
+    return {};
+  }
+
+  topology(_driver: Driver, record: VolumeRecord): Record<string, string>[] {
+    return [{ ...record.topology }];
+  }
+
+  async create(driver: Driver, req: NewVolumeRequest): Promise<VolumeRecord> {
+    const where = topologyProblem(req.accessibility, driver);
+    if (where) throw resourceExhausted(where);
+    requireSupported(req.caps, MEMORY_PROFILE);
+    const unfit = unfitProblem("dir", req.mutableParameters);
+    if (unfit) throw invalidArgument(unfit);
+    const source = req.source;
+    if (source && source.layout !== "dir") {
+      throw invalidArgument(`the content source ${describeSource(source.contentSource)} is a ${source.layout} volume; only a directory tree can be copied into a memory volume`);
+    }
+    const size = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
+    const free = await this.promisable();
+    if (size > free) throw resourceExhausted(`a memory volume of ${size} bytes needs that much RAM, but this node can promise only ${free} more (available memory less what memory volumes may still fill)`);
+    return this.store.create(
+      {
+        name: req.name,
+        capacityBytes: size,
+        capabilities: [...req.caps],
+        parameters: req.parameters,
+        mutableParameters: req.mutableParameters,
+        topology: nodeTopology(driver).segments ?? {},
+        ...(source ? { contentSource: source.contentSource } : {}),
+      },
+      source?.fill,
+    );
+  }
+
+  async converge(_driver: Driver, record: VolumeRecord): Promise<void> {
+    if (record.mutableParameters.mode !== undefined && this.store.tmpfsMounted(record.volumeId)) {
+      setRootMode(this.store.dataDir(record.volumeId), parseInt(record.mutableParameters.mode, 8));
+    }
+  }
+
+  async holdsName(name: string): Promise<boolean> {
+    return (await this.store.get(MemoryStore.idForName(name))) !== undefined;
+  }
+
+  async delete(driver: Driver, volumeId: string): Promise<string> {
+    const mounts = await this.mountedHere(driver, volumeId);
+    if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
+    return (await this.store.delete(volumeId)) ? "deleted (its memory is freed)" : "nothing: it does not exist";
+  }
+
+  async mountedHere(_driver: Driver, volumeId: string): Promise<string[]> {
+    if (!MemoryStore.isVolumeId(volumeId)) return [];
+    return mountsOfDir(this.store.dataDir(volumeId)).mounts.map((m) => m.mountPoint);
+  }
+
+  async expand(driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
+    if (!record) {
+      // Made and held by a node plugin: a controller apart from the nodes leaves it to NodeExpandVolume.
+      if (driver.config.mode === "controller") return { capacityBytes: range.required || range.limit, nodeExpansionRequired: true };
+      throw notFound(`volume ${volumeId} does not exist`);
+    }
+    if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
+    const free = await this.promisable();
+    if (range.required - record.capacityBytes > free) {
+      throw resourceExhausted(`growing memory volume ${volumeId} to ${range.required} bytes needs ${range.required - record.capacityBytes} more bytes of RAM, but this node can promise only ${free}`);
+    }
+    // The tmpfs first: the record never claims a size the kernel does not enforce.
+    await this.store.resize(volumeId, range.required);
+    await this.store.update({ ...record, capacityBytes: range.required });
+    return { capacityBytes: range.required, nodeExpansionRequired: false };
+  }
+
+  async modify(driver: Driver, volumeId: string, record: VolumeRecord | undefined, params: Record<string, string>): Promise<void> {
+    if (!record) {
+      if (driver.config.mode === "controller") throw invalidArgument(`volume ${volumeId} lives in a node's memory, and this controller (--mode controller) holds none: its mutable parameters can only be set when it is created`);
+      throw notFound(`volume ${volumeId} does not exist`);
+    }
+    const unfit = unfitProblem("dir", params);
+    if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
+    if (!this.store.tmpfsMounted(volumeId)) throw failedPrecondition(`volume ${volumeId} cannot be modified: its tmpfs is not mounted`);
+    if (params.mode !== undefined) setRootMode(this.store.dataDir(volumeId), parseInt(params.mode, 8));
+    if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
+      await this.store.update({ ...record, mutableParameters: { ...record.mutableParameters, ...params } });
+    }
+  }
+
+  async capacity(driver: Driver, _params: Record<string, string>, caps: readonly Capability[], topology: Topology | undefined): Promise<number> {
+    if (topology !== undefined && !matchesThisNode(topology, driver)) return 0;
+    if (caps.some((c) => unsupportedReason(c, MEMORY_PROFILE) !== undefined)) return 0;
+    return this.promisable();
+  }
+
+  /**
+   * RAM this node can still promise to memory volumes: what the kernel says
+   * is available, less what existing memory volumes may still fill (their
+   * size less what they hold, which the kernel already counts as used).
+   * One statfs per memory volume: there are few, each costing RAM.
+   */
+  private async promisable(): Promise<number> {
+    const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
+    let promised = 0;
+    for (const [id, bytes] of this.store.sizes) {
+      const used = this.store.tmpfsMounted(id) ? (await this.store.usage(id)).usedBytes : 0;
+      promised += Math.max(0, bytes - used);
+    }
+    return Math.max(0, available - promised);
+  }
+
+  source(_driver: Driver, record: VolumeRecord): VolumeSource {
+    const store = this.store;
+    return {
+      layout: "dir",
+      async read(fn) {
+        if (!store.tmpfsMounted(record.volumeId)) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: its tmpfs is not mounted`);
+        return fn({ path: store.dataDir(record.volumeId), layout: "dir", live: true });
+      },
+      groupProblem: () => undefined,
+    };
+  }
+}
+
+export const memoryBackend: BackendFactory = {
+  name: "memory",
+  async open(config: DriverConfig, log: Logger) {
+    return new MemoryBackend(await MemoryStore.open(config.root, log));
+  },
+};

@@ -1,0 +1,235 @@
+/**
+ * Memory volumes on disk and in RAM: records under the root, contents in a tmpfs.
+ *
+ * A memory volume is a tmpfs of its own — the kernel's in-memory file
+ * system — mounted at <root>/memory/data/<id> with `size=` the volume's
+ * capacity, so the kernel itself enforces the limit (a write past it fails
+ * with ENOSPC) without quotas or images. Its record is beside it:
+ *
+ *   <root>/memory/volumes/<id>.json   what CreateVolume was asked (atomic write)
+ *   <root>/memory/data/<id>/          the tmpfs (a mount point)
+ *
+ * Creation: mount the tmpfs, fill it (a restore or clone), then write the
+ * record — the commit point. A tmpfs without a record is an interrupted
+ * create, removed by the next create of that volume and by the start-up
+ * sweep. Deletion runs backwards: the record goes first, then the tmpfs.
+ *
+ * The contents live in memory: they survive the driver's restart (the
+ * tmpfs stays mounted; the driver finds it again at the same place in its
+ * root, and a new container sees it when the root is mounted with
+ * Bidirectional propagation), not the node's. After a reboot the record
+ * is there and the tmpfs is not: the start-up sweep mounts an empty one,
+ * says so in the log, and the volume goes on, empty — as an emptyDir with
+ * `medium: Memory` would be.
+ */
+import { createHash } from "node:crypto";
+import { lstatSync, promises as fsp, readdirSync, realpathSync } from "node:fs";
+import * as path from "node:path";
+import { internal } from "../../csi/errors";
+import { locate, mountAt, readMountInfo } from "../../mount/mountinfo";
+import { MS } from "../../mount/options";
+import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
+import type { Driver } from "../../server/driver";
+import type { Logger } from "../../server/logger";
+import { readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
+import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
+import { SortedIndex } from "../../storage/sorted-index";
+import { setRootMode } from "../../storage/volume-root";
+import { markMadeFor } from "../../node/made-here";
+import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
+
+const ID_PATTERN = /^mem-[0-9a-f]{32}$/;
+/** The tmpfs's source name, as mountinfo shows it. */
+export const TMPFS_SOURCE = "csi-lab-memory";
+
+export type NewMemoryVolume = Omit<VolumeRecord, "version" | "volumeId" | "backend" | "createdAt" | "layout">;
+
+export class MemoryStore {
+  readonly backend = "memory";
+  /** Each volume's size, kept beside the index: what RAM the volumes were promised. */
+  readonly sizes = new Map<string, number>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly index: SortedIndex,
+  ) {}
+
+  static isVolumeId(id: string): boolean {
+    return ID_PATTERN.test(id);
+  }
+
+  static idForName(name: string): string {
+    return "mem-" + createHash("sha256").update(`memory\0${name}`).digest("hex").slice(0, 32);
+  }
+
+  /** Open (and lay out) <root>/memory; sweep what a crash or a reboot left. */
+  static async open(root: string, log: Logger): Promise<MemoryStore> {
+    const dir = path.join(root, "memory");
+    for (const sub of ["volumes", "data"]) await fsp.mkdir(path.join(dir, sub), { recursive: true, mode: 0o700 });
+    const ids = readdirSync(path.join(dir, "volumes"))
+      .filter((n) => n.endsWith(".json") && ID_PATTERN.test(n.slice(0, -5)))
+      .map((n) => n.slice(0, -5));
+    const store = new MemoryStore(dir, SortedIndex.from(ids));
+    const known = new Set(ids);
+    // A tmpfs without a record: an interrupted create (or delete). Gone.
+    for (const name of readdirSync(path.join(dir, "data"))) {
+      if (!ID_PATTERN.test(name) || known.has(name)) continue;
+      await store.unmountData(name);
+    }
+    // A record without its tmpfs: the node restarted. The volume goes on, empty.
+    for (const id of ids) {
+      const rec = await store.get(id);
+      if (rec) store.sizes.set(id, rec.capacityBytes);
+      if (rec && !store.tmpfsMounted(id)) {
+        log.warn("a memory volume lost its contents (the node restarted since it was made); it is empty now", { volumeId: id });
+        await store.mountTmpfs(id, rec.capacityBytes, modeOf(rec));
+      }
+    }
+    return store;
+  }
+
+  get count(): number {
+    return this.index.size;
+  }
+
+  page(after: string, limit: number): { ids: string[]; more: boolean } {
+    return this.index.page(after, limit);
+  }
+
+  private recordFile(id: string): string {
+    if (!ID_PATTERN.test(id)) throw internal(`refusing to build a path from malformed volume id ${JSON.stringify(id)}`);
+    return path.join(this.dir, "volumes", `${id}.json`);
+  }
+
+  /** The tmpfs's mount point: the volume's root. */
+  dataDir(id: string): string {
+    if (!ID_PATTERN.test(id)) throw internal(`refusing to build a path from malformed volume id ${JSON.stringify(id)}`);
+    return path.join(this.dir, "data", id);
+  }
+
+  async get(id: string): Promise<VolumeRecord | undefined> {
+    if (!ID_PATTERN.test(id)) return undefined;
+    let raw: unknown;
+    try {
+      raw = readJsonNoFollow(this.recordFile(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        this.index.delete(id);
+        return undefined;
+      }
+      if (err instanceof SyntaxError) throw internal(`metadata of memory volume ${id} is not valid JSON`);
+      throw err;
+    }
+    const rec = parseRecord(raw, id);
+    if (typeof rec === "string") throw internal(`metadata of memory volume ${id} is unusable: ${rec}`);
+    this.index.add(id);
+    return rec;
+  }
+
+  /** Is the volume's tmpfs mounted where it belongs? */
+  tmpfsMounted(id: string): boolean {
+    const m = mountAt(readMountInfo(), this.realData(id));
+    return m !== undefined && m.fsType === "tmpfs" && m.root === "/";
+  }
+
+  /** Where the kernel shows the volume's tmpfs: its device (as mountinfo names it). */
+  location(id: string): { device: string; root: string } | undefined {
+    if (!this.tmpfsMounted(id)) return undefined;
+    return locate(readMountInfo(), this.realData(id));
+  }
+
+  private realData(id: string): string {
+    const p = this.dataDir(id);
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  }
+
+  /**
+   * Make the volume: a fresh tmpfs of `spec.capacityBytes`, filled by
+   * `fill` (a restore or clone), then the record (the commit point).
+   */
+  async create(spec: NewMemoryVolume, fill?: (dir: string) => Promise<void>): Promise<VolumeRecord> {
+    const id = MemoryStore.idForName(spec.name);
+    await this.unmountData(id); // what an interrupted create of this volume left
+    const record: VolumeRecord = { version: RECORD_VERSION, volumeId: id, backend: this.backend, createdAt: new Date().toISOString(), layout: "dir", ...spec };
+    await this.mountTmpfs(id, spec.capacityBytes, modeOf(record));
+    try {
+      if (fill) await fill(this.dataDir(id));
+      await writeFileAtomic(this.recordFile(id), JSON.stringify(record, null, 2) + "\n");
+    } catch (err) {
+      await this.unmountData(id);
+      throw err;
+    }
+    this.index.add(id);
+    this.sizes.set(id, record.capacityBytes);
+    return record;
+  }
+
+  async update(record: VolumeRecord): Promise<void> {
+    await writeFileAtomic(this.recordFile(record.volumeId), JSON.stringify(record, null, 2) + "\n");
+    this.sizes.set(record.volumeId, record.capacityBytes);
+  }
+
+  /** Give the tmpfs its new size (the kernel refuses one below what is in use: ENOSPC... EINVAL). */
+  async resize(id: string, bytes: number): Promise<void> {
+    await mountFsAsync(TMPFS_SOURCE, this.dataDir(id), "tmpfs", MS.REMOUNT, `size=${bytes}`);
+  }
+
+  /** The record first (the commit point), then the tmpfs. Returns false if there was no such volume. */
+  async delete(id: string): Promise<boolean> {
+    if (!ID_PATTERN.test(id)) return false;
+    let existed = true;
+    await fsp.unlink(this.recordFile(id)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+      existed = false;
+    });
+    this.index.delete(id);
+    this.sizes.delete(id);
+    await this.unmountData(id);
+    return existed;
+  }
+
+  async usage(id: string): Promise<FsUsage> {
+    return statfsUsage(this.dataDir(id));
+  }
+
+  private async mountTmpfs(id: string, bytes: number, mode: number): Promise<void> {
+    const dir = this.dataDir(id);
+    await fsp.mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EEXIST") throw err;
+    });
+    // nodev, nosuid: a volume's content never becomes a device or a set-ID program on the node.
+    await mountFsAsync(TMPFS_SOURCE, dir, "tmpfs", MS.NODEV | MS.NOSUID, `size=${bytes},mode=${mode.toString(8).padStart(4, "0")}`);
+    setRootMode(dir, mode);
+    // The tmpfs says whose it is: its binds are recognised by this, in any mount namespace,
+    // even once it is no longer mounted here (made-here.ts).
+    markMadeFor(dir, id);
+  }
+
+  /** Unmount the volume's tmpfs (if it is mounted: only a tmpfs is ever ours there) and remove its mount point. */
+  private async unmountData(id: string): Promise<void> {
+    const dir = this.dataDir(id);
+    if (!lstatSync(dir, { throwIfNoEntry: false })) return;
+    for (let i = 0; i < 8 && this.tmpfsMounted(id); i++) await unmountIfMounted(dir, { detach: true });
+    await fsp.rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
+  }
+}
+
+/** The mode of a new tmpfs's root: the volume's `mode` mutable parameter, or 0777 like an emptyDir. */
+function modeOf(rec: Pick<VolumeRecord, "mutableParameters">): number {
+  return rec.mutableParameters.mode !== undefined ? parseInt(rec.mutableParameters.mode, 8) : 0o777;
+}
+
+/** This driver's memory store: the memory backend's own state. */
+export function memoryStore(driver: Pick<Driver, "backends">): MemoryStore {
+  for (const b of driver.backends.all) {
+    const store = (b as { store?: unknown }).store;
+    if (store instanceof MemoryStore) return store;
+  }
+  throw internal("the memory backend is not open");
+}

@@ -1,0 +1,244 @@
+/**
+ * The nfs backend: volumes as subdirectories of a share every node mounts.
+ *
+ * A volume is a directory on an NFS export (`server` + `share`, mounted
+ * with mount(8) under deadlines) or on a path the hosts already mount
+ * (`share` alone). Any node reaches it and any number of pods may write it
+ * at once (ReadWriteMany); its size is a label. The ID carries where the
+ * volume is (volume-id.ts), so a node plugin or a controller elsewhere can
+ * use it without this controller's record — but an ID alone proves
+ * nothing: only shares the administrator allowed are used
+ * (allowed-shares.ts), and nothing is deleted or changed without the
+ * marker that says the driver made that very directory for that very ID
+ * (store.ts). Every file operation on a share runs in a share agent with a
+ * deadline (share-io.ts), so a hung server costs a call, not the driver.
+ */
+import { requireSupported, toCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
+import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
+import { mountAt, readMountInfo } from "../../mount/mountinfo";
+import type { Driver, DriverConfig } from "../../server/driver";
+import type { VolumeRecord } from "../../storage/volume-record";
+import { chooseSize, type Range } from "../../controller/capacity";
+import { describeSource, sizeWithSource } from "../../controller/content-source";
+import { unfitProblem } from "../../controller/mutable-parameters";
+import { CONTEXT } from "../../controller/volume-view";
+import type { MountOwner } from "../../node/volume-owner";
+import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSource } from "../backend";
+import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
+import { planShared, SHARED_RULES } from "./parameters";
+import { locationOf, sharedProfile, SharedStore, sharedStore } from "./store";
+import { looksShared, parseSharedId, type SharedLocation } from "./volume-id";
+import { mountIdentity, sharedVolumeMounts } from "./volume-mounts";
+
+const nfsNode: NodeBackend = {
+  capability: (_driver, cap) => toCapability(cap, "volume_capability"),
+
+  async stage(driver, req) {
+    const vol = await findSharedVolume(driver, req.volumeId, parseSharedId(req.volumeId)!, req.volumeContext);
+    await stageShared(driver, vol, req.staging, req.cap, req.readonly);
+  },
+
+  async publish(driver, req) {
+    const vol = await findSharedVolume(driver, req.volumeId, parseSharedId(req.volumeId)!, req.volumeContext);
+    await publishShared(driver, vol, { staging: req.staging, target: req.target, cap: req.cap, readonly: req.readonly, forcedReadOnly: req.forcedReadOnly });
+  },
+
+  async owner(driver, volumeId): Promise<MountOwner | undefined> {
+    const store = sharedStore(driver);
+    const loc = await store.locate(parseSharedId(volumeId)!);
+    if (!loc) return undefined;
+    const test = await mountIdentity(store.io, loc);
+    return {
+      volumeId,
+      detach: true, // never wait on a server that is gone
+      placeKind: "dir",
+      // A share that does not answer cannot say which mount is its; what this process itself mounted for the volume still counts.
+      owns: (m) => (test ? test(m) : false) || [driver.nodeRecords.get("stage", m.mountPoint), driver.nodeRecords.get("publish", m.mountPoint)].some((r) => r?.volumeId === volumeId),
+    };
+  },
+
+  async stats(driver, volumeId, volumePath) {
+    return sharedStats(driver, await findSharedVolume(driver, volumeId, parseSharedId(volumeId)!, {}), volumePath);
+  },
+
+  async expand(driver, req) {
+    // A shared volume's size is a label: nothing on the node depends on it.
+    const owner = await this.owner(driver, req.volumeId);
+    const entries = readMountInfo();
+    const m = mountAt(entries, req.volumePath);
+    if (!owner || !m || !owner.owns(m, entries)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
+    const record = await sharedStore(driver).getById(req.volumeId);
+    return record?.capacityBytes ?? req.range.required;
+  },
+};
+
+export class NfsBackend implements Backend {
+  readonly name = "nfs";
+  readonly summary = "a directory on a share every node mounts (NFS), used from any node by any number of pods";
+  readonly heldElsewhere = true;
+  readonly groupSnapshots = false;
+  readonly parameterRules = SHARED_RULES;
+  /** What some share could deliver: an NFS export also takes file system mount options (create checks the share it names). */
+  readonly anyProfile = sharedProfile({ server: "any" });
+  readonly node = nfsNode;
+
+  constructor(readonly store: SharedStore) {}
+
+  checkParameters(params: Record<string, string>): void {
+    if (params.share === undefined) throw invalidArgument("backend nfs needs the parameter share (the export's path, or a local path mounted on every node)");
+  }
+
+  ownsId(volumeId: string): boolean {
+    return looksShared(volumeId);
+  }
+
+  idFor(name: string, params: Record<string, string>): string {
+    const plan = planShared(params, name);
+    return this.store.idFor(plan.location, plan.onDelete).id;
+  }
+
+  get(volumeId: string) {
+    return this.store.getById(volumeId);
+  }
+
+  get count(): number {
+    return this.store.count;
+  }
+
+  page(after: string, limit: number) {
+    return this.store.page(after, limit);
+  }
+
+  listed(): boolean {
+    return true;
+  }
+
+  profile(record: VolumeRecord) {
+    return sharedProfile(record.shared!);
+  }
+
+  condition(record: VolumeRecord) {
+    return this.store.condition(locationOf(record)!);
+  }
+
+  context(record: VolumeRecord): Record<string, string> {
+    const s = record.shared!;
+    return { ...(s.server ? { [CONTEXT.server]: s.server } : {}), [CONTEXT.share]: s.share, [CONTEXT.subDir]: s.subDir };
+  }
+
+  topology(): Record<string, string>[] {
+    return []; // reachable from every node
+  }
+
+  async create(driver: Driver, req: NewVolumeRequest): Promise<VolumeRecord> {
+    const plan = planShared(req.parameters, req.name);
+    const refused = this.store.notAllowed(plan.location);
+    if (refused) throw invalidArgument(`parameter share: ${refused}`);
+    requireSupported(req.caps, sharedProfile(plan.location));
+    const unfit = unfitProblem("dir", req.mutableParameters);
+    if (unfit) throw invalidArgument(unfit);
+    const source = req.source;
+    if (source && source.layout !== "dir") {
+      throw invalidArgument(`the content source ${describeSource(source.contentSource)} is a ${source.layout} volume; only a directory tree can be copied into a shared volume`);
+    }
+    const capacityBytes = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
+    const mode = req.mutableParameters.mode !== undefined ? parseInt(req.mutableParameters.mode, 8) : plan.mode;
+    return this.store.create(
+      {
+        name: req.name,
+        location: plan.location,
+        onDelete: plan.onDelete,
+        mode,
+        ...(plan.uid !== undefined ? { uid: plan.uid } : {}),
+        ...(plan.gid !== undefined ? { gid: plan.gid } : {}),
+        capacityBytes,
+        record: {
+          capabilities: [...req.caps],
+          parameters: req.parameters,
+          mutableParameters: req.mutableParameters,
+          ...(source ? { contentSource: source.contentSource } : {}),
+        },
+      },
+      source?.fill,
+    );
+  }
+
+  async converge(): Promise<void> {}
+
+  async holdsName(): Promise<boolean> {
+    return false; // a shared volume's ID depends on its StorageClass, not on its name alone
+  }
+
+  async delete(driver: Driver, volumeId: string): Promise<string> {
+    const id = parseSharedId(volumeId)!;
+    const here = await this.mountedHere(driver, volumeId);
+    if (here.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${here.join(", ")}; unpublish and unstage it first`);
+    return this.store.delete(volumeId, id);
+  }
+
+  async mountedHere(_driver: Driver, volumeId: string): Promise<string[]> {
+    const loc = await this.store.locate(parseSharedId(volumeId)!);
+    // Mounts on other nodes are out of sight (the CO unpublishes first); a share that does not answer shows none.
+    const here = loc && (await sharedVolumeMounts(this.store.io, loc));
+    return (here ?? []).map((m) => m.mountPoint);
+  }
+
+  async expand(_driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
+    if (!record) {
+      // Made by a node plugin's provisioner: its size is a label, answered when the driver can prove it made it.
+      if (await this.store.provenLocation(volumeId, parseSharedId(volumeId)!)) return { capacityBytes: range.required || range.limit, nodeExpansionRequired: false };
+      throw notFound(`volume ${volumeId} does not exist`);
+    }
+    if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
+    await this.store.update({ ...record, capacityBytes: range.required });
+    return { capacityBytes: range.required, nodeExpansionRequired: false };
+  }
+
+  async modify(_driver: Driver, volumeId: string, record: VolumeRecord | undefined, params: Record<string, string>): Promise<void> {
+    const loc = record ? locationOf(record) : await this.store.provenLocation(volumeId, parseSharedId(volumeId)!);
+    if (!loc) throw notFound(`volume ${volumeId} does not exist`);
+    const unfit = unfitProblem("dir", params);
+    if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
+    if (record) {
+      const condition = await this.condition(record);
+      if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
+    }
+    if (params.mode !== undefined) await this.store.setMode(loc, parseInt(params.mode, 8));
+    if (record && Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
+      await this.store.update({ ...record, mutableParameters: { ...record.mutableParameters, ...params } });
+    }
+  }
+
+  async capacity(_driver: Driver, params: Record<string, string>, caps: readonly Capability[]): Promise<number> {
+    const share = { server: params.server ?? "", share: params.share! };
+    if (caps.some((c) => unsupportedReason(c, sharedProfile(share)) !== undefined)) return 0;
+    return (await this.store.usage(share)).availableBytes;
+  }
+
+  source(_driver: Driver, record: VolumeRecord): VolumeSource {
+    const loc: SharedLocation = locationOf(record)!;
+    const store = this.store;
+    return {
+      layout: "dir",
+      async read(fn) {
+        // Probed first, so a share that does not answer fails the call instead of hanging the copy.
+        const condition = await store.condition(loc);
+        if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
+        return store.withVolumeDir(loc, (dir) => fn({ path: dir, layout: "dir", live: true }));
+      },
+      groupProblem: () => undefined,
+    };
+  }
+}
+
+export const nfsBackend: BackendFactory = {
+  name: "nfs",
+  async open(config: DriverConfig) {
+    const store = await SharedStore.open(config.root, {
+      mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
+      shareTimeoutMs: config.shareTimeoutMs,
+      allowedShares: config.allowedShares,
+    });
+    return new NfsBackend(store);
+  },
+};

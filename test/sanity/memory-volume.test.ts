@@ -1,0 +1,135 @@
+// backend: memory — a tmpfs per volume, its size enforced by the kernel; contents kept across the
+// driver's restart, not the node's (docs/memory.md).
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { readMountInfo } from "../../src/mount/mountinfo";
+import { unmount } from "../../src/mount/syscalls";
+import { MEMORY } from "./backends";
+import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+
+const MiB = 1024 * 1024;
+
+describe("Memory volumes", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  async function published(size: number, extra: Record<string, string> = {}, mutable: Record<string, string> = {}) {
+    const v = (
+      await d.client.controller.createVolume({
+        name: uniqueName("mem"),
+        volumeCapabilities: [mountCapability(Mode.SINGLE_NODE_MULTI_WRITER)],
+        capacityRange: { requiredBytes: size, limitBytes: 0 },
+        parameters: MEMORY.parameters(d, extra),
+        mutableParameters: mutable,
+      })
+    ).volume!;
+    const staging = d.path(uniqueName("stage"));
+    const target = d.path(uniqueName("pod"));
+    const cap = mountCapability(Mode.SINGLE_NODE_MULTI_WRITER);
+    await d.client.node.nodeStageVolume({ volumeId: v.volumeId, stagingTargetPath: staging, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId: v.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+    const done = async () => {
+      await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: target });
+      await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: staging });
+      await d.client.controller.deleteVolume({ volumeId: v.volumeId });
+    };
+    return { volumeId: v.volumeId!, staging, target, done, volume: v };
+  }
+
+  /** Write `bytes` to a new file in `dir`; the errno it failed with, or undefined. */
+  async function fill(dir: string, bytes: number): Promise<string | undefined> {
+    try {
+      await fsp.writeFile(path.join(dir, uniqueName("f")), Buffer.alloc(bytes, 7));
+      return undefined;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code;
+    }
+  }
+
+  it("is a tmpfs of the requested size, nodev and nosuid, topology of this node, and its ID says memory", async () => {
+    const v = await published(8 * MiB);
+    assert.match(v.volumeId, /^mem-[0-9a-f]{32}$/);
+    const m = readMountInfo().find((e) => e.mountPoint === v.target)!;
+    assert.equal(m.fsType, "tmpfs");
+    const s = await fsp.statfs(v.target);
+    assert.equal(s.blocks * s.bsize, 8 * MiB);
+    const backing = readMountInfo().find((e) => e.mountPoint === path.join(d.root, "memory", "data", v.volumeId))!;
+    assert.ok(backing.options.includes("nodev") && backing.options.includes("nosuid"), backing.options.join(","));
+    assert.deepEqual(v.volume.accessibleTopology, [{ segments: { "csi-lab.example.org/node": d.nodeId } }]);
+    assert.equal(v.volume.volumeContext!["csi-lab/backend"], "memory");
+    await v.done();
+  });
+
+  it("a write past its size fails inside the volume with ENOSPC; after expansion it succeeds", async () => {
+    const v = await published(4 * MiB);
+    assert.equal(await fill(v.target, 3 * MiB), undefined);
+    assert.equal(await fill(v.target, 2 * MiB), "ENOSPC");
+    const grown = await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 8 * MiB, limitBytes: 0 } });
+    assert.equal(grown.capacityBytes, 8 * MiB);
+    await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.target, capacityRange: { requiredBytes: 8 * MiB, limitBytes: 0 } });
+    assert.equal(await fill(v.target, 2 * MiB), undefined);
+    const s = await fsp.statfs(v.target);
+    assert.equal(s.blocks * s.bsize, 8 * MiB);
+    await v.done();
+  });
+
+  it("NodeGetVolumeStats reports the tmpfs's own usage", async () => {
+    const v = await published(16 * MiB);
+    await fill(v.target, 2 * MiB);
+    const { usage } = await d.client.node.nodeGetVolumeStats({ volumeId: v.volumeId, volumePath: v.target });
+    const bytes = usage!.find((u) => u.unit === 1)!;
+    assert.equal(bytes.total, 16 * MiB);
+    assert.ok(bytes.used! >= 2 * MiB && bytes.used! < 3 * MiB, `used ${bytes.used}`);
+    await v.done();
+  });
+
+  it("takes mode and a pod's fsGroup on its root", async () => {
+    const v = await published(4 * MiB, {}, { mode: "0750" });
+    assert.equal((await fsp.stat(v.target)).mode & 0o7777, 0o750);
+    await d.client.controller.controllerModifyVolume({ volumeId: v.volumeId, mutableParameters: { mode: "2770" } });
+    assert.equal((await fsp.stat(v.target)).mode & 0o7777, 0o2770);
+    await v.done();
+  });
+
+  it("keeps its contents across the driver's restart", async () => {
+    const v = await published(4 * MiB);
+    await fsp.writeFile(path.join(v.target, "note"), "still here");
+    await d.restart();
+    assert.equal(await fsp.readFile(path.join(v.target, "note"), "utf8"), "still here");
+    const again = d.path(uniqueName("pod"));
+    await d.client.node.nodePublishVolume({ volumeId: v.volumeId, stagingTargetPath: v.staging, targetPath: again, volumeCapability: mountCapability(Mode.SINGLE_NODE_MULTI_WRITER) });
+    assert.equal(await fsp.readFile(path.join(again, "note"), "utf8"), "still here");
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: again });
+    await v.done();
+  });
+
+  it("after the node's restart (its tmpfs gone), the driver mounts it again, empty, and says so", async () => {
+    const volumeId = (await d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 4 * MiB, limitBytes: 0 }, parameters: MEMORY.parameters(d) })).volume!.volumeId!;
+    const data = path.join(d.root, "memory", "data", volumeId);
+    await fsp.writeFile(path.join(data, "lost"), "only in memory");
+    await d.stop();
+    unmount(data, { detach: true }); // what a reboot does to it
+    await d.start();
+    assert.ok(d.jsonLogs().some((l) => l.msg === "a memory volume lost its contents (the node restarted since it was made); it is empty now" && l.volumeId === volumeId));
+    assert.deepEqual(await fsp.readdir(data), []);
+    const { status } = await d.client.controller.controllerGetVolume({ volumeId });
+    assert.equal(status!.volumeCondition!.abnormal, false);
+    await d.client.controller.deleteVolume({ volumeId });
+  });
+
+  it("asks for RAM it can promise: a size beyond the node's memory is RESOURCE_EXHAUSTED; block access is refused", async () => {
+    await expectCode(
+      d.client.controller.createVolume({ name: uniqueName("huge"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 2 ** 50, limitBytes: 0 }, parameters: MEMORY.parameters(d) }),
+      Code.RESOURCE_EXHAUSTED,
+      /RAM/,
+    );
+    await expectCode(
+      d.client.controller.createVolume({ name: uniqueName("blk"), volumeCapabilities: [{ block: {}, accessMode: { mode: 1 } }], parameters: MEMORY.parameters(d) }),
+      Code.INVALID_ARGUMENT,
+    );
+    const cap = await d.client.controller.getCapacity({ parameters: MEMORY.parameters(d), volumeCapabilities: [mountCapability()] });
+    assert.ok(cap.availableCapacity! > 0);
+  });
+});
