@@ -121,12 +121,13 @@ export class ReplayHost implements ReplayTarget {
   async restart(process: Process): Promise<void> {
     await this.kill(process, "SIGKILL");
     if (process === "controller") return this.launch("controller", ["unshare", "--mount", "--propagation", "private", "--"]);
-    // A new container: a copy of the node's namespace, the data directory seen through another path.
+    // A new container: a copy of the node's namespace, the data directory seen through another path
+    // (recursively, as a container runtime binds a hostPath volume: a memory volume's tmpfs comes too).
     const root = this.nodeRoot;
     const view = path.join(this.opts.hostDir, "views", String(++this.restarts));
     mkdirSync(view, { recursive: true });
     const pid = this.holder!.pid!;
-    const wrap = ["nsenter", "-t", String(pid), "-m", "--", "unshare", "--mount", "--propagation", "unchanged", "--", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", root, view];
+    const wrap = ["nsenter", "-t", String(pid), "-m", "--", "unshare", "--mount", "--propagation", "unchanged", "--", "sh", "-c", 'mount --rbind "$1" "$2" && shift 2 && exec "$@"', "sh", root, view];
     await this.launch("node", wrap, (arg) => (arg === `--root=${root}` ? `--root=${view}` : arg));
   }
 

@@ -21,9 +21,9 @@
 import type { K8sObject } from "./k8s-objects";
 import type { Scenario } from "./scenario";
 
-export type Layout = "dir" | "quota" | "image" | "block" | "nfs";
+export type Layout = "dir" | "quota" | "image" | "block" | "nfs" | "memory";
 
-export const LAYOUTS: readonly Layout[] = ["dir", "quota", "image", "block", "nfs"];
+export const LAYOUTS: readonly Layout[] = ["dir", "quota", "image", "block", "nfs", "memory"];
 
 /** StorageClass parameters that make a volume of `layout` (docs/capacity.md, docs/nfs.md). */
 function parameters(layout: Layout, share: string): Record<string, string> {
@@ -38,6 +38,8 @@ function parameters(layout: Layout, share: string): Record<string, string> {
       return { backend: "hostpath" };
     case "nfs":
       return { backend: "nfs", share };
+    case "memory":
+      return { backend: "memory" };
   }
 }
 

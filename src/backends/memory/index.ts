@@ -136,7 +136,12 @@ export class MemoryBackend implements Backend {
 
   async mountedHere(_driver: Driver, volumeId: string): Promise<string[]> {
     if (!MemoryStore.isVolumeId(volumeId)) return [];
-    return mountsOfDir(this.store.dataDir(volumeId)).mounts.map((m) => m.mountPoint);
+    // Its uses: every mount of the tmpfs but its own home under the root, which a restarted
+    // driver may see through more than one path (a container's view of the root, and the host's).
+    const home = `/memory/data/${volumeId}`;
+    return mountsOfDir(this.store.dataDir(volumeId))
+      .mounts.map((m) => m.mountPoint)
+      .filter((p) => !p.endsWith(home));
   }
 
   async expand(driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
