@@ -24,7 +24,7 @@ describe("Image volumes", () => {
 
   for (const fsType of ["ext4", "xfs"]) {
     it(`fs_type ${fsType}: a sparse image, loop-mounted with its own ${fsType}, root writable by all`, async function () {
-      skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS[fsType]!);
+      skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS[fsType]);
       const id = await create(fsType, 320 * MiB);
       const image = path.join(d.root, "data", id);
       const st = await fsp.stat(image);

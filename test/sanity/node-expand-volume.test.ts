@@ -74,7 +74,8 @@ describe("NodeExpandVolume", () => {
     await v.done();
   });
 
-  it("beyond the size recorded, grows the volume on the node itself (the controller may run apart)", async () => {
+  it("beyond the size recorded, grows the volume on the node itself (the controller may run apart)", async function () {
+    skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const v = await published("xfs", 320 * MiB);
     const size = async () => {
       const s = await fsp.statfs(v.targetPath);

@@ -25,6 +25,7 @@ const PACKAGE: Record<string, string> = {
   "mkfs.xfs": "xfsprogs",
   xfs_growfs: "xfsprogs",
   xfs_quota: "xfsprogs",
+  xfs_repair: "xfsprogs",
   "mkfs.btrfs": "btrfs-progs",
   btrfs: "btrfs-progs",
 };
