@@ -14,6 +14,7 @@ import { openDriver } from "./server/driver";
 import { driverUsage, FlagError, parseDriverCommand } from "./server/driver-flags";
 import { createLogger } from "./server/logger";
 import { startMetricsServer } from "./server/metrics-http";
+import { endedParent, stopWithParent, type ParentWatch } from "./server/parent-death";
 import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
 import { setMountObserver } from "./mount/observer";
@@ -85,14 +86,17 @@ async function runDriver(argv: string[]): Promise<void> {
   // process without removing its socket.
   let server: RunningServer | undefined;
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  let parent: ParentWatch = { armed: false, why: "not asked yet" };
   let signals = 0;
   const stop = (signal: string) => {
     signals++;
+    const ended = signal === "SIGTERM" ? endedParent(parent) : undefined;
+    const why = ended === undefined ? {} : { cause: `its parent process (pid ${ended}) ended` };
     if (signals > 1 || !server) {
-      log.warn(server ? "second signal; exiting now" : "signal before the server started; exiting", { signal });
+      log.warn(server ? "second signal; exiting now" : "signal before the server started; exiting", { signal, ...why });
       process.exit(1);
     }
-    log.info("signal received", { signal });
+    log.info("signal received", { signal, ...why });
     Promise.all([server.shutdown(), metricsServer?.close()]).then(
       () => process.exit(0),
       (err: unknown) => {
@@ -103,6 +107,9 @@ async function runDriver(argv: string[]): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // A driver started from a shell or npm ends with it (parent-death.ts).
+  parent = stopWithParent();
+  log.debug("parent process", parent.armed ? { pid: parent.parent, onItsEnd: "SIGTERM" } : { watched: false, why: parent.why });
 
   const driver = await openDriver(args.config, log, { mountProblem: checked.cannotMount });
   // prom-client is loaded only when metrics are asked for: it costs start-up time.

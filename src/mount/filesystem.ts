@@ -33,11 +33,32 @@ export const MIN_IMAGE_BYTES: Record<FsType, number> = { ext4: 1024 * 1024, xfs:
 
 const TOOL_TIMEOUT_MS = 120_000;
 
-/** Run a tool; exit codes in `ok` (besides 0) count as success. */
-function run(tool: string, args: readonly string[], ok: readonly number[] = []): Promise<void> {
+/**
+ * The Debian package each tool comes in. e2fsprogs is on every Debian
+ * system; xfsprogs is not, so a node may lack mkfs.xfs and xfs_growfs.
+ */
+const TOOL_PACKAGE = {
+  "mkfs.ext4": "e2fsprogs",
+  debugfs: "e2fsprogs",
+  resize2fs: "e2fsprogs",
+  e2fsck: "e2fsprogs",
+  "mkfs.xfs": "xfsprogs",
+  xfs_growfs: "xfsprogs",
+} as const;
+type Tool = keyof typeof TOOL_PACKAGE;
+
+/**
+ * Run a tool; exit codes in `ok` (besides 0) count as success. A tool
+ * that is not installed is the node's state, not a fault of the driver's:
+ * FAILED_PRECONDITION, saying what to install.
+ */
+function run(tool: Tool, args: readonly string[], ok: readonly number[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(tool, args, { timeout: TOOL_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
       if (!err || ok.includes(Number(err.code))) return resolve();
+      if (err.code === "ENOENT") {
+        return reject(new CsiError(Code.FAILED_PRECONDITION, `${tool} is not installed (Debian: ${TOOL_PACKAGE[tool]})`, { cause: err }));
+      }
       const said = String(stderr).trim().split("\n").slice(-3).join(" / ");
       reject(new CsiError(Code.INTERNAL, `${tool} failed: ${said || err.message}`, { cause: err }));
     });

@@ -7,6 +7,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { mountCapability, uniqueName, type DriverProcess } from "./harness";
 import { driverOnLoopFs, type LoopFsKind } from "./loop-fs";
+import { IMAGE_FS_PROGRAMS } from "./programs";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -69,7 +70,7 @@ for (const c of CASES) {
   describe(`Capacity limit, ${c.title}`, function () {
     this.timeout(180_000);
     let d: DriverProcess | undefined;
-    driverOnLoopFs(c.root, 4 * GiB, (_fs, drv) => (d = drv));
+    driverOnLoopFs(c.root, 4 * GiB, (_fs, drv) => (d = drv), c.fsType ? IMAGE_FS_PROGRAMS[c.fsType] : []);
 
     it("a 1 GiB volume refuses the 1,025th MiB and, expanded to 2 GiB, accepts it", async () => {
       const cap = { ...mountCapability(), mount: { fsType: c.fsType ?? "", mountFlags: [], volumeMountGroup: "" } };

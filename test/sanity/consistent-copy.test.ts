@@ -12,9 +12,10 @@ import { randomBytes, randomInt } from "node:crypto";
 import { closeSync, openSync, promises as fsp, writeFileSync, writeSync } from "node:fs";
 import * as path from "node:path";
 import type { VolumeContentSource } from "../../src/gen/csi";
-import { COPY_CASES, fsckImage, PodVolume, thawUnder, Writer, type CopyCase } from "./copy-cases";
+import { COPY_CASES, fsckImage, PodVolume, programsFor, thawUnder, Writer, type CopyCase } from "./copy-cases";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
 import { loopFsOrSkip, type LoopFs } from "./loop-fs";
+import { skipUnlessInstalled } from "./programs";
 import { fileContent, fileName, RECORD, recordContent } from "./writer";
 
 const GiB = 1024 ** 3;
@@ -31,6 +32,7 @@ for (const c of COPY_CASES) {
     let fs: LoopFs | undefined;
     const volumes: PodVolume[] = [];
     before(async function () {
+      skipUnlessInstalled(this, ...programsFor(c));
       if (c.root) fs = await loopFsOrSkip(this, c.root, 3 * GiB);
       d = await startDriver(fs ? { dir: fs.scratch } : {});
     });

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "./programs";
 
 const MiB = 1024 * 1024;
 
@@ -22,7 +23,8 @@ describe("Controller and node in separate processes", () => {
     await destroyDriver(node);
   });
 
-  it("a node-local volume grows: the controller answers the resizer, NodeExpandVolume grows it on its node", async () => {
+  it("a node-local volume grows: the controller answers the resizer, NodeExpandVolume grows it on its node", async function () {
+    skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const cap = { ...mountCapability(), mount: { fsType: "xfs", mountFlags: [], volumeMountGroup: "" } };
     const { volumeId } = (await node.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], capacityRange: { requiredBytes: 320 * MiB }, parameters: { capacity: "image" } })).volume!;
     const staging = node.path(uniqueName("stage"));

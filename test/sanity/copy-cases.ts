@@ -22,6 +22,7 @@ import { readMountInfo } from "../../src/mount/mountinfo";
 import { HOSTPATH, NFS_LOCAL, type TestBackend } from "./backends";
 import { blockCapability, Mode, uniqueName, type DriverProcess } from "./harness";
 import type { LoopFsKind } from "./loop-fs";
+import { IMAGE_FS_PROGRAMS } from "./programs";
 
 const MiB = 1024 * 1024;
 
@@ -52,6 +53,14 @@ export const COPY_CASES: readonly CopyCase[] = [
   { name: "hostpath, block on an XFS root (copied as reflinks)", backend: HOSTPATH, access: "block", parameters: {}, sizeBytes: 64 * MiB, root: "xfs", layout: "block" },
   { name: "nfs (a local share), directory", backend: NFS_LOCAL, access: "mount", parameters: {}, sizeBytes: 64 * MiB, layout: "dir" },
 ];
+
+/**
+ * Programs a case needs besides its root's (loop-fs.ts checks those): the
+ * driver's tools for its image's file system, and fsckImage's check.
+ */
+export function programsFor(c: CopyCase): string[] {
+  return c.fsType === "xfs" ? [...IMAGE_FS_PROGRAMS.xfs, "xfs_repair"] : [];
+}
 
 export function capabilityOf(c: CopyCase): VolumeCapability {
   if (c.access === "block") return blockCapability(Mode.SINGLE_NODE_WRITER);

@@ -28,6 +28,8 @@ export interface DriverOptions {
   extraArgs?: string[];
   /** Reuse an existing scratch directory (for restart tests). */
   dir?: string;
+  /** The driver's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -101,7 +103,7 @@ export class DriverProcess {
       "debug",
       ...(this.opts.extraArgs ?? []),
     ];
-    this.proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: this.opts.env ?? process.env });
     let buf = "";
     let onReady: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (onReady = resolve));

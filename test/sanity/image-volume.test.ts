@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { loopsOf } from "./loop-fs";
+import { IMAGE_FS_PROGRAMS, pathWithout, skipUnlessInstalled } from "./programs";
 
 const MiB = 1024 * 1024;
 
@@ -22,7 +23,8 @@ describe("Image volumes", () => {
       .volumeId!;
 
   for (const fsType of ["ext4", "xfs"]) {
-    it(`fs_type ${fsType}: a sparse image, loop-mounted with its own ${fsType}, root writable by all`, async () => {
+    it(`fs_type ${fsType}: a sparse image, loop-mounted with its own ${fsType}, root writable by all`, async function () {
+      skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS[fsType]);
       const id = await create(fsType, 320 * MiB);
       const image = path.join(d.root, "data", id);
       const st = await fsp.stat(image);
@@ -54,7 +56,8 @@ describe("Image volumes", () => {
     assert.equal(meta.fsType, "ext4");
   });
 
-  it("XFS needs 300 MiB: smaller requests are rounded up, or OUT_OF_RANGE when the limit forbids it", async () => {
+  it("XFS needs 300 MiB: smaller requests are rounded up, or OUT_OF_RANGE when the limit forbids it", async function () {
+    skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const { volume } = await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [fsCap("xfs")], capacityRange: { requiredBytes: MiB } });
     assert.equal(volume!.capacityBytes, 300 * MiB);
     await expectCode(
@@ -73,7 +76,8 @@ describe("Image volumes", () => {
     );
   });
 
-  it("is staged only with its own fs_type (or none); ValidateVolumeCapabilities agrees", async () => {
+  it("is staged only with its own fs_type (or none); ValidateVolumeCapabilities agrees", async function () {
+    skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const id = await create("xfs", 320 * MiB);
     await expectCode(
       d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: d.path(uniqueName("stage")), volumeCapability: fsCap("ext4") }),
@@ -130,4 +134,36 @@ describe("Image volumes", () => {
       assert.deepEqual(loopsOf(path.join(d.root, "data", volume!.volumeId!)), []);
     }
   });
+});
+
+describe("Image volumes on a node without the file system's tools", () => {
+  let d: DriverProcess | undefined;
+  let bareBin: string | undefined;
+  before(async () => {
+    // As on a stock Debian without xfsprogs — and, here, without e2fsprogs' mkfs.ext4 either.
+    bareBin = pathWithout(["mkfs.xfs", "mkfs.ext4"]);
+    d = await startDriver({ extraArgs: ["--default-capacity-mode", "image"], env: { ...process.env, PATH: bareBin } });
+  });
+  after(async () => {
+    await destroyDriver(d);
+    if (bareBin) await fsp.rm(bareBin, { recursive: true, force: true });
+  });
+
+  const cases = [
+    { fsType: "xfs", tool: "mkfs.xfs", pkg: "xfsprogs" },
+    { fsType: "ext4", tool: "mkfs.ext4", pkg: "e2fsprogs" },
+  ];
+  for (const { fsType, tool, pkg } of cases) {
+    it(`CreateVolume with fs_type ${fsType} answers FAILED_PRECONDITION "${tool} is not installed (Debian: ${pkg})" and leaves nothing behind`, async () => {
+      const name = uniqueName("no-tool");
+      const create = () => d!.client.controller.createVolume({ name, volumeCapabilities: [fsCap(fsType)], capacityRange: { requiredBytes: 320 * MiB } });
+      const err = await expectCode(create(), Code.FAILED_PRECONDITION);
+      assert.equal(err.details, `${tool} is not installed (Debian: ${pkg})`);
+      assert.deepEqual(await fsp.readdir(path.join(d!.root, ".tmp")), []);
+      assert.deepEqual(await fsp.readdir(path.join(d!.root, "volumes")), []);
+      assert.deepEqual((await d!.client.controller.listVolumes({})).entries, []);
+      // The same again: nothing half-made stands in the way of a retry.
+      await expectCode(create(), Code.FAILED_PRECONDITION, /is not installed/);
+    });
+  }
 });

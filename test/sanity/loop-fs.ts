@@ -10,15 +10,18 @@
  * image lives in a scratch directory removed with it. Every file system
  * made is also unmounted when the test process exits, whatever happened.
  *
- * A kernel that cannot mount what was asked (this one may be built without
- * XFS quota support, for instance) makes `makeLoopFs` throw
- * `UnsupportedFs`, which tests turn into a skip with the reason.
+ * A machine without the tools for a kind (xfsprogs and btrfs-progs are
+ * not on a stock Debian), or a kernel that cannot mount what was asked
+ * (this one may be built without XFS quota support, for instance), makes
+ * `makeLoopFs` throw `UnsupportedFs`, which tests turn into a skip with
+ * the reason.
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { destroyDriver, detachLoopsUnder, startDriver, unmountUnder, type DriverProcess } from "./harness";
+import { missingPrograms, skipUnlessInstalled } from "./programs";
 
 export type LoopFsKind = "ext4" | "xfs" | "ext4-prjquota" | "xfs-prjquota" | "btrfs" | "btrfs-quota";
 
@@ -59,7 +62,12 @@ const MKFS: Record<LoopFsKind, [string, string[]]> = {
   "btrfs-quota": ["mkfs.btrfs", ["-q", "-f"]],
 };
 
+/** Programs needed besides mkfs: btrfs(8) turns quotas on. */
+const ALSO_NEEDS: Partial<Record<LoopFsKind, string[]>> = { "btrfs-quota": ["btrfs"] };
+
 export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number): Promise<LoopFs> {
+  const missing = missingPrograms([MKFS[kind][0], ...(ALSO_NEEDS[kind] ?? [])]);
+  if (missing) throw new UnsupportedFs(missing);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `csi-lab-${kind}-`));
   const image = path.join(dir, "fs.img");
   const mountPoint = path.join(dir, "mnt");
@@ -123,13 +131,15 @@ export async function loopFsOrSkip(ctx: Mocha.Context, kind: LoopFsKind, sizeByt
 
 /**
  * In a describe: a driver whose root is on a fresh loop file system of
- * `kind`, made before the suite (which skips if this kernel cannot mount
- * it) and removed after. `use` receives both once they exist.
+ * `kind`, made before the suite (which skips if this machine cannot make
+ * or mount it, or lacks one of the programs in `needs`) and removed after.
+ * `use` receives both once they exist.
  */
-export function driverOnLoopFs(kind: LoopFsKind, sizeBytes: number, use: (fs: LoopFs, d: DriverProcess) => void): void {
+export function driverOnLoopFs(kind: LoopFsKind, sizeBytes: number, use: (fs: LoopFs, d: DriverProcess) => void, needs: string[] = []): void {
   let fs: LoopFs | undefined;
   let d: DriverProcess | undefined;
   before(async function () {
+    skipUnlessInstalled(this, ...needs);
     fs = await loopFsOrSkip(this, kind, sizeBytes);
     d = await startDriver({ dir: fs.scratch });
     use(fs, d);

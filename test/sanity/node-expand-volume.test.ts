@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import { canGrowExt4Online } from "../../src/mount/filesystem";
 import { Code, destroyDriver, expectCode, blockCapability, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "./programs";
 
 const MiB = 1024 * 1024;
 
@@ -36,7 +37,8 @@ describe("NodeExpandVolume", () => {
     assert.ok(caps.includes(3 /* EXPAND_VOLUME */));
   });
 
-  it("grows a mounted XFS image's file system while it is in use", async () => {
+  it("grows a mounted XFS image's file system while it is in use", async function () {
+    skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const v = await published("xfs", 320 * MiB);
     const size = async () => {
       const s = await fsp.statfs(v.targetPath);
@@ -72,7 +74,8 @@ describe("NodeExpandVolume", () => {
     await v.done();
   });
 
-  it("beyond the size recorded, grows the volume on the node itself (the controller may run apart)", async () => {
+  it("beyond the size recorded, grows the volume on the node itself (the controller may run apart)", async function () {
+    skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const v = await published("xfs", 320 * MiB);
     const size = async () => {
       const s = await fsp.statfs(v.targetPath);

@@ -40,7 +40,8 @@ for (const root of ROOTS) {
     this.timeout(60_000);
     let fs: LoopFs | undefined;
     let d: DriverProcess | undefined;
-    driverOnLoopFs(root, 3 * GiB, (f, drv) => ((fs = f), (d = drv)));
+    // Project quotas are read back with xfs_quota, on ext4 as on XFS.
+    driverOnLoopFs(root, 3 * GiB, (f, drv) => ((fs = f), (d = drv)), root.endsWith("prjquota") ? ["xfs_quota"] : []);
 
     const meta = async (id: string) => JSON.parse(await fsp.readFile(path.join(d!.root, "volumes", `${id}.json`), "utf8"));
 

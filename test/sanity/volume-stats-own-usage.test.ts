@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
 import { mountCapability, uniqueName, type DriverProcess } from "./harness";
 import { driverOnLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
+import { IMAGE_FS_PROGRAMS } from "./programs";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -35,7 +36,7 @@ for (const c of CASES) {
     this.timeout(60_000);
     let fs: LoopFs | undefined;
     let d: DriverProcess | undefined;
-    driverOnLoopFs(c.root, 4 * GiB, (f, drv) => ((fs = f), (d = drv)));
+    driverOnLoopFs(c.root, 4 * GiB, (f, drv) => ((fs = f), (d = drv)), c.fsType ? IMAGE_FS_PROGRAMS[c.fsType] : []);
 
     it(c.ownUsage ? "reports the volume's own size and usage" : "reports the whole file system's figures", async () => {
       const cap = { ...mountCapability(), mount: { fsType: c.fsType ?? "", mountFlags: [], volumeMountGroup: "" } };

@@ -2,18 +2,24 @@
  * Schema validation against the Kubernetes OpenAPI definitions.
  *
  * kubernetes-models compiles the API server's published OpenAPI schemas
- * (of a current release: it has storage.k8s.io/v1 VolumeAttributesClass
- * and resource.k8s.io/v1, so 1.34 or later) into validators, one class per
- * kind; prometheus-operator's CRDs come from its sister package. We look
- * the class up by apiVersion and kind and let it validate. No schema is
- * written here.
+ * into validators, one class per kind; prometheus-operator's CRDs come
+ * from its sister package. We look the class up by apiVersion and kind and
+ * let it validate. No schema is written here.
  *
- * The VolumeSnapshot CRDs (snapshot.storage.k8s.io) have no published
- * model package; for them only the metadata is validated (ObjectMeta), and
- * the result says so. Any other unknown kind is an error: a typo in
- * apiVersion or kind must not pass as "unvalidated".
+ * Which release: the 4.x line, Kubernetes 1.33's schemas — the newest
+ * that installs on the Node.js this project supports (package.json's
+ * engines, ≥ 20.19); kubernetes-models 5 (Kubernetes 1.34) requires Node
+ * 22. The one kind that costs: storage.k8s.io/v1 VolumeAttributesClass,
+ * new in 1.34.
  *
- * The packages are ES modules, hence the dynamic import().
+ * So two kinds have no model here: the VolumeSnapshot CRDs
+ * (snapshot.storage.k8s.io, never packaged) and VolumeAttributesClass.
+ * For them only the metadata is validated (ObjectMeta), and the result
+ * says so; a VolumeAttributesClass's driverName is checked against the
+ * CSIDriver by check-cluster.ts. Any other unknown kind is an error: a typo
+ * in apiVersion or kind must not pass as "unvalidated".
+ *
+ * import() loads the packages' ES module builds.
  */
 import type { K8sObject } from "./objects";
 
@@ -26,8 +32,14 @@ type ModelModule = Record<string, ModelClass | undefined>;
 const MODULES: Record<string, string> = {
   "monitoring.coreos.com/v1": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
 };
-/** Kinds whose only published schema is the CRD itself (not packaged for npm). */
-export const METADATA_ONLY = new Set(["snapshot.storage.k8s.io/v1"]);
+/**
+ * Kinds with no model in the packages above: every kind of an apiVersion
+ * ("group/version"), or one kind ("group/version Kind").
+ */
+export const METADATA_ONLY = new Set([
+  "snapshot.storage.k8s.io/v1", // CRDs: their only published schema is the CRD itself
+  "storage.k8s.io/v1 VolumeAttributesClass", // Kubernetes 1.34, after kubernetes-models 4.x
+]);
 
 const cache = new Map<string, Promise<ModelModule | undefined>>();
 
@@ -48,7 +60,7 @@ export interface SchemaResult {
 }
 
 export async function validateObject(o: K8sObject): Promise<SchemaResult> {
-  if (METADATA_ONLY.has(o.apiVersion)) {
+  if (METADATA_ONLY.has(o.apiVersion) || METADATA_ONLY.has(`${o.apiVersion} ${o.kind}`)) {
     const meta = await load("@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta");
     return { coverage: "metadata", errors: run(meta?.ObjectMeta, o.metadata, "metadata") };
   }
