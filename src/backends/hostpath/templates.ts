@@ -92,7 +92,7 @@ export class TemplateStore {
     for (const name of await fsp.readdir(dir)) {
       const m = NAME.exec(name);
       if (name.startsWith(TEMP_PREFIX) || (m && FORMAT_RECIPE[m[1] as FsType] !== m[2])) {
-        await fsp.rm(path.join(dir, name), { force: true });
+        await fsp.rm(path.join(dir, name), { recursive: true, force: true }); // never follows a symlink
       } else if (m) {
         found.push({ name, mtimeMs: (await fsp.lstat(path.join(dir, name))).mtimeMs });
       }
@@ -154,7 +154,7 @@ export class TemplateStore {
   private async prepare(e: Entry): Promise<void> {
     await this.removing.get(e.file);
     if (this.whole(e)) return;
-    await fsp.rm(e.file, { force: true });
+    await fsp.rm(e.file, { recursive: true, force: true }); // what stands under the template's name is not one
     const tmp = path.join(this.dir, `${TEMP_PREFIX}${path.basename(e.file)}-${randomBytes(4).toString("hex")}`);
     try {
       await makeSparseFile(tmp, e.bytes, this.noCow);
