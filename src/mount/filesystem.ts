@@ -1,13 +1,14 @@
 /**
  * Making and growing file systems inside image files.
  *
- * An image volume carries its own file system, made once when the volume
- * is created and grown when it is expanded. There is no system call for
+ * An image volume carries its own file system, made when the volume is
+ * created and grown when it is expanded. There is no system call for
  * either — the layout of an ext4 or XFS file system is the business of its
  * tools — so these run mkfs.ext4 / mkfs.xfs, resize2fs / xfs_growfs
  * (Debian packages e2fsprogs and xfsprogs). Each costs a process start,
- * a few milliseconds, paid at CreateVolume and expansion only, never per
- * mount.
+ * a few milliseconds, paid at expansion, never per mount — and mkfs only
+ * once per file-system type and size: CreateVolume clones a template
+ * formatted here (backends/hostpath/templates.ts).
  *
  * Choices, the same as Kubernetes' own formatting code makes:
  * - no blocks reserved for root (-m 0): the whole volume is the pod's;
@@ -17,8 +18,17 @@
  * - the root directory is mode 0777, like a new hostPath volume, so a pod
  *   running as any user can write until its fsGroup narrows it (XFS takes
  *   that from a prototype file, ext4 from debugfs afterwards);
+ * - ext4 is made with metadata_csum_seed, so that a clone of a template
+ *   can be given a UUID of its own without rewriting every checksum
+ *   (ext4-uuid.ts);
  * - XFS is mounted with nouuid: a cloned image has its source's UUID and
- *   XFS would otherwise refuse to mount the two at once.
+ *   XFS would otherwise refuse to mount the two at once. (XFS clones keep
+ *   it: XFS's log records carry the UUID too, and only xfs_admin, a
+ *   process start, rewrites them.)
+ *
+ * FORMAT_RECIPE names these choices. Templates carry it in their names, so
+ * a driver that formats differently never clones a template made the old
+ * way: change it whenever makeFilesystem's options change.
  */
 import { execFile } from "node:child_process";
 import { closeSync, constants as fsc, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
@@ -30,6 +40,9 @@ export const DEFAULT_IMAGE_FS: FsType = "ext4";
 
 /** Smallest image each file system can be made in (mkfs.xfs refuses below 300 MiB). */
 export const MIN_IMAGE_BYTES: Record<FsType, number> = { ext4: 1024 * 1024, xfs: 300 * 1024 * 1024 };
+
+/** The version of makeFilesystem's choices, per file system (see the top of this file). */
+export const FORMAT_RECIPE: Record<FsType, string> = { ext4: "r1", xfs: "r1" };
 
 const TOOL_TIMEOUT_MS = 120_000;
 
@@ -68,7 +81,7 @@ function run(tool: Tool, args: readonly string[], ok: readonly number[] = []): P
 /** Make an empty file system of type `fsType` filling the image file `image`. */
 export async function makeFilesystem(image: string, fsType: FsType): Promise<void> {
   if (fsType === "ext4") {
-    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", image]);
+    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-O", "metadata_csum_seed", "-E", "lazy_itable_init=1,lazy_journal_init=1", image]);
     await run("debugfs", ["-w", "-R", "sif <2> mode 040777", image]);
     return;
   }

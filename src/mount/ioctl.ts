@@ -57,6 +57,22 @@ export function ioctlPtrAsync(fd: number, request: number, arg: Buffer, what: st
   });
 }
 
+type IoctlInt = {
+  async(fd: number, request: number, arg: number, cb: (err: unknown, rc: number) => void): void;
+};
+const ioctlIntFn = libc.func("ioctl", "int", ["int", "unsigned long", "unsigned long"]) as IoctlInt;
+
+/** ioctlInt on a worker thread (FICLONE: sharing a file's blocks can take a while on a large file). */
+export function ioctlIntAsync(fd: number, request: number, arg: number, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    ioctlIntFn.async(fd, request, arg, (err, rc) => {
+      if (err) reject(err);
+      else if (rc < 0) reject(new SyscallError("ioctl", koffi.errno(), what));
+      else resolve(rc);
+    });
+  });
+}
+
 /** ioctl with an integer argument (or none: pass 0). */
 export function ioctlInt(fd: number, request: number, arg: number, what: string): number {
   const rc = ioctlFn(fd, request, "unsigned long", arg);

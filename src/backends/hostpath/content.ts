@@ -5,7 +5,9 @@
  *   dir     a directory; with a quota, limited to the volume's size
  *   image   a sparse file of exactly the volume's size holding an ext4 or
  *           XFS file system: the volume cannot outgrow it, and what it
- *           holds counts against the node's disk only as it is written
+ *           holds counts against the node's disk only as it is written.
+ *           It is a clone of a template formatted once per file-system
+ *           type and size (templates.ts), not formatted anew.
  *   block   a sparse file of exactly the volume's size, no file system
  *
  * Everything here is made inside the root's .tmp and only then committed
@@ -16,8 +18,9 @@
 import { randomBytes } from "node:crypto";
 import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { ioc, ioctlPtr } from "../../mount/ioctl";
-import { makeFilesystem, type FsType } from "../../mount/filesystem";
+import { makeSparseFile, syncFile } from "../../storage/sparse-file";
+import type { FsType } from "../../mount/filesystem";
+import type { TemplateStore } from "./templates";
 import type { UsageProbe } from "./capacity-ledger";
 import type { QuotaBackend, QuotaInfo } from "./quota";
 import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
@@ -35,6 +38,8 @@ export interface ContentOptions {
   quota: QuotaBackend | undefined;
   /** The root is on btrfs: image files are made no-copy-on-write. */
   btrfs: boolean;
+  /** Where image volumes' file systems come from. */
+  templates: TemplateStore;
 }
 
 /** Make the contents at `p` (a fresh path in .tmp); returns what the record must keep. */
@@ -52,45 +57,12 @@ export async function makeContent(p: string, spec: ContentSpec, opts: ContentOpt
       await fsp.chmod(p, 0o777);
       return {};
     case "image":
-      await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
-      await makeFilesystem(p, spec.fsType ?? "ext4");
+      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes);
       await syncFile(p);
       return {};
     case "block":
       await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
       return {};
-  }
-}
-
-// FS_IOC_GETFLAGS / FS_IOC_SETFLAGS take a long; FS_NOCOW_FL = 0x00800000.
-const FS_IOC_GETFLAGS = ioc("r", 0x66, 1, 8);
-const FS_IOC_SETFLAGS = ioc("w", 0x66, 2, 8);
-const FS_NOCOW_FL = 0x00800000;
-
-/** A file of `bytes` bytes that takes no space until written. */
-async function makeSparseFile(file: string, bytes: number, noCow: boolean): Promise<void> {
-  const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    // On btrfs a disk image should not be copy-on-write: every write into
-    // it would otherwise fragment it. The flag only takes on an empty file.
-    if (noCow) {
-      const flags = Buffer.alloc(8);
-      ioctlPtr(fh.fd, FS_IOC_GETFLAGS, flags, file);
-      flags.writeUInt32LE((flags.readUInt32LE(0) | FS_NOCOW_FL) >>> 0, 0);
-      ioctlPtr(fh.fd, FS_IOC_SETFLAGS, flags, file);
-    }
-    await fh.truncate(bytes);
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncFile(file: string): Promise<void> {
-  const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -8,6 +8,8 @@
  *   data/<id>/          the volume's contents, bind-mounted into pods
  *   .tmp/               volume directories being created
  *   .trash/             volume directories being deleted
+ *   .templates/         formatted file systems that image volumes are
+ *                       cloned from (templates.ts); not volumes
  *
  * Create is a small two-phase commit that a kill -9 cannot tear: make the
  * data directory in .tmp, write the metadata (the commit point), then rename
@@ -39,6 +41,7 @@ import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } 
 import { CapacityLedger } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
+import { TemplateStore } from "./templates";
 import { SortedIndex } from "../../storage/sorted-index";
 import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe } from "./content";
 import { layoutOf, parseRecord, RECORD_VERSION, type Condition, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
@@ -86,6 +89,8 @@ export class HostPathStore {
     /** The root's quota mechanism, if it has one; `noQuotaReason` says why not. */
     readonly quota: QuotaBackend | undefined,
     readonly noQuotaReason: string,
+    /** Where image volumes' file systems are cloned from. */
+    readonly templates: TemplateStore,
   ) {}
 
   /** Open (and if needed lay out) a root directory; sweep crash leftovers. */
@@ -98,7 +103,8 @@ export class HostPathStore {
     const rootFs = mountContaining(readMountInfo(), await fsp.realpath(abs));
     const { backend: quota, reason } = detectQuota(abs, rootFs);
     await sweep(abs, new Set(ids), quota);
-    const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason);
+    const templates = await TemplateStore.open(path.join(abs, ".templates"), { noCow: rootFs?.fsType === "btrfs" });
+    const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason, templates);
     store.ledger.rebuild(ids, async (id) => {
       const rec = await store.get(id);
       const probe = rec && usageProbe(store.dataDir(id), rec, quota);
@@ -216,7 +222,7 @@ export class HostPathStore {
         const made = await makeContent(
           staging,
           { volumeId: id, layout, capacityBytes: record.capacityBytes, fsType: spec.fsType, withQuota },
-          { quota: this.quota, btrfs: this.rootFsType === "btrfs" },
+          { quota: this.quota, btrfs: this.rootFsType === "btrfs", templates: this.templates },
         );
         record = { ...record, ...made };
         // A restored tree is copied into the made directory, so its files
