@@ -89,9 +89,11 @@ export class ConnectionGuard extends Duplex {
   /** RST_STREAM frames for the server, sent a turn of the event loop later (see resetLater). */
   private resets: Buffer[] = [];
 
+  /** `initial`: bytes of the client's already read from the socket (first-request.ts), to be taken first. */
   constructor(
     private readonly socket: Socket,
     private readonly events: GuardEvents = {},
+    initial?: Buffer,
   ) {
     super();
     this.reader = new FrameReader({
@@ -99,6 +101,7 @@ export class ConnectionGuard extends Duplex {
       frame: (f) => this.onFrame(f),
       headers: (h) => this.onHeaders(h),
     });
+    if (initial && initial.length > 0) this.onData(initial);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.push(null));
     socket.on("error", (err) => this.destroy(err));

@@ -12,9 +12,10 @@
  *   5. log one JSON line (method, volume, code, duration; secrets redacted)
  *      and report the call to the metrics observer.
  */
-import type { handleUnaryCall, ServerUnaryCall, sendUnaryData, ServiceDefinition } from "@grpc/grpc-js";
+import type { ServiceDefinition } from "@grpc/grpc-js";
 import { CsiError, Code, codeName } from "../csi/errors";
 import type { Driver } from "./driver";
+import type { ServiceHandlers, UnaryHandler } from "./grpc-server";
 import { KeyedLocks } from "./locks";
 import { redact } from "./redact";
 import type { CallContext, Rpc, RpcTable } from "./rpc";
@@ -83,10 +84,10 @@ function summary(req: unknown): Record<string, unknown> {
 
 let callCounter = 0;
 
-/** Wrap one Rpc as a grpc-js unary handler. */
-export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Req, Res>, deps: InterceptorDeps): handleUnaryCall<Req, Res> {
+/** Wrap one Rpc as a unary handler for the gRPC server (grpc-server.ts). */
+export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Req, Res>, deps: InterceptorDeps): UnaryHandler<Req, Res> {
   const { driver, locks } = deps;
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+  return (call, callback) => {
     const started = process.hrtime.bigint();
     const callId = (++callCounter).toString(36);
     const req = call.request as unknown;
@@ -184,12 +185,12 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
   };
 }
 
-/** Wrap every Rpc of a service table. */
-export function interceptAll<S>(service: string, table: RpcTable<S>, deps: InterceptorDeps): S {
-  const out: Record<string, unknown> = {};
+/** Wrap every Rpc of a service table: one handler per method, keyed as the table is. */
+export function interceptAll<S>(service: string, table: RpcTable<S>, deps: InterceptorDeps): ServiceHandlers {
+  const out: ServiceHandlers = {};
   for (const [key, rpc] of Object.entries(table as Record<string, Rpc<unknown, unknown>>)) {
     const method = key.charAt(0).toUpperCase() + key.slice(1);
     out[key] = intercept(service, method, rpc, deps);
   }
-  return out as S;
+  return out;
 }
