@@ -23,7 +23,6 @@
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { gunzip, inflate } from "node:zlib";
-import type { ServiceDefinition } from "@grpc/grpc-js";
 import { Code } from "../csi/errors";
 import { RequestFraming } from "./request-framing";
 
@@ -49,9 +48,22 @@ export type UnaryHandler<Req, Res> = (call: UnaryCall<Req>, callback: (err: Stat
  */
 export type ServiceHandlers = Record<string, UnaryHandler<never, unknown>>;
 
+/** A ts-proto message codec, as its generic service definitions name them. */
+export interface MessageCodec {
+  decode(input: Uint8Array): unknown;
+  encode(message: unknown): { finish(): Uint8Array };
+}
+
+/** A service as ts-proto's `outputServices=generic-definitions` describes it. */
+export interface ServiceDefinition {
+  /** "csi.v1.Identity": requests come to /<fullName>/<method name>. */
+  fullName: string;
+  methods: Record<string, { name: string; requestType: MessageCodec; responseType: MessageCodec; requestStream: boolean; responseStream: boolean }>;
+}
+
 interface Route {
-  deserialize(bytes: Buffer): unknown;
-  serialize(value: unknown): Buffer;
+  decode(bytes: Uint8Array): unknown;
+  encode(value: unknown): Uint8Array;
   handler: UnaryHandler<unknown, unknown>;
 }
 
@@ -60,6 +72,8 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   /** A session (connection) failed; the server carries on. */
   onSessionError?(err: Error): void;
+  /** A request was answered INTERNAL for broken gRPC framing, never run. */
+  onRefused?(problem: string, path: string): void;
 }
 
 const GRPC_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip" } as const;
@@ -87,10 +101,12 @@ export class GrpcServer {
 
   /** Serve every method of a service; `impl` holds one handler per method, keyed like the definition. */
   addService(definition: ServiceDefinition, handlers: ServiceHandlers): void {
-    for (const [key, m] of Object.entries(definition)) {
+    for (const [key, m] of Object.entries(definition.methods)) {
+      const path = `/${definition.fullName}/${m.name}`;
       const handler = handlers[key] as UnaryHandler<unknown, unknown> | undefined;
-      if (!handler) throw new Error(`no handler for ${m.path}`);
-      this.routes.set(m.path, { deserialize: m.requestDeserialize, serialize: m.responseSerialize, handler });
+      if (!handler) throw new Error(`no handler for ${path}`);
+      if (m.requestStream || m.responseStream) throw new Error(`${path} streams; only unary calls are served`);
+      this.routes.set(path, { decode: (b) => m.requestType.decode(b), encode: (v) => m.responseType.encode(v).finish(), handler });
     }
   }
 
@@ -146,10 +162,14 @@ export class GrpcServer {
     const framing = new RequestFraming(encoding);
     const chunks: Buffer[] = [];
     let received = 0;
+    const refuse = (problem: string) => {
+      this.opts.onRefused?.(problem, path);
+      call.fail(Code.INTERNAL, `the request's gRPC framing is broken: ${problem}`);
+    };
     stream.on("data", (chunk: Buffer) => {
       if (call.answered) return;
       const problem = framing.push(chunk);
-      if (problem) return call.fail(Code.INTERNAL, `the request's gRPC framing is broken: ${problem}`);
+      if (problem) return refuse(problem);
       received += chunk.length;
       if (received > this.opts.maxMessageBytes + 5) {
         return call.fail(Code.RESOURCE_EXHAUSTED, `the request is larger than the ${this.opts.maxMessageBytes} bytes a message may be`);
@@ -159,7 +179,7 @@ export class GrpcServer {
     stream.on("end", () => {
       if (call.answered) return;
       const problem = framing.end();
-      if (problem) return call.fail(Code.INTERNAL, `the request's gRPC framing is broken: ${problem}`);
+      if (problem) return refuse(problem);
       const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const body = whole.subarray(5);
       if (whole[0] === 1) {
@@ -180,7 +200,7 @@ export class GrpcServer {
     if (call.answered) return;
     let request: unknown;
     try {
-      request = route.deserialize(body);
+      request = route.decode(body);
     } catch (err) {
       return call.fail(Code.INTERNAL, `the request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -189,9 +209,9 @@ export class GrpcServer {
     call.onAnswered = () => this.inflight--;
     route.handler(call, (err, value) => {
       if (err) return call.fail(err.code, err.details);
-      let bytes: Buffer;
+      let bytes: Uint8Array;
       try {
-        bytes = route.serialize(value);
+        bytes = route.encode(value);
       } catch (e) {
         return call.fail(Code.INTERNAL, `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -241,12 +261,12 @@ class Call implements UnaryCall<unknown> {
     this.cancel();
   }
 
-  reply(message: Buffer): void {
+  reply(message: Uint8Array): void {
     if (!this.settle()) return;
     const framed = Buffer.allocUnsafe(5 + message.length);
     framed[0] = 0;
     framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, 5);
+    framed.set(message, 5);
     const s = this.stream;
     if (s.destroyed || s.closed) return;
     s.respond(GRPC_HEADERS, { waitForTrailers: true });

@@ -12,10 +12,9 @@
  *   5. log one JSON line (method, volume, code, duration; secrets redacted)
  *      and report the call to the metrics observer.
  */
-import type { ServiceDefinition } from "@grpc/grpc-js";
 import { CsiError, Code, codeName } from "../csi/errors";
 import type { Driver } from "./driver";
-import type { ServiceHandlers, UnaryHandler } from "./grpc-server";
+import type { MessageCodec, ServiceDefinition, ServiceHandlers, UnaryHandler } from "./grpc-server";
 import { KeyedLocks } from "./locks";
 import { redact } from "./redact";
 import type { CallContext, Rpc, RpcTable } from "./rpc";
@@ -53,20 +52,21 @@ function isDecodeFailure(x: unknown): x is DecodeFailure {
  * INVALID_ARGUMENT.
  */
 export function withSafeDecoding<D extends ServiceDefinition>(definition: D): D {
-  const out: Record<string, unknown> = {};
-  for (const [name, method] of Object.entries(definition)) {
-    out[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
+  const methods: ServiceDefinition["methods"] = {};
+  for (const [name, method] of Object.entries(definition.methods)) {
+    const safe: MessageCodec = {
+      encode: (m) => method.requestType.encode(m),
+      decode: (bytes) => {
         try {
-          return method.requestDeserialize(bytes);
+          return method.requestType.decode(bytes);
         } catch (err) {
           return { [DECODE_FAILED]: err instanceof Error ? err.message : String(err) } satisfies DecodeFailure;
         }
       },
     };
+    methods[name] = { ...method, requestType: safe };
   }
-  return out as D;
+  return { ...definition, methods };
 }
 
 // Fields worth a column in every log line, when the request has them.
@@ -186,9 +186,9 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
 }
 
 /** Wrap every Rpc of a service table: one handler per method, keyed as the table is. */
-export function interceptAll<S>(service: string, table: RpcTable<S>, deps: InterceptorDeps): ServiceHandlers {
+export function interceptAll<D extends ServiceDefinition>(service: string, table: RpcTable<D>, deps: InterceptorDeps): ServiceHandlers {
   const out: ServiceHandlers = {};
-  for (const [key, rpc] of Object.entries(table as Record<string, Rpc<unknown, unknown>>)) {
+  for (const [key, rpc] of Object.entries(table as unknown as Record<string, Rpc<unknown, unknown>>)) {
     const method = key.charAt(0).toUpperCase() + key.slice(1);
     out[key] = intercept(service, method, rpc, deps);
   }

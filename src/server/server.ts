@@ -18,7 +18,7 @@
 import * as net from "node:net";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { ControllerService, GroupControllerService, IdentityService, NodeService } from "../gen/csi";
+import { ControllerDefinition, GroupControllerDefinition, IdentityDefinition, NodeDefinition } from "../gen/csi";
 import { controllerRpcs } from "../controller";
 import { groupControllerRpcs } from "../group-controller";
 import { identityRpcs } from "../identity";
@@ -51,6 +51,7 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
   const grpcServer = new GrpcServer({
     maxMessageBytes: 4 * 1024 * 1024,
     onSessionError: (err) => driver.log.debug("a connection failed", { error: err.message }),
+    onRefused: (problem, path) => driver.log.info("refused a request with broken gRPC framing", { method: path, error: problem }),
   });
   let inflight = 0;
   const deps = {
@@ -60,18 +61,15 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
     inflight: { start: () => void inflight++, end: () => void inflight-- },
   };
   const mode = driver.config.mode;
-  grpcServer.addService(withSafeDecoding(IdentityService), interceptAll("Identity", identityRpcs, deps));
-  if (mode !== "node") grpcServer.addService(withSafeDecoding(ControllerService), interceptAll("Controller", controllerRpcs, deps));
+  grpcServer.addService(withSafeDecoding(IdentityDefinition), interceptAll("Identity", identityRpcs, deps));
+  if (mode !== "node") grpcServer.addService(withSafeDecoding(ControllerDefinition), interceptAll("Controller", controllerRpcs, deps));
   if (mode !== "node") {
-    grpcServer.addService(withSafeDecoding(GroupControllerService), interceptAll("GroupController", groupControllerRpcs, deps));
+    grpcServer.addService(withSafeDecoding(GroupControllerDefinition), interceptAll("GroupController", groupControllerRpcs, deps));
   }
-  if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeService), interceptAll("Node", nodeRpcs, deps));
+  if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeDefinition), interceptAll("Node", nodeRpcs, deps));
 
   const sockets = new Set<net.Socket>();
-  const guardEvents = {
-    rewrote: (from: string) => driver.log.debug("rewrote an invalid :authority", { authority: from }),
-    refused: (problem: string, method: string | undefined) => driver.log.info("refused a request with broken gRPC framing", { method, error: problem }),
-  };
+  const guardEvents = { rewrote: (from: string) => driver.log.debug("rewrote an invalid :authority", { authority: from }) };
   const listener = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
