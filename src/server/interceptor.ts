@@ -14,6 +14,7 @@
  */
 import { CsiError, Code, codeName } from "../csi/errors";
 import type { Driver } from "./driver";
+import type { Level } from "./logger";
 import type { MessageCodec, ServiceDefinition, ServiceHandlers, UnaryHandler } from "./grpc-server";
 import { KeyedLocks } from "./locks";
 import { redact } from "./redact";
@@ -93,13 +94,13 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     const req = call.request as unknown;
     const picked = summary(req);
     const fields = { rpc: method, call: callId, ...picked };
-    const log = {
-      enabled: driver.log.enabled,
-      debug: (m: string, f?: Record<string, unknown>) => driver.log.debug(m, { ...fields, ...f }),
-      info: (m: string, f?: Record<string, unknown>) => driver.log.info(m, { ...fields, ...f }),
-      warn: (m: string, f?: Record<string, unknown>) => driver.log.warn(m, { ...fields, ...f }),
-      error: (m: string, f?: Record<string, unknown>) => driver.log.error(m, { ...fields, ...f }),
-    };
+    // The call's fields go into each line, merged only for lines that are written.
+    const at =
+      (level: Level) =>
+      (m: string, f?: Record<string, unknown>): void => {
+        if (driver.log.enabled(level)) driver.log[level](m, { ...fields, ...f });
+      };
+    const log = { enabled: driver.log.enabled, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
     let keys: string[] = [];
     let settled = false;
     deps.inflight?.start();
