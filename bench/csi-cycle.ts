@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   } finally {
     if (!o.endpoint) {
       // Mounts a failed run left (this namespace's only) go first: rm must not walk into a volume.
-      for (const m of readMountInfo().reverse()) if (m.mountPoint.startsWith(o.workDir + "/")) unmount(m.mountPoint, { detach: true });
+      for (const m of [...readMountInfo()].reverse()) if (m.mountPoint.startsWith(o.workDir + "/")) unmount(m.mountPoint, { detach: true });
       await fsp.rm(o.workDir, { recursive: true, force: true });
     }
   }

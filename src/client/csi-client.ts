@@ -7,16 +7,22 @@
  * underneath it is an ordinary grpc-js client on the driver's socket.
  */
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { ControllerService, GroupControllerService, IdentityService, NodeService } from "../gen/csi";
+import { ControllerDefinition, GroupControllerDefinition, IdentityDefinition, NodeDefinition } from "../gen/csi";
 
+/** A method of a ts-proto generic service definition: its name and its two message codecs. */
 interface MethodDef<Req, Res> {
-  path: string;
-  requestSerialize(value: Req): Buffer;
-  responseDeserialize(value: Buffer): Res;
+  name: string;
+  requestType: { encode(message: Req): { finish(): Uint8Array } };
+  responseType: { decode(input: Uint8Array): Res };
 }
 
-type Promised<S> = {
-  [K in keyof S]: S[K] extends MethodDef<infer Req, infer Res> ? (req?: Req, opts?: CallOpts) => Promise<Res> : never;
+interface ServiceDef {
+  fullName: string;
+  methods: object;
+}
+
+type Promised<D extends ServiceDef> = {
+  [K in keyof D["methods"]]: D["methods"][K] extends MethodDef<infer Req, infer Res> ? (req?: Req, opts?: CallOpts) => Promise<Res> : never;
 };
 
 export interface CallOpts {
@@ -26,10 +32,10 @@ export interface CallOpts {
 }
 
 export interface CsiClient {
-  identity: Promised<typeof IdentityService>;
-  controller: Promised<typeof ControllerService>;
-  node: Promised<typeof NodeService>;
-  groupController: Promised<typeof GroupControllerService>;
+  identity: Promised<typeof IdentityDefinition>;
+  controller: Promised<typeof ControllerDefinition>;
+  node: Promised<typeof NodeDefinition>;
+  groupController: Promised<typeof GroupControllerDefinition>;
   close(): void;
 }
 
@@ -46,18 +52,18 @@ export function connect(endpoint: string, opts: ConnectOptions = {}): CsiClient 
   const channelOpts: Record<string, string | number> = { "grpc.max_receive_message_length": 16 * 1024 * 1024, "grpc.use_local_subchannel_pool": 1 };
   if (opts.authority) channelOpts["grpc.default_authority"] = opts.authority;
   const client = new Client(target, credentials.createInsecure(), channelOpts);
-  const wrap = <S extends object>(service: S): Promised<S> => {
+  const wrap = <D extends ServiceDef>(service: D): Promised<D> => {
     const out: Record<string, unknown> = {};
-    for (const [name, def] of Object.entries(service) as [string, MethodDef<unknown, unknown>][]) {
+    for (const [name, def] of Object.entries(service.methods) as [string, MethodDef<unknown, unknown>][]) {
       out[name] = (req: unknown = {}, callOpts: CallOpts = {}) =>
         new Promise((resolve, reject) => {
           const md = new Metadata();
           for (const [k, v] of Object.entries(callOpts.metadata ?? {})) md.set(k, v);
           const deadline = callOpts.timeoutMs !== undefined ? Date.now() + callOpts.timeoutMs : Infinity;
           client.makeUnaryRequest(
-            def.path,
-            (v: unknown) => def.requestSerialize(v),
-            (b: Buffer) => def.responseDeserialize(b),
+            `/${service.fullName}/${def.name}`,
+            (v: unknown) => Buffer.from(def.requestType.encode(v).finish()),
+            (b: Buffer) => def.responseType.decode(b),
             req,
             md,
             { deadline },
@@ -65,13 +71,13 @@ export function connect(endpoint: string, opts: ConnectOptions = {}): CsiClient 
           );
         });
     }
-    return out as Promised<S>;
+    return out as Promised<D>;
   };
   return {
-    identity: wrap(IdentityService),
-    controller: wrap(ControllerService),
-    node: wrap(NodeService),
-    groupController: wrap(GroupControllerService),
+    identity: wrap(IdentityDefinition),
+    controller: wrap(ControllerDefinition),
+    node: wrap(NodeDefinition),
+    groupController: wrap(GroupControllerDefinition),
     close: () => client.close(),
   };
 }

@@ -1,5 +1,5 @@
 // The Controller service: volume lifecycle as cluster-wide objects.
-import type { ControllerServer } from "../gen/csi";
+import type { ControllerDefinition } from "../gen/csi";
 import type { RpcTable } from "../server/rpc";
 import { controllerExpandVolume } from "./controller-expand-volume";
 import { controllerGetCapabilities } from "./controller-get-capabilities";
@@ -17,7 +17,7 @@ import { listSnapshots } from "./list-snapshots";
 import { listVolumes } from "./list-volumes";
 import { validateVolumeCapabilities } from "./validate-volume-capabilities";
 
-export const controllerRpcs: RpcTable<ControllerServer> = {
+export const controllerRpcs: RpcTable<typeof ControllerDefinition> = {
   createVolume,
   deleteVolume,
   validateVolumeCapabilities,

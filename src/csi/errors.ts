@@ -12,11 +12,33 @@
  * which maps errno values onto the nearest status and never lets a stack
  * trace reach the reply.
  */
-import { status } from "@grpc/grpc-js";
+/**
+ * gRPC status codes; CSI uses them as its error vocabulary. The numbers
+ * are gRPC's (its doc/statuscodes.md), the same on every implementation's
+ * wire.
+ */
+export const Code = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+export type Code = (typeof Code)[keyof typeof Code];
 
-/** gRPC status codes; CSI uses them as its error vocabulary. */
-export const Code = status;
-export type Code = status;
+const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Code).map(([name, n]) => [n, name]));
 
 export class CsiError extends Error {
   override readonly name = "CsiError";
@@ -37,30 +59,30 @@ export class CsiError extends Error {
     if (err instanceof CsiError) return err;
     const errno = errnoOf(err);
     if (errno !== undefined) {
-      const mapped = ERRNO_STATUS[errno] ?? status.INTERNAL;
+      const mapped = ERRNO_STATUS[errno] ?? Code.INTERNAL;
       const what = syscallOf(err);
       return new CsiError(mapped, `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}`, {
         cause: err,
       });
     }
-    return new CsiError(status.INTERNAL, "internal error in the driver (details are in its log)", { cause: err });
+    return new CsiError(Code.INTERNAL, "internal error in the driver (details are in its log)", { cause: err });
   }
 }
 
-export const invalidArgument = (message: string) => new CsiError(status.INVALID_ARGUMENT, message);
-export const notFound = (message: string) => new CsiError(status.NOT_FOUND, message);
-export const alreadyExists = (message: string) => new CsiError(status.ALREADY_EXISTS, message);
-export const failedPrecondition = (message: string) => new CsiError(status.FAILED_PRECONDITION, message);
-export const aborted = (message: string) => new CsiError(status.ABORTED, message);
-export const outOfRange = (message: string) => new CsiError(status.OUT_OF_RANGE, message);
-export const resourceExhausted = (message: string) => new CsiError(status.RESOURCE_EXHAUSTED, message);
-export const unimplemented = (message: string) => new CsiError(status.UNIMPLEMENTED, message);
-export const unavailable = (message: string) => new CsiError(status.UNAVAILABLE, message);
-export const deadlineExceeded = (message: string) => new CsiError(status.DEADLINE_EXCEEDED, message);
-export const internal = (message: string) => new CsiError(status.INTERNAL, message);
+export const invalidArgument = (message: string) => new CsiError(Code.INVALID_ARGUMENT, message);
+export const notFound = (message: string) => new CsiError(Code.NOT_FOUND, message);
+export const alreadyExists = (message: string) => new CsiError(Code.ALREADY_EXISTS, message);
+export const failedPrecondition = (message: string) => new CsiError(Code.FAILED_PRECONDITION, message);
+export const aborted = (message: string) => new CsiError(Code.ABORTED, message);
+export const outOfRange = (message: string) => new CsiError(Code.OUT_OF_RANGE, message);
+export const resourceExhausted = (message: string) => new CsiError(Code.RESOURCE_EXHAUSTED, message);
+export const unimplemented = (message: string) => new CsiError(Code.UNIMPLEMENTED, message);
+export const unavailable = (message: string) => new CsiError(Code.UNAVAILABLE, message);
+export const deadlineExceeded = (message: string) => new CsiError(Code.DEADLINE_EXCEEDED, message);
+export const internal = (message: string) => new CsiError(Code.INTERNAL, message);
 
-export function codeName(code: Code): string {
-  return status[code] ?? `CODE_${code}`;
+export function codeName(code: number): string {
+  return CODE_NAMES[code] ?? `CODE_${code}`;
 }
 
 /** The errno string of a Node.js system error ("ENOENT"), if it is one. */
@@ -84,19 +106,19 @@ function syscallOf(err: unknown): string | undefined {
 // INTERNAL. ENOSPC and EDQUOT are "the storage is full", which CSI spells
 // RESOURCE_EXHAUSTED; a timed-out or unreachable share is UNAVAILABLE.
 const ERRNO_STATUS: Record<string, Code> = {
-  ENOSPC: status.RESOURCE_EXHAUSTED,
-  EDQUOT: status.RESOURCE_EXHAUSTED,
-  ENOENT: status.NOT_FOUND,
-  ENOTDIR: status.FAILED_PRECONDITION,
-  EEXIST: status.ALREADY_EXISTS,
-  EACCES: status.PERMISSION_DENIED,
-  EPERM: status.PERMISSION_DENIED,
-  EROFS: status.FAILED_PRECONDITION,
-  EBUSY: status.FAILED_PRECONDITION,
-  ETIMEDOUT: status.UNAVAILABLE,
-  EHOSTUNREACH: status.UNAVAILABLE,
-  ECONNREFUSED: status.UNAVAILABLE,
-  ESTALE: status.UNAVAILABLE,
+  ENOSPC: Code.RESOURCE_EXHAUSTED,
+  EDQUOT: Code.RESOURCE_EXHAUSTED,
+  ENOENT: Code.NOT_FOUND,
+  ENOTDIR: Code.FAILED_PRECONDITION,
+  EEXIST: Code.ALREADY_EXISTS,
+  EACCES: Code.PERMISSION_DENIED,
+  EPERM: Code.PERMISSION_DENIED,
+  EROFS: Code.FAILED_PRECONDITION,
+  EBUSY: Code.FAILED_PRECONDITION,
+  ETIMEDOUT: Code.UNAVAILABLE,
+  EHOSTUNREACH: Code.UNAVAILABLE,
+  ECONNREFUSED: Code.UNAVAILABLE,
+  ESTALE: Code.UNAVAILABLE,
 };
 
 const ERRNO_TEXT: Record<string, string> = {

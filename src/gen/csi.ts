@@ -6,20 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientReadableStream,
-  type ClientUnaryCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 import { Timestamp } from "./google/protobuf/timestamp";
 import { BoolValue, Int64Value } from "./google/protobuf/wrappers";
 
@@ -15013,988 +14999,319 @@ export const GetMetadataDeltaResponse: MessageFns<GetMetadataDeltaResponse> = {
 };
 
 /** Identity: the first thing a CO (or a sidecar) asks of any plugin. */
-export type IdentityService = typeof IdentityService;
-export const IdentityService = {
-  /**
-   * Name and version. The name is the reverse-DNS id a StorageClass
-   * names as its provisioner.
-   */
-  getPluginInfo: {
-    path: "/csi.v1.Identity/GetPluginInfo" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetPluginInfoRequest): Buffer => Buffer.from(GetPluginInfoRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetPluginInfoRequest => GetPluginInfoRequest.decode(value),
-    responseSerialize: (value: GetPluginInfoResponse): Buffer =>
-      Buffer.from(GetPluginInfoResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetPluginInfoResponse => GetPluginInfoResponse.decode(value),
-  },
-  /** Which optional services and behaviours the plugin offers. */
-  getPluginCapabilities: {
-    path: "/csi.v1.Identity/GetPluginCapabilities" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetPluginCapabilitiesRequest): Buffer =>
-      Buffer.from(GetPluginCapabilitiesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetPluginCapabilitiesRequest => GetPluginCapabilitiesRequest.decode(value),
-    responseSerialize: (value: GetPluginCapabilitiesResponse): Buffer =>
-      Buffer.from(GetPluginCapabilitiesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetPluginCapabilitiesResponse => GetPluginCapabilitiesResponse.decode(value),
-  },
-  /** Is the plugin healthy and ready to take calls? Liveness probes use it. */
-  probe: {
-    path: "/csi.v1.Identity/Probe" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ProbeRequest): Buffer => Buffer.from(ProbeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ProbeRequest => ProbeRequest.decode(value),
-    responseSerialize: (value: ProbeResponse): Buffer => Buffer.from(ProbeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ProbeResponse => ProbeResponse.decode(value),
+export type IdentityDefinition = typeof IdentityDefinition;
+export const IdentityDefinition = {
+  name: "Identity",
+  fullName: "csi.v1.Identity",
+  methods: {
+    /**
+     * Name and version. The name is the reverse-DNS id a StorageClass
+     * names as its provisioner.
+     */
+    getPluginInfo: {
+      name: "GetPluginInfo",
+      requestType: GetPluginInfoRequest as typeof GetPluginInfoRequest,
+      requestStream: false,
+      responseType: GetPluginInfoResponse as typeof GetPluginInfoResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Which optional services and behaviours the plugin offers. */
+    getPluginCapabilities: {
+      name: "GetPluginCapabilities",
+      requestType: GetPluginCapabilitiesRequest as typeof GetPluginCapabilitiesRequest,
+      requestStream: false,
+      responseType: GetPluginCapabilitiesResponse as typeof GetPluginCapabilitiesResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Is the plugin healthy and ready to take calls? Liveness probes use it. */
+    probe: {
+      name: "Probe",
+      requestType: ProbeRequest as typeof ProbeRequest,
+      requestStream: false,
+      responseType: ProbeResponse as typeof ProbeResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface IdentityServer extends UntypedServiceImplementation {
-  /**
-   * Name and version. The name is the reverse-DNS id a StorageClass
-   * names as its provisioner.
-   */
-  getPluginInfo: handleUnaryCall<GetPluginInfoRequest, GetPluginInfoResponse>;
-  /** Which optional services and behaviours the plugin offers. */
-  getPluginCapabilities: handleUnaryCall<GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse>;
-  /** Is the plugin healthy and ready to take calls? Liveness probes use it. */
-  probe: handleUnaryCall<ProbeRequest, ProbeResponse>;
-}
-
-export interface IdentityClient extends Client {
-  /**
-   * Name and version. The name is the reverse-DNS id a StorageClass
-   * names as its provisioner.
-   */
-  getPluginInfo(
-    request: GetPluginInfoRequest,
-    callback: (error: ServiceError | null, response: GetPluginInfoResponse) => void,
-  ): ClientUnaryCall;
-  getPluginInfo(
-    request: GetPluginInfoRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetPluginInfoResponse) => void,
-  ): ClientUnaryCall;
-  getPluginInfo(
-    request: GetPluginInfoRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetPluginInfoResponse) => void,
-  ): ClientUnaryCall;
-  /** Which optional services and behaviours the plugin offers. */
-  getPluginCapabilities(
-    request: GetPluginCapabilitiesRequest,
-    callback: (error: ServiceError | null, response: GetPluginCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  getPluginCapabilities(
-    request: GetPluginCapabilitiesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetPluginCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  getPluginCapabilities(
-    request: GetPluginCapabilitiesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetPluginCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  /** Is the plugin healthy and ready to take calls? Liveness probes use it. */
-  probe(
-    request: ProbeRequest,
-    callback: (error: ServiceError | null, response: ProbeResponse) => void,
-  ): ClientUnaryCall;
-  probe(
-    request: ProbeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ProbeResponse) => void,
-  ): ClientUnaryCall;
-  probe(
-    request: ProbeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ProbeResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const IdentityClient = makeGenericClientConstructor(IdentityService, "csi.v1.Identity") as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): IdentityClient;
-  service: typeof IdentityService;
-  serviceName: string;
-};
 
 /** Controller: operations on volumes as cluster objects. */
-export type ControllerService = typeof ControllerService;
-export const ControllerService = {
-  createVolume: {
-    path: "/csi.v1.Controller/CreateVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateVolumeRequest): Buffer => Buffer.from(CreateVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateVolumeRequest => CreateVolumeRequest.decode(value),
-    responseSerialize: (value: CreateVolumeResponse): Buffer =>
-      Buffer.from(CreateVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateVolumeResponse => CreateVolumeResponse.decode(value),
-  },
-  deleteVolume: {
-    path: "/csi.v1.Controller/DeleteVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteVolumeRequest): Buffer => Buffer.from(DeleteVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteVolumeRequest => DeleteVolumeRequest.decode(value),
-    responseSerialize: (value: DeleteVolumeResponse): Buffer =>
-      Buffer.from(DeleteVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteVolumeResponse => DeleteVolumeResponse.decode(value),
-  },
-  /** "Attach": make a volume reachable from one node (a cloud disk to a VM). */
-  controllerPublishVolume: {
-    path: "/csi.v1.Controller/ControllerPublishVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ControllerPublishVolumeRequest): Buffer =>
-      Buffer.from(ControllerPublishVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ControllerPublishVolumeRequest => ControllerPublishVolumeRequest.decode(value),
-    responseSerialize: (value: ControllerPublishVolumeResponse): Buffer =>
-      Buffer.from(ControllerPublishVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ControllerPublishVolumeResponse =>
-      ControllerPublishVolumeResponse.decode(value),
-  },
-  controllerUnpublishVolume: {
-    path: "/csi.v1.Controller/ControllerUnpublishVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ControllerUnpublishVolumeRequest): Buffer =>
-      Buffer.from(ControllerUnpublishVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ControllerUnpublishVolumeRequest =>
-      ControllerUnpublishVolumeRequest.decode(value),
-    responseSerialize: (value: ControllerUnpublishVolumeResponse): Buffer =>
-      Buffer.from(ControllerUnpublishVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ControllerUnpublishVolumeResponse =>
-      ControllerUnpublishVolumeResponse.decode(value),
-  },
-  validateVolumeCapabilities: {
-    path: "/csi.v1.Controller/ValidateVolumeCapabilities" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ValidateVolumeCapabilitiesRequest): Buffer =>
-      Buffer.from(ValidateVolumeCapabilitiesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ValidateVolumeCapabilitiesRequest =>
-      ValidateVolumeCapabilitiesRequest.decode(value),
-    responseSerialize: (value: ValidateVolumeCapabilitiesResponse): Buffer =>
-      Buffer.from(ValidateVolumeCapabilitiesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ValidateVolumeCapabilitiesResponse =>
-      ValidateVolumeCapabilitiesResponse.decode(value),
-  },
-  listVolumes: {
-    path: "/csi.v1.Controller/ListVolumes" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListVolumesRequest): Buffer => Buffer.from(ListVolumesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListVolumesRequest => ListVolumesRequest.decode(value),
-    responseSerialize: (value: ListVolumesResponse): Buffer => Buffer.from(ListVolumesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListVolumesResponse => ListVolumesResponse.decode(value),
-  },
-  getCapacity: {
-    path: "/csi.v1.Controller/GetCapacity" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetCapacityRequest): Buffer => Buffer.from(GetCapacityRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetCapacityRequest => GetCapacityRequest.decode(value),
-    responseSerialize: (value: GetCapacityResponse): Buffer => Buffer.from(GetCapacityResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetCapacityResponse => GetCapacityResponse.decode(value),
-  },
-  controllerGetCapabilities: {
-    path: "/csi.v1.Controller/ControllerGetCapabilities" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ControllerGetCapabilitiesRequest): Buffer =>
-      Buffer.from(ControllerGetCapabilitiesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ControllerGetCapabilitiesRequest =>
-      ControllerGetCapabilitiesRequest.decode(value),
-    responseSerialize: (value: ControllerGetCapabilitiesResponse): Buffer =>
-      Buffer.from(ControllerGetCapabilitiesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ControllerGetCapabilitiesResponse =>
-      ControllerGetCapabilitiesResponse.decode(value),
-  },
-  createSnapshot: {
-    path: "/csi.v1.Controller/CreateSnapshot" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateSnapshotRequest): Buffer =>
-      Buffer.from(CreateSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateSnapshotRequest => CreateSnapshotRequest.decode(value),
-    responseSerialize: (value: CreateSnapshotResponse): Buffer =>
-      Buffer.from(CreateSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateSnapshotResponse => CreateSnapshotResponse.decode(value),
-  },
-  deleteSnapshot: {
-    path: "/csi.v1.Controller/DeleteSnapshot" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteSnapshotRequest): Buffer =>
-      Buffer.from(DeleteSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteSnapshotRequest => DeleteSnapshotRequest.decode(value),
-    responseSerialize: (value: DeleteSnapshotResponse): Buffer =>
-      Buffer.from(DeleteSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteSnapshotResponse => DeleteSnapshotResponse.decode(value),
-  },
-  listSnapshots: {
-    path: "/csi.v1.Controller/ListSnapshots" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListSnapshotsRequest): Buffer => Buffer.from(ListSnapshotsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListSnapshotsRequest => ListSnapshotsRequest.decode(value),
-    responseSerialize: (value: ListSnapshotsResponse): Buffer =>
-      Buffer.from(ListSnapshotsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListSnapshotsResponse => ListSnapshotsResponse.decode(value),
-  },
-  getSnapshot: {
-    path: "/csi.v1.Controller/GetSnapshot" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetSnapshotRequest): Buffer => Buffer.from(GetSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetSnapshotRequest => GetSnapshotRequest.decode(value),
-    responseSerialize: (value: GetSnapshotResponse): Buffer => Buffer.from(GetSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetSnapshotResponse => GetSnapshotResponse.decode(value),
-  },
-  controllerExpandVolume: {
-    path: "/csi.v1.Controller/ControllerExpandVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ControllerExpandVolumeRequest): Buffer =>
-      Buffer.from(ControllerExpandVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ControllerExpandVolumeRequest => ControllerExpandVolumeRequest.decode(value),
-    responseSerialize: (value: ControllerExpandVolumeResponse): Buffer =>
-      Buffer.from(ControllerExpandVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ControllerExpandVolumeResponse =>
-      ControllerExpandVolumeResponse.decode(value),
-  },
-  controllerGetVolume: {
-    path: "/csi.v1.Controller/ControllerGetVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ControllerGetVolumeRequest): Buffer =>
-      Buffer.from(ControllerGetVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ControllerGetVolumeRequest => ControllerGetVolumeRequest.decode(value),
-    responseSerialize: (value: ControllerGetVolumeResponse): Buffer =>
-      Buffer.from(ControllerGetVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ControllerGetVolumeResponse => ControllerGetVolumeResponse.decode(value),
-  },
-  /** Change a volume's mutable parameters (Kubernetes VolumeAttributesClass). */
-  controllerModifyVolume: {
-    path: "/csi.v1.Controller/ControllerModifyVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ControllerModifyVolumeRequest): Buffer =>
-      Buffer.from(ControllerModifyVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ControllerModifyVolumeRequest => ControllerModifyVolumeRequest.decode(value),
-    responseSerialize: (value: ControllerModifyVolumeResponse): Buffer =>
-      Buffer.from(ControllerModifyVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ControllerModifyVolumeResponse =>
-      ControllerModifyVolumeResponse.decode(value),
+export type ControllerDefinition = typeof ControllerDefinition;
+export const ControllerDefinition = {
+  name: "Controller",
+  fullName: "csi.v1.Controller",
+  methods: {
+    createVolume: {
+      name: "CreateVolume",
+      requestType: CreateVolumeRequest as typeof CreateVolumeRequest,
+      requestStream: false,
+      responseType: CreateVolumeResponse as typeof CreateVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    deleteVolume: {
+      name: "DeleteVolume",
+      requestType: DeleteVolumeRequest as typeof DeleteVolumeRequest,
+      requestStream: false,
+      responseType: DeleteVolumeResponse as typeof DeleteVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** "Attach": make a volume reachable from one node (a cloud disk to a VM). */
+    controllerPublishVolume: {
+      name: "ControllerPublishVolume",
+      requestType: ControllerPublishVolumeRequest as typeof ControllerPublishVolumeRequest,
+      requestStream: false,
+      responseType: ControllerPublishVolumeResponse as typeof ControllerPublishVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    controllerUnpublishVolume: {
+      name: "ControllerUnpublishVolume",
+      requestType: ControllerUnpublishVolumeRequest as typeof ControllerUnpublishVolumeRequest,
+      requestStream: false,
+      responseType: ControllerUnpublishVolumeResponse as typeof ControllerUnpublishVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    validateVolumeCapabilities: {
+      name: "ValidateVolumeCapabilities",
+      requestType: ValidateVolumeCapabilitiesRequest as typeof ValidateVolumeCapabilitiesRequest,
+      requestStream: false,
+      responseType: ValidateVolumeCapabilitiesResponse as typeof ValidateVolumeCapabilitiesResponse,
+      responseStream: false,
+      options: {},
+    },
+    listVolumes: {
+      name: "ListVolumes",
+      requestType: ListVolumesRequest as typeof ListVolumesRequest,
+      requestStream: false,
+      responseType: ListVolumesResponse as typeof ListVolumesResponse,
+      responseStream: false,
+      options: {},
+    },
+    getCapacity: {
+      name: "GetCapacity",
+      requestType: GetCapacityRequest as typeof GetCapacityRequest,
+      requestStream: false,
+      responseType: GetCapacityResponse as typeof GetCapacityResponse,
+      responseStream: false,
+      options: {},
+    },
+    controllerGetCapabilities: {
+      name: "ControllerGetCapabilities",
+      requestType: ControllerGetCapabilitiesRequest as typeof ControllerGetCapabilitiesRequest,
+      requestStream: false,
+      responseType: ControllerGetCapabilitiesResponse as typeof ControllerGetCapabilitiesResponse,
+      responseStream: false,
+      options: {},
+    },
+    createSnapshot: {
+      name: "CreateSnapshot",
+      requestType: CreateSnapshotRequest as typeof CreateSnapshotRequest,
+      requestStream: false,
+      responseType: CreateSnapshotResponse as typeof CreateSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    deleteSnapshot: {
+      name: "DeleteSnapshot",
+      requestType: DeleteSnapshotRequest as typeof DeleteSnapshotRequest,
+      requestStream: false,
+      responseType: DeleteSnapshotResponse as typeof DeleteSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    listSnapshots: {
+      name: "ListSnapshots",
+      requestType: ListSnapshotsRequest as typeof ListSnapshotsRequest,
+      requestStream: false,
+      responseType: ListSnapshotsResponse as typeof ListSnapshotsResponse,
+      responseStream: false,
+      options: {},
+    },
+    getSnapshot: {
+      name: "GetSnapshot",
+      requestType: GetSnapshotRequest as typeof GetSnapshotRequest,
+      requestStream: false,
+      responseType: GetSnapshotResponse as typeof GetSnapshotResponse,
+      responseStream: false,
+      options: { _unknownFields: { 8480: [Buffer.from([1]) as Buffer] } },
+    },
+    controllerExpandVolume: {
+      name: "ControllerExpandVolume",
+      requestType: ControllerExpandVolumeRequest as typeof ControllerExpandVolumeRequest,
+      requestStream: false,
+      responseType: ControllerExpandVolumeResponse as typeof ControllerExpandVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    controllerGetVolume: {
+      name: "ControllerGetVolume",
+      requestType: ControllerGetVolumeRequest as typeof ControllerGetVolumeRequest,
+      requestStream: false,
+      responseType: ControllerGetVolumeResponse as typeof ControllerGetVolumeResponse,
+      responseStream: false,
+      options: { _unknownFields: { 8480: [Buffer.from([1]) as Buffer] } },
+    },
+    /** Change a volume's mutable parameters (Kubernetes VolumeAttributesClass). */
+    controllerModifyVolume: {
+      name: "ControllerModifyVolume",
+      requestType: ControllerModifyVolumeRequest as typeof ControllerModifyVolumeRequest,
+      requestStream: false,
+      responseType: ControllerModifyVolumeResponse as typeof ControllerModifyVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface ControllerServer extends UntypedServiceImplementation {
-  createVolume: handleUnaryCall<CreateVolumeRequest, CreateVolumeResponse>;
-  deleteVolume: handleUnaryCall<DeleteVolumeRequest, DeleteVolumeResponse>;
-  /** "Attach": make a volume reachable from one node (a cloud disk to a VM). */
-  controllerPublishVolume: handleUnaryCall<ControllerPublishVolumeRequest, ControllerPublishVolumeResponse>;
-  controllerUnpublishVolume: handleUnaryCall<ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse>;
-  validateVolumeCapabilities: handleUnaryCall<ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse>;
-  listVolumes: handleUnaryCall<ListVolumesRequest, ListVolumesResponse>;
-  getCapacity: handleUnaryCall<GetCapacityRequest, GetCapacityResponse>;
-  controllerGetCapabilities: handleUnaryCall<ControllerGetCapabilitiesRequest, ControllerGetCapabilitiesResponse>;
-  createSnapshot: handleUnaryCall<CreateSnapshotRequest, CreateSnapshotResponse>;
-  deleteSnapshot: handleUnaryCall<DeleteSnapshotRequest, DeleteSnapshotResponse>;
-  listSnapshots: handleUnaryCall<ListSnapshotsRequest, ListSnapshotsResponse>;
-  getSnapshot: handleUnaryCall<GetSnapshotRequest, GetSnapshotResponse>;
-  controllerExpandVolume: handleUnaryCall<ControllerExpandVolumeRequest, ControllerExpandVolumeResponse>;
-  controllerGetVolume: handleUnaryCall<ControllerGetVolumeRequest, ControllerGetVolumeResponse>;
-  /** Change a volume's mutable parameters (Kubernetes VolumeAttributesClass). */
-  controllerModifyVolume: handleUnaryCall<ControllerModifyVolumeRequest, ControllerModifyVolumeResponse>;
-}
-
-export interface ControllerClient extends Client {
-  createVolume(
-    request: CreateVolumeRequest,
-    callback: (error: ServiceError | null, response: CreateVolumeResponse) => void,
-  ): ClientUnaryCall;
-  createVolume(
-    request: CreateVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateVolumeResponse) => void,
-  ): ClientUnaryCall;
-  createVolume(
-    request: CreateVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateVolumeResponse) => void,
-  ): ClientUnaryCall;
-  deleteVolume(
-    request: DeleteVolumeRequest,
-    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
-  ): ClientUnaryCall;
-  deleteVolume(
-    request: DeleteVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
-  ): ClientUnaryCall;
-  deleteVolume(
-    request: DeleteVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
-  ): ClientUnaryCall;
-  /** "Attach": make a volume reachable from one node (a cloud disk to a VM). */
-  controllerPublishVolume(
-    request: ControllerPublishVolumeRequest,
-    callback: (error: ServiceError | null, response: ControllerPublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerPublishVolume(
-    request: ControllerPublishVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ControllerPublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerPublishVolume(
-    request: ControllerPublishVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ControllerPublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerUnpublishVolume(
-    request: ControllerUnpublishVolumeRequest,
-    callback: (error: ServiceError | null, response: ControllerUnpublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerUnpublishVolume(
-    request: ControllerUnpublishVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ControllerUnpublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerUnpublishVolume(
-    request: ControllerUnpublishVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ControllerUnpublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  validateVolumeCapabilities(
-    request: ValidateVolumeCapabilitiesRequest,
-    callback: (error: ServiceError | null, response: ValidateVolumeCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  validateVolumeCapabilities(
-    request: ValidateVolumeCapabilitiesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ValidateVolumeCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  validateVolumeCapabilities(
-    request: ValidateVolumeCapabilitiesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ValidateVolumeCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  listVolumes(
-    request: ListVolumesRequest,
-    callback: (error: ServiceError | null, response: ListVolumesResponse) => void,
-  ): ClientUnaryCall;
-  listVolumes(
-    request: ListVolumesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListVolumesResponse) => void,
-  ): ClientUnaryCall;
-  listVolumes(
-    request: ListVolumesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListVolumesResponse) => void,
-  ): ClientUnaryCall;
-  getCapacity(
-    request: GetCapacityRequest,
-    callback: (error: ServiceError | null, response: GetCapacityResponse) => void,
-  ): ClientUnaryCall;
-  getCapacity(
-    request: GetCapacityRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetCapacityResponse) => void,
-  ): ClientUnaryCall;
-  getCapacity(
-    request: GetCapacityRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetCapacityResponse) => void,
-  ): ClientUnaryCall;
-  controllerGetCapabilities(
-    request: ControllerGetCapabilitiesRequest,
-    callback: (error: ServiceError | null, response: ControllerGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  controllerGetCapabilities(
-    request: ControllerGetCapabilitiesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ControllerGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  controllerGetCapabilities(
-    request: ControllerGetCapabilitiesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ControllerGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  createSnapshot(
-    request: CreateSnapshotRequest,
-    callback: (error: ServiceError | null, response: CreateSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  createSnapshot(
-    request: CreateSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  createSnapshot(
-    request: CreateSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  deleteSnapshot(
-    request: DeleteSnapshotRequest,
-    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  deleteSnapshot(
-    request: DeleteSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  deleteSnapshot(
-    request: DeleteSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  listSnapshots(
-    request: ListSnapshotsRequest,
-    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
-  ): ClientUnaryCall;
-  listSnapshots(
-    request: ListSnapshotsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
-  ): ClientUnaryCall;
-  listSnapshots(
-    request: ListSnapshotsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
-  ): ClientUnaryCall;
-  getSnapshot(
-    request: GetSnapshotRequest,
-    callback: (error: ServiceError | null, response: GetSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  getSnapshot(
-    request: GetSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  getSnapshot(
-    request: GetSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  controllerExpandVolume(
-    request: ControllerExpandVolumeRequest,
-    callback: (error: ServiceError | null, response: ControllerExpandVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerExpandVolume(
-    request: ControllerExpandVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ControllerExpandVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerExpandVolume(
-    request: ControllerExpandVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ControllerExpandVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerGetVolume(
-    request: ControllerGetVolumeRequest,
-    callback: (error: ServiceError | null, response: ControllerGetVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerGetVolume(
-    request: ControllerGetVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ControllerGetVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerGetVolume(
-    request: ControllerGetVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ControllerGetVolumeResponse) => void,
-  ): ClientUnaryCall;
-  /** Change a volume's mutable parameters (Kubernetes VolumeAttributesClass). */
-  controllerModifyVolume(
-    request: ControllerModifyVolumeRequest,
-    callback: (error: ServiceError | null, response: ControllerModifyVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerModifyVolume(
-    request: ControllerModifyVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ControllerModifyVolumeResponse) => void,
-  ): ClientUnaryCall;
-  controllerModifyVolume(
-    request: ControllerModifyVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ControllerModifyVolumeResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const ControllerClient = makeGenericClientConstructor(ControllerService, "csi.v1.Controller") as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ControllerClient;
-  service: typeof ControllerService;
-  serviceName: string;
-};
 
 /** GroupController: crash-consistent snapshots of several volumes at once. */
-export type GroupControllerService = typeof GroupControllerService;
-export const GroupControllerService = {
-  groupControllerGetCapabilities: {
-    path: "/csi.v1.GroupController/GroupControllerGetCapabilities" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GroupControllerGetCapabilitiesRequest): Buffer =>
-      Buffer.from(GroupControllerGetCapabilitiesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GroupControllerGetCapabilitiesRequest =>
-      GroupControllerGetCapabilitiesRequest.decode(value),
-    responseSerialize: (value: GroupControllerGetCapabilitiesResponse): Buffer =>
-      Buffer.from(GroupControllerGetCapabilitiesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GroupControllerGetCapabilitiesResponse =>
-      GroupControllerGetCapabilitiesResponse.decode(value),
-  },
-  createVolumeGroupSnapshot: {
-    path: "/csi.v1.GroupController/CreateVolumeGroupSnapshot" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateVolumeGroupSnapshotRequest): Buffer =>
-      Buffer.from(CreateVolumeGroupSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateVolumeGroupSnapshotRequest =>
-      CreateVolumeGroupSnapshotRequest.decode(value),
-    responseSerialize: (value: CreateVolumeGroupSnapshotResponse): Buffer =>
-      Buffer.from(CreateVolumeGroupSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateVolumeGroupSnapshotResponse =>
-      CreateVolumeGroupSnapshotResponse.decode(value),
-  },
-  deleteVolumeGroupSnapshot: {
-    path: "/csi.v1.GroupController/DeleteVolumeGroupSnapshot" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteVolumeGroupSnapshotRequest): Buffer =>
-      Buffer.from(DeleteVolumeGroupSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteVolumeGroupSnapshotRequest =>
-      DeleteVolumeGroupSnapshotRequest.decode(value),
-    responseSerialize: (value: DeleteVolumeGroupSnapshotResponse): Buffer =>
-      Buffer.from(DeleteVolumeGroupSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteVolumeGroupSnapshotResponse =>
-      DeleteVolumeGroupSnapshotResponse.decode(value),
-  },
-  getVolumeGroupSnapshot: {
-    path: "/csi.v1.GroupController/GetVolumeGroupSnapshot" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetVolumeGroupSnapshotRequest): Buffer =>
-      Buffer.from(GetVolumeGroupSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetVolumeGroupSnapshotRequest => GetVolumeGroupSnapshotRequest.decode(value),
-    responseSerialize: (value: GetVolumeGroupSnapshotResponse): Buffer =>
-      Buffer.from(GetVolumeGroupSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetVolumeGroupSnapshotResponse =>
-      GetVolumeGroupSnapshotResponse.decode(value),
+export type GroupControllerDefinition = typeof GroupControllerDefinition;
+export const GroupControllerDefinition = {
+  name: "GroupController",
+  fullName: "csi.v1.GroupController",
+  methods: {
+    groupControllerGetCapabilities: {
+      name: "GroupControllerGetCapabilities",
+      requestType: GroupControllerGetCapabilitiesRequest as typeof GroupControllerGetCapabilitiesRequest,
+      requestStream: false,
+      responseType: GroupControllerGetCapabilitiesResponse as typeof GroupControllerGetCapabilitiesResponse,
+      responseStream: false,
+      options: {},
+    },
+    createVolumeGroupSnapshot: {
+      name: "CreateVolumeGroupSnapshot",
+      requestType: CreateVolumeGroupSnapshotRequest as typeof CreateVolumeGroupSnapshotRequest,
+      requestStream: false,
+      responseType: CreateVolumeGroupSnapshotResponse as typeof CreateVolumeGroupSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    deleteVolumeGroupSnapshot: {
+      name: "DeleteVolumeGroupSnapshot",
+      requestType: DeleteVolumeGroupSnapshotRequest as typeof DeleteVolumeGroupSnapshotRequest,
+      requestStream: false,
+      responseType: DeleteVolumeGroupSnapshotResponse as typeof DeleteVolumeGroupSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    getVolumeGroupSnapshot: {
+      name: "GetVolumeGroupSnapshot",
+      requestType: GetVolumeGroupSnapshotRequest as typeof GetVolumeGroupSnapshotRequest,
+      requestStream: false,
+      responseType: GetVolumeGroupSnapshotResponse as typeof GetVolumeGroupSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface GroupControllerServer extends UntypedServiceImplementation {
-  groupControllerGetCapabilities: handleUnaryCall<
-    GroupControllerGetCapabilitiesRequest,
-    GroupControllerGetCapabilitiesResponse
-  >;
-  createVolumeGroupSnapshot: handleUnaryCall<CreateVolumeGroupSnapshotRequest, CreateVolumeGroupSnapshotResponse>;
-  deleteVolumeGroupSnapshot: handleUnaryCall<DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse>;
-  getVolumeGroupSnapshot: handleUnaryCall<GetVolumeGroupSnapshotRequest, GetVolumeGroupSnapshotResponse>;
-}
-
-export interface GroupControllerClient extends Client {
-  groupControllerGetCapabilities(
-    request: GroupControllerGetCapabilitiesRequest,
-    callback: (error: ServiceError | null, response: GroupControllerGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  groupControllerGetCapabilities(
-    request: GroupControllerGetCapabilitiesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GroupControllerGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  groupControllerGetCapabilities(
-    request: GroupControllerGetCapabilitiesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GroupControllerGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  createVolumeGroupSnapshot(
-    request: CreateVolumeGroupSnapshotRequest,
-    callback: (error: ServiceError | null, response: CreateVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  createVolumeGroupSnapshot(
-    request: CreateVolumeGroupSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  createVolumeGroupSnapshot(
-    request: CreateVolumeGroupSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  deleteVolumeGroupSnapshot(
-    request: DeleteVolumeGroupSnapshotRequest,
-    callback: (error: ServiceError | null, response: DeleteVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  deleteVolumeGroupSnapshot(
-    request: DeleteVolumeGroupSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  deleteVolumeGroupSnapshot(
-    request: DeleteVolumeGroupSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  getVolumeGroupSnapshot(
-    request: GetVolumeGroupSnapshotRequest,
-    callback: (error: ServiceError | null, response: GetVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  getVolumeGroupSnapshot(
-    request: GetVolumeGroupSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  getVolumeGroupSnapshot(
-    request: GetVolumeGroupSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetVolumeGroupSnapshotResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const GroupControllerClient = makeGenericClientConstructor(
-  GroupControllerService,
-  "csi.v1.GroupController",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): GroupControllerClient;
-  service: typeof GroupControllerService;
-  serviceName: string;
-};
 
 /**
  * SnapshotMetadata: which blocks a block-volume snapshot holds, or which
  * changed between two snapshots, for incremental backup. Server-streaming.
  */
-export type SnapshotMetadataService = typeof SnapshotMetadataService;
-export const SnapshotMetadataService = {
-  getMetadataAllocated: {
-    path: "/csi.v1.SnapshotMetadata/GetMetadataAllocated" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: GetMetadataAllocatedRequest): Buffer =>
-      Buffer.from(GetMetadataAllocatedRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetMetadataAllocatedRequest => GetMetadataAllocatedRequest.decode(value),
-    responseSerialize: (value: GetMetadataAllocatedResponse): Buffer =>
-      Buffer.from(GetMetadataAllocatedResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetMetadataAllocatedResponse => GetMetadataAllocatedResponse.decode(value),
-  },
-  getMetadataDelta: {
-    path: "/csi.v1.SnapshotMetadata/GetMetadataDelta" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: GetMetadataDeltaRequest): Buffer =>
-      Buffer.from(GetMetadataDeltaRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetMetadataDeltaRequest => GetMetadataDeltaRequest.decode(value),
-    responseSerialize: (value: GetMetadataDeltaResponse): Buffer =>
-      Buffer.from(GetMetadataDeltaResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetMetadataDeltaResponse => GetMetadataDeltaResponse.decode(value),
+export type SnapshotMetadataDefinition = typeof SnapshotMetadataDefinition;
+export const SnapshotMetadataDefinition = {
+  name: "SnapshotMetadata",
+  fullName: "csi.v1.SnapshotMetadata",
+  methods: {
+    getMetadataAllocated: {
+      name: "GetMetadataAllocated",
+      requestType: GetMetadataAllocatedRequest as typeof GetMetadataAllocatedRequest,
+      requestStream: false,
+      responseType: GetMetadataAllocatedResponse as typeof GetMetadataAllocatedResponse,
+      responseStream: true,
+      options: {},
+    },
+    getMetadataDelta: {
+      name: "GetMetadataDelta",
+      requestType: GetMetadataDeltaRequest as typeof GetMetadataDeltaRequest,
+      requestStream: false,
+      responseType: GetMetadataDeltaResponse as typeof GetMetadataDeltaResponse,
+      responseStream: true,
+      options: {},
+    },
   },
 } as const;
-
-export interface SnapshotMetadataServer extends UntypedServiceImplementation {
-  getMetadataAllocated: handleServerStreamingCall<GetMetadataAllocatedRequest, GetMetadataAllocatedResponse>;
-  getMetadataDelta: handleServerStreamingCall<GetMetadataDeltaRequest, GetMetadataDeltaResponse>;
-}
-
-export interface SnapshotMetadataClient extends Client {
-  getMetadataAllocated(
-    request: GetMetadataAllocatedRequest,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<GetMetadataAllocatedResponse>;
-  getMetadataAllocated(
-    request: GetMetadataAllocatedRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<GetMetadataAllocatedResponse>;
-  getMetadataDelta(
-    request: GetMetadataDeltaRequest,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<GetMetadataDeltaResponse>;
-  getMetadataDelta(
-    request: GetMetadataDeltaRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<GetMetadataDeltaResponse>;
-}
-
-export const SnapshotMetadataClient = makeGenericClientConstructor(
-  SnapshotMetadataService,
-  "csi.v1.SnapshotMetadata",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SnapshotMetadataClient;
-  service: typeof SnapshotMetadataService;
-  serviceName: string;
-};
 
 /** Node: runs on every node; the kubelet calls it to mount volumes for pods. */
-export type NodeService = typeof NodeService;
-export const NodeService = {
-  /** Once per volume per node: prepare a global mount (format, mount device). */
-  nodeStageVolume: {
-    path: "/csi.v1.Node/NodeStageVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeStageVolumeRequest): Buffer =>
-      Buffer.from(NodeStageVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeStageVolumeRequest => NodeStageVolumeRequest.decode(value),
-    responseSerialize: (value: NodeStageVolumeResponse): Buffer =>
-      Buffer.from(NodeStageVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeStageVolumeResponse => NodeStageVolumeResponse.decode(value),
-  },
-  nodeUnstageVolume: {
-    path: "/csi.v1.Node/NodeUnstageVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeUnstageVolumeRequest): Buffer =>
-      Buffer.from(NodeUnstageVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeUnstageVolumeRequest => NodeUnstageVolumeRequest.decode(value),
-    responseSerialize: (value: NodeUnstageVolumeResponse): Buffer =>
-      Buffer.from(NodeUnstageVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeUnstageVolumeResponse => NodeUnstageVolumeResponse.decode(value),
-  },
-  /** Once per volume per pod: expose the volume at the pod's target path. */
-  nodePublishVolume: {
-    path: "/csi.v1.Node/NodePublishVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodePublishVolumeRequest): Buffer =>
-      Buffer.from(NodePublishVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodePublishVolumeRequest => NodePublishVolumeRequest.decode(value),
-    responseSerialize: (value: NodePublishVolumeResponse): Buffer =>
-      Buffer.from(NodePublishVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodePublishVolumeResponse => NodePublishVolumeResponse.decode(value),
-  },
-  nodeUnpublishVolume: {
-    path: "/csi.v1.Node/NodeUnpublishVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeUnpublishVolumeRequest): Buffer =>
-      Buffer.from(NodeUnpublishVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeUnpublishVolumeRequest => NodeUnpublishVolumeRequest.decode(value),
-    responseSerialize: (value: NodeUnpublishVolumeResponse): Buffer =>
-      Buffer.from(NodeUnpublishVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeUnpublishVolumeResponse => NodeUnpublishVolumeResponse.decode(value),
-  },
-  nodeGetVolumeStats: {
-    path: "/csi.v1.Node/NodeGetVolumeStats" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeGetVolumeStatsRequest): Buffer =>
-      Buffer.from(NodeGetVolumeStatsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeGetVolumeStatsRequest => NodeGetVolumeStatsRequest.decode(value),
-    responseSerialize: (value: NodeGetVolumeStatsResponse): Buffer =>
-      Buffer.from(NodeGetVolumeStatsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeGetVolumeStatsResponse => NodeGetVolumeStatsResponse.decode(value),
-  },
-  nodeExpandVolume: {
-    path: "/csi.v1.Node/NodeExpandVolume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeExpandVolumeRequest): Buffer =>
-      Buffer.from(NodeExpandVolumeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeExpandVolumeRequest => NodeExpandVolumeRequest.decode(value),
-    responseSerialize: (value: NodeExpandVolumeResponse): Buffer =>
-      Buffer.from(NodeExpandVolumeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeExpandVolumeResponse => NodeExpandVolumeResponse.decode(value),
-  },
-  nodeGetCapabilities: {
-    path: "/csi.v1.Node/NodeGetCapabilities" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeGetCapabilitiesRequest): Buffer =>
-      Buffer.from(NodeGetCapabilitiesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeGetCapabilitiesRequest => NodeGetCapabilitiesRequest.decode(value),
-    responseSerialize: (value: NodeGetCapabilitiesResponse): Buffer =>
-      Buffer.from(NodeGetCapabilitiesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeGetCapabilitiesResponse => NodeGetCapabilitiesResponse.decode(value),
-  },
-  /** Node id, topology and volume limit; the registrar reports it to kubelet. */
-  nodeGetInfo: {
-    path: "/csi.v1.Node/NodeGetInfo" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: NodeGetInfoRequest): Buffer => Buffer.from(NodeGetInfoRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NodeGetInfoRequest => NodeGetInfoRequest.decode(value),
-    responseSerialize: (value: NodeGetInfoResponse): Buffer => Buffer.from(NodeGetInfoResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): NodeGetInfoResponse => NodeGetInfoResponse.decode(value),
+export type NodeDefinition = typeof NodeDefinition;
+export const NodeDefinition = {
+  name: "Node",
+  fullName: "csi.v1.Node",
+  methods: {
+    /** Once per volume per node: prepare a global mount (format, mount device). */
+    nodeStageVolume: {
+      name: "NodeStageVolume",
+      requestType: NodeStageVolumeRequest as typeof NodeStageVolumeRequest,
+      requestStream: false,
+      responseType: NodeStageVolumeResponse as typeof NodeStageVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    nodeUnstageVolume: {
+      name: "NodeUnstageVolume",
+      requestType: NodeUnstageVolumeRequest as typeof NodeUnstageVolumeRequest,
+      requestStream: false,
+      responseType: NodeUnstageVolumeResponse as typeof NodeUnstageVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Once per volume per pod: expose the volume at the pod's target path. */
+    nodePublishVolume: {
+      name: "NodePublishVolume",
+      requestType: NodePublishVolumeRequest as typeof NodePublishVolumeRequest,
+      requestStream: false,
+      responseType: NodePublishVolumeResponse as typeof NodePublishVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    nodeUnpublishVolume: {
+      name: "NodeUnpublishVolume",
+      requestType: NodeUnpublishVolumeRequest as typeof NodeUnpublishVolumeRequest,
+      requestStream: false,
+      responseType: NodeUnpublishVolumeResponse as typeof NodeUnpublishVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    nodeGetVolumeStats: {
+      name: "NodeGetVolumeStats",
+      requestType: NodeGetVolumeStatsRequest as typeof NodeGetVolumeStatsRequest,
+      requestStream: false,
+      responseType: NodeGetVolumeStatsResponse as typeof NodeGetVolumeStatsResponse,
+      responseStream: false,
+      options: {},
+    },
+    nodeExpandVolume: {
+      name: "NodeExpandVolume",
+      requestType: NodeExpandVolumeRequest as typeof NodeExpandVolumeRequest,
+      requestStream: false,
+      responseType: NodeExpandVolumeResponse as typeof NodeExpandVolumeResponse,
+      responseStream: false,
+      options: {},
+    },
+    nodeGetCapabilities: {
+      name: "NodeGetCapabilities",
+      requestType: NodeGetCapabilitiesRequest as typeof NodeGetCapabilitiesRequest,
+      requestStream: false,
+      responseType: NodeGetCapabilitiesResponse as typeof NodeGetCapabilitiesResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Node id, topology and volume limit; the registrar reports it to kubelet. */
+    nodeGetInfo: {
+      name: "NodeGetInfo",
+      requestType: NodeGetInfoRequest as typeof NodeGetInfoRequest,
+      requestStream: false,
+      responseType: NodeGetInfoResponse as typeof NodeGetInfoResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface NodeServer extends UntypedServiceImplementation {
-  /** Once per volume per node: prepare a global mount (format, mount device). */
-  nodeStageVolume: handleUnaryCall<NodeStageVolumeRequest, NodeStageVolumeResponse>;
-  nodeUnstageVolume: handleUnaryCall<NodeUnstageVolumeRequest, NodeUnstageVolumeResponse>;
-  /** Once per volume per pod: expose the volume at the pod's target path. */
-  nodePublishVolume: handleUnaryCall<NodePublishVolumeRequest, NodePublishVolumeResponse>;
-  nodeUnpublishVolume: handleUnaryCall<NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse>;
-  nodeGetVolumeStats: handleUnaryCall<NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse>;
-  nodeExpandVolume: handleUnaryCall<NodeExpandVolumeRequest, NodeExpandVolumeResponse>;
-  nodeGetCapabilities: handleUnaryCall<NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse>;
-  /** Node id, topology and volume limit; the registrar reports it to kubelet. */
-  nodeGetInfo: handleUnaryCall<NodeGetInfoRequest, NodeGetInfoResponse>;
-}
-
-export interface NodeClient extends Client {
-  /** Once per volume per node: prepare a global mount (format, mount device). */
-  nodeStageVolume(
-    request: NodeStageVolumeRequest,
-    callback: (error: ServiceError | null, response: NodeStageVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeStageVolume(
-    request: NodeStageVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeStageVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeStageVolume(
-    request: NodeStageVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeStageVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeUnstageVolume(
-    request: NodeUnstageVolumeRequest,
-    callback: (error: ServiceError | null, response: NodeUnstageVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeUnstageVolume(
-    request: NodeUnstageVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeUnstageVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeUnstageVolume(
-    request: NodeUnstageVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeUnstageVolumeResponse) => void,
-  ): ClientUnaryCall;
-  /** Once per volume per pod: expose the volume at the pod's target path. */
-  nodePublishVolume(
-    request: NodePublishVolumeRequest,
-    callback: (error: ServiceError | null, response: NodePublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodePublishVolume(
-    request: NodePublishVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodePublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodePublishVolume(
-    request: NodePublishVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodePublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeUnpublishVolume(
-    request: NodeUnpublishVolumeRequest,
-    callback: (error: ServiceError | null, response: NodeUnpublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeUnpublishVolume(
-    request: NodeUnpublishVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeUnpublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeUnpublishVolume(
-    request: NodeUnpublishVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeUnpublishVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetVolumeStats(
-    request: NodeGetVolumeStatsRequest,
-    callback: (error: ServiceError | null, response: NodeGetVolumeStatsResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetVolumeStats(
-    request: NodeGetVolumeStatsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeGetVolumeStatsResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetVolumeStats(
-    request: NodeGetVolumeStatsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeGetVolumeStatsResponse) => void,
-  ): ClientUnaryCall;
-  nodeExpandVolume(
-    request: NodeExpandVolumeRequest,
-    callback: (error: ServiceError | null, response: NodeExpandVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeExpandVolume(
-    request: NodeExpandVolumeRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeExpandVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeExpandVolume(
-    request: NodeExpandVolumeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeExpandVolumeResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetCapabilities(
-    request: NodeGetCapabilitiesRequest,
-    callback: (error: ServiceError | null, response: NodeGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetCapabilities(
-    request: NodeGetCapabilitiesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetCapabilities(
-    request: NodeGetCapabilitiesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeGetCapabilitiesResponse) => void,
-  ): ClientUnaryCall;
-  /** Node id, topology and volume limit; the registrar reports it to kubelet. */
-  nodeGetInfo(
-    request: NodeGetInfoRequest,
-    callback: (error: ServiceError | null, response: NodeGetInfoResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetInfo(
-    request: NodeGetInfoRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: NodeGetInfoResponse) => void,
-  ): ClientUnaryCall;
-  nodeGetInfo(
-    request: NodeGetInfoRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: NodeGetInfoResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const NodeClient = makeGenericClientConstructor(NodeService, "csi.v1.Node") as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): NodeClient;
-  service: typeof NodeService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -9,7 +9,8 @@
  * call, instead of remembering what we mounted, means a driver restart or a
  * mount made by someone else can never leave us believing something false.
  */
-import { readFileSync } from "node:fs";
+import { openSync, readSync } from "node:fs";
+import koffi from "koffi";
 
 export interface MountEntry {
   id: number;
@@ -55,13 +56,63 @@ export function parseMountInfo(text: string): MountEntry[] {
 }
 
 /**
- * The current mount table. A synchronous read: procfs generates it in
- * memory (about 40 µs for a few dozen mounts), far cheaper than the
- * promise API's round trips through the thread pool.
+ * The current mount table, never older than the call.
+ *
+ * Reading and parsing mountinfo costs time that grows with the number of
+ * mounts, and most calls would read it several times. The kernel says when
+ * it changed: poll(2) on an open mountinfo reports POLLPRI once after every
+ * change to the namespace's mounts (each poll consumes the news). So the
+ * table is parsed again only when a poll, with no waiting, says so: a
+ * change after that poll is reported by the next one, and a read after a
+ * poll sees at least what the poll saw. The result is shared between
+ * callers and must not be changed (hence readonly).
  */
-export function readMountInfo(): MountEntry[] {
-  return parseMountInfo(readFileSync("/proc/self/mountinfo", "utf8"));
+export function readMountInfo(): readonly MountEntry[] {
+  return table.read();
 }
+
+const POLLPRI = 0x2;
+const POLLERR = 0x8;
+const libc = koffi.load("libc.so.6");
+const pollFn = libc.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)") as (fds: Buffer, n: number, timeout: number) => number;
+
+class MountTable {
+  private fd: number | undefined;
+  private entries: readonly MountEntry[] = [];
+  /** struct pollfd { int fd; short events; short revents; } */
+  private readonly pollfd = Buffer.alloc(8);
+  private chunk = Buffer.allocUnsafe(64 * 1024);
+
+  read(): readonly MountEntry[] {
+    if (this.fd === undefined) {
+      this.fd = openSync("/proc/self/mountinfo", "r");
+      this.pollfd.writeInt32LE(this.fd, 0);
+      this.pollfd.writeInt16LE(POLLPRI, 4);
+      this.entries = this.parseAll();
+      return this.entries;
+    }
+    this.pollfd.writeInt16LE(0, 6);
+    const n = pollFn(this.pollfd, 1, 0);
+    if (n !== 0 && (this.pollfd.readInt16LE(6) & (POLLPRI | POLLERR)) !== 0) this.entries = this.parseAll();
+    else if (n < 0) this.entries = this.parseAll(); // poll failed: trust nothing cached
+    return this.entries;
+  }
+
+  private parseAll(): MountEntry[] {
+    const fd = this.fd!;
+    const parts: Buffer[] = [];
+    let pos = 0;
+    for (;;) {
+      const n = readSync(fd, this.chunk, 0, this.chunk.length, pos);
+      if (n === 0) break;
+      parts.push(Buffer.from(this.chunk.subarray(0, n)));
+      pos += n;
+    }
+    return parseMountInfo(Buffer.concat(parts).toString("utf8"));
+  }
+}
+
+const table = new MountTable();
 
 /** The mount on top at exactly `mountPoint` (the last one stacked there), if any. */
 export function mountAt(entries: readonly MountEntry[], mountPoint: string): MountEntry | undefined {

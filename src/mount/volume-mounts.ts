@@ -14,7 +14,7 @@ import { fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfN
 import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
 
 export interface DirMounts {
-  entries: MountEntry[];
+  entries: readonly MountEntry[];
   location: FsLocation | undefined;
   /** Mounts of the directory (not including the directory's own path). */
   mounts: MountEntry[];
@@ -25,11 +25,11 @@ export function mountsOfDir(dir: string): DirMounts {
   let real: string;
   let gone = false;
   try {
-    real = realpathSync(dir);
+    real = realpathSync.native(dir);
   } catch {
     // Removed while mounted: its mounts show its old path with "//deleted" after it.
     try {
-      real = path.join(realpathSync(path.dirname(dir)), path.basename(dir));
+      real = path.join(realpathSync.native(path.dirname(dir)), path.basename(dir));
       gone = true;
     } catch {
       return { entries, location: undefined, mounts: [] };
@@ -51,7 +51,7 @@ export function isMountOf(entries: readonly MountEntry[], path: string, location
 
 /** Where a volume is mounted, whatever its layout. */
 export interface VolumeMounts {
-  entries: MountEntry[];
+  entries: readonly MountEntry[];
   /** Every mount of the volume: where it is staged and where it is published. */
   mounts: MountEntry[];
   /** Image and block volumes: the loop devices attached to the image that are in use. */
@@ -80,7 +80,7 @@ export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
  * follows the number of loop devices mounted on the node, as reading
  * mountinfo follows the number of mounts.
  */
-export function mountsOfImage(file: string, entries: MountEntry[]): VolumeMounts {
+export function mountsOfImage(file: string, entries: readonly MountEntry[]): VolumeMounts {
   const id = fileIdentity(file);
   if (!id) return { entries, mounts: [], loops: [] };
   const devFs = locate(entries, "/dev")?.device;

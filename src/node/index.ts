@@ -1,5 +1,5 @@
 // The Node service: runs on every node; the kubelet calls it to mount volumes.
-import type { NodeServer } from "../gen/csi";
+import type { NodeDefinition } from "../gen/csi";
 import type { RpcTable } from "../server/rpc";
 import { nodeExpandVolume } from "./node-expand-volume";
 import { nodeGetCapabilities } from "./node-get-capabilities";
@@ -10,7 +10,7 @@ import { nodeStageVolume } from "./node-stage-volume";
 import { nodeUnpublishVolume } from "./node-unpublish-volume";
 import { nodeUnstageVolume } from "./node-unstage-volume";
 
-export const nodeRpcs: RpcTable<NodeServer> = {
+export const nodeRpcs: RpcTable<typeof NodeDefinition> = {
   nodeStageVolume,
   nodeUnstageVolume,
   nodePublishVolume,

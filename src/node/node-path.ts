@@ -70,7 +70,7 @@ export function nodePath(driver: Driver, value: string | undefined, field: strin
   const name = path.basename(given);
   let parent: string | undefined;
   try {
-    parent = realpathSync(path.dirname(given));
+    parent = realpathSync.native(path.dirname(given));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "ENOTDIR") throw err;
   }
@@ -94,17 +94,32 @@ export function childPath(np: NodePath, name: string): NodePath {
   return { field: np.field, given: path.join(np.given, name), real: path.join(np.real, name), kubeletDir: np.kubeletDir, parent: np.real, name };
 }
 
+/**
+ * The kubelet directories with symlinks resolved. Each is resolved once,
+ * when first found: they are the operator's fixed choice, and a directory
+ * retargeted later can only make fewer paths pass (a path is judged by
+ * where it really leads, against where the directory led at first).
+ */
 function realKubeletDirs(driver: Driver): string[] {
+  let known = resolved.get(driver);
+  if (!known) resolved.set(driver, (known = new Map()));
   const out: string[] = [];
   for (const k of driver.config.kubeletDirs) {
-    try {
-      out.push(realpathSync(k));
-    } catch {
-      // not there (yet): nothing can be inside it
+    let real = known.get(k);
+    if (real === undefined) {
+      try {
+        real = realpathSync.native(k);
+        known.set(k, real);
+      } catch {
+        continue; // not there (yet): nothing can be inside it
+      }
     }
+    out.push(real);
   }
   return out;
 }
+
+const resolved = new WeakMap<Driver, Map<string, string>>();
 
 /** For a path whose parent does not exist: the configured kubelet directory it is spelled under, if any. */
 function lexicalKubeletDir(driver: Driver, given: string): string | undefined {
@@ -112,12 +127,21 @@ function lexicalKubeletDir(driver: Driver, given: string): string | undefined {
 }
 
 function realRoot(driver: Driver): string {
+  let known = resolved.get(driver);
+  if (!known) resolved.set(driver, (known = new Map()));
+  const cached = known.get(ROOT_KEY);
+  if (cached !== undefined) return cached;
   try {
-    return realpathSync(driver.config.root);
+    const real = realpathSync.native(driver.config.root);
+    known.set(ROOT_KEY, real);
+    return real;
   } catch {
     return driver.config.root;
   }
 }
+
+/** The root's entry in `resolved` (no kubelet directory is spelled with a NUL). */
+const ROOT_KEY = "\0root";
 
 /** An open handle on a node path's parent directory, reached without following any symlink. */
 export interface Anchor {

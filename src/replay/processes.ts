@@ -156,7 +156,7 @@ export class ReplayHost implements ReplayTarget {
       await gone;
     }
     const under = this.under();
-    for (const m of readMountInfo().reverse()) if (under(m.mountPoint)) spawnSync("umount", ["-l", m.mountPoint]);
+    for (const m of [...readMountInfo()].reverse()) if (under(m.mountPoint)) spawnSync("umount", ["-l", m.mountPoint]);
     for (const [dev] of attachedLoops(this.nodeRoot)) spawnSync("losetup", ["-d", dev]);
     rmSync(this.opts.hostDir, { recursive: true, force: true });
   }

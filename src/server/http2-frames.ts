@@ -1,6 +1,6 @@
 /**
- * HTTP/2 frames, as the connection guard (connection-guard.ts) reads and
- * writes them.
+ * HTTP/2 frames, as first-request.ts and the connection guard
+ * (connection-guard.ts) read and write them.
  *
  * After a fixed 24-byte preface from the client, an HTTP/2 connection is a
  * sequence of frames in each direction: a 9-byte header — payload length
@@ -12,9 +12,9 @@
  * decoded, in order, by whoever wants to read any of them.
  *
  * This module splits a byte stream into frames and header blocks, builds
- * frames, and encodes the few header fields the guard sends on its own
- * (a gRPC error status) in a way that leaves both ends' HPACK tables as
- * they were: indexed static entries and literals "without indexing".
+ * frames, and encodes header fields in a way that leaves both ends' HPACK
+ * tables as they were (indexed static entries and literals "without
+ * indexing"), which the tests use to send requests no library would.
  */
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -38,16 +38,6 @@ export interface Frame {
 
 export function payloadOf(f: Frame): Buffer {
   return f.raw.subarray(FRAME_HEADER);
-}
-
-/** A DATA frame's data, without its padding. */
-export function dataOf(f: Frame): Buffer {
-  let p = payloadOf(f);
-  if (f.flags & FLAG.PADDED) {
-    const pad = p[0] ?? 0;
-    p = p.subarray(1, Math.max(1, p.length - pad));
-  }
-  return p;
 }
 
 /** A header block: one HEADERS frame and its CONTINUATIONs, with the HPACK bytes joined. */
@@ -77,13 +67,6 @@ export function rstStream(streamId: number, code: number): Buffer {
   return frame(TYPE.RST_STREAM, 0, streamId, p);
 }
 
-export function windowUpdate(streamId: number, increment: number): Buffer {
-  const p = Buffer.alloc(4);
-  p.writeUInt32BE(increment & 0x7fffffff, 0);
-  return frame(TYPE.WINDOW_UPDATE, 0, streamId, p);
-}
-
-/** A HEADERS frame (+ CONTINUATIONs) carrying `block`. */
 export function headerFrames(block: Buffer, flags: number, streamId: number, priority: Buffer | undefined): Buffer[] {
   const keep = (flags & FLAG.END_STREAM) | (priority ? FLAG.PRIORITY : 0);
   const firstRoom = MAX_FRAME - (priority ? 5 : 0);
@@ -103,13 +86,6 @@ export function headerFrames(block: Buffer, flags: number, streamId: number, pri
     first = false;
   } while (rest.length > 0);
   return frames;
-}
-
-/** The same frame with END_STREAM cleared (flags are outside HPACK's state, so this is always safe). */
-export function withoutEndStream(raw: Buffer): Buffer {
-  const copy = Buffer.from(raw);
-  copy[4] = copy[4]! & ~FLAG.END_STREAM;
-  return copy;
 }
 
 /**
@@ -187,73 +163,6 @@ export class FrameReader {
     this.pending = undefined;
     const block = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts);
     this.on.headers({ streamId: p.streamId, flags: p.flags, priority: p.priority, block, frames: p.frames });
-  }
-}
-
-/**
- * Follows the server→client byte stream frame by frame without holding
- * payloads back: each frame's header is read (a header split across writes
- * is kept until whole), and the caller decides per frame whether its bytes
- * go on. `atBoundary` says whether bytes may be inserted between frames now.
- */
-export class FrameTracker {
-  private head = Buffer.alloc(FRAME_HEADER);
-  private headLen = 0;
-  private remaining = 0;
-  private keep = true;
-
-  /**
-   * Walk `chunk`. `decide` is called once per frame header and says whether
-   * that frame's bytes are kept; `boundary` is called wherever one frame
-   * has ended and the next not begun, and returns bytes to insert there.
-   * Returns the bytes to send on: `chunk` itself when nothing changed.
-   */
-  walk(
-    chunk: Buffer,
-    decide: (type: number, flags: number, streamId: number, length: number) => boolean,
-    boundary: () => Buffer[],
-  ): Buffer {
-    const out: Buffer[] = [];
-    let exact = this.headLen === 0; // else a header begun in the last chunk is re-sent whole
-    const insert = () => {
-      const add = boundary();
-      if (add.length > 0) {
-        out.push(...add);
-        exact = false;
-      }
-    };
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.remaining > 0) {
-        const n = Math.min(this.remaining, chunk.length - i);
-        if (this.keep) out.push(chunk.subarray(i, i + n));
-        else exact = false;
-        this.remaining -= n;
-        i += n;
-        continue;
-      }
-      if (this.headLen === 0) insert();
-      const n = Math.min(FRAME_HEADER - this.headLen, chunk.length - i);
-      chunk.copy(this.head, this.headLen, i, i + n);
-      this.headLen += n;
-      i += n;
-      if (this.headLen < FRAME_HEADER) {
-        exact = false; // held back until the header is whole
-        break;
-      }
-      this.headLen = 0;
-      const length = this.head.readUIntBE(0, 3);
-      this.keep = decide(this.head[3]!, this.head[4]!, this.head.readUInt32BE(5) & 0x7fffffff, length);
-      if (this.keep) out.push(Buffer.from(this.head));
-      else exact = false;
-      this.remaining = length;
-    }
-    if (this.atBoundary) insert();
-    return exact ? chunk : Buffer.concat(out);
-  }
-
-  get atBoundary(): boolean {
-    return this.remaining === 0 && this.headLen === 0;
   }
 }
 

@@ -12,9 +12,10 @@
  *   5. log one JSON line (method, volume, code, duration; secrets redacted)
  *      and report the call to the metrics observer.
  */
-import type { handleUnaryCall, ServerUnaryCall, sendUnaryData, ServiceDefinition } from "@grpc/grpc-js";
 import { CsiError, Code, codeName } from "../csi/errors";
 import type { Driver } from "./driver";
+import type { Level } from "./logger";
+import type { MessageCodec, ServiceDefinition, ServiceHandlers, UnaryHandler } from "./grpc-server";
 import { KeyedLocks } from "./locks";
 import { redact } from "./redact";
 import type { CallContext, Rpc, RpcTable } from "./rpc";
@@ -52,20 +53,21 @@ function isDecodeFailure(x: unknown): x is DecodeFailure {
  * INVALID_ARGUMENT.
  */
 export function withSafeDecoding<D extends ServiceDefinition>(definition: D): D {
-  const out: Record<string, unknown> = {};
-  for (const [name, method] of Object.entries(definition)) {
-    out[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
+  const methods: ServiceDefinition["methods"] = {};
+  for (const [name, method] of Object.entries(definition.methods)) {
+    const safe: MessageCodec = {
+      encode: (m) => method.requestType.encode(m),
+      decode: (bytes) => {
         try {
-          return method.requestDeserialize(bytes);
+          return method.requestType.decode(bytes);
         } catch (err) {
           return { [DECODE_FAILED]: err instanceof Error ? err.message : String(err) } satisfies DecodeFailure;
         }
       },
     };
+    methods[name] = { ...method, requestType: safe };
   }
-  return out as D;
+  return { ...definition, methods };
 }
 
 // Fields worth a column in every log line, when the request has them.
@@ -83,22 +85,22 @@ function summary(req: unknown): Record<string, unknown> {
 
 let callCounter = 0;
 
-/** Wrap one Rpc as a grpc-js unary handler. */
-export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Req, Res>, deps: InterceptorDeps): handleUnaryCall<Req, Res> {
+/** Wrap one Rpc as a unary handler for the gRPC server (grpc-server.ts). */
+export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Req, Res>, deps: InterceptorDeps): UnaryHandler<Req, Res> {
   const { driver, locks } = deps;
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+  return (call, callback) => {
     const started = process.hrtime.bigint();
     const callId = (++callCounter).toString(36);
     const req = call.request as unknown;
     const picked = summary(req);
     const fields = { rpc: method, call: callId, ...picked };
-    const log = {
-      enabled: driver.log.enabled,
-      debug: (m: string, f?: Record<string, unknown>) => driver.log.debug(m, { ...fields, ...f }),
-      info: (m: string, f?: Record<string, unknown>) => driver.log.info(m, { ...fields, ...f }),
-      warn: (m: string, f?: Record<string, unknown>) => driver.log.warn(m, { ...fields, ...f }),
-      error: (m: string, f?: Record<string, unknown>) => driver.log.error(m, { ...fields, ...f }),
-    };
+    // The call's fields go into each line, merged only for lines that are written.
+    const at =
+      (level: Level) =>
+      (m: string, f?: Record<string, unknown>): void => {
+        if (driver.log.enabled(level)) driver.log[level](m, { ...fields, ...f });
+      };
+    const log = { enabled: driver.log.enabled, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
     let keys: string[] = [];
     let settled = false;
     deps.inflight?.start();
@@ -184,12 +186,12 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
   };
 }
 
-/** Wrap every Rpc of a service table. */
-export function interceptAll<S>(service: string, table: RpcTable<S>, deps: InterceptorDeps): S {
-  const out: Record<string, unknown> = {};
-  for (const [key, rpc] of Object.entries(table as Record<string, Rpc<unknown, unknown>>)) {
+/** Wrap every Rpc of a service table: one handler per method, keyed as the table is. */
+export function interceptAll<D extends ServiceDefinition>(service: string, table: RpcTable<D>, deps: InterceptorDeps): ServiceHandlers {
+  const out: ServiceHandlers = {};
+  for (const [key, rpc] of Object.entries(table as unknown as Record<string, Rpc<unknown, unknown>>)) {
     const method = key.charAt(0).toUpperCase() + key.slice(1);
     out[key] = intercept(service, method, rpc, deps);
   }
-  return out as S;
+  return out;
 }

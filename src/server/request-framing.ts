@@ -8,18 +8,18 @@
  * A unary call — every CSI method is one — sends exactly one message and
  * then ends the stream.
  *
- * grpc-js trusts the prefix more than it should: a compressed flag with no
- * `grpc-encoding` is read as uncompressed, bytes after the announced length
- * that do not make a whole second message are dropped at the end of the
- * stream, and a flag byte of 2 or more counts as 0. Each of those turns a
- * broken request into a different, well-formed one, which the handler then
- * carries out. The gRPC spec (PROTOCOL-HTTP2.md) allows none of it: "If the
- * Message-Encoding header is omitted then the Compressed-Flag must be 0",
- * and a message is exactly its announced length. This check runs on the
- * bytes as they arrive, before grpc-js sees them, and names the first
- * thing wrong; the connection guard then answers the call with INTERNAL,
- * the status gRPC's own implementations give a peer that breaks framing
- * (grpc-go: "compressed flag set with identity or empty encoding").
+ * A lenient reader turns a broken request into a different, well-formed
+ * one, which the handler then carries out — grpc-js's server, which we
+ * used before, read a compressed flag with no `grpc-encoding` as
+ * uncompressed, dropped bytes after the announced length that did not make
+ * a whole second message, and counted a flag byte of 2 or more as 0. The
+ * gRPC spec (PROTOCOL-HTTP2.md) allows none of it: "If the Message-Encoding
+ * header is omitted then the Compressed-Flag must be 0", and a message is
+ * exactly its announced length. This check runs on the bytes as they
+ * arrive and names the first thing wrong; the server (grpc-server.ts) then
+ * answers the call with INTERNAL, the status gRPC's own implementations
+ * give a peer that breaks framing (grpc-go: "compressed flag set with
+ * identity or empty encoding"), and never runs the handler.
  */
 
 /** One request stream's framing, fed its DATA bytes in order. */

@@ -8,7 +8,6 @@
  * into gRPC statuses and timing are done once, around every handler, by the
  * interceptor (interceptor.ts); handlers never touch the gRPC call object.
  */
-import type { handleUnaryCall } from "@grpc/grpc-js";
 import type { Driver } from "./driver";
 import type { Logger } from "./logger";
 
@@ -36,11 +35,14 @@ export function defineRpc<Req, Res>(rpc: Rpc<Req, Res>): Rpc<Req, Res> {
   return rpc;
 }
 
-// ts-proto's server interfaces extend an index signature; keep only the
-// named methods.
-type KnownKeys<T> = keyof { [K in keyof T as string extends K ? never : number extends K ? never : K]: T[K] };
+/** The message type a ts-proto codec (`X.decode`) makes. */
+type Decoded<C> = C extends { decode(input: Uint8Array, length?: number): infer T } ? T : never;
 
-/** One Rpc per method of a ts-proto `XxxServer` interface. */
-export type RpcTable<S> = {
-  [K in KnownKeys<S>]: S[K] extends handleUnaryCall<infer Req, infer Res> ? Rpc<Req, Res> : never;
+/**
+ * One Rpc per method of a ts-proto service definition (`typeof
+ * IdentityDefinition`), keyed like its methods, with the request and reply
+ * types of each.
+ */
+export type RpcTable<D extends { methods: object }> = {
+  [K in keyof D["methods"]]: D["methods"][K] extends { requestType: infer Q; responseType: infer R } ? Rpc<Decoded<Q>, Decoded<R>> : never;
 };

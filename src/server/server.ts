@@ -2,12 +2,13 @@
  * The gRPC server: CSI's transport.
  *
  * CSI is defined as gRPC services, so a plugin is a gRPC server. We accept
- * connections ourselves (net.Server on a unix socket or TCP port) and hand
- * each one to grpc-js through its connection injector. Owning the accept
- * step lets us put a guard on every connection (connection-guard.ts) that
- * repairs the `:authority` of old clients and refuses requests whose gRPC
- * framing is broken, and remove a stale socket file safely, which
- * grpc-js's own bind cannot do.
+ * connections ourselves (net.Server on a unix socket or TCP port) and serve
+ * gRPC on Node's HTTP/2 (grpc-server.ts). Owning the accept step lets us
+ * look at each connection's first request (first-request.ts): a client
+ * with a valid `:authority` — every current one — is served by nghttp2
+ * reading the socket directly; an old kubelet that sends the socket path
+ * instead goes through the connection guard (connection-guard.ts), which
+ * repairs it. It also lets us remove a stale socket file safely.
  *
  * Which services are served depends on --mode: a controller Deployment
  * serves Identity + Controller, a node DaemonSet Identity + Node, and a
@@ -17,8 +18,7 @@
 import * as net from "node:net";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
-import { ControllerService, GroupControllerService, IdentityService, NodeService } from "../gen/csi";
+import { ControllerDefinition, GroupControllerDefinition, IdentityDefinition, NodeDefinition } from "../gen/csi";
 import { controllerRpcs } from "../controller";
 import { groupControllerRpcs } from "../group-controller";
 import { identityRpcs } from "../identity";
@@ -26,6 +26,8 @@ import { nodeRpcs } from "../node";
 import { ConnectionGuard } from "./connection-guard";
 import type { Driver } from "./driver";
 import { formatEndpoint, type Endpoint } from "./endpoint";
+import { sniffFirstRequest } from "./first-request";
+import { GrpcServer } from "./grpc-server";
 import { interceptAll, withSafeDecoding, type CallRecord } from "./interceptor";
 import { KeyedLocks } from "./locks";
 
@@ -46,7 +48,11 @@ export interface ServerOptions {
 const MAX_SOCKET_PATH = 107;
 
 export async function startServer(driver: Driver, endpoint: Endpoint, opts: ServerOptions = {}): Promise<RunningServer> {
-  const grpcServer = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const grpcServer = new GrpcServer({
+    maxMessageBytes: 4 * 1024 * 1024,
+    onSessionError: (err) => driver.log.debug("a connection failed", { error: err.message }),
+    onRefused: (problem, path) => driver.log.info("refused a request with broken gRPC framing", { method: path, error: problem }),
+  });
   let inflight = 0;
   const deps = {
     driver,
@@ -55,23 +61,23 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
     inflight: { start: () => void inflight++, end: () => void inflight-- },
   };
   const mode = driver.config.mode;
-  grpcServer.addService(withSafeDecoding(IdentityService), interceptAll("Identity", identityRpcs, deps));
-  if (mode !== "node") grpcServer.addService(withSafeDecoding(ControllerService), interceptAll("Controller", controllerRpcs, deps));
+  grpcServer.addService(withSafeDecoding(IdentityDefinition), interceptAll("Identity", identityRpcs, deps));
+  if (mode !== "node") grpcServer.addService(withSafeDecoding(ControllerDefinition), interceptAll("Controller", controllerRpcs, deps));
   if (mode !== "node") {
-    grpcServer.addService(withSafeDecoding(GroupControllerService), interceptAll("GroupController", groupControllerRpcs, deps));
+    grpcServer.addService(withSafeDecoding(GroupControllerDefinition), interceptAll("GroupController", groupControllerRpcs, deps));
   }
-  if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeService), interceptAll("Node", nodeRpcs, deps));
+  if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeDefinition), interceptAll("Node", nodeRpcs, deps));
 
-  const injector: ConnectionInjector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
   const sockets = new Set<net.Socket>();
+  const guardEvents = { rewrote: (from: string) => driver.log.debug("rewrote an invalid :authority", { authority: from }) };
   const listener = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    const guard = new ConnectionGuard(socket, {
-      rewrote: (from) => driver.log.debug("rewrote an invalid :authority", { authority: from }),
-      refused: (problem, method) => driver.log.info("refused a request with broken gRPC framing", { method, error: problem }),
+    socket.on("error", (err) => driver.log.debug("a client connection failed", { error: err.message }));
+    sniffFirstRequest(socket, (d) => {
+      if (d.kind === "direct") grpcServer.accept(socket);
+      else grpcServer.accept(new ConnectionGuard(socket, guardEvents, d.bytes));
     });
-    injector.injectConnection(guard);
   });
 
   let bound: Endpoint;
@@ -105,18 +111,8 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
       // Stop accepting. (close's callback would wait for every open
       // connection to end; gRPC's shutdown below is what ends them.)
       listener.close();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          driver.log.warn("grace period over; cancelling remaining calls", { inflight });
-          grpcServer.forceShutdown();
-          for (const s of sockets) s.destroy();
-          resolve();
-        }, graceMs);
-        grpcServer.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      const how = await grpcServer.close(graceMs);
+      if (how === "forced") driver.log.warn("grace period over; cancelled remaining calls", { inflight });
       for (const s of sockets) s.destroy();
       if (bound.kind === "unix") await fsp.rm(bound.path, { force: true });
       driver.log.info("stopped");

@@ -10,7 +10,7 @@
  * a power cut.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, promises as fsp, readFileSync, constants as fsc } from "node:fs";
+import { close, closeSync, fsync, open, openSync, promises as fsp, readFileSync, write, constants as fsc } from "node:fs";
 import * as path from "node:path";
 
 /*
@@ -26,17 +26,37 @@ import * as path from "node:path";
  */
 export async function prepareFile(file: string, data: string | Uint8Array, mode = 0o644): Promise<string> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
-  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+  const bytes = typeof data === "string" ? Buffer.from(data) : data;
+  const fd = await new Promise<number>((resolve, reject) =>
+    open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
   try {
-    await fh.writeFile(data);
-    await fh.sync();
+    await writeAll(fd, bytes);
+    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
   } catch (err) {
-    await fh.close().catch(() => undefined);
+    await closeFd(fd).catch(() => undefined);
     await fsp.rm(tmp, { force: true });
     throw err;
   }
-  await fh.close();
+  await closeFd(fd);
   return tmp;
+}
+
+// The callback API, not FileHandle: one thread-pool trip per step either
+// way, but without FileHandle's promise and close-on-collect bookkeeping,
+// which cost more CPU than the system calls themselves here.
+function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      if (off >= bytes.length) return resolve();
+      write(fd, bytes, off, bytes.length - off, null, (err, n) => (err ? reject(err) : step(off + n)));
+    };
+    step(0);
+  });
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => close(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** The second half: rename the prepared temporary over `file` (the atomic step), and make that durable. */
@@ -56,13 +76,13 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
 }
 
 /** Make a directory entry change (create, rename, unlink) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+export function fsyncDir(dir: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY, (err, fd) => {
+      if (err) return reject(err);
+      fsync(fd, (syncErr) => close(fd, (closeErr) => (syncErr || closeErr ? reject(syncErr ?? closeErr) : resolve())));
+    }),
+  );
 }
 
 /**

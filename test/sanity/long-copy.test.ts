@@ -4,6 +4,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
 import { Code, destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
+import { codeName } from "../../src/csi/errors";
 import { createVolume, describeTree, volumeDir, withoutInodes } from "./snapshot-helpers";
 
 describe("Copies longer than the caller's deadline", () => {
@@ -20,7 +21,7 @@ describe("Copies longer than the caller's deadline", () => {
       } catch (err) {
         const code = (err as ServiceError).code;
         assert.ok(code === Code.DEADLINE_EXCEEDED || code === Code.ABORTED, `unexpected ${(err as ServiceError).details}`);
-        codes.push(Code[code]!);
+        codes.push(codeName(code));
         await new Promise((r) => setTimeout(r, 10));
       }
     }

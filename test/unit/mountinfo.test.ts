@@ -1,6 +1,11 @@
 // Parsing /proc/self/mountinfo, and finding a directory's bind mounts in it.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { locate, mountAt, mountContaining, mountsOf, parseMountInfo, readMountInfo } from "../../src/mount/mountinfo";
+import { bindMount, unmount } from "../../src/mount/syscalls";
 
 const SAMPLE = [
   "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
@@ -38,5 +43,54 @@ describe("mountinfo", () => {
   it("reads this process's real mount table", async () => {
     const real = await readMountInfo();
     assert.ok(real.some((m) => m.mountPoint === "/"));
+  });
+
+  describe("the table is read again only when the kernel says it changed", () => {
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-mountinfo-"))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("gives the same table while nothing changes", () => {
+      const a = readMountInfo();
+      assert.equal(readMountInfo(), a, "not parsed again");
+    });
+
+    it("sees a mount and an unmount made by this process at once", () => {
+      const before = readMountInfo();
+      bindMount(dir, dir);
+      try {
+        const after = readMountInfo();
+        assert.notEqual(after, before);
+        assert.equal(mountAt(after, dir)?.mountPoint, dir);
+      } finally {
+        unmount(dir);
+      }
+      assert.equal(mountAt(readMountInfo(), dir), undefined);
+    });
+
+    it("sees a mount made by another process in this namespace", () => {
+      readMountInfo();
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "csi-lab-test", dir]);
+      try {
+        assert.equal(mountAt(readMountInfo(), dir)?.fsType, "tmpfs");
+      } finally {
+        execFileSync("umount", [dir]);
+      }
+      assert.equal(mountAt(readMountInfo(), dir), undefined);
+    });
+
+    it("sees every change of many in a row", () => {
+      const dirs = Array.from({ length: 20 }, (_, i) => path.join(dir, String(i)));
+      for (const d of dirs) execFileSync("mkdir", [d]);
+      try {
+        for (const [i, d] of dirs.entries()) {
+          bindMount(d, d);
+          assert.equal(readMountInfo().filter((m) => m.mountPoint.startsWith(dir + "/")).length, i + 1);
+        }
+      } finally {
+        for (const d of [...dirs].reverse()) unmount(d);
+      }
+      assert.equal(readMountInfo().filter((m) => m.mountPoint.startsWith(dir + "/")).length, 0);
+    });
   });
 });

@@ -3,7 +3,6 @@
 // on where the transport happened to cut the stream.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { frame, FrameTracker, TYPE } from "../../src/server/http2-frames";
 import { RequestFraming } from "../../src/server/request-framing";
 
 function message(body: Buffer, flag = 0, length = body.length): Buffer {
@@ -60,52 +59,4 @@ describe("RequestFraming", () => {
       );
     });
   }
-});
-
-describe("FrameTracker", () => {
-  const frames = [
-    frame(0x4, 0, 0, Buffer.alloc(6, 1)),
-    frame(TYPE.HEADERS, 0x4, 1, Buffer.alloc(20, 2)),
-    frame(TYPE.DATA, 0, 3, Buffer.alloc(300, 3)),
-    frame(TYPE.DATA, 1, 1, Buffer.alloc(0)),
-    frame(TYPE.HEADERS, 0x5, 3, Buffer.alloc(12, 4)),
-  ];
-  const stream = Buffer.concat(frames);
-  const marker = Buffer.from("<ours>");
-
-  it("passes every byte on, in order, however the stream is cut, and returns the chunk itself when nothing changed", () => {
-    fc.assert(
-      fc.property(fc.array(fc.nat(), { maxLength: 8 }), (points) => {
-        const t = new FrameTracker();
-        const out = cut(stream, points).map((c) => {
-          const got = t.walk(c, () => true, () => []);
-          return got;
-        });
-        assert.ok(Buffer.concat(out).equals(stream));
-        assert.ok(t.atBoundary);
-      }),
-    );
-  });
-
-  it("drops the frames of a stream it is told to, and inserts bytes only between frames", () => {
-    fc.assert(
-      fc.property(fc.array(fc.nat(), { maxLength: 8 }), (points) => {
-        const t = new FrameTracker();
-        let pending = [marker];
-        const out = cut(stream, points).map((c) =>
-          t.walk(
-            c,
-            (_type, _flags, streamId) => streamId !== 3,
-            () => {
-              const mine = pending;
-              pending = [];
-              return mine;
-            },
-          ),
-        );
-        const expected = Buffer.concat([marker, frames[0]!, frames[1]!, frames[3]!]);
-        assert.ok(Buffer.concat(out).equals(expected), Buffer.concat(out).toString("hex"));
-      }),
-    );
-  });
 });

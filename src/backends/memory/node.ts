@@ -32,7 +32,7 @@ interface MemoryVolume {
   dataDir: string;
   /** Every mount of the tmpfs (its binds at staging and target paths), and the mount table read. */
   mounts: MountEntry[];
-  entries: MountEntry[];
+  entries: readonly MountEntry[];
 }
 
 async function find(driver: Driver, volumeId: string): Promise<MemoryVolume> {

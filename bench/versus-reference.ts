@@ -1,0 +1,335 @@
+/**
+ * Side by side with the reference driver: the figures issue 22 sets goals for.
+ *
+ * A node plugin's cost is paid on every node, its latency by every pod
+ * that waits for a volume. This runner measures both for our driver and,
+ * when HOSTPATH_PLUGIN names an installed `hostpathplugin` (kubernetes-csi
+ * csi-driver-host-path), for the reference Go driver too — alternately,
+ * in one run, with the same client, because a shared 2-core machine drifts
+ * within minutes. A cycle is Create → Stage → Publish → Unpublish →
+ * Unstage → Delete of a 1 MiB volume. For each driver and round:
+ *
+ *   - start → serving: process start until the first Probe answers;
+ *   - idle RSS, half a second after that;
+ *   - 50 warm-up cycles (a node plugin is a long-running process), then
+ *     `--cycles` measured ones at concurrency 1 and at `--concurrency`:
+ *     one cycle's latency (the sum of the per-RPC medians), the driver's
+ *     CPU per cycle (utime + stime of /proc/PID/stat), cycles per second;
+ *   - with `--population N` (ours only: the reference keeps every volume in
+ *     one JSON file rewritten per call), N idle volumes are made first and
+ *     the throughput measured again, to show cost does not grow with them.
+ *
+ *   npm run build && node dist/bench/versus-reference.js [--rounds 3] [--cycles 200]
+ *        [--concurrency 4] [--population 10000] [--param capacity=none]
+ *
+ * --param goes to our CreateVolume only (the reference takes none). It
+ * prints every run as a JSON line, then the medians, the ratios and, for
+ * each goal of issue 22, whether it is met. Everything runs in a private
+ * mount namespace of its own, on scratch space under $TMPDIR that it
+ * removes however it ends.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { promises as fsp, readFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { connect, type CsiClient } from "../src/client/csi-client";
+import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
+import { readMountInfo } from "../src/mount/mountinfo";
+import { unmount } from "../src/mount/syscalls";
+
+const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
+const MOUNT: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
+const MIB = 1024 * 1024;
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+type Who = "csi-lab" | "hostpath";
+
+interface Options {
+  rounds: number;
+  cycles: number;
+  concurrency: number;
+  population: number;
+  parameters: Record<string, string>;
+  hostpath: string | undefined;
+}
+
+/** One measured load: what the issue's table shows. */
+interface Load {
+  cyclesPerSecond: number;
+  /** Sum of the six RPCs' median latencies. */
+  cycleMs: number;
+  driverCpuMsPerCycle: number;
+  p50: Record<string, number>;
+  failures: number;
+}
+
+interface Round {
+  who: Who;
+  round: number;
+  readyMs: number;
+  idleRssMiB: number;
+  one: Load;
+  many: Load;
+  populated?: Load & { population: number; populateSeconds: number };
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: "string", default: "3" },
+      cycles: { type: "string", default: "200" },
+      concurrency: { type: "string", default: "4" },
+      population: { type: "string", default: "0" },
+      param: { type: "string", multiple: true, default: [] },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(readFileSync(__filename, "utf8").split("*/")[0]!.replace(/^\/\*\*|^ \* ?/gm, "") + "\n");
+    process.exit(0);
+  }
+  const int = (name: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} wants a whole number ≥ ${min}, got ${v}`);
+    return n;
+  };
+  const parameters: Record<string, string> = {};
+  for (const kv of values.param ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new Error(`--param wants key=value, got ${kv}`);
+    parameters[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const hostpath = process.env.HOSTPATH_PLUGIN || undefined;
+  if (hostpath) {
+    const r = spawnSync(hostpath, ["--version"], { encoding: "utf8" });
+    if (r.error) throw new Error(`HOSTPATH_PLUGIN=${hostpath} does not run: ${r.error.message}`);
+  }
+  return {
+    rounds: int("rounds", values.rounds, 1),
+    cycles: int("cycles", values.cycles, 10),
+    concurrency: int("concurrency", values.concurrency, 1),
+    population: int("population", values.population, 0),
+    parameters,
+    hostpath,
+  };
+}
+
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+interface Started {
+  proc: ChildProcess;
+  endpoint: string;
+  readyMs: number;
+  kubeletDir: string;
+}
+
+async function startDriver(who: Who, dir: string, o: Options): Promise<Started> {
+  const kubeletDir = path.join(dir, "kubelet");
+  await fsp.mkdir(path.join(kubeletDir, "pods"), { recursive: true });
+  const endpoint = `unix://${path.join(dir, "csi.sock")}`;
+  const [cmd, args] =
+    who === "csi-lab"
+      ? [process.execPath, [path.resolve(__dirname, "../../bin/csi-lab.js"), "driver", "--endpoint", endpoint, "--node-id", "bench-node", "--root", path.join(dir, "root"), "--kubelet-dir", kubeletDir, "--log-level", "warn"]]
+      : [o.hostpath!, ["--endpoint", endpoint, "--nodeid", "bench-node", "--drivername", "hostpath.csi.k8s.io", "--statedir", path.join(dir, "state")]];
+  const t = process.hrtime.bigint();
+  const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "ignore"] });
+  for (;;) {
+    // A fresh client per attempt: a channel that failed to connect waits before its next try.
+    const client = connect(endpoint);
+    try {
+      await client.identity.probe({}, { timeoutMs: 200 });
+      break;
+    } catch {
+      if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
+      await new Promise((r) => setTimeout(r, 2));
+    } finally {
+      client.close();
+    }
+  }
+  return { proc, endpoint, readyMs: Number(process.hrtime.bigint() - t) / 1e6, kubeletDir };
+}
+
+async function stopDriver(s: Started): Promise<void> {
+  if (s.proc.exitCode !== null) return;
+  const gone = new Promise((r) => s.proc.once("exit", r));
+  s.proc.kill("SIGTERM");
+  await gone;
+}
+
+/** `n` cycles over `concurrency` workers; the driver's CPU is read around them. */
+async function load(client: CsiClient, s: Started, tag: string, n: number, concurrency: number, parameters: Record<string, string>): Promise<Load> {
+  const samples: Record<string, number[]> = Object.fromEntries(RPCS.map((r) => [r, []]));
+  let next = 0;
+  let failures = 0;
+  const timed = async <T>(rpc: string, fn: () => Promise<T>): Promise<T> => {
+    const t = process.hrtime.bigint();
+    const r = await fn();
+    samples[rpc]!.push(Number(process.hrtime.bigint() - t) / 1e6);
+    return r;
+  };
+  const ticks0 = cpuTicks(s.proc.pid!);
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      // As the kubelet does: the staging directory and the target's parent exist before the calls.
+      const staging = path.join(s.kubeletDir, "plugins", "staging", `${tag}-w${w}`);
+      const podDir = path.join(s.kubeletDir, "pods", `${tag}-w${w}`);
+      await fsp.mkdir(staging, { recursive: true });
+      await fsp.mkdir(podDir, { recursive: true });
+      const target = path.join(podDir, "mount");
+      while (next < n) {
+        const i = next++;
+        try {
+          const vol = await timed("CreateVolume", () =>
+            client.controller.createVolume({ name: `${tag}-${i}`, volumeCapabilities: [MOUNT], capacityRange: { requiredBytes: MIB }, parameters }),
+          );
+          const volumeId = vol.volume!.volumeId;
+          await timed("NodeStageVolume", () => client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: MOUNT }));
+          await timed("NodePublishVolume", () => client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: MOUNT }));
+          await timed("NodeUnpublishVolume", () => client.node.nodeUnpublishVolume({ volumeId, targetPath: target }));
+          await timed("NodeUnstageVolume", () => client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }));
+          await timed("DeleteVolume", () => client.controller.deleteVolume({ volumeId }));
+        } catch (err) {
+          if (++failures <= 3) process.stderr.write(`${tag}: a cycle failed: ${(err as Error).message}\n`);
+          if (failures > n / 10) throw new Error(`${tag}: more than a tenth of the cycles failed`);
+        }
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpuMs = ((cpuTicks(s.proc.pid!) - ticks0) * 1000) / CLK_TCK;
+  const p50 = Object.fromEntries(RPCS.map((r) => [r, Math.round(median(samples[r]!) * 1000) / 1000]));
+  const round2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    cyclesPerSecond: round2(n / seconds),
+    cycleMs: round2(Object.values(p50).reduce((a, b) => a + b, 0)),
+    driverCpuMsPerCycle: round2(cpuMs / n),
+    p50,
+    failures,
+  };
+}
+
+async function populate(client: CsiClient, n: number, parameters: Record<string, string>): Promise<number> {
+  const t = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < n) {
+        const i = next++;
+        await client.controller.createVolume({ name: `idle-${i}`, volumeCapabilities: [MOUNT], capacityRange: { requiredBytes: MIB }, parameters });
+      }
+    }),
+  );
+  return (Date.now() - t) / 1000;
+}
+
+async function measure(who: Who, round: number, scratch: string, o: Options): Promise<Round> {
+  const dir = path.join(scratch, `${who}-${round}`);
+  const s = await startDriver(who, dir, o);
+  const client = connect(s.endpoint);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const idleRssMiB = Math.round(rssMiB(s.proc.pid!) * 10) / 10;
+    const params = who === "csi-lab" ? o.parameters : {};
+    await load(client, s, "warm", 50, 1, params);
+    const one = await load(client, s, "one", o.cycles, 1, params);
+    const many = await load(client, s, "many", o.cycles, o.concurrency, params);
+    const out: Round = { who, round, readyMs: Math.round(s.readyMs), idleRssMiB, one, many };
+    if (o.population > 0 && who === "csi-lab") {
+      const populateSeconds = await populate(client, o.population, params);
+      const populated = await load(client, s, "populated", o.cycles, o.concurrency, params);
+      out.populated = { ...populated, population: o.population, populateSeconds };
+    }
+    return out;
+  } finally {
+    client.close();
+    await stopDriver(s);
+  }
+}
+
+function summary(rounds: Round[], o: Options): string {
+  const of = (who: Who) => rounds.filter((r) => r.who === who);
+  const fig = (rs: Round[]) => ({
+    lat1: median(rs.map((r) => r.one.cycleMs)),
+    cpu1: median(rs.map((r) => r.one.driverCpuMsPerCycle)),
+    cpsN: median(rs.map((r) => r.many.cyclesPerSecond)),
+    rss: median(rs.map((r) => r.idleRssMiB)),
+    ready: median(rs.map((r) => r.readyMs)),
+    pop: rs.some((r) => r.populated) ? median(rs.filter((r) => r.populated).map((r) => r.populated!.cyclesPerSecond)) : undefined,
+  });
+  const lab = fig(of("csi-lab"));
+  const lines = [
+    `medians of ${o.rounds} round(s), ${o.cycles} cycles each, parameters ${JSON.stringify(o.parameters)}`,
+    `csi-lab:  cycle ${lab.lat1} ms at concurrency 1, driver CPU ${lab.cpu1} ms/cycle, ${lab.cpsN} cycles/s at concurrency ${o.concurrency}, ` +
+      `idle RSS ${lab.rss} MiB, start → serving ${lab.ready} ms` +
+      (lab.pop !== undefined ? `, ${lab.pop} cycles/s with ${o.population} idle volumes (${(lab.pop / lab.cpsN).toFixed(2)} of empty)` : ""),
+  ];
+  const hp = of("hostpath").length ? fig(of("hostpath")) : undefined;
+  if (hp) {
+    const none = o.parameters.capacity === "none";
+    const lat = hp.lat1 / lab.lat1;
+    const cpu = hp.cpu1 / lab.cpu1;
+    const cps = lab.cpsN / hp.cpsN;
+    const met = (ok: boolean) => (ok ? "met" : "NOT met");
+    lines.push(
+      `hostpath: cycle ${hp.lat1} ms, driver CPU ${hp.cpu1} ms/cycle, ${hp.cpsN} cycles/s, idle RSS ${hp.rss} MiB, start → serving ${hp.ready} ms`,
+      `latency: csi-lab's cycle is 1/${lat.toFixed(2)} of hostpath's (goal ${none ? "1/8" : "1/4"}: ${met(lat >= (none ? 8 : 4))})`,
+      `CPU: csi-lab uses ${(1 / cpu).toFixed(2)}× hostpath's per cycle (goal ≤ ${none ? "0.5" : "1"}×: ${met(1 / cpu <= (none ? 0.5 : 1))})`,
+      `throughput: ${cps.toFixed(2)}× hostpath's at concurrency ${o.concurrency} (goal ≥ ${none ? 5 : 3}×: ${met(cps >= (none ? 5 : 3))})`,
+    );
+  }
+  if (lab.pop !== undefined) lines.push(`throughput with ${o.population} idle volumes: ${(lab.pop / lab.cpsN).toFixed(2)} of empty (goal ≥ 0.85: ${lab.pop / lab.cpsN >= 0.85 ? "met" : "NOT met"})`);
+  lines.push(
+    `footprint: idle RSS ${lab.rss} MiB (goal ≤ 50 MB = 47.7 MiB: ${lab.rss * MIB <= 50e6 ? "met" : "NOT met"}), ` +
+      `start → serving ${lab.ready} ms (goal ≤ 250 ms: ${lab.ready <= 250 ? "met" : "NOT met"})`,
+  );
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  if (process.env.CSI_LAB_BENCH_PRIVATE !== "1") {
+    // The drivers make real mounts: run again in a private mount namespace.
+    const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.argv.slice(1)], {
+      stdio: "inherit",
+      env: { ...process.env, CSI_LAB_BENCH_PRIVATE: "1" },
+    });
+    if (r.error) throw new Error(`unshare: ${r.error.message} (util-linux; run as root)`);
+    process.exitCode = r.status ?? 1;
+    return;
+  }
+  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-versus-"));
+  const rounds: Round[] = [];
+  try {
+    for (let r = 1; r <= o.rounds; r++) {
+      for (const who of o.hostpath ? (["csi-lab", "hostpath"] as const) : (["csi-lab"] as const)) {
+        const res = await measure(who, r, scratch, o);
+        rounds.push(res);
+        process.stdout.write(JSON.stringify(res) + "\n");
+      }
+    }
+    process.stdout.write(summary(rounds, o) + "\n");
+  } finally {
+    // Mounts a failed run left (this namespace's only) go first: rm must not walk into a volume.
+    for (const m of [...readMountInfo()].reverse()) if (m.mountPoint.startsWith(scratch + "/")) unmount(m.mountPoint, { detach: true });
+    await fsp.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`versus-reference: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

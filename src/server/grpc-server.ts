@@ -1,0 +1,325 @@
+/**
+ * A gRPC server for unary calls, on Node's own HTTP/2.
+ *
+ * gRPC over HTTP/2 is small when every call is unary, as every CSI call is:
+ * a request is a POST to `/<package>.<Service>/<Method>` with content-type
+ * `application/grpc`; its body is one length-prefixed message (a 1-byte
+ * compressed flag, a 4-byte big-endian length, the protobuf bytes). The
+ * answer is HTTP 200 headers, the reply as one length-prefixed message, and
+ * trailers carrying `grpc-status` (0 = OK) — or, for an error, one HEADERS
+ * frame holding both ("trailers-only") with `grpc-status` and a
+ * percent-encoded `grpc-message`. A deadline arrives as `grpc-timeout`
+ * (e.g. `10S`, `500m`); a cancelled call is a reset stream.
+ *
+ * We used @grpc/grpc-js's server before. Per trivial call it cost about
+ * twice the CPU of node:http2 alone, and its connection injector needs a
+ * JavaScript stream in front of each socket, which moves every byte through
+ * JavaScript. Here node:http2 (nghttp2, in C++) reads the socket itself,
+ * and this file is the whole of gRPC that the driver needs: routing by
+ * path, framing checked strictly (request-framing.ts), gzip and deflate
+ * requests, deadlines, cancellation, message size limits. Clients are
+ * unchanged: grpc-go (kubelet, the sidecars, csi-sanity) and grpc-js.
+ */
+import * as http2 from "node:http2";
+import type { Duplex } from "node:stream";
+import { gunzip, inflate } from "node:zlib";
+import { Code } from "../csi/errors";
+import { RequestFraming } from "./request-framing";
+
+/** What a handler is given: the request, its deadline, and word of cancellation. */
+export interface UnaryCall<Req> {
+  readonly request: Req;
+  /** The client's deadline, or Infinity when it set none. */
+  getDeadline(): Date | number;
+  on(event: "cancelled", listener: () => void): void;
+}
+
+export interface StatusError {
+  code: Code;
+  details: string;
+}
+
+export type UnaryHandler<Req, Res> = (call: UnaryCall<Req>, callback: (err: StatusError | null, value?: Res) => void) => void;
+
+/**
+ * A service's handlers, keyed as its ts-proto definition keys its methods
+ * (lowerCamelCase). Each has its own request and reply types; `never` and
+ * `unknown` are what every one of them is assignable to.
+ */
+export type ServiceHandlers = Record<string, UnaryHandler<never, unknown>>;
+
+/** A ts-proto message codec, as its generic service definitions name them. */
+export interface MessageCodec {
+  decode(input: Uint8Array): unknown;
+  encode(message: unknown): { finish(): Uint8Array };
+}
+
+/** A service as ts-proto's `outputServices=generic-definitions` describes it. */
+export interface ServiceDefinition {
+  /** "csi.v1.Identity": requests come to /<fullName>/<method name>. */
+  fullName: string;
+  methods: Record<string, { name: string; requestType: MessageCodec; responseType: MessageCodec; requestStream: boolean; responseStream: boolean }>;
+}
+
+interface Route {
+  decode(bytes: Uint8Array): unknown;
+  encode(value: unknown): Uint8Array;
+  handler: UnaryHandler<unknown, unknown>;
+}
+
+export interface GrpcServerOptions {
+  /** Largest request message accepted (bytes, after decompression). */
+  maxMessageBytes: number;
+  /** A session (connection) failed; the server carries on. */
+  onSessionError?(err: Error): void;
+  /** A request was answered INTERNAL for broken gRPC framing, never run. */
+  onRefused?(problem: string, path: string): void;
+}
+
+const GRPC_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip" } as const;
+const OK_TRAILERS = { "grpc-status": "0" } as const;
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+
+export class GrpcServer {
+  private readonly h2: http2.Http2Server;
+  private readonly routes = new Map<string, Route>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private inflight = 0;
+  private closing = false;
+
+  constructor(private readonly opts: GrpcServerOptions) {
+    this.h2 = http2.createServer({ maxSessionMemory: 64 });
+    this.h2.on("session", (s) => {
+      if (this.closing) return void s.destroy();
+      this.sessions.add(s);
+      s.on("close", () => this.sessions.delete(s));
+      s.on("error", (err) => this.opts.onSessionError?.(err));
+    });
+    this.h2.on("sessionError", (err) => this.opts.onSessionError?.(err));
+    this.h2.on("stream", (stream, headers) => this.onStream(stream, headers));
+  }
+
+  /** Serve every method of a service; `impl` holds one handler per method, keyed like the definition. */
+  addService(definition: ServiceDefinition, handlers: ServiceHandlers): void {
+    for (const [key, m] of Object.entries(definition.methods)) {
+      const path = `/${definition.fullName}/${m.name}`;
+      const handler = handlers[key] as UnaryHandler<unknown, unknown> | undefined;
+      if (!handler) throw new Error(`no handler for ${path}`);
+      if (m.requestStream || m.responseStream) throw new Error(`${path} streams; only unary calls are served`);
+      this.routes.set(path, { decode: (b) => m.requestType.decode(b), encode: (v) => m.responseType.encode(v).finish(), handler });
+    }
+  }
+
+  /** Serve HTTP/2 on a connection: a net.Socket (nghttp2 then reads it directly) or any Duplex. */
+  accept(connection: Duplex): void {
+    this.h2.emit("connection", connection);
+  }
+
+  /** Calls started and not yet answered. */
+  get callsInFlight(): number {
+    return this.inflight;
+  }
+
+  /**
+   * Stop: every session is told GOAWAY (no new calls) and closes when its
+   * calls are answered; after `graceMs` the rest are cut off.
+   */
+  async close(graceMs: number): Promise<"drained" | "forced"> {
+    this.closing = true;
+    const all = [...this.sessions].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.closed || s.destroyed) return resolve();
+          s.close(resolve);
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const forced = new Promise<"forced">((resolve) => (timer = setTimeout(() => resolve("forced"), graceMs)));
+    const how = await Promise.race([Promise.all(all).then(() => "drained" as const), forced]);
+    clearTimeout(timer);
+    for (const s of this.sessions) s.destroy();
+    return how;
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", () => {}); // a reset or broken stream ends the call; the session reports real faults
+    const contentType = headers["content-type"];
+    if (headers[":method"] !== "POST" || typeof contentType !== "string" || !contentType.startsWith("application/grpc")) {
+      // Not a gRPC request: answered in HTTP's terms, as gRPC's spec asks.
+      respondIfOpen(stream, { ":status": headers[":method"] !== "POST" ? 405 : 415 }, true);
+      stream.resume();
+      return;
+    }
+    const path = headers[":path"] ?? "";
+    const route = this.routes.get(path);
+    const call = new Call(stream);
+    if (!route) {
+      call.fail(Code.UNIMPLEMENTED, `the driver does not serve ${path || "an empty path"}`);
+      return;
+    }
+    const encoding = header(headers, "grpc-encoding");
+    const deadline = parseTimeout(header(headers, "grpc-timeout"));
+    const framing = new RequestFraming(encoding);
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const refuse = (problem: string) => {
+      this.opts.onRefused?.(problem, path);
+      call.fail(Code.INTERNAL, `the request's gRPC framing is broken: ${problem}`);
+    };
+    stream.on("data", (chunk: Buffer) => {
+      if (call.answered) return;
+      const problem = framing.push(chunk);
+      if (problem) return refuse(problem);
+      received += chunk.length;
+      if (received > this.opts.maxMessageBytes + 5) {
+        return call.fail(Code.RESOURCE_EXHAUSTED, `the request is larger than the ${this.opts.maxMessageBytes} bytes a message may be`);
+      }
+      chunks.push(chunk);
+    });
+    stream.on("end", () => {
+      if (call.answered) return;
+      const problem = framing.end();
+      if (problem) return refuse(problem);
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const body = whole.subarray(5);
+      if (whole[0] === 1) {
+        const unzip = encoding === "gzip" ? gunzip : encoding === "deflate" ? inflate : undefined;
+        if (!unzip) return call.fail(Code.UNIMPLEMENTED, `grpc-encoding ${encoding ?? ""} is not supported (identity, deflate, gzip are)`);
+        unzip(body, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
+          if (err) return call.fail(Code.INTERNAL, `the request's ${encoding} message could not be decompressed: ${err.message}`);
+          this.run(call, route, plain, deadline);
+        });
+        return;
+      }
+      this.run(call, route, body, deadline);
+    });
+    stream.on("close", () => call.closed());
+  }
+
+  private run(call: Call, route: Route, body: Buffer, deadline: Date | undefined): void {
+    if (call.answered) return;
+    let request: unknown;
+    try {
+      request = route.decode(body);
+    } catch (err) {
+      return call.fail(Code.INTERNAL, `the request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    call.start(request, deadline);
+    this.inflight++;
+    call.onAnswered = () => this.inflight--;
+    route.handler(call, (err, value) => {
+      if (err) return call.fail(err.code, err.details);
+      let bytes: Uint8Array;
+      try {
+        bytes = route.encode(value);
+      } catch (e) {
+        return call.fail(Code.INTERNAL, `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      call.reply(bytes);
+    });
+  }
+}
+
+/** One call: its stream, whether it has been answered, who waits for its cancellation. */
+class Call implements UnaryCall<unknown> {
+  request: unknown;
+  answered = false;
+  onAnswered: (() => void) | undefined;
+  private deadline: Date | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private cancelListeners: (() => void)[] = [];
+  private cancelled = false;
+
+  constructor(private readonly stream: http2.ServerHttp2Stream) {}
+
+  start(request: unknown, deadline: Date | undefined): void {
+    this.request = request;
+    this.deadline = deadline;
+    if (deadline) {
+      // As gRPC servers do: when the deadline passes the call is answered
+      // DEADLINE_EXCEEDED; the handler learns of it as a cancellation.
+      this.timer = setTimeout(() => {
+        this.fail(Code.DEADLINE_EXCEEDED, "the call's deadline passed");
+        this.cancel();
+      }, Math.max(0, deadline.getTime() - Date.now()));
+    }
+  }
+
+  getDeadline(): Date | number {
+    return this.deadline ?? Infinity;
+  }
+
+  on(_event: "cancelled", listener: () => void): void {
+    if (this.cancelled) queueMicrotask(listener);
+    else this.cancelListeners.push(listener);
+  }
+
+  /** The stream closed; if no answer went out, the client cancelled. */
+  closed(): void {
+    if (this.answered) return;
+    this.settle();
+    this.cancel();
+  }
+
+  reply(message: Uint8Array): void {
+    if (!this.settle()) return;
+    const framed = Buffer.allocUnsafe(5 + message.length);
+    framed[0] = 0;
+    framed.writeUInt32BE(message.length, 1);
+    framed.set(message, 5);
+    const s = this.stream;
+    if (s.destroyed || s.closed) return;
+    s.respond(GRPC_HEADERS, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers(OK_TRAILERS));
+    s.end(framed);
+  }
+
+  fail(code: Code, details: string): void {
+    if (!this.settle()) return;
+    respondIfOpen(this.stream, { ...GRPC_HEADERS, "grpc-status": String(code), "grpc-message": percentEncode(details) }, true);
+  }
+
+  /** Mark answered once; false if it already was. */
+  private settle(): boolean {
+    if (this.answered) return false;
+    this.answered = true;
+    clearTimeout(this.timer);
+    this.onAnswered?.();
+    return true;
+  }
+
+  private cancel(): void {
+    this.cancelled = true;
+    const listeners = this.cancelListeners;
+    this.cancelListeners = [];
+    for (const l of listeners) l();
+  }
+}
+
+function respondIfOpen(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, end: boolean): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  stream.respond(headers, { endStream: end });
+  // The client may still be sending: tell it to stop (RST_STREAM NO_ERROR), as gRPC servers do.
+  if (end && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
+function header(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** grpc-timeout: up to 8 digits and a unit (Hours, Minutes, Seconds, milli, micro, nano). */
+function parseTimeout(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!m) return undefined;
+  return new Date(Date.now() + Number(m[1]) * TIMEOUT_UNIT_MS[m[2]!]!);
+}
+
+/** grpc-message is percent-encoded: bytes outside printable ASCII, and "%" itself (gRPC's PROTOCOL-HTTP2.md). */
+export function percentEncode(s: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(s)) return s;
+  let out = "";
+  for (const b of Buffer.from(s, "utf8")) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  return out;
+}

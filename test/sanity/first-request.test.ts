@@ -1,0 +1,189 @@
+// Each connection's first request is read before the HTTP/2 server takes the socket
+// (src/server/first-request.ts): the driver speaks first, answers PINGs and takes the ACK of
+// its own SETTINGS out of the bytes; then the socket goes to nghttp2 with every byte the
+// client sent. These tests speak raw HTTP/2 bytes, in the orders real clients use and others.
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import { ProbeResponse } from "../../src/gen/csi";
+import { encodeWithoutIndexing, FLAG, frame, PREFACE, TYPE } from "../../src/server/http2-frames";
+import { destroyDriver, startDriver, type DriverProcess } from "./harness";
+
+const SETTINGS = 0x4;
+const PING = 0x6;
+const GOAWAY = 0x7;
+const ACK = 0x1;
+
+interface RawFrame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/** A raw HTTP/2 connection: what the driver sends, frame by frame. */
+class Raw {
+  readonly frames: RawFrame[] = [];
+  closed = false;
+  private buf = Buffer.alloc(0);
+  private waiters: (() => void)[] = [];
+  constructor(readonly sock: net.Socket) {
+    sock.on("data", (c: Buffer) => {
+      this.buf = Buffer.concat([this.buf, c]);
+      while (this.buf.length >= 9) {
+        const len = this.buf.readUIntBE(0, 3);
+        if (this.buf.length < 9 + len) break;
+        this.frames.push({ type: this.buf[3]!, flags: this.buf[4]!, streamId: this.buf.readUInt32BE(5) & 0x7fffffff, payload: this.buf.subarray(9, 9 + len) });
+        this.buf = this.buf.subarray(9 + len);
+      }
+      this.wake();
+    });
+    sock.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    sock.on("error", () => {});
+  }
+  static async open(socketPath: string): Promise<Raw> {
+    const sock = net.connect(socketPath);
+    await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+    return new Raw(sock);
+  }
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+  /** Wait until `test` holds of what arrived (or fail after `ms`). */
+  async until<T>(what: string, test: () => T | undefined, ms = 5000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = test();
+      if (v !== undefined && v !== false) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; got frames ${JSON.stringify(this.frames.map((f) => [f.type, f.flags, f.streamId]))}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+  /** ACK every SETTINGS from the driver not ACKed yet. */
+  ackSettings(): void {
+    const n = this.frames.filter((f) => f.type === SETTINGS && !(f.flags & ACK)).length;
+    for (let i = this.acked; i < n; i++) this.sock.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+    this.acked = n;
+  }
+  private acked = 0;
+}
+
+function probeRequest(streamId: number, authority = "localhost"): Buffer {
+  const block = encodeWithoutIndexing([
+    [":method", "POST"],
+    [":scheme", "http"],
+    [":path", "/csi.v1.Identity/Probe"],
+    [":authority", authority],
+    ["content-type", "application/grpc"],
+    ["te", "trailers"],
+  ]);
+  return Buffer.concat([frame(TYPE.HEADERS, FLAG.END_HEADERS, streamId, block), frame(TYPE.DATA, FLAG.END_STREAM, streamId, Buffer.alloc(5))]);
+}
+
+/** The Probe's answer on `streamId`: its reply message, once the stream has ended. */
+function probeAnswer(raw: Raw, streamId: number): ProbeResponse | undefined {
+  const on = raw.frames.filter((f) => f.streamId === streamId);
+  if (!on.some((f) => f.flags & FLAG.END_STREAM)) return undefined;
+  const data = Buffer.concat(on.filter((f) => f.type === TYPE.DATA).map((f) => f.payload));
+  assert.ok(data.length >= 5, "a reply message");
+  return ProbeResponse.decode(data.subarray(5, 5 + data.readUInt32BE(1)));
+}
+
+describe("A connection's first request", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  it("the driver sends its SETTINGS first, before any request (gRPC clients wait for it)", async () => {
+    const raw = await Raw.open(d.socket);
+    try {
+      raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
+      const first = await raw.until("a SETTINGS frame", () => raw.frames[0]);
+      assert.equal(first.type, SETTINGS);
+      raw.ackSettings();
+      raw.sock.write(probeRequest(1));
+      assert.equal((await raw.until("the Probe's answer", () => probeAnswer(raw, 1))).ready, true);
+    } finally {
+      raw.sock.destroy();
+    }
+  });
+
+  it("a request sent with the preface, before the client has seen any SETTINGS, is answered", async () => {
+    const raw = await Raw.open(d.socket);
+    try {
+      raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1)]));
+      await raw.until("a SETTINGS frame", () => raw.frames.find((f) => f.type === SETTINGS));
+      await new Promise((r) => setTimeout(r, 100)); // the ACK comes late
+      raw.ackSettings();
+      assert.equal((await raw.until("the Probe's answer", () => probeAnswer(raw, 1))).ready, true);
+      // Later SETTINGS (the HTTP/2 server's own) are ACKed too; the connection goes on.
+      raw.ackSettings();
+      raw.sock.write(probeRequest(3));
+      assert.equal((await raw.until("the second answer", () => probeAnswer(raw, 3))).ready, true);
+      assert.ok(!raw.frames.some((f) => f.type === GOAWAY), "no GOAWAY: no protocol error");
+    } finally {
+      raw.sock.destroy();
+    }
+  });
+
+  it("a PING before the first request is answered with its own payload", async () => {
+    const raw = await Raw.open(d.socket);
+    try {
+      const payload = Buffer.from("csi-lab!");
+      raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), frame(PING, 0, 0, payload)]));
+      const pong = await raw.until("a PING ACK", () => raw.frames.find((f) => f.type === PING && f.flags & ACK));
+      assert.ok(pong.payload.equals(payload));
+      raw.ackSettings();
+      raw.sock.write(probeRequest(1));
+      assert.equal((await raw.until("the Probe's answer", () => probeAnswer(raw, 1))).ready, true);
+      assert.equal(raw.frames.filter((f) => f.type === PING && f.flags & ACK).length, 1, "answered once, not again by the server");
+    } finally {
+      raw.sock.destroy();
+    }
+  });
+
+  it("an old kubelet's :authority (the socket path) is answered through the guard, in raw bytes too", async () => {
+    const raw = await Raw.open(d.socket);
+    try {
+      raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1, d.socket)]));
+      await raw.until("a SETTINGS frame", () => raw.frames.find((f) => f.type === SETTINGS));
+      raw.ackSettings();
+      assert.equal((await raw.until("the Probe's answer", () => probeAnswer(raw, 1))).ready, true);
+      raw.ackSettings();
+      raw.sock.write(probeRequest(3, d.socket));
+      assert.equal((await raw.until("the second answer", () => probeAnswer(raw, 3))).ready, true);
+      assert.ok(d.logs.some((l) => l.includes("rewrote an invalid :authority")));
+    } finally {
+      raw.sock.destroy();
+    }
+  });
+
+  it("bytes that are not HTTP/2 end their connection, and the driver goes on", async () => {
+    const raw = await Raw.open(d.socket);
+    raw.sock.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await raw.until("the connection to close", () => raw.closed);
+    assert.equal((await d.client.identity.probe({})).ready, true);
+  });
+
+  it("connections that send nothing, or stop half-way, hold nobody up and leave the driver well", async () => {
+    const idle = await Raw.open(d.socket);
+    const half = await Raw.open(d.socket);
+    half.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1).subarray(0, 20)]));
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await d.client.identity.probe({})).ready, true);
+    } finally {
+      idle.sock.destroy();
+      half.sock.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await d.client.identity.probe({})).ready, true);
+    assert.equal(d.proc.exitCode, null);
+  });
+});
