@@ -13,6 +13,8 @@
 import { openDriver } from "./server/driver";
 import { driverUsage, FlagError, parseDriverCommand } from "./server/driver-flags";
 import { createLogger } from "./server/logger";
+import { CallEvents } from "./server/call-events";
+import type { CallRecord } from "./server/interceptor";
 import { startMetricsServer } from "./server/metrics-http";
 import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
@@ -108,7 +110,10 @@ async function runDriver(argv: string[]): Promise<void> {
   // prom-client is loaded only when metrics are asked for: it costs start-up time.
   const metrics = args.metricsAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;
   if (metrics) setMountObserver(metrics.onMount);
-  server = await startServer(driver, args.endpoint, { onCall: metrics?.onCall, socketGid: checked.socketGid });
-  metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics) : undefined;
+  // The live call stream (GET /events) rides on the same listener.
+  const events = metrics ? new CallEvents() : undefined;
+  const onCall = metrics && events ? (rec: CallRecord) => (metrics.onCall(rec), events.publish(rec)) : undefined;
+  server = await startServer(driver, args.endpoint, { onCall, socketGid: checked.socketGid });
+  metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics, events) : undefined;
   log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
 }
