@@ -3,6 +3,7 @@
  *
  *   csi-lab driver [flags]   run the CSI driver
  *   csi-lab rpc …            the RPC playground (see src/rpc-demo)
+ *   csi-lab lab              the lab in a browser (see src/lab)
  *
  * Flags follow the conventions of the kubernetes-csi sidecars and drivers
  * (--endpoint, --node-id, and the CSI_ENDPOINT / NODE_ID environment
@@ -27,6 +28,8 @@ Usage:
   csi-lab driver [flags]     serve the CSI Identity, Controller and Node services
                              (csi-lab driver --help lists its flags)
   csi-lab rpc <command> …    the RPC playground (csi-lab rpc --help)
+  csi-lab lab [flags]        the lab in a browser: bytes, a volume's life, a replay
+                             (csi-lab lab --help)
   csi-lab --version
 
 Example:
@@ -44,6 +47,9 @@ export async function main(argv: string[]): Promise<void> {
         // Loaded on demand: the driver need not carry the playground (protobufjs and
         // all) in its memory or its start-up time.
         await (require("./rpc-demo/cli") as typeof import("./rpc-demo/cli")).main(rest);
+        return;
+      case "lab":
+        await (require("./lab/cli") as typeof import("./lab/cli")).main(rest);
         return;
       case "--version":
       case "version":
