@@ -84,6 +84,7 @@ export function replayView(root: HTMLElement): void {
       switch (msg.type) {
         case "started":
           status.textContent = `Replaying ${msg.example} (driver's files in ${msg.scratch}, removed at the end)…`;
+          steps.dataset["scratch"] = msg.scratch;
           return;
         case "step": {
           const calls = h("div", { class: "seq" }, sequenceHead("Kubernetes component"));

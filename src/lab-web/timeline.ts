@@ -29,7 +29,6 @@ const MARKS: Record<string, { text: string; side: "client" | "server" | "network
   run: { text: "● ran", side: "server" },
   crash: { text: "✗ crash", side: "server" },
   restart: { text: "↻ back", side: "server" },
-  "cached-reply": { text: "cache hit", side: "server" },
   "give-up": { text: "⏱ deadline", side: "client" },
   retry: { text: "↻ retry", side: "client" },
   delayed: { text: "⌛ held up", side: "network" },
@@ -57,7 +56,12 @@ export function timeline(story: CallStory): HTMLElement {
   for (const s of events) {
     const ev = s.event!;
     const side = s.side === "network" ? "network" : s.side;
-    if (SENDS.has(ev) && side !== "network") {
+    if (ev === "cached-reply") {
+      // The duplicate-request cache answers: a reply goes out, and the procedure does not run again.
+      lastFlight = { fromX: x, fromY: Y.server, to: "client", copies: 1, lost: false };
+      flying.push(lastFlight);
+      root.append(svg("text", { x: x - 14, y: Y.server + 28, "font-size": 14, "font-weight": "bold" }, "cache hit"));
+    } else if (SENDS.has(ev) && side !== "network") {
       lastFlight = { fromX: x, fromY: Y[side], to: side === "client" ? "server" : "client", copies: 1, lost: false };
       flying.push(lastFlight);
       root.append(svg("text", { x: x - 12, y: side === "client" ? Y.client - 14 : Y.server + 28, "font-size": 13 }, ev === "retransmit" ? "resend" : "send"));

@@ -3,6 +3,7 @@
  * page and say where to open it. Ctrl-C stops it (and a replay under way).
  */
 import { parseArgs } from "node:util";
+import { FlagError } from "../server/driver-flags";
 import { startLab } from "./server";
 
 export const LAB_USAGE = `csi-lab lab — the lab in a browser: one call's bytes, a volume's life, a replay
@@ -37,15 +38,20 @@ Example:
 `;
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { host: { type: "string" }, port: { type: "string" }, driver: { type: "string" }, help: { type: "boolean", short: "h" } },
-    strict: true,
-    allowPositionals: false,
-  });
+  let values: { host?: string; port?: string; driver?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { host: { type: "string" }, port: { type: "string" }, driver: { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new FlagError(`lab: ${(err as Error).message} (csi-lab lab --help)`);
+  }
   if (values.help) return void process.stdout.write(LAB_USAGE);
   const port = Number(values.port ?? 7070);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${JSON.stringify(values.port)}: a port number, 0-65535`);
+  if (!/^\d+$/.test(values.port ?? "7070") || port > 65535) throw new FlagError(`lab: --port ${JSON.stringify(values.port)}: a port number, 0-65535`);
   const host = values.host ?? "127.0.0.1";
   const lab = await startLab({ host, port, driver: values.driver ?? "127.0.0.1:9810" });
   process.stdout.write(`csi-lab lab: open ${lab.url} (Ctrl-C to stop)\n`);

@@ -62,16 +62,16 @@ export function serveReplay(example: string, req: http.IncomingMessage, res: htt
   running = child;
   let out = "";
   let err = "";
-  let ended = false;
+  let last: string | undefined;
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
     out += chunk;
     for (let nl = out.indexOf("\n"); nl >= 0; nl = out.indexOf("\n")) {
       const line = out.slice(0, nl);
       out = out.slice(nl + 1);
-      if (line.startsWith("{")) {
-        res.write(`data: ${line}\n\n`);
-        if (/^\{"type":"(done|error)"/.test(line)) ended = true;
-      }
+      if (!line.startsWith("{")) continue;
+      // The last word waits for the clean-up: "done" on the page means the drivers are stopped and the scratch directory is gone.
+      if (/^\{"type":"(done|error)"/.test(line)) last = line;
+      else res.write(`data: ${line}\n\n`);
     }
   });
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err = (err + chunk).slice(-4000)));
@@ -79,7 +79,9 @@ export function serveReplay(example: string, req: http.IncomingMessage, res: htt
     running = undefined;
     // The child's namespace, and its mounts, are gone: what is left of the scratch directory is plain files.
     rmSync(scratch, { recursive: true, force: true });
-    if (!ended && !res.writableEnded) send({ type: "error", message: `the replay stopped (${signal ?? `exit ${code}`})${err ? `: ${err.trim().split("\n").slice(-5).join(" / ")}` : ""}` });
+    if (res.writableEnded) return;
+    if (last) res.write(`data: ${last}\n\n`);
+    else send({ type: "error", message: `the replay stopped (${signal ?? `exit ${code}`})${err ? `: ${err.trim().split("\n").slice(-5).join(" / ")}` : ""}` });
     res.end();
   });
   child.once("error", (e) => {

@@ -80,7 +80,8 @@ async function main(example: string, scratch: string): Promise<void> {
   try {
     emit({ type: "started", example, scratch });
     const onEvent = (e: ReplayEvent) => emit(toMessage(e));
-    const facts = await discover(deployment, NODE_NAME, host, { onEvent });
+    // Step 0 is a run of its own: its "done" is not the replay's.
+    const facts = await discover(deployment, NODE_NAME, host, { onEvent: (e) => e.type !== "done" && onEvent(e) });
     const steps = plan(exampleScenario(loadExample(path.join(REPO, "deploy/examples", example))), deployment, facts, {
       kubeletDir: host.kubeletDir,
       driverPath: (p) => host.containerPath("node", p),

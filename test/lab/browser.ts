@@ -65,7 +65,8 @@ export async function openLab(query = ""): Promise<LabBrowser> {
     const page = context.pages()[0] ?? (await context.newPage());
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
-    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    // A failed request shows in the page as it should (a driver that is not there); a script error never should.
+    page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
     await page.goto(lab.url + query);
     return {
       lab,
