@@ -23,12 +23,18 @@ export function browserAvailable(): boolean {
   return existsSync(CHROMIUM);
 }
 
-/** `describe` where a browser is installed; elsewhere one pending line naming what to install. */
+let hinted = false;
+
+/** `describe` where a browser is installed; elsewhere one pending line, for all the browser suites, naming what to install. */
 export function describeBrowser(title: string, body: (this: Mocha.Suite) => void): void {
-  if (browserAvailable()) describe(title, body);
-  else describe(title, () => it(INSTALL_HINT, function () {
-    this.skip();
-  }));
+  if (browserAvailable()) return void describe(title, body);
+  if (hinted) return;
+  hinted = true;
+  describe("the lab in a browser", () =>
+    it(INSTALL_HINT, function () {
+      this.skip();
+    }),
+  );
 }
 
 export const FLAGS = [
