@@ -43,7 +43,14 @@ function stepDetail(step: StoryStep, total: number): HTMLElement {
   const b = step.bytes;
   if (b) {
     if (b.text !== undefined) parts.push(h("p", {}, `${b.hex.length / 2} bytes of JSON text: `, h("code", {}, b.text)));
-    const what = b.what === "message" ? `the encoded message${b.typeName ? ` (${b.typeName})` : " (JSON)"}` : b.what === "datagram" ? "one UDP datagram" : "bytes on the wire";
+    const what =
+      b.what === "message"
+        ? `the encoded message${b.typeName ? ` (${b.typeName})` : " (JSON)"}`
+        : b.what === "datagram"
+          ? "one UDP datagram"
+          : step.layer === "transport"
+            ? "bytes on the wire"
+            : "the framed message";
     parts.push(hexGrid(b.hex, b.spans, `${what}, ${b.hex.length / 2} bytes`));
   }
   return h("div", { class: "step-detail", "data-step": step.n }, ...parts);
