@@ -100,6 +100,7 @@ describeBrowser("lab, view 1: one call, three layers (Chromium)", function () {
     await page.hover(`.step-detail .hex .b[data-offset="${path}"]`);
     assert.match((await page.textContent(".step-detail .byte-info"))!, /:path: \/csilab\.rpcdemo\.v1\.Playground\/Add/);
     await page.evaluate(`document.querySelector(".step-detail .byte-info").scrollIntoView({ block: "end" })`);
+    await page.hover(`.step-detail .hex .b[data-offset="${path}"]`); // the page moved under the pointer
     await page.screenshot({ path: screenshotPath("lab-call.png") });
   });
 
