@@ -3,6 +3,7 @@
  *
  *   csi-lab driver [flags]   run the CSI driver
  *   csi-lab rpc …            the RPC playground (see src/rpc-demo)
+ *   csi-lab lab              the lab in a browser (see src/lab)
  *
  * Flags follow the conventions of the kubernetes-csi sidecars and drivers
  * (--endpoint, --node-id, and the CSI_ENDPOINT / NODE_ID environment
@@ -13,6 +14,8 @@
 import { openDriver } from "./server/driver";
 import { driverUsage, FlagError, parseDriverCommand } from "./server/driver-flags";
 import { createLogger } from "./server/logger";
+import { CallEvents } from "./server/call-events";
+import type { CallRecord } from "./server/interceptor";
 import { startMetricsServer } from "./server/metrics-http";
 import { endedParent, stopWithParent, type ParentWatch } from "./server/parent-death";
 import { preflight } from "./server/preflight";
@@ -26,6 +29,8 @@ Usage:
   csi-lab driver [flags]     serve the CSI Identity, Controller and Node services
                              (csi-lab driver --help lists its flags)
   csi-lab rpc <command> …    the RPC playground (csi-lab rpc --help)
+  csi-lab lab [flags]        the lab in a browser: bytes, a volume's life, a replay
+                             (csi-lab lab --help)
   csi-lab --version
 
 Example:
@@ -43,6 +48,9 @@ export async function main(argv: string[]): Promise<void> {
         // Loaded on demand: the driver need not carry the playground (protobufjs and
         // all) in its memory or its start-up time.
         await (require("./rpc-demo/cli") as typeof import("./rpc-demo/cli")).main(rest);
+        return;
+      case "lab":
+        await (require("./lab/cli") as typeof import("./lab/cli")).main(rest);
         return;
       case "--version":
       case "version":
@@ -115,7 +123,10 @@ async function runDriver(argv: string[]): Promise<void> {
   // prom-client is loaded only when metrics are asked for: it costs start-up time.
   const metrics = args.metricsAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;
   if (metrics) setMountObserver(metrics.onMount);
-  server = await startServer(driver, args.endpoint, { onCall: metrics?.onCall, socketGid: checked.socketGid });
-  metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics) : undefined;
+  // The live call stream (GET /events) rides on the same listener.
+  const events = metrics ? new CallEvents() : undefined;
+  const onCall = metrics && events ? (rec: CallRecord) => (metrics.onCall(rec), events.publish(rec)) : undefined;
+  server = await startServer(driver, args.endpoint, { onCall, socketGid: checked.socketGid });
+  metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics, events) : undefined;
   log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
 }

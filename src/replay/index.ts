@@ -26,4 +26,5 @@ export { ReplayHost, type ReplayHostOptions } from "./processes";
 export { restartScenario, LAYOUTS, type Layout } from "./restart-scenario";
 export { run, type ReplayEvent, type ReplayTarget, type RunResult } from "./run";
 export { exampleScenario, loadExample, loadExamples, type Action, type Example, type Scenario } from "./scenario";
+export { render } from "./render";
 export type { Check, PlannedCall, PlannedCheck, PlannedRestart, Step } from "./steps";

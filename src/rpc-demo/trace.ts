@@ -11,6 +11,25 @@ export type Side = "client" | "server" | "network";
 
 export type Layer = "call-id" | "codec" | "framing" | "transport" | "dispatch" | "handler" | "fault";
 
+/**
+ * What a step did to the call, where it matters for a timeline of the two
+ * ends: a message left or reached a side, was lost, doubled or held up, the
+ * procedure ran, the server crashed or came back, a caller resent or gave up.
+ */
+export type TraceEvent =
+  | "send"
+  | "receive"
+  | "run"
+  | "lost"
+  | "duplicated"
+  | "delayed"
+  | "crash"
+  | "restart"
+  | "retransmit"
+  | "cached-reply"
+  | "give-up"
+  | "retry";
+
 export interface TraceStep {
   readonly side: Side;
   readonly layer: Layer;
@@ -23,11 +42,30 @@ export interface TraceStep {
   readonly segments: readonly Segment[];
   /** process.hrtime.bigint() when the step ended. */
   readonly at: bigint;
+  readonly event?: TraceEvent;
 }
+
+/**
+ * What a named byte range is, so a picture can colour it: the pieces of a
+ * frame around the message, or the message itself.
+ */
+export type SegmentKind =
+  | "record-mark"
+  | "xid"
+  | "header"
+  | "grpc-prefix"
+  | "frame-header"
+  | "frame-payload"
+  | "hpack"
+  | "preface"
+  | "message";
 
 export interface Segment {
   readonly length: number;
   readonly label: string;
+  readonly kind?: SegmentKind;
+  /** The frame this range belongs to ("HEADERS frame, stream 1"), when a step holds several. */
+  readonly group?: string;
 }
 
 export class Trace {
@@ -46,6 +84,7 @@ export class Trace {
       what?: "message" | "frame" | "datagram" | "raw";
       typeName?: string;
       segments?: readonly Segment[];
+      event?: TraceEvent;
     } = {},
   ): void {
     const at = process.hrtime.bigint();
@@ -57,6 +96,7 @@ export class Trace {
       bytes: extra.bytes ? { what: extra.what ?? "raw", data: Buffer.from(extra.bytes), typeName: extra.typeName } : undefined,
       segments: extra.segments ?? [],
       at,
+      ...(extra.event ? { event: extra.event } : {}),
     };
     this.steps.push(step);
     this.onStep?.(step, this.steps.length - 1);

@@ -54,7 +54,7 @@ const HELP: FlagHelp[] = [
   { flag: "--socket-group GROUP", default: "none", help: "group (name or id) allowed to use the unix socket: mode 0660 instead of 0600" },
   { flag: "--allow-network-endpoint", default: "off", help: "allow a tcp:// endpoint on an address other than loopback (CSI has no authentication)" },
   { flag: "--log-level debug|info|warn|error", env: "LOG_LEVEL", default: "info", help: "debug also logs every request (secrets redacted)" },
-  { flag: "--metrics-address HOST:PORT", env: "METRICS_ADDRESS", default: "off", help: "serve Prometheus /metrics and /healthz (\":9810\" = every interface)" },
+  { flag: "--metrics-address HOST:PORT", env: "METRICS_ADDRESS", default: "off", help: "serve Prometheus /metrics, /healthz and the live call stream /events (\":9810\" = every interface)" },
 ];
 
 export function driverUsage(): string {
@@ -83,7 +83,7 @@ export interface DriverArgs {
   /** The endpoint came from the embedded default (its directory may be made). */
   defaultEndpoint: boolean;
   logLevel: Level;
-  /** host:port for /metrics and /healthz; undefined = not served. */
+  /** host:port for /metrics, /healthz and /events; undefined = not served. */
   metricsAddress: HttpAddress | undefined;
 }
 

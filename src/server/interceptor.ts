@@ -28,6 +28,11 @@ export interface CallRecord {
   seconds: number;
   /** The request's volume_id, when it has one. */
   volumeId?: string;
+  /** The request and reply as the handler saw them (references, not copies: call-events.ts redacts them later, if anyone reads). */
+  request?: unknown;
+  response?: unknown;
+  /** The failed call's message. */
+  error?: string;
 }
 
 export interface InterceptorDeps {
@@ -122,7 +127,7 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
         callback(null, res);
       }
       const volumeId = typeof picked.volumeId === "string" ? picked.volumeId : undefined;
-      deps.onCall?.({ service, method, code, seconds, volumeId });
+      deps.onCall?.({ service, method, code, seconds, volumeId, request: req, response: res, error: err?.message });
       deps.inflight?.end();
     };
 

@@ -8,6 +8,8 @@
  *   GET /metrics   the Prometheus text page (see metrics.ts)
  *   GET /healthz   200 "ok" when Probe would answer ready (the root is
  *                  writable), 503 with the reason when it would not
+ *   GET /events    every CSI call as it finishes, as Server-Sent Events
+ *                  (secrets redacted; see call-events.ts)
  *
  * and nothing else. The address follows the sidecars' --http-endpoint
  * spelling: "host:port", "[v6]:port", or ":port" for every interface.
@@ -15,6 +17,7 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { rootIsWritable } from "../identity/probe";
+import type { CallEvents } from "./call-events";
 import type { Driver } from "./driver";
 import type { DriverMetrics } from "./metrics";
 
@@ -38,8 +41,9 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(at: HttpAddress, driver: Driver, metrics: DriverMetrics): Promise<MetricsServer> {
+export async function startMetricsServer(at: HttpAddress, driver: Driver, metrics: DriverMetrics, events?: CallEvents): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
+    if (events && req.method === "GET" && (req.url ?? "/").split("?")[0] === "/events") return events.serve(req, res);
     respond(req, driver, metrics).then(
       ({ status, type, body }) => {
         res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -61,11 +65,12 @@ export async function startMetricsServer(at: HttpAddress, driver: Driver, metric
   });
   const addr = server.address() as AddressInfo;
   const address = `${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  driver.log.info("metrics listening", { address, paths: ["/metrics", "/healthz"] });
+  driver.log.info("metrics listening", { address, paths: ["/metrics", "/healthz", ...(events ? ["/events"] : [])] });
   return {
     address,
     close: () =>
       new Promise<void>((resolve) => {
+        events?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -91,6 +96,6 @@ async function respond(req: http.IncomingMessage, driver: Driver, metrics: Drive
         : { status: 503, type: "text/plain", body: `not ready: ${problem}\n` };
     }
     default:
-      return { status: 404, type: "text/plain", body: "not found; try /metrics or /healthz\n" };
+      return { status: 404, type: "text/plain", body: "not found; try /metrics, /healthz or /events\n" };
   }
 }

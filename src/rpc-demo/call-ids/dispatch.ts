@@ -121,10 +121,10 @@ export class Dispatcher {
       res = await untilAborted(route.handle(req, ctx), ctx);
     } catch (err) {
       const error = RpcError.from(err);
-      trace?.step("server", "handler", `${route.handlerName}() failed: ${error.codeName}`, { notes: [error.message] });
+      trace?.step("server", "handler", `${route.handlerName}() failed: ${error.codeName}`, { notes: [error.message], event: "run" });
       return { kind: "error", error, procedure: proc, stage: "handler" };
     }
-    trace?.step("server", "handler", `run ${route.handlerName}()`, { notes: [`returned ${summarize(messageToJson(proc.response, res))}`] });
+    trace?.step("server", "handler", `run ${route.handlerName}()`, { notes: [`returned ${summarize(messageToJson(proc.response, res))}`], event: "run" });
 
     try {
       const out = Buffer.from(codec.encode(proc.response, res));

@@ -27,9 +27,15 @@ export interface DumpRow {
   /** Nesting depth: 0 for the top message's fields. */
   readonly depth: number;
   readonly text: string;
+  /** What the bytes are: a field's tag, a length prefix, a value (or a packed one), or not protobuf. */
+  readonly kind: "tag" | "length" | "value" | "error";
+  /** The whole field these bytes belong to, tag to last byte of its value (absent for error rows). */
+  readonly field?: { readonly offset: number; readonly length: number };
   /** The bytes are not valid protobuf (this row says why) or were not read. */
   readonly error?: boolean;
 }
+
+type RowKind = DumpRow["kind"];
 
 /**
  * Where the bytes stop being protobuf: the bad item's own bytes, and what was
@@ -58,10 +64,10 @@ export function dumpMessage(bytes: Uint8Array, schema?: MessageSchema): DumpRow[
     d.walk(d.buf.length, schema, 0, "the message");
   } catch (err) {
     if (!(err instanceof Problem)) throw err;
-    d.rows.push({ offset: err.at, length: err.length, depth: err.depth, text: `✗ at offset ${offsetText(err.at)}: ${err.what}`, error: true });
+    d.rows.push({ offset: err.at, length: err.length, depth: err.depth, text: `✗ at offset ${offsetText(err.at)}: ${err.what}`, kind: "error", error: true });
     const rest = err.at + err.length;
     if (rest < d.buf.length) {
-      d.rows.push({ offset: rest, length: d.buf.length - rest, depth: 0, text: `✗ not read: ${d.buf.length - rest} byte${d.buf.length - rest === 1 ? "" : "s"} after the error`, error: true });
+      d.rows.push({ offset: rest, length: d.buf.length - rest, depth: 0, text: `✗ not read: ${d.buf.length - rest} byte${d.buf.length - rest === 1 ? "" : "s"} after the error`, kind: "error", error: true });
     }
   }
   return d.rows;
@@ -73,7 +79,7 @@ export function dumpError(rows: readonly DumpRow[]): string | undefined {
 }
 
 class Dumper {
-  readonly rows: DumpRow[] = [];
+  readonly rows: { -readonly [K in keyof DumpRow]: DumpRow[K] }[] = [];
   pos = 0;
   /** Set by varint(). */
   lo = 0;
@@ -81,8 +87,14 @@ class Dumper {
 
   constructor(readonly buf: Buffer) {}
 
-  private row(offset: number, depth: number, text: string): void {
-    this.rows.push({ offset, length: this.pos - offset, depth, text });
+  private row(offset: number, depth: number, text: string, kind: RowKind = "value"): void {
+    this.rows.push({ offset, length: this.pos - offset, depth, text, kind });
+  }
+
+  /** A field ended: its rows not already claimed by a field nested in it belong to it. */
+  private fieldEnds(firstRow: number, offset: number): void {
+    const field = { offset, length: this.pos - offset };
+    for (let i = firstRow; i < this.rows.length; i++) this.rows[i]!.field ??= field;
   }
 
   /** The fields of one message, up to `limit` (the end of its bytes), described as `whose`. */
@@ -102,7 +114,8 @@ class Dumper {
       const fits = f !== undefined && (wt === f.wireType || (f.repeated && f.wireType !== WireType.LEN && wt === WireType.LEN));
       const who = f ? `${no} ${f.protoName}` : `${no}`;
       const what = f ? (fits ? f.typeName : `${f.typeName}, but the wire type does not fit: kept as unknown`) : schema ? "unknown field: kept as is" : "";
-      this.row(start, depth, `tag: field ${who}, wire type ${wt} ${WIRE_TYPE_NAMES[wt]}${what ? ` (${what})` : ""}`);
+      const firstRow = this.rows.length;
+      this.row(start, depth, `tag: field ${who}, wire type ${wt} ${WIRE_TYPE_NAMES[wt]}${what ? ` (${what})` : ""}`, "tag");
       const field = `field ${no}${f ? ` (${f.protoName})` : ""}`;
       if (wt === WireType.LEN) {
         const end = this.lengthPrefix(limit, depth, field, whose);
@@ -110,6 +123,7 @@ class Dumper {
         else this.guessLen(end, depth);
       } else if (f && fits) this.typedScalar(f, limit, depth, field);
       else this.rawScalar(wt, limit, depth, field);
+      this.fieldEnds(firstRow, start);
     }
   }
 
@@ -145,7 +159,7 @@ class Dumper {
       const left = limit - this.pos;
       throw new Problem(at, this.pos - at, depth, `length ${n === Infinity ? "≥ 2^32" : n} of ${field}, but only ${left} byte${left === 1 ? "" : "s"} follow before the end of ${whose} at offset ${offsetText(limit)}`);
     }
-    this.row(at, depth, `length ${n}`);
+    this.row(at, depth, `length ${n}`, "length");
     return this.pos + n;
   }
 

@@ -173,11 +173,11 @@ export class FaultInjector {
     // One HTTP/2 stream carries one response: there is no second copy to deliver.
     const d = opts.canDuplicate === false && decided.copies > 1 ? { ...decided, copies: 1 } : decided;
     if (d.copies === 0) {
-      trace?.step("network", "fault", `✗ the ${what} is lost on the way (injected drop)`);
+      trace?.step("network", "fault", `✗ the ${what} is lost on the way (injected drop)`, { event: "lost" });
       return;
     }
-    if (d.copies === 2) trace?.step("network", "fault", `the ${what} arrives twice (injected duplicate: a network or proxy resends it)`);
-    if (d.delayMs > 0) trace?.step("network", "fault", `the ${what} is held up ${d.delayMs} ms (injected delay)`);
+    if (d.copies === 2) trace?.step("network", "fault", `the ${what} arrives twice (injected duplicate: a network or proxy resends it)`, { event: "duplicated" });
+    if (d.delayMs > 0) trace?.step("network", "fault", `the ${what} is held up ${d.delayMs} ms (injected delay)`, { event: "delayed" });
     const go = () => {
       for (let i = 0; i < d.copies; i++) send();
     };

@@ -34,9 +34,9 @@ export function frameMessage(body: Uint8Array): Buffer {
 export function prefixSegments(frame: Uint8Array): Segment[] {
   const len = frame.length - PREFIX_SIZE;
   return [
-    { length: 1, label: `compressed flag ${frame[0]} (${frame[0] ? "compressed" : "not compressed"})` },
-    { length: 4, label: `message length ${len} (big-endian)` },
-    { length: len, label: "the encoded message" },
+    { length: 1, label: `compressed flag ${frame[0]} (${frame[0] ? "compressed" : "not compressed"})`, kind: "grpc-prefix" },
+    { length: 4, label: `message length ${len} (big-endian)`, kind: "grpc-prefix" },
+    { length: len, label: "the encoded message", kind: "message" },
   ];
 }
 

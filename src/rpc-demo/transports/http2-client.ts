@@ -17,12 +17,15 @@ import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { codeForHttpStatus, decodeGrpcMessage, encodeTimeout, frameMessage, MessageDeframer, prefixSegments } from "./grpc-framing";
 import { headerLines } from "./http2-server";
+import { FrameAnnotator, tappedSocket } from "./http2-wire";
 import type { CallOptions, ClientOptions, ClientTransport } from "./transport";
 
 export interface Http2ClientOptions extends Partial<ClientOptions> {
   /** Connect to a unix socket instead of host:port (a CSI driver's endpoint). */
   readonly socketPath?: string;
   readonly authority?: string;
+  /** Show the HTTP/2 frames this connection exchanges on each call's trace (the walkthrough). */
+  readonly wire?: boolean;
 }
 
 /** Everything a unary gRPC call brought back, for narration. */
@@ -35,6 +38,8 @@ export interface UnaryResult {
 
 export class Http2Client implements ClientTransport {
   readonly name = "http2";
+  /** The call whose trace gets the wire's bytes (the walkthrough makes one call at a time). */
+  private current: { trace: Trace; requestType?: string; responseType?: string } | undefined;
 
   private constructor(
     private readonly session: http2.ClientHttp2Session,
@@ -47,25 +52,46 @@ export class Http2Client implements ClientTransport {
   static connect(opts: Http2ClientOptions): Promise<Http2Client> {
     const host = opts.host ?? "127.0.0.1";
     const authority = opts.authority ?? (opts.socketPath ? "localhost" : `${host}:${opts.port}`);
-    const session = opts.socketPath
-      ? http2.connect(`http://${authority}`, { createConnection: () => net.connect(opts.socketPath!) })
+    let client: Http2Client | undefined;
+    const annotators = { out: new FrameAnnotator(true), in: new FrameAnnotator(false) };
+    const socket = () => (opts.socketPath ? net.connect(opts.socketPath) : net.connect(opts.port!, host));
+    const tapped = () => tappedSocket(socket(), (direction, chunk) => client?.onWire(direction, annotators[direction].push(chunk)));
+    const session = opts.socketPath || opts.wire
+      ? http2.connect(`http://${opts.socketPath ? authority : `${host.includes(":") ? `[${host}]` : host}:${opts.port}`}`, { createConnection: opts.wire ? tapped : socket })
       : http2.connect(`http://${host.includes(":") ? `[${host}]` : host}:${opts.port}`);
+    client = new Http2Client(session, authority, opts.faults ?? new FaultInjector());
     return new Promise((resolve, reject) => {
       session.once("connect", () => {
         session.off("error", reject);
-        resolve(new Http2Client(session, authority, opts.faults ?? new FaultInjector()));
+        resolve(client!);
       });
       session.once("error", (err) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`)));
     });
   }
 
   async roundTrip(proc: AnyProcedure, codec: Codec, body: Buffer, opts: CallOptions = {}): Promise<Buffer> {
-    return (await this.unary(proc.path, codec.contentType, body, opts)).body;
+    const protobuf = codec.name !== "json";
+    const types = protobuf ? { requestType: proc.request.fullName, responseType: proc.response.fullName } : {};
+    return (await this.unary(proc.path, codec.contentType, body, { ...opts, ...types })).body;
+  }
+
+  /** Bytes the tap saw: a step on the current call's trace, every frame named. */
+  private onWire(direction: "out" | "in", chunk: ReturnType<FrameAnnotator["push"]>): void {
+    const call = this.current;
+    if (!call || !chunk) return;
+    const typeName = direction === "out" ? call.requestType : call.responseType;
+    call.trace.step("client", "transport", `${direction === "out" ? "write" : "read"} ${chunk.bytes.length} bytes ${direction === "out" ? "to" : "from"} the TCP connection: ${chunk.frames.join(", ")}`, {
+      bytes: chunk.bytes,
+      what: "frame",
+      typeName,
+      segments: chunk.segments,
+    });
   }
 
   /** One unary call to any gRPC path: used for the playground and for the CSI driver. */
-  unary(path: string, contentType: string, body: Buffer, opts: CallOptions = {}): Promise<UnaryResult> {
+  unary(path: string, contentType: string, body: Buffer, opts: CallOptions & { requestType?: string; responseType?: string } = {}): Promise<UnaryResult> {
     const trace = opts.trace;
+    this.current = trace ? { trace, requestType: opts.requestType, responseType: opts.responseType } : undefined;
     const headers: http2.OutgoingHttpHeaders = {
       ":method": "POST",
       ":scheme": "http",
@@ -81,6 +107,7 @@ export class Http2Client implements ClientTransport {
       notes: headerLines(headers),
       bytes: frame,
       what: "frame",
+      typeName: opts.requestType,
       segments: prefixSegments(frame),
     });
 
@@ -98,7 +125,7 @@ export class Http2Client implements ClientTransport {
       const timer =
         opts.timeoutMs !== undefined
           ? setTimeout(() => {
-              trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: reset the stream (RST_STREAM CANCEL)`);
+              trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: reset the stream (RST_STREAM CANCEL)`, { event: "give-up" });
               finish(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${opts.timeoutMs} ms exceeded`));
             }, opts.timeoutMs)
           : undefined;
@@ -114,7 +141,7 @@ export class Http2Client implements ClientTransport {
         this.watch(stream, trace, finish);
         stream.end(frame);
       };
-      trace?.step("client", "transport", "send HEADERS and DATA (END_STREAM) frames");
+      trace?.step("client", "transport", "send HEADERS and DATA (END_STREAM) frames", { event: "send" });
       this.faults.deliver("request", open, trace);
     });
   }
@@ -125,7 +152,7 @@ export class Http2Client implements ClientTransport {
     const deframer = new MessageDeframer();
     stream.on("response", (h) => {
       headers = h;
-      trace?.step("client", "transport", `response HEADERS on stream ${stream.id}`, { notes: headerLines(h) });
+      trace?.step("client", "transport", `response HEADERS on stream ${stream.id}`, { notes: headerLines(h), event: "receive" });
     });
     let narrated = 0;
     stream.on("data", (chunk: Buffer) => {

@@ -71,6 +71,7 @@ export class Http2Server implements ServerTransport {
     const path = headers[":path"] ?? "";
     const contentType = headers["content-type"];
     trace?.step("server", "transport", `HTTP/2 stream ${stream.id} opens: the request HEADERS (HPACK-decoded)`, {
+      event: "receive",
       notes: headerLines(headers),
     });
     stream.on("error", () => undefined); // a reset stream; the close handler below cleans up
@@ -140,7 +141,7 @@ export class Http2Server implements ServerTransport {
         const outcome = await dispatcher.invoke({ path }, codec, msg.body, ctx, trace);
         if (stream.closed || stream.destroyed) return;
         if (faults.crashNow()) {
-          trace?.step("server", "fault", "✗ the server crashes after running the call, before replying (injected crash)");
+          trace?.step("server", "fault", "✗ the server crashes after running the call, before replying (injected crash)", { event: "crash" });
           this.crash();
           opts.onCrash?.();
           return;
@@ -176,7 +177,7 @@ export class Http2Server implements ServerTransport {
     stream.respond(head, { waitForTrailers: true });
     stream.once("wantTrailers", () => stream.sendTrailers(trailers));
     stream.end(frame);
-    trace?.step("server", "transport", `send HEADERS, DATA and trailing HEADERS frames on stream ${stream.id}`);
+    trace?.step("server", "transport", `send HEADERS, DATA and trailing HEADERS frames on stream ${stream.id}`, { event: "send" });
   }
 
   /** Stop as a crash would: connections cut, no replies. */

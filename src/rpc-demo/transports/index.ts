@@ -38,6 +38,8 @@ export interface ConnectOptions {
   readonly faults?: FaultInjector;
   /** UDP only: first retransmission after this many ms. */
   readonly retransmitMs?: number;
+  /** HTTP/2 only: show the frames on the wire in each call's trace. */
+  readonly wire?: boolean;
 }
 
 export function connectClient(name: TransportName, opts: ConnectOptions): Promise<ClientTransport> {

@@ -135,33 +135,33 @@ export function missReply(xid: number, miss: NumericMiss): ReplyMessage {
 /** The byte ranges of an encoded call, for an annotated dump. */
 export function callSegments(c: CallMessage, codecName: string): Segment[] {
   return [
-    { length: 4, label: `xid 0x${c.xid.toString(16).padStart(8, "0")} (the reply will repeat it)` },
-    { length: 1, label: "message type 0 = CALL" },
-    { length: 1, label: `codec ${c.codecId} = ${codecName}` },
-    { length: 4, label: `program 0x${c.number.program.toString(16)}` },
-    { length: 4, label: `version ${c.number.version}` },
-    { length: 4, label: `procedure ${c.number.procedure}` },
-    { length: 4, label: `timeout ${c.timeoutMs === 0 ? "none" : `${c.timeoutMs} ms`}` },
-    { length: c.body.length, label: "the encoded arguments" },
+    { length: 4, label: `xid 0x${c.xid.toString(16).padStart(8, "0")} (the reply will repeat it)`, kind: "xid" },
+    { length: 1, label: "message type 0 = CALL", kind: "header" },
+    { length: 1, label: `codec ${c.codecId} = ${codecName}`, kind: "header" },
+    { length: 4, label: `program 0x${c.number.program.toString(16)}`, kind: "header" },
+    { length: 4, label: `version ${c.number.version}`, kind: "header" },
+    { length: 4, label: `procedure ${c.number.procedure}`, kind: "header" },
+    { length: 4, label: `timeout ${c.timeoutMs === 0 ? "none" : `${c.timeoutMs} ms`}`, kind: "header" },
+    { length: c.body.length, label: "the encoded arguments", kind: "message" },
   ];
 }
 
 export function replySegments(r: ReplyMessage): Segment[] {
   const out: Segment[] = [
-    { length: 4, label: `xid 0x${r.xid.toString(16).padStart(8, "0")}` },
-    { length: 1, label: "message type 1 = REPLY" },
-    { length: 1, label: `accept status ${r.stat} = ${STAT_NAMES[r.stat] ?? "?"}` },
+    { length: 4, label: `xid 0x${r.xid.toString(16).padStart(8, "0")}`, kind: "xid" },
+    { length: 1, label: "message type 1 = REPLY", kind: "header" },
+    { length: 1, label: `accept status ${r.stat} = ${STAT_NAMES[r.stat] ?? "?"}`, kind: "header" },
   ];
-  if (r.stat === AcceptStat.SUCCESS) out.push({ length: r.body.length, label: "the encoded results" });
-  if (r.stat === AcceptStat.PROG_MISMATCH) out.push({ length: 4, label: `lowest version ${r.low}` }, { length: 4, label: `highest version ${r.high}` });
-  if (r.stat === AcceptStat.GARBAGE_ARGS) out.push({ length: Buffer.byteLength(r.message), label: "why (UTF-8)" });
-  if (r.stat === AcceptStat.ERROR) out.push({ length: 1, label: `status code ${r.code}` }, { length: Buffer.byteLength(r.message), label: "message (UTF-8)" });
+  if (r.stat === AcceptStat.SUCCESS) out.push({ length: r.body.length, label: "the encoded results", kind: "message" });
+  if (r.stat === AcceptStat.PROG_MISMATCH) out.push({ length: 4, label: `lowest version ${r.low}`, kind: "header" }, { length: 4, label: `highest version ${r.high}`, kind: "header" });
+  if (r.stat === AcceptStat.GARBAGE_ARGS) out.push({ length: Buffer.byteLength(r.message), label: "why (UTF-8)", kind: "header" });
+  if (r.stat === AcceptStat.ERROR) out.push({ length: 1, label: `status code ${r.code}`, kind: "header" }, { length: Buffer.byteLength(r.message), label: "message (UTF-8)", kind: "header" });
   return out;
 }
 
 /** A record mark's range, for an annotated dump. */
 export function recordMarkSegment(recordLength: number): Segment {
-  return { length: 4, label: `record mark: top bit 1 = last fragment, length ${recordLength}` };
+  return { length: 4, label: `record mark: top bit 1 = last fragment, length ${recordLength}`, kind: "record-mark" };
 }
 
 /** The header fields, one per line, for the walkthrough. */

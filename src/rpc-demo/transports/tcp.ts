@@ -81,7 +81,7 @@ export class TcpServer implements ServerTransport {
     });
     socket.on("error", () => socket.destroy());
     socket.on("data", (chunk: Buffer) => {
-      trace?.step("server", "transport", `read ${chunk.length} bytes from the TCP connection`);
+      trace?.step("server", "transport", `read ${chunk.length} bytes from the TCP connection`, { event: "receive" });
       let records: Buffer[];
       try {
         records = reader.push(chunk);
@@ -115,6 +115,7 @@ export class TcpServer implements ServerTransport {
       notes: describeCallHeader(call, codec?.name ?? "unknown"),
     });
     let reply: ReplyMessage;
+    let typeName: string | undefined; // the results' message type, for an annotated dump
     if (!codec) {
       reply = { xid: call.xid, stat: AcceptStat.GARBAGE_ARGS, message: `unknown codec ${call.codecId}` };
     } else {
@@ -124,9 +125,10 @@ export class TcpServer implements ServerTransport {
       done();
       inflight.delete(cancel);
       reply = outcomeReply(call.xid, outcome);
+      if (outcome.kind === "ok" && codec.name !== "json") typeName = outcome.procedure.response.fullName;
     }
     if (faults.crashNow()) {
-      trace?.step("server", "fault", "✗ the server crashes after running the call, before replying (injected crash)");
+      trace?.step("server", "fault", "✗ the server crashes after running the call, before replying (injected crash)", { event: "crash" });
       this.crash();
       opts.onCrash?.();
       return;
@@ -135,10 +137,11 @@ export class TcpServer implements ServerTransport {
     trace?.step("server", "framing", "put the reply header and a record mark in front of the results", {
       bytes,
       what: "frame",
+      typeName,
       segments: [recordMarkSegment(bytes.length - 4), ...replySegments(reply)],
     });
     if (socket.destroyed) return;
-    trace?.step("server", "transport", `write ${bytes.length} bytes to the TCP connection`);
+    trace?.step("server", "transport", `write ${bytes.length} bytes to the TCP connection`, { event: "send" });
     faults.deliver("reply", () => socket.write(bytes), trace);
   }
 
@@ -217,6 +220,7 @@ export class TcpClient implements ClientTransport {
     trace?.step("client", "framing", "put a call header and a record mark in front of the arguments", {
       bytes: frame,
       what: "frame",
+      typeName: codec.name === "json" ? undefined : proc.request.fullName,
       segments: this.opts.maxFragment ? [] : [recordMarkSegment(frame.length - 4), ...callSegments(call, codec.name)],
     });
     return new Promise<Buffer>((resolve, reject) => {
@@ -234,12 +238,12 @@ export class TcpClient implements ClientTransport {
       if (opts.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           settle();
-          trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: give up`);
+          trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: give up`, { event: "give-up" });
           reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${opts.timeoutMs} ms exceeded waiting for the reply`));
         }, opts.timeoutMs);
       }
       const faults = this.opts.faults ?? new FaultInjector();
-      trace?.step("client", "transport", `write ${frame.length} bytes to the TCP connection`);
+      trace?.step("client", "transport", `write ${frame.length} bytes to the TCP connection`, { event: "send" });
       faults.deliver("request", () => this.socket.write(frame), trace);
     });
   }
@@ -254,7 +258,7 @@ export class TcpClient implements ClientTransport {
     }
     const p = this.pending.get(reply.xid);
     if (!p) return; // a late or duplicated reply: its caller has gone
-    p.trace?.step("client", "transport", `read ${chunkBytes} bytes from the TCP connection`);
+    p.trace?.step("client", "transport", `read ${chunkBytes} bytes from the TCP connection`, { event: "receive" });
     p.trace?.step("client", "framing", `match the reply to its call by xid 0x${reply.xid.toString(16).padStart(8, "0")}`, {
       notes: describeReplyHeader(reply),
     });

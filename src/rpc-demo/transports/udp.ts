@@ -93,6 +93,7 @@ export class UdpServer implements ServerTransport {
     const peer = `${rinfo.address}:${rinfo.port}`;
     const codec = codecById(call.codecId);
     trace?.step("server", "transport", `receive a ${msg.length}-byte datagram from ${peer}`, {
+      event: "receive",
       notes: describeCallHeader(call, codec?.name ?? "unknown"),
     });
     const send = (bytes: Buffer) => faults.deliver("reply", () => sendQuietly(this.socket, bytes, rinfo.port, rinfo.address), trace);
@@ -103,7 +104,7 @@ export class UdpServer implements ServerTransport {
       const seen = this.cache.get(key);
       if (seen?.state === "done") {
         this.cache.stats.replayed++;
-        trace?.step("server", "transport", "a repeat of a call already answered: resend the cached reply, do not run it again");
+        trace?.step("server", "transport", "a repeat of a call already answered: resend the cached reply, do not run it again", { event: "cached-reply" });
         send(seen.reply);
         return;
       }
@@ -116,6 +117,7 @@ export class UdpServer implements ServerTransport {
     }
 
     let reply: ReplyMessage;
+    let typeName: string | undefined; // the results' message type, for an annotated dump
     if (!codec) {
       reply = { xid: call.xid, stat: AcceptStat.GARBAGE_ARGS, message: `unknown codec ${call.codecId}` };
     } else {
@@ -123,9 +125,10 @@ export class UdpServer implements ServerTransport {
       const outcome = await dispatcher.invoke({ number: call.number }, codec, call.body, ctx, trace);
       done();
       reply = outcomeReply(call.xid, outcome);
+      if (outcome.kind === "ok" && codec.name !== "json") typeName = outcome.procedure.response.fullName;
     }
     if (faults.crashNow()) {
-      trace?.step("server", "fault", "✗ the server crashes after running the call, before replying; its cache is lost with it (injected crash)");
+      trace?.step("server", "fault", "✗ the server crashes after running the call, before replying; its cache is lost with it (injected crash)", { event: "crash" });
       this.crash();
       opts.onCrash?.();
       return;
@@ -136,9 +139,10 @@ export class UdpServer implements ServerTransport {
       notes: useCache ? ["(the reply is also kept in the duplicate-request cache)"] : [],
       bytes,
       what: "datagram",
+      typeName,
       segments: replySegments(reply),
     });
-    trace?.step("server", "transport", `send the datagram to ${peer}`);
+    trace?.step("server", "transport", `send the datagram to ${peer}`, { event: "send" });
     send(bytes);
   }
 
@@ -208,6 +212,7 @@ export class UdpClient implements ClientTransport {
       notes: ["(no length prefix: a datagram arrives whole or not at all)"],
       bytes: datagram,
       what: "datagram",
+      typeName: codec.name === "json" ? undefined : proc.request.fullName,
       segments: callSegments(call, codec.name),
     });
     const faults = this.opts.faults ?? new FaultInjector();
@@ -235,14 +240,14 @@ export class UdpClient implements ClientTransport {
         retransmit = setTimeout(() => {
           attempts++;
           this.stats.retransmits++;
-          trace?.step("client", "transport", `no reply after ${wait} ms: send the same datagram again (attempt ${attempts}, same xid)`);
+          trace?.step("client", "transport", `no reply after ${wait} ms: send the same datagram again (attempt ${attempts}, same xid)`, { event: "retransmit" });
           wait = Math.min(wait * 2, this.opts.maxRetransmitMs ?? 1000);
           send();
           arm();
         }, wait);
       };
       this.pending.set(xid, { proc, trace, settle: done });
-      trace?.step("client", "transport", `send the datagram to ${host}:${this.opts.port}, start the retransmit timer (${wait} ms)`);
+      trace?.step("client", "transport", `send the datagram to ${host}:${this.opts.port}, start the retransmit timer (${wait} ms)`, { event: "send" });
       send();
       arm();
     });
@@ -258,6 +263,7 @@ export class UdpClient implements ClientTransport {
     const p = this.pending.get(reply.xid);
     if (!p) return; // an answer to a retransmission we no longer wait for
     p.trace?.step("client", "transport", `receive a ${msg.length}-byte datagram; xid 0x${reply.xid.toString(16).padStart(8, "0")} matches the call`, {
+      event: "receive",
       notes: describeReplyHeader(reply),
     });
     p.settle(replyResult(reply, p.proc.number));

@@ -32,10 +32,10 @@ export function formatSegments(bytes: Buffer, segments: readonly Segment[]): str
   const rows = [];
   let offset = 0;
   for (const s of segments) {
-    rows.push({ offset, length: Math.min(s.length, bytes.length - offset), depth: 0, text: s.label });
+    rows.push({ offset, length: Math.min(s.length, bytes.length - offset), depth: 0, text: s.label, kind: "value" as const });
     offset += s.length;
   }
-  if (offset < bytes.length) rows.push({ offset, length: bytes.length - offset, depth: 0, text: "(more)" });
+  if (offset < bytes.length) rows.push({ offset, length: bytes.length - offset, depth: 0, text: "(more)", kind: "value" as const });
   return formatDump(bytes, rows.filter((r) => r.length > 0 || r.offset === 0));
 }
 
@@ -69,28 +69,30 @@ export function renderStep(step: TraceStep, index: number, spent: bigint, opts: 
   return [head, ...body].join("\n");
 }
 
-export function narrate(trace: Trace, start: bigint, opts: NarrateOptions): { steps: string[]; summary: string } {
+/** Time per step (since the step before) and per layer: what both views of a call show. */
+export function timings(trace: Trace, start: bigint): { spent: bigint[]; perLayer: { layer: Layer; ns: bigint; note: string }[]; total: bigint } {
   const perLayer = new Map<Layer, bigint>();
   let prev = start;
-  const steps: string[] = [];
-  trace.steps.forEach((step, i) => {
-    const spent = step.at - prev;
+  const spent = trace.steps.map((step) => {
+    const t = step.at - prev;
     prev = step.at;
-    perLayer.set(step.layer, (perLayer.get(step.layer) ?? 0n) + spent);
-    steps.push(renderStep(step, i, spent, opts));
+    perLayer.set(step.layer, (perLayer.get(step.layer) ?? 0n) + t);
+    return t;
   });
-  const total = prev - start;
+  const layers = LAYER_ORDER.filter((l) => perLayer.has(l)).map((layer) => ({ layer, ns: perLayer.get(layer)!, note: LAYER_NOTES[layer] }));
+  return { spent, perLayer: layers, total: prev - start };
+}
+
+export function narrate(trace: Trace, start: bigint, opts: NarrateOptions): { steps: string[]; summary: string } {
+  const t = timings(trace, start);
+  const steps = trace.steps.map((step, i) => renderStep(step, i, t.spent[i]!, opts));
   const lines = [color(!opts.plain, "1")("Time per layer (since the step before, summed):")];
-  for (const layer of LAYER_ORDER) {
-    const t = perLayer.get(layer);
-    if (t === undefined) continue;
-    lines.push(`  ${layer.padEnd(10)} ${formatMs(t).padStart(11)}  ${LAYER_NOTES[layer]}`);
-  }
-  lines.push(`  ${"total".padEnd(10)} ${formatMs(total).padStart(11)}  from the first step to the last`);
+  for (const { layer, ns, note } of t.perLayer) lines.push(`  ${layer.padEnd(10)} ${formatMs(ns).padStart(11)}  ${note}`);
+  lines.push(`  ${"total".padEnd(10)} ${formatMs(t.total).padStart(11)}  from the first step to the last`);
   return { steps, summary: lines.join("\n") };
 }
 
-const LAYER_NOTES: Record<Layer, string> = {
+export const LAYER_NOTES: Record<Layer, string> = {
   "call-id": "finding the procedure's IDs",
   codec: "turning values into bytes and back",
   framing: "headers, length prefixes, matching replies to calls",

@@ -69,8 +69,32 @@ async function warmUp(transport: TransportName, codec: Codec): Promise<void> {
   }
 }
 
-export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boolean }> {
-  const { write } = opts;
+/** What a walkthrough says before the call: what is called, how, and the server's table. */
+export interface WalkthroughIntro {
+  readonly title: string;
+  readonly settings: string;
+  readonly table: string;
+  /** How long a fault will make the caller wait, said before the wait. */
+  readonly note: string | undefined;
+}
+
+/** One call made and traced: what the terminal narrates and the lab page draws. */
+export interface WalkthroughRun {
+  readonly intro: WalkthroughIntro;
+  readonly trace: Trace;
+  readonly start: bigint;
+  readonly procName: string;
+  /** The reply in proto3 JSON, or the error the caller got. */
+  readonly result: { [key: string]: unknown } | undefined;
+  readonly error: RpcError | undefined;
+  /** Increment only: how many times the server ran the procedure for this one call. */
+  readonly runs: number | undefined;
+  /** The sentence about `runs`. */
+  readonly runsText: string | undefined;
+}
+
+/** The engine: start both ends, make the call (and the caller's retry under faults), trace every step. */
+export async function runWalkthrough(opts: Omit<WalkthroughOptions, "plain" | "write" | "pause">, onIntro?: (intro: WalkthroughIntro) => void): Promise<WalkthroughRun> {
   const proc = Playground[opts.method] as AnyProcedure;
   const req = requestFor(opts.method, opts.request);
   const trace = new Trace();
@@ -89,67 +113,86 @@ export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boole
       // request cache) is gone; the counters stand for data on disk and stay.
       restarted = (async () => {
         server = await startServer(opts.transport, dispatcher, { port, trace });
-        trace.step("server", "fault", "the server restarts on the same port: the counters survive (they stand for data on disk), its in-memory cache does not");
+        trace.step("server", "fault", "the server restarts on the same port: the counters survive (they stand for data on disk), its in-memory cache does not", { event: "restart" });
       })();
     },
   });
   const port = server.port;
 
-  write(
-    [
-      `RPC walkthrough: Playground.${proc.name}(${JSON.stringify(messageToJson(proc.request, req))})`,
-      `transport ${opts.transport} · codec ${opts.codec.name} · deadline ${opts.timeoutMs} ms · faults: ${describeFaults(opts.faults)}`,
-      "",
-      "The server's dispatch table (the same IDs are compiled into the client):",
-      ...dispatcher.describe().split("\n").map((l) => `  ${l}`),
-      "",
-    ].join("\n"),
-  );
-
-  // Said before the call, so a class knows how long the silence will last.
-  const note = waitNote(opts.faults, opts.transport, opts.timeoutMs, opts.transport === "udp" ? 0 : 1);
-  if (note) write(`${note}\n`);
+  const intro: WalkthroughIntro = {
+    title: `RPC walkthrough: Playground.${proc.name}(${JSON.stringify(messageToJson(proc.request, req))})`,
+    settings: `transport ${opts.transport} · codec ${opts.codec.name} · deadline ${opts.timeoutMs} ms · faults: ${describeFaults(opts.faults)}`,
+    table: dispatcher.describe(),
+    // Said before the call, so a class knows how long the silence will last.
+    note: waitNote(opts.faults, opts.transport, opts.timeoutMs, opts.transport === "udp" ? 0 : 1),
+  };
+  onIntro?.(intro);
 
   const clientFaults = new FaultInjector({ ...opts.faults, seed: opts.faults.seed + 1 });
-  let client: ClientTransport = await connectClient(opts.transport, { port, faults: clientFaults });
+  const connect = () => connectClient(opts.transport, { port, faults: clientFaults, wire: true });
+  let client: ClientTransport = await connect();
   const start = process.hrtime.bigint();
   let result: unknown;
   let error: RpcError | undefined;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      result = await callProcedure(client, opts.codec, proc, req, { timeoutMs: opts.timeoutMs, trace });
-      error = undefined;
-      break;
-    } catch (err) {
-      error = RpcError.from(err);
-      const retryable = error.code === Code.UNAVAILABLE || error.code === Code.DEADLINE_EXCEEDED;
-      // UDP already retransmits inside the call; over TCP and HTTP/2 the caller retries once.
-      if (!faulty || !retryable || attempt > 1 || opts.transport === "udp") break;
-      trace.step("client", "transport", `the call failed with ${error.codeName}; the caller cannot know whether it ran, and retries on a new connection`);
-      await restarted;
-      await client.close();
-      client = await connectClient(opts.transport, { port, faults: clientFaults });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        result = await callProcedure(client, opts.codec, proc, req, { timeoutMs: opts.timeoutMs, trace });
+        error = undefined;
+        break;
+      } catch (err) {
+        error = RpcError.from(err);
+        const retryable = error.code === Code.UNAVAILABLE || error.code === Code.DEADLINE_EXCEEDED;
+        // UDP already retransmits inside the call; over TCP and HTTP/2 the caller retries once.
+        if (!faulty || !retryable || attempt > 1 || opts.transport === "udp") break;
+        trace.step("client", "transport", `the call failed with ${error.codeName}; the caller cannot know whether it ran, and retries on a new connection`, { event: "retry" });
+        await restarted;
+        await client.close();
+        client = await connect();
+      }
     }
+    await restarted;
+  } finally {
+    await client.close();
+    await server.close();
   }
-  await restarted;
 
-  const story = narrate(trace, start, { plain: opts.plain });
+  let runs: number | undefined;
+  let runsText: string | undefined;
+  if (opts.method === "increment") {
+    const token = (req as { requestToken?: string }).requestToken ?? "";
+    runs = state.runs.get(token) ?? 0;
+    runsText =
+      `The server ran Increment ${runs} time${runs === 1 ? "" : "s"} for this one call` +
+      (runs > 1 ? ": at-least-once — a retry or a duplicate ran it again." : runs === 0 ? ": it never ran." : ".");
+  }
+  return {
+    intro,
+    trace,
+    start,
+    procName: proc.name,
+    result: error ? undefined : messageToJson(proc.response, result),
+    error,
+    runs,
+    runsText,
+  };
+}
+
+/** `csi-lab rpc walkthrough`: the engine's run, told as text. */
+export async function walkthrough(opts: WalkthroughOptions): Promise<{ ok: boolean }> {
+  const { write } = opts;
+  const run = await runWalkthrough(opts, (intro) => {
+    write([intro.title, intro.settings, "", "The server's dispatch table (the same IDs are compiled into the client):", ...intro.table.split("\n").map((l) => `  ${l}`), ""].join("\n"));
+    if (intro.note) write(`${intro.note}\n`);
+  });
+  const story = narrate(run.trace, run.start, { plain: opts.plain });
   for (const step of story.steps) {
     write(step + "\n");
     if (opts.pause) await opts.pause();
   }
   write("");
-  write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(messageToJson(proc.response, result))}`);
-  if (opts.method === "increment") {
-    const token = (req as { requestToken?: string }).requestToken ?? "";
-    const runs = state.runs.get(token) ?? 0;
-    write(
-      `The server ran Increment ${runs} time${runs === 1 ? "" : "s"} for this one call` +
-        (runs > 1 ? ": at-least-once — a retry or a duplicate ran it again." : runs === 0 ? ": it never ran." : "."),
-    );
-  }
+  write(run.error ? `Result: ✗ ${run.error.codeName}: ${run.error.message}` : `Result: ${JSON.stringify(run.result)}`);
+  if (run.runsText) write(run.runsText);
   write("\n" + story.summary + "\n");
-  await client.close();
-  await server.close();
-  return { ok: error === undefined };
+  return { ok: run.error === undefined };
 }

@@ -1,0 +1,97 @@
+// `csi-lab lab` without a browser: its help and flags, a page made only of
+// the package's own files (nothing from the network), and an API that
+// answers only its own page.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import * as http from "node:http";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
+import { startLab, type RunningLab } from "../../src/lab/server";
+import type { CallStory } from "../../src/lab/protocol";
+
+const BIN = path.join(PROTO_DIR, "..", "bin", "csi-lab.js");
+const run = (...args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args]);
+
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (c: string) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+describe("csi-lab lab: the command", () => {
+  it("--help says what it serves, its flags and their defaults", async () => {
+    const { stdout } = await run("lab", "--help");
+    for (const s of ["--host HOST", "127.0.0.1", "--port PORT", "7070", "--driver HOST:PORT", "no network needed", "private mount namespace"]) assert.ok(stdout.includes(s), s);
+    assert.match((await run("--help")).stdout, /csi-lab lab \[flags\]/);
+  });
+
+  it("a bad flag is one line and exit status 2", async () => {
+    for (const args of [["--bogus"], ["--port", "http"], ["--port", "70000"]]) {
+      const err = await run("lab", ...args).then(() => undefined, (e: { code: number; stderr: string }) => e);
+      assert.equal(err?.code, 2, args.join(" "));
+      assert.equal(err!.stderr.trim().split("\n").length, 1, err!.stderr);
+    }
+  });
+});
+
+describe("csi-lab lab: the server", () => {
+  let lab: RunningLab;
+  let token: string;
+  before(async () => {
+    lab = await startLab({ host: "127.0.0.1", port: 0, driver: "127.0.0.1:9810" });
+    token = /name="lab-token" content="([0-9a-f]{32})"/.exec((await get(lab.url)).body)![1]!;
+  });
+  after(async () => lab?.close());
+
+  it("serves a page made of its own files only: every script it loads is there, nothing names another host", async () => {
+    const page = (await get(lab.url)).body;
+    const seen = new Set<string>();
+    const queue = ["/js/main.js", "/lab.css"];
+    while (queue.length) {
+      const p = queue.shift()!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      const r = await get(lab.url.replace(/\/$/, "") + p);
+      assert.equal(r.status, 200, p);
+      assert.doesNotMatch(r.body, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, `${p} loads nothing from the network`);
+      for (const m of r.body.matchAll(/from "\.\/([a-z-]+\.js)"/g)) queue.push(`/js/${m[1]}`);
+    }
+    assert.ok(seen.size >= 9, [...seen].join(" "));
+    assert.doesNotMatch(page, /https?:\/\//);
+  });
+
+  it("answers the API only with the page's token, and only to its own address", async () => {
+    assert.equal((await get(`${lab.url}api/examples`)).status, 403);
+    assert.equal((await get(`${lab.url}api/examples?token=${token}`, { host: "evil.example:80" })).status, 421);
+    const ok = await get(`${lab.url}api/examples?token=${token}`);
+    assert.equal(ok.status, 200);
+    assert.ok((JSON.parse(ok.body) as { name: string }[]).some((e) => e.name === "pvc-pod"));
+  });
+
+  it("runs a call with the playground's engine and sends its story; refuses what the engine refuses", async () => {
+    const r = await get(`${lab.url}api/call?token=${token}&method=add&codec=json&transport=udp&request=${encodeURIComponent('{"a":"9223372036854775806","b":1}')}`);
+    assert.equal(r.status, 200, r.body);
+    const story = JSON.parse(r.body) as CallStory;
+    assert.deepEqual(story.result, { sum: "9223372036854775807" });
+    assert.ok(story.steps.some((s) => s.layer === "handler" && s.event === "run"));
+    const bad = await get(`${lab.url}api/call?token=${token}&method=add&request=${encodeURIComponent('{"a":1.5}')}`);
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /field a/);
+  });
+
+  it("proxies only host:port addresses to a driver's /events", async () => {
+    for (const address of ["http://x/", "127.0.0.1", "a:b:c", "127.0.0.1:99999"]) {
+      assert.equal((await get(`${lab.url}api/live?token=${token}&address=${encodeURIComponent(address)}`)).status, 400, address);
+    }
+    const r = await get(`${lab.url}api/live?token=${token}&address=127.0.0.1:1`);
+    assert.equal(r.status, 502);
+    assert.match(r.body, /cannot reach a driver at 127\.0\.0\.1:1/);
+  });
+});
