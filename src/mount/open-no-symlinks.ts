@@ -39,6 +39,7 @@ const RESOLVE_NO_MAGICLINKS = 0x02;
 const RESOLVE_NO_SYMLINKS = 0x04;
 const ENOENT = 2;
 const ENOSYS = 38;
+const EPERM = 1;
 
 /** struct open_how { u64 flags; u64 mode; u64 resolve; }, the same for every call. */
 const HOW = Buffer.alloc(24);
@@ -63,6 +64,9 @@ export function openDirNoSymlinks(absPath: string): NoSymlinkOpen {
   if (fd >= 0) return { kind: "open", fd: Number(fd) };
   const errno = koffi.errno();
   if (errno === ENOENT) return { kind: "absent" };
-  if (errno === ENOSYS) unsupported = true;
+  // A kernel before 5.6 answers ENOSYS; container runtimes whose seccomp
+  // profile predates openat2 answer EPERM (an O_PATH open has no other
+  // reason to). Either way it will not work later: the walk it is.
+  if (errno === ENOSYS || errno === EPERM) unsupported = true;
   return { kind: "ask-the-walk" };
 }
