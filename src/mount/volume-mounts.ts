@@ -8,9 +8,10 @@
  * made before a restart, or by hand. An image volume is found through the
  * loop devices attached to its file (mountsOfImage).
  */
-import { realpathSync } from "node:fs";
+import { closeSync, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode } from "./loop";
+import { openDirNoSymlinks } from "./open-no-symlinks";
 import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
 
 export interface DirMounts {
@@ -25,7 +26,7 @@ export function mountsOfDir(dir: string): DirMounts {
   let real: string;
   let gone = false;
   try {
-    real = realpathSync.native(dir);
+    real = resolvedDir(dir);
   } catch {
     // Removed while mounted: its mounts show its old path with "//deleted" after it.
     try {
@@ -40,6 +41,20 @@ export function mountsOfDir(dir: string): DirMounts {
   const deleted = { device: location.device, root: `${location.root}//deleted` };
   const mounts = [...(gone ? [] : mountsOf(entries, location)), ...mountsOf(entries, deleted)].filter((m) => m.mountPoint !== real);
   return { entries, location, mounts };
+}
+
+/**
+ * `dir` with symlinks resolved. A path with no symlink on it is its own
+ * resolution, and one openat2 proves that (the usual case: the driver's
+ * own directories); realpath(3) costs a readlink per component.
+ */
+function resolvedDir(dir: string): string {
+  const o = path.isAbsolute(dir) && path.normalize(dir) === dir ? openDirNoSymlinks(dir) : undefined;
+  if (o?.kind === "open") {
+    closeSync(o.fd);
+    return dir;
+  }
+  return realpathSync.native(dir);
 }
 
 /** Is the top mount at `path` a mount of the directory at `location`? */

@@ -17,9 +17,11 @@
  *
  * A check of a path string can be outrun: between the check and the act,
  * a directory on the way could be swapped for a symlink to "/". So the act
- * does not use the string. The parent is opened by walking from the
- * kubelet directory one component at a time with O_NOFOLLOW — a swapped-in
- * symlink fails the walk — and every later step goes through that open
+ * does not use the string. The parent is opened with no symlink followed
+ * on the way — by one openat2(RESOLVE_NO_SYMLINKS) where the kernel has it
+ * (src/mount/open-no-symlinks.ts), else by walking from the kubelet directory one
+ * component at a time with O_NOFOLLOW; either way a swapped-in symlink
+ * fails the open — and every later step goes through that open
  * directory (/proc/self/fd/N/<name>): lstat, mkdir, rmdir, unlink, unmount
  * (with UMOUNT_NOFOLLOW), and mount(2) onto the final directory or file
  * opened O_PATH|O_NOFOLLOW. Once something is mounted there the kernel
@@ -34,6 +36,7 @@ import type { MountPlace } from "../mount/bind";
 import type { MountEntry } from "../mount/mountinfo";
 import type { Driver } from "../server/driver";
 import { madeFor, markMadeFor } from "./made-here";
+import { openDirNoSymlinks } from "../mount/open-no-symlinks";
 
 /** O_PATH (Linux): an fd that names a file without opening it for I/O; with O_NOFOLLOW it never follows a symlink. */
 const O_PATH = 0o10000000;
@@ -68,13 +71,8 @@ export function nodePath(driver: Driver, value: string | undefined, field: strin
   if (system) throw bad(`${system}; a ${field} must lie inside the kubelet directory (${driver.config.kubeletDirs.join(", ")})`);
 
   const name = path.basename(given);
-  let parent: string | undefined;
-  try {
-    parent = realpathSync.native(path.dirname(given));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "ENOTDIR") throw err;
-  }
   const kubeletDirs = realKubeletDirs(driver);
+  const parent = realParent(driver, path.dirname(given));
   // A missing parent is judged by the path as given; an existing one by where it really leads.
   const where = parent === undefined ? given : path.join(parent, name);
   const kubeletDir = kubeletDirs.find((k) => where !== k && isAtOrUnder(where, k)) ?? (parent === undefined ? lexicalKubeletDir(driver, given) : undefined);
@@ -87,6 +85,36 @@ export function nodePath(driver: Driver, value: string | undefined, field: strin
   const realSystem = systemPathProblem(where);
   if (realSystem) throw bad(`it leads to ${where}: ${realSystem}`);
   return { field, given, real: where, kubeletDir, parent, name };
+}
+
+/**
+ * The parent directory with every symlink resolved; undefined when it does
+ * not exist. The usual case — spelled under a --kubelet-dir, with no
+ * symlink below it — is proved by one openat2 with RESOLVE_NO_SYMLINKS
+ * (src/mount/open-no-symlinks.ts): then the resolved path is the kubelet directory's
+ * resolved path and the rest as given. Anything else is resolved by
+ * realpath(3), one readlink per component.
+ */
+function realParent(driver: Driver, dir: string): string | undefined {
+  const known = resolved.get(driver);
+  for (const k of driver.config.kubeletDirs) {
+    const realK = known?.get(k);
+    if (realK === undefined || !isAtOrUnder(dir, k)) continue;
+    const candidate = realK + dir.slice(k.length);
+    const o = openDirNoSymlinks(candidate);
+    if (o.kind === "open") {
+      closeSync(o.fd);
+      return candidate;
+    }
+    if (o.kind === "absent") return undefined;
+    break;
+  }
+  try {
+    return realpathSync.native(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "ENOTDIR") throw err;
+    return undefined;
+  }
 }
 
 /** `<np>/<name>`: a file the driver keeps inside a staging directory (a block volume's device file). */
@@ -151,13 +179,19 @@ export interface Anchor {
 }
 
 /**
- * Open the parent by walking from the kubelet directory with O_NOFOLLOW.
+ * Open the parent without following any symlink: openat2, or a walk from
+ * the kubelet directory with O_NOFOLLOW.
  * undefined when the parent does not exist; FAILED_PRECONDITION when the
  * walk meets a symlink or a non-directory (something changed since the
  * path was checked).
  */
 export function anchor(np: NodePath): Anchor | undefined {
   if (np.parent === undefined) return undefined;
+  // One system call where the kernel has openat2; the walk below otherwise,
+  // and to name what is wrong when openat2 refuses.
+  const fast = openDirNoSymlinks(np.parent);
+  if (fast.kind === "absent") return undefined;
+  if (fast.kind === "open") return { at: `/proc/self/fd/${fast.fd}/${np.name}`, close: () => closeSync(fast.fd) };
   const rel = path.relative(np.kubeletDir, np.parent);
   let fd = openSync(np.kubeletDir, fsc.O_RDONLY | fsc.O_DIRECTORY);
   try {
