@@ -17,13 +17,13 @@ const SAMPLE: Sample = {
   path: [{ x: 1, y: 2 }, { x: 3, y: 4 }, { x: 5, y: 6 }], labels: { zone: "eu-1", tier: "fast" }, id: 123456789n,
 };
 
-const CREATE_VOLUME = CreateVolumeRequest.fromPartial({
+const CREATE_VOLUME: CreateVolumeRequest = {
   name: "pvc-8f2c6c0e-7a4b-4d8e-9a51-1f3b6e2d4c7a",
   capacityRange: { requiredBytes: 10 * 2 ** 30 },
   volumeCapabilities: [{ mount: { fsType: "ext4", mountFlags: ["noatime"] }, accessMode: { mode: 1 } }],
   parameters: { "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "default" },
   accessibilityRequirements: { requisite: [{ segments: { "topology.csi-lab/node": "n1" } }], preferred: [{ segments: { "topology.csi-lab/node": "n1" } }] },
-});
+};
 
 const ROUNDS = 15;
 

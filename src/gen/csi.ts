@@ -22,38 +22,6 @@ export enum BlockMetadataType {
   UNRECOGNIZED = -1,
 }
 
-export function blockMetadataTypeFromJSON(object: any): BlockMetadataType {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return BlockMetadataType.UNKNOWN;
-    case 1:
-    case "FIXED_LENGTH":
-      return BlockMetadataType.FIXED_LENGTH;
-    case 2:
-    case "VARIABLE_LENGTH":
-      return BlockMetadataType.VARIABLE_LENGTH;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return BlockMetadataType.UNRECOGNIZED;
-  }
-}
-
-export function blockMetadataTypeToJSON(object: BlockMetadataType): string {
-  switch (object) {
-    case BlockMetadataType.UNKNOWN:
-      return "UNKNOWN";
-    case BlockMetadataType.FIXED_LENGTH:
-      return "FIXED_LENGTH";
-    case BlockMetadataType.VARIABLE_LENGTH:
-      return "VARIABLE_LENGTH";
-    case BlockMetadataType.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 export interface GetPluginInfoRequest {
 }
 
@@ -102,48 +70,6 @@ export enum PluginCapability_Service_Type {
   UNRECOGNIZED = -1,
 }
 
-export function pluginCapability_Service_TypeFromJSON(object: any): PluginCapability_Service_Type {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return PluginCapability_Service_Type.UNKNOWN;
-    case 1:
-    case "CONTROLLER_SERVICE":
-      return PluginCapability_Service_Type.CONTROLLER_SERVICE;
-    case 2:
-    case "VOLUME_ACCESSIBILITY_CONSTRAINTS":
-      return PluginCapability_Service_Type.VOLUME_ACCESSIBILITY_CONSTRAINTS;
-    case 3:
-    case "GROUP_CONTROLLER_SERVICE":
-      return PluginCapability_Service_Type.GROUP_CONTROLLER_SERVICE;
-    case 4:
-    case "SNAPSHOT_METADATA_SERVICE":
-      return PluginCapability_Service_Type.SNAPSHOT_METADATA_SERVICE;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return PluginCapability_Service_Type.UNRECOGNIZED;
-  }
-}
-
-export function pluginCapability_Service_TypeToJSON(object: PluginCapability_Service_Type): string {
-  switch (object) {
-    case PluginCapability_Service_Type.UNKNOWN:
-      return "UNKNOWN";
-    case PluginCapability_Service_Type.CONTROLLER_SERVICE:
-      return "CONTROLLER_SERVICE";
-    case PluginCapability_Service_Type.VOLUME_ACCESSIBILITY_CONSTRAINTS:
-      return "VOLUME_ACCESSIBILITY_CONSTRAINTS";
-    case PluginCapability_Service_Type.GROUP_CONTROLLER_SERVICE:
-      return "GROUP_CONTROLLER_SERVICE";
-    case PluginCapability_Service_Type.SNAPSHOT_METADATA_SERVICE:
-      return "SNAPSHOT_METADATA_SERVICE";
-    case PluginCapability_Service_Type.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 export interface PluginCapability_VolumeExpansion {
   type?: PluginCapability_VolumeExpansion_Type | undefined;
 }
@@ -155,38 +81,6 @@ export enum PluginCapability_VolumeExpansion_Type {
   /** OFFLINE - Volumes can grow only while not published. */
   OFFLINE = 2,
   UNRECOGNIZED = -1,
-}
-
-export function pluginCapability_VolumeExpansion_TypeFromJSON(object: any): PluginCapability_VolumeExpansion_Type {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return PluginCapability_VolumeExpansion_Type.UNKNOWN;
-    case 1:
-    case "ONLINE":
-      return PluginCapability_VolumeExpansion_Type.ONLINE;
-    case 2:
-    case "OFFLINE":
-      return PluginCapability_VolumeExpansion_Type.OFFLINE;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return PluginCapability_VolumeExpansion_Type.UNRECOGNIZED;
-  }
-}
-
-export function pluginCapability_VolumeExpansion_TypeToJSON(object: PluginCapability_VolumeExpansion_Type): string {
-  switch (object) {
-    case PluginCapability_VolumeExpansion_Type.UNKNOWN:
-      return "UNKNOWN";
-    case PluginCapability_VolumeExpansion_Type.ONLINE:
-      return "ONLINE";
-    case PluginCapability_VolumeExpansion_Type.OFFLINE:
-      return "OFFLINE";
-    case PluginCapability_VolumeExpansion_Type.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface ProbeRequest {
@@ -306,63 +200,6 @@ export enum VolumeCapability_AccessMode_Mode {
   /** SINGLE_NODE_MULTI_WRITER - One node, several workloads on it writing. */
   SINGLE_NODE_MULTI_WRITER = 7,
   UNRECOGNIZED = -1,
-}
-
-export function volumeCapability_AccessMode_ModeFromJSON(object: any): VolumeCapability_AccessMode_Mode {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return VolumeCapability_AccessMode_Mode.UNKNOWN;
-    case 1:
-    case "SINGLE_NODE_WRITER":
-      return VolumeCapability_AccessMode_Mode.SINGLE_NODE_WRITER;
-    case 2:
-    case "SINGLE_NODE_READER_ONLY":
-      return VolumeCapability_AccessMode_Mode.SINGLE_NODE_READER_ONLY;
-    case 3:
-    case "MULTI_NODE_READER_ONLY":
-      return VolumeCapability_AccessMode_Mode.MULTI_NODE_READER_ONLY;
-    case 4:
-    case "MULTI_NODE_SINGLE_WRITER":
-      return VolumeCapability_AccessMode_Mode.MULTI_NODE_SINGLE_WRITER;
-    case 5:
-    case "MULTI_NODE_MULTI_WRITER":
-      return VolumeCapability_AccessMode_Mode.MULTI_NODE_MULTI_WRITER;
-    case 6:
-    case "SINGLE_NODE_SINGLE_WRITER":
-      return VolumeCapability_AccessMode_Mode.SINGLE_NODE_SINGLE_WRITER;
-    case 7:
-    case "SINGLE_NODE_MULTI_WRITER":
-      return VolumeCapability_AccessMode_Mode.SINGLE_NODE_MULTI_WRITER;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return VolumeCapability_AccessMode_Mode.UNRECOGNIZED;
-  }
-}
-
-export function volumeCapability_AccessMode_ModeToJSON(object: VolumeCapability_AccessMode_Mode): string {
-  switch (object) {
-    case VolumeCapability_AccessMode_Mode.UNKNOWN:
-      return "UNKNOWN";
-    case VolumeCapability_AccessMode_Mode.SINGLE_NODE_WRITER:
-      return "SINGLE_NODE_WRITER";
-    case VolumeCapability_AccessMode_Mode.SINGLE_NODE_READER_ONLY:
-      return "SINGLE_NODE_READER_ONLY";
-    case VolumeCapability_AccessMode_Mode.MULTI_NODE_READER_ONLY:
-      return "MULTI_NODE_READER_ONLY";
-    case VolumeCapability_AccessMode_Mode.MULTI_NODE_SINGLE_WRITER:
-      return "MULTI_NODE_SINGLE_WRITER";
-    case VolumeCapability_AccessMode_Mode.MULTI_NODE_MULTI_WRITER:
-      return "MULTI_NODE_MULTI_WRITER";
-    case VolumeCapability_AccessMode_Mode.SINGLE_NODE_SINGLE_WRITER:
-      return "SINGLE_NODE_SINGLE_WRITER";
-    case VolumeCapability_AccessMode_Mode.SINGLE_NODE_MULTI_WRITER:
-      return "SINGLE_NODE_MULTI_WRITER";
-    case VolumeCapability_AccessMode_Mode.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 /** Size bounds in bytes; 0 means "no bound". At least one should be set. */
@@ -658,103 +495,6 @@ export enum ControllerServiceCapability_RPC_Type {
   UNRECOGNIZED = -1,
 }
 
-export function controllerServiceCapability_RPC_TypeFromJSON(object: any): ControllerServiceCapability_RPC_Type {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return ControllerServiceCapability_RPC_Type.UNKNOWN;
-    case 1:
-    case "CREATE_DELETE_VOLUME":
-      return ControllerServiceCapability_RPC_Type.CREATE_DELETE_VOLUME;
-    case 2:
-    case "PUBLISH_UNPUBLISH_VOLUME":
-      return ControllerServiceCapability_RPC_Type.PUBLISH_UNPUBLISH_VOLUME;
-    case 3:
-    case "LIST_VOLUMES":
-      return ControllerServiceCapability_RPC_Type.LIST_VOLUMES;
-    case 4:
-    case "GET_CAPACITY":
-      return ControllerServiceCapability_RPC_Type.GET_CAPACITY;
-    case 5:
-    case "CREATE_DELETE_SNAPSHOT":
-      return ControllerServiceCapability_RPC_Type.CREATE_DELETE_SNAPSHOT;
-    case 6:
-    case "LIST_SNAPSHOTS":
-      return ControllerServiceCapability_RPC_Type.LIST_SNAPSHOTS;
-    case 7:
-    case "CLONE_VOLUME":
-      return ControllerServiceCapability_RPC_Type.CLONE_VOLUME;
-    case 8:
-    case "PUBLISH_READONLY":
-      return ControllerServiceCapability_RPC_Type.PUBLISH_READONLY;
-    case 9:
-    case "EXPAND_VOLUME":
-      return ControllerServiceCapability_RPC_Type.EXPAND_VOLUME;
-    case 10:
-    case "LIST_VOLUMES_PUBLISHED_NODES":
-      return ControllerServiceCapability_RPC_Type.LIST_VOLUMES_PUBLISHED_NODES;
-    case 11:
-    case "VOLUME_CONDITION":
-      return ControllerServiceCapability_RPC_Type.VOLUME_CONDITION;
-    case 12:
-    case "GET_VOLUME":
-      return ControllerServiceCapability_RPC_Type.GET_VOLUME;
-    case 13:
-    case "SINGLE_NODE_MULTI_WRITER":
-      return ControllerServiceCapability_RPC_Type.SINGLE_NODE_MULTI_WRITER;
-    case 14:
-    case "MODIFY_VOLUME":
-      return ControllerServiceCapability_RPC_Type.MODIFY_VOLUME;
-    case 15:
-    case "GET_SNAPSHOT":
-      return ControllerServiceCapability_RPC_Type.GET_SNAPSHOT;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return ControllerServiceCapability_RPC_Type.UNRECOGNIZED;
-  }
-}
-
-export function controllerServiceCapability_RPC_TypeToJSON(object: ControllerServiceCapability_RPC_Type): string {
-  switch (object) {
-    case ControllerServiceCapability_RPC_Type.UNKNOWN:
-      return "UNKNOWN";
-    case ControllerServiceCapability_RPC_Type.CREATE_DELETE_VOLUME:
-      return "CREATE_DELETE_VOLUME";
-    case ControllerServiceCapability_RPC_Type.PUBLISH_UNPUBLISH_VOLUME:
-      return "PUBLISH_UNPUBLISH_VOLUME";
-    case ControllerServiceCapability_RPC_Type.LIST_VOLUMES:
-      return "LIST_VOLUMES";
-    case ControllerServiceCapability_RPC_Type.GET_CAPACITY:
-      return "GET_CAPACITY";
-    case ControllerServiceCapability_RPC_Type.CREATE_DELETE_SNAPSHOT:
-      return "CREATE_DELETE_SNAPSHOT";
-    case ControllerServiceCapability_RPC_Type.LIST_SNAPSHOTS:
-      return "LIST_SNAPSHOTS";
-    case ControllerServiceCapability_RPC_Type.CLONE_VOLUME:
-      return "CLONE_VOLUME";
-    case ControllerServiceCapability_RPC_Type.PUBLISH_READONLY:
-      return "PUBLISH_READONLY";
-    case ControllerServiceCapability_RPC_Type.EXPAND_VOLUME:
-      return "EXPAND_VOLUME";
-    case ControllerServiceCapability_RPC_Type.LIST_VOLUMES_PUBLISHED_NODES:
-      return "LIST_VOLUMES_PUBLISHED_NODES";
-    case ControllerServiceCapability_RPC_Type.VOLUME_CONDITION:
-      return "VOLUME_CONDITION";
-    case ControllerServiceCapability_RPC_Type.GET_VOLUME:
-      return "GET_VOLUME";
-    case ControllerServiceCapability_RPC_Type.SINGLE_NODE_MULTI_WRITER:
-      return "SINGLE_NODE_MULTI_WRITER";
-    case ControllerServiceCapability_RPC_Type.MODIFY_VOLUME:
-      return "MODIFY_VOLUME";
-    case ControllerServiceCapability_RPC_Type.GET_SNAPSHOT:
-      return "GET_SNAPSHOT";
-    case ControllerServiceCapability_RPC_Type.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 export interface CreateSnapshotRequest {
   sourceVolumeId?:
     | string
@@ -975,38 +715,6 @@ export enum VolumeUsage_Unit {
   UNRECOGNIZED = -1,
 }
 
-export function volumeUsage_UnitFromJSON(object: any): VolumeUsage_Unit {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return VolumeUsage_Unit.UNKNOWN;
-    case 1:
-    case "BYTES":
-      return VolumeUsage_Unit.BYTES;
-    case 2:
-    case "INODES":
-      return VolumeUsage_Unit.INODES;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return VolumeUsage_Unit.UNRECOGNIZED;
-  }
-}
-
-export function volumeUsage_UnitToJSON(object: VolumeUsage_Unit): string {
-  switch (object) {
-    case VolumeUsage_Unit.UNKNOWN:
-      return "UNKNOWN";
-    case VolumeUsage_Unit.BYTES:
-      return "BYTES";
-    case VolumeUsage_Unit.INODES:
-      return "INODES";
-    case VolumeUsage_Unit.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 /** Is the volume healthy? abnormal=true with a message says what is wrong. */
 export interface VolumeCondition {
   abnormal?: boolean | undefined;
@@ -1038,58 +746,6 @@ export enum NodeServiceCapability_RPC_Type {
   /** VOLUME_MOUNT_GROUP - The plugin applies VolumeCapability.MountVolume.volume_mount_group. */
   VOLUME_MOUNT_GROUP = 6,
   UNRECOGNIZED = -1,
-}
-
-export function nodeServiceCapability_RPC_TypeFromJSON(object: any): NodeServiceCapability_RPC_Type {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return NodeServiceCapability_RPC_Type.UNKNOWN;
-    case 1:
-    case "STAGE_UNSTAGE_VOLUME":
-      return NodeServiceCapability_RPC_Type.STAGE_UNSTAGE_VOLUME;
-    case 2:
-    case "GET_VOLUME_STATS":
-      return NodeServiceCapability_RPC_Type.GET_VOLUME_STATS;
-    case 3:
-    case "EXPAND_VOLUME":
-      return NodeServiceCapability_RPC_Type.EXPAND_VOLUME;
-    case 4:
-    case "VOLUME_CONDITION":
-      return NodeServiceCapability_RPC_Type.VOLUME_CONDITION;
-    case 5:
-    case "SINGLE_NODE_MULTI_WRITER":
-      return NodeServiceCapability_RPC_Type.SINGLE_NODE_MULTI_WRITER;
-    case 6:
-    case "VOLUME_MOUNT_GROUP":
-      return NodeServiceCapability_RPC_Type.VOLUME_MOUNT_GROUP;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return NodeServiceCapability_RPC_Type.UNRECOGNIZED;
-  }
-}
-
-export function nodeServiceCapability_RPC_TypeToJSON(object: NodeServiceCapability_RPC_Type): string {
-  switch (object) {
-    case NodeServiceCapability_RPC_Type.UNKNOWN:
-      return "UNKNOWN";
-    case NodeServiceCapability_RPC_Type.STAGE_UNSTAGE_VOLUME:
-      return "STAGE_UNSTAGE_VOLUME";
-    case NodeServiceCapability_RPC_Type.GET_VOLUME_STATS:
-      return "GET_VOLUME_STATS";
-    case NodeServiceCapability_RPC_Type.EXPAND_VOLUME:
-      return "EXPAND_VOLUME";
-    case NodeServiceCapability_RPC_Type.VOLUME_CONDITION:
-      return "VOLUME_CONDITION";
-    case NodeServiceCapability_RPC_Type.SINGLE_NODE_MULTI_WRITER:
-      return "SINGLE_NODE_MULTI_WRITER";
-    case NodeServiceCapability_RPC_Type.VOLUME_MOUNT_GROUP:
-      return "VOLUME_MOUNT_GROUP";
-    case NodeServiceCapability_RPC_Type.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface NodeGetInfoRequest {
@@ -1142,37 +798,6 @@ export enum GroupControllerServiceCapability_RPC_Type {
   UNKNOWN = 0,
   CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT = 1,
   UNRECOGNIZED = -1,
-}
-
-export function groupControllerServiceCapability_RPC_TypeFromJSON(
-  object: any,
-): GroupControllerServiceCapability_RPC_Type {
-  switch (object) {
-    case 0:
-    case "UNKNOWN":
-      return GroupControllerServiceCapability_RPC_Type.UNKNOWN;
-    case 1:
-    case "CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT":
-      return GroupControllerServiceCapability_RPC_Type.CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return GroupControllerServiceCapability_RPC_Type.UNRECOGNIZED;
-  }
-}
-
-export function groupControllerServiceCapability_RPC_TypeToJSON(
-  object: GroupControllerServiceCapability_RPC_Type,
-): string {
-  switch (object) {
-    case GroupControllerServiceCapability_RPC_Type.UNKNOWN:
-      return "UNKNOWN";
-    case GroupControllerServiceCapability_RPC_Type.CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT:
-      return "CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT";
-    case GroupControllerServiceCapability_RPC_Type.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface CreateVolumeGroupSnapshotRequest {
@@ -1308,23 +933,6 @@ export const GetPluginInfoRequest: MessageFns<GetPluginInfoRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(_: any): GetPluginInfoRequest {
-    return {};
-  },
-
-  toJSON(_: GetPluginInfoRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetPluginInfoRequest>): GetPluginInfoRequest {
-    return GetPluginInfoRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<GetPluginInfoRequest>): GetPluginInfoRequest {
-    const message = createBaseGetPluginInfoRequest();
-    return message;
-  },
 };
 
 function createBaseGetPluginInfoResponse(): GetPluginInfoResponse {
@@ -1396,70 +1004,6 @@ export const GetPluginInfoResponse: MessageFns<GetPluginInfoResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetPluginInfoResponse {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      vendorVersion: isSet(object.vendorVersion)
-        ? globalThis.String(object.vendorVersion)
-        : isSet(object.vendor_version)
-        ? globalThis.String(object.vendor_version)
-        : "",
-      manifest: isObject(object.manifest)
-        ? (globalThis.Object.entries(object.manifest) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: GetPluginInfoResponse): unknown {
-    const obj: any = {};
-    if (message.name !== undefined && message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.vendorVersion !== undefined && message.vendorVersion !== "") {
-      obj.vendorVersion = message.vendorVersion;
-    }
-    if (message.manifest) {
-      const entries = globalThis.Object.entries(message.manifest) as [string, string][];
-      if (entries.length > 0) {
-        obj.manifest = {};
-        entries.forEach(([k, v]) => {
-          obj.manifest[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetPluginInfoResponse>): GetPluginInfoResponse {
-    return GetPluginInfoResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetPluginInfoResponse>): GetPluginInfoResponse {
-    const message = createBaseGetPluginInfoResponse();
-    message.name = object.name ?? "";
-    message.vendorVersion = object.vendorVersion ?? "";
-    message.manifest = (globalThis.Object.entries(object.manifest ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseGetPluginInfoResponse_ManifestEntry(): GetPluginInfoResponse_ManifestEntry {
@@ -1517,34 +1061,6 @@ export const GetPluginInfoResponse_ManifestEntry: MessageFns<GetPluginInfoRespon
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetPluginInfoResponse_ManifestEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: GetPluginInfoResponse_ManifestEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetPluginInfoResponse_ManifestEntry>): GetPluginInfoResponse_ManifestEntry {
-    return GetPluginInfoResponse_ManifestEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetPluginInfoResponse_ManifestEntry>): GetPluginInfoResponse_ManifestEntry {
-    const message = createBaseGetPluginInfoResponse_ManifestEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseGetPluginCapabilitiesRequest(): GetPluginCapabilitiesRequest {
@@ -1579,23 +1095,6 @@ export const GetPluginCapabilitiesRequest: MessageFns<GetPluginCapabilitiesReque
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): GetPluginCapabilitiesRequest {
-    return {};
-  },
-
-  toJSON(_: GetPluginCapabilitiesRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetPluginCapabilitiesRequest>): GetPluginCapabilitiesRequest {
-    return GetPluginCapabilitiesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<GetPluginCapabilitiesRequest>): GetPluginCapabilitiesRequest {
-    const message = createBaseGetPluginCapabilitiesRequest();
-    return message;
   },
 };
 
@@ -1647,31 +1146,6 @@ export const GetPluginCapabilitiesResponse: MessageFns<GetPluginCapabilitiesResp
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetPluginCapabilitiesResponse {
-    return {
-      capabilities: globalThis.Array.isArray(object?.capabilities)
-        ? object.capabilities.map((e: any) => PluginCapability.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: GetPluginCapabilitiesResponse): unknown {
-    const obj: any = {};
-    if (message.capabilities?.length) {
-      obj.capabilities = message.capabilities.map((e) => PluginCapability.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetPluginCapabilitiesResponse>): GetPluginCapabilitiesResponse {
-    return GetPluginCapabilitiesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetPluginCapabilitiesResponse>): GetPluginCapabilitiesResponse {
-    const message = createBaseGetPluginCapabilitiesResponse();
-    message.capabilities = object.capabilities?.map((e) => PluginCapability.fromPartial(e)) || [];
-    return message;
   },
 };
 
@@ -1730,42 +1204,6 @@ export const PluginCapability: MessageFns<PluginCapability> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): PluginCapability {
-    return {
-      service: isSet(object.service) ? PluginCapability_Service.fromJSON(object.service) : undefined,
-      volumeExpansion: isSet(object.volumeExpansion)
-        ? PluginCapability_VolumeExpansion.fromJSON(object.volumeExpansion)
-        : isSet(object.volume_expansion)
-        ? PluginCapability_VolumeExpansion.fromJSON(object.volume_expansion)
-        : undefined,
-    };
-  },
-
-  toJSON(message: PluginCapability): unknown {
-    const obj: any = {};
-    if (message.service !== undefined) {
-      obj.service = PluginCapability_Service.toJSON(message.service);
-    }
-    if (message.volumeExpansion !== undefined) {
-      obj.volumeExpansion = PluginCapability_VolumeExpansion.toJSON(message.volumeExpansion);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<PluginCapability>): PluginCapability {
-    return PluginCapability.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<PluginCapability>): PluginCapability {
-    const message = createBasePluginCapability();
-    message.service = (object.service !== undefined && object.service !== null)
-      ? PluginCapability_Service.fromPartial(object.service)
-      : undefined;
-    message.volumeExpansion = (object.volumeExpansion !== undefined && object.volumeExpansion !== null)
-      ? PluginCapability_VolumeExpansion.fromPartial(object.volumeExpansion)
-      : undefined;
-    return message;
-  },
 };
 
 function createBasePluginCapability_Service(): PluginCapability_Service {
@@ -1811,27 +1249,6 @@ export const PluginCapability_Service: MessageFns<PluginCapability_Service> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PluginCapability_Service {
-    return { type: isSet(object.type) ? pluginCapability_Service_TypeFromJSON(object.type) : 0 };
-  },
-
-  toJSON(message: PluginCapability_Service): unknown {
-    const obj: any = {};
-    if (message.type !== undefined && message.type !== 0) {
-      obj.type = pluginCapability_Service_TypeToJSON(message.type);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<PluginCapability_Service>): PluginCapability_Service {
-    return PluginCapability_Service.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<PluginCapability_Service>): PluginCapability_Service {
-    const message = createBasePluginCapability_Service();
-    message.type = object.type ?? 0;
-    return message;
   },
 };
 
@@ -1879,27 +1296,6 @@ export const PluginCapability_VolumeExpansion: MessageFns<PluginCapability_Volum
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): PluginCapability_VolumeExpansion {
-    return { type: isSet(object.type) ? pluginCapability_VolumeExpansion_TypeFromJSON(object.type) : 0 };
-  },
-
-  toJSON(message: PluginCapability_VolumeExpansion): unknown {
-    const obj: any = {};
-    if (message.type !== undefined && message.type !== 0) {
-      obj.type = pluginCapability_VolumeExpansion_TypeToJSON(message.type);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<PluginCapability_VolumeExpansion>): PluginCapability_VolumeExpansion {
-    return PluginCapability_VolumeExpansion.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<PluginCapability_VolumeExpansion>): PluginCapability_VolumeExpansion {
-    const message = createBasePluginCapability_VolumeExpansion();
-    message.type = object.type ?? 0;
-    return message;
-  },
 };
 
 function createBaseProbeRequest(): ProbeRequest {
@@ -1934,23 +1330,6 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): ProbeRequest {
-    return {};
-  },
-
-  toJSON(_: ProbeRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<ProbeRequest>): ProbeRequest {
-    return ProbeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<ProbeRequest>): ProbeRequest {
-    const message = createBaseProbeRequest();
-    return message;
   },
 };
 
@@ -1997,27 +1376,6 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ProbeResponse {
-    return { ready: isSet(object.ready) ? Boolean(object.ready) : undefined };
-  },
-
-  toJSON(message: ProbeResponse): unknown {
-    const obj: any = {};
-    if (message.ready !== undefined) {
-      obj.ready = message.ready;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ProbeResponse>): ProbeResponse {
-    return ProbeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ProbeResponse>): ProbeResponse {
-    const message = createBaseProbeResponse();
-    message.ready = object.ready ?? undefined;
-    return message;
   },
 };
 
@@ -2165,179 +1523,6 @@ export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): CreateVolumeRequest {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      capacityRange: isSet(object.capacityRange)
-        ? CapacityRange.fromJSON(object.capacityRange)
-        : isSet(object.capacity_range)
-        ? CapacityRange.fromJSON(object.capacity_range)
-        : undefined,
-      volumeCapabilities: globalThis.Array.isArray(object?.volumeCapabilities)
-        ? object.volumeCapabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : globalThis.Array.isArray(object?.volume_capabilities)
-        ? object.volume_capabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : [],
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeContentSource: isSet(object.volumeContentSource)
-        ? VolumeContentSource.fromJSON(object.volumeContentSource)
-        : isSet(object.volume_content_source)
-        ? VolumeContentSource.fromJSON(object.volume_content_source)
-        : undefined,
-      accessibilityRequirements: isSet(object.accessibilityRequirements)
-        ? TopologyRequirement.fromJSON(object.accessibilityRequirements)
-        : isSet(object.accessibility_requirements)
-        ? TopologyRequirement.fromJSON(object.accessibility_requirements)
-        : undefined,
-      mutableParameters: isObject(object.mutableParameters)
-        ? (globalThis.Object.entries(object.mutableParameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.mutable_parameters)
-        ? (globalThis.Object.entries(object.mutable_parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: CreateVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.name !== undefined && message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.capacityRange !== undefined) {
-      obj.capacityRange = CapacityRange.toJSON(message.capacityRange);
-    }
-    if (message.volumeCapabilities?.length) {
-      obj.volumeCapabilities = message.volumeCapabilities.map((e) => VolumeCapability.toJSON(e));
-    }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.volumeContentSource !== undefined) {
-      obj.volumeContentSource = VolumeContentSource.toJSON(message.volumeContentSource);
-    }
-    if (message.accessibilityRequirements !== undefined) {
-      obj.accessibilityRequirements = TopologyRequirement.toJSON(message.accessibilityRequirements);
-    }
-    if (message.mutableParameters) {
-      const entries = globalThis.Object.entries(message.mutableParameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.mutableParameters = {};
-        entries.forEach(([k, v]) => {
-          obj.mutableParameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeRequest>): CreateVolumeRequest {
-    return CreateVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateVolumeRequest>): CreateVolumeRequest {
-    const message = createBaseCreateVolumeRequest();
-    message.name = object.name ?? "";
-    message.capacityRange = (object.capacityRange !== undefined && object.capacityRange !== null)
-      ? CapacityRange.fromPartial(object.capacityRange)
-      : undefined;
-    message.volumeCapabilities = object.volumeCapabilities?.map((e) => VolumeCapability.fromPartial(e)) || [];
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeContentSource = (object.volumeContentSource !== undefined && object.volumeContentSource !== null)
-      ? VolumeContentSource.fromPartial(object.volumeContentSource)
-      : undefined;
-    message.accessibilityRequirements =
-      (object.accessibilityRequirements !== undefined && object.accessibilityRequirements !== null)
-        ? TopologyRequirement.fromPartial(object.accessibilityRequirements)
-        : undefined;
-    message.mutableParameters = (globalThis.Object.entries(object.mutableParameters ?? {}) as [string, string][])
-      .reduce((acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      }, {});
-    return message;
-  },
 };
 
 function createBaseCreateVolumeRequest_ParametersEntry(): CreateVolumeRequest_ParametersEntry {
@@ -2394,34 +1579,6 @@ export const CreateVolumeRequest_ParametersEntry: MessageFns<CreateVolumeRequest
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CreateVolumeRequest_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CreateVolumeRequest_ParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeRequest_ParametersEntry>): CreateVolumeRequest_ParametersEntry {
-    return CreateVolumeRequest_ParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateVolumeRequest_ParametersEntry>): CreateVolumeRequest_ParametersEntry {
-    const message = createBaseCreateVolumeRequest_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -2480,34 +1637,6 @@ export const CreateVolumeRequest_SecretsEntry: MessageFns<CreateVolumeRequest_Se
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): CreateVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CreateVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeRequest_SecretsEntry>): CreateVolumeRequest_SecretsEntry {
-    return CreateVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateVolumeRequest_SecretsEntry>): CreateVolumeRequest_SecretsEntry {
-    const message = createBaseCreateVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseCreateVolumeRequest_MutableParametersEntry(): CreateVolumeRequest_MutableParametersEntry {
@@ -2564,36 +1693,6 @@ export const CreateVolumeRequest_MutableParametersEntry: MessageFns<CreateVolume
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CreateVolumeRequest_MutableParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CreateVolumeRequest_MutableParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeRequest_MutableParametersEntry>): CreateVolumeRequest_MutableParametersEntry {
-    return CreateVolumeRequest_MutableParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<CreateVolumeRequest_MutableParametersEntry>,
-  ): CreateVolumeRequest_MutableParametersEntry {
-    const message = createBaseCreateVolumeRequest_MutableParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -2652,38 +1751,6 @@ export const VolumeContentSource: MessageFns<VolumeContentSource> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeContentSource {
-    return {
-      snapshot: isSet(object.snapshot) ? VolumeContentSource_SnapshotSource.fromJSON(object.snapshot) : undefined,
-      volume: isSet(object.volume) ? VolumeContentSource_VolumeSource.fromJSON(object.volume) : undefined,
-    };
-  },
-
-  toJSON(message: VolumeContentSource): unknown {
-    const obj: any = {};
-    if (message.snapshot !== undefined) {
-      obj.snapshot = VolumeContentSource_SnapshotSource.toJSON(message.snapshot);
-    }
-    if (message.volume !== undefined) {
-      obj.volume = VolumeContentSource_VolumeSource.toJSON(message.volume);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeContentSource>): VolumeContentSource {
-    return VolumeContentSource.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeContentSource>): VolumeContentSource {
-    const message = createBaseVolumeContentSource();
-    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
-      ? VolumeContentSource_SnapshotSource.fromPartial(object.snapshot)
-      : undefined;
-    message.volume = (object.volume !== undefined && object.volume !== null)
-      ? VolumeContentSource_VolumeSource.fromPartial(object.volume)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseVolumeContentSource_SnapshotSource(): VolumeContentSource_SnapshotSource {
@@ -2729,33 +1796,6 @@ export const VolumeContentSource_SnapshotSource: MessageFns<VolumeContentSource_
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): VolumeContentSource_SnapshotSource {
-    return {
-      snapshotId: isSet(object.snapshotId)
-        ? globalThis.String(object.snapshotId)
-        : isSet(object.snapshot_id)
-        ? globalThis.String(object.snapshot_id)
-        : "",
-    };
-  },
-
-  toJSON(message: VolumeContentSource_SnapshotSource): unknown {
-    const obj: any = {};
-    if (message.snapshotId !== undefined && message.snapshotId !== "") {
-      obj.snapshotId = message.snapshotId;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeContentSource_SnapshotSource>): VolumeContentSource_SnapshotSource {
-    return VolumeContentSource_SnapshotSource.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeContentSource_SnapshotSource>): VolumeContentSource_SnapshotSource {
-    const message = createBaseVolumeContentSource_SnapshotSource();
-    message.snapshotId = object.snapshotId ?? "";
-    return message;
   },
 };
 
@@ -2803,33 +1843,6 @@ export const VolumeContentSource_VolumeSource: MessageFns<VolumeContentSource_Vo
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeContentSource_VolumeSource {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-    };
-  },
-
-  toJSON(message: VolumeContentSource_VolumeSource): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeContentSource_VolumeSource>): VolumeContentSource_VolumeSource {
-    return VolumeContentSource_VolumeSource.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeContentSource_VolumeSource>): VolumeContentSource_VolumeSource {
-    const message = createBaseVolumeContentSource_VolumeSource();
-    message.volumeId = object.volumeId ?? "";
-    return message;
-  },
 };
 
 function createBaseCreateVolumeResponse(): CreateVolumeResponse {
@@ -2875,29 +1888,6 @@ export const CreateVolumeResponse: MessageFns<CreateVolumeResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CreateVolumeResponse {
-    return { volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined };
-  },
-
-  toJSON(message: CreateVolumeResponse): unknown {
-    const obj: any = {};
-    if (message.volume !== undefined) {
-      obj.volume = Volume.toJSON(message.volume);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeResponse>): CreateVolumeResponse {
-    return CreateVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateVolumeResponse>): CreateVolumeResponse {
-    const message = createBaseCreateVolumeResponse();
-    message.volume = (object.volume !== undefined && object.volume !== null)
-      ? Volume.fromPartial(object.volume)
-      : undefined;
-    return message;
   },
 };
 
@@ -2967,49 +1957,6 @@ export const VolumeCapability: MessageFns<VolumeCapability> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeCapability {
-    return {
-      block: isSet(object.block) ? VolumeCapability_BlockVolume.fromJSON(object.block) : undefined,
-      mount: isSet(object.mount) ? VolumeCapability_MountVolume.fromJSON(object.mount) : undefined,
-      accessMode: isSet(object.accessMode)
-        ? VolumeCapability_AccessMode.fromJSON(object.accessMode)
-        : isSet(object.access_mode)
-        ? VolumeCapability_AccessMode.fromJSON(object.access_mode)
-        : undefined,
-    };
-  },
-
-  toJSON(message: VolumeCapability): unknown {
-    const obj: any = {};
-    if (message.block !== undefined) {
-      obj.block = VolumeCapability_BlockVolume.toJSON(message.block);
-    }
-    if (message.mount !== undefined) {
-      obj.mount = VolumeCapability_MountVolume.toJSON(message.mount);
-    }
-    if (message.accessMode !== undefined) {
-      obj.accessMode = VolumeCapability_AccessMode.toJSON(message.accessMode);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeCapability>): VolumeCapability {
-    return VolumeCapability.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeCapability>): VolumeCapability {
-    const message = createBaseVolumeCapability();
-    message.block = (object.block !== undefined && object.block !== null)
-      ? VolumeCapability_BlockVolume.fromPartial(object.block)
-      : undefined;
-    message.mount = (object.mount !== undefined && object.mount !== null)
-      ? VolumeCapability_MountVolume.fromPartial(object.mount)
-      : undefined;
-    message.accessMode = (object.accessMode !== undefined && object.accessMode !== null)
-      ? VolumeCapability_AccessMode.fromPartial(object.accessMode)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseVolumeCapability_BlockVolume(): VolumeCapability_BlockVolume {
@@ -3044,23 +1991,6 @@ export const VolumeCapability_BlockVolume: MessageFns<VolumeCapability_BlockVolu
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): VolumeCapability_BlockVolume {
-    return {};
-  },
-
-  toJSON(_: VolumeCapability_BlockVolume): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeCapability_BlockVolume>): VolumeCapability_BlockVolume {
-    return VolumeCapability_BlockVolume.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<VolumeCapability_BlockVolume>): VolumeCapability_BlockVolume {
-    const message = createBaseVolumeCapability_BlockVolume();
-    return message;
   },
 };
 
@@ -3135,51 +2065,6 @@ export const VolumeCapability_MountVolume: MessageFns<VolumeCapability_MountVolu
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeCapability_MountVolume {
-    return {
-      fsType: isSet(object.fsType)
-        ? globalThis.String(object.fsType)
-        : isSet(object.fs_type)
-        ? globalThis.String(object.fs_type)
-        : "",
-      mountFlags: globalThis.Array.isArray(object?.mountFlags)
-        ? object.mountFlags.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.mount_flags)
-        ? object.mount_flags.map((e: any) => globalThis.String(e))
-        : [],
-      volumeMountGroup: isSet(object.volumeMountGroup)
-        ? globalThis.String(object.volumeMountGroup)
-        : isSet(object.volume_mount_group)
-        ? globalThis.String(object.volume_mount_group)
-        : "",
-    };
-  },
-
-  toJSON(message: VolumeCapability_MountVolume): unknown {
-    const obj: any = {};
-    if (message.fsType !== undefined && message.fsType !== "") {
-      obj.fsType = message.fsType;
-    }
-    if (message.mountFlags?.length) {
-      obj.mountFlags = message.mountFlags;
-    }
-    if (message.volumeMountGroup !== undefined && message.volumeMountGroup !== "") {
-      obj.volumeMountGroup = message.volumeMountGroup;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeCapability_MountVolume>): VolumeCapability_MountVolume {
-    return VolumeCapability_MountVolume.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeCapability_MountVolume>): VolumeCapability_MountVolume {
-    const message = createBaseVolumeCapability_MountVolume();
-    message.fsType = object.fsType ?? "";
-    message.mountFlags = object.mountFlags?.map((e) => e) || [];
-    message.volumeMountGroup = object.volumeMountGroup ?? "";
-    return message;
-  },
 };
 
 function createBaseVolumeCapability_AccessMode(): VolumeCapability_AccessMode {
@@ -3225,27 +2110,6 @@ export const VolumeCapability_AccessMode: MessageFns<VolumeCapability_AccessMode
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): VolumeCapability_AccessMode {
-    return { mode: isSet(object.mode) ? volumeCapability_AccessMode_ModeFromJSON(object.mode) : 0 };
-  },
-
-  toJSON(message: VolumeCapability_AccessMode): unknown {
-    const obj: any = {};
-    if (message.mode !== undefined && message.mode !== 0) {
-      obj.mode = volumeCapability_AccessMode_ModeToJSON(message.mode);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeCapability_AccessMode>): VolumeCapability_AccessMode {
-    return VolumeCapability_AccessMode.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeCapability_AccessMode>): VolumeCapability_AccessMode {
-    const message = createBaseVolumeCapability_AccessMode();
-    message.mode = object.mode ?? 0;
-    return message;
   },
 };
 
@@ -3303,42 +2167,6 @@ export const CapacityRange: MessageFns<CapacityRange> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CapacityRange {
-    return {
-      requiredBytes: isSet(object.requiredBytes)
-        ? globalThis.Number(object.requiredBytes)
-        : isSet(object.required_bytes)
-        ? globalThis.Number(object.required_bytes)
-        : 0,
-      limitBytes: isSet(object.limitBytes)
-        ? globalThis.Number(object.limitBytes)
-        : isSet(object.limit_bytes)
-        ? globalThis.Number(object.limit_bytes)
-        : 0,
-    };
-  },
-
-  toJSON(message: CapacityRange): unknown {
-    const obj: any = {};
-    if (message.requiredBytes !== undefined && message.requiredBytes !== 0) {
-      obj.requiredBytes = Math.round(message.requiredBytes);
-    }
-    if (message.limitBytes !== undefined && message.limitBytes !== 0) {
-      obj.limitBytes = Math.round(message.limitBytes);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CapacityRange>): CapacityRange {
-    return CapacityRange.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CapacityRange>): CapacityRange {
-    const message = createBaseCapacityRange();
-    message.requiredBytes = object.requiredBytes ?? 0;
-    message.limitBytes = object.limitBytes ?? 0;
-    return message;
   },
 };
 
@@ -3438,107 +2266,6 @@ export const Volume: MessageFns<Volume> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): Volume {
-    return {
-      capacityBytes: isSet(object.capacityBytes)
-        ? globalThis.Number(object.capacityBytes)
-        : isSet(object.capacity_bytes)
-        ? globalThis.Number(object.capacity_bytes)
-        : 0,
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      volumeContext: isObject(object.volumeContext)
-        ? (globalThis.Object.entries(object.volumeContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.volume_context)
-        ? (globalThis.Object.entries(object.volume_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      contentSource: isSet(object.contentSource)
-        ? VolumeContentSource.fromJSON(object.contentSource)
-        : isSet(object.content_source)
-        ? VolumeContentSource.fromJSON(object.content_source)
-        : undefined,
-      accessibleTopology: globalThis.Array.isArray(object?.accessibleTopology)
-        ? object.accessibleTopology.map((e: any) => Topology.fromJSON(e))
-        : globalThis.Array.isArray(object?.accessible_topology)
-        ? object.accessible_topology.map((e: any) => Topology.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: Volume): unknown {
-    const obj: any = {};
-    if (message.capacityBytes !== undefined && message.capacityBytes !== 0) {
-      obj.capacityBytes = Math.round(message.capacityBytes);
-    }
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.volumeContext) {
-      const entries = globalThis.Object.entries(message.volumeContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.volumeContext = {};
-        entries.forEach(([k, v]) => {
-          obj.volumeContext[k] = v;
-        });
-      }
-    }
-    if (message.contentSource !== undefined) {
-      obj.contentSource = VolumeContentSource.toJSON(message.contentSource);
-    }
-    if (message.accessibleTopology?.length) {
-      obj.accessibleTopology = message.accessibleTopology.map((e) => Topology.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Volume>): Volume {
-    return Volume.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Volume>): Volume {
-    const message = createBaseVolume();
-    message.capacityBytes = object.capacityBytes ?? 0;
-    message.volumeId = object.volumeId ?? "";
-    message.volumeContext = (globalThis.Object.entries(object.volumeContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.contentSource = (object.contentSource !== undefined && object.contentSource !== null)
-      ? VolumeContentSource.fromPartial(object.contentSource)
-      : undefined;
-    message.accessibleTopology = object.accessibleTopology?.map((e) => Topology.fromPartial(e)) || [];
-    return message;
-  },
 };
 
 function createBaseVolume_VolumeContextEntry(): Volume_VolumeContextEntry {
@@ -3595,34 +2322,6 @@ export const Volume_VolumeContextEntry: MessageFns<Volume_VolumeContextEntry> = 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Volume_VolumeContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Volume_VolumeContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Volume_VolumeContextEntry>): Volume_VolumeContextEntry {
-    return Volume_VolumeContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Volume_VolumeContextEntry>): Volume_VolumeContextEntry {
-    const message = createBaseVolume_VolumeContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -3691,38 +2390,6 @@ export const TopologyRequirement: MessageFns<TopologyRequirement> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): TopologyRequirement {
-    return {
-      requisite: globalThis.Array.isArray(object?.requisite)
-        ? object.requisite.map((e: any) => Topology.fromJSON(e))
-        : [],
-      preferred: globalThis.Array.isArray(object?.preferred)
-        ? object.preferred.map((e: any) => Topology.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: TopologyRequirement): unknown {
-    const obj: any = {};
-    if (message.requisite?.length) {
-      obj.requisite = message.requisite.map((e) => Topology.toJSON(e));
-    }
-    if (message.preferred?.length) {
-      obj.preferred = message.preferred.map((e) => Topology.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<TopologyRequirement>): TopologyRequirement {
-    return TopologyRequirement.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<TopologyRequirement>): TopologyRequirement {
-    const message = createBaseTopologyRequirement();
-    message.requisite = object.requisite?.map((e) => Topology.fromPartial(e)) || [];
-    message.preferred = object.preferred?.map((e) => Topology.fromPartial(e)) || [];
-    return message;
-  },
 };
 
 function createBaseTopology(): Topology {
@@ -3771,56 +2438,6 @@ export const Topology: MessageFns<Topology> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Topology {
-    return {
-      segments: isObject(object.segments)
-        ? (globalThis.Object.entries(object.segments) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: Topology): unknown {
-    const obj: any = {};
-    if (message.segments) {
-      const entries = globalThis.Object.entries(message.segments) as [string, string][];
-      if (entries.length > 0) {
-        obj.segments = {};
-        entries.forEach(([k, v]) => {
-          obj.segments[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Topology>): Topology {
-    return Topology.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Topology>): Topology {
-    const message = createBaseTopology();
-    message.segments = (globalThis.Object.entries(object.segments ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
   },
 };
 
@@ -3878,34 +2495,6 @@ export const Topology_SegmentsEntry: MessageFns<Topology_SegmentsEntry> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Topology_SegmentsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Topology_SegmentsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Topology_SegmentsEntry>): Topology_SegmentsEntry {
-    return Topology_SegmentsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Topology_SegmentsEntry>): Topology_SegmentsEntry {
-    const message = createBaseTopology_SegmentsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -3967,65 +2556,6 @@ export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): DeleteVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: DeleteVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteVolumeRequest>): DeleteVolumeRequest {
-    return DeleteVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<DeleteVolumeRequest>): DeleteVolumeRequest {
-    const message = createBaseDeleteVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseDeleteVolumeRequest_SecretsEntry(): DeleteVolumeRequest_SecretsEntry {
@@ -4083,34 +2613,6 @@ export const DeleteVolumeRequest_SecretsEntry: MessageFns<DeleteVolumeRequest_Se
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): DeleteVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: DeleteVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteVolumeRequest_SecretsEntry>): DeleteVolumeRequest_SecretsEntry {
-    return DeleteVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<DeleteVolumeRequest_SecretsEntry>): DeleteVolumeRequest_SecretsEntry {
-    const message = createBaseDeleteVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseDeleteVolumeResponse(): DeleteVolumeResponse {
@@ -4145,23 +2647,6 @@ export const DeleteVolumeResponse: MessageFns<DeleteVolumeResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DeleteVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: DeleteVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteVolumeResponse>): DeleteVolumeResponse {
-    return DeleteVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<DeleteVolumeResponse>): DeleteVolumeResponse {
-    const message = createBaseDeleteVolumeResponse();
-    return message;
   },
 };
 
@@ -4271,135 +2756,6 @@ export const ControllerPublishVolumeRequest: MessageFns<ControllerPublishVolumeR
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerPublishVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      nodeId: isSet(object.nodeId)
-        ? globalThis.String(object.nodeId)
-        : isSet(object.node_id)
-        ? globalThis.String(object.node_id)
-        : "",
-      volumeCapability: isSet(object.volumeCapability)
-        ? VolumeCapability.fromJSON(object.volumeCapability)
-        : isSet(object.volume_capability)
-        ? VolumeCapability.fromJSON(object.volume_capability)
-        : undefined,
-      readonly: isSet(object.readonly) ? globalThis.Boolean(object.readonly) : false,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeContext: isObject(object.volumeContext)
-        ? (globalThis.Object.entries(object.volumeContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.volume_context)
-        ? (globalThis.Object.entries(object.volume_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ControllerPublishVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.nodeId !== undefined && message.nodeId !== "") {
-      obj.nodeId = message.nodeId;
-    }
-    if (message.volumeCapability !== undefined) {
-      obj.volumeCapability = VolumeCapability.toJSON(message.volumeCapability);
-    }
-    if (message.readonly !== undefined && message.readonly !== false) {
-      obj.readonly = message.readonly;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.volumeContext) {
-      const entries = globalThis.Object.entries(message.volumeContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.volumeContext = {};
-        entries.forEach(([k, v]) => {
-          obj.volumeContext[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerPublishVolumeRequest>): ControllerPublishVolumeRequest {
-    return ControllerPublishVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerPublishVolumeRequest>): ControllerPublishVolumeRequest {
-    const message = createBaseControllerPublishVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.nodeId = object.nodeId ?? "";
-    message.volumeCapability = (object.volumeCapability !== undefined && object.volumeCapability !== null)
-      ? VolumeCapability.fromPartial(object.volumeCapability)
-      : undefined;
-    message.readonly = object.readonly ?? false;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeContext = (globalThis.Object.entries(object.volumeContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseControllerPublishVolumeRequest_SecretsEntry(): ControllerPublishVolumeRequest_SecretsEntry {
@@ -4459,36 +2815,6 @@ export const ControllerPublishVolumeRequest_SecretsEntry: MessageFns<ControllerP
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerPublishVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ControllerPublishVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerPublishVolumeRequest_SecretsEntry>): ControllerPublishVolumeRequest_SecretsEntry {
-    return ControllerPublishVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ControllerPublishVolumeRequest_SecretsEntry>,
-  ): ControllerPublishVolumeRequest_SecretsEntry {
-    const message = createBaseControllerPublishVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -4552,38 +2878,6 @@ export const ControllerPublishVolumeRequest_VolumeContextEntry: MessageFns<
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerPublishVolumeRequest_VolumeContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ControllerPublishVolumeRequest_VolumeContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ControllerPublishVolumeRequest_VolumeContextEntry>,
-  ): ControllerPublishVolumeRequest_VolumeContextEntry {
-    return ControllerPublishVolumeRequest_VolumeContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ControllerPublishVolumeRequest_VolumeContextEntry>,
-  ): ControllerPublishVolumeRequest_VolumeContextEntry {
-    const message = createBaseControllerPublishVolumeRequest_VolumeContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseControllerPublishVolumeResponse(): ControllerPublishVolumeResponse {
@@ -4633,69 +2927,6 @@ export const ControllerPublishVolumeResponse: MessageFns<ControllerPublishVolume
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerPublishVolumeResponse {
-    return {
-      publishContext: isObject(object.publishContext)
-        ? (globalThis.Object.entries(object.publishContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.publish_context)
-        ? (globalThis.Object.entries(object.publish_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ControllerPublishVolumeResponse): unknown {
-    const obj: any = {};
-    if (message.publishContext) {
-      const entries = globalThis.Object.entries(message.publishContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.publishContext = {};
-        entries.forEach(([k, v]) => {
-          obj.publishContext[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerPublishVolumeResponse>): ControllerPublishVolumeResponse {
-    return ControllerPublishVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerPublishVolumeResponse>): ControllerPublishVolumeResponse {
-    const message = createBaseControllerPublishVolumeResponse();
-    message.publishContext = (globalThis.Object.entries(object.publishContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
   },
 };
 
@@ -4758,38 +2989,6 @@ export const ControllerPublishVolumeResponse_PublishContextEntry: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerPublishVolumeResponse_PublishContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ControllerPublishVolumeResponse_PublishContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ControllerPublishVolumeResponse_PublishContextEntry>,
-  ): ControllerPublishVolumeResponse_PublishContextEntry {
-    return ControllerPublishVolumeResponse_PublishContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ControllerPublishVolumeResponse_PublishContextEntry>,
-  ): ControllerPublishVolumeResponse_PublishContextEntry {
-    const message = createBaseControllerPublishVolumeResponse_PublishContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -4862,74 +3061,6 @@ export const ControllerUnpublishVolumeRequest: MessageFns<ControllerUnpublishVol
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerUnpublishVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      nodeId: isSet(object.nodeId)
-        ? globalThis.String(object.nodeId)
-        : isSet(object.node_id)
-        ? globalThis.String(object.node_id)
-        : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ControllerUnpublishVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.nodeId !== undefined && message.nodeId !== "") {
-      obj.nodeId = message.nodeId;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerUnpublishVolumeRequest>): ControllerUnpublishVolumeRequest {
-    return ControllerUnpublishVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerUnpublishVolumeRequest>): ControllerUnpublishVolumeRequest {
-    const message = createBaseControllerUnpublishVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.nodeId = object.nodeId ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseControllerUnpublishVolumeRequest_SecretsEntry(): ControllerUnpublishVolumeRequest_SecretsEntry {
@@ -4991,38 +3122,6 @@ export const ControllerUnpublishVolumeRequest_SecretsEntry: MessageFns<Controlle
         (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
       }
     },
-
-    fromJSON(object: any): ControllerUnpublishVolumeRequest_SecretsEntry {
-      return {
-        key: isSet(object.key) ? globalThis.String(object.key) : "",
-        value: isSet(object.value) ? globalThis.String(object.value) : "",
-      };
-    },
-
-    toJSON(message: ControllerUnpublishVolumeRequest_SecretsEntry): unknown {
-      const obj: any = {};
-      if (message.key !== "") {
-        obj.key = message.key;
-      }
-      if (message.value !== "") {
-        obj.value = message.value;
-      }
-      return obj;
-    },
-
-    create(
-      base?: DeepPartial<ControllerUnpublishVolumeRequest_SecretsEntry>,
-    ): ControllerUnpublishVolumeRequest_SecretsEntry {
-      return ControllerUnpublishVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-    },
-    fromPartial(
-      object: DeepPartial<ControllerUnpublishVolumeRequest_SecretsEntry>,
-    ): ControllerUnpublishVolumeRequest_SecretsEntry {
-      const message = createBaseControllerUnpublishVolumeRequest_SecretsEntry();
-      message.key = object.key ?? "";
-      message.value = object.value ?? "";
-      return message;
-    },
   };
 
 function createBaseControllerUnpublishVolumeResponse(): ControllerUnpublishVolumeResponse {
@@ -5057,23 +3156,6 @@ export const ControllerUnpublishVolumeResponse: MessageFns<ControllerUnpublishVo
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): ControllerUnpublishVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: ControllerUnpublishVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerUnpublishVolumeResponse>): ControllerUnpublishVolumeResponse {
-    return ControllerUnpublishVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<ControllerUnpublishVolumeResponse>): ControllerUnpublishVolumeResponse {
-    const message = createBaseControllerUnpublishVolumeResponse();
-    return message;
   },
 };
 
@@ -5206,194 +3288,6 @@ export const ValidateVolumeCapabilitiesRequest: MessageFns<ValidateVolumeCapabil
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      volumeContext: isObject(object.volumeContext)
-        ? (globalThis.Object.entries(object.volumeContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.volume_context)
-        ? (globalThis.Object.entries(object.volume_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeCapabilities: globalThis.Array.isArray(object?.volumeCapabilities)
-        ? object.volumeCapabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : globalThis.Array.isArray(object?.volume_capabilities)
-        ? object.volume_capabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : [],
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      mutableParameters: isObject(object.mutableParameters)
-        ? (globalThis.Object.entries(object.mutableParameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.mutable_parameters)
-        ? (globalThis.Object.entries(object.mutable_parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.volumeContext) {
-      const entries = globalThis.Object.entries(message.volumeContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.volumeContext = {};
-        entries.forEach(([k, v]) => {
-          obj.volumeContext[k] = v;
-        });
-      }
-    }
-    if (message.volumeCapabilities?.length) {
-      obj.volumeCapabilities = message.volumeCapabilities.map((e) => VolumeCapability.toJSON(e));
-    }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.mutableParameters) {
-      const entries = globalThis.Object.entries(message.mutableParameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.mutableParameters = {};
-        entries.forEach(([k, v]) => {
-          obj.mutableParameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ValidateVolumeCapabilitiesRequest>): ValidateVolumeCapabilitiesRequest {
-    return ValidateVolumeCapabilitiesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ValidateVolumeCapabilitiesRequest>): ValidateVolumeCapabilitiesRequest {
-    const message = createBaseValidateVolumeCapabilitiesRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.volumeContext = (globalThis.Object.entries(object.volumeContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeCapabilities = object.volumeCapabilities?.map((e) => VolumeCapability.fromPartial(e)) || [];
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.mutableParameters = (globalThis.Object.entries(object.mutableParameters ?? {}) as [string, string][])
-      .reduce((acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      }, {});
-    return message;
-  },
 };
 
 function createBaseValidateVolumeCapabilitiesRequest_VolumeContextEntry(): ValidateVolumeCapabilitiesRequest_VolumeContextEntry {
@@ -5455,38 +3349,6 @@ export const ValidateVolumeCapabilitiesRequest_VolumeContextEntry: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesRequest_VolumeContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesRequest_VolumeContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesRequest_VolumeContextEntry>,
-  ): ValidateVolumeCapabilitiesRequest_VolumeContextEntry {
-    return ValidateVolumeCapabilitiesRequest_VolumeContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesRequest_VolumeContextEntry>,
-  ): ValidateVolumeCapabilitiesRequest_VolumeContextEntry {
-    const message = createBaseValidateVolumeCapabilitiesRequest_VolumeContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -5550,38 +3412,6 @@ export const ValidateVolumeCapabilitiesRequest_ParametersEntry: MessageFns<
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesRequest_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesRequest_ParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesRequest_ParametersEntry>,
-  ): ValidateVolumeCapabilitiesRequest_ParametersEntry {
-    return ValidateVolumeCapabilitiesRequest_ParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesRequest_ParametersEntry>,
-  ): ValidateVolumeCapabilitiesRequest_ParametersEntry {
-    const message = createBaseValidateVolumeCapabilitiesRequest_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseValidateVolumeCapabilitiesRequest_SecretsEntry(): ValidateVolumeCapabilitiesRequest_SecretsEntry {
@@ -5643,38 +3473,6 @@ export const ValidateVolumeCapabilitiesRequest_SecretsEntry: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesRequest_SecretsEntry>,
-  ): ValidateVolumeCapabilitiesRequest_SecretsEntry {
-    return ValidateVolumeCapabilitiesRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesRequest_SecretsEntry>,
-  ): ValidateVolumeCapabilitiesRequest_SecretsEntry {
-    const message = createBaseValidateVolumeCapabilitiesRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -5738,38 +3536,6 @@ export const ValidateVolumeCapabilitiesRequest_MutableParametersEntry: MessageFn
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesRequest_MutableParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesRequest_MutableParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesRequest_MutableParametersEntry>,
-  ): ValidateVolumeCapabilitiesRequest_MutableParametersEntry {
-    return ValidateVolumeCapabilitiesRequest_MutableParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesRequest_MutableParametersEntry>,
-  ): ValidateVolumeCapabilitiesRequest_MutableParametersEntry {
-    const message = createBaseValidateVolumeCapabilitiesRequest_MutableParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseValidateVolumeCapabilitiesResponse(): ValidateVolumeCapabilitiesResponse {
@@ -5826,38 +3592,6 @@ export const ValidateVolumeCapabilitiesResponse: MessageFns<ValidateVolumeCapabi
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesResponse {
-    return {
-      confirmed: isSet(object.confirmed)
-        ? ValidateVolumeCapabilitiesResponse_Confirmed.fromJSON(object.confirmed)
-        : undefined,
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesResponse): unknown {
-    const obj: any = {};
-    if (message.confirmed !== undefined) {
-      obj.confirmed = ValidateVolumeCapabilitiesResponse_Confirmed.toJSON(message.confirmed);
-    }
-    if (message.message !== undefined && message.message !== "") {
-      obj.message = message.message;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ValidateVolumeCapabilitiesResponse>): ValidateVolumeCapabilitiesResponse {
-    return ValidateVolumeCapabilitiesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ValidateVolumeCapabilitiesResponse>): ValidateVolumeCapabilitiesResponse {
-    const message = createBaseValidateVolumeCapabilitiesResponse();
-    message.confirmed = (object.confirmed !== undefined && object.confirmed !== null)
-      ? ValidateVolumeCapabilitiesResponse_Confirmed.fromPartial(object.confirmed)
-      : undefined;
-    message.message = object.message ?? "";
-    return message;
   },
 };
 
@@ -5970,157 +3704,6 @@ export const ValidateVolumeCapabilitiesResponse_Confirmed: MessageFns<ValidateVo
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesResponse_Confirmed {
-    return {
-      volumeContext: isObject(object.volumeContext)
-        ? (globalThis.Object.entries(object.volumeContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.volume_context)
-        ? (globalThis.Object.entries(object.volume_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeCapabilities: globalThis.Array.isArray(object?.volumeCapabilities)
-        ? object.volumeCapabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : globalThis.Array.isArray(object?.volume_capabilities)
-        ? object.volume_capabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : [],
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      mutableParameters: isObject(object.mutableParameters)
-        ? (globalThis.Object.entries(object.mutableParameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.mutable_parameters)
-        ? (globalThis.Object.entries(object.mutable_parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesResponse_Confirmed): unknown {
-    const obj: any = {};
-    if (message.volumeContext) {
-      const entries = globalThis.Object.entries(message.volumeContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.volumeContext = {};
-        entries.forEach(([k, v]) => {
-          obj.volumeContext[k] = v;
-        });
-      }
-    }
-    if (message.volumeCapabilities?.length) {
-      obj.volumeCapabilities = message.volumeCapabilities.map((e) => VolumeCapability.toJSON(e));
-    }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
-    }
-    if (message.mutableParameters) {
-      const entries = globalThis.Object.entries(message.mutableParameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.mutableParameters = {};
-        entries.forEach(([k, v]) => {
-          obj.mutableParameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed {
-    return ValidateVolumeCapabilitiesResponse_Confirmed.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed {
-    const message = createBaseValidateVolumeCapabilitiesResponse_Confirmed();
-    message.volumeContext = (globalThis.Object.entries(object.volumeContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeCapabilities = object.volumeCapabilities?.map((e) => VolumeCapability.fromPartial(e)) || [];
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.mutableParameters = (globalThis.Object.entries(object.mutableParameters ?? {}) as [string, string][])
-      .reduce((acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      }, {});
-    return message;
-  },
 };
 
 function createBaseValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry(): ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry {
@@ -6185,38 +3768,6 @@ export const ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry: Me
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry {
-    return ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry {
-    const message = createBaseValidateVolumeCapabilitiesResponse_Confirmed_VolumeContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -6283,38 +3834,6 @@ export const ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry: Messa
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry {
-    return ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry {
-    const message = createBaseValidateVolumeCapabilitiesResponse_Confirmed_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry(): ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry {
@@ -6380,38 +3899,6 @@ export const ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry {
-    return ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry>,
-  ): ValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry {
-    const message = createBaseValidateVolumeCapabilitiesResponse_Confirmed_MutableParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseListVolumesRequest(): ListVolumesRequest {
@@ -6468,42 +3955,6 @@ export const ListVolumesRequest: MessageFns<ListVolumesRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListVolumesRequest {
-    return {
-      maxEntries: isSet(object.maxEntries)
-        ? globalThis.Number(object.maxEntries)
-        : isSet(object.max_entries)
-        ? globalThis.Number(object.max_entries)
-        : 0,
-      startingToken: isSet(object.startingToken)
-        ? globalThis.String(object.startingToken)
-        : isSet(object.starting_token)
-        ? globalThis.String(object.starting_token)
-        : "",
-    };
-  },
-
-  toJSON(message: ListVolumesRequest): unknown {
-    const obj: any = {};
-    if (message.maxEntries !== undefined && message.maxEntries !== 0) {
-      obj.maxEntries = Math.round(message.maxEntries);
-    }
-    if (message.startingToken !== undefined && message.startingToken !== "") {
-      obj.startingToken = message.startingToken;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListVolumesRequest>): ListVolumesRequest {
-    return ListVolumesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListVolumesRequest>): ListVolumesRequest {
-    const message = createBaseListVolumesRequest();
-    message.maxEntries = object.maxEntries ?? 0;
-    message.startingToken = object.startingToken ?? "";
-    return message;
   },
 };
 
@@ -6567,40 +4018,6 @@ export const ListVolumesResponse: MessageFns<ListVolumesResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ListVolumesResponse {
-    return {
-      entries: globalThis.Array.isArray(object?.entries)
-        ? object.entries.map((e: any) => ListVolumesResponse_Entry.fromJSON(e))
-        : [],
-      nextToken: isSet(object.nextToken)
-        ? globalThis.String(object.nextToken)
-        : isSet(object.next_token)
-        ? globalThis.String(object.next_token)
-        : "",
-    };
-  },
-
-  toJSON(message: ListVolumesResponse): unknown {
-    const obj: any = {};
-    if (message.entries?.length) {
-      obj.entries = message.entries.map((e) => ListVolumesResponse_Entry.toJSON(e));
-    }
-    if (message.nextToken !== undefined && message.nextToken !== "") {
-      obj.nextToken = message.nextToken;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListVolumesResponse>): ListVolumesResponse {
-    return ListVolumesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListVolumesResponse>): ListVolumesResponse {
-    const message = createBaseListVolumesResponse();
-    message.entries = object.entries?.map((e) => ListVolumesResponse_Entry.fromPartial(e)) || [];
-    message.nextToken = object.nextToken ?? "";
-    return message;
-  },
 };
 
 function createBaseListVolumesResponse_VolumeStatus(): ListVolumesResponse_VolumeStatus {
@@ -6663,44 +4080,6 @@ export const ListVolumesResponse_VolumeStatus: MessageFns<ListVolumesResponse_Vo
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ListVolumesResponse_VolumeStatus {
-    return {
-      publishedNodeIds: globalThis.Array.isArray(object?.publishedNodeIds)
-        ? object.publishedNodeIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.published_node_ids)
-        ? object.published_node_ids.map((e: any) => globalThis.String(e))
-        : [],
-      volumeCondition: isSet(object.volumeCondition)
-        ? VolumeCondition.fromJSON(object.volumeCondition)
-        : isSet(object.volume_condition)
-        ? VolumeCondition.fromJSON(object.volume_condition)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ListVolumesResponse_VolumeStatus): unknown {
-    const obj: any = {};
-    if (message.publishedNodeIds?.length) {
-      obj.publishedNodeIds = message.publishedNodeIds;
-    }
-    if (message.volumeCondition !== undefined) {
-      obj.volumeCondition = VolumeCondition.toJSON(message.volumeCondition);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListVolumesResponse_VolumeStatus>): ListVolumesResponse_VolumeStatus {
-    return ListVolumesResponse_VolumeStatus.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListVolumesResponse_VolumeStatus>): ListVolumesResponse_VolumeStatus {
-    const message = createBaseListVolumesResponse_VolumeStatus();
-    message.publishedNodeIds = object.publishedNodeIds?.map((e) => e) || [];
-    message.volumeCondition = (object.volumeCondition !== undefined && object.volumeCondition !== null)
-      ? VolumeCondition.fromPartial(object.volumeCondition)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseListVolumesResponse_Entry(): ListVolumesResponse_Entry {
@@ -6758,38 +4137,6 @@ export const ListVolumesResponse_Entry: MessageFns<ListVolumesResponse_Entry> = 
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ListVolumesResponse_Entry {
-    return {
-      volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined,
-      status: isSet(object.status) ? ListVolumesResponse_VolumeStatus.fromJSON(object.status) : undefined,
-    };
-  },
-
-  toJSON(message: ListVolumesResponse_Entry): unknown {
-    const obj: any = {};
-    if (message.volume !== undefined) {
-      obj.volume = Volume.toJSON(message.volume);
-    }
-    if (message.status !== undefined) {
-      obj.status = ListVolumesResponse_VolumeStatus.toJSON(message.status);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListVolumesResponse_Entry>): ListVolumesResponse_Entry {
-    return ListVolumesResponse_Entry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListVolumesResponse_Entry>): ListVolumesResponse_Entry {
-    const message = createBaseListVolumesResponse_Entry();
-    message.volume = (object.volume !== undefined && object.volume !== null)
-      ? Volume.fromPartial(object.volume)
-      : undefined;
-    message.status = (object.status !== undefined && object.status !== null)
-      ? ListVolumesResponse_VolumeStatus.fromPartial(object.status)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseControllerGetVolumeRequest(): ControllerGetVolumeRequest {
@@ -6835,33 +4182,6 @@ export const ControllerGetVolumeRequest: MessageFns<ControllerGetVolumeRequest> 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerGetVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-    };
-  },
-
-  toJSON(message: ControllerGetVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerGetVolumeRequest>): ControllerGetVolumeRequest {
-    return ControllerGetVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerGetVolumeRequest>): ControllerGetVolumeRequest {
-    const message = createBaseControllerGetVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    return message;
   },
 };
 
@@ -6919,38 +4239,6 @@ export const ControllerGetVolumeResponse: MessageFns<ControllerGetVolumeResponse
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerGetVolumeResponse {
-    return {
-      volume: isSet(object.volume) ? Volume.fromJSON(object.volume) : undefined,
-      status: isSet(object.status) ? ControllerGetVolumeResponse_VolumeStatus.fromJSON(object.status) : undefined,
-    };
-  },
-
-  toJSON(message: ControllerGetVolumeResponse): unknown {
-    const obj: any = {};
-    if (message.volume !== undefined) {
-      obj.volume = Volume.toJSON(message.volume);
-    }
-    if (message.status !== undefined) {
-      obj.status = ControllerGetVolumeResponse_VolumeStatus.toJSON(message.status);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerGetVolumeResponse>): ControllerGetVolumeResponse {
-    return ControllerGetVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerGetVolumeResponse>): ControllerGetVolumeResponse {
-    const message = createBaseControllerGetVolumeResponse();
-    message.volume = (object.volume !== undefined && object.volume !== null)
-      ? Volume.fromPartial(object.volume)
-      : undefined;
-    message.status = (object.status !== undefined && object.status !== null)
-      ? ControllerGetVolumeResponse_VolumeStatus.fromPartial(object.status)
-      : undefined;
-    return message;
   },
 };
 
@@ -7013,44 +4301,6 @@ export const ControllerGetVolumeResponse_VolumeStatus: MessageFns<ControllerGetV
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerGetVolumeResponse_VolumeStatus {
-    return {
-      publishedNodeIds: globalThis.Array.isArray(object?.publishedNodeIds)
-        ? object.publishedNodeIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.published_node_ids)
-        ? object.published_node_ids.map((e: any) => globalThis.String(e))
-        : [],
-      volumeCondition: isSet(object.volumeCondition)
-        ? VolumeCondition.fromJSON(object.volumeCondition)
-        : isSet(object.volume_condition)
-        ? VolumeCondition.fromJSON(object.volume_condition)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ControllerGetVolumeResponse_VolumeStatus): unknown {
-    const obj: any = {};
-    if (message.publishedNodeIds?.length) {
-      obj.publishedNodeIds = message.publishedNodeIds;
-    }
-    if (message.volumeCondition !== undefined) {
-      obj.volumeCondition = VolumeCondition.toJSON(message.volumeCondition);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerGetVolumeResponse_VolumeStatus>): ControllerGetVolumeResponse_VolumeStatus {
-    return ControllerGetVolumeResponse_VolumeStatus.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerGetVolumeResponse_VolumeStatus>): ControllerGetVolumeResponse_VolumeStatus {
-    const message = createBaseControllerGetVolumeResponse_VolumeStatus();
-    message.publishedNodeIds = object.publishedNodeIds?.map((e) => e) || [];
-    message.volumeCondition = (object.volumeCondition !== undefined && object.volumeCondition !== null)
-      ? VolumeCondition.fromPartial(object.volumeCondition)
-      : undefined;
-    return message;
   },
 };
 
@@ -7127,108 +4377,6 @@ export const ControllerModifyVolumeRequest: MessageFns<ControllerModifyVolumeReq
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerModifyVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      mutableParameters: isObject(object.mutableParameters)
-        ? (globalThis.Object.entries(object.mutableParameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.mutable_parameters)
-        ? (globalThis.Object.entries(object.mutable_parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ControllerModifyVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.mutableParameters) {
-      const entries = globalThis.Object.entries(message.mutableParameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.mutableParameters = {};
-        entries.forEach(([k, v]) => {
-          obj.mutableParameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerModifyVolumeRequest>): ControllerModifyVolumeRequest {
-    return ControllerModifyVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerModifyVolumeRequest>): ControllerModifyVolumeRequest {
-    const message = createBaseControllerModifyVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.mutableParameters = (globalThis.Object.entries(object.mutableParameters ?? {}) as [string, string][])
-      .reduce((acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      }, {});
-    return message;
-  },
 };
 
 function createBaseControllerModifyVolumeRequest_SecretsEntry(): ControllerModifyVolumeRequest_SecretsEntry {
@@ -7285,36 +4433,6 @@ export const ControllerModifyVolumeRequest_SecretsEntry: MessageFns<ControllerMo
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerModifyVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ControllerModifyVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerModifyVolumeRequest_SecretsEntry>): ControllerModifyVolumeRequest_SecretsEntry {
-    return ControllerModifyVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ControllerModifyVolumeRequest_SecretsEntry>,
-  ): ControllerModifyVolumeRequest_SecretsEntry {
-    const message = createBaseControllerModifyVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -7378,38 +4496,6 @@ export const ControllerModifyVolumeRequest_MutableParametersEntry: MessageFns<
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerModifyVolumeRequest_MutableParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ControllerModifyVolumeRequest_MutableParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<ControllerModifyVolumeRequest_MutableParametersEntry>,
-  ): ControllerModifyVolumeRequest_MutableParametersEntry {
-    return ControllerModifyVolumeRequest_MutableParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ControllerModifyVolumeRequest_MutableParametersEntry>,
-  ): ControllerModifyVolumeRequest_MutableParametersEntry {
-    const message = createBaseControllerModifyVolumeRequest_MutableParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseControllerModifyVolumeResponse(): ControllerModifyVolumeResponse {
@@ -7444,23 +4530,6 @@ export const ControllerModifyVolumeResponse: MessageFns<ControllerModifyVolumeRe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): ControllerModifyVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: ControllerModifyVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerModifyVolumeResponse>): ControllerModifyVolumeResponse {
-    return ControllerModifyVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<ControllerModifyVolumeResponse>): ControllerModifyVolumeResponse {
-    const message = createBaseControllerModifyVolumeResponse();
-    return message;
   },
 };
 
@@ -7538,76 +4607,6 @@ export const GetCapacityRequest: MessageFns<GetCapacityRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetCapacityRequest {
-    return {
-      volumeCapabilities: globalThis.Array.isArray(object?.volumeCapabilities)
-        ? object.volumeCapabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : globalThis.Array.isArray(object?.volume_capabilities)
-        ? object.volume_capabilities.map((e: any) => VolumeCapability.fromJSON(e))
-        : [],
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      accessibleTopology: isSet(object.accessibleTopology)
-        ? Topology.fromJSON(object.accessibleTopology)
-        : isSet(object.accessible_topology)
-        ? Topology.fromJSON(object.accessible_topology)
-        : undefined,
-    };
-  },
-
-  toJSON(message: GetCapacityRequest): unknown {
-    const obj: any = {};
-    if (message.volumeCapabilities?.length) {
-      obj.volumeCapabilities = message.volumeCapabilities.map((e) => VolumeCapability.toJSON(e));
-    }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
-    }
-    if (message.accessibleTopology !== undefined) {
-      obj.accessibleTopology = Topology.toJSON(message.accessibleTopology);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetCapacityRequest>): GetCapacityRequest {
-    return GetCapacityRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetCapacityRequest>): GetCapacityRequest {
-    const message = createBaseGetCapacityRequest();
-    message.volumeCapabilities = object.volumeCapabilities?.map((e) => VolumeCapability.fromPartial(e)) || [];
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.accessibleTopology = (object.accessibleTopology !== undefined && object.accessibleTopology !== null)
-      ? Topology.fromPartial(object.accessibleTopology)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseGetCapacityRequest_ParametersEntry(): GetCapacityRequest_ParametersEntry {
@@ -7664,34 +4663,6 @@ export const GetCapacityRequest_ParametersEntry: MessageFns<GetCapacityRequest_P
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetCapacityRequest_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: GetCapacityRequest_ParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetCapacityRequest_ParametersEntry>): GetCapacityRequest_ParametersEntry {
-    return GetCapacityRequest_ParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetCapacityRequest_ParametersEntry>): GetCapacityRequest_ParametersEntry {
-    const message = createBaseGetCapacityRequest_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -7761,51 +4732,6 @@ export const GetCapacityResponse: MessageFns<GetCapacityResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetCapacityResponse {
-    return {
-      availableCapacity: isSet(object.availableCapacity)
-        ? globalThis.Number(object.availableCapacity)
-        : isSet(object.available_capacity)
-        ? globalThis.Number(object.available_capacity)
-        : 0,
-      maximumVolumeSize: isSet(object.maximumVolumeSize)
-        ? Number(object.maximumVolumeSize)
-        : isSet(object.maximum_volume_size)
-        ? Number(object.maximum_volume_size)
-        : undefined,
-      minimumVolumeSize: isSet(object.minimumVolumeSize)
-        ? Number(object.minimumVolumeSize)
-        : isSet(object.minimum_volume_size)
-        ? Number(object.minimum_volume_size)
-        : undefined,
-    };
-  },
-
-  toJSON(message: GetCapacityResponse): unknown {
-    const obj: any = {};
-    if (message.availableCapacity !== undefined && message.availableCapacity !== 0) {
-      obj.availableCapacity = Math.round(message.availableCapacity);
-    }
-    if (message.maximumVolumeSize !== undefined) {
-      obj.maximumVolumeSize = message.maximumVolumeSize;
-    }
-    if (message.minimumVolumeSize !== undefined) {
-      obj.minimumVolumeSize = message.minimumVolumeSize;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetCapacityResponse>): GetCapacityResponse {
-    return GetCapacityResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetCapacityResponse>): GetCapacityResponse {
-    const message = createBaseGetCapacityResponse();
-    message.availableCapacity = object.availableCapacity ?? 0;
-    message.maximumVolumeSize = object.maximumVolumeSize ?? undefined;
-    message.minimumVolumeSize = object.minimumVolumeSize ?? undefined;
-    return message;
-  },
 };
 
 function createBaseControllerGetCapabilitiesRequest(): ControllerGetCapabilitiesRequest {
@@ -7840,23 +4766,6 @@ export const ControllerGetCapabilitiesRequest: MessageFns<ControllerGetCapabilit
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): ControllerGetCapabilitiesRequest {
-    return {};
-  },
-
-  toJSON(_: ControllerGetCapabilitiesRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerGetCapabilitiesRequest>): ControllerGetCapabilitiesRequest {
-    return ControllerGetCapabilitiesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<ControllerGetCapabilitiesRequest>): ControllerGetCapabilitiesRequest {
-    const message = createBaseControllerGetCapabilitiesRequest();
-    return message;
   },
 };
 
@@ -7909,31 +4818,6 @@ export const ControllerGetCapabilitiesResponse: MessageFns<ControllerGetCapabili
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerGetCapabilitiesResponse {
-    return {
-      capabilities: globalThis.Array.isArray(object?.capabilities)
-        ? object.capabilities.map((e: any) => ControllerServiceCapability.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ControllerGetCapabilitiesResponse): unknown {
-    const obj: any = {};
-    if (message.capabilities?.length) {
-      obj.capabilities = message.capabilities.map((e) => ControllerServiceCapability.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerGetCapabilitiesResponse>): ControllerGetCapabilitiesResponse {
-    return ControllerGetCapabilitiesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerGetCapabilitiesResponse>): ControllerGetCapabilitiesResponse {
-    const message = createBaseControllerGetCapabilitiesResponse();
-    message.capabilities = object.capabilities?.map((e) => ControllerServiceCapability.fromPartial(e)) || [];
-    return message;
-  },
 };
 
 function createBaseControllerServiceCapability(): ControllerServiceCapability {
@@ -7980,29 +4864,6 @@ export const ControllerServiceCapability: MessageFns<ControllerServiceCapability
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerServiceCapability {
-    return { rpc: isSet(object.rpc) ? ControllerServiceCapability_RPC.fromJSON(object.rpc) : undefined };
-  },
-
-  toJSON(message: ControllerServiceCapability): unknown {
-    const obj: any = {};
-    if (message.rpc !== undefined) {
-      obj.rpc = ControllerServiceCapability_RPC.toJSON(message.rpc);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerServiceCapability>): ControllerServiceCapability {
-    return ControllerServiceCapability.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerServiceCapability>): ControllerServiceCapability {
-    const message = createBaseControllerServiceCapability();
-    message.rpc = (object.rpc !== undefined && object.rpc !== null)
-      ? ControllerServiceCapability_RPC.fromPartial(object.rpc)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseControllerServiceCapability_RPC(): ControllerServiceCapability_RPC {
@@ -8048,27 +4909,6 @@ export const ControllerServiceCapability_RPC: MessageFns<ControllerServiceCapabi
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerServiceCapability_RPC {
-    return { type: isSet(object.type) ? controllerServiceCapability_RPC_TypeFromJSON(object.type) : 0 };
-  },
-
-  toJSON(message: ControllerServiceCapability_RPC): unknown {
-    const obj: any = {};
-    if (message.type !== undefined && message.type !== 0) {
-      obj.type = controllerServiceCapability_RPC_TypeToJSON(message.type);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerServiceCapability_RPC>): ControllerServiceCapability_RPC {
-    return ControllerServiceCapability_RPC.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerServiceCapability_RPC>): ControllerServiceCapability_RPC {
-    const message = createBaseControllerServiceCapability_RPC();
-    message.type = object.type ?? 0;
-    return message;
   },
 };
 
@@ -8155,102 +4995,6 @@ export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): CreateSnapshotRequest {
-    return {
-      sourceVolumeId: isSet(object.sourceVolumeId)
-        ? globalThis.String(object.sourceVolumeId)
-        : isSet(object.source_volume_id)
-        ? globalThis.String(object.source_volume_id)
-        : "",
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: CreateSnapshotRequest): unknown {
-    const obj: any = {};
-    if (message.sourceVolumeId !== undefined && message.sourceVolumeId !== "") {
-      obj.sourceVolumeId = message.sourceVolumeId;
-    }
-    if (message.name !== undefined && message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateSnapshotRequest>): CreateSnapshotRequest {
-    return CreateSnapshotRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateSnapshotRequest>): CreateSnapshotRequest {
-    const message = createBaseCreateSnapshotRequest();
-    message.sourceVolumeId = object.sourceVolumeId ?? "";
-    message.name = object.name ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseCreateSnapshotRequest_SecretsEntry(): CreateSnapshotRequest_SecretsEntry {
@@ -8307,34 +5051,6 @@ export const CreateSnapshotRequest_SecretsEntry: MessageFns<CreateSnapshotReques
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CreateSnapshotRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CreateSnapshotRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateSnapshotRequest_SecretsEntry>): CreateSnapshotRequest_SecretsEntry {
-    return CreateSnapshotRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateSnapshotRequest_SecretsEntry>): CreateSnapshotRequest_SecretsEntry {
-    const message = createBaseCreateSnapshotRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -8393,34 +5109,6 @@ export const CreateSnapshotRequest_ParametersEntry: MessageFns<CreateSnapshotReq
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): CreateSnapshotRequest_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CreateSnapshotRequest_ParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateSnapshotRequest_ParametersEntry>): CreateSnapshotRequest_ParametersEntry {
-    return CreateSnapshotRequest_ParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateSnapshotRequest_ParametersEntry>): CreateSnapshotRequest_ParametersEntry {
-    const message = createBaseCreateSnapshotRequest_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseCreateSnapshotResponse(): CreateSnapshotResponse {
@@ -8466,29 +5154,6 @@ export const CreateSnapshotResponse: MessageFns<CreateSnapshotResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CreateSnapshotResponse {
-    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
-  },
-
-  toJSON(message: CreateSnapshotResponse): unknown {
-    const obj: any = {};
-    if (message.snapshot !== undefined) {
-      obj.snapshot = Snapshot.toJSON(message.snapshot);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateSnapshotResponse>): CreateSnapshotResponse {
-    return CreateSnapshotResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateSnapshotResponse>): CreateSnapshotResponse {
-    const message = createBaseCreateSnapshotResponse();
-    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
-      ? Snapshot.fromPartial(object.snapshot)
-      : undefined;
-    return message;
   },
 };
 
@@ -8598,80 +5263,6 @@ export const Snapshot: MessageFns<Snapshot> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): Snapshot {
-    return {
-      sizeBytes: isSet(object.sizeBytes)
-        ? globalThis.Number(object.sizeBytes)
-        : isSet(object.size_bytes)
-        ? globalThis.Number(object.size_bytes)
-        : 0,
-      snapshotId: isSet(object.snapshotId)
-        ? globalThis.String(object.snapshotId)
-        : isSet(object.snapshot_id)
-        ? globalThis.String(object.snapshot_id)
-        : "",
-      sourceVolumeId: isSet(object.sourceVolumeId)
-        ? globalThis.String(object.sourceVolumeId)
-        : isSet(object.source_volume_id)
-        ? globalThis.String(object.source_volume_id)
-        : "",
-      creationTime: isSet(object.creationTime)
-        ? fromJsonTimestamp(object.creationTime)
-        : isSet(object.creation_time)
-        ? fromJsonTimestamp(object.creation_time)
-        : undefined,
-      readyToUse: isSet(object.readyToUse)
-        ? globalThis.Boolean(object.readyToUse)
-        : isSet(object.ready_to_use)
-        ? globalThis.Boolean(object.ready_to_use)
-        : false,
-      groupSnapshotId: isSet(object.groupSnapshotId)
-        ? globalThis.String(object.groupSnapshotId)
-        : isSet(object.group_snapshot_id)
-        ? globalThis.String(object.group_snapshot_id)
-        : "",
-    };
-  },
-
-  toJSON(message: Snapshot): unknown {
-    const obj: any = {};
-    if (message.sizeBytes !== undefined && message.sizeBytes !== 0) {
-      obj.sizeBytes = Math.round(message.sizeBytes);
-    }
-    if (message.snapshotId !== undefined && message.snapshotId !== "") {
-      obj.snapshotId = message.snapshotId;
-    }
-    if (message.sourceVolumeId !== undefined && message.sourceVolumeId !== "") {
-      obj.sourceVolumeId = message.sourceVolumeId;
-    }
-    if (message.creationTime !== undefined) {
-      obj.creationTime = fromTimestamp(message.creationTime).toISOString();
-    }
-    if (message.readyToUse !== undefined && message.readyToUse !== false) {
-      obj.readyToUse = message.readyToUse;
-    }
-    if (message.groupSnapshotId !== undefined && message.groupSnapshotId !== "") {
-      obj.groupSnapshotId = message.groupSnapshotId;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Snapshot>): Snapshot {
-    return Snapshot.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Snapshot>): Snapshot {
-    const message = createBaseSnapshot();
-    message.sizeBytes = object.sizeBytes ?? 0;
-    message.snapshotId = object.snapshotId ?? "";
-    message.sourceVolumeId = object.sourceVolumeId ?? "";
-    message.creationTime = (object.creationTime !== undefined && object.creationTime !== null)
-      ? Timestamp.fromPartial(object.creationTime)
-      : undefined;
-    message.readyToUse = object.readyToUse ?? false;
-    message.groupSnapshotId = object.groupSnapshotId ?? "";
-    return message;
-  },
 };
 
 function createBaseDeleteSnapshotRequest(): DeleteSnapshotRequest {
@@ -8732,65 +5323,6 @@ export const DeleteSnapshotRequest: MessageFns<DeleteSnapshotRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): DeleteSnapshotRequest {
-    return {
-      snapshotId: isSet(object.snapshotId)
-        ? globalThis.String(object.snapshotId)
-        : isSet(object.snapshot_id)
-        ? globalThis.String(object.snapshot_id)
-        : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: DeleteSnapshotRequest): unknown {
-    const obj: any = {};
-    if (message.snapshotId !== undefined && message.snapshotId !== "") {
-      obj.snapshotId = message.snapshotId;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteSnapshotRequest>): DeleteSnapshotRequest {
-    return DeleteSnapshotRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<DeleteSnapshotRequest>): DeleteSnapshotRequest {
-    const message = createBaseDeleteSnapshotRequest();
-    message.snapshotId = object.snapshotId ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseDeleteSnapshotRequest_SecretsEntry(): DeleteSnapshotRequest_SecretsEntry {
@@ -8848,34 +5380,6 @@ export const DeleteSnapshotRequest_SecretsEntry: MessageFns<DeleteSnapshotReques
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): DeleteSnapshotRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: DeleteSnapshotRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteSnapshotRequest_SecretsEntry>): DeleteSnapshotRequest_SecretsEntry {
-    return DeleteSnapshotRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<DeleteSnapshotRequest_SecretsEntry>): DeleteSnapshotRequest_SecretsEntry {
-    const message = createBaseDeleteSnapshotRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseDeleteSnapshotResponse(): DeleteSnapshotResponse {
@@ -8910,23 +5414,6 @@ export const DeleteSnapshotResponse: MessageFns<DeleteSnapshotResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DeleteSnapshotResponse {
-    return {};
-  },
-
-  toJSON(_: DeleteSnapshotResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteSnapshotResponse>): DeleteSnapshotResponse {
-    return DeleteSnapshotResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<DeleteSnapshotResponse>): DeleteSnapshotResponse {
-    const message = createBaseDeleteSnapshotResponse();
-    return message;
   },
 };
 
@@ -9021,92 +5508,6 @@ export const ListSnapshotsRequest: MessageFns<ListSnapshotsRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ListSnapshotsRequest {
-    return {
-      maxEntries: isSet(object.maxEntries)
-        ? globalThis.Number(object.maxEntries)
-        : isSet(object.max_entries)
-        ? globalThis.Number(object.max_entries)
-        : 0,
-      startingToken: isSet(object.startingToken)
-        ? globalThis.String(object.startingToken)
-        : isSet(object.starting_token)
-        ? globalThis.String(object.starting_token)
-        : "",
-      sourceVolumeId: isSet(object.sourceVolumeId)
-        ? globalThis.String(object.sourceVolumeId)
-        : isSet(object.source_volume_id)
-        ? globalThis.String(object.source_volume_id)
-        : "",
-      snapshotId: isSet(object.snapshotId)
-        ? globalThis.String(object.snapshotId)
-        : isSet(object.snapshot_id)
-        ? globalThis.String(object.snapshot_id)
-        : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ListSnapshotsRequest): unknown {
-    const obj: any = {};
-    if (message.maxEntries !== undefined && message.maxEntries !== 0) {
-      obj.maxEntries = Math.round(message.maxEntries);
-    }
-    if (message.startingToken !== undefined && message.startingToken !== "") {
-      obj.startingToken = message.startingToken;
-    }
-    if (message.sourceVolumeId !== undefined && message.sourceVolumeId !== "") {
-      obj.sourceVolumeId = message.sourceVolumeId;
-    }
-    if (message.snapshotId !== undefined && message.snapshotId !== "") {
-      obj.snapshotId = message.snapshotId;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListSnapshotsRequest>): ListSnapshotsRequest {
-    return ListSnapshotsRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListSnapshotsRequest>): ListSnapshotsRequest {
-    const message = createBaseListSnapshotsRequest();
-    message.maxEntries = object.maxEntries ?? 0;
-    message.startingToken = object.startingToken ?? "";
-    message.sourceVolumeId = object.sourceVolumeId ?? "";
-    message.snapshotId = object.snapshotId ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseListSnapshotsRequest_SecretsEntry(): ListSnapshotsRequest_SecretsEntry {
@@ -9163,34 +5564,6 @@ export const ListSnapshotsRequest_SecretsEntry: MessageFns<ListSnapshotsRequest_
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListSnapshotsRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ListSnapshotsRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListSnapshotsRequest_SecretsEntry>): ListSnapshotsRequest_SecretsEntry {
-    return ListSnapshotsRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListSnapshotsRequest_SecretsEntry>): ListSnapshotsRequest_SecretsEntry {
-    const message = createBaseListSnapshotsRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -9254,40 +5627,6 @@ export const ListSnapshotsResponse: MessageFns<ListSnapshotsResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ListSnapshotsResponse {
-    return {
-      entries: globalThis.Array.isArray(object?.entries)
-        ? object.entries.map((e: any) => ListSnapshotsResponse_Entry.fromJSON(e))
-        : [],
-      nextToken: isSet(object.nextToken)
-        ? globalThis.String(object.nextToken)
-        : isSet(object.next_token)
-        ? globalThis.String(object.next_token)
-        : "",
-    };
-  },
-
-  toJSON(message: ListSnapshotsResponse): unknown {
-    const obj: any = {};
-    if (message.entries?.length) {
-      obj.entries = message.entries.map((e) => ListSnapshotsResponse_Entry.toJSON(e));
-    }
-    if (message.nextToken !== undefined && message.nextToken !== "") {
-      obj.nextToken = message.nextToken;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListSnapshotsResponse>): ListSnapshotsResponse {
-    return ListSnapshotsResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListSnapshotsResponse>): ListSnapshotsResponse {
-    const message = createBaseListSnapshotsResponse();
-    message.entries = object.entries?.map((e) => ListSnapshotsResponse_Entry.fromPartial(e)) || [];
-    message.nextToken = object.nextToken ?? "";
-    return message;
-  },
 };
 
 function createBaseListSnapshotsResponse_Entry(): ListSnapshotsResponse_Entry {
@@ -9333,29 +5672,6 @@ export const ListSnapshotsResponse_Entry: MessageFns<ListSnapshotsResponse_Entry
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListSnapshotsResponse_Entry {
-    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
-  },
-
-  toJSON(message: ListSnapshotsResponse_Entry): unknown {
-    const obj: any = {};
-    if (message.snapshot !== undefined) {
-      obj.snapshot = Snapshot.toJSON(message.snapshot);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ListSnapshotsResponse_Entry>): ListSnapshotsResponse_Entry {
-    return ListSnapshotsResponse_Entry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ListSnapshotsResponse_Entry>): ListSnapshotsResponse_Entry {
-    const message = createBaseListSnapshotsResponse_Entry();
-    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
-      ? Snapshot.fromPartial(object.snapshot)
-      : undefined;
-    return message;
   },
 };
 
@@ -9417,65 +5733,6 @@ export const GetSnapshotRequest: MessageFns<GetSnapshotRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetSnapshotRequest {
-    return {
-      snapshotId: isSet(object.snapshotId)
-        ? globalThis.String(object.snapshotId)
-        : isSet(object.snapshot_id)
-        ? globalThis.String(object.snapshot_id)
-        : "",
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: GetSnapshotRequest): unknown {
-    const obj: any = {};
-    if (message.snapshotId !== undefined && message.snapshotId !== "") {
-      obj.snapshotId = message.snapshotId;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetSnapshotRequest>): GetSnapshotRequest {
-    return GetSnapshotRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetSnapshotRequest>): GetSnapshotRequest {
-    const message = createBaseGetSnapshotRequest();
-    message.snapshotId = object.snapshotId ?? "";
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseGetSnapshotRequest_SecretsEntry(): GetSnapshotRequest_SecretsEntry {
@@ -9533,34 +5790,6 @@ export const GetSnapshotRequest_SecretsEntry: MessageFns<GetSnapshotRequest_Secr
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetSnapshotRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: GetSnapshotRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetSnapshotRequest_SecretsEntry>): GetSnapshotRequest_SecretsEntry {
-    return GetSnapshotRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetSnapshotRequest_SecretsEntry>): GetSnapshotRequest_SecretsEntry {
-    const message = createBaseGetSnapshotRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseGetSnapshotResponse(): GetSnapshotResponse {
@@ -9606,29 +5835,6 @@ export const GetSnapshotResponse: MessageFns<GetSnapshotResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetSnapshotResponse {
-    return { snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined };
-  },
-
-  toJSON(message: GetSnapshotResponse): unknown {
-    const obj: any = {};
-    if (message.snapshot !== undefined) {
-      obj.snapshot = Snapshot.toJSON(message.snapshot);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetSnapshotResponse>): GetSnapshotResponse {
-    return GetSnapshotResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetSnapshotResponse>): GetSnapshotResponse {
-    const message = createBaseGetSnapshotResponse();
-    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
-      ? Snapshot.fromPartial(object.snapshot)
-      : undefined;
-    return message;
   },
 };
 
@@ -9712,87 +5918,6 @@ export const ControllerExpandVolumeRequest: MessageFns<ControllerExpandVolumeReq
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerExpandVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      capacityRange: isSet(object.capacityRange)
-        ? CapacityRange.fromJSON(object.capacityRange)
-        : isSet(object.capacity_range)
-        ? CapacityRange.fromJSON(object.capacity_range)
-        : undefined,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeCapability: isSet(object.volumeCapability)
-        ? VolumeCapability.fromJSON(object.volumeCapability)
-        : isSet(object.volume_capability)
-        ? VolumeCapability.fromJSON(object.volume_capability)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ControllerExpandVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.capacityRange !== undefined) {
-      obj.capacityRange = CapacityRange.toJSON(message.capacityRange);
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.volumeCapability !== undefined) {
-      obj.volumeCapability = VolumeCapability.toJSON(message.volumeCapability);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerExpandVolumeRequest>): ControllerExpandVolumeRequest {
-    return ControllerExpandVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerExpandVolumeRequest>): ControllerExpandVolumeRequest {
-    const message = createBaseControllerExpandVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.capacityRange = (object.capacityRange !== undefined && object.capacityRange !== null)
-      ? CapacityRange.fromPartial(object.capacityRange)
-      : undefined;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeCapability = (object.volumeCapability !== undefined && object.volumeCapability !== null)
-      ? VolumeCapability.fromPartial(object.volumeCapability)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseControllerExpandVolumeRequest_SecretsEntry(): ControllerExpandVolumeRequest_SecretsEntry {
@@ -9850,36 +5975,6 @@ export const ControllerExpandVolumeRequest_SecretsEntry: MessageFns<ControllerEx
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): ControllerExpandVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ControllerExpandVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerExpandVolumeRequest_SecretsEntry>): ControllerExpandVolumeRequest_SecretsEntry {
-    return ControllerExpandVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<ControllerExpandVolumeRequest_SecretsEntry>,
-  ): ControllerExpandVolumeRequest_SecretsEntry {
-    const message = createBaseControllerExpandVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseControllerExpandVolumeResponse(): ControllerExpandVolumeResponse {
@@ -9936,42 +6031,6 @@ export const ControllerExpandVolumeResponse: MessageFns<ControllerExpandVolumeRe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ControllerExpandVolumeResponse {
-    return {
-      capacityBytes: isSet(object.capacityBytes)
-        ? globalThis.Number(object.capacityBytes)
-        : isSet(object.capacity_bytes)
-        ? globalThis.Number(object.capacity_bytes)
-        : 0,
-      nodeExpansionRequired: isSet(object.nodeExpansionRequired)
-        ? globalThis.Boolean(object.nodeExpansionRequired)
-        : isSet(object.node_expansion_required)
-        ? globalThis.Boolean(object.node_expansion_required)
-        : false,
-    };
-  },
-
-  toJSON(message: ControllerExpandVolumeResponse): unknown {
-    const obj: any = {};
-    if (message.capacityBytes !== undefined && message.capacityBytes !== 0) {
-      obj.capacityBytes = Math.round(message.capacityBytes);
-    }
-    if (message.nodeExpansionRequired !== undefined && message.nodeExpansionRequired !== false) {
-      obj.nodeExpansionRequired = message.nodeExpansionRequired;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<ControllerExpandVolumeResponse>): ControllerExpandVolumeResponse {
-    return ControllerExpandVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<ControllerExpandVolumeResponse>): ControllerExpandVolumeResponse {
-    const message = createBaseControllerExpandVolumeResponse();
-    message.capacityBytes = object.capacityBytes ?? 0;
-    message.nodeExpansionRequired = object.nodeExpansionRequired ?? false;
-    return message;
   },
 };
 
@@ -10090,175 +6149,6 @@ export const NodeStageVolumeRequest: MessageFns<NodeStageVolumeRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeStageVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      publishContext: isObject(object.publishContext)
-        ? (globalThis.Object.entries(object.publishContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.publish_context)
-        ? (globalThis.Object.entries(object.publish_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      stagingTargetPath: isSet(object.stagingTargetPath)
-        ? globalThis.String(object.stagingTargetPath)
-        : isSet(object.staging_target_path)
-        ? globalThis.String(object.staging_target_path)
-        : "",
-      volumeCapability: isSet(object.volumeCapability)
-        ? VolumeCapability.fromJSON(object.volumeCapability)
-        : isSet(object.volume_capability)
-        ? VolumeCapability.fromJSON(object.volume_capability)
-        : undefined,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeContext: isObject(object.volumeContext)
-        ? (globalThis.Object.entries(object.volumeContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.volume_context)
-        ? (globalThis.Object.entries(object.volume_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: NodeStageVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.publishContext) {
-      const entries = globalThis.Object.entries(message.publishContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.publishContext = {};
-        entries.forEach(([k, v]) => {
-          obj.publishContext[k] = v;
-        });
-      }
-    }
-    if (message.stagingTargetPath !== undefined && message.stagingTargetPath !== "") {
-      obj.stagingTargetPath = message.stagingTargetPath;
-    }
-    if (message.volumeCapability !== undefined) {
-      obj.volumeCapability = VolumeCapability.toJSON(message.volumeCapability);
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.volumeContext) {
-      const entries = globalThis.Object.entries(message.volumeContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.volumeContext = {};
-        entries.forEach(([k, v]) => {
-          obj.volumeContext[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeStageVolumeRequest>): NodeStageVolumeRequest {
-    return NodeStageVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeStageVolumeRequest>): NodeStageVolumeRequest {
-    const message = createBaseNodeStageVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.publishContext = (globalThis.Object.entries(object.publishContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.stagingTargetPath = object.stagingTargetPath ?? "";
-    message.volumeCapability = (object.volumeCapability !== undefined && object.volumeCapability !== null)
-      ? VolumeCapability.fromPartial(object.volumeCapability)
-      : undefined;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeContext = (globalThis.Object.entries(object.volumeContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseNodeStageVolumeRequest_PublishContextEntry(): NodeStageVolumeRequest_PublishContextEntry {
@@ -10315,36 +6205,6 @@ export const NodeStageVolumeRequest_PublishContextEntry: MessageFns<NodeStageVol
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NodeStageVolumeRequest_PublishContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodeStageVolumeRequest_PublishContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeStageVolumeRequest_PublishContextEntry>): NodeStageVolumeRequest_PublishContextEntry {
-    return NodeStageVolumeRequest_PublishContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<NodeStageVolumeRequest_PublishContextEntry>,
-  ): NodeStageVolumeRequest_PublishContextEntry {
-    const message = createBaseNodeStageVolumeRequest_PublishContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -10403,34 +6263,6 @@ export const NodeStageVolumeRequest_SecretsEntry: MessageFns<NodeStageVolumeRequ
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeStageVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodeStageVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeStageVolumeRequest_SecretsEntry>): NodeStageVolumeRequest_SecretsEntry {
-    return NodeStageVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeStageVolumeRequest_SecretsEntry>): NodeStageVolumeRequest_SecretsEntry {
-    const message = createBaseNodeStageVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeStageVolumeRequest_VolumeContextEntry(): NodeStageVolumeRequest_VolumeContextEntry {
@@ -10488,36 +6320,6 @@ export const NodeStageVolumeRequest_VolumeContextEntry: MessageFns<NodeStageVolu
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeStageVolumeRequest_VolumeContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodeStageVolumeRequest_VolumeContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeStageVolumeRequest_VolumeContextEntry>): NodeStageVolumeRequest_VolumeContextEntry {
-    return NodeStageVolumeRequest_VolumeContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<NodeStageVolumeRequest_VolumeContextEntry>,
-  ): NodeStageVolumeRequest_VolumeContextEntry {
-    const message = createBaseNodeStageVolumeRequest_VolumeContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeStageVolumeResponse(): NodeStageVolumeResponse {
@@ -10552,23 +6354,6 @@ export const NodeStageVolumeResponse: MessageFns<NodeStageVolumeResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): NodeStageVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: NodeStageVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeStageVolumeResponse>): NodeStageVolumeResponse {
-    return NodeStageVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<NodeStageVolumeResponse>): NodeStageVolumeResponse {
-    const message = createBaseNodeStageVolumeResponse();
-    return message;
   },
 };
 
@@ -10627,42 +6412,6 @@ export const NodeUnstageVolumeRequest: MessageFns<NodeUnstageVolumeRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeUnstageVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      stagingTargetPath: isSet(object.stagingTargetPath)
-        ? globalThis.String(object.stagingTargetPath)
-        : isSet(object.staging_target_path)
-        ? globalThis.String(object.staging_target_path)
-        : "",
-    };
-  },
-
-  toJSON(message: NodeUnstageVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.stagingTargetPath !== undefined && message.stagingTargetPath !== "") {
-      obj.stagingTargetPath = message.stagingTargetPath;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeUnstageVolumeRequest>): NodeUnstageVolumeRequest {
-    return NodeUnstageVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeUnstageVolumeRequest>): NodeUnstageVolumeRequest {
-    const message = createBaseNodeUnstageVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.stagingTargetPath = object.stagingTargetPath ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeUnstageVolumeResponse(): NodeUnstageVolumeResponse {
@@ -10697,23 +6446,6 @@ export const NodeUnstageVolumeResponse: MessageFns<NodeUnstageVolumeResponse> = 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): NodeUnstageVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: NodeUnstageVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeUnstageVolumeResponse>): NodeUnstageVolumeResponse {
-    return NodeUnstageVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<NodeUnstageVolumeResponse>): NodeUnstageVolumeResponse {
-    const message = createBaseNodeUnstageVolumeResponse();
-    return message;
   },
 };
 
@@ -10856,189 +6588,6 @@ export const NodePublishVolumeRequest: MessageFns<NodePublishVolumeRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodePublishVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      publishContext: isObject(object.publishContext)
-        ? (globalThis.Object.entries(object.publishContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.publish_context)
-        ? (globalThis.Object.entries(object.publish_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      stagingTargetPath: isSet(object.stagingTargetPath)
-        ? globalThis.String(object.stagingTargetPath)
-        : isSet(object.staging_target_path)
-        ? globalThis.String(object.staging_target_path)
-        : "",
-      targetPath: isSet(object.targetPath)
-        ? globalThis.String(object.targetPath)
-        : isSet(object.target_path)
-        ? globalThis.String(object.target_path)
-        : "",
-      volumeCapability: isSet(object.volumeCapability)
-        ? VolumeCapability.fromJSON(object.volumeCapability)
-        : isSet(object.volume_capability)
-        ? VolumeCapability.fromJSON(object.volume_capability)
-        : undefined,
-      readonly: isSet(object.readonly) ? globalThis.Boolean(object.readonly) : false,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      volumeContext: isObject(object.volumeContext)
-        ? (globalThis.Object.entries(object.volumeContext) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.volume_context)
-        ? (globalThis.Object.entries(object.volume_context) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: NodePublishVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.publishContext) {
-      const entries = globalThis.Object.entries(message.publishContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.publishContext = {};
-        entries.forEach(([k, v]) => {
-          obj.publishContext[k] = v;
-        });
-      }
-    }
-    if (message.stagingTargetPath !== undefined && message.stagingTargetPath !== "") {
-      obj.stagingTargetPath = message.stagingTargetPath;
-    }
-    if (message.targetPath !== undefined && message.targetPath !== "") {
-      obj.targetPath = message.targetPath;
-    }
-    if (message.volumeCapability !== undefined) {
-      obj.volumeCapability = VolumeCapability.toJSON(message.volumeCapability);
-    }
-    if (message.readonly !== undefined && message.readonly !== false) {
-      obj.readonly = message.readonly;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.volumeContext) {
-      const entries = globalThis.Object.entries(message.volumeContext) as [string, string][];
-      if (entries.length > 0) {
-        obj.volumeContext = {};
-        entries.forEach(([k, v]) => {
-          obj.volumeContext[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodePublishVolumeRequest>): NodePublishVolumeRequest {
-    return NodePublishVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodePublishVolumeRequest>): NodePublishVolumeRequest {
-    const message = createBaseNodePublishVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.publishContext = (globalThis.Object.entries(object.publishContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.stagingTargetPath = object.stagingTargetPath ?? "";
-    message.targetPath = object.targetPath ?? "";
-    message.volumeCapability = (object.volumeCapability !== undefined && object.volumeCapability !== null)
-      ? VolumeCapability.fromPartial(object.volumeCapability)
-      : undefined;
-    message.readonly = object.readonly ?? false;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.volumeContext = (globalThis.Object.entries(object.volumeContext ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseNodePublishVolumeRequest_PublishContextEntry(): NodePublishVolumeRequest_PublishContextEntry {
@@ -11099,38 +6648,6 @@ export const NodePublishVolumeRequest_PublishContextEntry: MessageFns<NodePublis
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodePublishVolumeRequest_PublishContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodePublishVolumeRequest_PublishContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<NodePublishVolumeRequest_PublishContextEntry>,
-  ): NodePublishVolumeRequest_PublishContextEntry {
-    return NodePublishVolumeRequest_PublishContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<NodePublishVolumeRequest_PublishContextEntry>,
-  ): NodePublishVolumeRequest_PublishContextEntry {
-    const message = createBaseNodePublishVolumeRequest_PublishContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseNodePublishVolumeRequest_SecretsEntry(): NodePublishVolumeRequest_SecretsEntry {
@@ -11187,34 +6704,6 @@ export const NodePublishVolumeRequest_SecretsEntry: MessageFns<NodePublishVolume
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NodePublishVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodePublishVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodePublishVolumeRequest_SecretsEntry>): NodePublishVolumeRequest_SecretsEntry {
-    return NodePublishVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodePublishVolumeRequest_SecretsEntry>): NodePublishVolumeRequest_SecretsEntry {
-    const message = createBaseNodePublishVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -11276,36 +6765,6 @@ export const NodePublishVolumeRequest_VolumeContextEntry: MessageFns<NodePublish
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodePublishVolumeRequest_VolumeContextEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodePublishVolumeRequest_VolumeContextEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodePublishVolumeRequest_VolumeContextEntry>): NodePublishVolumeRequest_VolumeContextEntry {
-    return NodePublishVolumeRequest_VolumeContextEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<NodePublishVolumeRequest_VolumeContextEntry>,
-  ): NodePublishVolumeRequest_VolumeContextEntry {
-    const message = createBaseNodePublishVolumeRequest_VolumeContextEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseNodePublishVolumeResponse(): NodePublishVolumeResponse {
@@ -11340,23 +6799,6 @@ export const NodePublishVolumeResponse: MessageFns<NodePublishVolumeResponse> = 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): NodePublishVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: NodePublishVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodePublishVolumeResponse>): NodePublishVolumeResponse {
-    return NodePublishVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<NodePublishVolumeResponse>): NodePublishVolumeResponse {
-    const message = createBaseNodePublishVolumeResponse();
-    return message;
   },
 };
 
@@ -11415,42 +6857,6 @@ export const NodeUnpublishVolumeRequest: MessageFns<NodeUnpublishVolumeRequest> 
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeUnpublishVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      targetPath: isSet(object.targetPath)
-        ? globalThis.String(object.targetPath)
-        : isSet(object.target_path)
-        ? globalThis.String(object.target_path)
-        : "",
-    };
-  },
-
-  toJSON(message: NodeUnpublishVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.targetPath !== undefined && message.targetPath !== "") {
-      obj.targetPath = message.targetPath;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeUnpublishVolumeRequest>): NodeUnpublishVolumeRequest {
-    return NodeUnpublishVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeUnpublishVolumeRequest>): NodeUnpublishVolumeRequest {
-    const message = createBaseNodeUnpublishVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.targetPath = object.targetPath ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeUnpublishVolumeResponse(): NodeUnpublishVolumeResponse {
@@ -11485,23 +6891,6 @@ export const NodeUnpublishVolumeResponse: MessageFns<NodeUnpublishVolumeResponse
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): NodeUnpublishVolumeResponse {
-    return {};
-  },
-
-  toJSON(_: NodeUnpublishVolumeResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeUnpublishVolumeResponse>): NodeUnpublishVolumeResponse {
-    return NodeUnpublishVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<NodeUnpublishVolumeResponse>): NodeUnpublishVolumeResponse {
-    const message = createBaseNodeUnpublishVolumeResponse();
-    return message;
   },
 };
 
@@ -11571,51 +6960,6 @@ export const NodeGetVolumeStatsRequest: MessageFns<NodeGetVolumeStatsRequest> = 
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeGetVolumeStatsRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      volumePath: isSet(object.volumePath)
-        ? globalThis.String(object.volumePath)
-        : isSet(object.volume_path)
-        ? globalThis.String(object.volume_path)
-        : "",
-      stagingTargetPath: isSet(object.stagingTargetPath)
-        ? globalThis.String(object.stagingTargetPath)
-        : isSet(object.staging_target_path)
-        ? globalThis.String(object.staging_target_path)
-        : "",
-    };
-  },
-
-  toJSON(message: NodeGetVolumeStatsRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.volumePath !== undefined && message.volumePath !== "") {
-      obj.volumePath = message.volumePath;
-    }
-    if (message.stagingTargetPath !== undefined && message.stagingTargetPath !== "") {
-      obj.stagingTargetPath = message.stagingTargetPath;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeGetVolumeStatsRequest>): NodeGetVolumeStatsRequest {
-    return NodeGetVolumeStatsRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeGetVolumeStatsRequest>): NodeGetVolumeStatsRequest {
-    const message = createBaseNodeGetVolumeStatsRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.volumePath = object.volumePath ?? "";
-    message.stagingTargetPath = object.stagingTargetPath ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeGetVolumeStatsResponse(): NodeGetVolumeStatsResponse {
@@ -11677,40 +7021,6 @@ export const NodeGetVolumeStatsResponse: MessageFns<NodeGetVolumeStatsResponse> 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NodeGetVolumeStatsResponse {
-    return {
-      usage: globalThis.Array.isArray(object?.usage) ? object.usage.map((e: any) => VolumeUsage.fromJSON(e)) : [],
-      volumeCondition: isSet(object.volumeCondition)
-        ? VolumeCondition.fromJSON(object.volumeCondition)
-        : isSet(object.volume_condition)
-        ? VolumeCondition.fromJSON(object.volume_condition)
-        : undefined,
-    };
-  },
-
-  toJSON(message: NodeGetVolumeStatsResponse): unknown {
-    const obj: any = {};
-    if (message.usage?.length) {
-      obj.usage = message.usage.map((e) => VolumeUsage.toJSON(e));
-    }
-    if (message.volumeCondition !== undefined) {
-      obj.volumeCondition = VolumeCondition.toJSON(message.volumeCondition);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeGetVolumeStatsResponse>): NodeGetVolumeStatsResponse {
-    return NodeGetVolumeStatsResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeGetVolumeStatsResponse>): NodeGetVolumeStatsResponse {
-    const message = createBaseNodeGetVolumeStatsResponse();
-    message.usage = object.usage?.map((e) => VolumeUsage.fromPartial(e)) || [];
-    message.volumeCondition = (object.volumeCondition !== undefined && object.volumeCondition !== null)
-      ? VolumeCondition.fromPartial(object.volumeCondition)
-      : undefined;
-    return message;
   },
 };
 
@@ -11791,44 +7101,6 @@ export const VolumeUsage: MessageFns<VolumeUsage> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeUsage {
-    return {
-      available: isSet(object.available) ? globalThis.Number(object.available) : 0,
-      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
-      used: isSet(object.used) ? globalThis.Number(object.used) : 0,
-      unit: isSet(object.unit) ? volumeUsage_UnitFromJSON(object.unit) : 0,
-    };
-  },
-
-  toJSON(message: VolumeUsage): unknown {
-    const obj: any = {};
-    if (message.available !== undefined && message.available !== 0) {
-      obj.available = Math.round(message.available);
-    }
-    if (message.total !== undefined && message.total !== 0) {
-      obj.total = Math.round(message.total);
-    }
-    if (message.used !== undefined && message.used !== 0) {
-      obj.used = Math.round(message.used);
-    }
-    if (message.unit !== undefined && message.unit !== 0) {
-      obj.unit = volumeUsage_UnitToJSON(message.unit);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeUsage>): VolumeUsage {
-    return VolumeUsage.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeUsage>): VolumeUsage {
-    const message = createBaseVolumeUsage();
-    message.available = object.available ?? 0;
-    message.total = object.total ?? 0;
-    message.used = object.used ?? 0;
-    message.unit = object.unit ?? 0;
-    return message;
-  },
 };
 
 function createBaseVolumeCondition(): VolumeCondition {
@@ -11886,34 +7158,6 @@ export const VolumeCondition: MessageFns<VolumeCondition> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeCondition {
-    return {
-      abnormal: isSet(object.abnormal) ? globalThis.Boolean(object.abnormal) : false,
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
-    };
-  },
-
-  toJSON(message: VolumeCondition): unknown {
-    const obj: any = {};
-    if (message.abnormal !== undefined && message.abnormal !== false) {
-      obj.abnormal = message.abnormal;
-    }
-    if (message.message !== undefined && message.message !== "") {
-      obj.message = message.message;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeCondition>): VolumeCondition {
-    return VolumeCondition.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeCondition>): VolumeCondition {
-    const message = createBaseVolumeCondition();
-    message.abnormal = object.abnormal ?? false;
-    message.message = object.message ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeGetCapabilitiesRequest(): NodeGetCapabilitiesRequest {
@@ -11948,23 +7192,6 @@ export const NodeGetCapabilitiesRequest: MessageFns<NodeGetCapabilitiesRequest> 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): NodeGetCapabilitiesRequest {
-    return {};
-  },
-
-  toJSON(_: NodeGetCapabilitiesRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeGetCapabilitiesRequest>): NodeGetCapabilitiesRequest {
-    return NodeGetCapabilitiesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<NodeGetCapabilitiesRequest>): NodeGetCapabilitiesRequest {
-    const message = createBaseNodeGetCapabilitiesRequest();
-    return message;
   },
 };
 
@@ -12017,31 +7244,6 @@ export const NodeGetCapabilitiesResponse: MessageFns<NodeGetCapabilitiesResponse
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeGetCapabilitiesResponse {
-    return {
-      capabilities: globalThis.Array.isArray(object?.capabilities)
-        ? object.capabilities.map((e: any) => NodeServiceCapability.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: NodeGetCapabilitiesResponse): unknown {
-    const obj: any = {};
-    if (message.capabilities?.length) {
-      obj.capabilities = message.capabilities.map((e) => NodeServiceCapability.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeGetCapabilitiesResponse>): NodeGetCapabilitiesResponse {
-    return NodeGetCapabilitiesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeGetCapabilitiesResponse>): NodeGetCapabilitiesResponse {
-    const message = createBaseNodeGetCapabilitiesResponse();
-    message.capabilities = object.capabilities?.map((e) => NodeServiceCapability.fromPartial(e)) || [];
-    return message;
-  },
 };
 
 function createBaseNodeServiceCapability(): NodeServiceCapability {
@@ -12087,29 +7289,6 @@ export const NodeServiceCapability: MessageFns<NodeServiceCapability> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NodeServiceCapability {
-    return { rpc: isSet(object.rpc) ? NodeServiceCapability_RPC.fromJSON(object.rpc) : undefined };
-  },
-
-  toJSON(message: NodeServiceCapability): unknown {
-    const obj: any = {};
-    if (message.rpc !== undefined) {
-      obj.rpc = NodeServiceCapability_RPC.toJSON(message.rpc);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeServiceCapability>): NodeServiceCapability {
-    return NodeServiceCapability.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeServiceCapability>): NodeServiceCapability {
-    const message = createBaseNodeServiceCapability();
-    message.rpc = (object.rpc !== undefined && object.rpc !== null)
-      ? NodeServiceCapability_RPC.fromPartial(object.rpc)
-      : undefined;
-    return message;
   },
 };
 
@@ -12157,27 +7336,6 @@ export const NodeServiceCapability_RPC: MessageFns<NodeServiceCapability_RPC> = 
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeServiceCapability_RPC {
-    return { type: isSet(object.type) ? nodeServiceCapability_RPC_TypeFromJSON(object.type) : 0 };
-  },
-
-  toJSON(message: NodeServiceCapability_RPC): unknown {
-    const obj: any = {};
-    if (message.type !== undefined && message.type !== 0) {
-      obj.type = nodeServiceCapability_RPC_TypeToJSON(message.type);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeServiceCapability_RPC>): NodeServiceCapability_RPC {
-    return NodeServiceCapability_RPC.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeServiceCapability_RPC>): NodeServiceCapability_RPC {
-    const message = createBaseNodeServiceCapability_RPC();
-    message.type = object.type ?? 0;
-    return message;
-  },
 };
 
 function createBaseNodeGetInfoRequest(): NodeGetInfoRequest {
@@ -12212,23 +7370,6 @@ export const NodeGetInfoRequest: MessageFns<NodeGetInfoRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): NodeGetInfoRequest {
-    return {};
-  },
-
-  toJSON(_: NodeGetInfoRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeGetInfoRequest>): NodeGetInfoRequest {
-    return NodeGetInfoRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<NodeGetInfoRequest>): NodeGetInfoRequest {
-    const message = createBaseNodeGetInfoRequest();
-    return message;
   },
 };
 
@@ -12297,53 +7438,6 @@ export const NodeGetInfoResponse: MessageFns<NodeGetInfoResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NodeGetInfoResponse {
-    return {
-      nodeId: isSet(object.nodeId)
-        ? globalThis.String(object.nodeId)
-        : isSet(object.node_id)
-        ? globalThis.String(object.node_id)
-        : "",
-      maxVolumesPerNode: isSet(object.maxVolumesPerNode)
-        ? globalThis.Number(object.maxVolumesPerNode)
-        : isSet(object.max_volumes_per_node)
-        ? globalThis.Number(object.max_volumes_per_node)
-        : 0,
-      accessibleTopology: isSet(object.accessibleTopology)
-        ? Topology.fromJSON(object.accessibleTopology)
-        : isSet(object.accessible_topology)
-        ? Topology.fromJSON(object.accessible_topology)
-        : undefined,
-    };
-  },
-
-  toJSON(message: NodeGetInfoResponse): unknown {
-    const obj: any = {};
-    if (message.nodeId !== undefined && message.nodeId !== "") {
-      obj.nodeId = message.nodeId;
-    }
-    if (message.maxVolumesPerNode !== undefined && message.maxVolumesPerNode !== 0) {
-      obj.maxVolumesPerNode = Math.round(message.maxVolumesPerNode);
-    }
-    if (message.accessibleTopology !== undefined) {
-      obj.accessibleTopology = Topology.toJSON(message.accessibleTopology);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeGetInfoResponse>): NodeGetInfoResponse {
-    return NodeGetInfoResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeGetInfoResponse>): NodeGetInfoResponse {
-    const message = createBaseNodeGetInfoResponse();
-    message.nodeId = object.nodeId ?? "";
-    message.maxVolumesPerNode = object.maxVolumesPerNode ?? 0;
-    message.accessibleTopology = (object.accessibleTopology !== undefined && object.accessibleTopology !== null)
-      ? Topology.fromPartial(object.accessibleTopology)
-      : undefined;
-    return message;
   },
 };
 
@@ -12456,105 +7550,6 @@ export const NodeExpandVolumeRequest: MessageFns<NodeExpandVolumeRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeExpandVolumeRequest {
-    return {
-      volumeId: isSet(object.volumeId)
-        ? globalThis.String(object.volumeId)
-        : isSet(object.volume_id)
-        ? globalThis.String(object.volume_id)
-        : "",
-      volumePath: isSet(object.volumePath)
-        ? globalThis.String(object.volumePath)
-        : isSet(object.volume_path)
-        ? globalThis.String(object.volume_path)
-        : "",
-      capacityRange: isSet(object.capacityRange)
-        ? CapacityRange.fromJSON(object.capacityRange)
-        : isSet(object.capacity_range)
-        ? CapacityRange.fromJSON(object.capacity_range)
-        : undefined,
-      stagingTargetPath: isSet(object.stagingTargetPath)
-        ? globalThis.String(object.stagingTargetPath)
-        : isSet(object.staging_target_path)
-        ? globalThis.String(object.staging_target_path)
-        : "",
-      volumeCapability: isSet(object.volumeCapability)
-        ? VolumeCapability.fromJSON(object.volumeCapability)
-        : isSet(object.volume_capability)
-        ? VolumeCapability.fromJSON(object.volume_capability)
-        : undefined,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: NodeExpandVolumeRequest): unknown {
-    const obj: any = {};
-    if (message.volumeId !== undefined && message.volumeId !== "") {
-      obj.volumeId = message.volumeId;
-    }
-    if (message.volumePath !== undefined && message.volumePath !== "") {
-      obj.volumePath = message.volumePath;
-    }
-    if (message.capacityRange !== undefined) {
-      obj.capacityRange = CapacityRange.toJSON(message.capacityRange);
-    }
-    if (message.stagingTargetPath !== undefined && message.stagingTargetPath !== "") {
-      obj.stagingTargetPath = message.stagingTargetPath;
-    }
-    if (message.volumeCapability !== undefined) {
-      obj.volumeCapability = VolumeCapability.toJSON(message.volumeCapability);
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeExpandVolumeRequest>): NodeExpandVolumeRequest {
-    return NodeExpandVolumeRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeExpandVolumeRequest>): NodeExpandVolumeRequest {
-    const message = createBaseNodeExpandVolumeRequest();
-    message.volumeId = object.volumeId ?? "";
-    message.volumePath = object.volumePath ?? "";
-    message.capacityRange = (object.capacityRange !== undefined && object.capacityRange !== null)
-      ? CapacityRange.fromPartial(object.capacityRange)
-      : undefined;
-    message.stagingTargetPath = object.stagingTargetPath ?? "";
-    message.volumeCapability = (object.volumeCapability !== undefined && object.volumeCapability !== null)
-      ? VolumeCapability.fromPartial(object.volumeCapability)
-      : undefined;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseNodeExpandVolumeRequest_SecretsEntry(): NodeExpandVolumeRequest_SecretsEntry {
@@ -12612,34 +7607,6 @@ export const NodeExpandVolumeRequest_SecretsEntry: MessageFns<NodeExpandVolumeRe
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeExpandVolumeRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: NodeExpandVolumeRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeExpandVolumeRequest_SecretsEntry>): NodeExpandVolumeRequest_SecretsEntry {
-    return NodeExpandVolumeRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeExpandVolumeRequest_SecretsEntry>): NodeExpandVolumeRequest_SecretsEntry {
-    const message = createBaseNodeExpandVolumeRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseNodeExpandVolumeResponse(): NodeExpandVolumeResponse {
@@ -12686,33 +7653,6 @@ export const NodeExpandVolumeResponse: MessageFns<NodeExpandVolumeResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): NodeExpandVolumeResponse {
-    return {
-      capacityBytes: isSet(object.capacityBytes)
-        ? globalThis.Number(object.capacityBytes)
-        : isSet(object.capacity_bytes)
-        ? globalThis.Number(object.capacity_bytes)
-        : 0,
-    };
-  },
-
-  toJSON(message: NodeExpandVolumeResponse): unknown {
-    const obj: any = {};
-    if (message.capacityBytes !== undefined && message.capacityBytes !== 0) {
-      obj.capacityBytes = Math.round(message.capacityBytes);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<NodeExpandVolumeResponse>): NodeExpandVolumeResponse {
-    return NodeExpandVolumeResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<NodeExpandVolumeResponse>): NodeExpandVolumeResponse {
-    const message = createBaseNodeExpandVolumeResponse();
-    message.capacityBytes = object.capacityBytes ?? 0;
-    return message;
-  },
 };
 
 function createBaseGroupControllerGetCapabilitiesRequest(): GroupControllerGetCapabilitiesRequest {
@@ -12747,23 +7687,6 @@ export const GroupControllerGetCapabilitiesRequest: MessageFns<GroupControllerGe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): GroupControllerGetCapabilitiesRequest {
-    return {};
-  },
-
-  toJSON(_: GroupControllerGetCapabilitiesRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<GroupControllerGetCapabilitiesRequest>): GroupControllerGetCapabilitiesRequest {
-    return GroupControllerGetCapabilitiesRequest.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<GroupControllerGetCapabilitiesRequest>): GroupControllerGetCapabilitiesRequest {
-    const message = createBaseGroupControllerGetCapabilitiesRequest();
-    return message;
   },
 };
 
@@ -12816,31 +7739,6 @@ export const GroupControllerGetCapabilitiesResponse: MessageFns<GroupControllerG
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GroupControllerGetCapabilitiesResponse {
-    return {
-      capabilities: globalThis.Array.isArray(object?.capabilities)
-        ? object.capabilities.map((e: any) => GroupControllerServiceCapability.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: GroupControllerGetCapabilitiesResponse): unknown {
-    const obj: any = {};
-    if (message.capabilities?.length) {
-      obj.capabilities = message.capabilities.map((e) => GroupControllerServiceCapability.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GroupControllerGetCapabilitiesResponse>): GroupControllerGetCapabilitiesResponse {
-    return GroupControllerGetCapabilitiesResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GroupControllerGetCapabilitiesResponse>): GroupControllerGetCapabilitiesResponse {
-    const message = createBaseGroupControllerGetCapabilitiesResponse();
-    message.capabilities = object.capabilities?.map((e) => GroupControllerServiceCapability.fromPartial(e)) || [];
-    return message;
-  },
 };
 
 function createBaseGroupControllerServiceCapability(): GroupControllerServiceCapability {
@@ -12887,29 +7785,6 @@ export const GroupControllerServiceCapability: MessageFns<GroupControllerService
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GroupControllerServiceCapability {
-    return { rpc: isSet(object.rpc) ? GroupControllerServiceCapability_RPC.fromJSON(object.rpc) : undefined };
-  },
-
-  toJSON(message: GroupControllerServiceCapability): unknown {
-    const obj: any = {};
-    if (message.rpc !== undefined) {
-      obj.rpc = GroupControllerServiceCapability_RPC.toJSON(message.rpc);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GroupControllerServiceCapability>): GroupControllerServiceCapability {
-    return GroupControllerServiceCapability.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GroupControllerServiceCapability>): GroupControllerServiceCapability {
-    const message = createBaseGroupControllerServiceCapability();
-    message.rpc = (object.rpc !== undefined && object.rpc !== null)
-      ? GroupControllerServiceCapability_RPC.fromPartial(object.rpc)
-      : undefined;
-    return message;
-  },
 };
 
 function createBaseGroupControllerServiceCapability_RPC(): GroupControllerServiceCapability_RPC {
@@ -12955,27 +7830,6 @@ export const GroupControllerServiceCapability_RPC: MessageFns<GroupControllerSer
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GroupControllerServiceCapability_RPC {
-    return { type: isSet(object.type) ? groupControllerServiceCapability_RPC_TypeFromJSON(object.type) : 0 };
-  },
-
-  toJSON(message: GroupControllerServiceCapability_RPC): unknown {
-    const obj: any = {};
-    if (message.type !== undefined && message.type !== 0) {
-      obj.type = groupControllerServiceCapability_RPC_TypeToJSON(message.type);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GroupControllerServiceCapability_RPC>): GroupControllerServiceCapability_RPC {
-    return GroupControllerServiceCapability_RPC.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GroupControllerServiceCapability_RPC>): GroupControllerServiceCapability_RPC {
-    const message = createBaseGroupControllerServiceCapability_RPC();
-    message.type = object.type ?? 0;
-    return message;
   },
 };
 
@@ -13068,102 +7922,6 @@ export const CreateVolumeGroupSnapshotRequest: MessageFns<CreateVolumeGroupSnaps
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): CreateVolumeGroupSnapshotRequest {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      sourceVolumeIds: globalThis.Array.isArray(object?.sourceVolumeIds)
-        ? object.sourceVolumeIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.source_volume_ids)
-        ? object.source_volume_ids.map((e: any) => globalThis.String(e))
-        : [],
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: CreateVolumeGroupSnapshotRequest): unknown {
-    const obj: any = {};
-    if (message.name !== undefined && message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.sourceVolumeIds?.length) {
-      obj.sourceVolumeIds = message.sourceVolumeIds;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeGroupSnapshotRequest>): CreateVolumeGroupSnapshotRequest {
-    return CreateVolumeGroupSnapshotRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateVolumeGroupSnapshotRequest>): CreateVolumeGroupSnapshotRequest {
-    const message = createBaseCreateVolumeGroupSnapshotRequest();
-    message.name = object.name ?? "";
-    message.sourceVolumeIds = object.sourceVolumeIds?.map((e) => e) || [];
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseCreateVolumeGroupSnapshotRequest_SecretsEntry(): CreateVolumeGroupSnapshotRequest_SecretsEntry {
@@ -13224,38 +7982,6 @@ export const CreateVolumeGroupSnapshotRequest_SecretsEntry: MessageFns<CreateVol
       } finally {
         (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
       }
-    },
-
-    fromJSON(object: any): CreateVolumeGroupSnapshotRequest_SecretsEntry {
-      return {
-        key: isSet(object.key) ? globalThis.String(object.key) : "",
-        value: isSet(object.value) ? globalThis.String(object.value) : "",
-      };
-    },
-
-    toJSON(message: CreateVolumeGroupSnapshotRequest_SecretsEntry): unknown {
-      const obj: any = {};
-      if (message.key !== "") {
-        obj.key = message.key;
-      }
-      if (message.value !== "") {
-        obj.value = message.value;
-      }
-      return obj;
-    },
-
-    create(
-      base?: DeepPartial<CreateVolumeGroupSnapshotRequest_SecretsEntry>,
-    ): CreateVolumeGroupSnapshotRequest_SecretsEntry {
-      return CreateVolumeGroupSnapshotRequest_SecretsEntry.fromPartial(base ?? {});
-    },
-    fromPartial(
-      object: DeepPartial<CreateVolumeGroupSnapshotRequest_SecretsEntry>,
-    ): CreateVolumeGroupSnapshotRequest_SecretsEntry {
-      const message = createBaseCreateVolumeGroupSnapshotRequest_SecretsEntry();
-      message.key = object.key ?? "";
-      message.value = object.value ?? "";
-      return message;
     },
   };
 
@@ -13319,38 +8045,6 @@ export const CreateVolumeGroupSnapshotRequest_ParametersEntry: MessageFns<
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): CreateVolumeGroupSnapshotRequest_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CreateVolumeGroupSnapshotRequest_ParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(
-    base?: DeepPartial<CreateVolumeGroupSnapshotRequest_ParametersEntry>,
-  ): CreateVolumeGroupSnapshotRequest_ParametersEntry {
-    return CreateVolumeGroupSnapshotRequest_ParametersEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<CreateVolumeGroupSnapshotRequest_ParametersEntry>,
-  ): CreateVolumeGroupSnapshotRequest_ParametersEntry {
-    const message = createBaseCreateVolumeGroupSnapshotRequest_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseCreateVolumeGroupSnapshotResponse(): CreateVolumeGroupSnapshotResponse {
@@ -13396,35 +8090,6 @@ export const CreateVolumeGroupSnapshotResponse: MessageFns<CreateVolumeGroupSnap
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CreateVolumeGroupSnapshotResponse {
-    return {
-      groupSnapshot: isSet(object.groupSnapshot)
-        ? VolumeGroupSnapshot.fromJSON(object.groupSnapshot)
-        : isSet(object.group_snapshot)
-        ? VolumeGroupSnapshot.fromJSON(object.group_snapshot)
-        : undefined,
-    };
-  },
-
-  toJSON(message: CreateVolumeGroupSnapshotResponse): unknown {
-    const obj: any = {};
-    if (message.groupSnapshot !== undefined) {
-      obj.groupSnapshot = VolumeGroupSnapshot.toJSON(message.groupSnapshot);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateVolumeGroupSnapshotResponse>): CreateVolumeGroupSnapshotResponse {
-    return CreateVolumeGroupSnapshotResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateVolumeGroupSnapshotResponse>): CreateVolumeGroupSnapshotResponse {
-    const message = createBaseCreateVolumeGroupSnapshotResponse();
-    message.groupSnapshot = (object.groupSnapshot !== undefined && object.groupSnapshot !== null)
-      ? VolumeGroupSnapshot.fromPartial(object.groupSnapshot)
-      : undefined;
-    return message;
   },
 };
 
@@ -13510,60 +8175,6 @@ export const VolumeGroupSnapshot: MessageFns<VolumeGroupSnapshot> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): VolumeGroupSnapshot {
-    return {
-      groupSnapshotId: isSet(object.groupSnapshotId)
-        ? globalThis.String(object.groupSnapshotId)
-        : isSet(object.group_snapshot_id)
-        ? globalThis.String(object.group_snapshot_id)
-        : "",
-      snapshots: globalThis.Array.isArray(object?.snapshots)
-        ? object.snapshots.map((e: any) => Snapshot.fromJSON(e))
-        : [],
-      creationTime: isSet(object.creationTime)
-        ? fromJsonTimestamp(object.creationTime)
-        : isSet(object.creation_time)
-        ? fromJsonTimestamp(object.creation_time)
-        : undefined,
-      readyToUse: isSet(object.readyToUse)
-        ? globalThis.Boolean(object.readyToUse)
-        : isSet(object.ready_to_use)
-        ? globalThis.Boolean(object.ready_to_use)
-        : false,
-    };
-  },
-
-  toJSON(message: VolumeGroupSnapshot): unknown {
-    const obj: any = {};
-    if (message.groupSnapshotId !== undefined && message.groupSnapshotId !== "") {
-      obj.groupSnapshotId = message.groupSnapshotId;
-    }
-    if (message.snapshots?.length) {
-      obj.snapshots = message.snapshots.map((e) => Snapshot.toJSON(e));
-    }
-    if (message.creationTime !== undefined) {
-      obj.creationTime = fromTimestamp(message.creationTime).toISOString();
-    }
-    if (message.readyToUse !== undefined && message.readyToUse !== false) {
-      obj.readyToUse = message.readyToUse;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<VolumeGroupSnapshot>): VolumeGroupSnapshot {
-    return VolumeGroupSnapshot.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<VolumeGroupSnapshot>): VolumeGroupSnapshot {
-    const message = createBaseVolumeGroupSnapshot();
-    message.groupSnapshotId = object.groupSnapshotId ?? "";
-    message.snapshots = object.snapshots?.map((e) => Snapshot.fromPartial(e)) || [];
-    message.creationTime = (object.creationTime !== undefined && object.creationTime !== null)
-      ? Timestamp.fromPartial(object.creationTime)
-      : undefined;
-    message.readyToUse = object.readyToUse ?? false;
-    return message;
-  },
 };
 
 function createBaseDeleteVolumeGroupSnapshotRequest(): DeleteVolumeGroupSnapshotRequest {
@@ -13640,74 +8251,6 @@ export const DeleteVolumeGroupSnapshotRequest: MessageFns<DeleteVolumeGroupSnaps
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): DeleteVolumeGroupSnapshotRequest {
-    return {
-      groupSnapshotId: isSet(object.groupSnapshotId)
-        ? globalThis.String(object.groupSnapshotId)
-        : isSet(object.group_snapshot_id)
-        ? globalThis.String(object.group_snapshot_id)
-        : "",
-      snapshotIds: globalThis.Array.isArray(object?.snapshotIds)
-        ? object.snapshotIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.snapshot_ids)
-        ? object.snapshot_ids.map((e: any) => globalThis.String(e))
-        : [],
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: DeleteVolumeGroupSnapshotRequest): unknown {
-    const obj: any = {};
-    if (message.groupSnapshotId !== undefined && message.groupSnapshotId !== "") {
-      obj.groupSnapshotId = message.groupSnapshotId;
-    }
-    if (message.snapshotIds?.length) {
-      obj.snapshotIds = message.snapshotIds;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteVolumeGroupSnapshotRequest>): DeleteVolumeGroupSnapshotRequest {
-    return DeleteVolumeGroupSnapshotRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<DeleteVolumeGroupSnapshotRequest>): DeleteVolumeGroupSnapshotRequest {
-    const message = createBaseDeleteVolumeGroupSnapshotRequest();
-    message.groupSnapshotId = object.groupSnapshotId ?? "";
-    message.snapshotIds = object.snapshotIds?.map((e) => e) || [];
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseDeleteVolumeGroupSnapshotRequest_SecretsEntry(): DeleteVolumeGroupSnapshotRequest_SecretsEntry {
@@ -13769,38 +8312,6 @@ export const DeleteVolumeGroupSnapshotRequest_SecretsEntry: MessageFns<DeleteVol
         (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
       }
     },
-
-    fromJSON(object: any): DeleteVolumeGroupSnapshotRequest_SecretsEntry {
-      return {
-        key: isSet(object.key) ? globalThis.String(object.key) : "",
-        value: isSet(object.value) ? globalThis.String(object.value) : "",
-      };
-    },
-
-    toJSON(message: DeleteVolumeGroupSnapshotRequest_SecretsEntry): unknown {
-      const obj: any = {};
-      if (message.key !== "") {
-        obj.key = message.key;
-      }
-      if (message.value !== "") {
-        obj.value = message.value;
-      }
-      return obj;
-    },
-
-    create(
-      base?: DeepPartial<DeleteVolumeGroupSnapshotRequest_SecretsEntry>,
-    ): DeleteVolumeGroupSnapshotRequest_SecretsEntry {
-      return DeleteVolumeGroupSnapshotRequest_SecretsEntry.fromPartial(base ?? {});
-    },
-    fromPartial(
-      object: DeepPartial<DeleteVolumeGroupSnapshotRequest_SecretsEntry>,
-    ): DeleteVolumeGroupSnapshotRequest_SecretsEntry {
-      const message = createBaseDeleteVolumeGroupSnapshotRequest_SecretsEntry();
-      message.key = object.key ?? "";
-      message.value = object.value ?? "";
-      return message;
-    },
   };
 
 function createBaseDeleteVolumeGroupSnapshotResponse(): DeleteVolumeGroupSnapshotResponse {
@@ -13835,23 +8346,6 @@ export const DeleteVolumeGroupSnapshotResponse: MessageFns<DeleteVolumeGroupSnap
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DeleteVolumeGroupSnapshotResponse {
-    return {};
-  },
-
-  toJSON(_: DeleteVolumeGroupSnapshotResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<DeleteVolumeGroupSnapshotResponse>): DeleteVolumeGroupSnapshotResponse {
-    return DeleteVolumeGroupSnapshotResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<DeleteVolumeGroupSnapshotResponse>): DeleteVolumeGroupSnapshotResponse {
-    const message = createBaseDeleteVolumeGroupSnapshotResponse();
-    return message;
   },
 };
 
@@ -13929,74 +8423,6 @@ export const GetVolumeGroupSnapshotRequest: MessageFns<GetVolumeGroupSnapshotReq
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetVolumeGroupSnapshotRequest {
-    return {
-      groupSnapshotId: isSet(object.groupSnapshotId)
-        ? globalThis.String(object.groupSnapshotId)
-        : isSet(object.group_snapshot_id)
-        ? globalThis.String(object.group_snapshot_id)
-        : "",
-      snapshotIds: globalThis.Array.isArray(object?.snapshotIds)
-        ? object.snapshotIds.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.snapshot_ids)
-        ? object.snapshot_ids.map((e: any) => globalThis.String(e))
-        : [],
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: GetVolumeGroupSnapshotRequest): unknown {
-    const obj: any = {};
-    if (message.groupSnapshotId !== undefined && message.groupSnapshotId !== "") {
-      obj.groupSnapshotId = message.groupSnapshotId;
-    }
-    if (message.snapshotIds?.length) {
-      obj.snapshotIds = message.snapshotIds;
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetVolumeGroupSnapshotRequest>): GetVolumeGroupSnapshotRequest {
-    return GetVolumeGroupSnapshotRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetVolumeGroupSnapshotRequest>): GetVolumeGroupSnapshotRequest {
-    const message = createBaseGetVolumeGroupSnapshotRequest();
-    message.groupSnapshotId = object.groupSnapshotId ?? "";
-    message.snapshotIds = object.snapshotIds?.map((e) => e) || [];
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseGetVolumeGroupSnapshotRequest_SecretsEntry(): GetVolumeGroupSnapshotRequest_SecretsEntry {
@@ -14054,36 +8480,6 @@ export const GetVolumeGroupSnapshotRequest_SecretsEntry: MessageFns<GetVolumeGro
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetVolumeGroupSnapshotRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: GetVolumeGroupSnapshotRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetVolumeGroupSnapshotRequest_SecretsEntry>): GetVolumeGroupSnapshotRequest_SecretsEntry {
-    return GetVolumeGroupSnapshotRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(
-    object: DeepPartial<GetVolumeGroupSnapshotRequest_SecretsEntry>,
-  ): GetVolumeGroupSnapshotRequest_SecretsEntry {
-    const message = createBaseGetVolumeGroupSnapshotRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
 };
 
 function createBaseGetVolumeGroupSnapshotResponse(): GetVolumeGroupSnapshotResponse {
@@ -14129,35 +8525,6 @@ export const GetVolumeGroupSnapshotResponse: MessageFns<GetVolumeGroupSnapshotRe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetVolumeGroupSnapshotResponse {
-    return {
-      groupSnapshot: isSet(object.groupSnapshot)
-        ? VolumeGroupSnapshot.fromJSON(object.groupSnapshot)
-        : isSet(object.group_snapshot)
-        ? VolumeGroupSnapshot.fromJSON(object.group_snapshot)
-        : undefined,
-    };
-  },
-
-  toJSON(message: GetVolumeGroupSnapshotResponse): unknown {
-    const obj: any = {};
-    if (message.groupSnapshot !== undefined) {
-      obj.groupSnapshot = VolumeGroupSnapshot.toJSON(message.groupSnapshot);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetVolumeGroupSnapshotResponse>): GetVolumeGroupSnapshotResponse {
-    return GetVolumeGroupSnapshotResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetVolumeGroupSnapshotResponse>): GetVolumeGroupSnapshotResponse {
-    const message = createBaseGetVolumeGroupSnapshotResponse();
-    message.groupSnapshot = (object.groupSnapshot !== undefined && object.groupSnapshot !== null)
-      ? VolumeGroupSnapshot.fromPartial(object.groupSnapshot)
-      : undefined;
-    return message;
   },
 };
 
@@ -14215,42 +8582,6 @@ export const BlockMetadata: MessageFns<BlockMetadata> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): BlockMetadata {
-    return {
-      byteOffset: isSet(object.byteOffset)
-        ? globalThis.Number(object.byteOffset)
-        : isSet(object.byte_offset)
-        ? globalThis.Number(object.byte_offset)
-        : 0,
-      sizeBytes: isSet(object.sizeBytes)
-        ? globalThis.Number(object.sizeBytes)
-        : isSet(object.size_bytes)
-        ? globalThis.Number(object.size_bytes)
-        : 0,
-    };
-  },
-
-  toJSON(message: BlockMetadata): unknown {
-    const obj: any = {};
-    if (message.byteOffset !== undefined && message.byteOffset !== 0) {
-      obj.byteOffset = Math.round(message.byteOffset);
-    }
-    if (message.sizeBytes !== undefined && message.sizeBytes !== 0) {
-      obj.sizeBytes = Math.round(message.sizeBytes);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<BlockMetadata>): BlockMetadata {
-    return BlockMetadata.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<BlockMetadata>): BlockMetadata {
-    const message = createBaseBlockMetadata();
-    message.byteOffset = object.byteOffset ?? 0;
-    message.sizeBytes = object.sizeBytes ?? 0;
-    return message;
   },
 };
 
@@ -14334,83 +8665,6 @@ export const GetMetadataAllocatedRequest: MessageFns<GetMetadataAllocatedRequest
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetMetadataAllocatedRequest {
-    return {
-      snapshotId: isSet(object.snapshotId)
-        ? globalThis.String(object.snapshotId)
-        : isSet(object.snapshot_id)
-        ? globalThis.String(object.snapshot_id)
-        : "",
-      startingOffset: isSet(object.startingOffset)
-        ? globalThis.Number(object.startingOffset)
-        : isSet(object.starting_offset)
-        ? globalThis.Number(object.starting_offset)
-        : 0,
-      maxResults: isSet(object.maxResults)
-        ? globalThis.Number(object.maxResults)
-        : isSet(object.max_results)
-        ? globalThis.Number(object.max_results)
-        : 0,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: GetMetadataAllocatedRequest): unknown {
-    const obj: any = {};
-    if (message.snapshotId !== undefined && message.snapshotId !== "") {
-      obj.snapshotId = message.snapshotId;
-    }
-    if (message.startingOffset !== undefined && message.startingOffset !== 0) {
-      obj.startingOffset = Math.round(message.startingOffset);
-    }
-    if (message.maxResults !== undefined && message.maxResults !== 0) {
-      obj.maxResults = Math.round(message.maxResults);
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetMetadataAllocatedRequest>): GetMetadataAllocatedRequest {
-    return GetMetadataAllocatedRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetMetadataAllocatedRequest>): GetMetadataAllocatedRequest {
-    const message = createBaseGetMetadataAllocatedRequest();
-    message.snapshotId = object.snapshotId ?? "";
-    message.startingOffset = object.startingOffset ?? 0;
-    message.maxResults = object.maxResults ?? 0;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseGetMetadataAllocatedRequest_SecretsEntry(): GetMetadataAllocatedRequest_SecretsEntry {
@@ -14467,34 +8721,6 @@ export const GetMetadataAllocatedRequest_SecretsEntry: MessageFns<GetMetadataAll
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetMetadataAllocatedRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: GetMetadataAllocatedRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetMetadataAllocatedRequest_SecretsEntry>): GetMetadataAllocatedRequest_SecretsEntry {
-    return GetMetadataAllocatedRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetMetadataAllocatedRequest_SecretsEntry>): GetMetadataAllocatedRequest_SecretsEntry {
-    const message = createBaseGetMetadataAllocatedRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -14568,51 +8794,6 @@ export const GetMetadataAllocatedResponse: MessageFns<GetMetadataAllocatedRespon
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetMetadataAllocatedResponse {
-    return {
-      blockMetadataType: isSet(object.blockMetadataType)
-        ? blockMetadataTypeFromJSON(object.blockMetadataType)
-        : isSet(object.block_metadata_type)
-        ? blockMetadataTypeFromJSON(object.block_metadata_type)
-        : 0,
-      volumeCapacityBytes: isSet(object.volumeCapacityBytes)
-        ? globalThis.Number(object.volumeCapacityBytes)
-        : isSet(object.volume_capacity_bytes)
-        ? globalThis.Number(object.volume_capacity_bytes)
-        : 0,
-      blockMetadata: globalThis.Array.isArray(object?.blockMetadata)
-        ? object.blockMetadata.map((e: any) => BlockMetadata.fromJSON(e))
-        : globalThis.Array.isArray(object?.block_metadata)
-        ? object.block_metadata.map((e: any) => BlockMetadata.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: GetMetadataAllocatedResponse): unknown {
-    const obj: any = {};
-    if (message.blockMetadataType !== undefined && message.blockMetadataType !== 0) {
-      obj.blockMetadataType = blockMetadataTypeToJSON(message.blockMetadataType);
-    }
-    if (message.volumeCapacityBytes !== undefined && message.volumeCapacityBytes !== 0) {
-      obj.volumeCapacityBytes = Math.round(message.volumeCapacityBytes);
-    }
-    if (message.blockMetadata?.length) {
-      obj.blockMetadata = message.blockMetadata.map((e) => BlockMetadata.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetMetadataAllocatedResponse>): GetMetadataAllocatedResponse {
-    return GetMetadataAllocatedResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetMetadataAllocatedResponse>): GetMetadataAllocatedResponse {
-    const message = createBaseGetMetadataAllocatedResponse();
-    message.blockMetadataType = object.blockMetadataType ?? 0;
-    message.volumeCapacityBytes = object.volumeCapacityBytes ?? 0;
-    message.blockMetadata = object.blockMetadata?.map((e) => BlockMetadata.fromPartial(e)) || [];
-    return message;
   },
 };
 
@@ -14707,92 +8888,6 @@ export const GetMetadataDeltaRequest: MessageFns<GetMetadataDeltaRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): GetMetadataDeltaRequest {
-    return {
-      baseSnapshotId: isSet(object.baseSnapshotId)
-        ? globalThis.String(object.baseSnapshotId)
-        : isSet(object.base_snapshot_id)
-        ? globalThis.String(object.base_snapshot_id)
-        : "",
-      targetSnapshotId: isSet(object.targetSnapshotId)
-        ? globalThis.String(object.targetSnapshotId)
-        : isSet(object.target_snapshot_id)
-        ? globalThis.String(object.target_snapshot_id)
-        : "",
-      startingOffset: isSet(object.startingOffset)
-        ? globalThis.Number(object.startingOffset)
-        : isSet(object.starting_offset)
-        ? globalThis.Number(object.starting_offset)
-        : 0,
-      maxResults: isSet(object.maxResults)
-        ? globalThis.Number(object.maxResults)
-        : isSet(object.max_results)
-        ? globalThis.Number(object.max_results)
-        : 0,
-      secrets: isObject(object.secrets)
-        ? (globalThis.Object.entries(object.secrets) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: GetMetadataDeltaRequest): unknown {
-    const obj: any = {};
-    if (message.baseSnapshotId !== undefined && message.baseSnapshotId !== "") {
-      obj.baseSnapshotId = message.baseSnapshotId;
-    }
-    if (message.targetSnapshotId !== undefined && message.targetSnapshotId !== "") {
-      obj.targetSnapshotId = message.targetSnapshotId;
-    }
-    if (message.startingOffset !== undefined && message.startingOffset !== 0) {
-      obj.startingOffset = Math.round(message.startingOffset);
-    }
-    if (message.maxResults !== undefined && message.maxResults !== 0) {
-      obj.maxResults = Math.round(message.maxResults);
-    }
-    if (message.secrets) {
-      const entries = globalThis.Object.entries(message.secrets) as [string, string][];
-      if (entries.length > 0) {
-        obj.secrets = {};
-        entries.forEach(([k, v]) => {
-          obj.secrets[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetMetadataDeltaRequest>): GetMetadataDeltaRequest {
-    return GetMetadataDeltaRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetMetadataDeltaRequest>): GetMetadataDeltaRequest {
-    const message = createBaseGetMetadataDeltaRequest();
-    message.baseSnapshotId = object.baseSnapshotId ?? "";
-    message.targetSnapshotId = object.targetSnapshotId ?? "";
-    message.startingOffset = object.startingOffset ?? 0;
-    message.maxResults = object.maxResults ?? 0;
-    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
 };
 
 function createBaseGetMetadataDeltaRequest_SecretsEntry(): GetMetadataDeltaRequest_SecretsEntry {
@@ -14849,34 +8944,6 @@ export const GetMetadataDeltaRequest_SecretsEntry: MessageFns<GetMetadataDeltaRe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetMetadataDeltaRequest_SecretsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: GetMetadataDeltaRequest_SecretsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetMetadataDeltaRequest_SecretsEntry>): GetMetadataDeltaRequest_SecretsEntry {
-    return GetMetadataDeltaRequest_SecretsEntry.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetMetadataDeltaRequest_SecretsEntry>): GetMetadataDeltaRequest_SecretsEntry {
-    const message = createBaseGetMetadataDeltaRequest_SecretsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -14950,51 +9017,6 @@ export const GetMetadataDeltaResponse: MessageFns<GetMetadataDeltaResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetMetadataDeltaResponse {
-    return {
-      blockMetadataType: isSet(object.blockMetadataType)
-        ? blockMetadataTypeFromJSON(object.blockMetadataType)
-        : isSet(object.block_metadata_type)
-        ? blockMetadataTypeFromJSON(object.block_metadata_type)
-        : 0,
-      volumeCapacityBytes: isSet(object.volumeCapacityBytes)
-        ? globalThis.Number(object.volumeCapacityBytes)
-        : isSet(object.volume_capacity_bytes)
-        ? globalThis.Number(object.volume_capacity_bytes)
-        : 0,
-      blockMetadata: globalThis.Array.isArray(object?.blockMetadata)
-        ? object.blockMetadata.map((e: any) => BlockMetadata.fromJSON(e))
-        : globalThis.Array.isArray(object?.block_metadata)
-        ? object.block_metadata.map((e: any) => BlockMetadata.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: GetMetadataDeltaResponse): unknown {
-    const obj: any = {};
-    if (message.blockMetadataType !== undefined && message.blockMetadataType !== 0) {
-      obj.blockMetadataType = blockMetadataTypeToJSON(message.blockMetadataType);
-    }
-    if (message.volumeCapacityBytes !== undefined && message.volumeCapacityBytes !== 0) {
-      obj.volumeCapacityBytes = Math.round(message.volumeCapacityBytes);
-    }
-    if (message.blockMetadata?.length) {
-      obj.blockMetadata = message.blockMetadata.map((e) => BlockMetadata.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<GetMetadataDeltaResponse>): GetMetadataDeltaResponse {
-    return GetMetadataDeltaResponse.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<GetMetadataDeltaResponse>): GetMetadataDeltaResponse {
-    const message = createBaseGetMetadataDeltaResponse();
-    message.blockMetadataType = object.blockMetadataType ?? 0;
-    message.volumeCapacityBytes = object.volumeCapacityBytes ?? 0;
-    message.blockMetadata = object.blockMetadata?.map((e) => BlockMetadata.fromPartial(e)) || [];
-    return message;
   },
 };
 
@@ -15313,47 +9335,6 @@ export const NodeDefinition = {
   },
 } as const;
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
-
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
-
-function toTimestamp(date: Date): Timestamp {
-  const seconds = Math.trunc(date.getTime() / 1_000);
-  const nanos = (date.getTime() % 1_000) * 1_000_000;
-  return { seconds, nanos };
-}
-
-function fromTimestamp(t: Timestamp): Date {
-  let millis = (t.seconds || 0) * 1_000;
-  millis += (t.nanos || 0) / 1_000_000;
-  return new globalThis.Date(millis);
-}
-
-const timestampFractionRegex = /:\d{2}\.\d+/;
-
-function fromJsonTimestamp(o: any): Timestamp {
-  if (o instanceof globalThis.Date) {
-    return toTimestamp(o);
-  } else if (typeof o === "string") {
-    // Date only keeps milliseconds, and parses longer fractions in an engine-specific way,
-    // so parse the fractional seconds ourselves and give Date only the whole seconds
-    const fraction = timestampFractionRegex.exec(o);
-    if (fraction === null) {
-      return toTimestamp(new globalThis.Date(o));
-    }
-    const fractionNanos = Number(fraction[0].slice(4, 13).padEnd(9, "0"));
-    const wholeSeconds = new globalThis.Date(o.replace(fraction[0], fraction[0].slice(0, 3)));
-    const timestamp = toTimestamp(new globalThis.Date(wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000)));
-    return { ...timestamp, nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000) };
-  } else {
-    return Timestamp.fromJSON(o);
-  }
-}
-
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -15365,19 +9346,7 @@ function longToNumber(int64: { toString(): string }): number {
   return num;
 }
 
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
 }

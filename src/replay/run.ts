@@ -17,7 +17,8 @@ import { mkdirSync, rmdirSync } from "node:fs";
 import type { ServiceError } from "@grpc/grpc-js";
 import type { CsiClient } from "../client/csi-client";
 import { codeName } from "../csi/errors";
-import * as csi from "../gen/csi";
+// Proto3 JSON ⇄ message: the JSON-only generated file (buf.gen.yaml), which the driver never loads.
+import * as csi from "../gen/json/csi";
 import { runCheck } from "./checks";
 import type { Process } from "./deployment";
 import type { Json, JsonObject } from "./k8s-objects";

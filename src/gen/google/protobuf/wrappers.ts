@@ -172,27 +172,6 @@ export const DoubleValue: MessageFns<DoubleValue> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): DoubleValue {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
-  },
-
-  toJSON(message: DoubleValue): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = floatToJson(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<DoubleValue>): DoubleValue {
-    return DoubleValue.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<DoubleValue>): DoubleValue {
-    const message = createBaseDoubleValue();
-    message.value = object.value ?? 0;
-    return message;
-  },
 };
 
 function createBaseFloatValue(): FloatValue {
@@ -238,27 +217,6 @@ export const FloatValue: MessageFns<FloatValue> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): FloatValue {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
-  },
-
-  toJSON(message: FloatValue): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = floatToJson(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<FloatValue>): FloatValue {
-    return FloatValue.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<FloatValue>): FloatValue {
-    const message = createBaseFloatValue();
-    message.value = object.value ?? 0;
-    return message;
   },
 };
 
@@ -306,27 +264,6 @@ export const Int64Value: MessageFns<Int64Value> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): Int64Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
-  },
-
-  toJSON(message: Int64Value): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = Math.round(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Int64Value>): Int64Value {
-    return Int64Value.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Int64Value>): Int64Value {
-    const message = createBaseInt64Value();
-    message.value = object.value ?? 0;
-    return message;
-  },
 };
 
 function createBaseUInt64Value(): UInt64Value {
@@ -372,27 +309,6 @@ export const UInt64Value: MessageFns<UInt64Value> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): UInt64Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
-  },
-
-  toJSON(message: UInt64Value): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = Math.round(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<UInt64Value>): UInt64Value {
-    return UInt64Value.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<UInt64Value>): UInt64Value {
-    const message = createBaseUInt64Value();
-    message.value = object.value ?? 0;
-    return message;
   },
 };
 
@@ -440,27 +356,6 @@ export const Int32Value: MessageFns<Int32Value> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): Int32Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
-  },
-
-  toJSON(message: Int32Value): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = Math.round(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<Int32Value>): Int32Value {
-    return Int32Value.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Int32Value>): Int32Value {
-    const message = createBaseInt32Value();
-    message.value = object.value ?? 0;
-    return message;
-  },
 };
 
 function createBaseUInt32Value(): UInt32Value {
@@ -506,27 +401,6 @@ export const UInt32Value: MessageFns<UInt32Value> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): UInt32Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
-  },
-
-  toJSON(message: UInt32Value): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== 0) {
-      obj.value = Math.round(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<UInt32Value>): UInt32Value {
-    return UInt32Value.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<UInt32Value>): UInt32Value {
-    const message = createBaseUInt32Value();
-    message.value = object.value ?? 0;
-    return message;
   },
 };
 
@@ -574,27 +448,6 @@ export const BoolValue: MessageFns<BoolValue> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): BoolValue {
-    return { value: isSet(object.value) ? globalThis.Boolean(object.value) : false };
-  },
-
-  toJSON(message: BoolValue): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== false) {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<BoolValue>): BoolValue {
-    return BoolValue.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<BoolValue>): BoolValue {
-    const message = createBaseBoolValue();
-    message.value = object.value ?? false;
-    return message;
-  },
 };
 
 function createBaseStringValue(): StringValue {
@@ -640,27 +493,6 @@ export const StringValue: MessageFns<StringValue> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StringValue {
-    return { value: isSet(object.value) ? globalThis.String(object.value) : "" };
-  },
-
-  toJSON(message: StringValue): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<StringValue>): StringValue {
-    return StringValue.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<StringValue>): StringValue {
-    const message = createBaseStringValue();
-    message.value = object.value ?? "";
-    return message;
   },
 };
 
@@ -708,48 +540,7 @@ export const BytesValue: MessageFns<BytesValue> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
-
-  fromJSON(object: any): BytesValue {
-    return { value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0) };
-  },
-
-  toJSON(message: BytesValue): unknown {
-    const obj: any = {};
-    if (message.value !== undefined && message.value.length !== 0) {
-      obj.value = base64FromBytes(message.value);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<BytesValue>): BytesValue {
-    return BytesValue.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<BytesValue>): BytesValue {
-    const message = createBaseBytesValue();
-    message.value = object.value ?? Buffer.alloc(0);
-    return message;
-  },
 };
-
-function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
-}
-
-function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
-}
-
-function floatToJson(value: number | null | undefined): number | string | null | undefined {
-  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
-}
-
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
-
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -762,15 +553,7 @@ function longToNumber(int64: { toString(): string }): number {
   return num;
 }
 
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
 }
