@@ -27,6 +27,7 @@
  * kubelet lays them out and as the driver requires.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { driverArgs } from "./driver-command";
 import { promises as fsp, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -107,11 +108,10 @@ async function timed<T>(samples: number[], fn: () => Promise<T>): Promise<T> {
 
 /** Start a driver from this checkout; returns it with its start-up time. */
 async function spawnDriver(workDir: string, kubeletDir: string): Promise<{ proc: ChildProcess; endpoint: string; readyMs: number }> {
-  const bin = path.resolve(__dirname, "../../bin/csi-lab.js");
   const endpoint = `unix://${path.join(workDir, "csi.sock")}`;
   const t = process.hrtime.bigint();
   const args = ["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", path.join(workDir, "root"), "--kubelet-dir", kubeletDir, "--log-level", "warn"];
-  const proc = spawn(process.execPath, [bin, ...args], {
+  const proc = spawn(process.execPath, driverArgs(args), {
     stdio: ["ignore", "ignore", "pipe"],
   });
   // Ready = the first Probe that answers, as a liveness probe would see it.

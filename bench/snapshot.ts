@@ -36,6 +36,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability, type VolumeContentSource } from "../src/gen/csi";
+import { driverArgs } from "./driver-command";
 import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, mib, TOTAL_BYTES } from "./dataset";
 
 const CAP: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
@@ -59,10 +60,9 @@ interface Driver {
 }
 
 async function startDriver(root: string, socketDir: string): Promise<Driver> {
-  const bin = path.resolve(__dirname, "../../bin/csi-lab.js");
   const endpoint = `unix://${path.join(socketDir, "csi.sock")}`;
   // Log level info, for the driver's account of each freeze; other lines of warn and above are shown.
-  const proc = spawn(process.execPath, [bin, "driver", "--endpoint", endpoint, "--node-id", "bench", "--root", root, "--log-level", "info"], {
+  const proc = spawn(process.execPath, driverArgs(["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", root, "--log-level", "info"]), {
     stdio: ["ignore", "ignore", "pipe"],
   });
   const holds: { frozenMs: number }[] = [];

@@ -10,7 +10,7 @@
  * Unstage → Delete of a 1 MiB volume. For each driver and round:
  *
  *   - start → serving: process start until the first Probe answers;
- *   - idle RSS, half a second after that;
+ *   - idle RSS, half a second after that, and RSS again after the loads;
  *   - 50 warm-up cycles (a node plugin is a long-running process), then
  *     `--cycles` measured ones at concurrency 1 and at `--concurrency`:
  *     one cycle's latency (the sum of the per-RPC medians), the driver's
@@ -36,6 +36,7 @@ import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 import { readMountInfo } from "../src/mount/mountinfo";
+import { driverArgs } from "./driver-command";
 import { unmount } from "../src/mount/syscalls";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
@@ -69,6 +70,8 @@ interface Round {
   round: number;
   readyMs: number;
   idleRssMiB: number;
+  /** RSS after the measured loads: what the process keeps once it has worked. */
+  loadedRssMiB: number;
   one: Load;
   many: Load;
   populated?: Load & { population: number; populateSeconds: number };
@@ -142,7 +145,7 @@ async function startDriver(who: Who, dir: string, o: Options): Promise<Started> 
   const endpoint = `unix://${path.join(dir, "csi.sock")}`;
   const [cmd, args] =
     who === "csi-lab"
-      ? [process.execPath, [path.resolve(__dirname, "../../bin/csi-lab.js"), "driver", "--endpoint", endpoint, "--node-id", "bench-node", "--root", path.join(dir, "root"), "--kubelet-dir", kubeletDir, "--log-level", "warn"]]
+      ? [process.execPath, driverArgs(["driver", "--endpoint", endpoint, "--node-id", "bench-node", "--root", path.join(dir, "root"), "--kubelet-dir", kubeletDir, "--log-level", "warn"])]
       : [o.hostpath!, ["--endpoint", endpoint, "--nodeid", "bench-node", "--drivername", "hostpath.csi.k8s.io", "--statedir", path.join(dir, "state")]];
   const t = process.hrtime.bigint();
   const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "ignore"] });
@@ -247,7 +250,8 @@ async function measure(who: Who, round: number, scratch: string, o: Options): Pr
     await load(client, s, "warm", 50, 1, params);
     const one = await load(client, s, "one", o.cycles, 1, params);
     const many = await load(client, s, "many", o.cycles, o.concurrency, params);
-    const out: Round = { who, round, readyMs: Math.round(s.readyMs), idleRssMiB, one, many };
+    const loadedRssMiB = Math.round(rssMiB(s.proc.pid!) * 10) / 10;
+    const out: Round = { who, round, readyMs: Math.round(s.readyMs), idleRssMiB, loadedRssMiB, one, many };
     if (o.population > 0 && who === "csi-lab") {
       const populateSeconds = await populate(client, o.population, params);
       const populated = await load(client, s, "populated", o.cycles, o.concurrency, params);
@@ -267,6 +271,7 @@ function summary(rounds: Round[], o: Options): string {
     cpu1: median(rs.map((r) => r.one.driverCpuMsPerCycle)),
     cpsN: median(rs.map((r) => r.many.cyclesPerSecond)),
     rss: median(rs.map((r) => r.idleRssMiB)),
+    loadedRss: median(rs.map((r) => r.loadedRssMiB)),
     ready: median(rs.map((r) => r.readyMs)),
     pop: rs.some((r) => r.populated) ? median(rs.filter((r) => r.populated).map((r) => r.populated!.cyclesPerSecond)) : undefined,
   });
@@ -274,7 +279,7 @@ function summary(rounds: Round[], o: Options): string {
   const lines = [
     `medians of ${o.rounds} round(s), ${o.cycles} cycles each, parameters ${JSON.stringify(o.parameters)}`,
     `csi-lab:  cycle ${lab.lat1} ms at concurrency 1, driver CPU ${lab.cpu1} ms/cycle, ${lab.cpsN} cycles/s at concurrency ${o.concurrency}, ` +
-      `idle RSS ${lab.rss} MiB, start → serving ${lab.ready} ms` +
+      `idle RSS ${lab.rss} MiB (${lab.loadedRss} after the loads), start → serving ${lab.ready} ms` +
       (lab.pop !== undefined ? `, ${lab.pop} cycles/s with ${o.population} idle volumes (${(lab.pop / lab.cpsN).toFixed(2)} of empty)` : ""),
   ];
   const hp = of("hostpath").length ? fig(of("hostpath")) : undefined;
@@ -285,7 +290,7 @@ function summary(rounds: Round[], o: Options): string {
     const cps = lab.cpsN / hp.cpsN;
     const met = (ok: boolean) => (ok ? "met" : "NOT met");
     lines.push(
-      `hostpath: cycle ${hp.lat1} ms, driver CPU ${hp.cpu1} ms/cycle, ${hp.cpsN} cycles/s, idle RSS ${hp.rss} MiB, start → serving ${hp.ready} ms`,
+      `hostpath: cycle ${hp.lat1} ms, driver CPU ${hp.cpu1} ms/cycle, ${hp.cpsN} cycles/s, idle RSS ${hp.rss} MiB (${hp.loadedRss} after the loads), start → serving ${hp.ready} ms`,
       `latency: csi-lab's cycle is 1/${lat.toFixed(2)} of hostpath's (goal ${none ? "1/8" : "1/4"}: ${met(lat >= (none ? 8 : 4))})`,
       `CPU: csi-lab uses ${(1 / cpu).toFixed(2)}× hostpath's per cycle (goal ≤ ${none ? "0.5" : "1"}×: ${met(1 / cpu <= (none ? 0.5 : 1))})`,
       `throughput: ${cps.toFixed(2)}× hostpath's at concurrency ${o.concurrency} (goal ≥ ${none ? 5 : 3}×: ${met(cps >= (none ? 5 : 3))})`,
