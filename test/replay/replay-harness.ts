@@ -46,6 +46,8 @@ export interface Replayed {
   loopsLeft: string[];
   /** failures, with the plan's calls and the last log lines, for an assertion message */
   report: string;
+  /** the port each process's metrics listener ended up on */
+  metricsPorts: { node: number | undefined; controller: number | undefined };
 }
 
 export interface ReplayOptions {
@@ -53,13 +55,15 @@ export interface ReplayOptions {
   hostPaths?: Record<string, string>;
   /** called with the host once it runs, before the replay (to break something on purpose) */
   before?: (host: ReplayHost) => void | Promise<void>;
+  /** metrics ports to try first (default: free ones) */
+  metricsPorts?: { node?: number; controller?: number };
 }
 
 /** Start the node plugin and controller, discover, plan `scenario`, run it, stop everything. */
 export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Promise<Replayed> {
   const deployment = opts.deployment ?? kindDeployment();
   const hostDir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-replay-"));
-  const ports = { node: await freePort(), controller: await freePort() };
+  const ports = { node: opts.metricsPorts?.node ?? (await freePort()), controller: opts.metricsPorts?.controller ?? (await freePort()) };
   const host = await ReplayHost.start({ deployment, hostDir, hostPaths: opts.hostPaths, bin: BIN, metricsPorts: ports });
   const events: ReplayEvent[] = [];
   let steps: Step[] = [discoveryStep(deployment)];
@@ -70,7 +74,8 @@ export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Prom
     const result = await run(steps, host, { onEvent: (e) => events.push(e) });
     const metrics = await fetch(`http://127.0.0.1:${host.metricsPort("node")}/metrics`).then((r) => r.text());
     const report = result.ok ? "" : describeFailure(result, events, host);
-    return { result, events, steps, metrics, report, loopsLeft: host.loopDevices() };
+    const metricsPorts = { node: host.metricsPort("node"), controller: host.metricsPort("controller") };
+    return { result, events, steps, metrics, report, loopsLeft: host.loopDevices(), metricsPorts };
   } finally {
     await host.stop();
   }
