@@ -126,7 +126,15 @@ async function runDriver(argv: string[]): Promise<void> {
   // The live call stream (GET /events) rides on the same listener.
   const events = metrics ? new CallEvents() : undefined;
   const onCall = metrics && events ? (rec: CallRecord) => (metrics.onCall(rec), events.publish(rec)) : undefined;
-  server = await startServer(driver, args.endpoint, { onCall, socketGid: checked.socketGid });
+  // The metrics listener before the CSI socket, and closed again if the
+  // socket fails: a start that cannot have both ends with neither, rather
+  // than a driver that serves CSI after saying it failed to start.
   metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics, events) : undefined;
+  try {
+    server = await startServer(driver, args.endpoint, { onCall, socketGid: checked.socketGid });
+  } catch (err) {
+    await metricsServer?.close();
+    throw err;
+  }
   log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
 }

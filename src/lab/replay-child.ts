@@ -18,10 +18,9 @@
  * the drivers are stopped, their mounts undone, their loop devices detached.
  */
 import { mkdirSync, readlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import * as path from "node:path";
 import { PROTO_DIR } from "../rpc-demo/codecs/schema";
-import { deploymentFrom, discover, exampleScenario, loadExample, plan, render, ReplayHost, run, type ReplayEvent } from "../replay";
+import { deploymentFrom, discover, exampleScenario, freePort, loadExample, plan, render, ReplayHost, run, type ReplayEvent } from "../replay";
 import type { ReplayMessage } from "./protocol";
 
 const REPO = path.join(PROTO_DIR, "..");
@@ -31,16 +30,6 @@ function emit(m: ReplayMessage): void {
   process.stdout.write(JSON.stringify(m) + "\n");
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The engine's event, as the page reads it (the plan's items pared down to what it draws). */
 export function toMessage(e: ReplayEvent): ReplayMessage {

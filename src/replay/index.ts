@@ -22,7 +22,7 @@
 export { deploymentFrom, type Deployment, type Process } from "./deployment";
 export { discover, discoveryStep } from "./discover";
 export { plan, type DriverFacts, type PlanOptions } from "./plan";
-export { ReplayHost, type ReplayHostOptions } from "./processes";
+export { freePort, ReplayHost, type ReplayHostOptions } from "./processes";
 export { restartScenario, LAYOUTS, type Layout } from "./restart-scenario";
 export { run, type ReplayEvent, type ReplayTarget, type RunResult } from "./run";
 export { exampleScenario, loadExample, loadExamples, type Action, type Example, type Scenario } from "./scenario";

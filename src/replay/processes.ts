@@ -30,6 +30,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, type Dirent } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import * as path from "node:path";
 import { connect, type CsiClient } from "../client/csi-client";
 import { fileIdentity, loopBacks, type FileIdentity } from "../mount/loop";
@@ -64,7 +65,17 @@ export class ReplayHost implements ReplayTarget {
   private holder: ChildProcess | undefined;
   private restarts = 0;
 
-  private constructor(private readonly opts: ReplayHostOptions) {}
+  /** Each process's metrics port: the one asked for, or another if that one was taken meanwhile. */
+  private readonly ports: Partial<Record<Process, number>>;
+
+  private constructor(private readonly opts: ReplayHostOptions) {
+    this.ports = { ...opts.metricsPorts };
+  }
+
+  /** The port a process's metrics listener is on, if it has one. */
+  metricsPort(process: Process): number | undefined {
+    return this.ports[process];
+  }
 
   /** Lay out the host's directories, make the Bidirectional ones shared, and start both processes. */
   static async start(opts: ReplayHostOptions): Promise<ReplayHost> {
@@ -192,8 +203,26 @@ export class ReplayHost implements ReplayTarget {
     if (this.opts.deployment.controller) await this.launch("controller", ["unshare", "--mount", "--propagation", "private", "--"]);
   }
 
-  /** Start a process's driver behind `wrapper` (a namespace), with its container's arguments translated to host paths. */
+  /**
+   * Start a process's driver behind `wrapper` (a namespace), with its
+   * container's arguments translated to host paths. A free port found
+   * beforehand can be taken by another program before the driver binds it
+   * (the driver then stops at once, saying EADDRINUSE): another port is
+   * tried, up to three times.
+   */
   private async launch(process: Process, wrapper: string[], edit: (arg: string) => string = (a) => a): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.launchOnce(process, wrapper, edit);
+      } catch (err) {
+        const portTaken = this.ports[process] !== undefined && /EADDRINUSE/.test((err as Error).message);
+        if (!portTaken || attempt === 3) throw err;
+        this.ports[process] = await freePort();
+      }
+    }
+  }
+
+  private async launchOnce(process: Process, wrapper: string[], edit: (arg: string) => string): Promise<void> {
     const c = this.container(process);
     const args = c.args.map((a) => edit(this.translate(process, a))).filter((a) => a !== "");
     const [cmd, ...rest] = [...wrapper, globalThis.process.execPath, this.opts.bin, ...args];
@@ -237,7 +266,7 @@ export class ReplayHost implements ReplayTarget {
     if (!m) return arg;
     const [, key, value] = m as unknown as [string, string, string];
     if (key === "--metrics-address=") {
-      const port = this.opts.metricsPorts?.[process];
+      const port = this.ports[process];
       return port ? `${key}127.0.0.1:${port}` : "";
     }
     if (value.startsWith("unix://")) return `${key}unix://${this.containerPath(process, value.slice("unix://".length))}`;
@@ -253,6 +282,18 @@ export class ReplayHost implements ReplayTarget {
     if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill(signal);
     await r.exit;
   }
+}
+
+/** A port on 127.0.0.1 that nothing listens on now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** Until `unshare` has made its namespace: the holder's mount namespace differs from ours. */

@@ -4,8 +4,9 @@
 // what a user relies on (data seen by later pods, restores and clones,
 // the size after expansion, reclaim, nothing left mounted).
 import assert from "node:assert/strict";
+import * as net from "node:net";
 import * as path from "node:path";
-import { exampleScenario, loadExamples } from "../../src/replay/scenario";
+import { exampleScenario, loadExample, loadExamples } from "../../src/replay/scenario";
 import { CONTAINED, EXAMPLES_DIR, callsOf, replay } from "./replay-harness";
 
 const describeContained = CONTAINED ? describe : describe.skip;
@@ -30,4 +31,18 @@ describeContained("Replay of the examples (the kind overlay's manifests)", funct
       }
     });
   }
+
+  it("a metrics port taken before a driver binds it: that process starts again on another port, and the replay holds", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const { result, report, metricsPorts } = await replay(exampleScenario(loadExample(path.join(EXAMPLES_DIR, "pvc-pod"))), { metricsPorts: { node: port, controller: port } });
+      assert.ok(result.ok, report);
+      assert.notEqual(metricsPorts.node, port);
+      assert.notEqual(metricsPorts.controller, port);
+    } finally {
+      taken.close();
+    }
+  });
 });

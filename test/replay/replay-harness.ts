@@ -10,7 +10,6 @@
  */
 import { statfsSync } from "node:fs";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { render } from "../deploy/lib/render";
@@ -18,7 +17,7 @@ import { REPO } from "../deploy/lib/targets";
 import { deploymentFrom, type Deployment } from "../../src/replay/deployment";
 import { discover, discoveryStep } from "../../src/replay/discover";
 import { plan } from "../../src/replay/plan";
-import { ReplayHost } from "../../src/replay/processes";
+import { freePort, ReplayHost } from "../../src/replay/processes";
 import { run, type ReplayEvent, type RunResult } from "../../src/replay/run";
 import type { Scenario } from "../../src/replay/scenario";
 import type { Step } from "../../src/replay/steps";
@@ -36,16 +35,6 @@ export function kindDeployment(): Deployment {
   return kind;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Replayed {
   result: RunResult;
@@ -57,6 +46,8 @@ export interface Replayed {
   loopsLeft: string[];
   /** failures, with the plan's calls and the last log lines, for an assertion message */
   report: string;
+  /** the port each process's metrics listener ended up on */
+  metricsPorts: { node: number | undefined; controller: number | undefined };
 }
 
 export interface ReplayOptions {
@@ -64,13 +55,15 @@ export interface ReplayOptions {
   hostPaths?: Record<string, string>;
   /** called with the host once it runs, before the replay (to break something on purpose) */
   before?: (host: ReplayHost) => void | Promise<void>;
+  /** metrics ports to try first (default: free ones) */
+  metricsPorts?: { node?: number; controller?: number };
 }
 
 /** Start the node plugin and controller, discover, plan `scenario`, run it, stop everything. */
 export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Promise<Replayed> {
   const deployment = opts.deployment ?? kindDeployment();
   const hostDir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-replay-"));
-  const ports = { node: await freePort(), controller: await freePort() };
+  const ports = { node: opts.metricsPorts?.node ?? (await freePort()), controller: opts.metricsPorts?.controller ?? (await freePort()) };
   const host = await ReplayHost.start({ deployment, hostDir, hostPaths: opts.hostPaths, bin: BIN, metricsPorts: ports });
   const events: ReplayEvent[] = [];
   let steps: Step[] = [discoveryStep(deployment)];
@@ -79,9 +72,10 @@ export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Prom
     const facts = await discover(deployment, NODE_NAME, host, { onEvent: (e) => events.push(e) });
     steps = plan(scenario, deployment, facts, { kubeletDir: host.kubeletDir, driverPath: (p) => host.containerPath("node", p) });
     const result = await run(steps, host, { onEvent: (e) => events.push(e) });
-    const metrics = await fetch(`http://127.0.0.1:${ports.node}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`http://127.0.0.1:${host.metricsPort("node")}/metrics`).then((r) => r.text());
     const report = result.ok ? "" : describeFailure(result, events, host);
-    return { result, events, steps, metrics, report, loopsLeft: host.loopDevices() };
+    const metricsPorts = { node: host.metricsPort("node"), controller: host.metricsPort("controller") };
+    return { result, events, steps, metrics, report, loopsLeft: host.loopDevices(), metricsPorts };
   } finally {
     await host.stop();
   }

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, promises as fsp, statSync } from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { mountFs, unmount } from "../../src/mount/syscalls";
@@ -112,6 +113,21 @@ describe("Driver flags", () => {
     const v = runDriver(["--version"]);
     assert.equal(v.status, 0);
     assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+/);
+  });
+
+  it("a metrics address already in use stops the start: exit 1, one line, and no CSI socket left serving", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const r = runDriver([...flags(), "--metrics-address", `127.0.0.1:${port}`, "--log-level", "warn"]);
+      assert.equal(r.status, 1, `it ends (status ${r.status}), stderr: ${r.stderr}`);
+      assert.match(r.stderr, /^csi-lab driver: .*EADDRINUSE.*$/m);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+      assert.equal(existsSync(`${dir}/csi.sock`), false, "no CSI socket was left behind");
+    } finally {
+      taken.close();
+    }
   });
 });
 

@@ -25,10 +25,11 @@ describe("loop devices where /dev lacks their nodes", () => {
       `const fs = require("fs");
        const { attachLoop } = require(${JSON.stringify(LOOP)});
        const before = fs.readdirSync("/dev");
-       const { loop, fd } = attachLoop(${JSON.stringify(path.join(dir, "image"))}, { readOnly: true });
-       const node = fs.statSync(loop.path);
-       console.log(JSON.stringify({ before, path: loop.path, block: node.isBlockDevice(), size: fs.readFileSync("/sys/block/loop" + loop.number + "/size", "utf8").trim() }));
-       fs.closeSync(fd);`,
+       attachLoop(${JSON.stringify(path.join(dir, "image"))}, { readOnly: true }).then(({ loop, fd }) => {
+         const node = fs.statSync(loop.path);
+         console.log(JSON.stringify({ before, path: loop.path, block: node.isBlockDevice(), size: fs.readFileSync("/sys/block/loop" + loop.number + "/size", "utf8").trim() }));
+         fs.closeSync(fd);
+       });`,
     );
     // A fresh /dev holding only loop-control, as a container's might.
     const shell = `mount -t tmpfs tmpfs /dev && mknod /dev/loop-control c 10 237 && exec ${JSON.stringify(process.execPath)} ${JSON.stringify(script)}`;

@@ -40,7 +40,7 @@ export const STAGED_DEVICE = "block";
 
 /** Attach a loop device to `image` and bind its node at `target`, leaving it attached. */
 async function attachAndBind(image: string, target: MountPlace, readOnly: boolean, bits: number): Promise<void> {
-  const { loop, fd } = attachLoop(image, { readOnly });
+  const { loop, fd } = await attachLoop(image, { readOnly });
   try {
     bindWithFlags(loop.path, target, bits);
     try {

@@ -45,9 +45,15 @@ import type { NodeLayout } from "./index";
 
 const GROW_MIN = 4 * 1024 * 1024;
 
-/** How much larger the device is than its file system (0 if unknown). */
-function growthPending(loop: LoopDevice, fsType: FsType): number {
-  const fs = filesystemBytes(loop.path, fsType);
+/**
+ * How much larger the device is than its file system (0 if unknown), the
+ * super-block read from `superBlockOf`: the loop device while the file
+ * system is mounted (its newest super-block is in the device's cache), the
+ * image file before it is (the same bytes, already in the page cache,
+ * without a read through the new loop device).
+ */
+function growthPending(superBlockOf: string, loop: LoopDevice, fsType: FsType): number {
+  const fs = filesystemBytes(superBlockOf, fsType);
   return fs === undefined ? 0 : (loopSizeBytes(loop.number) ?? 0) - fs;
 }
 
@@ -69,9 +75,9 @@ export const imageLayout: NodeLayout = {
       await mountFsAsync(loopDevice(mounted).path, staged.mountOn, fsType, bits, imageMountData(fsType));
       return;
     }
-    const { loop, fd } = attachLoop(vol.dataDir, { readOnly: readonly });
+    const { loop, fd } = await attachLoop(vol.dataDir, { readOnly: readonly });
     try {
-      const grow = !readonly && growthPending(loop, fsType) >= GROW_MIN;
+      const grow = !readonly && growthPending(vol.dataDir, loop, fsType) >= GROW_MIN;
       if (grow && fsType === "ext4") await growUnmountedExt4(loop.path);
       await mountFsAsync(loop.path, staged.mountOn, fsType, bits, imageMountData(fsType));
       if (grow && fsType === "xfs") {
@@ -109,7 +115,7 @@ export const imageLayout: NodeLayout = {
       await growMountedFilesystem(fsType, loop.path, volumePath);
       return;
     }
-    if (growthPending(loop, fsType) < GROW_MIN) return;
+    if (growthPending(loop.path, loop, fsType) < GROW_MIN) return;
     if (!canGrowExt4Online()) {
       throw failedPrecondition(
         `volume ${vol.record.volumeId} is mounted, and growing a mounted ext4 file system needs CAP_SYS_RESOURCE, which this driver ` +
