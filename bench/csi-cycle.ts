@@ -26,8 +26,7 @@
  * kubelet directory (--kubelet-dir, default <scratch>/kubelet), as the
  * kubelet lays them out and as the driver requires.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { driverArgs } from "./driver-command";
+import { spawn, type ChildProcess } from "node:child_process";
 import { promises as fsp, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -36,6 +35,7 @@ import { connect, type CsiClient } from "../src/client/csi-client";
 import { readMountInfo } from "../src/mount/mountinfo";
 import { unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
+import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 type RpcName = (typeof RPCS)[number];
@@ -114,21 +114,7 @@ async function spawnDriver(workDir: string, kubeletDir: string): Promise<{ proc:
   const proc = spawn(process.execPath, driverArgs(args), {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  // Ready = the first Probe that answers, as a liveness probe would see it.
-  // A fresh client per attempt: a grpc-js channel that failed to connect
-  // waits a second before trying again, which would be measured too.
-  for (;;) {
-    const client = connect(endpoint);
-    try {
-      await client.identity.probe({}, { timeoutMs: 200 });
-      break;
-    } catch {
-      if (proc.exitCode !== null) throw new Error("driver exited during start-up");
-      await new Promise((r) => setTimeout(r, 2));
-    } finally {
-      client.close();
-    }
-  }
+  await untilServing(proc, endpoint, "the driver");
   const readyMs = Number(process.hrtime.bigint() - t) / 1e6;
   return { proc, endpoint, readyMs };
 }
@@ -155,16 +141,8 @@ async function createIdle(client: CsiClient, n: number, concurrency: number, par
 
 async function main(): Promise<void> {
   const o = options();
-  if (!o.endpoint && process.env.CSI_LAB_BENCH_PRIVATE !== "1") {
-    // Our own driver makes real mounts: run again in a private mount namespace.
-    const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.argv.slice(1)], {
-      stdio: "inherit",
-      env: { ...process.env, CSI_LAB_BENCH_PRIVATE: "1" },
-    });
-    if (r.error) throw new Error(`unshare: ${r.error.message} (util-linux; run as root)`);
-    process.exitCode = r.status ?? 1;
-    return;
-  }
+  // Our own driver makes real mounts (another one, given by --endpoint, is its own business).
+  if (!o.endpoint && rerunInPrivateMountNamespace()) return;
   await fsp.mkdir(o.kubeletDir, { recursive: true });
   try {
     await run(o);

@@ -1,13 +1,16 @@
 /**
- * How a benchmark starts the driver: as the installed command runs it.
+ * How a benchmark starts the driver: as the installed command runs it, in a
+ * mount namespace of its own, ready once a Probe answers.
  *
  * bin/csi-lab.js names the node flags it runs with on its #! line (a small
  * young generation, see the file). A benchmark that ran `node bin/csi-lab.js`
  * would measure a different process than the one that ships, so it reads
  * those flags and passes them to this node.
  */
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
+import { connect } from "../src/client/csi-client";
 
 export const DRIVER_BIN = path.resolve(__dirname, "../../bin/csi-lab.js");
 
@@ -17,4 +20,41 @@ export function driverArgs(args: string[]): string[] {
   const words = shebang.replace(/^#!\s*/, "").split(/\s+/);
   const flags = words.slice(words.indexOf("node") + 1);
   return [...flags, DRIVER_BIN, ...args];
+}
+
+/**
+ * A driver makes real mounts: unless this process already runs in a private
+ * mount namespace made for it, run this same command again inside one
+ * (unshare -m, util-linux) and return true — the caller then returns, with
+ * the exit status set from that run.
+ */
+export function rerunInPrivateMountNamespace(): boolean {
+  if (process.env.CSI_LAB_BENCH_PRIVATE === "1") return false;
+  const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, CSI_LAB_BENCH_PRIVATE: "1" },
+  });
+  if (r.error) throw new Error(`unshare: ${r.error.message} (util-linux; run as root)`);
+  process.exitCode = r.status ?? 1;
+  return true;
+}
+
+/**
+ * Wait until a driver just started at `endpoint` answers Probe, as a
+ * liveness probe would see it. A fresh client per attempt: a channel that
+ * failed to connect waits before its next try, which would be measured too.
+ */
+export async function untilServing(proc: ChildProcess, endpoint: string, who: string): Promise<void> {
+  for (;;) {
+    const client = connect(endpoint);
+    try {
+      await client.identity.probe({}, { timeoutMs: 200 });
+      return;
+    } catch {
+      if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
+      await new Promise((r) => setTimeout(r, 2));
+    } finally {
+      client.close();
+    }
+  }
 }

@@ -36,7 +36,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability, type VolumeContentSource } from "../src/gen/csi";
-import { driverArgs } from "./driver-command";
+import { driverArgs, untilServing } from "./driver-command";
 import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, mib, TOTAL_BYTES } from "./dataset";
 
 const CAP: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
@@ -81,17 +81,8 @@ async function startDriver(root: string, socketDir: string): Promise<Driver> {
       }
     }
   });
-  for (;;) {
-    const client = connect(endpoint);
-    try {
-      await client.identity.probe({}, { timeoutMs: 200 });
-      return { proc, client, holds };
-    } catch {
-      client.close();
-      if (proc.exitCode !== null) throw new Error("driver exited during start-up");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  await untilServing(proc, endpoint, "the driver");
+  return { proc, client: connect(endpoint), holds };
 }
 
 /** A volume staged and published as a pod's, at `target`. */

@@ -36,8 +36,8 @@ import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 import { readMountInfo } from "../src/mount/mountinfo";
-import { driverArgs } from "./driver-command";
 import { unmount } from "../src/mount/syscalls";
+import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 const MOUNT: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
@@ -149,19 +149,7 @@ async function startDriver(who: Who, dir: string, o: Options): Promise<Started> 
       : [o.hostpath!, ["--endpoint", endpoint, "--nodeid", "bench-node", "--drivername", "hostpath.csi.k8s.io", "--statedir", path.join(dir, "state")]];
   const t = process.hrtime.bigint();
   const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "ignore"] });
-  for (;;) {
-    // A fresh client per attempt: a channel that failed to connect waits before its next try.
-    const client = connect(endpoint);
-    try {
-      await client.identity.probe({}, { timeoutMs: 200 });
-      break;
-    } catch {
-      if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
-      await new Promise((r) => setTimeout(r, 2));
-    } finally {
-      client.close();
-    }
-  }
+  await untilServing(proc, endpoint, who);
   return { proc, endpoint, readyMs: Number(process.hrtime.bigint() - t) / 1e6, kubeletDir };
 }
 
@@ -306,16 +294,7 @@ function summary(rounds: Round[], o: Options): string {
 
 async function main(): Promise<void> {
   const o = options();
-  if (process.env.CSI_LAB_BENCH_PRIVATE !== "1") {
-    // The drivers make real mounts: run again in a private mount namespace.
-    const r = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.argv.slice(1)], {
-      stdio: "inherit",
-      env: { ...process.env, CSI_LAB_BENCH_PRIVATE: "1" },
-    });
-    if (r.error) throw new Error(`unshare: ${r.error.message} (util-linux; run as root)`);
-    process.exitCode = r.status ?? 1;
-    return;
-  }
+  if (rerunInPrivateMountNamespace()) return; // the drivers make real mounts
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-versus-"));
   const rounds: Round[] = [];
   try {
