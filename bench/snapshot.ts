@@ -59,10 +59,11 @@ interface Driver {
   holds: { frozenMs: number }[];
 }
 
-async function startDriver(root: string, socketDir: string): Promise<Driver> {
+async function startDriver(root: string, kubelet: string, socketDir: string): Promise<Driver> {
   const endpoint = `unix://${path.join(socketDir, "csi.sock")}`;
   // Log level info, for the driver's account of each freeze; other lines of warn and above are shown.
-  const proc = spawn(process.execPath, driverArgs(["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", root, "--log-level", "info"]), {
+  const args = ["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", root, "--kubelet-dir", kubelet, "--log-level", "info"];
+  const proc = spawn(process.execPath, driverArgs(args), {
     stdio: ["ignore", "ignore", "pipe"],
   });
   const holds: { frozenMs: number }[] = [];
@@ -99,9 +100,12 @@ async function createAndUse(c: CsiClient, work: string, name: string, parameters
   return use(c, work, volumeId);
 }
 
+/** Where staging and target paths go: the driver acts only inside its --kubelet-dir. */
+const kubeletDir = (work: string) => path.join(work, "kubelet");
+
 async function use(c: CsiClient, work: string, volumeId: string): Promise<Used> {
   const n = ++counter;
-  const v = { volumeId, staging: path.join(work, `stage-${n}`), target: path.join(work, `target-${n}`) };
+  const v = { volumeId, staging: path.join(kubeletDir(work), `stage-${n}`), target: path.join(kubeletDir(work), `target-${n}`) };
   await c.node.nodeStageVolume({ volumeId, stagingTargetPath: v.staging, volumeCapability: CAP });
   await c.node.nodePublishVolume({ volumeId, stagingTargetPath: v.staging, targetPath: v.target, volumeCapability: CAP });
   return v;
@@ -220,10 +224,10 @@ async function main(): Promise<void> {
   const repeat = Number(values.repeat);
   const files = Number(values.files);
   await fsp.rm(work, { recursive: true, force: true });
-  await fsp.mkdir(work, { recursive: true });
+  await fsp.mkdir(kubeletDir(work), { recursive: true });
   const socketDir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-bench-"));
   const root = path.join(work, "root");
-  const d = await startDriver(root, socketDir);
+  const d = await startDriver(root, kubeletDir(work), socketDir);
   const results = new Map<string, Step[]>();
   const record = (name: string, s: Step) => results.set(name, [...(results.get(name) ?? []), s]);
   const used: Used[] = [];
