@@ -32,6 +32,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, constants as fsc, fstatSync, openSync, promises as fsp } from "node:fs";
 import koffi from "koffi";
+import { libc } from "./libc";
 import { ioc, ioctlPtrAsync } from "./ioctl";
 import { SyscallError } from "./syscalls";
 
@@ -39,7 +40,6 @@ import { SyscallError } from "./syscalls";
 const FIFREEZE = ioc("rw", 0x58, 119, 4);
 const FITHAW = ioc("rw", 0x58, 120, 4);
 
-const libc = koffi.load("libc.so.6");
 type SyncFs = ((fd: number) => number) & { async(fd: number, cb: (err: unknown, rc: number) => void): void };
 const syncfsFn = libc.func("int syncfs(int fd)") as SyncFs;
 

@@ -17,9 +17,9 @@
  */
 import { closeSync, constants as fsc, openSync } from "node:fs";
 import koffi from "koffi";
+import { libc } from "./libc";
 import { SyscallError } from "./syscalls";
 
-const libc = koffi.load("libc.so.6");
 // Both are variadic in C: each extra argument is passed as (type, value).
 const ioctlFn = libc.func("int ioctl(int fd, unsigned long request, ...)") as (...args: unknown[]) => number;
 const syscallFn = libc.func("long syscall(long number, ...)") as (...args: unknown[]) => number;

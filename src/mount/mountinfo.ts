@@ -10,7 +10,7 @@
  * mount made by someone else can never leave us believing something false.
  */
 import { openSync, readSync } from "node:fs";
-import koffi from "koffi";
+import { libc } from "./libc";
 
 export interface MountEntry {
   id: number;
@@ -73,7 +73,6 @@ export function readMountInfo(): readonly MountEntry[] {
 
 const POLLPRI = 0x2;
 const POLLERR = 0x8;
-const libc = koffi.load("libc.so.6");
 const pollFn = libc.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)") as (fds: Buffer, n: number, timeout: number) => number;
 
 class MountTable {

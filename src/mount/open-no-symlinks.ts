@@ -19,8 +19,8 @@
  * which saves realpath's readlink per component (src/mount/volume-mounts.ts).
  */
 import koffi from "koffi";
+import { libc } from "./libc";
 
-const libc = koffi.load("libc.so.6");
 const syscallFn = libc.func("long syscall(long number, int dirfd, const char *path, void *how, size_t size)") as (
   nr: number,
   dirfd: number,

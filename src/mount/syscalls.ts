@@ -11,10 +11,10 @@
  * matter (NFS), see src/mount/mount-command.ts.
  */
 import koffi from "koffi";
+import { libc } from "./libc";
 import { MNT, MS } from "./options";
 import { observed, report } from "./observer";
 
-const libc = koffi.load("libc.so.6");
 type MountArgs = [source: string | null, target: string, fstype: string | null, flags: number, data: string | null];
 type Mount = ((...args: MountArgs) => number) & {
   async(...args: [...MountArgs, (err: unknown, rc: number) => void]): void;

@@ -13,9 +13,8 @@
  * a file system without extended attributes simply gets no mark, and what
  * the driver made there is left for the CO to remove.
  */
-import koffi from "koffi";
+import { libc } from "../mount/libc";
 
-const libc = koffi.load("libc.so.6");
 const lsetxattr = libc.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)") as (
   path: string,
   name: string,

@@ -23,13 +23,13 @@
  */
 import { constants } from "node:os";
 import koffi from "koffi";
+import { libc } from "../mount/libc";
 
 // Read as this module loads, early in start-up: a parent that ended before
 // the request below is then seen by comparing with it.
 const parentAtStart = process.ppid;
 
 const PR_SET_PDEATHSIG = 1;
-const libc = koffi.load("libc.so.6");
 // Variadic in C: each argument after the first is passed as (type, value).
 const prctl = libc.func("int prctl(int option, ...)") as (...args: unknown[]) => number;
 

@@ -31,10 +31,10 @@
  */
 import { constants as fsc, promises as fsp } from "node:fs";
 import koffi from "koffi";
+import { libc } from "../mount/libc";
 import { ioc, ioctlIntAsync, ioctlPtr } from "../mount/ioctl";
 import { SyscallError } from "../mount/syscalls";
 
-const libc = koffi.load("libc.so.6");
 const lseekFn = libc.func("int64_t lseek(int fd, int64_t offset, int whence)") as (fd: number, offset: number, whence: number) => number | bigint;
 type CopyFileRange = {
   async(fdIn: number, offIn: Buffer, fdOut: number, offOut: Buffer, len: number, flags: number, cb: (err: unknown, n: number | bigint) => void): void;
