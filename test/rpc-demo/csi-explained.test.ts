@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { messageType, protobufCodec } from "../../src/rpc-demo/codecs/codec";
 import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
 import { Http2Client } from "../../src/rpc-demo/transports/http2-client";
 import { csiExplained } from "../../src/rpc-demo/walkthrough/csi-explained";
+import { freePort } from "../../src/replay/processes";
 
 const BIN = path.join(PROTO_DIR, "..", "bin", "csi-lab.js");
 
@@ -23,14 +23,6 @@ interface Driver {
   freeze(): void;
   thaw(): void;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 /** A csi-lab driver of the user's, on a unix socket or tcp://, in a temporary directory. */
