@@ -1,7 +1,7 @@
 // The driver's command line: every bad flag is one line and exit status 2, before anything is
 // created; help and version; who can reach the socket (0600, a group's 0660, TCP on loopback only).
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, promises as fsp, statSync } from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -12,6 +12,18 @@ import { connect } from "../../src/client/csi-client";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
 
 const BIN = path.resolve(__dirname, "../../../bin/csi-lab.js");
+
+/** A driver's log (stderr) up to its "ready" line; rejects, with the log, if it exits first. */
+function logUntilReady(proc: ChildProcess): Promise<string> {
+  let log = "";
+  return new Promise((resolve, reject) => {
+    proc.stderr!.on("data", (c: Buffer) => {
+      log += c.toString();
+      if (log.includes('"msg":"ready"')) resolve(log);
+    });
+    proc.on("exit", (code) => reject(new Error(`exited ${code}: ${log}`)));
+  });
+}
 
 function runDriver(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, "driver", ...args], { encoding: "utf8", timeout: 10_000 });
@@ -152,15 +164,8 @@ describe("Who can reach the socket", () => {
     const proc = spawn(process.execPath, [BIN, "driver", "--endpoint", "tcp://0.0.0.0:0", "--allow-network-endpoint", "--root", `${dir}/root`, "--kubelet-dir", `${dir}/kubelet`], {
       stdio: ["ignore", "ignore", "pipe"],
     });
-    let log = "";
     try {
-      await new Promise<void>((resolve, reject) => {
-        proc.stderr!.on("data", (c: Buffer) => {
-          log += c.toString();
-          if (log.includes('"msg":"ready"')) resolve();
-        });
-        proc.on("exit", (code) => reject(new Error(`exited ${code}: ${log}`)));
-      });
+      const log = await logUntilReady(proc);
       assert.match(log, /"level":"warn","msg":"serving CSI on TCP: anyone who can reach this address/);
     } finally {
       proc.kill("SIGTERM");
@@ -178,15 +183,8 @@ describe("A node plugin that cannot mount", () => {
     const proc = spawn("setpriv", ["--bounding-set=-sys_admin", "--", process.execPath, BIN, "driver", "--endpoint", `unix://${socket}`, "--root", `${dir}/root`, "--kubelet-dir", `${dir}/kubelet`], {
       stdio: ["ignore", "ignore", "pipe"],
     });
-    let log = "";
     try {
-      await new Promise<void>((resolve, reject) => {
-        proc.stderr!.on("data", (c: Buffer) => {
-          log += c.toString();
-          if (log.includes('"msg":"ready"')) resolve();
-        });
-        proc.on("exit", (code) => reject(new Error(`exited ${code}: ${log}`)));
-      });
+      const log = await logUntilReady(proc);
       assert.match(log, /"msg":"cannot mount","problem":"this process lacks CAP_SYS_ADMIN/);
       const client = connect(`unix://${socket}`);
       try {
