@@ -50,7 +50,7 @@ const TOOL_TIMEOUT_MS = 120_000;
  * The Debian package each tool comes in. e2fsprogs is on every Debian
  * system; xfsprogs is not, so a node may lack mkfs.xfs and xfs_growfs.
  */
-const TOOL_PACKAGE = {
+export const TOOL_PACKAGE = {
   "mkfs.ext4": "e2fsprogs",
   debugfs: "e2fsprogs",
   resize2fs: "e2fsprogs",

@@ -15,15 +15,11 @@
 import { accessSync, constants as fsc, mkdtempSync, readdirSync, statSync, symlinkSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { TOOL_PACKAGE } from "../../src/mount/filesystem";
 
-/** The Debian package each program comes in. */
+/** The Debian package each program comes in: the driver's own programs, and those only tests run. */
 const PACKAGE: Record<string, string> = {
-  "mkfs.ext4": "e2fsprogs",
-  debugfs: "e2fsprogs",
-  resize2fs: "e2fsprogs",
-  e2fsck: "e2fsprogs",
-  "mkfs.xfs": "xfsprogs",
-  xfs_growfs: "xfsprogs",
+  ...TOOL_PACKAGE,
   xfs_quota: "xfsprogs",
   xfs_repair: "xfsprogs",
   "mkfs.btrfs": "btrfs-progs",
