@@ -72,10 +72,11 @@ export function nodePath(driver: Driver, value: string | undefined, field: strin
 
   const name = path.basename(given);
   const kubeletDirs = realKubeletDirs(driver);
-  const parent = realParent(driver, path.dirname(given));
+  const parent = realParent(kubeletDirs, path.dirname(given));
   // A missing parent is judged by the path as given; an existing one by where it really leads.
   const where = parent === undefined ? given : path.join(parent, name);
-  const kubeletDir = kubeletDirs.find((k) => where !== k && isAtOrUnder(where, k)) ?? (parent === undefined ? lexicalKubeletDir(driver, given) : undefined);
+  const kubeletDir =
+    kubeletDirs.find(({ real }) => where !== real && isAtOrUnder(where, real))?.real ?? (parent === undefined ? lexicalKubeletDir(driver, given) : undefined);
   if (!kubeletDir) {
     const leads = where === given ? "" : ` (it leads to ${where})`;
     throw bad(`a ${field} must lie inside the kubelet directory (${driver.config.kubeletDirs.join(", ")}; flag --kubelet-dir)${leads}`);
@@ -91,16 +92,14 @@ export function nodePath(driver: Driver, value: string | undefined, field: strin
  * The parent directory with every symlink resolved; undefined when it does
  * not exist. The usual case — spelled under a --kubelet-dir, with no
  * symlink below it — is proved by one openat2 with RESOLVE_NO_SYMLINKS
- * (src/mount/open-no-symlinks.ts): then the resolved path is the kubelet directory's
- * resolved path and the rest as given. Anything else is resolved by
- * realpath(3), one readlink per component.
+ * (src/mount/open-no-symlinks.ts): then the resolved path is the kubelet
+ * directory's resolved path and the rest as given. Anything else is
+ * resolved by realpath(3), one readlink per component.
  */
-function realParent(driver: Driver, dir: string): string | undefined {
-  const known = resolved.get(driver);
-  for (const k of driver.config.kubeletDirs) {
-    const realK = known?.get(k);
-    if (realK === undefined || !isAtOrUnder(dir, k)) continue;
-    const candidate = realK + dir.slice(k.length);
+function realParent(kubeletDirs: readonly KubeletDir[], dir: string): string | undefined {
+  for (const k of kubeletDirs) {
+    if (!isAtOrUnder(dir, k.given)) continue;
+    const candidate = k.real + dir.slice(k.given.length);
     const o = openDirNoSymlinks(candidate);
     if (o.kind === "open") {
       closeSync(o.fd);
@@ -128,10 +127,10 @@ export function childPath(np: NodePath, name: string): NodePath {
  * retargeted later can only make fewer paths pass (a path is judged by
  * where it really leads, against where the directory led at first).
  */
-function realKubeletDirs(driver: Driver): string[] {
+function realKubeletDirs(driver: Driver): KubeletDir[] {
   let known = resolved.get(driver);
   if (!known) resolved.set(driver, (known = new Map()));
-  const out: string[] = [];
+  const out: KubeletDir[] = [];
   for (const k of driver.config.kubeletDirs) {
     let real = known.get(k);
     if (real === undefined) {
@@ -142,9 +141,15 @@ function realKubeletDirs(driver: Driver): string[] {
         continue; // not there (yet): nothing can be inside it
       }
     }
-    out.push(real);
+    out.push({ given: k, real });
   }
   return out;
+}
+
+/** A --kubelet-dir as configured, and where it really is. */
+interface KubeletDir {
+  readonly given: string;
+  readonly real: string;
 }
 
 const resolved = new WeakMap<Driver, Map<string, string>>();
