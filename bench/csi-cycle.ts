@@ -27,7 +27,7 @@
  * kubelet lays them out and as the driver requires.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { promises as fsp, readFileSync } from "node:fs";
+import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -36,6 +36,7 @@ import { readMountInfo } from "../src/mount/mountinfo";
 import { unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
+import { parseParams, rssMiB } from "./process-figures";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 type RpcName = (typeof RPCS)[number];
@@ -73,12 +74,7 @@ function options(): Options {
       "fs-type": { type: "string", default: "" },
     },
   });
-  const parameters: Record<string, string> = {};
-  for (const kv of values.param ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new Error(`--param wants key=value, got ${kv}`);
-    parameters[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const parameters = parseParams(values.param);
   const workDir = values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`);
   return {
     endpoint: values.endpoint,
@@ -117,12 +113,6 @@ async function spawnDriver(workDir: string, kubeletDir: string): Promise<{ proc:
   await untilServing(proc, endpoint, "the driver");
   const readyMs = Number(process.hrtime.bigint() - t) / 1e6;
   return { proc, endpoint, readyMs };
-}
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
 }
 
 async function createIdle(client: CsiClient, n: number, concurrency: number, parameters: Record<string, string>): Promise<number> {

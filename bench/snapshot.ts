@@ -37,6 +37,7 @@ import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability, type VolumeContentSource } from "../src/gen/csi";
 import { driverArgs, untilServing } from "./driver-command";
+import { parseParams } from "./process-figures";
 import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, mib, TOTAL_BYTES } from "./dataset";
 
 const CAP: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
@@ -214,12 +215,7 @@ async function main(): Promise<void> {
     },
   });
   if (!values.dir) throw new Error("--dir DIR is required (a scratch directory on the file system to measure)");
-  const parameters: Record<string, string> = {};
-  for (const kv of values.param ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new Error(`--param wants key=value, got ${kv}`);
-    parameters[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const parameters = parseParams(values.param);
   const work = path.resolve(values.dir);
   const repeat = Number(values.repeat);
   const files = Number(values.files);

@@ -38,6 +38,7 @@ import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from 
 import { readMountInfo } from "../src/mount/mountinfo";
 import { unmount } from "../src/mount/syscalls";
 import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
+import { parseParams, rssMiB } from "./process-figures";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 const MOUNT: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
@@ -97,12 +98,7 @@ function options(): Options {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} wants a whole number ≥ ${min}, got ${v}`);
     return n;
   };
-  const parameters: Record<string, string> = {};
-  for (const kv of values.param ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new Error(`--param wants key=value, got ${kv}`);
-    parameters[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const parameters = parseParams(values.param);
   const hostpath = process.env.HOSTPATH_PLUGIN || undefined;
   if (hostpath) {
     const r = spawnSync(hostpath, ["--version"], { encoding: "utf8" });
@@ -121,10 +117,6 @@ function options(): Options {
 function cpuTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]);
-}
-
-function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 }
 
 const median = (xs: number[]): number => {
