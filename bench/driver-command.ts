@@ -2,10 +2,10 @@
  * How a benchmark starts the driver: as the installed command runs it, in a
  * mount namespace of its own, ready once a Probe answers.
  *
- * bin/csi-lab.js names the node flags it runs with on its #! line (a small
- * young generation, see the file). A benchmark that ran `node bin/csi-lab.js`
+ * bin/csi-lab.js may name node flags on its #! line (today it names none:
+ * see the file). A benchmark that ran `node bin/csi-lab.js` without them
  * would measure a different process than the one that ships, so it reads
- * those flags and passes them to this node.
+ * that line and passes its flags to this node.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";

@@ -1,13 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env node
 // The installed entry point. The TypeScript is compiled to dist/ by `npm ci`
 // (the "prepare" script), so this file only hands over to it.
 //
-// --max-semi-space-size=2 (MB): V8's young generation, where a call's
-// short-lived objects live, may otherwise grow to 16 MB per semi-space and
-// stay that size. A driver's calls leave almost nothing behind (about 10 MB
-// is live after a full GC), so a small young generation costs no measurable
-// CPU here and keeps the resident size under load 20–40 MB lower
-// (docs/performance.md). Run as `node bin/csi-lab.js`, pass the flag to node.
+// No V8 flags here: any V8 flag on node's command line makes Node compile
+// its own modules from source instead of from their shipped code cache,
+// 20–25 ms of start-up. What a flag did before (a small young generation)
+// the driver now sets once it serves (src/server/young-generation.ts).
 "use strict";
 // File system calls run on libuv's thread pool (4 threads by default). A
 // driver's calls are mostly metadata operations and fsyncs that wait on the
