@@ -18,7 +18,16 @@
  * authority replaced by "localhost". Clients with a valid authority (every
  * current one) have their header frames forwarded byte for byte.
  */
-import hpack, { type Compressor, type Decompressor } from "hpack.js";
+import type { Compressor, Decompressor } from "hpack.js";
+import type hpackModule from "hpack.js";
+
+// Loaded on first use: only connections whose first request a quick look
+// could not judge (authority-peek.ts) need a decoder, and hpack.js with the
+// stream library it brings costs about 12 ms of start-up.
+let loaded: typeof hpackModule | undefined;
+function hpack(): typeof hpackModule {
+  return (loaded ??= require("hpack.js") as typeof hpackModule);
+}
 
 /** SETTINGS_HEADER_TABLE_SIZE that Node's server advertises unless told otherwise. */
 const TABLE_SIZE = 4096;
@@ -52,8 +61,8 @@ export function fixAuthority(headers: readonly Header[], onRewrite: (from: strin
 
 /** One direction's HPACK state: a decoder for what the client sends, an encoder for what we re-send. */
 export class HeaderCodec {
-  private readonly decomp: Decompressor = hpack.decompressor.create({ table: { maxSize: TABLE_SIZE } });
-  private readonly comp: Compressor = hpack.compressor.create({ table: { maxSize: TABLE_SIZE } });
+  private readonly decomp: Decompressor = hpack().decompressor.create({ table: { maxSize: TABLE_SIZE } });
+  private readonly comp: Compressor = hpack().compressor.create({ table: { maxSize: TABLE_SIZE } });
 
   decode(block: Buffer): Header[] {
     this.decomp.write(block);

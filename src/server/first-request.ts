@@ -24,6 +24,7 @@
  */
 import type { Socket } from "node:net";
 import { HeaderCodec, isValidAuthority } from "./authority";
+import { peekFirstAuthority } from "./authority-peek";
 import { frame, FRAME_HEADER, FrameReader, type Frame, type HeaderBlock } from "./http2-frames";
 
 const SETTINGS = 0x4;
@@ -81,12 +82,16 @@ export function sniffFirstRequest(socket: Socket, decide: (d: Decision) => void)
     headers: (h: HeaderBlock) => {
       kept.push(...h.frames);
       if (authorityBad !== undefined) return;
-      try {
-        const authority = new HeaderCodec().decode(h.block).find((x) => x.name === ":authority");
-        authorityBad = authority !== undefined && !isValidAuthority(authority.value);
-      } catch {
-        authorityBad = false; // not decodable: the server will say so
+      // Most blocks say it plainly; the rest go through a full HPACK decoder.
+      let authority = peekFirstAuthority(h.block);
+      if (authority === undefined) {
+        try {
+          authority = new HeaderCodec().decode(h.block).find((x) => x.name === ":authority")?.value ?? null;
+        } catch {
+          authority = null; // not decodable: the server will say so
+        }
       }
+      authorityBad = authority !== null && !isValidAuthority(authority);
     },
   });
 
