@@ -1,7 +1,7 @@
 // Parsing /proc/self/mountinfo, and finding a directory's bind mounts in it.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { locate, mountAt, mountContaining, mountsOf, parseMountInfo, readMountInfo } from "../../src/mount/mountinfo";
@@ -38,6 +38,26 @@ describe("mountinfo", () => {
     assert.deepEqual(loc, { device: "8:2", root: "/csi/volumes/hp-1/data" });
     assert.deepEqual(mountsOf(entries, loc).map((m) => m.id), [41, 42]);
     assert.equal(mountAt(entries, "/var/lib/kubelet/staging")!.id, 41);
+  });
+
+  it("reads every field of the real table as a plain split of each line does, escaped paths included", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-mountinfo- with space"));
+    bindMount(dir, dir);
+    try {
+      const text = readFileSync("/proc/self/mountinfo", "utf8");
+      const unescape = (x: string) => x.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      const expected = text.split("\n").filter(Boolean).map((line) => {
+        const p = line.split(" ");
+        const dash = p.indexOf("-", 6);
+        return { id: Number(p[0]), parentId: Number(p[1]), device: p[2], root: unescape(p[3]!), mountPoint: unescape(p[4]!), options: p[5]!.split(","), fsType: p[dash + 1], source: unescape(p[dash + 2]!), superOptions: (p[dash + 3] ?? "").split(",") };
+      });
+      const parsed = parseMountInfo(text).map((m) => ({ id: m.id, parentId: m.parentId, device: m.device, root: m.root, mountPoint: m.mountPoint, options: m.options, fsType: m.fsType, source: m.source, superOptions: m.superOptions }));
+      assert.deepEqual(parsed, expected);
+      assert.ok(parsed.some((m) => m.mountPoint === dir), "the bind mount with a space in its path");
+    } finally {
+      unmount(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("reads this process's real mount table", async () => {
