@@ -7,10 +7,13 @@
  * N workers run cycles back to back for a fixed time; we report cycles per
  * second and the p50/p99 latency of each RPC. An optional population of
  * idle volumes (created first, never touched) shows whether per-operation
- * cost grows with the number of volumes — it should not.
+ * cost grows with the number of volumes — it should not. --other-mounts N
+ * puts N small tmpfs mounts in the driver's mount namespace first, as a
+ * busy node has (each pod brings several): the cost of reading the mount
+ * table grows with them.
  *
  *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
- *        [--seconds 10] [--idle 10000] [--json]
+ *        [--seconds 10] [--idle 10000] [--other-mounts 1000] [--json]
  *        [--param capacity=image …] [--size 1073741824] [--fs-type xfs] [--block]
  *
  * --param passes StorageClass parameters (e.g. the capacity mode), --size
@@ -27,13 +30,13 @@
  * kubelet lays them out and as the driver requires.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { promises as fsp } from "node:fs";
+import { mkdirSync, promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { readMountInfo } from "../src/mount/mountinfo";
-import { unmount } from "../src/mount/syscalls";
+import { mountFs, unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
 import { parseParams, rssMiB } from "./process-figures";
@@ -49,6 +52,7 @@ interface Options {
   concurrency: number;
   seconds: number;
   idle: number;
+  otherMounts: number;
   json: boolean;
   workDir: string;
   /** Where staging and target paths go: the driver's --kubelet-dir. */
@@ -65,6 +69,7 @@ function options(): Options {
       concurrency: { type: "string", default: "4" },
       seconds: { type: "string", default: "10" },
       idle: { type: "string", default: "0" },
+      "other-mounts": { type: "string", default: "0" },
       json: { type: "boolean", default: false },
       "work-dir": { type: "string" },
       "kubelet-dir": { type: "string" },
@@ -75,12 +80,16 @@ function options(): Options {
     },
   });
   const parameters = parseParams(values.param);
+  const otherMounts = Number(values["other-mounts"]);
+  if (!Number.isInteger(otherMounts) || otherMounts < 0) throw new Error(`--other-mounts: a count, not ${values["other-mounts"]}`);
+  if (otherMounts > 0 && values.endpoint) throw new Error("--other-mounts needs the driver this benchmark starts (no --endpoint): the mounts go into its namespace");
   const workDir = values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`);
   return {
     endpoint: values.endpoint,
     concurrency: Number(values.concurrency),
     seconds: Number(values.seconds),
     idle: Number(values.idle),
+    otherMounts,
     json: values.json ?? false,
     workDir,
     kubeletDir: values["kubelet-dir"] ?? path.join(workDir, "kubelet"),
@@ -129,6 +138,16 @@ async function createIdle(client: CsiClient, n: number, concurrency: number, par
   return (Date.now() - t) / 1000;
 }
 
+/** N tmpfs mounts under `dir` (in this private namespace; main's clean-up unmounts them). */
+function addOtherMounts(dir: string, n: number): void {
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const at = path.join(dir, String(i));
+    mkdirSync(at);
+    mountFs("bench-other", at, "tmpfs", 0, "size=64k");
+  }
+}
+
 async function main(): Promise<void> {
   const o = options();
   // Our own driver makes real mounts (another one, given by --endpoint, is its own business).
@@ -149,11 +168,12 @@ async function run(o: Options): Promise<void> {
   let spawned: Awaited<ReturnType<typeof spawnDriver>> | undefined;
   let endpoint = o.endpoint;
   if (!endpoint) {
+    if (o.otherMounts > 0) addOtherMounts(path.join(o.workDir, "other"), o.otherMounts);
     spawned = await spawnDriver(o.workDir, o.kubeletDir);
     endpoint = spawned.endpoint;
   }
   const client = connect(endpoint);
-  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle, parameters: o.parameters, size: o.size };
+  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle, otherMounts: o.otherMounts, parameters: o.parameters, size: o.size };
   const CAP = o.cap;
   if (spawned) {
     result.readyMs = Math.round(spawned.readyMs);
@@ -230,7 +250,7 @@ async function run(o: Options): Promise<void> {
     return;
   }
   const lines = [
-    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${JSON.stringify(o.parameters)}`,
+    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}${o.otherMounts ? `  other mounts ${o.otherMounts}` : ""}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${JSON.stringify(o.parameters)}`,
     ...(spawned ? [`driver ready in ${result.readyMs} ms, idle RSS ${result.idleRssMiB} MiB, RSS after load ${result.rssAfterMiB} MiB`] : []),
     `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s`,
     `${"rpc".padEnd(22)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}`,
