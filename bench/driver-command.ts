@@ -8,7 +8,7 @@
  * that line and passes its flags to this node.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { connect } from "../src/client/csi-client";
 
@@ -43,8 +43,17 @@ export function rerunInPrivateMountNamespace(): boolean {
  * Wait until a driver just started at `endpoint` answers Probe, as a
  * liveness probe would see it. A fresh client per attempt: a channel that
  * failed to connect waits before its next try, which would be measured too.
+ * On a unix socket the attempts start once the socket file is there: until
+ * then a stat every millisecond is all the waiting costs, where a gRPC
+ * client per attempt would take CPU from the start being measured (this
+ * machine has two cores).
  */
 export async function untilServing(proc: ChildProcess, endpoint: string, who: string): Promise<void> {
+  const socketPath = endpoint.startsWith("unix://") ? endpoint.slice("unix://".length) : undefined;
+  while (socketPath && !existsSync(socketPath)) {
+    if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
   for (;;) {
     const client = connect(endpoint);
     try {
