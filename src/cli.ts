@@ -16,7 +16,7 @@ import { driverUsage, FlagError, parseDriverCommand } from "./server/driver-flag
 import { createLogger } from "./server/logger";
 import { CallEvents } from "./server/call-events";
 import type { CallRecord } from "./server/interceptor";
-import { startMetricsServer } from "./server/metrics-http";
+import type { startMetricsServer } from "./server/metrics-http";
 import { endedParent, stopWithParent, type ParentWatch } from "./server/parent-death";
 import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
@@ -121,7 +121,7 @@ async function runDriver(argv: string[]): Promise<void> {
   log.debug("parent process", parent.armed ? { pid: parent.parent, onItsEnd: "SIGTERM" } : { watched: false, why: parent.why });
 
   const driver = await openDriver(args.config, log, { mountProblem: checked.cannotMount });
-  // prom-client is loaded only when metrics are asked for: it costs start-up time.
+  // prom-client and the HTTP server are loaded only when metrics are asked for: they cost start-up time.
   const metrics = args.metricsAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;
   if (metrics) setMountObserver(metrics.onMount);
   // The live call stream (GET /events) rides on the same listener.
@@ -130,7 +130,7 @@ async function runDriver(argv: string[]): Promise<void> {
   // The metrics listener before the CSI socket, and closed again if the
   // socket fails: a start that cannot have both ends with neither, rather
   // than a driver that serves CSI after saying it failed to start.
-  metricsServer = args.metricsAddress && metrics ? await startMetricsServer(args.metricsAddress, driver, metrics, events) : undefined;
+  metricsServer = args.metricsAddress && metrics ? await (await import("./server/metrics-http.js")).startMetricsServer(args.metricsAddress, driver, metrics, events) : undefined;
   try {
     server = await startServer(driver, args.endpoint, { onCall, socketGid: checked.socketGid });
   } catch (err) {

@@ -20,7 +20,7 @@ import { serverProblem, sharePathProblem, type ShareLocation } from "../backends
 import { DEFAULT_CAPACITY_MODES, defaultConfig, type DefaultCapacityMode, type DriverConfig, type Mode } from "./driver";
 import { parseEndpoint, type Endpoint } from "./endpoint";
 import { LEVELS, type Level } from "./logger";
-import { parseHttpAddress, type HttpAddress } from "./metrics-http";
+import { parseHttpAddress, type HttpAddress } from "./http-address";
 import { version } from "./version";
 
 /** A problem with the command line: printed as one line, exit status 2. */

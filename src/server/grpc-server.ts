@@ -22,7 +22,7 @@
  */
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
-import { gunzip, inflate } from "node:zlib";
+import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
 import { RequestFraming } from "./request-framing";
 
@@ -183,7 +183,9 @@ export class GrpcServer {
       const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const body = whole.subarray(5);
       if (whole[0] === 1) {
-        const unzip = encoding === "gzip" ? gunzip : encoding === "deflate" ? inflate : undefined;
+        // zlib is loaded on the first compressed message: clients rarely compress.
+        const z = encoding === "gzip" || encoding === "deflate" ? (require("node:zlib") as typeof zlib) : undefined;
+        const unzip = encoding === "gzip" ? z?.gunzip : encoding === "deflate" ? z?.inflate : undefined;
         if (!unzip) return call.fail(Code.UNIMPLEMENTED, `grpc-encoding ${encoding ?? ""} is not supported (identity, deflate, gzip are)`);
         unzip(body, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
           if (err) return call.fail(Code.INTERNAL, `the request's ${encoding} message could not be decompressed: ${err.message}`);

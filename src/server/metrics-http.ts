@@ -11,29 +11,15 @@
  *   GET /events    every CSI call as it finishes, as Server-Sent Events
  *                  (secrets redacted; see call-events.ts)
  *
- * and nothing else. The address follows the sidecars' --http-endpoint
- * spelling: "host:port", "[v6]:port", or ":port" for every interface.
+ * and nothing else. The address is --metrics-address (http-address.ts).
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { rootIsWritable } from "../identity/probe";
 import type { CallEvents } from "./call-events";
 import type { Driver } from "./driver";
+import type { HttpAddress } from "./http-address";
 import type { DriverMetrics } from "./metrics";
-
-export interface HttpAddress {
-  /** undefined = every interface. */
-  host: string | undefined;
-  port: number;
-}
-
-export function parseHttpAddress(spec: string): HttpAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(spec);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`--metrics-address ${JSON.stringify(spec)} must be host:port, [ipv6]:port or :port`);
-  const host = m[1] ?? m[2];
-  return { host: host === "" ? undefined : host, port };
-}
 
 export interface MetricsServer {
   /** The address actually bound (port 0 becomes the real port). */

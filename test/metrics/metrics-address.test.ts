@@ -1,6 +1,6 @@
 // --metrics-address takes the sidecars' --http-endpoint spellings.
 import { strict as assert } from "node:assert";
-import { parseHttpAddress } from "../../src/server/metrics-http";
+import { parseHttpAddress } from "../../src/server/http-address";
 
 describe("metrics: --metrics-address parsing", () => {
   const good: [string, { host: string | undefined; port: number }][] = [
