@@ -78,7 +78,16 @@ describe("a first request's :authority, read without a decoder", () => {
       fc.property(fields, (fs) => {
         const block = encode(fs);
         const quick = peekFirstAuthority(block);
-        if (quick !== undefined) assert.equal(quick, decoded(block));
+        if (quick === undefined) return;
+        let full: string | null;
+        try {
+          full = decoded(block);
+        } catch {
+          // hpack.js's encoder mis-indexes names and values such as "toString" (its table is a
+          // plain object), and its decoder then refuses the block; so would the server.
+          return;
+        }
+        assert.equal(quick, full);
       }),
       { numRuns: 2000 },
     );
