@@ -22,7 +22,7 @@ import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
 import { setMountObserver } from "./mount/observer";
 import { version } from "./server/version";
-import { holdYoungGeneration } from "./server/young-generation";
+import { youngGenerationBytes } from "./server/young-generation";
 
 const USAGE = `csi-lab ${version} — a CSI driver and an RPC playground
 
@@ -137,6 +137,5 @@ async function runDriver(argv: string[]): Promise<void> {
     await metricsServer?.close();
     throw err;
   }
-  const youngGeneration = holdYoungGeneration();
-  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, youngGenerationBytes: youngGeneration, volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
+  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, youngGenerationBytes: youngGenerationBytes(), volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
 }

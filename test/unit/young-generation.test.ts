@@ -38,7 +38,7 @@ describe("young generation", () => {
     assert.ok(after > before, `new space ${before} → ${after} bytes`);
   });
 
-  it("keeps the size it had when the driver started serving", () => {
+  it("keeps the size it had when it was held", () => {
     const { before, after } = churn(true);
     assert.ok(before > 0);
     assert.equal(after, before, `new space ${before} → ${after} bytes`);
