@@ -18,6 +18,7 @@
  * reported. A path with no symlink on it is also its own resolved path,
  * which saves realpath's readlink per component (src/mount/volume-mounts.ts).
  */
+import { closeSync } from "node:fs";
 import koffi from "koffi";
 import { libc } from "./libc";
 
@@ -69,4 +70,16 @@ export function openDirNoSymlinks(absPath: string): NoSymlinkOpen {
   // reason to). Either way it will not work later: the walk it is.
   if (errno === ENOSYS || errno === EPERM) unsupported = true;
   return { kind: "ask-the-walk" };
+}
+
+/**
+ * The same for a caller that only needs the answer (the descriptor is closed
+ * at once): a directory reached with no symlink on the way is its own
+ * resolved path.
+ */
+export function checkNoSymlinks(absPath: string): "symlink-free" | "absent" | "ask-the-walk" {
+  const o = openDirNoSymlinks(absPath);
+  if (o.kind !== "open") return o.kind;
+  closeSync(o.fd);
+  return "symlink-free";
 }

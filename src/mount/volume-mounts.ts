@@ -8,10 +8,10 @@
  * made before a restart, or by hand. An image volume is found through the
  * loop devices attached to its file (mountsOfImage).
  */
-import { closeSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import * as path from "node:path";
 import { fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode } from "./loop";
-import { openDirNoSymlinks } from "./open-no-symlinks";
+import { checkNoSymlinks } from "./open-no-symlinks";
 import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
 
 export interface DirMounts {
@@ -49,12 +49,8 @@ export function mountsOfDir(dir: string): DirMounts {
  * own directories); realpath(3) costs a readlink per component.
  */
 function resolvedDir(dir: string): string {
-  const o = path.isAbsolute(dir) && path.normalize(dir) === dir ? openDirNoSymlinks(dir) : undefined;
-  if (o?.kind === "open") {
-    closeSync(o.fd);
-    return dir;
-  }
-  return realpathSync.native(dir);
+  const clean = path.isAbsolute(dir) && path.normalize(dir) === dir;
+  return clean && checkNoSymlinks(dir) === "symlink-free" ? dir : realpathSync.native(dir);
 }
 
 /** Is the top mount at `path` a mount of the directory at `location`? */

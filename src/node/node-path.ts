@@ -36,7 +36,7 @@ import type { MountPlace } from "../mount/bind";
 import type { MountEntry } from "../mount/mountinfo";
 import type { Driver } from "../server/driver";
 import { madeFor, markMadeFor } from "./made-here";
-import { openDirNoSymlinks } from "../mount/open-no-symlinks";
+import { checkNoSymlinks, openDirNoSymlinks } from "../mount/open-no-symlinks";
 
 /** O_PATH (Linux): an fd that names a file without opening it for I/O; with O_NOFOLLOW it never follows a symlink. */
 const O_PATH = 0o10000000;
@@ -100,12 +100,9 @@ function realParent(kubeletDirs: readonly KubeletDir[], dir: string): string | u
   for (const k of kubeletDirs) {
     if (!isAtOrUnder(dir, k.given)) continue;
     const candidate = k.real + dir.slice(k.given.length);
-    const o = openDirNoSymlinks(candidate);
-    if (o.kind === "open") {
-      closeSync(o.fd);
-      return candidate;
-    }
-    if (o.kind === "absent") return undefined;
+    const found = checkNoSymlinks(candidate);
+    if (found === "symlink-free") return candidate;
+    if (found === "absent") return undefined;
     break;
   }
   try {
