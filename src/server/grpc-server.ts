@@ -26,6 +26,9 @@ import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
 import { RequestFraming } from "./request-framing";
 
+/** node:zlib, loaded on the first compressed request message: clients rarely compress. */
+const loadZlib = (): typeof zlib => require("node:zlib") as typeof zlib;
+
 /** What a handler is given: the request, its deadline, and word of cancellation. */
 export interface UnaryCall<Req> {
   readonly request: Req;
@@ -183,9 +186,7 @@ export class GrpcServer {
       const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const body = whole.subarray(5);
       if (whole[0] === 1) {
-        // zlib is loaded on the first compressed message: clients rarely compress.
-        const z = encoding === "gzip" || encoding === "deflate" ? (require("node:zlib") as typeof zlib) : undefined;
-        const unzip = encoding === "gzip" ? z?.gunzip : encoding === "deflate" ? z?.inflate : undefined;
+        const unzip = encoding === "gzip" ? loadZlib().gunzip : encoding === "deflate" ? loadZlib().inflate : undefined;
         if (!unzip) return call.fail(Code.UNIMPLEMENTED, `grpc-encoding ${encoding ?? ""} is not supported (identity, deflate, gzip are)`);
         unzip(body, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
           if (err) return call.fail(Code.INTERNAL, `the request's ${encoding} message could not be decompressed: ${err.message}`);
