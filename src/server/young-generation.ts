@@ -20,7 +20,7 @@
  * (so they still come from the cache: modules loaded after a change of V8's
  * flags are compiled from source), then sets the factor to 1. The young
  * generation keeps the 1 MB per semi-space it had then, and the driver's own
- * modules load with fewer, smaller scavenges: start-up about 11 ms shorter,
+ * modules load with smaller scavenges: start-up about 11 ms shorter,
  * the resident size 1.3 MB lower at start and about 6 MB lower after
  * thousands of calls, for the same CPU per call (docs/performance.md).
  */
