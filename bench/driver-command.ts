@@ -2,24 +2,20 @@
  * How a benchmark starts the driver: as the installed command runs it, in a
  * mount namespace of its own, ready once a Probe answers.
  *
- * bin/csi-lab.js may name node flags on its #! line (today it names none:
- * see the file). A benchmark that ran `node bin/csi-lab.js` without them
- * would measure a different process than the one that ships, so it reads
- * that line and passes its flags to this node.
+ * bin/csi-lab.js takes no node flags (any V8 flag on the command line costs
+ * start-up time; see the file): what the driver needs of V8 it sets itself,
+ * so `node bin/csi-lab.js` is the process that ships.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { connect } from "../src/client/csi-client";
 
 export const DRIVER_BIN = path.resolve(__dirname, "../../bin/csi-lab.js");
 
-/** node's arguments for running bin/csi-lab.js with `args`: the #! line's flags, the file, then `args`. */
+/** node's arguments for running bin/csi-lab.js with `args`. */
 export function driverArgs(args: string[]): string[] {
-  const shebang = readFileSync(DRIVER_BIN, "utf8").split("\n", 1)[0]!;
-  const words = shebang.replace(/^#!\s*/, "").split(/\s+/);
-  const flags = words.slice(words.indexOf("node") + 1);
-  return [...flags, DRIVER_BIN, ...args];
+  return [DRIVER_BIN, ...args];
 }
 
 /**
@@ -49,9 +45,12 @@ export function rerunInPrivateMountNamespace(): boolean {
  * machine has two cores).
  */
 export async function untilServing(proc: ChildProcess, endpoint: string, who: string): Promise<void> {
+  const stillRunning = () => {
+    if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
+  };
   const socketPath = endpoint.startsWith("unix://") ? endpoint.slice("unix://".length) : undefined;
   while (socketPath && !existsSync(socketPath)) {
-    if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
+    stillRunning();
     await new Promise((r) => setTimeout(r, 1));
   }
   for (;;) {
@@ -60,7 +59,7 @@ export async function untilServing(proc: ChildProcess, endpoint: string, who: st
       await client.identity.probe({}, { timeoutMs: 200 });
       return;
     } catch {
-      if (proc.exitCode !== null) throw new Error(`${who} exited during start-up (code ${proc.exitCode})`);
+      stillRunning();
       await new Promise((r) => setTimeout(r, 2));
     } finally {
       client.close();
