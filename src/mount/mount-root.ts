@@ -1,0 +1,127 @@
+/**
+ * Is a path the root of a mount, and of what? One statx(2), whatever the
+ * number of mounts on the node.
+ *
+ * The mount table (mountinfo.ts) lists every mount of the namespace: the
+ * kernel writes all of it out on each read, so a read costs more the more
+ * mounts the node has (0.6 ms for a thousand, and a node running pods has
+ * several per pod). Undoing a stage or a publish only needs to know what
+ * is on top at one path, and statx tells that about the path itself:
+ *
+ *   - STATX_ATTR_MOUNT_ROOT (Linux 5.8) says the path is the root of a
+ *     mount, that is, something is mounted there;
+ *   - the device and inode numbers are those of what is mounted: a bind
+ *     mount of directory D shows D's own device and inode (an inode number
+ *     names one file of a file system, and a mounted directory cannot be
+ *     freed, so no other directory can have them while the mount exists);
+ *     a mounted image's file system shows its loop device (major 7); a
+ *     bind of a device node shows that node, whose rdev names the device.
+ *
+ * Those numbers do not depend on path strings or on the mount namespace,
+ * so a driver restarted elsewhere recognises the same mounts. statx is
+ * asked not to wait for a network file system's server
+ * (AT_STATX_DONT_SYNC) and never to trigger an automount. A kernel that
+ * cannot say (no statx, or no mount-root attribute) answers "unknown", and
+ * callers read the mount table as before.
+ */
+import koffi from "koffi";
+import { libc } from "./libc";
+
+const statxFn = libc.func("int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)") as (
+  dirfd: number,
+  path: string,
+  flags: number,
+  mask: number,
+  buf: Buffer,
+) => number;
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_NO_AUTOMOUNT = 0x800;
+const AT_STATX_DONT_SYNC = 0x4000;
+const STATX_TYPE = 0x1;
+const STATX_INO = 0x100;
+const STATX_ATTR_MOUNT_ROOT = 0x2000;
+const ENOENT = 2;
+const ENOTDIR = 20;
+
+// struct statx (linux/stat.h): the offsets of the fields read here.
+const OFF_ATTRIBUTES = 8; // u64
+const OFF_MODE = 28; // u16
+const OFF_INO = 32; // u64
+const OFF_ATTRIBUTES_MASK = 56; // u64
+const OFF_RDEV_MAJOR = 128; // u32, then minor
+const OFF_DEV_MAJOR = 136; // u32, then minor
+const STATX_SIZE = 256;
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFBLK = 0o060000;
+
+/** A file's identity as the kernel numbers it: file system device, inode, and for a device node the device it names. */
+export interface FileNumbers {
+  kind: "dir" | "file" | "block" | "other";
+  dev: { major: number; minor: number };
+  ino: bigint;
+  /** Meaningful for a device node only. */
+  rdev: { major: number; minor: number };
+}
+
+export type MountRootAnswer =
+  /** Nothing is there: nothing can be mounted there either. */
+  | { kind: "absent" }
+  /** Something is there, and it is not the root of a mount. */
+  | { kind: "not-a-mount" }
+  /** The root of the mount on top at the path. */
+  | { kind: "mount"; root: FileNumbers }
+  /** This kernel cannot say: read the mount table. */
+  | { kind: "unknown" };
+
+const buf = Buffer.alloc(STATX_SIZE);
+let unsupported = false;
+
+/** What is mounted on top at `at`, the last component not followed (pass a path through an anchored parent). */
+export function mountRootAt(at: string): MountRootAnswer {
+  if (unsupported) return { kind: "unknown" };
+  const errno = statx(at);
+  if (errno === ENOENT || errno === ENOTDIR) return { kind: "absent" };
+  if (errno !== 0) {
+    // ENOSYS (before Linux 4.11), or a container's seccomp profile that refuses it.
+    if (errno === 38 || errno === 1) unsupported = true;
+    return { kind: "unknown" };
+  }
+  const known = buf.readBigUInt64LE(OFF_ATTRIBUTES_MASK);
+  if ((known & BigInt(STATX_ATTR_MOUNT_ROOT)) === 0n) {
+    unsupported = true; // before Linux 5.8: it will not start knowing later
+    return { kind: "unknown" };
+  }
+  const attributes = buf.readBigUInt64LE(OFF_ATTRIBUTES);
+  if ((attributes & BigInt(STATX_ATTR_MOUNT_ROOT)) === 0n) return { kind: "not-a-mount" };
+  return { kind: "mount", root: numbers() };
+}
+
+/** The numbers of the file at `p` (not following a last symlink); undefined when it is absent or the kernel has no statx. */
+export function fileNumbers(p: string): FileNumbers | undefined {
+  if (unsupported) return undefined;
+  return statx(p) === 0 ? numbers() : undefined;
+}
+
+export function sameFile(a: FileNumbers, b: FileNumbers): boolean {
+  return a.kind === b.kind && a.ino === b.ino && a.dev.major === b.dev.major && a.dev.minor === b.dev.minor;
+}
+
+function statx(p: string): number {
+  const rc = statxFn(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, buf);
+  return rc === 0 ? 0 : koffi.errno();
+}
+
+function numbers(): FileNumbers {
+  const type = buf.readUInt16LE(OFF_MODE) & S_IFMT;
+  return {
+    kind: type === S_IFDIR ? "dir" : type === S_IFREG ? "file" : type === S_IFBLK ? "block" : "other",
+    dev: { major: buf.readUInt32LE(OFF_DEV_MAJOR), minor: buf.readUInt32LE(OFF_DEV_MAJOR + 4) },
+    ino: buf.readBigUInt64LE(OFF_INO),
+    rdev: { major: buf.readUInt32LE(OFF_RDEV_MAJOR), minor: buf.readUInt32LE(OFF_RDEV_MAJOR + 4) },
+  };
+}
