@@ -122,7 +122,7 @@ export async function attachLoop(file: string, opts: { readOnly: boolean }): Pro
   }
 }
 
-const LOOP_MAJOR = 7;
+export const LOOP_MAJOR = 7;
 
 /**
  * Open /dev/loopN, making the node first if the kernel made the device but

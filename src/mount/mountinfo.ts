@@ -123,6 +123,15 @@ export function readMountInfo(): readonly MountEntry[] {
   return table.read();
 }
 
+/**
+ * How many times this process has had the kernel write the whole table
+ * out (reads answered from the unchanged copy are not counted): what
+ * csi_lab_mount_table_reads_total reports.
+ */
+export function mountTableReads(): number {
+  return table.reads;
+}
+
 const POLLPRI = 0x2;
 const POLLERR = 0x8;
 const pollFn = libc.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)") as (fds: Buffer, n: number, timeout: number) => number;
@@ -133,6 +142,7 @@ class MountTable {
   /** struct pollfd { int fd; short events; short revents; } */
   private readonly pollfd = Buffer.alloc(8);
   private chunk = Buffer.allocUnsafe(64 * 1024);
+  reads = 0;
 
   read(): readonly MountEntry[] {
     if (this.fd === undefined) {
@@ -150,6 +160,7 @@ class MountTable {
   }
 
   private parseAll(): MountEntry[] {
+    this.reads++;
     const fd = this.fd!;
     const parts: Buffer[] = [];
     let pos = 0;

@@ -18,11 +18,10 @@
 import type { NodeUnstageVolumeRequest, NodeUnstageVolumeResponse } from "../gen/csi";
 import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
-import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
 import { childPath, nodePath, removeWhatWasMade } from "./node-path";
-import { mountOwner, unmountOwned } from "./volume-owner";
+import { mountedAt, mountOwner, unmountOwned } from "./volume-owner";
 
 export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstageVolumeResponse>({
   lockKeys: (req) => volumeKey(req.volumeId),
@@ -31,15 +30,15 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
     const volumeId = checkToken(req.volumeId, "volume_id");
     const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const owner = await mountOwner(driver, volumeId);
-    const entries = readMountInfo();
+    const mounted = await mountedAt(staging);
     if (!owner) {
-      if (!mountAt(entries, staging.real)) return {};
+      if (!mounted) return {};
       throw notFound(`volume ${volumeId} does not exist on this node; what is mounted at ${staging.given} was left as it is`);
     }
     // A mount at the staging path itself is the volume (or something else, refused).
     // Only when there is none may a name under it be looked at: otherwise
     // that name is inside the volume, and belongs to its user.
-    if (mountAt(entries, staging.real)) {
+    if (mounted) {
       await unmountOwned(staging, owner);
     } else if (owner.stagedChild) {
       const child = childPath(staging, owner.stagedChild);

@@ -20,11 +20,19 @@
  * Anything else mounted there — another volume, a tmpfs, the host's /proc —
  * is left alone and answered FAILED_PRECONDITION naming it. A volume ID the
  * driver cannot resolve owns nothing, so nothing is unmounted for it.
+ *
+ * The usual case is answered without the mount table, whose cost grows
+ * with the mounts on the node: one statx(2) at the place says whether
+ * something is mounted there and, for dir and image volumes, whether it is
+ * the volume's (src/mount/mount-root.ts). Only a mount that statx cannot
+ * place — a block volume's bind, a shared volume's, anything foreign — is
+ * looked up in the table, and refused or unmounted as above.
  */
 import { closeSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
 import { detachOnLastClose, loopBacks, loopDevice, loopNumberOfNode, openLoop, type FileIdentity } from "../mount/loop";
 import { locate, mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
+import { mountRootAt, type FileNumbers } from "../mount/mount-root";
 import { unmountIfMounted } from "../mount/syscalls";
 import type { Driver } from "../server/driver";
 import { describeMount, withAnchor, type NodePath } from "./node-path";
@@ -33,6 +41,12 @@ export interface MountOwner {
   volumeId: string;
   /** Is this mount table entry one of the volume's own mounts? */
   owns(m: MountEntry, entries: readonly MountEntry[]): boolean;
+  /**
+   * Does the root of the mount on top at a place, as statx shows it, prove
+   * the mount is the volume's own? true settles it without the mount table;
+   * false leaves the question to `owns`. Absent: only the table can tell.
+   */
+  recognises?(root: FileNumbers): boolean;
   /** Unmount with MNT_DETACH: a shared volume's server may be gone, and must not be waited on. */
   detach: boolean;
   /** Block volumes: the image whose loop device goes with its last bind. */
@@ -60,6 +74,12 @@ export async function mountOwner(driver: Driver, volumeId: string): Promise<Moun
  */
 export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boolean> {
   let any = false;
+  if (owner.recognises) {
+    const quick = await withAnchor(np, (a) => unmountRecognised(a.at, owner));
+    if (quick === undefined) return false; // the parent is gone: nothing can be mounted there
+    if (quick.done) return quick.any;
+    any = quick.any;
+  }
   for (let i = 0; i < 64; i++) {
     const entries = readMountInfo();
     const top = mountAt(entries, np.real);
@@ -73,6 +93,30 @@ export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boo
     any = true;
   }
   throw failedPrecondition(`${np.field} ${np.given} still has mounts after 64 unmounts`);
+}
+
+/**
+ * Unmount from the top at `at` while statx shows each mount is the
+ * volume's own. done: nothing is mounted there any more; otherwise what is
+ * on top is for the mount table to name (and refuse, or unmount).
+ */
+async function unmountRecognised(at: string, owner: MountOwner): Promise<{ any: boolean; done: boolean }> {
+  let any = false;
+  for (let i = 0; i < 64; i++) {
+    const top = mountRootAt(at);
+    if (top.kind === "absent" || top.kind === "not-a-mount") return { any, done: true };
+    if (top.kind === "unknown" || !owner.recognises!(top.root)) break;
+    await unmountAt(at, owner.detach);
+    any = true;
+  }
+  return { any, done: false };
+}
+
+/** Is anything mounted at the place? statx where the kernel can say, else the mount table. */
+export async function mountedAt(np: NodePath): Promise<boolean> {
+  const top = await withAnchor(np, (a) => mountRootAt(a.at));
+  if (top === undefined || top.kind === "absent" || top.kind === "not-a-mount") return false;
+  return top.kind === "mount" || mountAt(readMountInfo(), np.real) !== undefined;
 }
 
 /** One unmount; a block volume's last bind takes its loop device with it. */

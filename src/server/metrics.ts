@@ -10,6 +10,7 @@
  *   csi_lab_rpc_errors_total{service,method,code}     the ones that failed
  *   csi_lab_rpc_duration_seconds{service,method}      latency histogram
  *   csi_lab_mount_duration_seconds{operation,result}  mount(2)/umount2(2) timings
+ *   csi_lab_mount_table_reads_total                   whole mount tables read (their cost grows with the node's mounts)
  *   csi_lab_volumes{backend}                          volumes held by this process
  *   csi_lab_volume_capacity_bytes{backend}            their provisioned size, summed
  *   csi_lab_info{version,driver,node,mode}            always 1; the labels identify it
@@ -20,6 +21,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { Code, codeName } from "../csi/errors";
+import { mountTableReads } from "../mount/mountinfo";
 import type { MountObservation } from "../mount/observer";
 import type { VolumeRecord } from "../storage/volume-record";
 import type { Driver } from "./driver";
@@ -129,6 +131,18 @@ export function createMetrics(driver: Driver): DriverMetrics {
     labelNames: ["operation", "result"] as const,
     buckets: MOUNT_BUCKETS,
     registers: [registry],
+  });
+
+  let tableReads = 0;
+  new Counter({
+    name: "csi_lab_mount_table_reads_total",
+    help: "Times the driver read the whole mount table (/proc/self/mountinfo) after it changed; each read costs more the more mounts the node has.",
+    registers: [registry],
+    collect() {
+      const now = mountTableReads();
+      this.inc(now - tableReads);
+      tableReads = now;
+    },
   });
 
   const inventory = new VolumeInventory(driver.backends.all);

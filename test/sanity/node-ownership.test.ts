@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { mountFs, unmount } from "../../src/mount/syscalls";
+import { bindMount, mountFs, unmount } from "../../src/mount/syscalls";
 import { blockCapability, Code, destroyDriver, DIR_VOLUMES, expectCode, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 describe("Node calls touch only what the volume owns", () => {
@@ -154,6 +154,57 @@ describe("Node calls touch only what the volume owns", () => {
     assert.equal(existsSync(target), false);
     await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
     assert.ok(existsSync(staging), "the staging directory is the CO's and stays");
+  });
+
+  it("a bind of another volume, of the directory holding the volumes, or of a directory inside the volume is not the volume's: left mounted", async () => {
+    // Each has the device of the volume's own directory; only the inode tells them apart (src/mount/mount-root.ts).
+    const other = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+    const data = path.join(d.root, "data", volumeId);
+    assert.ok(existsSync(data), `the volume's directory is ${data}`);
+    const inside = path.join(data, uniqueName("sub"));
+    await fsp.mkdir(inside);
+    try {
+      for (const source of [path.join(d.root, "data", other), path.join(d.root, "data"), inside]) {
+        const p = d.path(uniqueName("pod"));
+        await fsp.mkdir(p);
+        bindMount(source, p);
+        try {
+          await expectCode(d.client.node.nodeUnpublishVolume({ volumeId, targetPath: p }), Code.FAILED_PRECONDITION, /not volume .*left alone/);
+          await expectCode(d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: p }), Code.FAILED_PRECONDITION, /not volume .*left alone/);
+          assert.ok(await isMounted(p), `the bind of ${source} is still mounted`);
+          assert.ok(existsSync(source));
+        } finally {
+          unmount(p, { detach: true });
+        }
+      }
+    } finally {
+      await fsp.rmdir(inside);
+      await d.client.controller.deleteVolume({ volumeId: other });
+    }
+  });
+});
+
+describe("Image volumes: another image's file system is not the volume's", () => {
+  let d: DriverProcess;
+  after(async () => destroyDriver(d));
+
+  it("NodeUnpublishVolume and NodeUnstageVolume of one image volume leave another's mounts alone", async () => {
+    d = await startDriver();
+    const create = async () =>
+      (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: { capacity: "image" }, capacityRange: { requiredBytes: 16 * 2 ** 20, limitBytes: 0 } })).volume!.volumeId!;
+    const mine = await create();
+    const theirs = await create();
+    const staging = d.path(uniqueName("stage"));
+    const target = d.path(uniqueName("pod"));
+    await d.client.node.nodeStageVolume({ volumeId: theirs, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    await d.client.node.nodePublishVolume({ volumeId: theirs, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCapability() });
+    await expectCode(d.client.node.nodeUnpublishVolume({ volumeId: mine, targetPath: target }), Code.FAILED_PRECONDITION, /not volume .*left alone/);
+    await expectCode(d.client.node.nodeUnstageVolume({ volumeId: mine, stagingTargetPath: staging }), Code.FAILED_PRECONDITION, /not volume .*left alone/);
+    assert.ok(await isMounted(target));
+    assert.ok(await isMounted(staging));
+    await d.client.node.nodeUnpublishVolume({ volumeId: theirs, targetPath: target });
+    await d.client.node.nodeUnstageVolume({ volumeId: theirs, stagingTargetPath: staging });
+    assert.equal(await isMounted(staging), false);
   });
 });
 

@@ -14,10 +14,11 @@ import { sameCapability, unsupportedReason, type Capability } from "../../csi/ca
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
 import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
-import { fileIdentity } from "../../mount/loop";
+import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice } from "../../mount/loop";
+import { fileNumbers, sameFile, type FileNumbers } from "../../mount/mount-root";
 import { mountAt } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
-import { isStaleDeviceBind, mountsOfVolume, volumeMountAt } from "../../mount/volume-mounts";
+import { isStaleDeviceBind, mountsOfVolume, volumeMountAt, type VolumeMounts } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import { layoutOf } from "../../storage/volume-record";
 import type { Range } from "../../controller/capacity";
@@ -55,7 +56,7 @@ export const hostPathNode: NodeBackend = {
     const { entries } = vol.mounts;
     for (const p of staged === staging ? [staging] : [staging, staged]) {
       const m = mountAt(entries, p.real);
-      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol));
+      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol, () => vol.mounts));
       else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
     }
     // The staging directory (the CO's to make, made here if it has not), and
@@ -95,7 +96,8 @@ export const hostPathNode: NodeBackend = {
     const record = await store.get(volumeId);
     if (!record) return undefined;
     const layout = layoutOf(record);
-    return owner(driver, { record, layout, dataDir: store.dataDir(volumeId), mounts: mountsOfVolume(store.dataDir(volumeId), layout !== "dir") });
+    const dataDir = store.dataDir(volumeId);
+    return owner(driver, { record, layout, dataDir }, () => mountsOfVolume(dataDir, layout !== "dir"));
   },
 
   async stats(driver, volumeId, volumePath): Promise<NodeGetVolumeStatsResponse> {
@@ -141,19 +143,46 @@ export function bindFlags(cap: Capability): BindFlags {
 /**
  * What of the volume may be unmounted: its own mounts by device and root
  * (or loop devices backed by its image), and for a block volume a bind of a
- * loop device that has since been detached (it refers to nothing).
+ * loop device that has since been detached (it refers to nothing). The
+ * mount table is read only if statx cannot settle it (`recognises`).
  */
-function owner(driver: Driver, vol: NodeVolume): MountOwner {
+function owner(driver: Driver, vol: Omit<NodeVolume, "mounts">, mounts: () => VolumeMounts): MountOwner {
   const key = (m: { device: string; root: string }) => `${m.device}\0${m.root}`;
-  const own = new Set(vol.mounts.mounts.map(key));
+  let own: Set<string> | undefined;
   return {
     volumeId: vol.record.volumeId,
     detach: false,
-    owns: (m, entries) => own.has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
+    owns: (m, entries) => (own ??= new Set(mounts().mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
+    recognises: recogniser(vol),
     image: vol.layout === "block" ? fileIdentity(hostPathStore(driver).dataDir(vol.record.volumeId)) : undefined,
     placeKind: vol.layout === "block" ? "file" : "dir",
     ...(vol.layout === "block" ? { stagedChild: STAGED_DEVICE } : {}),
   };
+}
+
+/**
+ * How statx alone shows a mount is the volume's (src/mount/mount-root.ts):
+ * a bind of its directory has the directory's own device and inode; its
+ * image's file system is on a loop device whose backing file is the image.
+ * A block volume's binds are left to the mount table, which also tells
+ * whether a bind is its loop device's last (volume-owner.ts).
+ */
+function recogniser(vol: Omit<NodeVolume, "mounts">): ((root: FileNumbers) => boolean) | undefined {
+  if (vol.layout === "dir") {
+    let data: FileNumbers | null | undefined;
+    return (root) => {
+      data ??= fileNumbers(vol.dataDir) ?? null;
+      return data !== null && data.kind === "dir" && sameFile(root, data);
+    };
+  }
+  if (vol.layout === "image") {
+    return (root) => {
+      const n = root.dev.major === LOOP_MAJOR ? loopNumberOfDevice(`${LOOP_MAJOR}:${root.dev.minor}`) : undefined;
+      const image = n === undefined ? undefined : fileIdentity(vol.dataDir);
+      return image !== undefined && loopBacks(n!, image);
+    };
+  }
+  return undefined;
 }
 
 export interface Publish {
@@ -194,7 +223,7 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
     return;
   }
   const occupant = mountAt(entries, target.real);
-  if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol));
+  if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol, () => vol.mounts));
   else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
 
   const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);

@@ -1,0 +1,59 @@
+// Undoing a stage or a publish of a directory or image volume is settled by
+// statx at the path (src/mount/mount-root.ts), not by reading the whole mount
+// table, whose cost grows with the node's mounts. csi_lab_mount_table_reads_total
+// counts the table reads; NodePublishVolume still needs one (its second-target
+// check looks at every mount of the volume), which shows the counter counts.
+import { strict as assert } from "node:assert";
+import * as path from "node:path";
+import { connect, type CsiClient } from "../../src/client/csi-client";
+import { isMounted, mountCapability } from "../sanity/harness";
+import { createVolumeRequest, get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
+
+describe("metrics: whole mount-table reads", () => {
+  let driver: RunningDriver;
+  let client: CsiClient;
+
+  before(async () => {
+    driver = await startDriverWithMetrics();
+    client = connect(driver.endpoint);
+  });
+  after(async () => {
+    client?.close();
+    await driver?.stop();
+  });
+
+  async function tableReads(): Promise<number> {
+    const n = sample((await get(driver.httpBase, "/metrics")).body, "csi_lab_mount_table_reads_total");
+    assert.ok(n !== undefined, "csi_lab_mount_table_reads_total is on the page");
+    return n;
+  }
+
+  for (const { title, parameters } of [
+    { title: "a directory volume", parameters: {} },
+    { title: "an image volume", parameters: { capacity: "image" } },
+  ]) {
+    it(`${title}: NodeUnpublishVolume and NodeUnstageVolume read no mount table`, async function () {
+      this.timeout(60_000);
+      const name = `table-reads-${Object.keys(parameters).length}`;
+      const { volume } = await client.controller.createVolume({ ...createVolumeRequest(name, 16 * 1024 * 1024), parameters });
+      const volumeId = volume!.volumeId;
+      const stagingTargetPath = path.join(driver.dir, "kubelet", `${name}-staging`);
+      const targetPath = path.join(driver.dir, "kubelet", `${name}-target`);
+      const volumeCapability = mountCapability();
+      await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability, publishContext: {}, volumeContext: {}, secrets: {} });
+
+      const beforePublish = await tableReads();
+      await client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability, readonly: false, publishContext: {}, volumeContext: {}, secrets: {} });
+      const afterPublish = await tableReads();
+      assert.equal(afterPublish, beforePublish + 1, "NodePublishVolume reads the table once, after NodeStageVolume changed it");
+      assert.ok(await isMounted(targetPath));
+
+      await client.node.nodeUnpublishVolume({ volumeId, targetPath });
+      await client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+      assert.equal(await tableReads(), afterPublish, "no table read to undo the publish and the stage");
+      assert.equal(await isMounted(targetPath), false);
+      assert.equal(await isMounted(stagingTargetPath), false);
+      await client.controller.deleteVolume({ volumeId, secrets: {} });
+    });
+  }
+});
