@@ -1,11 +1,16 @@
-// Undoing a stage or a publish of a directory or image volume is settled by
-// statx at the path (src/mount/mount-root.ts), not by reading the whole mount
-// table, whose cost grows with the node's mounts. csi_lab_mount_table_reads_total
-// counts the table reads; NodePublishVolume still needs one (its second-target
-// check looks at every mount of the volume), which shows the counter counts.
+// Undoing a stage or a publish of a directory or image volume, and staging a
+// directory volume, is settled by statx at the path (src/mount/mount-root.ts),
+// not by reading the whole mount table, whose cost grows with the node's
+// mounts. csi_lab_mount_table_reads_total counts the table reads; a read
+// answered from an unchanged table is not one, so each step here follows a
+// change of the table. NodePublishVolume still needs one (its second-target
+// check looks at every mount of the volume), which shows the counter counts;
+// so does staging an image (is its loop device already mounted elsewhere?).
 import { strict as assert } from "node:assert";
+import { mkdir } from "node:fs/promises";
 import * as path from "node:path";
 import { connect, type CsiClient } from "../../src/client/csi-client";
+import { mountFs, unmount } from "../../src/mount/syscalls";
 import { isMounted, mountCapability } from "../sanity/harness";
 import { createVolumeRequest, get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
 
@@ -28,11 +33,11 @@ describe("metrics: whole mount-table reads", () => {
     return n;
   }
 
-  for (const { title, parameters } of [
-    { title: "a directory volume", parameters: {} },
-    { title: "an image volume", parameters: { capacity: "image" } },
+  for (const { title, parameters, stageReads } of [
+    { title: "a directory volume", parameters: {}, stageReads: 0 },
+    { title: "an image volume", parameters: { capacity: "image" }, stageReads: 1 },
   ]) {
-    it(`${title}: NodeUnpublishVolume and NodeUnstageVolume read no mount table`, async function () {
+    it(`${title}: NodeUnpublishVolume and NodeUnstageVolume read no mount table, NodeStageVolume ${stageReads === 0 ? "none" : "one"}`, async function () {
       this.timeout(60_000);
       const name = `table-reads-${Object.keys(parameters).length}`;
       const { volume } = await client.controller.createVolume({ ...createVolumeRequest(name, 16 * 1024 * 1024), parameters });
@@ -40,9 +45,16 @@ describe("metrics: whole mount-table reads", () => {
       const stagingTargetPath = path.join(driver.dir, "kubelet", `${name}-staging`);
       const targetPath = path.join(driver.dir, "kubelet", `${name}-target`);
       const volumeCapability = mountCapability();
+      // Someone else's mount comes and goes: the table has changed since the driver last read it.
+      const elsewhere = path.join(driver.dir, "kubelet", `${name}-elsewhere`);
+      await mkdir(elsewhere);
+      mountFs("elsewhere", elsewhere, "tmpfs", 0, "size=1m");
+      unmount(elsewhere);
+      const beforeStage = await tableReads();
       await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability, publishContext: {}, volumeContext: {}, secrets: {} });
-
       const beforePublish = await tableReads();
+      assert.equal(beforePublish, beforeStage + stageReads, `NodeStageVolume read the table ${beforePublish - beforeStage} times`);
+
       await client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability, readonly: false, publishContext: {}, volumeContext: {}, secrets: {} });
       const afterPublish = await tableReads();
       assert.equal(afterPublish, beforePublish + 1, "NodePublishVolume reads the table once, after NodeStageVolume changed it");

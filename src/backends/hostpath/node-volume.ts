@@ -16,8 +16,8 @@ export interface NodeVolume {
   layout: VolumeLayout;
   /** data/<id>: the volume's directory, or its image file. */
   dataDir: string;
-  /** Where the kernel shows the volume mounted, right now. */
-  mounts: VolumeMounts;
+  /** Where the kernel shows the volume mounted: the mount table, read the first time this is asked for. */
+  readonly mounts: VolumeMounts;
 }
 
 export async function findVolume(driver: Driver, volumeId: string): Promise<NodeVolume> {
@@ -27,7 +27,15 @@ export async function findVolume(driver: Driver, volumeId: string): Promise<Node
   const condition = await hostPathStore(driver).condition(volumeId, record);
   if (condition.abnormal && !condition.usable) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
   const layout = layoutOf(record);
-  return { record, layout, dataDir, mounts: mountsOfVolume(dataDir, layout !== "dir") };
+  let mounts: VolumeMounts | undefined;
+  return {
+    record,
+    layout,
+    dataDir,
+    get mounts() {
+      return (mounts ??= mountsOfVolume(dataDir, layout !== "dir"));
+    },
+  };
 }
 
 /**

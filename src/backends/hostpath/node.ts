@@ -26,7 +26,7 @@ import { applyMutableParameters } from "./mutable";
 import { applyVolumeMountGroup } from "../../node/mount-group";
 import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
 import { secondTargetProblem } from "../../node/single-writer";
-import { unmountOwned, type MountOwner } from "../../node/volume-owner";
+import { mountedAt, unmountOwned, type MountOwner } from "../../node/volume-owner";
 import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
 import { growHostPathVolume } from "./grow";
 import { nodeLayout } from "./layouts";
@@ -44,7 +44,11 @@ export const hostPathNode: NodeBackend = {
     const layout = nodeLayout(vol.layout);
     const staged = layout.stagedChild ? childPath(staging, layout.stagedChild) : staging;
     const fileSystem = vol.layout !== "block";
-    if (volumeMountAt(vol.mounts, staged.real)) {
+    // Usually nothing is mounted at the staging path yet, and statx says so
+    // without the mount table (src/mount/mount-root.ts); a block volume's
+    // device file under it is for the table to find.
+    const vacant = staged === staging && !(await mountedAt(staging));
+    if (!vacant && volumeMountAt(vol.mounts, staged.real)) {
       const rec = driver.nodeRecords.get("stage", staging.real);
       if (rec && (rec.volumeId !== volumeId || !sameCapability(rec.capability, cap))) {
         throw alreadyExists(`volume ${volumeId} is already staged at ${staging.given} with a different volume_capability`);
@@ -53,8 +57,8 @@ export const hostPathNode: NodeBackend = {
       return;
     }
     // A block volume staged here lives on the file under it; nothing may hide it.
-    const { entries } = vol.mounts;
-    for (const p of staged === staging ? [staging] : [staging, staged]) {
+    for (const p of vacant ? [] : staged === staging ? [staging] : [staging, staged]) {
+      const { entries } = vol.mounts;
       const m = mountAt(entries, p.real);
       if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol, () => vol.mounts));
       else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
