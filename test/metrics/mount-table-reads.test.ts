@@ -1,5 +1,5 @@
-// Undoing a stage or a publish of a directory or image volume, and staging a
-// directory volume, is settled by statx at the path (src/mount/mount-root.ts),
+// Undoing a stage or a publish of a directory or image volume, its stats, and
+// staging a directory volume, is settled by statx at the path (src/mount/mount-root.ts),
 // not by reading the whole mount table, whose cost grows with the node's
 // mounts. csi_lab_mount_table_reads_total counts the table reads; a read
 // answered from an unchanged table is not one, so each step here follows a
@@ -37,7 +37,7 @@ describe("metrics: whole mount-table reads", () => {
     { title: "a directory volume", parameters: {}, stageReads: 0 },
     { title: "an image volume", parameters: { capacity: "image" }, stageReads: 1 },
   ]) {
-    it(`${title}: NodeUnpublishVolume and NodeUnstageVolume read no mount table, NodeStageVolume ${stageReads === 0 ? "none" : "one"}`, async function () {
+    it(`${title}: NodeGetVolumeStats, NodeUnpublishVolume and NodeUnstageVolume read no mount table, NodeStageVolume ${stageReads === 0 ? "none" : "one"}`, async function () {
       this.timeout(60_000);
       const name = `table-reads-${Object.keys(parameters).length}`;
       const { volume } = await client.controller.createVolume({ ...createVolumeRequest(name, 16 * 1024 * 1024), parameters });
@@ -60,9 +60,11 @@ describe("metrics: whole mount-table reads", () => {
       assert.equal(afterPublish, beforePublish + 1, "NodePublishVolume reads the table once, after NodeStageVolume changed it");
       assert.ok(await isMounted(targetPath));
 
+      const stats = await client.node.nodeGetVolumeStats({ volumeId, volumePath: targetPath, stagingTargetPath });
+      assert.ok((stats.usage ?? []).length > 0);
       await client.node.nodeUnpublishVolume({ volumeId, targetPath });
       await client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
-      assert.equal(await tableReads(), afterPublish, "no table read to undo the publish and the stage");
+      assert.equal(await tableReads(), afterPublish, "no table read for the stats, nor to undo the publish and the stage");
       assert.equal(await isMounted(targetPath), false);
       assert.equal(await isMounted(stagingTargetPath), false);
       await client.controller.deleteVolume({ volumeId, secrets: {} });

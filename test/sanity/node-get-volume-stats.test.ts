@@ -42,6 +42,15 @@ describe(`NodeGetVolumeStats (${b.name})`, () => {
     await expectCode(d.client.node.nodeGetVolumeStats({ volumeId, volumePath: "some/path" }), Code.NOT_FOUND);
   });
 
+  it("on a path where another volume is mounted answers NOT_FOUND, not that volume's numbers", async () => {
+    const other = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;
+    const staging = d.path(uniqueName("stage"));
+    await d.client.node.nodeStageVolume({ volumeId: other, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    await expectCode(d.client.node.nodeGetVolumeStats({ volumeId, volumePath: staging }), Code.NOT_FOUND, /not mounted/);
+    await d.client.node.nodeGetVolumeStats({ volumeId: other, volumePath: staging });
+    await d.client.node.nodeUnstageVolume({ volumeId: other, stagingTargetPath: staging });
+  });
+
   it("reports an abnormal condition when the volume's directory has gone", async () => {
     const name = uniqueName();
     const id = (await d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], parameters: b.parameters(d) })).volume!.volumeId!;

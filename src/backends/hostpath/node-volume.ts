@@ -26,6 +26,11 @@ export async function findVolume(driver: Driver, volumeId: string): Promise<Node
   const dataDir = hostPathStore(driver).dataDir(volumeId);
   const condition = await hostPathStore(driver).condition(volumeId, record);
   if (condition.abnormal && !condition.usable) throw failedPrecondition(`volume ${volumeId} cannot be used: ${condition.message}`);
+  return nodeVolume(record, dataDir);
+}
+
+/** A volume as node calls see it; its mounts are read from the table only if asked for. */
+export function nodeVolume(record: VolumeRecord, dataDir: string): NodeVolume {
   const layout = layoutOf(record);
   let mounts: VolumeMounts | undefined;
   return {

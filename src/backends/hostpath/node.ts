@@ -15,7 +15,7 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRang
 import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
 import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice } from "../../mount/loop";
-import { fileNumbers, sameFile, type FileNumbers } from "../../mount/mount-root";
+import { fileNumbers, mountRootAt, sameFile, type FileNumbers } from "../../mount/mount-root";
 import { mountAt } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
 import { isStaleDeviceBind, mountsOfVolume, volumeMountAt, type VolumeMounts } from "../../mount/volume-mounts";
@@ -31,7 +31,7 @@ import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
 import { growHostPathVolume } from "./grow";
 import { nodeLayout } from "./layouts";
 import { STAGED_DEVICE } from "./layouts/block";
-import { findVolume, nodeCapability, requireDeliverable, type NodeVolume } from "./node-volume";
+import { findVolume, nodeCapability, nodeVolume, requireDeliverable, type NodeVolume } from "./node-volume";
 import { hostPathStore } from "./store";
 
 export const hostPathNode: NodeBackend = {
@@ -110,12 +110,9 @@ export const hostPathNode: NodeBackend = {
     if (!record) throw notFound(`volume ${volumeId} does not exist on this node`);
     const volumeCondition = await store.condition(volumeId, record);
     if (volumeCondition.abnormal && !volumeCondition.usable) return { usage: [], volumeCondition };
-    const layout = layoutOf(record);
-    const dataDir = store.dataDir(volumeId);
-    const mounts = mountsOfVolume(dataDir, layout !== "dir");
-    const mount = volumeMountAt(mounts, volumePath);
-    if (!mount) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
-    const usage = await nodeLayout(layout).stats(driver, { record, layout, dataDir, mounts }, volumePath, mount);
+    const vol = nodeVolume(record, store.dataDir(volumeId));
+    if (!mountedHere(vol, volumePath)) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
+    const usage = await nodeLayout(vol.layout).stats(driver, vol, volumePath);
     return { usage, volumeCondition };
   },
 
@@ -137,6 +134,19 @@ export const hostPathNode: NodeBackend = {
     return vol.record.capacityBytes;
   },
 };
+
+/**
+ * Is the mount on top at `path` the volume's? statx, where it can tell
+ * (recogniser below); otherwise the mount table. (`path` is resolved and
+ * checked to lie in the kubelet directory; nothing is done there but look.)
+ */
+function mountedHere(vol: NodeVolume, path: string): boolean {
+  const recognises = recogniser(vol);
+  const top = recognises ? mountRootAt(path) : undefined;
+  if (top?.kind === "absent" || top?.kind === "not-a-mount") return false;
+  if (top?.kind === "mount" && recognises!(top.root)) return true;
+  return volumeMountAt(vol.mounts, path) !== undefined;
+}
 
 export function bindFlags(cap: Capability): BindFlags {
   const flags = parseBindFlags(cap.mountFlags);

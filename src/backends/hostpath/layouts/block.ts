@@ -32,6 +32,7 @@ import {
   refreshCapacity,
 } from "../../../mount/loop";
 import { unmount } from "../../../mount/syscalls";
+import { volumeMountAt } from "../../../mount/volume-mounts";
 import { growContent } from "../content";
 import type { NodeLayout } from "./index";
 
@@ -73,9 +74,10 @@ export const blockLayout: NodeLayout = {
     else bindWithFlags(source, target, bits);
   },
 
-  async stats(_driver, _vol, volumePath, mount) {
+  async stats(_driver, vol, volumePath) {
     // A raw device has a size and nothing else the node can know.
-    const n = loopNumberOfNode(mount.root);
+    const mount = volumeMountAt(vol.mounts, volumePath);
+    const n = mount && loopNumberOfNode(mount.root);
     const total = n === undefined ? undefined : loopSizeBytes(n);
     if (total === undefined) throw internal(`${volumePath} does not show a loop device`);
     return [{ unit: Unit.BYTES, total }];

@@ -37,8 +37,8 @@ export interface NodeLayout {
   stage(driver: Driver, vol: NodeVolume, staged: MountPlace, readonly: boolean): Promise<void>;
   /** Put the staged volume (`source`: its staged place) at the target, with per-mount flag bits (MS_RDONLY, …). */
   publish(vol: NodeVolume, source: string, target: MountPlace, bits: number, readonly: boolean): Promise<void>;
-  /** The volume's usage, seen where it is mounted (`mount` is its entry at volumePath). */
-  stats(driver: Driver, vol: NodeVolume, volumePath: string, mount: MountEntry): Promise<VolumeUsage[]>;
+  /** The volume's usage, seen where it is mounted (at volumePath: the caller made sure). */
+  stats(driver: Driver, vol: NodeVolume, volumePath: string): Promise<VolumeUsage[]>;
   /** Make what the node holds of the volume as large as its record says. */
   expand(driver: Driver, vol: NodeVolume, volumePath: string, mount: MountEntry): Promise<void>;
 }
