@@ -156,6 +156,29 @@ describe("Node calls touch only what the volume owns", () => {
     assert.ok(existsSync(staging), "the staging directory is the CO's and stays");
   });
 
+  it("the volume's own mounts stacked at a target all go; one above a foreign mount goes, and the foreign one stays", async () => {
+    const staging = d.path(uniqueName("stage"));
+    const target = d.path(uniqueName("pod"));
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCapability() });
+    bindMount(staging, target); // the volume twice at the target
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: target });
+    assert.equal(await isMounted(target), false);
+    assert.equal(existsSync(target), false);
+
+    const other = d.path(uniqueName("pod"));
+    await fsp.mkdir(other);
+    mountFs("underneath", other, "tmpfs", 0, "size=1m");
+    bindMount(staging, other); // the volume on top of someone else's tmpfs
+    try {
+      await expectCode(d.client.node.nodeUnpublishVolume({ volumeId, targetPath: other }), Code.FAILED_PRECONDITION, /tmpfs from underneath .*own mount above it was unmounted/);
+      assert.ok(await isMounted(other), "the tmpfs underneath stays");
+    } finally {
+      unmount(other, { detach: true });
+    }
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+  });
+
   it("a bind of another volume, of the directory holding the volumes, or of a directory inside the volume is not the volume's: left mounted", async () => {
     // Each has the device of the volume's own directory; only the inode tells them apart (src/mount/mount-root.ts).
     const other = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
