@@ -22,10 +22,10 @@
  * mounted ones.
  *
  * Without --endpoint it starts `csi-lab driver` itself on a scratch
- * directory and also reports the driver's start-up time and idle RSS; it
- * then runs in a private mount namespace of its own (unshare -m), so the
- * driver's mounts never reach the machine's, and removes the scratch
- * directory however it ends. Staging and target paths are laid out inside a
+ * directory and also reports the driver's start-up time, idle RSS and CPU
+ * per cycle; it then runs in a private mount namespace of its own
+ * (unshare -m), so the driver's mounts never reach the machine's, and
+ * removes the scratch directory however it ends. Staging and target paths are laid out inside a
  * kubelet directory (--kubelet-dir, default <scratch>/kubelet), as the
  * kubelet lays them out and as the driver requires.
  */
@@ -39,7 +39,7 @@ import { readMountInfo } from "../src/mount/mountinfo";
 import { mountFs, unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
-import { parseParams, rssMiB } from "./process-figures";
+import { cpuMs, parseParams, rssMiB } from "./process-figures";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 type RpcName = (typeof RPCS)[number];
@@ -189,6 +189,7 @@ async function run(o: Options): Promise<void> {
   let givenUp = false;
   const deadline = Date.now() + o.seconds * 1000;
   const started = process.hrtime.bigint();
+  const cpu0 = spawned ? cpuMs(spawned.proc.pid!) : 0;
   await Promise.all(
     Array.from({ length: o.concurrency }, async (_, w) => {
       // The kubelet makes the staging directory and the target's parent
@@ -237,7 +238,10 @@ async function run(o: Options): Promise<void> {
       return [r, { p50: Math.round(percentile(s, 50) * 1000) / 1000, p99: Math.round(percentile(s, 99) * 1000) / 1000 }];
     }),
   );
-  if (spawned) result.rssAfterMiB = Math.round(rssMiB(spawned.proc.pid!) * 10) / 10;
+  if (spawned) {
+    result.rssAfterMiB = Math.round(rssMiB(spawned.proc.pid!) * 10) / 10;
+    result.driverCpuMsPerCycle = cycles > 0 ? Math.round(((cpuMs(spawned.proc.pid!) - cpu0) / cycles) * 100) / 100 : undefined;
+  }
 
   client.close();
   if (spawned) {
@@ -252,7 +256,7 @@ async function run(o: Options): Promise<void> {
   const lines = [
     `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}${o.otherMounts ? `  other mounts ${o.otherMounts}` : ""}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${JSON.stringify(o.parameters)}`,
     ...(spawned ? [`driver ready in ${result.readyMs} ms, idle RSS ${result.idleRssMiB} MiB, RSS after load ${result.rssAfterMiB} MiB`] : []),
-    `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s`,
+    `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s${spawned ? `, driver CPU ${result.driverCpuMsPerCycle} ms per cycle` : ""}`,
     `${"rpc".padEnd(22)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}`,
     ...RPCS.map((r) => {
       const v = (result.rpcMs as Record<string, { p50: number; p99: number }>)[r]!;

@@ -1,8 +1,9 @@
 /**
  * What the benchmarks share besides starting a driver (driver-command.ts):
  * their `--param key=value` StorageClass parameters, and a process's
- * resident size as the kernel counts it.
+ * resident size and CPU time as the kernel counts them.
  */
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
 /** `--param key=value` flags as CreateVolume parameters; a flag without "=" (or with an empty key) is an error. */
@@ -19,4 +20,13 @@ export function parseParams(flags: readonly string[] | undefined): Record<string
 /** A process's resident set size (VmRSS of /proc/PID/status) in MiB. */
 export function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+}
+
+/** Clock ticks per second, the unit of /proc/PID/stat's CPU times. */
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+/** CPU a process has used so far, every thread of it, user and system (utime + stime of /proc/PID/stat), in ms. */
+export function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 }

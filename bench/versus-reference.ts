@@ -38,12 +38,11 @@ import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from 
 import { readMountInfo } from "../src/mount/mountinfo";
 import { unmount } from "../src/mount/syscalls";
 import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
-import { parseParams, rssMiB } from "./process-figures";
+import { cpuMs, parseParams, rssMiB } from "./process-figures";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 const MOUNT: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
 const MIB = 1024 * 1024;
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 type Who = "csi-lab" | "hostpath";
 
@@ -114,11 +113,6 @@ function options(): Options {
   };
 }
 
-function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return Number(f[11]) + Number(f[12]);
-}
-
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -163,7 +157,7 @@ async function load(client: CsiClient, s: Started, tag: string, n: number, concu
     samples[rpc]!.push(Number(process.hrtime.bigint() - t) / 1e6);
     return r;
   };
-  const ticks0 = cpuTicks(s.proc.pid!);
+  const cpu0 = cpuMs(s.proc.pid!);
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
@@ -193,13 +187,13 @@ async function load(client: CsiClient, s: Started, tag: string, n: number, concu
     }),
   );
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpuMs = ((cpuTicks(s.proc.pid!) - ticks0) * 1000) / CLK_TCK;
+  const cpuUsed = cpuMs(s.proc.pid!) - cpu0;
   const p50 = Object.fromEntries(RPCS.map((r) => [r, Math.round(median(samples[r]!) * 1000) / 1000]));
   const round2 = (x: number) => Math.round(x * 100) / 100;
   return {
     cyclesPerSecond: round2(n / seconds),
     cycleMs: round2(Object.values(p50).reduce((a, b) => a + b, 0)),
-    driverCpuMsPerCycle: round2(cpuMs / n),
+    driverCpuMsPerCycle: round2(cpuUsed / n),
     p50,
     failures,
   };
