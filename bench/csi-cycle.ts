@@ -15,11 +15,15 @@
  *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
  *        [--seconds 10] [--idle 10000] [--other-mounts 1000] [--json]
  *        [--param capacity=image …] [--size 1073741824] [--fs-type xfs] [--block]
+ *        [--access-mode SINGLE_NODE_MULTI_WRITER]
  *
  * --param passes StorageClass parameters (e.g. the capacity mode), --size
  * the size each volume asks for (1 MiB by default), --fs-type the mount
  * capability's fs_type, --block asks for raw block volumes instead of
- * mounted ones.
+ * mounted ones, --access-mode the mode volumes are created, staged and
+ * published with (SINGLE_NODE_WRITER by default; Kubernetes asks for
+ * SINGLE_NODE_MULTI_WRITER for a ReadWriteOnce volume when the driver
+ * offers it, as this one does).
  *
  * Without --endpoint it starts `csi-lab driver` itself on a scratch
  * directory and also reports the driver's start-up time, idle RSS and CPU
@@ -77,8 +81,12 @@ function options(): Options {
       size: { type: "string", default: String(1024 * 1024) },
       block: { type: "boolean", default: false },
       "fs-type": { type: "string", default: "" },
+      "access-mode": { type: "string", default: "SINGLE_NODE_WRITER" },
     },
   });
+  const modeName = values["access-mode"]!.toUpperCase().replace(/-/g, "_");
+  const mode = (Mode as unknown as Record<string, Mode | undefined>)[modeName];
+  if (typeof mode !== "number" || mode <= 0) throw new Error(`--access-mode: one of the spec's access modes (SINGLE_NODE_WRITER, SINGLE_NODE_MULTI_WRITER, …), not ${values["access-mode"]}`);
   const parameters = parseParams(values.param);
   const otherMounts = Number(values["other-mounts"]);
   if (!Number.isInteger(otherMounts) || otherMounts < 0) throw new Error(`--other-mounts: a count, not ${values["other-mounts"]}`);
@@ -95,7 +103,7 @@ function options(): Options {
     kubeletDir: values["kubelet-dir"] ?? path.join(workDir, "kubelet"),
     parameters,
     size: Number(values.size),
-    cap: values.block ? BLOCK : { ...MOUNT, mount: { ...MOUNT.mount, fsType: values["fs-type"] ?? "" } },
+    cap: { ...(values.block ? BLOCK : { ...MOUNT, mount: { ...MOUNT.mount, fsType: values["fs-type"] ?? "" } }), accessMode: { mode } },
   };
 }
 
@@ -254,7 +262,7 @@ async function run(o: Options): Promise<void> {
     return;
   }
   const lines = [
-    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}${o.otherMounts ? `  other mounts ${o.otherMounts}` : ""}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${JSON.stringify(o.parameters)}`,
+    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}${o.otherMounts ? `  other mounts ${o.otherMounts}` : ""}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${Mode[o.cap.accessMode?.mode ?? Mode.UNKNOWN]}  ${JSON.stringify(o.parameters)}`,
     ...(spawned ? [`driver ready in ${result.readyMs} ms, idle RSS ${result.idleRssMiB} MiB, RSS after load ${result.rssAfterMiB} MiB`] : []),
     `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s${spawned ? `, driver CPU ${result.driverCpuMsPerCycle} ms per cycle` : ""}`,
     `${"rpc".padEnd(22)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}`,

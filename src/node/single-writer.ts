@@ -15,6 +15,9 @@
  *   - the access mode an existing target was published with, as recorded
  *     in memory (node-records.ts) — lost on restart, which the rule above
  *     covers for volumes made by CreateVolume.
+ * When none of the three can say "one workload" (mayRefuseSecondTarget) —
+ * Kubernetes' ReadWriteOnce, SINGLE_NODE_MULTI_WRITER, and the multi-node
+ * modes — the other targets need not be looked for at all.
  */
 import { AccessMode, modeName, type Capability } from "../csi/capabilities";
 import type { Driver } from "../server/driver";
@@ -42,4 +45,20 @@ export function secondTargetProblem(driver: Driver, record: Pick<VolumeRecord, "
     }
   }
   return undefined;
+}
+
+/**
+ * Could secondTargetProblem refuse a target at all, whatever else is
+ * mounted? Not when the request's mode, the modes the volume was created
+ * for and every target recorded for it allow many workloads — Kubernetes'
+ * ReadWriteOnce (SINGLE_NODE_MULTI_WRITER) and the multi-node modes. Then
+ * the other targets need not be looked up, and the mount table not read.
+ */
+export function mayRefuseSecondTarget(driver: Driver, record: Pick<VolumeRecord, "volumeId" | "capabilities">, cap: Capability, target: string): boolean {
+  if (ONE_TARGET.has(cap.accessMode)) return true;
+  if (record.capabilities.length > 0 && record.capabilities.every((c) => ONE_TARGET.has(c.accessMode))) return true;
+  for (const rec of driver.nodeRecords.publishedTargets(record.volumeId)) {
+    if (rec.path !== target && ONE_TARGET.has(rec.capability.accessMode)) return true;
+  }
+  return false;
 }

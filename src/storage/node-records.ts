@@ -27,16 +27,38 @@ export interface MountRecord {
 
 export class NodeRecords {
   private readonly records = { stage: new Map<string, MountRecord>(), publish: new Map<string, MountRecord>() };
+  /** Publish records by volume: what a second-target check asks for without reading every mount. */
+  private readonly targets = new Map<string, Map<string, MountRecord>>();
 
   get(kind: RecordKind, p: string): MountRecord | undefined {
     return this.records[kind].get(p);
   }
 
   put(kind: RecordKind, rec: MountRecord): void {
+    if (kind === "publish") this.forget(rec.path);
     this.records[kind].set(rec.path, rec);
+    if (kind === "publish") {
+      let byPath = this.targets.get(rec.volumeId);
+      if (!byPath) this.targets.set(rec.volumeId, (byPath = new Map()));
+      byPath.set(rec.path, rec);
+    }
   }
 
   remove(kind: RecordKind, p: string): void {
+    if (kind === "publish") this.forget(p);
     this.records[kind].delete(p);
+  }
+
+  /** The targets this process published the volume at (and has not unpublished since). */
+  publishedTargets(volumeId: string): Iterable<MountRecord> {
+    return this.targets.get(volumeId)?.values() ?? [];
+  }
+
+  private forget(p: string): void {
+    const old = this.records.publish.get(p);
+    const byPath = old && this.targets.get(old.volumeId);
+    if (!byPath) return;
+    byPath.delete(p);
+    if (byPath.size === 0) this.targets.delete(old!.volumeId);
   }
 }

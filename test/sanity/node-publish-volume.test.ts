@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
+import { mountFs, unmount } from "../../src/mount/syscalls";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { BACKENDS } from "./backends";
 
@@ -99,6 +100,31 @@ describe(`NodePublishVolume and NodeUnpublishVolume (${b.name})`, () => {
     await fsp.writeFile(path.join(t1, "shared"), "hi");
     assert.equal(await fsp.readFile(path.join(t2, "shared"), "utf8"), "hi");
     for (const t of [t1, t2]) await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: t });
+  });
+
+  it("SINGLE_NODE_MULTI_WRITER onto another volume's mount or a tmpfs answers ALREADY_EXISTS, and on another volume's staging path FAILED_PRECONDITION", async () => {
+    // The usual ReadWriteOnce publish reads no mount table when the target is empty (statx says so); anything there goes to the table.
+    const mine = await staged(Mode.SINGLE_NODE_MULTI_WRITER);
+    const theirs = await staged(Mode.SINGLE_NODE_MULTI_WRITER);
+    const taken = d.path(uniqueName("pod"));
+    await d.client.node.nodePublishVolume({ ...theirs, targetPath: taken, volumeCapability: mountCapability(Mode.SINGLE_NODE_MULTI_WRITER) });
+    const tmpfs = d.path(uniqueName("tmpfs"));
+    await fsp.mkdir(tmpfs);
+    mountFs("someone-else", tmpfs, "tmpfs", 0, "size=1m");
+    try {
+      for (const t of [taken, tmpfs]) {
+        await expectCode(d.client.node.nodePublishVolume({ ...mine, targetPath: t, volumeCapability: mountCapability(Mode.SINGLE_NODE_MULTI_WRITER) }), Code.ALREADY_EXISTS, /something else is already mounted/);
+        assert.equal(readMountInfo().filter((m) => m.mountPoint === t).length, 1, `nothing was stacked on ${t}`);
+      }
+      await expectCode(
+        d.client.node.nodePublishVolume({ volumeId: mine.volumeId, stagingTargetPath: theirs.stagingTargetPath, targetPath: d.path(uniqueName("pod")), volumeCapability: mountCapability(Mode.SINGLE_NODE_MULTI_WRITER) }),
+        Code.FAILED_PRECONDITION,
+        /not staged/,
+      );
+    } finally {
+      unmount(tmpfs, { detach: true });
+    }
+    await d.client.node.nodeUnpublishVolume({ volumeId: theirs.volumeId, targetPath: taken });
   });
 
   it("before staging answers FAILED_PRECONDITION", async () => {

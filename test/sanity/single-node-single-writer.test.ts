@@ -28,6 +28,18 @@ describe("SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)", () => {
     await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: t2 });
   });
 
+  it("a second target asking for a one-workload mode is refused while the first holds it as SINGLE_NODE_MULTI_WRITER", async () => {
+    // Only the request says "one workload" here: neither the volume's own modes nor the first target's record do.
+    const v = await staged([Mode.SINGLE_NODE_MULTI_WRITER]);
+    const [t1, t2] = [d.path(uniqueName("pod")), d.path(uniqueName("pod"))];
+    await publish(v, t1, Mode.SINGLE_NODE_MULTI_WRITER);
+    for (const mode of [Mode.SINGLE_NODE_WRITER, Mode.SINGLE_NODE_SINGLE_WRITER]) {
+      await expectCode(publish(v, t2, mode), Code.FAILED_PRECONDITION, new RegExp(`published at ${t1} and its access mode .* allows one workload only`));
+      assert.equal(await isMounted(t2), false);
+    }
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: t1 });
+  });
+
   it("after a driver restart the existing target still counts (read from the mount table)", async () => {
     const v = await staged([Mode.SINGLE_NODE_SINGLE_WRITER]);
     const [t1, t2] = [d.path(uniqueName("pod")), d.path(uniqueName("pod"))];

@@ -25,7 +25,7 @@ import type { Range } from "../../controller/capacity";
 import { applyMutableParameters } from "./mutable";
 import { applyVolumeMountGroup } from "../../node/mount-group";
 import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
-import { secondTargetProblem } from "../../node/single-writer";
+import { mayRefuseSecondTarget, secondTargetProblem } from "../../node/single-writer";
 import { mountedAt, unmountOwned, type MountOwner } from "../../node/volume-owner";
 import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
 import { growHostPathVolume } from "./grow";
@@ -89,7 +89,8 @@ export const hostPathNode: NodeBackend = {
     requireDeliverable(driver, vol, req.cap);
     const layout = nodeLayout(vol.layout);
     const staged = layout.stagedChild ? childPath(req.staging, layout.stagedChild) : req.staging;
-    if (!volumeMountAt(vol.mounts, staged.real)) {
+    const atStaging = await volumeAt(vol, staged);
+    if (atStaging === "nothing" || (atStaging === "ask-the-table" && !volumeMountAt(vol.mounts, staged.real))) {
       throw failedPrecondition(`volume ${req.volumeId} is not staged at ${req.staging.given}; call NodeStageVolume first`);
     }
     await publishAt(driver, { volumeId: req.volumeId, vol, source: { staged }, target: req.target, cap: req.cap, flags, readonly: req.readonly, forcedReadOnly: req.forcedReadOnly });
@@ -134,6 +135,20 @@ export const hostPathNode: NodeBackend = {
     return vol.record.capacityBytes;
   },
 };
+
+/**
+ * What is at a staging or target path, as far as statx can tell without the
+ * mount table (through the anchored parent): the volume's own mount,
+ * nothing mounted, or something only the table can name. A block volume
+ * always asks the table (see recogniser).
+ */
+async function volumeAt(vol: NodeVolume, np: NodePath): Promise<"volume" | "nothing" | "ask-the-table"> {
+  const recognises = recogniser(vol);
+  if (!recognises) return "ask-the-table";
+  const top = await withAnchor(np, (a) => mountRootAt(a.at));
+  if (top === undefined || top.kind === "absent" || top.kind === "not-a-mount") return "nothing";
+  return top.kind === "mount" && recognises(top.root) ? "volume" : "ask-the-table";
+}
 
 /**
  * Is the mount on top at `path` the volume's? statx, where it can tell
@@ -223,26 +238,31 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
   const { vol, target, cap, readonly } = p;
   const volumeId = vol.record.volumeId;
   const layout = nodeLayout(vol.layout);
-  const { entries, mounts } = vol.mounts;
   const kernelReadOnly = readonly || p.forcedReadOnly || (p.flags.bits & MS.RDONLY) !== 0;
   const fileSystem = vol.layout !== "block";
   const sourcePath = "staged" in p.source ? p.source.staged.real : p.source.path;
 
-  const existing = volumeMountAt(vol.mounts, target.real);
-  if (existing) {
-    const rec = driver.nodeRecords.get("publish", target.real);
-    const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
-    if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${target.given} with a different capability or readonly flag`);
-    if (fileSystem) await withAnchor(target, (a) => applyVolumeMountGroup(cap, a.at, kernelReadOnly)); // finish what a crash may have cut short
-    return;
-  }
-  const occupant = mountAt(entries, target.real);
-  if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol, () => vol.mounts));
-  else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
+  // The usual publish: nothing at the target yet (statx, src/mount/mount-root.ts), and
+  // an access mode no other target can make a refusal. Then no mount table is read.
+  const quick = (await volumeAt(vol, target)) === "nothing" && !mayRefuseSecondTarget(driver, vol.record, cap, target.real);
+  if (!quick) {
+    const { entries, mounts } = vol.mounts;
+    const existing = volumeMountAt(vol.mounts, target.real);
+    if (existing) {
+      const rec = driver.nodeRecords.get("publish", target.real);
+      const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === readonly && sameCapability(rec.capability, cap)));
+      if (!same) throw alreadyExists(`volume ${volumeId} is already published at ${target.given} with a different capability or readonly flag`);
+      if (fileSystem) await withAnchor(target, (a) => applyVolumeMountGroup(cap, a.at, kernelReadOnly)); // finish what a crash may have cut short
+      return;
+    }
+    const occupant = mountAt(entries, target.real);
+    if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol, () => vol.mounts));
+    else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
 
-  const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);
-  const problem = secondTargetProblem(driver, vol.record, cap, others);
-  if (problem) throw failedPrecondition(problem);
+    const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);
+    const problem = secondTargetProblem(driver, vol.record, cap, others);
+    if (problem) throw failedPrecondition(problem);
+  }
 
   driver.nodeRecords.put("publish", { volumeId, path: target.real, capability: cap, readonly });
   // The source is reached the same way as the target: through its open parent, never by a path a symlink could redirect.
