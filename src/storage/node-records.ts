@@ -2,8 +2,8 @@
  * What the node was asked for, beside what the kernel shows.
  *
  * Whether a path is mounted, from which volume, read-only or with which
- * per-mount flags, is read from /proc/self/mountinfo on every call — that
- * is the truth and survives restarts. What the kernel cannot show is the
+ * per-mount flags, is asked of the kernel on every call (statx at the path,
+ * or /proc/self/mountinfo) — that is the truth and survives restarts. What the kernel cannot show is the
  * rest of the request that made a mount (its access mode, fs_type, mount
  * group), which NodePublishVolume uses to tell an idempotent retry (same
  * request: OK) from a conflicting one (ALREADY_EXISTS).
@@ -11,7 +11,10 @@
  * Those details are kept here, in memory only. Mounts do not survive a
  * reboot, so a durable copy would describe nothing after one; after a mere
  * driver restart the kernel's view is compared alone, which is the
- * lenient side of the same check. (Writing a file per mount cost more than
+ * lenient side of the same check. The publish records are also indexed by
+ * volume: whether any target recorded for a volume allows one workload
+ * tells NodePublishVolume whether it must look for the other targets at
+ * all (src/node/single-writer.ts). (Writing a file per mount cost more than
  * everything else a publish does on the disks we measured.)
  */
 import type { Capability } from "../csi/capabilities";
