@@ -14,19 +14,18 @@ import { sameCapability, unsupportedReason, type Capability } from "../../csi/ca
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
 import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
-import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice } from "../../mount/loop";
-import { fileNumbers, mountRootAt, sameFile, type FileNumbers } from "../../mount/mount-root";
+import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice, type FileIdentity } from "../../mount/loop";
+import { fileNumbers, mountRootAt, sameFile, type FileNumbers, type MountRootAnswer } from "../../mount/mount-root";
 import { mountAt } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
-import { isStaleDeviceBind, mountsOfVolume, volumeMountAt, type VolumeMounts } from "../../mount/volume-mounts";
+import { isStaleDeviceBind, volumeMountAt } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
-import { layoutOf } from "../../storage/volume-record";
 import type { Range } from "../../controller/capacity";
 import { applyMutableParameters } from "./mutable";
 import { applyVolumeMountGroup } from "../../node/mount-group";
 import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
 import { mayRefuseSecondTarget, secondTargetProblem } from "../../node/single-writer";
-import { mountedAt, unmountOwned, type MountOwner } from "../../node/volume-owner";
+import { unmountOwned, type MountOwner } from "../../node/volume-owner";
 import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
 import { growHostPathVolume } from "./grow";
 import { nodeLayout } from "./layouts";
@@ -45,10 +44,10 @@ export const hostPathNode: NodeBackend = {
     const staged = layout.stagedChild ? childPath(staging, layout.stagedChild) : staging;
     const fileSystem = vol.layout !== "block";
     // Usually nothing is mounted at the staging path yet, and statx says so
-    // without the mount table (src/mount/mount-root.ts); a block volume's
-    // device file under it is for the table to find.
-    const vacant = staged === staging && !(await mountedAt(staging));
-    if (!vacant && volumeMountAt(vol.mounts, staged.real)) {
+    // without the mount table (volumeAt); a block volume's device file under
+    // it is for the table to find.
+    const here = staged === staging ? await volumeAt(vol, staging) : "ask-the-table";
+    if (here === "volume" || (here === "ask-the-table" && volumeMountAt(vol.mounts, staged.real))) {
       const rec = driver.nodeRecords.get("stage", staging.real);
       if (rec && (rec.volumeId !== volumeId || !sameCapability(rec.capability, cap))) {
         throw alreadyExists(`volume ${volumeId} is already staged at ${staging.given} with a different volume_capability`);
@@ -57,10 +56,10 @@ export const hostPathNode: NodeBackend = {
       return;
     }
     // A block volume staged here lives on the file under it; nothing may hide it.
-    for (const p of vacant ? [] : staged === staging ? [staging] : [staging, staged]) {
+    for (const p of here === "nothing" ? [] : staged === staging ? [staging] : [staging, staged]) {
       const { entries } = vol.mounts;
       const m = mountAt(entries, p.real);
-      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol, () => vol.mounts));
+      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol));
       else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
     }
     // The staging directory (the CO's to make, made here if it has not), and
@@ -100,9 +99,7 @@ export const hostPathNode: NodeBackend = {
     const store = hostPathStore(driver);
     const record = await store.get(volumeId);
     if (!record) return undefined;
-    const layout = layoutOf(record);
-    const dataDir = store.dataDir(volumeId);
-    return owner(driver, { record, layout, dataDir }, () => mountsOfVolume(dataDir, layout !== "dir"));
+    return owner(driver, nodeVolume(record, store.dataDir(volumeId)));
   },
 
   async stats(driver, volumeId, volumePath): Promise<NodeGetVolumeStatsResponse> {
@@ -142,10 +139,15 @@ export const hostPathNode: NodeBackend = {
  * nothing mounted, or something only the table can name. A block volume
  * always asks the table (see recogniser).
  */
-async function volumeAt(vol: NodeVolume, np: NodePath): Promise<"volume" | "nothing" | "ask-the-table"> {
+async function volumeAt(vol: NodeVolume, np: NodePath): Promise<Seen> {
   const recognises = recogniser(vol);
-  if (!recognises) return "ask-the-table";
-  const top = await withAnchor(np, (a) => mountRootAt(a.at));
+  return recognises ? judge(recognises, await withAnchor(np, (a) => mountRootAt(a.at))) : "ask-the-table";
+}
+
+type Seen = "volume" | "nothing" | "ask-the-table";
+
+/** What statx's answer at a place says of the volume (undefined: the place's parent is gone). */
+function judge(recognises: (root: FileNumbers) => boolean, top: MountRootAnswer | undefined): Seen {
   if (top === undefined || top.kind === "absent" || top.kind === "not-a-mount") return "nothing";
   return top.kind === "mount" && recognises(top.root) ? "volume" : "ask-the-table";
 }
@@ -157,10 +159,8 @@ async function volumeAt(vol: NodeVolume, np: NodePath): Promise<"volume" | "noth
  */
 function mountedHere(vol: NodeVolume, path: string): boolean {
   const recognises = recogniser(vol);
-  const top = recognises ? mountRootAt(path) : undefined;
-  if (top?.kind === "absent" || top?.kind === "not-a-mount") return false;
-  if (top?.kind === "mount" && recognises!(top.root)) return true;
-  return volumeMountAt(vol.mounts, path) !== undefined;
+  const seen = recognises ? judge(recognises, mountRootAt(path)) : "ask-the-table";
+  return seen === "ask-the-table" ? volumeMountAt(vol.mounts, path) !== undefined : seen === "volume";
 }
 
 export function bindFlags(cap: Capability): BindFlags {
@@ -175,13 +175,13 @@ export function bindFlags(cap: Capability): BindFlags {
  * loop device that has since been detached (it refers to nothing). The
  * mount table is read only if statx cannot settle it (`recognises`).
  */
-function owner(driver: Driver, vol: Omit<NodeVolume, "mounts">, mounts: () => VolumeMounts): MountOwner {
+function owner(driver: Driver, vol: NodeVolume): MountOwner {
   const key = (m: { device: string; root: string }) => `${m.device}\0${m.root}`;
   let own: Set<string> | undefined;
   return {
     volumeId: vol.record.volumeId,
     detach: false,
-    owns: (m, entries) => (own ??= new Set(mounts().mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
+    owns: (m, entries) => (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
     recognises: recogniser(vol),
     image: vol.layout === "block" ? fileIdentity(hostPathStore(driver).dataDir(vol.record.volumeId)) : undefined,
     placeKind: vol.layout === "block" ? "file" : "dir",
@@ -196,7 +196,7 @@ function owner(driver: Driver, vol: Omit<NodeVolume, "mounts">, mounts: () => Vo
  * A block volume's binds are left to the mount table, which also tells
  * whether a bind is its loop device's last (volume-owner.ts).
  */
-function recogniser(vol: Omit<NodeVolume, "mounts">): ((root: FileNumbers) => boolean) | undefined {
+function recogniser(vol: NodeVolume): ((root: FileNumbers) => boolean) | undefined {
   if (vol.layout === "dir") {
     let data: FileNumbers | null | undefined;
     return (root) => {
@@ -205,10 +205,12 @@ function recogniser(vol: Omit<NodeVolume, "mounts">): ((root: FileNumbers) => bo
     };
   }
   if (vol.layout === "image") {
+    let image: FileIdentity | null | undefined;
     return (root) => {
       const n = root.dev.major === LOOP_MAJOR ? loopNumberOfDevice(`${LOOP_MAJOR}:${root.dev.minor}`) : undefined;
-      const image = n === undefined ? undefined : fileIdentity(vol.dataDir);
-      return image !== undefined && loopBacks(n!, image);
+      if (n === undefined) return false;
+      image ??= fileIdentity(vol.dataDir) ?? null;
+      return image !== null && loopBacks(n, image);
     };
   }
   return undefined;
@@ -256,7 +258,7 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
       return;
     }
     const occupant = mountAt(entries, target.real);
-    if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol, () => vol.mounts));
+    if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol));
     else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
 
     const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);
