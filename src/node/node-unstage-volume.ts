@@ -30,17 +30,16 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
     const volumeId = checkToken(req.volumeId, "volume_id");
     const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const owner = await mountOwner(driver, volumeId);
-    const mounted = await mountedAt(staging);
     if (!owner) {
-      if (!mounted) return {};
+      if (!(await mountedAt(staging))) return {};
       throw notFound(`volume ${volumeId} does not exist on this node; what is mounted at ${staging.given} was left as it is`);
     }
-    // A mount at the staging path itself is the volume (or something else, refused).
-    // Only when there is none may a name under it be looked at: otherwise
-    // that name is inside the volume, and belongs to its user.
-    if (mounted) {
-      await unmountOwned(staging, owner);
-    } else if (owner.stagedChild) {
+    // A mount at the staging path itself is the volume (or something else,
+    // refused: unmountOwned throws). Only when there was none may a name
+    // under it be looked at: otherwise that name is inside the volume, and
+    // belongs to its user.
+    const unmounted = await unmountOwned(staging, owner);
+    if (!unmounted && owner.stagedChild) {
       const child = childPath(staging, owner.stagedChild);
       await unmountOwned(child, owner);
       await removeWhatWasMade(child, "file", volumeId);
