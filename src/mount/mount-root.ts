@@ -42,8 +42,10 @@ const AT_STATX_DONT_SYNC = 0x4000;
 const STATX_TYPE = 0x1;
 const STATX_INO = 0x100;
 const STATX_ATTR_MOUNT_ROOT = 0x2000;
+const EPERM = 1;
 const ENOENT = 2;
 const ENOTDIR = 20;
+const ENOSYS = 38;
 
 // struct statx (linux/stat.h): the offsets of the fields read here.
 const OFF_ATTRIBUTES = 8; // u64
@@ -88,7 +90,7 @@ export function mountRootAt(at: string): MountRootAnswer {
   if (errno === ENOENT || errno === ENOTDIR) return { kind: "absent" };
   if (errno !== 0) {
     // ENOSYS (before Linux 4.11), or a container's seccomp profile that refuses it.
-    if (errno === 38 || errno === 1) unsupported = true;
+    if (errno === ENOSYS || errno === EPERM) unsupported = true;
     return { kind: "unknown" };
   }
   const known = buf.readBigUInt64LE(OFF_ATTRIBUTES_MASK);

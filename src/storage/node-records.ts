@@ -3,10 +3,11 @@
  *
  * Whether a path is mounted, from which volume, read-only or with which
  * per-mount flags, is asked of the kernel on every call (statx at the path,
- * or /proc/self/mountinfo) — that is the truth and survives restarts. What the kernel cannot show is the
- * rest of the request that made a mount (its access mode, fs_type, mount
- * group), which NodePublishVolume uses to tell an idempotent retry (same
- * request: OK) from a conflicting one (ALREADY_EXISTS).
+ * or /proc/self/mountinfo) — that is the truth and survives restarts. What
+ * the kernel cannot show is the rest of the request that made a mount (its
+ * access mode, fs_type, mount group), which NodePublishVolume uses to tell
+ * an idempotent retry (same request: OK) from a conflicting one
+ * (ALREADY_EXISTS).
  *
  * Those details are kept here, in memory only. Mounts do not survive a
  * reboot, so a durable copy would describe nothing after one; after a mere
