@@ -29,9 +29,10 @@
  * directory and also reports the driver's start-up time, idle RSS and CPU
  * per cycle; it then runs in a private mount namespace of its own
  * (unshare -m), so the driver's mounts never reach the machine's, and
- * removes the scratch directory however it ends. Staging and target paths are laid out inside a
- * kubelet directory (--kubelet-dir, default <scratch>/kubelet), as the
- * kubelet lays them out and as the driver requires.
+ * removes the scratch directory however it ends. Staging and target paths
+ * are laid out inside a kubelet directory (--kubelet-dir, default
+ * <scratch>/kubelet), as the kubelet lays them out and as the driver
+ * requires.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, promises as fsp } from "node:fs";
