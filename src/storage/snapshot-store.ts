@@ -29,11 +29,12 @@
  * members are named after their group and volume; groups are "group-" + hex.
  * IDs are checked against that shape before any path is built from them.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
 import { SortedIndex } from "./sorted-index";
+import { uniqueSuffix } from "./unique-name";
 import {
   parseGroupRecord,
   parseSnapshotRecord,
@@ -114,7 +115,7 @@ export class SnapshotStore {
    */
   scratchPath(id: string): string {
     if (!SNAPSHOT_ID.test(id)) throw internal(`refusing to build a path from malformed snapshot id ${JSON.stringify(id)}`);
-    return this.sub(".tmp", `${id}.${randomBytes(4).toString("hex")}`);
+    return this.sub(".tmp", `${id}.${uniqueSuffix()}`);
   }
 
   get count(): number {
@@ -174,7 +175,7 @@ export class SnapshotStore {
     if (existing) return { record: existing, created: false };
 
     const record: SnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec, createdAt: new Date().toISOString() };
-    const staging = this.sub(".tmp", `${id}.${randomBytes(4).toString("hex")}`);
+    const staging = this.sub(".tmp", `${id}.${uniqueSuffix()}`);
     try {
       await fill(staging);
       await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
@@ -269,7 +270,7 @@ export class SnapshotStore {
 
   /** Move content to .trash (atomic), then empty it. fs.rm never follows symlinks. */
   private async trash(content: string): Promise<void> {
-    const bin = this.sub(".trash", `${path.basename(content)}.${randomBytes(4).toString("hex")}`);
+    const bin = this.sub(".trash", `${path.basename(content)}.${uniqueSuffix()}`);
     try {
       await fsp.rename(content, bin);
     } catch (err) {

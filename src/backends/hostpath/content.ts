@@ -15,10 +15,10 @@
  * leaves an entry in .tmp that the start-up sweep removes — `purge` below
  * also drops the quota such an entry carries.
  */
-import { randomBytes } from "node:crypto";
 import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
+import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
 import type { UsageProbe } from "./capacity-ledger";
@@ -131,7 +131,7 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
  */
 export async function removeContent(root: string, target: string, quota: QuotaBackend | undefined): Promise<void> {
   const info = identify(target, quota);
-  const trash = path.join(root, ".trash", `${path.basename(target)}.${randomBytes(4).toString("hex")}`);
+  const trash = path.join(root, ".trash", `${path.basename(target)}.${uniqueSuffix()}`);
   try {
     await fsp.rename(target, trash);
   } catch (err) {
@@ -147,8 +147,33 @@ export async function purge(p: string, quota: QuotaBackend | undefined, known?: 
   // Limit dropped before the files go: if we die in between, the entry is
   // still in .trash and the next sweep does both again.
   if (info) quota!.beforeRemove(info);
-  await fsp.rm(p, { recursive: true, force: true });
+  await remove(p);
   if (info) quota!.afterRemove(info);
+}
+
+/**
+ * fs.rm, with one trip to the thread pool for what is usually there: an
+ * empty directory (a volume never written to) or an image file. fs.rm
+ * itself looks at the path twice before it removes anything. Never follows
+ * a symlink: lstat does not, and a link is handed to fs.rm, which unlinks it.
+ */
+async function remove(p: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    if (st.isDirectory()) return await fsp.rmdir(p);
+    if (st.isFile()) return await fsp.unlink(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+  }
+  await fsp.rm(p, { recursive: true, force: true });
 }
 
 /** The quota of a volume directory — never the one of the directory holding it. */

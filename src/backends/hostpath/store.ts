@@ -34,10 +34,11 @@
  * sweep apply to both. Sizes promised to volumes whose size is enforced
  * are tallied in a CapacityLedger (capacity-ledger.ts).
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
+import { uniqueSuffix } from "../../storage/unique-name";
 import { CapacityLedger } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
@@ -208,7 +209,7 @@ export class HostPathStore {
       ...fields,
     };
     const layout = layoutOf(record);
-    const staging = path.join(this.root, ".tmp", `${id}.${randomBytes(4).toString("hex")}`);
+    const staging = path.join(this.root, ".tmp", `${id}.${uniqueSuffix()}`);
     let metaTmp: string | undefined; // a prepared metadata file
     let committing = false;
     try {
