@@ -23,7 +23,7 @@
  * checksum this writes) is left alone: `newExt4Uuid` says false.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsc, promises as fsp } from "node:fs";
+import { closeSync, constants as fsc, openSync, readSync, write } from "node:fs";
 
 const SB_OFFSET = 1024;
 const SB_SIZE = 1024;
@@ -110,32 +110,67 @@ function randomUuid(): Buffer {
  * features do not allow it. Not flushed: the caller syncs the file.
  */
 export async function newExt4Uuid(image: string): Promise<boolean> {
-  const fh = await fsp.open(image, fsc.O_RDWR | fsc.O_NOFOLLOW);
+  const fd = openSync(image, fsc.O_RDWR | fsc.O_NOFOLLOW);
   try {
-    const primary = Buffer.alloc(SB_SIZE);
-    await fh.read(primary, 0, SB_SIZE, SB_OFFSET);
-    if (primary.readUInt16LE(S_MAGIC) !== EXT4_MAGIC) return false;
-    const seeded = (primary.readUInt32LE(S_FEATURE_INCOMPAT) & INCOMPAT_CSUM_SEED) !== 0;
-    const checksummed = (primary.readUInt32LE(S_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM) !== 0;
-    if (!seeded || !checksummed || superblockChecksum(primary) !== primary.readUInt32LE(S_CHECKSUM)) return false;
-    const uuid = randomUuid();
-    const rewrite = async (sb: Buffer, at: number) => {
-      uuid.copy(sb, S_UUID);
-      sb.writeUInt32LE(superblockChecksum(sb), S_CHECKSUM);
-      await fh.write(sb, 0, SB_SIZE, at);
-    };
-    // The image is a new volume's, still in .tmp: a crash half-way leaves an entry the start-up sweep removes.
-    await Promise.all(
-      backupSuperblocks(primary).map(async (at) => {
-        const sb = Buffer.alloc(SB_SIZE);
-        await fh.read(sb, 0, SB_SIZE, at);
-        // A backup that is not one (never the case for what mke2fs made) is left as it is.
-        if (sb.readUInt16LE(S_MAGIC) === EXT4_MAGIC) await rewrite(sb, at);
-      }),
-    );
-    await rewrite(primary, SB_OFFSET);
-    return true;
+    return await newExt4UuidAt(fd, image);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
+}
+
+/**
+ * The same, on an image open for reading and writing at `fd`. The
+ * super-blocks are read directly: an image just cloned has them in the
+ * page cache. The writes go through the thread pool, as every write that
+ * may wait for the journal does (storage/atomic-file.ts).
+ */
+export async function newExt4UuidAt(fd: number, image: string): Promise<boolean> {
+  const primary = Buffer.alloc(SB_SIZE);
+  readAll(fd, primary, SB_OFFSET);
+  if (primary.readUInt16LE(S_MAGIC) !== EXT4_MAGIC) return false;
+  const seeded = (primary.readUInt32LE(S_FEATURE_INCOMPAT) & INCOMPAT_CSUM_SEED) !== 0;
+  const checksummed = (primary.readUInt32LE(S_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM) !== 0;
+  if (!seeded || !checksummed || superblockChecksum(primary) !== primary.readUInt32LE(S_CHECKSUM)) return false;
+  const uuid = randomUuid();
+  const rewrite = async (sb: Buffer, at: number) => {
+    uuid.copy(sb, S_UUID);
+    sb.writeUInt32LE(superblockChecksum(sb), S_CHECKSUM);
+    await writeAll(fd, sb, at, image);
+  };
+  // The image is a new volume's, still in .tmp: a crash half-way leaves an entry the start-up sweep removes.
+  await Promise.all(
+    backupSuperblocks(primary).map(async (at) => {
+      const sb = Buffer.alloc(SB_SIZE);
+      readAll(fd, sb, at);
+      // A backup that is not one (never the case for what mke2fs made) is left as it is.
+      if (sb.readUInt16LE(S_MAGIC) === EXT4_MAGIC) await rewrite(sb, at);
+    }),
+  );
+  await rewrite(primary, SB_OFFSET);
+  return true;
+}
+
+/** Fill `buf` from `fd` at `at`; bytes past the end of the file read as zeros (they fail the magic check). */
+function readAll(fd: number, buf: Buffer, at: number): void {
+  buf.fill(0);
+  let off = 0;
+  while (off < buf.length) {
+    const n = readSync(fd, buf, off, buf.length - off, at + off);
+    if (n === 0) return;
+    off += n;
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, at: number, image: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      if (off >= buf.length) return resolve();
+      write(fd, buf, off, buf.length - off, at + off, (err, n) => {
+        if (err) return reject(err);
+        if (n === 0) return reject(new Error(`${image}: a write of its super-block made no progress`));
+        step(off + n);
+      });
+    };
+    step(0);
+  });
 }

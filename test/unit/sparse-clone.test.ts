@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import * as fs from "node:fs";
 import { constants as fsc, promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -70,6 +71,49 @@ describe("cloneSparseFile", () => {
     await holes.truncate(MiB);
     assert.deepEqual(dataRanges(holes.fd, MiB, "holes"), []);
     await holes.close();
+  });
+
+  it("hands the new file, open for reading and writing, to finish before it is closed; again and again", async () => {
+    const src = path.join(dir, "src");
+    const fh = await fsp.open(src, "w");
+    await fh.truncate(4 * MiB);
+    await fh.write(Buffer.from("template"), 0, 8, MiB);
+    await fh.close();
+    // More than one clone from one file system: on one that cannot reflink,
+    // the first clone learns so and the next ones copy at once.
+    for (const n of [1, 2, 3]) {
+      const dst = path.join(dir, `dst${n}`);
+      let seen = "";
+      await cloneSparseFile(src, dst, {
+        noCow: false,
+        finish: async (fd) => {
+          const buf = Buffer.alloc(8);
+          await new Promise<void>((resolve, reject) => fs.read(fd, buf, 0, 8, MiB, (err) => (err ? reject(err) : resolve())));
+          seen = buf.toString();
+          await new Promise<void>((resolve, reject) => fs.write(fd, `clone ${n}`, 0, (err) => (err ? reject(err) : resolve())));
+        },
+      });
+      assert.equal(seen, "template");
+      const got = await fsp.readFile(dst);
+      assert.equal(got.length, 4 * MiB);
+      assert.equal(got.subarray(0, 7).toString(), `clone ${n}`);
+      assert.equal(got.subarray(MiB, MiB + 8).toString(), "template");
+    }
+    assert.deepEqual((await fsp.readFile(src)).subarray(0, 7), Buffer.alloc(7), "the source was written to");
+  });
+
+  it("reports what finish throws", async () => {
+    const src = path.join(dir, "src");
+    await fsp.writeFile(src, "a");
+    await assert.rejects(
+      cloneSparseFile(src, path.join(dir, "dst"), {
+        noCow: false,
+        finish: async () => {
+          throw new Error("finish failed");
+        },
+      }),
+      /finish failed/,
+    );
   });
 
   it("refuses to overwrite an existing file", async () => {

@@ -17,7 +17,7 @@
  */
 import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { makeSparseFile, syncFile } from "../../storage/sparse-file";
+import { makeSparseFile } from "../../storage/sparse-file";
 import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
@@ -57,8 +57,7 @@ export async function makeContent(p: string, spec: ContentSpec, opts: ContentOpt
       await fsp.chmod(p, 0o777);
       return {};
     case "image":
-      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes);
-      await syncFile(p);
+      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes); // flushed
       return {};
     case "block":
       await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
