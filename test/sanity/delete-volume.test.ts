@@ -63,5 +63,19 @@ describe(`DeleteVolume (${b.name})`, () => {
     await d.client.controller.deleteVolume({ volumeId: id });
     assert.equal(await fsp.readFile(path.join(outside, "precious"), "utf8"), "keep me");
   });
+
+  // (The other backends refuse a directory that is not the one they made.)
+  if (b.name === "hostpath") it("removes the link, not what it points at, when its directory was replaced by a symlink", async () => {
+    const id = await create();
+    const outside = d.scratch(uniqueName("outside"));
+    await fsp.mkdir(outside);
+    await fsp.writeFile(path.join(outside, "precious"), "keep me");
+    const dir = dataDir(id);
+    await fsp.rmdir(dir);
+    await fsp.symlink(outside, dir);
+    await d.client.controller.deleteVolume({ volumeId: id });
+    assert.equal(existsSync(dir), false);
+    assert.equal(await fsp.readFile(path.join(outside, "precious"), "utf8"), "keep me");
+  });
 });
 }

@@ -126,10 +126,13 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
 /**
  * Move `target` to .trash (atomic), then delete it and drop its quota.
  * fs.rm does not follow symlinks: a link inside the volume is removed,
- * never what it points at.
+ * never what it points at. What one system call removes whole — an empty
+ * directory, an image file — is removed where it is, when it carries no
+ * quota: that is as atomic as the move.
  */
 export async function removeContent(root: string, target: string, quota: QuotaBackend | undefined): Promise<void> {
   const info = identify(target, quota);
+  if (!info && (await removeAtOnce(target))) return;
   const trash = path.join(root, ".trash", `${path.basename(target)}.${uniqueSuffix()}`);
   try {
     await fsp.rename(target, trash);
@@ -150,29 +153,38 @@ export async function purge(p: string, quota: QuotaBackend | undefined, known?: 
   if (info) quota!.afterRemove(info);
 }
 
-/**
- * fs.rm, with one trip to the thread pool for what is usually there: an
- * empty directory (a volume never written to) or an image file. fs.rm
- * itself looks at the path twice before it removes anything. Never follows
- * a symlink: lstat does not, and a link is handed to fs.rm, which unlinks it.
- */
+/** fs.rm, but what one system call can remove goes in one (see removeAtOnce). */
 async function remove(p: string): Promise<void> {
+  if (!(await removeAtOnce(p))) await fsp.rm(p, { recursive: true, force: true });
+}
+
+/**
+ * Remove `p` with one trip to the thread pool if it is what usually is
+ * there: an empty directory (a volume never written to) or a file (an
+ * image). True when it is gone (or never was); false when it is a tree,
+ * or a symlink, for fs.rm — which looks at the path twice before it
+ * removes anything, and unlinks a symlink rather than follow it. lstat
+ * does not follow one either.
+ */
+async function removeAtOnce(p: string): Promise<boolean> {
   let st;
   try {
     st = lstatSync(p);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
     throw err;
   }
   try {
-    if (st.isDirectory()) return await fsp.rmdir(p);
-    if (st.isFile()) return await fsp.unlink(p);
+    if (st.isDirectory()) await fsp.rmdir(p);
+    else if (st.isFile()) await fsp.unlink(p);
+    else return false;
+    return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
-    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+    if (code === "ENOENT") return true;
+    if (code === "ENOTEMPTY" || code === "EEXIST") return false;
+    throw err;
   }
-  await fsp.rm(p, { recursive: true, force: true });
 }
 
 /** The quota of a volume directory — never the one of the directory holding it. */
