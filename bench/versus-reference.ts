@@ -11,7 +11,9 @@
  *
  *   - start → serving: process start until the first Probe answers;
  *   - idle RSS, half a second after that, and RSS again after the loads;
- *   - 50 warm-up cycles (a node plugin is a long-running process), then
+ *   - `--warmup` cycles first (50, the issue's method: a node plugin is a
+ *     long-running process; see docs/performance.md, *Warm-up*, for what
+ *     more does), then
  *     `--cycles` measured ones at concurrency 1 and at `--concurrency`:
  *     one cycle's latency (the sum of the per-RPC medians), the driver's
  *     CPU per cycle (utime + stime of /proc/PID/stat), cycles per second;
@@ -20,11 +22,12 @@
  *     the throughput measured again, to show cost does not grow with them.
  *
  *   npm run build && node dist/bench/versus-reference.js [--rounds 3] [--cycles 200]
- *        [--concurrency 4] [--population 10000] [--param capacity=none]
+ *        [--warmup 50] [--concurrency 4] [--population 10000] [--param capacity=none]
  *
  * --param goes to our CreateVolume only (the reference takes none). It
  * prints every run as a JSON line, then the medians, the ratios and, for
- * each goal of issue 22, whether it is met. Everything runs in a private
+ * each goal of issue 22, whether it is met (only with the issue's 50
+ * warm-up cycles; with another number it says where the figure falls). Everything runs in a private
  * mount namespace of its own, on scratch space under $TMPDIR that it
  * removes however it ends.
  */
@@ -43,12 +46,15 @@ import { cpuMs, parseParams, rssMiB } from "./process-figures";
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
 const MOUNT: VolumeCapability = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } };
 const MIB = 1024 * 1024;
+/** The warm-up cycles of issue 22's method. */
+const ISSUE_WARMUP = 50;
 
 type Who = "csi-lab" | "hostpath";
 
 interface Options {
   rounds: number;
   cycles: number;
+  warmup: number;
   concurrency: number;
   population: number;
   parameters: Record<string, string>;
@@ -82,6 +88,7 @@ function options(): Options {
     options: {
       rounds: { type: "string", default: "3" },
       cycles: { type: "string", default: "200" },
+      warmup: { type: "string", default: String(ISSUE_WARMUP) },
       concurrency: { type: "string", default: "4" },
       population: { type: "string", default: "0" },
       param: { type: "string", multiple: true, default: [] },
@@ -89,7 +96,9 @@ function options(): Options {
     },
   });
   if (values.help) {
-    process.stdout.write(readFileSync(__filename, "utf8").split("*/")[0]!.replace(/^\/\*\*|^ \* ?/gm, "") + "\n");
+    // The opening comment; in dist/ it comes after the helpers tsc writes first.
+    const doc = /\/\*\*([\s\S]*?)\*\//.exec(readFileSync(__filename, "utf8"))?.[1] ?? "";
+    process.stdout.write(doc.replace(/^ \* ?/gm, "").trim() + "\n");
     process.exit(0);
   }
   const int = (name: string, v: string | undefined, min: number) => {
@@ -106,6 +115,7 @@ function options(): Options {
   return {
     rounds: int("rounds", values.rounds, 1),
     cycles: int("cycles", values.cycles, 10),
+    warmup: int("warmup", values.warmup, 0),
     concurrency: int("concurrency", values.concurrency, 1),
     population: int("population", values.population, 0),
     parameters,
@@ -221,7 +231,7 @@ async function measure(who: Who, round: number, scratch: string, o: Options): Pr
     await new Promise((r) => setTimeout(r, 500));
     const idleRssMiB = Math.round(rssMiB(s.proc.pid!) * 10) / 10;
     const params = who === "csi-lab" ? o.parameters : {};
-    await load(client, s, "warm", 50, 1, params);
+    if (o.warmup > 0) await load(client, s, "warm", o.warmup, 1, params);
     const one = await load(client, s, "one", o.cycles, 1, params);
     const many = await load(client, s, "many", o.cycles, o.concurrency, params);
     const loadedRssMiB = Math.round(rssMiB(s.proc.pid!) * 10) / 10;
@@ -251,7 +261,7 @@ function summary(rounds: Round[], o: Options): string {
   });
   const lab = fig(of("csi-lab"));
   const lines = [
-    `medians of ${o.rounds} round(s), ${o.cycles} cycles each, parameters ${JSON.stringify(o.parameters)}`,
+    `medians of ${o.rounds} round(s), ${o.cycles} cycles each after ${o.warmup} warm-up cycles, parameters ${JSON.stringify(o.parameters)}`,
     `csi-lab:  cycle ${lab.lat1} ms at concurrency 1, driver CPU ${lab.cpu1} ms/cycle, ${lab.cpsN} cycles/s at concurrency ${o.concurrency}, ` +
       `idle RSS ${lab.rss} MiB (${lab.loadedRss} after the loads), start → serving ${lab.ready} ms` +
       (lab.pop !== undefined ? `, ${lab.pop} cycles/s with ${o.population} idle volumes (${(lab.pop / lab.cpsN).toFixed(2)} of empty)` : ""),
@@ -262,7 +272,8 @@ function summary(rounds: Round[], o: Options): string {
     const lat = hp.lat1 / lab.lat1;
     const cpu = hp.cpu1 / lab.cpu1;
     const cps = lab.cpsN / hp.cpsN;
-    const met = (ok: boolean) => (ok ? "met" : "NOT met");
+    const met = (ok: boolean) =>
+      o.warmup === ISSUE_WARMUP ? (ok ? "met" : "NOT met") : `${ok ? "within" : "outside"} it, after ${o.warmup} warm-up cycles, not the issue's ${ISSUE_WARMUP}`;
     lines.push(
       `hostpath: cycle ${hp.lat1} ms, driver CPU ${hp.cpu1} ms/cycle, ${hp.cpsN} cycles/s, idle RSS ${hp.rss} MiB (${hp.loadedRss} after the loads), start → serving ${hp.ready} ms`,
       `latency: csi-lab's cycle is 1/${lat.toFixed(2)} of hostpath's (goal ${none ? "1/8" : "1/4"}: ${met(lat >= (none ? 8 : 4))})`,
