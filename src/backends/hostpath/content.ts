@@ -17,7 +17,7 @@
  */
 import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { makeSparseFile } from "../../storage/sparse-file";
+import { makeSparseFile, syncFile } from "../../storage/sparse-file";
 import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
@@ -42,26 +42,37 @@ export interface ContentOptions {
   templates: TemplateStore;
 }
 
-/** Make the contents at `p` (a fresh path in .tmp); returns what the record must keep. */
-export async function makeContent(p: string, spec: ContentSpec, opts: ContentOptions): Promise<Pick<VolumeRecord, "quota">> {
+/** What makeContent made. */
+export interface MadeContent {
+  /** What the record must keep. */
+  keep: Pick<VolumeRecord, "quota">;
+  /**
+   * What is still to be flushed before the commit point may name the
+   * contents — left to the caller, to run beside the record's own write.
+   */
+  flush?: () => Promise<void>;
+}
+
+/** Make the contents at `p` (a fresh path in .tmp). */
+export async function makeContent(p: string, spec: ContentSpec, opts: ContentOptions): Promise<MadeContent> {
   switch (spec.layout) {
     case "dir":
       if (spec.withQuota) {
         if (!opts.quota) throw new Error("no quota mechanism on this root");
-        return { quota: await opts.quota.makeDirectory(p, spec.capacityBytes, spec.volumeId) };
+        return { keep: { quota: await opts.quota.makeDirectory(p, spec.capacityBytes, spec.volumeId) } };
       }
       await fsp.mkdir(p, { mode: 0o755 });
       // Pods run as any user id; like a fresh emptyDir the volume's root
       // is writable by all until a pod's fsGroup narrows it. mkdir's mode
       // is filtered by the umask, hence the explicit chmod.
       await fsp.chmod(p, 0o777);
-      return {};
+      return { keep: {} };
     case "image":
-      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes); // flushed
-      return {};
+      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes);
+      return { keep: {}, flush: () => syncFile(p) };
     case "block":
       await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
-      return {};
+      return { keep: {} };
   }
 }
 

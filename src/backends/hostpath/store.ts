@@ -212,6 +212,7 @@ export class HostPathStore {
     const staging = path.join(this.root, ".tmp", `${id}.${uniqueSuffix()}`);
     let metaTmp: string | undefined; // a prepared metadata file
     let committing = false;
+    let flush: (() => Promise<void>) | undefined; // contents still to be made durable
     try {
       if (fill && layout !== "dir") {
         // A restored image or block file is the source's file, copied
@@ -225,7 +226,8 @@ export class HostPathStore {
           { volumeId: id, layout, capacityBytes: record.capacityBytes, fsType: spec.fsType, withQuota },
           { quota: this.quota, btrfs: this.rootFsType === "btrfs", templates: this.templates },
         );
-        record = { ...record, ...made };
+        record = { ...record, ...made.keep };
+        flush = made.flush;
         // A restored tree is copied into the made directory, so its files
         // are born inside the quota (a rename in from elsewhere would not be).
         if (fill) await fill(staging);
@@ -233,14 +235,18 @@ export class HostPathStore {
       // The contents must be on disk before the commit point names them:
       // after a power cut the start-up sweep finds them in .tmp and
       // finishes the rename below, which therefore needs no fsync of its own.
-      // The metadata's temporary file is written and synced meanwhile; its
-      // rename is the commit point and comes only after both are durable.
-      const [dirSynced, meta] = await Promise.allSettled([
+      // The contents (an image's bytes), their entry in .tmp and the
+      // metadata's temporary file are all flushed at once — the disk's
+      // waits overlap, and ext4 folds them into one journal commit — and
+      // the metadata's rename, the commit point, comes only after all three.
+      const [dirSynced, meta, contentSynced] = await Promise.allSettled([
         fsyncDir(path.join(this.root, ".tmp")),
         prepareFile(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"),
+        flush ? flush() : Promise.resolve(),
       ]);
       if (meta.status === "fulfilled") metaTmp = meta.value;
       if (dirSynced.status === "rejected") throw dirSynced.reason;
+      if (contentSynced.status === "rejected") throw contentSynced.reason;
       if (meta.status === "rejected") throw meta.reason;
       committing = true;
       await commitFile(meta.value, this.metaFile(id)); // the commit point

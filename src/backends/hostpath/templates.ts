@@ -43,7 +43,7 @@ import { randomBytes } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { fsyncDir } from "../../storage/atomic-file";
-import { cloneSparseFile, makeSparseFile, syncFd, syncFile } from "../../storage/sparse-file";
+import { cloneSparseFile, makeSparseFile, syncFile } from "../../storage/sparse-file";
 import { filesystemBytes, FORMAT_RECIPE, makeFilesystem, type FsType } from "../../mount/filesystem";
 import { newExt4UuidAt } from "../../mount/ext4-uuid";
 import { internal } from "../../csi/errors";
@@ -125,9 +125,9 @@ export class TemplateStore {
 
   /**
    * Make `image` (which must not exist) a new, empty `fsType` file system
-   * of `bytes` bytes, on disk: a clone of the kind's template, made first
-   * if need be, with a UUID of its own, flushed through the descriptor the
-   * clone made.
+   * of `bytes` bytes: a clone of the kind's template, made first if need
+   * be, with a UUID of its own. Not flushed: the caller syncs the image
+   * when it commits it.
    */
   async makeImage(image: string, fsType: FsType, bytes: number): Promise<void> {
     const e = this.entry(fsType, bytes);
@@ -147,7 +147,6 @@ export class TemplateStore {
         noCow: this.noCow,
         finish: async (fd) => {
           if (fsType === "ext4") await newExt4UuidAt(fd, image);
-          await syncFd(fd);
         },
       });
     } finally {
