@@ -28,10 +28,10 @@
  *
  * lseek and the ioctl are system calls through koffi (microseconds); the
  * copies run on a worker thread, so a large one does not stall other calls.
- * So do the calls that change the new file (create, size, flush), which can
- * wait for the journal; opening and measuring the source, and closing, do
- * not wait and are made directly — each trip to the pool costs some 25 µs
- * of CPU, and a clone used to make a dozen.
+ * So do the calls that change a file (create, size, flush), which can wait
+ * for the journal; opening and measuring the source, and closing, do not
+ * wait and are made directly — each trip to the pool costs some 25 µs of
+ * CPU, and a clone used to make a dozen.
  */
 import { closeSync, constants as fsc, fstatSync, fsync, ftruncate, open, openSync } from "node:fs";
 import koffi from "koffi";
@@ -85,7 +85,7 @@ function truncateFd(fd: number, bytes: number): Promise<void> {
 }
 
 /** fsync(2) on the thread pool: it waits for the disk. */
-export function syncFd(fd: number): Promise<void> {
+function syncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
@@ -153,9 +153,9 @@ const NO_REFLINK_ANYWHERE = new Set(["EOPNOTSUPP", "ENOTSUP", "ENOTTY", "ENOSYS"
  * Make `to` (which must not exist) a copy of the sparse file `from`:
  * reflinked where the file system can, else its data ranges copied and
  * its holes kept (see the top of this file). `finish`, if given, gets the
- * new file's descriptor before it is closed (to change and flush it
- * without opening it again). Not flushed otherwise: the caller syncs when
- * it commits. Returns how it was made.
+ * new file's descriptor before it is closed, to change the file without
+ * opening it again. Not flushed: the caller syncs when it commits.
+ * Returns how it was made.
  */
 export async function cloneSparseFile(
   from: string,
