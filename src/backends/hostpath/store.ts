@@ -14,10 +14,12 @@
  * Create is a small two-phase commit that a kill -9 cannot tear: make the
  * data directory in .tmp, write the metadata (the commit point), then rename
  * the directory into data/. Delete runs it backwards: remove the metadata
- * (the commit point), then move the directory to .trash and empty it. The
- * start-up sweep finishes whatever a crash interrupted: a .tmp directory
- * whose metadata exists is renamed into place, any other is removed, and a
- * data directory without metadata is an interrupted delete and is removed.
+ * (the commit point), then move the directory to .trash and empty it (an
+ * empty directory or an image file, which one call removes, is removed
+ * where it is). The start-up sweep finishes whatever a crash interrupted: a
+ * .tmp directory whose metadata exists is renamed into place, any other is
+ * removed, and a data directory without metadata is an interrupted delete
+ * and is removed.
  *
  * Keeping metadata beside, not inside, the data directory costs one inode
  * per volume instead of two; on the disks we measured, creating an inode
