@@ -88,8 +88,13 @@ export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boo
       const undone = any ? `; the volume's own mount above it was unmounted` : "";
       throw failedPrecondition(`${np.field} ${np.given} has ${describeMount(top)} mounted on it, which is not volume ${owner.volumeId}'s: it was left alone${undone}`);
     }
-    const done = await withAnchor(np, (a) => unmountOne(a.at, entries, top, owner));
-    if (done === undefined) return any; // the parent went away: nothing can be mounted there
+    // withAnchor's undefined means the parent went away (nothing can be
+    // mounted there); unmountOne itself returns nothing, hence the true.
+    const done = await withAnchor(np, async (a) => {
+      await unmountOne(a.at, entries, top, owner);
+      return true;
+    });
+    if (done === undefined) return any;
     any = true;
   }
   throw failedPrecondition(`${np.field} ${np.given} still has mounts after 64 unmounts`);
