@@ -7,7 +7,7 @@
  * process may mount at all (CAP_SYS_ADMIN). A failing probe is reported as
  * ready=false, not as an error: the process is alive, its storage is not.
  */
-import { promises as fsp } from "node:fs";
+import { closeSync, constants as fsc, open, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { ProbeRequest, ProbeResponse } from "../gen/csi";
 import { defineRpc } from "../server/rpc";
@@ -17,11 +17,18 @@ let probes = 0;
 export async function rootIsWritable(root: string): Promise<string | undefined> {
   // A name per check: the Probe RPC and the HTTP /healthz may run at once.
   const probe = path.join(root, `.probe-${process.pid}-${probes++}`);
+  // A liveness probe asks every few seconds, for as long as the driver
+  // runs: two trips to the thread pool (create, unlink), where writeFile
+  // and rm made five. Closing the empty file waits for nothing.
   try {
-    await fsp.writeFile(probe, "");
-    await fsp.rm(probe);
+    const fd = await new Promise<number>((resolve, reject) =>
+      open(probe, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600, (err, fd) => (err ? reject(err) : resolve(fd))),
+    );
+    closeSync(fd);
+    await fsp.unlink(probe);
     return undefined;
   } catch (err) {
+    await fsp.rm(probe, { force: true }).catch(() => undefined); // made but not removed: try once more
     return (err as Error).message;
   }
 }

@@ -34,9 +34,11 @@ describe("Identity", () => {
     assert.deepEqual(expansion, [ExpansionType.ONLINE]);
   });
 
-  it("Probe reports ready while the root is writable", async () => {
+  it("Probe reports ready while the root is writable, and leaves nothing in it", async () => {
     const res = await d.client.identity.probe({});
     assert.equal(res.ready, true);
+    await Promise.all([1, 2, 3].map(() => d.client.identity.probe({}))); // at once: a name each
+    assert.deepEqual((await fsp.readdir(d.root)).filter((n) => n.startsWith(".probe-")), []);
   });
 
   it("Probe reports not ready when the root is missing, and ready again when it is back", async () => {
