@@ -60,6 +60,19 @@ describe("cloneSparseFile", () => {
     assert.equal(await sha256(src), before);
   });
 
+  it("copies a file of many data ranges, a few at a time, every byte in its place", async () => {
+    const src = path.join(dir, "many.img");
+    const fh = await fsp.open(src, "w");
+    await fh.truncate(32 * MiB);
+    for (let i = 0; i < 11; i++) await fh.write(Buffer.alloc(4096 * (i + 1), i + 1), 0, 4096 * (i + 1), i * 2 * MiB + 4096 * i);
+    await fh.close();
+    const dst = path.join(dir, "many-copy.img");
+    await cloneSparseFile(src, dst, { noCow: false });
+    assert.equal(await sha256(dst), await sha256(src));
+    const st = await fsp.stat(dst);
+    assert.ok(st.blocks * 512 <= MiB, `the clone allocates ${st.blocks * 512} bytes: holes were filled`);
+  });
+
   it("finds the data ranges of a file, and none in a file of holes", async () => {
     const f = path.join(dir, "f");
     const fh = await fsp.open(f, "w");
