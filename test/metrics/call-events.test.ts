@@ -4,32 +4,21 @@
 import { strict as assert } from "node:assert";
 import { EventEmitter } from "node:events";
 import type * as http from "node:http";
-import { connect, type CsiClient } from "../../src/client/csi-client";
 import { Code } from "../../src/csi/errors";
 import { CallEvents, MAX_BUFFERED, RING_SIZE, type CallEvent } from "../../src/server/call-events";
 import { REDACTED } from "../../src/server/redact";
 import { readSse } from "../lab/sse";
-import { createVolumeRequest, startDriverWithMetrics, type RunningDriver } from "./driver-process";
+import { createVolumeRequest, useDriverWithMetrics } from "./driver-process";
 
 describe("metrics: the live call stream GET /events", () => {
-  let driver: RunningDriver;
-  let client: CsiClient;
-
-  before(async () => {
-    driver = await startDriverWithMetrics();
-    client = connect(driver.endpoint);
-  });
-  after(async () => {
-    client?.close();
-    await driver?.stop();
-  });
+  const live = useDriverWithMetrics();
 
   it("sends each call as it finishes: method, volume, code, duration, request and reply with secrets redacted", async () => {
-    const sse = await readSse(`${driver.httpBase}/events`);
+    const sse = await readSse(`${live.driver.httpBase}/events`);
     try {
-      const created = await client.controller.createVolume({ ...createVolumeRequest("events-vol-1"), secrets: { password: "hunter2" } });
+      const created = await live.client.controller.createVolume({ ...createVolumeRequest("events-vol-1"), secrets: { password: "hunter2" } });
       const volumeId = created.volume!.volumeId;
-      await client.controller.deleteVolume({ volumeId, secrets: {} });
+      await live.client.controller.deleteVolume({ volumeId, secrets: {} });
       const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).method === "DeleteVolume"));
       const [create, del] = events.map((e) => e.data as CallEvent).filter((e) => e.method === "CreateVolume" || e.method === "DeleteVolume");
       assert.equal(create!.service, "Controller");
@@ -47,8 +36,8 @@ describe("metrics: the live call stream GET /events", () => {
   });
 
   it("a failed call comes with its code and message; a reader that comes late gets the calls before it", async () => {
-    await assert.rejects(client.controller.createVolume(createVolumeRequest("")));
-    const sse = await readSse(`${driver.httpBase}/events`);
+    await assert.rejects(live.client.controller.createVolume(createVolumeRequest("")));
+    const sse = await readSse(`${live.driver.httpBase}/events`);
     try {
       const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).code === "INVALID_ARGUMENT"));
       const failed = events.map((e) => e.data as CallEvent).find((e) => e.code === "INVALID_ARGUMENT")!;

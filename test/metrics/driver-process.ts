@@ -4,6 +4,7 @@
  * We ask for port 0, so the kernel picks a free one; the driver's JSON log
  * line "metrics listening" (written before "ready") says which.
  */
+import { connect, type CsiClient } from "../../src/client/csi-client";
 import { destroyDriver, mountCapability, startDriver } from "../sanity/harness";
 import type { CreateVolumeRequest } from "../../src/gen/csi";
 
@@ -27,6 +28,31 @@ export async function startDriverWithMetrics(extraArgs: string[] = []): Promise<
     throw new Error(`the driver did not say where /metrics listens:\n${d.logs.join("\n")}`);
   }
   return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address}`, stop: () => destroyDriver(d) };
+}
+
+/**
+ * For the describe block that calls it: a driver with metrics started
+ * before its tests and a client connected to it, both stopped after them.
+ */
+export function useDriverWithMetrics(): { readonly driver: RunningDriver; readonly client: CsiClient } {
+  let driver: RunningDriver | undefined;
+  let client: CsiClient | undefined;
+  before(async () => {
+    driver = await startDriverWithMetrics();
+    client = connect(driver.endpoint);
+  });
+  after(async () => {
+    client?.close();
+    await driver?.stop();
+  });
+  return {
+    get driver() {
+      return driver!;
+    },
+    get client() {
+      return client!;
+    },
+  };
 }
 
 /** GET a path; the status and body. */

@@ -2,27 +2,16 @@
 // driver shows that call counted, with its latency histogram, and the new
 // volume in the per-backend gauges. A failed call shows up by its code.
 import { strict as assert } from "node:assert";
-import { connect, type CsiClient } from "../../src/client/csi-client";
-import { createVolumeRequest, get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
+import { createVolumeRequest, get, sample, useDriverWithMetrics } from "./driver-process";
 
 const MiB = 1024 * 1024;
 
 describe("metrics: /metrics after CreateVolume", () => {
-  let driver: RunningDriver;
-  let client: CsiClient;
-
-  before(async () => {
-    driver = await startDriverWithMetrics();
-    client = connect(driver.endpoint);
-  });
-  after(async () => {
-    client?.close();
-    await driver?.stop();
-  });
+  const live = useDriverWithMetrics();
 
   it("counts the CreateVolume call with its latency, and the volume per backend", async () => {
-    await client.controller.createVolume(createVolumeRequest("metrics-vol-1", 64 * MiB));
-    const page = await get(driver.httpBase, "/metrics");
+    await live.client.controller.createVolume(createVolumeRequest("metrics-vol-1", 64 * MiB));
+    const page = await get(live.driver.httpBase, "/metrics");
     assert.equal(page.status, 200);
     assert.match(page.type, /^text\/plain/);
     const call = { service: "Controller", method: "CreateVolume" };
@@ -36,8 +25,8 @@ describe("metrics: /metrics after CreateVolume", () => {
   });
 
   it("counts a failed call under its status code in the errors counter", async () => {
-    await assert.rejects(client.controller.createVolume(createVolumeRequest("")));
-    const page = (await get(driver.httpBase, "/metrics")).body;
+    await assert.rejects(live.client.controller.createVolume(createVolumeRequest("")));
+    const page = (await get(live.driver.httpBase, "/metrics")).body;
     const failed = { service: "Controller", method: "CreateVolume", code: "INVALID_ARGUMENT" };
     assert.equal(sample(page, "csi_lab_rpc_requests_total", failed), 1);
     assert.equal(sample(page, "csi_lab_rpc_errors_total", failed), 1);
@@ -45,10 +34,10 @@ describe("metrics: /metrics after CreateVolume", () => {
   });
 
   it("drops a deleted volume from the per-backend gauges", async () => {
-    const { volume } = await client.controller.createVolume(createVolumeRequest("metrics-vol-2", 32 * MiB));
-    assert.equal(sample((await get(driver.httpBase, "/metrics")).body, "csi_lab_volumes", { backend: "hostpath" }), 2);
-    await client.controller.deleteVolume({ volumeId: volume!.volumeId, secrets: {} });
-    const page = (await get(driver.httpBase, "/metrics")).body;
+    const { volume } = await live.client.controller.createVolume(createVolumeRequest("metrics-vol-2", 32 * MiB));
+    assert.equal(sample((await get(live.driver.httpBase, "/metrics")).body, "csi_lab_volumes", { backend: "hostpath" }), 2);
+    await live.client.controller.deleteVolume({ volumeId: volume!.volumeId, secrets: {} });
+    const page = (await get(live.driver.httpBase, "/metrics")).body;
     assert.equal(sample(page, "csi_lab_volumes", { backend: "hostpath" }), 1);
     assert.equal(sample(page, "csi_lab_volume_capacity_bytes", { backend: "hostpath" }), 64 * MiB);
   });

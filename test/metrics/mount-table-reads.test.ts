@@ -12,26 +12,15 @@
 import { strict as assert } from "node:assert";
 import { mkdir } from "node:fs/promises";
 import * as path from "node:path";
-import { connect, type CsiClient } from "../../src/client/csi-client";
 import { mountFs, unmount } from "../../src/mount/syscalls";
 import { isMounted, Mode, mountCapability } from "../sanity/harness";
-import { createVolumeRequest, get, sample, startDriverWithMetrics, type RunningDriver } from "./driver-process";
+import { createVolumeRequest, get, sample, useDriverWithMetrics } from "./driver-process";
 
 describe("metrics: whole mount-table reads", () => {
-  let driver: RunningDriver;
-  let client: CsiClient;
-
-  before(async () => {
-    driver = await startDriverWithMetrics();
-    client = connect(driver.endpoint);
-  });
-  after(async () => {
-    client?.close();
-    await driver?.stop();
-  });
+  const live = useDriverWithMetrics();
 
   async function tableReads(): Promise<number> {
-    const n = sample((await get(driver.httpBase, "/metrics")).body, "csi_lab_mount_table_reads_total");
+    const n = sample((await get(live.driver.httpBase, "/metrics")).body, "csi_lab_mount_table_reads_total");
     assert.ok(n !== undefined, "csi_lab_mount_table_reads_total is on the page");
     return n;
   }
@@ -46,33 +35,33 @@ describe("metrics: whole mount-table reads", () => {
       this.timeout(60_000);
       const name = `table-reads-${Object.keys(parameters).length}-${mode}`;
       const volumeCapability = mountCapability(mode);
-      const { volume } = await client.controller.createVolume({ ...createVolumeRequest(name, 16 * 1024 * 1024), volumeCapabilities: [volumeCapability], parameters });
+      const { volume } = await live.client.controller.createVolume({ ...createVolumeRequest(name, 16 * 1024 * 1024), volumeCapabilities: [volumeCapability], parameters });
       const volumeId = volume!.volumeId;
-      const stagingTargetPath = path.join(driver.dir, "kubelet", `${name}-staging`);
-      const targetPath = path.join(driver.dir, "kubelet", `${name}-target`);
+      const stagingTargetPath = path.join(live.driver.dir, "kubelet", `${name}-staging`);
+      const targetPath = path.join(live.driver.dir, "kubelet", `${name}-target`);
       // Someone else's mount comes and goes: the table has changed since the driver last read it.
-      const elsewhere = path.join(driver.dir, "kubelet", `${name}-elsewhere`);
+      const elsewhere = path.join(live.driver.dir, "kubelet", `${name}-elsewhere`);
       await mkdir(elsewhere);
       mountFs("elsewhere", elsewhere, "tmpfs", 0, "size=1m");
       unmount(elsewhere);
       const beforeStage = await tableReads();
-      await client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability, publishContext: {}, volumeContext: {}, secrets: {} });
+      await live.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability, publishContext: {}, volumeContext: {}, secrets: {} });
       const beforePublish = await tableReads();
       assert.equal(beforePublish, beforeStage + stageReads, `NodeStageVolume read the table ${beforePublish - beforeStage} times`);
 
-      await client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability, readonly: false, publishContext: {}, volumeContext: {}, secrets: {} });
+      await live.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability, readonly: false, publishContext: {}, volumeContext: {}, secrets: {} });
       const afterPublish = await tableReads();
       assert.equal(afterPublish, beforePublish + publishReads, `NodePublishVolume read the table ${afterPublish - beforePublish} times`);
       assert.ok(await isMounted(targetPath));
 
-      const stats = await client.node.nodeGetVolumeStats({ volumeId, volumePath: targetPath, stagingTargetPath });
+      const stats = await live.client.node.nodeGetVolumeStats({ volumeId, volumePath: targetPath, stagingTargetPath });
       assert.ok((stats.usage ?? []).length > 0);
-      await client.node.nodeUnpublishVolume({ volumeId, targetPath });
-      await client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+      await live.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+      await live.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
       assert.equal(await tableReads(), afterPublish, "no table read for the stats, nor to undo the publish and the stage");
       assert.equal(await isMounted(targetPath), false);
       assert.equal(await isMounted(stagingTargetPath), false);
-      await client.controller.deleteVolume({ volumeId, secrets: {} });
+      await live.client.controller.deleteVolume({ volumeId, secrets: {} });
     });
   }
 });
