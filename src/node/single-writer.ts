@@ -29,12 +29,17 @@ export const ONE_TARGET: ReadonlySet<AccessMode> = new Set([
   AccessMode.SINGLE_NODE_SINGLE_WRITER,
 ]);
 
+/** Was the volume created for access modes that each allow one workload only? */
+function createdForOneWorkload(record: Pick<VolumeRecord, "capabilities">): boolean {
+  return record.capabilities.length > 0 && record.capabilities.every((c) => ONE_TARGET.has(c.accessMode));
+}
+
 /** Why publishing at one more target is refused, or undefined. `otherTargets` are mount points of the volume besides this call's. */
 export function secondTargetProblem(driver: Driver, record: Pick<VolumeRecord, "volumeId" | "capabilities">, cap: Capability, otherTargets: readonly string[]): string | undefined {
   if (otherTargets.length === 0) return undefined;
   const where = `volume ${record.volumeId} is already published at ${otherTargets.join(", ")}`;
   if (ONE_TARGET.has(cap.accessMode)) return `${where} and its access mode ${modeName(cap.accessMode)} allows one workload only`;
-  if (record.capabilities.length > 0 && record.capabilities.every((c) => ONE_TARGET.has(c.accessMode))) {
+  if (createdForOneWorkload(record)) {
     const modes = [...new Set(record.capabilities.map((c) => modeName(c.accessMode)))].join(", ");
     return `${where}, and the volume was created for ${modes}, which allows one workload only`;
   }
@@ -56,7 +61,7 @@ export function secondTargetProblem(driver: Driver, record: Pick<VolumeRecord, "
  */
 export function mayRefuseSecondTarget(driver: Driver, record: Pick<VolumeRecord, "volumeId" | "capabilities">, cap: Capability, target: string): boolean {
   if (ONE_TARGET.has(cap.accessMode)) return true;
-  if (record.capabilities.length > 0 && record.capabilities.every((c) => ONE_TARGET.has(c.accessMode))) return true;
+  if (createdForOneWorkload(record)) return true;
   for (const rec of driver.nodeRecords.publishedTargets(record.volumeId)) {
     if (rec.path !== target && ONE_TARGET.has(rec.capability.accessMode)) return true;
   }
