@@ -7,8 +7,9 @@
  * process may mount at all (CAP_SYS_ADMIN). A failing probe is reported as
  * ready=false, not as an error: the process is alive, its storage is not.
  */
-import { closeSync, constants as fsc, open, promises as fsp } from "node:fs";
+import { closeSync, constants as fsc, promises as fsp } from "node:fs";
 import * as path from "node:path";
+import { openFd } from "../storage/fd-calls";
 import type { ProbeRequest, ProbeResponse } from "../gen/csi";
 import { defineRpc } from "../server/rpc";
 
@@ -21,9 +22,7 @@ export async function rootIsWritable(root: string): Promise<string | undefined> 
   // runs: two trips to the thread pool (create, unlink), where writeFile
   // and rm made five. Closing the empty file waits for nothing.
   try {
-    const fd = await new Promise<number>((resolve, reject) =>
-      open(probe, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600, (err, fd) => (err ? reject(err) : resolve(fd))),
-    );
+    const fd = await openFd(probe, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     closeSync(fd);
     await fsp.unlink(probe);
     return undefined;

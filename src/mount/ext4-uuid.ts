@@ -23,7 +23,8 @@
  * checksum this writes) is left alone: `newExt4Uuid` says false.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, constants as fsc, openSync, readSync, write } from "node:fs";
+import { closeSync, constants as fsc, openSync, readSync } from "node:fs";
+import { writeAll } from "../storage/fd-calls";
 
 const SB_OFFSET = 1024;
 const SB_SIZE = 1024;
@@ -159,18 +160,4 @@ function readAll(fd: number, buf: Buffer, at: number): void {
     if (n === 0) return;
     off += n;
   }
-}
-
-function writeAll(fd: number, buf: Buffer, at: number, image: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (off: number) => {
-      if (off >= buf.length) return resolve();
-      write(fd, buf, off, buf.length - off, at + off, (err, n) => {
-        if (err) return reject(err);
-        if (n === 0) return reject(new Error(`${image}: a write of its super-block made no progress`));
-        step(off + n);
-      });
-    };
-    step(0);
-  });
 }

@@ -9,8 +9,9 @@
  * never a mix — and then fsync the directory so the rename itself survives
  * a power cut.
  */
-import { closeSync, fsync, open, openSync, promises as fsp, readFileSync, write, constants as fsc } from "node:fs";
+import { closeSync, openSync, promises as fsp, readFileSync, constants as fsc } from "node:fs";
 import * as path from "node:path";
+import { closeQuietly, fsyncFd, openFd, syncPath, writeAll } from "./fd-calls";
 import { uniqueSuffix } from "./unique-name";
 
 /*
@@ -30,36 +31,17 @@ import { uniqueSuffix } from "./unique-name";
 export async function prepareFile(file: string, data: string | Uint8Array, mode = 0o644): Promise<string> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${uniqueSuffix()}.tmp`);
   const bytes = typeof data === "string" ? Buffer.from(data) : data;
-  const fd = await new Promise<number>((resolve, reject) =>
-    open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode, (err, fd) => (err ? reject(err) : resolve(fd))),
-  );
+  const fd = await openFd(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
   try {
-    await writeAll(fd, bytes);
-    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    await writeAll(fd, bytes, null, tmp);
+    await fsyncFd(fd);
   } catch (err) {
-    try {
-      closeSync(fd);
-    } catch {
-      // the error that brought us here is the one to report
-    }
+    closeQuietly(fd);
     await fsp.rm(tmp, { force: true });
     throw err;
   }
   closeSync(fd);
   return tmp;
-}
-
-// The callback API, not FileHandle: one thread-pool trip per step either
-// way, but without FileHandle's promise and close-on-collect bookkeeping,
-// which cost more CPU than the system calls themselves here.
-function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (off: number) => {
-      if (off >= bytes.length) return resolve();
-      write(fd, bytes, off, bytes.length - off, null, (err, n) => (err ? reject(err) : step(off + n)));
-    };
-    step(0);
-  });
 }
 
 /** The second half: rename the prepared temporary over `file` (the atomic step), and make that durable. */
@@ -80,23 +62,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
 
 /** Make a directory entry change (create, rename, unlink) durable. */
 export function fsyncDir(dir: string): Promise<void> {
-  let fd: number;
-  try {
-    fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return new Promise((resolve, reject) =>
-    fsync(fd, (err) => {
-      try {
-        closeSync(fd);
-      } catch (closeErr) {
-        err ??= closeErr as NodeJS.ErrnoException;
-      }
-      if (err) reject(err);
-      else resolve();
-    }),
-  );
+  return syncPath(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
 }
 
 /**

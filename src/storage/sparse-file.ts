@@ -33,11 +33,12 @@
  * wait and are made directly — each trip to the pool costs some 25 µs of
  * CPU, and a clone used to make a dozen.
  */
-import { closeSync, constants as fsc, fstatSync, fsync, ftruncate, open, openSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, openSync } from "node:fs";
 import koffi from "koffi";
 import { libc } from "../mount/libc";
 import { ioc, ioctlIntAsync, ioctlPtr } from "../mount/ioctl";
 import { SyscallError } from "../mount/syscalls";
+import { closeQuietly, ftruncateFd, openFd, syncPath } from "./fd-calls";
 
 const lseekFn = libc.func("int64_t lseek(int fd, int64_t offset, int whence)") as (fd: number, offset: number, whence: number) => number | bigint;
 type CopyFileRange = {
@@ -68,32 +69,21 @@ function setNoCow(fd: number, file: string): void {
 
 /** Create `file` (it must not exist), NOCOW if asked, open for reading and writing; the caller closes the descriptor. */
 async function createFile(file: string, noCow: boolean): Promise<number> {
-  const fd = await new Promise<number>((resolve, reject) =>
-    open(file, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600, (err, fd) => (err ? reject(err) : resolve(fd))),
-  );
+  const fd = await openFd(file, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
     if (noCow) setNoCow(fd, file);
   } catch (err) {
-    closeSync(fd);
+    closeQuietly(fd);
     throw err;
   }
   return fd;
-}
-
-function truncateFd(fd: number, bytes: number): Promise<void> {
-  return new Promise((resolve, reject) => ftruncate(fd, bytes, (err) => (err ? reject(err) : resolve())));
-}
-
-/** fsync(2) on the thread pool: it waits for the disk. */
-function syncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** A new file of `bytes` bytes that takes no space until written. */
 export async function makeSparseFile(file: string, bytes: number, noCow: boolean): Promise<void> {
   const fd = await createFile(file, noCow);
   try {
-    await truncateFd(fd, bytes);
+    await ftruncateFd(fd, bytes);
   } finally {
     closeSync(fd);
   }
@@ -189,7 +179,7 @@ async function cloneInto(src: number, dst: number, size: number, dev: number, wh
       if (NO_REFLINK_ANYWHERE.has(code)) cannotReflink.add(dev);
     }
   }
-  await truncateFd(dst, size);
+  await ftruncateFd(dst, size);
   await copyRanges(src, dst, dataRanges(src, size, what), what);
   return "copy";
 }
@@ -222,11 +212,6 @@ async function copyRanges(src: number, dst: number, ranges: [number, number][], 
 }
 
 /** fsync a file by name. */
-export async function syncFile(file: string): Promise<void> {
-  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    await syncFd(fd);
-  } finally {
-    closeSync(fd);
-  }
+export function syncFile(file: string): Promise<void> {
+  return syncPath(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
 }
