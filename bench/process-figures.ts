@@ -22,11 +22,14 @@ export function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 }
 
-/** Clock ticks per second, the unit of /proc/PID/stat's CPU times. */
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+/** Clock ticks per second, the unit of /proc/PID/stat's CPU times: asked of getconf once, when first needed. */
+let clkTck: number | undefined;
+function ticksPerSecond(): number {
+  return (clkTck ??= Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100);
+}
 
 /** CPU a process has used so far, every thread of it, user and system (utime + stime of /proc/PID/stat), in ms. */
 export function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond();
 }
