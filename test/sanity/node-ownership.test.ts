@@ -6,33 +6,17 @@ import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { bindMount, mountFs, unmount } from "../../src/mount/syscalls";
 import { blockCapability, Code, destroyDriver, DIR_VOLUMES, expectCode, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { refusesStatx, refuseStatxEnv, underSeccompFilter } from "./refuse-statx";
+import { startFor, STATX_VARIANTS } from "./statx-variants";
 import { BACKENDS } from "./backends";
 
-// Each suite runs twice: as the driver runs on Linux 5.8 and later, where
-// statx(2) tells whether a path is the root of a mount and what is mounted
-// there (src/mount/mount-root.ts), and as it runs where statx is refused
-// (an older kernel, or a seccomp profile): then every call reads the mount
-// table, and must keep every refusal all the same.
-const VARIANTS = [
-  { title: "", env: undefined, skip: false },
-  { title: " (statx refused: the mount table decides)", env: refuseStatxEnv(), skip: !refusesStatx },
-];
-
-/** Start a driver for a variant; where statx is to be refused, check the filter is in place. */
-async function startFor(variant: (typeof VARIANTS)[number], extraArgs: string[] = []): Promise<DriverProcess> {
-  const d = await startDriver({ extraArgs, env: variant.env });
-  if (variant.env) assert.ok(underSeccompFilter(d.proc.pid!), "the driver runs under the statx-refusing filter");
-  return d;
-}
-
-for (const variant of VARIANTS) {
+// Each suite runs twice: with statx, and with statx refused (statx-variants.ts).
+for (const variant of STATX_VARIANTS) {
 describe(`Node calls touch only what the volume owns${variant.title}`, function () {
   let d: DriverProcess;
   let volumeId: string;
   before(async function () {
     if (variant.skip) this.skip();
-    d = await startFor(variant, DIR_VOLUMES);
+    d = await startFor(variant, { extraArgs: DIR_VOLUMES });
     volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
   });
   after(async () => destroyDriver(d));

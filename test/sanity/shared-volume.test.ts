@@ -3,15 +3,18 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
-import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { startFor, STATX_VARIANTS } from "./statx-variants";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 
-describe("Shared volumes on a local share", () => {
+for (const variant of STATX_VARIANTS) {
+describe(`Shared volumes on a local share${variant.title}`, function () {
   let d: DriverProcess;
   let share: string;
-  before(async () => {
-    d = await startDriver();
+  before(async function () {
+    if (variant.skip) this.skip();
+    d = await startFor(variant);
     share = NFS_LOCAL.parameters(d).share!;
   });
   after(async () => destroyDriver(d));
@@ -200,3 +203,4 @@ describe("Shared volumes on a local share", () => {
     );
   });
 });
+}

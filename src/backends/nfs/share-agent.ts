@@ -38,6 +38,7 @@ import {
 } from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
+import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
 
 export interface AgentRequest {
@@ -169,10 +170,10 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       let empty: boolean | undefined;
       if (kind === "dir" && a.entries === true) empty = withDir(p, (fd) => readdirSync(`/proc/self/fd/${fd}`).length === 0);
       // nlink 0: a directory removed while something (a mount) still holds it.
-      // Which directory this is: its inode number and, where the file system records it, its birth
-      // time (an inode number alone is reused at once by ext4 after a directory is removed).
-      const identity = `${st.ino}:${st.birthtimeNs}`;
-      return { kind, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), identity, empty };
+      // Which directory this is: its inode number with its birth time or generation (an inode number
+      // alone is reused at once by ext4 after a directory is removed; storage/dir-identity.ts).
+      const { identity, v2 } = kind === "dir" ? dirIdentity(p, st.ino) : { identity: `${st.ino}:0`, v2: `${st.ino}:0` };
+      return { kind, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), identity, v2, empty };
     });
   },
   /** A path with symlinks resolved; with {root, sub}: the share's real path and sub, after checking no symlink is on the way. */

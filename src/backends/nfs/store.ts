@@ -16,7 +16,7 @@
  *   - the volume's marker on the share, <share>/.csi-lab/volumes/<key>.json
  *     (key: a hash of the location): the ID the driver gave the volume,
  *     its subDir (which an ID in the record form had no room for) and the
- *     directory's identity (inode number and birth time). It is the driver's proof that it made this
+ *     directory's identity (inode number with birth time or generation). It is the driver's proof that it made this
  *     directory for this ID: DeleteVolume deletes nothing without it, and
  *     CreateVolume never adopts a directory with data in it that has none.
  *     A volume ID names any directory, so an ID alone proves nothing; the
@@ -25,7 +25,7 @@
  * On the share, creation is a two-phase commit like the hostPath store's:
  * the directory is made (mode, owner, content) under <share>/.csi-lab/tmp,
  * the marker naming its identity is written, and the directory is renamed to
- * its subDir (rename keeps the inode and its birth time) — a crash leaves a temp that the next
+ * its subDir (rename keeps the inode, its birth time and generation) — a crash leaves a temp that the next
  * create of that volume removes, never a half-made volume, and never a
  * volume without its marker. Deletion renames the directory into
  * <share>/.csi-lab/trash (the commit point), removes the marker, then
@@ -87,10 +87,26 @@ interface Marker {
   subDir: string;
   name?: string;
   volumeId?: string;
-  /** Which directory the driver made: "<inode>:<birth time in ns>" (the agent's probe `identity`). */
+  /**
+   * Which directory the driver made: the agent's probe `identity` (storage/dir-identity.ts). Version 2
+   * markers hold "<inode>:<birth time in ns, or 0>" (the probe's `v2`), which cannot tell a
+   * directory made later in the same inode apart where the file system keeps no birth time.
+   */
   dir?: string;
 }
-const MARKER_VERSION = 2;
+const MARKER_VERSION = 3;
+
+/** What the share agent's probe says is at a path. */
+interface Probed {
+  kind: string;
+  identity: string;
+  v2: string;
+}
+
+/** Is the directory probed the one the marker names? */
+function sameDirectory(mine: Marker, there: Probed): boolean {
+  return mine.dir === (mine.version >= 3 ? there.identity : there.v2);
+}
 
 export interface NewSharedVolume {
   name: string;
@@ -198,14 +214,14 @@ export class SharedStore {
       const run = <T>(op: string, args: Record<string, unknown>) => this.io.run<T>(op, { root, ...args }, describeShare(loc));
       try {
         await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
-        const there = await run<{ kind: string; identity: string; empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
+        const there = await run<Probed & { empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
           if (shareErrno(err) === "ENOENT") return undefined;
           throw err;
         });
         if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
         if (there) {
           const mine = await this.readMarker(root, key, loc);
-          const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || mine.dir === there.identity);
+          const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || sameDirectory(mine, there));
           if (!made && !there.empty) {
             throw alreadyExists(
               `${what} already holds data that this driver did not put there; it is never taken over as a new volume (choose another subDir, or mount it with a static PersistentVolume)`,
@@ -304,7 +320,7 @@ export class SharedStore {
         const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
           this.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
         try {
-          const there = await run<{ kind: string; identity: string }>("probe", { sub: loc.subDir }).catch((err: unknown) => {
+          const there = await run<Probed>("probe", { sub: loc.subDir }).catch((err: unknown) => {
             if (shareErrno(err) === "ENOENT") return undefined;
             throw err;
           });
@@ -313,7 +329,7 @@ export class SharedStore {
             if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
             return "already gone";
           }
-          const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < MARKER_VERSION ? id.form === "record" : mine.volumeId === volumeId && mine.dir === there.identity);
+          const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < 2 ? id.form === "record" : mine.volumeId === volumeId && sameDirectory(mine, there));
           if (!proven) {
             throw notFound(
               `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
@@ -350,9 +366,9 @@ export class SharedStore {
     const loc = await this.locate(id);
     if (!loc) return undefined;
     return this.shares.with(loc, async (root) => {
-      const there = await this.io.run<{ kind: string; identity: string }>("probe", { root, sub: loc.subDir }, describeShare(loc)).catch(() => undefined);
+      const there = await this.io.run<Probed>("probe", { root, sub: loc.subDir }, describeShare(loc)).catch(() => undefined);
       const mine = await this.readMarker(root, id.key, loc);
-      return there?.kind === "dir" && mine?.volumeId === volumeId && mine.dir === there.identity ? loc : undefined;
+      return there?.kind === "dir" && mine?.volumeId === volumeId && sameDirectory(mine, there) ? loc : undefined;
     });
   }
 

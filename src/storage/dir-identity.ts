@@ -1,0 +1,119 @@
+/**
+ * Which directory a path holds: an identity that stays while the directory
+ * is renamed, chmodded or filled, and that a directory made later in its
+ * place never has.
+ *
+ * An inode number alone is not that: ext4 gives a removed directory's
+ * number to the next one made, at once. Two things tell them apart:
+ *
+ *   - the birth time, which only statx(2) reports, and only where the file
+ *     system keeps one (ext4 with its usual 256-byte inodes, xfs, btrfs,
+ *     tmpfs; NFS where client and server support it); its answer's mask
+ *     says whether the field is filled;
+ *   - the inode's generation (FS_IOC_GETVERSION), a number the file system
+ *     changes whenever it reuses an inode — NFS file handles carry it for
+ *     the same reason. ext4, xfs and btrfs answer; tmpfs and an NFS client
+ *     do not.
+ *
+ * The identity is "<inode>:<birth time in ns>" where there is a birth time,
+ * else "<inode>:g<generation>", else "<inode>:0" (the inode number alone).
+ *
+ * Node's `birthtimeNs` cannot be trusted for this. Where statx is missing
+ * (before Linux 4.11) or refused (a container's seccomp profile), libuv
+ * falls back to stat(2) and reports the change time as the birth time —
+ * which moves at every rename, chmod or new entry.
+ */
+import { closeSync, constants as fsc, fstatSync, openSync } from "node:fs";
+import koffi from "koffi";
+import { ioctlPtr } from "../mount/ioctl";
+import { libc } from "../mount/libc";
+import { SyscallError } from "../mount/syscalls";
+
+const statxFn = libc.func("int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)") as (
+  dirfd: number,
+  path: string,
+  flags: number,
+  mask: number,
+  buf: Buffer,
+) => number;
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_NO_AUTOMOUNT = 0x800;
+const STATX_INO = 0x100;
+const STATX_BTIME = 0x800;
+const EPERM = 1;
+const ENOSYS = 38;
+/** FS_IOC_GETVERSION: _IOR('v', 1, long); the kernel writes an int. */
+const FS_IOC_GETVERSION = 0x80087601;
+
+// struct statx (linux/stat.h): stx_mask (u32) at 0, stx_ino (u64) at 32; stx_btime at 80, a s64 of
+// seconds and a u32 of nanoseconds.
+const OFF_MASK = 0;
+const OFF_INO = 32;
+const OFF_BTIME_SEC = 80;
+const OFF_BTIME_NSEC = 88;
+const STATX_SIZE = 256;
+
+const buf = Buffer.alloc(STATX_SIZE);
+let noStatx = false;
+
+export interface DirIdentity {
+  /** What a marker records now. */
+  identity: string;
+  /** What markers of version 2 recorded: "<inode>:<birth time or 0>". */
+  v2: string;
+}
+
+/** The identity of the directory at `p` (a last symlink not followed), whose inode number the caller saw: `ino`. */
+export function dirIdentity(p: string, ino: bigint): DirIdentity {
+  const born = birthTimeNs(p, ino);
+  const v2 = `${ino}:${born}`;
+  if (born !== 0n) return { identity: v2, v2 };
+  const generation = generationOf(p, ino);
+  return { identity: generation === undefined ? v2 : `${ino}:g${generation}`, v2 };
+}
+
+/**
+ * The birth time of the file at `p` (a last symlink not followed) in
+ * nanoseconds since the epoch; 0n where the file system keeps none or the
+ * kernel cannot say. A file put in place of inode `ino` since the caller
+ * looked is reported (code EAGAIN), not measured. Throws, with the
+ * errno's name as `code`, when the file cannot be looked at.
+ */
+export function birthTimeNs(p: string, ino: bigint): bigint {
+  if (noStatx) return 0n;
+  if (statxFn(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_INO | STATX_BTIME, buf) !== 0) {
+    const errno = koffi.errno();
+    if (errno === ENOSYS || errno === EPERM) {
+      noStatx = true; // it will not start answering later
+      return 0n;
+    }
+    throw new SyscallError("statx", errno, p);
+  }
+  if (buf.readBigUInt64LE(OFF_INO) !== ino) throw replaced(p);
+  if ((buf.readUInt32LE(OFF_MASK) & STATX_BTIME) === 0) return 0n;
+  return buf.readBigInt64LE(OFF_BTIME_SEC) * 1_000_000_000n + BigInt(buf.readUInt32LE(OFF_BTIME_NSEC));
+}
+
+/** The generation of the directory at `p`, inode `ino`; undefined where its file system does not say. */
+export function generationOf(p: string, ino: bigint): number | undefined {
+  const fd = openSync(p, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  try {
+    if (fstatSync(fd, { bigint: true }).ino !== ino) throw replaced(p);
+    const out = Buffer.alloc(8);
+    try {
+      ioctlPtr(fd, FS_IOC_GETVERSION, out, p);
+    } catch (err) {
+      if (err instanceof SyscallError && (err.code === "ENOTTY" || err.code === "EOPNOTSUPP" || err.code === "EINVAL")) return undefined;
+      throw err;
+    }
+    return out.readUInt32LE(0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function replaced(p: string): Error {
+  return Object.assign(new Error(`${p} was replaced while it was looked at`), { code: "EAGAIN" });
+}

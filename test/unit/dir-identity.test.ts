@@ -1,0 +1,100 @@
+// Which directory a path holds (src/storage/dir-identity.ts): an identity that stays while the
+// directory is renamed, chmodded and filled, and that a directory made later in the same inode
+// never has — with statx, and with statx refused (then the inode's generation tells them apart).
+// Real directories in a temporary directory on this machine's disk (ext4 here).
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { promises as fsp } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { birthTimeNs, dirIdentity, generationOf } from "../../src/storage/dir-identity";
+import { refusesStatx, refuseStatxEnv } from "../sanity/refuse-statx";
+
+const ino = async (p: string) => (await fsp.lstat(p, { bigint: true })).ino;
+
+/** Make `<dir>/a`, note its identity, rename, chmod and fill it, then replace it by a new `a`; the identities seen. */
+async function lifeOfADirectory(dir: string, identify: (p: string) => Promise<string>) {
+  const a = path.join(dir, "a");
+  await fsp.mkdir(a);
+  const made = await identify(a);
+  await new Promise((r) => setTimeout(r, 20)); // past the kernel clock's tick, so a change time would move
+  const b = path.join(dir, "b");
+  await fsp.rename(a, b);
+  await fsp.chmod(b, 0o700);
+  await fsp.writeFile(path.join(b, "entry"), "x");
+  const changed = await identify(b);
+  const firstIno = await ino(b);
+  await fsp.rm(b, { recursive: true });
+  // ext4 gives the freed inode to the next directory made: try a few times to get it.
+  let again = "";
+  for (let i = 0; i < 20; i++) {
+    await fsp.mkdir(a);
+    if ((await ino(a)) === firstIno) {
+      again = await identify(a);
+      break;
+    }
+    await fsp.rename(a, path.join(dir, `other-${i}`));
+  }
+  return { made, changed, again, sameInode: again !== "" };
+}
+
+describe("dirIdentity", () => {
+  let dir: string;
+  beforeEach(async () => (dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-dirid-"))));
+  afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
+
+  it("stays while a directory is renamed, chmodded and filled; a new directory in its inode has another", async () => {
+    const life = await lifeOfADirectory(dir, async (p) => dirIdentity(p, await ino(p)).identity);
+    assert.equal(life.changed, life.made);
+    assert.ok(life.sameInode, "ext4 reused the inode (else this test shows nothing)");
+    assert.notEqual(life.again, life.made);
+  });
+
+  it("with statx refused: the same, by the inode's generation", async function () {
+    if (!refusesStatx) this.skip();
+    // A child process under the filter (test/sanity/refuse-statx.ts) does the looking.
+    const script = `const { dirIdentity } = require(${JSON.stringify(require.resolve("../../src/storage/dir-identity"))});
+      const { lstatSync } = require("node:fs");
+      const p = process.argv[1]; const st = lstatSync(p, { bigint: true });
+      console.log(JSON.stringify({ ...dirIdentity(p, st.ino), btime: String(st.birthtimeNs), ctime: String(st.ctimeNs) }));`;
+    const seen: { identity: string; v2: string; btime: string; ctime: string }[] = [];
+    const identify = async (p: string) => {
+      const out = JSON.parse(execFileSync(process.execPath, ["-e", script, p], { env: refuseStatxEnv(), encoding: "utf8" })) as (typeof seen)[number];
+      seen.push(out);
+      return out.identity;
+    };
+    const life = await lifeOfADirectory(dir, identify);
+    assert.equal(seen[0]!.btime, seen[0]!.ctime, "under the filter, Node's birth time is the change time");
+    assert.match(life.made, /^\d+:g\d+$/, "the generation, not a birth time");
+    assert.equal(life.changed, life.made);
+    assert.ok(life.sameInode, "ext4 reused the inode (else this test shows nothing)");
+    assert.notEqual(life.again, life.made);
+  });
+
+  it("v2 is the inode and birth time, as markers of version 2 recorded them", async () => {
+    const a = path.join(dir, "a");
+    await fsp.mkdir(a);
+    const st = await fsp.lstat(a, { bigint: true });
+    assert.equal(dirIdentity(a, st.ino).v2, `${st.ino}:${st.birthtimeNs}`);
+  });
+
+  it("refuses to measure a path whose file was replaced since the caller saw it (EAGAIN)", async () => {
+    const a = path.join(dir, "a");
+    await fsp.mkdir(a);
+    const first = await ino(a);
+    await fsp.rename(a, path.join(dir, "away"));
+    await fsp.mkdir(a);
+    assert.notEqual(await ino(a), first);
+    assert.throws(() => birthTimeNs(a, first), { code: "EAGAIN" });
+    assert.throws(() => dirIdentity(a, first), { code: "EAGAIN" });
+  });
+
+  it("names the errno when there is nothing to look at, and does not follow a symlink", async () => {
+    assert.throws(() => birthTimeNs(path.join(dir, "missing"), 1n), { code: "ENOENT" });
+    const link = path.join(dir, "link");
+    await fsp.symlink(dir, link);
+    const linkIno = await ino(link);
+    assert.equal(typeof birthTimeNs(link, linkIno), "bigint", "the link itself was measured");
+    assert.throws(() => generationOf(link, linkIno), { code: /^(ELOOP|ENOTDIR)$/ }, "not opened through the link");
+  });
+});
