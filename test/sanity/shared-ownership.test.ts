@@ -68,7 +68,7 @@ describe(`Shared volumes: proof before any delete${variant.title}`, function () 
     assert.ok(existsSync(path.join(dir, "new")));
   });
 
-  it("a directory made since in the very inode of the driver's is not deleted", async () => {
+  it("a directory made since in the very inode of the driver's is not deleted", async function () {
     const v = await create();
     const dir = path.join(d.share, v.volumeContext!["csi-lab/subDir"]!);
     const ino = async () => (await fsp.lstat(dir, { bigint: true })).ino;
@@ -79,6 +79,8 @@ describe(`Shared volumes: proof before any delete${variant.title}`, function () 
       await fsp.mkdir(dir);
       if ((await ino()) !== made) await fsp.rename(dir, path.join(d.share, uniqueName("elsewhere")));
     }
+    // ext4 (this machine's /tmp) does so at once; another file system may not, and then this shows nothing.
+    if (!existsSync(dir)) this.skip();
     assert.equal(await ino(), made, "the new directory has the old one's inode number");
     await fsp.writeFile(path.join(dir, "new"), "someone else's");
     await expectCode(d.client.controller.deleteVolume({ volumeId: v.volumeId }), Code.NOT_FOUND, /nothing was deleted/);

@@ -43,10 +43,10 @@ describe("dirIdentity", () => {
   beforeEach(async () => (dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-dirid-"))));
   afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
 
-  it("stays while a directory is renamed, chmodded and filled; a new directory in its inode has another", async () => {
+  it("stays while a directory is renamed, chmodded and filled; a new directory in its inode has another", async function () {
     const life = await lifeOfADirectory(dir, async (p) => dirIdentity(p, await ino(p)).identity);
     assert.equal(life.changed, life.made);
-    assert.ok(life.sameInode, "ext4 reused the inode (else this test shows nothing)");
+    if (!life.sameInode) this.skip(); // ext4 (this machine's /tmp) reuses the inode at once; another file system may not
     assert.notEqual(life.again, life.made);
   });
 
@@ -67,7 +67,7 @@ describe("dirIdentity", () => {
     assert.equal(seen[0]!.btime, seen[0]!.ctime, "under the filter, Node's birth time is the change time");
     assert.match(life.made, /^\d+:g\d+$/, "the generation, not a birth time");
     assert.equal(life.changed, life.made);
-    assert.ok(life.sameInode, "ext4 reused the inode (else this test shows nothing)");
+    if (!life.sameInode) this.skip();
     assert.notEqual(life.again, life.made);
   });
 
