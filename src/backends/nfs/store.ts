@@ -103,9 +103,9 @@ interface Probed {
   v2: string;
 }
 
-/** Is the directory probed the one the marker names? */
+/** Is what the probe found the directory the marker names? (A file in its inode never is.) */
 function sameDirectory(mine: Marker, there: Probed): boolean {
-  return mine.dir === (mine.version >= 3 ? there.identity : there.v2);
+  return there.kind === "dir" && mine.dir === (mine.version >= 3 ? there.identity : there.v2);
 }
 
 export interface NewSharedVolume {
