@@ -6,11 +6,12 @@ import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { bindMount, mountFs, unmount } from "../../src/mount/syscalls";
 import { blockCapability, Code, destroyDriver, DIR_VOLUMES, expectCode, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { startFor, STATX_VARIANTS } from "./statx-variants";
+import { SECCOMP_VARIANTS, startFor } from "./seccomp-variants";
 import { BACKENDS } from "./backends";
 
-// Each suite runs twice: with statx, and with statx refused (statx-variants.ts).
-for (const variant of STATX_VARIANTS) {
+// Each suite runs twice: as on a current runtime, and under an old seccomp profile that refuses
+// statx and openat2 (seccomp-variants.ts).
+for (const variant of SECCOMP_VARIANTS) {
 describe(`Node calls touch only what the volume owns${variant.title}`, function () {
   let d: DriverProcess;
   let volumeId: string;

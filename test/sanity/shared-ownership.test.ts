@@ -6,11 +6,11 @@ import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { encodePart } from "../../src/backends/nfs/volume-id";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
-import { startFor, STATX_VARIANTS } from "./statx-variants";
+import { SECCOMP_VARIANTS, startFor } from "./seccomp-variants";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 
-for (const variant of STATX_VARIANTS) {
+for (const variant of SECCOMP_VARIANTS) {
 describe(`Shared volumes: proof before any delete${variant.title}`, function () {
   let d: DriverProcess;
   const idOn = (share: string, subDir: string, onDelete = "d") => `nfs1:${onDelete}::${encodePart(share.slice(1))}:${encodePart(subDir)}`;

@@ -4,11 +4,11 @@ import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
-import { startFor, STATX_VARIANTS } from "./statx-variants";
+import { SECCOMP_VARIANTS, startFor } from "./seccomp-variants";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 
-for (const variant of STATX_VARIANTS) {
+for (const variant of SECCOMP_VARIANTS) {
 describe(`Shared volumes on a local share${variant.title}`, function () {
   let d: DriverProcess;
   let share: string;

@@ -8,7 +8,7 @@ import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { birthTimeNs, dirIdentity, generationOf } from "../../src/storage/dir-identity";
-import { refusesStatx, refuseStatxEnv } from "../sanity/refuse-statx";
+import { filterWorksHere, oldSeccompEnv } from "../sanity/old-seccomp";
 
 const ino = async (p: string) => (await fsp.lstat(p, { bigint: true })).ino;
 
@@ -51,15 +51,15 @@ describe("dirIdentity", () => {
   });
 
   it("with statx refused: the same, by the inode's generation", async function () {
-    if (!refusesStatx) this.skip();
-    // A child process under the filter (test/sanity/refuse-statx.ts) does the looking.
+    if (!filterWorksHere) this.skip();
+    // A child process under the filter (test/sanity/old-seccomp.ts) does the looking.
     const script = `const { dirIdentity } = require(${JSON.stringify(require.resolve("../../src/storage/dir-identity"))});
       const { lstatSync } = require("node:fs");
       const p = process.argv[1]; const st = lstatSync(p, { bigint: true });
       console.log(JSON.stringify({ ...dirIdentity(p, st.ino), btime: String(st.birthtimeNs), ctime: String(st.ctimeNs) }));`;
     const seen: { identity: string; v2: string; btime: string; ctime: string }[] = [];
     const identify = async (p: string) => {
-      const out = JSON.parse(execFileSync(process.execPath, ["-e", script, p], { env: refuseStatxEnv(), encoding: "utf8" })) as (typeof seen)[number];
+      const out = JSON.parse(execFileSync(process.execPath, ["-e", script, p], { env: oldSeccompEnv(), encoding: "utf8" })) as (typeof seen)[number];
       seen.push(out);
       return out.identity;
     };

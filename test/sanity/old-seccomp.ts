@@ -1,24 +1,33 @@
 /**
- * Preloaded into a driver (`NODE_OPTIONS=--require …/refuse-statx.js`) to
- * make it run as under a container runtime whose seccomp profile refuses
- * statx(2): the call fails with EPERM, as Docker's default profile made it
- * before Docker 18.04 (libseccomp < 2.3.3), and as an older kernel's
- * ENOSYS does. Node's own file calls then fall back to fstatat; the
- * driver's mount-root checks (src/mount/mount-root.ts) answer "unknown",
- * and its node calls read the mount table instead.
+ * Preloaded into a driver (`NODE_OPTIONS=--require …/old-seccomp.js`) to
+ * make it run as under an older container runtime, whose seccomp profile
+ * refuses the system calls that came after it: statx(2) (Linux 4.11;
+ * Docker's default profile refused it before Docker 18.04, libseccomp
+ * < 2.3.3) and openat2(2) (Linux 5.6; refused before Docker 20.10). Both
+ * fail with EPERM, as such a profile answers (an older kernel answers
+ * ENOSYS; the driver treats both alike).
+ *
+ * Then Node's own file calls fall back to fstatat; the driver's mount-root
+ * checks (src/mount/mount-root.ts) answer "unknown" and its node calls read
+ * the mount table; paths are opened by walking them one component at a time
+ * with O_NOFOLLOW (src/mount/open-no-symlinks.ts); and a shared volume's
+ * directory is known by its inode's generation instead of its birth time
+ * (src/storage/dir-identity.ts).
  *
  * A seccomp filter is a small classic-BPF program the kernel runs on every
- * system call: here, "on x86-64, if the call is statx, fail it with EPERM;
- * else allow it". It is installed for every thread of the process
- * (SECCOMP_FILTER_FLAG_TSYNC), and threads made later inherit it. Only
- * x86-64's system-call numbers are written here: elsewhere the filter lets
- * everything through, and the test that uses it skips (`refusesStatx`).
+ * system call: here, "on x86-64, if the call is statx or openat2, fail it
+ * with EPERM; else allow it". It is installed for every thread of the
+ * process (SECCOMP_FILTER_FLAG_TSYNC), and threads and processes made
+ * later inherit it. Only x86-64's system-call numbers are written here:
+ * elsewhere the filter lets everything through, and the tests that use it
+ * skip (`filterWorksHere`).
  */
 import { readFileSync } from "node:fs";
 import koffi from "koffi";
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const NR_STATX_X86_64 = 332;
+const NR_OPENAT2_X86_64 = 437;
 const NR_SECCOMP_X86_64 = 317;
 const PR_SET_NO_NEW_PRIVS = 38;
 const SECCOMP_SET_MODE_FILTER = 1;
@@ -36,14 +45,15 @@ const DATA_NR = 0;
 const DATA_ARCH = 4;
 
 /** Whether this machine's calls are the ones the filter knows. */
-export const refusesStatx = process.arch === "x64";
+export const filterWorksHere = process.arch === "x64";
 
 function install(): void {
   const program: [code: number, jt: number, jf: number, k: number][] = [
     [LD_W_ABS, 0, 0, DATA_ARCH],
-    [JEQ_K, 0, 3, AUDIT_ARCH_X86_64], // another architecture: allow
+    [JEQ_K, 0, 4, AUDIT_ARCH_X86_64], // another architecture: allow
     [LD_W_ABS, 0, 0, DATA_NR],
-    [JEQ_K, 0, 1, NR_STATX_X86_64],
+    [JEQ_K, 1, 0, NR_STATX_X86_64], // statx: refuse
+    [JEQ_K, 0, 1, NR_OPENAT2_X86_64], // openat2: refuse; anything else: allow
     [RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM],
     [RET_K, 0, 0, SECCOMP_RET_ALLOW],
   ];
@@ -71,12 +81,12 @@ function install(): void {
   }
 }
 
-if (refusesStatx && process.env.CSI_LAB_TEST_REFUSE_STATX === "1") install();
+if (filterWorksHere && process.env.CSI_LAB_TEST_OLD_SECCOMP === "1") install();
 
-/** The environment under which a driver refuses itself statx (a copy of this process's, with this file preloaded). */
-export function refuseStatxEnv(): NodeJS.ProcessEnv {
+/** The environment under which a driver refuses itself statx and openat2 (a copy of this process's, with this file preloaded). */
+export function oldSeccompEnv(): NodeJS.ProcessEnv {
   const preload = `--require ${JSON.stringify(__filename)}`;
-  return { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "), CSI_LAB_TEST_REFUSE_STATX: "1" };
+  return { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "), CSI_LAB_TEST_OLD_SECCOMP: "1" };
 }
 
 /** Does process `pid` run under a seccomp filter? (/proc/PID/status: "Seccomp: 2") */
