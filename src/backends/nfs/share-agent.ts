@@ -40,6 +40,7 @@ import * as path from "node:path";
 import { createInterface } from "node:readline";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
+import { META_DIR } from "./share-layout";
 
 export interface AgentRequest {
   id: number;
@@ -49,8 +50,6 @@ export interface AgentRequest {
 
 export type AgentReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code: string; message: string };
 
-/** The driver's own directory on every share: work areas and records, never inside a volume. */
-export const META_DIR = ".csi-lab";
 
 class AgentError extends Error {
   constructor(

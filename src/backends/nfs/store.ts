@@ -45,7 +45,7 @@ import { SortedIndex } from "../../storage/sorted-index";
 import type { Condition } from "../../storage/volume-record";
 import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
 import { shareNotAllowed } from "./allowed-shares";
-import { META_DIR } from "./share-agent";
+import { META_DIR } from "./share-layout";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
 import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
 import { formatSharedId, locationKey, parseSharedId, subDirProblem, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
