@@ -29,8 +29,9 @@
  */
 import { closeSync, constants as fsc, lstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
+import { Code, CsiError } from "../csi/errors";
 import { ioctlInt, ioctlPtr, ioctlPtrAsync, withFd } from "./ioctl";
-import { mknodBlock, SyscallError } from "./syscalls";
+import { mknodBlock, mknodChar, SyscallError } from "./syscalls";
 
 export interface LoopDevice {
   /** N in /dev/loopN. */
@@ -88,7 +89,7 @@ export async function attachLoop(file: string, opts: { readOnly: boolean }): Pro
   try {
     let directIo = true;
     for (let attempt = 0; attempt < 32; attempt++) {
-      const n = withFd("/dev/loop-control", fsc.O_RDWR, (ctl) => ioctlInt(ctl, LOOP_CTL_GET_FREE, 0, "/dev/loop-control"));
+      const n = freeLoopNumber();
       const loop = loopDevice(n);
       const fd = openLoopNode(loop, mode);
       const config = Buffer.alloc(CONFIG_SIZE);
@@ -123,6 +124,52 @@ export async function attachLoop(file: string, opts: { readOnly: boolean }): Pro
 }
 
 export const LOOP_MAJOR = 7;
+
+/** /dev/loop-control: a character device, 10:237 (the misc major, the loop-control minor). */
+const LOOP_CONTROL = "/dev/loop-control";
+const MISC_MAJOR = 10;
+const LOOP_CTRL_MINOR = 237;
+
+/**
+ * The number of a free loop device (the kernel makes one if none is free).
+ * A container's /dev may lack /dev/loop-control although the kernel has
+ * loop devices: the node is made, as for /dev/loopN. A node whose kernel
+ * has none (the loop module not loaded), or whose container may not make
+ * or open the node, cannot stage image or block volumes: that is said
+ * plainly (FAILED_PRECONDITION), not as a missing file.
+ */
+function freeLoopNumber(): number {
+  let ctl: number;
+  try {
+    ctl = openSync(LOOP_CONTROL, fsc.O_RDWR);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw noLoopDevices(err);
+    try {
+      mknodChar(LOOP_CONTROL, MISC_MAJOR, LOOP_CTRL_MINOR);
+    } catch (mk) {
+      if ((mk as NodeJS.ErrnoException).code !== "EEXIST") throw noLoopDevices(mk);
+    }
+    try {
+      ctl = openSync(LOOP_CONTROL, fsc.O_RDWR);
+    } catch (again) {
+      throw noLoopDevices(again);
+    }
+  }
+  try {
+    return ioctlInt(ctl, LOOP_CTL_GET_FREE, 0, LOOP_CONTROL);
+  } finally {
+    closeSync(ctl);
+  }
+}
+
+function noLoopDevices(err: unknown): CsiError {
+  const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new CsiError(
+    Code.FAILED_PRECONDITION,
+    `this node cannot attach loop devices (${LOOP_CONTROL}: ${why}), which image and block volumes need: load the kernel's loop module (modprobe loop) and give the node plugin /dev, or use capacity: none`,
+    { cause: err },
+  );
+}
 
 /**
  * Open /dev/loopN, making the node first if the kernel made the device but

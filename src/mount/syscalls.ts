@@ -65,6 +65,7 @@ function check(rc: number, syscall: string, path: string): void {
 }
 
 const S_IFBLK = 0o060000;
+const S_IFCHR = 0o020000;
 
 /**
  * Make a block device node (as glibc's makedev packs major and minor).
@@ -72,9 +73,17 @@ const S_IFBLK = 0o060000;
  * the kernel creates later exists, but has no node there.
  */
 export function mknodBlock(path: string, major: number, minor: number, perm = 0o600): void {
-  const dev =
-    ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
-  check(mknodFn(path, S_IFBLK | perm, dev), "mknod", path);
+  check(mknodFn(path, S_IFBLK | perm, deviceNumber(major, minor)), "mknod", path);
+}
+
+/** Make a character device node (e.g. /dev/loop-control, 10:237). */
+export function mknodChar(path: string, major: number, minor: number, perm = 0o600): void {
+  check(mknodFn(path, S_IFCHR | perm, deviceNumber(major, minor)), "mknod", path);
+}
+
+/** dev_t as glibc's makedev() packs it. */
+function deviceNumber(major: number, minor: number): bigint {
+  return ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
 }
 
 /** Bind `source` at `target` (both must exist and be of the same kind). */
