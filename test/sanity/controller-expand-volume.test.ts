@@ -32,6 +32,22 @@ describe("ControllerExpandVolume", () => {
     assert.equal(listed.capacityBytes, 96 * MiB);
   });
 
+  for (const capacity of ["image", "none"]) {
+    it(`a ${capacity} volume whose data is gone answers FAILED_PRECONDITION saying so, and keeps its size`, async () => {
+      const id = await create({ capacity });
+      await fsp.rm(path.join(d.root, "data", id), { recursive: true });
+      await expectCode(
+        d.client.controller.controllerExpandVolume({ volumeId: id, capacityRange: { requiredBytes: 96 * MiB } }),
+        Code.FAILED_PRECONDITION,
+        /cannot be expanded: the volume's (image file|data directory) is missing/,
+      );
+      assert.equal((await meta(id)).capacityBytes, 64 * MiB);
+      // Asking for no more than it has is still answered from the record.
+      assert.equal((await d.client.controller.controllerExpandVolume({ volumeId: id, capacityRange: { requiredBytes: 64 * MiB } })).capacityBytes, 64 * MiB);
+      await d.client.controller.deleteVolume({ volumeId: id });
+    });
+  }
+
   it("rounds an image volume up to whole MiB", async () => {
     const id = await create({ capacity: "image" });
     const res = await d.client.controller.controllerExpandVolume({ volumeId: id, capacityRange: { requiredBytes: 64 * MiB + 1 } });

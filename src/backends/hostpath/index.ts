@@ -166,6 +166,8 @@ export class HostPathBackend implements Backend {
     }
     const nodeExpansionRequired = layoutOf(record) !== "dir";
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired };
+    const condition = await this.condition(record);
+    if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be expanded: ${condition.message}`);
     const grown = await growHostPathVolume(driver, record, range);
     return { capacityBytes: grown.capacityBytes, nodeExpansionRequired };
   }
