@@ -10,10 +10,12 @@
  * Every backend's volumes are listed, merged in ID order from each
  * backend's index (Backends.page); each one's condition is its backend's
  * (for a shared volume, a bounded probe of its directory). Shared volumes
- * are those this controller holds records of.
+ * are those this controller holds records of. A volume whose record cannot
+ * be read is listed with an abnormal condition saying so, not left out and
+ * not allowed to fail the whole page.
  */
 import type { ListVolumesRequest, ListVolumesResponse, ListVolumesResponse_Entry } from "../gen/csi";
-import { aborted, invalidArgument } from "../csi/errors";
+import { aborted, CsiError, invalidArgument } from "../csi/errors";
 import type { Driver } from "../server/driver";
 import { defineRpc } from "../server/rpc";
 import { publishedNodeIds } from "./attach";
@@ -23,7 +25,7 @@ import { lookUp, toCsiVolume } from "./volume-view";
 export const DEFAULT_PAGE = 500;
 
 export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
-  async handle(req, { driver }) {
+  async handle(req, { driver, log }) {
     const maxEntries = req.maxEntries ?? 0;
     if (maxEntries < 0) throw invalidArgument(`max_entries may not be negative (got ${maxEntries})`);
     const token = req.startingToken ?? "";
@@ -41,7 +43,18 @@ export const listVolumes = defineRpc<ListVolumesRequest, ListVolumesResponse>({
       more = page.more;
       for (const id of page.ids) {
         after = id;
-        const { backend, record } = await lookUp(driver, id);
+        let found: Awaited<ReturnType<typeof lookUp>>;
+        try {
+          found = await lookUp(driver, id);
+        } catch (err) {
+          // One unreadable record must not hide every other volume: it is listed as abnormal,
+          // and what is wrong goes to the log and to the CO (a health monitor reports it on the PV).
+          const message = `the driver's record of this volume cannot be read: ${CsiError.from(err).message}`;
+          log.error("ListVolumes: a volume's record cannot be read", { volumeId: id, error: message, cause: err instanceof Error ? err.message : String(err) });
+          entries.push({ volume: { volumeId: id, capacityBytes: 0 }, status: { publishedNodeIds: [], volumeCondition: { abnormal: true, message } } });
+          continue;
+        }
+        const { backend, record } = found;
         if (!backend || !record || !backend.listed(record)) continue; // inline volumes belong to their pod, not to the CO
         const volumeCondition = await backend.condition(record);
         entries.push({ volume: toCsiVolume(driver, backend, record), status: { publishedNodeIds: publishedNodeIds(driver, id), volumeCondition } });

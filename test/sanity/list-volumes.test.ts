@@ -1,5 +1,7 @@
 // ListVolumes: every volume once, stable paging, tokens that survive deletes.
 import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { BACKENDS } from "./backends";
 
@@ -81,3 +83,36 @@ describe(`ListVolumes (${b.name})`, () => {
   });
 });
 }
+
+describe("ListVolumes with a volume record that cannot be read", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  it("lists every other volume, and that one as abnormal, saying why", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await d.client.controller.createVolume({ name: uniqueName("list"), volumeCapabilities: [mountCapability()], parameters: { capacity: "none" } })).volume!.volumeId!);
+    }
+    // What a disk error or a hand edit could leave: the atomic writes of the driver never do.
+    const file = path.join(d.root, "volumes", `${ids[1]}.json`);
+    const good = await fsp.readFile(file, "utf8");
+    await fsp.writeFile(file, '{"version": 1, "volumeId": garbage');
+    try {
+      const entries = (await d.client.controller.listVolumes({})).entries ?? [];
+      assert.deepEqual(entries.map((e) => e.volume!.volumeId).sort(), [...ids].sort());
+      for (const e of entries) {
+        const condition = e.status!.volumeCondition!;
+        if (e.volume!.volumeId !== ids[1]) assert.equal(condition.abnormal, false);
+        else {
+          assert.equal(condition.abnormal, true);
+          assert.match(condition.message!, /record of this volume cannot be read: metadata of volume hp-[0-9a-f]+ is not valid JSON/);
+        }
+      }
+      await expectCode(d.client.controller.controllerGetVolume({ volumeId: ids[1]! }), Code.INTERNAL, /not valid JSON/);
+    } finally {
+      await fsp.writeFile(file, good);
+    }
+    for (const id of ids) await d.client.controller.deleteVolume({ volumeId: id });
+  });
+});
