@@ -75,6 +75,27 @@ export function withSafeDecoding<D extends ServiceDefinition>(definition: D): D 
   return { ...definition, methods };
 }
 
+/**
+ * The answer to a request that did not decode. The generated codecs keep
+ * 64-bit integers as JavaScript numbers (buf.gen.yaml: forceLong=number),
+ * exact up to 2^53 − 1, and refuse a larger one while decoding. The only
+ * 64-bit fields a request carries are byte counts (capacity_range), and a
+ * size past 8 PiB is well formed but more than any volume here can be:
+ * OUT_OF_RANGE, the spec's answer to an unsupported capacity, not
+ * "could not be decoded". (A limit_bytes that large is refused as well,
+ * though a smaller volume would do: the codec does not say which field
+ * it was.)
+ */
+function decodeError(method: string, problem: string): CsiError {
+  if (problem.includes("larger than Number.MAX_SAFE_INTEGER")) {
+    return new CsiError(
+      Code.OUT_OF_RANGE,
+      `the ${method} request holds a byte count above 9007199254740991 (8 PiB), more than any volume of this driver can be: ask for less, and give limit_bytes no more than that`,
+    );
+  }
+  return new CsiError(Code.INVALID_ARGUMENT, `the ${method} request could not be decoded: ${problem}`);
+}
+
 // Fields worth a column in every log line, when the request has them.
 const LOG_FIELDS = ["volumeId", "name", "sourceVolumeId", "snapshotId", "groupSnapshotId", "nodeId", "targetPath", "stagingTargetPath"] as const;
 
@@ -132,7 +153,7 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     };
 
     if (isDecodeFailure(req)) {
-      finish(new CsiError(Code.INVALID_ARGUMENT, `the ${method} request could not be decoded: ${req[DECODE_FAILED]}`));
+      finish(decodeError(method, req[DECODE_FAILED]));
       return;
     }
     if (driver.log.enabled("debug")) log.debug("request", { request: redact(req) });

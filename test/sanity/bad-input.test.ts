@@ -86,7 +86,7 @@ describe(`Bad input (${b.name})`, () => {
     );
   });
 
-  it("bytes that are not a valid message answer INVALID_ARGUMENT, not INTERNAL", async () => {
+  it("bytes that are not a valid message answer INVALID_ARGUMENT, not INTERNAL; a size past 2^53 − 1 OUT_OF_RANGE", async () => {
     const raw = new Client(d.endpoint, credentials.createInsecure());
     const send = (bytes: Buffer) =>
       new Promise<ServiceError | undefined>((resolve) =>
@@ -95,10 +95,11 @@ describe(`Bad input (${b.name})`, () => {
     // Field 1 (name) claims 100 bytes but the message ends after 3.
     const truncated = await send(Buffer.from([0x0a, 100, 0x61, 0x62, 0x63]));
     assert.equal(truncated?.code, Code.INVALID_ARGUMENT, truncated?.details);
-    // capacity_range.required_bytes = 2^63-1: valid protobuf, but beyond what this driver can represent exactly.
+    // capacity_range.required_bytes = 2^63-1: valid protobuf, but beyond what this driver can represent
+    // exactly, and more than any volume can be: OUT_OF_RANGE, the spec's code for an unsupported size.
     const huge = Buffer.from([0x0a, 0x01, 0x78, 0x12, 0x0a, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
     const big = await send(huge);
-    assert.equal(big?.code, Code.INVALID_ARGUMENT, big?.details);
+    assert.equal(big?.code, Code.OUT_OF_RANGE, big?.details);
     raw.close();
   });
 

@@ -114,7 +114,7 @@ describe("ControllerExpandVolume", () => {
     );
   });
 
-  it("without volume_id or capacity_range answers INVALID_ARGUMENT", async () => {
+  it("without volume_id or capacity_range answers INVALID_ARGUMENT; past 2^53 − 1 bytes OUT_OF_RANGE", async () => {
     const id = await create();
     await expectCode(d.client.controller.controllerExpandVolume({ capacityRange: { requiredBytes: MiB } }), Code.INVALID_ARGUMENT, /volume_id/);
     await expectCode(d.client.controller.controllerExpandVolume({ volumeId: id }), Code.INVALID_ARGUMENT, /capacity_range/);
@@ -123,6 +123,11 @@ describe("ControllerExpandVolume", () => {
       d.client.controller.controllerExpandVolume({ volumeId: id, capacityRange: { requiredBytes: -1 } }),
       Code.INVALID_ARGUMENT,
       /negative/,
+    );
+    await expectCode(
+      d.client.controller.controllerExpandVolume({ volumeId: id, capacityRange: { requiredBytes: 2 ** 62 } }),
+      Code.OUT_OF_RANGE,
+      /a byte count above 9007199254740991 \(8 PiB\)/,
     );
   });
 });

@@ -77,6 +77,12 @@ describe("CreateVolume", () => {
     await expectCode(create(uniqueName(), { capacityRange: { requiredBytes: 2 ** 52 } }), Code.OUT_OF_RANGE, /cannot fit/);
   });
 
+  it("past 2^53 − 1 bytes (a PVC of 8Ei, well formed on the wire) answers OUT_OF_RANGE, not a decoding error", async () => {
+    for (const capacityRange of [{ requiredBytes: 2 ** 62 }, { requiredBytes: MiB, limitBytes: 2 ** 60 }]) {
+      await expectCode(create(uniqueName(), { capacityRange }), Code.OUT_OF_RANGE, /a byte count above 9007199254740991 \(8 PiB\)/);
+    }
+  });
+
   it("refuses access modes a node-local directory cannot deliver", async () => {
     await expectCode(
       d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)] }),
