@@ -106,6 +106,7 @@ export async function openDriver(config: DriverConfig, log: Logger, opts: { moun
   const backends = await Backends.open(resolved, log);
   const snapshots = await SnapshotStore.open(root);
   for (const mountPoint of snapshots.thawedAtStart) log.warn("thawed a file system a crash had left frozen for a copy", { mountPoint });
+  for (const u of snapshots.unreadableAtStart) log.warn("a snapshot's record cannot be read: it is left out of ListSnapshots, and its content is kept", u);
   const nodeRecords = new NodeRecords();
   const { store: attachments, problems } = await AttachmentStore.open(root, async (id) => {
     const b = backends.forId(id);

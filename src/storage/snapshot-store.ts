@@ -65,6 +65,8 @@ export class SnapshotStore {
 
   /** File systems a crash had left frozen, thawed when the store was opened (mount points, for the log). */
   thawedAtStart: string[] = [];
+  /** Snapshots whose record could not be read when the store was opened: left out of every list, their content kept. */
+  readonly unreadableAtStart: { snapshotId: string; problem: string }[] = [];
 
   private constructor(readonly dir: string) {}
 
@@ -298,8 +300,12 @@ export class SnapshotStore {
     }
     for (const id of ids) {
       // An unreadable record keeps its content and stays out of the index;
-      // GetSnapshot of it says what is wrong instead of the driver not starting.
-      const rec = await this.read(id).catch(() => undefined);
+      // GetSnapshot of it says what is wrong instead of the driver not starting,
+      // and so does a warning at start (unreadableAtStart).
+      const rec = await this.read(id).catch((err: unknown) => {
+        this.unreadableAtStart.push({ snapshotId: id, problem: err instanceof Error ? err.message : String(err) });
+        return undefined;
+      });
       if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) {
         await fsp.unlink(this.metaFile(id));
         ids.delete(id);

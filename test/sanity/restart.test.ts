@@ -81,6 +81,23 @@ describe("Restart and crash", () => {
     await d.start();
     assert.equal((await d.client.identity.probe({})).ready, true);
   });
+
+  it("a snapshot whose record cannot be read: the driver starts, warns naming it, keeps its content, lists the others", async () => {
+    const v = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!;
+    const [a, b] = [await snap(v.volumeId!), await snap(v.volumeId!)];
+    // What a disk error or a hand edit could leave: the driver's own writes never do.
+    await fsp.writeFile(path.join(d.root, "snapshots", "meta", `${a}.json`), "{ not json");
+    await d.restart();
+    const warned = d.jsonLogs().filter((l) => l.level === "warn" && l.snapshotId === a);
+    assert.equal(warned.length, 1, "one warning names it");
+    assert.match(String(warned[0]!.problem), /not valid JSON/);
+    assert.deepEqual(((await d.client.controller.listSnapshots({})).entries ?? []).map((e) => e.snapshot!.snapshotId), [b]);
+    assert.ok((await fsp.stat(path.join(d.root, "snapshots", "data", a))).isDirectory(), "its content is kept");
+  });
+
+  async function snap(sourceVolumeId: string): Promise<string> {
+    return (await d.client.controller.createSnapshot({ sourceVolumeId, name: uniqueName("snap") })).snapshot!.snapshotId!;
+  }
 });
 
 describe("Restart (nfs)", () => {
