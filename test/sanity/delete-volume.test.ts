@@ -79,3 +79,33 @@ describe(`DeleteVolume (${b.name})`, () => {
   });
 });
 }
+
+describe("DeleteVolume of a hostPath volume whose record cannot be read", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  for (const capacity of ["none", "image"]) {
+    it(`${capacity}: refused while its data is mounted, then deleted from what is on disk, with a warning`, async () => {
+      const cap = mountCapability();
+      const volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], parameters: { capacity } })).volume!.volumeId!;
+      const stagingTargetPath = d.path(uniqueName("stage"));
+      await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
+      // What a disk error or a hand edit could leave: the driver's own writes never do.
+      const record = path.join(d.root, "volumes", `${volumeId}.json`);
+      const good = await fsp.readFile(record);
+      await fsp.writeFile(record, "{ not json");
+      await expectCode(d.client.controller.deleteVolume({ volumeId }), Code.FAILED_PRECONDITION, new RegExp(`still mounted at ${stagingTargetPath}`));
+      assert.ok(existsSync(path.join(d.root, "data", volumeId)), "the data stays while it is mounted");
+      // Unstaging reads the record too: put it back for that, then damage it again.
+      await fsp.writeFile(record, good);
+      await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+      await fsp.writeFile(record, "{ not json");
+      await d.client.controller.deleteVolume({ volumeId });
+      assert.equal(existsSync(path.join(d.root, "data", volumeId)), false);
+      assert.equal(existsSync(record), false);
+      assert.ok(d.jsonLogs().some((l) => l.level === "warn" && l.volumeId === volumeId && /not valid JSON/.test(String(l.problem))));
+      await d.client.controller.deleteVolume({ volumeId }); // a retry is OK
+    });
+  }
+});

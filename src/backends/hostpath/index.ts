@@ -15,8 +15,9 @@
  * answers expansion from the request and leaves the growth to the node
  * (grow.ts), and refuses changes it cannot make from there.
  */
+import { lstatSync } from "node:fs";
 import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
-import { failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
+import { CsiError, failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
 import type { Topology } from "../../gen/csi";
 import { isReadOnlyLoop } from "../../mount/loop";
 import { mountsOfVolume } from "../../mount/volume-mounts";
@@ -144,16 +145,31 @@ export class HostPathBackend implements Backend {
     return (await this.store.get(HostPathStore.idForName(name))) !== undefined;
   }
 
-  async delete(_driver: Driver, volumeId: string): Promise<string> {
-    const record = await this.store.get(volumeId);
-    const mounts = await this.mountedHere(_driver, volumeId, record);
+  async delete(driver: Driver, volumeId: string): Promise<string> {
+    let record: VolumeRecord | undefined;
+    let unreadable: string | undefined;
+    try {
+      record = await this.store.get(volumeId);
+    } catch (err) {
+      // A record damaged behind the driver's back (a disk error, a hand edit) must not keep the
+      // volume for ever: deleting needs only what is on disk, and the data's own kind (a
+      // directory, or an image file) says which mounts would show it in use.
+      unreadable = CsiError.from(err).message;
+    }
+    const dataIsFile = unreadable !== undefined && lstatSync(this.store.dataDir(volumeId), { throwIfNoEntry: false })?.isFile() === true;
+    const mounts = this.mountsOf(volumeId, record !== undefined ? layoutOf(record) !== "dir" : dataIsFile);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
+    if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });
     return (await this.store.delete(volumeId)) ? "deleted" : "nothing: it does not exist";
   }
 
   async mountedHere(_driver: Driver, volumeId: string, record?: VolumeRecord): Promise<string[]> {
     const rec = record ?? (await this.store.get(volumeId));
-    const image = rec !== undefined && layoutOf(rec) !== "dir";
+    return this.mountsOf(volumeId, rec !== undefined && layoutOf(rec) !== "dir");
+  }
+
+  /** Where the volume's data is mounted on this node: binds of its directory, or its image's loop device. */
+  private mountsOf(volumeId: string, image: boolean): string[] {
     return mountsOfVolume(this.store.dataDir(volumeId), image).mounts.map((m) => m.mountPoint);
   }
 
