@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { encodePart } from "../../src/backends/nfs/volume-id";
 import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "./programs";
 
 const MiB = 1024 * 1024;
@@ -61,7 +62,7 @@ describe("Controller and node in separate processes", () => {
   });
 
   it("a volume neither process made is NOT_FOUND everywhere", async () => {
-    await expectCode(controller.client.controller.controllerExpandVolume({ volumeId: `nfs1:d::${node.share.slice(1).replaceAll("/", ",")}:never-made`, capacityRange: { requiredBytes: MiB, limitBytes: 0 } }), Code.NOT_FOUND);
+    await expectCode(controller.client.controller.controllerExpandVolume({ volumeId: `nfs1:d::${encodePart(node.share.slice(1))}:never-made`, capacityRange: { requiredBytes: MiB, limitBytes: 0 } }), Code.NOT_FOUND);
     await expectCode(node.client.controller.controllerExpandVolume({ volumeId: "hp-00000000000000000000000000000000", capacityRange: { requiredBytes: MiB, limitBytes: 0 } }), Code.NOT_FOUND);
   });
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { ControllerServiceCapability_RPC_Type as Cap } from "../../src/gen/csi";
-import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, literal, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 describe("ControllerPublishVolume", () => {
   let d: DriverProcess;
@@ -78,7 +78,7 @@ describe("ControllerPublishVolume", () => {
   it("DeleteVolume of an attached volume answers FAILED_PRECONDITION naming the node", async () => {
     const id = await newVolume();
     await publish(id);
-    await expectCode(d.client.controller.deleteVolume({ volumeId: id }), Code.FAILED_PRECONDITION, new RegExp(`attached to node ${d.nodeId}`));
+    await expectCode(d.client.controller.deleteVolume({ volumeId: id }), Code.FAILED_PRECONDITION, new RegExp(`attached to node ${literal(d.nodeId)}`));
     await d.client.controller.controllerUnpublishVolume({ volumeId: id, nodeId: d.nodeId });
     await d.client.controller.deleteVolume({ volumeId: id });
     await assert.rejects(fsp.access(path.join(d.root, "attachments", `${id}.json`)));

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, DIR_VOLUMES, type DriverProcess } from "./harness";
+import { Code, destroyDriver, DIR_VOLUMES, expectCode, literal, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { BACKENDS } from "./backends";
 
 for (const b of BACKENDS) {
@@ -95,7 +95,7 @@ describe("DeleteVolume of a hostPath volume whose record cannot be read", () => 
       const record = path.join(d.root, "volumes", `${volumeId}.json`);
       const good = await fsp.readFile(record);
       await fsp.writeFile(record, "{ not json");
-      await expectCode(d.client.controller.deleteVolume({ volumeId }), Code.FAILED_PRECONDITION, new RegExp(`still mounted at ${stagingTargetPath}`));
+      await expectCode(d.client.controller.deleteVolume({ volumeId }), Code.FAILED_PRECONDITION, new RegExp(`still mounted at ${literal(stagingTargetPath)}`));
       assert.ok(existsSync(path.join(d.root, "data", volumeId)), "the data stays while it is mounted");
       // Unstaging reads the record too: put it back for that, then damage it again.
       await fsp.writeFile(record, good);

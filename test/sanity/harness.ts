@@ -219,6 +219,19 @@ export function uniqueName(prefix = "vol"): string {
   return `${prefix}-${process.pid}-${++counter}`;
 }
 
+/**
+ * `s` as one word of a shell script, whatever it holds (spaces, quotes, $, \):
+ * scratch paths are under TMPDIR, which may hold any of them.
+ */
+export function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A regular expression source matching `s` literally (a path in an expected message). */
+export function literal(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 /** Expect the promise to fail with a gRPC status `code` (and a message matching `message`, if given). */
 export async function expectCode(p: Promise<unknown>, code: Code, message?: RegExp): Promise<ServiceError> {
   let err: ServiceError | undefined;

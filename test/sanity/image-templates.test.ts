@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { MAX_TEMPLATES } from "../../src/backends/hostpath/templates";
 import { canGrowExt4Online, FORMAT_RECIPE } from "../../src/mount/filesystem";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { driverOnLoopFs } from "./loop-fs";
 import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "./programs";
 
@@ -56,7 +56,7 @@ async function countingDriver(): Promise<{ d: DriverProcess; formats: (bytes: nu
     const real = run("sh", ["-c", `command -v ${tool}`]).out.trim();
     if (!real) continue;
     // The image is mkfs's last argument; its size says which template it is.
-    await fsp.writeFile(path.join(bin, tool), `#!/bin/sh\nfor a; do last=$a; done\necho "$(stat -c %s "$last")" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
+    await fsp.writeFile(path.join(bin, tool), `#!/bin/sh\nfor a; do last=$a; done\necho "$(stat -c %s "$last")" >> ${shellQuote(log)}\nexec ${shellQuote(real)} "$@"\n`, { mode: 0o755 });
   }
   const d = await startDriver({ extraArgs: ["--default-capacity-mode", "image"], env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
   const formats = async (bytes: number) => (await fsp.readFile(log, "utf8")).split("\n").filter((l) => l === String(bytes)).length;

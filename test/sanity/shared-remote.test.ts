@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, isMounted, literal, Mode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 
@@ -18,13 +18,13 @@ async function writeScript(file: string, body: string): Promise<string> {
 }
 
 function fakeNfs(dir: string): string {
-  return `echo "$*" >> ${dir}/mount.log
+  return `echo "$*" >> ${shellQuote(path.join(dir, "mount.log"))}
 if [ "$1" = "-t" ] && [ "$2" = "nfs" ]; then
   shift 2
   if [ "$1" = "-o" ]; then shift 2; fi
   server=\${1%%:*}; p=\${1#*:}
-  [ -d "${dir}/exports/$server$p" ] || { echo "mount.nfs: access denied by server while mounting $1" >&2; exit 32; }
-  exec mount --bind "${dir}/exports/$server$p" "$2"
+  [ -d ${shellQuote(path.join(dir, "exports"))}"/$server$p" ] || { echo "mount.nfs: access denied by server while mounting $1" >&2; exit 32; }
+  exec mount --bind ${shellQuote(path.join(dir, "exports"))}"/$server$p" "$2"
 fi
 exec mount "$@"`;
 }
@@ -51,7 +51,7 @@ describe("Shared volumes on an NFS export (mount(8) stand-ins)", () => {
     assert.equal(v.volumeId, `nfs1:d:nfs.example.internal:srv,vols:${name}`);
     assert.equal(v.volumeContext!["csi-lab/server"], "nfs.example.internal");
     const line = log().at(-1)!;
-    assert.match(line, new RegExp(`^-t nfs nfs\\.example\\.internal:/srv/vols ${d.root}/\\.shares/[0-9a-f]{16}\\.[0-9a-f]{6}$`));
+    assert.match(line, new RegExp(`^-t nfs nfs\\.example\\.internal:/srv/vols ${literal(d.root)}/\\.shares/[0-9a-f]{16}\\.[0-9a-f]{6}$`));
     assert.ok((await fsp.stat(d.scratch("exports", "nfs.example.internal", "srv", "vols", name))).isDirectory());
     assert.deepEqual(await fsp.readdir(path.join(d.root, ".shares")), [], "the working mount is gone");
   });
@@ -89,7 +89,7 @@ describe("A mount helper that hangs", () => {
     d = await startDriver();
     const dir = d.dir;
     pidFile = path.join(dir, "hang.pid");
-    const program = await writeScript(path.join(dir, "bin", "hang"), `echo $$ > ${pidFile}\nexec sleep 1000`);
+    const program = await writeScript(path.join(dir, "bin", "hang"), `echo $$ > ${shellQuote(pidFile)}\nexec sleep 1000`);
     await d.stop();
     d = await startDriver({ dir, extraArgs: ["--mount-program", program, "--mount-timeout", "1.5", "--allow-share", "nfs.example.internal:/srv/vols"] });
   });

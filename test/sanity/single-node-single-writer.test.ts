@@ -1,6 +1,6 @@
 // ReadWriteOncePod (SINGLE_NODE_SINGLE_WRITER): one target at a time, judged from the kernel's mount table, across restarts.
 import assert from "node:assert/strict";
-import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, isMounted, literal, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 describe("SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)", () => {
   let d: DriverProcess;
@@ -20,7 +20,7 @@ describe("SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)", () => {
     const v = await staged([Mode.SINGLE_NODE_SINGLE_WRITER, Mode.SINGLE_NODE_MULTI_WRITER]);
     const [t1, t2] = [d.path(uniqueName("pod")), d.path(uniqueName("pod"))];
     await publish(v, t1, Mode.SINGLE_NODE_SINGLE_WRITER);
-    await expectCode(publish(v, t2, Mode.SINGLE_NODE_MULTI_WRITER), Code.FAILED_PRECONDITION, new RegExp(`published at ${t1}`));
+    await expectCode(publish(v, t2, Mode.SINGLE_NODE_MULTI_WRITER), Code.FAILED_PRECONDITION, new RegExp(`published at ${literal(t1)}`));
     assert.equal(await isMounted(t2), false);
     // Once the first pod is gone the second may have it.
     await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: t1 });
@@ -34,7 +34,7 @@ describe("SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)", () => {
     const [t1, t2] = [d.path(uniqueName("pod")), d.path(uniqueName("pod"))];
     await publish(v, t1, Mode.SINGLE_NODE_MULTI_WRITER);
     for (const mode of [Mode.SINGLE_NODE_WRITER, Mode.SINGLE_NODE_SINGLE_WRITER]) {
-      await expectCode(publish(v, t2, mode), Code.FAILED_PRECONDITION, new RegExp(`published at ${t1} and its access mode .* allows one workload only`));
+      await expectCode(publish(v, t2, mode), Code.FAILED_PRECONDITION, new RegExp(`published at ${literal(t1)} and its access mode .* allows one workload only`));
       assert.equal(await isMounted(t2), false);
     }
     await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: t1 });
