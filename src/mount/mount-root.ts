@@ -24,37 +24,21 @@
  * cannot say (no statx, or no mount-root attribute) answers "unknown", and
  * callers read the mount table as before.
  */
-import koffi from "koffi";
-import { libc } from "./libc";
+import {
+  AT_NO_AUTOMOUNT,
+  AT_STATX_DONT_SYNC,
+  AT_SYMLINK_NOFOLLOW,
+  STATX_INO,
+  STATX_OFFSET as OFF,
+  STATX_SIZE,
+  STATX_TYPE,
+  statxInto,
+  statxUnavailable,
+} from "./statx";
 
-const statxFn = libc.func("int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)") as (
-  dirfd: number,
-  path: string,
-  flags: number,
-  mask: number,
-  buf: Buffer,
-) => number;
-
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
-const AT_NO_AUTOMOUNT = 0x800;
-const AT_STATX_DONT_SYNC = 0x4000;
-const STATX_TYPE = 0x1;
-const STATX_INO = 0x100;
 const STATX_ATTR_MOUNT_ROOT = 0x2000;
-const EPERM = 1;
 const ENOENT = 2;
 const ENOTDIR = 20;
-const ENOSYS = 38;
-
-// struct statx (linux/stat.h): the offsets of the fields read here.
-const OFF_ATTRIBUTES = 8; // u64
-const OFF_MODE = 28; // u16
-const OFF_INO = 32; // u64
-const OFF_ATTRIBUTES_MASK = 56; // u64
-const OFF_RDEV_MAJOR = 128; // u32, then minor
-const OFF_DEV_MAJOR = 136; // u32, then minor
-const STATX_SIZE = 256;
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -90,15 +74,15 @@ export function mountRootAt(at: string): MountRootAnswer {
   if (errno === ENOENT || errno === ENOTDIR) return { kind: "absent" };
   if (errno !== 0) {
     // ENOSYS (before Linux 4.11), or a container's seccomp profile that refuses it.
-    if (errno === ENOSYS || errno === EPERM) unsupported = true;
+    if (statxUnavailable(errno)) unsupported = true;
     return { kind: "unknown" };
   }
-  const known = buf.readBigUInt64LE(OFF_ATTRIBUTES_MASK);
+  const known = buf.readBigUInt64LE(OFF.attributesMask);
   if ((known & BigInt(STATX_ATTR_MOUNT_ROOT)) === 0n) {
     unsupported = true; // before Linux 5.8: it will not start knowing later
     return { kind: "unknown" };
   }
-  const attributes = buf.readBigUInt64LE(OFF_ATTRIBUTES);
+  const attributes = buf.readBigUInt64LE(OFF.attributes);
   if ((attributes & BigInt(STATX_ATTR_MOUNT_ROOT)) === 0n) return { kind: "not-a-mount" };
   return { kind: "mount", root: numbers() };
 }
@@ -114,16 +98,15 @@ export function sameFile(a: FileNumbers, b: FileNumbers): boolean {
 }
 
 function statx(p: string): number {
-  const rc = statxFn(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, buf);
-  return rc === 0 ? 0 : koffi.errno();
+  return statxInto(p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, buf);
 }
 
 function numbers(): FileNumbers {
-  const type = buf.readUInt16LE(OFF_MODE) & S_IFMT;
+  const type = buf.readUInt16LE(OFF.mode) & S_IFMT;
   return {
     kind: type === S_IFDIR ? "dir" : type === S_IFREG ? "file" : type === S_IFBLK ? "block" : "other",
-    dev: { major: buf.readUInt32LE(OFF_DEV_MAJOR), minor: buf.readUInt32LE(OFF_DEV_MAJOR + 4) },
-    ino: buf.readBigUInt64LE(OFF_INO),
-    rdev: { major: buf.readUInt32LE(OFF_RDEV_MAJOR), minor: buf.readUInt32LE(OFF_RDEV_MAJOR + 4) },
+    dev: { major: buf.readUInt32LE(OFF.devMajor), minor: buf.readUInt32LE(OFF.devMajor + 4) },
+    ino: buf.readBigUInt64LE(OFF.ino),
+    rdev: { major: buf.readUInt32LE(OFF.rdevMajor), minor: buf.readUInt32LE(OFF.rdevMajor + 4) },
   };
 }

@@ -24,36 +24,12 @@
  * which moves at every rename, chmod or new entry.
  */
 import { closeSync, constants as fsc, fstatSync, openSync } from "node:fs";
-import koffi from "koffi";
 import { ioctlPtr } from "../mount/ioctl";
-import { libc } from "../mount/libc";
+import { AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW, STATX_BTIME, STATX_INO, STATX_OFFSET as OFF, STATX_SIZE, statxInto, statxUnavailable } from "../mount/statx";
 import { SyscallError } from "../mount/syscalls";
 
-const statxFn = libc.func("int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)") as (
-  dirfd: number,
-  path: string,
-  flags: number,
-  mask: number,
-  buf: Buffer,
-) => number;
-
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
-const AT_NO_AUTOMOUNT = 0x800;
-const STATX_INO = 0x100;
-const STATX_BTIME = 0x800;
-const EPERM = 1;
-const ENOSYS = 38;
 /** FS_IOC_GETVERSION: _IOR('v', 1, long); the kernel writes an int. */
 const FS_IOC_GETVERSION = 0x80087601;
-
-// struct statx (linux/stat.h): stx_mask (u32) at 0, stx_ino (u64) at 32; stx_btime at 80, a s64 of
-// seconds and a u32 of nanoseconds.
-const OFF_MASK = 0;
-const OFF_INO = 32;
-const OFF_BTIME_SEC = 80;
-const OFF_BTIME_NSEC = 88;
-const STATX_SIZE = 256;
 
 const buf = Buffer.alloc(STATX_SIZE);
 let noStatx = false;
@@ -83,17 +59,17 @@ export function dirIdentity(p: string, ino: bigint): DirIdentity {
  */
 export function birthTimeNs(p: string, ino: bigint): bigint {
   if (noStatx) return 0n;
-  if (statxFn(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_INO | STATX_BTIME, buf) !== 0) {
-    const errno = koffi.errno();
-    if (errno === ENOSYS || errno === EPERM) {
-      noStatx = true; // it will not start answering later
+  const errno = statxInto(p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_INO | STATX_BTIME, buf);
+  if (errno !== 0) {
+    if (statxUnavailable(errno)) {
+      noStatx = true;
       return 0n;
     }
     throw new SyscallError("statx", errno, p);
   }
-  if (buf.readBigUInt64LE(OFF_INO) !== ino) throw replaced(p);
-  if ((buf.readUInt32LE(OFF_MASK) & STATX_BTIME) === 0) return 0n;
-  return buf.readBigInt64LE(OFF_BTIME_SEC) * 1_000_000_000n + BigInt(buf.readUInt32LE(OFF_BTIME_NSEC));
+  if (buf.readBigUInt64LE(OFF.ino) !== ino) throw replaced(p);
+  if ((buf.readUInt32LE(OFF.mask) & STATX_BTIME) === 0) return 0n;
+  return buf.readBigInt64LE(OFF.btimeSec) * 1_000_000_000n + BigInt(buf.readUInt32LE(OFF.btimeNsec));
 }
 
 /** The generation of the directory at `p`, inode `ino`; undefined where its file system does not say. */

@@ -368,7 +368,7 @@ export class SharedStore {
     return this.shares.with(loc, async (root) => {
       const there = await this.io.run<Probed>("probe", { root, sub: loc.subDir }, describeShare(loc)).catch(() => undefined);
       const mine = await this.readMarker(root, id.key, loc);
-      return there?.kind === "dir" && mine?.volumeId === volumeId && sameDirectory(mine, there) ? loc : undefined;
+      return there !== undefined && mine?.volumeId === volumeId && sameDirectory(mine, there) ? loc : undefined;
     });
   }
 
