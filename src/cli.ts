@@ -20,6 +20,7 @@ import type { startMetricsServer } from "./server/metrics-http";
 import { endedParent, stopWithParent, type ParentWatch } from "./server/parent-death";
 import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
+import { mountTableSource } from "./mount/mountinfo";
 import { setMountObserver } from "./mount/observer";
 import { version } from "./server/version";
 import { youngGenerationBytes } from "./server/young-generation";
@@ -137,5 +138,5 @@ async function runDriver(argv: string[]): Promise<void> {
     await metricsServer?.close();
     throw err;
   }
-  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, youngGenerationBytes: youngGenerationBytes(), volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root });
+  log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, youngGenerationBytes: youngGenerationBytes(), volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root, mountTable: mountTableSource() });
 }

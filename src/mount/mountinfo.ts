@@ -9,8 +9,9 @@
  * call, instead of remembering what we mounted, means a driver restart or a
  * mount made by someone else can never leave us believing something false.
  */
-import { openSync, readSync } from "node:fs";
+import { openSync, readFileSync, readSync } from "node:fs";
 import { libc } from "./libc";
+import { EventTable } from "./mount-events";
 
 export interface MountEntry {
   id: number;
@@ -110,6 +111,11 @@ class MountLine implements MountEntry {
 /**
  * The current mount table, never older than the call.
  *
+ * Where the kernel can report each mount attached or detached (Linux 6.15:
+ * mount-events.ts), the table is listed once and kept current from those
+ * reports; a call then costs the same however many mounts the node has.
+ * Elsewhere it is read from mountinfo as below.
+ *
  * Reading and parsing mountinfo costs time that grows with the number of
  * mounts, and most calls would read it several times. The kernel says when
  * it changed: poll(2) on an open mountinfo reports POLLPRI once after every
@@ -120,16 +126,55 @@ class MountLine implements MountEntry {
  * callers and must not be changed (hence readonly).
  */
 export function readMountInfo(): readonly MountEntry[] {
+  table ??= openEventTable() ?? new MountTable();
+  if (table instanceof EventTable) {
+    try {
+      return table.read();
+    } catch {
+      // The event queue or statmount failed in a way they never should (a closed
+      // descriptor, an errno no kernel gives here): the text cannot be wrong. The
+      // descriptor is not closed: if something else closed it, its number may be
+      // another file's by now; a queue no one reads stops at its limit.
+      table = new MountTable();
+    }
+  }
   return table.read();
 }
 
 /**
- * How many times this process has had the kernel write the whole table
- * out (reads answered from the unchanged copy are not counted): what
- * csi_lab_mount_table_reads_total reports.
+ * A table kept by events, checked once before it is trusted: the same mounts
+ * in the same order as the text. A kernel whose listmount or statmount
+ * answers differently from the one this was written against is read as text
+ * instead. (A few tries: a mount made between the two reads is no difference.)
+ */
+function openEventTable(): EventTable | undefined {
+  const t = EventTable.open();
+  if (!t) return undefined;
+  const key = (m: MountEntry) => `${m.id} ${m.device} ${m.root} ${m.mountPoint}`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const kept = t.read().map(key);
+    const text = parseMountInfo(readFileSync("/proc/self/mountinfo", "utf8")).map(key);
+    if (kept.length === text.length && kept.every((k, i) => k === text[i])) return t;
+  }
+  t.close();
+  return undefined;
+}
+
+/**
+ * How this process knows its mount table: "events" (kept by the kernel's
+ * reports) or "mountinfo" (read as text); undefined before its first read.
+ */
+export function mountTableSource(): "events" | "mountinfo" | undefined {
+  return table === undefined ? undefined : table instanceof EventTable ? "events" : "mountinfo";
+}
+
+/**
+ * How many times this process has had the kernel hand over the whole
+ * table (reads answered from the unchanged copy, or kept current by mount
+ * events, are not counted): what csi_lab_mount_table_reads_total reports.
  */
 export function mountTableReads(): number {
-  return table.reads;
+  return table?.reads ?? 0;
 }
 
 const POLLPRI = 0x2;
@@ -174,7 +219,7 @@ class MountTable {
   }
 }
 
-const table = new MountTable();
+let table: EventTable | MountTable | undefined;
 
 /** The mount on top at exactly `mountPoint` (the last one stacked there), if any. */
 export function mountAt(entries: readonly MountEntry[], mountPoint: string): MountEntry | undefined {
@@ -190,11 +235,18 @@ export function mountAt(entries: readonly MountEntry[], mountPoint: string): Mou
  * path), which is how bind mounts of that directory show up.
  */
 export function mountContaining(entries: readonly MountEntry[], path: string): MountEntry | undefined {
+  // Every call looks at every mount, so the test is ordered to reject most of them
+  // cheaply (a shorter mount point than the best so far cannot win) and allocates nothing.
   let best: MountEntry | undefined;
+  let bestLength = -1;
   for (const e of entries) {
     const mp = e.mountPoint;
-    const inside = mp === "/" || path === mp || path.startsWith(mp.endsWith("/") ? mp : mp + "/");
-    if (inside && (!best || mp.length >= best.mountPoint.length)) best = e;
+    if (mp.length < bestLength || !path.startsWith(mp)) continue;
+    // mp is a prefix: it contains `path` if it is the whole of it, or ends where a component does.
+    if (path.length === mp.length || mp.endsWith("/") || path.charCodeAt(mp.length) === 0x2f) {
+      best = e;
+      bestLength = mp.length;
+    }
   }
   return best;
 }

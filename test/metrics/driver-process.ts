@@ -14,11 +14,14 @@ export interface RunningDriver {
   endpoint: string;
   /** e.g. http://127.0.0.1:40123 */
   httpBase: string;
+  /** The driver's "ready" log record. */
+  ready: Record<string, unknown>;
   stop(): Promise<void>;
 }
 
-export async function startDriverWithMetrics(extraArgs: string[] = []): Promise<RunningDriver> {
+export async function startDriverWithMetrics(extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<RunningDriver> {
   const d = await startDriver({
+    env,
     nodeId: "metrics-node",
     extraArgs: ["--metrics-address", "127.0.0.1:0", "--default-capacity-mode", "none", ...extraArgs],
   });
@@ -27,18 +30,19 @@ export async function startDriverWithMetrics(extraArgs: string[] = []): Promise<
     await destroyDriver(d);
     throw new Error(`the driver did not say where /metrics listens:\n${d.logs.join("\n")}`);
   }
-  return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address}`, stop: () => destroyDriver(d) };
+  const ready = d.jsonLogs().find((rec) => rec.msg === "ready") ?? {};
+  return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address}`, ready, stop: () => destroyDriver(d) };
 }
 
 /**
  * For the describe block that calls it: a driver with metrics started
  * before its tests and a client connected to it, both stopped after them.
  */
-export function useDriverWithMetrics(): { readonly driver: RunningDriver; readonly client: CsiClient } {
+export function useDriverWithMetrics(env?: NodeJS.ProcessEnv): { readonly driver: RunningDriver; readonly client: CsiClient } {
   let driver: RunningDriver | undefined;
   let client: CsiClient | undefined;
   before(async () => {
-    driver = await startDriverWithMetrics();
+    driver = await startDriverWithMetrics([], env);
     client = connect(driver.endpoint);
   });
   after(async () => {

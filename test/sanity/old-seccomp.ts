@@ -3,20 +3,24 @@
  * make it run as under an older container runtime, whose seccomp profile
  * refuses the system calls that came after it: statx(2) (Linux 4.11;
  * Docker's default profile refused it before Docker 18.04, libseccomp
- * < 2.3.3) and openat2(2) (Linux 5.6; refused before Docker 20.10). Both
- * fail with EPERM, as such a profile answers (an older kernel answers
- * ENOSYS; the driver treats both alike).
+ * < 2.3.3), openat2(2) (Linux 5.6; refused before Docker 20.10), and the
+ * calls that keep the mount table by events (src/mount/mount-events.ts):
+ * statmount(2) and listmount(2) (Linux 6.8), and fanotify_init(2), which
+ * Docker's profile allows only to a container with CAP_SYS_ADMIN. All fail
+ * with EPERM, as such a profile answers (an older kernel answers ENOSYS or
+ * EINVAL; the driver treats them alike).
  *
  * Then Node's own file calls fall back to fstatat; the driver's mount-root
  * checks (src/mount/mount-root.ts) answer "unknown" and its node calls read
- * the mount table; paths are opened by walking them one component at a time
- * with O_NOFOLLOW (src/mount/open-no-symlinks.ts); and a shared volume's
- * directory is known by its inode's generation instead of its birth time
+ * the mount table, as text from mountinfo (src/mount/mountinfo.ts); paths
+ * are opened by walking them one component at a time with O_NOFOLLOW
+ * (src/mount/open-no-symlinks.ts); and a shared volume's directory is known
+ * by its inode's generation instead of its birth time
  * (src/storage/dir-identity.ts).
  *
  * A seccomp filter is a small classic-BPF program the kernel runs on every
- * system call: here, "on x86-64, if the call is statx or openat2, fail it
- * with EPERM; else allow it". It is installed for every thread of the
+ * system call: here, "on x86-64, if the call is one of those, fail it with
+ * EPERM; else allow it". It is installed for every thread of the
  * process (SECCOMP_FILTER_FLAG_TSYNC), and threads and processes made
  * later inherit it. Only x86-64's system-call numbers are written here:
  * elsewhere the filter lets everything through, and the tests that use it
@@ -26,8 +30,11 @@ import { readFileSync } from "node:fs";
 import koffi from "koffi";
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
-const NR_STATX_X86_64 = 332;
-const NR_OPENAT2_X86_64 = 437;
+/** The calls the filter can refuse, and their x86-64 numbers. */
+const CALLS = { statx: 332, openat2: 437, fanotify_init: 300, statmount: 457, listmount: 458 } as const;
+export type RefusableCall = keyof typeof CALLS;
+/** The calls only a kernel and runtime as new as the mount-event table's have. */
+export const MOUNT_EVENT_CALLS: readonly RefusableCall[] = ["fanotify_init", "statmount", "listmount"];
 const NR_SECCOMP_X86_64 = 317;
 const PR_SET_NO_NEW_PRIVS = 38;
 const SECCOMP_SET_MODE_FILTER = 1;
@@ -47,15 +54,16 @@ const DATA_ARCH = 4;
 /** Whether this machine's calls are the ones the filter knows. */
 export const filterWorksHere = process.arch === "x64";
 
-function install(): void {
+function install(calls: readonly RefusableCall[]): void {
+  const refused = calls.map((c) => CALLS[c]);
   const program: [code: number, jt: number, jf: number, k: number][] = [
     [LD_W_ABS, 0, 0, DATA_ARCH],
-    [JEQ_K, 0, 4, AUDIT_ARCH_X86_64], // another architecture: allow
+    [JEQ_K, 0, refused.length + 1, AUDIT_ARCH_X86_64], // another architecture: allow
     [LD_W_ABS, 0, 0, DATA_NR],
-    [JEQ_K, 1, 0, NR_STATX_X86_64], // statx: refuse
-    [JEQ_K, 0, 1, NR_OPENAT2_X86_64], // openat2: refuse; anything else: allow
+    // one of the refused: jump to the refusal, past the comparisons after this one
+    ...refused.map((nr, i): [number, number, number, number] => [JEQ_K, refused.length - i, 0, nr]),
+    [RET_K, 0, 0, SECCOMP_RET_ALLOW], // anything else
     [RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM],
-    [RET_K, 0, 0, SECCOMP_RET_ALLOW],
   ];
   // struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }
   const filter = Buffer.alloc(8 * program.length);
@@ -81,12 +89,21 @@ function install(): void {
   }
 }
 
-if (filterWorksHere && process.env.CSI_LAB_TEST_OLD_SECCOMP === "1") install();
+const asked = process.env.CSI_LAB_TEST_OLD_SECCOMP;
+if (filterWorksHere && asked) {
+  const calls = asked.split(",").filter((c): c is RefusableCall => c in CALLS);
+  if (calls.length === 0) throw new Error(`CSI_LAB_TEST_OLD_SECCOMP names no call the filter knows: ${asked}`);
+  install(calls);
+}
 
-/** The environment under which a driver refuses itself statx and openat2 (a copy of this process's, with this file preloaded). */
-export function oldSeccompEnv(): NodeJS.ProcessEnv {
+/**
+ * The environment under which a process refuses itself `calls` (by default
+ * all of them: statx, openat2 and the mount-event calls): a copy of this
+ * process's, with this file preloaded.
+ */
+export function oldSeccompEnv(calls: readonly RefusableCall[] = Object.keys(CALLS) as RefusableCall[]): NodeJS.ProcessEnv {
   const preload = `--require ${JSON.stringify(__filename)}`;
-  return { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "), CSI_LAB_TEST_OLD_SECCOMP: "1" };
+  return { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" "), CSI_LAB_TEST_OLD_SECCOMP: calls.join(",") };
 }
 
 /** Does process `pid` run under a seccomp filter? (/proc/PID/status: "Seccomp: 2") */

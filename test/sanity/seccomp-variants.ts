@@ -1,8 +1,9 @@
 /**
  * Suites that run twice: as the driver runs on a current kernel and
  * runtime, and as it runs under an older container runtime's seccomp
- * profile, which refuses statx(2) and openat2(2) (old-seccomp.ts). Then
- * every node call reads the mount table, paths are walked one component at
+ * profile, which refuses statx(2), openat2(2) and the calls that keep the
+ * mount table by events (old-seccomp.ts). Then every node call reads the
+ * mount table, as mountinfo's text, paths are walked one component at
  * a time, Node's own file calls fall back to stat(2), and a shared volume's
  * directory is known by its inode's generation — and every refusal, and
  * every clean-up, must hold all the same.
@@ -21,7 +22,7 @@ export interface SeccompVariant {
 
 export const SECCOMP_VARIANTS: readonly SeccompVariant[] = [
   { title: "", env: undefined, skip: false },
-  { title: " (statx and openat2 refused)", env: oldSeccompEnv(), skip: !filterWorksHere },
+  { title: " (statx, openat2 and mount events refused)", env: oldSeccompEnv(), skip: !filterWorksHere },
 ];
 
 /** Start a driver for a variant; where calls are to be refused, check the filter is in place. */
