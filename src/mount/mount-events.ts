@@ -27,9 +27,10 @@
  * mountinfo lists them (the namespace keeps its mounts in a tree by that
  * ID), so a later mount stacked at the same path comes later, as there.
  *
- * Where the kernel is older, or a container's seccomp profile refuses
- * fanotify_init, listmount or statmount, `open` answers undefined and the
- * caller reads the text instead (mountinfo.ts).
+ * Where the kernel is older, a container's seccomp profile refuses
+ * fanotify_init, listmount or statmount, or the user has no fanotify group
+ * left (fs.fanotify.max_user_groups, 128 by default), `open` answers
+ * undefined and the caller reads the text instead (mountinfo.ts).
  */
 import { closeSync, openSync } from "node:fs";
 import koffi from "koffi";
