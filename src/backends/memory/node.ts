@@ -125,7 +125,14 @@ export const memoryNode: NodeBackend = {
 
   async owner(driver, volumeId): Promise<MountOwner | undefined> {
     const store = memoryStore(driver);
-    if (!(await store.get(volumeId))) return undefined;
+    // Its mounts are known by its tmpfs alone: a record that is there but cannot be read (a
+    // disk error, a hand edit) still names a volume of this driver, whose pods must be able
+    // to go. Only a volume with no record at all owns nothing.
+    const exists = await store.get(volumeId).then(
+      (record) => record !== undefined,
+      () => true,
+    );
+    if (!exists) return undefined;
     const loc = store.location(volumeId);
     return {
       volumeId,

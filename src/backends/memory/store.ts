@@ -25,7 +25,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp, readdirSync, realpathSync } from "node:fs";
 import * as path from "node:path";
-import { internal } from "../../csi/errors";
+import { CsiError, internal } from "../../csi/errors";
 import { locate, mountAt, readMountInfo } from "../../mount/mountinfo";
 import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
@@ -78,7 +78,22 @@ export class MemoryStore {
     }
     // A record without its tmpfs: the node restarted. The volume goes on, empty.
     for (const id of ids) {
-      const rec = await store.get(id);
+      let rec: VolumeRecord | undefined;
+      try {
+        rec = await store.get(id);
+      } catch (err) {
+        // Damaged behind the driver's back (a disk error, a hand edit): one such record must not
+        // keep the driver, and every other volume, from starting. It is left as it is, and so is
+        // its tmpfs; its RAM stays promised by the tmpfs's own size.
+        const mounted = store.tmpfsMounted(id);
+        if (mounted) store.sizes.set(id, (await store.usage(id)).totalBytes);
+        log.warn("a memory volume's record cannot be read; the volume is left as it is", {
+          volumeId: id,
+          error: CsiError.from(err).message,
+          tmpfs: mounted ? "mounted" : "not mounted",
+        });
+        continue;
+      }
       if (rec) store.sizes.set(id, rec.capacityBytes);
       if (rec && !store.tmpfsMounted(id)) {
         log.warn("a memory volume lost its contents (the node restarted since it was made); it is empty now", { volumeId: id });

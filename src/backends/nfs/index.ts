@@ -17,6 +17,7 @@ import { requireSupported, toCapability, unsupportedReason, type Capability } fr
 import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
 import { mountAt, readMountInfo } from "../../mount/mountinfo";
 import type { Driver, DriverConfig } from "../../server/driver";
+import type { Logger } from "../../server/logger";
 import type { VolumeRecord } from "../../storage/volume-record";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
@@ -233,12 +234,16 @@ export class NfsBackend implements Backend {
 
 export const nfsBackend: BackendFactory = {
   name: "nfs",
-  async open(config: DriverConfig) {
-    const store = await SharedStore.open(config.root, {
-      mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
-      shareTimeoutMs: config.shareTimeoutMs,
-      allowedShares: config.allowedShares,
-    });
+  async open(config: DriverConfig, log: Logger) {
+    const store = await SharedStore.open(
+      config.root,
+      {
+        mount: { program: config.mountProgram, timeoutMs: config.mountTimeoutMs },
+        shareTimeoutMs: config.shareTimeoutMs,
+        allowedShares: config.allowedShares,
+      },
+      log,
+    );
     return new NfsBackend(store);
   },
 };

@@ -35,8 +35,9 @@
  */
 import { promises as fsp, readdirSync } from "node:fs";
 import * as path from "node:path";
-import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
+import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
+import type { Logger } from "../../server/logger";
 import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
 import { readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
@@ -137,14 +138,28 @@ export class SharedStore {
     return shareNotAllowed(this.cfg.allowedShares, s);
   }
 
-  static async open(root: string, cfg: SharedConfig): Promise<SharedStore> {
+  static async open(root: string, cfg: SharedConfig, log: Logger): Promise<SharedStore> {
     const dir = path.join(root, "shared");
     await fsp.mkdir(dir, { recursive: true });
     await ShareMounts.sweep(path.join(root, ".shares"));
     const ids: string[] = [];
     for (const f of readdirSync(dir).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
-      const raw = readJsonNoFollow(path.join(dir, f)) as { volumeId?: unknown };
-      if (typeof raw.volumeId === "string") ids.push(raw.volumeId);
+      let raw: unknown;
+      try {
+        raw = readJsonNoFollow(path.join(dir, f));
+      } catch (err) {
+        // Damaged behind the driver's back (a disk error, a hand edit): one such record must
+        // not keep the driver, and every other volume, from starting. Its file is named by a
+        // hash, so the volume it held cannot be listed; it is left as it is, and said.
+        log.warn("a shared volume's record cannot be read; it is left as it is and not listed", {
+          file: path.join(dir, f),
+          error: err instanceof SyntaxError ? "not valid JSON" : CsiError.from(err).message,
+        });
+        continue;
+      }
+      const volumeId = (raw as { volumeId?: unknown } | null)?.volumeId;
+      if (typeof volumeId === "string") ids.push(volumeId);
+      else log.warn("a shared volume's record names no volume; it is left as it is and not listed", { file: path.join(dir, f) });
     }
     return new SharedStore(root, SortedIndex.from(ids), cfg);
   }
@@ -169,9 +184,10 @@ export class SharedStore {
       raw = readJsonNoFollow(this.recordFile(id.key));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      if (err instanceof SyntaxError) throw internal(`record of shared volume ${id.key} is not valid JSON`);
       throw err;
     }
-    const rec = parseRecord(raw, (raw as { volumeId?: string }).volumeId ?? "");
+    const rec = parseRecord(raw, (raw as { volumeId?: string } | null)?.volumeId ?? "");
     if (typeof rec === "string") throw internal(`record of shared volume ${id.key} is unusable: ${rec}`);
     return rec;
   }
