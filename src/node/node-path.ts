@@ -346,20 +346,21 @@ function makeAt(at: string, kind: "dir" | "file"): void {
 /**
  * After the volume's mounts are gone: remove what NodePublishVolume made
  * at the place for this volume — an empty directory, or the empty file a
- * block volume was bound onto (`kind` says which), carrying the driver's
+ * block volume was bound onto (`kind` says which, or "either"), carrying the driver's
  * mark for `volumeId` (made-here.ts) — as the spec asks. An empty one
  * without that mark is the CO's (or someone else's) and stays; so does
  * nothing at all. Anything else (a file with data, a directory with
  * entries, a symlink, a device) is FAILED_PRECONDITION naming it, and stays.
  */
-export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file", volumeId: string): Promise<void> {
+export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file" | "either", volumeId: string): Promise<void> {
   await withAnchor(np, (a) => {
     const o = occupant(a);
     if (o.kind === "absent") return;
-    const emptyOfKind = (kind === "dir" && o.kind === "dir" && o.empty) || (kind === "file" && o.kind === "file" && o.size === 0);
-    if (emptyOfKind) {
+    const emptyDir = kind !== "file" && o.kind === "dir" && o.empty;
+    const emptyFile = kind !== "dir" && o.kind === "file" && o.size === 0;
+    if (emptyDir || emptyFile) {
       if (madeFor(a.at) !== volumeId) return;
-      if (kind === "dir") rmdirSync(a.at);
+      if (emptyDir) rmdirSync(a.at);
       else unlinkSync(a.at);
       return;
     }

@@ -51,8 +51,11 @@ export interface MountOwner {
   detach: boolean;
   /** Block volumes: the image whose loop device goes with its last bind. */
   image?: FileIdentity;
-  /** What NodePublishVolume makes at a target for this volume: a directory, or a device file (block). */
-  placeKind: "dir" | "file";
+  /**
+   * What NodePublishVolume makes at a target for this volume: a directory, or a device file
+   * (block); "either" where the backend cannot tell which (a record that cannot be read).
+   */
+  placeKind: "dir" | "file" | "either";
   /** Where under the staging path NodeStageVolume put the volume, when not at the path itself (a block volume's device file). */
   stagedChild?: string;
 }

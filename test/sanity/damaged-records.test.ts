@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { destroyDriver, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { readdirSync, readFileSync } from "node:fs";
+import { blockCapability, destroyDriver, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { MEMORY, NFS_LOCAL, type TestBackend } from "./backends";
 
 /** Where each backend keeps the driver's record of a volume (found by the ID it holds). */
@@ -65,4 +66,62 @@ for (const backend of [MEMORY, NFS_LOCAL] as (TestBackend & { name: "memory" | "
       assert.equal((await d.client.controller.controllerGetVolume({ volumeId: other.volumeId })).volume!.volumeId, other.volumeId);
     });
   });
+}
+
+// A hostPath volume's record is read when a call needs it, not at the start (a node may hold
+// thousands). Its node calls find its mounts from its data: a directory (dir volumes), or an
+// image file (image and block volumes alike: the mounts of the loop devices backed by it).
+describe("A damaged volume record (hostpath)", () => {
+  let d: DriverProcess;
+  beforeEach(async () => (d = await startDriver()));
+  afterEach(async () => destroyDriver(d));
+
+  for (const { layout, parameters, cap } of [
+    { layout: "dir", parameters: { capacity: "none" }, cap: mountCapability() },
+    { layout: "image", parameters: { capacity: "image" }, cap: mountCapability() },
+    { layout: "block", parameters: {}, cap: blockCapability() },
+  ]) {
+    it(`a ${layout} volume: unpublished, unstaged and deleted all the same, leaving no mount and no loop device`, async function () {
+      this.timeout(60_000);
+      const create = async () =>
+        (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], capacityRange: { requiredBytes: 16 << 20 }, parameters })).volume!;
+      const [damaged, other] = [await create(), await create()];
+      const damagedId = damaged.volumeId!;
+      const staging = d.path("stage");
+      const target = d.path("target");
+      await d.client.node.nodeStageVolume({ volumeId: damagedId, volumeContext: damaged.volumeContext, stagingTargetPath: staging, volumeCapability: cap });
+      await d.client.node.nodePublishVolume({ volumeId: damagedId, volumeContext: damaged.volumeContext, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+      assert.equal(await isMounted(target), true);
+
+      const record = path.join(d.root, "volumes", `${damagedId}.json`);
+      assert.ok(existsSync(record));
+      await fsp.writeFile(record, '{"version":1, not json');
+      await d.restart();
+
+      await d.client.node.nodeUnpublishVolume({ volumeId: damagedId, targetPath: target });
+      assert.equal(await isMounted(target), false, "unpublished");
+      assert.equal(existsSync(target), false, "what the driver made at the target is removed");
+      await d.client.node.nodeUnstageVolume({ volumeId: damagedId, stagingTargetPath: staging });
+      assert.equal(await isMounted(staging), false, "unstaged");
+      assert.deepEqual(readdirSync(staging), [], "nothing left under the staging path");
+      assert.deepEqual(loopsBacking(path.join(d.root, "data", damagedId)), [], "no loop device left attached to it");
+      await d.client.controller.deleteVolume({ volumeId: damagedId });
+      assert.equal(existsSync(record), false, "its record is gone");
+      assert.equal(existsSync(path.join(d.root, "data", damagedId)), false, "its data is gone");
+      assert.equal((await d.client.controller.controllerGetVolume({ volumeId: other.volumeId! })).volume!.volumeId, other.volumeId);
+    });
+  }
+});
+
+/** The loop devices whose backing file is `file`. */
+function loopsBacking(file: string): string[] {
+  return readdirSync("/sys/block")
+    .filter((n) => /^loop\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim() === file;
+      } catch {
+        return false;
+      }
+    });
 }

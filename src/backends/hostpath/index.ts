@@ -15,7 +15,6 @@
  * answers expansion from the request and leaves the growth to the node
  * (grow.ts), and refuses changes it cannot make from there.
  */
-import { lstatSync } from "node:fs";
 import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { CsiError, failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
 import type { Topology } from "../../gen/csi";
@@ -156,7 +155,7 @@ export class HostPathBackend implements Backend {
       // directory, or an image file) says which mounts would show it in use.
       unreadable = CsiError.from(err).message;
     }
-    const dataIsFile = unreadable !== undefined && lstatSync(this.store.dataDir(volumeId), { throwIfNoEntry: false })?.isFile() === true;
+    const dataIsFile = unreadable !== undefined && this.store.dataKind(volumeId) === "file";
     const mounts = this.mountsOf(volumeId, record !== undefined ? layoutOf(record) !== "dir" : dataIsFile);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });

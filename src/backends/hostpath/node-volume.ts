@@ -31,10 +31,24 @@ export async function findVolume(driver: Driver, volumeId: string): Promise<Node
 
 /** A volume as node calls see it; its mounts are read from the table only if asked for. */
 export function nodeVolume(record: VolumeRecord, dataDir: string): NodeVolume {
-  const layout = layoutOf(record);
-  let mounts: VolumeMounts | undefined;
+  const onDisk = volumeOnDisk(layoutOf(record), dataDir);
   return {
     record,
+    layout: onDisk.layout,
+    dataDir,
+    get mounts() {
+      return onDisk.mounts;
+    },
+  };
+}
+
+/** What is on disk and in the kernel of a volume, without its record. */
+export type VolumeOnDisk = Pick<NodeVolume, "layout" | "dataDir" | "mounts">;
+
+/** A volume of `layout` whose data is at `dataDir`; its mounts are read from the table only if asked for. */
+export function volumeOnDisk(layout: VolumeLayout, dataDir: string): VolumeOnDisk {
+  let mounts: VolumeMounts | undefined;
+  return {
     layout,
     dataDir,
     get mounts() {

@@ -30,7 +30,8 @@ import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
 import { growHostPathVolume } from "./grow";
 import { nodeLayout } from "./layouts";
 import { STAGED_DEVICE } from "./layouts/block";
-import { findVolume, nodeCapability, nodeVolume, requireDeliverable, type NodeVolume } from "./node-volume";
+import { findVolume, nodeCapability, nodeVolume, requireDeliverable, volumeOnDisk, type NodeVolume, type VolumeOnDisk } from "./node-volume";
+import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 import { hostPathStore } from "./store";
 
 export const hostPathNode: NodeBackend = {
@@ -59,7 +60,7 @@ export const hostPathNode: NodeBackend = {
     for (const p of here === "nothing" ? [] : staged === staging ? [staging] : [staging, staged]) {
       const { entries } = vol.mounts;
       const m = mountAt(entries, p.real);
-      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(driver, vol));
+      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(volumeId, vol));
       else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
     }
     // The staging directory (the CO's to make, made here if it has not), and
@@ -97,9 +98,14 @@ export const hostPathNode: NodeBackend = {
 
   async owner(driver, volumeId) {
     const store = hostPathStore(driver);
-    const record = await store.get(volumeId);
+    let record: VolumeRecord | undefined;
+    try {
+      record = await store.get(volumeId);
+    } catch {
+      return damagedOwner(driver, volumeId);
+    }
     if (!record) return undefined;
-    return owner(driver, nodeVolume(record, store.dataDir(volumeId)));
+    return owner(volumeId, nodeVolume(record, store.dataDir(volumeId)));
   },
 
   async stats(driver, volumeId, volumePath): Promise<NodeGetVolumeStatsResponse> {
@@ -139,7 +145,7 @@ export const hostPathNode: NodeBackend = {
  * nothing mounted, or something only the table can name. A block volume
  * always asks the table (see recogniser).
  */
-async function volumeAt(vol: NodeVolume, np: NodePath): Promise<Seen> {
+async function volumeAt(vol: VolumeOnDisk, np: NodePath): Promise<Seen> {
   const recognises = recogniser(vol);
   return recognises ? judge(recognises, await withAnchor(np, (a) => mountRootAt(a.at))) : "ask-the-table";
 }
@@ -157,7 +163,7 @@ function judge(recognises: (root: FileNumbers) => boolean, top: MountRootAnswer 
  * (recogniser below); otherwise the mount table. (`path` is resolved and
  * checked to lie in the kubelet directory; nothing is done there but look.)
  */
-function mountedHere(vol: NodeVolume, path: string): boolean {
+function mountedHere(vol: VolumeOnDisk, path: string): boolean {
   const recognises = recogniser(vol);
   const seen = recognises ? judge(recognises, mountRootAt(path)) : "ask-the-table";
   return seen === "ask-the-table" ? volumeMountAt(vol.mounts, path) !== undefined : seen === "volume";
@@ -175,18 +181,38 @@ export function bindFlags(cap: Capability): BindFlags {
  * loop device that has since been detached (it refers to nothing). The
  * mount table is read only if statx cannot settle it (`recognises`).
  */
-function owner(driver: Driver, vol: NodeVolume): MountOwner {
+function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
   const key = (m: { device: string; root: string }) => `${m.device}\0${m.root}`;
   let own: Set<string> | undefined;
   return {
-    volumeId: vol.record.volumeId,
+    volumeId,
     detach: false,
     owns: (m, entries) => (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
     recognises: recogniser(vol),
-    image: vol.layout === "block" ? fileIdentity(hostPathStore(driver).dataDir(vol.record.volumeId)) : undefined,
+    image: vol.layout === "block" ? fileIdentity(vol.dataDir) : undefined,
     placeKind: vol.layout === "block" ? "file" : "dir",
     ...(vol.layout === "block" ? { stagedChild: STAGED_DEVICE } : {}),
   };
+}
+
+/**
+ * The mounts of a volume whose record cannot be read (a disk error, a hand edit: the
+ * driver's own writes never leave one), found from its data alone, so that its pods can
+ * still go. A directory is a dir volume's. A file is an image's or a block volume's, and
+ * only the record said which: the owner takes the mounts of either — file systems on a
+ * loop device backed by the file, binds of such a device's node (the last of which takes
+ * the device with it), and a block volume's device file under the staging path — and, at a
+ * target, removes the empty directory or file the driver made there for this volume.
+ * Every test of ownership is the same as for a readable record of that layout.
+ */
+function damagedOwner(driver: Driver, volumeId: string): MountOwner {
+  const store = hostPathStore(driver);
+  const as = (layout: VolumeLayout) => owner(volumeId, volumeOnDisk(layout, store.dataDir(volumeId)));
+  if (store.dataKind(volumeId) !== "file") return as("dir");
+  // Both layouts find their mounts through the loop devices backed by the file (a block
+  // volume's also counts a leftover bind of a detached device): the block owner's test
+  // covers an image's, and an image's file system is also recognised by statx.
+  return { ...as("block"), recognises: as("image").recognises, placeKind: "either" };
 }
 
 /**
@@ -196,7 +222,7 @@ function owner(driver: Driver, vol: NodeVolume): MountOwner {
  * A block volume's binds are left to the mount table, which also tells
  * whether a bind is its loop device's last (volume-owner.ts).
  */
-function recogniser(vol: NodeVolume): ((root: FileNumbers) => boolean) | undefined {
+function recogniser(vol: VolumeOnDisk): ((root: FileNumbers) => boolean) | undefined {
   if (vol.layout === "dir") {
     let data: FileNumbers | null | undefined;
     return (root) => {
@@ -258,7 +284,7 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
       return;
     }
     const occupant = mountAt(entries, target.real);
-    if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(driver, vol));
+    if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(p.volumeId, vol));
     else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
 
     const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);

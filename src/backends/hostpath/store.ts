@@ -37,7 +37,7 @@
  * are tallied in a CapacityLedger (capacity-ledger.ts).
  */
 import { createHash } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
 import { uniqueSuffix } from "../../storage/unique-name";
@@ -168,6 +168,15 @@ export class HostPathStore {
   dataDir(id: string): string {
     if (!ID_PATTERN.test(id)) throw internal(`refusing to build a path from malformed volume id ${JSON.stringify(id)}`);
     return path.join(this.root, "data", id);
+  }
+
+  /**
+   * What the volume's data is on disk: a directory (a dir volume) or a file (an image or a
+   * block volume). What a volume whose record cannot be read goes by, to find its mounts.
+   */
+  dataKind(id: string): "dir" | "file" | undefined {
+    const st = lstatSync(this.dataDir(id), { throwIfNoEntry: false });
+    return st?.isDirectory() ? "dir" : st?.isFile() ? "file" : undefined;
   }
 
   /** The record of a volume, or undefined if there is no such volume. */
