@@ -161,6 +161,7 @@ export class EventTable {
         if (errno === EAGAIN) return changes;
         throw new Error(`reading mount events failed: errno ${errno}`);
       }
+      if (n === 0) return changes; // never from fanotify, but it must not spin
       // struct fanotify_event_metadata { u32 event_len; u8 vers, reserved; u16 metadata_len; u64 mask; s32 fd, pid; }
       for (let at = 0; at + 24 <= n; ) {
         const len = this.events.readUInt32LE(at);

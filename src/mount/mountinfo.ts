@@ -143,14 +143,16 @@ export function readMountInfo(): readonly MountEntry[] {
 
 /**
  * A table kept by events, checked once before it is trusted: the same mounts
- * in the same order as the text. A kernel whose listmount or statmount
- * answers differently from the one this was written against is read as text
- * instead. (A few tries: a mount made between the two reads is no difference.)
+ * in the same order as the text, each with the same IDs, device, root, mount
+ * point, type and source (its options are asked of the kernel when read). A
+ * kernel whose listmount or statmount answers differently from the one this
+ * was written against is read as text instead. (A few tries: a mount made
+ * between the two reads is no difference.)
  */
 function openEventTable(): EventTable | undefined {
   const t = EventTable.open();
   if (!t) return undefined;
-  const key = (m: MountEntry) => `${m.id} ${m.device} ${m.root} ${m.mountPoint}`;
+  const key = (m: MountEntry) => [m.id, m.parentId, m.device, m.root, m.mountPoint, m.fsType, m.source].join("\0");
   for (let attempt = 0; attempt < 3; attempt++) {
     const kept = t.read().map(key);
     const text = parseMountInfo(readFileSync("/proc/self/mountinfo", "utf8")).map(key);
