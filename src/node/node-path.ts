@@ -367,3 +367,15 @@ export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file" | "ei
     throw failedPrecondition(`${np.field} ${np.given} is ${describeOccupant(o)}, which the driver did not make there; it was left alone`);
   });
 }
+
+/**
+ * The lock a node call holds on the place it mounts at or unmounts from, beside the one on
+ * its volume (src/server/rpc.ts). Two calls for different volumes at one place — a CO's
+ * mistake, or a hostile caller; the kubelet gives each volume places of its own — would
+ * otherwise both find it free and stack one volume over the other (an image's stage awaits
+ * its loop device long enough for that): the second is answered ABORTED, and its retry
+ * finds the first volume there. The path is only normalised here: the call validates it.
+ */
+export function placeKey(p: string | undefined): string[] {
+  return typeof p === "string" && p !== "" ? [`place ${path.posix.normalize(p)}`] : [];
+}

@@ -30,11 +30,11 @@ import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
 import { checkAttachment } from "./attachment-check";
 import { isEphemeralRequest, nodeLockKeys } from "./ephemeral";
-import { nodePath } from "./node-path";
+import { nodePath, placeKey } from "./node-path";
 
 export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublishVolumeResponse>({
   // An inline volume is also locked under its store ID.
-  lockKeys: (req, driver) => nodeLockKeys(driver, req.volumeId),
+  lockKeys: (req, driver) => [...nodeLockKeys(driver, req.volumeId), ...placeKey(req.targetPath)],
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");

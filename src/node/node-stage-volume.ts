@@ -21,10 +21,10 @@ import { checkMap, checkToken } from "../csi/validate";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
 import { checkAttachment } from "./attachment-check";
-import { nodePath } from "./node-path";
+import { nodePath, placeKey } from "./node-path";
 
 export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolumeResponse>({
-  lockKeys: (req) => volumeKey(req.volumeId),
+  lockKeys: (req) => [...volumeKey(req.volumeId), ...placeKey(req.stagingTargetPath)],
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");

@@ -22,11 +22,11 @@ import { checkToken } from "../csi/validate";
 import { mountAt, readMountInfo } from "../mount/mountinfo";
 import { defineRpc } from "../server/rpc";
 import { nodeLockKeys, storeVolumeId } from "./ephemeral";
-import { describeOccupant, nodePath, occupant, removeWhatWasMade, withAnchor } from "./node-path";
+import { describeOccupant, nodePath, occupant, placeKey, removeWhatWasMade, withAnchor } from "./node-path";
 import { mountOwner, unmountOwned } from "./volume-owner";
 
 export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse>({
-  lockKeys: (req, driver) => nodeLockKeys(driver, req.volumeId),
+  lockKeys: (req, driver) => [...nodeLockKeys(driver, req.volumeId), ...placeKey(req.targetPath)],
 
   async handle(req, { driver, log }) {
     const volumeId = checkToken(req.volumeId, "volume_id");

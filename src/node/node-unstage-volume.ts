@@ -20,11 +20,11 @@ import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
-import { childPath, nodePath, removeWhatWasMade } from "./node-path";
+import { childPath, nodePath, placeKey, removeWhatWasMade } from "./node-path";
 import { mountedAt, mountOwner, unmountOwned } from "./volume-owner";
 
 export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstageVolumeResponse>({
-  lockKeys: (req) => volumeKey(req.volumeId),
+  lockKeys: (req) => [...volumeKey(req.volumeId), ...placeKey(req.stagingTargetPath)],
 
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
