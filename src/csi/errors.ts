@@ -61,7 +61,9 @@ export class CsiError extends Error {
     if (errno !== undefined) {
       const mapped = ERRNO_STATUS[errno] ?? Code.INTERNAL;
       const what = syscallOf(err);
-      return new CsiError(mapped, `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}`, {
+      // A full disk or quota: say where, so whoever reads it knows which file system to free.
+      const where = errno === "ENOSPC" || errno === "EDQUOT" ? pathOf(err) : undefined;
+      return new CsiError(mapped, `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}${where ? ` (the file system holding ${where})` : ""}`, {
         cause: err,
       });
     }
@@ -90,6 +92,15 @@ export function errnoOf(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {
     const code = (err as { code: unknown }).code;
     if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** The directory of the path a failed Node.js file call was given, if it says. */
+function pathOf(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "path" in err) {
+    const p = (err as { path: unknown }).path;
+    if (typeof p === "string" && p.startsWith("/")) return p.slice(0, p.lastIndexOf("/")) || "/";
   }
   return undefined;
 }

@@ -1,6 +1,9 @@
 // CsiError.from: thrown things become CSI statuses with safe messages.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { mountFs, unmount } from "../../src/mount/syscalls";
 import { CsiError, Code } from "../../src/csi/errors";
 
 describe("CsiError.from", () => {
@@ -16,6 +19,22 @@ describe("CsiError.from", () => {
     assert.match(c.message, /ENOENT during open: no such file or directory/);
     const full = Object.assign(new Error("x"), { code: "ENOSPC", syscall: "write" });
     assert.equal(CsiError.from(full).code, Code.RESOURCE_EXHAUSTED);
+  });
+
+  it("names the file system that is full: the directory of the path the call was given", async function () {
+    // A real ENOSPC: a tmpfs of a few inodes, filled.
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-enospc-"));
+    mountFs("csi-lab-enospc", dir, "tmpfs", 0, "size=1m,nr_inodes=8");
+    try {
+      let err: unknown;
+      for (let i = 0; i < 16 && !err; i++) err = await fsp.mkdir(path.join(dir, `d${i}`)).then(() => undefined, (e: unknown) => e);
+      const c = CsiError.from(err);
+      assert.equal(c.code, Code.RESOURCE_EXHAUSTED);
+      assert.equal(c.message, `ENOSPC during mkdir: no space left on the device (the file system holding ${dir})`);
+    } finally {
+      unmount(dir);
+      await fsp.rmdir(dir);
+    }
   });
 
   it("turns anything else into INTERNAL without leaking its message or stack", () => {
