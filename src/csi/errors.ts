@@ -61,8 +61,9 @@ export class CsiError extends Error {
     if (errno !== undefined) {
       const mapped = ERRNO_STATUS[errno] ?? Code.INTERNAL;
       const what = syscallOf(err);
-      // A full disk or quota: say where, so whoever reads it knows which file system to free.
-      const where = errno === "ENOSPC" || errno === "EDQUOT" ? pathOf(err) : undefined;
+      // A full disk or quota, or a read-only file system: say where, so whoever reads it knows
+      // which file system to free or repair.
+      const where = errno === "ENOSPC" || errno === "EDQUOT" || errno === "EROFS" ? pathOf(err) : undefined;
       return new CsiError(mapped, `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}${where ? ` (the file system holding ${where})` : ""}`, {
         cause: err,
       });

@@ -135,7 +135,8 @@ function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void>
 /**
  * Run a tool to completion. Its stderr becomes the error message (tools
  * name the file they failed on, which is what a person needs); running out
- * of space is RESOURCE_EXHAUSTED, as CSI asks. If `signal` aborts first, the
+ * of space is RESOURCE_EXHAUSTED, as CSI asks, and a read-only file system
+ * FAILED_PRECONDITION, as the driver's own calls answer EROFS. If `signal` aborts first, the
  * tool is killed and the call fails with the signal's reason.
  */
 export function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
@@ -156,6 +157,7 @@ export function runTool(cmd: string, args: string[], signal?: AbortSignal): Prom
       if (signal?.aborted) return reject(asError(signal.reason));
       const text = stderr.trim().split("\n").slice(0, 3).join("; ");
       if (/No space left on device|Disk quota exceeded/.test(text)) return reject(resourceExhausted(`not enough space to copy the content: ${text}`));
+      if (/Read-only file system/.test(text)) return reject(failedPrecondition(`the content cannot be copied: a file system is read-only: ${text}`));
       reject(internal(`${cmd} failed (${sig ?? `exit ${code}`}): ${text || "no message"}`));
     });
   });

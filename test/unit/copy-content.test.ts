@@ -5,6 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Code } from "../../src/csi/errors";
 import { copyContent, layoutOf } from "../../src/storage/copy-content";
+import { mountFs, unmount } from "../../src/mount/syscalls";
+
+const MS_RDONLY = 0x1;
 
 const MiB = 1024 ** 2;
 
@@ -58,6 +61,24 @@ describe("copyContent", () => {
     await fsp.writeFile(dst, "old");
     await copyContent({ path: src, layout: "image", live: false }, dst, opts());
     assert.equal((await fsp.stat(dst)).size, 256 * MiB);
+  });
+
+  it("into a read-only file system answers FAILED_PRECONDITION naming it, as the driver's own calls answer EROFS", async () => {
+    const src = path.join(dir, "src.img");
+    await sparseImage(src);
+    const ro = path.join(dir, "ro");
+    await fsp.mkdir(ro);
+    mountFs("csi-lab-copy-ro", ro, "tmpfs", MS_RDONLY, "size=1m");
+    try {
+      const err = (await copyContent({ path: src, layout: "image", live: false }, path.join(ro, "dst.img"), opts()).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: number; message?: string } | undefined;
+      assert.equal(err?.code, Code.FAILED_PRECONDITION, String(err?.message));
+      assert.match(String(err?.message), /read-only.*Read-only file system/);
+    } finally {
+      unmount(ro);
+    }
   });
 
   it("refuses a tree into a file and a file into a directory (INVALID_ARGUMENT)", async () => {

@@ -4,6 +4,8 @@ import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { mountFs, unmount } from "../../src/mount/syscalls";
+
+const MS_RDONLY = 0x1;
 import { CsiError, Code } from "../../src/csi/errors";
 
 describe("CsiError.from", () => {
@@ -31,6 +33,19 @@ describe("CsiError.from", () => {
       const c = CsiError.from(err);
       assert.equal(c.code, Code.RESOURCE_EXHAUSTED);
       assert.equal(c.message, `ENOSPC during mkdir: no space left on the device (the file system holding ${dir})`);
+    } finally {
+      unmount(dir);
+      await fsp.rmdir(dir);
+    }
+  });
+
+  it("names a read-only file system the same way", async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-erofs-"));
+    mountFs("csi-lab-erofs", dir, "tmpfs", MS_RDONLY, "size=1m");
+    try {
+      const c = CsiError.from(await fsp.mkdir(path.join(dir, "d")).then(() => undefined, (e: unknown) => e));
+      assert.equal(c.code, Code.FAILED_PRECONDITION);
+      assert.equal(c.message, `EROFS during mkdir: read-only file system (the file system holding ${dir})`);
     } finally {
       unmount(dir);
       await fsp.rmdir(dir);
