@@ -7,9 +7,10 @@
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { blockCapability, destroyDriver, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { MEMORY, NFS_LOCAL, type TestBackend } from "./backends";
+import { loopsOf } from "./loop-fs";
 
 /** Where each backend keeps the driver's record of a volume (found by the ID it holds). */
 const RECORDS: Record<"memory" | "nfs", (d: DriverProcess) => string> = {
@@ -104,7 +105,7 @@ describe("A damaged volume record (hostpath)", () => {
       await d.client.node.nodeUnstageVolume({ volumeId: damagedId, stagingTargetPath: staging });
       assert.equal(await isMounted(staging), false, "unstaged");
       assert.deepEqual(readdirSync(staging), [], "nothing left under the staging path");
-      assert.deepEqual(loopsBacking(path.join(d.root, "data", damagedId)), [], "no loop device left attached to it");
+      assert.deepEqual(loopsOf(path.join(d.root, "data", damagedId)), [], "no loop device left attached to it");
       await d.client.controller.deleteVolume({ volumeId: damagedId });
       assert.equal(existsSync(record), false, "its record is gone");
       assert.equal(existsSync(path.join(d.root, "data", damagedId)), false, "its data is gone");
@@ -112,16 +113,3 @@ describe("A damaged volume record (hostpath)", () => {
     });
   }
 });
-
-/** The loop devices whose backing file is `file`. */
-function loopsBacking(file: string): string[] {
-  return readdirSync("/sys/block")
-    .filter((n) => /^loop\d+$/.test(n))
-    .filter((n) => {
-      try {
-        return readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim() === file;
-      } catch {
-        return false;
-      }
-    });
-}
