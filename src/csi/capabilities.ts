@@ -80,7 +80,7 @@ export function toCapability(cap: VolumeCapability | undefined, field: string): 
   }
   const group = cap.mount?.volumeMountGroup ?? "";
   if (group !== "" && (!/^\d{1,10}$/.test(group) || Number(group) > 0xfffffffe)) {
-    throw invalidArgument(`${field}.mount.volume_mount_group must be a numeric group id, got ${JSON.stringify(group)}`);
+    throw invalidArgument(`${field}.mount.volume_mount_group must be a numeric group id from 0 to 4294967294 (4294967295 means "no group" to the kernel), got ${JSON.stringify(group)}`);
   }
   return {
     accessType: cap.block ? "block" : "mount",

@@ -91,4 +91,15 @@ describe("VOLUME_MOUNT_GROUP (fsGroup)", () => {
       /volume_mount_group/,
     );
   });
+
+  it("4294967295, which the kernel reads as \"no group\", and past it answer INVALID_ARGUMENT saying the range", async () => {
+    const v = await closedVolume();
+    for (const group of ["4294967295", "4294967296", "-1"]) {
+      await expectCode(
+        d.client.node.nodeStageVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath, volumeCapability: cap(group) }),
+        Code.INVALID_ARGUMENT,
+        /volume_mount_group must be a numeric group id from 0 to 4294967294/,
+      );
+    }
+  });
 });
