@@ -134,8 +134,11 @@ export function readMountInfo(): readonly MountEntry[] {
       // The event queue or statmount failed in a way they never should (a closed
       // descriptor, an errno no kernel gives here): the text cannot be wrong. The
       // descriptor is not closed: if something else closed it, its number may be
-      // another file's by now; a queue no one reads stops at its limit.
+      // another file's by now; a queue no one reads stops at its limit. The count of
+      // whole reads goes on from the event table's: a Prometheus counter never goes back.
+      const reads = table.reads;
       table = new MountTable();
+      table.reads = reads;
     }
   }
   return table.read();
