@@ -174,9 +174,8 @@ export class EventTable {
           const type = this.events.readUInt8(i);
           const infoLen = this.events.readUInt16LE(i + 2);
           if (type === FAN_EVENT_INFO_TYPE_MNT && infoLen >= 16) {
-            const id = this.events.readBigUInt64LE(i + 8);
-            changes.delete(id); // keep the order of last events
-            changes.set(id, mask & FAN_MNT_ATTACH ? "look" : "gone");
+            // The last event on a mount decides; each mount's entry is its own, so order does not matter.
+            changes.set(this.events.readBigUInt64LE(i + 8), mask & FAN_MNT_ATTACH ? "look" : "gone");
           }
           if (infoLen === 0) break;
           i += infoLen;
