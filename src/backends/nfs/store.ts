@@ -109,6 +109,16 @@ function sameDirectory(mine: Marker, there: Probed): boolean {
   return there.kind === "dir" && mine.dir === (mine.version >= 3 ? there.identity : there.v2);
 }
 
+/** A controller record's JSON; one that does not parse is INTERNAL naming it (other errors, ENOENT among them, pass). */
+function readRecordJson(file: string, key: string): unknown {
+  try {
+    return readJsonNoFollow(file);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw internal(`record of shared volume ${key} is not valid JSON`);
+    throw err;
+  }
+}
+
 export interface NewSharedVolume {
   name: string;
   location: SharedLocation;
@@ -146,15 +156,12 @@ export class SharedStore {
     for (const f of readdirSync(dir).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
       let raw: unknown;
       try {
-        raw = readJsonNoFollow(path.join(dir, f));
+        raw = readRecordJson(path.join(dir, f), f.slice(0, -".json".length));
       } catch (err) {
         // Damaged behind the driver's back (a disk error, a hand edit): one such record must
         // not keep the driver, and every other volume, from starting. Its file is named by a
         // hash, so the volume it held cannot be listed; it is left as it is, and said.
-        log.warn("a shared volume's record cannot be read; it is left as it is and not listed", {
-          file: path.join(dir, f),
-          error: err instanceof SyntaxError ? "not valid JSON" : CsiError.from(err).message,
-        });
+        log.warn("a shared volume's record cannot be read; it is left as it is and not listed", { file: path.join(dir, f), error: CsiError.from(err).message });
         continue;
       }
       const volumeId = (raw as { volumeId?: unknown } | null)?.volumeId;
@@ -181,10 +188,9 @@ export class SharedStore {
   async get(id: SharedVolumeId): Promise<VolumeRecord | undefined> {
     let raw: unknown;
     try {
-      raw = readJsonNoFollow(this.recordFile(id.key));
+      raw = readRecordJson(this.recordFile(id.key), id.key);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      if (err instanceof SyntaxError) throw internal(`record of shared volume ${id.key} is not valid JSON`);
       throw err;
     }
     const rec = parseRecord(raw, (raw as { volumeId?: string } | null)?.volumeId ?? "");
