@@ -346,8 +346,8 @@ function makeAt(at: string, kind: "dir" | "file"): void {
 /**
  * After the volume's mounts are gone: remove what NodePublishVolume made
  * at the place for this volume — an empty directory, or the empty file a
- * block volume was bound onto (`kind` says which, or "either"), carrying the driver's
- * mark for `volumeId` (made-here.ts) — as the spec asks. An empty one
+ * block volume was bound onto (`kind` says which, or "either"), carrying
+ * the driver's mark for `volumeId` (made-here.ts) — as the spec asks. An empty one
  * without that mark is the CO's (or someone else's) and stays; so does
  * nothing at all. Anything else (a file with data, a directory with
  * entries, a symlink, a device) is FAILED_PRECONDITION naming it, and stays.

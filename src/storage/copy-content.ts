@@ -136,8 +136,9 @@ function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void>
  * Run a tool to completion. Its stderr becomes the error message (tools
  * name the file they failed on, which is what a person needs); running out
  * of space is RESOURCE_EXHAUSTED, as CSI asks, and a read-only file system
- * FAILED_PRECONDITION, as the driver's own calls answer EROFS. If `signal` aborts first, the
- * tool is killed and the call fails with the signal's reason.
+ * FAILED_PRECONDITION, as the driver's own calls answer EROFS. If `signal`
+ * aborts first, the tool is killed and the call fails with the signal's
+ * reason.
  */
 export function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -50,7 +50,6 @@ export interface AgentRequest {
 
 export type AgentReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code: string; message: string };
 
-
 class AgentError extends Error {
   constructor(
     readonly code: string,
