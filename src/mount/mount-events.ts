@@ -35,6 +35,7 @@
 import { closeSync, openSync } from "node:fs";
 import koffi from "koffi";
 import { libc } from "./libc";
+import { MountIndex, type IndexedMounts } from "./mount-index";
 import type { MountEntry } from "./mountinfo";
 
 const fanotifyInit = libc.func("int fanotify_init(unsigned int flags, unsigned int event_f_flags)") as (flags: number, eventFlags: number) => number;
@@ -101,7 +102,7 @@ const MNT_ID_REQ_SIZE = 32;
 const LSMT_ROOT = 0xffff_ffff_ffff_ffffn;
 
 export class EventTable {
-  private entries: StatMount[] = [];
+  private index = new MountIndex();
   private readonly events = Buffer.allocUnsafe(16 * 1024);
   private readonly req = Buffer.alloc(MNT_ID_REQ_SIZE);
   private out = Buffer.alloc(16 * 1024);
@@ -140,15 +141,15 @@ export class EventTable {
     closeSync(this.fd);
   }
 
-  /** The table as of now. The array is never changed after it is handed out. */
-  read(): readonly MountEntry[] {
+  /** The table as of now. A version handed out never changes (mount-index.ts). */
+  read(): IndexedMounts {
     const changes = this.drain();
     if (changes === "overflow") {
       if (!this.listAll()) throw new Error("listmount(2) failed after the mount event queue overflowed");
     } else if (changes.size > 0) {
       this.apply(changes);
     }
-    return this.entries;
+    return this.index.current();
   }
 
   /** Read every queued event: the last word on each mount (attached or moved: look again; detached: gone). */
@@ -186,15 +187,12 @@ export class EventTable {
   }
 
   private apply(changes: Map<bigint, "look" | "gone">): void {
-    const entries = this.entries.slice();
     for (const [id, what] of changes) {
       const stat = what === "look" ? this.stat(id, IDENTITY) : undefined;
-      const at = lowerBound(entries, id);
-      const present = entries[at]?.uniqueId === id;
-      if (stat) entries.splice(at, present ? 1 : 0, describe(stat, id, this));
-      else if (present) entries.splice(at, 1);
+      // Unique IDs count up from 2^32, far below 2^53: a number keeps them exactly.
+      if (stat) this.index.add(describe(stat, id, this), Number(id));
+      else this.index.remove(Number(id));
     }
-    this.entries = entries;
   }
 
   /** List every mount of the namespace and describe each. */
@@ -211,12 +209,13 @@ export class EventTable {
       if (n < page.length / 8) break;
       last = found[found.length - 1]!;
     }
-    const entries: StatMount[] = [];
+    const entries: { entry: StatMount; order: number }[] = [];
     for (const id of found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
       const stat = this.stat(id, IDENTITY);
-      if (stat) entries.push(describe(stat, id, this)); // else gone since it was listed
+      if (stat) entries.push({ entry: describe(stat, id, this), order: Number(id) }); // else gone since it was listed
     }
-    this.entries = entries;
+    // A new index: versions handed out before keep the old one, which no longer changes.
+    this.index = new MountIndex(entries);
     return true;
   }
 
@@ -242,18 +241,6 @@ export class EventTable {
     this.req.writeBigUInt64LE(param, 16);
     this.req.writeBigUInt64LE(0n, 24);
   }
-}
-
-/** Where mount `id` is, or would go, in `entries` (kept in the order of their unique IDs). */
-function lowerBound(entries: readonly StatMount[], id: bigint): number {
-  let lo = 0;
-  let hi = entries.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (entries[mid]!.uniqueId < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function str(buf: Buffer, field: number, mask: number, bit: number): string | undefined {

@@ -12,6 +12,9 @@
 import { openSync, readFileSync, readSync } from "node:fs";
 import { libc } from "./libc";
 import { EventTable } from "./mount-events";
+import type { FsLocation, Mounts } from "./mount-index";
+
+export { locate, type FsLocation, type Mounts } from "./mount-index";
 
 export interface MountEntry {
   id: number;
@@ -109,7 +112,8 @@ class MountLine implements MountEntry {
 }
 
 /**
- * The current mount table, never older than the call.
+ * The current mount table, never older than the call, indexed for lookups
+ * (mount-index.ts).
  *
  * Where the kernel can report each mount attached or detached (Linux 6.15:
  * mount-events.ts), the table is listed once and kept current from those
@@ -123,9 +127,9 @@ class MountLine implements MountEntry {
  * table is parsed again only when a poll, with no waiting, says so: a
  * change after that poll is reported by the next one, and a read after a
  * poll sees at least what the poll saw. The result is shared between
- * callers and must not be changed (hence readonly).
+ * callers and never changes.
  */
-export function readMountInfo(): readonly MountEntry[] {
+export function mountTable(): Mounts {
   table ??= openEventTable() ?? new MountTable();
   if (table instanceof EventTable) {
     try {
@@ -144,6 +148,11 @@ export function readMountInfo(): readonly MountEntry[] {
   return table.read();
 }
 
+/** Every mount, in mountinfo's order: the current table as a list (the same list while nothing changed). */
+export function readMountInfo(): readonly MountEntry[] {
+  return mountTable().list;
+}
+
 /**
  * A table kept by events, checked once before it is trusted: the same mounts
  * in the same order as the text, each with the same IDs, device, root, mount
@@ -157,7 +166,7 @@ function openEventTable(): EventTable | undefined {
   if (!t) return undefined;
   const key = (m: MountEntry) => [m.id, m.parentId, m.device, m.root, m.mountPoint, m.fsType, m.source].join("\0");
   for (let attempt = 0; attempt < 3; attempt++) {
-    const kept = t.read().map(key);
+    const kept = t.read().list.map(key);
     const text = parseMountInfo(readFileSync("/proc/self/mountinfo", "utf8")).map(key);
     if (kept.length === text.length && kept.every((k, i) => k === text[i])) return t;
   }
@@ -188,13 +197,13 @@ const pollFn = libc.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int
 
 class MountTable {
   private fd: number | undefined;
-  private entries: readonly MountEntry[] = [];
+  private entries: Mounts = new ListMounts([]);
   /** struct pollfd { int fd; short events; short revents; } */
   private readonly pollfd = Buffer.alloc(8);
   private chunk = Buffer.allocUnsafe(64 * 1024);
   reads = 0;
 
-  read(): readonly MountEntry[] {
+  read(): Mounts {
     if (this.fd === undefined) {
       this.fd = openSync("/proc/self/mountinfo", "r");
       this.pollfd.writeInt32LE(this.fd, 0);
@@ -209,7 +218,7 @@ class MountTable {
     return this.entries;
   }
 
-  private parseAll(): MountEntry[] {
+  private parseAll(): Mounts {
     this.reads++;
     const fd = this.fd!;
     const parts: Buffer[] = [];
@@ -220,58 +229,58 @@ class MountTable {
       parts.push(Buffer.from(this.chunk.subarray(0, n)));
       pos += n;
     }
-    return parseMountInfo(Buffer.concat(parts).toString("utf8"));
+    return new ListMounts(parseMountInfo(Buffer.concat(parts).toString("utf8")));
   }
 }
 
 let table: EventTable | MountTable | undefined;
 
-/** The mount on top at exactly `mountPoint` (the last one stacked there), if any. */
-export function mountAt(entries: readonly MountEntry[], mountPoint: string): MountEntry | undefined {
-  for (let i = entries.length - 1; i >= 0; i--) {
-    if (entries[i]!.mountPoint === mountPoint) return entries[i];
-  }
-  return undefined;
-}
-
 /**
- * The mount that contains `path`: the one with the longest mount point that
- * is a prefix of it. Used to turn a directory into (device, root-relative
- * path), which is how bind mounts of that directory show up.
+ * A table read as text: lookups look at every mount. It is parsed again
+ * after every change, and a call makes only a few lookups on each parse,
+ * so building an index (mount-index.ts) would cost more than it saves.
  */
-export function mountContaining(entries: readonly MountEntry[], path: string): MountEntry | undefined {
-  // Every call looks at every mount, so the test is ordered to reject most of them
-  // cheaply (a shorter mount point than the best so far cannot win) and allocates nothing.
-  let best: MountEntry | undefined;
-  let bestLength = -1;
-  for (const e of entries) {
-    const mp = e.mountPoint;
-    if (mp.length < bestLength || !path.startsWith(mp)) continue;
-    // mp is a prefix: it contains `path` if it is the whole of it, or ends where a component does.
-    if (path.length === mp.length || mp.endsWith("/") || path.charCodeAt(mp.length) === 0x2f) {
-      best = e;
-      bestLength = mp.length;
+export class ListMounts implements Mounts {
+  constructor(readonly list: readonly MountEntry[]) {}
+
+  at(mountPoint: string): MountEntry | undefined {
+    const entries = this.list;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      if (entries[i]!.mountPoint === mountPoint) return entries[i];
     }
+    return undefined;
   }
-  return best;
-}
 
-/** Where a directory lives as mountinfo names it: device and path inside that file system. */
-export interface FsLocation {
-  device: string;
-  root: string;
-}
+  containing(path: string): MountEntry | undefined {
+    // Every call looks at every mount, so the test is ordered to reject most of them
+    // cheaply (a shorter mount point than the best so far cannot win) and allocates nothing.
+    let best: MountEntry | undefined;
+    let bestLength = -1;
+    for (const e of this.list) {
+      const mp = e.mountPoint;
+      if (mp.length < bestLength || !path.startsWith(mp)) continue;
+      // mp is a prefix: it contains `path` if it is the whole of it, or ends where a component does.
+      if (path.length === mp.length || mp.endsWith("/") || path.charCodeAt(mp.length) === 0x2f) {
+        best = e;
+        bestLength = mp.length;
+      }
+    }
+    return best;
+  }
 
-/** Locate a real (symlink-free) absolute directory path. */
-export function locate(entries: readonly MountEntry[], realPath: string): FsLocation | undefined {
-  const m = mountContaining(entries, realPath);
-  if (!m) return undefined;
-  const rel = m.mountPoint === "/" ? realPath : realPath.slice(m.mountPoint.length);
-  const root = m.root === "/" ? rel || "/" : m.root + rel;
-  return { device: m.device, root };
-}
+  of(loc: FsLocation): MountEntry[] {
+    return this.list.filter((e) => e.device === loc.device && e.root === loc.root);
+  }
 
-/** Every mount of that directory (its bind mounts), by mount point. */
-export function mountsOf(entries: readonly MountEntry[], loc: FsLocation): MountEntry[] {
-  return entries.filter((e) => e.device === loc.device && e.root === loc.root);
+  onDevice(device: string): MountEntry[] {
+    return this.list.filter((e) => e.device === device);
+  }
+
+  withSource(source: string): MountEntry[] {
+    return this.list.filter((e) => e.source === source);
+  }
+
+  onLoopDevices(): MountEntry[] {
+    return this.list.filter((e) => e.device.startsWith("7:"));
+  }
 }

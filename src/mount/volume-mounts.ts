@@ -12,17 +12,17 @@ import { realpathSync } from "node:fs";
 import * as path from "node:path";
 import { fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode } from "./loop";
 import { checkNoSymlinks } from "./open-no-symlinks";
-import { locate, mountAt, mountsOf, readMountInfo, type FsLocation, type MountEntry } from "./mountinfo";
+import { locate, mountTable, type FsLocation, type MountEntry, type Mounts } from "./mountinfo";
 
 export interface DirMounts {
-  entries: readonly MountEntry[];
+  table: Mounts;
   location: FsLocation | undefined;
   /** Mounts of the directory (not including the directory's own path). */
   mounts: MountEntry[];
 }
 
 export function mountsOfDir(dir: string): DirMounts {
-  const entries = readMountInfo();
+  const table = mountTable();
   let real: string;
   let gone = false;
   try {
@@ -33,14 +33,14 @@ export function mountsOfDir(dir: string): DirMounts {
       real = path.join(realpathSync.native(path.dirname(dir)), path.basename(dir));
       gone = true;
     } catch {
-      return { entries, location: undefined, mounts: [] };
+      return { table, location: undefined, mounts: [] };
     }
   }
-  const location = locate(entries, real);
-  if (!location) return { entries, location, mounts: [] };
+  const location = locate(table, real);
+  if (!location) return { table, location, mounts: [] };
   const deleted = { device: location.device, root: `${location.root}//deleted` };
-  const mounts = [...(gone ? [] : mountsOf(entries, location)), ...mountsOf(entries, deleted)].filter((m) => m.mountPoint !== real);
-  return { entries, location, mounts };
+  const mounts = [...(gone ? [] : table.of(location)), ...table.of(deleted)].filter((m) => m.mountPoint !== real);
+  return { table, location, mounts };
 }
 
 /**
@@ -53,16 +53,9 @@ function resolvedDir(dir: string): string {
   return clean && checkNoSymlinks(dir) === "symlink-free" ? dir : realpathSync.native(dir);
 }
 
-/** Is the top mount at `path` a mount of the directory at `location`? */
-export function isMountOf(entries: readonly MountEntry[], path: string, location: FsLocation | undefined): MountEntry | undefined {
-  const m = mountAt(entries, path);
-  if (!m || !location) return undefined;
-  return m.device === location.device && m.root === location.root ? m : undefined;
-}
-
 /** Where a volume is mounted, whatever its layout. */
 export interface VolumeMounts {
-  entries: readonly MountEntry[];
+  table: Mounts;
   /** Every mount of the volume: where it is staged and where it is published. */
   mounts: MountEntry[];
   /** Image and block volumes: the loop devices attached to the image that are in use. */
@@ -71,14 +64,14 @@ export interface VolumeMounts {
 
 /** The mount on top at `path`, if it is one of the volume's. */
 export function volumeMountAt(vm: VolumeMounts, path: string): MountEntry | undefined {
-  const m = mountAt(vm.entries, path);
+  const m = vm.table.at(path);
   return m && vm.mounts.includes(m) ? m : undefined;
 }
 
 /** Mounts of a volume kept as a directory (`image` false) or as an image file. */
 export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
   if (!image) return { ...mountsOfDir(dataPath), loops: [] };
-  return mountsOfImage(dataPath, readMountInfo());
+  return mountsOfImage(dataPath, mountTable());
 }
 
 /**
@@ -88,13 +81,13 @@ export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
  * with the node, "/loopN", as their root). Each distinct loop device in
  * the mount table costs one LOOP_GET_STATUS64 (the backing file's device
  * and inode: they name the image in every mount namespace), so the cost
- * follows the number of loop devices mounted on the node, as reading
- * mountinfo follows the number of mounts.
+ * follows the number of loop devices mounted on the node (the table's
+ * index hands over just their mounts and /dev's), not the number of mounts.
  */
-export function mountsOfImage(file: string, entries: readonly MountEntry[]): VolumeMounts {
+export function mountsOfImage(file: string, table: Mounts): VolumeMounts {
   const id = fileIdentity(file);
-  if (!id) return { entries, mounts: [], loops: [] };
-  const devFs = locate(entries, "/dev")?.device;
+  if (!id) return { table, mounts: [], loops: [] };
+  const devFs = locate(table, "/dev")?.device;
   const byDevice = new Map<string, number | undefined>();
   const ours = new Map<number, boolean>();
   const isOurs = (n: number): boolean => {
@@ -103,7 +96,7 @@ export function mountsOfImage(file: string, entries: readonly MountEntry[]): Vol
     return v;
   };
   const mounts: MountEntry[] = [];
-  for (const e of entries) {
+  for (const e of [...table.onLoopDevices(), ...(devFs === undefined ? [] : table.onDevice(devFs))]) {
     let n: number | undefined;
     if (e.device.startsWith("7:")) {
       if (!byDevice.has(e.device)) byDevice.set(e.device, loopNumberOfDevice(e.device));
@@ -113,7 +106,7 @@ export function mountsOfImage(file: string, entries: readonly MountEntry[]): Vol
     }
     if (n !== undefined && isOurs(n)) mounts.push(e);
   }
-  return { entries, mounts, loops: [...ours].filter(([, v]) => v).map(([n]) => n) };
+  return { table, mounts, loops: [...ours].filter(([, v]) => v).map(([n]) => n) };
 }
 
 /**
@@ -121,8 +114,8 @@ export function mountsOfImage(file: string, entries: readonly MountEntry[]): Vol
  * been detached since (a stage or publish of a block volume interrupted by
  * a crash)? Such a mount refers to nothing and may be removed.
  */
-export function isStaleDeviceBind(entries: readonly MountEntry[], m: MountEntry): boolean {
-  if (m.device !== locate(entries, "/dev")?.device) return false;
+export function isStaleDeviceBind(table: Mounts, m: MountEntry): boolean {
+  if (m.device !== locate(table, "/dev")?.device) return false;
   const n = loopNumberOfNode(m.root);
   return n !== undefined && loopBacking(n) === undefined;
 }

@@ -19,7 +19,7 @@
 import type { NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse } from "../gen/csi";
 import { notFound } from "../csi/errors";
 import { checkToken } from "../csi/validate";
-import { mountAt, readMountInfo } from "../mount/mountinfo";
+import { mountTable } from "../mount/mountinfo";
 import { defineRpc } from "../server/rpc";
 import { nodeLockKeys, storeVolumeId } from "./ephemeral";
 import { describeOccupant, nodePath, occupant, placeKey, removeWhatWasMade, withAnchor } from "./node-path";
@@ -33,7 +33,7 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
     const target = nodePath(driver, req.targetPath, "target_path");
     const owner = await mountOwner(driver, storeVolumeId(driver, volumeId));
     if (!owner) {
-      const mounted = mountAt(readMountInfo(), target.real);
+      const mounted = mountTable().at(target.real);
       const there = await withAnchor(target, (a) => occupant(a));
       if (!mounted && (there === undefined || there.kind === "absent")) return {};
       throw notFound(`volume ${volumeId} does not exist on this node; ${target.given} (${mounted ? "a mount point" : describeOccupant(there!)}) was left as it is`);

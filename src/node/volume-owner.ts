@@ -31,7 +31,7 @@
 import { closeSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
 import { detachOnLastClose, loopBacks, loopDevice, loopNumberOfNode, openLoop, type FileIdentity } from "../mount/loop";
-import { locate, mountAt, readMountInfo, type MountEntry } from "../mount/mountinfo";
+import { locate, mountTable, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
 import { unmountIfMounted } from "../mount/syscalls";
 import type { Driver } from "../server/driver";
@@ -40,7 +40,7 @@ import { describeMount, withAnchor, type NodePath } from "./node-path";
 export interface MountOwner {
   volumeId: string;
   /** Is this mount table entry one of the volume's own mounts? */
-  owns(m: MountEntry, entries: readonly MountEntry[]): boolean;
+  owns(m: MountEntry, table: Mounts): boolean;
   /**
    * Does the root of the mount on top at a place, as statx shows it, prove
    * the mount is the volume's own? true settles it without the mount table;
@@ -84,17 +84,17 @@ export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boo
     any = quick.any;
   }
   for (let i = 0; i < 64; i++) {
-    const entries = readMountInfo();
-    const top = mountAt(entries, np.real);
+    const table = mountTable();
+    const top = table.at(np.real);
     if (!top) return any;
-    if (!owner.owns(top, entries)) {
+    if (!owner.owns(top, table)) {
       const undone = any ? `; the volume's own mount above it was unmounted` : "";
       throw failedPrecondition(`${np.field} ${np.given} has ${describeMount(top)} mounted on it, which is not volume ${owner.volumeId}'s: it was left alone${undone}`);
     }
     // withAnchor's undefined means the parent went away (nothing can be
     // mounted there); unmountOne itself returns nothing, hence the true.
     const done = await withAnchor(np, async (a) => {
-      await unmountOne(a.at, entries, top, owner);
+      await unmountOne(a.at, table, top, owner);
       return true;
     });
     if (done === undefined) return any;
@@ -124,13 +124,13 @@ async function unmountRecognised(at: string, owner: MountOwner): Promise<{ any: 
 export async function mountedAt(np: NodePath): Promise<boolean> {
   const top = await withAnchor(np, (a) => mountRootAt(a.at));
   if (top === undefined || top.kind === "absent" || top.kind === "not-a-mount") return false;
-  return top.kind === "mount" || mountAt(readMountInfo(), np.real) !== undefined;
+  return top.kind === "mount" || mountTable().at(np.real) !== undefined;
 }
 
 /** One unmount; a block volume's last bind takes its loop device with it. */
-async function unmountOne(at: string, entries: readonly MountEntry[], m: MountEntry, owner: MountOwner): Promise<void> {
-  const n = m.device === locate(entries, "/dev")?.device ? loopNumberOfNode(m.root) : undefined;
-  const lastBind = entries.filter((e) => e.device === m.device && e.root === m.root).length === 1;
+async function unmountOne(at: string, table: Mounts, m: MountEntry, owner: MountOwner): Promise<void> {
+  const n = m.device === locate(table, "/dev")?.device ? loopNumberOfNode(m.root) : undefined;
+  const lastBind = table.of(m).length === 1;
   if (n !== undefined && lastBind && owner.image && loopBacks(n, owner.image)) {
     // Holding the device open, ask it to detach on its last close, unmount, close:
     // a crash in between still detaches it (the kernel closes our descriptor).

@@ -13,7 +13,7 @@
 import { accessSync, constants as fsc, lstatSync, readFileSync, realpathSync, statfsSync } from "node:fs";
 import * as path from "node:path";
 import { systemPathProblem } from "../csi/system-paths";
-import { mountContaining, readMountInfo } from "../mount/mountinfo";
+import { mountTable } from "../mount/mountinfo";
 import { detectQuota } from "../backends/hostpath/quota";
 import type { DriverArgs } from "./driver-flags";
 import { FlagError } from "./driver-flags";
@@ -46,7 +46,7 @@ export function preflight(args: DriverArgs): Preflight {
   const existing = checkRoot(config.root);
   if (config.defaultCapacityMode === "quota") {
     // Asked of the root's file system now (its nearest existing directory), not after the root is made.
-    const { backend, reason } = detectQuota(existing, mountContaining(readMountInfo(), existing));
+    const { backend, reason } = detectQuota(existing, mountTable().containing(existing));
     if (!backend) throw new FlagError(`--default-capacity-mode quota, but ${reason}`);
   }
   if (args.endpoint.kind === "unix") checkSocketPath(args.endpoint.path, args.defaultEndpoint);

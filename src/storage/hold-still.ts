@@ -46,7 +46,7 @@ import * as path from "node:path";
 import { failedPrecondition } from "../csi/errors";
 import { flushBlockDevice, freezeFs, openMountedFs, startThawWatchdog, syncFs, thawFs } from "../mount/freeze";
 import { backingFile, isReadOnlyLoop, loopDevice, loopNumberOfDevice } from "../mount/loop";
-import { readMountInfo } from "../mount/mountinfo";
+import { mountTable } from "../mount/mountinfo";
 import { mountsOfImage } from "../mount/volume-mounts";
 import { writeFileAtomic } from "./atomic-file";
 import type { Content } from "./copy-content";
@@ -91,9 +91,9 @@ function findTargets(contents: readonly Content[]): { filesystems: FsRef[]; devi
   const devices: string[] = [];
   const wanted = contents.filter((c) => c.live && c.layout !== "dir");
   if (wanted.length === 0) return { filesystems, devices };
-  const entries = readMountInfo();
+  const table = mountTable();
   for (const c of wanted) {
-    const vm = mountsOfImage(c.path, entries);
+    const vm = mountsOfImage(c.path, table);
     if (c.layout === "block") {
       for (const n of vm.loops) if (!isReadOnlyLoop(n)) devices.push(loopDevice(n).path);
       continue;
@@ -225,7 +225,7 @@ export async function thawLeftovers(markersDir: string): Promise<string[]> {
       const n = loopNumberOfDevice(ref.device);
       const image = realOrUndefined(ref.image);
       if (n === undefined || image === undefined || backingFile(n) !== image) continue; // not mounted any more: nothing is frozen
-      const m = readMountInfo().find((e) => e.device === ref.device);
+      const m = mountTable().onDevice(ref.device)[0];
       if (!m) continue;
       const fd = openMountedFs(m.mountPoint, ref.device);
       try {

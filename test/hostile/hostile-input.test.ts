@@ -29,7 +29,7 @@ import { realpathSync, statfsSync } from "node:fs";
 import * as path from "node:path";
 import fc from "fast-check";
 import type { ServiceError } from "@grpc/grpc-js";
-import { locate, readMountInfo, type MountEntry } from "../../src/mount/mountinfo";
+import { locate, mountTable, type MountEntry } from "../../src/mount/mountinfo";
 import { unmount } from "../../src/mount/syscalls";
 import { encodePart } from "../../src/backends/nfs/volume-id";
 import { blockCapability, destroyDriver, detachLoopsUnder, DIR_VOLUMES, mountCapability, startDriver, uniqueName, type DriverProcess, Mode } from "../sanity/harness";
@@ -75,13 +75,13 @@ describeContained("Hostile input (in a throwaway root)", function () {
     ids.staged = await create();
     stagedAt = d.path("staged-real");
     await d.client.node.nodeStageVolume({ volumeId: ids.staged, stagingTargetPath: stagedAt, volumeCapability: mountCapability() });
-    const entries = readMountInfo();
-    const place = (p: string) => locate(entries, realpathSync(p))!;
+    const table = mountTable();
+    const place = (p: string) => locate(table, realpathSync(p))!;
     own = [
       { device: place(path.join(d.root, "data")).device, rootPrefix: place(path.join(d.root, "data")).root },
       { device: place(d.share).device, rootPrefix: place(d.share).root },
     ];
-    devFs = locate(entries, "/dev")?.device;
+    devFs = locate(table, "/dev")?.device;
     baseline = mountLines();
   });
   after(async () => destroyDriver(d));

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileNumbers, mountRootAt, sameFile, type MountRootAnswer } from "../../src/mount/mount-root";
-import { mountAt, readMountInfo } from "../../src/mount/mountinfo";
+import { mountTable } from "../../src/mount/mountinfo";
 import { bindMount, mountFs, unmount } from "../../src/mount/syscalls";
 
 describe("mount-root: statx says what is mounted at a path", () => {
@@ -42,7 +42,7 @@ describe("mount-root: statx says what is mounted at a path", () => {
     assert.ok(!sameFile(root, fileNumbers(at("beside"))!), "a directory beside it has the same device and another inode");
     assert.ok(!sameFile(root, fileNumbers(dir)!));
     // The mount table agrees: something is mounted there.
-    assert.ok(mountAt(readMountInfo(), at("target")));
+    assert.ok(mountTable().at(at("target")));
   });
 
   it("sees the mount on top: a tmpfs stacked on the bind, then the bind again once it is gone", () => {

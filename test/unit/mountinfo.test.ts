@@ -4,7 +4,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { locate, mountAt, mountContaining, mountsOf, parseMountInfo, readMountInfo } from "../../src/mount/mountinfo";
+import { MountIndex } from "../../src/mount/mount-index";
+import { ListMounts, locate, mountTable, parseMountInfo, readMountInfo, type MountEntry, type Mounts } from "../../src/mount/mountinfo";
 import { bindMount, unmount } from "../../src/mount/syscalls";
 
 const SAMPLE = [
@@ -14,6 +15,9 @@ const SAMPLE = [
   "42 22 8:2 /csi/volumes/hp-1/data /var/lib/kubelet/pods/p\\040with\\040space/mount ro,nosuid,relatime shared:2 - xfs /dev/sda2 rw",
   "this line is not mountinfo",
 ].join("\n");
+
+/** The sample as the text way keeps it (a list) and as the event way does (an index). */
+const indexed = (list: readonly MountEntry[]): Mounts => new MountIndex(list.map((entry, order) => ({ entry, order }))).current();
 
 describe("mountinfo", () => {
   const entries = parseMountInfo(SAMPLE);
@@ -28,17 +32,28 @@ describe("mountinfo", () => {
     assert.deepEqual(entries[1]!.superOptions, ["rw", "prjquota"]);
   });
 
-  it("finds the mount containing a path by longest mount-point prefix", () => {
-    assert.equal(mountContaining(entries, "/data/csi/volumes/hp-1/data")!.mountPoint, "/data");
-    assert.equal(mountContaining(entries, "/database")!.mountPoint, "/", "/database is not under /data");
-  });
+  for (const [kind, table] of [
+    ["a list", new ListMounts(entries)],
+    ["an index", indexed(entries)],
+  ] as const) {
+    it(`finds the mount containing a path by longest mount-point prefix, in ${kind}`, () => {
+      assert.equal(table.containing("/data/csi/volumes/hp-1/data")!.mountPoint, "/data");
+      assert.equal(table.containing("/database")!.mountPoint, "/", "/database is not under /data");
+      assert.equal(table.containing("/data")!.mountPoint, "/data");
+    });
 
-  it("locates a directory as (device, root) and finds its bind mounts", () => {
-    const loc = locate(entries, "/data/csi/volumes/hp-1/data")!;
-    assert.deepEqual(loc, { device: "8:2", root: "/csi/volumes/hp-1/data" });
-    assert.deepEqual(mountsOf(entries, loc).map((m) => m.id), [41, 42]);
-    assert.equal(mountAt(entries, "/var/lib/kubelet/staging")!.id, 41);
-  });
+    it(`locates a directory as (device, root) and finds its bind mounts, in ${kind}`, () => {
+      const loc = locate(table, "/data/csi/volumes/hp-1/data")!;
+      assert.deepEqual(loc, { device: "8:2", root: "/csi/volumes/hp-1/data" });
+      assert.deepEqual(table.of(loc).map((m) => m.id), [41, 42]);
+      assert.equal(table.at("/var/lib/kubelet/staging")!.id, 41);
+      assert.equal(table.at("/var/lib/kubelet"), undefined);
+      assert.deepEqual(table.onDevice("8:2").map((m) => m.id), [30, 41, 42]);
+      assert.deepEqual(table.withSource("/dev/sda2").map((m) => m.id), [30, 41, 42]);
+      assert.deepEqual(table.onLoopDevices(), []);
+      assert.deepEqual(table.list.map((m) => m.id), [22, 30, 41, 42]);
+    });
+  }
 
   it("reads every field of the real table as a plain split of each line does, escaped paths included", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-mountinfo- with space"));
@@ -81,22 +96,22 @@ describe("mountinfo", () => {
       try {
         const after = readMountInfo();
         assert.notEqual(after, before);
-        assert.equal(mountAt(after, dir)?.mountPoint, dir);
+        assert.equal(mountTable().at(dir)?.mountPoint, dir);
       } finally {
         unmount(dir);
       }
-      assert.equal(mountAt(readMountInfo(), dir), undefined);
+      assert.equal(mountTable().at(dir), undefined);
     });
 
     it("sees a mount made by another process in this namespace", () => {
       readMountInfo();
       execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "csi-lab-test", dir]);
       try {
-        assert.equal(mountAt(readMountInfo(), dir)?.fsType, "tmpfs");
+        assert.equal(mountTable().at(dir)?.fsType, "tmpfs");
       } finally {
         execFileSync("umount", [dir]);
       }
-      assert.equal(mountAt(readMountInfo(), dir), undefined);
+      assert.equal(mountTable().at(dir), undefined);
     });
 
     it("sees every change of many in a row", () => {

@@ -16,7 +16,6 @@ import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
 import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice, type FileIdentity } from "../../mount/loop";
 import { fileNumbers, mountRootAt, sameFile, type FileNumbers, type MountRootAnswer } from "../../mount/mount-root";
-import { mountAt } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
 import { isStaleDeviceBind, volumeMountAt } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
@@ -58,9 +57,9 @@ export const hostPathNode: NodeBackend = {
     }
     // A block volume staged here lives on the file under it; nothing may hide it.
     for (const p of here === "nothing" ? [] : staged === staging ? [staging] : [staging, staged]) {
-      const { entries } = vol.mounts;
-      const m = mountAt(entries, p.real);
-      if (m && isStaleDeviceBind(entries, m) && vol.layout === "block") await unmountOwned(p, owner(volumeId, vol));
+      const { table } = vol.mounts;
+      const m = table.at(p.real);
+      if (m && isStaleDeviceBind(table, m) && vol.layout === "block") await unmountOwned(p, owner(volumeId, vol));
       else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
     }
     // The staging directory (the CO's to make, made here if it has not), and
@@ -187,7 +186,7 @@ function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
   return {
     volumeId,
     detach: false,
-    owns: (m, entries) => (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(entries, m)),
+    owns: (m, table) => (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(table, m)),
     recognises: recogniser(vol),
     image: vol.layout === "block" ? fileIdentity(vol.dataDir) : undefined,
     placeKind: vol.layout === "block" ? "file" : "dir",
@@ -274,7 +273,7 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
   // an access mode no other target can make a refusal. Then no mount table is read.
   const quick = (await volumeAt(vol, target)) === "nothing" && !mayRefuseSecondTarget(driver, vol.record, cap, target.real);
   if (!quick) {
-    const { entries, mounts } = vol.mounts;
+    const { table, mounts } = vol.mounts;
     const existing = volumeMountAt(vol.mounts, target.real);
     if (existing) {
       const rec = driver.nodeRecords.get("publish", target.real);
@@ -283,8 +282,8 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
       if (fileSystem) await withAnchor(target, (a) => applyVolumeMountGroup(cap, a.at, kernelReadOnly)); // finish what a crash may have cut short
       return;
     }
-    const occupant = mountAt(entries, target.real);
-    if (occupant && vol.layout === "block" && isStaleDeviceBind(entries, occupant)) await unmountOwned(target, owner(p.volumeId, vol));
+    const occupant = table.at(target.real);
+    if (occupant && vol.layout === "block" && isStaleDeviceBind(table, occupant)) await unmountOwned(target, owner(p.volumeId, vol));
     else if (occupant) throw alreadyExists(`something else is already mounted at ${target.given}: ${describeMount(occupant)}`);
 
     const others = mounts.filter((m) => m.mountPoint !== sourcePath && m.mountPoint !== target.real).map((m) => m.mountPoint);

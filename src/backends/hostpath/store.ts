@@ -52,7 +52,7 @@ import { internal } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import { SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import { IMAGE_FS_TYPES, type FsType } from "../../mount/filesystem";
-import { mountContaining, readMountInfo } from "../../mount/mountinfo";
+import { mountTable } from "../../mount/mountinfo";
 
 const ID_PREFIX = "hp-";
 const ID_PATTERN = /^hp-[0-9a-f]{32}$/;
@@ -103,7 +103,7 @@ export class HostPathStore {
     const ids = (await fsp.readdir(path.join(abs, "volumes")))
       .filter((n) => n.endsWith(".json") && ID_PATTERN.test(n.slice(0, -5)))
       .map((n) => n.slice(0, -5));
-    const rootFs = mountContaining(readMountInfo(), await fsp.realpath(abs));
+    const rootFs = mountTable().containing(await fsp.realpath(abs));
     const { backend: quota, reason } = detectQuota(abs, rootFs);
     await sweep(abs, new Set(ids), quota);
     const templates = await TemplateStore.open(path.join(abs, ".templates"), { noCow: rootFs?.fsType === "btrfs" });

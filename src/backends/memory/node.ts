@@ -12,7 +12,7 @@
 import { sameCapability, toCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
 import { bindWithFlags, isReadOnly, readOnlyBits } from "../../mount/bind";
-import { mountAt, readMountInfo, type MountEntry } from "../../mount/mountinfo";
+import { mountTable, type MountEntry, type Mounts } from "../../mount/mountinfo";
 import { MS, parseBindFlags } from "../../mount/options";
 import type { Driver } from "../../server/driver";
 import type { VolumeRecord } from "../../storage/volume-record";
@@ -32,7 +32,7 @@ interface MemoryVolume {
   dataDir: string;
   /** Every mount of the tmpfs (its binds at staging and target paths), and the mount table read. */
   mounts: MountEntry[];
-  entries: readonly MountEntry[];
+  table: Mounts;
 }
 
 async function find(driver: Driver, volumeId: string): Promise<MemoryVolume> {
@@ -42,9 +42,9 @@ async function find(driver: Driver, volumeId: string): Promise<MemoryVolume> {
   const loc = store.location(volumeId);
   if (!loc) throw failedPrecondition(`volume ${volumeId} cannot be used: its tmpfs is not mounted (the driver mounts it again at start-up)`);
   const dataDir = store.dataDir(volumeId);
-  const entries = readMountInfo();
-  const mounts = entries.filter((m) => m.device === loc.device && m.root === loc.root && m.mountPoint !== dataDir);
-  return { record, dataDir, mounts, entries };
+  const table = mountTable();
+  const mounts = table.of(loc).filter((m) => m.mountPoint !== dataDir);
+  return { record, dataDir, mounts, table };
 }
 
 function ownsOf(vol: MemoryVolume): (m: MountEntry) => boolean {
@@ -71,7 +71,7 @@ export const memoryNode: NodeBackend = {
     const vol = await find(driver, req.volumeId);
     checkFor(vol, req.cap);
     const owns = ownsOf(vol);
-    const current = mountAt(vol.entries, req.staging.real);
+    const current = vol.table.at(req.staging.real);
     if (current && owns(current)) {
       const rec = driver.nodeRecords.get("stage", req.staging.real);
       if (rec && (rec.volumeId !== req.volumeId || !sameCapability(rec.capability, req.cap))) {
@@ -99,10 +99,10 @@ export const memoryNode: NodeBackend = {
     const vol = await find(driver, req.volumeId);
     checkFor(vol, req.cap);
     const owns = ownsOf(vol);
-    const staged = mountAt(vol.entries, req.staging.real);
+    const staged = vol.table.at(req.staging.real);
     if (!staged || !owns(staged)) throw failedPrecondition(`volume ${req.volumeId} is not staged at ${req.staging.given}; call NodeStageVolume first`);
     const kernelReadOnly = req.readonly || req.forcedReadOnly || (flags.bits & MS.RDONLY) !== 0;
-    const existing = mountAt(vol.entries, req.target.real);
+    const existing = vol.table.at(req.target.real);
     if (existing && owns(existing)) {
       const rec = driver.nodeRecords.get("publish", req.target.real);
       const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === req.readonly && sameCapability(rec.capability, req.cap)));
@@ -151,7 +151,7 @@ export const memoryNode: NodeBackend = {
     // Its tmpfs gone from under the driver (a node restart, or someone's umount): a condition to report, not an error.
     if (!store.tmpfsMounted(volumeId)) return { usage: [], volumeCondition: { abnormal: true, message: "its tmpfs is missing: not mounted (the driver mounts it again, empty, at start-up)" } };
     const vol = await find(driver, volumeId);
-    const m = mountAt(vol.entries, volumePath);
+    const m = vol.table.at(volumePath);
     if (!m || !ownsOf(vol)(m)) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
     // The tmpfs's own figures: its size, what is in it, its inodes.
     const usage = volumeUsage(await memoryStore(driver).usage(volumeId));
@@ -165,7 +165,7 @@ export const memoryNode: NodeBackend = {
       const why = unsupportedReason(req.cap, MEMORY_PROFILE);
       if (why) throw invalidArgument(`volume ${req.volumeId}: ${why}`);
     }
-    const m = mountAt(vol.entries, req.volumePath);
+    const m = vol.table.at(req.volumePath);
     if (!m || !ownsOf(vol)(m)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
     if (req.range.limit > 0 && req.range.limit < vol.record.capacityBytes) throw outOfRange(`volume ${req.volumeId} has ${vol.record.capacityBytes} bytes and volumes cannot shrink`);
     let record = vol.record;

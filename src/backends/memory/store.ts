@@ -26,7 +26,7 @@ import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp, readdirSync, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { CsiError, internal } from "../../csi/errors";
-import { locate, mountAt, readMountInfo } from "../../mount/mountinfo";
+import { locate, mountTable } from "../../mount/mountinfo";
 import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
 import type { Driver } from "../../server/driver";
@@ -143,14 +143,14 @@ export class MemoryStore {
 
   /** Is the volume's tmpfs mounted where it belongs? */
   tmpfsMounted(id: string): boolean {
-    const m = mountAt(readMountInfo(), this.realData(id));
+    const m = mountTable().at(this.realData(id));
     return m !== undefined && m.fsType === "tmpfs" && m.root === "/";
   }
 
   /** Where the kernel shows the volume's tmpfs: its device (as mountinfo names it). */
   location(id: string): { device: string; root: string } | undefined {
     if (!this.tmpfsMounted(id)) return undefined;
-    return locate(readMountInfo(), this.realData(id));
+    return locate(mountTable(), this.realData(id));
   }
 
   private realData(id: string): string {

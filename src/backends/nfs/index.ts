@@ -15,7 +15,7 @@
  */
 import { requireSupported, toCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
-import { mountAt, readMountInfo } from "../../mount/mountinfo";
+import { mountTable } from "../../mount/mountinfo";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import type { VolumeRecord } from "../../storage/volume-record";
@@ -65,9 +65,9 @@ const nfsNode: NodeBackend = {
   async expand(driver, req) {
     // A shared volume's size is a label: nothing on the node depends on it.
     const owner = await this.owner(driver, req.volumeId);
-    const entries = readMountInfo();
-    const m = mountAt(entries, req.volumePath);
-    if (!owner || !m || !owner.owns(m, entries)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
+    const table = mountTable();
+    const m = table.at(req.volumePath);
+    if (!owner || !m || !owner.owns(m, table)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
     const record = await sharedStore(driver).getById(req.volumeId);
     return record?.capacityBytes ?? req.range.required;
   },

@@ -25,7 +25,7 @@ import { unsupportedReason } from "../../csi/capabilities";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../../csi/errors";
 import { CONTEXT } from "../../controller/volume-view";
 import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../../mount/mount-command";
-import { mountAt, readMountInfo, type MountEntry } from "../../mount/mountinfo";
+import { mountTable, type MountEntry } from "../../mount/mountinfo";
 import { splitMountFlags, type BindFlags } from "../../mount/options";
 import type { Driver } from "../../server/driver";
 import { shareNotAllowed } from "./allowed-shares";
@@ -127,7 +127,7 @@ async function isOurs(driver: Driver, vol: SharedNodeVolume, kind: "stage" | "pu
 export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging: NodePath, cap: Capability, readonly: boolean): Promise<void> {
   const { bind, fsOptions } = sharedCapability(vol, cap);
   const loc = vol.location;
-  const current = mountAt(readMountInfo(), staging.real);
+  const current = mountTable().at(staging.real);
   if (current) {
     if (!(await isOurs(driver, vol, "stage", current))) throw alreadyExists(`something else is already mounted at ${staging.given}: ${describeMount(current)}`);
     const rec = driver.nodeRecords.get("stage", staging.real);
@@ -162,14 +162,14 @@ export async function publishShared(
   p: { staging: NodePath; target: NodePath; cap: Capability; readonly: boolean; forcedReadOnly: boolean },
 ): Promise<void> {
   const { bind } = sharedCapability(vol, p.cap);
-  const entries = readMountInfo();
-  const staged = mountAt(entries, p.staging.real);
+  const table = mountTable();
+  const staged = table.at(p.staging.real);
   if (!staged || !(await isOurs(driver, vol, "stage", staged))) {
     throw failedPrecondition(`volume ${vol.volumeId} is not staged at ${p.staging.given}; call NodeStageVolume first`);
   }
-  const mounts = entries.filter((m) => m.device === staged.device && m.root === staged.root);
+  const mounts = table.of(staged);
   const readonly = p.readonly || p.forcedReadOnly || bind.words.includes("ro");
-  const existing = mountAt(entries, p.target.real);
+  const existing = table.at(p.target.real);
   if (existing && mounts.includes(existing)) {
     const rec = driver.nodeRecords.get("publish", p.target.real);
     const same = existing.options.includes("ro") === readonly && (!rec || (rec.readonly === p.readonly && sameCap(rec.capability, p.cap)));
@@ -203,7 +203,7 @@ async function remountOrUndo(driver: Driver, vol: SharedNodeVolume, place: NodeP
   try {
     await runMount({ program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs }, remountBindArgs(place.real, words), place.given);
   } catch (err) {
-    const made = mountAt(readMountInfo(), place.real);
+    const made = mountTable().at(place.real);
     if (made) await unmountOwned(place, sharedOwner(vol, made));
     throw err;
   }
@@ -245,7 +245,7 @@ export async function sharedStats(
   vol: SharedNodeVolume,
   volumePath: string,
 ): Promise<{ usage: VolumeUsage[]; volumeCondition: { abnormal: boolean; message: string } }> {
-  const m = volumePath.startsWith("/") ? mountAt(readMountInfo(), volumePath) : undefined;
+  const m = volumePath.startsWith("/") ? mountTable().at(volumePath) : undefined;
   if (!m) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   const test = await identity(driver, vol.location);
   const known = driver.nodeRecords.get("publish", volumePath)?.volumeId === vol.volumeId || driver.nodeRecords.get("stage", volumePath)?.volumeId === vol.volumeId;

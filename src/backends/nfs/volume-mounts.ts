@@ -8,7 +8,7 @@
  * touches the share, so it goes through the share agent with its deadline;
  * when the share does not answer, nobody can tell (undefined).
  */
-import { locate, readMountInfo, type MountEntry } from "../../mount/mountinfo";
+import { locate, mountTable, type FsLocation, type MountEntry } from "../../mount/mountinfo";
 import { isUnhealthy, shareErrno, type ShareIo } from "./share-io";
 import { describeShare } from "./share-mounts";
 import { nfsSource, type SharedLocation } from "./volume-id";
@@ -19,16 +19,17 @@ export function sourceDir(loc: SharedLocation): string {
 }
 
 /**
- * A test for "this mount entry shows the volume", or undefined when the
- * share cannot be asked. A local share's volume whose directory has since
- * been removed still shows in mountinfo, as its old path with "//deleted"
- * after it: that is still this volume's mount, and its to undo.
+ * What names the volume's mounts in the mount table: an export's source, or
+ * the device and root of a local share's directory (absent: it is not
+ * there, and nothing can show it). Undefined when the share cannot be
+ * asked. A local share's volume whose directory has since been removed
+ * still shows in mountinfo, as its old path with "//deleted" after it:
+ * that is still this volume's mount, and its to undo.
  */
-export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
-  if (loc.server) {
-    const source = nfsSource(loc.server, sourceDir(loc));
-    return (m) => m.source === source;
-  }
+type Identity = { source: string } | { at: FsLocation | undefined };
+
+async function identityOf(io: ShareIo, loc: SharedLocation): Promise<Identity | undefined> {
+  if (loc.server) return { source: nfsSource(loc.server, sourceDir(loc)) };
   let real: string;
   try {
     real = await io.run<string>("realpath", { root: loc.share, sub: loc.subDir }, describeShare(loc));
@@ -40,16 +41,29 @@ export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<(
       real = `${await io.run<string>("realpath", { path: loc.share }, describeShare(loc))}/${loc.subDir}`.replace(/^\/\//, "/");
     } catch (err2) {
       if (isUnhealthy(err2)) return undefined;
-      if (shareErrno(err2) === "ENOENT") return () => false;
+      if (shareErrno(err2) === "ENOENT") return { at: undefined };
       throw err2;
     }
   }
-  const at = locate(readMountInfo(), real);
-  return (m) => at !== undefined && m.device === at.device && (m.root === at.root || m.root === `${at.root}//deleted`);
+  return { at: locate(mountTable(), real) };
+}
+
+const deleted = (at: FsLocation): FsLocation => ({ device: at.device, root: `${at.root}//deleted` });
+
+/** A test for "this mount entry shows the volume", or undefined when the share cannot be asked. */
+export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
+  const id = await identityOf(io, loc);
+  if (!id) return undefined;
+  if ("source" in id) return (m) => m.source === id.source;
+  const { at } = id;
+  return (m) => at !== undefined && m.device === at.device && (m.root === at.root || m.root === deleted(at).root);
 }
 
 /** Where the volume is mounted on this node (undefined: the share did not answer). */
 export async function sharedVolumeMounts(io: ShareIo, loc: SharedLocation): Promise<MountEntry[] | undefined> {
-  const test = await mountIdentity(io, loc);
-  return test && readMountInfo().filter(test);
+  const id = await identityOf(io, loc);
+  if (!id) return undefined;
+  const table = mountTable();
+  if ("source" in id) return table.withSource(id.source);
+  return id.at ? [...table.of(id.at), ...table.of(deleted(id.at))] : [];
 }
