@@ -263,8 +263,17 @@ function kernelDev(dev: bigint): bigint {
   return (minor & 0xffn) | (major << 8n) | ((minor & ~0xffn) << 12n);
 }
 
-/** What loop device N is attached to: device, inode and recorded name; undefined when it is free (or its node cannot be opened). */
-export function loopBacking(n: number): { dev: bigint; ino: bigint; name: string } | undefined {
+/** What a loop device is attached to: the file's device (the kernel's encoding) and inode, and the name recorded. */
+export interface LoopBacking {
+  dev: bigint;
+  ino: bigint;
+  name: string;
+  /** Attached read-only: only such a device can have its file swapped while in use (LOOP_CHANGE_FD). */
+  readOnly: boolean;
+}
+
+/** What loop device N is attached to; undefined when it is free (or its node cannot be opened). */
+export function loopBacking(n: number): LoopBacking | undefined {
   let fd: number;
   try {
     fd = openLoopNode(loopDevice(n), fsc.O_RDONLY);
@@ -276,7 +285,12 @@ export function loopBacking(n: number): { dev: bigint; ino: bigint; name: string
     ioctlPtr(fd, LOOP_GET_STATUS64, info, loopDevice(n).path);
     const raw = info.subarray(INFO_FILE_NAME, INFO_FILE_NAME + 64);
     const end = raw.indexOf(0);
-    return { dev: info.readBigUInt64LE(INFO_DEVICE), ino: info.readBigUInt64LE(INFO_INODE), name: raw.subarray(0, end < 0 ? 64 : end).toString("latin1") };
+    return {
+      dev: info.readBigUInt64LE(INFO_DEVICE),
+      ino: info.readBigUInt64LE(INFO_INODE),
+      name: raw.subarray(0, end < 0 ? 64 : end).toString("latin1"),
+      readOnly: (info.readUInt32LE(INFO_FLAGS) & LO_FLAGS.READ_ONLY) !== 0,
+    };
   } catch {
     return undefined; // ENXIO: not attached
   } finally {
@@ -287,7 +301,12 @@ export function loopBacking(n: number): { dev: bigint; ino: bigint; name: string
 /** Is loop device N attached to the file `file` identifies? */
 export function loopBacks(n: number, file: FileIdentity): boolean {
   const b = loopBacking(n);
-  if (!b || b.dev !== kernelDev(file.dev)) return false;
+  return b !== undefined && backingIs(b, file);
+}
+
+/** Is what a loop device is attached to the file `file` identifies? */
+export function backingIs(b: LoopBacking, file: FileIdentity): boolean {
+  if (b.dev !== kernelDev(file.dev)) return false;
   return "ino" in file ? b.ino === file.ino : b.name === file.name;
 }
 

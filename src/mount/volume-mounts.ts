@@ -10,7 +10,7 @@
  */
 import { realpathSync } from "node:fs";
 import * as path from "node:path";
-import { fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode } from "./loop";
+import { backingIs, fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode, type LoopBacking } from "./loop";
 import { checkNoSymlinks } from "./open-no-symlinks";
 import { locate, mountTable, type FsLocation, type MountEntry, type Mounts } from "./mountinfo";
 
@@ -78,17 +78,18 @@ export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
  * Every mount that shows a loop device attached to the image `file`: file
  * systems mounted from it (image volumes, and their bind mounts) and bind
  * mounts of its device node (block volumes; those show /dev's file system
- * with the node, "/loopN", as their root). Each distinct loop device in
- * the mount table costs one LOOP_GET_STATUS64 (the backing file's device
- * and inode: they name the image in every mount namespace), so the cost
- * follows the number of loop devices mounted on the node (the table's
- * index hands over just their mounts and /dev's), not the number of mounts.
+ * with the node, "/loopN", as their root). A loop device is named to the
+ * image by LOOP_GET_STATUS64 (the backing file's device and inode: they
+ * name the image in every mount namespace). For a file system mounted
+ * from one, the answer is remembered with the mount (`loopOfMount`); each
+ * bind of a device node is asked every time, so the cost follows the
+ * number of block volumes published on the node, not the number of mounts
+ * or of image volumes.
  */
 export function mountsOfImage(file: string, table: Mounts): VolumeMounts {
   const id = fileIdentity(file);
   if (!id) return { table, mounts: [], loops: [] };
   const devFs = locate(table, "/dev")?.device;
-  const byDevice = new Map<string, number | undefined>();
   const ours = new Map<number, boolean>();
   const isOurs = (n: number): boolean => {
     let v = ours.get(n);
@@ -96,17 +97,42 @@ export function mountsOfImage(file: string, table: Mounts): VolumeMounts {
     return v;
   };
   const mounts: MountEntry[] = [];
-  for (const e of [...table.onLoopDevices(), ...(devFs === undefined ? [] : table.onDevice(devFs))]) {
-    let n: number | undefined;
-    if (e.device.startsWith("7:")) {
-      if (!byDevice.has(e.device)) byDevice.set(e.device, loopNumberOfDevice(e.device));
-      n = byDevice.get(e.device);
-    } else if (e.device === devFs) {
-      n = loopNumberOfNode(e.root);
-    }
+  for (const e of table.onLoopDevices()) {
+    const loop = loopOfMount(e);
+    if (loop === undefined) continue;
+    if (!ours.has(loop.n)) ours.set(loop.n, backingIs(loop.backing, id));
+    if (ours.get(loop.n)) mounts.push(e);
+  }
+  for (const e of devFs === undefined ? [] : table.onDevice(devFs)) {
+    const n = loopNumberOfNode(e.root);
     if (n !== undefined && isOurs(n)) mounts.push(e);
   }
   return { table, mounts, loops: [...ours].filter(([, v]) => v).map(([n]) => n) };
+}
+
+/**
+ * The loop device a mount's file system is on, and what it is attached
+ * to, remembered for as long as that mount is in the table. A mounted loop
+ * device is held open by its file system, and the kernel neither detaches
+ * nor re-attaches a loop device that is open (LOOP_CLR_FD then only marks
+ * it to detach at its last close); LOOP_CHANGE_FD alone swaps the file of
+ * a device in use, and only of a read-only one, so those are asked every
+ * time, as is anything that could not be asked (an error may pass). The
+ * key is the table's entry, one object for as long as its mount exists
+ * where the table is kept by mount events; a table read as text makes new
+ * entries at each read, so there this saves nothing.
+ */
+const loopsOfMounts = new WeakMap<MountEntry, { n: number; backing: LoopBacking }>();
+
+function loopOfMount(e: MountEntry): { n: number; backing: LoopBacking } | undefined {
+  const known = loopsOfMounts.get(e);
+  if (known) return known;
+  const n = loopNumberOfDevice(e.device);
+  const backing = n === undefined ? undefined : loopBacking(n);
+  if (n === undefined || backing === undefined) return undefined;
+  const loop = { n, backing };
+  if (!backing.readOnly) loopsOfMounts.set(e, loop);
+  return loop;
 }
 
 /**
