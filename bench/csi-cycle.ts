@@ -10,10 +10,13 @@
  * cost grows with the number of volumes — it should not. --other-mounts N
  * puts N small tmpfs mounts in the driver's mount namespace first, as a
  * busy node has (each pod brings several): the cost of reading the mount
- * table grows with them.
+ * table grows with them. --staged N creates and stages N volumes of the
+ * same kind first and leaves them staged through the run (image volumes:
+ * N loop devices mounted, which finding an image's mounts looks through),
+ * then unstages and deletes them.
  *
  *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
- *        [--seconds 10] [--idle 10000] [--other-mounts 1000] [--json]
+ *        [--seconds 10] [--idle 10000] [--other-mounts 1000] [--staged 200] [--json]
  *        [--param capacity=image …] [--size 1073741824] [--fs-type xfs] [--block]
  *        [--access-mode SINGLE_NODE_MULTI_WRITER]
  *
@@ -58,6 +61,7 @@ interface Options {
   seconds: number;
   idle: number;
   otherMounts: number;
+  staged: number;
   json: boolean;
   workDir: string;
   /** Where staging and target paths go: the driver's --kubelet-dir. */
@@ -75,6 +79,7 @@ function options(): Options {
       seconds: { type: "string", default: "10" },
       idle: { type: "string", default: "0" },
       "other-mounts": { type: "string", default: "0" },
+      staged: { type: "string", default: "0" },
       json: { type: "boolean", default: false },
       "work-dir": { type: "string" },
       "kubelet-dir": { type: "string" },
@@ -92,6 +97,8 @@ function options(): Options {
   const otherMounts = Number(values["other-mounts"]);
   if (!Number.isInteger(otherMounts) || otherMounts < 0) throw new Error(`--other-mounts: a count, not ${values["other-mounts"]}`);
   if (otherMounts > 0 && values.endpoint) throw new Error("--other-mounts needs the driver this benchmark starts (no --endpoint): the mounts go into its namespace");
+  const staged = Number(values.staged);
+  if (!Number.isInteger(staged) || staged < 0) throw new Error(`--staged: a count, not ${values.staged}`);
   const workDir = values["work-dir"] ?? path.join(os.tmpdir(), `csi-lab-bench-${process.pid}`);
   return {
     endpoint: values.endpoint,
@@ -99,6 +106,7 @@ function options(): Options {
     seconds: Number(values.seconds),
     idle: Number(values.idle),
     otherMounts,
+    staged,
     json: values.json ?? false,
     workDir,
     kubeletDir: values["kubelet-dir"] ?? path.join(workDir, "kubelet"),
@@ -147,6 +155,21 @@ async function createIdle(client: CsiClient, n: number, concurrency: number, par
   return (Date.now() - t) / 1000;
 }
 
+/** N volumes created and staged, each at its own staging path; returns them to undo, and the seconds taken. */
+async function stageMany(client: CsiClient, o: Options): Promise<{ staged: { volumeId: string; staging: string }[]; seconds: number }> {
+  const t = Date.now();
+  const staged: { volumeId: string; staging: string }[] = [];
+  for (let i = 0; i < o.staged; i++) {
+    const staging = path.join(o.kubeletDir, "plugins", "staged", String(i));
+    await fsp.mkdir(staging, { recursive: true });
+    const vol = await client.controller.createVolume({ name: `staged-${process.pid}-${i}`, volumeCapabilities: [o.cap], capacityRange: { requiredBytes: o.size }, parameters: o.parameters });
+    const volumeId = vol.volume!.volumeId!;
+    await client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: o.cap });
+    staged.push({ volumeId, staging });
+  }
+  return { staged, seconds: (Date.now() - t) / 1000 };
+}
+
 /** N tmpfs mounts under `dir` (in this private namespace; main's clean-up unmounts them). */
 function addOtherMounts(dir: string, n: number): void {
   mkdirSync(dir, { recursive: true });
@@ -182,7 +205,7 @@ async function run(o: Options): Promise<void> {
     endpoint = spawned.endpoint;
   }
   const client = connect(endpoint);
-  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle, otherMounts: o.otherMounts, parameters: o.parameters, size: o.size };
+  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle, otherMounts: o.otherMounts, staged: o.staged, parameters: o.parameters, size: o.size };
   const CAP = o.cap;
   if (spawned) {
     result.readyMs = Math.round(spawned.readyMs);
@@ -190,6 +213,8 @@ async function run(o: Options): Promise<void> {
     result.idleRssMiB = Math.round(rssMiB(spawned.proc.pid!) * 10) / 10;
   }
   if (o.idle > 0) result.idleCreateSeconds = await createIdle(client, o.idle, o.concurrency, o.parameters);
+  const many = o.staged > 0 ? await stageMany(client, o) : undefined;
+  if (many) result.stageSeconds = many.seconds;
 
   const samples: Record<RpcName, number[]> = Object.fromEntries(RPCS.map((r) => [r, []])) as unknown as Record<RpcName, number[]>;
   let cycles = 0;
@@ -252,6 +277,10 @@ async function run(o: Options): Promise<void> {
     result.driverCpuMsPerCycle = cycles > 0 ? Math.round(((cpuMs(spawned.proc.pid!) - cpu0) / cycles) * 100) / 100 : undefined;
   }
 
+  for (const s of many?.staged ?? []) {
+    await client.node.nodeUnstageVolume({ volumeId: s.volumeId, stagingTargetPath: s.staging });
+    await client.controller.deleteVolume({ volumeId: s.volumeId });
+  }
   client.close();
   if (spawned) {
     spawned.proc.kill("SIGTERM");
@@ -263,7 +292,7 @@ async function run(o: Options): Promise<void> {
     return;
   }
   const lines = [
-    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}${o.otherMounts ? `  other mounts ${o.otherMounts}` : ""}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${Mode[o.cap.accessMode?.mode ?? Mode.UNKNOWN]}  ${JSON.stringify(o.parameters)}`,
+    `endpoint ${endpoint}  concurrency ${o.concurrency}  idle volumes ${o.idle}${o.otherMounts ? `  other mounts ${o.otherMounts}` : ""}${o.staged ? `  staged ${o.staged}` : ""}  ${o.seconds}s  size ${o.size}${o.cap.block ? " block" : ""}  ${Mode[o.cap.accessMode?.mode ?? Mode.UNKNOWN]}  ${JSON.stringify(o.parameters)}`,
     ...(spawned ? [`driver ready in ${result.readyMs} ms, idle RSS ${result.idleRssMiB} MiB, RSS after load ${result.rssAfterMiB} MiB`] : []),
     `${cycles} cycles, ${errors} errors, ${result.cyclesPerSecond} cycles/s${spawned ? `, driver CPU ${result.driverCpuMsPerCycle} ms per cycle` : ""}`,
     `${"rpc".padEnd(22)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}`,
