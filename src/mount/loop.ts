@@ -301,13 +301,13 @@ export function loopBacking(n: number): LoopBacking | undefined {
 /** Is loop device N attached to the file `file` identifies? */
 export function loopBacks(n: number, file: FileIdentity): boolean {
   const b = loopBacking(n);
-  return b !== undefined && backingIs(b, file);
+  return b !== undefined && backingTest(file)(b);
 }
 
-/** Is what a loop device is attached to the file `file` identifies? */
-export function backingIs(b: LoopBacking, file: FileIdentity): boolean {
-  if (b.dev !== kernelDev(file.dev)) return false;
-  return "ino" in file ? b.ino === file.ino : b.name === file.name;
+/** A test for "a loop device attached to this is attached to `file`" (its device number converted once). */
+export function backingTest(file: FileIdentity): (b: LoopBacking) => boolean {
+  const dev = kernelDev(file.dev);
+  return "ino" in file ? (b) => b.dev === dev && b.ino === file.ino : (b) => b.dev === dev && b.name === file.name;
 }
 
 /** Whether the device was attached read-only. */

@@ -6,7 +6,8 @@
  * (its device and root) mounted, which mounts show a loop device. Asked of
  * a list, each answer looks at every mount, so every call would cost more
  * with every pod on the node. Here each is a lookup in a map: by mount
- * point, by device and root, by device, by source. "Which mount holds
+ * point, by device and root, by device, by source, by the device's major
+ * number (loop devices' is 7). "Which mount holds
  * /a/b/c" asks for /a/b/c, /a/b, /a and / in turn: the length of the path,
  * not the size of the table.
  *
@@ -78,6 +79,7 @@ interface Step {
 type Bucket = Slot[];
 
 const placeKey = (device: string, root: string) => `${device}\0${root}`;
+const majorOf = (device: string) => device.slice(0, device.indexOf(":"));
 
 /** The index itself: changed only by its owner, read through `Mounts`. */
 export class MountIndex {
@@ -86,8 +88,8 @@ export class MountIndex {
   readonly byPlace = new Map<string, Bucket>();
   readonly byDevice = new Map<string, Bucket>();
   readonly bySource = new Map<string, Bucket>();
-  /** Devices of major 7 (loop devices) that have a mount in the table. */
-  readonly loopDevices = new Set<string>();
+  /** By the device's major number ("7": loop devices). */
+  readonly byMajor = new Map<string, Bucket>();
   private version = 0;
   private pending: Slot[] = [];
   private changed = false;
@@ -108,7 +110,7 @@ export class MountIndex {
     insert(this.byPlace, placeKey(entry.device, entry.root), slot);
     insert(this.byDevice, entry.device, slot);
     insert(this.bySource, entry.source, slot);
-    if (entry.device.startsWith("7:")) this.loopDevices.add(entry.device);
+    insert(this.byMajor, majorOf(entry.device), slot);
     this.changed = true;
   }
 
@@ -119,8 +121,9 @@ export class MountIndex {
     this.bySlot.delete(order);
     drop(this.byPoint, e.mountPoint, slot);
     drop(this.byPlace, placeKey(e.device, e.root), slot);
-    if (!drop(this.byDevice, e.device, slot)) this.loopDevices.delete(e.device);
+    drop(this.byDevice, e.device, slot);
     drop(this.bySource, e.source, slot);
+    drop(this.byMajor, majorOf(e.device), slot);
     if (slot.born <= this.version) this.pending.push(slot); // older versions still show it
     this.changed = true;
   }
@@ -151,13 +154,14 @@ function insert(map: Map<string, Bucket>, key: string, slot: Slot): void {
 }
 
 /**
- * Take `slot` out of its bucket; false when the bucket is then empty (and
- * gone). Some buckets are large (every bind mount from one disk shares its
- * device), so the slot is found by its order, not by a pass.
+ * Take `slot` out of its bucket (and the bucket out of the map once it is
+ * empty). Some buckets are large (every bind mount from one disk shares its
+ * device, every mount of a loop device its major), so the slot is found by
+ * its order, not by a pass.
  */
-function drop(map: Map<string, Bucket>, key: string, slot: Slot): boolean {
+function drop(map: Map<string, Bucket>, key: string, slot: Slot): void {
   const b = map.get(key);
-  if (!b) return false;
+  if (!b) return;
   let lo = 0;
   let hi = b.length;
   while (lo < hi) {
@@ -166,9 +170,7 @@ function drop(map: Map<string, Bucket>, key: string, slot: Slot): boolean {
     else hi = mid;
   }
   if (b[lo] === slot) b.splice(lo, 1);
-  if (b.length > 0) return true;
-  map.delete(key);
-  return false;
+  if (b.length === 0) map.delete(key);
 }
 
 /** One version of an index's table. */
@@ -217,9 +219,7 @@ export class IndexedMounts implements Mounts {
   }
 
   onLoopDevices(): MountEntry[] {
-    const slots: Slot[] = [];
-    for (const d of this.index.loopDevices) slots.push(...this.index.byDevice.get(d)!);
-    return this.entries(this.visible(slots.sort(byOrder), (e) => e.device.startsWith("7:")));
+    return this.entries(this.find(this.index.byMajor, "7", (e) => majorOf(e.device) === "7"));
   }
 
   private entries(slots: readonly Slot[]): MountEntry[] {

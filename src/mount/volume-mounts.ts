@@ -10,7 +10,7 @@
  */
 import { realpathSync } from "node:fs";
 import * as path from "node:path";
-import { backingIs, fileIdentity, loopBacking, loopBacks, loopNumberOfDevice, loopNumberOfNode, type LoopBacking } from "./loop";
+import { backingTest, fileIdentity, loopBacking, loopNumberOfDevice, loopNumberOfNode, type LoopBacking } from "./loop";
 import { checkNoSymlinks } from "./open-no-symlinks";
 import { locate, mountTable, type FsLocation, type MountEntry, type Mounts } from "./mountinfo";
 
@@ -90,17 +90,21 @@ export function mountsOfImage(file: string, table: Mounts): VolumeMounts {
   const id = fileIdentity(file);
   if (!id) return { table, mounts: [], loops: [] };
   const devFs = locate(table, "/dev")?.device;
+  const isImage = backingTest(id);
   const ours = new Map<number, boolean>();
   const isOurs = (n: number): boolean => {
     let v = ours.get(n);
-    if (v === undefined) ours.set(n, (v = loopBacks(n, id)));
+    if (v === undefined) {
+      const b = loopBacking(n);
+      ours.set(n, (v = b !== undefined && isImage(b)));
+    }
     return v;
   };
   const mounts: MountEntry[] = [];
   for (const e of table.onLoopDevices()) {
     const loop = loopOfMount(e);
     if (loop === undefined) continue;
-    if (!ours.has(loop.n)) ours.set(loop.n, backingIs(loop.backing, id));
+    if (!ours.has(loop.n)) ours.set(loop.n, isImage(loop.backing));
     if (ours.get(loop.n)) mounts.push(e);
   }
   for (const e of devFs === undefined ? [] : table.onDevice(devFs)) {
