@@ -87,31 +87,51 @@ export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
  * or of image volumes.
  */
 export function mountsOfImage(file: string, table: Mounts): VolumeMounts {
-  const id = fileIdentity(file);
-  if (!id) return { table, mounts: [], loops: [] };
+  const test = imageMountTest(file, table);
   const devFs = locate(table, "/dev")?.device;
-  const isImage = backingTest(id);
+  const candidates = [...table.onLoopDevices(), ...(devFs === undefined ? [] : table.onDevice(devFs))];
+  return { table, mounts: candidates.filter((m) => test.shows(m)), loops: test.loops() };
+}
+
+/** Whether a mount shows an image, one mount at a time; and the image's loop devices seen so far. */
+export interface ImageMountTest {
+  shows(m: MountEntry): boolean;
+  /** The loop devices found attached to the image among the mounts tested. */
+  loops(): number[];
+}
+
+/**
+ * The test mountsOfImage applies to each mount, for a caller that has one
+ * mount to judge ("is what is mounted here the volume's?") and need not
+ * list every mount of the image. Each loop device is asked once per test.
+ */
+export function imageMountTest(file: string, table: Mounts): ImageMountTest {
+  const id = fileIdentity(file);
+  const devFs = locate(table, "/dev")?.device;
+  const isImage = id && backingTest(id);
   const ours = new Map<number, boolean>();
-  const isOurs = (n: number): boolean => {
-    let v = ours.get(n);
-    if (v === undefined) {
-      const b = loopBacking(n);
-      ours.set(n, (v = b !== undefined && isImage(b)));
+  const loopOf = (m: MountEntry): number | undefined => {
+    if (m.device.startsWith("7:")) {
+      const loop = loopOfMount(m);
+      if (loop !== undefined && !ours.has(loop.n)) ours.set(loop.n, isImage !== undefined && isImage(loop.backing));
+      return loop?.n;
     }
-    return v;
+    if (m.device !== devFs) return undefined;
+    const n = loopNumberOfNode(m.root);
+    if (n !== undefined && !ours.has(n)) {
+      const b = loopBacking(n);
+      ours.set(n, b !== undefined && isImage !== undefined && isImage(b));
+    }
+    return n;
   };
-  const mounts: MountEntry[] = [];
-  for (const e of table.onLoopDevices()) {
-    const loop = loopOfMount(e);
-    if (loop === undefined) continue;
-    if (!ours.has(loop.n)) ours.set(loop.n, isImage(loop.backing));
-    if (ours.get(loop.n)) mounts.push(e);
-  }
-  for (const e of devFs === undefined ? [] : table.onDevice(devFs)) {
-    const n = loopNumberOfNode(e.root);
-    if (n !== undefined && isOurs(n)) mounts.push(e);
-  }
-  return { table, mounts, loops: [...ours].filter(([, v]) => v).map(([n]) => n) };
+  return {
+    shows: (m) => {
+      if (!isImage) return false;
+      const n = loopOf(m);
+      return n !== undefined && ours.get(n) === true;
+    },
+    loops: () => [...ours].filter(([, v]) => v).map(([n]) => n),
+  };
 }
 
 /**

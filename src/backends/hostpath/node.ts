@@ -16,8 +16,9 @@ import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
 import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice, type FileIdentity } from "../../mount/loop";
 import { fileNumbers, mountRootAt, sameFile, type FileNumbers, type MountRootAnswer } from "../../mount/mount-root";
+import type { MountEntry, Mounts } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
-import { isStaleDeviceBind, volumeMountAt } from "../../mount/volume-mounts";
+import { imageMountTest, isStaleDeviceBind, volumeMountAt, type ImageMountTest } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import type { Range } from "../../controller/capacity";
 import { applyMutableParameters } from "./mutable";
@@ -183,10 +184,15 @@ export function bindFlags(cap: Capability): BindFlags {
 function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
   const key = (m: { device: string; root: string }) => `${m.device}\0${m.root}`;
   let own: Set<string> | undefined;
+  // An image's mount is judged alone: listing every mount of the image would ask every
+  // loop device bound on the node (mountsOfImage), to judge the one at this place.
+  let image: ImageMountTest | undefined;
+  const isOwn = (m: MountEntry, table: Mounts) =>
+    vol.layout === "dir" ? (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) : (image ??= imageMountTest(vol.dataDir, table)).shows(m);
   return {
     volumeId,
     detach: false,
-    owns: (m, table) => (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) || (vol.layout === "block" && isStaleDeviceBind(table, m)),
+    owns: (m, table) => isOwn(m, table) || (vol.layout === "block" && isStaleDeviceBind(table, m)),
     recognises: recogniser(vol),
     image: vol.layout === "block" ? fileIdentity(vol.dataDir) : undefined,
     placeKind: vol.layout === "block" ? "file" : "dir",
