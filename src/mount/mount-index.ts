@@ -7,9 +7,9 @@
  * a list, each answer looks at every mount, so every call would cost more
  * with every pod on the node. Here each is a lookup in a map: by mount
  * point, by device and root, by device, by source, by the device's major
- * number (loop devices' is 7). "Which mount holds
- * /a/b/c" asks for /a/b/c, /a/b, /a and / in turn: the length of the path,
- * not the size of the table.
+ * number (loop devices' is 7). "Which mount holds /a/b/c" asks for /a/b/c,
+ * /a/b, /a and / in turn: the length of the path, not the size of the
+ * table.
  *
  * A table handed out never changes (`Mounts`): a caller may look at it
  * before and after an await and get the same answers. The table kept by
