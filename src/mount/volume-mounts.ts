@@ -107,26 +107,26 @@ export interface ImageMountTest {
  */
 export function imageMountTest(file: string, table: Mounts): ImageMountTest {
   const id = fileIdentity(file);
+  if (!id) return { shows: () => false, loops: () => [] }; // no image: nothing shows it
+  const isImage = backingTest(id);
   const devFs = locate(table, "/dev")?.device;
-  const isImage = id && backingTest(id);
   const ours = new Map<number, boolean>();
   const loopOf = (m: MountEntry): number | undefined => {
     if (m.device.startsWith("7:")) {
       const loop = loopOfMount(m);
-      if (loop !== undefined && !ours.has(loop.n)) ours.set(loop.n, isImage !== undefined && isImage(loop.backing));
+      if (loop !== undefined && !ours.has(loop.n)) ours.set(loop.n, isImage(loop.backing));
       return loop?.n;
     }
     if (m.device !== devFs) return undefined;
     const n = loopNumberOfNode(m.root);
     if (n !== undefined && !ours.has(n)) {
       const b = loopBacking(n);
-      ours.set(n, b !== undefined && isImage !== undefined && isImage(b));
+      ours.set(n, b !== undefined && isImage(b));
     }
     return n;
   };
   return {
     shows: (m) => {
-      if (!isImage) return false;
       const n = loopOf(m);
       return n !== undefined && ours.get(n) === true;
     },
