@@ -26,7 +26,7 @@ import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp, readdirSync, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { CsiError, internal } from "../../csi/errors";
-import { locate, mountTable } from "../../mount/mountinfo";
+import { mountTable, type MountEntry } from "../../mount/mountinfo";
 import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
 import type { Driver } from "../../server/driver";
@@ -143,14 +143,19 @@ export class MemoryStore {
 
   /** Is the volume's tmpfs mounted where it belongs? */
   tmpfsMounted(id: string): boolean {
-    const m = mountTable().at(this.realData(id));
-    return m !== undefined && m.fsType === "tmpfs" && m.root === "/";
+    return this.tmpfs(id) !== undefined;
   }
 
-  /** Where the kernel shows the volume's tmpfs: its device (as mountinfo names it). */
+  /** Where the kernel shows the volume's tmpfs: its device (as mountinfo names it), and its root. */
   location(id: string): { device: string; root: string } | undefined {
-    if (!this.tmpfsMounted(id)) return undefined;
-    return locate(mountTable(), this.realData(id));
+    const m = this.tmpfs(id);
+    return m && { device: m.device, root: m.root };
+  }
+
+  /** The volume's tmpfs, mounted at its own directory: the root of a tmpfs, on top there. */
+  private tmpfs(id: string): MountEntry | undefined {
+    const m = mountTable().at(this.realData(id));
+    return m !== undefined && m.fsType === "tmpfs" && m.root === "/" ? m : undefined;
   }
 
   private realData(id: string): string {
