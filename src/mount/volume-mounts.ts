@@ -38,9 +38,17 @@ export function mountsOfDir(dir: string): DirMounts {
   }
   const location = locate(table, real);
   if (!location) return { table, location, mounts: [] };
-  const deleted = { device: location.device, root: `${location.root}//deleted` };
-  const mounts = [...(gone ? [] : table.of(location)), ...table.of(deleted)].filter((m) => m.mountPoint !== real);
+  const mounts = [...(gone ? [] : table.of(location)), ...table.of(deletedLocation(location))].filter((m) => m.mountPoint !== real);
   return { table, location, mounts };
+}
+
+/**
+ * Where the mounts of a directory removed while mounted show: the kernel
+ * names their root by the directory's old path with "//deleted" after it.
+ * They are still that directory's mounts.
+ */
+export function deletedLocation(loc: FsLocation): FsLocation {
+  return { device: loc.device, root: `${loc.root}//deleted` };
 }
 
 /**

@@ -9,6 +9,7 @@
  * when the share does not answer, nobody can tell (undefined).
  */
 import { locate, mountTable, type FsLocation, type MountEntry } from "../../mount/mountinfo";
+import { deletedLocation } from "../../mount/volume-mounts";
 import { isUnhealthy, shareErrno, type ShareIo } from "./share-io";
 import { describeShare } from "./share-mounts";
 import { nfsSource, type SharedLocation } from "./volume-id";
@@ -48,15 +49,15 @@ async function identityOf(io: ShareIo, loc: SharedLocation): Promise<Identity | 
   return { at: locate(mountTable(), real) };
 }
 
-const deleted = (at: FsLocation): FsLocation => ({ device: at.device, root: `${at.root}//deleted` });
-
 /** A test for "this mount entry shows the volume", or undefined when the share cannot be asked. */
 export async function mountIdentity(io: ShareIo, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
   const id = await identityOf(io, loc);
   if (!id) return undefined;
   if ("source" in id) return (m) => m.source === id.source;
   const { at } = id;
-  return (m) => at !== undefined && m.device === at.device && (m.root === at.root || m.root === deleted(at).root);
+  if (!at) return () => false;
+  const gone = deletedLocation(at).root;
+  return (m) => m.device === at.device && (m.root === at.root || m.root === gone);
 }
 
 /** Where the volume is mounted on this node (undefined: the share did not answer). */
@@ -65,5 +66,5 @@ export async function sharedVolumeMounts(io: ShareIo, loc: SharedLocation): Prom
   if (!id) return undefined;
   const table = mountTable();
   if ("source" in id) return table.withSource(id.source);
-  return id.at ? [...table.of(id.at), ...table.of(deleted(id.at))] : [];
+  return id.at ? [...table.of(id.at), ...table.of(deletedLocation(id.at))] : [];
 }
