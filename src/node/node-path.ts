@@ -27,7 +27,7 @@
  * opened O_PATH|O_NOFOLLOW. Once something is mounted there the kernel
  * refuses to rename or replace it (EBUSY), so the place stays the same.
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, unlinkSync, type Stats } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from "node:fs";
 import * as path from "node:path";
 import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { cleanPathProblem, isAtOrUnder, systemPathProblem } from "../csi/system-paths";
@@ -241,13 +241,9 @@ export type Occupant =
 
 /** What is at the anchored place, not following a symlink. */
 export function occupant(a: Anchor): Occupant {
-  let st: Stats;
-  try {
-    st = lstatSync(a.at);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "absent" };
-    throw err;
-  }
+  // Nothing there is the usual answer for a new target: no exception for it.
+  const st = lstatSync(a.at, { throwIfNoEntry: false });
+  if (st === undefined) return { kind: "absent" };
   if (st.isSymbolicLink()) return { kind: "symlink" };
   if (st.isDirectory()) {
     const fd = openSync(a.at, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);

@@ -9,7 +9,7 @@
  * never a mix — and then fsync the directory so the rename itself survives
  * a power cut.
  */
-import { closeSync, openSync, promises as fsp, readFileSync, constants as fsc } from "node:fs";
+import { closeSync, lstatSync, openSync, promises as fsp, readFileSync, constants as fsc } from "node:fs";
 import * as path from "node:path";
 import { closeQuietly, fsyncFd, openFd, syncPath, writeAll } from "./fd-calls";
 import { uniqueSuffix } from "./unique-name";
@@ -80,5 +80,24 @@ export function readJsonNoFollow(file: string): unknown {
     return JSON.parse(readFileSync(fd, "utf8"));
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * readJsonNoFollow, or undefined where there is no such file.
+ *
+ * A failed open throws, and the error's stack trace costs more than the read
+ * itself (20 µs warm, 100 µs and more in code not yet optimized). Where the
+ * file is probably absent (`likely` false: the record of a name CreateVolume
+ * has not seen), an lstat that throws nothing asks first. The hint only
+ * orders the questions: the disk answers either way.
+ */
+export function readJsonIfPresent(file: string, likely: boolean): unknown {
+  if (!likely && lstatSync(file, { throwIfNoEntry: false }) === undefined) return undefined;
+  try {
+    return readJsonNoFollow(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
   }
 }

@@ -39,7 +39,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { commitFile, fsyncDir, prepareFile, readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
+import { commitFile, fsyncDir, prepareFile, readJsonIfPresent, writeFileAtomic } from "../../storage/atomic-file";
 import { uniqueSuffix } from "../../storage/unique-name";
 import { CapacityLedger } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
@@ -184,14 +184,15 @@ export class HostPathStore {
     if (!ID_PATTERN.test(id)) return undefined;
     let raw: unknown;
     try {
-      raw = readJsonNoFollow(this.metaFile(id));
+      // A name CreateVolume has not seen is not in the index: ask without an exception.
+      raw = readJsonIfPresent(this.metaFile(id), this.index.has(id));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        this.index.delete(id); // someone removed it behind our back
-        return undefined;
-      }
       if (err instanceof SyntaxError) throw internal(`metadata of volume ${id} is not valid JSON`);
       throw err;
+    }
+    if (raw === undefined) {
+      this.index.delete(id); // someone removed it behind our back
+      return undefined;
     }
     const rec = parseRecord(raw, id);
     if (typeof rec === "string") throw internal(`metadata of volume ${id} is unusable: ${rec}`);

@@ -31,7 +31,7 @@ import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
+import { readJsonIfPresent, writeFileAtomic } from "../../storage/atomic-file";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { SortedIndex } from "../../storage/sorted-index";
 import { setRootMode } from "../../storage/volume-root";
@@ -126,14 +126,15 @@ export class MemoryStore {
     if (!ID_PATTERN.test(id)) return undefined;
     let raw: unknown;
     try {
-      raw = readJsonNoFollow(this.recordFile(id));
+      // A name CreateVolume has not seen is not in the index: ask without an exception.
+      raw = readJsonIfPresent(this.recordFile(id), this.index.has(id));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        this.index.delete(id);
-        return undefined;
-      }
       if (err instanceof SyntaxError) throw internal(`metadata of memory volume ${id} is not valid JSON`);
       throw err;
+    }
+    if (raw === undefined) {
+      this.index.delete(id);
+      return undefined;
     }
     const rec = parseRecord(raw, id);
     if (typeof rec === "string") throw internal(`metadata of memory volume ${id} is unusable: ${rec}`);
