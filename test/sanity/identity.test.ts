@@ -1,6 +1,9 @@
 // Identity service: who the plugin is, what it offers, whether it is ready.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { PluginCapability_Service_Type as ServiceType, PluginCapability_VolumeExpansion_Type as ExpansionType } from "../../src/gen/csi";
 import { MS } from "../../src/mount/options";
 import { bindMount, remountBind, unmount } from "../../src/mount/syscalls";
@@ -32,6 +35,26 @@ describe("Identity", () => {
     const caps = await d.client.identity.getPluginCapabilities({});
     const expansion = (caps.capabilities ?? []).filter((c) => c.volumeExpansion).map((c) => c.volumeExpansion!.type);
     assert.deepEqual(expansion, [ExpansionType.ONLINE]);
+  });
+
+  it("the SnapshotMetadata service, not implemented, is not offered and answers UNIMPLEMENTED", async () => {
+    const caps = await d.client.identity.getPluginCapabilities({});
+    assert.ok(!(caps.capabilities ?? []).some((c) => c.service?.type === ServiceType.SNAPSHOT_METADATA_SERVICE));
+    // A stock client built from proto/csi.proto, as a backup tool would make one.
+    const def = protoLoader.loadSync(path.join(__dirname, "../../../proto/csi.proto"), { longs: String, enums: String, defaults: true });
+    const SnapshotMetadata = (grpc.loadPackageDefinition(def) as unknown as { csi: { v1: { SnapshotMetadata: grpc.ServiceClientConstructor } } }).csi.v1.SnapshotMetadata;
+    const client = new SnapshotMetadata(d.endpoint, grpc.credentials.createInsecure());
+    try {
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+        const stream = (client as unknown as { GetMetadataAllocated(req: object): grpc.ClientReadableStream<unknown> }).GetMetadataAllocated({ snapshot_id: "any" });
+        stream.on("data", () => reject(new Error("a reply where none was expected")));
+        stream.on("error", resolve);
+      });
+      assert.equal(err.code, grpc.status.UNIMPLEMENTED);
+      assert.match(err.details, /does not serve \/csi\.v1\.SnapshotMetadata\/GetMetadataAllocated/);
+    } finally {
+      client.close();
+    }
   });
 
   it("Probe reports ready while the root is writable, and leaves nothing in it", async () => {
