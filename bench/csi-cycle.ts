@@ -46,7 +46,7 @@ import { connect, type CsiClient } from "../src/client/csi-client";
 import { readMountInfo } from "../src/mount/mountinfo";
 import { mountFs, unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
-import { driverArgs, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
+import { driverArgs, driverEnv, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
 import { cpuMs, parseParams, rssMiB } from "./process-figures";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
@@ -135,6 +135,7 @@ async function spawnDriver(workDir: string, kubeletDir: string): Promise<{ proc:
   const args = ["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", path.join(workDir, "root"), "--kubelet-dir", kubeletDir, "--log-level", "warn"];
   const proc = spawn(process.execPath, driverArgs(args), {
     stdio: ["ignore", "ignore", "pipe"],
+    env: driverEnv(),
   });
   await untilServing(proc, endpoint, "the driver");
   const readyMs = Number(process.hrtime.bigint() - t) / 1e6;

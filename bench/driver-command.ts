@@ -4,7 +4,8 @@
  *
  * bin/csi-lab.js takes no node flags (any V8 flag on the command line costs
  * start-up time; see the file): what the driver needs of V8 it sets itself,
- * so `node bin/csi-lab.js` is the process that ships.
+ * so `node bin/csi-lab.js` is the process that ships — with the environment
+ * the image gives it (driverEnv).
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -16,6 +17,29 @@ export const DRIVER_BIN = path.resolve(__dirname, "../../bin/csi-lab.js");
 /** node's arguments for running bin/csi-lab.js with `args`. */
 export function driverArgs(args: string[]): string[] {
   return [DRIVER_BIN, ...args];
+}
+
+/**
+ * Variables of this shell that Node acts on before it runs any JavaScript,
+ * and that the driver's image (Dockerfile: node:20-bookworm-slim) does not
+ * set. NODE_EXTRA_CA_CERTS makes Node read and parse a bundle of CA
+ * certificates as the process starts, and build its store of root
+ * certificates with them: Debian's bundle, about 140 certificates, costs
+ * some 40 ms before V8 even starts on the benchmark VM, whose environment
+ * sets it for every process. The driver never opens a TLS connection.
+ */
+export const NOT_IN_IMAGE = ["NODE_EXTRA_CA_CERTS"] as const;
+
+/** The driver's environment as its image gives it: this process's, without NOT_IN_IMAGE. */
+export function driverEnv(from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env = { ...from };
+  for (const name of NOT_IN_IMAGE) delete env[name];
+  return env;
+}
+
+/** Which of NOT_IN_IMAGE this process has (their start-up cost is then measured apart). */
+export function setHereNotInImage(from: NodeJS.ProcessEnv = process.env): string[] {
+  return NOT_IN_IMAGE.filter((name) => from[name] !== undefined);
 }
 
 /**

@@ -36,7 +36,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability, type VolumeContentSource } from "../src/gen/csi";
-import { driverArgs, untilServing } from "./driver-command";
+import { driverArgs, driverEnv, untilServing } from "./driver-command";
 import { parseParams } from "./process-figures";
 import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, mib, TOTAL_BYTES } from "./dataset";
 
@@ -66,6 +66,7 @@ async function startDriver(root: string, kubelet: string, socketDir: string): Pr
   const args = ["driver", "--endpoint", endpoint, "--node-id", "bench", "--root", root, "--kubelet-dir", kubelet, "--log-level", "info"];
   const proc = spawn(process.execPath, driverArgs(args), {
     stdio: ["ignore", "ignore", "pipe"],
+    env: driverEnv(),
   });
   const holds: { frozenMs: number }[] = [];
   let buf = "";
