@@ -13,10 +13,14 @@
  * table grows with them. --staged N creates and stages N volumes of the
  * same kind first and leaves them staged through the run (image volumes:
  * N loop devices mounted, which finding an image's mounts looks through),
- * then unstages and deletes them.
+ * then unstages and deletes them. --node-connection-per-call opens a new
+ * connection for each node call, as the kubelet does (it dials the
+ * driver's socket for every call and closes the connection after it); the
+ * controller calls keep one connection, as the sidecars do.
  *
  *   node dist/bench/csi-cycle.js [--endpoint unix:///…] [--concurrency 4]
  *        [--seconds 10] [--idle 10000] [--other-mounts 1000] [--staged 200] [--json]
+ *        [--node-connection-per-call]
  *        [--param capacity=image …] [--size 1073741824] [--fs-type xfs] [--block]
  *        [--access-mode SINGLE_NODE_MULTI_WRITER]
  *
@@ -69,6 +73,8 @@ interface Options {
   parameters: Record<string, string>;
   size: number;
   cap: VolumeCapability;
+  /** Each node call on a connection of its own, as the kubelet makes them. */
+  nodeConnectionPerCall: boolean;
 }
 
 function options(): Options {
@@ -88,6 +94,7 @@ function options(): Options {
       block: { type: "boolean", default: false },
       "fs-type": { type: "string", default: "" },
       "access-mode": { type: "string", default: "SINGLE_NODE_WRITER" },
+      "node-connection-per-call": { type: "boolean", default: false },
     },
   });
   const modeName = values["access-mode"]!.toUpperCase().replace(/-/g, "_");
@@ -113,6 +120,7 @@ function options(): Options {
     parameters,
     size: Number(values.size),
     cap: { ...(values.block ? BLOCK : { ...MOUNT, mount: { ...MOUNT.mount, fsType: values["fs-type"] ?? "" } }), accessMode: { mode } },
+    nodeConnectionPerCall: values["node-connection-per-call"] ?? false,
   };
 }
 
@@ -206,7 +214,28 @@ async function run(o: Options): Promise<void> {
     endpoint = spawned.endpoint;
   }
   const client = connect(endpoint);
-  const result: Record<string, unknown> = { endpoint, concurrency: o.concurrency, seconds: o.seconds, idle: o.idle, otherMounts: o.otherMounts, staged: o.staged, parameters: o.parameters, size: o.size };
+  const nodeEndpoint = endpoint;
+  // A node call, on the shared connection or on one of its own that is closed after it.
+  const node = async <T>(call: (n: CsiClient["node"]) => Promise<T>): Promise<T> => {
+    if (!o.nodeConnectionPerCall) return call(client.node);
+    const own = connect(nodeEndpoint);
+    try {
+      return await call(own.node);
+    } finally {
+      own.close();
+    }
+  };
+  const result: Record<string, unknown> = {
+    endpoint,
+    concurrency: o.concurrency,
+    seconds: o.seconds,
+    idle: o.idle,
+    otherMounts: o.otherMounts,
+    staged: o.staged,
+    parameters: o.parameters,
+    size: o.size,
+    nodeConnections: o.nodeConnectionPerCall ? "one per call" : "shared",
+  };
   const CAP = o.cap;
   if (spawned) {
     result.readyMs = Math.round(spawned.readyMs);
@@ -241,12 +270,12 @@ async function run(o: Options): Promise<void> {
             client.controller.createVolume({ name, volumeCapabilities: [CAP], capacityRange: { requiredBytes: o.size }, parameters: o.parameters }),
           );
           const volumeId = vol.volume!.volumeId!;
-          await timed(samples.NodeStageVolume, () => client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: CAP }));
+          await timed(samples.NodeStageVolume, () => node((n) => n.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: CAP })));
           await timed(samples.NodePublishVolume, () =>
-            client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: CAP }),
+            node((n) => n.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: CAP })),
           );
-          await timed(samples.NodeUnpublishVolume, () => client.node.nodeUnpublishVolume({ volumeId, targetPath: target }));
-          await timed(samples.NodeUnstageVolume, () => client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }));
+          await timed(samples.NodeUnpublishVolume, () => node((n) => n.nodeUnpublishVolume({ volumeId, targetPath: target })));
+          await timed(samples.NodeUnstageVolume, () => node((n) => n.nodeUnstageVolume({ volumeId, stagingTargetPath: staging })));
           await timed(samples.DeleteVolume, () => client.controller.deleteVolume({ volumeId }));
           cycles++;
           failedInARow = 0;
