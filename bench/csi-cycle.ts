@@ -51,6 +51,7 @@ import { readMountInfo } from "../src/mount/mountinfo";
 import { mountFs, unmount } from "../src/mount/syscalls";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../src/gen/csi";
 import { driverArgs, driverEnv, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
+import { nodeCaller } from "./node-calls";
 import { cpuMs, parseParams, rssMiB } from "./process-figures";
 
 const RPCS = ["CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume", "DeleteVolume"] as const;
@@ -214,17 +215,7 @@ async function run(o: Options): Promise<void> {
     endpoint = spawned.endpoint;
   }
   const client = connect(endpoint);
-  const nodeEndpoint = endpoint;
-  // A node call, on the shared connection or on one of its own that is closed after it.
-  const node = async <T>(call: (n: CsiClient["node"]) => Promise<T>): Promise<T> => {
-    if (!o.nodeConnectionPerCall) return call(client.node);
-    const own = connect(nodeEndpoint);
-    try {
-      return await call(own.node);
-    } finally {
-      own.close();
-    }
-  };
+  const node = nodeCaller(client, endpoint, o.nodeConnectionPerCall);
   const result: Record<string, unknown> = {
     endpoint,
     concurrency: o.concurrency,
