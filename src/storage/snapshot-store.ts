@@ -32,7 +32,8 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { fsyncDir, writeFileAtomic } from "./atomic-file";
+import { readRecordFile } from "./record-file";
 import { SortedIndex } from "./sorted-index";
 import { uniqueSuffix } from "./unique-name";
 import {
@@ -317,16 +318,5 @@ export class SnapshotStore {
     for (const entry of await fsp.readdir(this.sub(".trash"))) {
       await fsp.rm(this.sub(".trash", entry), { recursive: true, force: true });
     }
-  }
-}
-
-/** Read a small JSON record without following a symlink; undefined if it does not exist. */
-function readRecordFile(file: string, what: string): unknown {
-  try {
-    return readJsonNoFollow(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    if (err instanceof SyntaxError) throw internal(`metadata of ${what} is not valid JSON`);
-    throw err;
   }
 }

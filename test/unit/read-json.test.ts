@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { Code } from "../../src/csi/errors";
 import { readJsonIfPresent } from "../../src/storage/atomic-file";
+import { readRecordFile } from "../../src/storage/record-file";
 
 describe("readJsonIfPresent", () => {
   let dir: string;
@@ -39,4 +41,15 @@ describe("readJsonIfPresent", () => {
       });
     });
   }
+
+  describe("readRecordFile, the stores' reader", () => {
+    it("reads a record, and answers undefined where there is none", () => {
+      assert.deepEqual(readRecordFile(path.join(dir, "rec.json"), "volume v1"), { volumeId: "v1" });
+      assert.equal(readRecordFile(path.join(dir, "missing.json"), "volume v2", false), undefined);
+    });
+
+    it("names a record that is not JSON in an INTERNAL error", () => {
+      assert.throws(() => readRecordFile(path.join(dir, "bad.json"), "snapshot s1"), { code: Code.INTERNAL, message: "metadata of snapshot s1 is not valid JSON" });
+    });
+  });
 });

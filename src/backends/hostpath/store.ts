@@ -39,7 +39,8 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { commitFile, fsyncDir, prepareFile, readJsonIfPresent, writeFileAtomic } from "../../storage/atomic-file";
+import { commitFile, fsyncDir, prepareFile, writeFileAtomic } from "../../storage/atomic-file";
+import { readRecordFile } from "../../storage/record-file";
 import { uniqueSuffix } from "../../storage/unique-name";
 import { CapacityLedger } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
@@ -182,14 +183,8 @@ export class HostPathStore {
   /** The record of a volume, or undefined if there is no such volume. */
   async get(id: string): Promise<VolumeRecord | undefined> {
     if (!ID_PATTERN.test(id)) return undefined;
-    let raw: unknown;
-    try {
-      // A name CreateVolume has not seen is not in the index: ask without an exception.
-      raw = readJsonIfPresent(this.metaFile(id), this.index.has(id));
-    } catch (err) {
-      if (err instanceof SyntaxError) throw internal(`metadata of volume ${id} is not valid JSON`);
-      throw err;
-    }
+    // A name CreateVolume has not seen is not in the index: ask without an exception.
+    const raw = readRecordFile(this.metaFile(id), `volume ${id}`, this.index.has(id));
     if (raw === undefined) {
       this.index.delete(id); // someone removed it behind our back
       return undefined;

@@ -31,7 +31,8 @@ import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { readJsonIfPresent, writeFileAtomic } from "../../storage/atomic-file";
+import { writeFileAtomic } from "../../storage/atomic-file";
+import { readRecordFile } from "../../storage/record-file";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { SortedIndex } from "../../storage/sorted-index";
 import { setRootMode } from "../../storage/volume-root";
@@ -124,14 +125,8 @@ export class MemoryStore {
 
   async get(id: string): Promise<VolumeRecord | undefined> {
     if (!ID_PATTERN.test(id)) return undefined;
-    let raw: unknown;
-    try {
-      // A name CreateVolume has not seen is not in the index: ask without an exception.
-      raw = readJsonIfPresent(this.recordFile(id), this.index.has(id));
-    } catch (err) {
-      if (err instanceof SyntaxError) throw internal(`metadata of memory volume ${id} is not valid JSON`);
-      throw err;
-    }
+    // A name CreateVolume has not seen is not in the index: ask without an exception.
+    const raw = readRecordFile(this.recordFile(id), `memory volume ${id}`, this.index.has(id));
     if (raw === undefined) {
       this.index.delete(id);
       return undefined;
