@@ -11,6 +11,7 @@
  *  - capabilities ⇄ sidecars: a sidecar without its capability exits at
  *    start-up, a capability without its sidecar is never used
  *  - every nfs StorageClass's share is one each driver may use (--allow-share)
+ *  - every local share a driver may use is mounted into its container
  */
 import { ATTACH_CAPABILITIES } from "../../../src/controller/controller-get-capabilities";
 import {
@@ -22,7 +23,7 @@ import { BACKEND_NAMES } from "../../../src/backends";
 import { isShareAllowed } from "../../../src/backends/nfs/allowed-shares";
 import { driverInstances, type DriverInstance } from "./check-pods";
 import { at, describe, isObject, list, nameOf, namespaceOf, ofKind, str, type Json, type K8sObject } from "./objects";
-import { arg, workloadsOf, type Sidecar } from "./workloads";
+import { arg, hostPathOf, mountsOf, workloadsOf, type Sidecar } from "./workloads";
 
 export interface Capabilities {
   plugin: readonly Plugin[];
@@ -80,6 +81,7 @@ export function checkCluster(objects: readonly K8sObject[], caps: Capabilities):
   problems.push(...checkDriverNames(objects, driverName));
   for (const sc of ofKind(objects, "StorageClass")) problems.push(...checkStorageClass(sc));
   problems.push(...checkAllowedShares(objects, drivers));
+  problems.push(...checkLocalSharesMounted(drivers));
 
   // Accounts and permissions.
   problems.push(...checkAccounts(objects));
@@ -117,6 +119,25 @@ export function checkAllowedShares(classes: readonly K8sObject[], drivers: reado
       if (!isShareAllowed(d.config.allowedShares, share)) {
         problems.push(`${describe(sc)}: share ${share.server ? `${share.server}:` : ""}${share.share} is not allowed by ${d.workload.label}'s driver (--allow-share)`);
       }
+    }
+  }
+  return problems;
+}
+
+/**
+ * A local share (--allow-share with no server) is a directory the driver
+ * works in directly, so its container must see it: a hostPath volume
+ * mounted at or above it. (An export on a server the driver mounts itself.)
+ */
+export function checkLocalSharesMounted(drivers: readonly DriverInstance[]): string[] {
+  const problems: string[] = [];
+  for (const d of drivers) {
+    for (const s of d.config.allowedShares.filter((x) => !x.server)) {
+      const mounted = mountsOf(d.container).some((m) => {
+        const at = str(m.mountPath);
+        return at !== undefined && hostPathOf(d.workload, String(m.name)) !== undefined && (s.share === at || s.share.startsWith(at.replace(/\/$/, "") + "/"));
+      });
+      if (!mounted) problems.push(`${d.workload.label} container ${d.container.name}: --allow-share ${s.share} is a local share, but no hostPath volume is mounted there: the driver would find no such directory`);
     }
   }
   return problems;
