@@ -105,11 +105,20 @@ export class ReplayHost implements ReplayTarget {
     return this.containerPath("node", flag(this.opts.deployment.node.args, "root") ?? "/var/lib/csi-lab");
   }
 
-  /** A path in a driver container, as the host sees it: through the container's volume mounts. */
+  /**
+   * A path in a driver container, as the host sees it: through the
+   * container's volume mounts. A path no volume is mounted at or above is
+   * the image's own file system, which holds none of the node's files: it
+   * lies in a directory of the container's own (made by nobody), so a
+   * driver that is given a host directory its container does not mount
+   * finds nothing there, as in the cluster. (A directory that holds mount
+   * points, such as --kubelet-dir above pods/ and plugins/, reads as the
+   * host's: the paths the kubelet passes are the same strings in both.)
+   */
   containerPath(process: Process, p: string): string {
     const c = this.container(process);
     const m = c.mounts.filter((x) => p === x.containerPath || p.startsWith(x.containerPath + "/")).sort((a, b) => b.containerPath.length - a.containerPath.length)[0];
-    if (!m) return this.hostPath(p);
+    if (!m) return c.mounts.some((x) => x.containerPath.startsWith(p.replace(/\/$/, "") + "/")) ? this.hostPath(p) : this.imagePath(c, p);
     const base = m.hostPath !== undefined ? this.hostPath(m.hostPath) : this.emptyDir(c, m.volume);
     return base + p.slice(m.containerPath.length);
   }
@@ -176,6 +185,10 @@ export class ReplayHost implements ReplayTarget {
     const c = process === "node" ? this.opts.deployment.node : this.opts.deployment.controller;
     if (!c) throw new Error("the manifests deploy no controller");
     return c;
+  }
+
+  private imagePath(c: DriverContainer, p: string): string {
+    return path.join(this.opts.hostDir, "image", c.workload.split("/").pop()!, p);
   }
 
   private emptyDir(c: DriverContainer, volume: string): string {
