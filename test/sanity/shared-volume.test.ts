@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
 import { encodePart } from "../../src/backends/nfs/volume-id";
+import { mountFs, unmount } from "../../src/mount/syscalls";
 import { SECCOMP_VARIANTS, startFor } from "./seccomp-variants";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
@@ -182,6 +183,36 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     await fsp.mkdir(path.join(d.root, "shared"));
     await d.client.controller.deleteVolume({ volumeId: v.volumeId });
     assert.equal(existsSync(path.join(share, name)), false);
+  });
+
+  it("a stage or publish that failed leaves nothing that makes someone else's later mount there the volume's", async () => {
+    const v = await create();
+    const req = { volumeId: v.volumeId, volumeContext: v.volumeContext, volumeCapability: mountCapability(RWX) };
+    const failedStage = d.path(uniqueName("stage"));
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const targetPath = d.path(uniqueName("pod"));
+    // Both places hold a file at first: the driver refuses to mount over it.
+    for (const p of [failedStage, targetPath]) {
+      await fsp.mkdir(p);
+      await fsp.writeFile(path.join(p, "theirs"), "x");
+    }
+    await expectCode(d.client.node.nodeStageVolume({ ...req, stagingTargetPath: failedStage }), Code.FAILED_PRECONDITION, /refusing to mount over/);
+    await d.client.node.nodeStageVolume({ ...req, stagingTargetPath });
+    await expectCode(d.client.node.nodePublishVolume({ ...req, stagingTargetPath, targetPath }), Code.FAILED_PRECONDITION, /refusing to mount over/);
+    await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath });
+    // Then another program mounts a tmpfs at each place.
+    for (const p of [failedStage, targetPath]) {
+      await fsp.rm(path.join(p, "theirs"));
+      mountFs("someone-else", p, "tmpfs", 0, "size=1m");
+    }
+    try {
+      await expectCode(d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath }), Code.FAILED_PRECONDITION, /tmpfs from someone-else .*left alone/);
+      await expectCode(d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: failedStage }), Code.FAILED_PRECONDITION, /tmpfs from someone-else .*left alone/);
+      assert.ok(await isMounted(targetPath));
+      assert.ok(await isMounted(failedStage));
+    } finally {
+      for (const p of [failedStage, targetPath]) if (await isMounted(p)) unmount(p, { detach: true });
+    }
   });
 
   it("snapshots and clones of a shared volume copy its directory", async () => {

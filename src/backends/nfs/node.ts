@@ -35,6 +35,7 @@ import { mountIdentity, sourceDir } from "./volume-mounts";
 import { sharedProfile, sharedStore } from "./store";
 import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
 import type { FsUsage } from "../../storage/fs-usage";
+import type { MountRecord, RecordKind } from "../../storage/node-records";
 import type { VolumeRecord } from "../../storage/volume-record";
 import { secondTargetProblem } from "../../node/single-writer";
 import { describeMount, withMountTarget, type NodePath } from "../../node/node-path";
@@ -139,20 +140,21 @@ export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging
     driver.log.warn("staged shared volume is unhealthy; mounting it again", { volumeId: vol.volumeId, problem });
     await unmountOwned(staging, sharedOwner(vol, current));
   }
-  driver.nodeRecords.put("stage", { volumeId: vol.volumeId, path: staging.real, capability: cap, readonly });
   const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
   const flagWords = [...bind.words.filter((w) => w !== "bind" && w !== "defaults"), ...(readonly ? ["ro"] : [])];
   // mount(8) is given the checked path (it runs in its own process); the
   // place is held open meanwhile, and must be an empty directory.
-  await withMountTarget(staging, "dir", async () => {
-    if (loc.server) {
-      await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), staging.real, [...fsOptions, ...flagWords]), what(loc));
-    } else {
-      await probeDirectory(driver, loc);
-      await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc));
-      if (flagWords.length > 0) await remountOrUndo(driver, vol, staging, flagWords);
-    }
-  }, { madeFor: vol.volumeId });
+  await withRecord(driver, "stage", { volumeId: vol.volumeId, path: staging.real, capability: cap, readonly }, () =>
+    withMountTarget(staging, "dir", async () => {
+      if (loc.server) {
+        await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), staging.real, [...fsOptions, ...flagWords]), what(loc));
+      } else {
+        await probeDirectory(driver, loc);
+        await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc));
+        if (flagWords.length > 0) await remountOrUndo(driver, vol, staging, flagWords);
+      }
+    }, { madeFor: vol.volumeId }),
+  );
   await applyGroup(driver, vol, cap, staging.real, readonly);
 }
 
@@ -183,14 +185,33 @@ export async function publishShared(
   const unhealthy = await healthProblem(driver, vol.location, p.staging.real);
   if (unhealthy) throw unavailable(`volume ${vol.volumeId} cannot be published: ${unhealthy}`);
 
-  driver.nodeRecords.put("publish", { volumeId: vol.volumeId, path: p.target.real, capability: p.cap, readonly: p.readonly });
   const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
-  await withMountTarget(p.target, "dir", async () => {
-    await runMount(cfg, bindArgs(p.staging.real, p.target.real), `volume ${vol.volumeId} at ${p.target.given}`);
-    const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
-    if (words.length > 0) await remountOrUndo(driver, vol, p.target, words);
-  }, { madeFor: vol.volumeId });
+  await withRecord(driver, "publish", { volumeId: vol.volumeId, path: p.target.real, capability: p.cap, readonly: p.readonly }, () =>
+    withMountTarget(p.target, "dir", async () => {
+      await runMount(cfg, bindArgs(p.staging.real, p.target.real), `volume ${vol.volumeId} at ${p.target.given}`);
+      const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
+      if (words.length > 0) await remountOrUndo(driver, vol, p.target, words);
+    }, { madeFor: vol.volumeId }),
+  );
   await applyGroup(driver, vol, p.cap, p.target.real, readonly);
+}
+
+/**
+ * Record what a stage or publish is about to mount, then mount. The record
+ * is written first, so a mount that lands while the share does not answer
+ * is still known to be the volume's (owner, isOurs). If the step fails and
+ * nothing is mounted at the place, the record goes again: left behind, it
+ * would vouch for whatever someone else mounts there later, and an
+ * unpublish or unstage of this volume would unmount that.
+ */
+async function withRecord(driver: Driver, kind: RecordKind, rec: MountRecord, mount: () => Promise<void>): Promise<void> {
+  driver.nodeRecords.put(kind, rec);
+  try {
+    await mount();
+  } catch (err) {
+    if (!mountTable().at(rec.path)) driver.nodeRecords.remove(kind, rec.path);
+    throw err;
+  }
 }
 
 /** Undo owner for a mount just made (or found) for this volume: that mount, by its device and root. */
