@@ -93,6 +93,24 @@ describe("Memory volumes", () => {
     await v.done();
   });
 
+  it("NodePublishVolume gives the root to the pod's fsGroup, as staging does, and a retry finishes it", async () => {
+    const v = await published(4 * MiB);
+    const cap = (group: string) => ({ mount: { fsType: "", mountFlags: [], volumeMountGroup: group }, accessMode: { mode: Mode.SINGLE_NODE_MULTI_WRITER } });
+    const target = d.path(uniqueName("pod"));
+    const req = { volumeId: v.volumeId, stagingTargetPath: v.staging, targetPath: target, volumeCapability: cap("5555") };
+    await d.client.node.nodePublishVolume(req);
+    let root = await fsp.stat(target);
+    assert.equal(root.gid, 5555);
+    assert.equal(root.mode & 0o2070, 0o2070, "group rwx and set-group-ID");
+    // Undone behind the driver's back (as a crash between bind and chown would leave it): the retry applies it.
+    await fsp.chown(target, 0, 0);
+    await d.client.node.nodePublishVolume(req);
+    root = await fsp.stat(target);
+    assert.equal(root.gid, 5555);
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: target });
+    await v.done();
+  });
+
   it("keeps its contents across the driver's restart", async () => {
     const v = await published(4 * MiB);
     await fsp.writeFile(path.join(v.target, "note"), "still here");

@@ -4,7 +4,8 @@
  * The tmpfs is already mounted, under the root, from CreateVolume on
  * (store.ts). NodeStage binds its root at the staging path; NodePublish
  * binds the staging path into each pod with the pod's per-mount flags.
- * Every bind of it shows in mountinfo with the tmpfs's own device and
+ * Both give the tmpfs's root to the pod's fsGroup (volume_mount_group), as
+ * the other backends do. Every bind of it shows in mountinfo with the tmpfs's own device and
  * root "/" — that is how its mounts are recognised, in any mount
  * namespace. Stats are the tmpfs's own (statfs); growth remounts it with
  * the new size.
@@ -107,6 +108,7 @@ export const memoryNode: NodeBackend = {
       const rec = driver.nodeRecords.get("publish", req.target.real);
       const same = isReadOnly(existing) === kernelReadOnly && (!rec || (rec.readonly === req.readonly && sameCapability(rec.capability, req.cap)));
       if (!same) throw alreadyExists(`volume ${req.volumeId} is already published at ${req.target.given} with a different capability or readonly flag`);
+      await withAnchor(req.target, (a) => applyVolumeMountGroup(req.cap, a.at, kernelReadOnly)); // finish what a crash may have cut short
       return;
     }
     if (existing) throw alreadyExists(`something else is already mounted at ${req.target.given}: ${describeMount(existing)}`);
@@ -117,7 +119,16 @@ export const memoryNode: NodeBackend = {
     const src = anchor(req.staging);
     if (!src) throw failedPrecondition(`${req.staging.given} is gone; stage the volume again`);
     try {
-      await withMountTarget(req.target, "dir", (place) => bindWithFlags(src.at, place, readOnlyBits(kernelReadOnly, flags.bits)), { madeFor: req.volumeId });
+      await withMountTarget(
+        req.target,
+        "dir",
+        (place) => {
+          // The pod's fsGroup, as at staging: the kubelet passes it to both, and each pod may have its own.
+          applyVolumeMountGroup(req.cap, src.at, kernelReadOnly);
+          bindWithFlags(src.at, place, readOnlyBits(kernelReadOnly, flags.bits));
+        },
+        { madeFor: req.volumeId },
+      );
     } finally {
       src.close();
     }
