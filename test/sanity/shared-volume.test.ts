@@ -185,6 +185,23 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     assert.equal(existsSync(path.join(share, name)), false);
   });
 
+  it("a repeated publish gives the root to the pod's fsGroup where an earlier try did not get that far", async () => {
+    const v = await create();
+    const cap = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "5555" }, accessMode: { mode: RWX } };
+    const req = { volumeId: v.volumeId, volumeContext: v.volumeContext, volumeCapability: cap };
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const targetPath = d.path(uniqueName("pod"));
+    await d.client.node.nodeStageVolume({ ...req, stagingTargetPath });
+    await d.client.node.nodePublishVolume({ ...req, stagingTargetPath, targetPath });
+    assert.equal((await fsp.stat(targetPath)).gid, 5555);
+    // As a crash (or a share refusing the chown) between the mount and the group change leaves it:
+    await fsp.chown(targetPath, 0, 0);
+    await d.client.node.nodePublishVolume({ ...req, stagingTargetPath, targetPath });
+    assert.equal((await fsp.stat(targetPath)).gid, 5555);
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath });
+    await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath });
+  });
+
   it("a stage or publish that failed leaves nothing that makes someone else's later mount there the volume's", async () => {
     const v = await create();
     const req = { volumeId: v.volumeId, volumeContext: v.volumeContext, volumeCapability: mountCapability(RWX) };

@@ -176,7 +176,8 @@ export async function publishShared(
     const rec = driver.nodeRecords.get("publish", p.target.real);
     const same = existing.options.includes("ro") === readonly && (!rec || (rec.readonly === p.readonly && sameCap(rec.capability, p.cap)));
     if (!same) throw alreadyExists(`volume ${vol.volumeId} is already published at ${p.target.given} with a different capability or readonly flag`);
-    return;
+    // Finish what a failed or interrupted call may have left undone: the group comes after the mount.
+    return applyGroup(driver, vol, p.cap, p.target.real, readonly);
   }
   if (existing) throw alreadyExists(`something else is already mounted at ${p.target.given}: ${describeMount(existing)}`);
   const others = mounts.filter((m) => m.mountPoint !== p.staging.real).map((m) => m.mountPoint);
