@@ -104,7 +104,7 @@ export interface PublishRequest {
   target: NodePath;
   cap: Capability;
   readonly: boolean;
-  /** A read-only attachment: the mount is read-only whatever was asked. */
+  /** A read-only attachment, or a reader-only access mode: the mount is read-only whatever was asked. */
   forcedReadOnly: boolean;
   volumeContext: Record<string, string>;
 }

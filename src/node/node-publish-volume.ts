@@ -5,8 +5,9 @@
  * capability's mount flags become per-mount flags of that bind, so one
  * volume can be read-write for one pod and read-only for another. A pod's
  * fsGroup (volume_mount_group) is applied to the volume's root
- * (mount-group.ts), and a read-only attachment (attachment-check.ts) makes
- * the mount read-only. (A block volume's device is bound onto a target
+ * (mount-group.ts), and a read-only attachment (attachment-check.ts) or a
+ * reader-only access mode (SINGLE_NODE_READER_ONLY, MULTI_NODE_READER_ONLY)
+ * makes the mount read-only. (A block volume's device is bound onto a target
  * file instead, and a read-only one gets a read-only device:
  * src/backends/hostpath/layouts/block.ts.)
  *
@@ -24,7 +25,7 @@
  * inside the kubelet directory (node-path.ts).
  */
 import type { NodePublishVolumeRequest, NodePublishVolumeResponse } from "../gen/csi";
-import { toCapability } from "../csi/capabilities";
+import { READ_ONLY_MODES, toCapability } from "../csi/capabilities";
 import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
@@ -61,7 +62,10 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
     if (!req.stagingTargetPath) throw failedPrecondition("staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)");
     const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const attachment = checkAttachment(driver, volumeId, publishContext);
-    await backend.node.publish(driver, { volumeId, staging, target, cap, readonly, forcedReadOnly: attachment.readonly, volumeContext });
+    // A reader-only access mode "can only be published as read only" (the spec's words), whatever readonly says:
+    // the kubelet sends readonly false for a ReadOnlyMany claim a pod does not itself mount readOnly.
+    const forcedReadOnly = attachment.readonly || READ_ONLY_MODES.has(cap.accessMode);
+    await backend.node.publish(driver, { volumeId, staging, target, cap, readonly, forcedReadOnly, volumeContext });
     return {};
   },
 });

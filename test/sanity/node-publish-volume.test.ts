@@ -45,6 +45,18 @@ describe(`NodePublishVolume and NodeUnpublishVolume (${b.name})`, () => {
     await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: target });
   });
 
+  it("a reader-only access mode gives a read-only mount even when readonly is false, and a repeat is OK", async () => {
+    const v = await staged(Mode.SINGLE_NODE_READER_ONLY);
+    const target = d.path(uniqueName("rox"));
+    const req = { ...v, targetPath: target, volumeCapability: mountCapability(Mode.SINGLE_NODE_READER_ONLY) };
+    await d.client.node.nodePublishVolume(req);
+    const entry = (await readMountInfo()).find((m) => m.mountPoint === target)!;
+    assert.ok(entry.options.includes("ro"), entry.options.join(","));
+    await assert.rejects(fsp.writeFile(path.join(target, "nope"), "x"), { code: "EROFS" });
+    await d.client.node.nodePublishVolume(req);
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: target });
+  });
+
   it("applies mount flags such as noexec and nosuid to the bind", async () => {
     const v = await staged();
     const target = d.path(uniqueName("flags"));
