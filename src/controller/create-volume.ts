@@ -5,8 +5,9 @@
  * crashes, and each retry must return the same volume, not make another.
  * The name decides the volume ID, so a retry finds the earlier volume; if
  * it exists but was made with a different size, capability, parameters or
- * source, the answer is ALREADY_EXISTS — the CO must not be handed a
- * volume it did not ask for.
+ * source — or under another name, where an ID is not the name's alone (a
+ * shared volume's is its directory) — the answer is ALREADY_EXISTS: the CO
+ * must not be handed a volume it did not ask for.
  *
  * The StorageClass parameter `backend` picks where the volume lives
  * (src/backends): how it is kept there, whether its size is a promise the
@@ -83,6 +84,15 @@ interface Request {
 /** An existing volume of the same name must be one the request could have made. */
 function checkCompatible(record: VolumeRecord, req: Request, backend: Backend): void {
   const name = JSON.stringify(req.name);
+  // An ID need not come from the name alone (a shared volume's is its directory): another
+  // name's volume is not this request's, and handing it out would let one claim's
+  // DeleteVolume take the other's data.
+  if (record.name !== req.name) {
+    throw alreadyExists(
+      `volume ${name} would be ${record.volumeId}, which is already volume ${JSON.stringify(record.name)} ` +
+        "(for a shared volume: its subDir is the same directory; give every claim its own subDir)",
+    );
+  }
   const why = req.caps.map((c) => unsupportedReason(c, backend.profile(record))).find((r) => r !== undefined);
   if (why) throw alreadyExists(`volume ${name} already exists and cannot be used so: ${why}`);
   if (!fits(record.capacityBytes, req.range)) {

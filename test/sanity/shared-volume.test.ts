@@ -124,6 +124,16 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     assert.equal(await fsp.readFile(path.join(share, "ns", "keep", "old"), "utf8"), "from the first claim");
   });
 
+  it("a second claim whose subDir is the same directory answers ALREADY_EXISTS, and the first keeps its data", async () => {
+    const params = { subDir: "per-ns-${pvc.metadata.namespace}", "csi.storage.k8s.io/pvc/namespace": uniqueName("ns") };
+    const first = await create(params);
+    const dir = path.join(share, first.volumeContext!["csi-lab/subDir"]!);
+    await fsp.writeFile(path.join(dir, "data"), "the first claim's");
+    await expectCode(create(params), Code.ALREADY_EXISTS, /already volume .*give every claim its own subDir/);
+    assert.equal(await fsp.readFile(path.join(dir, "data"), "utf8"), "the first claim's");
+    await d.client.controller.deleteVolume({ volumeId: first.volumeId });
+  });
+
   it("a share that does not exist answers FAILED_PRECONDITION", async () => {
     await expectCode(
       d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(RWX)], parameters: { backend: "nfs", share: path.join(d.share, "no-such-share") } }),
