@@ -56,6 +56,14 @@ describe("Image volumes", () => {
     assert.equal(meta.fsType, "ext4");
   });
 
+  it("with only limit_bytes, not a whole MiB, gets the largest whole MiB within it", async () => {
+    const create = (range: { requiredBytes?: number; limitBytes?: number }) =>
+      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], capacityRange: range });
+    assert.equal((await create({ limitBytes: 20 * MiB + 5 })).volume!.capacityBytes, 20 * MiB);
+    assert.equal((await create({ requiredBytes: 10 * MiB + 1, limitBytes: 20 * MiB + 5 })).volume!.capacityBytes, 11 * MiB);
+    await expectCode(create({ requiredBytes: 10 * MiB + 1, limitBytes: 10 * MiB + 5 }), Code.OUT_OF_RANGE, /whole MiB/);
+  });
+
   it("XFS needs 300 MiB: smaller requests are rounded up, or OUT_OF_RANGE when the limit forbids it", async function () {
     skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS.xfs);
     const { volume } = await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [fsCap("xfs")], capacityRange: { requiredBytes: MiB } });

@@ -81,14 +81,18 @@ export function place(parameters: Record<string, string>, caps: readonly Capabil
 
 /**
  * The size to give: image files grow in whole MiB and have a floor set by
- * their file system (mkfs.xfs needs 300 MiB); a size the range does not
- * allow after that is OUT_OF_RANGE.
+ * their file system (mkfs.xfs needs 300 MiB). `wanted` is rounded up to
+ * that; where that passes limit_bytes, the largest whole MiB within it
+ * (limit_bytes 20 MiB + 5 bytes is 20 MiB). A range that holds no such
+ * size is OUT_OF_RANGE.
  */
 export function sizeFor(p: Placement, wanted: number, range: Range): number {
   if (p.layout === "dir") return wanted;
   const floor = p.layout === "image" ? MIN_IMAGE_BYTES[p.fsType ?? DEFAULT_IMAGE_FS] : MiB;
-  const size = Math.ceil(Math.max(wanted, floor) / MiB) * MiB;
-  if (!fits(size, range)) {
+  let size = Math.ceil(Math.max(wanted, floor) / MiB) * MiB;
+  if (range.limit > 0 && size > range.limit) size = Math.floor(range.limit / MiB) * MiB;
+  if (size < floor || !fits(size, range)) {
+    size = Math.ceil(Math.max(wanted, floor) / MiB) * MiB; // for the message
     throw outOfRange(
       `${p.layout} volumes${p.fsType ? ` with ${p.fsType}` : ""} come in whole MiB of at least ${floor} bytes; ` +
         `${size} bytes is outside the requested range [${range.required}, ${range.limit || "no limit"}]`,
