@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
-import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, isMounted, literal, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
 import { encodePart } from "../../src/backends/nfs/volume-id";
 import { mountFs, unmount } from "../../src/mount/syscalls";
 import { SECCOMP_VARIANTS, startFor } from "./seccomp-variants";
@@ -132,6 +132,21 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     await expectCode(create(params), Code.ALREADY_EXISTS, /already volume .*give every claim its own subDir/);
     assert.equal(await fsp.readFile(path.join(dir, "data"), "utf8"), "the first claim's");
     await d.client.controller.deleteVolume({ volumeId: first.volumeId });
+  });
+
+  it("the name of a shared volume asked for with another subDir, or on another backend, answers ALREADY_EXISTS", async () => {
+    const name = uniqueName("pvc");
+    const v = await create({}, name);
+    await expectCode(create({ subDir: `${name}-elsewhere` }, name), Code.ALREADY_EXISTS, new RegExp(`already exists as ${literal(v.volumeId!)}`));
+    assert.equal(existsSync(path.join(share, `${name}-elsewhere`)), false);
+    await expectCode(
+      d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], parameters: { backend: "hostpath" } }),
+      Code.ALREADY_EXISTS,
+      /backend nfs/,
+    );
+    await d.client.controller.deleteVolume({ volumeId: v.volumeId });
+    const again = await create({ subDir: `${name}-elsewhere` }, name); // the name is free once its volume is deleted
+    await d.client.controller.deleteVolume({ volumeId: again.volumeId });
   });
 
   it("a share that does not exist answers FAILED_PRECONDITION", async () => {

@@ -14,7 +14,7 @@
  * deadline (share-io.ts), so a hung server costs a call, not the driver.
  */
 import { requireSupported, toCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
-import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
 import { mountTable } from "../../mount/mountinfo";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
@@ -133,6 +133,10 @@ export class NfsBackend implements Backend {
 
   async create(driver: Driver, req: NewVolumeRequest): Promise<VolumeRecord> {
     const plan = planShared(req.parameters, req.name);
+    const named = await this.store.volumeNamed(req.name);
+    if (named !== undefined) {
+      throw alreadyExists(`volume ${JSON.stringify(req.name)} already exists as ${named}, on another share or subDir than these parameters name`);
+    }
     const refused = this.store.notAllowed(plan.location);
     if (refused) throw invalidArgument(`parameter share: ${refused}`);
     requireSupported(req.caps, sharedProfile(plan.location));
@@ -166,8 +170,9 @@ export class NfsBackend implements Backend {
 
   async converge(): Promise<void> {}
 
-  async holdsName(): Promise<boolean> {
-    return false; // a shared volume's ID depends on its StorageClass, not on its name alone
+  async holdsName(name: string): Promise<boolean> {
+    // A shared volume's ID depends on its StorageClass, not on its name alone: its records say.
+    return (await this.store.volumeNamed(name)) !== undefined;
   }
 
   async delete(driver: Driver, volumeId: string): Promise<string> {

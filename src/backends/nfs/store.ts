@@ -133,6 +133,12 @@ export interface NewSharedVolume {
 export class SharedStore {
   readonly io: ShareIo;
   readonly shares: ShareMounts;
+  /**
+   * The volume this controller recorded under each CSI name. A shared
+   * volume's ID is its location, not its name, so a name asked for again
+   * with another share or subDir would otherwise make a second volume.
+   */
+  private readonly byName = new Map<string, string>();
 
   private constructor(
     readonly root: string,
@@ -153,6 +159,7 @@ export class SharedStore {
     await fsp.mkdir(dir, { recursive: true });
     await ShareMounts.sweep(path.join(root, ".shares"));
     const ids: string[] = [];
+    const names: [string, string][] = [];
     for (const f of readdirSync(dir).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
       let raw: unknown;
       try {
@@ -164,11 +171,23 @@ export class SharedStore {
         log.warn("a shared volume's record cannot be read; it is left as it is and not listed", { file: path.join(dir, f), error: CsiError.from(err).message });
         continue;
       }
-      const volumeId = (raw as { volumeId?: unknown } | null)?.volumeId;
+      const { volumeId, name } = (raw ?? {}) as { volumeId?: unknown; name?: unknown };
       if (typeof volumeId === "string") ids.push(volumeId);
       else log.warn("a shared volume's record names no volume; it is left as it is and not listed", { file: path.join(dir, f) });
+      if (typeof volumeId === "string" && typeof name === "string") names.push([name, volumeId]);
     }
-    return new SharedStore(root, SortedIndex.from(ids), cfg);
+    const store = new SharedStore(root, SortedIndex.from(ids), cfg);
+    for (const [name, volumeId] of names) store.byName.set(name, volumeId);
+    return store;
+  }
+
+  /** The ID of the volume recorded under CSI name `name`, if this controller holds one. */
+  async volumeNamed(name: string): Promise<string | undefined> {
+    const volumeId = this.byName.get(name);
+    if (volumeId === undefined) return undefined;
+    if ((await this.getById(volumeId))?.name === name) return volumeId;
+    this.byName.delete(name); // its record was removed behind our back
+    return undefined;
   }
 
   get count(): number {
@@ -301,6 +320,7 @@ export class SharedStore {
     const id = parseSharedId(record.volumeId)!;
     await writeFileAtomic(this.recordFile(id.key), JSON.stringify(record, null, 2) + "\n");
     this.index.add(record.volumeId);
+    this.byName.set(record.name, record.volumeId);
   }
 
   /**
@@ -376,6 +396,7 @@ export class SharedStore {
     }
     await fsp.rm(this.recordFile(id.key), { force: true });
     this.index.delete(volumeId);
+    for (const [name, v] of this.byName) if (v === volumeId) this.byName.delete(name);
     return done;
   }
 
