@@ -137,6 +137,23 @@ describe("Memory volumes", () => {
     await d.client.controller.deleteVolume({ volumeId });
   });
 
+  it("a clone is marked as its own, not its source's: its mounts are still known once its tmpfs's home is unmounted", async () => {
+    const source = await published(4 * MiB);
+    const cap = mountCapability(Mode.SINGLE_NODE_MULTI_WRITER);
+    const clone = (
+      await d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [cap], parameters: MEMORY.parameters(d), volumeContentSource: { volume: { volumeId: source.volumeId } } })
+    ).volume!.volumeId!;
+    const [staging, target] = [d.path(uniqueName("stage")), d.path(uniqueName("pod"))];
+    await d.client.node.nodeStageVolume({ volumeId: clone, stagingTargetPath: staging, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId: clone, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+    unmount(path.join(d.root, "memory", "data", clone), { detach: true }); // someone's umount; the pod's mounts stay
+    await d.client.node.nodeUnpublishVolume({ volumeId: clone, targetPath: target });
+    await d.client.node.nodeUnstageVolume({ volumeId: clone, stagingTargetPath: staging });
+    assert.equal(readMountInfo().some((m) => m.mountPoint === target || m.mountPoint === staging), false);
+    await d.client.controller.deleteVolume({ volumeId: clone });
+    await source.done();
+  });
+
   it("asks for RAM it can promise: a size beyond the node's memory is RESOURCE_EXHAUSTED; block access is refused", async () => {
     await expectCode(
       d.client.controller.createVolume({ name: uniqueName("huge"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 2 ** 50, limitBytes: 0 }, parameters: MEMORY.parameters(d) }),

@@ -173,7 +173,12 @@ export class MemoryStore {
     const record: VolumeRecord = { version: RECORD_VERSION, volumeId: id, backend: this.backend, createdAt: new Date().toISOString(), layout: "dir", ...spec };
     await this.mountTmpfs(id, spec.capacityBytes, modeOf(record));
     try {
-      if (fill) await fill(this.dataDir(id));
+      if (fill) {
+        await fill(this.dataDir(id));
+        // The copy (cp -a) brought its source's root, extended attributes and all: the
+        // source's mark too, which would make this volume's mounts look like the source's.
+        markMadeFor(this.dataDir(id), id);
+      }
       await writeFileAtomic(this.recordFile(id), JSON.stringify(record, null, 2) + "\n");
     } catch (err) {
       await this.unmountData(id);
