@@ -139,6 +139,8 @@ export class SharedStore {
    * with another share or subDir would otherwise make a second volume.
    */
   private readonly byName = new Map<string, string>();
+  /** The same, the other way: a volume's name, so a delete forgets it in one step. */
+  private readonly nameOf = new Map<string, string>();
 
   private constructor(
     readonly root: string,
@@ -177,7 +179,7 @@ export class SharedStore {
       if (typeof volumeId === "string" && typeof name === "string") names.push([name, volumeId]);
     }
     const store = new SharedStore(root, SortedIndex.from(ids), cfg);
-    for (const [name, volumeId] of names) store.byName.set(name, volumeId);
+    for (const [name, volumeId] of names) store.remember(name, volumeId);
     return store;
   }
 
@@ -186,8 +188,20 @@ export class SharedStore {
     const volumeId = this.byName.get(name);
     if (volumeId === undefined) return undefined;
     if ((await this.getById(volumeId))?.name === name) return volumeId;
-    this.byName.delete(name); // its record was removed behind our back
+    this.forget(volumeId); // its record was removed behind our back
     return undefined;
+  }
+
+  private remember(name: string, volumeId: string): void {
+    this.byName.set(name, volumeId);
+    this.nameOf.set(volumeId, name);
+  }
+
+  private forget(volumeId: string): void {
+    const name = this.nameOf.get(volumeId);
+    if (name === undefined) return;
+    this.nameOf.delete(volumeId);
+    if (this.byName.get(name) === volumeId) this.byName.delete(name);
   }
 
   get count(): number {
@@ -320,7 +334,7 @@ export class SharedStore {
     const id = parseSharedId(record.volumeId)!;
     await writeFileAtomic(this.recordFile(id.key), JSON.stringify(record, null, 2) + "\n");
     this.index.add(record.volumeId);
-    this.byName.set(record.name, record.volumeId);
+    this.remember(record.name, record.volumeId);
   }
 
   /**
@@ -396,7 +410,7 @@ export class SharedStore {
     }
     await fsp.rm(this.recordFile(id.key), { force: true });
     this.index.delete(volumeId);
-    for (const [name, v] of this.byName) if (v === volumeId) this.byName.delete(name);
+    this.forget(volumeId);
     return done;
   }
 
