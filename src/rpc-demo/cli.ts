@@ -19,6 +19,7 @@ import { schemas } from "./codecs/schema";
 import { parseFaults } from "./faults/faults";
 import { formatScenarios, runScenarios } from "./faults/scenarios";
 import { playgroundDispatcher } from "./playground-service";
+import { MAX_HEADER_TIMEOUT_MS } from "./transports/rpc-header";
 import { transportName } from "./transports/transport";
 import { csiExplained } from "./walkthrough/csi-explained";
 import { colorAllowed, fitText, outputWidth } from "./walkthrough/terminal";
@@ -40,10 +41,13 @@ function jsonArg(s: string | undefined): unknown {
   }
 }
 
-function numberArg(s: string | undefined, name: string, dflt: number): number {
-  if (s === undefined) return dflt;
+/** A deadline: what every transport can carry (TCP and UDP put it in a 32-bit header field). */
+function timeoutArg(s: string | undefined): number {
+  if (s === undefined) return 2000;
   const n = Number(s);
-  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) throw new Error(`--${name} must be a whole number ≥ 0, not ${JSON.stringify(s)}`);
+  if (!/^\d+$/.test(s) || n < 1 || n > MAX_HEADER_TIMEOUT_MS) {
+    throw new Error(`--timeout must be a whole number of milliseconds from 1 to ${MAX_HEADER_TIMEOUT_MS} (about 49.7 days), not ${JSON.stringify(s)}`);
+  }
   return n;
 }
 
@@ -149,7 +153,7 @@ export async function main(argv: string[]): Promise<void> {
         codec: codecByName(str("codec") ?? "protobuf"),
         method: methodName(str("method") ?? "add"),
         request: jsonArg(str("request")),
-        timeoutMs: numberArg(str("timeout"), "timeout", 2000),
+        timeoutMs: timeoutArg(str("timeout")),
         faults: parseFaults(str("fault")),
         plain: noColor,
         write,
@@ -199,7 +203,7 @@ async function runWalkthrough(str: (k: string) => string | undefined, plain: boo
     faults,
     method: methodName(str("method") ?? (str("fault") ? "increment" : "add")),
     request: jsonArg(str("request")),
-    timeoutMs: numberArg(str("timeout"), "timeout", 2000),
+    timeoutMs: timeoutArg(str("timeout")),
     plain: noColor,
     write,
   };

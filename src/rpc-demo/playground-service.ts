@@ -8,11 +8,11 @@
  * the difference between at-least-once and at-most-once.
  */
 import { EventEmitter } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Playground } from "./call-ids/playground";
 import { Dispatcher, type Handlers } from "./call-ids/dispatch";
 import { intRange } from "./codecs/ranges";
 import { Kind } from "./codecs/schema";
+import { setLongTimeout } from "./long-timeout";
 import { Code, RpcError } from "./rpc-error";
 
 export class PlaygroundState {
@@ -45,7 +45,7 @@ export function playgroundHandlers(state: PlaygroundState): Handlers<typeof Play
     sleep: async ({ millis = 0 }, { signal }) => {
       const started = Date.now();
       try {
-        await sleep(millis, undefined, { signal });
+        await sleep(millis, signal);
       } catch (err) {
         state.events.emit("sleep-aborted", signal.reason);
         throw err;
@@ -58,6 +58,22 @@ export function playgroundHandlers(state: PlaygroundState): Handlers<typeof Play
       throw new RpcError(code as Code, message);
     },
   };
+}
+
+/** Wait `ms` (a uint32: up to 49.7 days), or reject with the signal's reason when it aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      timer.clear();
+      reject(signal.reason);
+    };
+    const timer = setLongTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 export function playgroundDispatcher(state = new PlaygroundState()): Dispatcher {

@@ -87,6 +87,9 @@ describe("csi-lab rpc, the commands", () => {
       assert.match(r.stderr, /csilab\.rpcdemo\.v1: AddRequest, AddReply,/);
       assert.match(r.stderr, /csi\.v1: GetPluginInfoRequest,/);
     });
+    it("--timeout outside what the call header carries (1 to 2^32 − 1 ms)", async () => {
+      for (const t of ["0", "4294967296", "5000000000", "2.5"]) await refused(["rpc", "walkthrough", "--plain", "--timeout", t], /--timeout must be a whole number of milliseconds from 1 to 4294967295/);
+    });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
       assert.equal(r.stdout, "");
@@ -114,6 +117,16 @@ describe("csi-lab rpc, the commands", () => {
       }
     }
     assert.deepEqual([...results], ['Result: {"sum":"9223372036854775807"}']);
+  });
+
+  it("a deadline past what one Node timer holds (2^31 − 1 ms) is kept, and the header shows the bytes it carries", async () => {
+    for (const transport of ["tcp", "udp", "http2"]) {
+      const r = await run(["rpc", "walkthrough", "--plain", "--transport", transport, "--method", "sleep", "--request", '{"millis":50}', "--timeout", "3000000000"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^Result: \{"sleptMillis":\d+\}$/m);
+      assert.doesNotMatch(r.stderr, /TimeoutOverflowWarning/);
+      if (transport !== "http2") assert.match(r.stdout, /^ {6}\S{4} {2}b2 d0 5e 00 {14}timeout 3000000000 ms$/m);
+    }
   });
 
   it("a sum past sint64 is INVALID_ARGUMENT naming the field, with either codec", async () => {

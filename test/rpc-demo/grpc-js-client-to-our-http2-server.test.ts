@@ -66,6 +66,11 @@ describe("grpc-js client → our HTTP/2 server", () => {
     assert.ok(reason.code === Code.DEADLINE_EXCEEDED || reason.code === Code.CANCELLED, `handler stopped by ${reason.codeName}`);
   });
 
+  it("keeps a deadline 30 days away, past what one Node timer holds (2^31 − 1 ms)", async () => {
+    const res = await unary(client.Sleep.bind(client), { millis: 50 }, { deadline: Date.now() + 30 * 86_400_000 });
+    assert.ok(Number((res as { sleptMillis: number }).sleptMillis) >= 50, JSON.stringify(res));
+  });
+
   it("enforces grpc-timeout on its own, without help from the client", async () => {
     // A bare HTTP/2 request that never cancels: only the server's deadline can end it.
     const session = http2.connect(`http://127.0.0.1:${server.port}`);

@@ -14,6 +14,7 @@
  * as it fires, because the caller has stopped waiting.
  */
 import { messageToJson, type Codec } from "../codecs/codec";
+import { setLongTimeout } from "../long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import {
@@ -200,11 +201,11 @@ class Context implements CallContext {
 export function callContext(peer: string, timeoutMs: number | undefined): { ctx: CallContext; cancel(): void; done(): void } {
   const ctx = new Context(peer, timeoutMs !== undefined ? Date.now() + timeoutMs : undefined);
   const timer =
-    timeoutMs !== undefined ? setTimeout(() => ctx.abort(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded in the server`)), timeoutMs) : undefined;
+    timeoutMs !== undefined ? setLongTimeout(() => ctx.abort(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded in the server`)), timeoutMs) : undefined;
   return {
     ctx,
     cancel: () => ctx.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call")),
-    done: () => clearTimeout(timer),
+    done: () => timer?.clear(),
   };
 }
 

@@ -14,6 +14,7 @@
  * whether the server crashes instead of replying. Choices come from a seeded
  * generator, so a demo or a test replays the same faults every run.
  */
+import { setLongTimeout } from "../long-timeout";
 import type { Trace } from "../trace";
 
 export interface FaultPlan {
@@ -181,7 +182,7 @@ export class FaultInjector {
     const go = () => {
       for (let i = 0; i < d.copies; i++) send();
     };
-    if (d.delayMs > 0) setTimeout(go, d.delayMs);
+    if (d.delayMs > 0) setLongTimeout(go, d.delayMs);
     else go();
   }
 }

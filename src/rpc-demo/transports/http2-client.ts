@@ -13,6 +13,7 @@ import * as net from "node:net";
 import type { AnyProcedure } from "../call-ids/registry";
 import type { Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
+import { setLongTimeout } from "../long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { codeForHttpStatus, decodeGrpcMessage, encodeTimeout, frameMessage, MessageDeframer, prefixSegments } from "./grpc-framing";
@@ -117,14 +118,14 @@ export class Http2Client implements ClientTransport {
       const finish = (r: UnaryResult | RpcError) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer?.clear();
         for (const s of streams) if (!s.closed) s.close(http2.constants.NGHTTP2_CANCEL);
         if (r instanceof RpcError) reject(r);
         else resolve(r);
       };
       const timer =
         opts.timeoutMs !== undefined
-          ? setTimeout(() => {
+          ? setLongTimeout(() => {
               trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: reset the stream (RST_STREAM CANCEL)`, { event: "give-up" });
               finish(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${opts.timeoutMs} ms exceeded`));
             }, opts.timeoutMs)

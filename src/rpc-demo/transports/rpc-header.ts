@@ -47,7 +47,14 @@ export type ReplyMessage =
 
 const malformedHeader = (message: string) => new RpcError(Code.INTERNAL, `malformed RPC header: ${message}`);
 
+/** The most the call header's 32-bit timeout field holds (about 49.7 days). */
+export const MAX_HEADER_TIMEOUT_MS = 0xffffffff;
+
 export function encodeCall(c: CallMessage): Buffer {
+  // Written as is or not at all: a wrapped value would send another deadline than the dump shows.
+  if (!Number.isInteger(c.timeoutMs) || c.timeoutMs < 0 || c.timeoutMs > MAX_HEADER_TIMEOUT_MS) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `a deadline of ${c.timeoutMs} ms does not fit the call header's timeout field (whole milliseconds, at most ${MAX_HEADER_TIMEOUT_MS})`);
+  }
   const out = Buffer.allocUnsafe(CALL_HEADER_SIZE + c.body.length);
   out.writeUInt32BE(c.xid >>> 0, 0);
   out[4] = 0;
@@ -55,7 +62,7 @@ export function encodeCall(c: CallMessage): Buffer {
   out.writeUInt32BE(c.number.program >>> 0, 6);
   out.writeUInt32BE(c.number.version >>> 0, 10);
   out.writeUInt32BE(c.number.procedure >>> 0, 14);
-  out.writeUInt32BE(c.timeoutMs >>> 0, 18);
+  out.writeUInt32BE(c.timeoutMs, 18);
   c.body.copy(out, CALL_HEADER_SIZE);
   return out;
 }

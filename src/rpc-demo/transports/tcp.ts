@@ -15,6 +15,7 @@ import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
+import { setLongTimeout, type LongTimeout } from "../long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { markRecord, RecordReader } from "./record-marking";
@@ -224,9 +225,9 @@ export class TcpClient implements ClientTransport {
       segments: this.opts.maxFragment ? [] : [recordMarkSegment(frame.length - 4), ...callSegments(call, codec.name)],
     });
     return new Promise<Buffer>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimeout | undefined;
       const settle = () => {
-        clearTimeout(timer);
+        timer?.clear();
         this.pending.delete(xid);
       };
       this.pending.set(xid, {
@@ -236,7 +237,7 @@ export class TcpClient implements ClientTransport {
         reject: (e) => (settle(), reject(e)),
       });
       if (opts.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
+        timer = setLongTimeout(() => {
           settle();
           trace?.step("client", "transport", `no reply within the ${opts.timeoutMs} ms deadline: give up`, { event: "give-up" });
           reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${opts.timeoutMs} ms exceeded waiting for the reply`));

@@ -15,6 +15,7 @@ import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
+import { setLongTimeout } from "../long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { DuplicateRequestCache } from "./duplicate-cache";
@@ -226,11 +227,11 @@ export class UdpClient implements ClientTransport {
       let wait = this.opts.retransmitMs ?? 100;
       let attempts = 1;
       let retransmit: NodeJS.Timeout | undefined;
-      const deadline = setTimeout(() => {
+      const deadline = setLongTimeout(() => {
         done(new RpcError(Code.DEADLINE_EXCEEDED, `no reply within ${timeoutMs} ms after ${attempts} attempt(s)`));
       }, timeoutMs);
       const done = (result: Buffer | RpcError) => {
-        clearTimeout(deadline);
+        deadline.clear();
         clearTimeout(retransmit);
         this.pending.delete(xid);
         if (result instanceof RpcError) reject(result);
