@@ -74,8 +74,10 @@ const COMMON = {
   port: { type: "string" },
 } as const;
 const META = { help: { type: "boolean", short: "h" }, version: { type: "boolean" } } as const;
+const { host: _host, port: _port, ...LOOPBACK } = COMMON;
 const OPTIONS = {
-  walkthrough: { ...COMMON, ...META },
+  // Both ends run in this process on loopback: no --host or --port to ignore.
+  walkthrough: { ...LOOPBACK, ...META },
   serve: { transport: COMMON.transport, host: COMMON.host, port: COMMON.port, fault: COMMON.fault, plain: COMMON.plain, "no-cache": { type: "boolean" }, quiet: { type: "boolean" }, ...META },
   call: { ...COMMON, ...META },
   csi: { endpoint: { type: "string" }, name: { type: "string" }, keep: { type: "boolean" }, plain: { type: "boolean" }, ...META },

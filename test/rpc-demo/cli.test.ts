@@ -90,6 +90,10 @@ describe("csi-lab rpc, the commands", () => {
     it("--timeout outside what the call header carries (1 to 2^32 − 1 ms)", async () => {
       for (const t of ["0", "4294967296", "5000000000", "2.5"]) await refused(["rpc", "walkthrough", "--plain", "--timeout", t], /--timeout must be a whole number of milliseconds from 1 to 4294967295/);
     });
+    it("rpc walkthrough has no --host or --port: both ends are its own, on loopback", async () => {
+      await refused(["rpc", "walkthrough", "--plain", "--host", "10.0.0.1"], /Unknown option '--host'/);
+      await refused(["rpc", "walkthrough", "--plain", "--port", "7000"], /Unknown option '--port'/);
+    });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
       assert.equal(r.stdout, "");
