@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import * as readline from "node:readline/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import pkg from "../../package.json";
+import { checkToken } from "../csi/validate";
 import type { PlaygroundMethod } from "./call-ids/playground";
 import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
 import { codecByName } from "./codecs/codec";
@@ -21,7 +22,7 @@ import { formatScenarios, runScenarios } from "./faults/scenarios";
 import { playgroundDispatcher } from "./playground-service";
 import { MAX_HEADER_TIMEOUT_MS } from "./transports/rpc-header";
 import { transportName } from "./transports/transport";
-import { csiExplained } from "./walkthrough/csi-explained";
+import { csiExplained, endpointAddress } from "./walkthrough/csi-explained";
 import { colorAllowed, fitText, outputWidth } from "./walkthrough/terminal";
 import { call, serve } from "./walkthrough/two-ends";
 import { walkthrough } from "./walkthrough/walkthrough";
@@ -164,9 +165,11 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case "csi": {
+      const endpoint = str("endpoint");
+      if (endpoint !== undefined) endpointAddress(endpoint);
       const { ok } = await csiExplained({
-        endpoint: str("endpoint"),
-        volumeName: str("name") ?? `pvc-rpc-walkthrough-${process.pid}`,
+        endpoint,
+        volumeName: volumeNameArg(str("name")),
         keep: v["keep"] === true,
         plain: noColor,
         write,
@@ -230,6 +233,16 @@ async function runWalkthrough(str: (k: string) => string | undefined, plain: boo
   } finally {
     finished = true;
     rl?.close();
+  }
+}
+
+/** --name, held to the driver's own rule for a volume name before a driver is started or called. */
+function volumeNameArg(s: string | undefined): string {
+  if (s === undefined) return `pvc-rpc-walkthrough-${process.pid}`;
+  try {
+    return checkToken(s, "name");
+  } catch (err) {
+    throw new Error(`--name: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

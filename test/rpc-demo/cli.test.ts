@@ -94,6 +94,12 @@ describe("csi-lab rpc, the commands", () => {
       await refused(["rpc", "walkthrough", "--plain", "--host", "10.0.0.1"], /Unknown option '--host'/);
       await refused(["rpc", "walkthrough", "--plain", "--port", "7000"], /Unknown option '--port'/);
     });
+    it("rpc csi --name the driver would refuse: refused before a driver is started", async () => {
+      for (const [name, why] of [["", /--name: name is required/], ["a b", /--name: name "a b" may only contain printable ASCII/], ["x".repeat(129), /--name: name is 129 bytes long/]] as const) {
+        const r = await refused(["rpc", "csi", "--plain", "--name", name], why);
+        assert.equal(r.stdout, "", "nothing started, nothing said");
+      }
+    });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
       assert.equal(r.stdout, "");
