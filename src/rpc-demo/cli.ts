@@ -4,13 +4,16 @@
  * Every command takes -h/--help (its flags, defaults and an example) and
  * --version. Bad input is an error that says what was wrong, with a
  * non-zero exit: the playground never quietly runs something other than
- * what was asked.
+ * what was asked. Flags and input are all read before anything starts; what
+ * is wrong with them exits 2, as the driver's flags do, and a call or a
+ * dump that goes wrong afterwards exits 1.
  */
 import { readFileSync } from "node:fs";
 import * as readline from "node:readline/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import pkg from "../../package.json";
 import { checkToken } from "../csi/validate";
+import { FlagError } from "../server/driver-flags";
 import type { PlaygroundMethod } from "./call-ids/playground";
 import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
 import { codecByName } from "./codecs/codec";
@@ -25,7 +28,7 @@ import { transportName } from "./transports/transport";
 import { csiExplained, endpointAddress } from "./walkthrough/csi-explained";
 import { colorAllowed, fitText, outputWidth } from "./walkthrough/terminal";
 import { call, serve } from "./walkthrough/two-ends";
-import { walkthrough } from "./walkthrough/walkthrough";
+import { requestFor, walkthrough } from "./walkthrough/walkthrough";
 
 function methodName(s: string): PlaygroundMethod {
   const m = s.toLowerCase() as PlaygroundMethod;
@@ -87,11 +90,20 @@ const OPTIONS = {
   table: META,
 } as const satisfies Record<string, ParseArgsConfig["options"]>;
 
+/** Reading the flags and the input: what is wrong there is the user's to fix (exit 2). */
+function checked<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw err instanceof FlagError ? err : new FlagError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 function parse<O extends ParseArgsConfig["options"]>(command: string, args: string[], options: O, positionals = false) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: positionals });
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message.split(". ")[0] : String(err)} (csi-lab rpc ${command} --help)`);
+    throw new FlagError(`${err instanceof Error ? err.message.split(". ")[0] : String(err)} (csi-lab rpc ${command} --help)`);
   }
 }
 
@@ -110,14 +122,14 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(pkg.version + "\n");
     return;
   }
-  if (!(command in OPTIONS)) throw new Error(`unknown rpc command ${JSON.stringify(command)}\n\n${rpcUsage()}`);
+  if (!(command in OPTIONS)) throw new FlagError(`unknown rpc command ${JSON.stringify(command)}\n\n${rpcUsage()}`);
   const name = command as keyof typeof OPTIONS;
   const { values, positionals } = parse(name, rest, OPTIONS[name] as ParseArgsConfig["options"], name === "dump");
   const v = values as Record<string, string | boolean | undefined>;
   const str = (k: string) => v[k] as string | undefined;
   if (v["help"]) {
     const m = str("method");
-    write((name === "walkthrough" || name === "call") && m !== undefined ? methodHelp(methodName(m)) : commandHelp(name));
+    write((name === "walkthrough" || name === "call") && m !== undefined ? methodHelp(checked(() => methodName(m))) : commandHelp(name));
     return;
   }
   if (v["version"]) {
@@ -130,7 +142,7 @@ export async function main(argv: string[]): Promise<void> {
     case "walkthrough":
       return runWalkthrough(str, plain, noColor);
     case "serve": {
-      const opts = {
+      const opts = checked(() => ({
         transport: transportName(str("transport") ?? "tcp"),
         host: str("host") ?? "127.0.0.1",
         port: portArg(str("port"), "serve", true),
@@ -139,7 +151,7 @@ export async function main(argv: string[]): Promise<void> {
         quiet: v["quiet"] === true,
         plain: noColor,
         write,
-      };
+      }));
       const server = await serve(opts).catch((err: NodeJS.ErrnoException) => {
         throw new Error(listenError(err, opts.host, opts.port));
       });
@@ -149,27 +161,33 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case "call": {
-      const { ok } = await call({
-        transport: transportName(str("transport") ?? "tcp"),
-        host: str("host") ?? "127.0.0.1",
-        port: portArg(str("port"), "call", false),
-        codec: codecByName(str("codec") ?? "protobuf"),
-        method: methodName(str("method") ?? "add"),
-        request: jsonArg(str("request")),
-        timeoutMs: timeoutArg(str("timeout")),
-        faults: parseFaults(str("fault")),
-        plain: noColor,
-        write,
+      const opts = checked(() => {
+        const method = methodName(str("method") ?? "add");
+        const request = jsonArg(str("request"));
+        requestFor(method, request);
+        return {
+          transport: transportName(str("transport") ?? "tcp"),
+          host: str("host") ?? "127.0.0.1",
+          port: portArg(str("port"), "call", false),
+          codec: codecByName(str("codec") ?? "protobuf"),
+          method,
+          request,
+          timeoutMs: timeoutArg(str("timeout")),
+          faults: parseFaults(str("fault")),
+          plain: noColor,
+          write,
+        };
       });
+      const { ok } = await call(opts);
       if (!ok) process.exitCode = 1;
       return;
     }
     case "csi": {
       const endpoint = str("endpoint");
-      if (endpoint !== undefined) endpointAddress(endpoint);
+      if (endpoint !== undefined) checked(() => endpointAddress(endpoint));
       const { ok } = await csiExplained({
         endpoint,
-        volumeName: volumeNameArg(str("name")),
+        volumeName: checked(() => volumeNameArg(str("name"))),
         keep: v["keep"] === true,
         plain: noColor,
         write,
@@ -186,9 +204,10 @@ export async function main(argv: string[]): Promise<void> {
       return;
     case "dump": {
       const input = positionals.length === 0 || positionals[0] === "-" ? readFileSync(0, "utf8") : positionals.join(" ");
-      const bytes = parseHex(input);
+      const bytes = checked(() => parseHex(input));
       const type = str("type");
-      const rows = dumpMessage(bytes, type === undefined ? undefined : schemas().message(messageTypeName(type)));
+      const schema = type === undefined ? undefined : checked(() => schemas().message(messageTypeName(type)));
+      const rows = dumpMessage(bytes, schema);
       write(formatDump(bytes, rows));
       const error = dumpError(rows);
       if (error) {
@@ -201,17 +220,21 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 async function runWalkthrough(str: (k: string) => string | undefined, plain: boolean, noColor: boolean): Promise<void> {
-  const faults = parseFaults(str("fault"));
-  const options = {
-    transport: transportName(str("transport") ?? "tcp"),
-    codec: codecByName(str("codec") ?? "protobuf"),
-    faults,
-    method: methodName(str("method") ?? (str("fault") ? "increment" : "add")),
-    request: jsonArg(str("request")),
-    timeoutMs: timeoutArg(str("timeout")),
-    plain: noColor,
-    write,
-  };
+  const options = checked(() => {
+    const method = methodName(str("method") ?? (str("fault") ? "increment" : "add"));
+    const request = jsonArg(str("request"));
+    requestFor(method, request);
+    return {
+      transport: transportName(str("transport") ?? "tcp"),
+      codec: codecByName(str("codec") ?? "protobuf"),
+      faults: parseFaults(str("fault")),
+      method,
+      request,
+      timeoutMs: timeoutArg(str("timeout")),
+      plain: noColor,
+      write,
+    };
+  });
   const interactive = !plain && process.stdin.isTTY === true && process.stdout.isTTY === true;
   const rl = interactive ? readline.createInterface({ input: process.stdin, output: process.stdout }) : undefined;
   // Ctrl-C and Ctrl-D end the walkthrough at once, servers and all: the

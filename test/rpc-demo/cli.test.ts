@@ -100,6 +100,13 @@ describe("csi-lab rpc, the commands", () => {
         assert.equal(r.stdout, "", "nothing started, nothing said");
       }
     });
+    it("bad flags and input exit 2, as `rpc dump --help` says; bytes that are not protobuf exit 1", async () => {
+      for (const args of [["dump", "zz"], ["dump", "--type", "Nope", "08"], ["dump", "--bogus"], ["walkthrough", "--codec", "xml"], ["walkthrough", "--request", '{"a":1.5}'], ["serve"], ["nope"]]) {
+        assert.equal((await run(["rpc", ...args])).code, 2, args.join(" "));
+      }
+      assert.match((await run(["rpc", "dump", "--help"])).stdout, /Exit status 1 when the bytes are not valid protobuf \(the dump says where\), 2 for bad input\./);
+      assert.equal((await run(["rpc", "dump", "08"])).code, 1);
+    });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
       assert.equal(r.stdout, "");
