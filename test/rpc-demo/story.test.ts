@@ -80,6 +80,16 @@ describe("the walkthrough as data (the lab page's view)", () => {
     );
   });
 
+  it("an HPACK literal says which of its strings is Huffman-coded: each has its own H bit (RFC 7541 §5.2)", () => {
+    const describe = (hex: string) => hpackRepresentations(Buffer.from(hex, "hex")).map((r) => r.describe);
+    // C.3.1's :authority: name from the table, value "www.example.com" in plain text (H = 0)
+    assert.deepEqual(describe("410f7777772e6578616d706c652e636f6d"), ["literal, added to the table, name from index 1, value plain"]);
+    // grpc-status: 0 as nghttp2 sends it: the name Huffman-coded (0x88), the value "0" plain (0x01 0x30)
+    assert.deepEqual(describe("40889acac8b21234da8f0130"), ["literal, added to the table, new name, name Huffman-coded, value plain"]);
+    // te: trailers: the name plain (0x02 "te"), the value Huffman-coded (0x86)
+    assert.deepEqual(describe("4002746586 4d833505b11f".replace(" ", "")), ["literal, added to the table, new name, name plain, value Huffman-coded"]);
+  });
+
   it("a fault story marks the loss, the resend and how often the server ran the call", async () => {
     const s = await story("udp", "drop", "increment");
     const events = s.steps.map((x) => x.event).filter(Boolean);

@@ -208,7 +208,9 @@ export function hpackRepresentations(block: Buffer): Representation[] {
     const nameIndex = int(incremental ? 6 : 4);
     const nameHuff = nameIndex === 0 ? str() : false;
     const valueHuff = str();
-    const huff = nameHuff || valueHuff ? ", Huffman-coded" : "";
+    // Each string has its own H bit: say which of them is Huffman-coded and which is plain text.
+    const coded = (h: boolean) => (h ? "Huffman-coded" : "plain");
+    const huff = nameIndex ? `, value ${coded(valueHuff)}` : nameHuff === valueHuff ? `, name and value ${coded(valueHuff)}` : `, name ${coded(nameHuff)}, value ${coded(valueHuff)}`;
     out.push({ length: pos - start, form: "literal", describe: `${kind}${nameIndex ? `, name from index ${nameIndex}` : ", new name"}${huff}` });
   }
   return out;
