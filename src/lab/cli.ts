@@ -3,7 +3,7 @@
  * page and say where to open it. Ctrl-C stops it (and a replay under way).
  */
 import { parseArgs } from "node:util";
-import { FlagError } from "../server/driver-flags";
+import { FlagError, repeatedFlag } from "../server/driver-flags";
 import { startLab } from "./server";
 
 export const LAB_USAGE = `csi-lab lab — the lab in a browser: one call's bytes, a volume's life, a replay
@@ -38,14 +38,13 @@ Example:
 `;
 
 export async function main(argv: string[]): Promise<void> {
+  const options = { host: { type: "string" }, port: { type: "string" }, driver: { type: "string" }, help: { type: "boolean", short: "h" } } as const;
   let values: { host?: string; port?: string; driver?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { host: { type: "string" }, port: { type: "string" }, driver: { type: "string" }, help: { type: "boolean", short: "h" } },
-      strict: true,
-      allowPositionals: false,
-    }));
+    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false, tokens: true });
+    values = parsed.values;
+    const repeated = repeatedFlag(parsed.tokens, options);
+    if (repeated) throw new Error(repeated);
   } catch (err) {
     throw new FlagError(`lab: ${(err as Error).message} (csi-lab lab --help)`);
   }

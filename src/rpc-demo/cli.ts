@@ -13,7 +13,7 @@ import * as readline from "node:readline/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import pkg from "../../package.json";
 import { checkToken } from "../csi/validate";
-import { FlagError } from "../server/driver-flags";
+import { FlagError, repeatedFlag } from "../server/driver-flags";
 import type { PlaygroundMethod } from "./call-ids/playground";
 import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
 import { codecByName } from "./codecs/codec";
@@ -100,11 +100,15 @@ function checked<T>(read: () => T): T {
 }
 
 function parse<O extends ParseArgsConfig["options"]>(command: string, args: string[], options: O, positionals = false) {
+  let parsed;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: positionals });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals, tokens: true });
   } catch (err) {
     throw new FlagError(`${err instanceof Error ? err.message.split(". ")[0] : String(err)} (csi-lab rpc ${command} --help)`);
   }
+  const repeated = repeatedFlag(parsed.tokens, options ?? {});
+  if (repeated) throw new FlagError(`${repeated} (csi-lab rpc ${command} --help)`);
+  return parsed;
 }
 
 export async function main(argv: string[]): Promise<void> {

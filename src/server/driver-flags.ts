@@ -14,7 +14,7 @@
  * cannot drift apart.
  */
 import * as path from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { cleanPathProblem, isAtOrUnder, systemPathProblem } from "../csi/system-paths";
 import { serverProblem, sharePathProblem, type ShareLocation } from "../backends/nfs/volume-id";
 import { DEFAULT_CAPACITY_MODES, defaultConfig, type DefaultCapacityMode, type DriverConfig, type Mode } from "./driver";
@@ -96,36 +96,61 @@ export function parseDriverCommand(args: string[], env: NodeJS.ProcessEnv = proc
   return { kind: "run", args: driverConfigFromArgs(args, env) };
 }
 
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+
+const DRIVER_OPTIONS = {
+  endpoint: { type: "string" },
+  "node-id": { type: "string" },
+  root: { type: "string" },
+  "kubelet-dir": { type: "string", multiple: true },
+  "driver-name": { type: "string" },
+  mode: { type: "string" },
+  "max-volumes-per-node": { type: "string" },
+  "enable-attach": { type: "boolean" },
+  "default-capacity-mode": { type: "string" },
+  "allow-share": { type: "string", multiple: true },
+  "mount-program": { type: "string" },
+  "mount-timeout": { type: "string" },
+  "share-timeout": { type: "string" },
+  "socket-group": { type: "string" },
+  "allow-network-endpoint": { type: "boolean" },
+  "log-level": { type: "string" },
+  "metrics-address": { type: "string" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/**
+ * A flag that takes one value, given twice: which did the user mean?
+ * node:util keeps the last one without a word (so "--mode bogus --mode node"
+ * ran, its first value never checked). Repeatable flags may repeat.
+ */
+export function repeatedFlag(tokens: readonly { kind: string; name?: string; value?: string }[], options: ParseArgsOptionsConfig): string | undefined {
+  const seen = new Map<string, string | undefined>();
+  for (const t of tokens) {
+    if (t.kind !== "option" || t.name === undefined) continue;
+    const o = options[t.name];
+    if (!o || o.type !== "string" || o.multiple) continue;
+    if (seen.has(t.name)) return `--${t.name} is given twice (${JSON.stringify(seen.get(t.name))}, then ${JSON.stringify(t.value)}); give it once`;
+    seen.set(t.name, t.value);
+  }
+  return undefined;
+}
+
 export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = process.env): DriverArgs {
   let values;
+  let tokens;
   try {
-    ({ values } = parseArgs({
+    ({ values, tokens } = parseArgs({
       args,
       strict: true,
-      options: {
-        endpoint: { type: "string" },
-        "node-id": { type: "string" },
-        root: { type: "string" },
-        "kubelet-dir": { type: "string", multiple: true },
-        "driver-name": { type: "string" },
-        mode: { type: "string" },
-        "max-volumes-per-node": { type: "string" },
-        "enable-attach": { type: "boolean" },
-        "default-capacity-mode": { type: "string" },
-        "allow-share": { type: "string", multiple: true },
-        "mount-program": { type: "string" },
-        "mount-timeout": { type: "string" },
-        "share-timeout": { type: "string" },
-        "socket-group": { type: "string" },
-        "allow-network-endpoint": { type: "boolean" },
-        "log-level": { type: "string" },
-        "metrics-address": { type: "string" },
-      },
+      tokens: true,
+      options: DRIVER_OPTIONS,
     }));
   } catch (err) {
     // node:util's messages run over several lines; a refused start is one.
     throw new FlagError(`${(err as Error).message.replace(/\s*\n\s*/g, " ")} (csi-lab driver --help lists the flags)`);
   }
+  const repeated = repeatedFlag(tokens, DRIVER_OPTIONS);
+  if (repeated) throw new FlagError(repeated);
   const base = defaultConfig();
 
   const mode = values.mode ?? "all";

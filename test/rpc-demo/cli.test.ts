@@ -107,6 +107,10 @@ describe("csi-lab rpc, the commands", () => {
       assert.match((await run(["rpc", "dump", "--help"])).stdout, /Exit status 1 when the bytes are not valid protobuf \(the dump says where\), 2 for bad input\./);
       assert.equal((await run(["rpc", "dump", "08"])).code, 1);
     });
+    it("a flag given twice is refused, not settled by the last one", async () => {
+      await refused(["rpc", "call", "--port", "7000", "--port", "7001"], /--port is given twice \("7000", then "7001"\); give it once/);
+      await refused(["rpc", "walkthrough", "--plain", "--transport", "udp", "--transport=tcp"], /--transport is given twice/);
+    });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
       assert.equal(r.stdout, "");

@@ -111,6 +111,13 @@ describe("Driver flags", () => {
     for (const [over, message] of cases) refused(flags(over), message);
   });
 
+  it("a flag that takes one value, given twice, is refused: neither value is quietly dropped", () => {
+    refused([...flags(), "--mode", "bogus", "--mode", "node"], /--mode is given twice \("bogus", then "node"\); give it once/);
+    refused([...flags(), "--root", `${dir}/other`], /--root is given twice \(".*\/root", then ".*\/other"\)/);
+    refused([...flags({ "--log-level": "info" }), "--log-level=debug"], /--log-level is given twice \("info", then "debug"\)/);
+    assert.equal(existsSync(path.join(dir, "other")), false);
+  });
+
   it("--root inside --kubelet-dir is refused: requests may point into the kubelet directory", () => {
     refused(flags({ "--root": `${dir}/kubelet/root` }), /--root .* is inside --kubelet-dir/);
   });
