@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
+import { parseDriverAddress } from "./live-proxy";
 import { startLab } from "./server";
 
 export const LAB_USAGE = `csi-lab lab — the lab in a browser: one call's bytes, a volume's life, a replay
@@ -52,7 +53,13 @@ export async function main(argv: string[]): Promise<void> {
   const port = Number(values.port ?? 7070);
   if (!/^\d+$/.test(values.port ?? "7070") || port > 65535) throw new FlagError(`lab: --port ${JSON.stringify(values.port)}: a port number, 0-65535`);
   const host = values.host ?? "127.0.0.1";
-  const lab = await startLab({ host, port, driver: values.driver ?? "127.0.0.1:9810" });
+  const driver = values.driver ?? "127.0.0.1:9810";
+  try {
+    parseDriverAddress(driver);
+  } catch (err) {
+    throw new FlagError(`lab: --driver: ${(err as Error).message}`);
+  }
+  const lab = await startLab({ host, port, driver });
   process.stdout.write(`csi-lab lab: open ${lab.url} (Ctrl-C to stop)\n`);
   if (host !== "127.0.0.1" && host !== "::1" && host !== "localhost") {
     process.stdout.write("Note: listening beyond this machine; anyone who can reach it can run calls (and, as root, replays).\n");

@@ -33,7 +33,7 @@ describe("csi-lab lab: the command", () => {
   });
 
   it("a bad flag is one line and exit status 2", async () => {
-    for (const args of [["--bogus"], ["--port", "http"], ["--port", "70000"]]) {
+    for (const args of [["--bogus"], ["--port", "http"], ["--port", "70000"], ["--port", "0", "--port", "1"], ["--port", "0", "--driver", "not an address"]]) {
       const err = await run("lab", ...args).then(() => undefined, (e: { code: number; stderr: string }) => e);
       assert.equal(err?.code, 2, args.join(" "));
       assert.equal(err!.stderr.trim().split("\n").length, 1, err!.stderr);
