@@ -16,7 +16,8 @@
  *
  * The same two-phase discipline as volumes: the content is copied into
  * .tmp, then the record is written (the commit point), then the content is
- * renamed into data/. Delete removes the record first. The start-up sweep
+ * renamed into data/ (where nothing is by then: content a failed delete
+ * left there is moved away before the commit). Delete removes the record first. The start-up sweep
  * finishes or undoes whatever a crash interrupted.
  *
  * A group snapshot commits in one step too: its members are written first,
@@ -181,13 +182,16 @@ export class SnapshotStore {
     const staging = this.sub(".tmp", `${id}.${uniqueSuffix()}`);
     try {
       await fill(staging);
+      // Content an earlier delete committed but could not move away goes first,
+      // before the commit point: once the record is written, the start-up sweep
+      // keeps whatever is at data/<id>, and the stale copy would stand for this one.
+      await this.trash(this.contentPath(id));
       await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
     } catch (err) {
       await fsp.rm(staging, { recursive: true, force: true });
       throw err;
     }
     try {
-      await this.trash(this.contentPath(id)); // content of an earlier, interrupted delete
       await fsp.rename(staging, this.contentPath(id));
       await fsyncDir(this.sub("data"));
     } catch (err) {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
+import { crashEnv } from "./crash-hook";
 import { createSnapshot, createVolume, describeTree, snapshotDir, volumeDir, waitFor, withoutInodes } from "./snapshot-helpers";
 
 /** Enough content that copying it takes a while: 1,500 files of 64 KiB. */
@@ -112,5 +113,35 @@ describe("Crashes during snapshots and restores", () => {
       await assert.rejects(fsp.access(snapshotDir(d, s.snapshotId!)), /ENOENT/);
     }
     assert.deepEqual((await d.client.controller.listSnapshots({})).entries ?? [], []);
+  });
+
+  it("a snapshot made again over the content a failed delete left holds the new content after a kill -9 at its commit", async () => {
+    // This driver dies right after the second snapshot record it commits.
+    await destroyDriver(d);
+    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/snapshots/meta/snap-[0-9a-f]{32}\\.json$", 2) });
+    const volume = await createVolume(d);
+    const file = path.join(volumeDir(d, volume), "f");
+    await fsp.writeFile(file, "old\n");
+    const name = uniqueName("snap");
+    const snapshotId = await createSnapshot(d, volume, name);
+
+    // A delete that commits (its record goes) but cannot move the content away: the old content stays at data/<id>.
+    const trash = path.join(d.root, "snapshots", ".trash");
+    await fsp.rm(trash, { recursive: true });
+    await fsp.writeFile(trash, "");
+    await assert.rejects(d.client.controller.deleteSnapshot({ snapshotId }));
+    assert.equal(await fsp.readFile(path.join(snapshotDir(d, snapshotId), "f"), "utf8"), "old\n");
+    await fsp.rm(trash);
+    await fsp.mkdir(trash);
+
+    // The same name again, of the volume as it is now; the driver is killed just after the record is committed.
+    await fsp.writeFile(file, "new\n");
+    await assert.rejects(createSnapshot(d, volume, name));
+    await d.exit;
+    d.opts.env = process.env;
+    await d.start();
+
+    assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot?.snapshotId, snapshotId, "the committed snapshot exists");
+    assert.equal(await fsp.readFile(path.join(snapshotDir(d, snapshotId), "f"), "utf8"), "new\n", "it holds what was snapshotted, not what the failed delete left");
   });
 });
