@@ -4,6 +4,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { destroyDriver, DIR_VOLUMES, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { NFS_LOCAL } from "./backends";
+import { crashEnv } from "./crash-hook";
 
 describe("Restart and crash", () => {
   let d: DriverProcess;
@@ -72,6 +73,34 @@ describe("Restart and crash", () => {
     for (const name of names) ids.add((await d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()] })).volume!.volumeId!);
     assert.equal(ids.size, names.length);
     assert.equal((await fsp.readdir(path.join(d.root, "data"))).length, names.length);
+  });
+
+  it("a volume made again over the content a failed delete left is empty after a kill -9 at its commit", async () => {
+    // This driver dies right after the second volume record it commits.
+    await destroyDriver(d);
+    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/volumes/hp-[0-9a-f]{32}\\.json$", 2) });
+    const req = { name: uniqueName(), volumeCapabilities: [mountCapability()] };
+    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
+    const data = path.join(d.root, "data", volumeId);
+    await fsp.writeFile(path.join(data, "left-by-the-old-volume"), "old");
+
+    // A delete that commits (its record goes) but cannot move the content away: the old files stay at data/<id>.
+    const trash = path.join(d.root, ".trash");
+    await fsp.rm(trash, { recursive: true });
+    await fsp.writeFile(trash, "");
+    await assert.rejects(d.client.controller.deleteVolume({ volumeId }));
+    await fsp.access(path.join(data, "left-by-the-old-volume"));
+    await fsp.rm(trash);
+    await fsp.mkdir(trash);
+
+    // The same name again; the driver is killed just after the new record is committed.
+    await assert.rejects(d.client.controller.createVolume(req));
+    await d.exit;
+    d.opts.env = process.env;
+    await d.start();
+
+    assert.equal((await d.client.controller.createVolume(req)).volume!.volumeId, volumeId, "the committed volume exists");
+    assert.deepEqual(await fsp.readdir(data), [], "a new volume holds nothing of the deleted one's");
   });
 
   it("a stale socket left by a killed driver is replaced on start", async () => {

@@ -19,7 +19,9 @@
  * where it is). The start-up sweep finishes whatever a crash interrupted: a
  * .tmp directory whose metadata exists is renamed into place, any other is
  * removed, and a data directory without metadata is an interrupted delete
- * and is removed.
+ * and is removed. A create removes such a directory of its own ID first,
+ * before its commit point, so the sweep never finds old content under a
+ * new record.
  *
  * Keeping metadata beside, not inside, the data directory costs one inode
  * per volume instead of two; on the disks we measured, creating an inode
@@ -206,6 +208,10 @@ export class HostPathStore {
     const id = this.idForName(spec.name);
     const existing = await this.get(id);
     if (existing) return { record: existing, created: false };
+    // Content a delete committed but could not remove (data without its record)
+    // goes before anything else: once the new record is committed, the start-up
+    // sweep keeps whatever is at data/<id>, and the old files would be this volume's.
+    if (lstatSync(this.dataDir(id), { throwIfNoEntry: false })) await removeContent(this.root, this.dataDir(id), this.quota);
 
     const { withQuota = false, ...fields } = spec;
     let record: VolumeRecord = {
