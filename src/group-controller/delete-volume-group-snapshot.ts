@@ -14,7 +14,13 @@ import { defineRpc } from "../server/rpc";
 import { checkMatchesGroup, checkSnapshotIds } from "./group-members";
 
 export const deleteVolumeGroupSnapshot = defineRpc<DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse>({
-  lockKeys: (req) => [...groupSnapshotKey(req.groupSnapshotId), ...(req.snapshotIds ?? []).flatMap((id) => snapshotKey(id))],
+  // The members are locked too, so no restore copies one while it goes. snapshot_ids
+  // names them; where a CO sends none, the group's record does.
+  lockKeys: (req, driver) => {
+    const named = req.snapshotIds ?? [];
+    const members = named.length > 0 ? named : driver.snapshots.groupMembers(req.groupSnapshotId ?? "");
+    return [...groupSnapshotKey(req.groupSnapshotId), ...members.flatMap((id) => snapshotKey(id))];
+  },
 
   async handle(req, { driver, log }) {
     const groupSnapshotId = checkToken(req.groupSnapshotId, "group_snapshot_id");

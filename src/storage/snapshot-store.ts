@@ -234,6 +234,22 @@ export class SnapshotStore {
     return rec;
   }
 
+  /**
+   * The members a group's record lists, read at once (for the locks a call
+   * takes before it runs); none when there is no such group or its record
+   * cannot be read — the call itself then says what is wrong.
+   */
+  groupMembers(id: string): string[] {
+    if (!GROUP_ID.test(id)) return [];
+    try {
+      const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
+      const rec = raw === undefined ? undefined : parseGroupRecord(raw, id);
+      return rec === undefined || typeof rec === "string" ? [] : rec.snapshotIds;
+    } catch {
+      return [];
+    }
+  }
+
   /** Commit a group whose members are all written; they become visible together. */
   async commitGroup(spec: NewGroup): Promise<GroupSnapshotRecord> {
     const record: GroupSnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec };

@@ -75,6 +75,27 @@ describe("Volume group snapshots", () => {
     await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [ids[0]!] }), Code.INVALID_ARGUMENT, /do not match/);
   });
 
+  it("DeleteVolumeGroupSnapshot without snapshot_ids waits for a restore from a member (ABORTED), then removes every member", async () => {
+    const volumes = await twoVolumes();
+    // Enough content that restoring it takes a while: 600 files of 64 KiB.
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    await Promise.all(Array.from({ length: 600 }, (_, i) => fsp.writeFile(path.join(volumeDir(d, volumes[0]!), `f${i}`), chunk)));
+    const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    const member = g.snapshots!.find((s) => s.sourceVolumeId === volumes[0])!.snapshotId!;
+    const restore = d.client.controller.createVolume({
+      name: uniqueName("restore"),
+      volumeCapabilities: [mountCapability()],
+      volumeContentSource: { snapshot: { snapshotId: member } },
+    });
+    // The restore is running once its copy has begun in .tmp.
+    for (let i = 0; i < 500 && (await fsp.readdir(path.join(d.root, ".tmp"))).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] }), Code.ABORTED, new RegExp(member));
+    const restored = (await restore).volume!.volumeId!;
+    assert.equal((await fsp.readdir(volumeDir(d, restored))).length, 601, "the restore copied every file");
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] });
+    for (const s of g.snapshots!) await expectCode(d.client.controller.getSnapshot({ snapshotId: s.snapshotId! }), Code.NOT_FOUND);
+  });
+
   it("a member cannot be deleted alone (INVALID_ARGUMENT); DeleteVolumeGroupSnapshot removes the group and every member", async () => {
     const volumes = await twoVolumes();
     const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
