@@ -165,9 +165,10 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   const seconds = (flag: "mount-timeout" | "share-timeout", fallback: number): number => {
     const v = values[flag];
     if (v === undefined) return fallback;
-    const s = Number(v);
-    if (v.trim() === "" || !Number.isFinite(s) || s <= 0 || s > 86_400) throw new FlagError(`--${flag} must be a number of seconds between 0 and 86400, not ${JSON.stringify(v)}`);
-    return Math.round(s * 1000);
+    // Decimal seconds to the millisecond (Number() would also take "0x10" and "1e3"), at least 1 ms.
+    const ms = /^\d+(\.\d{1,3})?$/.test(v) ? Math.round(Number(v) * 1000) : NaN;
+    if (!(ms >= 1 && ms <= 86_400_000)) throw new FlagError(`--${flag} must be a number of seconds from 0.001 to 86400, not ${JSON.stringify(v)}`);
+    return ms;
   };
   const nodeId = values["node-id"] ?? env.NODE_ID ?? base.nodeId;
   if (nodeId === "" || Buffer.byteLength(nodeId) > 128 || /[\0-\x1f\x7f]/.test(nodeId)) throw new FlagError("--node-id must be 1 to 128 bytes of printable text");
