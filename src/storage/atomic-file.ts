@@ -55,6 +55,19 @@ export async function commitFile(tmp: string, file: string): Promise<void> {
   await fsyncDir(path.dirname(file));
 }
 
+/** Is `entry` a temporary prepareFile made (`.<name>.<suffix>.tmp`), as a crash before its rename leaves it? */
+export function isTemporaryName(entry: string): boolean {
+  return entry.startsWith(".") && entry.endsWith(".tmp");
+}
+
+/**
+ * Remove the temporaries a crash left among `entries`, the names in `dir`:
+ * for a store's start-up sweep, when none of its writes can be under way.
+ */
+export async function removeTemporaries(dir: string, entries: readonly string[]): Promise<void> {
+  for (const entry of entries) if (isTemporaryName(entry)) await fsp.rm(path.join(dir, entry), { force: true });
+}
+
 /** Write `data` to `file` atomically and durably. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   await commitFile(await prepareFile(file, data, mode), file);

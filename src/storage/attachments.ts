@@ -21,7 +21,7 @@ import { closeSync, openSync, promises as fsp, readFileSync, constants as fsc } 
 import * as path from "node:path";
 import type { Capability } from "../csi/capabilities";
 import { internal, resourceExhausted } from "../csi/errors";
-import { fsyncDir, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
+import { fsyncDir, isTemporaryName, readJsonNoFollow, writeFileAtomic } from "./atomic-file";
 
 export const ATTACHMENT_VERSION = 1;
 // An ID that is a short prefix and 32 hex digits (hp-…, mem-…) names its file as it is.
@@ -71,7 +71,7 @@ export class AttachmentStore {
       let id = entry.endsWith(".json") ? entry.slice(0, -5) : "";
       if (HASHED_FILE.test(id)) id = String((readJsonNoFollow(file) as { volumeId?: unknown }).volumeId);
       if (fileKey(id) === undefined) {
-        if (entry.startsWith(".") && entry.endsWith(".tmp")) await fsp.rm(file, { force: true });
+        if (isTemporaryName(entry)) await fsp.rm(file, { force: true });
         continue;
       }
       if (!(await volumeExists(id))) {

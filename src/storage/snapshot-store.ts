@@ -33,7 +33,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { fsyncDir, writeFileAtomic } from "./atomic-file";
+import { fsyncDir, removeTemporaries, writeFileAtomic } from "./atomic-file";
 import { readRecordFile } from "./record-file";
 import { SortedIndex } from "./sorted-index";
 import { uniqueSuffix } from "./unique-name";
@@ -310,9 +310,10 @@ export class SnapshotStore {
    * indexes. Reads every record once: start-up is O(snapshots), calls are not.
    */
   private async sweep(): Promise<void> {
-    const ids = new Set(
-      (await fsp.readdir(this.sub("meta"))).filter((n) => n.endsWith(".json") && SNAPSHOT_ID.test(n.slice(0, -5))).map((n) => n.slice(0, -5)),
-    );
+    const metaEntries = await fsp.readdir(this.sub("meta"));
+    await removeTemporaries(this.sub("meta"), metaEntries); // records a crash left half-written
+    await removeTemporaries(this.sub("groups"), await fsp.readdir(this.sub("groups")));
+    const ids = new Set(metaEntries.filter((n) => n.endsWith(".json") && SNAPSHOT_ID.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
     for (const entry of await fsp.readdir(this.sub(".tmp"))) {
       const id = entry.split(".")[0]!;
       const target = this.sub("data", id);

@@ -103,6 +103,14 @@ describe("Restart and crash", () => {
     assert.deepEqual(await fsp.readdir(data), [], "a new volume holds nothing of the deleted one's");
   });
 
+  it("record files a crash left half-written (temporaries before their rename) are removed at start, in every store", async () => {
+    await d.stop();
+    const dirs = ["volumes", "snapshots/meta", "snapshots/groups", "memory/volumes", "shared", "attachments"].map((p) => path.join(d.root, p));
+    for (const dir of dirs) await fsp.writeFile(path.join(dir, ".0123.json.f00d.tmp"), '{"half');
+    await d.start();
+    for (const dir of dirs) assert.deepEqual(await fsp.readdir(dir), [], `${dir} holds no temporary`);
+  });
+
   it("a stale socket left by a killed driver is replaced on start", async () => {
     d.proc.kill("SIGKILL");
     await d.exit;

@@ -41,7 +41,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { commitFile, fsyncDir, prepareFile, writeFileAtomic } from "../../storage/atomic-file";
+import { commitFile, fsyncDir, prepareFile, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import { readRecordFile } from "../../storage/record-file";
 import { uniqueSuffix } from "../../storage/unique-name";
 import { CapacityLedger } from "./capacity-ledger";
@@ -356,9 +356,7 @@ async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend
     await purge(path.join(root, ".trash", entry), quota);
   }
   // Metadata written up to its fsync but never renamed (see atomic-file.ts).
-  for (const entry of await fsp.readdir(path.join(root, "volumes"))) {
-    if (entry.startsWith(".") && entry.endsWith(".tmp")) await fsp.rm(path.join(root, "volumes", entry), { force: true });
-  }
+  await removeTemporaries(path.join(root, "volumes"), await fsp.readdir(path.join(root, "volumes")));
 }
 
 async function exists(p: string): Promise<boolean> {

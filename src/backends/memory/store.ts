@@ -31,7 +31,7 @@ import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { writeFileAtomic } from "../../storage/atomic-file";
+import { removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import { readRecordFile } from "../../storage/record-file";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { SortedIndex } from "../../storage/sorted-index";
@@ -67,9 +67,9 @@ export class MemoryStore {
   static async open(root: string, log: Logger): Promise<MemoryStore> {
     const dir = path.join(root, "memory");
     for (const sub of ["volumes", "data"]) await fsp.mkdir(path.join(dir, sub), { recursive: true, mode: 0o700 });
-    const ids = readdirSync(path.join(dir, "volumes"))
-      .filter((n) => n.endsWith(".json") && ID_PATTERN.test(n.slice(0, -5)))
-      .map((n) => n.slice(0, -5));
+    const entries = readdirSync(path.join(dir, "volumes"));
+    await removeTemporaries(path.join(dir, "volumes"), entries); // records a crash left half-written
+    const ids = entries.filter((n) => n.endsWith(".json") && ID_PATTERN.test(n.slice(0, -5))).map((n) => n.slice(0, -5));
     const store = new MemoryStore(dir, SortedIndex.from(ids));
     const known = new Set(ids);
     // A tmpfs without a record: an interrupted create (or delete). Gone.

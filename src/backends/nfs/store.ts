@@ -40,7 +40,7 @@ import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
-import { readJsonNoFollow, writeFileAtomic } from "../../storage/atomic-file";
+import { readJsonNoFollow, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import type { FsUsage } from "../../storage/fs-usage";
 import { SortedIndex } from "../../storage/sorted-index";
 import type { Condition } from "../../storage/volume-record";
@@ -162,7 +162,9 @@ export class SharedStore {
     await ShareMounts.sweep(path.join(root, ".shares"));
     const ids: string[] = [];
     const names: [string, string][] = [];
-    for (const f of readdirSync(dir).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
+    const entries = readdirSync(dir);
+    await removeTemporaries(dir, entries); // records a crash left half-written
+    for (const f of entries.filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
       let raw: unknown;
       try {
         raw = readRecordJson(path.join(dir, f), f.slice(0, -".json".length));
