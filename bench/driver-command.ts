@@ -21,7 +21,7 @@ export function driverArgs(args: string[]): string[] {
 
 /**
  * Variables of this shell that Node acts on before it runs any JavaScript,
- * and that the driver's image (Dockerfile: node:20-bookworm-slim) does not
+ * and that the driver's image (Dockerfile: node:24-bookworm-slim) does not
  * set. NODE_EXTRA_CA_CERTS makes Node read and parse a bundle of CA
  * certificates as the process starts, and build its store of root
  * certificates with them: Debian's bundle, about 140 certificates, costs

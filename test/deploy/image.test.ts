@@ -11,10 +11,10 @@ import { workloadsOf } from "./lib/workloads";
 const dockerfile = readFileSync(path.join(REPO, "Dockerfile"), "utf8");
 
 describe("deploy: image and manifests agree", () => {
-  it("the runtime stage is Node 20 slim and installs mount, NFS and mkfs tools", () => {
+  it("the runtime stage is Node 24 slim (a maintained LTS line) and installs mount, NFS and mkfs tools", () => {
     const stages = dockerfile.split(/^FROM /m).slice(1);
     assert.equal(stages.length, 2, "two stages");
-    assert.match(dockerfile, /^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
+    assert.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
     for (const pkg of ["util-linux", "mount", "nfs-common", "xfsprogs", "e2fsprogs"]) {
       assert.match(stages[1]!, new RegExp(`apt-get install[^\\n]*\\b${pkg}\\b`), `${pkg} is installed in the runtime stage`);
     }
