@@ -134,6 +134,25 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     await d.client.controller.deleteVolume({ volumeId: first.volumeId });
   });
 
+  it("a claim for the directory of a live volume made on another node answers ALREADY_EXISTS; once retained, it is adopted", async () => {
+    // Another node: its own driver and root (no record of this one's volumes), the same share.
+    const other = await startFor(variant, { extraArgs: ["--allow-share", share] });
+    try {
+      const params = { subDir: "per-ns-${pvc.metadata.namespace}", "csi.storage.k8s.io/pvc/namespace": uniqueName("ns"), onDelete: "retain" };
+      const first = await create(params);
+      const dir = path.join(share, first.volumeContext!["csi-lab/subDir"]!);
+      await fsp.writeFile(path.join(dir, "data"), "the first claim's");
+      const second = { name: uniqueName("pvc"), volumeCapabilities: [mountCapability(RWX)], parameters: NFS_LOCAL.parameters(d, params) };
+      await expectCode(other.client.controller.createVolume(second), Code.ALREADY_EXISTS, /is already volume .*which is in use; give every claim its own subDir/);
+      await d.client.controller.deleteVolume({ volumeId: first.volumeId });
+      assert.equal((await other.client.controller.createVolume(second)).volume!.volumeId, first.volumeId, "the retained directory is taken over");
+      assert.equal(await fsp.readFile(path.join(dir, "data"), "utf8"), "the first claim's");
+      await other.client.controller.deleteVolume({ volumeId: first.volumeId });
+    } finally {
+      await destroyDriver(other);
+    }
+  });
+
   it("the name of a shared volume asked for with another subDir, or on another backend, answers ALREADY_EXISTS", async () => {
     const name = uniqueName("pvc");
     const v = await create({}, name);

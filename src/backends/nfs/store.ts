@@ -94,8 +94,15 @@ interface Marker {
    * directory made later in the same inode apart where the file system keeps no birth time.
    */
   dir?: string;
+  /**
+   * Version 4 on: the volume was deleted with onDelete: retain, so a new
+   * claim may take the directory over. Until then it is its claim's, on
+   * whichever node a create of another claim arrives (the controller
+   * records of a distributed deployment are each node's own).
+   */
+  released?: boolean;
 }
-const MARKER_VERSION = 3;
+const MARKER_VERSION = 4;
 
 /** What the share agent's probe says is at a path. */
 interface Probed {
@@ -279,6 +286,11 @@ export class SharedStore {
         if (there) {
           const mine = await this.readMarker(root, key, loc);
           const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || sameDirectory(mine, there));
+          if (made && mine.version >= 4 && !mine.released && mine.name !== undefined && mine.name !== spec.name) {
+            throw alreadyExists(
+              `${what} is already volume ${JSON.stringify(mine.name)}, which is in use; give every claim its own subDir (a directory is taken over only once its volume is deleted with onDelete: retain)`,
+            );
+          }
           if (!made && !there.empty) {
             throw alreadyExists(
               `${what} already holds data that this driver did not put there; it is never taken over as a new volume (choose another subDir, or mount it with a static PersistentVolume)`,
@@ -329,7 +341,7 @@ export class SharedStore {
       throw internal(`the marker of volume ${key} on ${describeShare(share)} is not valid JSON`);
     }
     if (typeof parsed.subDir !== "string") throw internal(`the marker of volume ${key} on ${describeShare(share)} has no subDir`);
-    return { version: Number(parsed.version ?? 1), subDir: parsed.subDir, name: parsed.name, volumeId: parsed.volumeId, dir: parsed.dir };
+    return { version: Number(parsed.version ?? 1), subDir: parsed.subDir, name: parsed.name, volumeId: parsed.volumeId, dir: parsed.dir, released: parsed.released === true };
   }
 
   async update(record: VolumeRecord): Promise<void> {
@@ -393,7 +405,13 @@ export class SharedStore {
               `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
             );
           }
-          if (id.onDelete === "retain") return "retained"; // the marker stays: a claim made again adopts the directory
+          if (id.onDelete === "retain") {
+            // The marker stays, saying the volume was let go: a claim made again adopts the directory.
+            // (A marker from before version 3 keeps its version: its `dir` is of the older form.)
+            const released: Marker = { ...mine, version: mine.version >= 3 ? MARKER_VERSION : mine.version, released: true };
+            await run("writeRecord", { key: id.key, data: JSON.stringify(released) + "\n" });
+            return "retained";
+          }
           let result: string;
           if (id.onDelete === "delete") {
             result = (await run<string>("trash", { subDir: loc.subDir, key: id.key })) === "absent" ? "already gone" : "deleted";
