@@ -27,6 +27,7 @@ import { checkRange, fits, type Range } from "./capacity";
 import { checkMutableParameters, sameMutableParameters } from "./mutable-parameters";
 import { contentSourceKeys, describeSource, planContentSource, requestedSource, sameSource } from "./content-source";
 import { checkParameters, defining } from "./parameters";
+import { reachableFromRequisite } from "./topology";
 import { toCsiVolume, volumeKey } from "./volume-view";
 
 export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>({
@@ -49,6 +50,10 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     const existing = await backend.get(backend.idFor(name, parameters));
     if (existing) {
       checkCompatible(existing, request, backend);
+      const accessible = backend.topology(driver, existing);
+      if (!reachableFromRequisite(accessible, req.accessibilityRequirements)) {
+        throw alreadyExists(`volume ${JSON.stringify(name)} already exists where the requisite topologies do not reach: ${JSON.stringify(accessible)}`);
+      }
       // The volume converges to its record even if a crash came between the commit and this step.
       await backend.converge(driver, existing);
       return { volume: toCsiVolume(driver, backend, existing) };

@@ -13,6 +13,18 @@ export function matchesThisNode(t: Topology | undefined, driver: Driver): boolea
   return t?.segments?.[driver.topologyKey] === driver.config.nodeId;
 }
 
+/**
+ * Can a volume reachable from `accessible` (its accessible_topology; none:
+ * from everywhere) serve a request whose requisite topologies are these?
+ * It must be reachable from at least one of them: a segment of it whose
+ * every key and value that requisite topology has too.
+ */
+export function reachableFromRequisite(accessible: readonly Record<string, string>[], req: TopologyRequirement | undefined): boolean {
+  const requisite = req?.requisite ?? [];
+  if (requisite.length === 0 || accessible.length === 0) return true;
+  return accessible.some((seg) => requisite.some((t) => Object.entries(seg).every(([k, v]) => t.segments?.[k] === v)));
+}
+
 /** undefined when this node may hold the volume, else the reason it may not. */
 export function topologyProblem(req: TopologyRequirement | undefined, driver: Driver): string | undefined {
   const requisite = req?.requisite ?? [];

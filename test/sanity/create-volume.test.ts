@@ -119,6 +119,16 @@ describe("CreateVolume", () => {
     await create(uniqueName(), { accessibilityRequirements });
   });
 
+  it("a retry whose requisite topologies no longer reach the volume answers ALREADY_EXISTS; one that does returns it", async () => {
+    const name = uniqueName();
+    const here = { segments: { "csi-lab.example.org/node": "test-node" } };
+    const elsewhere = { segments: { "csi-lab.example.org/node": "other-node" } };
+    const made = await create(name, { accessibilityRequirements: { requisite: [here] } });
+    await expectCode(create(name, { accessibilityRequirements: { requisite: [elsewhere] } }), Code.ALREADY_EXISTS, /requisite topologies do not reach/);
+    const again = await create(name, { accessibilityRequirements: { requisite: [elsewhere, here], preferred: [elsewhere] } });
+    assert.equal(again.volume!.volumeId, made.volume!.volumeId);
+  });
+
   it("with a content source naming neither a snapshot nor a volume answers INVALID_ARGUMENT", async () => {
     await expectCode(create(uniqueName(), { volumeContentSource: {} }), Code.INVALID_ARGUMENT, /neither a snapshot nor a volume/);
   });
