@@ -1,9 +1,10 @@
 // Ephemeral inline volumes: NodePublishVolume makes its own volume and NodeUnpublishVolume removes it.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { blockCapability, Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 describe("Ephemeral inline volumes", () => {
   let d: DriverProcess;
@@ -122,5 +123,20 @@ describe("Ephemeral inline volumes", () => {
       Code.ALREADY_EXISTS,
     );
     await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+  });
+
+  it("block access or a foreign fs_type answers FAILED_PRECONDITION and creates nothing (an inline volume is a directory)", async () => {
+    const before = await volumeFiles();
+    // A file system image volumes offer, but not the one the root is on.
+    const rootFs = execFileSync("findmnt", ["-n", "-o", "FSTYPE", "--target", d.root]).toString().trim();
+    const foreign = mountCapability();
+    foreign.mount!.fsType = rootFs === "xfs" ? "ext4" : "xfs";
+    for (const volumeCapability of [blockCapability(), foreign]) {
+      const targetPath = d.path(uniqueName("pod"));
+      await expectCode(d.client.node.nodePublishVolume({ volumeId: kubeletVolumeId(), targetPath, volumeCapability, volumeContext: inline() }), Code.FAILED_PRECONDITION);
+      assert.equal(await isMounted(targetPath), false);
+      assert.equal(existsSync(targetPath), false);
+    }
+    assert.deepEqual(await volumeFiles(), before);
   });
 });

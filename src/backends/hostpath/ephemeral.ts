@@ -8,10 +8,13 @@
  * "ephemeral/<volume_id>" (ephemeral-names.ts), made with the store's
  * two-phase commit, so a retried publish finds the volume a crash left
  * behind and a retried unpublish deletes what an interrupted one did not.
- * It is bound from its own directory (or image's file system) straight to
- * the target, and deleted only once no mount of it is left.
+ * It is a directory (whatever the default capacity mode), bound straight
+ * to the target, and deleted only once no mount of it is left; a
+ * capability it cannot deliver (block access, another file system's
+ * fs_type) is refused before anything is made.
  */
-import { alreadyExists, outOfRange } from "../../csi/errors";
+import { unsupportedReason } from "../../csi/capabilities";
+import { alreadyExists, failedPrecondition, outOfRange } from "../../csi/errors";
 import { nodeTopology } from "../../controller/volume-view";
 import { sameMutableParameters } from "../../controller/mutable-parameters";
 import { applyMutableParameters } from "./mutable";
@@ -31,6 +34,10 @@ export const hostPathEphemeral: EphemeralBackend = {
   async publish(driver, req) {
     const store = hostPathStore(driver);
     const attrs = checkEphemeralAttributes(req.volumeContext, driver.config.defaultCapacityBytes);
+    // An inline volume is a directory: no block device, no file system but the root's.
+    // Refused before anything is made, as a staged volume's publish refuses what its layout cannot deliver.
+    const why = unsupportedReason(req.cap, store.profileFor("dir"));
+    if (why) throw failedPrecondition(`inline volume ${req.volumeId}: ${why}`);
     const total = (await store.usage()).totalBytes;
     if (attrs.sizeBytes > total) {
       throw outOfRange(`an inline volume of ${attrs.sizeBytes} bytes cannot fit on this node's file system (${total} bytes in all)`);
