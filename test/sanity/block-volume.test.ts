@@ -155,4 +155,23 @@ describe("Block volumes", () => {
       /access type block/,
     );
   });
+
+  it("NodeGetVolumeStats reports an abnormal condition once the device has been detached behind the driver's back", async () => {
+    const v = await create(8 * MiB);
+    const volumeId = v.volumeId!;
+    const image = path.join(d.root, "data", volumeId);
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const targetPath = d.path(uniqueName("dev"));
+    const cap = blockCapability();
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap });
+    // A bind of a device node does not hold the device: losetup -d detaches it at once.
+    for (const dev of loopsOf(image)) execFileSync("losetup", ["-d", dev]);
+    const stats = await d.client.node.nodeGetVolumeStats({ volumeId, volumePath: targetPath });
+    assert.equal(stats.volumeCondition!.abnormal, true, JSON.stringify(stats));
+    assert.match(stats.volumeCondition!.message!, /detached/);
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+    await d.client.controller.deleteVolume({ volumeId });
+  });
 });

@@ -115,7 +115,14 @@ export const hostPathNode: NodeBackend = {
     const volumeCondition = await store.condition(volumeId, record);
     if (volumeCondition.abnormal && !volumeCondition.usable) return { usage: [], volumeCondition };
     const vol = nodeVolume(record, store.dataDir(volumeId));
-    if (!mountedHere(vol, volumePath)) throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
+    if (!mountedHere(vol, volumePath)) {
+      // A block volume's device detached behind our back (losetup -d: a bind of its node does not
+      // hold it) leaves the pod a dead device file: that is the volume gone bad, not a wrong path.
+      if (lostDevice(driver, vol, volumePath)) {
+        return { usage: [], volumeCondition: { abnormal: true, message: `the loop device of volume ${volumeId} at ${volumePath} has been detached; stage and publish it again` } };
+      }
+      throw notFound(`volume ${volumeId} is not mounted at ${volumePath}`);
+    }
     const usage = await nodeLayout(vol.layout).stats(driver, vol, volumePath);
     return { usage, volumeCondition };
   },
@@ -167,6 +174,19 @@ function mountedHere(vol: VolumeOnDisk, path: string): boolean {
   const recognises = recogniser(vol);
   const seen = recognises ? judge(recognises, mountRootAt(path)) : "ask-the-table";
   return seen === "ask-the-table" ? volumeMountAt(vol.mounts, path) !== undefined : seen === "volume";
+}
+
+/**
+ * Is `path` where this block volume was published, its device since detached? The bind
+ * left there shows only a loop device that no longer has a backing file; the node's
+ * publish record says whose it was.
+ */
+function lostDevice(driver: Driver, vol: NodeVolume, path: string): boolean {
+  if (vol.layout !== "block") return false;
+  const { table } = vol.mounts;
+  const m = table.at(path);
+  if (!m || !isStaleDeviceBind(table, m)) return false;
+  return driver.nodeRecords.get("publish", path)?.volumeId === vol.record.volumeId;
 }
 
 export function bindFlags(cap: Capability): BindFlags {
