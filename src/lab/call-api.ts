@@ -36,18 +36,24 @@ export function callOptions(driver: string): CallOptionsList {
 
 let queue: Promise<unknown> = Promise.resolve();
 
-/** Run one call from the page's query: method, codec, transport, fault, request (proto3 JSON). */
-export function runCall(q: URLSearchParams): Promise<CallStory> {
+/**
+ * Run one call from the page's query: method, codec, transport, fault,
+ * request (proto3 JSON). Async, so that a choice the engine refuses while
+ * reading it (an unknown codec, a request that is not JSON) is a rejected
+ * promise — the page's 400 — and never an exception thrown into the lab's
+ * request handler, which would stop the lab.
+ */
+export async function runCall(q: URLSearchParams): Promise<CallStory> {
   const method = (q.get("method") ?? "add") as PlaygroundMethod;
-  if (!PLAYGROUND_METHODS.includes(method)) return Promise.reject(new Error(`unknown method ${JSON.stringify(method)}`));
+  if (!PLAYGROUND_METHODS.includes(method)) throw new Error(`unknown method ${JSON.stringify(method)}`);
   const codec = codecByName(q.get("codec") ?? "protobuf");
-  if (codec.name === "ts-proto") return Promise.reject(new Error("the page offers our own codecs: protobuf or json"));
+  if (codec.name === "ts-proto") throw new Error("the page offers our own codecs: protobuf or json");
   const transport = transportName(q.get("transport") ?? "tcp");
   const faults = parseFaults(q.get("fault") || undefined);
   const text = q.get("request");
   const request = text ? parseJsonText(text) : undefined;
   const timeoutMs = Number(q.get("timeout") ?? 2000);
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 10_000) return Promise.reject(new Error("timeout must be 1-10000 ms"));
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 10_000) throw new Error("timeout must be 1-10000 ms");
   const next = queue.then(async () => callStory(await runWalkthrough({ transport, codec, faults, method, request, timeoutMs })) satisfies CallStory);
   queue = next.catch(() => undefined);
   return next;

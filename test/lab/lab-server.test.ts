@@ -86,6 +86,15 @@ describe("csi-lab lab: the server", () => {
     assert.match(bad.body, /field a/);
   });
 
+  it("answers 400 to choices refused while they are read (not JSON, an unknown codec, transport or fault), and keeps serving", async () => {
+    for (const query of [`request=${encodeURIComponent("{not json")}`, "codec=bogus", "transport=carrier-pigeon", "fault=bogus"]) {
+      const r = await get(`${lab.url}api/call?token=${token}&method=add&${query}`);
+      assert.equal(r.status, 400, `${query}: ${r.body}`);
+      assert.ok((JSON.parse(r.body) as { error: string }).error, query);
+    }
+    assert.equal((await get(`${lab.url}api/examples?token=${token}`)).status, 200);
+  });
+
   it("proxies only host:port addresses to a driver's /events", async () => {
     for (const address of ["http://x/", "127.0.0.1", "a:b:c", "127.0.0.1:99999"]) {
       assert.equal((await get(`${lab.url}api/live?token=${token}&address=${encodeURIComponent(address)}`)).status, 400, address);
