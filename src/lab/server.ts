@@ -14,11 +14,17 @@
  * whose Host is the address it serves and API calls that carry the token
  * it wrote into the page: another web site open in the same browser cannot
  * start a replay (which mounts, as root) by sending the browser here.
+ * A Host that is an IP address is always one of ours (a page can make the
+ * browser send it only from that address's own origin; DNS rebinding needs
+ * a name), so `--host 0.0.0.0` answers at every address of the machine;
+ * the names it answers to are localhost, the --host given and, listening
+ * everywhere, the machine's own name.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import * as path from "node:path";
 import { PROTO_DIR } from "../rpc-demo/codecs/schema";
 import { callOptions, runCall } from "./call-api";
@@ -54,10 +60,12 @@ const json = (res: http.ServerResponse, value: unknown, status = 200) => send(re
 
 export async function startLab(opts: LabOptions): Promise<RunningLab> {
   const token = randomBytes(16).toString("hex");
-  const hosts = new Set<string>();
+  const names = new Set<string>();
+  // Set once the server listens, before any request is read.
+  let ownHost: (host: string | undefined) => boolean = () => false;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://lab");
-    if (!hosts.has(req.headers.host ?? "")) return send(res, 421, "text/plain", "this lab answers only to its own address\n");
+    if (!ownHost(req.headers.host)) return send(res, 421, "text/plain", "this lab answers only to its own address\n");
     if (req.method !== "GET") return send(res, 405, "text/plain", "only GET\n");
     const page = STATIC[url.pathname];
     if (page) {
@@ -102,9 +110,17 @@ export async function startLab(opts: LabOptions): Promise<RunningLab> {
   });
   const addr = server.address() as AddressInfo;
   const shown = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-  hosts.add(`${shown}:${addr.port}`);
-  if (addr.address === "127.0.0.1" || addr.address === "::1") hosts.add(`localhost:${addr.port}`);
-  if (opts.host !== addr.address) hosts.add(`${opts.host}:${addr.port}`);
+  const everywhere = addr.address === "0.0.0.0" || addr.address === "::";
+  names.add(opts.host.toLowerCase());
+  if (everywhere || addr.address === "127.0.0.1" || addr.address === "::1") names.add("localhost");
+  if (everywhere) names.add(hostname().toLowerCase());
+  ownHost = (host) => {
+    // host:port, [v6]:port, or without the port when it is HTTP's 80.
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d+))?$/.exec(host ?? "");
+    if (!m || Number(m[2] ?? 80) !== addr.port) return false;
+    const name = m[1]!.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+    return isIP(name) !== 0 || names.has(name);
+  };
   return {
     url: `http://${shown}:${addr.port}/`,
     close: async () => {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as http from "node:http";
+import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
@@ -93,6 +94,22 @@ describe("csi-lab lab: the server", () => {
       assert.ok((JSON.parse(r.body) as { error: string }).error, query);
     }
     assert.equal((await get(`${lab.url}api/examples?token=${token}`)).status, 200);
+  });
+
+  it("listening everywhere (--host 0.0.0.0), answers at the machine's addresses and name, and still to no other name", async () => {
+    const wide = await startLab({ host: "0.0.0.0", port: 0, driver: "127.0.0.1:9810" });
+    try {
+      const port = new URL(wide.url).port;
+      const at = `http://127.0.0.1:${port}/`;
+      for (const host of [`192.0.2.7:${port}`, `127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `${os.hostname()}:${port}`]) {
+        assert.equal((await get(at, { host })).status, 200, host);
+      }
+      for (const host of [`evil.example:${port}`, `192.0.2.7:${Number(port) + 1}`, "192.0.2.7", `localhost.evil.example:${port}`]) {
+        assert.equal((await get(at, { host })).status, 421, host);
+      }
+    } finally {
+      await wide.close();
+    }
   });
 
   it("proxies only host:port addresses to a driver's /events", async () => {
