@@ -24,6 +24,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
+import { atDeadline, type DeadlineTimer } from "./deadline-timer";
 import { RequestFraming } from "./request-framing";
 
 /** node:zlib, loaded on the first compressed request message: clients rarely compress. */
@@ -229,7 +230,7 @@ class Call implements UnaryCall<unknown> {
   answered = false;
   onAnswered: (() => void) | undefined;
   private deadline: Date | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: DeadlineTimer | undefined;
   private cancelListeners: (() => void)[] = [];
   private cancelled = false;
 
@@ -241,10 +242,10 @@ class Call implements UnaryCall<unknown> {
     if (deadline) {
       // As gRPC servers do: when the deadline passes the call is answered
       // DEADLINE_EXCEEDED; the handler learns of it as a cancellation.
-      this.timer = setTimeout(() => {
+      this.timer = atDeadline(deadline, () => {
         this.fail(Code.DEADLINE_EXCEEDED, "the call's deadline passed");
         this.cancel();
-      }, Math.max(0, deadline.getTime() - Date.now()));
+      });
     }
   }
 
@@ -286,7 +287,7 @@ class Call implements UnaryCall<unknown> {
   private settle(): boolean {
     if (this.answered) return false;
     this.answered = true;
-    clearTimeout(this.timer);
+    this.timer?.clear();
     this.onAnswered?.();
     return true;
   }

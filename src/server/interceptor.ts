@@ -13,6 +13,7 @@
  *      and report the call to the metrics observer.
  */
 import { CsiError, Code, codeName } from "../csi/errors";
+import { atDeadline, type DeadlineTimer } from "./deadline-timer";
 import type { Driver } from "./driver";
 import type { Level } from "./logger";
 import type { MessageCodec, ServiceDefinition, ServiceHandlers, UnaryHandler } from "./grpc-server";
@@ -177,14 +178,11 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     // The abort signal is made only for handlers that ask for it (those that
     // run slow external work); most calls finish in a millisecond or two.
     let abort: AbortController | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: DeadlineTimer | undefined;
     const signal = (): AbortSignal => {
       if (abort) return abort.signal;
       const ac = (abort = new AbortController());
-      if (deadlineDate) {
-        const ms = deadlineDate.getTime() - Date.now();
-        timer = setTimeout(() => ac.abort(new CsiError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")), Math.max(0, ms));
-      }
+      if (deadlineDate) timer = atDeadline(deadlineDate, () => ac.abort(new CsiError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")));
       call.on("cancelled", () => {
         if (!settled) ac.abort(new CsiError(Code.CANCELLED, "the client cancelled the call"));
       });
@@ -201,11 +199,11 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     };
     rpc.handle(req as Req, ctx).then(
       (res) => {
-        clearTimeout(timer);
+        timer?.clear();
         finish(undefined, res);
       },
       (err: unknown) => {
-        clearTimeout(timer);
+        timer?.clear();
         finish(CsiError.from(err));
       },
     );

@@ -85,6 +85,15 @@ describe("gRPC framing of requests", () => {
     assert.equal(codeName(zipped.code), "OK", zipped.message);
   });
 
+  it("a deadline further ahead than Node's timers reach (597H, 99999999H) is a deadline, not one already passed", async () => {
+    for (const timeout of ["597H", "2147484S", "99999999H"]) {
+      const body = Buffer.from(CreateVolumeRequest.encode({ name: uniqueName("far-deadline"), volumeCapabilities: [mountCapability()] }).finish());
+      const r = await call(session, CREATE, [frame(body)], { "grpc-timeout": timeout });
+      assert.equal(codeName(r.code), "OK", `${timeout}: ${r.message}`);
+    }
+    assert.doesNotMatch(d.logs.join("\n"), /TimeoutOverflowWarning|Timeout duration was set to 1/);
+  });
+
   const parameters = { capacity: "none" };
   const createBody = () =>
     Buffer.from(CreateVolumeRequest.encode({ name: uniqueName("framing"), volumeCapabilities: [mountCapability()], parameters }).finish());
