@@ -27,6 +27,13 @@ export const ERROR_CODE = { NO_ERROR: 0x0, INTERNAL_ERROR: 0x2, CANCEL: 0x8 } as
 
 /** SETTINGS_MAX_FRAME_SIZE that Node's server advertises unless told otherwise. */
 export const MAX_FRAME = 16384;
+/**
+ * The largest header block FrameReader gathers. A block is kept whole
+ * until its last CONTINUATION, so without a bound a client that never ends
+ * one (a "CONTINUATION flood") would grow the driver's memory without end;
+ * nghttp2, reading a socket itself, stops such a client long before this.
+ */
+export const MAX_HEADER_BLOCK = 256 * 1024;
 
 export interface Frame {
   type: number;
@@ -95,7 +102,7 @@ export function headerFrames(block: Buffer, flags: number, streamId: number, pri
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
   private prefaceDone = false;
-  private pending: (Omit<HeaderBlock, "block"> & { parts: Buffer[] }) | undefined;
+  private pending: (Omit<HeaderBlock, "block"> & { parts: Buffer[]; size: number }) | undefined;
 
   constructor(
     private readonly on: {
@@ -105,7 +112,12 @@ export class FrameReader {
     },
   ) {}
 
-  /** Returns false if the bytes are not HTTP/2 with prior knowledge. */
+  /**
+   * Returns false if the bytes are not HTTP/2 with prior knowledge, or are
+   * HTTP/2 no server accepts: a frame larger than MAX_FRAME, a header block
+   * larger than MAX_HEADER_BLOCK. What is not yet handed on is then left in
+   * takeRest(), for the server to judge.
+   */
   push(chunk: Buffer): boolean {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.prefaceDone) {
@@ -118,10 +130,12 @@ export class FrameReader {
     }
     while (this.buf.length >= FRAME_HEADER) {
       const len = this.buf.readUIntBE(0, 3);
+      if (len > MAX_FRAME) return false;
       if (this.buf.length < FRAME_HEADER + len) break;
       const raw = this.buf.subarray(0, FRAME_HEADER + len);
       this.buf = this.buf.subarray(FRAME_HEADER + len);
       this.take({ type: raw[3]!, flags: raw[4]!, streamId: raw.readUInt32BE(5) & 0x7fffffff, raw });
+      if (this.pending && this.pending.size > MAX_HEADER_BLOCK) return false;
     }
     return true;
   }
@@ -147,10 +161,12 @@ export class FrameReader {
         priority = Buffer.from(p.subarray(0, 5));
         p = p.subarray(5);
       }
-      this.pending = { streamId: f.streamId, flags: f.flags, priority, parts: [p.subarray(0, Math.max(0, p.length - pad))], frames: [f.raw] };
+      const part = p.subarray(0, Math.max(0, p.length - pad));
+      this.pending = { streamId: f.streamId, flags: f.flags, priority, parts: [part], size: part.length, frames: [f.raw] };
       if (f.flags & FLAG.END_HEADERS) this.finishBlock();
     } else if (f.type === TYPE.CONTINUATION && this.pending) {
       this.pending.parts.push(payloadOf(f));
+      this.pending.size += f.raw.length - FRAME_HEADER;
       this.pending.frames.push(f.raw);
       if (f.flags & FLAG.END_HEADERS) this.finishBlock();
     } else {

@@ -165,6 +165,30 @@ describe("A connection's first request", () => {
     }
   });
 
+  it("through the guard, a header block that never ends (a CONTINUATION flood) ends its connection; it is not gathered in memory", async () => {
+    const raw = await Raw.open(d.socket);
+    let sent = 0;
+    try {
+      raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1, d.socket)]));
+      await raw.until("a SETTINGS frame", () => raw.frames.find((f) => f.type === SETTINGS));
+      raw.ackSettings();
+      await raw.until("the Probe's answer", () => probeAnswer(raw, 1));
+      raw.ackSettings();
+      // A second request whose header block goes on and on: 16 KiB CONTINUATIONs, never END_HEADERS.
+      raw.sock.write(frame(TYPE.HEADERS, 0, 3, encodeWithoutIndexing([[":method", "POST"], [":path", "/csi.v1.Identity/Probe"], [":authority", d.socket]])));
+      const more = frame(TYPE.CONTINUATION, 0, 3, Buffer.concat([Buffer.from([0x00, 0x01, 0x78, 0x7f, 0x81, 0x7f]), Buffer.alloc(16384 - 6, 0x61)]));
+      const limit = 64 * 1024 * 1024;
+      while (!raw.closed && sent < limit) {
+        sent += more.length;
+        if (!raw.sock.write(more)) await new Promise((r) => { raw.sock.once("drain", r); raw.sock.once("close", r); });
+      }
+      assert.ok(raw.closed, `the driver kept the connection open through ${sent} bytes of one header block`);
+    } finally {
+      raw.sock.destroy();
+    }
+    assert.equal((await d.client.identity.probe({})).ready, true);
+  });
+
   it("bytes that are not HTTP/2 end their connection, and the driver goes on", async () => {
     const raw = await Raw.open(d.socket);
     raw.sock.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
