@@ -190,6 +190,10 @@ export class GrpcServer {
         const unzip = encoding === "gzip" ? loadZlib().gunzip : encoding === "deflate" ? loadZlib().inflate : undefined;
         if (!unzip) return call.fail(Code.UNIMPLEMENTED, `grpc-encoding ${encoding ?? ""} is not supported (identity, deflate, gzip are)`);
         unzip(body, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
+          if ((err as NodeJS.ErrnoException | null)?.code === "ERR_BUFFER_TOO_LARGE") {
+            // As large as a request sent uncompressed that is too large: the same answer.
+            return call.fail(Code.RESOURCE_EXHAUSTED, `the request's ${encoding} message is larger than the ${this.opts.maxMessageBytes} bytes a message may be, once decompressed`);
+          }
           if (err) return call.fail(Code.INTERNAL, `the request's ${encoding} message could not be decompressed: ${err.message}`);
           this.run(call, route, plain, deadline);
         });

@@ -85,6 +85,14 @@ describe("gRPC framing of requests", () => {
     assert.equal(codeName(zipped.code), "OK", zipped.message);
   });
 
+  it("a compressed request larger than 4 MiB once decompressed is RESOURCE_EXHAUSTED, as one sent uncompressed is", async () => {
+    const plain = await call(session, INFO, [frame(Buffer.alloc(4 * 1024 * 1024 + 1))]);
+    assert.equal(codeName(plain.code), "RESOURCE_EXHAUSTED", plain.message);
+    const zipped = await call(session, INFO, [frame(gzipSync(Buffer.alloc(4 * 1024 * 1024 + 1)), { flag: 1 })], { "grpc-encoding": "gzip" });
+    assert.equal(codeName(zipped.code), "RESOURCE_EXHAUSTED", zipped.message);
+    assert.match(zipped.message, /larger than the 4194304 bytes a message may be/);
+  });
+
   it("a deadline further ahead than Node's timers reach (597H, 99999999H) is a deadline, not one already passed", async () => {
     for (const timeout of ["597H", "2147484S", "99999999H"]) {
       const body = Buffer.from(CreateVolumeRequest.encode({ name: uniqueName("far-deadline"), volumeCapabilities: [mountCapability()] }).finish());
