@@ -52,7 +52,15 @@ export interface RunningLab {
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string | Buffer): void {
-  res.writeHead(status, { "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff" });
+  // No framing by another page: a site the browser has open could otherwise show the lab,
+  // token and all, under a disguise and have the user press its buttons (a replay runs as root).
+  res.writeHead(status, {
+    "content-type": type,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+  });
   res.end(body);
 }
 

@@ -14,13 +14,13 @@ import type { CallStory } from "../../src/lab/protocol";
 const BIN = path.join(PROTO_DIR, "..", "bin", "csi-lab.js");
 const run = (...args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args]);
 
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     http
       .get(url, { headers }, (res) => {
         let body = "";
         res.setEncoding("utf8").on("data", (c: string) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
       })
       .on("error", reject);
   });
@@ -66,6 +66,12 @@ describe("csi-lab lab: the server", () => {
     }
     assert.ok(seen.size >= 9, [...seen].join(" "));
     assert.doesNotMatch(page, /https?:\/\//);
+  });
+
+  it("forbids other pages to frame it (a framed lab, token and all, could be clicked through under a disguise)", async () => {
+    const page = await get(lab.url);
+    assert.equal(page.headers["x-frame-options"], "DENY");
+    assert.equal(page.headers["content-security-policy"], "frame-ancestors 'none'");
   });
 
   it("answers the API only with the page's token, and only to its own address", async () => {
