@@ -72,8 +72,14 @@ export async function startLab(opts: LabOptions): Promise<RunningLab> {
   // Set once the server listens, before any request is read.
   let ownHost: (host: string | undefined) => boolean = () => false;
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://lab");
     if (!ownHost(req.headers.host)) return send(res, 421, "text/plain", "this lab answers only to its own address\n");
+    // A request target URL cannot read ("//[") is the client's mistake, never an exception that stops the lab.
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://lab");
+    } catch {
+      return send(res, 400, "text/plain", "not a URL\n");
+    }
     if (req.method !== "GET") return send(res, 405, "text/plain", "only GET\n");
     const page = STATIC[url.pathname];
     if (page) {

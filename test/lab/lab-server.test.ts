@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as http from "node:http";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -66,6 +67,19 @@ describe("csi-lab lab: the server", () => {
     }
     assert.ok(seen.size >= 9, [...seen].join(" "));
     assert.doesNotMatch(page, /https?:\/\//);
+  });
+
+  it("answers a request target that is no URL (GET //[) with 400, and goes on serving", async () => {
+    const { port } = new URL(lab.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(Number(port), "127.0.0.1", () => s.write(`GET //[ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`));
+      let got = "";
+      s.setEncoding("utf8").on("data", (c: string) => (got += c));
+      s.on("end", () => resolve(got));
+      s.on("error", reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.equal((await get(lab.url)).status, 200);
   });
 
   it("forbids other pages to frame it (a framed lab, token and all, could be clicked through under a disguise)", async () => {
