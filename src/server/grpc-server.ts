@@ -33,6 +33,8 @@ const loadZlib = (): typeof zlib => require("node:zlib") as typeof zlib;
 /** What a handler is given: the request, its deadline, and word of cancellation. */
 export interface UnaryCall<Req> {
   readonly request: Req;
+  /** The request message's size on the wire, in bytes (decompressed). */
+  readonly requestBytes: number;
   /** The client's deadline, or Infinity when it set none. */
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): void;
@@ -212,7 +214,7 @@ export class GrpcServer {
     } catch (err) {
       return call.fail(Code.INTERNAL, `the request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
     }
-    call.start(request, deadline);
+    call.start(request, body.length, deadline);
     this.inflight++;
     call.onAnswered = () => this.inflight--;
     route.handler(call, (err, value) => {
@@ -231,6 +233,7 @@ export class GrpcServer {
 /** One call: its stream, whether it has been answered, who waits for its cancellation. */
 class Call implements UnaryCall<unknown> {
   request: unknown;
+  requestBytes = 0;
   answered = false;
   onAnswered: (() => void) | undefined;
   private deadline: Date | undefined;
@@ -240,8 +243,9 @@ class Call implements UnaryCall<unknown> {
 
   constructor(private readonly stream: http2.ServerHttp2Stream) {}
 
-  start(request: unknown, deadline: Date | undefined): void {
+  start(request: unknown, bytes: number, deadline: Date | undefined): void {
     this.request = request;
+    this.requestBytes = bytes;
     this.deadline = deadline;
     if (deadline) {
       // As gRPC servers do: when the deadline passes the call is answered

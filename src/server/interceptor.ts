@@ -97,6 +97,16 @@ function decodeError(method: string, problem: string): CsiError {
   return new CsiError(Code.INVALID_ARGUMENT, `the ${method} request could not be decoded: ${problem}`);
 }
 
+/**
+ * The largest request a CallRecord holds. CSI's maps (parameters, secrets,
+ * contexts) are at most 128 KiB each; the rest of a request is ids and
+ * paths. A client sending messages up to the 4 MiB limit would otherwise
+ * have the call stream's ring hold 512 of them: 2 GiB.
+ */
+export const MAX_RECORDED_REQUEST = 512 * 1024;
+
+const MAX_LOGGED_FIELD = 1024;
+
 // Fields worth a column in every log line, when the request has them.
 const LOG_FIELDS = ["volumeId", "name", "sourceVolumeId", "snapshotId", "groupSnapshotId", "nodeId", "targetPath", "stagingTargetPath"] as const;
 
@@ -105,7 +115,8 @@ function summary(req: unknown): Record<string, unknown> {
   if (typeof req !== "object" || req === null) return out;
   for (const f of LOG_FIELDS) {
     const v = (req as Record<string, unknown>)[f];
-    if (typeof v === "string" && v !== "") out[f] = v;
+    // Ids and paths are short; a longer one (refused by validation) is cut, so no log line carries megabytes.
+    if (typeof v === "string" && v !== "") out[f] = v.length > MAX_LOGGED_FIELD ? `${v.slice(0, MAX_LOGGED_FIELD)}… (${v.length} characters)` : v;
   }
   return out;
 }
@@ -149,7 +160,9 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
         callback(null, res);
       }
       const volumeId = typeof picked.volumeId === "string" ? picked.volumeId : undefined;
-      deps.onCall?.({ service, method, code, seconds, volumeId, request: req, response: res, error: err?.message });
+      // The record is kept (call-events.ts keeps the last 512): a request far larger than any CSI call needs is kept as its size only.
+      const request = call.requestBytes > MAX_RECORDED_REQUEST ? { omitted: `a request of ${call.requestBytes} bytes` } : req;
+      deps.onCall?.({ service, method, code, seconds, volumeId, request, response: res, error: err?.message });
       deps.inflight?.end();
     };
 

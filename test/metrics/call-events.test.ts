@@ -47,6 +47,26 @@ describe("metrics: the live call stream GET /events", () => {
       sse.close();
     }
   });
+
+  it("keeps a request of megabytes as its size only, and logs no more than a KiB of any field", async () => {
+    const huge = "h".repeat(2 * 1024 * 1024);
+    await assert.rejects(live.client.controller.createVolume(createVolumeRequest(huge)));
+    const sse = await readSse(`${live.driver.httpBase}/events`);
+    try {
+      const events = await sse.until((es) => es.some((e) => JSON.stringify(e.data).includes("omitted")));
+      const failed = events.map((e) => e.data as CallEvent).find((e) => JSON.stringify(e.request).includes("omitted"))!;
+      assert.match((failed.request as { omitted: string }).omitted, /a request of \d{7} bytes/);
+      assert.ok(JSON.stringify(failed).length < 4096, "the event is small");
+    } finally {
+      sse.close();
+    }
+    const logged = () => live.driver.logs.find((l) => l.includes('"rpc failed"') && l.includes("hhhh"));
+    for (let i = 0; i < 50 && !logged(); i++) await new Promise((r) => setTimeout(r, 20));
+    const line = logged()!;
+    assert.ok(line, "the failed call is logged");
+    assert.ok(line.length < 4096, `a log line of ${line.length} characters`);
+    assert.match(line, /\(2097152 characters\)/);
+  });
 });
 
 /** A response that never drains: what a reader that stopped reading looks like to the server. */

@@ -16,6 +16,8 @@ export interface RunningDriver {
   httpBase: string;
   /** The driver's "ready" log record. */
   ready: Record<string, unknown>;
+  /** Its log lines so far (stderr). */
+  readonly logs: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -31,7 +33,7 @@ export async function startDriverWithMetrics(extraArgs: string[] = [], env?: Nod
     throw new Error(`the driver did not say where /metrics listens:\n${d.logs.join("\n")}`);
   }
   const ready = d.jsonLogs().find((rec) => rec.msg === "ready") ?? {};
-  return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address}`, ready, stop: () => destroyDriver(d) };
+  return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address}`, ready, logs: d.logs, stop: () => destroyDriver(d) };
 }
 
 /**
