@@ -12,7 +12,7 @@ import { Playground } from "./call-ids/playground";
 import { Dispatcher, type Handlers } from "./call-ids/dispatch";
 import { intRange } from "./codecs/ranges";
 import { Kind } from "./codecs/schema";
-import { setLongTimeout } from "./long-timeout";
+import { setLongTimeout } from "../server/long-timeout";
 import { Code, RpcError } from "./rpc-error";
 
 export class PlaygroundState {

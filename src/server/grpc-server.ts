@@ -24,7 +24,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
-import { atDeadline, type DeadlineTimer } from "./deadline-timer";
+import { atDeadline, type LongTimeout } from "./long-timeout";
 import { RequestFraming } from "./request-framing";
 
 /** node:zlib, loaded on the first compressed request message: clients rarely compress. */
@@ -237,7 +237,7 @@ class Call implements UnaryCall<unknown> {
   answered = false;
   onAnswered: (() => void) | undefined;
   private deadline: Date | undefined;
-  private timer: DeadlineTimer | undefined;
+  private timer: LongTimeout | undefined;
   private cancelListeners: (() => void)[] = [];
   private cancelled = false;
 

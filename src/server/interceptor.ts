@@ -13,7 +13,7 @@
  *      and report the call to the metrics observer.
  */
 import { CsiError, Code, codeName } from "../csi/errors";
-import { atDeadline, type DeadlineTimer } from "./deadline-timer";
+import { atDeadline, type LongTimeout } from "./long-timeout";
 import type { Driver } from "./driver";
 import type { Level } from "./logger";
 import type { MessageCodec, ServiceDefinition, ServiceHandlers, UnaryHandler } from "./grpc-server";
@@ -191,7 +191,7 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     // The abort signal is made only for handlers that ask for it (those that
     // run slow external work); most calls finish in a millisecond or two.
     let abort: AbortController | undefined;
-    let timer: DeadlineTimer | undefined;
+    let timer: LongTimeout | undefined;
     const signal = (): AbortSignal => {
       if (abort) return abort.signal;
       const ac = (abort = new AbortController());

@@ -14,7 +14,7 @@
  * as it fires, because the caller has stopped waiting.
  */
 import { messageToJson, type Codec } from "../codecs/codec";
-import { setLongTimeout } from "../long-timeout";
+import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import {

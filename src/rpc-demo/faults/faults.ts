@@ -14,7 +14,7 @@
  * whether the server crashes instead of replying. Choices come from a seeded
  * generator, so a demo or a test replays the same faults every run.
  */
-import { setLongTimeout } from "../long-timeout";
+import { setLongTimeout } from "../../server/long-timeout";
 import type { Trace } from "../trace";
 
 export interface FaultPlan {

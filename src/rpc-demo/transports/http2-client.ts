@@ -13,7 +13,7 @@ import * as net from "node:net";
 import type { AnyProcedure } from "../call-ids/registry";
 import type { Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
-import { setLongTimeout } from "../long-timeout";
+import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { codeForHttpStatus, decodeGrpcMessage, encodeTimeout, frameMessage, MessageDeframer, prefixSegments } from "./grpc-framing";

@@ -15,7 +15,7 @@ import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
-import { setLongTimeout, type LongTimeout } from "../long-timeout";
+import { setLongTimeout, type LongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { markRecord, RecordReader } from "./record-marking";

@@ -15,7 +15,7 @@ import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
-import { setLongTimeout } from "../long-timeout";
+import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { DuplicateRequestCache } from "./duplicate-cache";
