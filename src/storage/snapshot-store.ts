@@ -226,12 +226,7 @@ export class SnapshotStore {
   }
 
   async getGroup(id: string): Promise<GroupSnapshotRecord | undefined> {
-    if (!GROUP_ID.test(id)) return undefined;
-    const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
-    if (raw === undefined) return undefined;
-    const rec = parseGroupRecord(raw, id);
-    if (typeof rec === "string") throw internal(`metadata of group snapshot ${id} is unusable: ${rec}`);
-    return rec;
+    return this.readGroup(id);
   }
 
   /**
@@ -240,14 +235,21 @@ export class SnapshotStore {
    * cannot be read — the call itself then says what is wrong.
    */
   groupMembers(id: string): string[] {
-    if (!GROUP_ID.test(id)) return [];
     try {
-      const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
-      const rec = raw === undefined ? undefined : parseGroupRecord(raw, id);
-      return rec === undefined || typeof rec === "string" ? [] : rec.snapshotIds;
+      return this.readGroup(id)?.snapshotIds ?? [];
     } catch {
       return [];
     }
+  }
+
+  /** A group's record, read from disk at once: undefined where there is none, INTERNAL where it is unusable. */
+  private readGroup(id: string): GroupSnapshotRecord | undefined {
+    if (!GROUP_ID.test(id)) return undefined;
+    const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
+    if (raw === undefined) return undefined;
+    const rec = parseGroupRecord(raw, id);
+    if (typeof rec === "string") throw internal(`metadata of group snapshot ${id} is unusable: ${rec}`);
+    return rec;
   }
 
   /** Commit a group whose members are all written; they become visible together. */
