@@ -27,7 +27,7 @@ export function reachableFromRequisite(accessible: readonly Record<string, strin
 
 /** undefined when this node may hold the volume, else the reason it may not. */
 export function topologyProblem(req: TopologyRequirement | undefined, driver: Driver): string | undefined {
-  const requisite = req?.requisite ?? [];
-  if (requisite.length === 0 || requisite.some((t) => matchesThisNode(t, driver))) return undefined;
+  // A volume made here is reachable from this node's segment alone: the same rule as for one that exists.
+  if (reachableFromRequisite([{ [driver.topologyKey]: driver.config.nodeId }], req)) return undefined;
   return `volumes of this driver live on node ${driver.config.nodeId}, which is not among the requisite topologies`;
 }
