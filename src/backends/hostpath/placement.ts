@@ -89,13 +89,12 @@ export function place(parameters: Record<string, string>, caps: readonly Capabil
 export function sizeFor(p: Placement, wanted: number, range: Range): number {
   if (p.layout === "dir") return wanted;
   const floor = p.layout === "image" ? MIN_IMAGE_BYTES[p.fsType ?? DEFAULT_IMAGE_FS] : MiB;
-  let size = Math.ceil(Math.max(wanted, floor) / MiB) * MiB;
-  if (range.limit > 0 && size > range.limit) size = Math.floor(range.limit / MiB) * MiB;
+  const rounded = Math.ceil(Math.max(wanted, floor) / MiB) * MiB;
+  const size = range.limit > 0 && rounded > range.limit ? Math.floor(range.limit / MiB) * MiB : rounded;
   if (size < floor || !fits(size, range)) {
-    size = Math.ceil(Math.max(wanted, floor) / MiB) * MiB; // for the message
     throw outOfRange(
       `${p.layout} volumes${p.fsType ? ` with ${p.fsType}` : ""} come in whole MiB of at least ${floor} bytes; ` +
-        `${size} bytes is outside the requested range [${range.required}, ${range.limit || "no limit"}]`,
+        `${rounded} bytes is outside the requested range [${range.required}, ${range.limit || "no limit"}]`,
     );
   }
   return size;
