@@ -35,7 +35,7 @@ import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { fsyncDir, removeTemporaries, writeFileAtomic } from "./atomic-file";
 import { readRecordFile } from "./record-file";
-import { SortedIndex } from "./sorted-index";
+import { SnapshotIndex } from "./snapshot-index";
 import { uniqueSuffix } from "./unique-name";
 import {
   parseGroupRecord,
@@ -59,11 +59,7 @@ function hash32(...parts: string[]): string {
 }
 
 export class SnapshotStore {
-  /** Source volume ID → its snapshots, for ListSnapshots(source_volume_id). */
-  private readonly bySource = new Map<string, SortedIndex>();
-  /** Snapshot ID → source volume ID, to keep bySource right on delete. */
-  private readonly sourceOf = new Map<string, string>();
-  private readonly index = new SortedIndex();
+  private readonly index = new SnapshotIndex();
 
   /** File systems a crash had left frozen, thawed when the store was opened (mount points, for the log). */
   thawedAtStart: string[] = [];
@@ -161,7 +157,7 @@ export class SnapshotStore {
     if (!SNAPSHOT_ID.test(id)) return undefined;
     const raw = readRecordFile(this.metaFile(id), `snapshot ${id}`);
     if (raw === undefined) {
-      this.unindex(id); // removed behind our back
+      this.index.delete(id); // removed behind our back
       return undefined;
     }
     const rec = parseSnapshotRecord(raw, id);
@@ -199,7 +195,7 @@ export class SnapshotStore {
       await fsp.rm(staging, { recursive: true, force: true });
       throw err;
     }
-    this.addToIndex(id, record.sourceVolumeId);
+    this.index.add(id, record.sourceVolumeId);
     return { record, created: true };
   }
 
@@ -210,10 +206,10 @@ export class SnapshotStore {
       await fsp.unlink(this.metaFile(id)); // the commit point
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      this.unindex(id);
+      this.index.delete(id);
       return false;
     }
-    this.unindex(id);
+    this.index.delete(id);
     await fsyncDir(this.sub("meta"));
     await this.trash(this.contentPath(id));
     return true;
@@ -221,8 +217,7 @@ export class SnapshotStore {
 
   /** A page of snapshot IDs after `after`, in ID order; only those of `sourceVolumeId` if given. */
   page(after: string, limit: number, sourceVolumeId?: string): { ids: string[]; more: boolean } {
-    const idx = sourceVolumeId === undefined ? this.index : this.bySource.get(sourceVolumeId);
-    return idx ? idx.page(after, limit) : { ids: [], more: false };
+    return this.index.page(after, limit, sourceVolumeId);
   }
 
   async getGroup(id: string): Promise<GroupSnapshotRecord | undefined> {
@@ -275,24 +270,6 @@ export class SnapshotStore {
     return GROUP_ID.test(id) && lstatSync(this.groupFile(id), { throwIfNoEntry: false })?.isFile() === true;
   }
 
-  private addToIndex(id: string, sourceVolumeId: string): void {
-    this.index.add(id);
-    this.sourceOf.set(id, sourceVolumeId);
-    let idx = this.bySource.get(sourceVolumeId);
-    if (!idx) this.bySource.set(sourceVolumeId, (idx = new SortedIndex()));
-    idx.add(id);
-  }
-
-  private unindex(id: string): void {
-    this.index.delete(id);
-    const source = this.sourceOf.get(id);
-    if (source === undefined) return;
-    this.sourceOf.delete(id);
-    const idx = this.bySource.get(source);
-    idx?.delete(id);
-    if (idx?.size === 0) this.bySource.delete(source);
-  }
-
   /** Move content to .trash (atomic), then empty it. fs.rm never follows symlinks. */
   private async trash(content: string): Promise<void> {
     const bin = this.sub(".trash", `${path.basename(content)}.${uniqueSuffix()}`);
@@ -333,7 +310,7 @@ export class SnapshotStore {
       if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) {
         await fsp.unlink(this.metaFile(id));
         ids.delete(id);
-      } else if (rec) this.addToIndex(id, rec.sourceVolumeId);
+      } else if (rec) this.index.add(id, rec.sourceVolumeId);
     }
     for (const entry of await fsp.readdir(this.sub("data"))) {
       if (!ids.has(entry)) await this.trash(this.sub("data", entry));
