@@ -24,6 +24,7 @@ import type { Logger } from "../server/logger";
 import type { CallContext } from "../server/rpc";
 import type { Content } from "../storage/copy-content";
 import type { Condition, ContentSource, VolumeLayout, VolumeRecord } from "../storage/volume-record";
+import type { SnapshotRecord } from "../storage/snapshot-record";
 import type { NodePath } from "../node/node-path";
 import type { MountOwner } from "../node/volume-owner";
 import type { Range } from "../controller/capacity";
@@ -73,6 +74,42 @@ export interface VolumeSource {
    * cannot be held still with the others right now, if it cannot.
    */
   groupProblem(): string | undefined;
+}
+
+/** What CreateSnapshot was asked, checked: for a backend that keeps its volumes' snapshots itself. */
+export interface NewSnapshotRequest {
+  snapshotId: string;
+  name: string;
+  sourceVolumeId: string;
+  parameters: Record<string, string>;
+}
+
+/**
+ * Snapshots a backend keeps where every node can reach them (a shared
+ * volume's, on its share), instead of in this controller's snapshot store:
+ * each is found from its ID alone, by whichever node is asked.
+ */
+export interface BackendSnapshots {
+  /** Does this snapshot ID have this backend's shape? */
+  ownsId(snapshotId: string): boolean;
+  /** The ID CreateSnapshot of `name` from this backend's volume gets here; undefined: the snapshot store keeps it. */
+  idFor(name: string, sourceVolumeId: string): string | undefined;
+  /** The snapshot, read where it is kept (INVALID_ARGUMENT for an ID of this shape it cannot read). */
+  get(snapshotId: string): Promise<SnapshotRecord | undefined>;
+  /** The ID of a snapshot this controller took under `name`, if any (names are unique across stores). */
+  named(name: string): string | undefined;
+  /** A retry of CreateSnapshot found it (a crash may have come before this controller noted it): make sure it is listed here. */
+  found(record: SnapshotRecord): Promise<void>;
+  /** Copy the volume into a new snapshot `req.snapshotId` (none of that ID exists). */
+  create(driver: Driver, req: NewSnapshotRequest, call: CallHold): Promise<SnapshotRecord>;
+  /** Delete it; false if there was none. */
+  delete(snapshotId: string): Promise<boolean>;
+  /** A page of the IDs this controller took, in ID order, after `after`; only `sourceVolumeId`'s if given. */
+  page(after: string, limit: number, sourceVolumeId?: string): { ids: string[]; more: boolean };
+  /** This controller's copy of the record, for a listing (no trip to where the snapshot is). */
+  listed(snapshotId: string): Promise<SnapshotRecord | undefined>;
+  /** Run `fn` with the snapshot's content at a local path (a share may be mounted for it). */
+  read<T>(record: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T>;
 }
 
 /** Node calls for one backend; the RPC has checked the paths (node-path.ts) and the attachment. */
@@ -175,6 +212,9 @@ export interface Backend {
 
   /** Can its volumes be members of a group snapshot (one point in time across them)? */
   readonly groupSnapshots: boolean;
+
+  /** Where its volumes' snapshots are kept, if not in the controller's snapshot store. */
+  readonly snapshots?: BackendSnapshots;
 
   readonly node: NodeBackend;
   readonly ephemeral?: EphemeralBackend;

@@ -28,6 +28,7 @@ import type { Driver } from "../server/driver";
 import type { CallContext } from "../server/rpc";
 import type { SourcePlan } from "../backends/backend";
 import { chooseSize, type Range } from "./capacity";
+import { homeOf } from "./snapshot-homes";
 import { lookUp, volumeKey } from "./volume-view";
 
 export type { SourcePlan };
@@ -63,10 +64,14 @@ export async function planContentSource(
   if (src.snapshot) {
     const snapshotId = checkToken(src.snapshot.snapshotId, "volume_content_source.snapshot.snapshot_id");
     contentSource = { snapshotId };
-    const snap = await driver.snapshots.get(snapshotId);
+    // A shared volume's snapshot is on its share, which may be mounted for the copy.
+    const home = homeOf(driver, snapshotId);
+    const snap = home ? await home.get(snapshotId) : await driver.snapshots.get(snapshotId);
     if (snap) {
-      const content = snapshotContent(driver.snapshots, snap);
-      found = { copy: (to) => copyContent(content, to, opts), layout: content.layout, sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
+      const copy = home
+        ? (to: string) => home.read(snap, (content) => copyContent(content, to, opts))
+        : (to: string) => copyContent(snapshotContent(driver.snapshots, snap), to, opts);
+      found = { copy, layout: snap.layout, sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
     }
   } else if (src.volume) {
     const volumeId = checkToken(src.volume.volumeId, "volume_content_source.volume.volume_id");

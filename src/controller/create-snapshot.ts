@@ -10,8 +10,10 @@
  * is held still for the copy — an image volume's file system frozen, a
  * block volume's device flushed (storage/hold-still.ts) — so the snapshot
  * holds everything written before the call; a directory is copied file by
- * file. A shared volume's snapshot is a copy of its directory, kept in
- * this controller's snapshot store.
+ * file. A shared volume's snapshot is a copy of its directory, kept on
+ * its share, where every node can find it from its ID
+ * (backends/nfs/share-snapshots.ts); its ID then depends on the volume's
+ * share as well as on the name. Names are unique across both places.
  */
 import type { CreateSnapshotRequest, CreateSnapshotResponse } from "../gen/csi";
 import { alreadyExists, notFound } from "../csi/errors";
@@ -19,11 +21,17 @@ import { checkSnapshotParameters, snapshotKey, toCsiSnapshot } from "../csi/snap
 import { checkMap, checkToken } from "../csi/validate";
 import { snapshotVolume } from "../storage/content-sources";
 import { defineRpc } from "../server/rpc";
+import type { SnapshotRecord } from "../storage/snapshot-record";
+import { homeFor, snapshotHomes } from "./snapshot-homes";
 import { lookUp, volumeKey } from "./volume-view";
 
 export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotResponse>({
   // The source is locked too: it must not be deleted while it is copied.
-  lockKeys: (req, driver) => [...(req.name ? snapshotKey(driver.snapshots.idForName(req.name)) : []), ...volumeKey(req.sourceVolumeId)],
+  lockKeys: (req, driver) => [
+    ...(req.name ? snapshotKey(driver.snapshots.idForName(req.name)) : []),
+    ...(req.name ? snapshotKey(homeFor(driver, req.name, req.sourceVolumeId)?.snapshotId) : []),
+    ...volumeKey(req.sourceVolumeId),
+  ],
 
   async handle(req, { driver, signal, log }) {
     const name = checkToken(req.name, "name");
@@ -33,11 +41,20 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
 
     const snapshotId = driver.snapshots.idForName(name);
     const existing = await driver.snapshots.get(snapshotId);
-    if (existing) {
-      if (existing.sourceVolumeId !== sourceVolumeId) {
-        throw alreadyExists(`snapshot ${JSON.stringify(name)} already exists, of volume ${existing.sourceVolumeId}, not ${sourceVolumeId}`);
-      }
-      return { snapshot: toCsiSnapshot(existing) };
+    if (existing) return { snapshot: toCsiSnapshot(sameSource(existing, name, sourceVolumeId)) };
+    const placed = homeFor(driver, name, sourceVolumeId);
+    const there = placed && (await placed.home.get(placed.snapshotId));
+    if (placed && there) {
+      await placed.home.found(sameSource(there, name, sourceVolumeId));
+      return { snapshot: toCsiSnapshot(there) };
+    }
+    for (const home of snapshotHomes(driver)) {
+      const other = home.named(name);
+      if (other !== undefined && other !== placed?.snapshotId) throw alreadyExists(`snapshot ${JSON.stringify(name)} already exists as ${other}, not of volume ${sourceVolumeId}`);
+    }
+    if (placed) {
+      const record = await placed.home.create(driver, { snapshotId: placed.snapshotId, name, sourceVolumeId, parameters }, { signal, log });
+      return { snapshot: toCsiSnapshot(record) };
     }
     const { backend, record: volume } = await lookUp(driver, sourceVolumeId);
     if (!backend || !volume) throw notFound(`source volume ${sourceVolumeId} does not exist`);
@@ -46,3 +63,11 @@ export const createSnapshot = defineRpc<CreateSnapshotRequest, CreateSnapshotRes
     return { snapshot: toCsiSnapshot(record) };
   },
 });
+
+/** A snapshot found under the name asked for, if it is of the volume asked for; ALREADY_EXISTS if not. */
+function sameSource(existing: SnapshotRecord, name: string, sourceVolumeId: string): SnapshotRecord {
+  if (existing.sourceVolumeId !== sourceVolumeId) {
+    throw alreadyExists(`snapshot ${JSON.stringify(name)} already exists, of volume ${existing.sourceVolumeId}, not ${sourceVolumeId}`);
+  }
+  return existing;
+}

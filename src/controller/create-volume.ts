@@ -51,7 +51,8 @@ export const createVolume = defineRpc<CreateVolumeRequest, CreateVolumeResponse>
     if (existing) {
       checkCompatible(existing, request, backend);
       const accessible = backend.topology(driver, existing);
-      if (!reachableFromRequisite(accessible, req.accessibilityRequirements)) {
+      // A volume any node can reach (a shared one) is made whatever the requisite says, so its retry is answered alike.
+      if (!backend.heldElsewhere && !reachableFromRequisite(accessible, req.accessibilityRequirements)) {
         throw alreadyExists(`volume ${JSON.stringify(name)} already exists where the requisite topologies do not reach: ${JSON.stringify(accessible)}`);
       }
       // The volume converges to its record even if a crash came between the commit and this step.

@@ -6,12 +6,15 @@
  * deleted alone — the group was cut as one — so that is INVALID_ARGUMENT,
  * as the spec asks, pointing at DeleteVolumeGroupSnapshot. Volumes
  * restored from a snapshot own their copy, so a snapshot is never in use.
+ * A shared volume's snapshot is deleted from its share, by whichever node
+ * is asked (backends/nfs/share-snapshots.ts).
  */
 import type { DeleteSnapshotRequest, DeleteSnapshotResponse } from "../gen/csi";
 import { invalidArgument } from "../csi/errors";
 import { snapshotKey } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
+import { homeOf } from "./snapshot-homes";
 
 export const deleteSnapshot = defineRpc<DeleteSnapshotRequest, DeleteSnapshotResponse>({
   lockKeys: (req) => snapshotKey(req.snapshotId),
@@ -19,6 +22,11 @@ export const deleteSnapshot = defineRpc<DeleteSnapshotRequest, DeleteSnapshotRes
   async handle(req, { driver, log }) {
     const snapshotId = checkToken(req.snapshotId, "snapshot_id");
     checkMap(req.secrets, "secrets");
+    const home = homeOf(driver, snapshotId);
+    if (home) {
+      if (!(await home.delete(snapshotId))) log.debug("delete of a snapshot that does not exist: nothing to do");
+      return {};
+    }
     const record = await driver.snapshots.get(snapshotId);
     if (!record) {
       log.debug("delete of a snapshot that does not exist: nothing to do");

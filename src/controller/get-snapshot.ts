@@ -10,12 +10,13 @@ import { notFound } from "../csi/errors";
 import { toCsiSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
+import { findSnapshot } from "./snapshot-homes";
 
 export const getSnapshot = defineRpc<GetSnapshotRequest, GetSnapshotResponse>({
   async handle(req, { driver }) {
     const snapshotId = checkToken(req.snapshotId, "snapshot_id");
     checkMap(req.secrets, "secrets");
-    const record = await driver.snapshots.get(snapshotId);
+    const record = await findSnapshot(driver, snapshotId);
     if (!record) throw notFound(`snapshot ${snapshotId} does not exist`);
     return { snapshot: toCsiSnapshot(record) };
   },

@@ -5,9 +5,22 @@
  * (and its choice as `preferred`). A hostPath volume can only ever be made
  * on the node that runs this controller, so if that node is not among the
  * requisite ones the honest answer is RESOURCE_EXHAUSTED: "not here".
+ *
+ * A shared volume is reachable from every node that can reach its share.
+ * Every node plugin allowed a share says so with a second key
+ * (`<driver>/shared: reachable`), and a shared volume is reachable from
+ * that segment: its PersistentVolume then has a node affinity that every
+ * such node matches. Kubernetes needs one to take a snapshot of it — the
+ * snapshot-controller hands a snapshot to the csi-snapshotter of a node
+ * that the volume's node affinity matches, and to none without one.
  */
 import type { Topology, TopologyRequirement } from "../gen/csi";
 import type { Driver } from "../server/driver";
+
+/** The segment shared volumes are reachable from, and that nodes allowed a share report. */
+export function sharedSegment(driver: Driver): Record<string, string> {
+  return { [`${driver.config.driverName}/shared`]: "reachable" };
+}
 
 export function matchesThisNode(t: Topology | undefined, driver: Driver): boolean {
   return t?.segments?.[driver.topologyKey] === driver.config.nodeId;

@@ -30,6 +30,8 @@ export interface DriverOptions {
   dir?: string;
   /** The driver's environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
+  /** Start it without --allow-share (a node that may use no share). */
+  noShare?: boolean;
 }
 
 /**
@@ -97,8 +99,7 @@ export class DriverProcess {
       this.opts.mode ?? "all",
       "--kubelet-dir",
       this.kubeletDir,
-      "--allow-share",
-      this.share,
+      ...(this.opts.noShare ? [] : ["--allow-share", this.share]),
       "--log-level",
       "debug",
       ...(this.opts.extraArgs ?? []),

@@ -24,12 +24,20 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
   const create = async (extra: Record<string, string> = {}, name = uniqueName("pvc"), mode = RWX) =>
     (await d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability(mode)], parameters: NFS_LOCAL.parameters(d, extra) })).volume!;
 
-  it("CreateVolume makes a directory on the share, with no topology and the location in its ID and context", async () => {
+  it("CreateVolume makes a directory on the share, reachable from every node that reaches shares, with the location in its ID and context", async () => {
     const name = uniqueName("pvc");
     const v = await create({}, name);
     assert.equal(v.volumeId, `nfs1:d::${encodePart(share.slice(1))}:${name}`);
-    assert.deepEqual(v.accessibleTopology, []);
+    assert.deepEqual(v.accessibleTopology, [{ segments: { "csi-lab.example.org/shared": "reachable" } }]);
     assert.deepEqual(v.volumeContext, { "csi-lab/backend": "nfs", "csi-lab/share": share, "csi-lab/subDir": name });
+    // A retry whose requisite topologies lack that key (nodes registered before it existed) is the same volume.
+    const retry = await d.client.controller.createVolume({
+      name,
+      volumeCapabilities: [mountCapability(RWX)],
+      parameters: NFS_LOCAL.parameters(d),
+      accessibilityRequirements: { requisite: [{ segments: { "csi-lab.example.org/node": d.nodeId } }], preferred: [] },
+    });
+    assert.equal(retry.volume!.volumeId, v.volumeId);
     const st = await fsp.stat(path.join(share, name));
     assert.ok(st.isDirectory());
     assert.equal(st.mode & 0o7777, 0o777);

@@ -22,11 +22,13 @@ import type { VolumeRecord } from "../../storage/volume-record";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
+import { sharedSegment } from "../../controller/topology";
 import { CONTEXT } from "../../controller/volume-view";
 import type { MountOwner } from "../../node/volume-owner";
 import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSource } from "../backend";
 import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
+import { ShareSnapshots } from "./share-snapshots";
 import { locationOf, sharedProfile, SharedStore, sharedStore } from "./store";
 import { looksShared, parseSharedId, type SharedLocation } from "./volume-id";
 import { mountIdentity, sharedVolumeMounts } from "./volume-mounts";
@@ -83,7 +85,10 @@ export class NfsBackend implements Backend {
   readonly anyProfile = sharedProfile({ server: "any" });
   readonly node = nfsNode;
 
-  constructor(readonly store: SharedStore) {}
+  constructor(
+    readonly store: SharedStore,
+    readonly snapshots: ShareSnapshots,
+  ) {}
 
   checkParameters(params: Record<string, string>): void {
     if (params.share === undefined) throw invalidArgument("backend nfs needs the parameter share (the export's path, or a local path mounted on every node)");
@@ -127,8 +132,8 @@ export class NfsBackend implements Backend {
     return { ...(s.server ? { [CONTEXT.server]: s.server } : {}), [CONTEXT.share]: s.share, [CONTEXT.subDir]: s.subDir };
   }
 
-  topology(): Record<string, string>[] {
-    return []; // reachable from every node
+  topology(driver: Driver): Record<string, string>[] {
+    return [sharedSegment(driver)]; // every node that can reach shares (controller/topology.ts)
   }
 
   async create(driver: Driver, req: NewVolumeRequest): Promise<VolumeRecord> {
@@ -249,6 +254,6 @@ export const nfsBackend: BackendFactory = {
       },
       log,
     );
-    return new NfsBackend(store);
+    return new NfsBackend(store, await ShareSnapshots.open(config.root, store, log));
   },
 };

@@ -136,6 +136,18 @@ function place<T>(a: Record<string, unknown>, fn: (p: string) => T): T {
   return fn(str(a, "path"));
 }
 
+/** The record key: 32 hex digits, so it can never name a path outside its directory. */
+function key(a: Record<string, unknown>): string {
+  const k = str(a, "key");
+  if (!/^[0-9a-f]{32}$/.test(k)) throw new AgentError("EINVAL", `key ${JSON.stringify(k)} is not 32 hex digits`);
+  return k;
+}
+
+/** Where records are kept: volumes' markers, or snapshots' records. */
+function recordDir(a: Record<string, unknown>): "volumes" | "snapshots" {
+  return a.of === "snapshots" ? "snapshots" : "volumes";
+}
+
 function meta(root: string, sub: string): string {
   return ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
 }
@@ -259,21 +271,44 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     });
     return null;
   },
+  /** A volume's marker, or with {of: "snapshots"} a snapshot's record. */
   writeRecord(a) {
-    writeAtomic(path.join(meta(str(a, "root"), "volumes"), `${str(a, "key")}.json`), str(a, "data"));
+    writeAtomic(path.join(meta(str(a, "root"), recordDir(a)), `${key(a)}.json`), str(a, "data"));
     return null;
   },
   readRecord(a) {
     try {
-      return readFileSync(path.join(str(a, "root"), META_DIR, "volumes", `${str(a, "key")}.json`), "utf8");
+      return readFileSync(path.join(str(a, "root"), META_DIR, recordDir(a), `${key(a)}.json`), "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw err;
     }
   },
   removeRecord(a) {
-    rmSync(path.join(str(a, "root"), META_DIR, "volumes", `${str(a, "key")}.json`), { force: true });
+    const dir = path.join(str(a, "root"), META_DIR, recordDir(a));
+    rmSync(path.join(dir, `${key(a)}.json`), { force: true });
+    if (a.sync === true) withDir(dir, (fd) => fsyncSync(fd));
     return null;
+  },
+  /**
+   * Put a snapshot's copy, made in tmp, in its place (snapshots/<key>),
+   * before its record is written: whatever is there without a record (a
+   * copy a crash or a failed delete left) is moved to the trash first.
+   */
+  placeSnapshot(a) {
+    const dir = meta(str(a, "root"), "snapshots");
+    const target = path.join(dir, key(a));
+    if (lstatSync(target, { throwIfNoEntry: false })) renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
+    renameSync(str(a, "tmp"), target);
+    withDir(dir, (fd) => fsyncSync(fd));
+    return null;
+  },
+  /** Move a snapshot's copy to the trash (after its record is gone); "absent" if it is not there. */
+  trashSnapshot(a) {
+    const target = path.join(str(a, "root"), META_DIR, "snapshots", key(a));
+    if (!lstatSync(target, { throwIfNoEntry: false })) return "absent";
+    renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
+    return "trashed";
   },
   /** For tests of the deadline: an operation that never ends. */
   hang() {

@@ -81,7 +81,7 @@ export function encodePart(s: string): string {
   return out;
 }
 
-function decodePart(s: string): string | undefined {
+export function decodePart(s: string): string | undefined {
   if (!/^([A-Za-z0-9._~+=@,-]|%[0-9A-F]{2})*$/.test(s)) return undefined;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {

@@ -1,0 +1,247 @@
+/**
+ * Snapshots of shared volumes, kept on the volume's share.
+ *
+ * A hostPath volume's snapshot lives beside it, in the controller's
+ * snapshot store on that node. A shared volume is reached from every node,
+ * and in a cluster its calls come from every node: the snapshot-controller
+ * hands CreateSnapshot to one node's csi-snapshotter, while any node's
+ * provisioner may restore the snapshot. So the snapshot goes where every
+ * node can reach it, and its ID says where (snapshot-id.ts):
+ *
+ *   <share>/.csi-lab/snapshots/<key>.json   its record: it exists while this does
+ *   <share>/.csi-lab/snapshots/<key>/       its content, a copy of the volume's directory
+ *
+ * Taking one: the volume's directory is copied (`cp -a`, through a
+ * read-only view: storage/copy-content.ts) into a fresh directory in the
+ * share's tmp, which is then moved into place; the record is written last,
+ * and that is the commit point. A crash before it leaves a copy without a
+ * record, which nothing reads and the next try of that name replaces.
+ * Deleting one removes the record first, then moves the content to the
+ * share's trash and empties it.
+ *
+ * Every file operation on the share runs in the share agent with a
+ * deadline, as for volumes (share-io.ts); only shares the administrator
+ * allowed are touched. The source volume needs no record here — in a
+ * cluster another node's provisioner made it — only the proof that the
+ * driver made it (its marker, store.ts). This controller keeps a copy of
+ * each record it wrote under <root>/shared-snapshots, to list them: it
+ * lists the snapshots it took; a snapshot asked for by ID is read from its
+ * share.
+ */
+import { createHash } from "node:crypto";
+import { promises as fsp, readdirSync } from "node:fs";
+import * as path from "node:path";
+import { CsiError, failedPrecondition, internal, notFound } from "../../csi/errors";
+import type { Driver } from "../../server/driver";
+import type { Logger } from "../../server/logger";
+import { removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
+import { copyContent, type Content } from "../../storage/copy-content";
+import { readRecordFile } from "../../storage/record-file";
+import { SnapshotIndex } from "../../storage/snapshot-index";
+import { parseSnapshotRecord, SNAPSHOT_RECORD_VERSION, type SnapshotRecord } from "../../storage/snapshot-record";
+import type { BackendSnapshots, CallHold, NewSnapshotRequest } from "../backend";
+import { META_DIR } from "./share-layout";
+import { describeShare, volumeDirError } from "./share-mounts";
+import { formatSharedSnapshotId, looksSharedSnapshot, parseSharedSnapshotId } from "./snapshot-id";
+import { locationOf, type SharedStore } from "./store";
+import { parseSharedId, type ShareLocation } from "./volume-id";
+
+export class ShareSnapshots implements BackendSnapshots {
+  private readonly index = new SnapshotIndex();
+  /** CSI name → ID, of the snapshots this controller took. */
+  private readonly byName = new Map<string, string>();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly store: SharedStore,
+  ) {}
+
+  /** Open this controller's list of the shared snapshots it took. */
+  static async open(root: string, store: SharedStore, log: Logger): Promise<ShareSnapshots> {
+    const snaps = new ShareSnapshots(path.join(root, "shared-snapshots"), store);
+    await fsp.mkdir(snaps.dir, { recursive: true });
+    const entries = readdirSync(snaps.dir);
+    await removeTemporaries(snaps.dir, entries);
+    for (const f of entries.filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
+      const file = path.join(snaps.dir, f);
+      try {
+        const raw = readRecordFile(file, `shared snapshot ${f}`);
+        const id = (raw as { snapshotId?: unknown } | undefined)?.snapshotId;
+        const rec = typeof id === "string" && localFile(snaps.dir, id) === file ? parseSnapshotRecord(raw, id) : "it names no snapshot of this file";
+        if (typeof rec === "string") throw internal(rec);
+        snaps.remember(rec);
+      } catch (err) {
+        log.warn("this controller's copy of a shared snapshot's record cannot be read; it is left as it is and not listed", { file, error: CsiError.from(err).message });
+      }
+    }
+    return snaps;
+  }
+
+  ownsId(snapshotId: string): boolean {
+    return looksSharedSnapshot(snapshotId);
+  }
+
+  idFor(name: string, sourceVolumeId: string): string | undefined {
+    let volume;
+    try {
+      volume = parseSharedId(sourceVolumeId);
+    } catch {
+      return undefined; // a malformed volume ID: CreateSnapshot says so when it looks the volume up
+    }
+    if (!volume) return undefined;
+    return formatSharedSnapshotId(volume.form === "inline" ? volume.location : volume.share, name);
+  }
+
+  named(name: string): string | undefined {
+    return this.byName.get(name);
+  }
+
+  async get(snapshotId: string): Promise<SnapshotRecord | undefined> {
+    const id = parseSharedSnapshotId(snapshotId);
+    if (!id || this.store.notAllowed(id.share)) return undefined;
+    const text = await this.store.shares.with(id.share, (root) => this.run<string | null>(id.share, "readRecord", { root, of: "snapshots", key: id.key }));
+    if (text === null) {
+      await this.forget(snapshotId); // deleted by another node
+      return undefined;
+    }
+    const rec = parseRecordText(text, snapshotId, id.share);
+    // The same name kept on this share under another spelling of its server is another ID: not this one.
+    return rec.snapshotId === snapshotId ? rec : undefined;
+  }
+
+  async create(driver: Driver, req: NewSnapshotRequest, call: CallHold): Promise<SnapshotRecord> {
+    const id = parseSharedSnapshotId(req.snapshotId)!;
+    const volumeId = parseSharedId(req.sourceVolumeId)!;
+    const recorded = await this.store.getById(req.sourceVolumeId);
+    // A controller that did not make the volume (another node's provisioner did) acts on the driver's proof that it did.
+    const loc = recorded ? locationOf(recorded) : await this.store.provenLocation(req.sourceVolumeId, volumeId);
+    if (!loc) throw notFound(`source volume ${req.sourceVolumeId} does not exist`);
+    const condition = await this.store.condition(loc);
+    if (condition.abnormal) throw failedPrecondition(`volume ${req.sourceVolumeId} cannot be copied: ${condition.message}`);
+
+    const record: SnapshotRecord = {
+      version: SNAPSHOT_RECORD_VERSION,
+      snapshotId: req.snapshotId,
+      name: req.name,
+      sourceVolumeId: req.sourceVolumeId,
+      // A shared volume's size is a label, known where its record is; elsewhere it is unknown (0), and a restore may have any size.
+      sizeBytes: recorded?.capacityBytes ?? 0,
+      layout: "dir",
+      parameters: req.parameters,
+      createdAt: new Date().toISOString(),
+    };
+    const what = `snapshot ${req.snapshotId} on ${describeShare(id.share)}`;
+    await this.store.shares.with(id.share, async (root) => {
+      const run = <T>(op: string, args: Record<string, unknown>) => this.run<T>(id.share, op, { root, ...args });
+      try {
+        await run("clean", { tempsOf: id.key });
+        const tmp = await run<string>("makeTemp", { key: id.key, mode: 0o700 });
+        try {
+          const hold = { markersDir: driver.snapshots.markersDir, ...call };
+          await this.store.withVolumeDir(loc, (dir) => copyContent({ path: dir, layout: "dir", live: true }, tmp, { viewsDir: driver.snapshots.viewsDir, hold }));
+          await run("placeSnapshot", { tmp, key: id.key });
+          await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
+        } catch (err) {
+          await run("clean", { tempsOf: id.key }).catch(() => undefined);
+          throw err;
+        }
+      } catch (err) {
+        throw volumeDirError(err, what);
+      }
+    });
+    await this.keep(record);
+    return record;
+  }
+
+  async delete(snapshotId: string): Promise<boolean> {
+    const id = parseSharedSnapshotId(snapshotId);
+    if (!id) return false;
+    const refused = this.store.notAllowed(id.share);
+    // Answering OK would make the CO forget a snapshot whose data stays.
+    if (refused) throw notFound(`snapshot ${snapshotId} is not one this driver may delete, and nothing was touched: ${refused}`);
+    const existed = await this.store.shares.with(id.share, async (root) => {
+      const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) => this.run<T>(id.share, op, { root, ...args }, timeoutMs);
+      try {
+        const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
+        if (text !== null && parseRecordText(text, snapshotId, id.share).snapshotId !== snapshotId) return false;
+        if (text !== null) await run("removeRecord", { of: "snapshots", key: id.key, sync: true }); // the commit point
+        // A copy without a record is what a crash before a commit left: this name's, so it goes too.
+        if ((await run<string>("trashSnapshot", { key: id.key })) === "trashed") {
+          await run("clean", { trash: true }, Math.max(this.store.io.timeoutMs, 300_000)).catch(() => undefined);
+        }
+        return text !== null;
+      } catch (err) {
+        throw volumeDirError(err, `snapshot ${snapshotId} on ${describeShare(id.share)}`);
+      }
+    });
+    await this.forget(snapshotId);
+    return existed;
+  }
+
+  page(after: string, limit: number, sourceVolumeId?: string): { ids: string[]; more: boolean } {
+    return this.index.page(after, limit, sourceVolumeId);
+  }
+
+  async listed(snapshotId: string): Promise<SnapshotRecord | undefined> {
+    const raw = readRecordFile(localFile(this.dir, snapshotId), `shared snapshot ${snapshotId}`);
+    if (raw === undefined) return undefined;
+    const rec = parseSnapshotRecord(raw, snapshotId);
+    if (typeof rec === "string") throw internal(`this controller's copy of the record of snapshot ${snapshotId} is unusable: ${rec}`);
+    return rec;
+  }
+
+  async read<T>(record: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T> {
+    const id = parseSharedSnapshotId(record.snapshotId)!;
+    const refused = this.store.notAllowed(id.share);
+    if (refused) throw failedPrecondition(refused);
+    return this.store.shares.with(id.share, async (root) => {
+      // Reached without following a symlink on the way (share-agent.ts).
+      const dir = await this.run<string>(id.share, "realpath", { root, sub: `${META_DIR}/snapshots/${id.key}` });
+      return fn({ path: dir, layout: "dir", live: false });
+    });
+  }
+
+  private run<T>(share: ShareLocation, op: string, args: Record<string, unknown>, timeoutMs?: number): Promise<T> {
+    return this.store.io.run<T>(op, args, describeShare(share), timeoutMs);
+  }
+
+  private remember(rec: SnapshotRecord): void {
+    this.index.add(rec.snapshotId, rec.sourceVolumeId);
+    this.byName.set(rec.name, rec.snapshotId);
+  }
+
+  /** Keep this controller's copy of a record it wrote (or found on a retry). */
+  private async keep(rec: SnapshotRecord): Promise<void> {
+    await writeFileAtomic(localFile(this.dir, rec.snapshotId), JSON.stringify(rec, null, 2) + "\n");
+    this.remember(rec);
+  }
+
+  private async forget(snapshotId: string): Promise<void> {
+    const rec = await this.listed(snapshotId).catch(() => undefined);
+    await fsp.rm(localFile(this.dir, snapshotId), { force: true });
+    this.index.delete(snapshotId);
+    if (rec && this.byName.get(rec.name) === snapshotId) this.byName.delete(rec.name);
+  }
+
+  async found(rec: SnapshotRecord): Promise<void> {
+    if ((await this.listed(rec.snapshotId).catch(() => undefined)) === undefined) await this.keep(rec);
+  }
+}
+
+/** This controller's copy of a record: named by a hash of the ID (a name's key is the same on every share). */
+function localFile(dir: string, snapshotId: string): string {
+  return path.join(dir, createHash("sha256").update(snapshotId).digest("hex").slice(0, 32) + ".json");
+}
+
+function parseRecordText(text: string, snapshotId: string, share: ShareLocation): SnapshotRecord {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw internal(`the record of snapshot ${snapshotId} on ${describeShare(share)} is not valid JSON`);
+  }
+  const snapshotIdThere = (raw as { snapshotId?: unknown } | null)?.snapshotId;
+  const rec = parseSnapshotRecord(raw, typeof snapshotIdThere === "string" ? snapshotIdThere : snapshotId);
+  if (typeof rec === "string") throw internal(`the record of snapshot ${snapshotId} on ${describeShare(share)} is unusable: ${rec}`);
+  return rec;
+}
