@@ -3,8 +3,9 @@
  * inside one:
  *
  *   <share>/.csi-lab/volumes/<key>.json   each volume's marker (store.ts)
- *   <share>/.csi-lab/tmp/                  volumes being made, renamed to their subDir when whole
- *   <share>/.csi-lab/trash/                deleted volumes, emptied after the delete's commit point
+ *   <share>/.csi-lab/snapshots/<key>.json  each snapshot's record, and <key>/ its content (share-snapshots.ts)
+ *   <share>/.csi-lab/tmp/                  volumes and snapshots being made, renamed into place when whole
+ *   <share>/.csi-lab/trash/                deleted volumes and snapshots, emptied after the delete's commit point
  *
  * The share agent (share-agent.ts) is what writes there; the driver names
  * it in its messages. A module of its own so that the driver need not load
