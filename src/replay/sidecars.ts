@@ -239,7 +239,9 @@ export function createSnapshot(p: Planning, o: K8sObject): void {
   const content = `snapcontent-${uid}`;
   const className = str(at(o, "spec", "volumeSnapshotClassName")) ?? "";
   const cls = p.state.classNamed("VolumeSnapshotClass", className);
-  p.note(`the snapshot-controller creates VolumeSnapshotContent ${content}${pv.backend === "hostpath" ? `, labelled with node ${p.facts.nodeName} (distributed snapshotting)` : ""}`);
+  // Distributed snapshotting: the content is labelled with a node the PV's node affinity matches (a shared volume's: every node allowed a share).
+  const which = pv.backend === "nfs" ? "a node allowed a share, as the PV's node affinity (<driver>/shared) says" : "the node in the PV's node affinity";
+  p.note(`the snapshot-controller creates VolumeSnapshotContent ${content}, labelled with node ${p.facts.nodeName}: ${which} (distributed snapshotting)`);
   const parameters: Record<string, string> = isObject(cls?.parameters) ? { ...(cls.parameters as Record<string, string>) } : {};
   if (sidecarFlag(p, "csi-snapshotter", "extra-create-metadata")) {
     Object.assign(parameters, { "csi.storage.k8s.io/volumesnapshot/name": name, "csi.storage.k8s.io/volumesnapshot/namespace": p.opts.namespace, "csi.storage.k8s.io/volumesnapshotcontent/name": content });

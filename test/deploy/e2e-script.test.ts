@@ -53,7 +53,7 @@ describe("deploy: e2e.sh (any cluster), offline", () => {
     const names = rows.map(([, name]) => name);
     assert.equal(new Set(names).size, names.length, "each name has one row");
     for (const ex of examples()) assert.ok(names.includes(ex.name), `a row for example ${ex.name}`);
-    for (const check of ["expansion:df-in-pod", "restore:data", "modify-volume:result", "rolling-update:rwo", "metrics:node-plugin", "node-plugin-restart", "reclaim-delete:hello-data", "reclaim-retain:origin-data", "reclaim-retain:lifecycle-data", "csi-sanity"]) {
+    for (const check of ["expansion:df-in-pod", "restore:data", "shared-snapshot:data", "modify-volume:result", "rolling-update:rwo", "metrics:node-plugin", "node-plugin-restart", "reclaim-delete:hello-data", "reclaim-retain:origin-data", "reclaim-retain:lifecycle-data", "csi-sanity"]) {
       assert.ok(names.includes(check), `a row for ${check}:\n${run.output}`);
     }
     assert.deepEqual(rows.filter(([s]) => s === "FAILED"), []);

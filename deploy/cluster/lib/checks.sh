@@ -38,16 +38,19 @@ check_expansion() {
   fi
 }
 
-# snapshot-restore: the restored claim holds what the source held when the snapshot was taken.
+# snapshot-restore, shared-snapshot: the restored claim holds what the source held when the snapshot was taken.
 check_restore() {
-  local got
-  ran snapshot-restore || return 0
-  got=$(k -n csi-lab-ex-snapshot-restore exec snap-reader -- cat /data/payload.txt)
-  if [[ $got == "content before the snapshot" ]]; then
-    record ok "restore:data" "snap-reader reads the snapshot's payload.txt"
-  else
-    record FAILED "restore:data" "snap-reader reads ${got:-nothing}"
-  fi
+  local got example pod check
+  for example in snapshot-restore shared-snapshot; do
+    ran "$example" || continue
+    if [[ $example == snapshot-restore ]]; then pod=snap-reader check=restore:data; else pod=shared-reader check=shared-snapshot:data; fi
+    got=$(k -n "csi-lab-ex-$example" exec "$pod" -- cat /data/payload.txt)
+    if [[ $got == "content before the snapshot" ]]; then
+      record ok "$check" "$pod reads the snapshot's payload.txt"
+    else
+      record FAILED "$check" "$pod reads ${got:-nothing}"
+    fi
+  done
 }
 
 # modify-volume: the change ends somewhere definite — applied, or refused as
@@ -87,7 +90,7 @@ check_metrics() {
   for method in CreateVolume NodeStageVolume NodePublishVolume NodeUnpublishVolume; do
     grep -Eq "^csi_lab_rpc_requests_total\{[^}]*method=\"$method\"[^}]*code=\"OK\"" <<<"$text" || missing+=("$method")
   done
-  if ran snapshot-restore; then
+  if ran snapshot-restore || ran shared-snapshot; then
     grep -Eq "^csi_lab_rpc_requests_total\{[^}]*method=\"CreateSnapshot\"[^}]*code=\"OK\"" <<<"$text" || missing+=(CreateSnapshot)
   fi
   if ((${#missing[@]} == 0)); then

@@ -14,7 +14,7 @@ unsupported_reason() {
   local example=$1 containers
   containers=$(deployed_containers)
   case $example in
-    snapshot-restore)
+    snapshot-restore | shared-snapshot)
       grep -qx csi-snapshotter <<<"$containers" || echo "no csi-snapshotter deployed (components/snapshots)" ;;
     expansion | modify-volume)
       grep -qx csi-resizer <<<"$containers" || echo "no csi-resizer deployed (components/resize)" ;;
