@@ -18,15 +18,16 @@
  * browser send it only from that address's own origin; DNS rebinding needs
  * a name), so `--host 0.0.0.0` answers at every address of the machine;
  * the names it answers to are localhost, the --host given and, listening
- * everywhere, the machine's own name.
+ * everywhere, the machine's own name (src/server/own-host.ts, the rule the
+ * driver's /events follows too).
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
-import { isIP, type AddressInfo } from "node:net";
-import { hostname } from "node:os";
+import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { PROTO_DIR } from "../rpc-demo/codecs/schema";
+import { ownHost as ownHostRule } from "../server/own-host";
 import { callOptions, runCall } from "./call-api";
 import { proxyEvents } from "./live-proxy";
 import { examples, replayUnavailable, serveReplay, stopReplay } from "./replay-api";
@@ -68,7 +69,6 @@ const json = (res: http.ServerResponse, value: unknown, status = 200) => send(re
 
 export async function startLab(opts: LabOptions): Promise<RunningLab> {
   const token = randomBytes(16).toString("hex");
-  const names = new Set<string>();
   // Set once the server listens, before any request is read.
   let ownHost: (host: string | undefined) => boolean = () => false;
   const server = http.createServer((req, res) => {
@@ -124,17 +124,7 @@ export async function startLab(opts: LabOptions): Promise<RunningLab> {
   });
   const addr = server.address() as AddressInfo;
   const shown = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-  const everywhere = addr.address === "0.0.0.0" || addr.address === "::";
-  names.add(opts.host.toLowerCase());
-  if (everywhere || addr.address === "127.0.0.1" || addr.address === "::1") names.add("localhost");
-  if (everywhere) names.add(hostname().toLowerCase());
-  ownHost = (host) => {
-    // host:port, [v6]:port, or without the port when it is HTTP's 80.
-    const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d+))?$/.exec(host ?? "");
-    if (!m || Number(m[2] ?? 80) !== addr.port) return false;
-    const name = m[1]!.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-    return isIP(name) !== 0 || names.has(name);
-  };
+  ownHost = ownHostRule(opts.host, addr, true).host;
   return {
     url: `http://${shown}:${addr.port}/`,
     close: async () => {
