@@ -12,6 +12,13 @@
  *                  (secrets redacted; see call-events.ts)
  *
  * and nothing else. The address is --metrics-address (http-address.ts).
+ *
+ * /events shows IDs, paths and parameters, so it answers only a request
+ * naming this machine (own-host.ts): a Host that is an IP literal,
+ * localhost, or the machine's own name, and no Origin of another site's
+ * page. A web page using DNS rebinding against 127.0.0.1:9810 is refused
+ * (421, or 403 for the Origin). /metrics and /healthz answer any Host:
+ * Prometheus scrapes by pod IP or Service name, and the kubelet probes.
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -20,6 +27,7 @@ import type { CallEvents } from "./call-events";
 import type { Driver } from "./driver";
 import type { HttpAddress } from "./http-address";
 import type { DriverMetrics } from "./metrics";
+import { ownHost, type OwnHost } from "./own-host";
 
 export interface MetricsServer {
   /** The address actually bound (port 0 becomes the real port). */
@@ -28,8 +36,15 @@ export interface MetricsServer {
 }
 
 export async function startMetricsServer(at: HttpAddress, driver: Driver, metrics: DriverMetrics, events?: CallEvents): Promise<MetricsServer> {
+  // Set once the server listens, before any request is read.
+  let own: OwnHost | undefined;
   const server = http.createServer((req, res) => {
-    if (events && req.method === "GET" && (req.url ?? "/").split("?")[0] === "/events") return events.serve(req, res);
+    if (events && req.method === "GET" && (req.url ?? "/").split("?")[0] === "/events") {
+      const refused = refusal(own, req);
+      if (!refused) return events.serve(req, res);
+      res.writeHead(refused.status, { "content-type": "text/plain", "cache-control": "no-store" });
+      return void res.end(refused.body);
+    }
     respond(req, driver, metrics).then(
       ({ status, type, body }) => {
         res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -50,6 +65,8 @@ export async function startMetricsServer(at: HttpAddress, driver: Driver, metric
     });
   });
   const addr = server.address() as AddressInfo;
+  // Any port: a forwarded one (kubectl port-forward 19810:9810) reaches us as localhost:19810.
+  own = ownHost(at.host, addr, false);
   const address = `${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
   driver.log.info("metrics listening", { address, paths: ["/metrics", "/healthz", ...(events ? ["/events"] : [])] });
   return {
@@ -61,6 +78,13 @@ export async function startMetricsServer(at: HttpAddress, driver: Driver, metric
         server.closeAllConnections();
       }),
   };
+}
+
+/** Why /events will not answer this request (own-host.ts), or undefined when it will. */
+function refusal(own: OwnHost | undefined, req: http.IncomingMessage): { status: number; body: string } | undefined {
+  if (!own?.host(req.headers.host)) return { status: 421, body: "/events answers only to an IP address, localhost or this machine's name\n" };
+  if (!own.origin(req.headers.origin)) return { status: 403, body: "/events is not for pages from other sites\n" };
+  return undefined;
 }
 
 interface Reply {

@@ -3,12 +3,13 @@
 // slow reader skipped, never waited for.
 import { strict as assert } from "node:assert";
 import { EventEmitter } from "node:events";
-import type * as http from "node:http";
+import * as http from "node:http";
+import { hostname } from "node:os";
 import { Code } from "../../src/csi/errors";
 import { CallEvents, MAX_BUFFERED, RING_SIZE, type CallEvent } from "../../src/server/call-events";
 import { REDACTED } from "../../src/server/redact";
 import { readSse } from "../lab/sse";
-import { createVolumeRequest, useDriverWithMetrics } from "./driver-process";
+import { createVolumeRequest, startDriverWithMetrics, useDriverWithMetrics } from "./driver-process";
 
 describe("metrics: the live call stream GET /events", () => {
   const live = useDriverWithMetrics();
@@ -66,6 +67,70 @@ describe("metrics: the live call stream GET /events", () => {
     assert.ok(line, "the failed call is logged");
     assert.ok(line.length < 4096, `a log line of ${line.length} characters`);
     assert.match(line, /\(2097152 characters\)/);
+  });
+});
+
+/** GET base+path with these headers: the status and, unless it is a stream, the body. */
+function getWith(base: string, p: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(base + p, { headers }, (res) => {
+      if (res.headers["content-type"] === "text/event-stream") {
+        req.destroy();
+        return resolve({ status: res.statusCode ?? 0, body: "" });
+      }
+      let body = "";
+      res.setEncoding("utf8").on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+  });
+}
+
+describe("metrics: /events answers only requests naming this machine (DNS rebinding)", () => {
+  const live = useDriverWithMetrics();
+  const port = () => new URL(live.driver.httpBase).port;
+
+  it("refuses /events to a Host that is a name other than localhost, whatever the port", async () => {
+    for (const host of [`evil.example:${port()}`, "evil.example", `localhost.evil.example:${port()}`, `${hostname()}x:${port()}`]) {
+      const r = await getWith(live.driver.httpBase, "/events", { host });
+      assert.equal(r.status, 421, host);
+      assert.match(r.body, /localhost|IP address/, host);
+    }
+  });
+
+  it("serves /events to an IP literal or localhost at any port (kubectl port-forward 19810:9810)", async () => {
+    for (const host of [`127.0.0.1:${port()}`, `LocalHost:${port()}`, "localhost:19810", "[::1]:9810", "10.244.1.7:9810"]) {
+      assert.equal((await getWith(live.driver.httpBase, "/events", { host })).status, 200, host);
+    }
+  });
+
+  it("refuses /events to a page from elsewhere (its Origin), not to one of this machine's", async () => {
+    const host = `127.0.0.1:${port()}`;
+    for (const origin of ["http://evil.example", `http://evil.example:${port()}`, "null", "file://"]) {
+      const r = await getWith(live.driver.httpBase, "/events", { host, origin });
+      assert.equal(r.status, 403, origin);
+    }
+    for (const origin of ["http://localhost:7070", "http://127.0.0.1:7070"]) {
+      assert.equal((await getWith(live.driver.httpBase, "/events", { host, origin })).status, 200, origin);
+    }
+  });
+
+  it("still answers /metrics and /healthz whatever the Host (Prometheus scrapes pod IPs and Service names, kubelet probes)", async () => {
+    for (const host of ["csi-lab-node.csi-lab.svc.cluster.local:9810", "evil.example", `127.0.0.1:${port()}`]) {
+      assert.equal((await getWith(live.driver.httpBase, "/metrics", { host })).status, 200, host);
+      assert.equal((await getWith(live.driver.httpBase, "/healthz", { host, origin: "http://evil.example" })).status, 200, host);
+    }
+  });
+
+  it("listening on every interface (--metrics-address :9810, as deployed), also answers to the machine's own name", async () => {
+    const wide = await startDriverWithMetrics([], undefined, ":0");
+    try {
+      const p = new URL(wide.httpBase).port;
+      for (const host of [`${hostname()}:${p}`, `localhost:${p}`, `192.0.2.7:${p}`]) assert.equal((await getWith(wide.httpBase, "/events", { host })).status, 200, host);
+      assert.equal((await getWith(wide.httpBase, "/events", { host: `evil.example:${p}` })).status, 421);
+    } finally {
+      await wide.stop();
+    }
   });
 });
 

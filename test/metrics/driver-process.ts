@@ -21,11 +21,12 @@ export interface RunningDriver {
   stop(): Promise<void>;
 }
 
-export async function startDriverWithMetrics(extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<RunningDriver> {
+/** `metricsAddress` ":0" listens on every interface; httpBase then reaches it at 127.0.0.1. */
+export async function startDriverWithMetrics(extraArgs: string[] = [], env?: NodeJS.ProcessEnv, metricsAddress = "127.0.0.1:0"): Promise<RunningDriver> {
   const d = await startDriver({
     env,
     nodeId: "metrics-node",
-    extraArgs: ["--metrics-address", "127.0.0.1:0", "--default-capacity-mode", "none", ...extraArgs],
+    extraArgs: ["--metrics-address", metricsAddress, "--default-capacity-mode", "none", ...extraArgs],
   });
   const address = d.jsonLogs().find((rec) => rec.msg === "metrics listening")?.address;
   if (typeof address !== "string") {
@@ -33,7 +34,7 @@ export async function startDriverWithMetrics(extraArgs: string[] = [], env?: Nod
     throw new Error(`the driver did not say where /metrics listens:\n${d.logs.join("\n")}`);
   }
   const ready = d.jsonLogs().find((rec) => rec.msg === "ready") ?? {};
-  return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address}`, ready, logs: d.logs, stop: () => destroyDriver(d) };
+  return { dir: d.dir, root: d.root, endpoint: d.endpoint, httpBase: `http://${address.replace(/^(\[::\]|0\.0\.0\.0):/, "127.0.0.1:")}`, ready, logs: d.logs, stop: () => destroyDriver(d) };
 }
 
 /**
