@@ -6,7 +6,9 @@
  *
  * The address is one the user typed — a driver on this machine started
  * with `--metrics-address 127.0.0.1:9810`, or a pod's port forwarded with
- * `kubectl port-forward` — and only its `/events` is ever fetched.
+ * `kubectl port-forward` — and only its `/events` is ever fetched. The
+ * driver answers /events only to an IP address, localhost or its machine's
+ * own name (src/server/own-host.ts); what it says when it refuses is passed on.
  */
 import * as http from "node:http";
 
@@ -29,9 +31,17 @@ export function proxyEvents(address: string, req: http.IncomingMessage, res: htt
   }
   const upstream = http.get({ host: at.host, port: at.port, path: "/events", headers: { accept: "text/event-stream" } }, (up) => {
     if (up.statusCode !== 200) {
-      res.writeHead(502, { "content-type": "text/plain" });
-      res.end(`the driver at ${address} answered ${up.statusCode} for /events (is it csi-lab with --metrics-address?)\n`);
-      up.resume();
+      // A csi-lab driver says why in one line: a name it does not answer to is 421 (connect by IP or localhost).
+      let said = "";
+      up.setEncoding("utf8").on("data", (c: string) => {
+        said += c;
+        if (said.length > 512) up.destroy();
+      });
+      up.on("close", () => {
+        if (res.headersSent) return;
+        res.writeHead(502, { "content-type": "text/plain" });
+        res.end(`the driver at ${address} answered ${up.statusCode} for /events: ${said.slice(0, 512).trim() || "is it csi-lab with --metrics-address?"}\n`);
+      });
       return;
     }
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });

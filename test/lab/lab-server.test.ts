@@ -140,4 +140,20 @@ describe("csi-lab lab: the server", () => {
     assert.equal(r.status, 502);
     assert.match(r.body, /cannot reach a driver at 127\.0\.0\.1:1/);
   });
+
+  it("passes on why a driver refused its /events (a name it does not answer to)", async () => {
+    const refusing = http.createServer((_req, res) => {
+      res.writeHead(421, { "content-type": "text/plain" });
+      res.end("/events answers only to an IP address, localhost or this machine's name\n");
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = refusing.address() as net.AddressInfo;
+      const r = await get(`${lab.url}api/live?token=${token}&address=127.0.0.1:${port}`);
+      assert.equal(r.status, 502);
+      assert.match(r.body, /answered 421 for \/events: \/events answers only to an IP address, localhost/);
+    } finally {
+      refusing.close();
+    }
+  });
 });
