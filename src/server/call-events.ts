@@ -11,7 +11,9 @@
  *
  * It must never cost the driver anything it would notice:
  *   - publishing keeps a reference in a ring of the last RING_SIZE calls
- *     and nothing else: no copy, no JSON, no redaction;
+ *     and nothing else: no copy, no JSON, no redaction; a request past
+ *     512 KiB is kept as its size only (interceptor.ts), and the key
+ *     fields and volume are cut at 1 KiB, as the log cuts them;
  *   - the work happens later (setImmediate), once for all readers, and only
  *     while someone is reading;
  *   - a slow reader is never waited for: when more than MAX_BUFFERED bytes
@@ -23,7 +25,7 @@
  */
 import type * as http from "node:http";
 import { codeName } from "../csi/errors";
-import type { CallRecord } from "./interceptor";
+import { cutField, type CallRecord } from "./interceptor";
 import { redact } from "./redact";
 
 export const RING_SIZE = 512;
@@ -73,8 +75,10 @@ export function toEvent(p: Published): CallEvent {
   const { rec } = p;
   const req = (rec.request ?? {}) as Record<string, unknown>;
   const fields: Record<string, string> = {};
-  for (const f of KEY_FIELDS) if (typeof req[f] === "string" && req[f] !== "") fields[f] = req[f] as string;
-  const volumeId = volumeOf(rec);
+  // Cut as the log cuts them: the label of a call with a 500 KiB name is not 500 KiB.
+  for (const f of KEY_FIELDS) if (typeof req[f] === "string" && req[f] !== "") fields[f] = cutField(req[f] as string);
+  const found = volumeOf(rec);
+  const volumeId = found === undefined ? undefined : cutField(found);
   return {
     seq: p.seq,
     time: p.time,

@@ -107,6 +107,11 @@ export const MAX_RECORDED_REQUEST = 512 * 1024;
 
 const MAX_LOGGED_FIELD = 1024;
 
+/** An ID or path as a log line or the call stream shows it: ids and paths are short, a longer one (refused by validation) is cut. */
+export function cutField(v: string): string {
+  return v.length > MAX_LOGGED_FIELD ? `${v.slice(0, MAX_LOGGED_FIELD)}… (${v.length} characters)` : v;
+}
+
 // Fields worth a column in every log line, when the request has them.
 const LOG_FIELDS = ["volumeId", "name", "sourceVolumeId", "snapshotId", "groupSnapshotId", "nodeId", "targetPath", "stagingTargetPath"] as const;
 
@@ -115,8 +120,8 @@ function summary(req: unknown): Record<string, unknown> {
   if (typeof req !== "object" || req === null) return out;
   for (const f of LOG_FIELDS) {
     const v = (req as Record<string, unknown>)[f];
-    // Ids and paths are short; a longer one (refused by validation) is cut, so no log line carries megabytes.
-    if (typeof v === "string" && v !== "") out[f] = v.length > MAX_LOGGED_FIELD ? `${v.slice(0, MAX_LOGGED_FIELD)}… (${v.length} characters)` : v;
+    // So no log line carries megabytes.
+    if (typeof v === "string" && v !== "") out[f] = cutField(v);
   }
   return out;
 }

@@ -68,6 +68,22 @@ describe("metrics: the live call stream GET /events", () => {
     assert.ok(line.length < 4096, `a log line of ${line.length} characters`);
     assert.match(line, /\(2097152 characters\)/);
   });
+
+  it("streams no more than a KiB of a request's key field, as the log does", async () => {
+    const long = "l".repeat(300 * 1024);
+    await assert.rejects(live.client.controller.createVolume(createVolumeRequest(long)));
+    const sse = await readSse(`${live.driver.httpBase}/events`);
+    try {
+      const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).fields["name"]?.startsWith("lll") === true));
+      const failed = events.map((e) => e.data as CallEvent).find((e) => e.fields["name"]?.startsWith("lll"))!;
+      assert.ok(failed.fields["name"]!.length < 1100, `a field of ${failed.fields["name"]!.length} characters`);
+      assert.match(failed.fields["name"]!, /\(307200 characters\)$/);
+      assert.equal((failed.request as { name: string }).name, long, "the request itself, under 512 KiB, is kept whole");
+    } finally {
+      sse.close();
+    }
+  });
+
 });
 
 /** GET base+path with these headers: the status and, unless it is a stream, the body. */
