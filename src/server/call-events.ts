@@ -11,8 +11,8 @@
  *
  * It must never cost the driver anything it would notice:
  *   - publishing keeps a reference in a ring of the last RING_SIZE calls
- *     and nothing else: no copy, no JSON, no redaction; a request past
- *     512 KiB is kept as its size only (interceptor.ts), and the key
+ *     and nothing else: no copy, no JSON, no redaction; a request or reply
+ *     past 512 KiB is kept as its size only (interceptor.ts), and the key
  *     fields and volume are cut at 1 KiB, as the log cuts them;
  *   - the work happens later (setImmediate), once for all readers, and only
  *     while someone is reading;

@@ -35,6 +35,12 @@ export interface UnaryCall<Req> {
   readonly request: Req;
   /** The request message's size on the wire, in bytes (decompressed). */
   readonly requestBytes: number;
+  /**
+   * The reply message's size on the wire, in bytes, once the callback has
+   * been given a reply: the server encodes it there, before the callback
+   * returns. 0 until then, and for an error.
+   */
+  readonly replyBytes: number;
   /** The client's deadline, or Infinity when it set none. */
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): void;
@@ -225,6 +231,7 @@ export class GrpcServer {
       } catch (e) {
         return call.fail(Code.INTERNAL, `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`);
       }
+      call.replyBytes = bytes.length;
       call.reply(bytes);
     });
   }
@@ -234,6 +241,7 @@ export class GrpcServer {
 class Call implements UnaryCall<unknown> {
   request: unknown;
   requestBytes = 0;
+  replyBytes = 0;
   answered = false;
   onAnswered: (() => void) | undefined;
   private deadline: Date | undefined;

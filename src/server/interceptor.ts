@@ -29,7 +29,10 @@ export interface CallRecord {
   seconds: number;
   /** The request's volume_id, when it has one. */
   volumeId?: string;
-  /** The request and reply as the handler saw them (references, not copies: call-events.ts redacts them later, if anyone reads). */
+  /**
+   * The request and reply as the handler saw them (references, not copies: call-events.ts redacts them later,
+   * if anyone reads), or `{ omitted: "a request of N bytes" }` for one past MAX_RECORDED_MESSAGE.
+   */
   request?: unknown;
   response?: unknown;
   /** The failed call's message. */
@@ -98,12 +101,16 @@ function decodeError(method: string, problem: string): CsiError {
 }
 
 /**
- * The largest request a CallRecord holds. CSI's maps (parameters, secrets,
- * contexts) are at most 128 KiB each; the rest of a request is ids and
- * paths. A client sending messages up to the 4 MiB limit would otherwise
- * have the call stream's ring hold 512 of them: 2 GiB.
+ * The largest request or reply a CallRecord holds; a larger one is kept as
+ * its size only. CSI's maps (parameters, secrets, contexts) are at most
+ * 128 KiB each; the rest of a request is ids and paths. A client sending
+ * messages up to the 4 MiB limit would otherwise have the call stream's
+ * ring hold 512 of them: 2 GiB. A reply has no such limit (a ListVolumes
+ * page, a ValidateVolumeCapabilities echoing every capability asked): its
+ * size is the one the server encoded it to (UnaryCall.replyBytes), so
+ * measuring it costs nothing more.
  */
-export const MAX_RECORDED_REQUEST = 512 * 1024;
+export const MAX_RECORDED_MESSAGE = 512 * 1024;
 
 const MAX_LOGGED_FIELD = 1024;
 
@@ -165,9 +172,11 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
         callback(null, res);
       }
       const volumeId = typeof picked.volumeId === "string" ? picked.volumeId : undefined;
-      // The record is kept (call-events.ts keeps the last 512): a request far larger than any CSI call needs is kept as its size only.
-      const request = call.requestBytes > MAX_RECORDED_REQUEST ? { omitted: `a request of ${call.requestBytes} bytes` } : req;
-      deps.onCall?.({ service, method, code, seconds, volumeId, request, response: res, error: err?.message });
+      // The record is kept (call-events.ts keeps the last 512): a request or reply past MAX_RECORDED_MESSAGE is kept as its size only.
+      // The reply's size is known here: the callback above encoded it.
+      const request = call.requestBytes > MAX_RECORDED_MESSAGE ? { omitted: `a request of ${call.requestBytes} bytes` } : req;
+      const response = call.replyBytes > MAX_RECORDED_MESSAGE ? { omitted: `a reply of ${call.replyBytes} bytes` } : res;
+      deps.onCall?.({ service, method, code, seconds, volumeId, request, response, error: err?.message });
       deps.inflight?.end();
     };
 

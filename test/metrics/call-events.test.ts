@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { Code } from "../../src/csi/errors";
 import { CallEvents, MAX_BUFFERED, RING_SIZE, type CallEvent } from "../../src/server/call-events";
 import { REDACTED } from "../../src/server/redact";
+import { mountCapability } from "../sanity/harness";
 import { readSse } from "../lab/sse";
 import { createVolumeRequest, startDriverWithMetrics, useDriverWithMetrics } from "./driver-process";
 
@@ -84,6 +85,23 @@ describe("metrics: the live call stream GET /events", () => {
     }
   });
 
+  it("keeps a reply of megabytes as its size only, as a request is", async () => {
+    const { volume } = await live.client.controller.createVolume(createVolumeRequest("events-big-reply"));
+    const sse = await readSse(`${live.driver.httpBase}/events`);
+    try {
+      // ValidateVolumeCapabilities echoes the capabilities it confirms: 80,000 make a reply of about 640 KiB.
+      const volumeCapabilities = new Array(80_000).fill(mountCapability());
+      const reply = await live.client.controller.validateVolumeCapabilities({ volumeId: volume!.volumeId, volumeCapabilities, volumeContext: {}, parameters: {}, mutableParameters: {}, secrets: {} });
+      assert.equal(reply.confirmed?.volumeCapabilities?.length, 80_000, "the caller gets the whole reply");
+      const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).method === "ValidateVolumeCapabilities"));
+      const validated = events.map((e) => e.data as CallEvent).find((e) => e.method === "ValidateVolumeCapabilities")!;
+      assert.match((validated.response as { omitted: string }).omitted, /^a reply of \d{6} bytes$/);
+      assert.ok(JSON.stringify(validated).length < 4096, `an event of ${JSON.stringify(validated).length} characters`);
+      assert.equal(validated.volumeId, volume!.volumeId);
+    } finally {
+      sse.close();
+    }
+  });
 });
 
 /** GET base+path with these headers: the status and, unless it is a stream, the body. */
