@@ -136,7 +136,8 @@ export class CallEvents {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
     res.write(`: csi-lab call events; ${RING_SIZE} kept\n\n`);
     const reader: Reader = { res, missed: 0 };
-    for (const e of this.recent(Number.isFinite(since) ? since : 0)) this.send(reader, `data: ${JSON.stringify(e)}\n\n`);
+    // Each is counted: what a full buffer drops is said in the next gap, as for live calls.
+    for (const e of this.recent(Number.isFinite(since) ? since : 0)) this.send(reader, `data: ${JSON.stringify(e)}\n\n`, 1);
     this.readers.add(reader);
     const keepAlive = setInterval(() => this.send(reader, ": keep-alive\n\n"), 15_000);
     res.on("close", () => {

@@ -102,6 +102,24 @@ describe("metrics: the live call stream GET /events", () => {
       sse.close();
     }
   });
+
+  it("a reader that comes late and cannot take the ring at once is told how many calls it missed", async () => {
+    const { volume } = await live.client.controller.createVolume(createVolumeRequest("events-late-reader"));
+    // 30,000 capabilities: a request and a reply of about 240 KiB each, both kept; the replay of the ring passes the reader's buffer with it.
+    const volumeCapabilities = new Array(30_000).fill(mountCapability());
+    await live.client.controller.validateVolumeCapabilities({ volumeId: volume!.volumeId, volumeCapabilities, volumeContext: {}, parameters: {}, mutableParameters: {}, secrets: {} });
+    for (let i = 0; i < 5; i++) await live.client.identity.getPluginInfo({});
+    const sse = await readSse(`${live.driver.httpBase}/events`);
+    try {
+      await live.client.identity.probe({}); // after the replay: the reader has caught up by then, or is told what it missed
+      const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).method === "Probe"));
+      const infos = events.filter((e) => e.event === "message" && (e.data as CallEvent).method === "GetPluginInfo").length;
+      const missed = events.filter((e) => e.event === "gap").reduce((n, e) => n + (e.data as { missed: number }).missed, 0);
+      assert.ok(infos + missed >= 5, `${infos} GetPluginInfo events seen and ${missed} said missed, of 5`);
+    } finally {
+      sse.close();
+    }
+  });
 });
 
 /** GET base+path with these headers: the status and, unless it is a stream, the body. */
