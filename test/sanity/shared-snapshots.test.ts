@@ -124,12 +124,15 @@ describe("Snapshots of shared volumes, kept on the share", function () {
     await fsp.writeFile(path.join(snapshots(), key, "stale"), "old");
     const snap = (await a.client.controller.createSnapshot({ name, sourceVolumeId: v.volumeId })).snapshot!;
     assert.deepEqual(await fsp.readdir(path.join(snapshots(), key)), ["f"]);
+    assert.deepEqual(await fsp.readdir(path.join(share, ".csi-lab", "trash")), [], "the stale copy is not kept in the trash");
     await a.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId });
-    // Only the copy, no record: deleted too.
+    // Only the copy, no record, and a copy cut short in tmp: deleted too.
     await fsp.mkdir(path.join(snapshots(), key));
+    await fsp.mkdir(path.join(share, ".csi-lab", "tmp", `${key}.0badf00d`));
     await a.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId });
     assert.equal(existsSync(path.join(snapshots(), key)), false);
     assert.deepEqual(await fsp.readdir(path.join(share, ".csi-lab", "trash")), []);
+    assert.deepEqual((await fsp.readdir(path.join(share, ".csi-lab", "tmp"))).filter((e) => e.startsWith(key)), []);
   });
 
   it("an ID naming a share the driver may not use touches nothing; malformed and newer IDs are INVALID_ARGUMENT", async () => {

@@ -298,10 +298,11 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   placeSnapshot(a) {
     const dir = meta(str(a, "root"), "snapshots");
     const target = path.join(dir, key(a));
-    if (lstatSync(target, { throwIfNoEntry: false })) renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
+    const stale = lstatSync(target, { throwIfNoEntry: false }) !== undefined;
+    if (stale) renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
     renameSync(str(a, "tmp"), target);
     withDir(dir, (fd) => fsyncSync(fd));
-    return null;
+    return stale ? "replaced" : "placed";
   },
   /** Move a snapshot's copy to the trash (after its record is gone); "absent" if it is not there. */
   trashSnapshot(a) {

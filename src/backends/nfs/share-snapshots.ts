@@ -139,8 +139,10 @@ export class ShareSnapshots implements BackendSnapshots {
         try {
           const hold = { markersDir: driver.snapshots.markersDir, ...call };
           await this.store.withVolumeDir(loc, (dir) => copyContent({ path: dir, layout: "dir", live: true }, tmp, { viewsDir: driver.snapshots.viewsDir, hold }));
-          await run("placeSnapshot", { tmp, key: id.key });
+          const placed = await run<string>("placeSnapshot", { tmp, key: id.key });
           await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
+          // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
+          if (placed === "replaced") await run("clean", { trash: true }).catch(() => undefined);
         } catch (err) {
           await run("clean", { tempsOf: id.key }).catch(() => undefined);
           throw err;
@@ -165,7 +167,8 @@ export class ShareSnapshots implements BackendSnapshots {
         const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
         if (text !== null && parseRecordText(text, snapshotId, id.share).snapshotId !== snapshotId) return false;
         if (text !== null) await run("removeRecord", { of: "snapshots", key: id.key, sync: true }); // the commit point
-        // A copy without a record is what a crash before a commit left: this name's, so it goes too.
+        // A copy without a record, or one still being made, is what a crash before a commit left: this name's, so it goes too.
+        await run("clean", { tempsOf: id.key });
         if ((await run<string>("trashSnapshot", { key: id.key })) === "trashed") {
           await run("clean", { trash: true }, Math.max(this.store.io.timeoutMs, 300_000)).catch(() => undefined);
         }
