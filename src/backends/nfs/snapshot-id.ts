@@ -23,7 +23,7 @@
 import { createHash } from "node:crypto";
 import { invalidArgument } from "../../csi/errors";
 import { MAX_STRING_BYTES } from "../../csi/validate";
-import { encodePart, decodePart, serverProblem, sharePathProblem, type ShareLocation } from "./volume-id";
+import { decodeShare, encodePart, formatVersion, type ShareLocation } from "./volume-id";
 
 export const SHARED_SNAPSHOT_ID_VERSION = 1;
 
@@ -56,25 +56,14 @@ export function formatSharedSnapshotId(share: ShareLocation, name: string): stri
  * malformed one — never guessed at.
  */
 export function parseSharedSnapshotId(id: string): SharedSnapshotId | undefined {
-  const m = ID_RE.exec(id);
-  if (!m) return undefined;
-  const version = Number(m[1]);
-  if (version > SHARED_SNAPSHOT_ID_VERSION) {
-    throw invalidArgument(
-      `snapshot_id ${JSON.stringify(id)} is in format nfsnap${version}, made by a newer csi-lab; this driver reads formats up to nfsnap${SHARED_SNAPSHOT_ID_VERSION} — upgrade the driver`,
-    );
-  }
+  const version = formatVersion(id, ID_RE, "snapshot_id", "nfsnap", SHARED_SNAPSHOT_ID_VERSION);
+  if (version === undefined) return undefined;
   const bad = (why: string) => invalidArgument(`snapshot_id ${JSON.stringify(id)} is not a valid shared snapshot ID: ${why}`);
   if (version !== 1) throw bad(`there is no format nfsnap${version}`);
   const parts = id.split(":");
   if (parts.length !== 4) throw bad("it must have 4 ':'-separated fields");
   const [, rawServer, rawShare, key] = parts as [string, string, string, string];
-  const server = decodePart(rawServer);
-  const shareText = decodePart(rawShare);
-  if (server === undefined || shareText === undefined) throw bad("server or share is not canonically encoded");
-  const share = "/" + shareText;
-  const problem = serverProblem(server) ?? sharePathProblem(share);
-  if (problem) throw bad(problem);
+  const share = decodeShare(rawServer, rawShare, bad);
   if (!/^[0-9a-f]{32}$/.test(key)) throw bad("the key must be 32 hex digits");
-  return { share: { server, share }, key };
+  return { share, key };
 }

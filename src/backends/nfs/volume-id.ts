@@ -81,7 +81,7 @@ export function encodePart(s: string): string {
   return out;
 }
 
-export function decodePart(s: string): string | undefined {
+function decodePart(s: string): string | undefined {
   if (!/^([A-Za-z0-9._~+=@,-]|%[0-9A-F]{2})*$/.test(s)) return undefined;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
@@ -117,16 +117,38 @@ export function formatSharedId(loc: SharedLocation, onDelete: OnDelete): { id: s
  * cannot read — a newer format, or a malformed one.
  */
 export function parseSharedId(id: string): SharedVolumeId | undefined {
-  const m = ID_RE.exec(id);
-  if (!m) return undefined;
-  const version = Number(m[1]);
-  if (version > SHARED_ID_VERSION) {
-    throw invalidArgument(
-      `volume_id ${JSON.stringify(id)} is in format nfs${version}, made by a newer csi-lab; this driver reads formats up to nfs${SHARED_ID_VERSION} — upgrade the driver`,
-    );
-  }
+  const version = formatVersion(id, ID_RE, "volume_id", "nfs", SHARED_ID_VERSION);
+  if (version === undefined) return undefined;
   if (version !== 1) throw invalidArgument(`volume_id ${JSON.stringify(id)}: there is no shared-volume format nfs${version}`);
   return parseV1(id);
+}
+
+/**
+ * The format version of an ID that `re` (prefix + digits + ":") matches;
+ * undefined when it does not match. One newer than `readable` is
+ * INVALID_ARGUMENT: it was made by a newer driver, and is never guessed at.
+ */
+export function formatVersion(id: string, re: RegExp, field: string, prefix: string, readable: number): number | undefined {
+  const m = re.exec(id);
+  if (!m) return undefined;
+  const version = Number(m[1]);
+  if (version > readable) {
+    throw invalidArgument(
+      `${field} ${JSON.stringify(id)} is in format ${prefix}${version}, made by a newer csi-lab; this driver reads formats up to ${prefix}${readable} — upgrade the driver`,
+    );
+  }
+  return version;
+}
+
+/** The server and share of an ID's fields, decoded and checked; `bad` makes the error naming the ID. */
+export function decodeShare(rawServer: string, rawShare: string, bad: (why: string) => Error): ShareLocation {
+  const server = decodePart(rawServer);
+  const shareText = decodePart(rawShare);
+  if (server === undefined || shareText === undefined) throw bad("server or share is not canonically encoded");
+  const share = "/" + shareText;
+  const problem = serverProblem(server) ?? sharePathProblem(share);
+  if (problem) throw bad(problem);
+  return { server, share };
 }
 
 function parseV1(id: string): SharedVolumeId {
@@ -136,12 +158,7 @@ function parseV1(id: string): SharedVolumeId {
   const [, letter, rawServer, rawShare, rawSub] = parts as [string, string, string, string, string];
   const onDelete = ON_DELETE.find((o) => ON_DELETE_LETTER[o] === letter);
   if (!onDelete) throw bad(`unknown onDelete letter ${JSON.stringify(letter)}`);
-  const server = decodePart(rawServer);
-  const shareText = decodePart(rawShare);
-  if (server === undefined || shareText === undefined) throw bad("server or share is not canonically encoded");
-  const share = "/" + shareText;
-  const problem = serverProblem(server) ?? sharePathProblem(share);
-  if (problem) throw bad(problem);
+  const { server, share } = decodeShare(rawServer, rawShare, bad);
   if (rawSub.startsWith("#")) {
     const key = rawSub.slice(1);
     if (!/^[0-9a-f]{32}$/.test(key)) throw bad("the record key must be 32 hex digits");
