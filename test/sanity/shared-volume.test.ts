@@ -1,6 +1,6 @@
 // The shared (nfs) backend on a local share: RWX, onDelete, subDir templates, ownership, IDs.
 import assert from "node:assert/strict";
-import { existsSync, promises as fsp } from "node:fs";
+import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, isMounted, literal, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
@@ -72,6 +72,15 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     const { dir } = await withData("delete");
     assert.equal(existsSync(dir), false);
     assert.deepEqual(await fsp.readdir(path.join(share, ".csi-lab", "trash")), []);
+  });
+
+  it("a delete also removes what an interrupted create of the volume left on the share (a copy in tmp, a marker half-written)", async () => {
+    const v = await create();
+    const key = (await fsp.readdir(path.join(share, ".csi-lab", "volumes"))).find((f) => f.endsWith(".json") && JSON.parse(readFileSync(path.join(share, ".csi-lab", "volumes", f), "utf8")).volumeId === v.volumeId)!.slice(0, -5);
+    await fsp.mkdir(path.join(share, ".csi-lab", "tmp", `${key}.0badf00d`));
+    await fsp.writeFile(path.join(share, ".csi-lab", "volumes", `${key}.json.0badf00d.tmp`), "{");
+    await d.client.controller.deleteVolume({ volumeId: v.volumeId });
+    for (const sub of ["tmp", "volumes"]) assert.deepEqual((await fsp.readdir(path.join(share, ".csi-lab", sub))).filter((e) => e.startsWith(key)), [], sub);
   });
 
   it("onDelete: retain leaves the directory and its data", async () => {

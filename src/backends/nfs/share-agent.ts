@@ -226,12 +226,20 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       return "trashed";
     });
   },
-  /** Empty the share's trash (trash: true) and drop temps of one volume (tempsOf: key); rm never follows symlinks. */
+  /**
+   * Empty the share's trash (trash: true) and drop temps of one volume or
+   * snapshot (tempsOf: key): its copies in tmp, and a record half-written
+   * when a kill -9 of the driver took this agent with it. rm never follows symlinks.
+   */
   clean(a) {
     const root = str(a, "root");
     const jobs: [string, (e: string) => boolean][] = [];
     if (a.trash === true) jobs.push(["trash", () => true]);
-    if (typeof a.tempsOf === "string") jobs.push(["tmp", (e) => e.startsWith(`${a.tempsOf as string}.`)]);
+    if (typeof a.tempsOf === "string") {
+      const k = a.tempsOf;
+      jobs.push(["tmp", (e) => e.startsWith(`${k}.`)]);
+      for (const dir of ["volumes", "snapshots"]) jobs.push([dir, (e) => e.startsWith(`${k}.json.`) && e.endsWith(".tmp")]);
+    }
     for (const [sub, pick] of jobs) {
       let entries: string[];
       try {

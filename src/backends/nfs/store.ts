@@ -420,6 +420,7 @@ export class SharedStore {
             result = to === "absent" ? "already gone" : `archived as ${to}`;
           }
           await run("removeRecord", { key: id.key });
+          await run("clean", { tempsOf: id.key }); // what an interrupted create of this volume left
           // Emptying the trash may take long; what is left is emptied by the next delete on this share.
           if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
           return result;
