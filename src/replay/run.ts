@@ -169,10 +169,12 @@ function applies(item: Conditional, learnt: Learnt): boolean {
 
 function learn(save: Save, reply: Record<string, unknown>, json: Json, learnt: Learnt): void {
   if ("volume" in save) {
-    const v = reply.volume as { volumeId: string; volumeContext?: Record<string, string> };
+    const v = reply.volume as { volumeId: string; volumeContext?: Record<string, string>; accessibleTopology?: unknown[] };
     learnt.set(`volumeId:${save.volume}`, v.volumeId);
     learnt.set(`volumeHash:${save.volume}`, sha256(v.volumeId));
     learnt.set(`volumeContext:${save.volume}`, { ...(v.volumeContext ?? {}) });
+    // The provisioner makes the PV's node affinity of the accessible topology; none, and no node's snapshotter ever takes its snapshots.
+    learnt.set(`noNodeAffinity:${save.volume}`, (v.accessibleTopology ?? []).length === 0);
   } else if ("snapshot" in save) {
     learnt.set(`snapshotId:${save.snapshot}`, (reply.snapshot as { snapshotId: string }).snapshotId);
   } else if ("attachment" in save) {

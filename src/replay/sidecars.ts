@@ -246,7 +246,12 @@ export function createSnapshot(p: Planning, o: K8sObject): void {
   if (sidecarFlag(p, "csi-snapshotter", "extra-create-metadata")) {
     Object.assign(parameters, { "csi.storage.k8s.io/volumesnapshot/name": name, "csi.storage.k8s.io/volumesnapshot/namespace": p.opts.namespace, "csi.storage.k8s.io/volumesnapshotcontent/name": content });
   }
-  sidecarCall(p, "csi-snapshotter", "CreateSnapshot", `VolumeSnapshotContent ${content} asks for a snapshot of ${pv.name}`, { sourceVolumeId: pv.handle, name: `snapshot-${uid}`, parameters, secrets: {} }, { save: { snapshot: content } });
+  // A PV without node affinity gets a content labelled with no node, which no csi-snapshotter (--node-deployment) takes:
+  // the call is never made, and the snapshot never becomes ready. (A hand-written PV is taken to have one.)
+  sidecarCall(p, "csi-snapshotter", "CreateSnapshot", `VolumeSnapshotContent ${content} asks for a snapshot of ${pv.name}`, { sourceVolumeId: pv.handle, name: `snapshot-${uid}`, parameters, secrets: {} }, {
+    save: { snapshot: content },
+    unless: placeholder("noNodeAffinity", pv.name),
+  });
   p.state.snapshots.set(name, { name, uid, content, className, files: p.state.filesOf(pv.handle).map((f) => ({ ...f })) });
 }
 

@@ -132,6 +132,6 @@ function known(key: string, learnt: Learnt): Json {
 }
 
 /** volumeHash is the SHA-256 of the volume ID in hex, which the kubelet names staging directories by. */
-export function placeholder(kind: "volumeId" | "volumeHash" | "volumeContext" | "publishContext" | "snapshotId" | "nodeExpansionRequired", name: string): string {
+export function placeholder(kind: "volumeId" | "volumeHash" | "volumeContext" | "publishContext" | "snapshotId" | "nodeExpansionRequired" | "noNodeAffinity", name: string): string {
   return `\${${kind}:${name}}`;
 }
