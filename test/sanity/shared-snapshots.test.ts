@@ -78,6 +78,16 @@ describe("Snapshots of shared volumes, kept on the share", function () {
     await expectCode(create(b, uniqueName("restored"), snap.snapshotId), Code.NOT_FOUND, /snapshot .* does not exist/);
   });
 
+  it("a volume deleted with onDelete: retain cannot be snapshotted or grown by a node without its record, though its directory stays", async () => {
+    const v = (await a.client.controller.createVolume({ name: uniqueName("pvc"), volumeCapabilities: [mountCapability(RWX)], parameters: NFS_LOCAL.parameters(a, { onDelete: "retain" }) })).volume!;
+    await fsp.writeFile(path.join(dirOf(v), "f"), "kept");
+    await b.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 2 * 1024 ** 3, limitBytes: 0 } }); // while it exists: proven
+    await a.client.controller.deleteVolume({ volumeId: v.volumeId });
+    assert.equal(await fsp.readFile(path.join(dirOf(v), "f"), "utf8"), "kept");
+    await expectCode(b.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: v.volumeId }), Code.NOT_FOUND, /does not exist/);
+    await expectCode(b.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 3 * 1024 ** 3, limitBytes: 0 } }), Code.NOT_FOUND);
+  });
+
   it("ListSnapshots pages through the store's snapshots and the shares' as one list, and a restart keeps them", async () => {
     const v = await create(a);
     const hp = (await a.client.controller.createVolume({ name: uniqueName("hp"), volumeCapabilities: [mountCapability(Mode.SINGLE_NODE_WRITER)], parameters: HOSTPATH.parameters(a) })).volume!;

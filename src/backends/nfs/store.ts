@@ -437,8 +437,9 @@ export class SharedStore {
 
   /**
    * The location of a volume this driver can prove it made (an allowed
-   * share, its marker naming this very ID, the same directory): what a
-   * controller without the volume's record may act on. undefined otherwise.
+   * share, its marker naming this very ID, the same directory) and that was
+   * not deleted (a retained directory is released): what a controller
+   * without the volume's record may act on. undefined otherwise.
    */
   async provenLocation(volumeId: string, id: SharedVolumeId): Promise<SharedLocation | undefined> {
     const loc = await this.locate(id);
@@ -446,7 +447,8 @@ export class SharedStore {
     return this.shares.with(loc, async (root) => {
       const there = await this.io.run<Probed>("probe", { root, sub: loc.subDir }, describeShare(loc)).catch(() => undefined);
       const mine = await this.readMarker(root, id.key, loc);
-      return there !== undefined && mine?.volumeId === volumeId && sameDirectory(mine, there) ? loc : undefined;
+      // A volume deleted with onDelete: retain is gone for the CO, though its directory stays (released).
+      return there !== undefined && mine?.volumeId === volumeId && !mine.released && sameDirectory(mine, there) ? loc : undefined;
     });
   }
 
