@@ -4,6 +4,7 @@ import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { HOSTPATH, NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { ShareIo } from "../../src/backends/nfs/share-io";
 import { encodePart } from "../../src/backends/nfs/volume-id";
 import { snapshotKeyOf } from "../../src/backends/nfs/snapshot-id";
 
@@ -144,6 +145,59 @@ describe("Snapshots of shared volumes, kept on the share", function () {
     assert.deepEqual((await fsp.readdir(snapshots())).filter((e) => e.startsWith(key)), []);
     assert.deepEqual(await fsp.readdir(path.join(share, ".csi-lab", "trash")), []);
     assert.deepEqual((await fsp.readdir(path.join(share, ".csi-lab", "tmp"))).filter((e) => e.startsWith(key)), []);
+  });
+
+  it("a symlink planted in the share's .csi-lab leads no delete or clean-up outside the share", async () => {
+    const v = await create(a);
+    await fsp.writeFile(path.join(dirOf(v), "f"), "mine");
+    const name = uniqueName("snap");
+    const snap = (await a.client.controller.createSnapshot({ name, sourceVolumeId: v.volumeId })).snapshot!;
+    const key = snapshotKeyOf(name);
+    const outside = path.join(a.dir, "outside");
+    const meta = path.join(share, ".csi-lab");
+    const plant = async (sub: string) => {
+      await fsp.mkdir(outside, { recursive: true });
+      await fsp.rename(path.join(meta, sub), path.join(outside, sub));
+      await fsp.symlink(path.join(outside, sub), path.join(meta, sub));
+    };
+    const unplant = async (sub: string) => {
+      await fsp.rm(path.join(meta, sub));
+      await fsp.rename(path.join(outside, sub), path.join(meta, sub));
+    };
+    try {
+      // The snapshots directory moved out and a symlink put in its place: its record and copy stay where they are.
+      await plant("snapshots");
+      const deleting = expectCode(a.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId }), Code.FAILED_PRECONDITION, /symbolic link/);
+      await deleting.catch(() => undefined);
+      assert.ok(existsSync(path.join(outside, "snapshots", `${key}.json`)), "the record outside is left");
+      assert.equal(await fsp.readFile(path.join(outside, "snapshots", key, "f"), "utf8"), "mine", "the copy outside is left");
+      await deleting;
+      await expectCode(a.client.controller.getSnapshot({ snapshotId: snap.snapshotId }), Code.FAILED_PRECONDITION, /symbolic link/);
+      await unplant("snapshots");
+      // tmp a symlink to a directory outside: what is there under this key's name is not the driver's to remove.
+      await fsp.mkdir(path.join(meta, "tmp"), { recursive: true });
+      await plant("tmp");
+      await fsp.writeFile(path.join(outside, "tmp", `${key}.not-mine`), "x");
+      await a.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId }).catch(() => undefined);
+      assert.ok(existsSync(path.join(outside, "tmp", `${key}.not-mine`)), "what is outside under the key's name is left");
+      await fsp.rm(path.join(outside, "tmp", `${key}.not-mine`));
+      await unplant("tmp");
+      // The trash swapped for a symlink between moving a copy into it and emptying it (a race, here made certain).
+      await fsp.mkdir(path.join(meta, "trash"), { recursive: true });
+      await plant("trash");
+      await fsp.writeFile(path.join(outside, "trash", "not-mine"), "x");
+      const io = new ShareIo(5000);
+      await io.run("clean", { root: share, trash: true }, "the share").catch(() => undefined);
+      assert.ok(existsSync(path.join(outside, "trash", "not-mine")), "what is outside is left");
+      await fsp.rm(path.join(outside, "trash", "not-mine"));
+      await unplant("trash");
+    } finally {
+      for (const sub of ["snapshots", "tmp", "trash"]) {
+        if ((await fsp.lstat(path.join(meta, sub)).catch(() => undefined))?.isSymbolicLink()) await unplant(sub);
+      }
+    }
+    await a.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId });
+    assert.equal(existsSync(path.join(snapshots(), key)), false);
   });
 
   it("an ID naming a share the driver may not use touches nothing; malformed and newer IDs are INVALID_ARGUMENT", async () => {

@@ -130,6 +130,34 @@ function within<T>(root: string, rel: string, fn: (at: string) => T): T {
   }
 }
 
+/**
+ * Work in directory `rel` below `root` (one of the driver's own, under
+ * .csi-lab): reached as within() reaches a place, and not followed if it is
+ * itself a symlink. `fn` gets a path that names the opened directory, so a
+ * symlink planted at .csi-lab, tmp, trash or snapshots, or swapped in
+ * between two operations, never leads a clean-up or a record out of the
+ * share.
+ */
+function inDir<T>(root: string, rel: string, fn: (dir: string, fd: number) => T): T {
+  return within(root, rel, (p) => {
+    let fd: number;
+    try {
+      fd = openSync(p, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ELOOP" || code === "ENOTDIR") throw new AgentError("ELOOP", `${path.join(root, rel)} is not a directory (a symbolic link?); refusing to follow it`);
+      throw err;
+    }
+    try {
+      return fn(`/proc/self/fd/${fd}`, fd);
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+const isErrno = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException).code === code;
+
 /** The path an op works on: {root, sub} reached without symlinks, or a plain {path} (a mount point the driver made). */
 function place<T>(a: Record<string, unknown>, fn: (p: string) => T): T {
   if (typeof a.sub === "string") return within(str(a, "root"), a.sub, fn);
@@ -241,13 +269,13 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       for (const dir of ["volumes", "snapshots"]) jobs.push([dir, (e) => e.startsWith(`${k}.json.`) && e.endsWith(".tmp")]);
     }
     for (const [sub, pick] of jobs) {
-      let entries: string[];
       try {
-        entries = readdirSync(path.join(root, META_DIR, sub));
-      } catch {
-        continue;
+        inDir(root, `${META_DIR}/${sub}`, (dir) => {
+          for (const e of readdirSync(dir).filter(pick)) rmSync(path.join(dir, e), { recursive: true, force: true });
+        });
+      } catch (err) {
+        if (!isErrno(err, "ENOENT")) throw err;
       }
-      for (const e of entries.filter(pick)) rmSync(path.join(root, META_DIR, sub, e), { recursive: true, force: true });
     }
     return null;
   },
@@ -286,16 +314,28 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   },
   readRecord(a) {
     try {
-      return readFileSync(path.join(str(a, "root"), META_DIR, recordDir(a), `${key(a)}.json`), "utf8");
+      return within(str(a, "root"), `${META_DIR}/${recordDir(a)}/${key(a)}.json`, (p) => {
+        const fd = openSync(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+        try {
+          return readFileSync(fd, "utf8");
+        } finally {
+          closeSync(fd);
+        }
+      });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      if (isErrno(err, "ENOENT")) return null;
       throw err;
     }
   },
   removeRecord(a) {
-    const dir = path.join(str(a, "root"), META_DIR, recordDir(a));
-    rmSync(path.join(dir, `${key(a)}.json`), { force: true });
-    if (a.sync === true) withDir(dir, (fd) => fsyncSync(fd));
+    try {
+      inDir(str(a, "root"), `${META_DIR}/${recordDir(a)}`, (dir, fd) => {
+        rmSync(path.join(dir, `${key(a)}.json`), { force: true });
+        if (a.sync === true) fsyncSync(fd);
+      });
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+    }
     return null;
   },
   /**
@@ -314,10 +354,16 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   },
   /** Move a snapshot's copy to the trash (after its record is gone); "absent" if it is not there. */
   trashSnapshot(a) {
-    const target = path.join(str(a, "root"), META_DIR, "snapshots", key(a));
-    if (!lstatSync(target, { throwIfNoEntry: false })) return "absent";
-    renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
-    return "trashed";
+    try {
+      return within(str(a, "root"), `${META_DIR}/snapshots/${key(a)}`, (target) => {
+        if (!lstatSync(target, { throwIfNoEntry: false })) return "absent";
+        renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
+        return "trashed";
+      });
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return "absent"; // no snapshots directory: nothing to trash
+      throw err;
+    }
   },
   /** For tests of the deadline: an operation that never ends. */
   hang() {

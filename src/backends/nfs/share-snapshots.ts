@@ -99,7 +99,11 @@ export class ShareSnapshots implements BackendSnapshots {
   async get(snapshotId: string): Promise<SnapshotRecord | undefined> {
     const id = parseSharedSnapshotId(snapshotId);
     if (!id || this.store.notAllowed(id.share)) return undefined;
-    const text = await this.store.shares.with(id.share, (root) => this.run<string | null>(id.share, "readRecord", { root, of: "snapshots", key: id.key }));
+    const text = await this.store.shares.with(id.share, (root) =>
+      this.run<string | null>(id.share, "readRecord", { root, of: "snapshots", key: id.key }).catch((err: unknown) => {
+        throw volumeDirError(err, `the record of snapshot ${snapshotId} on ${describeShare(id.share)}`);
+      }),
+    );
     if (text === null) {
       await this.forget(snapshotId); // deleted by another node
       return undefined;
