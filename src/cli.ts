@@ -11,6 +11,8 @@
  * With no flags at all the driver runs on embedded defaults inside the
  * current directory: socket .csi-lab/csi.sock, data .csi-lab/root.
  */
+import { mkdirSync } from "node:fs";
+import * as path from "node:path";
 import { openDriver } from "./server/driver";
 import { driverUsage, FlagError, parseDriverCommand } from "./server/driver-flags";
 import { createLogger } from "./server/logger";
@@ -121,6 +123,16 @@ async function runDriver(argv: string[]): Promise<void> {
   parent = stopWithParent();
   log.debug("parent process", parent.armed ? { pid: parent.parent, onItsEnd: "SIGTERM" } : { watched: false, why: parent.why });
 
+  // The embedded default's .csi-lab holds the socket and, with the default
+  // --root, the data: made owner-only here, before the root's mkdir -p
+  // would make it 0755 (docs/security.md).
+  if (args.defaultEndpoint && args.endpoint.kind === "unix") {
+    try {
+      mkdirSync(path.dirname(args.endpoint.path), { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
   const driver = await openDriver(args.config, log, { mountProblem: checked.cannotMount });
   // prom-client and the HTTP server are loaded only when metrics are asked for: they cost start-up time.
   const metrics = args.metricsAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;
