@@ -309,7 +309,11 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   },
   /** A volume's marker, or with {of: "snapshots"} a snapshot's record. */
   writeRecord(a) {
-    writeAtomic(path.join(meta(str(a, "root"), recordDir(a)), `${key(a)}.json`), str(a, "data"));
+    meta(str(a, "root"), recordDir(a)); // made if missing, never through a symlink
+    inDir(str(a, "root"), `${META_DIR}/${recordDir(a)}`, (dir, fd) => {
+      writeAtomic(path.join(dir, `${key(a)}.json`), str(a, "data"));
+      fsyncSync(fd); // the rename too is on disk before the call answers: a record once written survives a power cut
+    });
     return null;
   },
   readRecord(a) {
