@@ -167,4 +167,36 @@ describe("Memory volumes", () => {
     const cap = await d.client.controller.getCapacity({ parameters: MEMORY.parameters(d), volumeCapabilities: [mountCapability()] });
     assert.ok(cap.availableCapacity! > 0);
   });
+
+  /** What GetCapacity says this node can still promise to memory volumes. */
+  async function promisable(): Promise<number> {
+    return (await d.client.controller.getCapacity({ parameters: MEMORY.parameters(d), volumeCapabilities: [mountCapability()] })).availableCapacity!;
+  }
+
+  /** Most of what can be promised, in whole pages: two such sizes never fit together. */
+  async function mostOfPromisable(): Promise<number> {
+    return Math.floor((await promisable()) * 0.6 / 4096) * 4096;
+  }
+
+  it("two CreateVolumes or ControllerExpandVolumes at once cannot together take more RAM than the node can promise", async () => {
+    // Empty tmpfs mounts: their size costs no RAM until written.
+    const size = await mostOfPromisable();
+    const create = () => d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: size, limitBytes: 0 }, parameters: MEMORY.parameters(d) });
+    const made = await Promise.allSettled([create(), create()]);
+    const ids = made.flatMap((r) => (r.status === "fulfilled" ? [r.value.volume!.volumeId!] : []));
+    for (const id of ids) await d.client.controller.deleteVolume({ volumeId: id });
+    assert.equal(ids.length, 1, `both creates of ${size} bytes succeeded: ${JSON.stringify(made.map((r) => r.status))}`);
+    assert.match(String((made.find((r) => r.status === "rejected") as PromiseRejectedResult).reason), /RESOURCE_EXHAUSTED/);
+
+    const small = await Promise.all([create4MiB(), create4MiB()]);
+    const grow = (volumeId: string) => d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: size, limitBytes: 0 } });
+    const grown = await Promise.allSettled(small.map(grow));
+    for (const id of small) await d.client.controller.deleteVolume({ volumeId: id });
+    assert.equal(grown.filter((r) => r.status === "fulfilled").length, 1, `both expansions to ${size} bytes succeeded: ${JSON.stringify(grown.map((r) => r.status))}`);
+  });
+
+  async function create4MiB(): Promise<string> {
+    const v = await d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 4 * MiB, limitBytes: 0 }, parameters: MEMORY.parameters(d) });
+    return v.volume!.volumeId!;
+  }
 });

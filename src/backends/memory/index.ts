@@ -15,7 +15,7 @@
  * tmpfs; ControllerExpandVolume and NodeExpandVolume remount it with the
  * new size; `mode` and a pod's fsGroup apply to its root. docs/memory.md.
  */
-import { lstatSync, readFileSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../../csi/errors";
 import type { Topology } from "../../gen/csi";
@@ -102,20 +102,23 @@ export class MemoryBackend implements Backend {
       throw invalidArgument(`the content source ${describeSource(source.contentSource)} is a ${source.layout} volume; only a directory tree can be copied into a memory volume`);
     }
     const size = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
-    const free = await this.promisable();
-    if (size > free) throw resourceExhausted(`a memory volume of ${size} bytes needs that much RAM, but this node can promise only ${free} more (available memory less what memory volumes may still fill)`);
-    return this.store.create(
-      {
-        name: req.name,
-        capacityBytes: size,
-        capabilities: [...req.caps],
-        parameters: req.parameters,
-        mutableParameters: req.mutableParameters,
-        topology: nodeTopology(driver).segments ?? {},
-        ...(source ? { contentSource: source.contentSource } : {}),
-      },
-      source?.fill,
-    );
+    const release = await this.store.hold(size, (free) => `a memory volume of ${size} bytes needs that much RAM, but this node can promise only ${free} more (available memory less what memory volumes may still fill)`);
+    try {
+      return await this.store.create(
+        {
+          name: req.name,
+          capacityBytes: size,
+          capabilities: [...req.caps],
+          parameters: req.parameters,
+          mutableParameters: req.mutableParameters,
+          topology: nodeTopology(driver).segments ?? {},
+          ...(source ? { contentSource: source.contentSource } : {}),
+        },
+        source?.fill,
+      );
+    } finally {
+      release();
+    }
   }
 
   async converge(_driver: Driver, record: VolumeRecord): Promise<void> {
@@ -151,14 +154,8 @@ export class MemoryBackend implements Backend {
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
-    const free = await this.promisable();
-    if (range.required - record.capacityBytes > free) {
-      throw resourceExhausted(`growing memory volume ${volumeId} to ${range.required} bytes needs ${range.required - record.capacityBytes} more bytes of RAM, but this node can promise only ${free}`);
-    }
-    // The tmpfs first: the record never claims a size the kernel does not enforce.
-    await this.store.resize(volumeId, range.required);
-    await this.store.update({ ...record, capacityBytes: range.required });
-    return { capacityBytes: range.required, nodeExpansionRequired: false };
+    const grown = await this.store.grow(record, range.required);
+    return { capacityBytes: grown.capacityBytes, nodeExpansionRequired: false };
   }
 
   async modify(driver: Driver, volumeId: string, record: VolumeRecord | undefined, params: Record<string, string>): Promise<void> {
@@ -178,23 +175,7 @@ export class MemoryBackend implements Backend {
   async capacity(driver: Driver, _params: Record<string, string>, caps: readonly Capability[], topology: Topology | undefined): Promise<number> {
     if (topology !== undefined && !matchesThisNode(topology, driver)) return 0;
     if (caps.some((c) => unsupportedReason(c, MEMORY_PROFILE) !== undefined)) return 0;
-    return this.promisable();
-  }
-
-  /**
-   * RAM this node can still promise to memory volumes: what the kernel says
-   * is available, less what existing memory volumes may still fill (their
-   * size less what they hold, which the kernel already counts as used).
-   * One statfs per memory volume: there are few, each costing RAM.
-   */
-  private async promisable(): Promise<number> {
-    const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
-    let promised = 0;
-    for (const [id, bytes] of this.store.sizes) {
-      const used = this.store.tmpfsMounted(id) ? (await this.store.usage(id)).usedBytes : 0;
-      promised += Math.max(0, bytes - used);
-    }
-    return Math.max(0, available - promised);
+    return this.store.promisable();
   }
 
   source(_driver: Driver, record: VolumeRecord): VolumeSource {

@@ -23,9 +23,9 @@
  * `medium: Memory` would be.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, promises as fsp, readdirSync, realpathSync } from "node:fs";
+import { lstatSync, promises as fsp, readdirSync, readFileSync, realpathSync } from "node:fs";
 import * as path from "node:path";
-import { CsiError, internal } from "../../csi/errors";
+import { CsiError, internal, resourceExhausted } from "../../csi/errors";
 import { mountTable, type MountEntry } from "../../mount/mountinfo";
 import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
@@ -49,6 +49,8 @@ export class MemoryStore {
   readonly backend = "memory";
   /** Each volume's size, kept beside the index: what RAM the volumes were promised. */
   readonly sizes = new Map<string, number>();
+  /** RAM held for creates and growths in flight: checked, not yet in `sizes`. */
+  private reserved = 0;
 
   private constructor(
     readonly dir: string,
@@ -187,6 +189,59 @@ export class MemoryStore {
     this.index.add(id);
     this.sizes.set(id, record.capacityBytes);
     return record;
+  }
+
+  /**
+   * RAM this node can still promise to memory volumes: what the kernel says
+   * is available, less what existing memory volumes may still fill (their
+   * size less what they hold, which the kernel already counts as used) and
+   * what creates and growths in flight hold. One statfs per memory volume:
+   * there are few, each costing RAM.
+   */
+  async promisable(): Promise<number> {
+    const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
+    let promised = 0;
+    for (const [id, bytes] of this.sizes) {
+      const used = this.tmpfsMounted(id) ? (await this.usage(id)).usedBytes : 0;
+      promised += Math.max(0, bytes - used);
+    }
+    return Math.max(0, available - promised - this.reserved);
+  }
+
+  /**
+   * Check that `bytes` more RAM can be promised and hold them until the
+   * caller has recorded its volume's size (or failed): the function returned
+   * lets go. RESOURCE_EXHAUSTED, with `refusal(free)`, when they cannot.
+   */
+  async hold(bytes: number, refusal: (free: number) => string): Promise<() => void> {
+    const free = await this.promisable();
+    // No await between the check and the hold: two calls cannot both pass on the same RAM.
+    if (bytes > free) throw resourceExhausted(refusal(free));
+    this.reserved += bytes;
+    let held = true;
+    return () => {
+      if (held) this.reserved -= bytes;
+      held = false;
+    };
+  }
+
+  /**
+   * Grow the volume to `bytes` (more than its size) if the node can promise
+   * the difference: the tmpfs first, so the record never claims a size the
+   * kernel does not enforce, then the record. The grown record.
+   */
+  async grow(record: VolumeRecord, bytes: number): Promise<VolumeRecord> {
+    const id = record.volumeId;
+    const more = bytes - record.capacityBytes;
+    const release = await this.hold(more, (free) => `growing memory volume ${id} to ${bytes} bytes needs ${more} more bytes of RAM, but this node can promise only ${free}`);
+    try {
+      await this.resize(id, bytes);
+      const grown = { ...record, capacityBytes: bytes };
+      await this.update(grown);
+      return grown;
+    } finally {
+      release();
+    }
   }
 
   async update(record: VolumeRecord): Promise<void> {
