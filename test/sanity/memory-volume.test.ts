@@ -195,6 +195,24 @@ describe("Memory volumes", () => {
     assert.equal(grown.filter((r) => r.status === "fulfilled").length, 1, `both expansions to ${size} bytes succeeded: ${JSON.stringify(grown.map((r) => r.status))}`);
   });
 
+  it("NodeExpandVolume past what the node can promise is RESOURCE_EXHAUSTED and leaves the volume as it was", async () => {
+    const volumeId = await create4MiB();
+    const staging = d.path(uniqueName("stage"));
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability() });
+    const before = await promisable();
+    // As a controller apart from the nodes answers the resizer: from the request, with the node to grow it.
+    await expectCode(d.client.node.nodeExpandVolume({ volumeId, volumePath: staging, capacityRange: { requiredBytes: 2 ** 50, limitBytes: 0 } }), Code.RESOURCE_EXHAUSTED, /RAM/);
+    const s = await fsp.statfs(staging);
+    assert.equal(s.blocks * s.bsize, 4 * MiB);
+    assert.ok((await promisable()) > before / 2, "the RAM it was refused is still promisable");
+    // What fits is granted.
+    assert.equal((await d.client.node.nodeExpandVolume({ volumeId, volumePath: staging, capacityRange: { requiredBytes: 8 * MiB, limitBytes: 0 } })).capacityBytes, 8 * MiB);
+    const grown = await fsp.statfs(staging);
+    assert.equal(grown.blocks * grown.bsize, 8 * MiB);
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+    await d.client.controller.deleteVolume({ volumeId });
+  });
+
   async function create4MiB(): Promise<string> {
     const v = await d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 4 * MiB, limitBytes: 0 }, parameters: MEMORY.parameters(d) });
     return v.volume!.volumeId!;

@@ -180,12 +180,10 @@ export const memoryNode: NodeBackend = {
     if (!m || !ownsOf(vol)(m)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
     if (req.range.limit > 0 && req.range.limit < vol.record.capacityBytes) throw outOfRange(`volume ${req.volumeId} has ${vol.record.capacityBytes} bytes and volumes cannot shrink`);
     let record = vol.record;
-    // A controller running apart from the nodes answered the resizer from the request: the record grows here.
-    if (req.range.required > record.capacityBytes) {
-      record = { ...record, capacityBytes: req.range.required };
-      await store.update(record);
-    }
-    await store.resize(req.volumeId, record.capacityBytes);
+    // A controller running apart from the nodes answered the resizer from the request: the
+    // volume grows here, if this node can promise the RAM (the check the controller could not make).
+    if (req.range.required > record.capacityBytes) record = await store.grow(record, req.range.required);
+    else await store.resize(req.volumeId, record.capacityBytes);
     return record.capacityBytes;
   },
 };
