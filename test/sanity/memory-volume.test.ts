@@ -213,6 +213,19 @@ describe("Memory volumes", () => {
     await d.client.controller.deleteVolume({ volumeId });
   });
 
+  it("a volume whose tmpfs is gone is not grown: FAILED_PRECONDITION, saying so, and its record keeps its size", async () => {
+    for (const gone of ["unmounted", "unmounted and its directory removed"]) {
+      const volumeId = await create4MiB();
+      const data = path.join(d.root, "memory", "data", volumeId);
+      unmount(data, { detach: true });
+      if (gone !== "unmounted") await fsp.rmdir(data);
+      await expectCode(d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 8 * MiB, limitBytes: 0 } }), Code.FAILED_PRECONDITION, /cannot be expanded: its tmpfs is missing/);
+      const { volume } = await d.client.controller.controllerGetVolume({ volumeId });
+      assert.equal(volume!.capacityBytes, 4 * MiB, gone);
+      await d.client.controller.deleteVolume({ volumeId });
+    }
+  });
+
   async function create4MiB(): Promise<string> {
     const v = await d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 4 * MiB, limitBytes: 0 }, parameters: MEMORY.parameters(d) });
     return v.volume!.volumeId!;

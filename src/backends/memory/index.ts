@@ -154,6 +154,9 @@ export class MemoryBackend implements Backend {
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
+    // A remount of a tmpfs that is not there fails with the system call's error (EINVAL, ENOENT), as if the volume were broken or gone.
+    const condition = await this.condition(record);
+    if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be expanded: ${condition.message}`);
     const grown = await this.store.grow(record, range.required);
     return { capacityBytes: grown.capacityBytes, nodeExpansionRequired: false };
   }
