@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
-import { unmount } from "../../src/mount/syscalls";
+import { mountFs, unmount } from "../../src/mount/syscalls";
 import { MEMORY } from "./backends";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
@@ -224,6 +224,46 @@ describe("Memory volumes", () => {
       assert.equal(volume!.capacityBytes, 4 * MiB, gone);
       await d.client.controller.deleteVolume({ volumeId });
     }
+  });
+
+  it("a symlink put in place of a volume's tmpfs is never followed: not grown, staged, nor mounted over at start-up", async () => {
+    // Another tmpfs (as /dev/shm or /run would be) and a plain directory, each with something in it.
+    const otherTmpfs = d.scratch(uniqueName("other-tmpfs"));
+    await fsp.mkdir(otherTmpfs);
+    mountFs("tmpfs", otherTmpfs, "tmpfs", 0, `size=${MiB}`);
+    await fsp.writeFile(path.join(otherTmpfs, "theirs"), "not the volume's");
+    const otherDir = d.scratch(uniqueName("other-dir"));
+    await fsp.mkdir(otherDir);
+    await fsp.writeFile(path.join(otherDir, "theirs"), "not the volume's");
+    const replaced = async (target: string) => {
+      const volumeId = await create4MiB();
+      const data = path.join(d.root, "memory", "data", volumeId);
+      unmount(data, { detach: true });
+      await fsp.rmdir(data);
+      await fsp.symlink(target, data);
+      return { volumeId, data };
+    };
+    const a = await replaced(otherTmpfs);
+    const b = await replaced(otherDir);
+
+    const { status } = await d.client.controller.controllerGetVolume({ volumeId: a.volumeId });
+    assert.deepEqual(status!.volumeCondition, { abnormal: true, message: "the volume's mount point has been replaced by a symlink" });
+    await expectCode(d.client.controller.controllerExpandVolume({ volumeId: a.volumeId, capacityRange: { requiredBytes: 8 * MiB, limitBytes: 0 } }), Code.FAILED_PRECONDITION);
+    const s = await fsp.statfs(otherTmpfs);
+    assert.equal(s.blocks * s.bsize, MiB, "the other tmpfs keeps its size");
+    await expectCode(d.client.node.nodeStageVolume({ volumeId: a.volumeId, stagingTargetPath: d.path(uniqueName("stage")), volumeCapability: mountCapability() }), Code.FAILED_PRECONDITION);
+
+    // At start-up a volume without its tmpfs gets an empty one, but not through a symlink; the driver starts.
+    await d.restart();
+    assert.equal(readMountInfo().some((m) => m.mountPoint === otherDir), false, "nothing is mounted over the directory the symlink names");
+    assert.deepEqual(await fsp.readdir(otherDir), ["theirs"]);
+    assert.deepEqual(await fsp.readdir(otherTmpfs), ["theirs"]);
+
+    for (const v of [a, b]) {
+      await fsp.unlink(v.data);
+      await d.client.controller.deleteVolume({ volumeId: v.volumeId });
+    }
+    unmount(otherTmpfs, { detach: true });
   });
 
   async function create4MiB(): Promise<string> {

@@ -25,7 +25,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp, readdirSync, readFileSync, realpathSync } from "node:fs";
 import * as path from "node:path";
-import { CsiError, internal, resourceExhausted } from "../../csi/errors";
+import { CsiError, failedPrecondition, internal, resourceExhausted } from "../../csi/errors";
 import { mountTable, type MountEntry } from "../../mount/mountinfo";
 import { MS } from "../../mount/options";
 import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
@@ -99,8 +99,14 @@ export class MemoryStore {
       }
       if (rec) store.sizes.set(id, rec.capacityBytes);
       if (rec && !store.tmpfsMounted(id)) {
+        try {
+          await store.mountTmpfs(id, rec.capacityBytes, modeOf(rec));
+        } catch (err) {
+          // One volume that cannot be mounted again must not keep every other from starting.
+          log.warn("a memory volume lost its tmpfs and cannot have a new one; the volume is left as it is", { volumeId: id, error: CsiError.from(err).message });
+          continue;
+        }
         log.warn("a memory volume lost its contents (the node restarted since it was made); it is empty now", { volumeId: id });
-        await store.mountTmpfs(id, rec.capacityBytes, modeOf(rec));
       }
     }
     return store;
@@ -156,10 +162,15 @@ export class MemoryStore {
     return m !== undefined && m.fsType === "tmpfs" && m.root === "/" ? m : undefined;
   }
 
+  /**
+   * The volume's directory as the mount table names it: its parent resolved (the root may be
+   * reached through a symlink), never the volume's own name — a symlink put in its place
+   * names some other file system, which is not the volume's tmpfs.
+   */
   private realData(id: string): string {
     const p = this.dataDir(id);
     try {
-      return realpathSync(p);
+      return path.join(realpathSync(path.dirname(p)), path.basename(p));
     } catch {
       return p;
     }
@@ -277,6 +288,8 @@ export class MemoryStore {
     await fsp.mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== "EEXIST") throw err;
     });
+    // mount(2) follows a symlink: one in the volume's place would have the tmpfs cover what it names.
+    if (!lstatSync(dir).isDirectory()) throw failedPrecondition(`memory volume ${id}: its mount point ${dir} has been replaced by something that is not a directory; not mounting there`);
     // nodev, nosuid: a volume's content never becomes a device or a set-ID program on the node.
     await mountFsAsync(TMPFS_SOURCE, dir, "tmpfs", MS.NODEV | MS.NOSUID, `size=${bytes},mode=${mode.toString(8).padStart(4, "0")}`);
     setRootMode(dir, mode);
