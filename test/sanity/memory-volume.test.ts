@@ -266,6 +266,19 @@ describe("Memory volumes", () => {
     unmount(otherTmpfs, { detach: true });
   });
 
+  it("a symlink named as a volume, with no record, is left alone at start-up and does not keep the driver from starting", async () => {
+    const elsewhere = d.scratch(uniqueName("elsewhere"));
+    await fsp.mkdir(elsewhere);
+    await fsp.writeFile(path.join(elsewhere, "theirs"), "not the driver's");
+    const stray = path.join(d.root, "memory", "data", `mem-${"ab".repeat(16)}`);
+    await fsp.symlink(elsewhere, stray);
+    await d.restart();
+    assert.ok(d.jsonLogs().some((l) => l.msg === "what an interrupted create left of a memory volume cannot be removed; it is left as it is" && l.volumeId === `mem-${"ab".repeat(16)}`));
+    assert.deepEqual(await fsp.readdir(elsewhere), ["theirs"]);
+    assert.equal((await fsp.lstat(stray)).isSymbolicLink(), true);
+    await fsp.unlink(stray);
+  });
+
   async function create4MiB(): Promise<string> {
     const v = await d.client.controller.createVolume({ name: uniqueName("mem"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 4 * MiB, limitBytes: 0 }, parameters: MEMORY.parameters(d) });
     return v.volume!.volumeId!;
