@@ -215,13 +215,18 @@ export class MemoryStore {
    * there are few, each costing RAM.
    */
   async promisable(): Promise<number> {
+    return Math.max(0, (await this.unheld()) - this.reserved);
+  }
+
+  /** The same, before what calls in flight hold: read `reserved` after it, with no await between. */
+  private async unheld(): Promise<number> {
     const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
     let promised = 0;
     for (const [id, bytes] of this.sizes) {
       const used = this.tmpfsMounted(id) ? (await this.usage(id)).usedBytes : 0;
       promised += Math.max(0, bytes - used);
     }
-    return Math.max(0, available - promised - this.reserved);
+    return available - promised;
   }
 
   /**
@@ -230,8 +235,10 @@ export class MemoryStore {
    * lets go. RESOURCE_EXHAUSTED, with `refusal(free)`, when they cannot.
    */
   async hold(bytes: number, refusal: (free: number) => string): Promise<() => void> {
-    const free = await this.promisable();
-    // No await between the check and the hold: two calls cannot both pass on the same RAM.
+    const unheld = await this.unheld();
+    // What others hold is read here, with no await between it, the check and the hold: two calls
+    // cannot both pass on the same RAM, even when both were reading the volumes' usage at once.
+    const free = Math.max(0, unheld - this.reserved);
     if (bytes > free) throw resourceExhausted(refusal(free));
     this.reserved += bytes;
     let held = true;
