@@ -29,7 +29,7 @@ import { sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
 import { applyMutableParameters } from "./mutable";
 import { matchesThisNode, topologyProblem } from "../../controller/topology";
-import { nodeTopology } from "../../controller/volume-view";
+import { requestedFields } from "../new-record";
 import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "../backend";
 import { hostPathEphemeral } from "./ephemeral";
 import { isEphemeralRecord } from "./ephemeral-names";
@@ -115,19 +115,7 @@ export class HostPathBackend implements Backend {
     const release = isEnforced(placement) ? await holdSpace(driver, size, `a volume of ${size} bytes`) : () => {};
     let record: VolumeRecord;
     try {
-      ({ record } = await store.create(
-        {
-          name: req.name,
-          capacityBytes: size,
-          capabilities: [...req.caps],
-          parameters: req.parameters,
-          mutableParameters: req.mutableParameters,
-          topology: nodeTopology(driver).segments ?? {},
-          ...placement,
-          ...(source ? { contentSource: source.contentSource } : {}),
-        },
-        source?.fill,
-      ));
+      ({ record } = await store.create({ ...requestedFields(driver, req, size), ...placement }, source?.fill));
     } finally {
       release();
     }

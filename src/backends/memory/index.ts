@@ -28,8 +28,8 @@ import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
 import { matchesThisNode, topologyProblem } from "../../controller/topology";
-import { nodeTopology } from "../../controller/volume-view";
 import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "../backend";
+import { requestedFields } from "../new-record";
 import { memoryNode } from "./node";
 import { MEMORY_PROFILE } from "./profile";
 import { MemoryStore } from "./store";
@@ -104,18 +104,7 @@ export class MemoryBackend implements Backend {
     const size = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
     const release = await this.store.hold(size, (free) => `a memory volume of ${size} bytes needs that much RAM, but this node can promise only ${free} more (available memory less what memory volumes may still fill)`);
     try {
-      return await this.store.create(
-        {
-          name: req.name,
-          capacityBytes: size,
-          capabilities: [...req.caps],
-          parameters: req.parameters,
-          mutableParameters: req.mutableParameters,
-          topology: nodeTopology(driver).segments ?? {},
-          ...(source ? { contentSource: source.contentSource } : {}),
-        },
-        source?.fill,
-      );
+      return await this.store.create(requestedFields(driver, req, size), source?.fill);
     } finally {
       release();
     }
