@@ -4,7 +4,8 @@
 // ControllerExpandVolume refuse what does not fit.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
-import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import * as path from "node:path";
+import { blockCapability, Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { driverOnLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
 
 const MiB = 1024 * 1024;
@@ -101,5 +102,36 @@ describe("GetCapacity with parameters this node cannot serve", () => {
 
   it("answers INVALID_ARGUMENT for an unknown capacity mode", async () => {
     await expectCode(d.client.controller.getCapacity({ parameters: { capacity: "lots" } }), Code.INVALID_ARGUMENT, /not a mode/);
+  });
+});
+
+describe("promises made at once right after a start", function () {
+  this.timeout(120_000);
+  let d: DriverProcess | undefined;
+  driverOnLoopFs("ext4", GiB, (_f, drv) => (d = drv));
+
+  // At start-up the ledger is rebuilt from the records in the background, and
+  // the first creates wait for it. They all resume together when it is done:
+  // each must still see what the others took.
+  it("CreateVolumes waiting for the start-up rebuild do not all take the same free space", async () => {
+    const block = { volumeCapabilities: [blockCapability()], parameters: {} };
+    // Many volumes, so that the rebuild takes long enough for the creates to wait for it:
+    // copies of one record under other IDs (capacity: none, so they promise nothing).
+    const none = { volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: MiB }, parameters: { capacity: "none" } };
+    const one = (await d!.client.controller.createVolume({ name: uniqueName(), ...none })).volume!.volumeId!;
+    const text = await fsp.readFile(path.join(d!.root, "volumes", `${one}.json`), "utf8");
+    for (let i = 0; i < 20_000; i++) {
+      const id = `hp-${i.toString(16).padStart(32, "0")}`;
+      await fsp.writeFile(path.join(d!.root, "volumes", `${id}.json`), text.split(one).join(id));
+    }
+    const before = (await d!.client.controller.getCapacity(block)).availableCapacity!;
+    const size = 384 * MiB;
+    await d!.restart();
+    const res = await Promise.allSettled(
+      Array.from({ length: 6 }, () => d!.client.controller.createVolume({ name: uniqueName(), capacityRange: { requiredBytes: size }, ...block })),
+    );
+    const made = res.filter((r) => r.status === "fulfilled").length;
+    assert.ok(made * size <= before, `${made} volumes of ${size} bytes were promised, but only ${before} bytes could be`);
+    for (const r of res) if (r.status === "rejected") assert.equal((r.reason as { code: number }).code, Code.RESOURCE_EXHAUSTED);
   });
 });

@@ -107,9 +107,15 @@ export function isEnforced(p: Placement): boolean {
 
 /** Bytes that can still be promised on this node: free space less what enforced volumes may still claim. */
 export async function promisable(driver: Driver): Promise<number> {
+  const available = await freeOnceBuilt(driver);
+  return Math.max(0, available - hostPathStore(driver).ledger.outstanding());
+}
+
+/** The root's free space, read once the ledger's start-up rebuild is done (before what the ledger holds). */
+async function freeOnceBuilt(driver: Driver): Promise<number> {
   const { availableBytes } = await hostPathStore(driver).usage();
   await hostPathStore(driver).ledger.ready;
-  return Math.max(0, availableBytes - hostPathStore(driver).ledger.outstanding());
+  return availableBytes;
 }
 
 /**
@@ -117,9 +123,11 @@ export async function promisable(driver: Driver): Promise<number> {
  * records the promise (or fails). RESOURCE_EXHAUSTED when they cannot.
  */
 export async function holdSpace(driver: Driver, bytes: number, what: string): Promise<() => void> {
-  const free = await promisable(driver);
-  // No await between the check and the hold: two calls cannot both pass
-  // on the same free space.
+  const available = await freeOnceBuilt(driver);
+  // What the ledger holds is read here, with no await between it, the check
+  // and the hold: two calls cannot both pass on the same free space, even
+  // when both were waiting for the same statfs or for the start-up rebuild.
+  const free = Math.max(0, available - hostPathStore(driver).ledger.outstanding());
   if (bytes > free) {
     throw resourceExhausted(`${what} needs ${bytes} bytes, but this node can promise only ${free} more (free space less the room other volumes may still claim)`);
   }
