@@ -103,21 +103,30 @@ export async function flushBlockDevice(device: string): Promise<void> {
 
 /**
  * A process that thaws the file systems open on `fds` unless told, within
- * `limitMs`, that the driver thawed them itself. It reads one line from a
- * pipe: "released" ends it quietly; anything else, the pipe closing (the
- * driver died, whatever the signal) or the time running out makes it run
- * `fsfreeze --unfreeze` (util-linux) on each, through /proc/self/fd, so it
- * thaws exactly the file systems the driver froze, wherever they are
- * mounted by then. Spawned before the freeze; `release(true)` after the
- * thaw, `release(false)` if the driver's own thaw failed (it tries again).
+ * `limitMs`, that the driver thawed them itself. It reads lines from a
+ * pipe: "released" ends it quietly; "spare <fd>…" takes file systems off
+ * its list (frozen by someone else: not ours to thaw); anything else, the
+ * pipe closing (the driver died, whatever the signal) or the time running
+ * out makes it run `fsfreeze --unfreeze` (util-linux) on each left,
+ * through /proc/self/fd, so it thaws exactly the file systems the driver
+ * froze, wherever they are mounted by then. Spawned before the freeze;
+ * `spare()` once the freeze has said which are someone else's;
+ * `release(true)` after the thaw, `release(false)` if the driver's own
+ * thaw failed (it tries again).
  */
-export async function startThawWatchdog(fds: number[], limitMs: number): Promise<{ release(thawed: boolean): Promise<void> }> {
+export async function startThawWatchdog(
+  fds: number[],
+  limitMs: number,
+): Promise<{ spare(fds: number[]): void; release(thawed: boolean): Promise<void> }> {
   const seconds = Math.max(1, Math.ceil(limitMs / 1000));
   const script =
-    'read -t "$1" line; [ "$line" = released ] && exit 0; shift; ' +
-    'for fd in "$@"; do fsfreeze --unfreeze "/proc/self/fd/$fd" 2>/dev/null; done; exit 0';
+    'end=$((SECONDS + $1)); shift; spare=" "; ' +
+    'while left=$((end - SECONDS)); [ "$left" -gt 0 ] && read -r -t "$left" line; do ' +
+    'case "$line" in released) exit 0;; "spare "*) spare="$spare${line#spare } ";; *) break;; esac; done; ' +
+    'for fd in "$@"; do case "$spare" in *" $fd "*) ;; *) fsfreeze --unfreeze "/proc/self/fd/$fd" 2>/dev/null;; esac; done; exit 0';
   // The fds are the children's 3, 4, …; detached, so a signal to the driver's process group spares it.
-  const child = spawn("bash", ["-c", script, "thaw-watchdog", String(seconds), ...fds.map((_, i) => String(3 + i))], {
+  const childFd = (fd: number) => String(3 + fds.indexOf(fd));
+  const child = spawn("bash", ["-c", script, "thaw-watchdog", String(seconds), ...fds.map(childFd)], {
     stdio: ["pipe", "ignore", "ignore", ...fds],
     detached: true,
   });
@@ -129,6 +138,10 @@ export async function startThawWatchdog(fds: number[], limitMs: number): Promise
   });
   child.unref();
   return {
+    spare(spared: number[]) {
+      const ours = spared.filter((fd) => fds.includes(fd));
+      if (ours.length > 0) child.stdin!.write(`spare ${ours.map(childFd).join(" ")}\n`);
+    },
     async release(thawed: boolean) {
       child.stdin!.end(thawed ? "released\n" : "thaw\n");
       await exited;

@@ -39,6 +39,9 @@
  *   - a marker naming the file systems is written, durably, before the
  *     freeze and removed after the thaw; the start-up sweep
  *     (thawLeftovers) thaws whatever a marker still names.
+ * A file system someone else froze (FIFREEZE answers EBUSY) is copied as
+ * it is and left frozen, crash or not: the watchdog is told to spare it
+ * and the marker is rewritten without it.
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, promises as fsp, realpathSync } from "node:fs";
@@ -122,7 +125,7 @@ export async function holdStill<T>(contents: readonly Content[], opts: HoldOptio
 
   const held: Held[] = [];
   const marker = path.join(opts.markersDir, `${randomBytes(8).toString("hex")}.json`);
-  let watchdog: { release(thawed: boolean): Promise<void> } | undefined;
+  let watchdog: Awaited<ReturnType<typeof startThawWatchdog>> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let syncMs = 0;
   let frozenAt: bigint | undefined;
@@ -133,7 +136,9 @@ export async function holdStill<T>(contents: readonly Content[], opts: HoldOptio
     for (const h of held) await syncFs(h.fd, h.mountPoint); // the bulk of the flushing, while writers go on
     syncMs = elapsedMs(t);
 
-    await writeFileAtomic(marker, JSON.stringify({ pid: process.pid, since: new Date().toISOString(), filesystems }) + "\n");
+    const writeMarker = (named: readonly FsRef[]) =>
+      writeFileAtomic(marker, JSON.stringify({ pid: process.pid, since: new Date().toISOString(), filesystems: named }) + "\n");
+    await writeMarker(filesystems);
     watchdog = await startThawWatchdog(
       held.map((h) => h.fd),
       limitMs + WATCHDOG_GRACE_MS,
@@ -167,6 +172,12 @@ export async function holdStill<T>(contents: readonly Content[], opts: HoldOptio
         } else throw err;
       }
       if (signal.aborted) throw signal.reason;
+    }
+    // Someone else's freeze must outlive us, crash or not: off the watchdog's list and the marker.
+    const theirs = held.filter((h) => h.state === "not ours");
+    if (theirs.length > 0) {
+      watchdog.spare(theirs.map((h) => h.fd));
+      await writeMarker(held.filter((h) => h.state !== "not ours").map(({ image, device, mountPoint }) => ({ image, device, mountPoint })));
     }
     return await copy(signal);
   } finally {

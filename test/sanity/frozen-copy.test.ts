@@ -2,6 +2,7 @@
 // passes mid-copy, not when the driver is killed mid-copy (its watchdog thaws), not
 // even when the watchdog dies with it (the restarted driver thaws).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
@@ -25,6 +26,13 @@ function processes(text: string, parent?: number): number[] {
     }
   }
   return out.filter((p) => p !== process.pid);
+}
+
+/** Is the file system at `mountPoint` frozen? (FIFREEZE answers EBUSY if it is; if it was not, this froze it and thaws it again.) */
+function isFrozen(mountPoint: string): boolean {
+  if (spawnSync("fsfreeze", ["--freeze", mountPoint]).status !== 0) return true;
+  spawnSync("fsfreeze", ["--unfreeze", mountPoint]);
+  return false;
 }
 
 /** Does the writer make no progress for `ms`? (It waits inside a frozen file system.) */
@@ -106,5 +114,21 @@ describe("A file system frozen for a copy is always thawed", function () {
     await writer!.advance(20, 3000);
     assert.ok(d.logs.some((l) => l.includes("thawed a file system a crash had left frozen")));
     assert.deepEqual(readdirSync(path.join(d.root, "snapshots", ".frozen")), []);
+  });
+
+  it("kill -9 mid-copy of a file system someone else froze: neither the watchdog nor the restarted driver thaws it", async () => {
+    assert.equal(spawnSync("fsfreeze", ["--freeze", source.target]).status, 0, "an admin's fsfreeze");
+    await snapshotStuckInCopy();
+    const watchdogs = processes("thaw-watchdog", d.proc.pid);
+    assert.equal(watchdogs.length, 1, "one watchdog for the hold");
+    d.proc.kill("SIGKILL");
+    await d.exit;
+    const watchdog = watchdogs[0]!;
+    assert.ok(await waitFor(async () => !processes("thaw-watchdog").includes(watchdog), 3000), "the watchdog has done its work and gone");
+    assert.ok(isFrozen(source.target), "the watchdog left the admin's freeze alone");
+    await d.start();
+    assert.ok(isFrozen(source.target), "the start-up sweep left the admin's freeze alone");
+    assert.deepEqual(readdirSync(path.join(d.root, "snapshots", ".frozen")), [], "the restart swept the marker");
+    assert.ok(await stalled(writer!), "the writer still waits for the admin's thaw");
   });
 });
