@@ -101,7 +101,7 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
       );
       await flushCopy(path.dirname(scratch[0]!));
       for (const [i, volume] of volumes.entries()) {
-        const spec = { snapshotId: memberIds[i]!, name: `${name}/${volume.volumeId}`, parameters, groupSnapshotId };
+        const spec = { snapshotId: memberIds[i]!, name: `${name}/${volume.volumeId}`, parameters, groupSnapshotId, createdAt };
         const made = await store.create(snapshotRecordOf(volume, spec, sources[i]!.layout), (staging) => fsp.rename(scratch[i]!, staging));
         members.push(made.record);
       }

@@ -24,6 +24,8 @@ export interface SnapshotSpec {
   name: string;
   parameters: Record<string, string>;
   groupSnapshotId?: string;
+  /** When the content was taken, if not when the store starts to make it: a group's members all date from the group's one instant. */
+  createdAt?: string;
 }
 
 /** What a call lends the copy of a volume in use: its deadline (the longest a freeze may last) and its log. */

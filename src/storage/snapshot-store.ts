@@ -51,7 +51,8 @@ import { thawLeftovers } from "./hold-still";
 const SNAPSHOT_ID = /^snap-[0-9a-f]{32}$/;
 const GROUP_ID = /^group-[0-9a-f]{32}$/;
 
-export type NewSnapshot = Omit<SnapshotRecord, "version" | "createdAt">;
+/** A snapshot to make; createdAt defaults to when create() starts, before the content is filled in. */
+export type NewSnapshot = Omit<SnapshotRecord, "version" | "createdAt"> & { createdAt?: string };
 export type NewGroup = Omit<GroupSnapshotRecord, "version">;
 
 function hash32(...parts: string[]): string {
@@ -174,7 +175,7 @@ export class SnapshotStore {
     const existing = await this.read(id);
     if (existing) return { record: existing, created: false };
 
-    const record: SnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec, createdAt: new Date().toISOString() };
+    const record: SnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec, createdAt: spec.createdAt ?? new Date().toISOString() };
     const staging = this.sub(".tmp", `${id}.${uniqueSuffix()}`);
     try {
       await fill(staging);

@@ -45,6 +45,17 @@ describe("Volume group snapshots", () => {
     assert.deepEqual(listed.map((s) => [s.snapshotId, s.groupSnapshotId]), [[g.snapshots![0]!.snapshotId, g.groupSnapshotId]]);
   });
 
+  it("every member reports the group's creation_time: they were all taken at that one point in time", async () => {
+    const volumes = [...(await twoVolumes()), ...(await twoVolumes())];
+    const name = uniqueName("group");
+    const g = (await gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: volumes })).groupSnapshot!;
+    for (const s of g.snapshots!) assert.deepEqual(s.creationTime, g.creationTime, `member ${s.snapshotId}`);
+    for (const s of g.snapshots!) {
+      const got = (await d.client.controller.getSnapshot({ snapshotId: s.snapshotId })).snapshot!;
+      assert.deepEqual(got.creationTime, g.creationTime, `member ${s.snapshotId} as GetSnapshot reads it`);
+    }
+  });
+
   it("a member can be restored like any snapshot", async () => {
     const volumes = await twoVolumes();
     const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
