@@ -69,7 +69,15 @@ export class AttachmentStore {
     for (const entry of await fsp.readdir(store.dir)) {
       const file = path.join(store.dir, entry);
       let id = entry.endsWith(".json") ? entry.slice(0, -5) : "";
-      if (HASHED_FILE.test(id)) id = String((readJsonNoFollow(file) as { volumeId?: unknown }).volumeId);
+      if (HASHED_FILE.test(id)) {
+        // Only the file's contents say whose it is: one that does not is reported and kept, like any unreadable record.
+        const named = volumeIdIn(file);
+        if (named === undefined || fileKey(named) !== id) {
+          problems.push(`attachment file ${entry} is unreadable or does not name the volume it is kept for`);
+          continue;
+        }
+        id = named;
+      }
       if (fileKey(id) === undefined) {
         if (isTemporaryName(entry)) await fsp.rm(file, { force: true });
         continue;
@@ -206,6 +214,18 @@ export class AttachmentStore {
     set.delete(volumeId);
     if (set.size === 0) this.byNode.delete(nodeId);
   }
+}
+
+/** The volume ID a (hash-named) attachment file holds, or undefined where it holds none. */
+function volumeIdIn(file: string): string | undefined {
+  let raw: unknown;
+  try {
+    raw = readJsonNoFollow(file);
+  } catch {
+    return undefined;
+  }
+  const id = typeof raw === "object" && raw !== null ? (raw as { volumeId?: unknown }).volumeId : undefined;
+  return typeof id === "string" ? id : undefined;
 }
 
 /** Check an attachment file's contents; the reason it is unusable, or the list. */

@@ -121,6 +121,21 @@ describe("ControllerPublishVolume across restarts", () => {
     assert.deepEqual(await fsp.readdir(dir), []);
   });
 
+  it("a damaged record of a shared volume's attachment does not stop the driver: it is named in a warning and kept", async () => {
+    d = await startDriver({ extraArgs: ["--enable-attach"] });
+    const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+    await d.client.controller.controllerPublishVolume({ volumeId: id, nodeId: d.nodeId, volumeCapability: mountCapability() });
+    await d.stop();
+    // Shared volumes' records are named by a hash of the ID, which only the file's contents give back.
+    const damaged = ['{"version": 1, "volu', "null", '{"version": 1}'].map((body, i) => ({ file: `nfs-${String(i).repeat(32)}.json`, body }));
+    const dir = path.join(d.root, "attachments");
+    for (const { file, body } of damaged) await fsp.writeFile(path.join(dir, file), body);
+    await d.start();
+    for (const { file } of damaged) assert.ok(d.logs.some((l) => l.includes("unreadable attachment record") && l.includes(file)), `a warning names ${file}`);
+    assert.deepEqual((await fsp.readdir(dir)).sort(), [`${id}.json`, ...damaged.map((x) => x.file)].sort(), "kept for a person to look at");
+    assert.deepEqual((await d.client.controller.controllerGetVolume({ volumeId: id })).status!.publishedNodeIds, [d.nodeId]);
+  });
+
   it("a volume attached while attach was on can be deleted after it is switched off, records and all", async () => {
     d = await startDriver({ extraArgs: ["--enable-attach"] });
     const id = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
