@@ -71,6 +71,8 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
     const sources: VolumeSource[] = [];
     for (const id of sourceVolumeIds) {
       const { backend, record } = await lookUp(driver, id);
+      // A volume this process would hold the record of, and does not, is not there (a shared one may be, on the share).
+      if (backend && !record && !backend.heldElsewhere) throw notFound(`source volume ${id} does not exist`);
       if (backend && !backend.groupSnapshots) {
         // Pods on any node may be writing a shared volume, and the controller cannot see their
         // mounts, so it cannot promise a write-order consistent group: refuse rather than pretend.

@@ -141,6 +141,12 @@ describe("Volume group snapshots", () => {
       /does not exist/,
     );
     assert.equal((await d.client.controller.listSnapshots({})).entries!.length, before);
+    // Of a backend whose volumes are never in groups, but whose records are all here: still NOT_FOUND.
+    await expectCode(
+      gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, "mem-00000000000000000000000000000000"] }),
+      Code.NOT_FOUND,
+      /does not exist/,
+    );
   });
 
   it("a copy failing part-way removes the members already cut", async () => {
