@@ -8,6 +8,7 @@
  */
 import { invalidArgument } from "../csi/errors";
 import type { DriverConfig } from "../server/driver";
+import { mergePages } from "../storage/sorted-index";
 import type { Logger } from "../server/logger";
 import type { Backend, BackendFactory, EphemeralBackend } from "./backend";
 import { hostpathBackend } from "./hostpath";
@@ -48,8 +49,6 @@ export class Backends {
 
   /** Every volume ID held, in ID order, after `after`: a page merged from each backend's index. */
   page(after: string, limit: number): { ids: string[]; more: boolean } {
-    const pages = this.all.map((b) => b.page(after, limit));
-    const ids = pages.flatMap((p) => p.ids).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return { ids: ids.slice(0, limit), more: ids.length > limit || pages.some((p) => p.more) };
+    return mergePages(this.all.map((b) => b.page(after, limit)), limit);
   }
 }

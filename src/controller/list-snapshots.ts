@@ -17,7 +17,7 @@ import { toCsiSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
 import { SnapshotStore } from "../storage/snapshot-store";
 import { defineRpc } from "../server/rpc";
-import type { SnapshotRecord } from "../storage/snapshot-record";
+import { mergePages } from "../storage/sorted-index";
 import { findSnapshot, homeOf, snapshotHomes } from "./snapshot-homes";
 import { DEFAULT_PAGE } from "./list-volumes";
 
@@ -38,11 +38,6 @@ export const listSnapshots = defineRpc<ListSnapshotsRequest, ListSnapshotsRespon
       return { entries: match ? [{ snapshot: toCsiSnapshot(record) }] : [], nextToken: "" };
     }
 
-    // The snapshot store's and each backend's own, as one list in ID order.
-    const sources: Source[] = [
-      { page: (after, n) => driver.snapshots.page(after, n, sourceVolumeId), read: (id) => driver.snapshots.get(id) },
-      ...snapshotHomes(driver).map((h): Source => ({ page: (after, n) => h.page(after, n, sourceVolumeId), read: (id) => h.listed(id) })),
-    ];
     const limit = maxEntries > 0 ? maxEntries : DEFAULT_PAGE;
     const entries: ListSnapshotsResponse_Entry[] = [];
     let after = token;
@@ -51,28 +46,18 @@ export const listSnapshots = defineRpc<ListSnapshotsRequest, ListSnapshotsRespon
     // of an uncommitted group are hidden: keep reading so a page is not
     // short for that reason.
     while (entries.length < limit && more) {
-      const page = mergedPage(sources, after, limit - entries.length);
+      // The snapshot store's and each backend's own, as one list in ID order.
+      const n = limit - entries.length;
+      const page = mergePages([driver.snapshots.page(after, n, sourceVolumeId), ...snapshotHomes(driver).map((h) => h.page(after, n, sourceVolumeId))], n);
       more = page.more;
-      for (const { id, read } of page.items) {
+      for (const id of page.ids) {
         after = id;
-        const record = await read(id);
+        const home = homeOf(driver, id);
+        const record = await (home ? home.listed(id) : driver.snapshots.get(id));
         if (record) entries.push({ snapshot: toCsiSnapshot(record) });
       }
-      if (page.items.length === 0) break;
+      if (page.ids.length === 0) break;
     }
     return { entries, nextToken: more ? after : "" };
   },
 });
-
-interface Source {
-  page(after: string, limit: number): { ids: string[]; more: boolean };
-  read(id: string): Promise<SnapshotRecord | undefined>;
-}
-
-/** The first `limit` IDs after `after` across sorted sources, each with where to read it. */
-function mergedPage(sources: readonly Source[], after: string, limit: number) {
-  const pages = sources.map((s) => ({ s, page: s.page(after, limit) }));
-  const all = pages.flatMap(({ s, page }) => page.ids.map((id) => ({ id, read: s.read })));
-  all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return { items: all.slice(0, limit), more: all.length > limit || pages.some(({ page }) => page.more) };
-}

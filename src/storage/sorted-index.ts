@@ -59,3 +59,9 @@ export class SortedIndex {
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** A page of IDs from several indexes, as one list in ID order: the first `limit` of their pages (each asked for `limit` after the same place). */
+export function mergePages(pages: readonly { ids: string[]; more: boolean }[], limit: number): { ids: string[]; more: boolean } {
+  const ids = pages.flatMap((p) => p.ids).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { ids: ids.slice(0, limit), more: ids.length > limit || pages.some((p) => p.more) };
+}
