@@ -36,6 +36,7 @@ import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import { copyContent, type Content } from "../../storage/copy-content";
+import { NameIndex } from "../../storage/name-index";
 import { readRecordFile } from "../../storage/record-file";
 import { SnapshotIndex } from "../../storage/snapshot-index";
 import { parseSnapshotRecord, SNAPSHOT_RECORD_VERSION, type SnapshotRecord } from "../../storage/snapshot-record";
@@ -48,8 +49,8 @@ import { parseSharedId, type ShareLocation } from "./volume-id";
 
 export class ShareSnapshots implements BackendSnapshots {
   private readonly index = new SnapshotIndex();
-  /** CSI name → ID, of the snapshots this controller took. */
-  private readonly byName = new Map<string, string>();
+  /** The names of the snapshots this controller took. */
+  private readonly names = new NameIndex();
 
   private constructor(
     private readonly dir: string,
@@ -93,7 +94,7 @@ export class ShareSnapshots implements BackendSnapshots {
   }
 
   named(name: string): string | undefined {
-    return this.byName.get(name);
+    return this.names.get(name);
   }
 
   async get(snapshotId: string): Promise<SnapshotRecord | undefined> {
@@ -214,7 +215,7 @@ export class ShareSnapshots implements BackendSnapshots {
 
   private remember(rec: SnapshotRecord): void {
     this.index.add(rec.snapshotId, rec.sourceVolumeId);
-    this.byName.set(rec.name, rec.snapshotId);
+    this.names.set(rec.name, rec.snapshotId);
   }
 
   /** Keep this controller's copy of a record it wrote (or found on a retry). */
@@ -224,10 +225,9 @@ export class ShareSnapshots implements BackendSnapshots {
   }
 
   private async forget(snapshotId: string): Promise<void> {
-    const rec = await this.listed(snapshotId).catch(() => undefined);
     await fsp.rm(localFile(this.dir, snapshotId), { force: true });
     this.index.delete(snapshotId);
-    if (rec && this.byName.get(rec.name) === snapshotId) this.byName.delete(rec.name);
+    this.names.forget(snapshotId);
   }
 
   async found(rec: SnapshotRecord): Promise<void> {

@@ -42,6 +42,7 @@ import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../
 import type { MountCommandConfig } from "../../mount/mount-command";
 import { readJsonNoFollow, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import type { FsUsage } from "../../storage/fs-usage";
+import { NameIndex } from "../../storage/name-index";
 import { SortedIndex } from "../../storage/sorted-index";
 import type { Condition } from "../../storage/volume-record";
 import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
@@ -145,9 +146,7 @@ export class SharedStore {
    * volume's ID is its location, not its name, so a name asked for again
    * with another share or subDir would otherwise make a second volume.
    */
-  private readonly byName = new Map<string, string>();
-  /** The same, the other way: a volume's name, so a delete forgets it in one step. */
-  private readonly nameOf = new Map<string, string>();
+  private readonly names = new NameIndex();
 
   private constructor(
     readonly root: string,
@@ -188,29 +187,17 @@ export class SharedStore {
       if (typeof volumeId === "string" && typeof name === "string") names.push([name, volumeId]);
     }
     const store = new SharedStore(root, SortedIndex.from(ids), cfg);
-    for (const [name, volumeId] of names) store.remember(name, volumeId);
+    for (const [name, volumeId] of names) store.names.set(name, volumeId);
     return store;
   }
 
   /** The ID of the volume recorded under CSI name `name`, if this controller holds one. */
   async volumeNamed(name: string): Promise<string | undefined> {
-    const volumeId = this.byName.get(name);
+    const volumeId = this.names.get(name);
     if (volumeId === undefined) return undefined;
     if ((await this.getById(volumeId))?.name === name) return volumeId;
-    this.forget(volumeId); // its record was removed behind our back
+    this.names.forget(volumeId); // its record was removed behind our back
     return undefined;
-  }
-
-  private remember(name: string, volumeId: string): void {
-    this.byName.set(name, volumeId);
-    this.nameOf.set(volumeId, name);
-  }
-
-  private forget(volumeId: string): void {
-    const name = this.nameOf.get(volumeId);
-    if (name === undefined) return;
-    this.nameOf.delete(volumeId);
-    if (this.byName.get(name) === volumeId) this.byName.delete(name);
   }
 
   get count(): number {
@@ -348,7 +335,7 @@ export class SharedStore {
     const id = parseSharedId(record.volumeId)!;
     await writeFileAtomic(this.recordFile(id.key), JSON.stringify(record, null, 2) + "\n");
     this.index.add(record.volumeId);
-    this.remember(record.name, record.volumeId);
+    this.names.set(record.name, record.volumeId);
   }
 
   /**
@@ -431,7 +418,7 @@ export class SharedStore {
     }
     await fsp.rm(this.recordFile(id.key), { force: true });
     this.index.delete(volumeId);
-    this.forget(volumeId);
+    this.names.forget(volumeId);
     return done;
   }
 
