@@ -180,6 +180,11 @@ function meta(root: string, sub: string): string {
   return ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
 }
 
+/** Move `target` into the share's trash under a fresh name starting with `k`: the commit point of a delete; `clean` empties it. */
+function toTrash(root: string, target: string, k: string): void {
+  renameSync(target, path.join(meta(root, "trash"), `${k}.${randomBytes(4).toString("hex")}`));
+}
+
 function setOwnerAndMode(dir: string, mode: number, uid: number | undefined, gid: number | undefined): void {
   withDir(dir, (fd) => {
     if (uid !== undefined || gid !== undefined) fchownSync(fd, uid ?? -1, gid ?? -1);
@@ -245,12 +250,11 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   },
   /** Move subDir to the share's trash (the commit point of a delete); "absent" if it is not there. */
   trash(a) {
-    const trash = meta(str(a, "root"), "trash");
     return within(str(a, "root"), str(a, "subDir"), (target) => {
       const st = lstatSync(target, { throwIfNoEntry: false });
       if (!st) return "absent";
       if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${str(a, "subDir")} is a symbolic link, not a volume directory`);
-      renameSync(target, path.join(trash, `${str(a, "key")}.${randomBytes(4).toString("hex")}`));
+      toTrash(str(a, "root"), target, str(a, "key"));
       return "trashed";
     });
   },
@@ -351,7 +355,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     const dir = meta(str(a, "root"), "snapshots");
     const target = path.join(dir, key(a));
     const stale = lstatSync(target, { throwIfNoEntry: false }) !== undefined;
-    if (stale) renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
+    if (stale) toTrash(str(a, "root"), target, key(a));
     renameSync(str(a, "tmp"), target);
     withDir(dir, (fd) => fsyncSync(fd));
     return stale ? "replaced" : "placed";
@@ -361,7 +365,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     try {
       return within(str(a, "root"), `${META_DIR}/snapshots/${key(a)}`, (target) => {
         if (!lstatSync(target, { throwIfNoEntry: false })) return "absent";
-        renameSync(target, path.join(meta(str(a, "root"), "trash"), `${key(a)}.${randomBytes(4).toString("hex")}`));
+        toTrash(str(a, "root"), target, key(a));
         return "trashed";
       });
     } catch (err) {
