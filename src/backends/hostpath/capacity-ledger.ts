@@ -25,6 +25,7 @@
  * the figure wait for it.
  */
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { Holds } from "../../storage/holds";
 
 /** How to measure one volume's usage (an image file or a quota). */
 export interface UsageProbe {
@@ -45,7 +46,7 @@ export class CapacityLedger {
   private readonly entries = new Map<string, Entry>();
   private promised = 0;
   private usedWithin = 0;
-  private reserved = 0;
+  private readonly holds = new Holds();
   private sampledAt = 0;
   private sampling = false;
   /** Volumes created or deleted while the start-up rebuild runs; it leaves them alone. */
@@ -78,7 +79,7 @@ export class CapacityLedger {
   /** Space promised to volumes and not used by them yet (plus creations in flight). */
   outstanding(): number {
     this.sampleIfStale();
-    return Math.max(0, this.promised - this.usedWithin + this.reserved);
+    return Math.max(0, this.promised - this.usedWithin + this.holds.total);
   }
 
   /** Record a volume's promise (after create or expand); a new volume uses nothing yet. */
@@ -103,12 +104,7 @@ export class CapacityLedger {
    * function that lets go of it.
    */
   reserve(bytes: number): () => void {
-    this.reserved += bytes;
-    let held = true;
-    return () => {
-      if (held) this.reserved -= bytes;
-      held = false;
-    };
+    return this.holds.hold(bytes);
   }
 
   bytesOf(id: string): number | undefined {

@@ -32,6 +32,7 @@ import { mountFsAsync, unmountIfMounted } from "../../mount/syscalls";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
+import { Holds } from "../../storage/holds";
 import { readRecordFile } from "../../storage/record-file";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { SortedIndex } from "../../storage/sorted-index";
@@ -50,7 +51,7 @@ export class MemoryStore {
   /** Each volume's size, kept beside the index: what RAM the volumes were promised. */
   readonly sizes = new Map<string, number>();
   /** RAM held for creates and growths in flight: checked, not yet in `sizes`. */
-  private reserved = 0;
+  private readonly holds = new Holds();
 
   private constructor(
     readonly dir: string,
@@ -215,10 +216,10 @@ export class MemoryStore {
    * there are few, each costing RAM.
    */
   async promisable(): Promise<number> {
-    return Math.max(0, (await this.unheld()) - this.reserved);
+    return Math.max(0, (await this.unheld()) - this.holds.total);
   }
 
-  /** The same, before what calls in flight hold: read `reserved` after it, with no await between. */
+  /** The same, before what calls in flight hold: read the holds after it, with no await between. */
   private async unheld(): Promise<number> {
     const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
     let promised = 0;
@@ -238,14 +239,9 @@ export class MemoryStore {
     const unheld = await this.unheld();
     // What others hold is read here, with no await between it, the check and the hold: two calls
     // cannot both pass on the same RAM, even when both were reading the volumes' usage at once.
-    const free = Math.max(0, unheld - this.reserved);
+    const free = Math.max(0, unheld - this.holds.total);
     if (bytes > free) throw resourceExhausted(refusal(free));
-    this.reserved += bytes;
-    let held = true;
-    return () => {
-      if (held) this.reserved -= bytes;
-      held = false;
-    };
+    return this.holds.hold(bytes);
   }
 
   /**
