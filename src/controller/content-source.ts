@@ -28,7 +28,7 @@ import type { Driver } from "../server/driver";
 import type { CallContext } from "../server/rpc";
 import type { SourcePlan } from "../backends/backend";
 import { chooseSize, type Range } from "./capacity";
-import { homeOf } from "./snapshot-homes";
+import { findSnapshot, homeOf } from "./snapshot-homes";
 import { lookUp, volumeKey } from "./volume-view";
 
 export type { SourcePlan };
@@ -66,7 +66,7 @@ export async function planContentSource(
     contentSource = { snapshotId };
     // A shared volume's snapshot is on its share, which may be mounted for the copy.
     const home = homeOf(driver, snapshotId);
-    const snap = home ? await home.get(snapshotId) : await driver.snapshots.get(snapshotId);
+    const snap = await findSnapshot(driver, snapshotId);
     if (snap) {
       const copy = home
         ? (to: string) => home.read(snap, (content) => copyContent(content, to, opts))
