@@ -55,4 +55,20 @@ describe("CapacityLedger", () => {
     await l.sample();
     assert.equal(l.outstanding(), 100);
   });
+
+  it("takes measures that answer later, and keeps an expansion made while one was under way", async () => {
+    const l = new CapacityLedger();
+    let answer: (n: number) => void = () => undefined;
+    l.set("a", 100, { measure: () => new Promise<number>((r) => (answer = r)) });
+    const sampling = l.sample();
+    l.set("a", 300, probe(() => 10)); // expanded while the old probe was still measuring
+    answer(90);
+    await sampling;
+    assert.equal(l.outstanding(), 300, "the stale measure must not be booked against the new entry");
+    await l.sample();
+    assert.equal(l.outstanding(), 290);
+    l.set("b", 50, { measure: async () => 20 });
+    await l.sample();
+    assert.equal(l.outstanding(), 320);
+  });
 });

@@ -13,9 +13,11 @@
  * ControllerExpandVolume refuse sizes beyond it.
  *
  * Σ size changes only with create, delete and expand, and is kept exactly.
- * What each volume uses changes with every write, so it is sampled: each
- * volume's quota counter or its image's allocated blocks, microseconds per
- * volume, re-read in the background when the last sample is older than a
+ * "Used" means owned alone: blocks a volume shares with a snapshot or a
+ * clone (reflinks) may each still be rewritten into a new block, so they
+ * are still owed. What each volume uses changes with every write, so it is
+ * sampled: each volume's quota counter or its image's allocated blocks
+ * (its extent map where the root shares extents), microseconds per volume, re-read in the background when the last sample is older than a
  * minute and somebody asks — never while a call waits. Between samples a
  * volume that grew is counted twice (the answer errs low by what it wrote)
  * and one that shrank not at all (high by what it freed).
@@ -27,9 +29,9 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { Holds } from "../../storage/holds";
 
-/** How to measure one volume's usage (an image file or a quota). */
+/** How to measure one volume's usage (an image file or a quota): bytes it holds and shares with nothing. */
 export interface UsageProbe {
-  measure(): number;
+  measure(): number | Promise<number>;
 }
 
 interface Entry {
@@ -68,7 +70,8 @@ export class CapacityLedger {
         const id = ids[i]!;
         if (this.touched?.has(id)) continue;
         const d = await describe(id).catch(() => undefined);
-        if (d && !this.touched?.has(id)) this.put(id, d.bytes, d.probe, safeMeasure(d.probe));
+        const used = d && (await safeMeasure(d.probe));
+        if (d && used !== undefined && !this.touched?.has(id)) this.put(id, d.bytes, d.probe, used);
         if (i % SLICE === SLICE - 1) await yieldToEventLoop();
       }
       this.touched = undefined;
@@ -137,18 +140,21 @@ export class CapacityLedger {
     let i = 0;
     for (const [id, e] of [...this.entries]) {
       if (this.entries.get(id) === e) {
-        const used = Math.min(safeMeasure(e.probe), e.bytes);
-        this.usedWithin += used - e.used;
-        e.used = used;
+        const used = Math.min(await safeMeasure(e.probe), e.bytes);
+        // The entry may have been replaced (expanded) or removed while it was measured.
+        if (this.entries.get(id) === e) {
+          this.usedWithin += used - e.used;
+          e.used = used;
+        }
       }
       if (++i % SLICE === 0) await yieldToEventLoop();
     }
   }
 }
 
-function safeMeasure(probe: UsageProbe): number {
+async function safeMeasure(probe: UsageProbe): Promise<number> {
   try {
-    return probe.measure();
+    return await probe.measure();
   } catch {
     return 0; // gone or unreadable: counts as unused, the careful side
   }

@@ -17,6 +17,7 @@
  */
 import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
+import { exclusiveBytes } from "../../storage/exclusive-bytes";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
 import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
@@ -102,15 +103,29 @@ function requireQuota(quota: QuotaBackend | undefined): QuotaBackend {
 /**
  * How to measure the space a volume uses on the node's disk, for the
  * capacity ledger; undefined for volumes whose size is not enforced.
+ *
+ * What counts is what the volume owns alone. Where the root shares extents
+ * between files (`sharesExtents`: XFS, btrfs), a snapshot or a clone made
+ * by reflink shares the volume's blocks, and the volume may still rewrite
+ * each of them into a new block: those are not used up, they are still
+ * owed. An image's own bytes are read from its extent map
+ * (storage/exclusive-bytes.ts), a btrfs quota's from its exclusive counter.
+ * An XFS project quota counts shared blocks in full and has no such
+ * counter, so there a dir volume's shared blocks still count as used
+ * (docs/capacity.md).
  */
-export function usageProbe(p: string, record: VolumeRecord, quota: QuotaBackend | undefined): UsageProbe | undefined {
+export function usageProbe(p: string, record: VolumeRecord, quota: QuotaBackend | undefined, sharesExtents: boolean): UsageProbe | undefined {
   const layout = layoutOf(record);
-  if (layout !== "dir") return { measure: () => lstatSync(p).blocks * 512 };
+  if (layout !== "dir") return { measure: sharesExtents ? () => exclusiveBytes(p) : () => lstatSync(p).blocks * 512 };
   const info = record.quota;
   if (!info) return undefined;
-  return { measure: () => requireQuota(quota).usage(info).usedBytes };
+  return {
+    measure: () => {
+      const u = requireQuota(quota).usage(info);
+      return u.exclusiveBytes ?? u.usedBytes;
+    },
+  };
 }
-
 
 /** Is data/<id> what its layout says it should be? */
 export function contentCondition(p: string, record: VolumeRecord | undefined, quota: QuotaBackend | undefined): Condition {

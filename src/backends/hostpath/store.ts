@@ -44,7 +44,7 @@ import * as path from "node:path";
 import { commitFile, fsyncDir, prepareFile, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import { readRecordFile } from "../../storage/record-file";
 import { uniqueSuffix } from "../../storage/unique-name";
-import { CapacityLedger } from "./capacity-ledger";
+import { CapacityLedger, type UsageProbe } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { TemplateStore } from "./templates";
@@ -113,7 +113,7 @@ export class HostPathStore {
     const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason, templates);
     store.ledger.rebuild(ids, async (id) => {
       const rec = await store.get(id);
-      const probe = rec && usageProbe(store.dataDir(id), rec, quota);
+      const probe = rec && store.usageProbe(id, rec);
       return rec && probe ? { bytes: rec.capacityBytes, probe } : undefined;
     });
     return store;
@@ -277,7 +277,7 @@ export class HostPathStore {
       throw err;
     }
     this.index.add(id);
-    const probe = usageProbe(this.dataDir(id), record, this.quota);
+    const probe = this.usageProbe(id, record);
     if (probe) this.ledger.set(id, record.capacityBytes, probe);
     return { record, created: true };
   }
@@ -293,7 +293,7 @@ export class HostPathStore {
     await growContent(this.dataDir(id), record, bytes, this.quota);
     const grown = { ...record, capacityBytes: bytes };
     await this.update(grown);
-    const probe = usageProbe(this.dataDir(id), grown, this.quota);
+    const probe = this.usageProbe(id, grown);
     if (probe) this.ledger.set(id, bytes, probe);
     return grown;
   }
@@ -333,6 +333,14 @@ export class HostPathStore {
    */
   async condition(id: string, record?: VolumeRecord): Promise<Condition> {
     return contentCondition(this.dataDir(id), record ?? (await this.get(id)), this.quota);
+  }
+
+  /**
+   * How the capacity ledger measures what a volume uses: its own blocks
+   * only, where this root can share them (XFS, btrfs; content.ts).
+   */
+  private usageProbe(id: string, record: VolumeRecord): UsageProbe | undefined {
+    return usageProbe(this.dataDir(id), record, this.quota, this.rootFsType === "xfs" || this.rootFsType === "btrfs");
   }
 
   /** Space and inodes of the file system holding the root. */

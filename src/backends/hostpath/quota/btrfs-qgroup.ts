@@ -7,7 +7,9 @@
  * quota group is given a limit on the bytes it references
  * (BTRFS_IOC_QGROUP_LIMIT). Usage is the group's "referenced" counter,
  * which the kernel publishes in sysfs:
- * /sys/fs/btrfs/<fsid>/qgroups/0_<subvolume id>/referenced.
+ * /sys/fs/btrfs/<fsid>/qgroups/0_<subvolume id>/referenced. Beside it,
+ * "exclusive" counts what no other subvolume shares: the capacity ledger
+ * uses that, since a snapshot made by reflink shares the volume's extents.
  *
  * Quotas must have been switched on for the file system by its
  * administrator (`btrfs quota enable <mount point>`); the driver never
@@ -111,7 +113,7 @@ export class BtrfsQgroups implements QuotaBackend {
   usage(info: QuotaInfo): QuotaUsage {
     const group = `${this.sysfs}/0_${subvolumeOf(info)}`;
     const read = (f: string) => Number(readFileSync(`${group}/${f}`, "utf8").trim());
-    return { usedBytes: read("referenced"), limitBytes: read("max_referenced") };
+    return { usedBytes: read("referenced"), limitBytes: read("max_referenced"), exclusiveBytes: read("exclusive") };
   }
 
   identify(dir: string): QuotaInfo | undefined {

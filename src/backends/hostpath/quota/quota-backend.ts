@@ -30,6 +30,12 @@ export interface QuotaUsage {
   limitBytes: number;
   /** Files and directories charged to the volume, where the file system counts them. */
   usedInodes?: number;
+  /**
+   * Of usedBytes, what no other subvolume or file shares (btrfs counts it:
+   * a snapshot or clone made by reflink shares the volume's extents).
+   * Undefined where the file system counts only the whole.
+   */
+  exclusiveBytes?: number;
 }
 
 export interface QuotaBackend {
