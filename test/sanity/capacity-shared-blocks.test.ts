@@ -21,6 +21,7 @@ const WRITTEN = 256 * MiB;
 const CASES: { title: string; root: LoopFsKind; parameters: Record<string, string> }[] = [
   { title: "image volumes on ext4 (snapshots are copies)", root: "ext4", parameters: { capacity: "image" } },
   { title: "image volumes on XFS (snapshots share extents)", root: "xfs", parameters: { capacity: "image" } },
+  { title: "image volumes on btrfs (snapshots share extents)", root: "btrfs", parameters: { capacity: "image" } },
   { title: "quota volumes on btrfs (snapshots share extents)", root: "btrfs-quota", parameters: { capacity: "quota" } },
 ];
 
