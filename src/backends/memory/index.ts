@@ -3,8 +3,8 @@
  *
  * What Kubernetes' emptyDir with `medium: Memory` is, as a CSI volume with
  * a claim, a size and a life of its own: a tmpfs mounted with `size=` the
- * requested capacity, so the kernel enforces the limit (ENOSPC past it)
- * with no quotas and no image files. It is fast (no disk at all) and
+ * requested capacity, in whole pages (size.ts), so the kernel enforces the
+ * limit (ENOSPC past it) with no quotas and no image files. It is fast (no disk at all) and
  * costs RAM: a volume's pages count as the node's shared memory for as
  * long as it holds data, and a node must keep room for what its memory
  * volumes were promised (GetCapacity, CreateVolume). Its contents do not
@@ -32,6 +32,7 @@ import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "..
 import { requestedFields } from "../new-record";
 import { memoryNode } from "./node";
 import { MEMORY_PROFILE } from "./profile";
+import { inWholePages } from "./size";
 import { MemoryStore } from "./store";
 
 export class MemoryBackend implements Backend {
@@ -101,7 +102,8 @@ export class MemoryBackend implements Backend {
     if (source && source.layout !== "dir") {
       throw invalidArgument(`the content source ${describeSource(source.contentSource)} is a ${source.layout} volume; only a directory tree can be copied into a memory volume`);
     }
-    const size = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
+    const wanted = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
+    const size = inWholePages(wanted, req.range, Math.max(req.range.required, source?.minBytes ?? 0));
     const release = await this.store.hold(size, (free) => `a memory volume of ${size} bytes needs that much RAM, but this node can promise only ${free} more (available memory less what memory volumes may still fill)`);
     try {
       return await this.store.create(requestedFields(driver, req, size), source?.fill);
@@ -139,14 +141,16 @@ export class MemoryBackend implements Backend {
   async expand(driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
     if (!record) {
       // Made and held by a node plugin: a controller apart from the nodes leaves it to NodeExpandVolume.
-      if (driver.config.mode === "controller") return { capacityBytes: range.required || range.limit, nodeExpansionRequired: true };
+      // Its answer is the size the node will give it: the same whole pages.
+      if (driver.config.mode === "controller") return { capacityBytes: inWholePages(range.required || range.limit, range), nodeExpansionRequired: true };
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
+    const size = inWholePages(range.required, range);
     // A remount of a tmpfs that is not there fails with the system call's error (EINVAL, ENOENT), as if the volume were broken or gone.
     const condition = await this.condition(record);
     if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be expanded: ${condition.message}`);
-    const grown = await this.store.grow(record, range.required);
+    const grown = await this.store.grow(record, size);
     return { capacityBytes: grown.capacityBytes, nodeExpansionRequired: false };
   }
 

@@ -25,6 +25,7 @@ import { madeFor } from "../../node/made-here";
 import { volumeUsage } from "../../node/volume-usage";
 import type { NodeBackend } from "../backend";
 import { MEMORY_PROFILE } from "./profile";
+import { inWholePages } from "./size";
 import { memoryStore } from "./store";
 
 interface MemoryVolume {
@@ -182,7 +183,7 @@ export const memoryNode: NodeBackend = {
     let record = vol.record;
     // A controller running apart from the nodes answered the resizer from the request: the
     // volume grows here, if this node can promise the RAM (the check the controller could not make).
-    if (req.range.required > record.capacityBytes) record = await store.grow(record, req.range.required);
+    if (req.range.required > record.capacityBytes) record = await store.grow(record, inWholePages(req.range.required, req.range));
     else await store.resize(req.volumeId, record.capacityBytes);
     return record.capacityBytes;
   },
