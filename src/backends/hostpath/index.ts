@@ -108,9 +108,12 @@ export class HostPathBackend implements Backend {
     requireSupported(req.caps, store.profileFor(placement.layout, placement.fsType));
     const unfit = unfitProblem(placement.layout, req.mutableParameters);
     if (unfit) throw invalidArgument(unfit);
-    const wanted = source ? sizeWithSource(req.range, driver.config.defaultCapacityBytes, source.minBytes) : chooseSize(req.range, driver.config.defaultCapacityBytes);
-    const size = sizeFor(placement, wanted, req.range);
     const fsTotal = (await store.usage()).totalBytes;
+    // A capacity: none volume's size is a label nothing enforces: one asked for no size gets the
+    // default, or on a root smaller than that the root's size, the most it could ever hold.
+    const defaultBytes = isEnforced(placement) ? driver.config.defaultCapacityBytes : Math.min(driver.config.defaultCapacityBytes, fsTotal);
+    const wanted = source ? sizeWithSource(req.range, defaultBytes, source.minBytes) : chooseSize(req.range, defaultBytes);
+    const size = sizeFor(placement, wanted, req.range);
     if (size > fsTotal) throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);
     const release = isEnforced(placement) ? await holdSpace(driver, size, `a volume of ${size} bytes`) : () => {};
     let record: VolumeRecord;
