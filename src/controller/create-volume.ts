@@ -7,7 +7,9 @@
  * it exists but was made with a different size, capability, parameters or
  * source — or under another name, where an ID is not the name's alone (a
  * shared volume's is its directory) — the answer is ALREADY_EXISTS: the CO
- * must not be handed a volume it did not ask for.
+ * must not be handed a volume it did not ask for. Mutable parameters are
+ * compared with those the volume was made with: ControllerModifyVolume may
+ * have changed them since, and the CO's retry still sends the first ones.
  *
  * The StorageClass parameter `backend` picks where the volume lives
  * (src/backends): how it is kept there, whether its size is a promise the
@@ -21,7 +23,7 @@ import { alreadyExists } from "../csi/errors";
 import { checkMap, checkToken } from "../csi/validate";
 import { defineRpc } from "../server/rpc";
 import type { Driver } from "../server/driver";
-import type { ContentSource, VolumeRecord } from "../storage/volume-record";
+import { createdMutableParameters, type ContentSource, type VolumeRecord } from "../storage/volume-record";
 import type { Backend } from "../backends/backend";
 import { checkRange, fits, type Range } from "./capacity";
 import { checkMutableParameters, sameMutableParameters } from "./mutable-parameters";
@@ -110,7 +112,8 @@ function checkCompatible(record: VolumeRecord, req: Request, backend: Backend): 
   if (defining(record.parameters) !== defining(req.parameters)) {
     throw alreadyExists(`volume ${name} already exists with different parameters`);
   }
-  if (!sameMutableParameters(record.mutableParameters, req.mutableParameters)) {
+  // What CreateVolume asked for, not what ControllerModifyVolume made of it since (the retry still asks for the first).
+  if (!sameMutableParameters(createdMutableParameters(record), req.mutableParameters)) {
     throw alreadyExists(`volume ${name} already exists with different mutable_parameters`);
   }
   if (!sameSource(record.contentSource, req.source)) {

@@ -35,7 +35,14 @@ export interface VolumeRecord {
   /** The capabilities CreateVolume asked for. */
   capabilities: Capability[];
   parameters: Record<string, string>;
+  /** The mutable parameters the volume has: CreateVolume's, as ControllerModifyVolume changed them since. */
   mutableParameters: Record<string, string>;
+  /**
+   * The mutable_parameters CreateVolume asked for, kept once ControllerModifyVolume changed
+   * them (absent until then, and in records older than the field): a retry of that
+   * CreateVolume is compared with these, not with what the volume has now.
+   */
+  createdMutableParameters?: Record<string, string>;
   contentSource?: ContentSource;
   /** Topology segments where the volume can be reached. */
   topology: Record<string, string>;
@@ -63,6 +70,16 @@ function isSharedPart(v: unknown): v is SharedRecordPart {
   return typeof r.server === "string" && typeof r.share === "string" && typeof r.subDir === "string" && ["delete", "retain", "archive"].includes(r.onDelete as string);
 }
 
+/** The mutable parameters CreateVolume asked for (without the field, the record's are still those). */
+export function createdMutableParameters(rec: Pick<VolumeRecord, "mutableParameters" | "createdMutableParameters">): Record<string, string> {
+  return rec.createdMutableParameters ?? rec.mutableParameters;
+}
+
+/** The record with `params` merged into its mutable parameters, keeping those CreateVolume asked for. */
+export function withMutableParameters(rec: VolumeRecord, params: Record<string, string>): VolumeRecord {
+  return { ...rec, mutableParameters: { ...rec.mutableParameters, ...params }, createdMutableParameters: createdMutableParameters(rec) };
+}
+
 /** A record's layout; old records without the field are directories. */
 export function layoutOf(rec: Pick<VolumeRecord, "layout">): VolumeLayout {
   return rec.layout ?? "dir";
@@ -86,6 +103,7 @@ export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | st
   if (!isStringMap(r.parameters) || !isStringMap(r.mutableParameters) || !isStringMap(r.topology)) {
     return "metadata has malformed parameters or topology";
   }
+  if (r.createdMutableParameters !== undefined && !isStringMap(r.createdMutableParameters)) return "metadata has malformed createdMutableParameters";
   if (typeof r.createdAt !== "string") return "metadata has no createdAt";
   if (r.layout !== undefined && !VOLUME_LAYOUTS.includes(r.layout as VolumeLayout)) return `metadata has unknown layout ${String(r.layout)}`;
   if (r.fsType !== undefined && typeof r.fsType !== "string") return "metadata has a malformed fsType";

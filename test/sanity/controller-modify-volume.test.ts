@@ -4,6 +4,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { ControllerServiceCapability_RPC_Type as Cap } from "../../src/gen/csi";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess, DIR_VOLUMES } from "./harness";
+import { BACKENDS } from "./backends";
 
 describe("ControllerModifyVolume and mutable parameters", () => {
   let d: DriverProcess;
@@ -93,6 +94,21 @@ describe("ControllerModifyVolume and mutable parameters", () => {
     await expectCode(d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], mutableParameters: { mode: "0770" } }), Code.FAILED_PRECONDITION, /missing/);
   });
 
+  it("keeps the mutable parameters CreateVolume asked for beside the ones the volume has; a record without them still loads", async () => {
+    const name = uniqueName();
+    const id = await create({ mode: "0770" }, name);
+    await d.client.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { mode: "0700" } });
+    const file = path.join(d.root, "volumes", `${id}.json`);
+    const meta = JSON.parse(await fsp.readFile(file, "utf8"));
+    assert.deepEqual([meta.mutableParameters, meta.createdMutableParameters], [{ mode: "0700" }, { mode: "0770" }]);
+    // As a driver before the field wrote it: what the volume has is all there is to compare with.
+    delete meta.createdMutableParameters;
+    await fsp.writeFile(file, JSON.stringify(meta));
+    await d.restart();
+    assert.equal(await create({ mode: "0700" }, name), id);
+    assert.equal(await rootMode(id), 0o700);
+  });
+
   it("ValidateVolumeCapabilities confirms the volume's mutable parameters and says which differ", async () => {
     const id = await create({ mode: "0770" });
     const req = { volumeId: id, volumeCapabilities: [mountCapability()] };
@@ -106,3 +122,30 @@ describe("ControllerModifyVolume and mutable parameters", () => {
     assert.match(unknown.message!, /iops/);
   });
 });
+
+// The external-provisioner retries CreateVolume with the request it first sent; ControllerModifyVolume may have come between.
+for (const b of BACKENDS) {
+  describe(`CreateVolume retried after ControllerModifyVolume (${b.name})`, () => {
+    let d: DriverProcess;
+    before(async () => (d = await startDriver({ extraArgs: DIR_VOLUMES })));
+    after(async () => destroyDriver(d));
+
+    const create = (name: string, mode: string) =>
+      d.client.controller.createVolume({ name, volumeCapabilities: [mountCapability()], parameters: b.parameters(d), mutableParameters: { mode } });
+    const rootMode = async (id: string) => (await fsp.stat(b.contentDir(d, id))).mode & 0o7777;
+
+    it("returns the volume, as modified, with the mutable_parameters it was created with, also after a restart; others are ALREADY_EXISTS", async () => {
+      const name = uniqueName();
+      const id = (await create(name, "0770")).volume!.volumeId!;
+      await d.client.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { mode: "0700" } });
+      await d.client.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { mode: "0750" } });
+      for (const when of ["after the modifications", "after a restart"]) {
+        if (when === "after a restart") await d.restart();
+        assert.equal((await create(name, "770")).volume!.volumeId, id, when);
+        assert.equal(await rootMode(id), 0o750, `${when}: the retry did not undo the modification`);
+        await expectCode(create(name, "0755"), Code.ALREADY_EXISTS, /mutable_parameters/);
+      }
+      await d.client.controller.deleteVolume({ volumeId: id });
+    });
+  });
+}

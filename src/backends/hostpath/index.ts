@@ -22,7 +22,7 @@ import { isReadOnlyLoop } from "../../mount/loop";
 import { mountsOfVolume } from "../../mount/volume-mounts";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { layoutOf, type VolumeRecord } from "../../storage/volume-record";
+import { layoutOf, withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import type { Content } from "../../storage/copy-content";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { sizeWithSource } from "../../controller/content-source";
@@ -194,7 +194,7 @@ export class HostPathBackend implements Backend {
     if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
     applyMutableParameters(driver, record, params);
     if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await this.store.update({ ...record, mutableParameters: { ...record.mutableParameters, ...params } });
+      await this.store.update(withMutableParameters(record, params));
     }
   }
 

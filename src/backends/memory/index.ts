@@ -23,7 +23,7 @@ import { mountsOfDir } from "../../mount/volume-mounts";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { setRootMode } from "../../storage/volume-root";
-import type { VolumeRecord } from "../../storage/volume-record";
+import { withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
@@ -164,7 +164,7 @@ export class MemoryBackend implements Backend {
     if (!this.store.tmpfsMounted(volumeId)) throw failedPrecondition(`volume ${volumeId} cannot be modified: its tmpfs is not mounted`);
     if (params.mode !== undefined) setRootMode(this.store.dataDir(volumeId), parseInt(params.mode, 8));
     if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await this.store.update({ ...record, mutableParameters: { ...record.mutableParameters, ...params } });
+      await this.store.update(withMutableParameters(record, params));
     }
   }
 

@@ -18,7 +18,7 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "..
 import { mountTable } from "../../mount/mountinfo";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import type { VolumeRecord } from "../../storage/volume-record";
+import { withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
@@ -216,7 +216,7 @@ export class NfsBackend implements Backend {
     }
     if (params.mode !== undefined) await this.store.setMode(loc, parseInt(params.mode, 8));
     if (record && Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await this.store.update({ ...record, mutableParameters: { ...record.mutableParameters, ...params } });
+      await this.store.update(withMutableParameters(record, params));
     }
   }
 
