@@ -103,7 +103,9 @@ export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | st
   if (!isStringMap(r.parameters) || !isStringMap(r.mutableParameters) || !isStringMap(r.topology)) {
     return "metadata has malformed parameters or topology";
   }
-  if (r.createdMutableParameters !== undefined && !isStringMap(r.createdMutableParameters)) return "metadata has malformed createdMutableParameters";
+  if (r.createdMutableParameters !== undefined && !isStringMap(r.createdMutableParameters)) {
+    return "metadata has malformed createdMutableParameters";
+  }
   if (typeof r.createdAt !== "string") return "metadata has no createdAt";
   if (r.layout !== undefined && !VOLUME_LAYOUTS.includes(r.layout as VolumeLayout)) return `metadata has unknown layout ${String(r.layout)}`;
   if (r.fsType !== undefined && typeof r.fsType !== "string") return "metadata has a malformed fsType";

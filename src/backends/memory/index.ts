@@ -142,7 +142,9 @@ export class MemoryBackend implements Backend {
     if (!record) {
       // Made and held by a node plugin: a controller apart from the nodes leaves it to NodeExpandVolume.
       // Its answer is the size the node will give it: the same whole pages.
-      if (driver.config.mode === "controller") return { capacityBytes: inWholePages(range.required || range.limit, range), nodeExpansionRequired: true };
+      if (driver.config.mode === "controller") {
+        return { capacityBytes: inWholePages(range.required || range.limit, range), nodeExpansionRequired: true };
+      }
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
