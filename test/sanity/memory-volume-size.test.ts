@@ -1,12 +1,14 @@
 // A memory volume's size is a whole number of pages: the kernel rounds a tmpfs's size= up to one,
 // so the driver picks the size itself, inside the range, and the size it reports is the tmpfs's.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { MEMORY } from "./backends";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
-const PAGE = 4096;
+/** The running kernel's page (4 KiB on x86-64). */
+const PAGE = Number(execFileSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).trim());
 const MiB = 1024 * 1024;
 
 describe("Memory volume sizes", () => {
@@ -31,9 +33,9 @@ describe("Memory volume sizes", () => {
 
   // [required_bytes, limit_bytes, the size chosen]
   const CHOSEN: [number, number, number][] = [
-    [5000, 0, 2 * PAGE], // rounded up
-    [5000, 3 * PAGE + 1, 2 * PAGE], // rounded up, within the limit
-    [0, 10_000, 2 * PAGE], // a limit below the default: the largest whole page within it
+    [PAGE + 904, 0, 2 * PAGE], // rounded up
+    [PAGE + 904, 3 * PAGE + 1, 2 * PAGE], // rounded up, within the limit
+    [0, 2 * PAGE + 1808, 2 * PAGE], // a limit below the default: the largest whole page within it
     [0, 3 * PAGE, 3 * PAGE],
     [MiB, MiB, MiB], // a whole page already: as asked
   ];
@@ -47,8 +49,8 @@ describe("Memory volume sizes", () => {
 
   it("CreateVolume with a range that holds no whole page answers OUT_OF_RANGE, saying why, and makes nothing", async () => {
     const before = await fsp.readdir(path.join(d.root, "memory", "volumes"));
-    await expectCode(create(5000, 6000), Code.OUT_OF_RANGE, /whole pages of 4096 bytes/);
-    await expectCode(create(0, 100), Code.OUT_OF_RANGE, /whole pages of 4096 bytes/);
+    await expectCode(create(PAGE + 904, PAGE + 1904), Code.OUT_OF_RANGE, new RegExp(`whole pages of ${PAGE} bytes`));
+    await expectCode(create(0, 100), Code.OUT_OF_RANGE, new RegExp(`whole pages of ${PAGE} bytes`));
     assert.deepEqual(await fsp.readdir(path.join(d.root, "memory", "volumes")), before);
     assert.deepEqual(await fsp.readdir(path.join(d.root, "memory", "data")), before.map((f) => f.slice(0, -".json".length)));
   });

@@ -12,14 +12,25 @@
  * that holds no whole page (required_bytes 5,000, limit_bytes 6,000) is
  * OUT_OF_RANGE. A tmpfs of size 0 would have no limit at all: never one.
  *
- * Pages are counted as 4 KiB, x86-64's size and that of the machines this
- * was run on; a kernel built with larger pages (some arm64 and ppc64
- * builds use 64 KiB) would still round its tmpfs up past the size chosen.
+ * A page is what the running kernel says (sysconf(_SC_PAGESIZE)): 4 KiB on
+ * x86-64, 64 KiB on some arm64 and ppc64 kernels. A controller running
+ * apart from the nodes answers the resizer with its own kernel's page,
+ * which in a cluster of one architecture is the nodes'.
  */
+import { libc } from "../../mount/libc";
 import { outOfRange } from "../../csi/errors";
 import { fits, type Range } from "../../controller/capacity";
 
-export const PAGE_BYTES = 4096;
+/** sysconf's name for the page size, the same on every Linux architecture. */
+const _SC_PAGESIZE = 30;
+const sysconf = libc.func("long sysconf(int name)") as (name: number) => number;
+
+export const PAGE_BYTES = pageSize();
+
+function pageSize(): number {
+  const n = Number(sysconf(_SC_PAGESIZE));
+  return n > 0 && (n & (n - 1)) === 0 ? n : 4096; // a power of two, or the usual size
+}
 
 /** The size, in whole pages and inside `range`, for `wanted` bytes (at least `least`); OUT_OF_RANGE if none fits. */
 export function inWholePages(wanted: number, range: Range, least = range.required): number {
