@@ -46,6 +46,16 @@ export function bindWithFlags(source: string, target: MountPlace, bits: number):
   }
 }
 
+/**
+ * The flags of a copier's view (read-only-view.ts): no symlink is ever
+ * followed in it, nosuid and nodev; read-only unless it is written into.
+ * Here, not there, so that the share agent can mount one without loading
+ * the mount table's code.
+ */
+export function viewFlags(writable: boolean): number {
+  return MS.NOSYMFOLLOW | MS.NOSUID | MS.NODEV | (writable ? 0 : MS.RDONLY);
+}
+
 /** Unmount everything stacked at `target`; true if anything was mounted. */
 export async function unmountAll(target: string, opts: { detach?: boolean } = {}): Promise<boolean> {
   let any = false;

@@ -15,27 +15,49 @@
  * change the volume), nosuid and nodev, and not recursive (mounts inside
  * the volume are not entered). Views live in one directory of their own,
  * and the start-up sweep unmounts any a crash left behind.
+ *
+ * A copy *into* a directory that others can change — a share's work area,
+ * which other nodes and the share's server may rearrange at any time — is
+ * the same race the other way round: cp makes "a", then writes "a/f"; with
+ * "a" swapped for a link to "/var/lib" in between, the write lands there.
+ * So such a copy writes through a writable view with the same flags. The
+ * share agent mounts both kinds for the share's directories, binding each
+ * from the directory it opened without following a symlink, never from
+ * its path (src/backends/nfs/share-views.ts).
  */
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { bindWithFlags, ownPlace, unmountAll } from "./bind";
+import { bindWithFlags, ownPlace, unmountAll, viewFlags } from "./bind";
 import { readMountInfo } from "./mountinfo";
-import { MS } from "./options";
 import { unmount } from "./syscalls";
 
-const VIEW_FLAGS = MS.RDONLY | MS.NOSYMFOLLOW | MS.NOSUID | MS.NODEV;
-
 /** Mount a view of `dir` under `viewsDir`, run `fn` on it, and take the view down again. */
-export async function withReadOnlyView<T>(dir: string, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
+export function withReadOnlyView<T>(dir: string, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
+  return withView(viewsDir, (view) => bindWithFlags(dir, ownPlace(view), viewFlags(false)), fn);
+}
+
+/**
+ * Make a fresh directory under `viewsDir`, have `mount` mount a view there,
+ * run `fn` on it, and take the view down again — also when `mount` failed
+ * part way (a share agent that missed its deadline may have mounted it).
+ * `detach`: unmount with MNT_DETACH, which never waits (a view of a share
+ * whose server may be gone).
+ */
+export async function withView<T>(
+  viewsDir: string,
+  mount: (view: string) => void | Promise<unknown>,
+  fn: (view: string) => Promise<T>,
+  opts: { detach?: boolean } = {},
+): Promise<T> {
   const view = path.join(viewsDir, randomBytes(8).toString("hex"));
   await fsp.mkdir(view, { mode: 0o700 });
   try {
-    bindWithFlags(dir, ownPlace(view), VIEW_FLAGS);
     try {
+      await mount(view);
       return await fn(view);
     } finally {
-      await unmountAll(view);
+      await unmountAll(view, opts);
     }
   } finally {
     await fsp.rmdir(view).catch(() => undefined);

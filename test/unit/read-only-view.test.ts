@@ -5,7 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { bindMount } from "../../src/mount/syscalls";
 import { readMountInfo } from "../../src/mount/mountinfo";
-import { sweepViews, withReadOnlyView } from "../../src/mount/read-only-view";
+import { bindWithFlags, ownPlace, viewFlags } from "../../src/mount/bind";
+import { sweepViews, withReadOnlyView, withView } from "../../src/mount/read-only-view";
 
 describe("Read-only views", () => {
   let dir: string;
@@ -43,8 +44,26 @@ describe("Read-only views", () => {
     });
   });
 
+  it("a writable view (a copy into a share's tmp) is written, but never resolves a path through a symlink either", async () => {
+    await withView(views, (view) => bindWithFlags(volume, ownPlace(view), viewFlags(true)), async (view) => {
+      await fsp.writeFile(path.join(view, "sub", "new"), "written");
+      await assert.rejects(fsp.writeFile(path.join(view, "swapped", "new"), "x"), /ELOOP/);
+      await assert.rejects(fsp.mkdir(path.join(view, "swapped", "dir")), /ELOOP/);
+    });
+    assert.equal(await fsp.readFile(path.join(volume, "sub", "new"), "utf8"), "written");
+    assert.deepEqual(await fsp.readdir(path.join(dir, "outside")), ["secret"], "nothing written outside");
+  });
+
   it("is unmounted and removed afterwards, even when the work fails", async () => {
     await assert.rejects(withReadOnlyView(volume, views, async () => Promise.reject(new Error("copy failed"))), /copy failed/);
+    assert.deepEqual(await fsp.readdir(views), []);
+    assert.ok(!readMountInfo().some((m) => m.mountPoint.startsWith(views + "/")));
+    // Also when mounting it failed part way (a share agent that missed its deadline may have mounted it all the same).
+    const mountThenFail = (view: string) => {
+      bindMount(volume, view);
+      throw new Error("no answer");
+    };
+    await assert.rejects(withView(views, mountThenFail, async () => "not reached"), /no answer/);
     assert.deepEqual(await fsp.readdir(views), []);
     assert.ok(!readMountInfo().some((m) => m.mountPoint.startsWith(views + "/")));
   });
