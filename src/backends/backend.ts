@@ -108,8 +108,8 @@ export interface BackendSnapshots {
   page(after: string, limit: number, sourceVolumeId?: string): { ids: string[]; more: boolean };
   /** This controller's copy of the record, for a listing (no trip to where the snapshot is). */
   listed(snapshotId: string): Promise<SnapshotRecord | undefined>;
-  /** Run `fn` with the snapshot's content at a local path (a share may be mounted for it). */
-  read<T>(record: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T>;
+  /** Run `fn` with the snapshot's content at a local path (a share may be mounted for it, and a view of the content). */
+  read<T>(driver: Driver, record: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T>;
 }
 
 /** Node calls for one backend; the RPC has checked the paths (node-path.ts) and the attachment. */

@@ -69,7 +69,7 @@ export async function planContentSource(
     const snap = await findSnapshot(driver, snapshotId);
     if (snap) {
       const copy = home
-        ? (to: string) => home.read(snap, (content) => copyContent(content, to, opts))
+        ? (to: string) => home.read(driver, snap, (content) => copyContent(content, to, opts))
         : (to: string) => copyContent(snapshotContent(driver.snapshots, snap), to, opts);
       found = { copy, layout: snap.layout, sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
     }

@@ -64,7 +64,9 @@ export interface Content {
    * Pods may be writing it right now (a volume, not a snapshot). A live
    * tree is read through a read-only, nosymfollow view, so a pod that swaps
    * a directory for a symlink mid-copy cannot lead the copy out of the
-   * volume (see src/mount/read-only-view.ts).
+   * volume (see src/mount/read-only-view.ts). Content its backend hands
+   * over through such a view already (a share's: src/backends/nfs/share-views.ts)
+   * is not live here: the view is what is copied.
    */
   live: boolean;
 }

@@ -169,7 +169,7 @@ export class NfsBackend implements Backend {
           ...(source ? { contentSource: source.contentSource } : {}),
         },
       },
-      source?.fill,
+      source?.fill && { viewsDir: driver.snapshots.viewsDir, copy: source.fill },
     );
   }
 
@@ -226,7 +226,7 @@ export class NfsBackend implements Backend {
     return (await this.store.usage(share)).availableBytes;
   }
 
-  source(_driver: Driver, record: VolumeRecord): VolumeSource {
+  source(driver: Driver, record: VolumeRecord): VolumeSource {
     const loc: SharedLocation = locationOf(record)!;
     const store = this.store;
     return {
@@ -235,7 +235,8 @@ export class NfsBackend implements Backend {
         // Probed first, so a share that does not answer fails the call instead of hanging the copy.
         const condition = await store.condition(loc);
         if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
-        return store.withVolumeDir(loc, (dir) => fn({ path: dir, layout: "dir", live: true }));
+        // A read-only view that no symlink leads out of, whatever pods or other nodes do meanwhile (share-views.ts): copied as it is.
+        return store.withVolumeView(loc, driver.snapshots.viewsDir, (view) => fn({ path: view, layout: "dir", live: false }));
       },
       groupProblem: () => undefined,
     };

@@ -16,6 +16,14 @@
  *
  * In here everything is synchronous and plain: one request at a time, in
  * order, with errno codes passed back as they are.
+ *
+ * Nothing on a share can be trusted between a check and a use: other nodes
+ * and the share's own server may swap any directory for a symlink at any
+ * moment. So no operation here acts on a path string below the share's
+ * root: each walks down from the root one component at a time with
+ * O_NOFOLLOW and acts through the directory it opened (share-walk.ts), and
+ * copies, which cp makes, go through views bound from such an open
+ * directory (the `view` operation, share-views.ts).
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -38,6 +46,7 @@ import {
 } from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
+import { bindWithFlags, ownPlace, viewFlags } from "../../mount/bind";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
 import { META_DIR } from "./share-layout";
@@ -76,13 +85,30 @@ function recordDir(a: Record<string, unknown>): "volumes" | "snapshots" {
   return a.of === "snapshots" ? "snapshots" : "volumes";
 }
 
-function meta(root: string, sub: string): string {
-  return ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
+/** Make the driver's directory `sub` under .csi-lab if it is missing (never through a symlink); work in it with inDir(). */
+function meta(root: string, sub: string): void {
+  ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
 }
 
 /** Move `target` into the share's trash under a fresh name starting with `k`: the commit point of a delete; `clean` empties it. */
 function toTrash(root: string, target: string, k: string): void {
-  renameSync(target, path.join(meta(root, "trash"), `${k}.${randomBytes(4).toString("hex")}`));
+  meta(root, "trash");
+  inDir(root, `${META_DIR}/trash`, (trash) => renameSync(target, path.join(trash, `${k}.${randomBytes(4).toString("hex")}`)));
+}
+
+/**
+ * A directory being made in the share's tmp, as makeTemp named it
+ * (.csi-lab/tmp/<name>): reached as within() reaches a place, and only if
+ * it is still a directory — one swapped for a symlink is never renamed
+ * into place (a volume or snapshot that is a link out of the share) nor
+ * followed.
+ */
+function inTemp<T>(root: string, sub: string, fn: (at: string) => T): T {
+  if (path.dirname(sub) !== `${META_DIR}/tmp`) throw new AgentError("EINVAL", `${sub} is not a directory in the share's ${META_DIR}/tmp`);
+  return within(root, sub, (at) => {
+    if (!lstatSync(at).isDirectory()) throw new AgentError("ELOOP", `${path.join(root, sub)} is no longer a directory (a symbolic link?); refusing to use it`);
+    return fn(at);
+  });
 }
 
 function setOwnerAndMode(dir: string, mode: number, uid: number | undefined, gid: number | undefined): void {
@@ -126,27 +152,50 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     return path.join(realpathSync(str(a, "root")), a.sub);
   },
   statfs: (a) => fsUsageOf(statfsSync(str(a, "path"))),
-  /** A fresh directory in the share's work area, with the volume's mode and owner; returns its path. */
+  /**
+   * A fresh directory in the share's work area, with the volume's mode and
+   * owner; returns where it is below the root (.csi-lab/tmp/<name>), which
+   * is how every later operation names it.
+   */
   makeTemp(a) {
-    const dir = path.join(meta(str(a, "root"), "tmp"), `${str(a, "key")}.${randomBytes(4).toString("hex")}`);
-    mkdirSync(dir, { mode: 0o700 });
-    setOwnerAndMode(dir, num(a, "mode") ?? 0o777, num(a, "uid"), num(a, "gid"));
-    return dir;
+    const root = str(a, "root");
+    const name = `${key(a)}.${randomBytes(4).toString("hex")}`;
+    meta(root, "tmp");
+    inDir(root, `${META_DIR}/tmp`, (tmp) => {
+      mkdirSync(path.join(tmp, name), { mode: 0o700 });
+      setOwnerAndMode(path.join(tmp, name), num(a, "mode") ?? 0o777, num(a, "uid"), num(a, "gid"));
+    });
+    return `${META_DIR}/tmp/${name}`;
   },
-  /** Move a made directory to subDir (the commit point). "existed" if subDir was there already: the temp is removed. */
+  /**
+   * Mount a view of directory `sub` below the root at `at` (an empty
+   * directory among the driver's own views): bound from the directory
+   * opened by the walk, never from its path, so what cp then reads or
+   * writes there is that directory whatever happens to the share's tree;
+   * nosymfollow, so no symlink inside it is followed either; read-only
+   * unless `writable` (read-only-view.ts).
+   */
+  view(a) {
+    const at = str(a, "at");
+    if (!path.isAbsolute(at)) throw new AgentError("EINVAL", `${at} is not an absolute path`);
+    inDir(str(a, "root"), str(a, "sub"), (dir) => bindWithFlags(dir, ownPlace(at), viewFlags(a.writable === true)));
+    return null;
+  },
+  /** Move a made directory (tmp, from makeTemp) to subDir (the commit point). "existed" if subDir was there already: the temp is removed. */
   commit(a) {
     const root = str(a, "root");
     const sub = str(a, "subDir");
-    const tmp = str(a, "tmp");
     ensureDirs(root, path.dirname(sub));
-    return within(root, sub, (target) => {
-      if (lstatSync(target, { throwIfNoEntry: false })) {
-        rmSync(tmp, { recursive: true, force: true });
-        return "existed";
-      }
-      renameSync(tmp, target);
-      return "created";
-    });
+    return inTemp(root, str(a, "tmp"), (tmp) =>
+      within(root, sub, (target) => {
+        if (lstatSync(target, { throwIfNoEntry: false })) {
+          rmSync(tmp, { recursive: true, force: true });
+          return "existed";
+        }
+        renameSync(tmp, target);
+        return "created";
+      }),
+    );
   },
   /** Move subDir to the share's trash (the commit point of a delete); "absent" if it is not there. */
   trash(a) {
@@ -252,13 +301,18 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
    * copy a crash or a failed delete left) is moved to the trash first.
    */
   placeSnapshot(a) {
-    const dir = meta(str(a, "root"), "snapshots");
-    const target = path.join(dir, key(a));
-    const stale = lstatSync(target, { throwIfNoEntry: false }) !== undefined;
-    if (stale) toTrash(str(a, "root"), target, key(a));
-    renameSync(str(a, "tmp"), target);
-    withDir(dir, (fd) => fsyncSync(fd));
-    return stale ? "replaced" : "placed";
+    const root = str(a, "root");
+    meta(root, "snapshots");
+    return inDir(root, `${META_DIR}/snapshots`, (dir, fd) =>
+      inTemp(root, str(a, "tmp"), (tmp) => {
+        const target = path.join(dir, key(a));
+        const stale = lstatSync(target, { throwIfNoEntry: false }) !== undefined;
+        if (stale) toTrash(root, target, key(a));
+        renameSync(tmp, target);
+        fsyncSync(fd);
+        return stale ? "replaced" : "placed";
+      }),
+    );
   },
   /** Move a snapshot's copy to the trash (after its record is gone); "absent" if it is not there. */
   trashSnapshot(a) {

@@ -11,13 +11,20 @@
  *   <share>/.csi-lab/snapshots/<key>.json   its record: it exists while this does
  *   <share>/.csi-lab/snapshots/<key>/       its content, a copy of the volume's directory
  *
- * Taking one: the volume's directory is copied (`cp -a`, through a
- * read-only view: storage/copy-content.ts) into a fresh directory in the
- * share's tmp, which is then moved into place; the record is written last,
- * and that is the commit point. A crash before it leaves a copy without a
- * record, which nothing reads and the next try of that name replaces.
- * Deleting one removes the record first, then moves the content to the
- * share's trash and empties it.
+ * Taking one: the volume's directory is copied (`cp -a`:
+ * storage/copy-content.ts) into a fresh directory in the share's tmp, which
+ * is then moved into place; the record is written last, and that is the
+ * commit point. A crash before it leaves a copy without a record, which
+ * nothing reads and the next try of that name replaces. Deleting one
+ * removes the record first, then moves the content to the share's trash
+ * and empties it.
+ *
+ * cp never gets a path on the share: it reads the volume through a
+ * read-only view and writes the copy through a writable one, and a restore
+ * reads a snapshot's content through a read-only view, each bound from the
+ * directory the share agent opened without following a symlink — so
+ * nothing another node or the share's server swaps in leads a copy off the
+ * share (share-views.ts).
  *
  * Every file operation on the share runs in the share agent with a
  * deadline, as for volumes (share-io.ts); only shares the administrator
@@ -40,9 +47,10 @@ import { NameIndex } from "../../storage/name-index";
 import { readRecordFile } from "../../storage/record-file";
 import { SnapshotIndex } from "../../storage/snapshot-index";
 import { parseSnapshotRecord, SNAPSHOT_RECORD_VERSION, type SnapshotRecord } from "../../storage/snapshot-record";
-import type { BackendSnapshots, CallHold, NewSnapshotRequest } from "../backend";
+import type { BackendSnapshots, NewSnapshotRequest } from "../backend";
 import { META_DIR } from "./share-layout";
 import { describeShare, volumeDirError } from "./share-mounts";
+import { withShareView } from "./share-views";
 import { formatSharedSnapshotId, looksSharedSnapshot, parseSharedSnapshotId } from "./snapshot-id";
 import { locationOf, type SharedStore } from "./store";
 import { parseSharedId, type ShareLocation } from "./volume-id";
@@ -114,7 +122,7 @@ export class ShareSnapshots implements BackendSnapshots {
     return rec.snapshotId === snapshotId ? rec : undefined;
   }
 
-  async create(driver: Driver, req: NewSnapshotRequest, call: CallHold): Promise<SnapshotRecord> {
+  async create(driver: Driver, req: NewSnapshotRequest): Promise<SnapshotRecord> {
     const id = parseSharedSnapshotId(req.snapshotId)!;
     const volumeId = parseSharedId(req.sourceVolumeId)!;
     const recorded = await this.store.getById(req.sourceVolumeId);
@@ -142,8 +150,13 @@ export class ShareSnapshots implements BackendSnapshots {
         await run("clean", { tempsOf: id.key });
         const tmp = await run<string>("makeTemp", { key: id.key, mode: 0o700 });
         try {
-          const hold = { markersDir: driver.snapshots.markersDir, ...call };
-          await this.store.withVolumeDir(loc, (dir) => copyContent({ path: dir, layout: "dir", live: true }, tmp, { viewsDir: driver.snapshots.viewsDir, hold }));
+          const viewsDir = driver.snapshots.viewsDir;
+          // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
+          await this.store.withVolumeView(loc, viewsDir, (from) =>
+            withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what }, (to) =>
+              copyContent({ path: from, layout: "dir", live: false }, to, { viewsDir }),
+            ),
+          );
           const placed = await run<string>("placeSnapshot", { tmp, key: id.key });
           await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
           // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
@@ -198,15 +211,14 @@ export class ShareSnapshots implements BackendSnapshots {
     return rec;
   }
 
-  async read<T>(record: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T> {
+  async read<T>(driver: Driver, record: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T> {
     const id = parseSharedSnapshotId(record.snapshotId)!;
     const refused = this.store.notAllowed(id.share);
     if (refused) throw failedPrecondition(refused);
-    return this.store.shares.with(id.share, async (root) => {
-      // Reached without following a symlink on the way (share-agent.ts).
-      const dir = await this.run<string>(id.share, "realpath", { root, sub: `${META_DIR}/snapshots/${id.key}` });
-      return fn({ path: dir, layout: "dir", live: false });
-    });
+    const sub = `${META_DIR}/snapshots/${id.key}`;
+    const opts = { viewsDir: driver.snapshots.viewsDir, what: `the content of snapshot ${record.snapshotId} on ${describeShare(id.share)}` };
+    // A read-only view of the very directory the agent reached (share-views.ts): the copy reads nothing else.
+    return this.store.shares.with(id.share, (root) => withShareView(this.store.io, id.share, root, sub, opts, (view) => fn({ path: view, layout: "dir", live: false })));
   }
 
   private run<T>(share: ShareLocation, op: string, args: Record<string, unknown>, timeoutMs?: number): Promise<T> {

@@ -1,11 +1,15 @@
 /**
- * Reaching places below a share's root without following a symlink: the
- * share agent's walks (share-agent.ts), in a module of their own so that
- * the agent holds only its operations.
+ * Reaching places below a share's root without following a symlink.
  *
- * A volume's subDir comes from a StorageClass or a volume ID, and a share's
- * tree is not the driver's alone: a symlink planted in it must not lead
- * the driver off the share.
+ * A share's tree is not the driver's alone: other nodes, the pods using its
+ * volumes and the share's own server can swap any directory on it for a
+ * symlink at any moment, so a path below the root that was checked is no
+ * proof of where it leads a moment later. These walks never use such a
+ * path: they open the root, then each directory on the way from the one
+ * before it with O_NOFOLLOW, holding it open, and name the place through
+ * the last one (/proc/self/fd/N/<name>). A link met on the way fails the
+ * walk (ELOOP) instead of leading it off the share. The share agent
+ * (share-agent.ts) reaches everything it touches this way.
  */
 import { closeSync, constants as fsc, lstatSync, mkdirSync, openSync } from "node:fs";
 import * as path from "node:path";
@@ -20,6 +24,8 @@ export class AgentError extends Error {
   }
 }
 
+export const isErrno = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException).code === code;
+
 /** Run `fn` on directory `dir` opened itself (a symlink at its last component is not followed). */
 export function withDir<T>(dir: string, fn: (fd: number) => T): T {
   const fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
@@ -30,28 +36,49 @@ export function withDir<T>(dir: string, fn: (fd: number) => T): T {
   }
 }
 
-/** mkdir -p below `root`, refusing to pass through a symlink (a planted one could lead out of the share). */
-export function ensureDirs(root: string, rel: string, mode = 0o755): string {
-  let cur = root;
-  for (const c of rel.split("/").filter((x) => x !== "")) {
-    cur = path.join(cur, c);
-    const st = lstatSync(cur, { throwIfNoEntry: false });
-    if (!st) {
-      try {
-        mkdirSync(cur, { mode });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-      continue;
-    }
-    if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${cur} is a symbolic link; refusing to follow it`);
-    if (!st.isDirectory()) throw new AgentError("ENOTDIR", `${cur} is not a directory`);
-  }
-  return cur;
-}
-
 /** O_PATH (Linux): names a directory without opening it for reading. */
 const O_PATH = 0o10000000;
+
+/**
+ * mkdir -p below `root`, refusing to pass through a symlink (a planted one
+ * could lead out of the share): each directory is made in, and then opened
+ * from, the one before it, held open, so a component swapped for a link
+ * between two steps fails the walk instead of redirecting it.
+ */
+export function ensureDirs(root: string, rel: string, mode = 0o755): void {
+  let fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  let cur = root;
+  try {
+    for (const c of rel.split("/").filter((x) => x !== "" && x !== ".")) {
+      if (c === "..") throw new AgentError("EINVAL", `${rel} is not a path below the share`);
+      cur = path.join(cur, c);
+      const at = `/proc/self/fd/${fd}/${c}`;
+      const open = () => openSync(at, O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+      let next: number;
+      try {
+        try {
+          next = open();
+        } catch (err) {
+          if (!isErrno(err, "ENOENT")) throw err;
+          try {
+            mkdirSync(at, { mode });
+          } catch (e) {
+            if (!isErrno(e, "EEXIST")) throw e;
+          }
+          next = open();
+        }
+      } catch (err) {
+        if (!isErrno(err, "ENOTDIR") && !isErrno(err, "ELOOP")) throw err;
+        if (lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink()) throw new AgentError("ELOOP", `${cur} is a symbolic link; refusing to follow it`);
+        throw new AgentError("ENOTDIR", `${cur} is not a directory`);
+      }
+      closeSync(fd);
+      fd = next;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Reach `rel` below `root` without following a symlink on the way: the
@@ -67,13 +94,14 @@ export function within<T>(root: string, rel: string, fn: (at: string) => T): T {
   if (name === undefined || parts.concat(name).some((c) => c === "." || c === "..")) throw new AgentError("EINVAL", `${rel} is not a path below the share`);
   let fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
   try {
-    for (const c of parts) {
+    for (const [i, c] of parts.entries()) {
       let next: number;
       try {
         next = openSync(`/proc/self/fd/${fd}/${c}`, O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === "ELOOP" || code === "ENOTDIR") throw new AgentError("ELOOP", `${path.join(root, c)} on the way to ${rel} is not a directory (a symbolic link?); refusing to follow it`);
+        const at = path.join(root, ...parts.slice(0, i + 1));
+        if (code === "ELOOP" || code === "ENOTDIR") throw new AgentError("ELOOP", `${at} on the way to ${rel} is not a directory (a symbolic link?); refusing to follow it`);
         throw err;
       }
       closeSync(fd);
@@ -110,5 +138,3 @@ export function inDir<T>(root: string, rel: string, fn: (dir: string, fd: number
     }
   });
 }
-
-export const isErrno = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException).code === code;

@@ -50,6 +50,7 @@ import { shareNotAllowed } from "./allowed-shares";
 import { META_DIR } from "./share-layout";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
 import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
+import { withShareView } from "./share-views";
 import { formatSharedId, locationKey, parseSharedId, subDirProblem, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
 
 /** A shared volume can be mounted anywhere, by any number of writers; never as a raw block device. */
@@ -125,6 +126,13 @@ function readRecordJson(file: string, key: string): unknown {
     if (err instanceof SyntaxError) throw internal(`record of shared volume ${key} is not valid JSON`);
     throw err;
   }
+}
+
+/** Content for a new shared volume (a restore or a clone), copied into its directory before the commit. */
+export interface SharedFill {
+  /** Where the view the copy writes through is mounted (share-views.ts). */
+  viewsDir: string;
+  copy: (dir: string) => Promise<void>;
 }
 
 export interface NewSharedVolume {
@@ -251,9 +259,10 @@ export class SharedStore {
    * marker says so: a volume kept by onDelete: retain, or an earlier try
    * of this very call) or when it is empty; one holding data that the
    * driver did not make is ALREADY_EXISTS. `fill` puts content (a restore
-   * or clone) into the new directory before it is committed.
+   * or clone) into the new directory before it is committed, writing
+   * through a view of it, never by its path on the share (share-views.ts).
    */
-  async create(spec: NewSharedVolume, fill?: (dir: string) => Promise<void>): Promise<VolumeRecord> {
+  async create(spec: NewSharedVolume, fill?: SharedFill): Promise<VolumeRecord> {
     const loc = spec.location;
     const refused = this.notAllowed(loc);
     if (refused) throw invalidArgument(`share: ${refused}`);
@@ -288,8 +297,9 @@ export class SharedStore {
         }
         const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
         try {
-          if (fill) await fill(tmp);
-          const { identity } = await run<{ identity: string }>("probe", { path: tmp });
+          if (fill) await withShareView(this.io, loc, root, tmp, { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}` }, fill.copy);
+          const { kind, identity } = await run<Probed>("probe", { sub: tmp });
+          if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
           await run("writeRecord", { key, data: marker(identity) }); // before the commit: a volume never exists without it
           if ((await run<string>("commit", { tmp, subDir: loc.subDir })) === "existed") {
             throw aborted(`${what} appeared while the volume was being made; retry`);
@@ -458,16 +468,22 @@ export class SharedStore {
     return this.shares.with(share, (root) => this.io.run<FsUsage>("statfs", { path: root }, describeShare(share)));
   }
 
-  /** Run `fn` on the volume's directory, reachable at a local path (checked to have no symlink on the way). */
-  async withVolumeDir<T>(loc: SharedLocation, fn: (dir: string, root: string) => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` on a read-only view of the volume's directory (share-views.ts):
+   * what a snapshot or a clone copies, with no path on the share that a
+   * swapped-in symlink could redirect.
+   */
+  async withVolumeView<T>(loc: SharedLocation, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
     const refused = this.notAllowed(loc);
     if (refused) throw failedPrecondition(refused);
-    return this.shares.with(loc, async (root) => fn(await this.io.run<string>("realpath", { root, sub: loc.subDir }, describeShare(loc)), root));
+    return this.shares.with(loc, (root) => withShareView(this.io, loc, root, loc.subDir, { viewsDir, what: `directory ${loc.subDir} on ${describeShare(loc)}` }, fn));
   }
 
   /** Set the mode of the volume's root directory (the `mode` mutable parameter). */
   async setMode(loc: SharedLocation, mode: number): Promise<void> {
-    await this.withVolumeDir(loc, async (_dir, root) => {
+    const refused = this.notAllowed(loc);
+    if (refused) throw failedPrecondition(refused);
+    await this.shares.with(loc, async (root) => {
       try {
         await this.io.run("chmod", { root, sub: loc.subDir, mode }, describeShare(loc));
       } catch (err) {

@@ -1,0 +1,59 @@
+/**
+ * A change to the share at a chosen instant, for the tests of copies on a
+ * share: preloaded into a driver (NODE_OPTIONS="--require <this file>"),
+ * it runs a shell script a test left in the file CSI_LAB_SWAP_FILE right
+ * before the driver's next step of the kind the file's first line names:
+ *
+ *   cp    the driver is about to start cp (storage/copy-content.ts): every
+ *         check is done, and the copy comes next;
+ *   view  the driver is about to make a directory among its views (.views):
+ *         where a copy reads or writes is decided, and not yet mounted.
+ *
+ * The file is removed before the script runs, so it runs once. Everything
+ * else is the real driver on the real disk; this only picks a moment that a
+ * test cannot hit by timing — what another node or the share's server
+ * could do at that moment.
+ */
+import { promises as fsp, readFileSync, rmSync } from "node:fs";
+// The module object itself (not a copy of its bindings), so that the driver's calls see the wrapper.
+import childProcess = require("node:child_process");
+
+const file = process.env.CSI_LAB_SWAP_FILE;
+
+function fire(event: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file!, "utf8");
+  } catch {
+    return; // nothing asked for
+  }
+  const [when, ...script] = text.split("\n");
+  if (when !== event) return;
+  rmSync(file!);
+  childProcess.execFileSync("/bin/sh", ["-ec", script.join("\n")], { stdio: "ignore" });
+}
+
+if (file) {
+  const spawn = childProcess.spawn;
+  (childProcess as { spawn: unknown }).spawn = function (this: unknown, ...args: unknown[]) {
+    // The driver runs its tools as `setpriv --pdeathsig KILL -- <tool> …`.
+    const argv = args[1];
+    if (Array.isArray(argv) && argv[argv.indexOf("--") + 1] === "cp") fire("cp");
+    return (spawn as (...a: unknown[]) => unknown).apply(this, args);
+  };
+  const mkdir = fsp.mkdir;
+  (fsp as { mkdir: unknown }).mkdir = function (this: unknown, ...args: unknown[]) {
+    if (String(args[0]).includes("/.views/")) fire("view");
+    return (mkdir as (...a: unknown[]) => unknown).apply(this, args);
+  };
+}
+
+/** The environment that preloads this hook into a driver (beside what `base` preloads), reading its script from `swapFile`. */
+export function swapEnv(swapFile: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const preload = `--require ${JSON.stringify(__filename)}`;
+  return {
+    ...base,
+    NODE_OPTIONS: [base.NODE_OPTIONS, preload].filter(Boolean).join(" "),
+    CSI_LAB_SWAP_FILE: swapFile,
+  };
+}
