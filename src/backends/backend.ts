@@ -179,6 +179,12 @@ export interface Backend {
 
   /** This process's record of the volume, if it has one. */
   get(volumeId: string): Promise<VolumeRecord | undefined>;
+  /**
+   * For a volume this process holds no record of: can the backend prove it
+   * exists all the same (made and recorded by another driver process)?
+   * Always false where volumes are not heldElsewhere.
+   */
+  existsElsewhere(volumeId: string): Promise<boolean>;
   readonly count: number;
   /** A page of the IDs it holds, in ID order, after `after`. */
   page(after: string, limit: number): { ids: string[]; more: boolean };

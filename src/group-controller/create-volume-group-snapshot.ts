@@ -71,14 +71,15 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
     const sources: VolumeSource[] = [];
     for (const id of sourceVolumeIds) {
       const { backend, record } = await lookUp(driver, id);
-      // A volume this process would hold the record of, and does not, is not there (a shared one may be, on the share).
-      if (backend && !record && !backend.heldElsewhere) throw notFound(`source volume ${id} does not exist`);
-      if (backend && !backend.groupSnapshots) {
+      // Whether the volume is there comes first: a shared one this process holds no record of may
+      // be (another node's provisioner made it), which only its backend can tell.
+      if (!backend || (!record && !(await backend.existsElsewhere(id)))) throw notFound(`source volume ${id} does not exist`);
+      if (!backend.groupSnapshots) {
         // Pods on any node may be writing a shared volume, and the controller cannot see their
         // mounts, so it cannot promise a write-order consistent group: refuse rather than pretend.
         throw invalidArgument(`volume ${id} is a ${backend.name} volume (${backend.summary}); group snapshots are offered only for volumes this node can hold still`);
       }
-      if (!backend || !record) throw notFound(`source volume ${id} does not exist`);
+      if (!record) throw notFound(`source volume ${id} does not exist`);
       volumes.push(record);
       sources.push(backend.source(driver, record, call));
     }

@@ -7,6 +7,8 @@ import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueNa
 import type { VolumeContentSource } from "../../src/gen/csi";
 import { COPY_CASES, fsckImage, PodVolume, thawUnder, Writer, type CopyCase } from "./copy-cases";
 import { createVolume, volumeDir } from "./snapshot-helpers";
+import { NFS_LOCAL } from "./backends";
+import { encodePart } from "../../src/backends/nfs/volume-id";
 import { fileContent, fileName } from "./writer";
 
 describe("Volume group snapshots", () => {
@@ -147,6 +149,23 @@ describe("Volume group snapshots", () => {
       Code.NOT_FOUND,
       /does not exist/,
     );
+  });
+
+  it("of a shared volume: NOT_FOUND where no volume is, refused where one is, with or without this controller's record of it", async () => {
+    const [vol] = await twoVolumes();
+    const parameters = NFS_LOCAL.parameters(d); // makes the share
+    // A well-formed ID on a share the driver may use, naming a directory that is not there.
+    const missing = `nfs1:d::${encodePart(d.share.slice(1))}:${uniqueName("none")}`;
+    await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, missing] }), Code.NOT_FOUND, /does not exist/);
+    const shared = (await d.client.controller.createVolume({ name: uniqueName("pvc"), volumeCapabilities: [mountCapability()], parameters })).volume!;
+    const refused = () => gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, shared.volumeId!] });
+    await expectCode(refused(), Code.INVALID_ARGUMENT, /offered only for volumes this node can hold still/);
+    // Made by another controller: this one holds no record of it, and the volume is still there.
+    await fsp.rm(path.join(d.root, "shared"), { recursive: true });
+    await fsp.mkdir(path.join(d.root, "shared"));
+    await expectCode(refused(), Code.INVALID_ARGUMENT, /offered only for volumes this node can hold still/);
+    await d.client.controller.deleteVolume({ volumeId: shared.volumeId });
+    await expectCode(refused(), Code.NOT_FOUND, /does not exist/);
   });
 
   it("a copy failing part-way removes the members already cut", async () => {

@@ -107,6 +107,11 @@ export class NfsBackend implements Backend {
     return this.store.getById(volumeId);
   }
 
+  async existsElsewhere(volumeId: string): Promise<boolean> {
+    // Another node's provisioner made it: the driver's marker on the share is the proof, as for CreateSnapshot.
+    return (await this.store.provenLocation(volumeId, parseSharedId(volumeId)!)) !== undefined;
+  }
+
   get count(): number {
     return this.store.count;
   }
