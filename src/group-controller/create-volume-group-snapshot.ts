@@ -14,7 +14,10 @@
  * writers could only be stopped by freezing the node's own file system)
  * and a raw block volume in use (a device has no freeze). Stop the
  * workload, take the group snapshot, start it again — or keep such
- * volumes as image volumes.
+ * volumes as image volumes. A volume whose backend never offers group
+ * snapshots (backend.groupSnapshots) is FAILED_PRECONDITION as well: the
+ * spec's code for volumes that cannot be snapshotted together as they are
+ * configured. A volume that does not exist is NOT_FOUND.
  *
  * Idempotent by name: the name decides the group's ID and each member's ID
  * (group + volume), and the group's record, written after every member, is
@@ -77,7 +80,11 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
       if (!backend.groupSnapshots) {
         // Pods on any node may be writing a shared volume, and the controller cannot see their
         // mounts, so it cannot promise a write-order consistent group: refuse rather than pretend.
-        throw invalidArgument(`volume ${id} is a ${backend.name} volume (${backend.summary}); group snapshots are offered only for volumes this node can hold still`);
+        // The spec's code for volumes whose configuration keeps them from one group is FAILED_PRECONDITION.
+        throw failedPrecondition(
+          `volume ${id} is a ${backend.name} volume (${backend.summary}); ` +
+            "group snapshots are offered only for volumes this node can hold still; snapshot it on its own (CreateSnapshot)",
+        );
       }
       if (!record) throw notFound(`source volume ${id} does not exist`);
       volumes.push(record);

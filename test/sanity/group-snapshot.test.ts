@@ -7,7 +7,7 @@ import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueNa
 import type { VolumeContentSource } from "../../src/gen/csi";
 import { COPY_CASES, fsckImage, PodVolume, thawUnder, Writer, type CopyCase } from "./copy-cases";
 import { createVolume, volumeDir } from "./snapshot-helpers";
-import { NFS_LOCAL } from "./backends";
+import { MEMORY, NFS_LOCAL } from "./backends";
 import { encodePart } from "../../src/backends/nfs/volume-id";
 import { fileContent, fileName } from "./writer";
 
@@ -159,13 +159,24 @@ describe("Volume group snapshots", () => {
     await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, missing] }), Code.NOT_FOUND, /does not exist/);
     const shared = (await d.client.controller.createVolume({ name: uniqueName("pvc"), volumeCapabilities: [mountCapability()], parameters })).volume!;
     const refused = () => gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, shared.volumeId!] });
-    await expectCode(refused(), Code.INVALID_ARGUMENT, /offered only for volumes this node can hold still/);
+    await expectCode(refused(), Code.FAILED_PRECONDITION, /offered only for volumes this node can hold still/);
     // Made by another controller: this one holds no record of it, and the volume is still there.
     await fsp.rm(path.join(d.root, "shared"), { recursive: true });
     await fsp.mkdir(path.join(d.root, "shared"));
-    await expectCode(refused(), Code.INVALID_ARGUMENT, /offered only for volumes this node can hold still/);
+    await expectCode(refused(), Code.FAILED_PRECONDITION, /offered only for volumes this node can hold still/);
     await d.client.controller.deleteVolume({ volumeId: shared.volumeId });
     await expectCode(refused(), Code.NOT_FOUND, /does not exist/);
+  });
+
+  it("of a memory volume answers FAILED_PRECONDITION: the spec's code for volumes that cannot be snapshotted together", async () => {
+    const [vol] = await twoVolumes();
+    const memory = await createVolume(d, { capacityRange: { requiredBytes: 4 * 1024 ** 2, limitBytes: 0 }, parameters: MEMORY.parameters(d) });
+    await expectCode(
+      gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [vol!, memory] }),
+      Code.FAILED_PRECONDITION,
+      /memory volume .* offered only for volumes this node can hold still/,
+    );
+    await d.client.controller.deleteVolume({ volumeId: memory });
   });
 
   it("a copy failing part-way removes the members already cut", async () => {

@@ -308,7 +308,7 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     assert.equal(await fsp.readFile(path.join(share, restored.volumeContext!["csi-lab/subDir"]!, "f"), "utf8"), "snapshot me");
     await expectCode(
       d.client.groupController.createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: [v.volumeId!] }),
-      Code.INVALID_ARGUMENT,
+      Code.FAILED_PRECONDITION,
       /group snapshots are offered only for volumes this node can hold still/,
     );
   });
