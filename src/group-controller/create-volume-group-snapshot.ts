@@ -22,7 +22,7 @@
  * Idempotent by name: the name decides the group's ID and each member's ID
  * (group + volume), and the group's record, written after every member, is
  * the commit point. A retry of a committed group returns it; the same name
- * for other volumes is ALREADY_EXISTS. Leftover members of an attempt that
+ * for other volumes or other parameters is ALREADY_EXISTS. Leftover members of an attempt that
  * never committed are deleted and cut again, so every member dates from the
  * same attempt; if any copy fails, the members made so far are removed.
  */
@@ -32,6 +32,7 @@ import type { CreateVolumeGroupSnapshotRequest, CreateVolumeGroupSnapshotRespons
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { checkSnapshotParameters, groupSnapshotKey, toCsiGroupSnapshot } from "../csi/snapshots";
 import { checkMap, checkToken } from "../csi/validate";
+import { defining } from "../controller/parameters";
 import { lookUp, volumeKey } from "../controller/volume-view";
 import type { VolumeSource } from "../backends/backend";
 import { snapshotRecordOf } from "../storage/content-sources";
@@ -65,6 +66,11 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
         throw alreadyExists(
           `group snapshot ${JSON.stringify(name)} already exists of volumes [${existing.sourceVolumeIds.join(", ")}], not [${sourceVolumeIds.join(", ")}]`,
         );
+      }
+      // As for CreateVolume: the parameters that define a group count, the external-snapshotter's
+      // csi.storage.k8s.io/ metadata does not. (No other key gets this far today: see checkSnapshotParameters.)
+      if (defining(existing.parameters) !== defining(parameters)) {
+        throw alreadyExists(`group snapshot ${JSON.stringify(name)} already exists with different parameters`);
       }
       return { groupSnapshot: toCsiGroupSnapshot(existing, await readMembers(store, existing)) };
     }

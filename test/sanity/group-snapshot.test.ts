@@ -79,6 +79,17 @@ describe("Volume group snapshots", () => {
     await expectCode(gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: [volumes[0]!] }), Code.ALREADY_EXISTS, /already exists/);
   });
 
+  it("parameters: the external-snapshotter's metadata is information, as for CreateVolume; any other key is refused before the name is looked up", async () => {
+    const volumes = await twoVolumes();
+    const name = uniqueName("group");
+    const meta = (ns: string) => ({ "csi.storage.k8s.io/volumegroupsnapshot/name": "db", "csi.storage.k8s.io/volumegroupsnapshot/namespace": ns });
+    const first = (await gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: volumes, parameters: meta("team-a") })).groupSnapshot!;
+    assert.deepEqual((await gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: volumes, parameters: meta("team-b") })).groupSnapshot, first);
+    assert.deepEqual((await gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: volumes })).groupSnapshot, first);
+    const other = gc().createVolumeGroupSnapshot({ name, sourceVolumeIds: volumes, parameters: { tier: "gold" } });
+    await expectCode(other, Code.INVALID_ARGUMENT, /unknown snapshot parameters "tier"/);
+  });
+
   it("GetVolumeGroupSnapshot answers the group with its members", async () => {
     const volumes = await twoVolumes();
     const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
