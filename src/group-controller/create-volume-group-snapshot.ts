@@ -22,9 +22,12 @@
  * Idempotent by name: the name decides the group's ID and each member's ID
  * (group + volume), and the group's record, written after every member, is
  * the commit point. A retry of a committed group returns it; the same name
- * for other volumes or other parameters is ALREADY_EXISTS. Leftover members of an attempt that
- * never committed are deleted and cut again, so every member dates from the
- * same attempt; if any copy fails, the members made so far are removed.
+ * for other volumes or other parameters is ALREADY_EXISTS. The members to
+ * come are noted before the first is made (storage/snapshot-store.ts): if
+ * any copy fails, the members made so far are removed, and what cannot be
+ * is removed by the next call on the name, before it cuts anything — so
+ * every member dates from the same attempt, and none of an earlier group
+ * of the name (one whose delete failed part-way) comes back with this one.
  */
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
@@ -105,10 +108,14 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
 
     const createdAt = new Date().toISOString();
     const memberIds = volumes.map((v) => store.memberId(groupSnapshotId, v.volumeId));
+    const groupSpec = { groupSnapshotId, name, sourceVolumeIds, snapshotIds: memberIds, parameters, createdAt };
+    // Members an earlier call on the name could not remove (a delete, an attempt that never committed) go first:
+    // none may come back with this group.
+    await store.settleGroup(groupSnapshotId);
     const scratch = memberIds.map((id) => store.scratchPath(id));
     const members: SnapshotRecord[] = [];
+    await store.openGroup(groupSpec); // the note of the members to come, before the first
     try {
-      for (const id of memberIds) await store.delete(id); // leftovers of an attempt that never committed
       const hold = { markersDir: store.markersDir, signal, log };
       await readAll(sources, (contents) =>
         holdStill(contents, hold, async (held) => {
@@ -121,13 +128,14 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
         const made = await store.create(snapshotRecordOf(volume, spec, sources[i]!.layout), (staging) => fsp.rename(scratch[i]!, staging));
         members.push(made.record);
       }
-      const group = await store.commitGroup({ groupSnapshotId, name, sourceVolumeIds, snapshotIds: memberIds, parameters, createdAt });
+      const group = await store.commitGroup(groupSpec);
       return { groupSnapshot: toCsiGroupSnapshot(group, members) };
     } catch (err) {
       for (const p of scratch) await fsp.rm(p, { recursive: true, force: true });
-      for (const id of memberIds) {
-        await store.delete(id).catch((e: unknown) => log.warn("could not remove a member of a failed group snapshot", { snapshotId: id, error: String(e) }));
-      }
+      // The members made so far; what cannot go stays in the note, for the next call on the name or the sweep.
+      await store.settleGroup(groupSnapshotId).catch((e: unknown) => {
+        log.warn("could not remove the members of a failed group snapshot", { groupSnapshotId, error: String(e) });
+      });
       throw err;
     }
   },

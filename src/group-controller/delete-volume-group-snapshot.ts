@@ -2,10 +2,12 @@
  * DeleteVolumeGroupSnapshot: remove a group snapshot and all its members.
  *
  * Idempotent: a group that does not exist is deleted successfully. The
- * group's record goes first — that is the commit point, after which its
- * members are invisible — and the members follow. If a crash comes in
- * between, the retry removes the members it names, and the start-up sweep
- * removes any member whose group is gone.
+ * group's record goes first — renamed to the note of a deletion under way
+ * (storage/snapshot-store.ts): the commit point, after which the group and
+ * its members are invisible — then the members, then the note. If a member
+ * cannot be removed (its content will not go), the call fails and the note
+ * stays: a retry, with or without snapshot_ids, finishes the removal, and
+ * so does a CreateVolumeGroupSnapshot of the name or the start-up sweep.
  */
 import type { DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse } from "../gen/csi";
 import { groupSnapshotKey, snapshotKey } from "../csi/snapshots";
@@ -15,7 +17,7 @@ import { checkMatchesGroup, checkSnapshotIds } from "./group-members";
 
 export const deleteVolumeGroupSnapshot = defineRpc<DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse>({
   // The members are locked too, so no restore copies one while it goes. snapshot_ids
-  // names them; where a CO sends none, the group's record does.
+  // names them; where a CO sends none, the group's record does (or the note of a delete left unfinished).
   lockKeys: (req, driver) => {
     const named = req.snapshotIds ?? [];
     const members = named.length > 0 ? named : driver.snapshots.groupMembers(req.groupSnapshotId ?? "");
@@ -29,13 +31,10 @@ export const deleteVolumeGroupSnapshot = defineRpc<DeleteVolumeGroupSnapshotRequ
     const store = driver.snapshots;
 
     const group = await store.getGroup(groupSnapshotId);
-    if (group) {
-      checkMatchesGroup(group, snapshotIds);
-      await store.uncommitGroup(groupSnapshotId); // the commit point
-      for (const id of group.snapshotIds) await store.delete(id);
-      return {};
-    }
-    // Gone already — or a delete was interrupted after the commit point.
+    if (group) checkMatchesGroup(group, snapshotIds);
+    // The commit point, then the members: or, for a group gone already, what an earlier try left.
+    if (await store.deleteGroup(groupSnapshotId)) return {};
+    // Gone already: members named that still say they are this group's go too (the start-up sweep would remove them).
     for (const id of snapshotIds) {
       if ((await store.read(id))?.groupSnapshotId === groupSnapshotId) await store.delete(id);
     }

@@ -8,6 +8,9 @@
  *                                what makes the snapshot exist
  *   snapshots/data/<id>          its content: a directory tree or one file
  *   snapshots/groups/<gid>.json  a group snapshot's record (its members)
+ *   snapshots/groups/<gid>.pending.json
+ *                                the members of a group being made or
+ *                                deleted, which may exist without its record
  *   snapshots/.tmp/ .trash/      content being made / being deleted
  *   snapshots/.views/            read-only views of volumes being copied
  *   snapshots/.frozen/           markers of file systems frozen for a copy
@@ -24,6 +27,14 @@
  * each naming the group, and the group's record is written last. A member
  * whose group has no record is invisible (not listed, not found) and is
  * removed by the sweep — so a crash mid-group leaves nothing behind.
+ * Deleting a group renames its record to <gid>.pending.json: the commit
+ * point, after which the group and its members are gone for the CO; then
+ * the members go, and the note last. Making one writes that note before
+ * the first member. So members without their group are always listed
+ * somewhere, and a failure that is no crash (a member's content that cannot
+ * be removed) leaves the note for the next call on the group — a retry of
+ * either, which settles it first (settleGroup) — or for the sweep: hidden
+ * members never outlive a call, nor come back with a new group of the name.
  *
  * IDs: "snap-" + 32 hex digits of SHA-256(name), as for volumes, so
  * CreateSnapshot finds an earlier snapshot of the same name with one read;
@@ -44,7 +55,7 @@ import {
   type GroupSnapshotRecord,
   type SnapshotRecord,
 } from "./snapshot-record";
-import { internal } from "../csi/errors";
+import { CsiError, internal } from "../csi/errors";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
 
@@ -132,9 +143,9 @@ export class SnapshotStore {
     return this.sub("meta", `${id}.json`);
   }
 
-  private groupFile(id: string): string {
+  private groupFile(id: string, kind: "record" | "pending" = "record"): string {
     if (!GROUP_ID.test(id)) throw internal(`refusing to build a path from malformed group snapshot id ${JSON.stringify(id)}`);
-    return this.sub("groups", `${id}.json`);
+    return this.sub("groups", kind === "record" ? `${id}.json` : `${id}.pending.json`);
   }
 
   /** Where a snapshot's content is: a directory tree or one file, as its layout says. */
@@ -200,20 +211,26 @@ export class SnapshotStore {
     return { record, created: true };
   }
 
-  /** Delete a snapshot and its content. Returns false if it did not exist. */
+  /**
+   * Delete a snapshot and its content. Returns false if it did not exist —
+   * but content an earlier delete of it could not remove goes all the same.
+   */
   async delete(id: string): Promise<boolean> {
     if (!SNAPSHOT_ID.test(id)) return false;
+    let existed = true;
     try {
       await fsp.unlink(this.metaFile(id)); // the commit point
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      this.index.delete(id);
-      return false;
+      existed = false;
     }
     this.index.delete(id);
-    await fsyncDir(this.sub("meta"));
+    if (existed) await fsyncDir(this.sub("meta"));
     await this.trash(this.contentPath(id));
-    return true;
+    for (const entry of await fsp.readdir(this.sub(".trash"))) {
+      if (entry.startsWith(`${id}.`)) await fsp.rm(this.sub(".trash", entry), { recursive: true, force: true });
+    }
+    return existed;
   }
 
   /** A page of snapshot IDs after `after`, in ID order; only those of `sourceVolumeId` if given. */
@@ -226,45 +243,101 @@ export class SnapshotStore {
   }
 
   /**
-   * The members a group's record lists, read at once (for the locks a call
-   * takes before it runs); none when there is no such group or its record
-   * cannot be read — the call itself then says what is wrong.
+   * The members a group's record lists — or, while it is being made or
+   * deleted, its note — read at once (for the locks a call takes before it
+   * runs); none when there is no such group or its record cannot be read:
+   * the call itself then says what is wrong.
    */
   groupMembers(id: string): string[] {
     try {
-      return this.readGroup(id)?.snapshotIds ?? [];
+      return (this.readGroup(id) ?? this.readGroup(id, "pending"))?.snapshotIds ?? [];
     } catch {
       return [];
     }
   }
 
-  /** A group's record, read from disk at once: undefined where there is none, INTERNAL where it is unusable. */
-  private readGroup(id: string): GroupSnapshotRecord | undefined {
+  /** A group's record (or note), read from disk at once: undefined where there is none, INTERNAL where it is unusable. */
+  private readGroup(id: string, kind: "record" | "pending" = "record"): GroupSnapshotRecord | undefined {
     if (!GROUP_ID.test(id)) return undefined;
-    const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
+    const raw = readRecordFile(this.groupFile(id, kind), `group snapshot ${id}`, kind === "record");
     if (raw === undefined) return undefined;
     const rec = parseGroupRecord(raw, id);
     if (typeof rec === "string") throw internal(`metadata of group snapshot ${id} is unusable: ${rec}`);
     return rec;
   }
 
+  /** Note the members a group is about to get, before the first is written (settleGroup removes them if it never commits). */
+  async openGroup(spec: NewGroup): Promise<void> {
+    const record: GroupSnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec };
+    await writeFileAtomic(this.groupFile(spec.groupSnapshotId, "pending"), JSON.stringify(record, null, 2) + "\n");
+  }
+
   /** Commit a group whose members are all written; they become visible together. */
   async commitGroup(spec: NewGroup): Promise<GroupSnapshotRecord> {
     const record: GroupSnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec };
     await writeFileAtomic(this.groupFile(spec.groupSnapshotId), JSON.stringify(record, null, 2) + "\n");
+    await this.dropNote(spec.groupSnapshotId);
     return record;
   }
 
-  /** Remove a group's record (the commit point of its deletion: its members vanish with it). */
-  async uncommitGroup(id: string): Promise<boolean> {
+  /**
+   * Delete a group: its record becomes its note (the commit point: the group
+   * and its members vanish together), then settleGroup removes the members
+   * and the note. False if there was no group.
+   */
+  async deleteGroup(id: string): Promise<boolean> {
+    if (!GROUP_ID.test(id)) return false;
+    let existed = true;
     try {
-      await fsp.unlink(this.groupFile(id));
+      await fsp.rename(this.groupFile(id), this.groupFile(id, "pending"));
+      await fsyncDir(this.sub("groups"));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      existed = false;
+    }
+    await this.settleGroup(id);
+    return existed;
+  }
+
+  /**
+   * Finish what a call on the group left undone, if anything: where its
+   * note lists members and the group has no record (it was deleted, or never
+   * committed), remove them — every one that can go — then the note. INTERNAL,
+   * keeping the note, when one cannot: the next call on the group tries again.
+   */
+  async settleGroup(id: string): Promise<void> {
+    const note = this.readGroup(id, "pending");
+    if (!note) return;
+    if (!this.groupExists(id)) {
+      let failed: { snapshotId: string; err: unknown } | undefined;
+      for (const snapshotId of note.snapshotIds) {
+        const rec = await this.read(snapshotId).catch(() => undefined);
+        if (rec && rec.groupSnapshotId !== id) continue; // not this group's: never touched
+        try {
+          await this.delete(snapshotId);
+        } catch (err) {
+          failed ??= { snapshotId, err };
+        }
+      }
+      if (failed) {
+        const at = (failed.err as NodeJS.ErrnoException).path;
+        throw internal(
+          `group snapshot ${id} is gone, but its member snapshot ${failed.snapshotId} could not be removed yet ` +
+            `(${CsiError.from(failed.err).message}${at ? ` at ${at}` : ""}); a retry finishes the removal`,
+        );
+      }
+    }
+    await this.dropNote(id);
+  }
+
+  private async dropNote(id: string): Promise<void> {
+    try {
+      await fsp.unlink(this.groupFile(id, "pending"));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
     }
     await fsyncDir(this.sub("groups"));
-    return true;
   }
 
   private groupExists(id: string): boolean {
@@ -318,6 +391,10 @@ export class SnapshotStore {
     }
     for (const entry of await fsp.readdir(this.sub(".trash"))) {
       await fsp.rm(this.sub(".trash", entry), { recursive: true, force: true });
+    }
+    // The members a note lists are gone by now with their group's record, or kept with it.
+    for (const entry of await fsp.readdir(this.sub("groups"))) {
+      if (entry.endsWith(".pending.json")) await fsp.unlink(this.sub("groups", entry));
     }
   }
 }

@@ -197,6 +197,8 @@ describe("Volume group snapshots", () => {
     await fsp.rm(volumeDir(d, volumes[1]!), { recursive: true }); // the second copy will fail
     await expectCode(gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes }), Code.FAILED_PRECONDITION, /missing/);
     assert.equal(await metas(), before);
+    const notes = (await fsp.readdir(path.join(d.root, "snapshots", "groups"))).filter((n) => n.endsWith(".pending.json"));
+    assert.deepEqual(notes, [], "nor a note of them");
   });
 
   const bad: [string, object, RegExp][] = [

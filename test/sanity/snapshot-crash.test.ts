@@ -115,6 +115,35 @@ describe("Crashes during snapshots and restores", () => {
     assert.deepEqual((await d.client.controller.listSnapshots({})).entries ?? [], []);
   });
 
+  it("kill -9 after a group's first member is committed: after the restart no member and no note of the group are left", async () => {
+    await destroyDriver(d);
+    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/snapshots/meta/snap-[0-9a-f]{32}\\.json$") });
+    const volumes = [await createVolume(d), await createVolume(d)];
+    await assert.rejects(d.client.groupController.createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes }));
+    await d.exit;
+    d.opts.env = process.env;
+    await d.start();
+    for (const sub of ["groups", "meta", "data"]) assert.deepEqual(await fsp.readdir(path.join(d.root, "snapshots", sub)), [], sub);
+  });
+
+  it("kill -9 just after a group delete's commit point: after the restart the group, its members and its note are gone", async () => {
+    // This driver dies right after the group's record is renamed to the note of its deletion.
+    await destroyDriver(d);
+    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/snapshots/groups/group-[0-9a-f]{32}\\.json -> ") });
+    const volumes = [await createVolume(d), await createVolume(d)];
+    const g = (await d.client.groupController.createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    await assert.rejects(d.client.groupController.deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] }));
+    await d.exit;
+    d.opts.env = process.env;
+    await d.start();
+    await expectCode(d.client.groupController.getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId }), Code.NOT_FOUND);
+    assert.deepEqual(await fsp.readdir(path.join(d.root, "snapshots", "groups")), []);
+    for (const s of g.snapshots!) {
+      await assert.rejects(fsp.access(path.join(d.root, "snapshots", "meta", `${s.snapshotId}.json`)), /ENOENT/);
+      await assert.rejects(fsp.access(snapshotDir(d, s.snapshotId!)), /ENOENT/);
+    }
+  });
+
   it("a snapshot made again over the content a failed delete left holds the new content after a kill -9 at its commit", async () => {
     // This driver dies right after the second snapshot record it commits.
     await destroyDriver(d);
