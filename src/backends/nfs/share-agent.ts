@@ -50,7 +50,7 @@ import { bindWithFlags, ownPlace, viewFlags } from "../../mount/bind";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
 import { META_DIR } from "./share-layout";
-import { AgentError, ensureDirs, inDir, isErrno, withDir, within } from "./share-walk";
+import { AgentError, ensureDirs, inDir, isErrno, removeTree, withDir, within } from "./share-walk";
 
 export interface AgentRequest {
   id: number;
@@ -189,7 +189,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     return inTemp(root, str(a, "tmp"), (tmp) =>
       within(root, sub, (target) => {
         if (lstatSync(target, { throwIfNoEntry: false })) {
-          rmSync(tmp, { recursive: true, force: true });
+          removeTree(tmp);
           return "existed";
         }
         renameSync(tmp, target);
@@ -210,7 +210,8 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   /**
    * Empty the share's trash (trash: true) and drop temps of one volume or
    * snapshot (tempsOf: key): its copies in tmp, and a record half-written
-   * when a kill -9 of the driver took this agent with it. rm never follows symlinks.
+   * when a kill -9 of the driver took this agent with it. Nothing is followed out
+   * of them, even a link swapped in meanwhile (removeTree).
    */
   clean(a) {
     const root = str(a, "root");
@@ -224,7 +225,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     for (const [sub, pick] of jobs) {
       try {
         inDir(root, `${META_DIR}/${sub}`, (dir) => {
-          for (const e of readdirSync(dir).filter(pick)) rmSync(path.join(dir, e), { recursive: true, force: true });
+          for (const e of readdirSync(dir).filter(pick)) removeTree(path.join(dir, e));
         });
       } catch (err) {
         if (!isErrno(err, "ENOENT")) throw err;

@@ -11,6 +11,7 @@
  * walk (ELOOP) instead of leading it off the share. The share agent
  * (share-agent.ts) reaches everything it touches this way.
  */
+import { spawnSync } from "node:child_process";
 import { closeSync, constants as fsc, lstatSync, mkdirSync, openSync } from "node:fs";
 import * as path from "node:path";
 
@@ -137,4 +138,29 @@ export function inDir<T>(root: string, rel: string, fn: (dir: string, fd: number
       closeSync(fd);
     }
   });
+}
+
+/**
+ * Remove the entry `at` (/proc/self/fd/N/<name>, as within() and inDir()
+ * name places), a whole tree if it is one, never following a symlink: also
+ * not one swapped in while the removal runs. A volume being deleted may
+ * still be mounted by a pod on another node, which can swap a directory in
+ * it for a link to "/" at any moment. Node's recursive rm walks by path
+ * (`lstat a/d`, then `unlink a/d/f` for each entry), so a directory swapped
+ * for a link between the two would be emptied through the link. GNU rm
+ * walks by open directory (fts: each opened with O_NOFOLLOW from the one
+ * before, its device and inode checked, entries removed relative to it),
+ * and it is given the parent itself, as its fd 3, so no path on the share
+ * is resolved again. It stays on the share's file system
+ * (--one-file-system).
+ */
+export function removeTree(at: string): void {
+  const m = /^\/proc\/self\/fd\/(\d+)\/([^/]+)$/.exec(at);
+  if (!m || m[2] === "." || m[2] === "..") throw new AgentError("EINVAL", `${at} is not an entry of an open directory`);
+  const r = spawnSync("rm", ["-rf", "--one-file-system", "--", `/proc/self/fd/3/${m[2]}`], {
+    stdio: ["ignore", "ignore", "pipe", Number(m[1])],
+    encoding: "utf8",
+  });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new AgentError("EIO", `could not remove ${m[2]}: ${r.stderr.trim().split("\n").slice(0, 3).join("; ")}`);
 }
