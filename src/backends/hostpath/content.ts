@@ -19,6 +19,7 @@ import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { exclusiveBytes } from "../../storage/exclusive-bytes";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
+import { runTool } from "../../storage/copy-content";
 import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
@@ -151,8 +152,8 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
 
 /**
  * Move `target` to .trash (atomic), then delete it and drop its quota.
- * fs.rm does not follow symlinks: a link inside the volume is removed,
- * never what it points at. What one system call removes whole — an empty
+ * No symlink is followed: a link inside the volume is removed, never what
+ * it points at (remove, below). What one system call removes whole — an empty
  * directory, an image file — is removed where it is, when it carries no
  * quota: that is as atomic as the move.
  */
@@ -179,18 +180,27 @@ export async function purge(p: string, quota: QuotaBackend | undefined, known?: 
   if (info) quota!.afterRemove(info);
 }
 
-/** fs.rm, but what one system call can remove goes in one (see removeAtOnce). */
+/**
+ * Remove what a volume held: with one system call where one does (see
+ * removeAtOnce), else a tree, with GNU rm. Its contents are the pods', and a
+ * process that kept a directory of it open can still rename in it while it
+ * goes: Node's recursive rm walks by path (lstat a/d, then unlink a/d/f), so
+ * a directory swapped for a link between the two would be emptied through
+ * the link. rm walks by open directory, each opened O_NOFOLLOW and checked
+ * by device and inode. (Not --one-file-system: a btrfs subvolume a pod
+ * made inside its volume has a device of its own, and must go too.) The
+ * path to the tree is the driver's own (<root>/.trash/…).
+ */
 async function remove(p: string): Promise<void> {
-  if (!(await removeAtOnce(p))) await fsp.rm(p, { recursive: true, force: true });
+  if (!(await removeAtOnce(p))) await runTool("rm", ["-rf", "--", p]);
 }
 
 /**
  * Remove `p` with one trip to the thread pool if it is what usually is
  * there: an empty directory (a volume never written to) or a file (an
  * image). True when it is gone (or never was); false when it is a tree,
- * or a symlink, for fs.rm — which looks at the path twice before it
- * removes anything, and unlinks a symlink rather than follow it. lstat
- * does not follow one either.
+ * or a symlink, for rm — which unlinks a symlink rather than follow it.
+ * lstat does not follow one either.
  */
 async function removeAtOnce(p: string): Promise<boolean> {
   let st;
