@@ -5,10 +5,10 @@
 // empty its target; the driver's walks by open directory. Runs only in the
 // throwaway root (the link points at a directory of the test's own).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { BACKENDS } from "./backends";
+import { startLinkSwapper } from "./link-swapper";
 import { destroyDriver, DIR_VOLUMES, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const N = 3_000; // files in the directory swapped: emptying it takes a while after the first goes
@@ -31,27 +31,12 @@ for (const b of BACKENDS.filter((x) => x.name !== "memory")) {
         await fsp.writeFile(path.join(outside, `f${i}`), "");
         await fsp.writeFile(path.join(dir, "d", `f${i}`), "");
       }
-      // The other process works in the volume's directory (its cwd follows the directory wherever the
-      // driver moves it) and, as soon as the first file of d goes, moves d aside and links d to `outside`.
-      const swap = `
-        const fs = require("node:fs");
-        process.chdir(process.argv[1]);
-        fs.watch("d", () => {
-          fs.renameSync("d", "d.moved");
-          fs.symlinkSync(process.argv[2], "d");
-          process.exit(0);
-        });
-        console.log("watching");`;
-      const swapper = spawn(process.execPath, ["-e", swap, dir, outside], { stdio: ["ignore", "pipe", "inherit"] });
-      const ended = new Promise((resolve) => swapper.once("exit", resolve));
+      // The other process moves d aside as soon as its first file goes, and links d to `outside`.
+      const swapper = await startLinkSwapper(dir, "d", outside);
       try {
-        await new Promise((resolve, reject) => {
-          swapper.stdout.once("data", resolve);
-          swapper.once("exit", () => reject(new Error("the other process ended before it watched")));
-        });
         // The removal may fail (its tree changed under it) or succeed; either way it must stay inside.
         await d.client.controller.deleteVolume({ volumeId }).catch(() => undefined);
-        await ended;
+        await swapper.swapped;
         const left = (await fsp.readdir(outside)).length;
         assert.equal(left, N, `DeleteVolume deleted ${N - left} files outside the volume, through the link swapped in`);
         // What the failed removal left is the driver's to finish: a retry, or the start-up sweep.
@@ -63,7 +48,7 @@ for (const b of BACKENDS.filter((x) => x.name !== "memory")) {
         assert.equal(existsSync(dir), false);
         assert.equal((await fsp.readdir(outside)).length, N);
       } finally {
-        swapper.kill();
+        swapper.stop();
         await fsp.rm(outside, { recursive: true, force: true });
       }
     });

@@ -3,11 +3,11 @@
 // directory inside it for a symlink to anywhere while the share agent
 // empties the trash: the removal must delete only what is inside the tree.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { removeTree } from "../../src/backends/nfs/share-walk";
+import { startLinkSwapper } from "../sanity/link-swapper";
 
 describe("share agent: removing a tree (removeTree)", function () {
   this.timeout(60_000);
@@ -58,35 +58,21 @@ describe("share agent: removing a tree (removeTree)", function () {
       writeFileSync(path.join(outside, `f${i}`), "");
       writeFileSync(path.join(d, `f${i}`), "");
     }
-    // Another writer (a pod on another node, say) watches d and, as soon as the first file of it
-    // is removed, moves d away and puts a link to `outside` in its place.
-    const swap = `
-      const fs = require("node:fs");
-      const [d, outside] = process.argv.slice(1);
-      fs.watch(d, () => {
-        fs.renameSync(d, d + ".moved");
-        fs.symlinkSync(outside, d);
-        process.exit(0);
-      });
-      console.log("watching");`;
-    const swapper = spawn(process.execPath, ["-e", swap, d, outside], { stdio: ["ignore", "pipe", "inherit"] });
-    const ended = new Promise((resolve) => swapper.on("exit", resolve));
+    // Another writer (a pod on another node, say) moves d aside as soon as its first file goes,
+    // and links d to `outside`.
+    const swapper = await startLinkSwapper(path.dirname(d), "d", outside);
     try {
-      await new Promise((resolve, reject) => {
-        swapper.stdout.once("data", resolve);
-        swapper.once("exit", () => reject(new Error("the other writer ended before it watched")));
-      });
       try {
         remove(trash, "vol");
       } catch {
         // d changed under the removal: failing is fine, deleting outside the tree is not
       }
-      await ended;
+      await swapper.swapped;
       assert.ok(existsSync(`${d}.moved`) || !existsSync(path.join(trash, "vol")), "the other writer never swapped d: the test did not test");
       const left = readdirSync(outside).length;
       assert.equal(left, N, `the removal deleted ${N - left} files outside the tree, through the link swapped in`);
     } finally {
-      swapper.kill();
+      swapper.stop();
     }
   });
 });
