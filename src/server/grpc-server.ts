@@ -41,6 +41,12 @@ export interface UnaryCall<Req> {
    * returns. 0 until then, and for an error.
    */
   readonly replyBytes: number;
+  /**
+   * What the client was sent instead of the reply given to the callback,
+   * when the reply could not be encoded (INTERNAL); undefined until the
+   * callback has been given a reply, and when it went out.
+   */
+  readonly replyFailure: StatusError | undefined;
   /** The client's deadline, or Infinity when it set none. */
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): void;
@@ -229,7 +235,10 @@ export class GrpcServer {
       try {
         bytes = route.encode(value);
       } catch (e) {
-        return call.fail(Code.INTERNAL, `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`);
+        const details = `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`;
+        // Unless the call was answered already (its deadline passed): then the client got that.
+        if (!call.answered) call.replyFailure = { code: Code.INTERNAL, details };
+        return call.fail(Code.INTERNAL, details);
       }
       call.replyBytes = bytes.length;
       call.reply(bytes);
@@ -242,6 +251,7 @@ class Call implements UnaryCall<unknown> {
   request: unknown;
   requestBytes = 0;
   replyBytes = 0;
+  replyFailure: StatusError | undefined;
   answered = false;
   onAnswered: (() => void) | undefined;
   private deadline: Date | undefined;

@@ -10,7 +10,8 @@
  *   4. turn whatever it threw into a CSI status with a readable message —
  *      the stack goes to the log, never into the reply,
  *   5. log one JSON line (method, volume, code, duration; secrets redacted)
- *      and report the call to the metrics observer.
+ *      and report the call to the metrics observer, with the outcome the
+ *      client got: a reply the server could not encode went out INTERNAL.
  */
 import { CsiError, Code, codeName } from "../csi/errors";
 import { atDeadline, type LongTimeout } from "./long-timeout";
@@ -155,27 +156,34 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     let settled = false;
     deps.inflight?.start();
 
-    const finish = (err: CsiError | undefined, res?: Res) => {
+    const finish = (failed: CsiError | undefined, res?: Res) => {
       if (settled) return;
       settled = true;
       locks.release(keys);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      let err = failed;
+      if (err) {
+        callback({ code: err.code, details: err.message });
+      } else {
+        callback(null, res);
+        // The server encodes the reply in the callback; one it cannot encode is answered INTERNAL, and that is the call's outcome.
+        if (call.replyFailure) err = new CsiError(call.replyFailure.code, call.replyFailure.details);
+      }
       const code = err ? err.code : Code.OK;
       const line = { code: codeName(code), ms: Math.round(seconds * 1e6) / 1e3 };
       if (err) {
         const cause = err.cause instanceof Error ? { cause: err.cause.stack ?? err.cause.message } : {};
         const level = code === Code.INTERNAL || code === Code.UNKNOWN ? "error" : "info";
         log[level]("rpc failed", { ...line, error: err.message, ...cause });
-        callback({ code, details: err.message });
       } else {
         log.info("rpc", line);
-        callback(null, res);
       }
       const volumeId = typeof picked.volumeId === "string" ? picked.volumeId : undefined;
       // The record is kept (call-events.ts keeps the last 512): a request or reply past MAX_RECORDED_MESSAGE is kept as its size only.
       // The reply's size is known here: the callback above encoded it.
       const request = call.requestBytes > MAX_RECORDED_MESSAGE ? { omitted: `a request of ${call.requestBytes} bytes` } : req;
-      const response = call.replyBytes > MAX_RECORDED_MESSAGE ? { omitted: `a reply of ${call.replyBytes} bytes` } : res;
+      // A reply that was not sent is not shown: the record says what the client got.
+      const response = err ? undefined : call.replyBytes > MAX_RECORDED_MESSAGE ? { omitted: `a reply of ${call.replyBytes} bytes` } : res;
       deps.onCall?.({ service, method, code, seconds, volumeId, request, response, error: err?.message });
       deps.inflight?.end();
     };
