@@ -120,7 +120,7 @@ export function liveView(root: HTMLElement): void {
     es.onmessage = (m) => add(JSON.parse(m.data as string) as CallEvent);
     es.addEventListener("gap", (m) => {
       const missed = (JSON.parse((m as MessageEvent).data as string) as { missed: number }).missed;
-      diagram.append(h("p", { class: "bad" }, `… ${missed} calls not shown: the page fell behind and the driver skipped them rather than wait.`));
+      diagram.append(h("p", { class: "bad" }, `… ${missed} calls not shown: the page fell behind, and the driver did not hold them for it.`));
     });
     es.onerror = () => {
       if (es.readyState === EventSource.CLOSED) stop(`Could not connect to a driver at ${address.value}: is it running with --metrics-address ${address.value}?`, true);

@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import * as http from "node:http";
 import { hostname } from "node:os";
 import { Code } from "../../src/csi/errors";
-import { CallEvents, MAX_BUFFERED, RING_SIZE, type CallEvent } from "../../src/server/call-events";
+import { CallEvents, MAX_BUFFERED, RING_SIZE, TURN_BYTES, type CallEvent } from "../../src/server/call-events";
 import { REDACTED } from "../../src/server/redact";
 import { mountCapability } from "../sanity/harness";
 import { readSse } from "../lab/sse";
@@ -103,23 +103,30 @@ describe("metrics: the live call stream GET /events", () => {
     }
   });
 
-  it("a reader that comes late and cannot take the ring at once is told how many calls it missed", async () => {
-    const { volume } = await live.client.controller.createVolume(createVolumeRequest("events-late-reader"));
-    // 30,000 capabilities: a request and a reply of about 240 KiB each, both kept; the replay of the ring passes the reader's buffer with it.
-    const volumeCapabilities = new Array(30_000).fill(mountCapability());
-    await live.client.controller.validateVolumeCapabilities({ volumeId: volume!.volumeId, volumeCapabilities, volumeContext: {}, parameters: {}, mutableParameters: {}, secrets: {} });
-    for (let i = 0; i < 5; i++) await live.client.identity.getPluginInfo({});
+  it("a reader that comes late is given the whole ring, in order, however much it holds", async () => {
+    // RING_SIZE calls with a request of 100 KiB each: a replay of some 50 MiB, more than any socket buffer holds at once.
+    const name = "r".repeat(100 * 1024);
+    for (let i = 0; i < RING_SIZE; i += 32) {
+      await Promise.all(Array.from({ length: 32 }, () => assert.rejects(live.client.controller.createVolume(createVolumeRequest(name)))));
+    }
     const sse = await readSse(`${live.driver.httpBase}/events`);
     try {
-      await live.client.identity.probe({}); // after the replay: the reader has caught up by then, or is told what it missed
-      const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).method === "Probe"));
-      const infos = events.filter((e) => e.event === "message" && (e.data as CallEvent).method === "GetPluginInfo").length;
-      const missed = events.filter((e) => e.event === "gap").reduce((n, e) => n + (e.data as { missed: number }).missed, 0);
-      assert.ok(infos + missed >= 5, `${infos} GetPluginInfo events seen and ${missed} said missed, of 5`);
+      await live.client.identity.probe({}); // after the replay
+      const events = await sse.until((es) => es.some((e) => (e.data as CallEvent).method === "Probe"), 60_000);
+      assert.deepEqual(
+        events.filter((e) => e.event !== "message"),
+        [],
+        "no gap",
+      );
+      const calls = events.map((e) => e.data as CallEvent);
+      assert.equal(calls.length, RING_SIZE + 1, "the ring, then the Probe");
+      calls.forEach((c, i) => assert.equal(c.seq, calls[0]!.seq + i, `event ${i} of ${calls.length}`));
+      assert.ok(calls.slice(0, RING_SIZE).every((c) => c.fields["name"]?.startsWith("rrr")), "the ring holds the last RING_SIZE calls");
     } finally {
       sse.close();
     }
   });
+
 });
 
 /** GET base+path with these headers: the status and, unless it is a stream, the body. */
@@ -186,22 +193,70 @@ describe("metrics: /events answers only requests naming this machine (DNS rebind
   });
 });
 
-/** A response that never drains: what a reader that stopped reading looks like to the server. */
+/**
+ * A response that never drains unless told: what a reader that stopped reading looks like to the server.
+ * `eager`: one whose socket takes every write at once.
+ */
 class StuckResponse extends EventEmitter {
   writableLength = 0;
   written: string[] = [];
+  constructor(private readonly eager = false) {
+    super();
+  }
   writeHead(): void {}
   write(chunk: string): boolean {
     this.written.push(chunk);
+    if (this.eager) return true;
     this.writableLength += chunk.length;
     return false;
   }
-  end(): void {}
+  ended = false;
+  end(): void {
+    this.ended = true;
+  }
+  /** The reader takes all that waited: the socket is empty again and says so. */
+  drain(): void {
+    this.writableLength = 0;
+    this.emit("drain");
+  }
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+/** What a reader was sent, in order: each call's `n`, or "gap N". */
+function sentTo(res: StuckResponse): (number | string)[] {
+  return res.written.flatMap((chunk) =>
+    chunk.split("\n\n").flatMap((block): (number | string)[] => {
+      if (block.startsWith("event: gap\n")) return [`gap ${(JSON.parse(block.split("data: ")[1]!) as { missed: number }).missed}`];
+      if (block.startsWith("data: ")) return [((JSON.parse(block.slice(6)) as CallEvent).request as { n: number }).n];
+      return [];
+    }),
+  );
+}
+
+/** Let a stuck reader read until the driver has nothing more for it. */
+async function readAll(res: StuckResponse): Promise<void> {
+  for (let quiet = 0; quiet < 3; ) {
+    const before = res.written.length;
+    res.drain();
+    await turn();
+    quiet = res.written.length === before ? quiet + 1 : 0;
+  }
 }
 
 const record = (n: number) => ({ service: "Node", method: "NodeGetInfo", code: Code.OK, seconds: 0.001, request: { n } });
 
 describe("the call stream's bounds", () => {
+  // Each reader goes away after its test, as a closed connection does (its keep-alive timer stops).
+  const responses: StuckResponse[] = [];
+  const reader = (events: CallEvents, method = "GET", eager = false): StuckResponse => {
+    const res = new StuckResponse(eager);
+    responses.push(res);
+    events.serve({ url: "/events", method } as http.IncomingMessage, res as unknown as http.ServerResponse);
+    return res;
+  };
+  afterEach(() => responses.splice(0).forEach((r) => r.emit("close")));
+
   it("keeps the last RING_SIZE calls, and nothing else, while nobody reads", () => {
     const events = new CallEvents();
     for (let i = 0; i < RING_SIZE * 3; i++) events.publish(record(i));
@@ -210,10 +265,69 @@ describe("the call stream's bounds", () => {
     assert.deepEqual(recent[0]!.request, { n: RING_SIZE * 2 });
   });
 
+  it("gives a late reader the ring an event at a time, the next when its socket drains: one that does not read holds no copy of it", async () => {
+    const events = new CallEvents();
+    let built = 0; // events made for a reader: each one's request is read once, to redact it
+    const counted = (n: number) => {
+      const request = {
+        get n() {
+          built++;
+          return n;
+        },
+      };
+      return { ...record(n), request };
+    };
+    for (let i = 0; i < RING_SIZE; i++) events.publish(counted(i));
+    const res = reader(events);
+    for (let i = 0; i < 10; i++) await turn();
+    assert.equal(built, 1, "one event, then nothing until the socket drains");
+    assert.deepEqual(sentTo(res), [0]);
+    await readAll(res);
+    assert.deepEqual(sentTo(res), Array.from({ length: RING_SIZE }, (_, i) => i), "the whole ring, in order");
+    assert.equal(built, RING_SIZE, "each event built once");
+    events.publish(record(RING_SIZE));
+    await turn();
+    assert.deepEqual(sentTo(res).slice(-1), [RING_SIZE], "then the calls as they finish");
+  });
+
+  it("a reader that stops reading in the replay while the ring moves on is told how many calls it missed, then given the rest", async () => {
+    const events = new CallEvents();
+    for (let i = 0; i < RING_SIZE; i++) events.publish(record(i));
+    const res = reader(events);
+    // It took the first call; RING_SIZE more push the rest of the ring out before it reads again.
+    for (let i = RING_SIZE; i < 2 * RING_SIZE; i++) events.publish(record(i));
+    await readAll(res);
+    assert.deepEqual(sentTo(res), [0, `gap ${RING_SIZE - 1}`, ...Array.from({ length: RING_SIZE }, (_, i) => RING_SIZE + i)]);
+  });
+
+  it("gives a reader whose socket takes everything the ring a turn at a time, no more than TURN_BYTES in each", async () => {
+    const events = new CallEvents();
+    for (let i = 0; i < RING_SIZE; i++) events.publish({ ...record(i), response: { pad: "p".repeat(8 * 1024) } });
+    const res = reader(events, "GET", true);
+    const bytes = () => res.written.reduce((n, c) => n + c.length, 0);
+    let turns = 0;
+    for (let last = -1; bytes() !== last; turns++) {
+      last = bytes();
+      assert.ok(bytes() < (turns + 1) * (TURN_BYTES + 9 * 1024), `${bytes()} bytes by turn ${turns}`);
+      await turn();
+    }
+    assert.ok(turns > 10, `the ring of ${bytes()} bytes in ${turns} turns`);
+    assert.deepEqual(sentTo(res), Array.from({ length: RING_SIZE }, (_, i) => i));
+  });
+
+  it("writes nothing more to a reader in the replay once the driver stops it", async () => {
+    const events = new CallEvents();
+    for (let i = 0; i < RING_SIZE; i++) events.publish(record(i));
+    const res = reader(events);
+    events.close();
+    assert.ok(res.ended);
+    await readAll(res);
+    assert.deepEqual(sentTo(res), [0]);
+  });
+
   it("skips a reader whose socket holds more than MAX_BUFFERED bytes, then tells it how many calls it missed", async () => {
     const events = new CallEvents();
-    const res = new StuckResponse();
-    events.serve({ url: "/events" } as http.IncomingMessage, res as unknown as http.ServerResponse);
+    const res = reader(events);
     res.writableLength = MAX_BUFFERED + 1;
     for (let i = 0; i < 10; i++) events.publish(record(i));
     await new Promise((r) => setImmediate(r));
