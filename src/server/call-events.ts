@@ -144,9 +144,10 @@ export class CallEvents {
     return this.readers.size + this.replaying.size;
   }
 
-  /** Serve one reader: the ring first, then every call as it finishes, until it goes away. */
+  /** Serve one reader: the ring first, then every call as it finishes, until it goes away. HEAD: the headers alone. */
   serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.writeHead(200, STREAM_HEADERS);
+    if (req.method === "HEAD") return void res.end();
     const since = Number(new URL(req.url ?? "/", "http://x").searchParams.get("since") ?? 0);
     res.write(`: csi-lab call events; ${RING_SIZE} kept\n\n`);
     // From the oldest call kept: what the ring no longer held when the reader came is not a gap.

@@ -11,7 +11,9 @@
  *   GET /events    every CSI call as it finishes, as Server-Sent Events
  *                  (secrets redacted; see call-events.ts)
  *
- * and nothing else. The address is --metrics-address (http-address.ts).
+ * and nothing else. HEAD answers each as GET would, without the body;
+ * another method is 405, with Allow: GET, HEAD. The address is
+ * --metrics-address (http-address.ts).
  *
  * /events shows IDs, paths and parameters, so it answers only a request
  * naming this machine (own-host.ts): a Host that is an IP literal,
@@ -39,15 +41,15 @@ export async function startMetricsServer(at: HttpAddress, driver: Driver, metric
   // Set once the server listens, before any request is read.
   let own: OwnHost | undefined;
   const server = http.createServer((req, res) => {
-    if (events && req.method === "GET" && (req.url ?? "/").split("?")[0] === "/events") {
+    if (events && (req.method === "GET" || req.method === "HEAD") && (req.url ?? "/").split("?")[0] === "/events") {
       const refused = refusal(own, req);
       if (!refused) return events.serve(req, res);
       res.writeHead(refused.status, { "content-type": "text/plain", "cache-control": "no-store" });
-      return void res.end(refused.body);
+      return void res.end(req.method === "HEAD" ? undefined : refused.body);
     }
     respond(req, driver, metrics).then(
       ({ status, type, body }) => {
-        res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+        res.writeHead(status, { "content-type": type, "cache-control": "no-store", ...(status === 405 ? { allow: "GET, HEAD" } : {}) });
         res.end(req.method === "HEAD" ? undefined : body);
       },
       (err: unknown) => {

@@ -127,7 +127,41 @@ describe("metrics: the live call stream GET /events", () => {
     }
   });
 
+  it("HEAD /events answers as GET would, without a body: 200 and the stream's content type", async () => {
+    const r = await request(live.driver.httpBase, "/events", "HEAD", {});
+    assert.equal(r.status, 200);
+    assert.equal(r.headers["content-type"], "text/event-stream");
+    assert.equal(r.headers["cache-control"], "no-store");
+    assert.equal(r.body, "");
+  });
+
+  it("answers any other method on /events 405, naming GET and HEAD in Allow", async () => {
+    for (const method of ["POST", "DELETE"]) {
+      const r = await request(live.driver.httpBase, "/events", method, {});
+      assert.equal(r.status, 405, method);
+      assert.equal(r.headers["allow"], "GET, HEAD", method);
+    }
+  });
 });
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** base+path by this method, with these headers: the status, the headers and the whole body. */
+function request(base: string, p: string, method: string, headers: Record<string, string>): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + p, { method, headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 /** GET base+path with these headers: the status and, unless it is a stream, the body. */
 function getWith(base: string, p: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
@@ -161,6 +195,12 @@ describe("metrics: /events answers only requests naming this machine (DNS rebind
     for (const host of [`127.0.0.1:${port()}`, `LocalHost:${port()}`, "localhost:19810", "[::1]:9810", "10.244.1.7:9810"]) {
       assert.equal((await getWith(live.driver.httpBase, "/events", { host })).status, 200, host);
     }
+  });
+
+  it("refuses HEAD /events as it refuses GET, and serves it to this machine", async () => {
+    assert.equal((await request(live.driver.httpBase, "/events", "HEAD", { host: `evil.example:${port()}` })).status, 421);
+    assert.equal((await request(live.driver.httpBase, "/events", "HEAD", { host: `127.0.0.1:${port()}`, origin: "http://evil.example" })).status, 403);
+    assert.equal((await request(live.driver.httpBase, "/events", "HEAD", { host: `localhost:${port()}` })).status, 200);
   });
 
   it("refuses /events to a page from elsewhere (its Origin), not to one of this machine's", async () => {
@@ -323,6 +363,14 @@ describe("the call stream's bounds", () => {
     assert.ok(res.ended);
     await readAll(res);
     assert.deepEqual(sentTo(res), [0]);
+  });
+
+  it("HEAD is answered with the stream's headers and no reader is kept", () => {
+    const events = new CallEvents();
+    const res = reader(events, "HEAD");
+    assert.ok(res.ended);
+    assert.deepEqual(res.written, []);
+    assert.equal(events.readerCount, 0);
   });
 
   it("skips a reader whose socket holds more than MAX_BUFFERED bytes, then tells it how many calls it missed", async () => {
