@@ -77,6 +77,8 @@ export class SnapshotStore {
   thawedAtStart: string[] = [];
   /** Snapshots whose record could not be read when the store was opened: left out of every list, their content kept. */
   readonly unreadableAtStart: { snapshotId: string; problem: string }[] = [];
+  /** Leftovers the sweep could not remove (a file made immutable, a mount inside): kept, and logged, not a reason not to start. */
+  readonly leftAtStart: { path: string; problem: string }[] = [];
 
   private constructor(readonly dir: string) {}
 
@@ -356,6 +358,10 @@ export class SnapshotStore {
     await fsp.rm(bin, { recursive: true, force: true });
   }
 
+  private async removeAtStart(p: string): Promise<void> {
+    await fsp.rm(p, { recursive: true, force: true }).catch((err: unknown) => this.leftAtStart.push({ path: p, problem: String(err) }));
+  }
+
   /**
    * Finish what a crash interrupted: finish commits whose content is still
    * in .tmp, drop uncommitted content and content without a record, drop
@@ -371,7 +377,7 @@ export class SnapshotStore {
       const id = entry.split(".")[0]!;
       const target = this.sub("data", id);
       if (ids.has(id) && !lstatSync(target, { throwIfNoEntry: false })) await fsp.rename(this.sub(".tmp", entry), target);
-      else await fsp.rm(this.sub(".tmp", entry), { recursive: true, force: true });
+      else await this.removeAtStart(this.sub(".tmp", entry));
     }
     for (const id of ids) {
       // An unreadable record keeps its content and stays out of the index;
@@ -389,9 +395,7 @@ export class SnapshotStore {
     for (const entry of await fsp.readdir(this.sub("data"))) {
       if (!ids.has(entry)) await this.trash(this.sub("data", entry));
     }
-    for (const entry of await fsp.readdir(this.sub(".trash"))) {
-      await fsp.rm(this.sub(".trash", entry), { recursive: true, force: true });
-    }
+    for (const entry of await fsp.readdir(this.sub(".trash"))) await this.removeAtStart(this.sub(".trash", entry));
     // The members a note lists are gone by now with their group's record, or kept with it.
     for (const entry of await fsp.readdir(this.sub("groups"))) {
       if (entry.endsWith(".pending.json")) await fsp.unlink(this.sub("groups", entry));

@@ -81,10 +81,18 @@ function hostPathProfile(rootFsType: string | undefined): CapabilityProfile {
   };
 }
 
+/** A leftover of a crash the start-up sweep could not remove, and why. */
+export interface LeftAtStart {
+  path: string;
+  problem: string;
+}
+
 export class HostPathStore {
   readonly backend = "hostpath";
   /** Sizes promised to volumes whose size is enforced. */
   readonly ledger = new CapacityLedger();
+  /** Crash leftovers the start-up sweep could not remove: they stay until a later start, and are logged. */
+  readonly leftAtStart: LeftAtStart[] = [];
 
   private constructor(
     readonly root: string,
@@ -108,9 +116,10 @@ export class HostPathStore {
       .map((n) => n.slice(0, -5));
     const rootFs = mountTable().containing(await fsp.realpath(abs));
     const { backend: quota, reason } = detectQuota(abs, rootFs);
-    await sweep(abs, new Set(ids), quota);
+    const left = await sweep(abs, new Set(ids), quota);
     const templates = await TemplateStore.open(path.join(abs, ".templates"), { noCow: rootFs?.fsType === "btrfs" });
     const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason, templates);
+    store.leftAtStart.push(...left);
     store.ledger.rebuild(ids, async (id) => {
       const rec = await store.get(id);
       const probe = rec && store.usageProbe(id, rec);
@@ -350,21 +359,35 @@ export class HostPathStore {
 }
 
 /** Finish what a crash interrupted (see the top of this file). Runs once, at start-up. */
-async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend | undefined): Promise<void> {
+async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend | undefined): Promise<LeftAtStart[]> {
+  const left: LeftAtStart[] = [];
+  // A leftover that will not go (a file made immutable, a mount inside it) stays, named in a
+  // warning, for the next start: it must not keep the driver from starting.
+  const tryRemove = async (entry: string, remove: () => Promise<void>) => {
+    try {
+      await remove();
+    } catch (err) {
+      left.push({ path: entry, problem: err instanceof Error ? err.message : String(err) });
+    }
+  };
   for (const entry of await fsp.readdir(path.join(root, ".tmp"))) {
     const id = entry.split(".")[0]!;
     const target = path.join(root, "data", id);
-    if (ids.has(id) && !(await exists(target))) await fsp.rename(path.join(root, ".tmp", entry), target);
-    else await purge(path.join(root, ".tmp", entry), quota);
+    const p = path.join(root, ".tmp", entry);
+    if (ids.has(id) && !(await exists(target))) await fsp.rename(p, target);
+    else await tryRemove(p, () => purge(p, quota));
   }
   for (const entry of await fsp.readdir(path.join(root, "data"))) {
-    if (!ids.has(entry)) await removeContent(root, path.join(root, "data", entry), quota);
+    const p = path.join(root, "data", entry);
+    if (!ids.has(entry)) await tryRemove(p, () => removeContent(root, p, quota));
   }
   for (const entry of await fsp.readdir(path.join(root, ".trash"))) {
-    await purge(path.join(root, ".trash", entry), quota);
+    const p = path.join(root, ".trash", entry);
+    await tryRemove(p, () => purge(p, quota));
   }
   // Metadata written up to its fsync but never renamed (see atomic-file.ts).
   await removeTemporaries(path.join(root, "volumes"), await fsp.readdir(path.join(root, "volumes")));
+  return left;
 }
 
 async function exists(p: string): Promise<boolean> {
