@@ -7,7 +7,9 @@
  * as the spec asks, pointing at DeleteVolumeGroupSnapshot. Volumes
  * restored from a snapshot own their copy, so a snapshot is never in use.
  * A shared volume's snapshot is deleted from its share, by whichever node
- * is asked (backends/nfs/share-snapshots.ts).
+ * is asked (backends/nfs/share-snapshots.ts). The record goes first, then
+ * the content: if the content will not go, the call fails, and its retry
+ * (which finds no record) removes what is left in the trash.
  */
 import type { DeleteSnapshotRequest, DeleteSnapshotResponse } from "../gen/csi";
 import { invalidArgument } from "../csi/errors";
@@ -29,6 +31,8 @@ export const deleteSnapshot = defineRpc<DeleteSnapshotRequest, DeleteSnapshotRes
     }
     const record = await driver.snapshots.get(snapshotId);
     if (!record) {
+      // The record goes first: what an earlier delete of it could not remove is removed by its retry.
+      await driver.snapshots.emptyTrashOf(snapshotId);
       log.debug("delete of a snapshot that does not exist: nothing to do");
       return {};
     }

@@ -56,6 +56,7 @@ import {
   type SnapshotRecord,
 } from "./snapshot-record";
 import { CsiError, internal } from "../csi/errors";
+import { runTool } from "./copy-content";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
 
@@ -229,10 +230,20 @@ export class SnapshotStore {
     this.index.delete(id);
     if (existed) await fsyncDir(this.sub("meta"));
     await this.trash(this.contentPath(id));
-    for (const entry of await fsp.readdir(this.sub(".trash"))) {
-      if (entry.startsWith(`${id}.`)) await fsp.rm(this.sub(".trash", entry), { recursive: true, force: true });
-    }
+    await this.emptyTrashOf(id);
     return existed;
+  }
+
+  /**
+   * Remove what an earlier delete of `id` moved to .trash and could not
+   * remove (content that would not go). Nothing else: a snapshot being made
+   * never has anything there.
+   */
+  async emptyTrashOf(id: string): Promise<void> {
+    if (!SNAPSHOT_ID.test(id)) return;
+    for (const entry of await fsp.readdir(this.sub(".trash"))) {
+      if (entry.startsWith(`${id}.`)) await removeTree(this.sub(".trash", entry));
+    }
   }
 
   /** A page of snapshot IDs after `after`, in ID order; only those of `sourceVolumeId` if given. */
@@ -355,11 +366,11 @@ export class SnapshotStore {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
     }
-    await fsp.rm(bin, { recursive: true, force: true });
+    await removeTree(bin);
   }
 
   private async removeAtStart(p: string): Promise<void> {
-    await fsp.rm(p, { recursive: true, force: true }).catch((err: unknown) => this.leftAtStart.push({ path: p, problem: String(err) }));
+    await removeTree(p).catch((err: unknown) => this.leftAtStart.push({ path: p, problem: err instanceof Error ? err.message : String(err) }));
   }
 
   /**
@@ -401,4 +412,9 @@ export class SnapshotStore {
       if (entry.endsWith(".pending.json")) await fsp.unlink(this.sub("groups", entry));
     }
   }
+}
+
+/** Remove content in .trash or .tmp with GNU rm: its failures name the file and the reason, where fs.rm's may not. */
+function removeTree(p: string): Promise<void> {
+  return runTool("rm", ["-rf", "--", p]);
 }

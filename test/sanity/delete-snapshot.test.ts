@@ -1,6 +1,8 @@
 // DeleteSnapshot: removes the snapshot and its content; idempotent; the spec's error codes.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
+import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, type DriverProcess, DIR_VOLUMES } from "./harness";
 import { snapshotDir, volumeWithSnapshot } from "./snapshot-helpers";
 
@@ -24,6 +26,22 @@ describe("DeleteSnapshot", () => {
     await d.client.controller.deleteSnapshot({ snapshotId });
     await d.client.controller.deleteSnapshot({ snapshotId: "snap-00000000000000000000000000000000" });
     await d.client.controller.deleteSnapshot({ snapshotId: "reallyfakesnapshotid" });
+  });
+
+  it("whose content would not go: the retry removes it, without waiting for a restart", async () => {
+    const { snapshotId } = await volumeWithSnapshot(d);
+    const pinned = path.join(snapshotDir(d, snapshotId), "pinned");
+    await fsp.writeFile(pinned, "x");
+    execFileSync("chattr", ["+i", pinned]); // rm fails on it (EPERM), even as root
+    const trash = path.join(d.root, "snapshots", ".trash");
+    try {
+      await expectCode(d.client.controller.deleteSnapshot({ snapshotId }), Code.INTERNAL, /pinned.*Operation not permitted/);
+      await expectCode(d.client.controller.getSnapshot({ snapshotId }), Code.NOT_FOUND); // the record went first
+    } finally {
+      execFileSync("find", [path.join(d.root, "snapshots"), "-name", "pinned", "-exec", "chattr", "-i", "{}", ";"]); // wherever it is now
+    }
+    await d.client.controller.deleteSnapshot({ snapshotId });
+    assert.deepEqual((await fsp.readdir(trash)).filter((e) => e.startsWith(snapshotId)), []);
   });
 
   it("leaves the source volume and volumes restored from it alone", async () => {
