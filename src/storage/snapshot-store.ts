@@ -56,7 +56,7 @@ import {
   type SnapshotRecord,
 } from "./snapshot-record";
 import { CsiError, internal } from "../csi/errors";
-import { runTool } from "./copy-content";
+import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
 
@@ -79,7 +79,7 @@ export class SnapshotStore {
   /** Snapshots whose record could not be read when the store was opened: left out of every list, their content kept. */
   readonly unreadableAtStart: { snapshotId: string; problem: string }[] = [];
   /** Leftovers the sweep could not remove (a file made immutable, a mount inside): kept, and logged, not a reason not to start. */
-  readonly leftAtStart: { path: string; problem: string }[] = [];
+  readonly leftAtStart: Leftover[] = [];
 
   private constructor(readonly dir: string) {}
 
@@ -369,8 +369,8 @@ export class SnapshotStore {
     await removeTree(bin);
   }
 
-  private async removeAtStart(p: string): Promise<void> {
-    await removeTree(p).catch((err: unknown) => this.leftAtStart.push({ path: p, problem: err instanceof Error ? err.message : String(err) }));
+  private removeAtStart(p: string): Promise<void> {
+    return removeOrNote(this.leftAtStart, p, () => removeTree(p));
   }
 
   /**
@@ -414,7 +414,3 @@ export class SnapshotStore {
   }
 }
 
-/** Remove content in .trash or .tmp with GNU rm: its failures name the file and the reason, where fs.rm's may not. */
-function removeTree(p: string): Promise<void> {
-  return runTool("rm", ["-rf", "--", p]);
-}

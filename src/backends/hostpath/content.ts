@@ -19,7 +19,7 @@ import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { exclusiveBytes } from "../../storage/exclusive-bytes";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
-import { runTool } from "../../storage/copy-content";
+import { removeTree } from "../../storage/remove-tree";
 import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
@@ -182,17 +182,12 @@ export async function purge(p: string, quota: QuotaBackend | undefined, known?: 
 
 /**
  * Remove what a volume held: with one system call where one does (see
- * removeAtOnce), else a tree, with GNU rm. Its contents are the pods', and a
- * process that kept a directory of it open can still rename in it while it
- * goes: Node's recursive rm walks by path (lstat a/d, then unlink a/d/f), so
- * a directory swapped for a link between the two would be emptied through
- * the link. rm walks by open directory, each opened O_NOFOLLOW and checked
- * by device and inode. (Not --one-file-system: a btrfs subvolume a pod
- * made inside its volume has a device of its own, and must go too.) The
- * path to the tree is the driver's own (<root>/.trash/…).
+ * removeAtOnce), else a tree, by open directory (storage/remove-tree.ts).
+ * Not confined to one file system: a btrfs subvolume a pod made inside its
+ * volume has a device of its own, and must go too.
  */
 async function remove(p: string): Promise<void> {
-  if (!(await removeAtOnce(p))) await runTool("rm", ["-rf", "--", p]);
+  if (!(await removeAtOnce(p))) await removeTree(p);
 }
 
 /**

@@ -254,7 +254,7 @@ export const hostpathBackend: BackendFactory = {
     const store = await HostPathStore.open(config.root);
     if (config.defaultCapacityMode === "quota" && !store.quota) throw new Error(`--default-capacity-mode quota, but ${store.noQuotaReason}`);
     log.info("capacity", { quotas: store.quota?.description ?? `none (${store.noQuotaReason})`, defaultMode: config.defaultCapacityMode });
-    for (const l of store.leftAtStart) log.warn("a leftover of an interrupted call could not be removed: it stays, and the next start tries again", { ...l });
+    for (const l of store.leftAtStart) log.warn("a leftover of an interrupted call could not be removed: it stays, and the next start tries again", l);
     return new HostPathBackend(store);
   },
 };

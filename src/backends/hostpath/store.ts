@@ -44,6 +44,7 @@ import * as path from "node:path";
 import { commitFile, fsyncDir, prepareFile, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import { readRecordFile } from "../../storage/record-file";
 import { uniqueSuffix } from "../../storage/unique-name";
+import { removeOrNote, type Leftover } from "../../storage/remove-tree";
 import { CapacityLedger, type UsageProbe } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
@@ -81,18 +82,12 @@ function hostPathProfile(rootFsType: string | undefined): CapabilityProfile {
   };
 }
 
-/** A leftover of a crash the start-up sweep could not remove, and why. */
-export interface LeftAtStart {
-  path: string;
-  problem: string;
-}
-
 export class HostPathStore {
   readonly backend = "hostpath";
   /** Sizes promised to volumes whose size is enforced. */
   readonly ledger = new CapacityLedger();
   /** Crash leftovers the start-up sweep could not remove: they stay until a later start, and are logged. */
-  readonly leftAtStart: LeftAtStart[] = [];
+  readonly leftAtStart: Leftover[] = [];
 
   private constructor(
     readonly root: string,
@@ -359,31 +354,22 @@ export class HostPathStore {
 }
 
 /** Finish what a crash interrupted (see the top of this file). Runs once, at start-up. */
-async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend | undefined): Promise<LeftAtStart[]> {
-  const left: LeftAtStart[] = [];
-  // A leftover that will not go (a file made immutable, a mount inside it) stays, named in a
-  // warning, for the next start: it must not keep the driver from starting.
-  const tryRemove = async (entry: string, remove: () => Promise<void>) => {
-    try {
-      await remove();
-    } catch (err) {
-      left.push({ path: entry, problem: err instanceof Error ? err.message : String(err) });
-    }
-  };
+async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend | undefined): Promise<Leftover[]> {
+  const left: Leftover[] = [];
   for (const entry of await fsp.readdir(path.join(root, ".tmp"))) {
     const id = entry.split(".")[0]!;
     const target = path.join(root, "data", id);
     const p = path.join(root, ".tmp", entry);
     if (ids.has(id) && !(await exists(target))) await fsp.rename(p, target);
-    else await tryRemove(p, () => purge(p, quota));
+    else await removeOrNote(left, p, () => purge(p, quota));
   }
   for (const entry of await fsp.readdir(path.join(root, "data"))) {
     const p = path.join(root, "data", entry);
-    if (!ids.has(entry)) await tryRemove(p, () => removeContent(root, p, quota));
+    if (!ids.has(entry)) await removeOrNote(left, p, () => removeContent(root, p, quota));
   }
   for (const entry of await fsp.readdir(path.join(root, ".trash"))) {
     const p = path.join(root, ".trash", entry);
-    await tryRemove(p, () => purge(p, quota));
+    await removeOrNote(left, p, () => purge(p, quota));
   }
   // Metadata written up to its fsync but never renamed (see atomic-file.ts).
   await removeTemporaries(path.join(root, "volumes"), await fsp.readdir(path.join(root, "volumes")));

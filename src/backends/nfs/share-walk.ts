@@ -142,17 +142,11 @@ export function inDir<T>(root: string, rel: string, fn: (dir: string, fd: number
 
 /**
  * Remove the entry `at` (/proc/self/fd/N/<name>, as within() and inDir()
- * name places), a whole tree if it is one, never following a symlink: also
- * not one swapped in while the removal runs. A volume being deleted may
- * still be mounted by a pod on another node, which can swap a directory in
- * it for a link to "/" at any moment. Node's recursive rm walks by path
- * (`lstat a/d`, then `unlink a/d/f` for each entry), so a directory swapped
- * for a link between the two would be emptied through the link. GNU rm
- * walks by open directory (fts: each opened with O_NOFOLLOW from the one
- * before, its device and inode checked, entries removed relative to it),
- * and it is given the parent itself, as its fd 3, so no path on the share
- * is resolved again. It stays on the share's file system
- * (--one-file-system).
+ * name places), a whole tree if it is one, with GNU rm, which walks by open
+ * directory and follows no symlink, not even one swapped in while it runs
+ * (storage/remove-tree.ts says why Node's rm would). It is given the parent
+ * itself, as its fd 3, so no path on the share is resolved again, and stays
+ * on the share's file system (--one-file-system).
  */
 export function removeTree(at: string): void {
   const m = /^\/proc\/self\/fd\/(\d+)\/([^/]+)$/.exec(at);

@@ -1,0 +1,39 @@
+/**
+ * Removing a tree that others may still be changing.
+ *
+ * What a volume held is its workloads': a process that kept a directory of
+ * it open (or, on a share, a pod on another node that still mounts it) can
+ * rename in it while the driver removes it. Node's recursive rm walks by
+ * path — `lstat a/d`, then `unlink a/d/f` for each entry — so a directory
+ * swapped for a link to "/" between the two would be emptied through the
+ * link. GNU rm walks by open directory (fts: each opened with O_NOFOLLOW
+ * from the one before, its device and inode checked, entries removed
+ * relative to it), and a symlink it meets is removed, never followed. Its
+ * failures also name the file and the reason. The path to the tree must be
+ * the driver's own (a .trash or .tmp under its root); the share agent,
+ * whose paths are not, hands rm the directory it opened instead
+ * (backends/nfs/share-walk.ts).
+ *
+ * The start-up sweeps remove what interrupted calls left. One that will not
+ * go (a file made immutable, a mount inside it) must not keep the driver
+ * from starting — in a DaemonSet that is a crash loop — so it is noted
+ * instead, for a warning, and the next start tries again.
+ */
+import { runTool } from "./copy-content";
+
+/** Remove the file or tree at `p` (a path of the driver's own), never following a symlink in it. */
+export function removeTree(p: string): Promise<void> {
+  return runTool("rm", ["-rf", "--", p]);
+}
+
+/** A leftover of an interrupted call that the start-up sweep could not remove, and why. */
+export type Leftover = { path: string; problem: string };
+
+/** Run `remove` on the leftover at `p`; if it fails, note it in `left` (it stays) instead of failing the start. */
+export async function removeOrNote(left: Leftover[], p: string, remove: () => Promise<void>): Promise<void> {
+  try {
+    await remove();
+  } catch (err) {
+    left.push({ path: p, problem: err instanceof Error ? err.message : String(err) });
+  }
+}
