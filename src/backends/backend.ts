@@ -182,9 +182,9 @@ export interface Backend {
   /**
    * For a volume this process holds no record of: can the backend prove it
    * exists all the same (made and recorded by another driver process)?
-   * Always false where volumes are not heldElsewhere.
+   * Only where volumes are heldElsewhere; elsewhere no record is no volume.
    */
-  existsElsewhere(volumeId: string): Promise<boolean>;
+  existsElsewhere?(volumeId: string): Promise<boolean>;
   readonly count: number;
   /** A page of the IDs it holds, in ID order, after `after`. */
   page(after: string, limit: number): { ids: string[]; more: boolean };

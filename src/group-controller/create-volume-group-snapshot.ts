@@ -85,7 +85,7 @@ export const createVolumeGroupSnapshot = defineRpc<CreateVolumeGroupSnapshotRequ
       const { backend, record } = await lookUp(driver, id);
       // Whether the volume is there comes first: a shared one this process holds no record of may
       // be (another node's provisioner made it), which only its backend can tell.
-      if (!backend || (!record && !(await backend.existsElsewhere(id)))) throw notFound(`source volume ${id} does not exist`);
+      if (!backend || (!record && !(await backend.existsElsewhere?.(id)))) throw notFound(`source volume ${id} does not exist`);
       if (!backend.groupSnapshots) {
         // Pods on any node may be writing a shared volume, and the controller cannot see their
         // mounts, so it cannot promise a write-order consistent group: refuse rather than pretend.

@@ -60,10 +60,6 @@ export class MemoryBackend implements Backend {
     return this.store.get(volumeId);
   }
 
-  async existsElsewhere(): Promise<boolean> {
-    return false; // every volume's record is in this process
-  }
-
   get count(): number {
     return this.store.count;
   }
