@@ -75,8 +75,12 @@ export function createdMutableParameters(rec: Pick<VolumeRecord, "mutableParamet
   return rec.createdMutableParameters ?? rec.mutableParameters;
 }
 
-/** The record with `params` merged into its mutable parameters, keeping those CreateVolume asked for. */
-export function withMutableParameters(rec: VolumeRecord, params: Record<string, string>): VolumeRecord {
+/**
+ * The record with `params` merged into its mutable parameters, keeping those
+ * CreateVolume asked for; undefined when it has them all already (nothing to write).
+ */
+export function withMutableParameters(rec: VolumeRecord, params: Record<string, string>): VolumeRecord | undefined {
+  if (Object.entries(params).every(([k, v]) => rec.mutableParameters[k] === v)) return undefined;
   return { ...rec, mutableParameters: { ...rec.mutableParameters, ...params }, createdMutableParameters: createdMutableParameters(rec) };
 }
 

@@ -193,9 +193,8 @@ export class HostPathBackend implements Backend {
     const condition = await this.condition(record);
     if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
     applyMutableParameters(driver, record, params);
-    if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await this.store.update(withMutableParameters(record, params));
-    }
+    const modified = withMutableParameters(record, params);
+    if (modified) await this.store.update(modified);
   }
 
   async capacity(driver: Driver, params: Record<string, string>, caps: readonly Capability[], topology: Topology | undefined): Promise<number> {

@@ -165,9 +165,8 @@ export class MemoryBackend implements Backend {
     if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
     if (!this.store.tmpfsMounted(volumeId)) throw failedPrecondition(`volume ${volumeId} cannot be modified: its tmpfs is not mounted`);
     if (params.mode !== undefined) setRootMode(this.store.dataDir(volumeId), parseInt(params.mode, 8));
-    if (Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await this.store.update(withMutableParameters(record, params));
-    }
+    const modified = withMutableParameters(record, params);
+    if (modified) await this.store.update(modified);
   }
 
   async capacity(driver: Driver, _params: Record<string, string>, caps: readonly Capability[], topology: Topology | undefined): Promise<number> {

@@ -220,9 +220,8 @@ export class NfsBackend implements Backend {
       if (condition.abnormal) throw failedPrecondition(`volume ${volumeId} cannot be modified: ${condition.message}`);
     }
     if (params.mode !== undefined) await this.store.setMode(loc, parseInt(params.mode, 8));
-    if (record && Object.entries(params).some(([k, v]) => record.mutableParameters[k] !== v)) {
-      await this.store.update(withMutableParameters(record, params));
-    }
+    const modified = record && withMutableParameters(record, params);
+    if (modified) await this.store.update(modified);
   }
 
   async capacity(_driver: Driver, params: Record<string, string>, caps: readonly Capability[]): Promise<number> {
