@@ -108,6 +108,11 @@ export function toEvent(p: Published): CallEvent {
   };
 }
 
+/** One call as a server-sent event. */
+function frame(p: Published): string {
+  return `data: ${JSON.stringify(toEvent(p))}\n\n`;
+}
+
 export class CallEvents {
   private readonly ring: (Published | undefined)[] = new Array(RING_SIZE);
   private seq = 0;
@@ -208,7 +213,7 @@ export class CallEvents {
       }
       const p = this.at(r.next++);
       if (!p) continue;
-      const chunk = `data: ${JSON.stringify(toEvent(p))}\n\n`;
+      const chunk = frame(p);
       bytes += chunk.length;
       if (!this.write(r, chunk)) return void r.res.once("drain", () => this.replay(r));
       if (bytes >= TURN_BYTES) return void setImmediate(() => this.replay(r));
@@ -232,8 +237,9 @@ export class CallEvents {
     while (this.sent <= this.seq && bytes < TURN_BYTES) {
       const p = this.at(this.sent++);
       if (!p) continue;
-      lines.push(`data: ${JSON.stringify(toEvent(p))}\n\n`);
-      bytes += lines[lines.length - 1]!.length;
+      const line = frame(p);
+      lines.push(line);
+      bytes += line.length;
     }
     if (this.sent <= this.seq) this.schedule();
     if (lines.length === 0) return;
