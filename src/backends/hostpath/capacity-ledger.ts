@@ -17,8 +17,9 @@
  * clone (reflinks) may each still be rewritten into a new block, so they
  * are still owed. What each volume uses changes with every write, so it is
  * sampled: each volume's quota counter or its image's allocated blocks
- * (its extent map where the root shares extents), microseconds per volume, re-read in the background when the last sample is older than a
- * minute and somebody asks — never while a call waits. Between samples a
+ * (its extent map where the root shares extents), microseconds per volume,
+ * re-read in the background when the last sample is older than a minute
+ * and somebody asks — never while a call waits. Between samples a
  * volume that grew is counted twice (the answer errs low by what it wrote)
  * and one that shrank not at all (high by what it freed).
  *
