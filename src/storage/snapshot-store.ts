@@ -359,14 +359,20 @@ export class SnapshotStore {
 
   /** Move content to .trash (atomic), then empty it. fs.rm never follows symlinks. */
   private async trash(content: string): Promise<void> {
+    const bin = await this.toTrash(content);
+    if (bin) await removeTree(bin);
+  }
+
+  /** Move content into .trash (atomic); where it went, or undefined if it was not there. */
+  private async toTrash(content: string): Promise<string | undefined> {
     const bin = this.sub(".trash", `${path.basename(content)}.${uniqueSuffix()}`);
     try {
       await fsp.rename(content, bin);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw err;
     }
-    await removeTree(bin);
+    return bin;
   }
 
   private removeAtStart(p: string): Promise<void> {
@@ -404,7 +410,7 @@ export class SnapshotStore {
       } else if (rec) this.index.add(id, rec.sourceVolumeId);
     }
     for (const entry of await fsp.readdir(this.sub("data"))) {
-      if (!ids.has(entry)) await this.trash(this.sub("data", entry));
+      if (!ids.has(entry)) await this.toTrash(this.sub("data", entry)); // removed with the rest of .trash, below
     }
     for (const entry of await fsp.readdir(this.sub(".trash"))) await this.removeAtStart(this.sub(".trash", entry));
     // The members a note lists are gone by now with their group's record, or kept with it.

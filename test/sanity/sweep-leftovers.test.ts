@@ -41,6 +41,7 @@ describe("Start-up with a leftover that cannot be removed", function () {
       path.join(d.root, "data", "hp-00000000000000000000000000000003"),
       path.join(d.root, "snapshots", ".trash", "snap-00000000000000000000000000000004.leftover"),
       path.join(d.root, "snapshots", ".tmp", "snap-00000000000000000000000000000005.leftover"),
+      path.join(d.root, "snapshots", "data", "snap-00000000000000000000000000000006"), // content without a record
     ];
     for (const p of places) await leftover(p);
     d.logs.length = 0;
