@@ -45,7 +45,11 @@ export function playgroundHandlers(state: PlaygroundState): Handlers<typeof Play
     sleep: async ({ millis = 0 }, { signal }) => {
       const started = Date.now();
       try {
-        await sleep(millis, signal);
+        // A Node timer may fire up to a millisecond early by the wall clock (libuv counts from the
+        // loop's cached time): sleep again for what is left, so the reply never says less than asked.
+        let left = millis;
+        do await sleep(left, signal);
+        while ((left = millis - (Date.now() - started)) > 0);
       } catch (err) {
         state.events.emit("sleep-aborted", signal.reason);
         throw err;
