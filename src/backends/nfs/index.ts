@@ -29,7 +29,8 @@ import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSour
 import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
 import { ShareSnapshots } from "./share-snapshots";
-import { locationOf, sharedProfile, SharedStore, sharedStore } from "./store";
+import { sharedProfile } from "./profile";
+import { locationOf, SharedStore, sharedStore } from "./store";
 import { looksShared, parseSharedId, type SharedLocation } from "./volume-id";
 import { mountIdentity, sharedVolumeMounts } from "./volume-mounts";
 
@@ -70,7 +71,7 @@ const nfsNode: NodeBackend = {
     const table = mountTable();
     const m = table.at(req.volumePath);
     if (!owner || !m || !owner.owns(m, table)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
-    const record = await sharedStore(driver).getById(req.volumeId);
+    const record = await sharedStore(driver).records.getById(req.volumeId);
     return record?.capacityBytes ?? req.range.required;
   },
 };
@@ -104,7 +105,7 @@ export class NfsBackend implements Backend {
   }
 
   get(volumeId: string) {
-    return this.store.getById(volumeId);
+    return this.store.records.getById(volumeId);
   }
 
   async existsElsewhere(volumeId: string): Promise<boolean> {
@@ -113,11 +114,11 @@ export class NfsBackend implements Backend {
   }
 
   get count(): number {
-    return this.store.count;
+    return this.store.records.count;
   }
 
   page(after: string, limit: number) {
-    return this.store.page(after, limit);
+    return this.store.records.page(after, limit);
   }
 
   listed(): boolean {
@@ -143,7 +144,7 @@ export class NfsBackend implements Backend {
 
   async create(driver: Driver, req: NewVolumeRequest): Promise<VolumeRecord> {
     const plan = planShared(req.parameters, req.name);
-    const named = await this.store.volumeNamed(req.name);
+    const named = await this.store.records.volumeNamed(req.name);
     if (named !== undefined) {
       throw alreadyExists(`volume ${JSON.stringify(req.name)} already exists as ${named}, on another share or subDir than these parameters name`);
     }
@@ -182,7 +183,7 @@ export class NfsBackend implements Backend {
 
   async holdsName(name: string): Promise<boolean> {
     // A shared volume's ID depends on its StorageClass, not on its name alone: its records say.
-    return (await this.store.volumeNamed(name)) !== undefined;
+    return (await this.store.records.volumeNamed(name)) !== undefined;
   }
 
   async delete(driver: Driver, volumeId: string): Promise<string> {
@@ -206,7 +207,7 @@ export class NfsBackend implements Backend {
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
-    await this.store.update({ ...record, capacityBytes: range.required });
+    await this.store.records.put({ ...record, capacityBytes: range.required });
     return { capacityBytes: range.required, nodeExpansionRequired: false };
   }
 
@@ -221,7 +222,7 @@ export class NfsBackend implements Backend {
     }
     if (params.mode !== undefined) await this.store.setMode(loc, parseInt(params.mode, 8));
     const modified = record && withMutableParameters(record, params);
-    if (modified) await this.store.update(modified);
+    if (modified) await this.store.records.put(modified);
   }
 
   async capacity(_driver: Driver, params: Record<string, string>, caps: readonly Capability[]): Promise<number> {

@@ -32,7 +32,8 @@ import { shareNotAllowed } from "./allowed-shares";
 import { isUnhealthy, shareErrno } from "./share-io";
 import { describeShare } from "./share-mounts";
 import { mountIdentity, sourceDir } from "./volume-mounts";
-import { sharedProfile, sharedStore } from "./store";
+import { sharedProfile } from "./profile";
+import { sharedStore } from "./store";
 import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
 import type { FsUsage } from "../../storage/fs-usage";
 import type { MountRecord, RecordKind } from "../../storage/node-records";
@@ -51,7 +52,7 @@ export interface SharedNodeVolume {
 
 /** Where the volume is, from its ID and volume_context (which must agree with it). */
 export async function findSharedVolume(driver: Driver, volumeId: string, id: SharedVolumeId, ctx: Record<string, string>): Promise<SharedNodeVolume> {
-  const record = await sharedStore(driver).get(id);
+  const record = await sharedStore(driver).records.get(id);
   const fromCtx = ctx[CONTEXT.subDir];
   let location: SharedLocation;
   if (id.form === "inline") {

@@ -125,7 +125,7 @@ export class ShareSnapshots implements BackendSnapshots {
   async create(driver: Driver, req: NewSnapshotRequest): Promise<SnapshotRecord> {
     const id = parseSharedSnapshotId(req.snapshotId)!;
     const volumeId = parseSharedId(req.sourceVolumeId)!;
-    const recorded = await this.store.getById(req.sourceVolumeId);
+    const recorded = await this.store.records.getById(req.sourceVolumeId);
     // A controller that did not make the volume (another node's provisioner did) acts on the driver's proof that it did.
     const loc = recorded ? locationOf(recorded) : await this.store.provenLocation(req.sourceVolumeId, volumeId);
     if (!loc) throw notFound(`source volume ${req.sourceVolumeId} does not exist`);

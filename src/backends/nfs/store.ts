@@ -7,20 +7,14 @@
  *     directory does;
  *   - its ID (volume-id.ts): server, share, subDir and onDelete, all that
  *     DeleteVolume and the node need — no secrets, no controller state;
- *   - a record in the controller's root, <root>/shared/<key>.json, of what
- *     CreateVolume was asked (size, capabilities, parameters), so that a
- *     retry with another size is ALREADY_EXISTS and ListVolumes,
- *     ControllerGetVolume and ValidateVolumeCapabilities can answer
- *     without touching the share. A controller that lacks the record (it
- *     runs elsewhere now) can still delete the volume from its ID.
- *   - the volume's marker on the share, <share>/.csi-lab/volumes/<key>.json
- *     (key: a hash of the location): the ID the driver gave the volume,
- *     its subDir (which an ID in the record form had no room for) and the
- *     directory's identity (inode number with birth time or generation). It is the driver's proof that it made this
- *     directory for this ID: DeleteVolume deletes nothing without it, and
- *     CreateVolume never adopts a directory with data in it that has none.
- *     A volume ID names any directory, so an ID alone proves nothing; the
- *     share must also be one the administrator allowed (allowed-shares.ts).
+ *   - a record in the controller's root of what CreateVolume was asked
+ *     (shared-records.ts). A controller that lacks the record (it runs
+ *     elsewhere now) can still delete the volume from its ID.
+ *   - the volume's marker on the share (volume-marker.ts): the driver's
+ *     proof that it made this directory for this ID. DeleteVolume deletes
+ *     nothing without it, and CreateVolume never adopts a directory with
+ *     data in it that has none. The share must also be one the
+ *     administrator allowed (allowed-shares.ts).
  *
  * On the share, creation is a two-phase commit like the hostPath store's:
  * the directory is made (mode, owner, content) under <share>/.csi-lab/tmp,
@@ -33,42 +27,21 @@
  * a deadline (share-io.ts); remote exports are mounted only while a call
  * needs them (share-mounts.ts).
  */
-import { promises as fsp, readdirSync } from "node:fs";
 import * as path from "node:path";
-import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { MULTI_NODE_MODES, SINGLE_NODE_MODES, type CapabilityProfile } from "../../csi/capabilities";
 import type { MountCommandConfig } from "../../mount/mount-command";
-import { readJsonNoFollow, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import type { FsUsage } from "../../storage/fs-usage";
-import { NameIndex } from "../../storage/name-index";
-import { SortedIndex } from "../../storage/sorted-index";
-import type { Condition } from "../../storage/volume-record";
-import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
+import { RECORD_VERSION, type Condition, type VolumeRecord } from "../../storage/volume-record";
 import { shareNotAllowed } from "./allowed-shares";
 import { META_DIR } from "./share-layout";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
 import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
 import { withShareView } from "./share-views";
-import { formatSharedId, locationKey, parseSharedId, subDirProblem, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
-
-/** A shared volume can be mounted anywhere, by any number of writers; never as a raw block device. */
-export const SHARED_PROFILE: CapabilityProfile = {
-  accessTypes: new Set(["mount"]),
-  accessModes: new Set([...SINGLE_NODE_MODES, ...MULTI_NODE_MODES]),
-  fsTypes: new Set(["nfs", "nfs4"]),
-  mountGroup: true,
-};
-
-/**
- * A shared volume's profile. Mount flags: an NFS export is mounted with
- * mount(8), which takes its options (nfsvers=4.1, hard, …); a local share
- * is bind-mounted, which takes only the generic per-mount flags.
- */
-export function sharedProfile(loc: { server: string }): CapabilityProfile {
-  return loc.server ? { ...SHARED_PROFILE, mountOptions: "filesystem" } : SHARED_PROFILE;
-}
+import { SharedRecords } from "./shared-records";
+import { MARKER_VERSION, readMarker, sameDirectory, type Marker, type Probed } from "./volume-marker";
+import { formatSharedId, locationKey, subDirProblem, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
 
 /** Where a recorded shared volume is. */
 export function locationOf(record: VolumeRecord): SharedLocation | undefined {
@@ -82,50 +55,6 @@ export interface SharedConfig {
   shareTimeoutMs: number;
   /** The shares volumes may live on (--allow-share). */
   allowedShares: readonly ShareLocation[];
-}
-
-/** What the marker on the share says (version 1 markers, from before markers held proof, have neither volumeId nor dir). */
-interface Marker {
-  version: number;
-  subDir: string;
-  name?: string;
-  volumeId?: string;
-  /**
-   * Which directory the driver made: the agent's probe `identity` (storage/dir-identity.ts). Version 2
-   * markers hold "<inode>:<birth time in ns, or 0>" (the probe's `v2`), which cannot tell a
-   * directory made later in the same inode apart where the file system keeps no birth time.
-   */
-  dir?: string;
-  /**
-   * Version 4 on: the volume was deleted with onDelete: retain, so a new
-   * claim may take the directory over. Until then it is its claim's, on
-   * whichever node a create of another claim arrives (the controller
-   * records of a distributed deployment are each node's own).
-   */
-  released?: boolean;
-}
-const MARKER_VERSION = 4;
-
-/** What the share agent's probe says is at a path. */
-interface Probed {
-  kind: string;
-  identity: string;
-  v2: string;
-}
-
-/** Is what the probe found the directory the marker names? (A file in its inode never is.) */
-function sameDirectory(mine: Marker, there: Probed): boolean {
-  return there.kind === "dir" && mine.dir === (mine.version >= 3 ? there.identity : there.v2);
-}
-
-/** A controller record's JSON; one that does not parse is INTERNAL naming it (other errors, ENOENT among them, pass). */
-function readRecordJson(file: string, key: string): unknown {
-  try {
-    return readJsonNoFollow(file);
-  } catch (err) {
-    if (err instanceof SyntaxError) throw internal(`record of shared volume ${key} is not valid JSON`);
-    throw err;
-  }
 }
 
 /** Content for a new shared volume (a restore or a clone), copied into its directory before the commit. */
@@ -149,97 +78,25 @@ export interface NewSharedVolume {
 export class SharedStore {
   readonly io: ShareIo;
   readonly shares: ShareMounts;
-  /**
-   * The volume this controller recorded under each CSI name. A shared
-   * volume's ID is its location, not its name, so a name asked for again
-   * with another share or subDir would otherwise make a second volume.
-   */
-  private readonly names = new NameIndex();
-
   private constructor(
     readonly root: string,
-    private readonly index: SortedIndex,
+    /** This controller's records of its shared volumes. */
+    readonly records: SharedRecords,
     private readonly cfg: SharedConfig,
   ) {
     this.io = new ShareIo(cfg.shareTimeoutMs);
     this.shares = new ShareMounts(path.join(root, ".shares"), cfg.mount, this.io);
   }
 
+  static async open(root: string, cfg: SharedConfig, log: Logger): Promise<SharedStore> {
+    const records = await SharedRecords.open(path.join(root, "shared"), log);
+    await ShareMounts.sweep(path.join(root, ".shares"));
+    return new SharedStore(root, records, cfg);
+  }
+
   /** Why the driver may not use `s` (not an --allow-share share), or undefined. */
   notAllowed(s: ShareLocation): string | undefined {
     return shareNotAllowed(this.cfg.allowedShares, s);
-  }
-
-  static async open(root: string, cfg: SharedConfig, log: Logger): Promise<SharedStore> {
-    const dir = path.join(root, "shared");
-    await fsp.mkdir(dir, { recursive: true });
-    await ShareMounts.sweep(path.join(root, ".shares"));
-    const ids: string[] = [];
-    const names: [string, string][] = [];
-    const entries = readdirSync(dir);
-    await removeTemporaries(dir, entries); // records a crash left half-written
-    for (const f of entries.filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
-      let raw: unknown;
-      try {
-        raw = readRecordJson(path.join(dir, f), f.slice(0, -".json".length));
-      } catch (err) {
-        // Damaged behind the driver's back (a disk error, a hand edit): one such record must
-        // not keep the driver, and every other volume, from starting. Its file is named by a
-        // hash, so the volume it held cannot be listed; it is left as it is, and said.
-        log.warn("a shared volume's record cannot be read; it is left as it is and not listed", { file: path.join(dir, f), error: CsiError.from(err).message });
-        continue;
-      }
-      const { volumeId, name } = (raw ?? {}) as { volumeId?: unknown; name?: unknown };
-      if (typeof volumeId === "string") ids.push(volumeId);
-      else log.warn("a shared volume's record names no volume; it is left as it is and not listed", { file: path.join(dir, f) });
-      if (typeof volumeId === "string" && typeof name === "string") names.push([name, volumeId]);
-    }
-    const store = new SharedStore(root, SortedIndex.from(ids), cfg);
-    for (const [name, volumeId] of names) store.names.set(name, volumeId);
-    return store;
-  }
-
-  /** The ID of the volume recorded under CSI name `name`, if this controller holds one. */
-  async volumeNamed(name: string): Promise<string | undefined> {
-    const volumeId = this.names.get(name);
-    if (volumeId === undefined) return undefined;
-    if ((await this.getById(volumeId))?.name === name) return volumeId;
-    this.names.forget(volumeId); // its record was removed behind our back
-    return undefined;
-  }
-
-  get count(): number {
-    return this.index.size;
-  }
-
-  page(after: string, limit: number): { ids: string[]; more: boolean } {
-    return this.index.page(after, limit);
-  }
-
-  private recordFile(key: string): string {
-    if (!/^[0-9a-f]{32}$/.test(key)) throw internal(`refusing to build a path from malformed key ${JSON.stringify(key)}`);
-    return path.join(this.root, "shared", `${key}.json`);
-  }
-
-  /** This controller's record of a shared volume, if it has one. */
-  async get(id: SharedVolumeId): Promise<VolumeRecord | undefined> {
-    let raw: unknown;
-    try {
-      raw = readRecordJson(this.recordFile(id.key), id.key);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
-    const rec = parseRecord(raw, (raw as { volumeId?: string } | null)?.volumeId ?? "");
-    if (typeof rec === "string") throw internal(`record of shared volume ${id.key} is unusable: ${rec}`);
-    return rec;
-  }
-
-  async getById(volumeId: string): Promise<VolumeRecord | undefined> {
-    const id = parseSharedId(volumeId);
-    if (!id) return undefined;
-    const rec = await this.get(id);
-    return rec?.volumeId === volumeId ? rec : undefined;
   }
 
   /** The ID a volume at `loc` gets (INVALID_ARGUMENT when even the record form does not fit in 128 bytes). */
@@ -280,7 +137,7 @@ export class SharedStore {
         });
         if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
         if (there) {
-          const mine = await this.readMarker(root, key, loc);
+          const mine = await readMarker(this.io, root, key, loc);
           const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || sameDirectory(mine, there));
           if (made && mine.version >= 4 && !mine.released && mine.name !== undefined && mine.name !== spec.name) {
             throw alreadyExists(
@@ -323,29 +180,8 @@ export class SharedStore {
       createdAt: new Date().toISOString(),
       shared: { ...loc, onDelete: spec.onDelete },
     };
-    await this.update(record);
+    await this.records.put(record);
     return record;
-  }
-
-  /** The marker of the volume at `key` on the share whose root is at `root`, if there is one. */
-  private async readMarker(root: string, key: string, share: ShareLocation): Promise<Marker | undefined> {
-    const text = await this.io.run<string | null>("readRecord", { root, key }, describeShare(share));
-    if (text === null) return undefined;
-    let parsed: Partial<Marker>;
-    try {
-      parsed = JSON.parse(text) as Partial<Marker>;
-    } catch {
-      throw internal(`the marker of volume ${key} on ${describeShare(share)} is not valid JSON`);
-    }
-    if (typeof parsed.subDir !== "string") throw internal(`the marker of volume ${key} on ${describeShare(share)} has no subDir`);
-    return { version: Number(parsed.version ?? 1), subDir: parsed.subDir, name: parsed.name, volumeId: parsed.volumeId, dir: parsed.dir, released: parsed.released === true };
-  }
-
-  async update(record: VolumeRecord): Promise<void> {
-    const id = parseSharedId(record.volumeId)!;
-    await writeFileAtomic(this.recordFile(id.key), JSON.stringify(record, null, 2) + "\n");
-    this.index.add(record.volumeId);
-    this.names.set(record.name, record.volumeId);
   }
 
   /**
@@ -357,9 +193,9 @@ export class SharedStore {
     const share = id.form === "inline" ? id.location : id.share;
     if (this.notAllowed(share)) return undefined;
     if (id.form === "inline") return id.location;
-    const mine = await this.get(id);
+    const mine = await this.records.get(id);
     if (mine?.shared) return { server: mine.shared.server, share: mine.shared.share, subDir: mine.shared.subDir };
-    const marker = await this.shares.with(id.share, (root) => this.readMarker(root, id.key, id.share));
+    const marker = await this.shares.with(id.share, (root) => readMarker(this.io, root, id.key, id.share));
     if (!marker) return undefined;
     const problem = subDirProblem(marker.subDir);
     if (problem) throw internal(`the marker of volume ${id.key} on ${describeShare(id.share)}: ${problem}`);
@@ -391,7 +227,7 @@ export class SharedStore {
             if (shareErrno(err) === "ENOENT") return undefined;
             throw err;
           });
-          const mine = await this.readMarker(root, id.key, loc);
+          const mine = await readMarker(this.io, root, id.key, loc);
           if (!there) {
             if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
             return "already gone";
@@ -426,9 +262,7 @@ export class SharedStore {
         }
       });
     }
-    await fsp.rm(this.recordFile(id.key), { force: true });
-    this.index.delete(volumeId);
-    this.names.forget(volumeId);
+    await this.records.remove(volumeId, id.key);
     return done;
   }
 
@@ -443,7 +277,7 @@ export class SharedStore {
     if (!loc) return undefined;
     return this.shares.with(loc, async (root) => {
       const there = await this.io.run<Probed>("probe", { root, sub: loc.subDir }, describeShare(loc)).catch(() => undefined);
-      const mine = await this.readMarker(root, id.key, loc);
+      const mine = await readMarker(this.io, root, id.key, loc);
       // A volume deleted with onDelete: retain is gone for the CO, though its directory stays (released).
       return there !== undefined && mine?.volumeId === volumeId && !mine.released && sameDirectory(mine, there) ? loc : undefined;
     });
