@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
+import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
 import { MEMORY } from "./backends";
 import { Code, destroyDriver, expectCode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
@@ -75,6 +76,60 @@ describe("Memory volume sizes", () => {
     assert.equal(await sizeOf(volumeId, grown.capacityBytes!), 5 * MiB + PAGE);
     await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
     await d.client.controller.deleteVolume({ volumeId });
+  });
+
+  describe("a volume an older build recorded with a size that is not a whole page", () => {
+    const asked = 2 * PAGE + 1808;
+    /** What that build left: the bytes asked for in the record, and a tmpfs mounted with them (which the kernel made 3 pages). */
+    async function oldVolume() {
+      const { volume } = await create(asked, 0);
+      const volumeId = volume!.volumeId!;
+      const file = path.join(d.root, "memory", "volumes", `${volumeId}.json`);
+      await d.stop();
+      const record = JSON.parse(await fsp.readFile(file, "utf8")) as { capacityBytes: number };
+      await fsp.writeFile(file, JSON.stringify({ ...record, capacityBytes: asked }, null, 2) + "\n");
+      execFileSync("mount", ["-o", `remount,size=${asked}`, path.join(d.root, "memory", "data", volumeId)]);
+      return { volumeId, file, written: await fsp.readFile(file, "utf8") };
+    }
+    /** Every figure the driver gives for it, and the tmpfs's own: all the 3 pages the kernel gave. */
+    async function agree(volumeId: string) {
+      assert.equal(await tmpfsBytes(volumeId), 3 * PAGE, "the kernel rounded the tmpfs up to 3 pages");
+      await sizeOf(volumeId, 3 * PAGE);
+      const listed = (await d.client.controller.listVolumes({})).entries!.find((e) => e.volume!.volumeId === volumeId);
+      assert.equal(listed!.volume!.capacityBytes, 3 * PAGE, "ListVolumes");
+      const staging = d.path(uniqueName("stage"));
+      await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability() });
+      const stats = await d.client.node.nodeGetVolumeStats({ volumeId, volumePath: staging });
+      assert.equal(stats.usage!.find((u) => u.unit === Unit.BYTES)!.total, 3 * PAGE, "NodeGetVolumeStats");
+      await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+    }
+
+    it("is read as the whole pages its tmpfs has, everywhere, and its record is not rewritten for it", async () => {
+      const { volumeId, file, written } = await oldVolume();
+      await d.start();
+      await agree(volumeId);
+      assert.equal(await fsp.readFile(file, "utf8"), written);
+      await d.client.controller.deleteVolume({ volumeId });
+    });
+
+    it("after the node's restart gets a tmpfs of those whole pages again, and says so", async () => {
+      const { volumeId } = await oldVolume();
+      execFileSync("umount", [path.join(d.root, "memory", "data", volumeId)]); // what a reboot does to it
+      await d.start();
+      await agree(volumeId);
+      await d.client.controller.deleteVolume({ volumeId });
+    });
+
+    it("ControllerExpandVolume to the size it already has grows nothing; past it, whole pages as for any volume", async () => {
+      const { volumeId, file, written } = await oldVolume();
+      await d.start();
+      const same = await d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 3 * PAGE, limitBytes: 0 } });
+      assert.equal(same.capacityBytes, 3 * PAGE);
+      assert.equal(await fsp.readFile(file, "utf8"), written, "nothing grew, nothing was written");
+      const grown = await d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 3 * PAGE + 1, limitBytes: 0 } });
+      assert.equal(await sizeOf(volumeId, grown.capacityBytes!), 4 * PAGE);
+      await d.client.controller.deleteVolume({ volumeId });
+    });
   });
 
   it("a controller apart from the nodes answers the resizer with the size the node will give", async () => {

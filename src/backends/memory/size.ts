@@ -12,6 +12,12 @@
  * that holds no whole page (required_bytes 5,000, limit_bytes 6,000) is
  * OUT_OF_RANGE. A tmpfs of size 0 would have no limit at all: never one.
  *
+ * Builds before this rule recorded the bytes asked for, and their tmpfs got
+ * what the kernel made of them. Such a record is read as that, its size
+ * rounded up to a whole page (roundedByTheKernel), without rewriting it: the
+ * record, the replies and the RAM promised then agree with the tmpfs, and
+ * with one the driver mounts from the record again after a reboot.
+ *
  * A page is what the running kernel says (sysconf(_SC_PAGESIZE)): 4 KiB on
  * x86-64, 64 KiB on some arm64 and ppc64 kernels. A controller running
  * apart from the nodes answers the resizer with its own kernel's page,
@@ -32,9 +38,14 @@ function pageSize(): number {
   return n > 0 && (n & (n - 1)) === 0 ? n : 4096; // a power of two, or the usual size
 }
 
+/** The size a tmpfs mounted with `size=bytes` has: `bytes` rounded up to a whole page, as the kernel rounds it. */
+export function roundedByTheKernel(bytes: number): number {
+  return Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
+}
+
 /** The size, in whole pages and inside `range`, for `wanted` bytes (at least `least`); OUT_OF_RANGE if none fits. */
 export function inWholePages(wanted: number, range: Range, least = range.required): number {
-  const rounded = Math.ceil(wanted / PAGE_BYTES) * PAGE_BYTES;
+  const rounded = roundedByTheKernel(wanted);
   const size = range.limit > 0 && rounded > range.limit ? Math.floor(range.limit / PAGE_BYTES) * PAGE_BYTES : rounded;
   if (size < Math.max(PAGE_BYTES, least) || !fits(size, range)) {
     throw outOfRange(

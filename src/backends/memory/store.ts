@@ -39,6 +39,7 @@ import { SortedIndex } from "../../storage/sorted-index";
 import { setRootMode } from "../../storage/volume-root";
 import { markMadeFor } from "../../node/made-here";
 import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
+import { roundedByTheKernel } from "./size";
 
 const ID_PATTERN = /^mem-[0-9a-f]{32}$/;
 /** The tmpfs's source name, as mountinfo shows it. */
@@ -148,7 +149,9 @@ export class MemoryStore {
     const rec = parseRecord(raw, id);
     if (typeof rec === "string") throw internal(`metadata of memory volume ${id} is unusable: ${rec}`);
     this.index.add(id);
-    return rec;
+    // An older build's record may keep a size that is not a whole page: its tmpfs has it rounded up (size.ts).
+    const size = roundedByTheKernel(rec.capacityBytes);
+    return size === rec.capacityBytes ? rec : { ...rec, capacityBytes: size };
   }
 
   /** Is the volume's tmpfs mounted where it belongs? */
