@@ -16,7 +16,8 @@
  * locks.
  *
  * Attributes (volumeAttributes in the pod spec):
- *   size   the volume's size: bytes, or a Kubernetes quantity ("64Mi", "1Gi")
+ *   size   the volume's size: bytes, or a Kubernetes quantity ("64Mi", "1Gi");
+ *          without it, the size the backend gives a volume asked for none
  *   mode   the root directory's permission bits, as the mutable parameter
  * Keys under csi.storage.k8s.io/ are the kubelet's (pod name, namespace,
  * service account) and are accepted. Anything else is INVALID_ARGUMENT.
@@ -70,12 +71,13 @@ export function parseQuantity(text: string): number | undefined {
 }
 
 interface EphemeralAttributes {
-  sizeBytes: number;
+  /** The size asked for; undefined when the pod names none. */
+  sizeBytes: number | undefined;
   mutableParameters: Record<string, string>;
 }
 
-export function checkEphemeralAttributes(volumeContext: Record<string, string>, defaultBytes: number): EphemeralAttributes {
-  let sizeBytes = defaultBytes;
+export function checkEphemeralAttributes(volumeContext: Record<string, string>): EphemeralAttributes {
+  let sizeBytes: number | undefined;
   const mutable: Record<string, string> = {};
   for (const [k, v] of Object.entries(volumeContext)) {
     if (k.startsWith(PROVISIONER_PREFIX)) continue;

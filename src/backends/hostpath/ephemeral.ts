@@ -24,7 +24,11 @@ import type { EphemeralBackend } from "../backend";
 import { ephemeralName, isEphemeralRecord } from "./ephemeral-names";
 import { bindFlags, publishAt } from "./node";
 import { findVolume } from "./node-volume";
+import { defaultSize, type Placement } from "./placement";
 import { HostPathStore, hostPathStore } from "./store";
+
+/** How an inline volume is kept: a directory, its size a label (capacity: none). */
+const INLINE: Placement = { layout: "dir", withQuota: false };
 
 export const hostPathEphemeral: EphemeralBackend = {
   storeId(volumeId) {
@@ -33,24 +37,29 @@ export const hostPathEphemeral: EphemeralBackend = {
 
   async publish(driver, req) {
     const store = hostPathStore(driver);
-    const attrs = checkEphemeralAttributes(req.volumeContext, driver.config.defaultCapacityBytes);
+    const attrs = checkEphemeralAttributes(req.volumeContext);
     // An inline volume is a directory: no block device, no file system but the root's.
     // Refused before anything is made, as a staged volume's publish refuses what its layout cannot deliver.
     const why = unsupportedReason(req.cap, store.profileFor("dir"));
     if (why) throw failedPrecondition(`inline volume ${req.volumeId}: ${why}`);
     const total = (await store.usage()).totalBytes;
-    if (attrs.sizeBytes > total) {
-      throw outOfRange(`an inline volume of ${attrs.sizeBytes} bytes cannot fit on this node's file system (${total} bytes in all)`);
+    // Asked for no size, it gets what a capacity: none volume asked for none gets: on a small root, the root's size.
+    const sizeBytes = attrs.sizeBytes ?? defaultSize(driver, INLINE, total);
+    if (sizeBytes > total) {
+      throw outOfRange(`an inline volume of ${sizeBytes} bytes cannot fit on this node's file system (${total} bytes in all)`);
     }
     const { record, created } = await store.create({
       name: ephemeralName(req.volumeId),
-      capacityBytes: attrs.sizeBytes,
+      capacityBytes: sizeBytes,
       capabilities: [req.cap],
       parameters: {},
       mutableParameters: attrs.mutableParameters,
       topology: nodeTopology(driver).segments ?? {},
     });
-    if (!created && (record.capacityBytes !== attrs.sizeBytes || !sameMutableParameters(record.mutableParameters, attrs.mutableParameters))) {
+    // A retry that names no size takes the one the volume was made with, which the root's size may have set
+    // (the root may have grown since), as a CreateVolume with no capacity_range takes any size.
+    const otherSize = attrs.sizeBytes !== undefined && record.capacityBytes !== attrs.sizeBytes;
+    if (!created && (otherSize || !sameMutableParameters(record.mutableParameters, attrs.mutableParameters))) {
       throw alreadyExists(`inline volume ${req.volumeId} already exists with a different size or mode`);
     }
     applyMutableParameters(driver, record, record.mutableParameters);

@@ -35,7 +35,7 @@ import { hostPathEphemeral } from "./ephemeral";
 import { isEphemeralRecord } from "./ephemeral-names";
 import { growHostPathVolume } from "./grow";
 import { hostPathNode } from "./node";
-import { CAPACITY_MODES, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
+import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
 
 export class HostPathBackend implements Backend {
@@ -109,9 +109,7 @@ export class HostPathBackend implements Backend {
     const unfit = unfitProblem(placement.layout, req.mutableParameters);
     if (unfit) throw invalidArgument(unfit);
     const fsTotal = (await store.usage()).totalBytes;
-    // A capacity: none volume's size is a label nothing enforces: one asked for no size gets the
-    // default, or on a root smaller than that the root's size, the most it could ever hold.
-    const defaultBytes = isEnforced(placement) ? driver.config.defaultCapacityBytes : Math.min(driver.config.defaultCapacityBytes, fsTotal);
+    const defaultBytes = defaultSize(driver, placement, fsTotal);
     const wanted = source ? sizeWithSource(req.range, defaultBytes, source.minBytes) : chooseSize(req.range, defaultBytes);
     const size = sizeFor(placement, wanted, req.range);
     if (size > fsTotal) throw outOfRange(`a volume of ${size} bytes cannot fit on this node's file system (${fsTotal} bytes in all)`);

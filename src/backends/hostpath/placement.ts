@@ -100,6 +100,18 @@ export function sizeFor(p: Placement, wanted: number, range: Range): number {
   return size;
 }
 
+/**
+ * The size of a volume asked for none (a CreateVolume with no capacity_range, an inline
+ * volume with no `size`): the driver's default, 1 GiB. A capacity: none volume's size is a
+ * label nothing enforces: on a root smaller than the default it gets the root's size, the
+ * most it could ever hold. One whose size is enforced keeps the default, and a root that
+ * cannot hold it refuses the volume.
+ */
+export function defaultSize(driver: Driver, p: Placement, fsTotal: number): number {
+  const bytes = driver.config.defaultCapacityBytes;
+  return isEnforced(p) ? bytes : Math.min(bytes, fsTotal);
+}
+
 /** Whether volumes of this placement make a promise (their size is enforced). */
 export function isEnforced(p: Placement): boolean {
   return p.layout !== "dir" || p.withQuota;
