@@ -16,8 +16,9 @@
  * A controller running apart from the nodes (--mode controller, the
  * Deployment beside csi-resizer) holds no node-local volume: they are made
  * and recorded by the node plugins. For one it does not hold, it answers
- * from the request — the size asked for, with node expansion required —
- * and NodeExpandVolume grows the volume on its own node. See
+ * from the request — the size the node will give it (whole MiB for a
+ * hostPath volume, whole pages for a memory one), with node expansion
+ * required — and NodeExpandVolume grows the volume on its own node. See
  * docs/deploy.md, "Controller and node: who answers what". (Which layouts
  * need the node, and how a volume grows, is its backend's: src/backends.)
  *

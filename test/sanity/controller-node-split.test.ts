@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { blockCapability, Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { encodePart } from "../../src/backends/nfs/volume-id";
+import type { VolumeCapability } from "../../src/gen/csi";
 import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "./programs";
 
 const MiB = 1024 * 1024;
@@ -43,6 +44,42 @@ describe("Controller and node in separate processes", () => {
 
     await node.client.node.nodeUnpublishVolume({ volumeId, targetPath: target });
     await node.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+    await node.client.controller.deleteVolume({ volumeId });
+  });
+
+  // The resizer records the controller's answer as the PV's size, and the kubelet asks the node for that size.
+  // The controller cannot tell these apart: [a volume, its claim's parameters, its capability, is it a file, the programs it needs]
+  const xfsMount = () => ({ ...mountCapability(), mount: { fsType: "xfs", mountFlags: [], volumeMountGroup: "" } });
+  const LAYOUTS: [string, Record<string, string>, () => VolumeCapability, boolean, string[]][] = [
+    ["an image volume", { capacity: "image" }, xfsMount, true, IMAGE_FS_PROGRAMS.xfs], // xfs: grown mounted without CAP_SYS_RESOURCE
+    ["a block volume", {}, blockCapability, true, []],
+    ["a capacity: none directory", { capacity: "none" }, mountCapability, false, []],
+  ];
+  for (const [what, parameters, capability, isFile, programs] of LAYOUTS) {
+    it(`${what} grown from the controller is answered with the size the node gives it, in whole MiB`, async function () {
+      skipUnlessInstalled(this, ...programs);
+      const volumeCapability = capability();
+      const created = await node.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [volumeCapability], capacityRange: { requiredBytes: 320 * MiB }, parameters });
+      const volumeId = created.volume!.volumeId!;
+      const staging = node.path(uniqueName("stage"));
+      const target = node.path(uniqueName("pod"));
+      await node.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability });
+      await node.client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability });
+      const answer = await controller.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 400 * MiB + 1, limitBytes: 0 } });
+      assert.deepEqual([answer.capacityBytes, answer.nodeExpansionRequired], [401 * MiB, true]);
+      const grown = await node.client.node.nodeExpandVolume({ volumeId, volumePath: target, stagingTargetPath: staging, capacityRange: { requiredBytes: answer.capacityBytes, limitBytes: 0 } });
+      assert.equal(grown.capacityBytes, answer.capacityBytes, "the node's answer");
+      assert.equal((await node.client.controller.controllerGetVolume({ volumeId })).volume!.capacityBytes, answer.capacityBytes, "the node's record");
+      if (isFile) assert.equal((await fsp.stat(path.join(node.root, "data", volumeId))).size, answer.capacityBytes, "the image file");
+      await node.client.node.nodeUnpublishVolume({ volumeId, targetPath: target });
+      await node.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+      await node.client.controller.deleteVolume({ volumeId });
+    });
+  }
+
+  it("a growth to a range that holds no whole MiB is OUT_OF_RANGE from the controller, saying why", async () => {
+    const { volumeId } = (await node.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 32 * MiB }, parameters: { capacity: "image" } })).volume!;
+    await expectCode(controller.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 40 * MiB + 1, limitBytes: 40 * MiB + 4096 } }), Code.OUT_OF_RANGE, /whole MiB/);
     await node.client.controller.deleteVolume({ volumeId });
   });
 

@@ -11,13 +11,35 @@
  * grows by the same rules whichever process does it: whole MiB for image
  * and block layouts, room on the node's file system, and a hold on the
  * space the node has promised so that two growths cannot both take it.
+ *
+ * The controller's answer is the size the PV records, and the size the
+ * kubelet then asks the node for. Without the record it cannot tell an
+ * image from a directory, so it answers in whole MiB, as an image grows
+ * (sizeOnTheNode): a directory then takes that size as asked and an
+ * image already is it, and the answer, the record and the volume agree
+ * whatever the layout.
  */
 import { hostPathStore } from "./store";
 import { outOfRange } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import { layoutOf, type VolumeRecord } from "../../storage/volume-record";
-import type { Range } from "../../controller/capacity";
-import { holdSpace, sizeFor } from "./placement";
+import { fits, type Range } from "../../controller/capacity";
+import { holdSpace, inWholeMiB, sizeFor } from "./placement";
+
+/**
+ * The size a volume this controller does not hold will have once its node grows it for `range`:
+ * whole MiB, as image and block volumes grow. OUT_OF_RANGE where the range holds none.
+ */
+export function sizeOnTheNode(range: Range): number {
+  const size = inWholeMiB(range.required || range.limit, range);
+  if (size === 0 || !fits(size, range)) {
+    throw outOfRange(
+      "this controller runs apart from the nodes (--mode controller) and cannot tell an image volume from a directory, so it grows " +
+        `hostPath volumes in whole MiB, as image volumes grow; none lies in the requested range [${range.required}, ${range.limit || "no limit"}]`,
+    );
+  }
+  return size;
+}
 
 /** Grow `record`'s volume so that it satisfies `range` (required > its size); the grown record. */
 export async function growHostPathVolume(driver: Driver, record: VolumeRecord, range: Range): Promise<VolumeRecord> {

@@ -12,8 +12,9 @@
  * The record under <root>/volumes is the truth (store.ts); IDs are
  * `hp-` + 32 hex digits of a hash of the name. A controller that runs
  * apart from the nodes (--mode controller) holds no hostPath volume: it
- * answers expansion from the request and leaves the growth to the node
- * (grow.ts), and refuses changes it cannot make from there.
+ * answers expansion with the size the node will give (whole MiB) and
+ * leaves the growth to the node (grow.ts), and refuses changes it cannot
+ * make from there.
  */
 import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { CsiError, failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
@@ -33,7 +34,7 @@ import { requestedFields } from "../new-record";
 import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "../backend";
 import { hostPathEphemeral } from "./ephemeral";
 import { isEphemeralRecord } from "./ephemeral-names";
-import { growHostPathVolume } from "./grow";
+import { growHostPathVolume, sizeOnTheNode } from "./grow";
 import { hostPathNode } from "./node";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
@@ -163,9 +164,9 @@ export class HostPathBackend implements Backend {
 
   async expand(driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
     if (!record) {
-      // A node plugin made it and holds it; a controller apart from the nodes answers from the
-      // request, and NodeExpandVolume grows it on its node (grow.ts).
-      if (driver.config.mode === "controller") return { capacityBytes: range.required || range.limit, nodeExpansionRequired: true };
+      // A node plugin made it and holds it; a controller apart from the nodes answers with the size
+      // it will have, and NodeExpandVolume grows it on its node (grow.ts).
+      if (driver.config.mode === "controller") return { capacityBytes: sizeOnTheNode(range), nodeExpansionRequired: true };
       throw notFound(`volume ${volumeId} does not exist`);
     }
     const nodeExpansionRequired = layoutOf(record) !== "dir";

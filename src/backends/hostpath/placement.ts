@@ -90,7 +90,7 @@ export function sizeFor(p: Placement, wanted: number, range: Range): number {
   if (p.layout === "dir") return wanted;
   const floor = p.layout === "image" ? MIN_IMAGE_BYTES[p.fsType ?? DEFAULT_IMAGE_FS] : MiB;
   const rounded = Math.ceil(Math.max(wanted, floor) / MiB) * MiB;
-  const size = range.limit > 0 && rounded > range.limit ? Math.floor(range.limit / MiB) * MiB : rounded;
+  const size = inWholeMiB(rounded, range);
   if (size < floor || !fits(size, range)) {
     throw outOfRange(
       `${p.layout} volumes${p.fsType ? ` with ${p.fsType}` : ""} come in whole MiB of at least ${floor} bytes; ` +
@@ -110,6 +110,12 @@ export function sizeFor(p: Placement, wanted: number, range: Range): number {
 export function defaultSize(driver: Driver, p: Placement, fsTotal: number): number {
   const bytes = driver.config.defaultCapacityBytes;
   return isEnforced(p) ? bytes : Math.min(bytes, fsTotal);
+}
+
+/** `wanted` rounded up to a whole MiB, or where that passes limit_bytes the largest whole MiB within it (maybe outside the range). */
+export function inWholeMiB(wanted: number, range: Range): number {
+  const rounded = Math.ceil(wanted / MiB) * MiB;
+  return range.limit > 0 && rounded > range.limit ? Math.floor(range.limit / MiB) * MiB : rounded;
 }
 
 /** Whether volumes of this placement make a promise (their size is enforced). */
