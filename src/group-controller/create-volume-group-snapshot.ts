@@ -23,7 +23,7 @@
  * (group + volume), and the group's record, written after every member, is
  * the commit point. A retry of a committed group returns it; the same name
  * for other volumes or other parameters is ALREADY_EXISTS. The members to
- * come are noted before the first is made (storage/snapshot-store.ts): if
+ * come are noted before the first is made (storage/group-pending.ts): if
  * any copy fails, the members made so far are removed, and what cannot be
  * is removed by the next call on the name, before it cuts anything — so
  * every member dates from the same attempt, and none of an earlier group

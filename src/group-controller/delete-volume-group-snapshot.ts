@@ -3,7 +3,7 @@
  *
  * Idempotent: a group that does not exist is deleted successfully. The
  * group's record goes first — renamed to the note of a deletion under way
- * (storage/snapshot-store.ts): the commit point, after which the group and
+ * (storage/group-pending.ts): the commit point, after which the group and
  * its members are invisible — then the members, then the note. If a member
  * cannot be removed (its content will not go), the call fails and the note
  * stays: a retry, with or without snapshot_ids, finishes the removal, and

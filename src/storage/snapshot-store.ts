@@ -10,7 +10,7 @@
  *   snapshots/groups/<gid>.json  a group snapshot's record (its members)
  *   snapshots/groups/<gid>.pending.json
  *                                the members of a group being made or
- *                                deleted, which may exist without its record
+ *                                deleted (storage/group-pending.ts)
  *   snapshots/.tmp/ .trash/      content being made / being deleted
  *   snapshots/.views/            read-only views of volumes being copied
  *   snapshots/.frozen/           markers of file systems frozen for a copy
@@ -27,14 +27,11 @@
  * each naming the group, and the group's record is written last. A member
  * whose group has no record is invisible (not listed, not found) and is
  * removed by the sweep — so a crash mid-group leaves nothing behind.
- * Deleting a group renames its record to <gid>.pending.json: the commit
- * point, after which the group and its members are gone for the CO; then
- * the members go, and the note last. Making one writes that note before
- * the first member. So members without their group are always listed
- * somewhere, and a failure that is no crash (a member's content that cannot
- * be removed) leaves the note for the next call on the group — a retry of
- * either, which settles it first (settleGroup) — or for the sweep: hidden
- * members never outlive a call, nor come back with a new group of the name.
+ * Deleting a group turns its record into a note of its members (the commit
+ * point), then removes them; making one writes that note before the first
+ * member. So members without their group are always listed somewhere, and
+ * what a failed call leaves is settled by the next call on the group or by
+ * the sweep (storage/group-pending.ts).
  *
  * IDs: "snap-" + 32 hex digits of SHA-256(name), as for volumes, so
  * CreateSnapshot finds an earlier snapshot of the same name with one read;
@@ -45,6 +42,7 @@ import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { fsyncDir, removeTemporaries, writeFileAtomic } from "./atomic-file";
+import { PendingGroups } from "./group-pending";
 import { readRecordFile } from "./record-file";
 import { SnapshotIndex } from "./snapshot-index";
 import { uniqueSuffix } from "./unique-name";
@@ -55,7 +53,7 @@ import {
   type GroupSnapshotRecord,
   type SnapshotRecord,
 } from "./snapshot-record";
-import { CsiError, internal } from "../csi/errors";
+import { internal } from "../csi/errors";
 import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
@@ -81,7 +79,19 @@ export class SnapshotStore {
   /** Leftovers the sweep could not remove (a file made immutable, a mount inside): kept, and logged, not a reason not to start. */
   readonly leftAtStart: Leftover[] = [];
 
-  private constructor(readonly dir: string) {}
+  /** The notes of members that may exist without their group's record. */
+  private readonly pending: PendingGroups;
+
+  private constructor(readonly dir: string) {
+    this.pending = new PendingGroups({
+      groupsDir: this.sub("groups"),
+      isGroupId: (id) => GROUP_ID.test(id),
+      groupFile: (id) => this.groupFile(id),
+      groupExists: (id) => this.groupExists(id),
+      read: (id) => this.read(id),
+      delete: (id) => this.delete(id),
+    });
+  }
 
   /** Open (and if needed lay out) the store under a volume root; sweep crash leftovers. */
   static async open(root: string): Promise<SnapshotStore> {
@@ -146,9 +156,9 @@ export class SnapshotStore {
     return this.sub("meta", `${id}.json`);
   }
 
-  private groupFile(id: string, kind: "record" | "pending" = "record"): string {
+  private groupFile(id: string): string {
     if (!GROUP_ID.test(id)) throw internal(`refusing to build a path from malformed group snapshot id ${JSON.stringify(id)}`);
-    return this.sub("groups", kind === "record" ? `${id}.json` : `${id}.pending.json`);
+    return this.sub("groups", `${id}.json`);
   }
 
   /** Where a snapshot's content is: a directory tree or one file, as its layout says. */
@@ -263,16 +273,16 @@ export class SnapshotStore {
    */
   groupMembers(id: string): string[] {
     try {
-      return (this.readGroup(id) ?? this.readGroup(id, "pending"))?.snapshotIds ?? [];
+      return (this.readGroup(id) ?? this.pending.read(id))?.snapshotIds ?? [];
     } catch {
       return [];
     }
   }
 
-  /** A group's record (or note), read from disk at once: undefined where there is none, INTERNAL where it is unusable. */
-  private readGroup(id: string, kind: "record" | "pending" = "record"): GroupSnapshotRecord | undefined {
+  /** A group's record, read from disk at once: undefined where there is none, INTERNAL where it is unusable. */
+  private readGroup(id: string): GroupSnapshotRecord | undefined {
     if (!GROUP_ID.test(id)) return undefined;
-    const raw = readRecordFile(this.groupFile(id, kind), `group snapshot ${id}`, kind === "record");
+    const raw = readRecordFile(this.groupFile(id), `group snapshot ${id}`);
     if (raw === undefined) return undefined;
     const rec = parseGroupRecord(raw, id);
     if (typeof rec === "string") throw internal(`metadata of group snapshot ${id} is unusable: ${rec}`);
@@ -281,15 +291,14 @@ export class SnapshotStore {
 
   /** Note the members a group is about to get, before the first is written (settleGroup removes them if it never commits). */
   async openGroup(spec: NewGroup): Promise<void> {
-    const record: GroupSnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec };
-    await writeFileAtomic(this.groupFile(spec.groupSnapshotId, "pending"), JSON.stringify(record, null, 2) + "\n");
+    await this.pending.write({ version: SNAPSHOT_RECORD_VERSION, ...spec });
   }
 
   /** Commit a group whose members are all written; they become visible together. */
   async commitGroup(spec: NewGroup): Promise<GroupSnapshotRecord> {
     const record: GroupSnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec };
     await writeFileAtomic(this.groupFile(spec.groupSnapshotId), JSON.stringify(record, null, 2) + "\n");
-    await this.dropNote(spec.groupSnapshotId);
+    await this.pending.clear(spec.groupSnapshotId);
     return record;
   }
 
@@ -300,57 +309,14 @@ export class SnapshotStore {
    */
   async deleteGroup(id: string): Promise<boolean> {
     if (!GROUP_ID.test(id)) return false;
-    let existed = true;
-    try {
-      await fsp.rename(this.groupFile(id), this.groupFile(id, "pending"));
-      await fsyncDir(this.sub("groups"));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      existed = false;
-    }
+    const existed = await this.pending.fromRecord(id);
     await this.settleGroup(id);
     return existed;
   }
 
-  /**
-   * Finish what a call on the group left undone, if anything: where its
-   * note lists members and the group has no record (it was deleted, or never
-   * committed), remove them — every one that can go — then the note. INTERNAL,
-   * keeping the note, when one cannot: the next call on the group tries again.
-   */
-  async settleGroup(id: string): Promise<void> {
-    const note = this.readGroup(id, "pending");
-    if (!note) return;
-    if (!this.groupExists(id)) {
-      let failed: { snapshotId: string; err: unknown } | undefined;
-      for (const snapshotId of note.snapshotIds) {
-        const rec = await this.read(snapshotId).catch(() => undefined);
-        if (rec && rec.groupSnapshotId !== id) continue; // not this group's: never touched
-        try {
-          await this.delete(snapshotId);
-        } catch (err) {
-          failed ??= { snapshotId, err };
-        }
-      }
-      if (failed) {
-        const at = (failed.err as NodeJS.ErrnoException).path;
-        throw internal(
-          `group snapshot ${id} is gone, but its member snapshot ${failed.snapshotId} could not be removed yet ` +
-            `(${CsiError.from(failed.err).message}${at ? ` at ${at}` : ""}); a retry finishes the removal`,
-        );
-      }
-    }
-    await this.dropNote(id);
-  }
-
-  private async dropNote(id: string): Promise<void> {
-    try {
-      await fsp.unlink(this.groupFile(id, "pending"));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw err;
-    }
-    await fsyncDir(this.sub("groups"));
+  /** Finish what a call on the group left undone, if anything (storage/group-pending.ts); INTERNAL while a member will not go. */
+  settleGroup(id: string): Promise<void> {
+    return this.pending.settle(id);
   }
 
   private groupExists(id: string): boolean {
@@ -413,10 +379,7 @@ export class SnapshotStore {
       if (!ids.has(entry)) await this.toTrash(this.sub("data", entry)); // removed with the rest of .trash, below
     }
     for (const entry of await fsp.readdir(this.sub(".trash"))) await this.removeAtStart(this.sub(".trash", entry));
-    // The members a note lists are gone by now with their group's record, or kept with it.
-    for (const entry of await fsp.readdir(this.sub("groups"))) {
-      if (entry.endsWith(".pending.json")) await fsp.unlink(this.sub("groups", entry));
-    }
+    await this.pending.clearAllAtStart();
   }
 }
 
