@@ -6,8 +6,10 @@
  * (storage/group-pending.ts): the commit point, after which the group and
  * its members are invisible — then the members, then the note. If a member
  * cannot be removed (its content will not go), the call fails and the note
- * stays: a retry, with or without snapshot_ids, finishes the removal, and
- * so does a CreateVolumeGroupSnapshot of the name or the start-up sweep.
+ * stays: a retry finishes the removal (the group is gone by then, so it
+ * needs no snapshot_ids), and so does a CreateVolumeGroupSnapshot of the
+ * name or the start-up sweep. The snapshot_ids of a group that exists must
+ * be its members, all of them (group-members.ts).
  */
 import type { DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse } from "../gen/csi";
 import { groupSnapshotKey, snapshotKey } from "../csi/snapshots";
@@ -16,8 +18,8 @@ import { defineRpc } from "../server/rpc";
 import { checkMatchesGroup, checkSnapshotIds } from "./group-members";
 
 export const deleteVolumeGroupSnapshot = defineRpc<DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse>({
-  // The members are locked too, so no restore copies one while it goes. snapshot_ids
-  // names them; where a CO sends none, the group's record does (or the note of a delete left unfinished).
+  // The members are locked too, so no restore copies one while it goes. snapshot_ids names them; where none
+  // are sent, the store does: the note of a delete left unfinished (or the record of a group the call will refuse).
   lockKeys: (req, driver) => {
     const named = req.snapshotIds ?? [];
     const members = named.length > 0 ? named : driver.snapshots.groupMembers(req.groupSnapshotId ?? "");

@@ -1,7 +1,8 @@
 /**
  * GetVolumeGroupSnapshot: a group snapshot's current description, with
  * every member snapshot. An ID that is not a group snapshot of ours is
- * NOT_FOUND.
+ * NOT_FOUND; for one that is, snapshot_ids (REQUIRED) must name every
+ * member, or the answer is INVALID_ARGUMENT (group-members.ts).
  */
 import type { GetVolumeGroupSnapshotRequest, GetVolumeGroupSnapshotResponse } from "../gen/csi";
 import { notFound } from "../csi/errors";

@@ -54,7 +54,7 @@ describe("DeleteVolumeGroupSnapshot that fails part-way", () => {
   async function failedDelete(ctx: Mocha.Context, g: { groupSnapshotId: string; ids: string[] }): Promise<void> {
     const lift = await pinFirstMember(ctx, g.ids);
     try {
-      const failed = gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] });
+      const failed = gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: g.ids });
       await expectCode(failed, Code.INTERNAL, /could not be removed yet .*; a retry finishes the removal/);
     } finally {
       await lift();
@@ -83,7 +83,7 @@ describe("DeleteVolumeGroupSnapshot that fails part-way", () => {
       assert.deepEqual((await d.client.controller.listSnapshots({ sourceVolumeId: v })).entries ?? [], [], `snapshots of ${v}`);
     }
     assert.deepEqual(await leftOf(old.groupSnapshotId, old.ids), [`groups/${g.groupSnapshotId}.json`]);
-    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] });
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: g.snapshots!.map((s) => s.snapshotId!) });
   });
 
   it("a restart before any retry removes what the failure left", async function () {

@@ -94,12 +94,27 @@ describe("Volume group snapshots", () => {
     const volumes = await twoVolumes();
     const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
     const ids = g.snapshots!.map((s) => s.snapshotId!);
-    assert.deepEqual((await gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId })).groupSnapshot, g);
+    assert.deepEqual((await gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids })).groupSnapshot, g);
     assert.deepEqual((await gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [...ids].reverse() })).groupSnapshot, g);
     await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [ids[0]!] }), Code.INVALID_ARGUMENT, /do not match/);
   });
 
-  it("DeleteVolumeGroupSnapshot without snapshot_ids waits for a restore from a member (ABORTED), then removes every member", async () => {
+  it("Get and Delete of a group that exists with no snapshot_ids answer INVALID_ARGUMENT (the field is REQUIRED), naming the members; the group stays whole", async () => {
+    const volumes = await twoVolumes();
+    const g = (await gc().createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
+    const ids = g.snapshots!.map((s) => s.snapshotId!);
+    const required = new RegExp(`snapshot_ids is required: name the member snapshots of group snapshot ${g.groupSnapshotId} \\[${ids.join(", ")}\\]`);
+    for (const snapshotIds of [undefined, []]) {
+      await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds }), Code.INVALID_ARGUMENT, required);
+      await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds }), Code.INVALID_ARGUMENT, required);
+    }
+    assert.deepEqual((await gc().getVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids })).groupSnapshot, g);
+    for (const id of ids) assert.equal((await d.client.controller.getSnapshot({ snapshotId: id })).snapshot!.groupSnapshotId, g.groupSnapshotId);
+    for (const id of ids) await fsp.access(path.join(d.root, "snapshots", "data", id));
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids });
+  });
+
+  it("DeleteVolumeGroupSnapshot waits for a restore from a member (ABORTED), then removes every member", async () => {
     const volumes = await twoVolumes();
     // Enough content that restoring it takes a while: 600 files of 64 KiB.
     const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -113,10 +128,11 @@ describe("Volume group snapshots", () => {
     });
     // The restore is running once its copy has begun in .tmp.
     for (let i = 0; i < 500 && (await fsp.readdir(path.join(d.root, ".tmp"))).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] }), Code.ABORTED, new RegExp(member));
+    const ids = g.snapshots!.map((s) => s.snapshotId!);
+    await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids }), Code.ABORTED, new RegExp(member));
     const restored = (await restore).volume!.volumeId!;
     assert.equal((await fsp.readdir(volumeDir(d, restored))).length, 601, "the restore copied every file");
-    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] });
+    await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids });
     for (const s of g.snapshots!) await expectCode(d.client.controller.getSnapshot({ snapshotId: s.snapshotId! }), Code.NOT_FOUND);
   });
 
@@ -214,7 +230,7 @@ describe("Volume group snapshots", () => {
     });
   }
 
-  it("Get of an unknown group answers NOT_FOUND; Delete of one succeeds; both need an ID", async () => {
+  it("Get of an unknown group answers NOT_FOUND; Delete of one succeeds, with no snapshot_ids too (as csi-sanity asks); both need an ID", async () => {
     await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: "group-00000000000000000000000000000000" }), Code.NOT_FOUND);
     await expectCode(gc().getVolumeGroupSnapshot({ groupSnapshotId: "invalid-id" }), Code.NOT_FOUND);
     await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: "invalid-id" });

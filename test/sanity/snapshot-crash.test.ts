@@ -132,7 +132,8 @@ describe("Crashes during snapshots and restores", () => {
     d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/snapshots/groups/group-[0-9a-f]{32}\\.json -> ") });
     const volumes = [await createVolume(d), await createVolume(d)];
     const g = (await d.client.groupController.createVolumeGroupSnapshot({ name: uniqueName("group"), sourceVolumeIds: volumes })).groupSnapshot!;
-    await assert.rejects(d.client.groupController.deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] }));
+    const snapshotIds = g.snapshots!.map((s) => s.snapshotId!);
+    await assert.rejects(d.client.groupController.deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds }));
     await d.exit;
     d.opts.env = process.env;
     await d.start();
