@@ -42,11 +42,13 @@ export interface UnaryCall<Req> {
    */
   readonly replyBytes: number;
   /**
-   * What the client was sent instead of the reply given to the callback,
-   * when the reply could not be encoded (INTERNAL); undefined until the
-   * callback has been given a reply, and when it went out.
+   * What the client got, once it has been answered: the callback's reply
+   * (OK) or error, INTERNAL when the reply could not be encoded, or — when
+   * the client stopped waiting before the callback was called —
+   * DEADLINE_EXCEEDED or CANCELLED. Undefined until then. A callback called
+   * after that sends nothing.
    */
-  readonly replyFailure: StatusError | undefined;
+  readonly outcome: CallOutcome | undefined;
   /** The client's deadline, or Infinity when it set none. */
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): void;
@@ -55,6 +57,11 @@ export interface UnaryCall<Req> {
 export interface StatusError {
   code: Code;
   details: string;
+}
+
+/** How a call ended for its client, and when (process.hrtime.bigint()). */
+export interface CallOutcome extends StatusError {
+  at: bigint;
 }
 
 export type UnaryHandler<Req, Res> = (call: UnaryCall<Req>, callback: (err: StatusError | null, value?: Res) => void) => void;
@@ -97,6 +104,15 @@ export interface GrpcServerOptions {
 const GRPC_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip" } as const;
 const OK_TRAILERS = { "grpc-status": "0" } as const;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/**
+ * A client's deadline ends its call at the client too: grpc-go and grpc-js
+ * reset the stream (RST_STREAM CANCEL) when their own timer fires, which
+ * looks just like a cancel, and the client reports DEADLINE_EXCEEDED. Their
+ * timer fires a little before ours (our deadline counts from when the
+ * request was read, theirs from when it was sent), so the reset often comes
+ * first. A reset this close to the deadline is taken for it.
+ */
+const DEADLINE_RESET_MS = 1000;
 
 export class GrpcServer {
   private readonly h2: http2.Http2Server;
@@ -230,15 +246,14 @@ export class GrpcServer {
     this.inflight++;
     call.onAnswered = () => this.inflight--;
     route.handler(call, (err, value) => {
+      // Answered already (its deadline passed, or the client cancelled): nothing more goes out.
+      if (call.answered) return;
       if (err) return call.fail(err.code, err.details);
       let bytes: Uint8Array;
       try {
         bytes = route.encode(value);
       } catch (e) {
-        const details = `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`;
-        // Unless the call was answered already (its deadline passed): then the client got that.
-        if (!call.answered) call.replyFailure = { code: Code.INTERNAL, details };
-        return call.fail(Code.INTERNAL, details);
+        return call.fail(Code.INTERNAL, `the reply could not be encoded: ${e instanceof Error ? e.message : String(e)}`);
       }
       call.replyBytes = bytes.length;
       call.reply(bytes);
@@ -251,7 +266,7 @@ class Call implements UnaryCall<unknown> {
   request: unknown;
   requestBytes = 0;
   replyBytes = 0;
-  replyFailure: StatusError | undefined;
+  outcome: CallOutcome | undefined;
   answered = false;
   onAnswered: (() => void) | undefined;
   private deadline: Date | undefined;
@@ -284,15 +299,17 @@ class Call implements UnaryCall<unknown> {
     else this.cancelListeners.push(listener);
   }
 
-  /** The stream closed; if no answer went out, the client cancelled. */
+  /** The stream closed; if no answer went out, the client cancelled, or its deadline ended the call (DEADLINE_RESET_MS). */
   closed(): void {
     if (this.answered) return;
-    this.settle();
+    const deadlineReset = this.deadline !== undefined && this.deadline.getTime() - Date.now() < DEADLINE_RESET_MS;
+    if (deadlineReset) this.settle(Code.DEADLINE_EXCEEDED, "the call's deadline passed");
+    else this.settle(Code.CANCELLED, "the client cancelled the call");
     this.cancel();
   }
 
   reply(message: Uint8Array): void {
-    if (!this.settle()) return;
+    if (!this.settle(Code.OK, "")) return;
     const framed = Buffer.allocUnsafe(5 + message.length);
     framed[0] = 0;
     framed.writeUInt32BE(message.length, 1);
@@ -305,14 +322,15 @@ class Call implements UnaryCall<unknown> {
   }
 
   fail(code: Code, details: string): void {
-    if (!this.settle()) return;
+    if (!this.settle(code, details)) return;
     respondIfOpen(this.stream, { ...GRPC_HEADERS, "grpc-status": String(code), "grpc-message": percentEncode(details) }, true);
   }
 
-  /** Mark answered once; false if it already was. */
-  private settle(): boolean {
+  /** Mark answered once, with the outcome the client gets; false if it already was. */
+  private settle(code: Code, details: string): boolean {
     if (this.answered) return false;
     this.answered = true;
+    this.outcome = { code, details, at: process.hrtime.bigint() };
     this.timer?.clear();
     this.onAnswered?.();
     return true;

@@ -11,10 +11,12 @@
  *      the stack goes to the log, never into the reply,
  *   5. log one JSON line (method, volume, code, duration; secrets redacted)
  *      and report the call to the metrics observer, with the outcome the
- *      client got: a reply the server could not encode went out INTERNAL.
+ *      client got: a reply the server could not encode went out INTERNAL;
+ *      a handler that finished after the call's deadline passed, or after
+ *      the client cancelled, is recorded as the client was answered
+ *      (DEADLINE_EXCEEDED, CANCELLED), its own late outcome in the message.
  */
 import { CsiError, Code, codeName } from "../csi/errors";
-import { atDeadline, type LongTimeout } from "./long-timeout";
 import type { Driver } from "./driver";
 import type { Level } from "./logger";
 import type { MessageCodec, ServiceDefinition, ServiceHandlers, UnaryHandler } from "./grpc-server";
@@ -26,7 +28,9 @@ import type { CallContext, Rpc, RpcTable } from "./rpc";
 export interface CallRecord {
   service: string;
   method: string;
+  /** The code the client got. */
   code: Code;
+  /** From the call's start to its answer (a handler may go on after its deadline: the message says how long). */
   seconds: number;
   /** The request's volume_id, when it has one. */
   volumeId?: string;
@@ -160,20 +164,28 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
       if (settled) return;
       settled = true;
       locks.release(keys);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const ended = process.hrtime.bigint();
+      // The client stopped waiting before the handler finished (its deadline passed, or it cancelled): it has its answer.
+      const early = call.outcome;
+      if (failed) callback({ code: failed.code, details: failed.message });
+      else callback(null, res);
+      // What the client got: the server encodes the reply in the callback, and one it cannot encode is answered INTERNAL.
+      const got = call.outcome;
       let err = failed;
-      if (err) {
-        callback({ code: err.code, details: err.message });
-      } else {
-        callback(null, res);
-        // The server encodes the reply in the callback; one it cannot encode is answered INTERNAL, and that is the call's outcome.
-        if (call.replyFailure) err = new CsiError(call.replyFailure.code, call.replyFailure.details);
+      if (early && early.code !== (failed?.code ?? Code.OK)) {
+        const total = Math.round(Number(ended - started) / 1e3) / 1e3;
+        const handler = failed ? `with ${codeName(failed.code)}: ${failed.message}` : "with OK";
+        const note = `the handler finished later, ${total} ms after the call came, ${handler} (not sent)`;
+        err = new CsiError(early.code, `${early.details}; ${note}`, { cause: failed?.cause });
+      } else if (!failed && got && got.code !== Code.OK) {
+        err = new CsiError(got.code, got.details);
       }
+      const seconds = Number((early?.at ?? ended) - started) / 1e9;
       const code = err ? err.code : Code.OK;
       const line = { code: codeName(code), ms: Math.round(seconds * 1e6) / 1e3 };
       if (err) {
         const cause = err.cause instanceof Error ? { cause: err.cause.stack ?? err.cause.message } : {};
-        const level = code === Code.INTERNAL || code === Code.UNKNOWN ? "error" : "info";
+        const level = [code, failed?.code].some((c) => c === Code.INTERNAL || c === Code.UNKNOWN) ? "error" : "info";
         log[level]("rpc failed", { ...line, error: err.message, ...cause });
       } else {
         log.info("rpc", line);
@@ -212,14 +224,15 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
     const deadlineDate = deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
     // The abort signal is made only for handlers that ask for it (those that
     // run slow external work); most calls finish in a millisecond or two.
+    // The server answers the call at its deadline, or finds the client gone,
+    // then tells of it as a cancellation: the signal aborts with that answer.
     let abort: AbortController | undefined;
-    let timer: LongTimeout | undefined;
     const signal = (): AbortSignal => {
       if (abort) return abort.signal;
       const ac = (abort = new AbortController());
-      if (deadlineDate) timer = atDeadline(deadlineDate, () => ac.abort(new CsiError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")));
       call.on("cancelled", () => {
-        if (!settled) ac.abort(new CsiError(Code.CANCELLED, "the client cancelled the call"));
+        const o = call.outcome;
+        if (!settled) ac.abort(new CsiError(o?.code ?? Code.CANCELLED, o?.details ?? "the client cancelled the call"));
       });
       return ac.signal;
     };
@@ -233,14 +246,8 @@ export function intercept<Req, Res>(service: string, method: string, rpc: Rpc<Re
       deadline: deadlineDate,
     };
     rpc.handle(req as Req, ctx).then(
-      (res) => {
-        timer?.clear();
-        finish(undefined, res);
-      },
-      (err: unknown) => {
-        timer?.clear();
-        finish(CsiError.from(err));
-      },
+      (res) => finish(undefined, res),
+      (err: unknown) => finish(CsiError.from(err)),
     );
   };
 }

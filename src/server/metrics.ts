@@ -173,7 +173,8 @@ export function createMetrics(driver: Driver): DriverMetrics {
       requests.inc({ service: rec.service, method: rec.method, code });
       if (rec.code !== Code.OK) errors.inc({ service: rec.service, method: rec.method, code });
       latency.observe({ service: rec.service, method: rec.method }, rec.seconds);
-      if (rec.volumeId && rec.code === Code.OK && RESIZING_METHODS.has(rec.method)) inventory.forget(rec.volumeId);
+      // Whatever the client got: a handler that went on past the call's deadline may have resized it all the same.
+      if (rec.volumeId && RESIZING_METHODS.has(rec.method)) inventory.forget(rec.volumeId);
     },
     onMount(o) {
       mounts.observe({ operation: o.operation, result: o.ok ? "ok" : "error" }, o.seconds);
