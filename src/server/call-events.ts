@@ -16,7 +16,9 @@
  *     fields and volume are cut at 1 KiB, as the log cuts them;
  *   - the work happens later (setImmediate), once for all readers, only
  *     while someone is reading, and no more than TURN_BYTES of it in one
- *     turn of the event loop;
+ *     turn of the event loop: a call's event is made the first time a
+ *     reader needs it, and kept in the ring in place of its record, so
+ *     readers that come late share it rather than each making its own;
  *   - a slow reader is never waited for: when more than MAX_BUFFERED bytes
  *     wait in its socket, its events are skipped, and it is told how many
  *     it missed (`event: gap`) when it catches up.
@@ -63,7 +65,10 @@ export interface CallEvent {
 interface Published {
   readonly seq: number;
   readonly time: number;
-  readonly rec: CallRecord;
+  /** The call, until its event is made (then only `frame` is kept). */
+  rec: CallRecord | undefined;
+  /** Its event as the stream sends it, once a reader has needed it. */
+  frame: string | undefined;
 }
 
 interface Reader {
@@ -85,7 +90,7 @@ function volumeOf(rec: CallRecord): string | undefined {
   return res?.volume?.volumeId ?? res?.snapshot?.sourceVolumeId ?? (typeof req?.["sourceVolumeId"] === "string" ? (req["sourceVolumeId"] as string) : undefined);
 }
 
-export function toEvent(p: Published): CallEvent {
+export function toEvent(p: { seq: number; time: number; rec: CallRecord }): CallEvent {
   const { rec } = p;
   const req = (rec.request ?? {}) as Record<string, unknown>;
   const fields: Record<string, string> = {};
@@ -108,9 +113,13 @@ export function toEvent(p: Published): CallEvent {
   };
 }
 
-/** One call as a server-sent event. */
+/** One call as a server-sent event: made once, for every reader, and kept instead of the record it was made from. */
 function frame(p: Published): string {
-  return `data: ${JSON.stringify(toEvent(p))}\n\n`;
+  if (p.frame === undefined) {
+    p.frame = `data: ${JSON.stringify(toEvent({ seq: p.seq, time: p.time, rec: p.rec! }))}\n\n`;
+    p.rec = undefined;
+  }
+  return p.frame;
 }
 
 export class CallEvents {
@@ -127,7 +136,7 @@ export class CallEvents {
   /** Feed to the interceptor's onCall: O(1), no allocation beyond the ring's entry. */
   publish(rec: CallRecord): void {
     const seq = ++this.seq;
-    this.ring[seq % RING_SIZE] = { seq, time: Date.now(), rec };
+    this.ring[seq % RING_SIZE] = { seq, time: Date.now(), rec, frame: undefined };
     if (this.readers.size === 0) {
       this.sent = seq + 1;
       return;
@@ -140,7 +149,9 @@ export class CallEvents {
     const out: CallEvent[] = [];
     for (let s = Math.max(since + 1, this.oldest); s <= this.seq; s++) {
       const p = this.at(s);
-      if (p) out.push(toEvent(p));
+      if (!p) continue;
+      // One whose event was made keeps only the frame: read back from it.
+      out.push(p.rec ? toEvent({ seq: p.seq, time: p.time, rec: p.rec }) : (JSON.parse(p.frame!.slice("data: ".length)) as CallEvent));
     }
     return out;
   }

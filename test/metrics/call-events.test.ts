@@ -4,12 +4,13 @@
 import { strict as assert } from "node:assert";
 import { EventEmitter } from "node:events";
 import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { Code } from "../../src/csi/errors";
 import { CallEvents, MAX_BUFFERED, RING_SIZE, TURN_BYTES, type CallEvent } from "../../src/server/call-events";
 import { REDACTED } from "../../src/server/redact";
 import { mountCapability } from "../sanity/harness";
-import { readSse } from "../lab/sse";
+import { readSse, type SseReader } from "../lab/sse";
 import { createVolumeRequest, startDriverWithMetrics, useDriverWithMetrics } from "./driver-process";
 
 describe("metrics: the live call stream GET /events", () => {
@@ -305,18 +306,21 @@ describe("the call stream's bounds", () => {
     assert.deepEqual(recent[0]!.request, { n: RING_SIZE * 2 });
   });
 
+  // Events made for readers: each one's request is read once, to redact it.
+  let built = 0;
+  beforeEach(() => (built = 0));
+  const counted = (n: number) => {
+    const request = {
+      get n() {
+        built++;
+        return n;
+      },
+    };
+    return { ...record(n), request };
+  };
+
   it("gives a late reader the ring an event at a time, the next when its socket drains: one that does not read holds no copy of it", async () => {
     const events = new CallEvents();
-    let built = 0; // events made for a reader: each one's request is read once, to redact it
-    const counted = (n: number) => {
-      const request = {
-        get n() {
-          built++;
-          return n;
-        },
-      };
-      return { ...record(n), request };
-    };
     for (let i = 0; i < RING_SIZE; i++) events.publish(counted(i));
     const res = reader(events);
     for (let i = 0; i < 10; i++) await turn();
@@ -328,6 +332,34 @@ describe("the call stream's bounds", () => {
     events.publish(record(RING_SIZE));
     await turn();
     assert.deepEqual(sentTo(res).slice(-1), [RING_SIZE], "then the calls as they finish");
+  });
+
+  it("makes each call's event once, however many readers come late: over real HTTP, three readers given the ring share its events", async () => {
+    const events = new CallEvents();
+    for (let i = 0; i < RING_SIZE; i++) events.publish(counted(i));
+    const server = http.createServer((req, res) => events.serve(req, res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+    const readers: SseReader[] = [];
+    try {
+      for (let r = 0; r < 3; r++) readers.push(await readSse(url));
+      for (const r of readers) await r.until((es) => es.length === RING_SIZE);
+      events.publish(counted(RING_SIZE));
+      for (const r of readers) await r.until((es) => es.length === RING_SIZE + 1);
+      for (const r of readers) {
+        assert.deepEqual(
+          r.events.map((e) => (e.data as CallEvent).request),
+          Array.from({ length: RING_SIZE + 1 }, (_, n) => ({ n })),
+          "each reader gets the whole ring, in order, then the next call",
+        );
+      }
+      assert.equal(built, RING_SIZE + 1, "each event made once, not once for each reader");
+    } finally {
+      for (const r of readers) r.close();
+      events.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it("a reader that stops reading in the replay while the ring moves on is told how many calls it missed, then given the rest", async () => {
