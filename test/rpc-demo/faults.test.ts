@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { Playground } from "../../src/rpc-demo/call-ids/playground";
 import { protobufCodec } from "../../src/rpc-demo/codecs/codec";
-import { FaultInjector, NO_FAULTS, parseFaults } from "../../src/rpc-demo/faults/faults";
+import { describeFaults, FaultInjector, NO_FAULTS, parseFaults } from "../../src/rpc-demo/faults/faults";
 import { runScenarios } from "../../src/rpc-demo/faults/scenarios";
 import { PlaygroundState, playgroundDispatcher } from "../../src/rpc-demo/playground-service";
 import { Code, RpcError } from "../../src/rpc-demo/rpc-error";
@@ -18,6 +18,12 @@ describe("fault injection", () => {
     assert.deepEqual(parseFaults("duplicate, delay=50, crash"), { ...NO_FAULTS, duplicateFirst: 1, delayMs: 50, crash: true });
     assert.throws(() => parseFaults("drop=2"), /between 0 and 1/);
     assert.throws(() => parseFaults("explode"), /unknown fault/);
+  });
+
+  it("names the direction a one-way fault hits in plain words (the walkthrough's and serve's header)", () => {
+    assert.equal(describeFaults(parseFaults("delay=3000,reply-only")), "delay 3000 ms (replies only)");
+    assert.equal(describeFaults(parseFaults("drop,request-only")), "drop the first message (requests only)");
+    assert.equal(describeFaults(parseFaults("duplicate")), "duplicate the first message");
   });
 
   it("a request duplicated on the way runs twice over TCP, which has no duplicate cache", async () => {

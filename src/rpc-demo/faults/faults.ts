@@ -102,7 +102,7 @@ export function describeFaults(p: FaultPlan): string {
   if (p.delayMs > 0) parts.push(`delay ${p.delayMs} ms`);
   if (p.crash) parts.push("server crash before the reply");
   if (parts.length === 0) return "none";
-  return parts.join(", ") + (p.direction === "both" ? "" : ` (${p.direction}s only)`);
+  return parts.join(", ") + (p.direction === "both" ? "" : ` (${p.direction === "reply" ? "replies" : "requests"} only)`);
 }
 
 export interface Delivery {
