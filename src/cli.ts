@@ -38,6 +38,7 @@ Usage:
   csi-lab --version
 
 Example:
+  mkdir -p /tmp/x
   csi-lab driver --endpoint unix:///tmp/x/csi.sock --node-id node-1 --root /tmp/x/root
 `;
 
