@@ -32,7 +32,11 @@ export interface PvState {
   handleHash: string;
   /** volume_context for node calls: a placeholder for what CreateVolume returned, or the PV's volumeAttributes */
   context: string | JsonObject;
-  sizeBytes: number;
+  /**
+   * spec.capacity in bytes: a hand-written PV's, or a placeholder for what the driver answered
+   * (CreateVolume, then each ControllerExpandVolume), which may be more than the claim asked for
+   */
+  capacity: number | string;
   accessModes: string[];
   block: boolean;
   fsType: string;

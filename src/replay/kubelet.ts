@@ -13,7 +13,10 @@
  * on the node uses the volume. The kubelet makes the parent directories
  * of those paths before and removes them after; a removal that fails
  * means the driver left something behind. An inline (ephemeral) volume
- * is only published, with an ID the kubelet makes.
+ * is only published, with an ID the kubelet makes. After a resize, the
+ * kubelet asks NodeExpandVolume for the PV's capacity — what the
+ * controller answered, not what the claim asked for — and only when
+ * ControllerExpandVolume said the node must follow.
  *
  * The "pod" itself is played by the checks: it finds what earlier pods
  * wrote to its volume and writes a file of its own.
@@ -138,14 +141,19 @@ export function stopPod(p: Planning, pod: PodState): string[] {
 }
 
 /**
- * After ControllerExpandVolume said so: NodeExpandVolume where a pod has
- * the volume (online), then the kubelet's next stats, and the size the pod
- * sees. A node plugin that cannot grow a mounted ext4 file system (it
- * lacks CAP_SYS_RESOURCE) says FAILED_PRECONDITION and grows it when the
- * volume is next staged: then the pods are started again, and the size is
- * checked after that.
+ * After ControllerExpandVolume said so (node_expansion_required):
+ * NodeExpandVolume where a pod has the volume (online), for the PV's
+ * capacity, which the resizer set to ControllerExpandVolume's answer — as
+ * the kubelet takes the size from the PV (pv.spec.capacity), never from
+ * the claim. Without node_expansion_required the resizer marks the
+ * claim's resize finished and the kubelet calls nothing. Then the
+ * kubelet's next stats, and the size the pod sees (at least the
+ * `requested` bytes). A node plugin that cannot grow a mounted ext4 file
+ * system (it lacks CAP_SYS_RESOURCE) says FAILED_PRECONDITION and grows it
+ * when the volume is next staged: then the pods are started again, and the
+ * size is checked after that.
  */
-export function expandOnNode(p: Planning, pv: PvState, newSize: number): void {
+export function expandOnNode(p: Planning, pv: PvState, requested: number): void {
   const users = p.state.podsUsing(pv.name);
   const v = users[0]?.volumes.find((x) => x.pv === pv.name);
   if (!v) {
@@ -154,14 +162,14 @@ export function expandOnNode(p: Planning, pv: PvState, newSize: number): void {
   }
   const deferred = `\${growsWhenStaged:${pv.name}}`;
   p.when({ onlyIf: `\${nodeExpansionRequired:${pv.name}}` }, () => {
-    nodeExpand(p, pv, v, newSize, `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion)`, deferred.slice(2, -1));
+    nodeExpand(p, pv, v, `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion), at the PV's new capacity`, deferred.slice(2, -1));
     p.when({ onlyIf: deferred }, () => {
       p.note(`if the node plugin can grow ${pv.name} only when it is staged again, its pods are restarted (deleted and made again by their owner; here at the same paths)`);
       for (const u of users) unpublish(p, u, u.volumes.find((x) => x.pv === pv.name)!, []);
       unstage(p, v, "the last pod on the node is gone", []);
       stage(p, pv, v, "a restarted pod needs the volume: staging grows the file system first");
       for (const u of users) publish(p, u, u.volumes.find((x) => x.pv === pv.name)!, pv, {});
-      nodeExpand(p, pv, v, newSize, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
+      nodeExpand(p, pv, v, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
     });
   });
   p.call({
@@ -172,21 +180,21 @@ export function expandOnNode(p: Planning, pv: PvState, newSize: number): void {
     why: "the kubelet's periodic volume metrics",
     request: { volumeId: pv.handle, volumePath: v.target, ...(v.staging ? { stagingTargetPath: v.staging } : {}) },
   });
-  if (!v.block) p.check({ type: "size", what: `pod ${users[0]!.name} sees ${newSize} bytes (statfs) in ${pv.name}`, path: v.target, atLeastBytes: Math.floor(newSize * 0.9) });
+  if (!v.block) p.check({ type: "size", what: `pod ${users[0]!.name} sees the ${requested} bytes asked for (statfs) in ${pv.name}`, path: v.target, atLeastBytes: Math.floor(requested * 0.9) });
   for (const u of users) {
     const uv = u.volumes.find((x) => x.pv === pv.name)!;
     p.check({ type: "data", what: `pod ${u.name} still finds its data in ${pv.name} after the expansion`, pod: u.name, path: uv.target, block: uv.block, expect: [...p.state.filesOf(pv.handle)] });
   }
 }
 
-function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, newSize: number, why: string, deferKey: string | undefined): void {
+function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, why: string, deferKey: string | undefined): void {
   p.call({
     method: "NodeExpandVolume",
     service: "Node",
     process: "node",
     caller: "kubelet",
     why,
-    request: { volumeId: pv.handle, volumePath: v.target, capacityRange: { requiredBytes: newSize, limitBytes: 0 }, ...(v.staging ? { stagingTargetPath: v.staging } : {}), volumeCapability: v.capability, secrets: {} },
+    request: { volumeId: pv.handle, volumePath: v.target, capacityRange: { requiredBytes: pv.capacity, limitBytes: 0 }, ...(v.staging ? { stagingTargetPath: v.staging } : {}), volumeCapability: v.capability, secrets: {} },
     ...(deferKey
       ? { or: { code: "FAILED_PRECONDITION", because: "the node plugin cannot grow a mounted ext4 file system (no CAP_SYS_RESOURCE) and grows it when the volume is next staged", learn: deferKey } }
       : {}),

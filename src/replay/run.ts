@@ -152,7 +152,7 @@ async function makeCall(stepN: number, call: PlannedCall, target: ReplayTarget, 
     const expected = `${want}${call.expect ? ` (${call.expect.because})` : ""}${call.or ? ` or ${call.or.code} (${call.or.because})` : ""}`;
     return `${call.method} on the ${call.process} process answered ${code}${message ? `: ${message}` : ""}; expected ${expected}`;
   }
-  if (code === "OK" && call.save) learn(call.save, reply as Record<string, unknown>, json ?? {}, learnt);
+  if (code === "OK" && call.save) learn(call.save, request, reply as Record<string, unknown>, json ?? {}, learnt);
   return undefined;
 }
 
@@ -167,12 +167,19 @@ function applies(item: Conditional, learnt: Learnt): boolean {
   return (item.onlyIf === undefined || value(item.onlyIf)) && (item.unless === undefined || !value(item.unless));
 }
 
-function learn(save: Save, reply: Record<string, unknown>, json: Json, learnt: Learnt): void {
+/**
+ * What a sidecar keeps of a reply. A PV's capacity is the driver's answer, which may be more than
+ * was asked (whole MiB, whole pages): external-provisioner writes CreateVolume's capacity_bytes into
+ * the PV (the request's size when it is 0, "unknown"), external-resizer writes ControllerExpandVolume's,
+ * and the kubelet's NodeExpandVolume asks for the PV's capacity.
+ */
+function learn(save: Save, request: JsonObject, reply: Record<string, unknown>, json: Json, learnt: Learnt): void {
   if ("volume" in save) {
-    const v = reply.volume as { volumeId: string; volumeContext?: Record<string, string>; accessibleTopology?: unknown[] };
+    const v = reply.volume as { volumeId: string; volumeContext?: Record<string, string>; accessibleTopology?: unknown[]; capacityBytes?: number };
     learnt.set(`volumeId:${save.volume}`, v.volumeId);
     learnt.set(`volumeHash:${save.volume}`, sha256(v.volumeId));
     learnt.set(`volumeContext:${save.volume}`, { ...(v.volumeContext ?? {}) });
+    learnt.set(`capacity:${save.volume}`, v.capacityBytes || Number((request.capacityRange as JsonObject | undefined)?.requiredBytes ?? 0));
     // The provisioner makes the PV's node affinity of the accessible topology; none, and no node's snapshotter ever takes its snapshots.
     learnt.set(`noNodeAffinity:${save.volume}`, (v.accessibleTopology ?? []).length === 0);
   } else if ("snapshot" in save) {
@@ -180,6 +187,7 @@ function learn(save: Save, reply: Record<string, unknown>, json: Json, learnt: L
   } else if ("attachment" in save) {
     learnt.set(`publishContext:${save.attachment}`, { ...((reply.publishContext as Record<string, string> | undefined) ?? {}) });
   } else if ("expansion" in save) {
+    learnt.set(`capacity:${save.expansion}`, Number(reply.capacityBytes ?? 0));
     learnt.set(`nodeExpansionRequired:${save.expansion}`, reply.nodeExpansionRequired === true);
   } else {
     learnt.set(`facts:${save.facts}`, json);

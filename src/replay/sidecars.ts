@@ -8,8 +8,9 @@
  *                    claim deleted with reclaimPolicy Delete: DeleteVolume
  *   csi-snapshotter  a VolumeSnapshotContent: CreateSnapshot; deleted with
  *                    deletionPolicy Delete: DeleteSnapshot
- *   csi-resizer      a claim asking for more: ControllerExpandVolume (the
- *                    kubelet does the node's half); a claim naming another
+ *   csi-resizer      a claim asking for more: ControllerExpandVolume, whose
+ *                    answer becomes the PV's capacity (the kubelet does the
+ *                    node's half, at that size); a claim naming another
  *                    VolumeAttributesClass: ControllerModifyVolume
  *   csi-attacher     a VolumeAttachment, when the CSIDriver requires
  *                    attaching: ControllerPublish/UnpublishVolume
@@ -123,7 +124,7 @@ export function provision(p: Planning, claim: ClaimState, scheduled: boolean): v
     handle,
     handleHash: placeholder("volumeHash", pvName),
     context: { "...": placeholder("volumeContext", pvName), "storage.kubernetes.io/csiProvisionerIdentity": PROVISIONER_IDENTITY },
-    sizeBytes: claim.sizeBytes,
+    capacity: placeholder("capacity", pvName),
     accessModes: claim.accessModes,
     block: claim.block,
     fsType,
@@ -155,7 +156,7 @@ export function addStaticPv(p: Planning, o: K8sObject): void {
     handle,
     handleHash: fromPlaceholder ? placeholder("volumeHash", fromPlaceholder[1]!) : sha256(handle),
     context: isObject(attrs) ? (attrs as JsonObject) : {},
-    sizeBytes: sizeOf(o),
+    capacity: sizeOf(o),
     accessModes: list(at(o, "spec", "accessModes")).map(String),
     block: at(o, "spec", "volumeMode") === "Block",
     fsType: str(at(o, "spec", "csi", "fsType")) ?? "",
@@ -194,8 +195,10 @@ export function updateClaim(p: Planning, claim: ClaimState, o: K8sObject, file: 
     p.note(`the claim asks for ${size} bytes instead of ${claim.sizeBytes}: csi-resizer expands the volume`);
     const capability = p.capability({ block: pv.block, fsType: pv.fsType, mountOptions: pv.mountOptions, mode: p.accessMode(pv.accessModes[0]!, "controller") });
     sidecarCall(p, "csi-resizer", "ControllerExpandVolume", `claim ${claim.name} asks for ${size} bytes`, { volumeId: pv.handle, capacityRange: { requiredBytes: size, limitBytes: 0 }, secrets: {}, volumeCapability: capability }, { save: { expansion: pv.name } });
+    // The resizer writes the driver's answer into the PV, which may be more than asked (whole MiB, whole pages).
+    if (p.deployment.routes["csi-resizer"]) p.note(`csi-resizer records the size ControllerExpandVolume answers (capacity_bytes) as PersistentVolume ${pv.name}'s capacity`);
     claim.sizeBytes = size;
-    pv.sizeBytes = size;
+    pv.capacity = placeholder("capacity", pv.name);
     expandOnNode(p, pv, size);
   }
   if (vac !== claim.attributesClass && pv) {

@@ -20,7 +20,7 @@ export type Caller = "csi-provisioner" | "csi-snapshotter" | "csi-resizer" | "cs
 export type Save =
   | { volume: string } // CreateVolume → volumeId/volumeContext/capacity of PV <name>
   | { snapshot: string } // CreateSnapshot → snapshotId of content <name>
-  | { expansion: string } // ControllerExpandVolume → nodeExpansionRequired of PV <name>
+  | { expansion: string } // ControllerExpandVolume → capacity and nodeExpansionRequired of PV <name>
   | { attachment: string } // ControllerPublishVolume → publishContext of PV <name>
   | { facts: "nodeInfo" | "nodeCapabilities" | "controllerCapabilities" }; // what the sidecars learn when they start
 
@@ -131,7 +131,13 @@ function known(key: string, learnt: Learnt): Json {
   return v;
 }
 
-/** volumeHash is the SHA-256 of the volume ID in hex, which the kubelet names staging directories by. */
-export function placeholder(kind: "volumeId" | "volumeHash" | "volumeContext" | "publishContext" | "snapshotId" | "nodeExpansionRequired" | "noNodeAffinity", name: string): string {
+/**
+ * volumeHash is the SHA-256 of the volume ID in hex, which the kubelet names staging directories by.
+ * capacity is the PV's spec.capacity in bytes: what the driver answered, not what the claim asked for.
+ */
+export function placeholder(
+  kind: "volumeId" | "volumeHash" | "volumeContext" | "capacity" | "publishContext" | "snapshotId" | "nodeExpansionRequired" | "noNodeAffinity",
+  name: string,
+): string {
   return `\${${kind}:${name}}`;
 }

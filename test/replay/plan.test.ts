@@ -35,7 +35,7 @@ describe("Replay plan (no driver)", () => {
     assert.ok(deployment.node.args.includes("--node-id=node-1"), "$(NODE_ID) comes from spec.nodeName");
   });
 
-  it("expansion: ControllerExpandVolume on the controller, then NodeExpandVolume on the node only if the controller asked for it", () => {
+  it("expansion: ControllerExpandVolume on the controller, then NodeExpandVolume on the node only if the controller asked for it, for the PV's size", () => {
     const grow = calls(planOf("expansion")).filter((c) => c.method.includes("Expand"));
     assert.deepEqual(
       grow.map((c) => [c.method, c.process, c.caller]),
@@ -47,6 +47,9 @@ describe("Replay plan (no driver)", () => {
     );
     assert.equal(grow[0]!.request.capacityRange && (grow[0]!.request.capacityRange as { requiredBytes: number }).requiredBytes, 2 * 2 ** 30);
     assert.match(String(grow[1]!.onlyIf), /^\$\{nodeExpansionRequired:pvc-/);
+    // The kubelet asks for pv.spec.capacity, which csi-resizer set to ControllerExpandVolume's answer: not the claim's 2Gi.
+    const pv = String(grow[1]!.onlyIf).slice("${nodeExpansionRequired:".length, -1);
+    for (const c of grow.slice(1)) assert.deepEqual(c.request.capacityRange, { requiredBytes: `\${capacity:${pv}}`, limitBytes: 0 });
   });
 
   it("the kubelet's paths: staging under plugins/kubernetes.io/csi/<driver>/<sha256 of the handle>, targets under pods/<uid>/volumes", () => {

@@ -55,6 +55,8 @@ export interface ReplayOptions {
   hostPaths?: Record<string, string>;
   /** called with the host once it runs, before the replay (to break something on purpose) */
   before?: (host: ReplayHost) => void | Promise<void>;
+  /** called once the replay ran, before everything stops (to look at what the driver left on the node) */
+  after?: (host: ReplayHost, result: RunResult) => void | Promise<void>;
   /** metrics ports to try first (default: free ones) */
   metricsPorts?: { node?: number; controller?: number };
 }
@@ -72,6 +74,7 @@ export async function replay(scenario: Scenario, opts: ReplayOptions = {}): Prom
     const facts = await discover(deployment, NODE_NAME, host, { onEvent: (e) => events.push(e) });
     steps = plan(scenario, deployment, facts, { kubeletDir: host.kubeletDir, driverPath: (p) => host.containerPath("node", p) });
     const result = await run(steps, host, { onEvent: (e) => events.push(e) });
+    await opts.after?.(host, result);
     const metrics = await fetch(`http://127.0.0.1:${host.metricsPort("node")}/metrics`).then((r) => r.text());
     const report = result.ok ? "" : describeFailure(result, events, host);
     const metricsPorts = { node: host.metricsPort("node"), controller: host.metricsPort("controller") };
