@@ -17,8 +17,16 @@
  * tells NodePublishVolume whether it must look for the other targets at
  * all (src/node/single-writer.ts). (Writing a file per mount cost more than
  * everything else a publish does on the disks we measured.)
+ *
+ * A record names a path, and a path is not a mount: the volume's mount
+ * there may go by other means (an administrator's umount) and something
+ * else be mounted in its place. So where a record is to vouch for a mount
+ * (a shared volume's, while its share does not answer), it holds the
+ * identity of the mount that was made — its device and root, as the mount
+ * table shows them — and vouches for that mount only (vouchesFor).
  */
 import type { Capability } from "../csi/capabilities";
+import type { MountEntry } from "../mount/mountinfo";
 
 export type RecordKind = "stage" | "publish";
 
@@ -27,6 +35,13 @@ export interface MountRecord {
   path: string;
   capability: Capability;
   readonly: boolean;
+  /** The mount made at the path, once it is there: what the record may vouch for. */
+  mount?: { device: string; root: string };
+}
+
+/** Does `rec` say that `m`, the mount on top at its path, is volume `volumeId`'s? Only the very mount it recorded. */
+export function vouchesFor(rec: MountRecord | undefined, volumeId: string, m: MountEntry): boolean {
+  return rec !== undefined && rec.volumeId === volumeId && rec.path === m.mountPoint && rec.mount !== undefined && rec.mount.device === m.device && rec.mount.root === m.root;
 }
 
 export class NodeRecords {

@@ -18,6 +18,7 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "..
 import { mountTable } from "../../mount/mountinfo";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
+import { vouchesFor } from "../../storage/node-records";
 import { withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
@@ -57,7 +58,7 @@ const nfsNode: NodeBackend = {
       detach: true, // never wait on a server that is gone
       placeKind: "dir",
       // A share that does not answer cannot say which mount is its; what this process itself mounted for the volume still counts.
-      owns: (m) => (test ? test(m) : false) || [driver.nodeRecords.get("stage", m.mountPoint), driver.nodeRecords.get("publish", m.mountPoint)].some((r) => r?.volumeId === volumeId),
+      owns: (m) => (test ? test(m) : false) || (["stage", "publish"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), volumeId, m)),
     };
   },
 

@@ -36,7 +36,7 @@ import { sharedProfile } from "./profile";
 import { sharedStore } from "./store";
 import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
 import type { FsUsage } from "../../storage/fs-usage";
-import type { MountRecord, RecordKind } from "../../storage/node-records";
+import { vouchesFor, type MountRecord, type RecordKind } from "../../storage/node-records";
 import type { VolumeRecord } from "../../storage/volume-record";
 import { secondTargetProblem } from "../../node/single-writer";
 import { describeMount, withMountTarget, type NodePath } from "../../node/node-path";
@@ -121,7 +121,7 @@ async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Pr
 
 /** Is the mount at `p` this volume's (by identity, or by what this process mounted there)? */
 async function isOurs(driver: Driver, vol: SharedNodeVolume, kind: "stage" | "publish", m: MountEntry): Promise<boolean> {
-  if (driver.nodeRecords.get(kind, m.mountPoint)?.volumeId === vol.volumeId) return true;
+  if (vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m)) return true;
   const test = await identity(driver, vol.location);
   return test !== undefined && test(m);
 }
@@ -199,21 +199,25 @@ export async function publishShared(
 }
 
 /**
- * Record what a stage or publish is about to mount, then mount. The record
- * is written first, so a mount that lands while the share does not answer
- * is still known to be the volume's (owner, isOurs). If the step fails and
- * nothing is mounted at the place, the record goes again: left behind, it
- * would vouch for whatever someone else mounts there later, and an
- * unpublish or unstage of this volume would unmount that.
+ * Record what a stage or publish is about to mount, then mount, then note
+ * in the record the mount that is there (its device and root): the record
+ * vouches for that mount alone (storage/node-records.ts), so a mount that
+ * lands while the share does not answer is still known to be the
+ * volume's, and one put there by anyone else after it never is. If the
+ * step fails and nothing is mounted at the place, the record goes again.
  */
 async function withRecord(driver: Driver, kind: RecordKind, rec: MountRecord, mount: () => Promise<void>): Promise<void> {
   driver.nodeRecords.put(kind, rec);
+  let failure: unknown;
   try {
     await mount();
   } catch (err) {
-    if (!mountTable().at(rec.path)) driver.nodeRecords.remove(kind, rec.path);
-    throw err;
+    failure = err;
   }
+  const made = mountTable().at(rec.path);
+  if (made) driver.nodeRecords.put(kind, { ...rec, mount: { device: made.device, root: made.root } });
+  else if (failure !== undefined) driver.nodeRecords.remove(kind, rec.path);
+  if (failure !== undefined) throw failure;
 }
 
 /** Undo owner for a mount just made (or found) for this volume: that mount, by its device and root. */
@@ -271,7 +275,7 @@ export async function sharedStats(
   const m = volumePath.startsWith("/") ? mountTable().at(volumePath) : undefined;
   if (!m) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   const test = await identity(driver, vol.location);
-  const known = driver.nodeRecords.get("publish", volumePath)?.volumeId === vol.volumeId || driver.nodeRecords.get("stage", volumePath)?.volumeId === vol.volumeId;
+  const known = (["publish", "stage"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m));
   if (test && !test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   const problem = await healthProblem(driver, vol.location, volumePath);
   if (problem) return { usage: [], volumeCondition: { abnormal: true, message: problem } };
