@@ -10,8 +10,8 @@
  *
  * Deadlines: the transport gives each call an AbortSignal that fires when
  * the caller's deadline passes (or the caller goes away). The handler may
- * watch it to stop early; either way the reply is DEADLINE_EXCEEDED as soon
- * as it fires, because the caller has stopped waiting.
+ * watch it to stop early; either way the outcome is DEADLINE_EXCEEDED (or
+ * CANCELLED) as soon as it fires, because the caller has stopped waiting.
  */
 import { messageToJson, type Codec } from "../codecs/codec";
 import { setLongTimeout } from "../../server/long-timeout";
@@ -194,17 +194,44 @@ class Context implements CallContext {
 }
 
 /**
- * The context for one call. The deadline timer aborts it with
- * DEADLINE_EXCEEDED; `cancel` is for a caller who went away. Call `done`
- * when the reply is out, to clear the timer.
+ * A caller's deadline ends its call at the caller too, and a little sooner:
+ * its timer counts from when it sent the call, ours from when we read it.
+ * Then it tells us the only way its transport can, the way a cancel looks
+ * too: grpc-js and our HTTP/2 client reset the stream, `csi-lab rpc call`
+ * closes its TCP connection. One this close to the deadline is taken for it
+ * (as the driver's own gRPC server does).
  */
-export function callContext(peer: string, timeoutMs: number | undefined): { ctx: CallContext; cancel(): void; done(): void } {
+const DEADLINE_GONE_MS = 1000;
+
+/** One call's context, and what its transport tells it. */
+export interface CallControl {
+  readonly ctx: CallContext;
+  /**
+   * The caller went away before its answer: `seen` is what the transport saw
+   * ("reset the stream (RST_STREAM CANCEL)"). Aborts the call, and returns
+   * why: DEADLINE_EXCEEDED near the deadline (or past it), else CANCELLED.
+   */
+  cancel(seen: string): RpcError;
+  /** The reply is out (or will never be): clears the timer. */
+  done(): void;
+}
+
+/** The context for one call. The deadline timer aborts it with DEADLINE_EXCEEDED. */
+export function callContext(peer: string, timeoutMs: number | undefined): CallControl {
   const ctx = new Context(peer, timeoutMs !== undefined ? Date.now() + timeoutMs : undefined);
   const timer =
     timeoutMs !== undefined ? setLongTimeout(() => ctx.abort(new RpcError(Code.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded in the server`)), timeoutMs) : undefined;
   return {
     ctx,
-    cancel: () => ctx.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call")),
+    cancel: (seen) => {
+      const left = ctx.deadline === undefined ? undefined : ctx.deadline - Date.now();
+      const reason =
+        left !== undefined && left < DEADLINE_GONE_MS
+          ? new RpcError(Code.DEADLINE_EXCEEDED, `the caller gave up at its deadline: it ${seen} ${left > 0 ? `${left} ms before the deadline as the server counts it` : "as the deadline passed"}`)
+          : new RpcError(Code.CANCELLED, `the caller cancelled the call: it ${seen}${left !== undefined ? ` ${left} ms before the deadline` : ""}`);
+      ctx.abort(reason);
+      return ctx.reason!;
+    },
     done: () => timer?.clear(),
   };
 }

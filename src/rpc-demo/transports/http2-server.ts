@@ -106,8 +106,8 @@ export class Http2Server implements ServerTransport {
     const peer = `http2 ${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
     const { ctx, cancel, done } = callContext(peer, timeoutMs);
     stream.on("close", () => {
-      // Closed before we answered: the client cancelled (or its deadline passed).
-      if (!stream.headersSent) cancel();
+      // Closed before we answered: the client's deadline passed, or it cancelled.
+      if (!stream.headersSent) cancel(stream.rstCode === http2.constants.NGHTTP2_CANCEL ? "reset the stream (RST_STREAM CANCEL)" : `closed the stream (code ${stream.rstCode})`);
       done();
     });
 

@@ -73,12 +73,13 @@ export class TcpServer implements ServerTransport {
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const peer = `tcp ${socket.remoteAddress}:${socket.remotePort}`;
-    const inflight = new Set<() => void>();
+    const inflight = new Set<(seen: string) => unknown>();
     const reader = new RecordReader();
     const trace = opts.trace;
     socket.on("close", () => {
       this.sockets.delete(socket);
-      for (const cancel of inflight) cancel();
+      // The client went away with calls still running: its deadline passed (csi-lab rpc call hangs up then), or it cancelled.
+      for (const cancel of inflight) cancel("closed the connection");
     });
     socket.on("error", () => socket.destroy());
     socket.on("data", (chunk: Buffer) => {
@@ -98,7 +99,7 @@ export class TcpServer implements ServerTransport {
     record: Buffer,
     socket: net.Socket,
     peer: string,
-    inflight: Set<() => void>,
+    inflight: Set<(seen: string) => unknown>,
     dispatcher: Dispatcher,
     faults: FaultInjector,
     opts: TcpServerOptions,
