@@ -11,10 +11,11 @@ import * as http2 from "node:http2";
 import { once } from "node:events";
 import { Playground } from "../../src/rpc-demo/call-ids/playground";
 import { protobufCodec } from "../../src/rpc-demo/codecs/codec";
-import { FaultInjector } from "../../src/rpc-demo/faults/faults";
+import { FaultInjector, NO_FAULTS } from "../../src/rpc-demo/faults/faults";
 import { PlaygroundState, playgroundDispatcher } from "../../src/rpc-demo/playground-service";
 import { Code, RpcError } from "../../src/rpc-demo/rpc-error";
 import { Trace, type TraceStep } from "../../src/rpc-demo/trace";
+import { Http2Client } from "../../src/rpc-demo/transports/http2-client";
 import { Http2Server } from "../../src/rpc-demo/transports/http2-server";
 import { TcpClient, TcpServer } from "../../src/rpc-demo/transports/tcp";
 import { callProcedure } from "../../src/rpc-demo/transports/transport";
@@ -103,6 +104,49 @@ describe("a caller that stops waiting while the server works", () => {
       assert.match(reason.message, /^the caller cancelled the call: it reset the stream \(RST_STREAM CANCEL\) \d+ ms before the deadline$/);
     });
 
+    it("a reply held up past the caller's deadline: the server says the caller went and the work stands, and sends nothing on that stream", async () => {
+      await start(new FaultInjector({ ...NO_FAULTS, delayMs: 300, direction: "reply" }));
+      const client = await Http2Client.connect({ port: server.port });
+      try {
+        const late = callProcedure(client, protobufCodec, Playground.increment, { counter: "c", requestToken: "late" }, { timeoutMs: 100 });
+        await assert.rejects(late, (err: RpcError) => err.code === Code.DEADLINE_EXCEEDED);
+        // Its reply is held up like the first one, and comes due after it.
+        assert.deepEqual(await callProcedure(client, protobufCodec, Playground.add, { a: 1n, b: 1n }), { sum: 2n });
+      } finally {
+        await client.close();
+      }
+      assert.equal(state.runs.get("late"), 1, "the Increment ran, though its caller got DEADLINE_EXCEEDED");
+      const ended = trace.steps.find((s) => s.title === "the client ended stream 1 before an answer: DEADLINE_EXCEEDED");
+      assert.ok(ended, trace.titles().join("\n"));
+      assert.ok(ended.notes.includes("the call has run: its work stands, though its answer (held up) will never reach the client"), ended.notes.join("\n"));
+      const titles = trace.titles();
+      assert.ok(titles.includes("server the reply, held up till now, is not sent: the client ended stream 1"), titles.join("\n"));
+      assert.ok(!titles.some((t) => /on stream 1$/.test(t)), "nothing is sent on stream 1");
+      assert.ok(titles.includes("server send HEADERS, DATA and trailing HEADERS frames on stream 3"));
+    });
+
+    it("a stream reset while the handler runs: the handler is told to stop, and its answer is not sent", async () => {
+      await start();
+      const aborted = once(state.events, "sleep-aborted");
+      const running = trace.next(/^decode the arguments/);
+      const stream = bareCall(session, "Sleep", SLEEP_10_S, "60S");
+      await running;
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await aborted;
+      // A later call's whole round trip: the aborted one has said all it will by then.
+      const add = bareCall(session, "Add", Buffer.from([0x08, 0x02, 0x10, 0x04]), "60S");
+      await once(add, "close");
+      const titles = trace.titles().filter((t) => t.startsWith("server"));
+      const from = titles.indexOf("server decode the arguments (protobuf)");
+      assert.deepEqual(titles.slice(from + 1, from + 4), [
+        "server the client ended stream 1 before an answer: CANCELLED",
+        "server sleep() failed: CANCELLED",
+        "server the CANCELLED answer is not sent: the client ended stream 1",
+      ]);
+      const ended = trace.steps.find((s) => s.title.startsWith("the client ended stream 1"))!;
+      assert.match(ended.notes[0]!, /^the caller cancelled the call: it reset the stream \(RST_STREAM CANCEL\)/);
+      assert.equal(ended.notes[1], "the call is still running: it is told to stop (its AbortSignal fires), and what it did so far stays done");
+    });
   });
 
   describe("over TCP", () => {

@@ -212,6 +212,8 @@ export interface CallControl {
    * why: DEADLINE_EXCEEDED near the deadline (or past it), else CANCELLED.
    */
   cancel(seen: string): RpcError;
+  /** The server itself ends the call (it crashed, or is shutting down). */
+  abort(reason: RpcError): void;
   /** The reply is out (or will never be): clears the timer. */
   done(): void;
 }
@@ -232,6 +234,7 @@ export function callContext(peer: string, timeoutMs: number | undefined): CallCo
       ctx.abort(reason);
       return ctx.reason!;
     },
+    abort: (reason) => ctx.abort(reason),
     done: () => timer?.clear(),
   };
 }

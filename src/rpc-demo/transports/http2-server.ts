@@ -33,9 +33,18 @@ export function headerLines(h: http2.IncomingHttpHeaders | http2.OutgoingHttpHea
     .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : String(v)}`);
 }
 
+/** What became of the call, by where it was when its client ended the stream. */
+const STAGE_NOTES = {
+  reading: "the request had not all arrived: nothing ran",
+  running: "the call is still running: it is told to stop (its AbortSignal fires), and what it did so far stays done",
+  "held-up": "the call has run: its work stands, though its answer (held up) will never reach the client",
+} as const;
+
 export class Http2Server implements ServerTransport {
   readonly name = "http2";
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Set when the server ends its own streams (a crash, a shutdown): their close is not the client's doing. */
+  private stopping = false;
 
   private constructor(
     private readonly server: http2.Http2Server,
@@ -104,12 +113,22 @@ export class Http2Server implements ServerTransport {
       return;
     }
     const peer = `http2 ${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
-    const { ctx, cancel, done } = callContext(peer, timeoutMs);
+    const { ctx, cancel, abort, done } = callContext(peer, timeoutMs);
+    // Where the call is when its client goes away: what the server can still do about it.
+    let stage: "reading" | "running" | "held-up" = "reading";
     stream.on("close", () => {
-      // Closed before we answered: the client's deadline passed, or it cancelled.
-      if (!stream.headersSent) cancel(stream.rstCode === http2.constants.NGHTTP2_CANCEL ? "reset the stream (RST_STREAM CANCEL)" : `closed the stream (code ${stream.rstCode})`);
       done();
+      if (stream.headersSent) return;
+      if (this.stopping) return abort(new RpcError(Code.UNAVAILABLE, "the server went down"));
+      // Closed before we answered: the client's deadline passed, or it cancelled. Nothing more can go out on this stream.
+      const seen = stream.rstCode === http2.constants.NGHTTP2_CANCEL ? "reset the stream (RST_STREAM CANCEL)" : `closed the stream (code ${stream.rstCode})`;
+      const reason = cancel(seen);
+      trace?.step("server", "transport", `the client ended stream ${stream.id} before an answer: ${reason.codeName}`, {
+        notes: [reason.message, STAGE_NOTES[stage], "nothing more can be sent on this stream"],
+      });
     });
+    // What the server would have sent, had the stream still been open: it says so, and sends nothing.
+    const unsent = (what: string) => trace?.step("server", "transport", `${what} is not sent: the ${this.stopping ? "server closed" : "client ended"} stream ${stream.id}`);
 
     const deframer = new MessageDeframer();
     stream.on("data", (chunk: Buffer) => {
@@ -138,8 +157,14 @@ export class Http2Server implements ServerTransport {
           what: "frame",
           segments: prefixSegments(msg.frame),
         });
+        stage = "running";
         const outcome = await dispatcher.invoke({ path }, codec, msg.body, ctx, trace);
-        if (stream.closed || stream.destroyed) return;
+        stage = "held-up";
+        const answer = outcome.kind === "ok" ? "the reply" : `the ${outcome.error.codeName} answer`;
+        if (stream.closed || stream.destroyed) {
+          unsent(answer);
+          return;
+        }
         if (faults.crashNow()) {
           trace?.step("server", "fault", "✗ the server crashes after running the call, before replying (injected crash)", { event: "crash" });
           this.crash();
@@ -149,6 +174,8 @@ export class Http2Server implements ServerTransport {
         faults.deliver(
           "reply",
           () => {
+            // Held up (injected delay) while its client went away: the late answer has no stream to go on.
+            if (stream.closed || stream.destroyed) return void unsent(`${answer}, held up till now,`);
             if (outcome.kind !== "ok") {
               fail(outcome.error);
               return;
@@ -182,11 +209,13 @@ export class Http2Server implements ServerTransport {
 
   /** Stop as a crash would: connections cut, no replies. */
   crash(): void {
+    this.stopping = true;
     for (const s of this.sessions) s.destroy();
     this.server.close();
   }
 
   async close(): Promise<void> {
+    this.stopping = true;
     for (const s of this.sessions) s.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
