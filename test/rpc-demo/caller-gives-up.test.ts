@@ -174,5 +174,51 @@ describe("a caller that stops waiting while the server works", () => {
       assert.equal(reason.codeName, "DEADLINE_EXCEEDED", reason.message);
       assert.match(reason.message, /^the caller gave up at its deadline: it closed the connection/);
     });
+
+    it("a connection closed while a call runs: the server says so, the handler is told to stop, and no reply is written", async () => {
+      await start();
+      const client = await TcpClient.connect({ port: server.port });
+      const aborted = once(state.events, "sleep-aborted");
+      const running = trace.next(/^decode the arguments/);
+      const call = callProcedure(client, protobufCodec, Playground.sleep, { millis: 10_000 }, { timeoutMs: 60_000 }).catch((err: unknown) => err);
+      await running;
+      await client.close();
+      await call;
+      await aborted;
+      // A later call's whole round trip: the aborted one has said all it will by then.
+      const other = await TcpClient.connect({ port: server.port });
+      try {
+        await callProcedure(other, protobufCodec, Playground.add, { a: 1n, b: 1n });
+      } finally {
+        await other.close();
+      }
+      const titles = trace.titles().filter((t) => t.startsWith("server"));
+      const from = titles.indexOf("server decode the arguments (protobuf)");
+      assert.deepEqual(
+        titles.slice(from + 1, from + 4).map((t) => t.replace(/0x[0-9a-f]{8}/, "0x…")),
+        ["server the client closed the TCP connection with 1 call still running", "server sleep() failed: CANCELLED", "server the reply to xid 0x… is not sent: the TCP connection is closed"],
+        titles.join("\n"),
+      );
+    });
+
+    it("a reply held up while its caller hangs up: the server says it never arrives", async () => {
+      await start(new FaultInjector({ ...NO_FAULTS, delayMs: 300, direction: "reply" }));
+      const client = await TcpClient.connect({ port: server.port });
+      const held = trace.next(/^the reply is held up/);
+      const call = callProcedure(client, protobufCodec, Playground.increment, { counter: "c", requestToken: "late" }, { timeoutMs: 60_000 }).catch((err: unknown) => err);
+      await held;
+      await client.close();
+      await call;
+      // Its reply is held up like the first one, and comes due after it.
+      const other = await TcpClient.connect({ port: server.port });
+      try {
+        assert.deepEqual(await callProcedure(other, protobufCodec, Playground.add, { a: 1n, b: 1n }), { sum: 2n });
+      } finally {
+        await other.close();
+      }
+      assert.equal(state.runs.get("late"), 1, "the Increment ran, though its caller never got the reply");
+      const titles = trace.titles().map((t) => t.replace(/0x[0-9a-f]{8}/, "0x…"));
+      assert.ok(titles.includes("network ✗ the held-up reply to xid 0x… comes due, but the TCP connection is closed: it never arrives"), titles.join("\n"));
+    });
   });
 });

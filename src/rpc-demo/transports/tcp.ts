@@ -11,7 +11,7 @@
  */
 import * as net from "node:net";
 import { randomInt } from "node:crypto";
-import { callContext, type Dispatcher } from "../call-ids/dispatch";
+import { callContext, type CallControl, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector } from "../faults/faults";
@@ -50,6 +50,10 @@ export class TcpServer implements ServerTransport {
   /** Connections accepted so far (a test checks that calls share one). */
   connectionsAccepted = 0;
   private readonly sockets = new Set<net.Socket>();
+  /** Set when the server cuts its own connections (a crash, a shutdown): their close is not the client's doing. */
+  private stopping = false;
+  /** Connections the server cut for bad bytes. */
+  private readonly hungUp = new WeakSet<net.Socket>();
 
   private constructor(
     private readonly server: net.Server,
@@ -73,13 +77,22 @@ export class TcpServer implements ServerTransport {
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const peer = `tcp ${socket.remoteAddress}:${socket.remotePort}`;
-    const inflight = new Set<(seen: string) => unknown>();
+    const inflight = new Set<CallControl>();
     const reader = new RecordReader();
     const trace = opts.trace;
     socket.on("close", () => {
       this.sockets.delete(socket);
+      if (this.stopping || this.hungUp.has(socket)) {
+        for (const call of inflight) call.abort(new RpcError(Code.UNAVAILABLE, "the server closed the connection"));
+        return;
+      }
       // The client went away with calls still running: its deadline passed (csi-lab rpc call hangs up then), or it cancelled.
-      for (const cancel of inflight) cancel("closed the connection");
+      if (inflight.size > 0) {
+        trace?.step("server", "transport", `the client closed the TCP connection with ${inflight.size} call${inflight.size === 1 ? "" : "s"} still running`, {
+          notes: ["each is told to stop (its AbortSignal fires), and what it did so far stays done; no reply can reach the client"],
+        });
+      }
+      for (const call of inflight) call.cancel("closed the connection");
     });
     socket.on("error", () => socket.destroy());
     socket.on("data", (chunk: Buffer) => {
@@ -88,7 +101,7 @@ export class TcpServer implements ServerTransport {
       try {
         records = reader.push(chunk);
       } catch {
-        socket.destroy(); // a broken stream cannot be resynchronised
+        this.hangUp(socket); // a broken stream cannot be resynchronised
         return;
       }
       for (const record of records) void this.handle(record, socket, peer, inflight, dispatcher, faults, opts);
@@ -99,7 +112,7 @@ export class TcpServer implements ServerTransport {
     record: Buffer,
     socket: net.Socket,
     peer: string,
-    inflight: Set<(seen: string) => unknown>,
+    inflight: Set<CallControl>,
     dispatcher: Dispatcher,
     faults: FaultInjector,
     opts: TcpServerOptions,
@@ -109,7 +122,7 @@ export class TcpServer implements ServerTransport {
     try {
       call = decodeCall(record);
     } catch {
-      socket.destroy();
+      this.hangUp(socket);
       return;
     }
     const codec = codecById(call.codecId);
@@ -121,11 +134,11 @@ export class TcpServer implements ServerTransport {
     if (!codec) {
       reply = { xid: call.xid, stat: AcceptStat.GARBAGE_ARGS, message: `unknown codec ${call.codecId}` };
     } else {
-      const { ctx, cancel, done } = callContext(peer, call.timeoutMs || undefined);
-      inflight.add(cancel);
-      const outcome = await dispatcher.invoke({ number: call.number }, codec, call.body, ctx, trace);
-      done();
-      inflight.delete(cancel);
+      const control = callContext(peer, call.timeoutMs || undefined);
+      inflight.add(control);
+      const outcome = await dispatcher.invoke({ number: call.number }, codec, call.body, control.ctx, trace);
+      control.done();
+      inflight.delete(control);
       reply = outcomeReply(call.xid, outcome);
       if (outcome.kind === "ok" && codec.name !== "json") typeName = outcome.procedure.response.fullName;
     }
@@ -135,6 +148,11 @@ export class TcpServer implements ServerTransport {
       opts.onCrash?.();
       return;
     }
+    const xid = `xid 0x${call.xid.toString(16).padStart(8, "0")}`;
+    if (socket.destroyed) {
+      trace?.step("server", "transport", `the reply to ${xid} is not sent: the TCP connection is closed`);
+      return;
+    }
     const bytes = markRecord(encodeReply(reply));
     trace?.step("server", "framing", "put the reply header and a record mark in front of the results", {
       bytes,
@@ -142,18 +160,32 @@ export class TcpServer implements ServerTransport {
       typeName,
       segments: [recordMarkSegment(bytes.length - 4), ...replySegments(reply)],
     });
-    if (socket.destroyed) return;
     trace?.step("server", "transport", `write ${bytes.length} bytes to the TCP connection`, { event: "send" });
-    faults.deliver("reply", () => socket.write(bytes), trace);
+    faults.deliver(
+      "reply",
+      () => {
+        // Held up (injected delay) while the client closed the connection: those bytes have nowhere to arrive.
+        if (socket.destroyed) return void trace?.step("network", "fault", `✗ the held-up reply to ${xid} comes due, but the TCP connection is closed: it never arrives`);
+        socket.write(bytes);
+      },
+      trace,
+    );
+  }
+
+  private hangUp(socket: net.Socket): void {
+    this.hungUp.add(socket);
+    socket.destroy();
   }
 
   /** Stop as a crash would: every connection cut, nothing sent. */
   crash(): void {
+    this.stopping = true;
     for (const s of this.sockets) s.destroy();
     this.server.close();
   }
 
   async close(): Promise<void> {
+    this.stopping = true;
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
