@@ -19,6 +19,7 @@ import { Http2Client } from "../../src/rpc-demo/transports/http2-client";
 import { Http2Server } from "../../src/rpc-demo/transports/http2-server";
 import { TcpClient, TcpServer } from "../../src/rpc-demo/transports/tcp";
 import { callProcedure } from "../../src/rpc-demo/transports/transport";
+import { serve } from "../../src/rpc-demo/walkthrough/two-ends";
 
 /** A Trace whose steps a test can wait for. */
 class WatchedTrace extends Trace {
@@ -220,5 +221,23 @@ describe("a caller that stops waiting while the server works", () => {
       const titles = trace.titles().map((t) => t.replace(/0x[0-9a-f]{8}/, "0x…"));
       assert.ok(titles.includes("network ✗ the held-up reply to xid 0x… comes due, but the TCP connection is closed: it never arrives"), titles.join("\n"));
     });
+  });
+});
+
+describe("csi-lab rpc serve's narration of a slow call", () => {
+  it("keeps a step that comes more than a second late in its call's block: a new block is a new request", async () => {
+    const lines: string[] = [];
+    const server = await serve({ transport: "tcp", host: "127.0.0.1", port: 0, faults: NO_FAULTS, duplicateCache: true, quiet: false, plain: true, write: (t) => lines.push(t) });
+    const client = await TcpClient.connect({ port: server.port });
+    try {
+      await callProcedure(client, protobufCodec, Playground.sleep, { millis: 1200 }, { timeoutMs: 60_000 });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+    const steps = lines.filter((l) => /^ *\d+\. server /.test(l) || l.startsWith("—"));
+    assert.equal(steps.filter((l) => l.startsWith("—")).length, 1, steps.join("\n"));
+    const ran = steps.find((l) => l.includes("run sleep()"))!;
+    assert.doesNotMatch(ran, /^ {0,1}1\. /, "the handler's step is not the first of a new block");
   });
 });

@@ -25,7 +25,11 @@ export interface ServeOptions {
   readonly write: (text: string) => void;
 }
 
-/** A gap this long between steps means a new call began. */
+/**
+ * A request that arrives after a gap this long begins a new block. Other late
+ * steps stay in the block of the call they belong to: a handler stopped at
+ * its deadline, a held-up reply with no caller left to take it.
+ */
 const NEW_CALL_GAP = 1_000_000_000n;
 
 function preload(): void {
@@ -41,7 +45,7 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
   const trace = opts.quiet
     ? undefined
     : new Trace((step) => {
-        if (step.at - prev > NEW_CALL_GAP) {
+        if (step.at - prev > NEW_CALL_GAP && step.event === "receive") {
           opts.write("—".repeat(40));
           n = 0;
           prev = step.at;
