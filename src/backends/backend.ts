@@ -22,7 +22,7 @@ import type { NodeGetVolumeStatsResponse, Topology, TopologyRequirement, VolumeC
 import type { Driver, DriverConfig } from "../server/driver";
 import type { Logger } from "../server/logger";
 import type { CallContext } from "../server/rpc";
-import type { Content } from "../storage/copy-content";
+import type { Content, ShareEnd } from "../storage/copy-content";
 import type { Condition, ContentSource, VolumeLayout, VolumeRecord } from "../storage/volume-record";
 import type { SnapshotRecord } from "../storage/snapshot-record";
 import type { NodePath } from "../node/node-path";
@@ -45,8 +45,8 @@ export interface SourcePlan {
   fsType?: string;
   /** The least size the new volume may have. */
   minBytes: number;
-  /** Copies the source into the new volume's staging place, before its commit. */
-  fill?: (staging: string) => Promise<void>;
+  /** Copies the source into the new volume's staging place, before its commit; `into` when that place is a view of a share. */
+  fill?: (staging: string, into?: ShareEnd) => Promise<void>;
 }
 
 /** CreateVolume, checked: what the backend is asked to make. */

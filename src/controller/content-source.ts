@@ -15,13 +15,14 @@
  * commit point, so a crash mid-copy leaves no half-made volume. It is not
  * abandoned when the CO's deadline passes (see storage/copy-content.ts),
  * except the copy of a volume in use whose file system is frozen for it:
- * that ends at the deadline (storage/hold-still.ts).
+ * that ends at the deadline (storage/hold-still.ts); and a copy on a share
+ * that makes no progress for the share timeout is stopped (UNAVAILABLE).
  */
 import type { VolumeContentSource } from "../gen/csi";
 import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { snapshotKey } from "../csi/snapshots";
 import { checkToken } from "../csi/validate";
-import { copyContent } from "../storage/copy-content";
+import { copyContent, type CopyOptions, type ShareEnd } from "../storage/copy-content";
 import { snapshotContent } from "../storage/content-sources";
 import type { ContentSource, VolumeLayout } from "../storage/volume-record";
 import type { Driver } from "../server/driver";
@@ -52,7 +53,7 @@ export async function planContentSource(
 ): Promise<SourcePlan | undefined> {
   if (!src) return undefined;
   let contentSource: ContentSource;
-  let found: { copy: (to: string) => Promise<void>; layout: VolumeLayout; sizeBytes: number; what: string; fsType?: string } | undefined;
+  let found: { copy: (to: string, into?: ShareEnd) => Promise<void>; layout: VolumeLayout; sizeBytes: number; what: string; fsType?: string } | undefined;
   const hold = {
     markersDir: driver.snapshots.markersDir,
     log: call.log,
@@ -60,7 +61,8 @@ export async function planContentSource(
       return call.signal;
     },
   };
-  const opts = { viewsDir: driver.snapshots.viewsDir, hold };
+  const options = { viewsDir: driver.snapshots.viewsDir, hold };
+  const opts = (into: ShareEnd | undefined): CopyOptions => (into ? { ...options, into } : options);
   if (src.snapshot) {
     const snapshotId = checkToken(src.snapshot.snapshotId, "volume_content_source.snapshot.snapshot_id");
     contentSource = { snapshotId };
@@ -69,8 +71,8 @@ export async function planContentSource(
     const snap = await findSnapshot(driver, snapshotId);
     if (snap) {
       const copy = home
-        ? (to: string) => home.read(driver, snap, (content) => copyContent(content, to, opts))
-        : (to: string) => copyContent(snapshotContent(driver.snapshots, snap), to, opts);
+        ? (to: string, into?: ShareEnd) => home.read(driver, snap, (content) => copyContent(content, to, opts(into)))
+        : (to: string, into?: ShareEnd) => copyContent(snapshotContent(driver.snapshots, snap), to, opts(into));
       found = { copy, layout: snap.layout, sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
     }
   } else if (src.volume) {
@@ -80,7 +82,7 @@ export async function planContentSource(
     if (backend && vol) {
       // Where the content is, and whether it may be copied now, is its backend's (a share may be mounted for the copy).
       const from = backend.source(driver, vol, call);
-      const copy = (to: string) => from.read((content) => copyContent(content, to, opts));
+      const copy = (to: string, into?: ShareEnd) => from.read((content) => copyContent(content, to, opts(into)));
       found = { copy, layout: from.layout, sizeBytes: vol.capacityBytes, what: `volume ${volumeId}`, ...(from.fsType ? { fsType: from.fsType } : {}) };
     }
   } else {
@@ -96,8 +98,8 @@ export async function planContentSource(
     layout: found.layout,
     ...(found.fsType ? { fsType: found.fsType } : {}),
     minBytes: sizeBytes,
-    fill: async (staging) => {
-      await copy(staging);
+    fill: async (staging, into) => {
+      await copy(staging, into);
       driver.log.debug("copied content source into the new volume", { source: what });
     },
   };

@@ -49,7 +49,7 @@ const HELP: FlagHelp[] = [
   { flag: "--default-capacity-mode auto|quota|image|none", default: "auto", help: "how sizes are enforced when a StorageClass has no capacity parameter" },
   { flag: "--allow-share SHARE", default: "none", help: "a share nfs volumes may live on: /local/path or server:/export (repeatable; shares below it too)" },
   { flag: "--mount-timeout SECONDS", default: "60", help: "deadline of one mount of a shared volume" },
-  { flag: "--share-timeout SECONDS", default: "30", help: "deadline of one file operation on a share" },
+  { flag: "--share-timeout SECONDS", default: "30", help: "deadline of one file operation on a share, and how long a copy there may make no progress" },
   { flag: "--mount-program PATH", default: "mount", help: "mount(8) for shared volumes (tests use stand-ins)" },
   { flag: "--socket-group GROUP", default: "none", help: "group (name or id) allowed to use the unix socket: mode 0660 instead of 0600" },
   { flag: "--allow-network-endpoint", default: "off", help: "allow a tcp:// endpoint on an address other than loopback (CSI has no authentication)" },

@@ -43,7 +43,7 @@ export interface DriverConfig {
   mountProgram: string;
   /** Deadline of one run of the mount program. */
   mountTimeoutMs: number;
-  /** Deadline of one file operation on a share (src/backends/nfs/share-io.ts). */
+  /** Deadline of one file operation on a share (src/backends/nfs/share-io.ts), and how long a copy there may make no progress (storage/stall-watch.ts). */
   shareTimeoutMs: number;
   /**
    * The kubelet's directories (absolute): every staging and target path a

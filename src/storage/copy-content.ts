@@ -38,12 +38,23 @@
  * the first retry after it finishes finds the volume made. The one
  * exception is a copy made while a file system is frozen for it: every
  * writer of that volume waits for it, so it ends at the deadline.
+ *
+ * A copy to or from a share (an NFS export) is not abandoned for being
+ * slow either, but it is for being stuck: a server that stops answering
+ * leaves cp or sync asleep in the kernel for as long as it is away, with
+ * the call's locks held. So the tools of such a copy are watched
+ * (stall-watch.ts); one that makes no progress for the share timeout is
+ * killed, without waiting for it to die (it may not, until the server
+ * answers), and the copy fails UNAVAILABLE before anything is committed.
+ * The driver itself never stats a share's view: a stat on a hung mount
+ * would hold one of its few I/O threads for good.
  */
 import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
-import { CsiError, failedPrecondition, internal, invalidArgument, resourceExhausted } from "../csi/errors";
+import { CsiError, failedPrecondition, internal, invalidArgument, resourceExhausted, unavailable } from "../csi/errors";
 import { withReadOnlyView } from "../mount/read-only-view";
 import { holdStill, type HoldOptions } from "./hold-still";
+import { watchForStall } from "./stall-watch";
 
 export type ContentLayout = "dir" | "image" | "block";
 
@@ -69,6 +80,20 @@ export interface Content {
    * is not live here: the view is what is copied.
    */
   live: boolean;
+  /** The content is a share's, seen through a view the share agent mounted (src/backends/nfs/share-views.ts). */
+  share?: ShareEnd;
+}
+
+/**
+ * An end of a copy on a share: a view of a directory the share agent
+ * opened (so a directory, never stat()ed here), on a share that may stop
+ * answering.
+ */
+export interface ShareEnd {
+  /** The share, as messages name it ("NFS export srv:/x", "share /srv/x"). */
+  share: string;
+  /** How long the copy may make no progress before the share is taken for hung: the share timeout. */
+  stallMs: number;
 }
 
 export interface CopyOptions {
@@ -84,6 +109,19 @@ export interface CopyOptions {
   held?: AbortSignal;
   /** Flush the copy to disk at the end (the default); a group flushes once for all its members. */
   flush?: boolean;
+  /** `to` is a view of a directory on a share (src/backends/nfs/share-views.ts). */
+  into?: ShareEnd;
+}
+
+/**
+ * What a tool is watched for: stopped after `afterMs` without progress on
+ * `paths` (stall-watch.ts); `what` names the copy's shares ("from share /x",
+ * "within share /x").
+ */
+export interface ToolWatch {
+  paths: string[];
+  afterMs: number;
+  what: string;
 }
 
 /**
@@ -93,27 +131,38 @@ export interface CopyOptions {
  * file, missing or a file (replaced).
  */
 export async function copyContent(from: Content, to: string, opts: CopyOptions): Promise<void> {
-  const src = await fsp.lstat(from.path);
-  const dst = await fsp.lstat(to).catch(() => undefined);
+  // A share's view is a directory by construction, and a stat of it could hang (see the top of this file).
+  const src = from.share ? undefined : await fsp.lstat(from.path);
+  const dst = opts.into ? undefined : await fsp.lstat(to).catch(() => undefined);
+  const watch = shareWatch(from, to, opts.into);
   if (from.layout === "dir") {
-    if (!src.isDirectory()) throw failedPrecondition(`the source content at ${from.path} is not a directory`);
+    if (src && !src.isDirectory()) throw failedPrecondition(`the source content at ${from.path} is not a directory`);
     if (dst && !dst.isDirectory()) throw incompatible("a directory tree", "a single file");
-    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to, opts.held));
-    else await copyTree(from.path, to, opts.held);
+    const viewWatch = (view: string) => watch && { ...watch, paths: [view, to] };
+    if (from.live) await withReadOnlyView(from.path, opts.viewsDir, (view) => copyTree(view, to, opts.held, viewWatch(view)));
+    else await copyTree(from.path, to, opts.held, watch);
   } else {
-    if (!src.isFile()) throw failedPrecondition(`the source content at ${from.path} is not a regular file`);
+    if (src && !src.isFile()) throw failedPrecondition(`the source content at ${from.path} is not a regular file`);
     if (dst && !dst.isFile()) throw incompatible(`a ${from.layout} file`, "a directory tree");
-    if (!from.live || opts.held) await copyFile(from.path, to, opts.held);
+    if (!from.live || opts.held) await copyFile(from.path, to, opts.held, watch);
     else if (!opts.hold) throw internal(`refusing to copy the ${from.layout} volume at ${from.path} without holding it still`);
     // Only the copy itself is held; the flush below runs with the volume thawed.
-    else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal));
+    else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal, watch));
   }
-  if (opts.flush !== false) await flushCopy(to);
+  if (opts.flush !== false) await flushCopy(to, watch && { ...watch, paths: [to] });
 }
 
 /** Flush the file system holding `p`, so copies written there survive a power cut. */
-export function flushCopy(p: string): Promise<void> {
-  return runTool("sync", ["--file-system", p]);
+export function flushCopy(p: string, watch?: ToolWatch): Promise<void> {
+  return runTool("sync", ["--file-system", p], undefined, watch);
+}
+
+/** How the tools of a copy with an end on a share are watched; undefined when neither end is. */
+function shareWatch(from: Content, to: string, into: ShareEnd | undefined): ToolWatch | undefined {
+  if (!from.share && !into) return undefined;
+  const ends = [from.share && `from ${from.share.share}`, into && `into ${into.share}`].filter((e) => e).join(" ");
+  const what = from.share?.share === into?.share ? `within ${into!.share}` : ends;
+  return { paths: [from.path, to], afterMs: Math.min(from.share?.stallMs ?? Infinity, into?.stallMs ?? Infinity), what };
 }
 
 function incompatible(source: string, target: string): CsiError {
@@ -121,17 +170,17 @@ function incompatible(source: string, target: string): CsiError {
 }
 
 /** A faithful tree copy (see the top of this file); stays on one file system (-x). */
-function copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
-  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to], signal);
+function copyTree(from: string, to: string, signal?: AbortSignal, watch?: ToolWatch): Promise<void> {
+  return runTool("cp", ["-a", "-x", "--reflink=auto", "--no-target-directory", "--", from, to], signal, watch);
 }
 
 /**
  * One file: reflinked where possible, otherwise copied sparsely — runs of
  * zeros become holes, so a 10 GiB image holding 100 MiB costs 100 MiB.
  */
-function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void> {
+function copyFile(from: string, to: string, signal?: AbortSignal, watch?: ToolWatch): Promise<void> {
   const keep = "--preserve=mode,ownership,timestamps";
-  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to], signal);
+  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to], signal, watch);
 }
 
 /**
@@ -140,16 +189,32 @@ function copyFile(from: string, to: string, signal?: AbortSignal): Promise<void>
  * of space is RESOURCE_EXHAUSTED, as CSI asks, and a read-only file system
  * FAILED_PRECONDITION, as the driver's own calls answer EROFS. If `signal`
  * aborts first, the tool is killed and the call fails with the signal's
- * reason.
+ * reason. With `watch`, a tool that makes no progress for `watch.afterMs`
+ * (stall-watch.ts) is killed and the call fails UNAVAILABLE at once: a tool
+ * asleep on a hung share may not die until the share answers again, and
+ * nothing waits for it.
  */
-export function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
+export function runTool(cmd: string, args: string[], signal?: AbortSignal, watch?: ToolWatch): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(asError(signal.reason));
     // setpriv (util-linux) sets PR_SET_PDEATHSIG: the tool dies with us.
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
     const stop = () => child.kill("SIGKILL");
     signal?.addEventListener("abort", stop, { once: true });
-    child.on("close", () => signal?.removeEventListener("abort", stop));
+    // setpriv execs the tool: the child's PID is the tool's.
+    const unwatch =
+      watch && child.pid !== undefined
+        ? watchForStall(child.pid, watch.paths, watch.afterMs, () => {
+            stop();
+            const s = watch.afterMs / 1000;
+            const why = "the share may be hung or its server unreachable";
+            reject(unavailable(`${cmd} made no progress for ${s} s on a copy ${watch.what}, and was stopped; ${why}`));
+          })
+        : undefined;
+    child.on("close", () => {
+      signal?.removeEventListener("abort", stop);
+      unwatch?.();
+    });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       if (stderr.length < 4096) stderr += chunk.toString();

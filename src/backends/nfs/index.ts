@@ -30,6 +30,7 @@ import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSour
 import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
 import { ShareSnapshots } from "./share-snapshots";
+import { shareEnd } from "./share-views";
 import { sharedProfile } from "./profile";
 import { locationOf, SharedStore, sharedStore } from "./store";
 import { looksShared, parseSharedId, type SharedLocation } from "./volume-id";
@@ -242,7 +243,7 @@ export class NfsBackend implements Backend {
         const condition = await store.condition(loc);
         if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
         // A read-only view that no symlink leads out of, whatever pods or other nodes do meanwhile (share-views.ts): copied as it is.
-        return store.withVolumeView(loc, driver.snapshots.viewsDir, (view) => fn({ path: view, layout: "dir", live: false }));
+        return store.withVolumeView(loc, driver.snapshots.viewsDir, (view) => fn({ path: view, layout: "dir", live: false, share: shareEnd(store.io, loc) }));
       },
       groupProblem: () => undefined,
     };

@@ -50,7 +50,7 @@ import { parseSnapshotRecord, SNAPSHOT_RECORD_VERSION, type SnapshotRecord } fro
 import type { BackendSnapshots, NewSnapshotRequest } from "../backend";
 import { META_DIR } from "./share-layout";
 import { describeShare, volumeDirError } from "./share-mounts";
-import { withShareView } from "./share-views";
+import { shareEnd, withShareView } from "./share-views";
 import { formatSharedSnapshotId, looksSharedSnapshot, parseSharedSnapshotId } from "./snapshot-id";
 import { locationOf, type SharedStore } from "./store";
 import { parseSharedId, type ShareLocation } from "./volume-id";
@@ -154,7 +154,7 @@ export class ShareSnapshots implements BackendSnapshots {
           // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
           await this.store.withVolumeView(loc, viewsDir, (from) =>
             withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what }, (to) =>
-              copyContent({ path: from, layout: "dir", live: false }, to, { viewsDir }),
+              copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
             ),
           );
           const placed = await run<string>("placeSnapshot", { tmp, key: id.key });
@@ -218,7 +218,9 @@ export class ShareSnapshots implements BackendSnapshots {
     const sub = `${META_DIR}/snapshots/${id.key}`;
     const opts = { viewsDir: driver.snapshots.viewsDir, what: `the content of snapshot ${record.snapshotId} on ${describeShare(id.share)}` };
     // A read-only view of the very directory the agent reached (share-views.ts): the copy reads nothing else.
-    return this.store.shares.with(id.share, (root) => withShareView(this.store.io, id.share, root, sub, opts, (view) => fn({ path: view, layout: "dir", live: false })));
+    return this.store.shares.with(id.share, (root) =>
+      withShareView(this.store.io, id.share, root, sub, opts, (view) => fn({ path: view, layout: "dir", live: false, share: shareEnd(this.store.io, id.share) })),
+    );
   }
 
   private run<T>(share: ShareLocation, op: string, args: Record<string, unknown>, timeoutMs?: number): Promise<T> {

@@ -23,6 +23,7 @@
  * start-up sweep takes down any a crash left.
  */
 import { withView } from "../../mount/read-only-view";
+import type { ShareEnd } from "../../storage/copy-content";
 import type { ShareIo } from "./share-io";
 import { describeShare, volumeDirError } from "./share-mounts";
 import type { ShareLocation } from "./volume-id";
@@ -50,4 +51,9 @@ export function withShareView<T>(
       throw volumeDirError(err, opts.what);
     });
   return withView(opts.viewsDir, mount, fn, { detach: true });
+}
+
+/** A copy's end on `share`, for copyContent: a view, never stat()ed by the driver, whose tools stop when the share stops answering. */
+export function shareEnd(io: ShareIo, share: ShareLocation): ShareEnd {
+  return { share: describeShare(share), stallMs: io.timeoutMs };
 }

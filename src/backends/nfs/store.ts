@@ -32,13 +32,14 @@ import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, 
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import type { MountCommandConfig } from "../../mount/mount-command";
+import type { ShareEnd } from "../../storage/copy-content";
 import type { FsUsage } from "../../storage/fs-usage";
 import { RECORD_VERSION, type Condition, type VolumeRecord } from "../../storage/volume-record";
 import { shareNotAllowed } from "./allowed-shares";
 import { META_DIR } from "./share-layout";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
 import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
-import { withShareView } from "./share-views";
+import { shareEnd, withShareView } from "./share-views";
 import { SharedRecords } from "./shared-records";
 import { MARKER_VERSION, readMarker, sameDirectory, type Marker, type Probed } from "./volume-marker";
 import { formatSharedId, locationKey, subDirProblem, type OnDelete, type SharedLocation, type SharedVolumeId, type ShareLocation } from "./volume-id";
@@ -61,7 +62,8 @@ export interface SharedConfig {
 export interface SharedFill {
   /** Where the view the copy writes through is mounted (share-views.ts). */
   viewsDir: string;
-  copy: (dir: string) => Promise<void>;
+  /** Copy into `dir`, a view of the new directory on the share `into`. */
+  copy: (dir: string, into: ShareEnd) => Promise<void>;
 }
 
 export interface NewSharedVolume {
@@ -154,7 +156,7 @@ export class SharedStore {
         }
         const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
         try {
-          if (fill) await withShareView(this.io, loc, root, tmp, { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}` }, fill.copy);
+          if (fill) await withShareView(this.io, loc, root, tmp, { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}` }, (view) => fill.copy(view, shareEnd(this.io, loc)));
           const { kind, identity } = await run<Probed>("probe", { sub: tmp });
           if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
           await run("writeRecord", { key, data: marker(identity) }); // before the commit: a volume never exists without it

@@ -1,0 +1,101 @@
+/**
+ * Test helper: a share whose disk stops answering, for real.
+ *
+ * An NFS server that goes away leaves every operation that must reach it
+ * asleep in the kernel. This machine has no NFS client, so the stand-in is
+ * a local share whose writes cannot reach its disk: an ext2 file system on
+ * a loop device whose image lives on a second loop file system, the
+ * "server's disk". `fsfreeze -f` on that outer file system makes the loop
+ * device's writes wait until it is thawed. The share's metadata stays in
+ * memory (ext2 has no journal), so probes, mkdir and bind mounts go on as
+ * before; but a flush (sync, fsync) never returns, and once a write waits
+ * in the loop device, neither does a read of data that is not in the page
+ * cache — exactly what a copy does on a hung NFS mount. Thawing lets it all
+ * finish.
+ *
+ * Made with the ordinary tools (mkfs, mount -o loop, fsfreeze), not the
+ * driver's code. A test process that ends while the disk is frozen thaws it
+ * on its way out, so no sleeper is left behind.
+ */
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { makeLoopFs, type LoopFs } from "./loop-fs";
+
+export interface StalledShare {
+  /** Where the share is mounted. */
+  path: string;
+  /** Freeze the share's disk: flushes wait from now on. */
+  stall(): Promise<void>;
+  /** Also make reads of uncached data wait: a flush of `file` (written here, on the share) is left waiting in the device. */
+  stallReads(file: string): Promise<void>;
+  /** Flush `file` and drop its data from the page cache (before stall()), so the next read of it must reach the disk. */
+  evict(file: string): Promise<void>;
+  /** Thaw: everything waiting finishes. */
+  resume(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+const frozen = new Set<string>();
+process.on("exit", () => {
+  for (const dir of frozen) spawnSync("fsfreeze", ["-u", dir]);
+});
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(" ")}: ${String(stderr).trim() || err.message}`));
+      else resolve(String(stdout));
+    });
+  });
+}
+
+/** Make the share (an empty directory `at`, which becomes its mount point). */
+export async function makeStalledShare(at: string, sizeBytes = 128 * 1024 ** 2): Promise<StalledShare> {
+  const disk: LoopFs = await makeLoopFs("ext4", sizeBytes + 64 * 1024 ** 2);
+  const image = path.join(disk.mountPoint, "share.img");
+  const sleepers: ChildProcess[] = [];
+  const resume = async () => {
+    if (!frozen.has(disk.mountPoint)) return;
+    await run("fsfreeze", ["-u", disk.mountPoint]);
+    frozen.delete(disk.mountPoint);
+    await Promise.all(sleepers.splice(0).map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.on("exit", r)))));
+  };
+  try {
+    await fsp.writeFile(image, "");
+    await fsp.truncate(image, sizeBytes);
+    await run("mkfs.ext2", ["-q", "-F", image]);
+    await fsp.mkdir(at, { recursive: true });
+    await run("mount", ["-o", "loop", image, at]);
+    await fsp.chmod(at, 0o755);
+  } catch (err) {
+    await disk.cleanup();
+    throw err;
+  }
+  return {
+    path: at,
+    async stall() {
+      await run("sync", ["--file-system", at]); // what was written so far is on the disk, and stays cached
+      await run("fsfreeze", ["-f", disk.mountPoint]);
+      frozen.add(disk.mountPoint);
+    },
+    async stallReads(file: string) {
+      const sync = spawn("sync", ["--data", file], { stdio: "ignore" });
+      sleepers.push(sync);
+      // Asleep in the kernel, waiting for the device: from now on the device takes nothing else.
+      for (let i = 0; i < 1000 && !/^\S+ \([^)]*\) D /.test(await fsp.readFile(`/proc/${sync.pid}/stat`, "utf8").catch(() => "")); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async evict(file: string) {
+      await run("sync", ["--data", file]);
+      await run("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"]);
+    },
+    resume,
+    async cleanup() {
+      await resume();
+      await run("umount", ["-l", at]).catch(() => undefined);
+      await disk.cleanup();
+    },
+  };
+}
