@@ -78,6 +78,8 @@ export class MemoryBackend implements Backend {
 
   async condition(record: VolumeRecord) {
     if (this.store.tmpfsMounted(record.volumeId)) return { abnormal: false, message: "its tmpfs is mounted" };
+    const other = this.store.foreign(record.volumeId);
+    if (other) return { abnormal: true, message: `its tmpfs is not mounted: ${other.fsType} from ${other.source}, which is not the volume's, is mounted in its place` };
     if (lstatSync(this.store.dataDir(record.volumeId), { throwIfNoEntry: false })?.isSymbolicLink()) {
       return { abnormal: true, message: "the volume's mount point has been replaced by a symlink" };
     }

@@ -37,7 +37,7 @@ import { readRecordFile } from "../../storage/record-file";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { SortedIndex } from "../../storage/sorted-index";
 import { setRootMode } from "../../storage/volume-root";
-import { markMadeFor } from "../../node/made-here";
+import { madeFor, markMadeFor } from "../../node/made-here";
 import { parseRecord, RECORD_VERSION, type VolumeRecord } from "../../storage/volume-record";
 import { roundedByTheKernel } from "./size";
 
@@ -165,10 +165,36 @@ export class MemoryStore {
     return m && { device: m.device, root: m.root };
   }
 
-  /** The volume's tmpfs, mounted at its own directory: the root of a tmpfs, on top there. */
+  /**
+   * The volume's tmpfs, mounted at its own directory: the root of a tmpfs, on top there, that
+   * carries the volume's mark (mountTmpfs). A path is not a mount: the volume's tmpfs may have
+   * been unmounted there by hand and something else mounted in its place — another tmpfs, a
+   * bind of one in use elsewhere — which is not the volume, to unmount, bind into a pod, copy,
+   * grow or chmod. An unmarked tmpfs of the driver's own source name is still taken for the
+   * volume's: what a crash between the mount and the mark leaves, or a kernel whose tmpfs holds
+   * no extended attributes.
+   */
   private tmpfs(id: string): MountEntry | undefined {
     const m = mountTable().at(this.realData(id));
-    return m !== undefined && m.fsType === "tmpfs" && m.root === "/" ? m : undefined;
+    if (m === undefined || m.fsType !== "tmpfs" || m.root !== "/") return undefined;
+    const mark = madeFor(this.dataDir(id));
+    return mark === id || (mark === undefined && m.source === TMPFS_SOURCE) ? m : undefined;
+  }
+
+  /** What is mounted in the volume's place and is not its tmpfs (see tmpfs), if anything. */
+  foreign(id: string): MountEntry | undefined {
+    const m = mountTable().at(this.realData(id));
+    return m !== undefined && this.tmpfs(id) === undefined ? m : undefined;
+  }
+
+  /** FAILED_PRECONDITION naming what is mounted in the volume's place and is not its tmpfs. */
+  private refuseForeign(id: string, doing: string): void {
+    const m = this.foreign(id);
+    if (m) {
+      throw failedPrecondition(
+        `memory volume ${id}: ${this.dataDir(id)} has ${m.fsType} from ${m.source} mounted on it, which is not the volume's tmpfs (someone mounted it there); it was left alone and ${doing}`,
+      );
+    }
   }
 
   /**
@@ -273,12 +299,14 @@ export class MemoryStore {
 
   /** Give the tmpfs its new size (the kernel refuses one below what is in use: ENOSPC... EINVAL). */
   async resize(id: string, bytes: number): Promise<void> {
+    if (!this.tmpfsMounted(id)) throw failedPrecondition(`memory volume ${id} cannot be resized: its tmpfs is not mounted`);
     await mountFsAsync(TMPFS_SOURCE, this.dataDir(id), "tmpfs", MS.REMOUNT, `size=${bytes}`);
   }
 
   /** The record first (the commit point), then the tmpfs. Returns false if there was no such volume. */
   async delete(id: string): Promise<boolean> {
     if (!ID_PATTERN.test(id)) return false;
+    this.refuseForeign(id, "nothing was deleted; unmount it, then delete the volume again");
     let existed = true;
     await fsp.unlink(this.recordFile(id)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== "ENOENT") throw err;
@@ -301,6 +329,8 @@ export class MemoryStore {
     });
     // mount(2) follows a symlink: one in the volume's place would have the tmpfs cover what it names.
     if (!lstatSync(dir).isDirectory()) throw failedPrecondition(`memory volume ${id}: its mount point ${dir} has been replaced by something that is not a directory; not mounting there`);
+    // Never stacked over what someone else mounted there: it would hide it, and stay mounted below.
+    this.refuseForeign(id, "no tmpfs was mounted over it");
     // nodev, nosuid: a volume's content never becomes a device or a set-ID program on the node.
     await mountFsAsync(TMPFS_SOURCE, dir, "tmpfs", MS.NODEV | MS.NOSUID, `size=${bytes},mode=${mode.toString(8).padStart(4, "0")}`);
     setRootMode(dir, mode);
@@ -309,11 +339,12 @@ export class MemoryStore {
     markMadeFor(dir, id);
   }
 
-  /** Unmount the volume's tmpfs (if it is mounted: only a tmpfs is ever ours there) and remove its mount point. */
+  /** Unmount the volume's tmpfs (if it is mounted: only its own marked tmpfs, see tmpfs) and remove its mount point. */
   private async unmountData(id: string): Promise<void> {
     const dir = this.dataDir(id);
     if (!lstatSync(dir, { throwIfNoEntry: false })) return;
     for (let i = 0; i < 8 && this.tmpfsMounted(id); i++) await unmountIfMounted(dir, { detach: true });
+    this.refuseForeign(id, "its mount point stays");
     await fsp.rmdir(dir).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== "ENOENT") throw err;
     });
