@@ -43,6 +43,25 @@ export function mountsOfDir(dir: string): DirMounts {
 }
 
 /**
+ * Every mount at `p` or anywhere below it (its real path), in the table's
+ * order: what a recursive removal of `p` would walk into. GNU rm -rf goes
+ * down into a file system mounted inside the tree it removes, empties it,
+ * and only then fails on the mount point; --one-file-system would stop it
+ * there, but also at a btrfs subvolume that is the tree's own. Nothing
+ * when `p` does not exist.
+ */
+export function mountsInside(p: string): MountEntry[] {
+  let real: string;
+  try {
+    real = realpathSync.native(p);
+  } catch {
+    return [];
+  }
+  const prefix = real === "/" ? "/" : `${real}/`;
+  return mountTable().list.filter((m) => m.mountPoint === real || m.mountPoint.startsWith(prefix));
+}
+
+/**
  * Where the mounts of a directory removed while mounted show: the kernel
  * names their root by the directory's old path with "//deleted" after it.
  * They are still that directory's mounts.

@@ -19,7 +19,8 @@ import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { exclusiveBytes } from "../../storage/exclusive-bytes";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
-import { removeTree } from "../../storage/remove-tree";
+import { failedPrecondition } from "../../csi/errors";
+import { mountedInside, removeTree } from "../../storage/remove-tree";
 import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
@@ -151,13 +152,17 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
 }
 
 /**
- * Move `target` to .trash (atomic), then delete it and drop its quota.
+ * Move `target` to .trash (atomic), then delete it and drop its quota —
+ * not while anything is mounted in it (FAILED_PRECONDITION: it stays).
  * No symlink is followed: a link inside the volume is removed, never what
  * it points at (remove, below). What one system call removes whole — an empty
  * directory, an image file — is removed where it is, when it carries no
  * quota: that is as atomic as the move.
  */
 export async function removeContent(root: string, target: string, quota: QuotaBackend | undefined): Promise<void> {
+  // Left where it is, and named, rather than moved to .trash with what is mounted in it (storage/remove-tree.ts).
+  const inside = mountedInside(target);
+  if (inside) throw failedPrecondition(`${target} was not removed: ${inside}, which removing it would empty; unmount it first`);
   const info = identify(target, quota);
   if (!info && (await removeAtOnce(target))) return;
   const trash = path.join(root, ".trash", `${path.basename(target)}.${uniqueSuffix()}`);

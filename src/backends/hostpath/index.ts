@@ -25,6 +25,7 @@ import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { layoutOf, withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import type { Content } from "../../storage/copy-content";
+import { mountedInside } from "../../storage/remove-tree";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
@@ -148,6 +149,9 @@ export class HostPathBackend implements Backend {
     const dataIsFile = unreadable !== undefined && this.store.dataKind(volumeId) === "file";
     const mounts = this.mountsOf(volumeId, record !== undefined ? layoutOf(record) !== "dir" : dataIsFile);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
+    // Before the commit point: a file system mounted inside the volume is not the volume's to empty (storage/remove-tree.ts).
+    const inside = mountedInside(this.store.dataDir(volumeId));
+    if (inside) throw failedPrecondition(`volume ${volumeId} was not deleted: ${inside}, inside the volume, and deleting it would empty that; unmount it first`);
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });
     return (await this.store.delete(volumeId)) ? "deleted" : "nothing: it does not exist";
   }
