@@ -7,7 +7,10 @@
  *   cp    the driver is about to start cp (storage/copy-content.ts): every
  *         check is done, and the copy comes next;
  *   view  the driver is about to make a directory among its views (.views):
- *         where a copy reads or writes is decided, and not yet mounted.
+ *         where a copy reads or writes is decided, and not yet mounted;
+ *   rename  a share agent (which inherits the preload) is about to rename
+ *         something on the share (renameSync): a delete has proved the
+ *         volume's directory and is moving it to the trash or archive.
  *
  * The file is removed before the script runs, so it runs once. Everything
  * else is the real driver on the real disk; this only picks a moment that a
@@ -17,6 +20,7 @@
 import { promises as fsp, readFileSync, rmSync } from "node:fs";
 // The module object itself (not a copy of its bindings), so that the driver's calls see the wrapper.
 import childProcess = require("node:child_process");
+import fs = require("node:fs");
 
 const file = process.env.CSI_LAB_SWAP_FILE;
 
@@ -40,6 +44,11 @@ if (file) {
     const argv = args[1];
     if (Array.isArray(argv) && argv[argv.indexOf("--") + 1] === "cp") fire("cp");
     return (spawn as (...a: unknown[]) => unknown).apply(this, args);
+  };
+  const renameSync = fs.renameSync;
+  (fs as { renameSync: unknown }).renameSync = function (this: unknown, ...args: unknown[]) {
+    fire("rename");
+    return (renameSync as (...a: unknown[]) => unknown).apply(this, args);
   };
   const mkdir = fsp.mkdir;
   (fsp as { mkdir: unknown }).mkdir = function (this: unknown, ...args: unknown[]) {

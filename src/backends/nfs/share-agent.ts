@@ -90,10 +90,45 @@ function meta(root: string, sub: string): void {
   ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
 }
 
-/** Move `target` into the share's trash under a fresh name starting with `k`: the commit point of a delete; `clean` empties it. */
-function toTrash(root: string, target: string, k: string): void {
+/**
+ * Move `target` into the share's trash under a fresh name starting with `k`: the commit point of a delete; `clean` empties it.
+ * `then` is given where it went, while the trash is still held open, and says what to answer.
+ */
+function toTrash(root: string, target: string, k: string, then: (moved: string) => boolean = () => true): boolean {
   meta(root, "trash");
-  inDir(root, `${META_DIR}/trash`, (trash) => renameSync(target, path.join(trash, `${k}.${randomBytes(4).toString("hex")}`)));
+  return inDir(root, `${META_DIR}/trash`, (trash) => {
+    const moved = path.join(trash, `${k}.${randomBytes(4).toString("hex")}`);
+    renameSync(target, moved);
+    return then(moved);
+  });
+}
+
+/**
+ * Move the volume's directory at `target` (through `move`, which says where it went), and only
+ * if it is the directory the marker names: `expect` is the identity the controller proved
+ * ({identity} or, for a marker of version 2, {v2}; none for a marker that records none). What
+ * is at a name can be swapped for another directory between any check and the rename — by a pod
+ * that mounts the directory above it, on any node — so the check that counts is made on what
+ * was moved, where nothing else renames (`move` hands it to `then`, with its directory still
+ * open): not the volume's, it is put back where it was (or, that name taken meanwhile, beside
+ * it), out of the trash, and the answer is false.
+ */
+function movedIfProven(a: Record<string, unknown>, target: string, move: (then: (moved: string) => boolean) => boolean): boolean {
+  const expect = a.expect as { identity?: string; v2?: string } | undefined;
+  const proven = (p: string): boolean => {
+    if (expect === undefined) return true;
+    const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    if (!st?.isDirectory()) return false;
+    const id = dirIdentity(p, st.ino);
+    return expect.identity !== undefined ? id.identity === expect.identity : id.v2 === expect.v2;
+  };
+  if (!proven(target)) return false;
+  return move((moved) => {
+    if (proven(moved)) return true;
+    const back = lstatSync(target, { throwIfNoEntry: false }) ? `${target}.not-deleted-${randomBytes(4).toString("hex")}` : target;
+    renameSync(moved, back);
+    return false;
+  });
 }
 
 /**
@@ -197,14 +232,16 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       }),
     );
   },
-  /** Move subDir to the share's trash (the commit point of a delete); "absent" if it is not there. */
+  /**
+   * Move subDir to the share's trash (the commit point of a delete); "absent" if it is not
+   * there; "changed" if what was moved is not the directory `expect` names (movedIfProven).
+   */
   trash(a) {
     return within(str(a, "root"), str(a, "subDir"), (target) => {
       const st = lstatSync(target, { throwIfNoEntry: false });
       if (!st) return "absent";
       if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${str(a, "subDir")} is a symbolic link, not a volume directory`);
-      toTrash(str(a, "root"), target, str(a, "key"));
-      return "trashed";
+      return movedIfProven(a, target, (then) => toTrash(str(a, "root"), target, str(a, "key"), then)) ? "trashed" : "changed";
     });
   },
   /**
@@ -241,8 +278,12 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       if (!st) return "absent";
       if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${sub} is a symbolic link, not a volume directory`);
       const name = `archived-${path.basename(sub)}-${str(a, "stamp")}`;
-      renameSync(target, path.join(path.dirname(target), name));
-      return path.join(path.dirname(sub), name);
+      const moved = movedIfProven(a, target, (then) => {
+        const to = path.join(path.dirname(target), name);
+        renameSync(target, to);
+        return then(to);
+      });
+      return moved ? path.join(path.dirname(sub), name) : "changed";
     });
   },
   chmod(a) {

@@ -247,13 +247,13 @@ export class SharedStore {
             await run("writeRecord", { key: id.key, data: JSON.stringify(released) + "\n" });
             return "retained";
           }
-          let result: string;
-          if (id.onDelete === "delete") {
-            result = (await run<string>("trash", { subDir: loc.subDir, key: id.key })) === "absent" ? "already gone" : "deleted";
-          } else {
-            const to = await run<string>("archive", { subDir: loc.subDir, stamp: stamp() });
-            result = to === "absent" ? "already gone" : `archived as ${to}`;
+          // The agent proves it again on what it moved: the directory may be swapped between here and there.
+          const expect = mine.version < 2 ? undefined : mine.version >= 3 ? { identity: mine.dir } : { v2: mine.dir };
+          const moved = id.onDelete === "delete" ? await run<string>("trash", { subDir: loc.subDir, key: id.key, expect }) : await run<string>("archive", { subDir: loc.subDir, stamp: stamp(), expect });
+          if (moved === "changed") {
+            throw notFound(`volume ${volumeId}: ${what} was replaced by another directory while it was being deleted; that one is not the volume's, and nothing was deleted`);
           }
+          const result = moved === "absent" ? "already gone" : id.onDelete === "delete" ? "deleted" : `archived as ${moved}`;
           await run("removeRecord", { key: id.key });
           await run("clean", { tempsOf: id.key }); // what an interrupted create of this volume left
           // Emptying the trash may take long; what is left is emptied by the next delete on this share.
