@@ -27,7 +27,7 @@
  * the process that attached the device saw it: after a node plugin restarts
  * in a new container, that path may name nothing, or something else.)
  */
-import { closeSync, constants as fsc, lstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
 import { Code, CsiError } from "../csi/errors";
 import { ioctlInt, ioctlPtr, ioctlPtrAsync, withFd } from "./ioctl";
@@ -293,6 +293,39 @@ export function loopBacking(n: number): LoopBacking | undefined {
     };
   } catch {
     return undefined; // ENXIO: not attached
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Is loop device N detached — attached to no file? Only when /dev/loopN is
+ * the node of loop device N (a block device of the loop major that sysfs
+ * names loopN) and the kernel answers that it has no file (ENXIO). Whatever
+ * cannot be asked — no node, a node that cannot be opened, something else
+ * standing at that name (a directory, a file, another device) — is not
+ * known to be detached. (loopBacking's undefined says only "no answer".)
+ */
+export function loopIsDetached(n: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(loopDevice(n).path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isBlockDevice()) return false;
+    // glibc's major() and minor() of the node's device number.
+    const major = ((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn);
+    const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn);
+    if (major !== BigInt(LOOP_MAJOR) || loopNumberOfDevice(`${major}:${minor}`) !== n) return false;
+    try {
+      ioctlPtr(fd, LOOP_GET_STATUS64, Buffer.alloc(INFO_SIZE), loopDevice(n).path);
+      return false; // attached
+    } catch (err) {
+      return (err as SyscallError).code === "ENXIO";
+    }
   } finally {
     closeSync(fd);
   }

@@ -10,7 +10,7 @@
  */
 import { realpathSync } from "node:fs";
 import * as path from "node:path";
-import { backingTest, fileIdentity, loopBacking, loopNumberOfDevice, loopNumberOfNode, type LoopBacking } from "./loop";
+import { backingTest, fileIdentity, loopBacking, loopIsDetached, loopNumberOfDevice, loopNumberOfNode, type LoopBacking } from "./loop";
 import { checkNoSymlinks } from "./open-no-symlinks";
 import { locate, mountTable, type FsLocation, type MountEntry, type Mounts } from "./mountinfo";
 
@@ -189,10 +189,12 @@ function loopOfMount(e: MountEntry): { n: number; backing: LoopBacking } | undef
 /**
  * Is `m` a leftover: a bind mount of a loop device node whose device has
  * been detached since (a stage or publish of a block volume interrupted by
- * a crash)? Such a mount refers to nothing and may be removed.
+ * a crash)? Such a mount refers to nothing and may be removed. Only a
+ * device the kernel says is detached counts (loopIsDetached): not a bind of
+ * whatever else stands at /dev/loopN, nor one whose device cannot be asked.
  */
 export function isStaleDeviceBind(table: Mounts, m: MountEntry): boolean {
   if (m.device !== locate(table, "/dev")?.device) return false;
   const n = loopNumberOfNode(m.root);
-  return n !== undefined && loopBacking(n) === undefined;
+  return n !== undefined && loopIsDetached(n);
 }
