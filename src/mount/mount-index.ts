@@ -7,9 +7,10 @@
  * a list, each answer looks at every mount, so every call would cost more
  * with every pod on the node. Here each is a lookup in a map: by mount
  * point, by device and root, by device, by source, by the device's major
- * number (loop devices' is 7). "Which mount holds /a/b/c" asks for /a/b/c,
- * /a/b, /a and / in turn: the length of the path, not the size of the
- * table.
+ * number (loop devices' is 7), by each directory above the mount point
+ * (what is mounted inside a tree). "Which mount holds /a/b/c" asks for
+ * /a/b/c, /a/b, /a and / in turn: the length of the path, not the size of
+ * the table.
  *
  * A table handed out never changes (`Mounts`): a caller may look at it
  * before and after an await and get the same answers. The table kept by
@@ -48,6 +49,22 @@ export interface Mounts {
   withSource(source: string): MountEntry[];
   /** Every mount of a loop device's file system (major 7), in order. */
   onLoopDevices(): MountEntry[];
+  /** Every mount at `path` (absolute, no symlinks) or anywhere below it, in order: what a recursive removal of `path` would walk into. */
+  inside(path: string): MountEntry[];
+}
+
+/** The directories above a mount point, "/" first: /a/b/c → "/", "/a", "/a/b". */
+export function parentsOf(mountPoint: string): string[] {
+  const out: string[] = [];
+  if (mountPoint === "/") return out;
+  out.push("/");
+  for (let i = mountPoint.indexOf("/", 1); i > 0; i = mountPoint.indexOf("/", i + 1)) out.push(mountPoint.slice(0, i));
+  return out;
+}
+
+/** Is `mountPoint` `path` itself or below it? */
+export function isAtOrBelow(mountPoint: string, path: string): boolean {
+  return mountPoint === path || path === "/" || (mountPoint.startsWith(path) && mountPoint.charCodeAt(path.length) === 0x2f);
 }
 
 /**
@@ -90,6 +107,8 @@ export class MountIndex {
   readonly bySource = new Map<string, Bucket>();
   /** By the device's major number ("7": loop devices). */
   readonly byMajor = new Map<string, Bucket>();
+  /** By each directory above the mount point (parentsOf). */
+  readonly byParent = new Map<string, Bucket>();
   private version = 0;
   private pending: Slot[] = [];
   private changed = false;
@@ -111,6 +130,7 @@ export class MountIndex {
     insert(this.byDevice, entry.device, slot);
     insert(this.bySource, entry.source, slot);
     insert(this.byMajor, majorOf(entry.device), slot);
+    for (const dir of parentsOf(entry.mountPoint)) insert(this.byParent, dir, slot);
     this.changed = true;
   }
 
@@ -124,6 +144,7 @@ export class MountIndex {
     drop(this.byDevice, e.device, slot);
     drop(this.bySource, e.source, slot);
     drop(this.byMajor, majorOf(e.device), slot);
+    for (const dir of parentsOf(e.mountPoint)) drop(this.byParent, dir, slot);
     if (slot.born <= this.version) this.pending.push(slot); // older versions still show it
     this.changed = true;
   }
@@ -220,6 +241,12 @@ export class IndexedMounts implements Mounts {
 
   onLoopDevices(): MountEntry[] {
     return this.entries(this.find(this.index.byMajor, "7", (e) => majorOf(e.device) === "7"));
+  }
+
+  inside(path: string): MountEntry[] {
+    const at = this.find(this.index.byPoint, path, (e) => e.mountPoint === path);
+    const below = this.find(this.index.byParent, path, (e) => e.mountPoint !== path && isAtOrBelow(e.mountPoint, path));
+    return this.entries(at.length === 0 ? below : below.length === 0 ? at : [...at, ...below].sort(byOrder));
   }
 
   private entries(slots: readonly Slot[]): MountEntry[] {

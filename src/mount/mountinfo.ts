@@ -12,7 +12,7 @@
 import { openSync, readFileSync, readSync } from "node:fs";
 import { libc } from "./libc";
 import { EventTable } from "./mount-events";
-import type { FsLocation, Mounts } from "./mount-index";
+import { isAtOrBelow, type FsLocation, type Mounts } from "./mount-index";
 
 export { locate, type FsLocation, type Mounts } from "./mount-index";
 
@@ -282,5 +282,9 @@ export class ListMounts implements Mounts {
 
   onLoopDevices(): MountEntry[] {
     return this.list.filter((e) => e.device.startsWith("7:"));
+  }
+
+  inside(path: string): MountEntry[] {
+    return this.list.filter((e) => isAtOrBelow(e.mountPoint, path));
   }
 }

@@ -57,8 +57,7 @@ export function mountsInside(p: string): MountEntry[] {
   } catch {
     return [];
   }
-  const prefix = real === "/" ? "/" : `${real}/`;
-  return mountTable().list.filter((m) => m.mountPoint === real || m.mountPoint.startsWith(prefix));
+  return mountTable().inside(real);
 }
 
 /**

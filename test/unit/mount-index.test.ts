@@ -50,6 +50,7 @@ function answers(table: Mounts): unknown {
     onDevice: DEVICES.map((d) => ids(table.onDevice(d))),
     withSource: SOURCES.map((s) => ids(table.withSource(s))),
     onLoopDevices: ids(table.onLoopDevices()),
+    inside: PATHS.map((p) => ids(table.inside(p))),
   };
 }
 
