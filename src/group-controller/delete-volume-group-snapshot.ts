@@ -19,10 +19,11 @@ import { checkMatchesGroup, checkSnapshotIds } from "./group-members";
 
 export const deleteVolumeGroupSnapshot = defineRpc<DeleteVolumeGroupSnapshotRequest, DeleteVolumeGroupSnapshotResponse>({
   // The members are locked too, so no restore copies one while it goes. snapshot_ids names them; where none
-  // are sent, the store does: the note of a delete left unfinished (or the record of a group the call will refuse).
+  // are sent, the note of a delete left unfinished does. A group that exists, named with no members, is
+  // refused INVALID_ARGUMENT without waiting for its members' locks: nothing of them is touched.
   lockKeys: (req, driver) => {
     const named = req.snapshotIds ?? [];
-    const members = named.length > 0 ? named : driver.snapshots.groupMembers(req.groupSnapshotId ?? "");
+    const members = named.length > 0 ? named : driver.snapshots.membersLeft(req.groupSnapshotId ?? "");
     return [...groupSnapshotKey(req.groupSnapshotId), ...members.flatMap((id) => snapshotKey(id))];
   },
 

@@ -266,14 +266,16 @@ export class SnapshotStore {
   }
 
   /**
-   * The members a group's record lists — or, while it is being made or
-   * deleted, its note — read at once (for the locks a call takes before it
-   * runs); none when there is no such group or its record cannot be read:
-   * the call itself then says what is wrong.
+   * The members a group's note lists, where the group's record is gone: a
+   * delete left unfinished, whose retry removes them. Read at once, for the
+   * locks a call takes before it runs. None while the group's record is
+   * there (a call naming no members of a group that exists is refused
+   * before it touches them), nor when there is no such group or what is
+   * on disk cannot be read: the call itself then says what is wrong.
    */
-  groupMembers(id: string): string[] {
+  membersLeft(id: string): string[] {
     try {
-      return (this.readGroup(id) ?? this.pending.read(id))?.snapshotIds ?? [];
+      return this.readGroup(id) ? [] : (this.pending.read(id)?.snapshotIds ?? []);
     } catch {
       return [];
     }

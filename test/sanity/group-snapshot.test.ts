@@ -114,7 +114,7 @@ describe("Volume group snapshots", () => {
     await gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids });
   });
 
-  it("DeleteVolumeGroupSnapshot waits for a restore from a member (ABORTED), then removes every member", async () => {
+  it("DeleteVolumeGroupSnapshot waits for a restore from a member (ABORTED; naming no members is INVALID_ARGUMENT at once), then removes every member", async () => {
     const volumes = await twoVolumes();
     // Enough content that restoring it takes a while: 600 files of 64 KiB.
     const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -129,6 +129,8 @@ describe("Volume group snapshots", () => {
     // The restore is running once its copy has begun in .tmp.
     for (let i = 0; i < 500 && (await fsp.readdir(path.join(d.root, ".tmp"))).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     const ids = g.snapshots!.map((s) => s.snapshotId!);
+    // Naming no members is refused as such (INVALID_ARGUMENT), not kept waiting behind the restore.
+    await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: [] }), Code.INVALID_ARGUMENT, /snapshot_ids is required/);
     await expectCode(gc().deleteVolumeGroupSnapshot({ groupSnapshotId: g.groupSnapshotId, snapshotIds: ids }), Code.ABORTED, new RegExp(member));
     const restored = (await restore).volume!.volumeId!;
     assert.equal((await fsp.readdir(volumeDir(d, restored))).length, 601, "the restore copied every file");
