@@ -281,8 +281,17 @@ export function loopBacking(n: number): LoopBacking | undefined {
     return undefined;
   }
   try {
+    return backingOf(fd, loopDevice(n).path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What the loop device open at `fd` is attached to; undefined when it is attached to nothing (ENXIO), or cannot say. */
+export function backingOf(fd: number, what: string): LoopBacking | undefined {
+  try {
     const info = Buffer.alloc(INFO_SIZE);
-    ioctlPtr(fd, LOOP_GET_STATUS64, info, loopDevice(n).path);
+    ioctlPtr(fd, LOOP_GET_STATUS64, info, what);
     const raw = info.subarray(INFO_FILE_NAME, INFO_FILE_NAME + 64);
     const end = raw.indexOf(0);
     return {
@@ -293,8 +302,6 @@ export function loopBacking(n: number): LoopBacking | undefined {
     };
   } catch {
     return undefined; // ENXIO: not attached
-  } finally {
-    closeSync(fd);
   }
 }
 

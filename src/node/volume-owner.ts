@@ -30,7 +30,7 @@
  */
 import { closeSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
-import { detachOnLastClose, loopBacks, loopDevice, loopNumberOfNode, openLoop, type FileIdentity } from "../mount/loop";
+import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "../mount/loop";
 import { locate, mountTable, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
 import { unmountIfMounted } from "../mount/syscalls";
@@ -131,19 +131,37 @@ export async function mountedAt(np: NodePath): Promise<boolean> {
 async function unmountOne(at: string, table: Mounts, m: MountEntry, owner: MountOwner): Promise<void> {
   const n = m.device === locate(table, "/dev")?.device ? loopNumberOfNode(m.root) : undefined;
   const lastBind = table.of(m).length === 1;
-  if (n !== undefined && lastBind && owner.image && loopBacks(n, owner.image)) {
-    // Holding the device open, ask it to detach on its last close, unmount, close:
-    // a crash in between still detaches it (the kernel closes our descriptor).
-    const fd = openLoop(loopDevice(n));
-    try {
-      detachOnLastClose(fd, loopDevice(n).path);
-      await unmountAt(at, owner.detach);
-    } finally {
-      closeSync(fd);
+  if (n !== undefined && lastBind && owner.image) {
+    // Holding the device open, ask what it is attached to, ask it to detach on its last
+    // close, unmount, close: a crash in between still detaches it (the kernel closes our
+    // descriptor). One descriptor throughout: a loop device held open is not detached (a
+    // detach waits for its last close) and so not attached to another file in between, so
+    // the device told to go is the one found to be the volume's.
+    const loop = loopDevice(n);
+    const fd = openLoopIfThere(loop);
+    if (fd !== undefined) {
+      try {
+        const b = backingOf(fd, loop.path);
+        if (b && backingTest(owner.image)(b)) {
+          detachOnLastClose(fd, loop.path);
+          await unmountAt(at, owner.detach);
+          return;
+        }
+      } finally {
+        closeSync(fd);
+      }
     }
-    return;
   }
   await unmountAt(at, owner.detach);
+}
+
+/** The loop device opened for its ioctls; undefined where its node cannot be opened (then it is not asked, nor told). */
+function openLoopIfThere(loop: LoopDevice): number | undefined {
+  try {
+    return openLoop(loop);
+  } catch {
+    return undefined;
+  }
 }
 
 async function unmountAt(at: string, detach: boolean): Promise<void> {
