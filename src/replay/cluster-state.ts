@@ -92,6 +92,12 @@ export class ClusterState {
   readonly attached = new Set<string>();
   /** a claim's last PersistentVolume, kept after the claim is deleted (static PVs adopt retained volumes by it) */
   readonly formerPv = new Map<string, PvState>();
+  /**
+   * PersistentVolumes whose claim grew while no pod on the node used them, with the bytes the claim asked for:
+   * when ControllerExpandVolume answered node_expansion_required, the claim waits (NodeResizePending) for the
+   * kubelet to call NodeExpandVolume after the next pod's mount of it
+   */
+  readonly nodeResizePending = new Map<string, number>();
 
   classNamed(kind: string, name: string): K8sObject | undefined {
     return this.classes.get(`${kind}/${name}`);

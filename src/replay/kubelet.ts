@@ -16,7 +16,9 @@
  * is only published, with an ID the kubelet makes. After a resize, the
  * kubelet asks NodeExpandVolume for the PV's capacity — what the
  * controller answered, not what the claim asked for — and only when
- * ControllerExpandVolume said the node must follow.
+ * ControllerExpandVolume said the node must follow: at once where a pod
+ * has the volume mounted (online), else right after the next pod's
+ * NodePublishVolume of it (the claim waits, NodeResizePending, till then).
  *
  * The "pod" itself is played by the checks: it finds what earlier pods
  * wrote to its volume and writes a file of its own.
@@ -100,6 +102,7 @@ export function startPod(p: Planning, pod: PodState, object: K8sObject, restartB
     }
     maybeRestart("NodePublishVolume");
     publish(p, pod, v, pv, inlineAttributes.get(v.name) ?? {});
+    if (pv) expandPending(p, pod, v, pv);
   }
   for (const v of pod.volumes) {
     const files = p.state.filesOf(v.handle);
@@ -148,29 +151,22 @@ export function stopPod(p: Planning, pod: PodState): string[] {
  * the claim. Without node_expansion_required the resizer marks the
  * claim's resize finished and the kubelet calls nothing. Then the
  * kubelet's next stats, and the size the pod sees (at least the
- * `requested` bytes). A node plugin that cannot grow a mounted ext4 file
- * system (it lacks CAP_SYS_RESOURCE) says FAILED_PRECONDITION and grows it
- * when the volume is next staged: then the pods are started again, and the
- * size is checked after that.
+ * `requested` bytes). Where no pod has the volume, the resize waits for
+ * the next pod to mount it (expandPending).
  */
 export function expandOnNode(p: Planning, pv: PvState, requested: number): void {
   const users = p.state.podsUsing(pv.name);
   const v = users[0]?.volumes.find((x) => x.pv === pv.name);
   if (!v) {
-    p.note(`no pod uses ${pv.name} now: the kubelet will call NodeExpandVolume when a pod next mounts it`);
+    p.state.nodeResizePending.set(pv.name, requested);
+    p.note(
+      `no pod on ${p.facts.nodeName} uses ${pv.name} now: if ControllerExpandVolume answered node_expansion_required, csi-resizer marks the claim NodeResizePending, ` +
+        "and the kubelet calls NodeExpandVolume when a pod next mounts the volume, right after NodePublishVolume",
+    );
     return;
   }
-  const deferred = `\${growsWhenStaged:${pv.name}}`;
-  p.when({ onlyIf: `\${nodeExpansionRequired:${pv.name}}` }, () => {
-    nodeExpand(p, pv, v, `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion), at the PV's new capacity`, deferred.slice(2, -1));
-    p.when({ onlyIf: deferred }, () => {
-      p.note(`if the node plugin can grow ${pv.name} only when it is staged again, its pods are restarted (deleted and made again by their owner; here at the same paths)`);
-      for (const u of users) unpublish(p, u, u.volumes.find((x) => x.pv === pv.name)!, []);
-      unstage(p, v, "the last pod on the node is gone", []);
-      stage(p, pv, v, "a restarted pod needs the volume: staging grows the file system first");
-      for (const u of users) publish(p, u, u.volumes.find((x) => x.pv === pv.name)!, pv, {});
-      nodeExpand(p, pv, v, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
-    });
+  p.when({ onlyIf: placeholder("nodeExpansionRequired", pv.name) }, () => {
+    growOnNode(p, pv, v, users, `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion), at the PV's new capacity`);
   });
   p.call({
     method: "NodeGetVolumeStats",
@@ -185,6 +181,55 @@ export function expandOnNode(p: Planning, pv: PvState, requested: number): void 
     const uv = u.volumes.find((x) => x.pv === pv.name)!;
     p.check({ type: "data", what: `pod ${u.name} still finds its data in ${pv.name} after the expansion`, pod: u.name, path: uv.target, block: uv.block, expect: [...p.state.filesOf(pv.handle)] });
   }
+}
+
+/**
+ * A resize that waited for a pod (NodeResizePending): the kubelet's mount
+ * of a volume is MountDevice (NodeStageVolume), SetUp (NodePublishVolume),
+ * then expandVolumeDuringMount, which calls NodeExpandVolume for the PV's
+ * capacity while the claim's status.capacity is below it, and records the
+ * claim's resize finished when it answers. So the first pod to mount the
+ * volume after the resize finishes it, and later pods find nothing to do.
+ * A read-only mount is not expanded (the resize stays pending).
+ */
+function expandPending(p: Planning, pod: PodState, v: PodVolumeState, pv: PvState): void {
+  const requested = p.state.nodeResizePending.get(pv.name);
+  if (requested === undefined) return;
+  if (v.readOnly) {
+    return p.note(`pod ${pod.name} mounts ${pv.name} read-only: the kubelet does not expand it, and the claim's resize stays pending for the next pod`);
+  }
+  p.note(
+    `the claim's resize waits for the node if ControllerExpandVolume answered node_expansion_required: ` +
+      `the kubelet calls NodeExpandVolume after mounting ${pv.name} for pod ${pod.name}, then marks the resize finished`,
+  );
+  p.when({ onlyIf: placeholder("nodeExpansionRequired", pv.name) }, () => {
+    const why = `the claim's resize waits for the node (NodeResizePending): having mounted ${pv.name} for pod ${pod.name}, the kubelet expands it, at the PV's capacity`;
+    growOnNode(p, pv, v, [...p.state.podsUsing(pv.name), pod], why);
+  });
+  const size = Math.floor(requested * 0.9);
+  if (!v.block) p.check({ type: "size", what: `pod ${pod.name} sees the ${requested} bytes asked for (statfs) in ${pv.name}`, path: v.target, atLeastBytes: size });
+  p.state.nodeResizePending.delete(pv.name);
+}
+
+/**
+ * NodeExpandVolume on a mounted volume. A node plugin that cannot grow a
+ * mounted ext4 file system (it lacks CAP_SYS_RESOURCE) says
+ * FAILED_PRECONDITION and grows it when the volume is next staged: then
+ * the pods that use it are started again, and the kubelet calls
+ * NodeExpandVolume once more after mounting, which now finds it grown.
+ */
+function growOnNode(p: Planning, pv: PvState, v: PodVolumeState, users: PodState[], why: string): void {
+  // Learnt from this call's answer only: an earlier expansion's does not decide this one's restart.
+  const deferred = `growsWhenStaged:${pv.name}@${p.steps.length}`;
+  nodeExpand(p, pv, v, why, deferred);
+  p.when({ onlyIf: `\${${deferred}}` }, () => {
+    p.note(`if the node plugin can grow ${pv.name} only when it is staged again, its pods are restarted (deleted and made again by their owner; here at the same paths)`);
+    for (const u of users) unpublish(p, u, u.volumes.find((x) => x.pv === pv.name)!, []);
+    unstage(p, v, "the last pod on the node is gone", []);
+    stage(p, pv, v, "a restarted pod needs the volume: staging grows the file system first");
+    for (const u of users) publish(p, u, u.volumes.find((x) => x.pv === pv.name)!, pv, {});
+    nodeExpand(p, pv, v, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
+  });
 }
 
 function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, why: string, deferKey: string | undefined): void {

@@ -222,6 +222,8 @@ export function deleteClaim(p: Planning, name: string): void {
   const pv = claim.pv ? p.state.pvs.get(claim.pv) : undefined;
   if (!pv) return p.note("the claim was never bound: nothing to reclaim");
   pv.claim = undefined;
+  // A resize still waiting for the node (NodeResizePending) is the claim's status: it goes with the claim.
+  p.state.nodeResizePending.delete(pv.name);
   if (pv.reclaim === "Retain") {
     p.note(`reclaimPolicy Retain: PersistentVolume ${pv.name} turns Released and its volume stays`);
     p.check({ type: "volume", what: `the volume of ${pv.name} is kept (Retain)`, volumeId: pv.handle, exists: true });

@@ -52,6 +52,49 @@ describe("Replay plan (no driver)", () => {
     for (const c of grow.slice(1)) assert.deepEqual(c.request.capacityRange, { requiredBytes: `\${capacity:${pv}}`, limitBytes: 0 });
   });
 
+  it("a claim grown while no pod uses it: NodeExpandVolume right after the next read-write pod's NodePublishVolume, if the controller asked, once", () => {
+    const claim = (storage: string) => ({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "grown" },
+      spec: { storageClassName: "csi-lab-hostpath", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
+    });
+    const pod = (name: string, readOnly: boolean) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name },
+      spec: { containers: [{ name: "app", image: "busybox:1.37.0" }], volumes: [{ name: "data", persistentVolumeClaim: { claimName: "grown", readOnly } }] },
+    });
+    const steps = plan(
+      {
+        name: "grow-unused",
+        namespace: "ns",
+        actions: [
+          { type: "apply", objects: [claim("1Gi"), pod("first", false)] },
+          { type: "delete", kind: "Pod", name: "first" },
+          { type: "apply", objects: [claim("2Gi")] },
+          { type: "apply", objects: [pod("reader", true)] },
+          { type: "apply", objects: [pod("writer", false)] },
+          { type: "apply", objects: [pod("third", false)] },
+        ],
+      },
+      deployment,
+      FACTS,
+      { kubeletDir: KUBELET },
+    );
+    const stepOf = (change: string) => steps.find((s) => s.change === change)!;
+    assert.deepEqual(calls([stepOf("update PersistentVolumeClaim ns/grown")]).map((c) => c.method), ["ControllerExpandVolume"], "no pod: nothing on the node yet");
+    assert.deepEqual(calls([stepOf("create Pod ns/reader")]).map((c) => c.method), ["NodeStageVolume", "NodePublishVolume"], "a read-only mount is not expanded");
+    const writer = calls([stepOf("create Pod ns/writer")]);
+    assert.deepEqual(writer.map((c) => c.method).slice(0, 2), ["NodePublishVolume", "NodeExpandVolume"], "after mounting for the pod (the reader staged it)");
+    const expand = writer[1]!;
+    const pv = String(expand.onlyIf).slice("${nodeExpansionRequired:".length, -1);
+    assert.equal(expand.onlyIf, `\${nodeExpansionRequired:${pv}}`, "only if ControllerExpandVolume answered node_expansion_required");
+    assert.deepEqual(expand.request.capacityRange, { requiredBytes: `\${capacity:${pv}}`, limitBytes: 0 }, "for the PV's capacity");
+    assert.equal(expand.request.volumePath, writer[0]!.request.targetPath);
+    assert.deepEqual(calls([stepOf("create Pod ns/third")]).map((c) => c.method), ["NodePublishVolume"], "the resize is finished: the next pod is not expanded");
+  });
+
   it("the kubelet's paths: staging under plugins/kubernetes.io/csi/<driver>/<sha256 of the handle>, targets under pods/<uid>/volumes", () => {
     const steps = planOf("pvc-pod");
     const [stage, publish] = calls(steps).filter((c) => c.method === "NodeStageVolume" || c.method === "NodePublishVolume");
