@@ -14,8 +14,10 @@
  * of those paths before and removes them after; a removal that fails
  * means the driver left something behind. An inline (ephemeral) volume
  * is only published, with an ID the kubelet makes. After a resize, the
- * kubelet asks NodeExpandVolume for the PV's capacity — what the
- * controller answered, not what the claim asked for — and only when
+ * kubelet asks NodeExpandVolume for the claim's allocated size
+ * (status.allocatedResources: the size csi-resizer asked the controller
+ * for, which Kubernetes 1.32 on hands the kubelet; older kubelets asked
+ * for the PV's capacity, the controller's answer), and only when
  * ControllerExpandVolume said the node must follow: at once where a pod
  * has the volume mounted (online), else right after the next pod's
  * NodePublishVolume of it (the claim waits, NodeResizePending, till then).
@@ -145,11 +147,14 @@ export function stopPod(p: Planning, pod: PodState): string[] {
 
 /**
  * After ControllerExpandVolume said so (node_expansion_required):
- * NodeExpandVolume where a pod has the volume (online), for the PV's
- * capacity, which the resizer set to ControllerExpandVolume's answer — as
- * the kubelet takes the size from the PV (pv.spec.capacity), never from
- * the claim. Without node_expansion_required the resizer marks the
- * claim's resize finished and the kubelet calls nothing. Then the
+ * NodeExpandVolume where a pod has the volume (online), for the claim's
+ * allocated size, `requested`: the size csi-resizer asked for and wrote to
+ * status.allocatedResources, where the kubelet takes it from
+ * (operation_generator.go, nodeExpandVolume, with
+ * RecoverVolumeExpansionFailure, on by default since Kubernetes 1.32; the
+ * PV's capacity, the controller's answer, only before). Without
+ * node_expansion_required the resizer marks the claim's resize finished
+ * and the kubelet calls nothing. Then the
  * kubelet's next stats, and the size the pod sees (at least the
  * `requested` bytes). Where no pod has the volume, the resize waits for
  * the next pod to mount it (expandPending).
@@ -166,7 +171,7 @@ export function expandOnNode(p: Planning, pv: PvState, requested: number): void 
     return;
   }
   p.when({ onlyIf: placeholder("nodeExpansionRequired", pv.name) }, () => {
-    growOnNode(p, pv, v, users, `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion), at the PV's new capacity`);
+    growOnNode(p, pv, v, users, requested, `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion), for the claim's allocated size`);
   });
   p.call({
     method: "NodeGetVolumeStats",
@@ -186,8 +191,8 @@ export function expandOnNode(p: Planning, pv: PvState, requested: number): void 
 /**
  * A resize that waited for a pod (NodeResizePending): the kubelet's mount
  * of a volume is MountDevice (NodeStageVolume), SetUp (NodePublishVolume),
- * then expandVolumeDuringMount, which calls NodeExpandVolume for the PV's
- * capacity while the claim's status.capacity is below it, and records the
+ * then expandVolumeDuringMount, which calls NodeExpandVolume for the
+ * claim's allocated size while its status.capacity is below the PV's, and records the
  * claim's resize finished when it answers. So the first pod to mount the
  * volume after the resize finishes it, and later pods find nothing to do.
  * A read-only mount is not expanded (the resize stays pending).
@@ -203,8 +208,8 @@ function expandPending(p: Planning, pod: PodState, v: PodVolumeState, pv: PvStat
       `the kubelet calls NodeExpandVolume after mounting ${pv.name} for pod ${pod.name}, then marks the resize finished`,
   );
   p.when({ onlyIf: placeholder("nodeExpansionRequired", pv.name) }, () => {
-    const why = `the claim's resize waits for the node (NodeResizePending): having mounted ${pv.name} for pod ${pod.name}, the kubelet expands it, at the PV's capacity`;
-    growOnNode(p, pv, v, [...p.state.podsUsing(pv.name), pod], why);
+    const why = `the claim's resize waits for the node (NodeResizePending): having mounted ${pv.name} for pod ${pod.name}, the kubelet expands it, for the claim's allocated size`;
+    growOnNode(p, pv, v, [...p.state.podsUsing(pv.name), pod], requested, why);
   });
   const size = Math.floor(requested * 0.9);
   if (!v.block) p.check({ type: "size", what: `pod ${pod.name} sees the ${requested} bytes asked for (statfs) in ${pv.name}`, path: v.target, atLeastBytes: size });
@@ -218,28 +223,28 @@ function expandPending(p: Planning, pod: PodState, v: PodVolumeState, pv: PvStat
  * the pods that use it are started again, and the kubelet calls
  * NodeExpandVolume once more after mounting, which now finds it grown.
  */
-function growOnNode(p: Planning, pv: PvState, v: PodVolumeState, users: PodState[], why: string): void {
+function growOnNode(p: Planning, pv: PvState, v: PodVolumeState, users: PodState[], bytes: number, why: string): void {
   // Learnt from this call's answer only: an earlier expansion's does not decide this one's restart.
   const deferred = `growsWhenStaged:${pv.name}@${p.steps.length}`;
-  nodeExpand(p, pv, v, why, deferred);
+  nodeExpand(p, pv, v, bytes, why, deferred);
   p.when({ onlyIf: `\${${deferred}}` }, () => {
     p.note(`if the node plugin can grow ${pv.name} only when it is staged again, its pods are restarted (deleted and made again by their owner; here at the same paths)`);
     for (const u of users) unpublish(p, u, u.volumes.find((x) => x.pv === pv.name)!, []);
     unstage(p, v, "the last pod on the node is gone", []);
     stage(p, pv, v, "a restarted pod needs the volume: staging grows the file system first");
     for (const u of users) publish(p, u, u.volumes.find((x) => x.pv === pv.name)!, pv, {});
-    nodeExpand(p, pv, v, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
+    nodeExpand(p, pv, v, bytes, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
   });
 }
 
-function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, why: string, deferKey: string | undefined): void {
+function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, bytes: number, why: string, deferKey: string | undefined): void {
   p.call({
     method: "NodeExpandVolume",
     service: "Node",
     process: "node",
     caller: "kubelet",
     why,
-    request: { volumeId: pv.handle, volumePath: v.target, capacityRange: { requiredBytes: pv.capacity, limitBytes: 0 }, ...(v.staging ? { stagingTargetPath: v.staging } : {}), volumeCapability: v.capability, secrets: {} },
+    request: { volumeId: pv.handle, volumePath: v.target, capacityRange: { requiredBytes: bytes, limitBytes: 0 }, ...(v.staging ? { stagingTargetPath: v.staging } : {}), volumeCapability: v.capability, secrets: {} },
     ...(deferKey
       ? { or: { code: "FAILED_PRECONDITION", because: "the node plugin cannot grow a mounted ext4 file system (no CAP_SYS_RESOURCE) and grows it when the volume is next staged", learn: deferKey } }
       : {}),

@@ -170,8 +170,8 @@ function applies(item: Conditional, learnt: Learnt): boolean {
 /**
  * What a sidecar keeps of a reply. A PV's capacity is the driver's answer, which may be more than
  * was asked (whole MiB, whole pages): external-provisioner writes CreateVolume's capacity_bytes into
- * the PV (the request's size when it is 0, "unknown"), external-resizer writes ControllerExpandVolume's,
- * and the kubelet's NodeExpandVolume asks for the PV's capacity.
+ * the PV (the request's size when it is 0, "unknown"), external-resizer writes ControllerExpandVolume's.
+ * (The kubelet's NodeExpandVolume asks for the claim's allocated size, not this: kubelet.ts.)
  */
 function learn(save: Save, request: JsonObject, reply: Record<string, unknown>, json: Json, learnt: Learnt): void {
   if ("volume" in save) {

@@ -10,7 +10,7 @@
  *                    deletionPolicy Delete: DeleteSnapshot
  *   csi-resizer      a claim asking for more: ControllerExpandVolume, whose
  *                    answer becomes the PV's capacity (the kubelet does the
- *                    node's half, at that size); a claim naming another
+ *                    node's half, for the size the claim asked); a claim naming another
  *                    VolumeAttributesClass: ControllerModifyVolume
  *   csi-attacher     a VolumeAttachment, when the CSIDriver requires
  *                    attaching: ControllerPublish/UnpublishVolume

@@ -3,7 +3,8 @@
 // and the claim waits with NodeResizePending. The node's half is done when
 // a pod next mounts the volume: the kubelet calls NodeExpandVolume right
 // after NodePublishVolume (operation_generator.go: MountVolume.SetUp, then
-// expandVolumeDuringMount), once, for the PV's capacity; the pod sees the
+// expandVolumeDuringMount), once, for the claim's allocated size (the size
+// the resizer asked for, which Kubernetes 1.32 on hands the kubelet); the pod sees the
 // new size, and later pods are not expanded again.
 import assert from "node:assert/strict";
 import { readFileSync, statfsSync } from "node:fs";
@@ -62,17 +63,17 @@ const requiredBytes = (request: Json): unknown => ((request as JsonObject).capac
 const CASES = [
   // XFS grows mounted without CAP_SYS_RESOURCE: one NodeExpandVolume, answered OK. Large enough that XFS's own
   // log (64 MiB) stays within the 10% the size check allows; the image files are sparse.
-  { fsType: "xfs", from: "2Gi", fromBytes: 2048 * MiB, to: "3G", grown: 2862 * MiB },
+  { fsType: "xfs", from: "2Gi", fromBytes: 2048 * MiB, to: "3G", toBytes: 3_000_000_000, grown: 2862 * MiB },
   // ext4 (the default): where the driver lacks CAP_SYS_RESOURCE (this machine), the first NodeExpandVolume answers
   // FAILED_PRECONDITION and the volume grows when staged again; one NodeExpandVolume answers OK either way.
-  { fsType: "ext4", from: "128Mi", fromBytes: 128 * MiB, to: "200M", grown: 191 * MiB },
+  { fsType: "ext4", from: "128Mi", fromBytes: 128 * MiB, to: "200M", toBytes: 200_000_000, grown: 191 * MiB },
 ];
 
 describeContained("Replay: a claim grown while no pod uses it", function () {
   this.timeout(120_000);
 
   for (const c of CASES) {
-    it(`${c.fsType} image: NodeExpandVolume right after the next pod's NodePublishVolume, once, for the PV's capacity; the pod sees the new size`, async function () {
+    it(`${c.fsType} image: NodeExpandVolume right after the next pod's NodePublishVolume, once, for the claim's allocated size; the pod sees the new size`, async function () {
       skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS[c.fsType]!);
       const scenario: Scenario = {
         name: "grow-unused",
@@ -122,7 +123,7 @@ describeContained("Replay: a claim grown while no pod uses it", function () {
       const publish = replies.findIndex((e) => e.step === secondStep && e.call.method === "NodePublishVolume");
       assert.equal(replies[publish + 1]?.call.method, "NodeExpandVolume", "the kubelet expands right after mounting the volume for the pod");
       const requests = events.filter((e): e is Call => e.type === "call" && e.call.method === "NodeExpandVolume").map((e) => requiredBytes(e.request));
-      assert.deepEqual(new Set(requests), new Set([c.grown]), "for the PV's capacity, the controller's answer");
+      assert.deepEqual(new Set(requests), new Set([c.toBytes]), "for the claim's allocated size, not the PV's capacity (the controller's answer)");
 
       const sees = events.filter((e) => e.type === "check" && e.step === secondStep && /sees the \d+ bytes/.test(e.what));
       assert.deepEqual(sees.map((e) => e.type === "check" && e.ok), [true], "the second pod's size check ran and held");

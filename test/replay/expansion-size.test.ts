@@ -1,9 +1,10 @@
 // A claim grown to a size the driver rounds up: csi-resizer calls
 // ControllerExpandVolume on the controller (--mode controller), which
 // answers for an image volume in whole MiB; the resizer writes that answer
-// into the PV, and the kubelet asks NodeExpandVolume for the PV's size —
-// not the claim's. So the PV, the node's record, the image file and
-// NodeExpandVolume's request all end at the same whole-MiB size.
+// into the PV. The kubelet asks NodeExpandVolume for the claim's allocated
+// size (the 200M the resizer asked for: Kubernetes 1.32 on), and the node
+// grows the image in whole MiB. So the PV, the node's record and the image
+// file all end at the same whole-MiB size.
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
@@ -64,7 +65,7 @@ const requiredBytes = (request: Json): unknown => ((request as JsonObject).capac
 describeContained("Replay: a claim grown to a size that is not a whole MiB", function () {
   this.timeout(120_000);
 
-  it("an image volume: the PV, the record, the image and NodeExpandVolume's request are all the controller's whole-MiB answer", async () => {
+  it("an image volume: the PV, the record and the image are all the controller's whole-MiB answer; NodeExpandVolume asks for the claim's size", async () => {
     const scenario: Scenario = {
       name: "grow-image",
       namespace: "csi-lab-grow-image",
@@ -94,7 +95,7 @@ describeContained("Replay: a claim grown to a size that is not a whole MiB", fun
 
     const nodeCalls = events.filter((e): e is Call => e.type === "call" && e.call.method === "NodeExpandVolume");
     assert.ok(nodeCalls.length > 0, "the kubelet calls NodeExpandVolume (node_expansion_required)");
-    for (const c of nodeCalls) assert.equal(requiredBytes(c.request), GROWN, "the kubelet asks the node for the PV's size, not the claim's");
+    for (const c of nodeCalls) assert.equal(requiredBytes(c.request), 200_000_000, "the kubelet asks the node for the claim's allocated size, not the PV's");
     assert.equal(result.learnt.get(`capacity:${pv}`), GROWN, "the PV records the controller's answer");
     assert.equal(record?.capacityBytes, GROWN, "the node's record");
     assert.equal(imageBytes, GROWN, "the image file");

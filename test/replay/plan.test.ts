@@ -35,7 +35,7 @@ describe("Replay plan (no driver)", () => {
     assert.ok(deployment.node.args.includes("--node-id=node-1"), "$(NODE_ID) comes from spec.nodeName");
   });
 
-  it("expansion: ControllerExpandVolume on the controller, then NodeExpandVolume on the node only if the controller asked for it, for the PV's size", () => {
+  it("expansion: ControllerExpandVolume on the controller, then NodeExpandVolume on the node only if the controller asked for it, for the claim's allocated size", () => {
     const grow = calls(planOf("expansion")).filter((c) => c.method.includes("Expand"));
     assert.deepEqual(
       grow.map((c) => [c.method, c.process, c.caller]),
@@ -47,9 +47,8 @@ describe("Replay plan (no driver)", () => {
     );
     assert.equal(grow[0]!.request.capacityRange && (grow[0]!.request.capacityRange as { requiredBytes: number }).requiredBytes, 2 * 2 ** 30);
     assert.match(String(grow[1]!.onlyIf), /^\$\{nodeExpansionRequired:pvc-/);
-    // The kubelet asks for pv.spec.capacity, which csi-resizer set to ControllerExpandVolume's answer: not the claim's 2Gi.
-    const pv = String(grow[1]!.onlyIf).slice("${nodeExpansionRequired:".length, -1);
-    for (const c of grow.slice(1)) assert.deepEqual(c.request.capacityRange, { requiredBytes: `\${capacity:${pv}}`, limitBytes: 0 });
+    // The kubelet asks for the claim's status.allocatedResources, the 2Gi csi-resizer asked for (not the PV's capacity, the controller's answer).
+    for (const c of grow.slice(1)) assert.deepEqual(c.request.capacityRange, { requiredBytes: 2 * 2 ** 30, limitBytes: 0 });
   });
 
   it("a claim grown while no pod uses it: NodeExpandVolume right after the next read-write pod's NodePublishVolume, if the controller asked, once", () => {
@@ -90,7 +89,7 @@ describe("Replay plan (no driver)", () => {
     const expand = writer[1]!;
     const pv = String(expand.onlyIf).slice("${nodeExpansionRequired:".length, -1);
     assert.equal(expand.onlyIf, `\${nodeExpansionRequired:${pv}}`, "only if ControllerExpandVolume answered node_expansion_required");
-    assert.deepEqual(expand.request.capacityRange, { requiredBytes: `\${capacity:${pv}}`, limitBytes: 0 }, "for the PV's capacity");
+    assert.deepEqual(expand.request.capacityRange, { requiredBytes: 2 * 2 ** 30, limitBytes: 0 }, "for the claim's allocated size");
     assert.equal(expand.request.volumePath, writer[0]!.request.targetPath);
     assert.deepEqual(calls([stepOf("create Pod ns/third")]).map((c) => c.method), ["NodePublishVolume"], "the resize is finished: the next pod is not expanded");
   });
