@@ -12,12 +12,13 @@
  * and block layouts, room on the node's file system, and a hold on the
  * space the node has promised so that two growths cannot both take it.
  *
- * The controller's answer is the size the PV records, and the size the
- * kubelet then asks the node for. Without the record it cannot tell an
- * image from a directory, so it answers in whole MiB, as an image grows
- * (sizeOnTheNode): a directory then takes that size as asked and an
- * image already is it, and the answer, the record and the volume agree
- * whatever the layout.
+ * The controller's answer is the size the PV records. Without the record
+ * it cannot tell an image from a directory, so it answers in whole MiB,
+ * as an image grows (sizeOnTheNode). The kubelet then asks the node for
+ * the claim's size (its status.allocatedResources, Kubernetes 1.32 on;
+ * the PV's before): an image grows to the same whole MiB, so its PV,
+ * record and file agree; a directory takes the size asked, up to a MiB
+ * less than its PV says.
  */
 import { hostPathStore } from "./store";
 import { outOfRange } from "../../csi/errors";
