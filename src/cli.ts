@@ -121,7 +121,7 @@ async function runDriver(argv: string[]): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   // A driver started from a shell or npm ends with it (parent-death.ts).
-  parent = stopWithParent();
+  parent = stopWithParent("the driver");
   log.debug("parent process", parent.armed ? { pid: parent.parent, onItsEnd: "SIGTERM" } : { watched: false, why: parent.why });
 
   // The embedded default's .csi-lab holds the socket and, with the default

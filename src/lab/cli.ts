@@ -1,9 +1,11 @@
 /**
  * `csi-lab lab [--host H] [--port P] [--driver HOST:PORT]`: serve the lab's
- * page and say where to open it. Ctrl-C stops it (and a replay under way).
+ * page and say where to open it. Ctrl-C stops it (and a replay under way),
+ * and so does the end of the process that started it.
  */
 import { parseArgs } from "node:util";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
+import { stopOnSignals } from "../server/stop-signals";
 import { parseDriverAddress } from "./live-proxy";
 import { startLab } from "./server";
 
@@ -59,20 +61,12 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     throw new FlagError(`lab: --driver: ${(err as Error).message}`);
   }
+  // Ctrl-C, SIGTERM or the end of the process that started it stop the lab (stop-signals.ts).
+  const stop = stopOnSignals("csi-lab lab");
   const lab = await startLab({ host, port, driver });
+  stop.serving(() => lab.close());
   process.stdout.write(`csi-lab lab: open ${lab.url} (Ctrl-C to stop)\n`);
   if (host !== "127.0.0.1" && host !== "::1" && host !== "localhost") {
     process.stdout.write("Note: listening beyond this machine; anyone who can reach it can run calls (and, as root, replays).\n");
   }
-  let stopping = false;
-  const stop = () => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    lab.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
 }

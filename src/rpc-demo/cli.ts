@@ -14,6 +14,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import pkg from "../../package.json";
 import { checkToken } from "../csi/validate";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
+import { stopOnSignals } from "../server/stop-signals";
 import type { PlaygroundMethod } from "./call-ids/playground";
 import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
 import { codecByName } from "./codecs/codec";
@@ -156,12 +157,12 @@ export async function main(argv: string[]): Promise<void> {
         plain: noColor,
         write,
       }));
+      // Ctrl-C, SIGTERM or the end of the process that started it close the listener (stop-signals.ts).
+      const stop = stopOnSignals("csi-lab rpc serve");
       const server = await serve(opts).catch((err: NodeJS.ErrnoException) => {
         throw new Error(listenError(err, opts.host, opts.port));
       });
-      const stop = () => void server.close().then(() => process.exit(0));
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      stop.serving(() => server.close());
       return;
     }
     case "call": {

@@ -1,32 +1,34 @@
 /**
- * Ending with the process that started the driver.
+ * Ending with the process that started us.
  *
  * `npx csi-lab driver &` starts npm, which starts a shell, which starts the
  * driver. A SIGTERM to npm's pid ends npm and the shell, not the driver,
- * which would go on serving, orphaned, its socket in place. So at start-up
- * the driver asks the kernel to send it SIGTERM when its parent process
- * ends (prctl(PR_SET_PDEATHSIG)); the SIGTERM handler then shuts it down
- * as for any SIGTERM: in-flight calls finish, the socket is removed, and
- * the log says why.
+ * which would go on serving, orphaned, its socket in place. The same holds
+ * for every command that serves until it is stopped (`csi-lab rpc serve`,
+ * `csi-lab lab`): orphaned, it keeps its port, and the next start on that
+ * port fails. So at start-up such a command asks the kernel to send it
+ * SIGTERM when its parent process ends (prctl(PR_SET_PDEATHSIG)); its
+ * SIGTERM handler then shuts it down as for any SIGTERM (the driver:
+ * in-flight calls finish, the socket is removed; the others: the listener
+ * is closed) and says why.
  *
- * Not asked where the driver is PID 1, or its parent is outside its PID
+ * Not asked where the command is PID 1, or its parent is outside its PID
  * namespace (getppid() answers 0): a container, as in Kubernetes. There
- * the runtime stops the driver with a SIGTERM of its own, and the parent
- * is the runtime's shim, whose comings and goings are none of the
- * driver's business.
+ * the runtime stops it with a SIGTERM of its own, and the parent is the
+ * runtime's shim, whose comings and goings are none of its business.
  *
- * The kernel's "parent" is the thread that forked the driver. Shells,
- * Node.js, npm and systemd fork from a thread that lives as long as they
- * do; a program that forks from a short-lived thread would stop the
- * driver early — run the driver under a supervisor rather than from such
- * a program.
+ * The kernel's "parent" is the thread that forked us. Shells, Node.js, npm
+ * and systemd fork from a thread that lives as long as they do; a program
+ * that forks from a short-lived thread would stop the command early — run
+ * it under a supervisor rather than from such a program.
  */
 import { constants } from "node:os";
 import koffi from "koffi";
 import { libc } from "../mount/libc";
 
-// Read as this module loads, early in start-up: a parent that ended before
-// the request below is then seen by comparing with it.
+// Read as this module loads, early in start-up (src/cli.ts imports it for
+// every command): a parent that ended before the request below is then seen
+// by comparing with it.
 const parentAtStart = process.ppid;
 
 const PR_SET_PDEATHSIG = 1;
@@ -35,9 +37,13 @@ const prctl = libc.func("int prctl(int option, ...)") as (...args: unknown[]) =>
 
 export type ParentWatch = { armed: true; parent: number } | { armed: false; why: string };
 
-/** Ask for SIGTERM when the parent process ends (see above for when it is not asked). */
-export function stopWithParent(): ParentWatch {
-  if (process.pid === 1) return { armed: false, why: "the driver is PID 1 (a container's main process)" };
+/**
+ * Ask for SIGTERM when the parent process ends (see above for when it is not
+ * asked). `subject` names this process in the reason it was not asked ("the driver").
+ * Install the SIGTERM handler first: a parent already gone means a SIGTERM at once.
+ */
+export function stopWithParent(subject: string): ParentWatch {
+  if (process.pid === 1) return { armed: false, why: `${subject} is PID 1 (a container's main process)` };
   if (parentAtStart === 0) return { armed: false, why: "the parent is outside this PID namespace (a container runtime)" };
   if (prctl(PR_SET_PDEATHSIG, "unsigned long", constants.signals.SIGTERM) !== 0) {
     return { armed: false, why: `prctl(PR_SET_PDEATHSIG) failed: errno ${koffi.errno()}` };
