@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
+import { hostArg, listenError } from "../server/host-flag";
 import { stopOnSignals } from "../server/stop-signals";
 import { parseDriverAddress } from "./live-proxy";
 import { startLab } from "./server";
@@ -27,7 +28,8 @@ Serves a web page (everything in this package: no network needed) with three vie
      directory removed afterwards), each call next to the Kubernetes change behind it.
 
 Flags:
-  --host HOST          address to listen on (default 127.0.0.1: this machine only)
+  --host HOST          address to listen on (default 127.0.0.1: this machine only;
+                       0.0.0.0: every interface)
   --port PORT          port (default 7070; 0 = any free port)
   --driver HOST:PORT   the driver address the live view proposes (default 127.0.0.1:9810)
   -h, --help           this text
@@ -49,12 +51,18 @@ export async function main(argv: string[]): Promise<void> {
     const repeated = repeatedFlag(parsed.tokens, options);
     if (repeated) throw new Error(repeated);
   } catch (err) {
-    throw new FlagError(`lab: ${(err as Error).message} (csi-lab lab --help)`);
+    // node:util's messages can run over several lines; a refused start is one.
+    throw new FlagError(`lab: ${(err as Error).message.replace(/\s*\n\s*/g, " ")} (csi-lab lab --help)`);
   }
   if (values.help) return void process.stdout.write(LAB_USAGE);
   const port = Number(values.port ?? 7070);
   if (!/^\d+$/.test(values.port ?? "7070") || port > 65535) throw new FlagError(`lab: --port ${JSON.stringify(values.port)}: a port number, 0-65535`);
-  const host = values.host ?? "127.0.0.1";
+  let host: string;
+  try {
+    host = hostArg(values.host, true);
+  } catch (err) {
+    throw new FlagError(`lab: ${(err as Error).message}`);
+  }
   const driver = values.driver ?? "127.0.0.1:9810";
   try {
     parseDriverAddress(driver);
@@ -63,7 +71,10 @@ export async function main(argv: string[]): Promise<void> {
   }
   // Ctrl-C, SIGTERM or the end of the process that started it stop the lab (stop-signals.ts).
   const stop = stopOnSignals("csi-lab lab");
-  const lab = await startLab({ host, port, driver });
+  const lab = await startLab({ host, port, driver }).catch((err: NodeJS.ErrnoException) => {
+    const e = listenError(err, host, port);
+    throw e instanceof FlagError ? new FlagError(`lab: ${e.message}`) : new Error(`lab: ${e.message}`);
+  });
   stop.serving(() => lab.close());
   process.stdout.write(`csi-lab lab: open ${lab.url} (Ctrl-C to stop)\n`);
   if (host !== "127.0.0.1" && host !== "::1" && host !== "localhost") {

@@ -14,6 +14,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import pkg from "../../package.json";
 import { checkToken } from "../csi/validate";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
+import { hostArg, listenError } from "../server/host-flag";
 import { stopOnSignals } from "../server/stop-signals";
 import type { PlaygroundMethod } from "./call-ids/playground";
 import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
@@ -149,7 +150,7 @@ export async function main(argv: string[]): Promise<void> {
     case "serve": {
       const opts = checked(() => ({
         transport: transportName(str("transport") ?? "tcp"),
-        host: str("host") ?? "127.0.0.1",
+        host: hostArg(str("host"), true),
         port: portArg(str("port"), "serve", true),
         faults: parseFaults(str("fault")),
         duplicateCache: !v["no-cache"],
@@ -160,7 +161,7 @@ export async function main(argv: string[]): Promise<void> {
       // Ctrl-C, SIGTERM or the end of the process that started it close the listener (stop-signals.ts).
       const stop = stopOnSignals("csi-lab rpc serve");
       const server = await serve(opts).catch((err: NodeJS.ErrnoException) => {
-        throw new Error(listenError(err, opts.host, opts.port));
+        throw listenError(err, opts.host, opts.port);
       });
       stop.serving(() => server.close());
       return;
@@ -172,7 +173,7 @@ export async function main(argv: string[]): Promise<void> {
         requestFor(method, request);
         return {
           transport: transportName(str("transport") ?? "tcp"),
-          host: str("host") ?? "127.0.0.1",
+          host: hostArg(str("host"), false),
           port: portArg(str("port"), "call", false),
           codec: codecByName(str("codec") ?? "protobuf"),
           method,
@@ -287,21 +288,6 @@ function messageTypeName(name: string): string {
   }
   const list = fitText([...byPackage].map(([p, names]) => `  ${p}: ${names.join(", ")}`).join("\n"), outputWidth(process.stderr));
   throw new Error(`${matches.length > 1 ? `${JSON.stringify(name)} is ambiguous (${matches.join(", ")})` : `no message type ${JSON.stringify(name)}`}. The types (full name, or the short one):\n${list}`);
-}
-
-/** Our own one line for why a server could not listen. */
-function listenError(err: NodeJS.ErrnoException, host: string, port: number): string {
-  switch (err.code) {
-    case "EADDRINUSE":
-      return `port ${port} on ${host} is already in use: pick another --port, or stop what holds it`;
-    case "EACCES":
-      return `no permission to listen on port ${port} (ports below 1024 need root): pick another --port`;
-    case "EADDRNOTAVAIL":
-    case "ENOTFOUND":
-      return `--host ${host} is not an address of this machine`;
-    default:
-      return `cannot listen on ${host}:${port}: ${err.message}`;
-  }
 }
 
 // Keep the help and the option table in step.

@@ -13,7 +13,8 @@ import { startLab, type RunningLab } from "../../src/lab/server";
 import type { CallStory } from "../../src/lab/protocol";
 
 const BIN = path.join(PROTO_DIR, "..", "bin", "csi-lab.js");
-const run = (...args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args]);
+// A lab that should have been refused but serves instead is killed, not waited for.
+const run = (...args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 20_000 });
 
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
@@ -35,10 +36,26 @@ describe("csi-lab lab: the command", () => {
   });
 
   it("a bad flag is one line and exit status 2", async () => {
-    for (const args of [["--bogus"], ["--port", "http"], ["--port", "70000"], ["--port", "0", "--port", "1"], ["--port", "0", "--driver", "not an address"]]) {
+    const bad = [["--bogus"], ["--port", "http"], ["--port", "70000"], ["--port", "-1"], ["--port", "0", "--port", "1"], ["--port", "0", "--driver", "not an address"]];
+    // A host that is none ("" would listen on every interface), or not this machine's (192.0.2.1, TEST-NET-1).
+    for (const host of ["", "not a host!", "127.0.0.1:80", "[::1]", "192.0.2.1"]) bad.push(["--port", "0", "--host", host]);
+    for (const args of bad) {
       const err = await run("lab", ...args).then(() => undefined, (e: { code: number; stderr: string }) => e);
-      assert.equal(err?.code, 2, args.join(" "));
-      assert.equal(err!.stderr.trim().split("\n").length, 1, err!.stderr);
+      assert.equal(err?.code, 2, `${JSON.stringify(args)}: ${err?.stderr}`);
+      assert.match(err!.stderr, /^csi-lab: lab: [^\n]+\n$/);
+    }
+  });
+
+  it("a port in use is one line in our words, exit 1", async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = holder.address() as net.AddressInfo;
+      const err = await run("lab", "--port", String(port)).then(() => undefined, (e: { code: number; stderr: string }) => e);
+      assert.equal(err?.code, 1);
+      assert.equal(err!.stderr, `csi-lab: lab: port ${port} on 127.0.0.1 is already in use: pick another --port, or stop what holds it\n`);
+    } finally {
+      holder.close();
     }
   });
 });

@@ -18,7 +18,8 @@ interface Run {
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    // A command that should have been refused but serves instead is killed, not waited for.
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -110,6 +111,25 @@ describe("csi-lab rpc, the commands", () => {
     it("a flag given twice is refused, not settled by the last one", async () => {
       await refused(["rpc", "call", "--port", "7000", "--port", "7001"], /--port is given twice \("7000", then "7001"\); give it once/);
       await refused(["rpc", "walkthrough", "--plain", "--transport", "udp", "--transport=tcp"], /--transport is given twice/);
+    });
+    it("a --host that is no IP address or host name: one line, exit 2, before anything listens or calls", async () => {
+      // "" would listen on every interface, "[::1]" and "127.0.0.1:80" fail in node's words; for call "" meant localhost.
+      for (const [command, port] of [["serve", "0"], ["call", "1"]]) {
+        for (const host of ["", "not a host!", "127.0.0.1:80", "[::1]"]) {
+          const r = await run(["rpc", command, "--port", port, "--host", host]);
+          assert.equal(r.code, 2, `rpc ${command} --host ${JSON.stringify(host)}: ${r.stdout}${r.stderr}`);
+          assert.match(r.stderr, /^csi-lab: --host "[^\n]*": (not an IP address or a host name|an IPv6 address goes without brackets \(::1\))[^\n]*\n$/);
+          assert.equal(r.stdout, "");
+        }
+      }
+      const tcp = await run(["rpc", "csi", "--endpoint", "tcp://not a host!:80"]);
+      assert.equal(tcp.code, 2, tcp.stderr);
+      assert.match(tcp.stderr, /^csi-lab: --endpoint must be unix:\/\/\/absolute\/path\.sock or tcp:\/\/host:port/);
+    });
+    it("rpc serve --host that is not this machine's address: one line, exit 2", async () => {
+      const r = await run(["rpc", "serve", "--port", "0", "--host", "192.0.2.1"]); // TEST-NET-1: nobody's
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr, "csi-lab: --host 192.0.2.1 is not an address of this machine\n");
     });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);

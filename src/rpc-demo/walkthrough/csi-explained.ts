@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { hostProblem } from "../../server/host-flag";
 import { messageFromJson, messageToJson, messageType, protobufCodec, type MessageType } from "../codecs/codec";
 import { PROTO_DIR } from "../codecs/schema";
 import { RpcError } from "../rpc-error";
@@ -107,8 +108,9 @@ export function endpointAddress(endpoint: string): Http2ClientOptions & { readon
     if (path.isAbsolute(socketPath)) return { socketPath, label: `unix://${socketPath}` };
   }
   const m = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\d{1,5})$/.exec(endpoint);
-  if (m && Number(m[2]) >= 1 && Number(m[2]) <= 65535) {
-    return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]), label: endpoint };
+  const host = m?.[1]!.replace(/^\[|\]$/g, "");
+  if (m && host !== undefined && !hostProblem(host) && Number(m[2]) >= 1 && Number(m[2]) <= 65535) {
+    return { host, port: Number(m[2]), label: endpoint };
   }
   throw new Error(`--endpoint must be unix:///absolute/path.sock or tcp://host:port (port 1-65535), not ${JSON.stringify(endpoint)}`);
 }
