@@ -102,7 +102,7 @@ describe("csi-lab rpc, the commands", () => {
       }
     });
     it("bad flags and input exit 2, as `rpc dump --help` says; bytes that are not protobuf exit 1", async () => {
-      for (const args of [["dump", "zz"], ["dump", "--type", "Nope", "08"], ["dump", "--bogus"], ["walkthrough", "--codec", "xml"], ["walkthrough", "--request", '{"a":1.5}'], ["serve"], ["nope"]]) {
+      for (const args of [["dump", "zz"], ["dump", "--type", "Nope", "08"], ["dump", "--bogus"], ["walkthrough", "--codec", "xml"], ["walkthrough", "--request", '{"a":1.5}'], ["walkthrough", "--fault", "crash=7"], ["serve"], ["nope"]]) {
         assert.equal((await run(["rpc", ...args])).code, 2, args.join(" "));
       }
       assert.match((await run(["rpc", "dump", "--help"])).stdout, /Exit status 1 when the bytes are not valid protobuf \(the dump says where\), 2 for bad input\./);

@@ -20,6 +20,28 @@ describe("fault injection", () => {
     assert.throws(() => parseFaults("explode"), /unknown fault/);
   });
 
+  it("refuses a spec it would otherwise read as something not meant: a value where none is taken, a number not in plain decimal, a fault given twice, both directions", () => {
+    for (const [spec, why] of [
+      ["crash=7", /--fault crash=7: crash takes no value/],
+      ["reply-only=yes", /reply-only takes no value/],
+      ["delay=0x10", /--fault delay=0x10: delay needs a whole number from 0 to/],
+      ["delay=1e3", /delay needs a whole number/],
+      ["delay=2.5", /delay needs a whole number/],
+      ["delay=5=6", /delay needs a whole number/],
+      ["drop=", /--fault drop=: a chance is a number between 0 and 1/],
+      ["duplicate=0x1", /a chance is a number between 0 and 1/],
+      ["seed", /seed needs a whole number from 0 to 4294967295/],
+      ["seed=1.5", /seed needs a whole number/],
+      ["seed=4294967296", /seed needs a whole number from 0 to 4294967295/],
+      ["drop=0.1,drop=0.9", /--fault drop=0\.1,drop=0\.9: drop=0\.1 and drop=0\.9 both given; give one/],
+      ["drop,drop=0.3", /drop and drop=0\.3 both given/],
+      ["request-only,reply-only", /request-only and reply-only both given/],
+    ] as const) {
+      assert.throws(() => parseFaults(spec), why, spec);
+    }
+    assert.deepEqual(parseFaults("drop=.5,duplicate=1,delay,seed=4294967295"), { ...NO_FAULTS, drop: 0.5, duplicate: 1, delayMs: 200, seed: 4294967295 });
+  });
+
   it("names the direction a one-way fault hits in plain words (the walkthrough's and serve's header)", () => {
     assert.equal(describeFaults(parseFaults("delay=3000,reply-only")), "delay 3000 ms (replies only)");
     assert.equal(describeFaults(parseFaults("drop,request-only")), "drop the first message (requests only)");

@@ -46,45 +46,62 @@ export const NO_FAULTS: FaultPlan = { drop: 0, dropFirst: 0, duplicate: 0, dupli
  *   crash           the server dies after running the call, before replying
  *   request-only, reply-only   restrict to one direction
  *   seed=n          another sequence of random faults
+ * Each at most once, numbers in plain decimal: anything else is refused
+ * rather than read as something that was not meant ("crash=7", "delay=0x10",
+ * "drop=0.1,drop=0.9", "request-only,reply-only").
  */
 export function parseFaults(spec: string | undefined): FaultPlan {
   if (!spec || spec === "none") return NO_FAULTS;
   const plan: { -readonly [K in keyof FaultPlan]: FaultPlan[K] } = { ...NO_FAULTS };
+  const seen = new Map<string, string>();
   for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const [name, value] = part.split("=", 2) as [string, string | undefined];
-    const num = (dflt: number) => {
-      const n = value === undefined ? dflt : Number(value);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`--fault ${part}: ${value} is not a number ≥ 0`);
+    const eq = part.indexOf("=");
+    const name = eq < 0 ? part : part.slice(0, eq);
+    const value = eq < 0 ? undefined : part.slice(eq + 1);
+    const noValue = () => {
+      if (value !== undefined) throw new Error(`--fault ${part}: ${name} takes no value`);
+    };
+    const whole = (max: number, dflt?: number) => {
+      if (value === undefined && dflt !== undefined) return dflt;
+      const n = value !== undefined && /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!(n <= max)) throw new Error(`--fault ${part}: ${name} needs a whole number from 0 to ${max}`);
       return n;
     };
-    const chance = (dflt: number) => {
-      const n = num(dflt);
-      if (n > 1) throw new Error(`--fault ${part}: a chance is between 0 and 1`);
+    const chance = () => {
+      const n = value !== undefined && /^(\d+(\.\d*)?|\.\d+)$/.test(value) ? Number(value) : NaN;
+      if (!(n <= 1)) throw new Error(`--fault ${part}: a chance is a number between 0 and 1`);
       return n;
     };
+    const direction = name === "request-only" || name === "reply-only" ? "direction" : name;
+    if (seen.has(direction)) throw new Error(`--fault ${spec}: ${seen.get(direction)} and ${part} both given; give one`);
+    seen.set(direction, part);
     switch (name) {
       case "drop":
         if (value === undefined) plan.dropFirst = 1;
-        else plan.drop = chance(1);
+        else plan.drop = chance();
         break;
       case "duplicate":
         if (value === undefined) plan.duplicateFirst = 1;
-        else plan.duplicate = chance(1);
+        else plan.duplicate = chance();
         break;
       case "delay":
-        plan.delayMs = num(200);
+        plan.delayMs = whole(Number.MAX_SAFE_INTEGER, 200);
         break;
       case "crash":
+        noValue();
         plan.crash = true;
         break;
       case "request-only":
+        noValue();
         plan.direction = "request";
         break;
       case "reply-only":
+        noValue();
         plan.direction = "reply";
         break;
       case "seed":
-        plan.seed = num(1);
+        // The generator takes 32 bits: a larger seed would quietly repeat a smaller one's faults.
+        plan.seed = whole(0xffffffff);
         break;
       default:
         throw new Error(`unknown fault ${JSON.stringify(name)}: use drop[=p], duplicate[=p], delay[=ms], crash, request-only, reply-only, seed=n`);
