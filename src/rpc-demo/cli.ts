@@ -22,7 +22,7 @@ import { codecByName } from "./codecs/codec";
 import { dumpError, dumpMessage, formatDump, parseHex } from "./codecs/dump";
 import { parseJsonText } from "./codecs/json-codec";
 import { schemas } from "./codecs/schema";
-import { parseFaults } from "./faults/faults";
+import { parseFaults, type FaultPlan } from "./faults/faults";
 import { formatScenarios, runScenarios } from "./faults/scenarios";
 import { playgroundDispatcher } from "./playground-service";
 import { MAX_HEADER_TIMEOUT_MS } from "./transports/rpc-header";
@@ -57,6 +57,12 @@ function timeoutArg(s: string | undefined): number {
   return n;
 }
 
+/** Whether `serve` keeps UDP's duplicate-request cache: --no-cache means something only there. */
+function noCacheArg(transport: string | undefined, noCache: boolean): boolean {
+  if (noCache && transport !== "udp") throw new Error("--no-cache is for --transport udp: TCP and HTTP/2 have no duplicate-request cache");
+  return !noCache;
+}
+
 function portArg(s: string | undefined, command: string, allowZero: boolean): number {
   if (s === undefined) throw new Error(`${command} needs --port (csi-lab rpc ${command} --help)`);
   const n = Number(s);
@@ -64,6 +70,20 @@ function portArg(s: string | undefined, command: string, allowZero: boolean): nu
     throw new Error(`--port must be a whole number from 1 to 65535${allowZero ? " (0: any free port)" : ""}, not ${JSON.stringify(s)}`);
   }
   return n;
+}
+
+/**
+ * --fault for one end of `serve` and `call`: each injects faults only into
+ * what it sends (the caller its requests, the server its replies, and only
+ * the server crashes), so a fault only the other end can inject is refused,
+ * not quietly left out.
+ */
+function faultsAt(end: "serve" | "call", spec: string | undefined): FaultPlan {
+  const plan = parseFaults(spec);
+  if (end === "call" && plan.crash) throw new Error("--fault crash: only the server crashes; give it to rpc serve");
+  if (end === "call" && plan.direction === "reply") throw new Error("--fault reply-only: the caller sends only requests; give reply faults to rpc serve");
+  if (end === "serve" && plan.direction === "request") throw new Error("--fault request-only: the server sends only replies; give request faults to rpc call");
+  return plan;
 }
 
 const write = (text: string) => void process.stdout.write(fitText(text, outputWidth()) + "\n");
@@ -152,8 +172,8 @@ export async function main(argv: string[]): Promise<void> {
         transport: transportName(str("transport") ?? "tcp"),
         host: hostArg(str("host"), true),
         port: portArg(str("port"), "serve", true),
-        faults: parseFaults(str("fault")),
-        duplicateCache: !v["no-cache"],
+        faults: faultsAt("serve", str("fault")),
+        duplicateCache: noCacheArg(str("transport"), v["no-cache"] === true),
         quiet: v["quiet"] === true,
         plain: noColor,
         write,
@@ -179,7 +199,7 @@ export async function main(argv: string[]): Promise<void> {
           method,
           request,
           timeoutMs: timeoutArg(str("timeout")),
-          faults: parseFaults(str("fault")),
+          faults: faultsAt("call", str("fault")),
           plain: noColor,
           write,
         };

@@ -131,6 +131,19 @@ describe("csi-lab rpc, the commands", () => {
       assert.equal(r.code, 2, r.stderr);
       assert.equal(r.stderr, "csi-lab: --host 192.0.2.1 is not an address of this machine\n");
     });
+    it("a fault only the other end can inject, and --no-cache without UDP: refused, one line, exit 2, instead of quietly left out", async () => {
+      for (const [args, why] of [
+        [["call", "--port", "1", "--fault", "crash"], /^csi-lab: --fault crash: only the server crashes; give it to rpc serve\n$/],
+        [["call", "--port", "1", "--fault", "drop,reply-only"], /^csi-lab: --fault reply-only: the caller sends only requests; give reply faults to rpc serve\n$/],
+        [["serve", "--port", "0", "--fault", "delay=100,request-only"], /^csi-lab: --fault request-only: the server sends only replies; give request faults to rpc call\n$/],
+        [["serve", "--port", "0", "--no-cache"], /^csi-lab: --no-cache is for --transport udp: TCP and HTTP\/2 have no duplicate-request cache\n$/],
+      ] as const) {
+        const r = await run(["rpc", ...args]);
+        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, why);
+        assert.equal(r.stdout, "");
+      }
+    });
     it("rpc serve --port 99999: our own one-line error", async () => {
       const r = await refused(["rpc", "serve", "--port", "99999"], /^csi-lab: --port must be a whole number from 1 to 65535 \(0: any free port\), not "99999"\n$/);
       assert.equal(r.stdout, "");
