@@ -8,6 +8,7 @@ import { existsSync, promises as fsp, readdirSync, readFileSync } from "node:fs"
 import * as os from "node:os";
 import * as path from "node:path";
 import { Code, DIR_VOLUMES, DriverProcess, destroyDriver, expectCode, mountCapability, startDriver, uniqueName } from "./harness";
+import { running } from "../rpc-demo/started-by-shell";
 
 const REPO = path.resolve(__dirname, "../../..");
 const BIN = path.join(REPO, "bin/csi-lab.js");
@@ -31,16 +32,6 @@ async function waitForLog(d: DriverProcess, pattern: RegExp): Promise<void> {
   throw new Error(`no log line matching ${pattern}`);
 }
 
-/** A process's state letter from /proc (Z: ended, not yet reaped), or undefined once it is gone. */
-function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  } catch {
-    return undefined;
-  }
-}
-const running = (pid: number) => ![undefined, "Z", "X"].includes(procState(pid));
 
 /** The node process whose command line is `csi-lab driver … <socket> …`. */
 function driverPid(socket: string): number | undefined {
