@@ -7,16 +7,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import * as path from "node:path";
 import { exampleScenario, loadExample, loadExamples } from "../../src/replay/scenario";
-import { CONTAINED, EXAMPLES_DIR, callsOf, replay } from "./replay-harness";
-
-const describeContained = CONTAINED ? describe : describe.skip;
-if (!CONTAINED) {
-  describe("Replay of the examples", () => {
-    it("runs only inside test/sandbox/throwaway-root (npm test runs it there)", function () {
-      this.skip();
-    });
-  });
-}
+import { describeContained, EXAMPLES_DIR, callsOf, replay } from "./replay-harness";
 
 describeContained("Replay of the examples (the kind overlay's manifests)", function () {
   this.timeout(120_000);

@@ -14,16 +14,7 @@ import type { Json, JsonObject, K8sObject } from "../../src/replay/k8s-objects";
 import type { ReplayEvent } from "../../src/replay/run";
 import type { Scenario } from "../../src/replay/scenario";
 import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "../sanity/programs";
-import { CONTAINED, kindDeployment, replay } from "./replay-harness";
-
-const describeContained = CONTAINED ? describe : describe.skip;
-if (!CONTAINED) {
-  describe("Replay: a claim grown while no pod uses it", () => {
-    it("runs only inside test/sandbox/throwaway-root (npm test runs it there)", function () {
-      this.skip();
-    });
-  });
-}
+import { describeContained, kindDeployment, replay } from "./replay-harness";
 
 const MiB = 1024 * 1024;
 const NAMESPACE = "csi-lab-grow-unused";

@@ -24,6 +24,23 @@ import type { Step } from "../../src/replay/steps";
 
 const TMPFS_MAGIC = 0x01021994;
 export const CONTAINED = process.env.CSI_LAB_SANDBOX === "1" && statfsSync("/").type === TMPFS_MAGIC;
+
+/**
+ * A suite that replays against a real driver: run where the replay may make
+ * its mounts and directories (CONTAINED), and elsewhere one skipped test
+ * that says where it runs.
+ */
+export function describeContained(title: string, fn: (this: Mocha.Suite) => void): void {
+  if (CONTAINED) {
+    describe(title, fn);
+    return;
+  }
+  describe(title, () => {
+    it("runs only inside test/sandbox/throwaway-root (npm test runs it there)", function () {
+      this.skip();
+    });
+  });
+}
 export const BIN = path.join(REPO, "bin/csi-lab.js");
 export const EXAMPLES_DIR = path.join(REPO, "deploy/examples");
 export const NODE_NAME = "node-1";

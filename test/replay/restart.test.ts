@@ -8,16 +8,7 @@ import { mkdirSync } from "node:fs";
 import * as path from "node:path";
 import { LAYOUTS, restartScenario, type Layout } from "../../src/replay/restart-scenario";
 import { loopFsOrSkip, type LoopFs, type LoopFsKind } from "../sanity/loop-fs";
-import { CONTAINED, callsOf, kindDeployment, replay } from "./replay-harness";
-
-const describeContained = CONTAINED ? describe : describe.skip;
-if (!CONTAINED) {
-  describe("Replay: node plugin restarts", () => {
-    it("runs only inside test/sandbox/throwaway-root (npm test runs it there)", function () {
-      this.skip();
-    });
-  });
-}
+import { describeContained, callsOf, kindDeployment, replay } from "./replay-harness";
 
 /** The nfs share as the kind overlay's node plugin sees it. */
 const SHARE = "/srv/csi-lab-share";

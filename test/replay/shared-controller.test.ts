@@ -8,16 +8,7 @@
 import assert from "node:assert/strict";
 import type { K8sObject } from "../../src/replay/k8s-objects";
 import type { Scenario } from "../../src/replay/scenario";
-import { CONTAINED, callsOf, kindDeployment, replay } from "./replay-harness";
-
-const describeContained = CONTAINED ? describe : describe.skip;
-if (!CONTAINED) {
-  describe("Replay: a shared volume resized and modified by the controller", () => {
-    it("runs only inside test/sandbox/throwaway-root (npm test runs it there)", function () {
-      this.skip();
-    });
-  });
-}
+import { describeContained, callsOf, kindDeployment, replay } from "./replay-harness";
 
 const attributesClass = (name: string, mode: string): K8sObject => ({
   apiVersion: "storage.k8s.io/v1",
