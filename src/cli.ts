@@ -19,9 +19,9 @@ import { createLogger } from "./server/logger";
 import { CallEvents } from "./server/call-events";
 import type { CallRecord } from "./server/interceptor";
 import type { startMetricsServer } from "./server/metrics-http";
-import { endedParent, stopWithParent, type ParentWatch } from "./server/parent-death";
 import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
+import { stopOnSignals } from "./server/stop-signals";
 import { mountTableSource } from "./mount/mountinfo";
 import { setMountObserver } from "./mount/observer";
 import { version } from "./server/version";
@@ -97,31 +97,15 @@ async function runDriver(argv: string[]): Promise<void> {
   // Handlers go in before anything is announced: whoever reads "ready"
   // may send SIGTERM at once, and an unhandled SIGTERM would kill the
   // process without removing its socket.
-  let server: RunningServer | undefined;
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
-  let parent: ParentWatch = { armed: false, why: "not asked yet" };
-  let signals = 0;
-  const stop = (signal: string) => {
-    signals++;
-    const ended = signal === "SIGTERM" ? endedParent(parent) : undefined;
-    const why = ended === undefined ? {} : { cause: `its parent process (pid ${ended}) ended` };
-    if (signals > 1 || !server) {
-      log.warn(server ? "second signal; exiting now" : "signal before the server started; exiting", { signal, ...why });
-      process.exit(1);
-    }
-    log.info("signal received", { signal, ...why });
-    Promise.all([server.shutdown(), metricsServer?.close()]).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error("shutdown failed", { error: String(err) });
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  const stops = stopOnSignals("the driver", {
+    stopping: (signal, cause) => log.info("signal received", { signal, ...(cause ? { cause } : {}) }),
+    exitingNow: (signal, cause, serving) =>
+      log.warn(serving ? "second signal; exiting now" : "signal before the server started; exiting", { signal, ...(cause ? { cause } : {}) }),
+    failed: (err) => log.error("shutdown failed", { error: String(err) }),
+  });
   // A driver started from a shell or npm ends with it (parent-death.ts).
-  parent = stopWithParent("the driver");
+  const { parent } = stops;
   log.debug("parent process", parent.armed ? { pid: parent.parent, onItsEnd: "SIGTERM" } : { watched: false, why: parent.why });
 
   // The embedded default's .csi-lab holds the socket and, with the default
@@ -145,11 +129,13 @@ async function runDriver(argv: string[]): Promise<void> {
   // socket fails: a start that cannot have both ends with neither, rather
   // than a driver that serves CSI after saying it failed to start.
   metricsServer = args.metricsAddress && metrics ? await (await import("./server/metrics-http.js")).startMetricsServer(args.metricsAddress, driver, metrics, events) : undefined;
+  let server: RunningServer;
   try {
     server = await startServer(driver, args.endpoint, { onCall, socketGid: checked.socketGid });
   } catch (err) {
     await metricsServer?.close();
     throw err;
   }
+  stops.serving(() => Promise.all([server.shutdown(), metricsServer?.close()]));
   log.info("ready", { ms: Number(process.hrtime.bigint() - started) / 1e6, youngGenerationBytes: youngGenerationBytes(), volumes: driver.backends.all.reduce((n, b) => n + b.count, 0), root: driver.config.root, mountTable: mountTableSource() });
 }

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
 import { hostArg, listenError } from "../server/host-flag";
-import { stopOnSignals } from "../server/stop-signals";
+import { stopOnSignals, textReport } from "../server/stop-signals";
 import { parseDriverAddress } from "./live-proxy";
 import { startLab } from "./server";
 
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<void> {
     throw new FlagError(`lab: --driver: ${(err as Error).message}`);
   }
   // Ctrl-C, SIGTERM or the end of the process that started it stop the lab (stop-signals.ts).
-  const stop = stopOnSignals("csi-lab lab");
+  const stop = stopOnSignals("csi-lab lab", textReport("csi-lab lab"));
   const lab = await startLab({ host, port, driver }).catch((err: NodeJS.ErrnoException) => {
     const e = listenError(err, host, port);
     throw e instanceof FlagError ? new FlagError(`lab: ${e.message}`) : new Error(`lab: ${e.message}`);

@@ -15,7 +15,7 @@ import pkg from "../../package.json";
 import { checkToken } from "../csi/validate";
 import { FlagError, repeatedFlag } from "../server/driver-flags";
 import { hostArg, listenError } from "../server/host-flag";
-import { stopOnSignals } from "../server/stop-signals";
+import { stopOnSignals, textReport } from "../server/stop-signals";
 import type { PlaygroundMethod } from "./call-ids/playground";
 import { commandHelp, COMMANDS, METHODS, methodHelp, rpcUsage } from "./cli-help";
 import { codecByName } from "./codecs/codec";
@@ -179,7 +179,7 @@ export async function main(argv: string[]): Promise<void> {
         write,
       }));
       // Ctrl-C, SIGTERM or the end of the process that started it close the listener (stop-signals.ts).
-      const stop = stopOnSignals("csi-lab rpc serve");
+      const stop = stopOnSignals("csi-lab rpc serve", textReport("csi-lab rpc serve"));
       const server = await serve(opts).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, opts.host, opts.port);
       });

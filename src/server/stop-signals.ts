@@ -1,44 +1,67 @@
 /**
- * Stopping a command that serves until it is stopped: `csi-lab rpc serve`
- * and `csi-lab lab` (the driver does the same in its JSON log: src/cli.ts).
+ * Stopping a command that serves until it is stopped: the driver,
+ * `csi-lab rpc serve` and `csi-lab lab`.
  *
  * Three things stop it: Ctrl-C (SIGINT), a SIGTERM, and the end of the
  * process that started it, which parent-death.ts turns into a SIGTERM (a
- * server left running, orphaned, would keep its port, and the next start
- * on that port would fail). Each ends the same way: one line on stderr
- * saying why, the listener closed, exit status 0. A second signal while
- * it closes, or a signal before there is anything to close, exits at once
- * with status 1.
+ * server left running, orphaned, would keep its socket or port, and the
+ * next start would fail). Each ends the same way: the command says why,
+ * closes what it serves, and exits with status 0. A second signal while it
+ * closes, or a signal before there is anything to close, exits at once
+ * with status 1. How it says so is the command's own: a line on stderr
+ * (textReport), or the driver's JSON log (src/cli.ts).
  */
 import { endedParent, stopWithParent, type ParentWatch } from "./parent-death";
 
+/** What a command says as signals stop it. `cause` is set where the parent's end sent the SIGTERM. */
+export interface StopReport {
+  /** It stops: what it serves is being closed. */
+  stopping(signal: NodeJS.Signals, cause: string | undefined): void;
+  /** A second signal while it closes (`serving`), or one before it serves: it exits at once. */
+  exitingNow(signal: NodeJS.Signals, cause: string | undefined, serving: boolean): void;
+  /** Closing failed. */
+  failed(err: unknown): void;
+}
+
 export interface StopSignals {
+  /** Whether the parent's end is watched, and if not why. */
+  readonly parent: ParentWatch;
   /** What to close when a signal comes: the command is now serving. */
-  serving(close: () => Promise<void>): void;
+  serving(close: () => Promise<unknown>): void;
+}
+
+/** One line on stderr per event, named by `name` ("csi-lab lab: stopping: SIGINT"). */
+export function textReport(name: string): StopReport {
+  const say = (text: string) => void process.stderr.write(`${name}: ${text}\n`);
+  return {
+    stopping: (signal, cause) => say(`stopping: ${cause ?? signal}`),
+    exitingNow: (signal, cause, serving) => say(`${cause ?? signal}; ${serving ? "a second signal: exiting now" : "exiting before it was serving"}`),
+    failed: (err) => say(`could not stop cleanly: ${err instanceof Error ? err.message : String(err)}`),
+  };
 }
 
 /**
  * Take SIGINT and SIGTERM, and ask for a SIGTERM when the parent process
- * ends. Call it before the listener starts; `name` is the command as its
- * own output names it ("csi-lab lab").
+ * ends. Call it before the listener starts: whoever reads that it serves
+ * may signal it at once. `subject` names the command where the parent's end
+ * is not watched ("the driver is PID 1 …").
  */
-export function stopOnSignals(name: string): StopSignals {
-  let close: (() => Promise<void>) | undefined;
+export function stopOnSignals(subject: string, report: StopReport): StopSignals {
+  let close: (() => Promise<unknown>) | undefined;
   let signals = 0;
   let parent: ParentWatch = { armed: false, why: "not asked yet" };
-  const say = (text: string) => void process.stderr.write(`${name}: ${text}\n`);
   const stop = (signal: NodeJS.Signals) => {
     const ended = signal === "SIGTERM" ? endedParent(parent) : undefined;
-    const why = ended === undefined ? signal : `its parent process (pid ${ended}) ended`;
+    const cause = ended === undefined ? undefined : `its parent process (pid ${ended}) ended`;
     if (++signals > 1 || !close) {
-      say(`${why}; ${close ? "a second signal: exiting now" : "exiting before it was serving"}`);
+      report.exitingNow(signal, cause, close !== undefined);
       process.exit(1);
     }
-    say(`stopping: ${why}`);
+    report.stopping(signal, cause);
     close().then(
       () => process.exit(0),
       (err: unknown) => {
-        say(`could not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+        report.failed(err);
         process.exit(1);
       },
     );
@@ -46,6 +69,6 @@ export function stopOnSignals(name: string): StopSignals {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
   // After the handlers: a parent already gone means a SIGTERM at once.
-  parent = stopWithParent(name);
-  return { serving: (c) => void (close = c) };
+  parent = stopWithParent(subject);
+  return { parent, serving: (c) => void (close = c) };
 }
