@@ -24,7 +24,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
-import { atDeadline, type LongTimeout } from "./long-timeout";
+import { atDeadline, wentAtDeadline, type LongTimeout } from "./long-timeout";
 import { RequestFraming } from "./request-framing";
 
 /** node:zlib, loaded on the first compressed request message: clients rarely compress. */
@@ -104,15 +104,6 @@ export interface GrpcServerOptions {
 const GRPC_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip" } as const;
 const OK_TRAILERS = { "grpc-status": "0" } as const;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
-/**
- * A client's deadline ends its call at the client too: grpc-go and grpc-js
- * reset the stream (RST_STREAM CANCEL) when their own timer fires, which
- * looks just like a cancel, and the client reports DEADLINE_EXCEEDED. Their
- * timer fires a little before ours (our deadline counts from when the
- * request was read, theirs from when it was sent), so the reset often comes
- * first. A reset this close to the deadline is taken for it.
- */
-const DEADLINE_RESET_MS = 1000;
 
 export class GrpcServer {
   private readonly h2: http2.Http2Server;
@@ -299,11 +290,10 @@ class Call implements UnaryCall<unknown> {
     else this.cancelListeners.push(listener);
   }
 
-  /** The stream closed; if no answer went out, the client cancelled, or its deadline ended the call (DEADLINE_RESET_MS). */
+  /** The stream closed; if no answer went out, the client cancelled, or its deadline ended the call (wentAtDeadline). */
   closed(): void {
     if (this.answered) return;
-    const deadlineReset = this.deadline !== undefined && this.deadline.getTime() - Date.now() < DEADLINE_RESET_MS;
-    if (deadlineReset) this.settle(Code.DEADLINE_EXCEEDED, "the call's deadline passed");
+    if (wentAtDeadline(this.deadline?.getTime())) this.settle(Code.DEADLINE_EXCEEDED, "the call's deadline passed");
     else this.settle(Code.CANCELLED, "the client cancelled the call");
     this.cancel();
   }

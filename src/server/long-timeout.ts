@@ -37,3 +37,19 @@ export function setLongTimeout(fn: () => void, ms: number): LongTimeout {
 export function atDeadline(deadline: Date, fire: () => void): LongTimeout {
   return atTime(deadline.getTime(), fire);
 }
+
+/**
+ * A caller's deadline ends its call at the caller too, and a little sooner:
+ * its timer counts from when it sent the call, the server's from when it
+ * read it. The caller then says so the only way its transport can, the way
+ * a cancel looks too: grpc-go, grpc-js and the playground's HTTP/2 client
+ * reset the stream (RST_STREAM CANCEL), `csi-lab rpc call` closes its TCP
+ * connection — and reports DEADLINE_EXCEEDED to its own code. So a caller
+ * that goes this close to its deadline (the server's count) went for it.
+ */
+export const DEADLINE_MARGIN_MS = 1000;
+
+/** Did a caller that went away now, with `deadline` (ms since the epoch; undefined: none), go for its deadline? */
+export function wentAtDeadline(deadline: number | undefined, now = Date.now()): boolean {
+  return deadline !== undefined && deadline - now < DEADLINE_MARGIN_MS;
+}

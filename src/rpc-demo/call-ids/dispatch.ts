@@ -14,7 +14,7 @@
  * CANCELLED) as soon as it fires, because the caller has stopped waiting.
  */
 import { messageToJson, type Codec } from "../codecs/codec";
-import { setLongTimeout } from "../../server/long-timeout";
+import { setLongTimeout, wentAtDeadline } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import {
@@ -193,16 +193,6 @@ class Context implements CallContext {
   }
 }
 
-/**
- * A caller's deadline ends its call at the caller too, and a little sooner:
- * its timer counts from when it sent the call, ours from when we read it.
- * Then it tells us the only way its transport can, the way a cancel looks
- * too: grpc-js and our HTTP/2 client reset the stream, `csi-lab rpc call`
- * closes its TCP connection. One this close to the deadline is taken for it
- * (as the driver's own gRPC server does).
- */
-const DEADLINE_GONE_MS = 1000;
-
 /** One call's context, and what its transport tells it. */
 export interface CallControl {
   readonly ctx: CallContext;
@@ -226,9 +216,11 @@ export function callContext(peer: string, timeoutMs: number | undefined): CallCo
   return {
     ctx,
     cancel: (seen) => {
-      const left = ctx.deadline === undefined ? undefined : ctx.deadline - Date.now();
+      // A caller this close to its deadline went for it (long-timeout.ts, as the driver's server judges it).
+      const now = Date.now();
+      const left = ctx.deadline === undefined ? undefined : ctx.deadline - now;
       const reason =
-        left !== undefined && left < DEADLINE_GONE_MS
+        left !== undefined && wentAtDeadline(ctx.deadline, now)
           ? new RpcError(Code.DEADLINE_EXCEEDED, `the caller gave up at its deadline: it ${seen} ${left > 0 ? `${left} ms before the deadline as the server counts it` : "as the deadline passed"}`)
           : new RpcError(Code.CANCELLED, `the caller cancelled the call: it ${seen}${left !== undefined ? ` ${left} ms before the deadline` : ""}`);
       ctx.abort(reason);
