@@ -46,6 +46,8 @@
  * (stall-watch.ts); one that makes no progress for the share timeout is
  * killed, without waiting for it to die (it may not, until the server
  * answers), and the copy fails UNAVAILABLE before anything is committed.
+ * Until it has died, no other tool is started on its shares
+ * (stuck-tools.ts): each would only join it.
  * The driver itself never stats a share's view: a stat on a hung mount
  * would hold one of its few I/O threads for good.
  */
@@ -55,6 +57,7 @@ import { CsiError, failedPrecondition, internal, invalidArgument, resourceExhaus
 import { withReadOnlyView } from "../mount/read-only-view";
 import { holdStill, type HoldOptions } from "./hold-still";
 import { watchForStall } from "./stall-watch";
+import type { StuckTools } from "./stuck-tools";
 
 export type ContentLayout = "dir" | "image" | "block";
 
@@ -94,6 +97,8 @@ export interface ShareEnd {
   share: string;
   /** How long the copy may make no progress before the share is taken for hung: the share timeout. */
   stallMs: number;
+  /** Where a tool killed on the share is remembered until it exits (stuck-tools.ts). */
+  stuck: StuckTools;
 }
 
 export interface CopyOptions {
@@ -122,6 +127,8 @@ export interface ToolWatch {
   paths: string[];
   afterMs: number;
   what: string;
+  /** The shares the tool works on, as messages name them: none is started while a tool killed there lives, and a killed one is remembered there. */
+  shares?: { names: string[]; stuck: StuckTools };
 }
 
 /**
@@ -149,7 +156,9 @@ export async function copyContent(from: Content, to: string, opts: CopyOptions):
     // Only the copy itself is held; the flush below runs with the volume thawed.
     else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal, watch));
   }
-  if (opts.flush !== false) await flushCopy(to, watch && { ...watch, paths: [to] });
+  // The flush waits on the file system of `to` only: the share the copy went into, if it went into one.
+  const flushShares = opts.into && watch?.shares && { ...watch.shares, names: [opts.into.share] };
+  if (opts.flush !== false) await flushCopy(to, watch && { ...watch, paths: [to], ...(flushShares ? { shares: flushShares } : {}) });
 }
 
 /** Flush the file system holding `p`, so copies written there survive a power cut. */
@@ -162,7 +171,9 @@ function shareWatch(from: Content, to: string, into: ShareEnd | undefined): Tool
   if (!from.share && !into) return undefined;
   const ends = [from.share && `from ${from.share.share}`, into && `into ${into.share}`].filter((e) => e).join(" ");
   const what = from.share?.share === into?.share ? `within ${into!.share}` : ends;
-  return { paths: [from.path, to], afterMs: Math.min(from.share?.stallMs ?? Infinity, into?.stallMs ?? Infinity), what };
+  const names = [...new Set([from.share?.share, into?.share].filter((s): s is string => s !== undefined))];
+  const stuck = (into ?? from.share)!.stuck; // both ends are the one shared backend's: one registry
+  return { paths: [from.path, to], afterMs: Math.min(from.share?.stallMs ?? Infinity, into?.stallMs ?? Infinity), what, shares: { names, stuck } };
 }
 
 function incompatible(source: string, target: string): CsiError {
@@ -192,11 +203,19 @@ function copyFile(from: string, to: string, signal?: AbortSignal, watch?: ToolWa
  * reason. With `watch`, a tool that makes no progress for `watch.afterMs`
  * (stall-watch.ts) is killed and the call fails UNAVAILABLE at once: a tool
  * asleep on a hung share may not die until the share answers again, and
- * nothing waits for it.
+ * nothing waits for it. It is remembered under `watch.shares` until it
+ * exits, and meanwhile the tool is not started there at all: the call
+ * fails UNAVAILABLE saying so (stuck-tools.ts).
  */
 export function runTool(cmd: string, args: string[], signal?: AbortSignal, watch?: ToolWatch): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(asError(signal.reason));
+    const shares = watch?.shares;
+    try {
+      for (const name of shares?.names ?? []) shares!.stuck.check(name);
+    } catch (err) {
+      return reject(err as Error);
+    }
     // setpriv (util-linux) sets PR_SET_PDEATHSIG: the tool dies with us.
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
     const stop = () => child.kill("SIGKILL");
@@ -206,6 +225,7 @@ export function runTool(cmd: string, args: string[], signal?: AbortSignal, watch
       watch && child.pid !== undefined
         ? watchForStall(child.pid, watch.paths, watch.afterMs, () => {
             stop();
+            watch.shares?.stuck.add(watch.shares.names, cmd, child);
             const s = watch.afterMs / 1000;
             const why = "the share may be hung or its server unreachable";
             reject(unavailable(`${cmd} made no progress for ${s} s on a copy ${watch.what}, and was stopped; ${why}`));

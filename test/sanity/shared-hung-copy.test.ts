@@ -1,11 +1,13 @@
-// A copy on a share that stops answering (cp or its flush asleep in the kernel) is stopped and answered UNAVAILABLE, leaving nothing behind.
+// A copy on a share that stops answering (cp or its flush asleep in the kernel) is stopped and answered UNAVAILABLE, leaving nothing behind;
+// while the stopped tool sleeps on, calls on that share are answered at once and start nothing more.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { performance } from "node:perf_hooks";
 import { NFS_LOCAL } from "./backends";
-import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, literal, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
 import { readMountInfo } from "../../src/mount/mountinfo";
@@ -15,94 +17,187 @@ const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 // The deadline only keeps a driver that never answers from hanging the test: the answer must come long before it.
 const PATIENT = { timeoutMs: 20_000 };
 
-describe("Copies on a share that stops answering", function () {
+/** The state of process `pid` ("R", "S", "D", "Z"…) and its parent; undefined once it is gone. */
+function processOf(pid: number): { state: string; parent: number; command: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const [state, parent] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: state!, parent: Number(parent), command: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process that has not exited (a zombie has). */
+const alive = (pid: number) => ![undefined, "Z", "X"].includes(processOf(pid)?.state);
+
+/** The copy tools (cp, sync) that the driver `d` started and that have not exited. */
+function toolsOf(d: DriverProcess): number[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      const p = processOf(pid);
+      return p !== undefined && p.parent === d.proc.pid && ["cp", "sync"].includes(p.command) && alive(pid);
+    })
+    .sort((a, b) => a - b);
+}
+
+async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await done()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`still waiting for ${what}`);
+}
+
+/**
+ * A driver with `--share-timeout seconds` whose share can be made to stop
+ * answering, and what the tests look at. resume() thaws the share and waits
+ * for the tools the driver stopped on it to exit, as they do once it
+ * answers: until then, calls on the share are refused.
+ */
+function onStallingShare(seconds: number) {
   let d: DriverProcess | undefined;
   let share: StalledShare | undefined;
+  const resume = async (pids = d ? toolsOf(d) : []) => {
+    await share?.resume();
+    await until("the stopped tools to exit once the share answers", () => pids.every((pid) => !alive(pid)));
+  };
   before(async function () {
     skipUnlessInstalled(this, "fsfreeze", "mkfs.ext2");
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
     share = await makeStalledShare(path.join(dir, "share"));
-    d = await startDriver({ dir, extraArgs: ["--share-timeout", "1"] });
+    d = await startDriver({ dir, extraArgs: ["--share-timeout", String(seconds)] });
   });
-  afterEach(async () => share?.resume());
+  afterEach(() => resume());
   after(async () => {
     await share?.resume();
     await destroyDriver(d);
     await share?.cleanup();
   });
 
-  const create = async (source?: { snapshot?: { snapshotId: string }; volume?: { volumeId: string } }, name = uniqueName("pvc")) =>
-    (
-      await d!.client.controller.createVolume(
-        { name, volumeCapabilities: [mountCapability(RWX)], parameters: NFS_LOCAL.parameters(d!), ...(source ? { volumeContentSource: source } : {}) },
-        PATIENT,
-      )
-    ).volume!;
-  const dirOf = (v: { volumeContext?: Record<string, string> }) => path.join(share!.path, v.volumeContext!["csi-lab/subDir"]!);
   const meta = (...parts: string[]) => path.join(share!.path, ".csi-lab", ...parts);
-  /** What is on the share: its volumes, their markers, the copies under way. */
-  const onShare = async () => ({
-    volumes: (await fsp.readdir(share!.path)).sort(),
-    markers: (await fsp.readdir(meta("volumes")).catch(() => [])).sort(),
-    tmp: await fsp.readdir(meta("tmp")).catch(() => []),
-  });
-  const noViews = async () => {
-    assert.deepEqual(readMountInfo().filter((m) => m.mountPoint.startsWith(d!.root + "/")).map((m) => m.mountPoint), [], "no view stays mounted");
-    assert.deepEqual(await fsp.readdir(path.join(d!.root, "snapshots", ".views")), [], "nor its directory");
+  return {
+    get d() {
+      return d!;
+    },
+    get share() {
+      return share!;
+    },
+    resume,
+    meta,
+    create: async (source?: { snapshot?: { snapshotId: string }; volume?: { volumeId: string } }, name = uniqueName("pvc")) =>
+      (
+        await d!.client.controller.createVolume(
+          { name, volumeCapabilities: [mountCapability(RWX)], parameters: NFS_LOCAL.parameters(d!), ...(source ? { volumeContentSource: source } : {}) },
+          PATIENT,
+        )
+      ).volume!,
+    dirOf: (v: { volumeContext?: Record<string, string> }) => path.join(share!.path, v.volumeContext!["csi-lab/subDir"]!),
+    /** What is on the share: its volumes, their markers, the copies under way. */
+    onShare: async () => ({
+      volumes: (await fsp.readdir(share!.path)).sort(),
+      markers: (await fsp.readdir(meta("volumes")).catch(() => [])).sort(),
+      tmp: await fsp.readdir(meta("tmp")).catch(() => []),
+    }),
+    noViews: async () => {
+      assert.deepEqual(readMountInfo().filter((m) => m.mountPoint.startsWith(d!.root + "/")).map((m) => m.mountPoint), [], "no view stays mounted");
+      assert.deepEqual(await fsp.readdir(path.join(d!.root, "snapshots", ".views")), [], "nor its directory");
+    },
   };
+}
+
+describe("Copies on a share that stops answering", function () {
+  const t = onStallingShare(1);
 
   it("CreateSnapshot whose flush never returns answers UNAVAILABLE, holds no lock, and a retry once the share is back takes it", async () => {
-    const v = await create();
-    await fsp.writeFile(path.join(dirOf(v), "f"), "before the share stopped");
-    await share!.stall();
+    const v = await t.create();
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), "before the share stopped");
+    await t.share.stall();
     const req = { name: uniqueName("snap"), sourceVolumeId: v.volumeId };
-    await expectCode(d!.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE, /^sync made no progress for 1 s on a copy .*share .*hung/);
-    await noViews();
-    // The call's locks are gone with its answer: a retry runs (and meets the same share), it is not ABORTED.
-    await expectCode(d!.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE);
-    await share!.resume();
+    await expectCode(t.d.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE, /^sync made no progress for 1 s on a copy .*share .*hung/);
+    await t.noViews();
+    // The call's locks are gone with its answer: a retry is answered (its flush still sleeps on the share), it is not ABORTED.
+    await expectCode(t.d.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE);
+    await t.resume();
     const key = snapshotKeyOf(req.name);
-    await assert.rejects(fsp.stat(meta("snapshots", `${key}.json`)), { code: "ENOENT" }, "nothing was committed");
-    const snap = (await d!.client.controller.createSnapshot(req, PATIENT)).snapshot!;
+    await assert.rejects(fsp.stat(t.meta("snapshots", `${key}.json`)), { code: "ENOENT" }, "nothing was committed");
+    const snap = (await t.d.client.controller.createSnapshot(req, PATIENT)).snapshot!;
     assert.equal(snap.readyToUse, true);
-    assert.equal(await fsp.readFile(meta("snapshots", key, "f"), "utf8"), "before the share stopped");
-    assert.deepEqual((await onShare()).tmp, [], "the stopped copies were cleared away");
+    assert.equal(await fsp.readFile(t.meta("snapshots", key, "f"), "utf8"), "before the share stopped");
+    assert.deepEqual((await t.onShare()).tmp, [], "the stopped copies were cleared away");
   });
 
   it("CreateVolume from a snapshot whose copy cannot read the share answers UNAVAILABLE and makes no volume", async () => {
-    const v = await create();
+    const v = await t.create();
     const bytes = randomBytes(1024 * 1024);
-    await fsp.writeFile(path.join(dirOf(v), "f"), bytes);
-    const snapshotId = (await d!.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: v.volumeId }, PATIENT)).snapshot!.snapshotId!;
-    const content = meta("snapshots", snapshotId.split(":").at(-1)!, "f");
-    await share!.evict(content);
-    const before = await onShare();
-    await share!.stall();
-    await fsp.writeFile(path.join(share!.path, "pending"), "a write the disk never takes");
-    await share!.stallReads(path.join(share!.path, "pending"));
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), bytes);
+    const snapshotId = (await t.d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: v.volumeId }, PATIENT)).snapshot!.snapshotId!;
+    const content = t.meta("snapshots", snapshotId.split(":").at(-1)!, "f");
+    await t.share.evict(content);
+    const before = await t.onShare();
+    await t.share.stall();
+    await fsp.writeFile(path.join(t.share.path, "pending"), "a write the disk never takes");
+    await t.share.stallReads(path.join(t.share.path, "pending"));
     const name = uniqueName("restored");
-    await expectCode(create({ snapshot: { snapshotId } }, name), Code.UNAVAILABLE, /^cp made no progress for 1 s on a copy within share .*, and was stopped; the share may be hung/);
-    await noViews();
-    await share!.resume();
-    const after = await onShare();
+    await expectCode(t.create({ snapshot: { snapshotId } }, name), Code.UNAVAILABLE, /^cp made no progress for 1 s on a copy within share .*, and was stopped; the share may be hung/);
+    await t.noViews();
+    await t.resume();
+    const after = await t.onShare();
     assert.deepEqual({ ...after, volumes: after.volumes.filter((e) => e !== "pending"), tmp: [] }, { ...before, tmp: [] }, "no volume directory, no marker");
-    const restored = await create({ snapshot: { snapshotId } }, name);
-    assert.deepEqual(await fsp.readFile(path.join(dirOf(restored), "f")), bytes);
-    assert.deepEqual((await onShare()).tmp, []);
+    const restored = await t.create({ snapshot: { snapshotId } }, name);
+    assert.deepEqual(await fsp.readFile(path.join(t.dirOf(restored), "f")), bytes);
+    assert.deepEqual((await t.onShare()).tmp, []);
   });
 
   it("a clone whose flush never returns answers UNAVAILABLE and makes no volume; the retry makes it", async () => {
-    const v = await create();
-    await fsp.writeFile(path.join(dirOf(v), "f"), "cloned");
-    const before = await onShare();
-    await share!.stall();
+    const v = await t.create();
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), "cloned");
+    const before = await t.onShare();
+    await t.share.stall();
     const name = uniqueName("clone");
-    await expectCode(create({ volume: { volumeId: v.volumeId! } }, name), Code.UNAVAILABLE, /^sync made no progress for 1 s on a copy .*share .*hung/);
-    await noViews();
-    await share!.resume();
-    assert.deepEqual({ ...(await onShare()), tmp: [] }, { ...before, tmp: [] }, "no volume directory, no marker");
-    const clone = await create({ volume: { volumeId: v.volumeId! } }, name);
-    assert.equal(await fsp.readFile(path.join(dirOf(clone), "f"), "utf8"), "cloned");
-    assert.deepEqual((await onShare()).tmp, []);
+    await expectCode(t.create({ volume: { volumeId: v.volumeId! } }, name), Code.UNAVAILABLE, /^sync made no progress for 1 s on a copy .*share .*hung/);
+    await t.noViews();
+    await t.resume();
+    assert.deepEqual({ ...(await t.onShare()), tmp: [] }, { ...before, tmp: [] }, "no volume directory, no marker");
+    const clone = await t.create({ volume: { volumeId: v.volumeId! } }, name);
+    assert.equal(await fsp.readFile(path.join(t.dirOf(clone), "f"), "utf8"), "cloned");
+    assert.deepEqual((await t.onShare()).tmp, []);
+  });
+});
+
+describe("Tools stopped on a share that stops answering", function () {
+  // Long enough that a call's own work is small beside it.
+  const SECONDS = 4;
+  const t = onStallingShare(SECONDS);
+  const answersWithin = async (p: Promise<unknown>, message: RegExp) => {
+    const start = performance.now();
+    await expectCode(p, Code.UNAVAILABLE, message);
+    const took = (performance.now() - start) / 1000;
+    assert.ok(took < 1.75 * SECONDS, `answered after ${took.toFixed(1)} s (share timeout ${SECONDS} s)`);
+  };
+
+  it("while a stopped flush sleeps in the kernel, calls on its share answer UNAVAILABLE at once and start nothing; once it exits they work", async () => {
+    const v = await t.create();
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), "kept");
+    await t.share.stall();
+    const req = { name: uniqueName("snap"), sourceVolumeId: v.volumeId };
+    await expectCode(t.d.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE, /^sync made no progress/);
+    const stuck = toolsOf(t.d);
+    assert.equal(stuck.length, 1, "the stopped flush sleeps on, unkillable, until the share answers");
+    const refused = new RegExp(`^the sync \\(pid ${stuck[0]}\\) of an earlier copy on share ${literal(t.share.path)} .*still stuck in the kernel`);
+    const clone = uniqueName("clone");
+    for (let i = 0; i < 3; i++) {
+      // Each would otherwise leave one more process asleep on the share (and take a share timeout to say so).
+      await answersWithin(t.d.client.controller.createSnapshot(req, PATIENT), refused);
+      await answersWithin(t.create({ volume: { volumeId: v.volumeId! } }, clone), refused);
+      await answersWithin(t.d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: v.volumeId }, PATIENT), refused);
+    }
+    assert.deepEqual(toolsOf(t.d), stuck, "no other tool was started");
+    await t.resume();
+    assert.equal((await t.d.client.controller.createSnapshot(req, PATIENT)).snapshot!.readyToUse, true);
+    assert.equal(await fsp.readFile(path.join(t.dirOf(await t.create({ volume: { volumeId: v.volumeId! } }, clone)), "f"), "utf8"), "kept");
+    assert.deepEqual((await t.onShare()).tmp, []);
   });
 });

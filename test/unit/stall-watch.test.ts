@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { Code } from "../../src/csi/errors";
 import { runTool } from "../../src/storage/copy-content";
 import { nfsIo, watchForStall } from "../../src/storage/stall-watch";
+import { StuckTools } from "../../src/storage/stuck-tools";
 
 /** PIDs of processes whose command line is exactly `argv`. */
 function running(argv: string[]): string[] {
@@ -69,5 +70,41 @@ describe("stall watch", () => {
     assert.equal(nfsIo(stats(3, 3, 10), at), nfsIo(stats(3, 7, 99), at), "retransmissions and idle time are not progress");
     assert.notEqual(nfsIo(stats(3, 3, 10), at), nfsIo(stats(4, 4, 10), at), "an answered READ is");
     assert.equal(nfsIo(stats(3, 3, 10), "/not/there"), "");
+  });
+});
+
+describe("tools stopped on a share", () => {
+  const refused = (tool: string, pid: number | string) =>
+    new RegExp(`^the ${tool} \\(pid ${pid}\\) of an earlier copy on share /srv/x was stopped \\d+ s ago for making no progress and is still stuck in the kernel; `);
+
+  it("a tool that has not exited keeps every tool off its share, naming it; other shares go on; once it exits, tools run again", async () => {
+    const stuck = new StuckTools();
+    // Stands in for a killed tool asleep in the kernel: alive until we let it go.
+    const sleeper = spawn("sleep", [`60.${process.pid}`], { stdio: "ignore" });
+    stuck.add(["share /srv/x"], "sync", sleeper);
+    const onX = { paths: ["/"], afterMs: 1000, what: "within share /srv/x", shares: { names: ["share /srv/x"], stuck } };
+    const argv = ["sleep", `61.${process.pid}`];
+    await assert.rejects(runTool(argv[0]!, argv.slice(1), undefined, onX), (e: { code: number; message: string }) => {
+      assert.equal(e.code, Code.UNAVAILABLE);
+      assert.match(e.message, refused("sync", sleeper.pid!));
+      return true;
+    });
+    assert.deepEqual(running(argv), [], "it was never started");
+    await runTool("true", [], undefined, { ...onX, what: "within share /srv/y", shares: { names: ["share /srv/y"], stuck } });
+    sleeper.kill("SIGKILL");
+    await stuck.gone("share /srv/x");
+    assert.equal(stuck.holds("share /srv/x"), false);
+    await runTool("true", [], undefined, onX);
+  });
+
+  it("a tool killed for making no progress is remembered on its shares until it exits", async () => {
+    const stuck = new StuckTools();
+    const shares = { names: ["share /srv/x", "share /srv/z"], stuck };
+    await assert.rejects(runTool("sleep", [`62.${process.pid}`], undefined, { paths: ["/"], afterMs: 200, what: "from share /srv/x into share /srv/z", shares }), /made no progress/);
+    assert.deepEqual([stuck.holds("share /srv/x"), stuck.holds("share /srv/z"), stuck.holds("share /srv/y")], [true, true, false]);
+    assert.throws(() => stuck.check("share /srv/x"), { code: Code.UNAVAILABLE, message: refused("sleep", "\\d+") });
+    // A sleeping process dies of SIGKILL at once; one asleep on a hung share would not until it answers.
+    await stuck.gone("share /srv/x");
+    assert.deepEqual([stuck.holds("share /srv/x"), stuck.holds("share /srv/z")], [false, false]);
   });
 });

@@ -240,6 +240,7 @@ export class NfsBackend implements Backend {
       layout: "dir",
       async read(fn) {
         // Probed first, so a share that does not answer fails the call instead of hanging the copy.
+        store.shares.checkNotStuck(loc); // UNAVAILABLE, before the probe would make it a condition of the volume
         const condition = await store.condition(loc);
         if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
         // A read-only view that no symlink leads out of, whatever pods or other nodes do meanwhile (share-views.ts): copied as it is.

@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import { CsiError, unavailable } from "../../csi/errors";
+import { StuckTools } from "../../storage/stuck-tools";
 import type { AgentReply } from "./share-agent";
 
 /** An errno from the agent (ENOENT, ESTALE, …), with the agent's message. */
@@ -84,6 +85,8 @@ class Agent {
 
 export class ShareIo {
   private readonly idle: Agent[] = [];
+  /** Copies' tools killed on a share and not yet exited: while one lives, nothing more is started there (storage/stuck-tools.ts). */
+  readonly stuck = new StuckTools();
 
   constructor(readonly timeoutMs: number) {}
 

@@ -10,6 +10,10 @@
  * (MNT_DETACH): it never waits on the server, and the kernel lets go of
  * the export once nothing uses it. Working directories left by a crash are
  * detached and removed at start-up.
+ *
+ * A share on which a copy's tool was killed and is still stuck in the
+ * kernel (storage/stuck-tools.ts) is not entered at all: calls on it answer
+ * UNAVAILABLE at once, starting nothing that would get stuck beside it.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -53,9 +57,20 @@ export class ShareMounts {
   /**
    * Run `fn` with the share's root reachable at a local path. The root is
    * checked first (a bounded probe): missing → FAILED_PRECONDITION, not
-   * answering → UNAVAILABLE.
+   * answering → UNAVAILABLE; and before that, a tool still stuck on the
+   * share → UNAVAILABLE at once.
    */
   async with<T>(share: ShareLocation, fn: (root: string) => Promise<T>): Promise<T> {
+    this.checkNotStuck(share);
+    return this.enter(share, fn);
+  }
+
+  /** UNAVAILABLE at once while a tool killed on the share is still stuck in the kernel (storage/stuck-tools.ts). */
+  checkNotStuck(share: ShareLocation): void {
+    this.io.stuck.check(describeShare(share));
+  }
+
+  private async enter<T>(share: ShareLocation, fn: (root: string) => Promise<T>): Promise<T> {
     if (!share.server) {
       await this.checkRoot(share, share.share);
       return fn(share.share);

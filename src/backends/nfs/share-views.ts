@@ -55,5 +55,5 @@ export function withShareView<T>(
 
 /** A copy's end on `share`, for copyContent: a view, never stat()ed by the driver, whose tools stop when the share stops answering. */
 export function shareEnd(io: ShareIo, share: ShareLocation): ShareEnd {
-  return { share: describeShare(share), stallMs: io.timeoutMs };
+  return { share: describeShare(share), stallMs: io.timeoutMs, stuck: io.stuck };
 }
