@@ -1,5 +1,6 @@
-// A copy on a share that stops answering (cp or its flush asleep in the kernel) is stopped and answered UNAVAILABLE, leaving nothing behind;
-// while the stopped tool sleeps on, calls on that share are answered at once and start nothing more.
+// A copy on a share that stops answering (cp or its flush asleep in the kernel) is stopped and answered UNAVAILABLE after about one share
+// timeout, committing nothing; what it half made goes once the stopped tool has exited, and until then calls on that share are answered at
+// once and start nothing more.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { promises as fsp, readdirSync, readFileSync } from "node:fs";
@@ -168,7 +169,7 @@ describe("Copies on a share that stops answering", function () {
 });
 
 describe("Tools stopped on a share that stops answering", function () {
-  // Long enough that a call's own work is small beside it.
+  // Long enough that a call's own work is small beside it: a failed copy answers after about one timeout, not two.
   const SECONDS = 4;
   const t = onStallingShare(SECONDS);
   const answersWithin = async (p: Promise<unknown>, message: RegExp) => {
@@ -177,6 +178,21 @@ describe("Tools stopped on a share that stops answering", function () {
     const took = (performance.now() - start) / 1000;
     assert.ok(took < 1.75 * SECONDS, `answered after ${took.toFixed(1)} s (share timeout ${SECONDS} s)`);
   };
+
+  it("a failed copy answers without waiting for its clean-up on the hung share; the half-made copy goes once its flush has exited", async () => {
+    const v = await t.create();
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), "before the share stopped");
+    await t.share.stall();
+    const req = { name: uniqueName("snap"), sourceVolumeId: v.volumeId };
+    await answersWithin(t.d.client.controller.createSnapshot(req, PATIENT), /^sync made no progress for 4 s on a copy within share /);
+    await t.noViews();
+    assert.equal((await t.onShare()).tmp.length, 1, "the half-made copy, named for its snapshot, waits for the stopped flush");
+    await t.resume();
+    // Nothing asks for it: the driver removes it by itself once the flush has exited.
+    await until("the half-made copy to be removed", async () => (await t.onShare()).tmp.length === 0);
+    await assert.rejects(fsp.stat(t.meta("snapshots", `${snapshotKeyOf(req.name)}.json`)), { code: "ENOENT" }, "nothing was committed");
+    assert.equal((await t.d.client.controller.createSnapshot(req, PATIENT)).snapshot!.readyToUse, true);
+  });
 
   it("while a stopped flush sleeps in the kernel, calls on its share answer UNAVAILABLE at once and start nothing; once it exits they work", async () => {
     const v = await t.create();
@@ -199,5 +215,24 @@ describe("Tools stopped on a share that stops answering", function () {
     assert.equal((await t.d.client.controller.createSnapshot(req, PATIENT)).snapshot!.readyToUse, true);
     assert.equal(await fsp.readFile(path.join(t.dirOf(await t.create({ volume: { volumeId: v.volumeId! } }, clone)), "f"), "utf8"), "kept");
     assert.deepEqual((await t.onShare()).tmp, []);
+  });
+
+  it("a driver killed -9 while a failed clone's half-made copy waits for its stopped flush: the next driver's retry removes it and makes the clone", async () => {
+    const v = await t.create();
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), "cloned");
+    const before = await t.onShare();
+    await t.share.stall();
+    const name = uniqueName("clone");
+    await answersWithin(t.create({ volume: { volumeId: v.volumeId! } }, name), /^sync made no progress for 4 s/);
+    const stuck = toolsOf(t.d);
+    assert.equal((await t.onShare()).tmp.length, 1, "the half-made copy waits for the stopped flush");
+    await t.d.stop("SIGKILL");
+    await t.resume(stuck);
+    assert.equal((await t.onShare()).tmp.length, 1, "a killed driver removes nothing");
+    assert.deepEqual({ ...(await t.onShare()), tmp: [] }, { ...before, tmp: [] }, "no volume directory, no marker");
+    await t.d.start();
+    const clone = await t.create({ volume: { volumeId: v.volumeId! } }, name);
+    assert.equal(await fsp.readFile(path.join(t.dirOf(clone), "f"), "utf8"), "cloned");
+    assert.deepEqual((await t.onShare()).tmp, [], "the retry removed the half-made copy");
   });
 });

@@ -13,7 +13,9 @@
  *
  * A share on which a copy's tool was killed and is still stuck in the
  * kernel (storage/stuck-tools.ts) is not entered at all: calls on it answer
- * UNAVAILABLE at once, starting nothing that would get stuck beside it.
+ * UNAVAILABLE at once, starting nothing that would get stuck beside it. What
+ * the failed copy left in the share's tmp is removed once the tool has
+ * exited, after the call answered (tidy).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -39,6 +41,8 @@ export function describeShare(s: ShareLocation): string {
 
 export class ShareMounts {
   private readonly mounts = new Map<string, WorkMount>();
+  /** Clean-ups waiting for a share's stuck tools to exit, by describeShare(). */
+  private readonly tidying = new Map<string, Promise<void>>();
 
   constructor(
     private readonly workDir: string,
@@ -58,16 +62,45 @@ export class ShareMounts {
    * Run `fn` with the share's root reachable at a local path. The root is
    * checked first (a bounded probe): missing → FAILED_PRECONDITION, not
    * answering → UNAVAILABLE; and before that, a tool still stuck on the
-   * share → UNAVAILABLE at once.
+   * share → UNAVAILABLE at once. A clean-up the share owes (tidy) is waited
+   * for: it runs within deadlines.
    */
   async with<T>(share: ShareLocation, fn: (root: string) => Promise<T>): Promise<T> {
     this.checkNotStuck(share);
+    await this.tidying.get(describeShare(share));
     return this.enter(share, fn);
   }
 
   /** UNAVAILABLE at once while a tool killed on the share is still stuck in the kernel (storage/stuck-tools.ts). */
   checkNotStuck(share: ShareLocation): void {
     this.io.stuck.check(describeShare(share));
+  }
+
+  /**
+   * Remove what a failed call left on the share: `clean`, given the share's
+   * root, now — unless a tool of a copy is still stuck on the share. Then
+   * the removal would wait on the same share (its rm asleep beside the tool,
+   * and the call's answer delayed by a whole share timeout), so it runs
+   * after the answer, once the tool has exited. Meanwhile what is left stays
+   * where a retry finds it (named for its volume or snapshot in the share's
+   * tmp): the next try of that name removes it first, in this driver or one
+   * restarted after a kill -9. Errors are ignored either way, for the same
+   * reason.
+   */
+  async tidy(share: ShareLocation, root: string, clean: (root: string) => Promise<unknown>): Promise<void> {
+    const what = describeShare(share);
+    if (!this.io.stuck.holds(what)) {
+      await clean(root).catch(() => undefined);
+      return;
+    }
+    const before = this.tidying.get(what);
+    const later = (async () => {
+      await before;
+      await this.io.stuck.gone(what);
+      await this.enter(share, clean).catch(() => undefined);
+    })();
+    this.tidying.set(what, later);
+    void later.then(() => this.tidying.get(what) === later && this.tidying.delete(what));
   }
 
   private async enter<T>(share: ShareLocation, fn: (root: string) => Promise<T>): Promise<T> {

@@ -163,7 +163,8 @@ export class ShareSnapshots implements BackendSnapshots {
           // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
           if (placed === "replaced") await run("clean", { trash: true }).catch(() => undefined);
         } catch (err) {
-          await run("clean", { tempsOf: id.key }).catch(() => undefined);
+          // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
+          await this.store.shares.tidy(id.share, root, (at) => this.run(id.share, "clean", { root: at, tempsOf: id.key }));
           throw err;
         }
       } catch (err) {

@@ -164,7 +164,8 @@ export class SharedStore {
             throw aborted(`${what} appeared while the volume was being made; retry`);
           }
         } catch (err) {
-          await run("clean", { tempsOf: key }).catch(() => undefined);
+          // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
+          await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
           throw err;
         }
       } catch (err) {
