@@ -16,7 +16,7 @@
  * the directory into data/. Delete runs it backwards: remove the metadata
  * (the commit point), then move the directory to .trash and empty it (an
  * empty directory or an image file, which one call removes, is removed
- * where it is). The start-up sweep finishes whatever a crash interrupted: a
+ * where it is). The start-up sweep (sweep.ts) finishes whatever a crash interrupted: a
  * .tmp directory whose metadata exists is renamed into place, any other is
  * removed, and a data directory without metadata is an interrupted delete
  * and is removed. A create removes such a directory of its own ID first,
@@ -41,16 +41,17 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { commitFile, fsyncDir, prepareFile, removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
+import { commitFile, fsyncDir, prepareFile, writeFileAtomic } from "../../storage/atomic-file";
 import { readRecordFile } from "../../storage/record-file";
 import { uniqueSuffix } from "../../storage/unique-name";
-import { removeOrNote, type Leftover } from "../../storage/remove-tree";
+import type { Leftover } from "../../storage/remove-tree";
 import { CapacityLedger, type UsageProbe } from "./capacity-ledger";
 import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { TemplateStore } from "./templates";
 import { SortedIndex } from "../../storage/sorted-index";
 import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe } from "./content";
+import { sweep } from "./sweep";
 import { layoutOf, parseRecord, RECORD_VERSION, type Condition, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import { internal } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
@@ -350,38 +351,6 @@ export class HostPathStore {
   /** Space and inodes of the file system holding the root. */
   async usage(): Promise<FsUsage> {
     return statfsUsage(this.root);
-  }
-}
-
-/** Finish what a crash interrupted (see the top of this file). Runs once, at start-up. */
-async function sweep(root: string, ids: ReadonlySet<string>, quota: QuotaBackend | undefined): Promise<Leftover[]> {
-  const left: Leftover[] = [];
-  for (const entry of await fsp.readdir(path.join(root, ".tmp"))) {
-    const id = entry.split(".")[0]!;
-    const target = path.join(root, "data", id);
-    const p = path.join(root, ".tmp", entry);
-    if (ids.has(id) && !(await exists(target))) await fsp.rename(p, target);
-    else await removeOrNote(left, p, () => purge(p, quota));
-  }
-  for (const entry of await fsp.readdir(path.join(root, "data"))) {
-    const p = path.join(root, "data", entry);
-    if (!ids.has(entry)) await removeOrNote(left, p, () => removeContent(root, p, quota));
-  }
-  for (const entry of await fsp.readdir(path.join(root, ".trash"))) {
-    const p = path.join(root, ".trash", entry);
-    await removeOrNote(left, p, () => purge(p, quota));
-  }
-  // Metadata written up to its fsync but never renamed (see atomic-file.ts).
-  await removeTemporaries(path.join(root, "volumes"), await fsp.readdir(path.join(root, "volumes")));
-  return left;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 
