@@ -29,6 +29,8 @@ const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_NO_AUTOMOUNT = 0x800;
 export const AT_STATX_DONT_SYNC = 0x4000;
+/** The file is the one open at dirfd itself (the path is ""). */
+const AT_EMPTY_PATH = 0x1000;
 
 /** statx's mask: the fields asked for (and, in the answer's stx_mask, those filled). */
 export const STATX_TYPE = 0x1;
@@ -55,6 +57,11 @@ const ENOSYS = 38;
 /** statx of `path` (relative to the working directory) into `buf`: 0, or the errno. */
 export function statxInto(path: string, flags: number, mask: number, buf: Buffer): number {
   return statxFn(AT_FDCWD, path, flags, mask, buf) === 0 ? 0 : koffi.errno();
+}
+
+/** statx of the file open at `fd` itself into `buf`: 0, or the errno. */
+export function statxFdInto(fd: number, mask: number, buf: Buffer): number {
+  return statxFn(fd, "", AT_EMPTY_PATH, mask, buf) === 0 ? 0 : koffi.errno();
 }
 
 /** Does this errno say the kernel will never answer statx here (no statx, or a seccomp profile refusing it)? */

@@ -18,14 +18,28 @@
  * The identity is "<inode>:<birth time in ns>" where there is a birth time,
  * else "<inode>:g<generation>", else "<inode>:0" (the inode number alone).
  *
+ * A record that must keep telling its directory apart for years (a hostPath
+ * volume's) keeps the parts apart instead (DirIdentityParts), and compares
+ * what it can read now with what it read then.
+ *
  * Node's `birthtimeNs` cannot be trusted for this. Where statx is missing
  * (before Linux 4.11) or refused (a container's seccomp profile), libuv
  * falls back to stat(2) and reports the change time as the birth time —
  * which moves at every rename, chmod or new entry.
  */
-import { closeSync, constants as fsc, fstatSync, openSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync } from "node:fs";
 import { ioctlPtr } from "../mount/ioctl";
-import { AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW, STATX_BTIME, STATX_INO, STATX_OFFSET as OFF, STATX_SIZE, statxInto, statxUnavailable } from "../mount/statx";
+import {
+  AT_NO_AUTOMOUNT,
+  AT_SYMLINK_NOFOLLOW,
+  STATX_BTIME,
+  STATX_INO,
+  STATX_OFFSET as OFF,
+  STATX_SIZE,
+  statxFdInto,
+  statxInto,
+  statxUnavailable,
+} from "../mount/statx";
 import { SyscallError } from "../mount/syscalls";
 
 /** FS_IOC_GETVERSION: _IOR('v', 1, long); the kernel writes an int. */
@@ -60,14 +74,25 @@ export function dirIdentity(p: string, ino: bigint): DirIdentity {
 export function birthTimeNs(p: string, ino: bigint): bigint {
   if (noStatx) return 0n;
   const errno = statxInto(p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_INO | STATX_BTIME, buf);
-  if (errno !== 0) {
-    if (statxUnavailable(errno)) {
-      noStatx = true;
-      return 0n;
-    }
-    throw new SyscallError("statx", errno, p);
-  }
+  if (errno !== 0) return unanswered(errno, p);
   if (buf.readBigUInt64LE(OFF.ino) !== ino) throw replaced(p);
+  return bornInBuf();
+}
+
+/** The birth time of the file open at `fd`, as birthTimeNs; `what` names it in an error. */
+function birthTimeOfFd(fd: number, what: string): bigint {
+  if (noStatx) return 0n;
+  const errno = statxFdInto(fd, STATX_INO | STATX_BTIME, buf);
+  return errno !== 0 ? unanswered(errno, what) : bornInBuf();
+}
+
+function unanswered(errno: number, what: string): bigint {
+  if (!statxUnavailable(errno)) throw new SyscallError("statx", errno, what);
+  noStatx = true;
+  return 0n;
+}
+
+function bornInBuf(): bigint {
   if ((buf.readUInt32LE(OFF.mask) & STATX_BTIME) === 0) return 0n;
   return buf.readBigInt64LE(OFF.btimeSec) * 1_000_000_000n + BigInt(buf.readUInt32LE(OFF.btimeNsec));
 }
@@ -77,16 +102,92 @@ export function generationOf(p: string, ino: bigint): number | undefined {
   const fd = openSync(p, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   try {
     if (fstatSync(fd, { bigint: true }).ino !== ino) throw replaced(p);
-    const out = Buffer.alloc(8);
-    try {
-      ioctlPtr(fd, FS_IOC_GETVERSION, out, p);
-    } catch (err) {
-      if (err instanceof SyscallError && (err.code === "ENOTTY" || err.code === "EOPNOTSUPP" || err.code === "EINVAL")) return undefined;
-      throw err;
-    }
-    return out.readUInt32LE(0);
+    return generationOfFd(fd, p);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The generation of the file open at `fd` (opened for reading: FS_IOC_GETVERSION refuses an O_PATH descriptor). */
+function generationOfFd(fd: number, what: string): number | undefined {
+  const out = Buffer.alloc(8);
+  try {
+    ioctlPtr(fd, FS_IOC_GETVERSION, out, what);
+  } catch (err) {
+    if (err instanceof SyscallError && (err.code === "ENOTTY" || err.code === "EOPNOTSUPP" || err.code === "EINVAL")) return undefined;
+    throw err;
+  }
+  return out.readUInt32LE(0);
+}
+
+/**
+ * Which directory it is, part by part: the inode number, and the birth
+ * time and generation where the file system has them. Kept apart, not as
+ * one string as a marker keeps it, so that a driver that later can read
+ * only one of them (statx refused by a newer seccomp profile, a kernel
+ * without it) still compares what it can read with what was recorded,
+ * instead of disowning every directory it made.
+ */
+export interface DirIdentityParts {
+  ino: string;
+  /** Birth time, ns since the epoch (a decimal string: it does not fit a JSON number). */
+  born?: string;
+  /** FS_IOC_GETVERSION. */
+  generation?: number;
+}
+
+/** The identity parts of the directory open at `fd` (opened for reading, not O_PATH); `what` names it in an error. */
+export function identityParts(fd: number, what: string): DirIdentityParts {
+  const ino = String(fstatSync(fd, { bigint: true }).ino);
+  const born = birthTimeOfFd(fd, what);
+  const generation = generationOfFd(fd, what);
+  return { ino, ...(born !== 0n ? { born: String(born) } : {}), ...(generation !== undefined ? { generation } : {}) };
+}
+
+/**
+ * Is the directory open at `fd` the one `parts` were taken of? The inode
+ * number must match; then the birth time where both have one, else the
+ * generation where both have one, decides; where neither does, the inode
+ * number alone.
+ */
+export function isSameDirectory(fd: number, parts: DirIdentityParts, what: string): boolean {
+  const st = fstatSync(fd, { bigint: true });
+  if (!st.isDirectory() || String(st.ino) !== parts.ino) return false;
+  if (parts.born !== undefined) {
+    const born = birthTimeOfFd(fd, what);
+    if (born !== 0n) return String(born) === parts.born;
+  }
+  if (parts.generation !== undefined) {
+    const generation = generationOfFd(fd, what);
+    if (generation !== undefined) return generation === parts.generation;
+  }
+  return true;
+}
+
+/**
+ * Is the directory at `p` (a last symlink not followed) the one `parts`
+ * were taken of, as isSameDirectory judges it: a look by name, for a
+ * report or a check before an act; an act goes through a descriptor.
+ */
+export function directoryAt(p: string, parts: DirIdentityParts): "same" | "other" | "absent" {
+  try {
+    const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    if (!st) return "absent";
+    if (!st.isDirectory() || String(st.ino) !== parts.ino) return "other";
+    if (parts.born !== undefined) {
+      const born = birthTimeNs(p, st.ino);
+      if (born !== 0n) return String(born) === parts.born ? "same" : "other";
+    }
+    if (parts.generation !== undefined) {
+      const generation = generationOf(p, st.ino);
+      if (generation !== undefined) return generation === parts.generation ? "same" : "other";
+    }
+    return "same";
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "absent";
+    if (code === "EAGAIN" || code === "ELOOP" || code === "ENOTDIR") return "other"; // replaced while looked at
+    throw err;
   }
 }
 

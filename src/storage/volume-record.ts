@@ -9,6 +9,7 @@
  */
 import type { Capability } from "../csi/capabilities";
 import { isQuotaInfo, type QuotaInfo } from "../backends/hostpath/quota/quota-backend";
+import type { DirIdentityParts } from "./dir-identity";
 
 export const RECORD_VERSION = 1;
 
@@ -53,6 +54,12 @@ export interface VolumeRecord {
   fsType?: string;
   /** "dir" layout with an enforced size: the quota that enforces it. */
   quota?: QuotaInfo;
+  /**
+   * "dir" layout: which directory the driver made for the volume (storage/dir-identity.ts),
+   * so that another put at its name is never taken for it (backends/hostpath/volume-dir.ts).
+   * Absent in records written before the field: their directory is taken by its name.
+   */
+  dataIdentity?: DirIdentityParts;
   /** Backend "nfs": where the volume's directory is (its ID says the same; see src/backends/nfs/volume-id.ts). */
   shared?: SharedRecordPart;
 }
@@ -89,6 +96,13 @@ export function layoutOf(rec: Pick<VolumeRecord, "layout">): VolumeLayout {
   return rec.layout ?? "dir";
 }
 
+function isIdentityParts(v: unknown): v is DirIdentityParts {
+  if (typeof v !== "object" || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const digits = (x: unknown) => typeof x === "string" && /^\d+$/.test(x);
+  return digits(r.ino) && (r.born === undefined || digits(r.born)) && (r.generation === undefined || Number.isSafeInteger(r.generation));
+}
+
 function isStringMap(v: unknown): v is Record<string, string> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
 }
@@ -114,6 +128,7 @@ export function parseRecord(raw: unknown, expectedId: string): VolumeRecord | st
   if (r.layout !== undefined && !VOLUME_LAYOUTS.includes(r.layout as VolumeLayout)) return `metadata has unknown layout ${String(r.layout)}`;
   if (r.fsType !== undefined && typeof r.fsType !== "string") return "metadata has a malformed fsType";
   if (r.quota !== undefined && !isQuotaInfo(r.quota)) return "metadata has a malformed quota";
+  if (r.dataIdentity !== undefined && !isIdentityParts(r.dataIdentity)) return "metadata has a malformed dataIdentity";
   if (r.shared !== undefined && !isSharedPart(r.shared)) return "metadata has a malformed shared location";
   return r as unknown as VolumeRecord;
 }

@@ -31,9 +31,12 @@ function withDirectory<T>(dir: string, fn: (fd: number) => T): T {
 
 /** Set the root's permission bits (including setgid/sticky) exactly. */
 export function setRootMode(dir: string, mode: number): void {
-  withDirectory(dir, (fd) => {
-    if ((fstatSync(fd).mode & 0o7777) !== mode) fchmodSync(fd, mode);
-  });
+  withDirectory(dir, (fd) => setModeOf(fd, mode));
+}
+
+/** Set the permission bits of the directory open at `fd` exactly: for a root its caller opened and proved its own. */
+export function setModeOf(fd: number, mode: number): void {
+  if ((fstatSync(fd).mode & 0o7777) !== mode) fchmodSync(fd, mode);
 }
 
 /**

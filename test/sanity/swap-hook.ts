@@ -11,6 +11,12 @@
  *   rename  a share agent (which inherits the preload) is about to rename
  *         something on the share (renameSync): a delete has proved the
  *         volume's directory and is moving it to the trash or archive.
+ *   move  the driver is about to rename something with fs.promises.rename:
+ *         a hostPath delete has proved the volume's directory and is moving
+ *         it into .trash.
+ *   open <path>  the driver is about to open exactly <path> (openSync): the
+ *         place it acts on is decided, and is about to be opened to act on
+ *         through its descriptor (a directory to bind or chmod).
  *
  * The file is removed before the script runs, so it runs once. Everything
  * else is the real driver on the real disk; this only picks a moment that a
@@ -24,17 +30,25 @@ import fs = require("node:fs");
 
 const file = process.env.CSI_LAB_SWAP_FILE;
 
+let firing = false; // reading the file opens it too
+
 function fire(event: string): void {
-  let text: string;
+  if (firing) return;
+  firing = true;
   try {
-    text = readFileSync(file!, "utf8");
-  } catch {
-    return; // nothing asked for
+    let text: string;
+    try {
+      text = readFileSync(file!, "utf8");
+    } catch {
+      return; // nothing asked for
+    }
+    const [when, ...script] = text.split("\n");
+    if (when !== event) return;
+    rmSync(file!);
+    childProcess.execFileSync("/bin/sh", ["-ec", script.join("\n")], { stdio: "ignore" });
+  } finally {
+    firing = false;
   }
-  const [when, ...script] = text.split("\n");
-  if (when !== event) return;
-  rmSync(file!);
-  childProcess.execFileSync("/bin/sh", ["-ec", script.join("\n")], { stdio: "ignore" });
 }
 
 if (file) {
@@ -49,6 +63,16 @@ if (file) {
   (fs as { renameSync: unknown }).renameSync = function (this: unknown, ...args: unknown[]) {
     fire("rename");
     return (renameSync as (...a: unknown[]) => unknown).apply(this, args);
+  };
+  const rename = fsp.rename;
+  (fsp as { rename: unknown }).rename = function (this: unknown, ...args: unknown[]) {
+    fire("move");
+    return (rename as (...a: unknown[]) => unknown).apply(this, args);
+  };
+  const openSync = fs.openSync;
+  (fs as { openSync: unknown }).openSync = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[0] === "string") fire(`open ${args[0]}`);
+    return (openSync as (...a: unknown[]) => unknown).apply(this, args);
   };
   const mkdir = fsp.mkdir;
   (fsp as { mkdir: unknown }).mkdir = function (this: unknown, ...args: unknown[]) {

@@ -7,7 +7,8 @@ import { execFileSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { birthTimeNs, dirIdentity, generationOf } from "../../src/storage/dir-identity";
+import { closeSync, constants as fsc, openSync } from "node:fs";
+import { birthTimeNs, directoryAt, dirIdentity, generationOf, identityParts, isSameDirectory, type DirIdentityParts } from "../../src/storage/dir-identity";
 import { filterWorksHere, oldSeccompEnv } from "../sanity/old-seccomp";
 
 const ino = async (p: string) => (await fsp.lstat(p, { bigint: true })).ino;
@@ -96,5 +97,65 @@ describe("dirIdentity", () => {
     const linkIno = await ino(link);
     assert.equal(typeof birthTimeNs(link, linkIno), "bigint", "the link itself was measured");
     assert.throws(() => generationOf(link, linkIno), { code: /^(ELOOP|ENOTDIR)$/ }, "not opened through the link");
+  });
+});
+
+// A hostPath volume's record keeps its directory's identity part by part, for years: a driver
+// restarted under a seccomp profile that refuses statx must still know its own directories.
+describe("identityParts", () => {
+  let dir: string;
+  beforeEach(async () => (dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-dirid-"))));
+  afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
+
+  const partsOf = (p: string): DirIdentityParts => {
+    const fd = openSync(p, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    try {
+      return identityParts(fd, p);
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  /** What a process under the filter (no statx) says of `p` against `parts`: through a descriptor, and by name. */
+  const judgedWithoutStatx = (p: string, parts: DirIdentityParts) => {
+    const script = `const m = require(${JSON.stringify(require.resolve("../../src/storage/dir-identity"))});
+      const fs = require("node:fs");
+      const [p, parts] = [process.argv[1], JSON.parse(process.argv[2])];
+      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      console.log(JSON.stringify({ byFd: m.isSameDirectory(fd, parts, p), byName: m.directoryAt(p, parts), parts: m.identityParts(fd, p) }));`;
+    return JSON.parse(execFileSync(process.execPath, ["-e", script, p, JSON.stringify(parts)], { env: oldSeccompEnv(), encoding: "utf8" })) as {
+      byFd: boolean;
+      byName: string;
+      parts: DirIdentityParts;
+    };
+  };
+
+  it("kept part by part: with statx refused later, the generation still tells the directory from a new one in its inode", async function () {
+    if (!filterWorksHere) this.skip();
+    const a = path.join(dir, "a");
+    await fsp.mkdir(a);
+    const parts = partsOf(a);
+    assert.ok(parts.born !== undefined && parts.generation !== undefined, "this machine's /tmp keeps both (ext4)");
+    const b = path.join(dir, "b");
+    await fsp.rename(a, b);
+    const seen = judgedWithoutStatx(b, parts);
+    assert.equal(seen.parts.born, undefined, "under the filter there is no birth time");
+    assert.deepEqual([seen.byFd, seen.byName], [true, "same"], "renamed, it is the same directory");
+    assert.equal(directoryAt(a, parts), "absent");
+
+    await fsp.rm(b, { recursive: true });
+    for (let i = 0; i < 20; i++) {
+      await fsp.mkdir(a);
+      if (String(await ino(a)) === parts.ino) break;
+      await fsp.rename(a, path.join(dir, `other-${i}`));
+    }
+    if (String(await ino(a)) !== parts.ino) this.skip(); // ext4 reuses the inode at once; another file system may not
+    assert.deepEqual(Object.values(judgedWithoutStatx(a, parts)).slice(0, 2), [false, "other"], "a new directory in its inode is another");
+    const fd = openSync(a, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    try {
+      assert.equal(isSameDirectory(fd, parts, a), false, "and so it is with statx");
+    } finally {
+      closeSync(fd);
+    }
   });
 });

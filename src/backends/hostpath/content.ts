@@ -27,6 +27,7 @@ import type { TemplateStore } from "./templates";
 import type { UsageProbe } from "./capacity-ledger";
 import type { QuotaBackend, QuotaInfo } from "./quota";
 import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
+import { directoryAt, type DirIdentityParts } from "../../storage/dir-identity";
 
 export interface ContentSpec {
   volumeId: string;
@@ -137,6 +138,9 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
     const st = lstatSync(p);
     if (st.isSymbolicLink()) return { abnormal: true, message: `the volume's ${what} has been replaced by a symlink` };
     if (layout === "dir" && !st.isDirectory()) return { abnormal: true, message: "the volume's data directory is not a directory" };
+    if (layout === "dir" && record?.dataIdentity && directoryAt(p, record.dataIdentity) !== "same") {
+      return { abnormal: true, message: "the volume's data directory has been replaced by another directory, which the driver does not use" };
+    }
     if (layout !== "dir") {
       if (!st.isFile()) return { abnormal: true, message: "the volume's image file is not a regular file" };
       if (record && st.size < record.capacityBytes) return { abnormal: true, message: "the volume's image file is smaller than the volume" };
@@ -173,6 +177,54 @@ export async function removeContent(root: string, target: string, quota: QuotaBa
     throw err;
   }
   await purge(trash, quota, info);
+}
+
+/** What moveProven did. */
+export type ProvenMove =
+  /** Moved into .trash, at `path`: the commit point of the delete. */
+  | { kind: "moved"; path: string; quota?: QuotaInfo }
+  /** Nothing is at the name: nothing was moved. */
+  | { kind: "absent" }
+  /** Something else is at the name: nothing was moved. */
+  | { kind: "other" }
+  /** Another directory was put at the name just before the move; moved back, to `back`. */
+  | { kind: "replaced"; back: string };
+
+/** How a proven move names its entry in .trash: <id>.delete-<suffix> (the sweep finishes it, sweep.ts). */
+export const PROVEN_MOVE = ".delete-";
+/** How a directory put back beside a volume's name is named in data/: <id>.not-deleted-<suffix> (never swept). */
+export const PUT_BACK = ".not-deleted-";
+
+/**
+ * Move a dir volume's directory at `target` into .trash, the commit point
+ * of its delete (store.ts), only if it is the directory `proof` names
+ * (volume-dir.ts): checked at its name first, and again on what was moved,
+ * in .trash, where nothing but the driver renames. Whoever may rename in
+ * data/ can swap another directory in between the two; that one is put
+ * back where it was (beside it if the name was taken meanwhile) and never
+ * emptied. Not while anything is mounted in it (FAILED_PRECONDITION).
+ */
+export async function moveProven(root: string, target: string, proof: DirIdentityParts, quota: QuotaBackend | undefined): Promise<ProvenMove> {
+  const inside = mountedInside(target);
+  if (inside) throw failedPrecondition(`${target} was not removed: ${inside}, which removing it would empty; unmount it first`);
+  const seen = directoryAt(target, proof);
+  if (seen !== "same") return { kind: seen };
+  const moved = path.join(root, ".trash", `${path.basename(target)}${PROVEN_MOVE}${uniqueSuffix()}`);
+  try {
+    await fsp.rename(target, moved);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "absent" };
+    throw err;
+  }
+  if (directoryAt(moved, proof) !== "same") return { kind: "replaced", back: await putBack(moved, target) };
+  return { kind: "moved", path: moved, quota: identify(moved, quota) };
+}
+
+/** Put what was moved to `moved` back at `name`, or beside it if the name is taken; where it went. */
+export async function putBack(moved: string, name: string): Promise<string> {
+  const back = lstatSync(name, { throwIfNoEntry: false }) ? `${name}${PUT_BACK}${uniqueSuffix()}` : name;
+  await fsp.rename(moved, back);
+  return back;
 }
 
 /** Delete an entry of .tmp or .trash, with its quota (sweep and rollback). */

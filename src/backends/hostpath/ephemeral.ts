@@ -14,7 +14,8 @@
  * fs_type) is refused before anything is made.
  */
 import { unsupportedReason } from "../../csi/capabilities";
-import { alreadyExists, failedPrecondition, outOfRange } from "../../csi/errors";
+import { alreadyExists, Code, CsiError, failedPrecondition, outOfRange } from "../../csi/errors";
+import { directoryAt } from "../../storage/dir-identity";
 import { nodeTopology } from "../../controller/volume-view";
 import { sameMutableParameters } from "../../controller/mutable-parameters";
 import { applyMutableParameters } from "./mutable";
@@ -80,8 +81,20 @@ export const hostPathEphemeral: EphemeralBackend = {
     const id = this.storeId(volumeId);
     const record = await store.get(id);
     if (!record || !isEphemeralRecord(record)) return false;
+    // Another directory at the volume's name is not the volume's to remove (volume-dir.ts): it stays, and so does the volume.
+    const proof = record.dataIdentity;
+    const keep = () => {
+      driver.log.warn("an inline volume was not removed: another directory is at its name", { volumeId: id, path: store.dataDir(id) });
+      return false;
+    };
+    if (proof && directoryAt(store.dataDir(id), proof) === "other") return keep();
     if (mountsOfDir(store.dataDir(id)).mounts.length > 0) return false;
-    await store.delete(id);
+    try {
+      await store.delete(id, proof);
+    } catch (err) {
+      if (!(err instanceof CsiError && err.code === Code.NOT_FOUND)) throw err;
+      return keep(); // swapped in as it was moved, and put back
+    }
     return true;
   },
 };

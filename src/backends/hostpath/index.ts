@@ -26,6 +26,7 @@ import type { Logger } from "../../server/logger";
 import { layoutOf, withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import type { Content } from "../../storage/copy-content";
 import { mountedInside } from "../../storage/remove-tree";
+import { directoryAt } from "../../storage/dir-identity";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
@@ -39,6 +40,7 @@ import { growHostPathVolume, sizeOnTheNode } from "./grow";
 import { hostPathNode } from "./node";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
+import { notTheVolumes, withVolumeDir } from "./volume-dir";
 
 export class HostPathBackend implements Backend {
   readonly name = "hostpath";
@@ -146,14 +148,19 @@ export class HostPathBackend implements Backend {
       // directory, or an image file) says which mounts would show it in use.
       unreadable = CsiError.from(err).message;
     }
+    // A dir volume's directory is the one its record names, or the call touches nothing (volume-dir.ts);
+    // checked first, so that another directory's mounts are not taken for the volume's either.
+    const proof = record && layoutOf(record) === "dir" ? record.dataIdentity : undefined;
+    const dir = this.store.dataDir(volumeId);
+    if (proof && directoryAt(dir, proof) === "other") throw notTheVolumes(volumeId, dir);
     const dataIsFile = unreadable !== undefined && this.store.dataKind(volumeId) === "file";
     const mounts = this.mountsOf(volumeId, record !== undefined ? layoutOf(record) !== "dir" : dataIsFile);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
     // Before the commit point: a file system mounted inside the volume is not the volume's to empty (storage/remove-tree.ts).
-    const inside = mountedInside(this.store.dataDir(volumeId));
+    const inside = mountedInside(dir);
     if (inside) throw failedPrecondition(`volume ${volumeId} was not deleted: ${inside}, inside the volume, and deleting it would empty that; unmount it first`);
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });
-    return (await this.store.delete(volumeId)) ? "deleted" : "nothing: it does not exist";
+    return (await this.store.delete(volumeId, proof)) ? "deleted" : "nothing: it does not exist";
   }
 
   async mountedHere(_driver: Driver, volumeId: string, record?: VolumeRecord): Promise<string[]> {
@@ -222,7 +229,9 @@ export class HostPathBackend implements Backend {
       async read(fn) {
         const condition = await store.condition(record.volumeId);
         if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
-        return fn(content);
+        if (content.layout !== "dir") return fn(content);
+        // A tree is copied from a descriptor proven to be the volume's directory, not from its name (volume-dir.ts).
+        return withVolumeDir(content.path, record, (at) => fn({ ...content, path: at }));
       },
       groupProblem: () => groupProblem(driver, store, record),
     };

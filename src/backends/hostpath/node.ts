@@ -33,6 +33,7 @@ import { STAGED_DEVICE } from "./layouts/block";
 import { findVolume, nodeCapability, nodeVolume, requireDeliverable, volumeOnDisk, type NodeVolume, type VolumeOnDisk } from "./node-volume";
 import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 import { hostPathStore } from "./store";
+import { withVolumeDir } from "./volume-dir";
 
 export const hostPathNode: NodeBackend = {
   capability: (driver, cap) => nodeCapability(driver, cap).cap,
@@ -326,8 +327,13 @@ export async function publishAt(driver: Driver, p: Publish): Promise<void> {
       target,
       layout.placeKind,
       async (place) => {
-        if (fileSystem) applyVolumeMountGroup(cap, src?.at ?? sourcePath, kernelReadOnly);
-        await layout.publish(vol, src?.at ?? sourcePath, place, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
+        const put = async (from: string) => {
+          if (fileSystem) applyVolumeMountGroup(cap, from, kernelReadOnly);
+          await layout.publish(vol, from, place, readOnlyBits(kernelReadOnly, p.flags.bits), kernelReadOnly);
+        };
+        // An inline volume's directory is bound straight from a descriptor proven to be its own (volume-dir.ts).
+        if (src) await put(src.at);
+        else await withVolumeDir(sourcePath, vol.record, put);
       },
       { madeFor: p.volumeId },
     );

@@ -16,12 +16,13 @@
  * the directory into data/. Delete runs it backwards: remove the metadata
  * (the commit point), then move the directory to .trash and empty it (an
  * empty directory or an image file, which one call removes, is removed
- * where it is). The start-up sweep (sweep.ts) finishes whatever a crash interrupted: a
- * .tmp directory whose metadata exists is renamed into place, any other is
- * removed, and a data directory without metadata is an interrupted delete
- * and is removed. A create removes such a directory of its own ID first,
- * before its commit point, so the sweep never finds old content under a
- * new record.
+ * where it is) — except for a directory whose record names it, which is
+ * moved first (deleteProven). The start-up sweep (sweep.ts) finishes
+ * whatever a crash interrupted: a .tmp directory whose metadata exists is
+ * renamed into place, any other is removed, and a data directory without
+ * metadata is an interrupted delete and is removed. A create removes such
+ * a directory of its own ID first, before its commit point, so the sweep
+ * never finds old content under a new record.
  *
  * Keeping metadata beside, not inside, the data directory costs one inode
  * per volume instead of two; on the disks we measured, creating an inode
@@ -50,7 +51,9 @@ import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { TemplateStore } from "./templates";
 import { SortedIndex } from "../../storage/sorted-index";
-import { contentCondition, growContent, makeContent, purge, removeContent, usageProbe } from "./content";
+import { contentCondition, growContent, makeContent, moveProven, purge, removeContent, usageProbe } from "./content";
+import { identityOfMade, notTheVolumes } from "./volume-dir";
+import type { DirIdentityParts } from "../../storage/dir-identity";
 import { sweep } from "./sweep";
 import { layoutOf, parseRecord, RECORD_VERSION, type Condition, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import { internal } from "../../csi/errors";
@@ -107,16 +110,17 @@ export class HostPathStore {
   static async open(root: string): Promise<HostPathStore> {
     const abs = path.resolve(root);
     for (const dir of ["volumes", "data", ".tmp", ".trash"]) await fsp.mkdir(path.join(abs, dir), { recursive: true });
-    const ids = (await fsp.readdir(path.join(abs, "volumes")))
+    const recorded = (await fsp.readdir(path.join(abs, "volumes")))
       .filter((n) => n.endsWith(".json") && ID_PATTERN.test(n.slice(0, -5)))
       .map((n) => n.slice(0, -5));
     const rootFs = mountTable().containing(await fsp.realpath(abs));
     const { backend: quota, reason } = detectQuota(abs, rootFs);
-    const left = await sweep(abs, new Set(ids), quota);
+    const ids = new Set(recorded);
+    const left = await sweep(abs, ids, quota); // which may finish a delete: `ids` then loses it
     const templates = await TemplateStore.open(path.join(abs, ".templates"), { noCow: rootFs?.fsType === "btrfs" });
     const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason, templates);
     store.leftAtStart.push(...left);
-    store.ledger.rebuild(ids, async (id) => {
+    store.ledger.rebuild([...ids], async (id) => {
       const rec = await store.get(id);
       const probe = rec && store.usageProbe(id, rec);
       return rec && probe ? { bytes: rec.capacityBytes, probe } : undefined;
@@ -245,6 +249,8 @@ export class HostPathStore {
           { quota: this.quota, btrfs: this.rootFsType === "btrfs", templates: this.templates },
         );
         record = { ...record, ...made.keep };
+        // Which directory it is, for every later call to tell it from another put at its name (volume-dir.ts).
+        if (layout === "dir") record = { ...record, dataIdentity: identityOfMade(staging) };
         flush = made.flush;
         // A restored tree is copied into the made directory, so its files
         // are born inside the quota (a rename in from elsewhere would not be).
@@ -308,9 +314,15 @@ export class HostPathStore {
     await writeFileAtomic(this.metaFile(record.volumeId), JSON.stringify(record, null, 2) + "\n");
   }
 
-  /** Delete a volume and its data. Returns false if it did not exist. */
-  async delete(id: string): Promise<boolean> {
+  /**
+   * Delete a volume and its data. Returns false if it did not exist. A dir
+   * volume whose record names its directory (`proof`) is deleted only with
+   * that directory (deleteProven); NOT_FOUND, with nothing deleted, when
+   * another is at its name.
+   */
+  async delete(id: string, proof?: DirIdentityParts): Promise<boolean> {
     if (!ID_PATTERN.test(id)) return false;
+    if (proof) return this.deleteProven(id, proof);
     try {
       await fsp.unlink(this.metaFile(id)); // the commit point
     } catch (err) {
@@ -318,11 +330,39 @@ export class HostPathStore {
       this.index.delete(id);
       return false;
     }
+    await this.forget(id);
+    await removeContent(this.root, this.dataDir(id), this.quota);
+    return true;
+  }
+
+  /**
+   * Delete a dir volume whose record names its directory: the commit point
+   * is the move of that directory into .trash, proven before and after
+   * (content.ts: moveProven); the record goes after it, because without it
+   * the sweep could not tell the volume's directory from another swapped
+   * in at the last moment (sweep.ts finishes a delete cut off in between).
+   */
+  private async deleteProven(id: string, proof: DirIdentityParts): Promise<boolean> {
+    const dir = this.dataDir(id);
+    const moved = await moveProven(this.root, dir, proof, this.quota);
+    if (moved.kind === "other" || moved.kind === "replaced") throw notTheVolumes(id, dir, moved.kind === "replaced" ? moved.back : undefined);
+    let existed = true;
+    try {
+      await fsp.unlink(this.metaFile(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      existed = false;
+    }
+    await this.forget(id);
+    if (moved.kind === "moved") await purge(moved.path, this.quota, moved.quota);
+    return existed;
+  }
+
+  /** The volume's record is gone: so is it from the index and the ledger, durably. */
+  private async forget(id: string): Promise<void> {
     this.index.delete(id);
     this.ledger.remove(id);
     await fsyncDir(path.join(this.root, "volumes"));
-    await removeContent(this.root, this.dataDir(id), this.quota);
-    return true;
   }
 
   /** A page of volume IDs after `after`, in ID order. */

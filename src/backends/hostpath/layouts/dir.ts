@@ -2,12 +2,15 @@
  * Directory volumes on the node: bind mounts all the way.
  *
  * The directory is bound at the staging path and the staging path at each
- * target. A quota, if the volume has one, is the kernel's business once
- * set: there is nothing to mount for it and nothing to grow on the node.
+ * target; the directory is bound from a descriptor proven to be the
+ * volume's own, never by its name (../volume-dir.ts). A quota, if the
+ * volume has one, is the kernel's business once set: there is nothing to
+ * mount for it and nothing to grow on the node.
  * Stats come from the quota's counters when there is one (the volume's own
  * usage), else from statfs (the whole file system's).
  */
 import { hostPathStore } from "../store";
+import { withVolumeDir } from "../volume-dir";
 import { VolumeUsage_Unit as Unit, type VolumeUsage } from "../../../gen/csi";
 import { volumeUsage } from "../../../node/volume-usage";
 import { bindWithFlags } from "../../../mount/bind";
@@ -20,7 +23,7 @@ export const dirLayout: NodeLayout = {
   placeKind: "dir",
 
   async stage(_driver, vol, staged, readonly) {
-    bindWithFlags(vol.dataDir, staged, readonly ? MS.RDONLY : 0);
+    await withVolumeDir(vol.dataDir, vol.record, (dir) => bindWithFlags(dir, staged, readonly ? MS.RDONLY : 0));
   },
 
   async publish(_vol, source, target, bits) {
