@@ -4,15 +4,22 @@
  * `mode` is the permission bits of the volume's root: its data directory,
  * or for an image volume the root of the file system inside it, wherever
  * that is mounted read-write on this node — so an image volume takes it
- * when it is staged, and at every stage after (node.ts). A data directory
- * is changed through a descriptor proven to be the one its record names
- * (volume-dir.ts), never by its name.
+ * when it is staged, and at every stage after (node.ts).
+ *
+ * Either is changed through a descriptor proven to be the volume's, never
+ * by a name that could meanwhile hold something else: the data directory
+ * is the one its record names (volume-dir.ts); an image's root is opened
+ * at a mount point the mount table lists and proven to be the root of
+ * that very mount (mount/open-mount-root.ts), whose loop device is then,
+ * with the file system held open, still backed by the volume's image.
  */
 import { closeSync } from "node:fs";
-import { errnoOf, failedPrecondition } from "../../csi/errors";
+import { fileIdentity, loopBacks, loopNumberOfDevice } from "../../mount/loop";
+import type { MountEntry } from "../../mount/mountinfo";
+import { openMountRoot } from "../../mount/open-mount-root";
 import { mountsOfVolume } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
-import { setModeOf, setRootMode } from "../../storage/volume-root";
+import { setModeOf } from "../../storage/volume-root";
 import { layoutOf, type VolumeRecord } from "../../storage/volume-record";
 import { hostPathStore } from "./store";
 import { openVolumeDir } from "./volume-dir";
@@ -34,15 +41,23 @@ export function applyMutableParameters(driver: Driver, record: VolumeRecord, par
     }
     return;
   }
-  // The image's file system wherever it is mounted here read-write: one file system, however many places show it.
+  // One file system however many places show it: the first root proven the image's takes the mode.
+  // None (not staged here, or every mount gone since the table was read): the next stage applies it.
   const writable = mountsOfVolume(dataPath, true).mounts.filter((m) => !m.options.includes("ro") && m.root === "/");
+  for (const m of writable) if (withImageRoot(dataPath, m, (fd) => setModeOf(fd, mode))) return;
+}
+
+/** Run `fn` on the root of the image's file system mounted at `m`, if it is that (see the top of this file); whether it ran. */
+function withImageRoot(image: string, m: MountEntry, fn: (fd: number) => void): boolean {
+  const fd = openMountRoot(m);
+  if (fd === undefined) return false;
   try {
-    for (const m of writable.slice(0, 1)) setRootMode(m.mountPoint, mode);
-  } catch (err) {
-    // O_NOFOLLOW|O_DIRECTORY: gone, a symlink, or not a directory.
-    if (["ENOENT", "ELOOP", "ENOTDIR"].includes(errnoOf(err) ?? "")) {
-      throw failedPrecondition(`volume ${record.volumeId} cannot be changed: its directory is missing or is not a directory`);
-    }
-    throw err;
+    const n = loopNumberOfDevice(m.device);
+    const file = fileIdentity(image);
+    if (n === undefined || file === undefined || !loopBacks(n, file)) return false;
+    fn(fd);
+    return true;
+  } finally {
+    closeSync(fd);
   }
 }
