@@ -36,6 +36,7 @@ import {
   STATX_INO,
   STATX_OFFSET as OFF,
   STATX_SIZE,
+  STATX_TYPE,
   statxFdInto,
   statxInto,
   statxUnavailable,
@@ -77,13 +78,6 @@ export function birthTimeNs(p: string, ino: bigint): bigint {
   if (errno !== 0) return unanswered(errno, p);
   if (buf.readBigUInt64LE(OFF.ino) !== ino) throw replaced(p);
   return bornInBuf();
-}
-
-/** The birth time of the file open at `fd`, as birthTimeNs; `what` names it in an error. */
-function birthTimeOfFd(fd: number, what: string): bigint {
-  if (noStatx) return 0n;
-  const errno = statxFdInto(fd, STATX_INO | STATX_BTIME, buf);
-  return errno !== 0 ? unanswered(errno, what) : bornInBuf();
 }
 
 function unanswered(errno: number, what: string): bigint {
@@ -138,10 +132,10 @@ export interface DirIdentityParts {
 
 /** The identity parts of the directory open at `fd` (opened for reading, not O_PATH); `what` names it in an error. */
 export function identityParts(fd: number, what: string): DirIdentityParts {
-  const ino = String(fstatSync(fd, { bigint: true }).ino);
-  const born = birthTimeOfFd(fd, what);
+  const seen = lookAt(fd, what);
+  const ino = seen?.ino ?? String(fstatSync(fd, { bigint: true }).ino);
   const generation = generationOfFd(fd, what);
-  return { ino, ...(born !== 0n ? { born: String(born) } : {}), ...(generation !== undefined ? { generation } : {}) };
+  return { ino, ...(seen?.born ? { born: seen.born } : {}), ...(generation !== undefined ? { generation } : {}) };
 }
 
 /**
@@ -151,17 +145,8 @@ export function identityParts(fd: number, what: string): DirIdentityParts {
  * number alone.
  */
 export function isSameDirectory(fd: number, parts: DirIdentityParts, what: string): boolean {
-  const st = fstatSync(fd, { bigint: true });
-  if (!st.isDirectory() || String(st.ino) !== parts.ino) return false;
-  if (parts.born !== undefined) {
-    const born = birthTimeOfFd(fd, what);
-    if (born !== 0n) return String(born) === parts.born;
-  }
-  if (parts.generation !== undefined) {
-    const generation = generationOfFd(fd, what);
-    if (generation !== undefined) return generation === parts.generation;
-  }
-  return true;
+  const seen = lookAt(fd, what) ?? fromStats(fstatSync(fd, { bigint: true }));
+  return judge(seen, parts, () => generationOfFd(fd, what));
 }
 
 /**
@@ -171,24 +156,65 @@ export function isSameDirectory(fd: number, parts: DirIdentityParts, what: strin
  */
 export function directoryAt(p: string, parts: DirIdentityParts): "same" | "other" | "absent" {
   try {
-    const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
-    if (!st) return "absent";
-    if (!st.isDirectory() || String(st.ino) !== parts.ino) return "other";
-    if (parts.born !== undefined) {
-      const born = birthTimeNs(p, st.ino);
-      if (born !== 0n) return String(born) === parts.born ? "same" : "other";
+    let seen = lookAt(p, p);
+    if (!seen) {
+      const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      if (!st) return "absent";
+      seen = fromStats(st);
     }
-    if (parts.generation !== undefined) {
-      const generation = generationOf(p, st.ino);
-      if (generation !== undefined) return generation === parts.generation ? "same" : "other";
-    }
-    return "same";
+    const ino = BigInt(seen.ino);
+    return judge(seen, parts, () => generationOf(p, ino)) ? "same" : "other";
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return "absent";
     if (code === "EAGAIN" || code === "ELOOP" || code === "ENOTDIR") return "other"; // replaced while looked at
     throw err;
   }
+}
+
+/** What one look at a file says of its identity. */
+interface Seen {
+  dir: boolean;
+  ino: string;
+  /** The birth time, where the file system keeps one and the kernel said. */
+  born?: string;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+/**
+ * Type, inode and birth time in one statx(2): of the file open at `fd`, or
+ * at path `p` without following a last symlink. Undefined where the kernel
+ * cannot answer statx here (the callers then ask fstat or lstat, and have
+ * no birth time); any other error is thrown with its errno's name as code.
+ */
+function lookAt(at: number | string, what: string): Seen | undefined {
+  if (noStatx) return undefined;
+  const mask = STATX_TYPE | STATX_INO | STATX_BTIME;
+  const errno = typeof at === "number" ? statxFdInto(at, mask, buf) : statxInto(at, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, mask, buf);
+  if (errno !== 0) {
+    unanswered(errno, what);
+    return undefined;
+  }
+  const born = bornInBuf();
+  const dir = (buf.readUInt16LE(OFF.mode) & S_IFMT) === S_IFDIR;
+  return { dir, ino: String(buf.readBigUInt64LE(OFF.ino)), ...(born !== 0n ? { born: String(born) } : {}) };
+}
+
+function fromStats(st: { isDirectory(): boolean; ino: bigint }): Seen {
+  return { dir: st.isDirectory(), ino: String(st.ino) };
+}
+
+/** The rule of isSameDirectory, on what a look saw; the generation is asked only where it decides. */
+function judge(seen: Seen, parts: DirIdentityParts, generation: () => number | undefined): boolean {
+  if (!seen.dir || seen.ino !== parts.ino) return false;
+  if (parts.born !== undefined && seen.born !== undefined) return seen.born === parts.born;
+  if (parts.generation !== undefined) {
+    const now = generation();
+    if (now !== undefined) return now === parts.generation;
+  }
+  return true;
 }
 
 function replaced(p: string): Error {
