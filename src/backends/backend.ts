@@ -123,7 +123,17 @@ export interface NodeBackend {
   /** The volume's usage where it is mounted at `volumePath` (NOT_FOUND if it is not). */
   stats(driver: Driver, volumeId: string, volumePath: string): Promise<NodeGetVolumeStatsResponse>;
   /** Make what the node holds of the volume as large as `range` asks (growing it here if its record is smaller); its size. */
-  expand(driver: Driver, req: { volumeId: string; volumePath: string; range: Range; cap: Capability | undefined }): Promise<number>;
+  expand(driver: Driver, req: ExpandRequest): Promise<number>;
+}
+
+export interface ExpandRequest {
+  volumeId: string;
+  /** volume_path, symlinks resolved */
+  volumePath: string;
+  /** staging_target_path, when the request has one */
+  staging: NodePath | undefined;
+  range: Range;
+  cap: Capability | undefined;
 }
 
 export interface StageRequest {

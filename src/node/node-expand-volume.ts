@@ -13,8 +13,12 @@
  * grows it first, by the same rules the controller would.
  *
  * volume_path is where the volume is staged or published; a path where it
- * is not mounted is NOT_FOUND. Repeating the call is harmless: both tools
- * do nothing when the file system already fills its device.
+ * is not mounted is NOT_FOUND — except for a raw block volume staged at
+ * staging_target_path, which grows whatever volume_path says: the kubelet
+ * sends the device path it keeps for the volume, the target of the pod it
+ * last mapped the device for, even once that pod is gone. Repeating the
+ * call is harmless: both tools do nothing when the file system already
+ * fills its device.
  */
 import type { NodeExpandVolumeRequest, NodeExpandVolumeResponse } from "../gen/csi";
 import { toCapability } from "../csi/capabilities";
@@ -31,7 +35,7 @@ export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVol
   async handle(req, { driver }) {
     const volumeId = checkToken(req.volumeId, "volume_id");
     requireString(req.volumePath, "volume_path");
-    if (req.stagingTargetPath) nodePath(driver, req.stagingTargetPath, "staging_target_path");
+    const staging = req.stagingTargetPath ? nodePath(driver, req.stagingTargetPath, "staging_target_path") : undefined;
     const range = checkRange(req.capacityRange);
     const cap = req.volumeCapability && toCapability(req.volumeCapability, "volume_capability");
     checkMap(req.secrets, "secrets");
@@ -39,6 +43,6 @@ export const nodeExpandVolume = defineRpc<NodeExpandVolumeRequest, NodeExpandVol
     const volumePath = nodePath(driver, req.volumePath, "volume_path", "not-found").real;
     const backend = driver.backends.forId(volumeId);
     if (!backend) throw notFound(`volume ${volumeId} does not exist on this node`);
-    return { capacityBytes: await backend.node.expand(driver, { volumeId, volumePath, range, cap }) };
+    return { capacityBytes: await backend.node.expand(driver, { volumeId, volumePath, staging, range, cap }) };
   },
 });

@@ -116,6 +116,58 @@ describe("Block volumes", () => {
     await d.client.controller.deleteVolume({ volumeId });
   });
 
+  it("NodeExpandVolume grows the device at the kubelet's device path, though the pod it names is gone, where the staging path shows it", async () => {
+    // The kubelet keeps the target of the pod it last mapped the device for as the volume's device
+    // path, and sends that to NodeExpandVolume, even once that pod's target is unpublished.
+    const { volumeId } = await create(64 * MiB, Mode.SINGLE_NODE_MULTI_WRITER);
+    const cap = blockCapability(Mode.SINGLE_NODE_MULTI_WRITER);
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const [first, last] = [d.path(uniqueName("dev")), d.path(uniqueName("dev"))];
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
+    for (const targetPath of [first, last]) await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap });
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: last });
+    await d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 96 * MiB } });
+    await expectCode(d.client.node.nodeExpandVolume({ volumeId, volumePath: last, volumeCapability: cap }), Code.NOT_FOUND, /not staged or published/);
+    const res = await d.client.node.nodeExpandVolume({ volumeId, volumePath: last, stagingTargetPath, volumeCapability: cap, capacityRange: { requiredBytes: 96 * MiB } });
+    assert.equal(res.capacityBytes, 96 * MiB);
+    const size = Number(execFileSync("blockdev", ["--getsize64", first], { encoding: "utf8" }).trim());
+    assert.equal(size, 96 * MiB, "the device the remaining pod has sees the new size");
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath: first });
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+    await d.client.controller.deleteVolume({ volumeId });
+  });
+
+  it("NodeGetVolumeStats at the kubelet's own bind of the device (volumeDevices/<pv>/dev/<pod uid>): its size, and once detached an abnormal condition", async () => {
+    const volumeId = (await create(8 * MiB)).volumeId!;
+    const image = path.join(d.root, "data", volumeId);
+    const cap = blockCapability();
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const targetPath = d.path(uniqueName("dev"));
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap });
+    // What the kubelet does once the device is published (MapBlockVolume): binds it at a file of its own.
+    const kubeletBind = d.path(uniqueName("kubelet-dev"));
+    await fsp.writeFile(kubeletBind, "");
+    execFileSync("mount", ["--bind", targetPath, kubeletBind]);
+    try {
+      const stats = await d.client.node.nodeGetVolumeStats({ volumeId, volumePath: kubeletBind });
+      assert.deepEqual(
+        stats.usage!.map((u) => [u.unit, u.total]),
+        [[Unit.BYTES, 8 * MiB]],
+      );
+      for (const dev of loopsOf(image)) execFileSync("losetup", ["-d", dev]);
+      const lost = await d.client.node.nodeGetVolumeStats({ volumeId, volumePath: kubeletBind });
+      assert.equal(lost.volumeCondition!.abnormal, true, JSON.stringify(lost));
+      assert.match(lost.volumeCondition!.message!, /detached/);
+    } finally {
+      execFileSync("umount", [kubeletBind]);
+      await fsp.unlink(kubeletBind);
+    }
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+    await d.client.controller.deleteVolume({ volumeId });
+  });
+
   it("is only ever a device: mount access is refused where it is checked", async () => {
     const { volumeId } = await create();
     const v = await d.client.controller.validateVolumeCapabilities({ volumeId, volumeCapabilities: [mountCapability()] });

@@ -20,13 +20,12 @@ import type { MountEntry, Mounts } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
 import { imageMountTest, isStaleDeviceBind, volumeMountAt, type ImageMountTest } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
-import type { Range } from "../../controller/capacity";
 import { applyMutableParameters } from "./mutable";
 import { applyVolumeMountGroup } from "../../node/mount-group";
 import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
 import { mayRefuseSecondTarget, secondTargetProblem } from "../../node/single-writer";
 import { unmountOwned, type MountOwner } from "../../node/volume-owner";
-import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
+import type { ExpandRequest, NodeBackend, PublishRequest, StageRequest } from "../backend";
 import { growHostPathVolume } from "./grow";
 import { nodeLayout } from "./layouts";
 import { STAGED_DEVICE } from "./layouts/block";
@@ -128,7 +127,7 @@ export const hostPathNode: NodeBackend = {
     return { usage, volumeCondition };
   },
 
-  async expand(driver, req: { volumeId: string; volumePath: string; range: Range; cap: Capability | undefined }) {
+  async expand(driver, req: ExpandRequest) {
     let vol = await findVolume(driver, req.volumeId);
     if (req.cap) {
       const why = unsupportedReason(req.cap, hostPathStore(driver).profileOf(vol.record));
@@ -137,7 +136,7 @@ export const hostPathNode: NodeBackend = {
     if (req.range.limit > 0 && req.range.limit < vol.record.capacityBytes) {
       throw outOfRange(`volume ${req.volumeId} has ${vol.record.capacityBytes} bytes and volumes cannot shrink`);
     }
-    const mount = volumeMountAt(vol.mounts, req.volumePath);
+    const mount = volumeMountAt(vol.mounts, req.volumePath) ?? stagedDevice(vol, req.staging);
     if (!mount) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
     // A controller running apart from the nodes holds no node-local volume: it answered the
     // resizer from the request, and the volume grows here, on its own disk (grow.ts).
@@ -178,16 +177,39 @@ function mountedHere(vol: VolumeOnDisk, path: string): boolean {
 }
 
 /**
+ * A raw block volume's device where it is staged (<staging>/block). The kubelet sends
+ * NodeExpandVolume for a raw block volume the device path it keeps for the volume: the
+ * target of the pod it last mapped the device for, which it keeps once that pod is gone
+ * (operation_generator.go: GenerateMapVolumeFunc, GenerateExpandInUseVolumeFunc). Growing
+ * the volume does not depend on where its device is bound — its loop devices are told the
+ * new size — so the staged device, proved the volume's, stands for a path that no longer
+ * shows it.
+ */
+function stagedDevice(vol: NodeVolume, staging: NodePath | undefined): MountEntry | undefined {
+  if (vol.layout !== "block" || !staging) return undefined;
+  return volumeMountAt(vol.mounts, childPath(staging, STAGED_DEVICE).real);
+}
+
+/**
  * Is `path` where this block volume was published, its device since detached? The bind
  * left there shows only a loop device that no longer has a backing file; the node's
- * publish record says whose it was.
+ * publish record says whose it was. The kubelet asks for a block volume's stats at a
+ * bind of its own (volumeDevices/<pv>/dev/<pod uid>, of the device it was given at a
+ * target), which no record names: that one is the volume's when a target published for
+ * it shows the same dead device.
  */
 function lostDevice(driver: Driver, vol: NodeVolume, path: string): boolean {
   if (vol.layout !== "block") return false;
   const { table } = vol.mounts;
   const m = table.at(path);
   if (!m || !isStaleDeviceBind(table, m)) return false;
-  return driver.nodeRecords.get("publish", path)?.volumeId === vol.record.volumeId;
+  const volumeId = vol.record.volumeId;
+  if (driver.nodeRecords.get("publish", path)?.volumeId === volumeId) return true;
+  for (const rec of driver.nodeRecords.publishedTargets(volumeId)) {
+    const t = table.at(rec.path);
+    if (t && t.device === m.device && t.root === m.root) return true;
+  }
+  return false;
 }
 
 export function bindFlags(cap: Capability): BindFlags {
