@@ -111,6 +111,9 @@ export function replayView(root: HTMLElement): void {
         case "skipped":
           target(msg.step).append(h("p", { class: "check muted" }, `skipped: ${msg.reason}`));
           return;
+        case "record":
+          target(msg.step).append(h("p", { class: "check muted" }, `${msg.what} (${Object.entries(msg.set).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")})`));
+          return;
         case "restart":
           target(msg.step).append(h("p", { class: "check" }, `↻ the ${msg.process} plugin restarted (${msg.ms} ms), in a new mount namespace, as a new container would`));
           return;

@@ -113,6 +113,7 @@ export type ReplayMessage =
   | { readonly type: "skipped"; readonly step: number; readonly reason: string }
   | { readonly type: "restart"; readonly step: number; readonly process: string; readonly ms: number }
   | { readonly type: "check"; readonly step: number; readonly what: string; readonly ok: boolean; readonly detail: string }
+  | { readonly type: "record"; readonly step: number; readonly what: string; readonly set: { readonly [key: string]: unknown } }
   | { readonly type: "cleanup"; readonly step: number; readonly path: string; readonly ok: boolean; readonly detail: string }
   | { readonly type: "done"; readonly ok: boolean; readonly failures: readonly string[] }
   | { readonly type: "error"; readonly message: string };

@@ -46,6 +46,7 @@ export function toMessage(e: ReplayEvent): ReplayMessage {
     case "restart":
       return { type: "restart", step: e.step, process: e.process, ms: e.ms };
     case "check":
+    case "record":
     case "cleanup":
     case "done":
       return e;

@@ -93,11 +93,14 @@ export class ClusterState {
   /** a claim's last PersistentVolume, kept after the claim is deleted (static PVs adopt retained volumes by it) */
   readonly formerPv = new Map<string, PvState>();
   /**
-   * PersistentVolumes whose claim grew while no pod on the node used them, with the bytes the claim asked for:
-   * when ControllerExpandVolume answered node_expansion_required, the claim waits (NodeResizePending) for the
-   * kubelet to call NodeExpandVolume after the next pod's mount of it
+   * PersistentVolumes a resize was planned for: from then on their claim's status.capacity may be below
+   * their capacity, which the kubelet looks at on each mount (resize.ts); before, the two are equal
    */
-  readonly nodeResizePending = new Map<string, number>();
+  readonly resized = new Set<string>();
+  /** PersistentVolumes whose claim may wait for the node's half of a resize (NodeResizePending) until a pod mounts them */
+  readonly mayWaitForNode = new Set<string>();
+  /** PersistentVolumes whose claim asked for more while it may have waited for the node: csi-resizer acts once the node is done */
+  readonly raisedWhileWaiting = new Set<string>();
 
   classNamed(kind: string, name: string): K8sObject | undefined {
     return this.classes.get(`${kind}/${name}`);

@@ -27,4 +27,4 @@ export { restartScenario, LAYOUTS, type Layout } from "./restart-scenario";
 export { run, type ReplayEvent, type ReplayTarget, type RunResult } from "./run";
 export { exampleScenario, loadExample, loadExamples, type Action, type Example, type Scenario } from "./scenario";
 export { render } from "./render";
-export type { Check, PlannedCall, PlannedCheck, PlannedRestart, Step } from "./steps";
+export type { Check, PlannedCall, PlannedCheck, PlannedItem, PlannedRecord, PlannedRestart, Step, Test } from "./steps";

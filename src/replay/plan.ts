@@ -6,8 +6,8 @@
  *                                     for Immediate binding, when the first
  *                                     pod is scheduled for WaitForFirstConsumer)
  *   a pod                             kubelet: NodeStage, NodePublish (kubelet.ts)
- *   a claim asking for more           csi-resizer: ControllerExpandVolume, then
- *                                     the kubelet: NodeExpandVolume
+ *   a claim asking for more than      csi-resizer: ControllerExpandVolume, then
+ *   its status.capacity               the kubelet: NodeExpandVolume (resize.ts)
  *   a claim naming another            csi-resizer: ControllerModifyVolume
  *   VolumeAttributesClass
  *   a VolumeSnapshot                  snapshot-controller makes the content,

@@ -7,8 +7,8 @@
  * into a CSI volume capability.
  */
 import { ClusterState } from "./cluster-state";
-import type { Deployment } from "./deployment";
-import type { Check, Conditional, PlannedCall, Step } from "./steps";
+import type { Deployment, Sidecar } from "./deployment";
+import type { Check, Conditional, PlannedCall, Step, Test } from "./steps";
 import type { JsonObject } from "./k8s-objects";
 
 /** What the driver told the sidecars and the kubelet when they started (identity.ts: discover). */
@@ -31,6 +31,25 @@ export interface PlanOptions {
   namespace: string;
   /** a path in a StorageClass parameter (`share`) as the replay's driver sees it; identity in a real cluster */
   driverPath?: (p: string) => string;
+}
+
+/** Both conditions: the inner one's onlyIf and unless where the outer has none, the rest as a test. */
+function both(outer: Conditional, inner: Conditional): Conditional {
+  const tests: Test[] = [];
+  const out: Conditional = {};
+  for (const c of [outer, inner]) {
+    if (c.onlyIf !== undefined) {
+      if (out.onlyIf === undefined) out.onlyIf = c.onlyIf;
+      else if (out.onlyIf !== c.onlyIf) tests.push({ is: c.onlyIf });
+    }
+    if (c.unless !== undefined) {
+      if (out.unless === undefined) out.unless = c.unless;
+      else if (out.unless !== c.unless) tests.push({ not: { is: c.unless } });
+    }
+    if (c.test) tests.push(c.test);
+  }
+  if (tests.length > 0) out.test = tests.length === 1 ? tests[0]! : { all: tests };
+  return out;
 }
 
 /** The provisioner's identity, which it records in each PV's volume attributes. */
@@ -80,10 +99,15 @@ export class Planning {
     this.cur.items.push({ type: "check", check: c, ...this.condition });
   }
 
-  /** Plan `body`'s items to happen only as `condition` says (Conditional in steps.ts). */
+  /** What Kubernetes writes into an object's status here (PlannedRecord in steps.ts). */
+  record(what: string, set: JsonObject): void {
+    this.cur.items.push({ type: "record", what, set, ...this.condition });
+  }
+
+  /** Plan `body`'s items to happen only as `condition` says (Conditional in steps.ts), and as any outer `when` says. */
   when(condition: Conditional, body: () => void): void {
     const outer = this.condition;
-    this.condition = { ...outer, ...condition };
+    this.condition = both(outer, condition);
     try {
       body();
     } finally {
@@ -92,6 +116,13 @@ export class Planning {
   }
 
   private condition: Conditional = {};
+
+  /** A learnt-value key of its own for a decision made at this point of the plan ("resizes:pvc-1@7.2"): record it, test it as `${key}`. */
+  decision(kind: string, name: string): string {
+    return `${kind}:${name}@${this.steps.length}.${++this.decisions}`;
+  }
+
+  private decisions = 0;
 
   /** A Kubernetes access mode as CSI names it, for the controller or node side's capabilities. */
   accessMode(mode: string, side: "controller" | "node"): string {
@@ -121,4 +152,14 @@ export class Planning {
   driverPath(p: string): string {
     return this.opts.driverPath ? this.opts.driverPath(p) : p;
   }
+}
+
+/** A call a sidecar makes, to the process whose pod holds it (deployment.ts routes); a note where none is deployed. */
+export function sidecarCall(p: Planning, sidecar: Sidecar, method: string, why: string, request: JsonObject, extra: Partial<Parameters<Planning["call"]>[0]> = {}): void {
+  const process = p.deployment.routes[sidecar];
+  if (!process) {
+    p.note(`no ${sidecar} is deployed: nothing calls ${method}`);
+    return;
+  }
+  p.call({ method, service: "Controller", process, caller: sidecar, why, request, ...extra });
 }

@@ -7,6 +7,9 @@
  * call was made, its reply or status code came back, a check passed or
  * failed, a process restarted.
  *
+ * A record keeps what Kubernetes writes into an object's status (a claim's
+ * status.capacity after a resize), for later items to test and use.
+ *
  * A call that answers other than the plan expects ends the replay (what
  * follows depends on it); a failed check or clean-up is recorded and the
  * replay goes on. Checks sit among the calls where a user would look:
@@ -23,7 +26,7 @@ import { runCheck } from "./checks";
 import type { Process } from "./deployment";
 import type { Json, JsonObject } from "./k8s-objects";
 import { sha256 } from "./kubelet-paths";
-import { resolve, type Conditional, type Learnt, type PlannedCall, type PlannedCheck, type PlannedRestart, type Save, type Step } from "./steps";
+import { describeTest, holds, resolve, type Conditional, type Learnt, type PlannedCall, type PlannedItem, type PlannedRecord, type Save, type Step } from "./steps";
 
 /** The driver a replay talks to. */
 export interface ReplayTarget {
@@ -41,9 +44,10 @@ export type ReplayEvent =
   | { type: "step"; step: Step }
   | { type: "call"; step: number; call: PlannedCall; request: Json }
   | { type: "reply"; step: number; call: PlannedCall; code: string; message?: string; reply?: Json; ms: number; ok: boolean }
-  | { type: "skipped"; step: number; item: PlannedCall | PlannedRestart | PlannedCheck; reason: string }
+  | { type: "skipped"; step: number; item: PlannedItem; reason: string }
   | { type: "restart"; step: number; process: Process; ms: number }
   | { type: "check"; step: number; what: string; ok: boolean; detail: string }
+  | { type: "record"; step: number; what: string; set: JsonObject }
   | { type: "cleanup"; step: number; path: string; ok: boolean; detail: string }
   | { type: "done"; ok: boolean; failures: string[] };
 
@@ -72,19 +76,27 @@ export async function run(steps: readonly Step[], target: ReplayTarget, opts: Ru
   for (const step of steps) {
     emit({ type: "step", step });
     for (const item of step.items) {
-      if (!applies(item, learnt)) {
-        emit({ type: "skipped", step: step.n, item, reason: item.onlyIf !== undefined ? `${item.onlyIf} is not true` : `${item.unless} is true` });
+      const notNow = whyNot(item, learnt);
+      if (notNow !== undefined) {
+        emit({ type: "skipped", step: step.n, item, reason: notNow });
         continue;
       }
       if (item.type === "check") {
-        const check = item.check;
+        let check = item.check;
         try {
-          const detail = await runCheck(resolve(check as unknown as Json, learnt) as unknown as typeof check, target);
+          check = resolve(check as unknown as Json, learnt) as unknown as typeof check;
+          const detail = await runCheck(check, target);
           emit({ type: "check", step: step.n, what: check.what, ok: true, detail });
         } catch (err) {
           failures.push(`step ${step.n} (${step.change}): ${check.what}: ${(err as Error).message}`);
           emit({ type: "check", step: step.n, what: check.what, ok: false, detail: (err as Error).message });
         }
+        continue;
+      }
+      if (item.type === "record") {
+        const kept = record(item, learnt);
+        if (typeof kept === "string") failures.push(`step ${step.n} (${step.change}): ${item.what}: ${kept}`);
+        else emit({ type: "record", step: step.n, what: item.what, set: kept });
         continue;
       }
       if (item.type === "restart") {
@@ -156,22 +168,31 @@ async function makeCall(stepN: number, call: PlannedCall, target: ReplayTarget, 
   return undefined;
 }
 
-function applies(item: Conditional, learnt: Learnt): boolean {
-  const value = (key: string) => {
-    try {
-      return resolve(key, learnt) === true;
-    } catch {
-      return false; // not learnt
-    }
-  };
-  return (item.onlyIf === undefined || value(item.onlyIf)) && (item.unless === undefined || !value(item.unless));
+/** Why an item does not happen now (its condition, Conditional in steps.ts); undefined when it does. */
+function whyNot(item: Conditional, learnt: Learnt): string | undefined {
+  if (item.onlyIf !== undefined && !holds({ is: item.onlyIf }, learnt)) return `${item.onlyIf} is not true`;
+  if (item.unless !== undefined && holds({ is: item.unless }, learnt)) return `${item.unless} is true`;
+  if (item.test !== undefined && !holds(item.test, learnt)) return `${describeTest(item.test)} does not hold`;
+  return undefined;
+}
+
+/** Keep what a record sets: the values kept, or why they cannot be (one not learnt). */
+function record(item: PlannedRecord, learnt: Learnt): JsonObject | string {
+  let values: JsonObject;
+  try {
+    values = resolve(item.set, learnt) as JsonObject;
+  } catch (err) {
+    return (err as Error).message;
+  }
+  for (const [k, v] of Object.entries(values)) learnt.set(k, v);
+  return values;
 }
 
 /**
  * What a sidecar keeps of a reply. A PV's capacity is the driver's answer, which may be more than
  * was asked (whole MiB, whole pages): external-provisioner writes CreateVolume's capacity_bytes into
  * the PV (the request's size when it is 0, "unknown"), external-resizer writes ControllerExpandVolume's.
- * (The kubelet's NodeExpandVolume asks for the claim's allocated size, not this: kubelet.ts.)
+ * (The kubelet's NodeExpandVolume asks for the claim's allocated size, not this: resize.ts.)
  */
 function learn(save: Save, request: JsonObject, reply: Record<string, unknown>, json: Json, learnt: Learnt): void {
   if ("volume" in save) {

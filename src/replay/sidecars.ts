@@ -8,10 +8,11 @@
  *                    claim deleted with reclaimPolicy Delete: DeleteVolume
  *   csi-snapshotter  a VolumeSnapshotContent: CreateSnapshot; deleted with
  *                    deletionPolicy Delete: DeleteSnapshot
- *   csi-resizer      a claim asking for more: ControllerExpandVolume, whose
- *                    answer becomes the PV's capacity (the kubelet does the
- *                    node's half, for the size the claim asked); a claim naming another
- *                    VolumeAttributesClass: ControllerModifyVolume
+ *   csi-resizer      a claim asking for more than its status.capacity:
+ *                    ControllerExpandVolume, whose answer becomes the PV's
+ *                    capacity (resize.ts, with the API server's rule for a
+ *                    claim's new size and the kubelet's half); a claim naming
+ *                    another VolumeAttributesClass: ControllerModifyVolume
  *   csi-attacher     a VolumeAttachment, when the CSIDriver requires
  *                    attaching: ControllerPublish/UnpublishVolume
  *
@@ -22,24 +23,15 @@
 import { parseQuantity } from "../node/ephemeral";
 import type { ClaimState, PvState } from "./cluster-state";
 import type { Sidecar } from "./deployment";
-import { expandOnNode } from "./kubelet";
 import { sha256, uidFor } from "./kubelet-paths";
 import { at, isObject, list, nameOf, str, type JsonObject, type K8sObject } from "./k8s-objects";
-import { PROVISIONER_IDENTITY, type Planning } from "./planning";
+import { PROVISIONER_IDENTITY, sidecarCall, type Planning } from "./planning";
+import { bindClaim, resizeClaim } from "./resize";
 import { placeholder } from "./steps";
 
 export function pvOf(p: Planning, claim: string): PvState | undefined {
   const name = p.state.claims.get(claim)?.pv;
   return name ? p.state.pvs.get(name) : undefined;
-}
-
-export function sidecarCall(p: Planning, sidecar: Sidecar, method: string, why: string, request: JsonObject, extra: Partial<Parameters<Planning["call"]>[0]> = {}): void {
-  const process = p.deployment.routes[sidecar];
-  if (!process) {
-    p.note(`no ${sidecar} is deployed: nothing calls ${method}`);
-    return;
-  }
-  p.call({ method, service: "Controller", process, caller: sidecar, why, request, ...extra });
 }
 
 export function sizeOf(o: K8sObject): number {
@@ -72,7 +64,8 @@ export function createClaim(p: Planning, o: K8sObject): void {
     if (!pv) return p.note("no PersistentVolume matches yet: the claim stays Pending");
     pv.claim = name;
     claim.pv = pv.name;
-    return p.note(`the PV controller binds it to PersistentVolume ${pv.name} (${byName ? "volumeName" : "selector"}); no CSI call`);
+    p.note(`the PV controller binds it to PersistentVolume ${pv.name} (${byName ? "volumeName" : "selector"}); no CSI call`);
+    return bindClaim(p, claim, pv);
   }
   const sc = p.state.classNamed("StorageClass", claim.storageClass);
   if (!sc || sc.provisioner !== p.driverName) return p.note(`StorageClass ${claim.storageClass} is not ${p.driverName}'s: nothing to do here`);
@@ -139,6 +132,7 @@ export function provision(p: Planning, claim: ClaimState, scheduled: boolean): v
   claim.pv = pvName;
   p.state.formerPv.set(claim.name, pv);
   p.note(`the provisioner creates PersistentVolume ${pvName}; the claim binds to it`);
+  if (p.deployment.routes["csi-provisioner"]) bindClaim(p, claim, pv);
 }
 
 function sidecarFlag(p: Planning, sidecar: Sidecar, name: string): boolean {
@@ -186,21 +180,11 @@ export function detach(p: Planning, pv: string): void {
 }
 
 export function updateClaim(p: Planning, claim: ClaimState, o: K8sObject, file: string | undefined): void {
-  const size = sizeOf(o);
   const vac = str(at(o, "spec", "volumeAttributesClassName"));
   const pv = claim.pv ? p.state.pvs.get(claim.pv) : undefined;
   p.step(`update PersistentVolumeClaim ${p.opts.namespace}/${claim.name}`, file);
+  if (!resizeClaim(p, claim, pv, sizeOf(o))) return;
   claim.object = o;
-  if (size > claim.sizeBytes && pv) {
-    p.note(`the claim asks for ${size} bytes instead of ${claim.sizeBytes}: csi-resizer expands the volume`);
-    const capability = p.capability({ block: pv.block, fsType: pv.fsType, mountOptions: pv.mountOptions, mode: p.accessMode(pv.accessModes[0]!, "controller") });
-    sidecarCall(p, "csi-resizer", "ControllerExpandVolume", `claim ${claim.name} asks for ${size} bytes`, { volumeId: pv.handle, capacityRange: { requiredBytes: size, limitBytes: 0 }, secrets: {}, volumeCapability: capability }, { save: { expansion: pv.name } });
-    // The resizer writes the driver's answer into the PV, which may be more than asked (whole MiB, whole pages).
-    if (p.deployment.routes["csi-resizer"]) p.note(`csi-resizer records the size ControllerExpandVolume answers (capacity_bytes) as PersistentVolume ${pv.name}'s capacity`);
-    claim.sizeBytes = size;
-    pv.capacity = placeholder("capacity", pv.name);
-    expandOnNode(p, pv, size);
-  }
   if (vac !== claim.attributesClass && pv) {
     const cls = vac ? p.state.classNamed("VolumeAttributesClass", vac) : undefined;
     const route = p.deployment.routes["csi-resizer"];
@@ -223,7 +207,9 @@ export function deleteClaim(p: Planning, name: string): void {
   if (!pv) return p.note("the claim was never bound: nothing to reclaim");
   pv.claim = undefined;
   // A resize still waiting for the node (NodeResizePending) is the claim's status: it goes with the claim.
-  p.state.nodeResizePending.delete(pv.name);
+  p.state.mayWaitForNode.delete(pv.name);
+  p.state.raisedWhileWaiting.delete(pv.name);
+  p.state.resized.delete(pv.name);
   if (pv.reclaim === "Retain") {
     p.note(`reclaimPolicy Retain: PersistentVolume ${pv.name} turns Released and its volume stays`);
     p.check({ type: "volume", what: `the volume of ${pv.name} is kept (Retain)`, volumeId: pv.handle, exists: true });

@@ -10,6 +10,10 @@
  * — appears as a placeholder, `${volumeId:pvc-…}`, filled in from earlier
  * replies when the call is made (resolve below). A map entry whose key is
  * "..." is spread into the map: `{"...": "${volumeContext:pvc-1}", "k": "v"}`.
+ * What Kubernetes writes into a claim's status (its status.capacity after
+ * a resize) is a record, learnt the same way; and where what Kubernetes
+ * does depends on such values — is the request above status.capacity? —
+ * the items carry a test of them, made when the run reaches them.
  */
 import type { Json, JsonObject } from "./k8s-objects";
 import type { Process } from "./deployment";
@@ -25,13 +29,50 @@ export type Save =
   | { facts: "nodeInfo" | "nodeCapabilities" | "controllerCapabilities" }; // what the sidecars learn when they start
 
 /**
- * An item that happens only as an earlier reply decided: `onlyIf` when the
+ * An item that happens only as earlier replies decided: `onlyIf` when the
  * placeholder is true, `unless` when it is not (a value not learnt counts
- * as false).
+ * as false), and `test` when it holds; all of those given must hold.
  */
 export interface Conditional {
   onlyIf?: string;
   unless?: string;
+  test?: Test;
+}
+
+/**
+ * A test of values known when the item is reached (placeholders, or
+ * literals): what Kubernetes compares at that moment, such as a claim's
+ * request and its status.capacity, which depend on the driver's answers.
+ * `above` holds when the first number is greater than the second; a value
+ * not learnt makes it false, as it does `is`.
+ */
+export type Test = { is: string } | { not: Test } | { all: Test[] } | { any: Test[] } | { above: [Json, Json] };
+
+/** Whether `test` holds with what has been learnt. */
+export function holds(test: Test, learnt: Learnt): boolean {
+  if ("is" in test) return tryResolve(test.is, learnt) === true;
+  if ("not" in test) return !holds(test.not, learnt);
+  if ("all" in test) return test.all.every((t) => holds(t, learnt));
+  if ("any" in test) return test.any.some((t) => holds(t, learnt));
+  const [a, b] = test.above.map((v) => tryResolve(v, learnt));
+  return typeof a === "number" && typeof b === "number" && a > b;
+}
+
+/** A test in words, for a skipped item's reason. */
+export function describeTest(test: Test): string {
+  if ("is" in test) return test.is;
+  if ("not" in test) return `not (${describeTest(test.not)})`;
+  if ("all" in test) return test.all.map(describeTest).join(" and ");
+  if ("any" in test) return `(${test.any.map(describeTest).join(" or ")})`;
+  return `${JSON.stringify(test.above[0])} > ${JSON.stringify(test.above[1])}`;
+}
+
+function tryResolve(value: Json, learnt: Learnt): Json | undefined {
+  try {
+    return resolve(value, learnt);
+  } catch {
+    return undefined; // not learnt
+  }
 }
 
 export interface PlannedCall extends Conditional {
@@ -54,6 +95,18 @@ export interface PlannedCall extends Conditional {
   rmdirAfter?: string[];
 }
 
+/**
+ * What Kubernetes writes into an object's status at this point (a claim's
+ * status.capacity, allocatedResources, its resize status), kept as learnt
+ * values for later tests and requests: each of `set`'s values is resolved
+ * when the item is reached.
+ */
+export interface PlannedRecord extends Conditional {
+  type: "record";
+  what: string;
+  set: JsonObject;
+}
+
 /** The node plugin killed and started again (a new container: a new mount namespace that inherits the old mounts). */
 export interface PlannedRestart extends Conditional {
   type: "restart";
@@ -64,7 +117,8 @@ export interface PlannedRestart extends Conditional {
 /** What a user relies on, checked at its place among the calls. */
 export type Check =
   | { type: "data"; what: string; pod: string; path: string; block: boolean; expect: FileEntry[]; write?: FileEntry }
-  | { type: "size"; what: string; path: string; atLeastBytes: number }
+  /** `askedBytes`: the size the claim asked for (a placeholder until the run), of which statfs must show nine tenths */
+  | { type: "size"; what: string; path: string; askedBytes: number | string }
   | { type: "volume"; what: string; volumeId: string; exists: boolean }
   | { type: "group"; what: string; path: string; gid: number }
   | { type: "mode"; what: string; path: string; mode: number }
@@ -85,13 +139,15 @@ export interface Step {
   file?: string;
   /** what Kubernetes does about it, in a sentence or two */
   notes: string[];
-  items: (PlannedCall | PlannedRestart | PlannedCheck)[];
+  items: PlannedItem[];
 }
 
 export interface PlannedCheck extends Conditional {
   type: "check";
   check: Check;
 }
+
+export type PlannedItem = PlannedCall | PlannedRestart | PlannedCheck | PlannedRecord;
 
 /** Values learnt from replies: "volumeId:pvc-1" → "hp-…". */
 export type Learnt = Map<string, Json>;
@@ -134,9 +190,25 @@ function known(key: string, learnt: Learnt): Json {
 /**
  * volumeHash is the SHA-256 of the volume ID in hex, which the kubelet names staging directories by.
  * capacity is the PV's spec.capacity in bytes: what the driver answered, not what the claim asked for.
+ * The claim bound to PV <name> (records, sidecars.ts): request is its spec.resources.requests as the
+ * API server accepted it, claimCapacity its status.capacity, allocated its status.allocatedResources
+ * (the size csi-resizer last asked the controller for), resizePending whether its resize waits for
+ * the node (NodeResizePending).
  */
 export function placeholder(
-  kind: "volumeId" | "volumeHash" | "volumeContext" | "capacity" | "publishContext" | "snapshotId" | "nodeExpansionRequired" | "noNodeAffinity",
+  kind:
+    | "volumeId"
+    | "volumeHash"
+    | "volumeContext"
+    | "capacity"
+    | "publishContext"
+    | "snapshotId"
+    | "nodeExpansionRequired"
+    | "noNodeAffinity"
+    | "request"
+    | "claimCapacity"
+    | "allocated"
+    | "resizePending",
   name: string,
 ): string {
   return `\${${kind}:${name}}`;

@@ -80,7 +80,8 @@ describeContained("Replay: a claim grown to a size that is not a whole MiB", fun
 
     const expand = events.find((e): e is Reply => e.type === "reply" && e.call.method === "ControllerExpandVolume")!;
     assert.equal(expand.call.process, "controller");
-    assert.equal(requiredBytes(expand.call.request), 200_000_000, "the resizer asks for the claim's size");
+    const asked = events.find((e): e is Call => e.type === "call" && e.call.method === "ControllerExpandVolume")!;
+    assert.equal(requiredBytes(asked.request), 200_000_000, "the resizer asks for the claim's size");
     const answered = (expand.reply as JsonObject).capacityBytes;
     assert.equal(answered, GROWN, "the controller answers in whole MiB");
 

@@ -9,7 +9,10 @@ import { deploymentFrom } from "../../src/replay/deployment";
 import { sha256 } from "../../src/replay/kubelet-paths";
 import { plan, type DriverFacts } from "../../src/replay/plan";
 import { exampleScenario, loadExample, loadExamples } from "../../src/replay/scenario";
+import type { Action } from "../../src/replay/scenario";
+import type { JsonObject, K8sObject } from "../../src/replay/k8s-objects";
 import { resolve, type PlannedCall, type Step } from "../../src/replay/steps";
+import { callsIn, dryRun, type ImaginedDriver } from "./dry-run";
 import { render } from "../deploy/lib/render";
 import { REPO } from "../deploy/lib/targets";
 
@@ -36,62 +39,121 @@ describe("Replay plan (no driver)", () => {
   });
 
   it("expansion: ControllerExpandVolume on the controller, then NodeExpandVolume on the node only if the controller asked for it, for the claim's allocated size", () => {
-    const grow = calls(planOf("expansion")).filter((c) => c.method.includes("Expand"));
+    const steps = planOf("expansion");
+    const grow = (driver: ImaginedDriver) => dryRun(steps, driver).calls.filter((c) => c.call.method.includes("Expand"));
+    const asked = grow({ nodeExpansionRequired: true });
     assert.deepEqual(
-      grow.map((c) => [c.method, c.process, c.caller]),
+      asked.map((c) => [c.call.method, c.call.process, c.call.caller, (c.request.capacityRange as JsonObject).requiredBytes]),
       [
-        ["ControllerExpandVolume", "controller", "csi-resizer"],
-        ["NodeExpandVolume", "node", "kubelet"],
-        ["NodeExpandVolume", "node", "kubelet"],
+        ["ControllerExpandVolume", "controller", "csi-resizer", 2 * 2 ** 30],
+        ["NodeExpandVolume", "node", "kubelet", 2 * 2 ** 30],
       ],
     );
-    assert.equal(grow[0]!.request.capacityRange && (grow[0]!.request.capacityRange as { requiredBytes: number }).requiredBytes, 2 * 2 ** 30);
-    assert.match(String(grow[1]!.onlyIf), /^\$\{nodeExpansionRequired:pvc-/);
-    // The kubelet asks for the claim's status.allocatedResources, the 2Gi csi-resizer asked for (not the PV's capacity, the controller's answer).
-    for (const c of grow.slice(1)) assert.deepEqual(c.request.capacityRange, { requiredBytes: 2 * 2 ** 30, limitBytes: 0 });
+    assert.deepEqual(
+      grow({ nodeExpansionRequired: false }).map((c) => c.call.method),
+      ["ControllerExpandVolume"],
+      "without node_expansion_required the resizer finishes the resize",
+    );
+    // The kubelet asks for the claim's status.allocatedResources, the 2Gi csi-resizer asked for, not the PV's capacity (the controller's answer).
+    const rounded = grow({ capacity: (n) => n + 2 ** 20 });
+    assert.deepEqual(rounded.map((c) => (c.request.capacityRange as JsonObject).requiredBytes), [2 * 2 ** 30, 2 * 2 ** 30]);
   });
 
-  it("a claim grown while no pod uses it: NodeExpandVolume right after the next read-write pod's NodePublishVolume, if the controller asked, once", () => {
-    const claim = (storage: string) => ({
-      apiVersion: "v1",
-      kind: "PersistentVolumeClaim",
-      metadata: { name: "grown" },
-      spec: { storageClassName: "csi-lab-hostpath", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
-    });
-    const pod = (name: string, readOnly: boolean) => ({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name },
-      spec: { containers: [{ name: "app", image: "busybox:1.37.0" }], volumes: [{ name: "data", persistentVolumeClaim: { claimName: "grown", readOnly } }] },
-    });
-    const steps = plan(
-      {
-        name: "grow-unused",
-        namespace: "ns",
-        actions: [
-          { type: "apply", objects: [claim("1Gi"), pod("first", false)] },
-          { type: "delete", kind: "Pod", name: "first" },
-          { type: "apply", objects: [claim("2Gi")] },
-          { type: "apply", objects: [pod("reader", true)] },
-          { type: "apply", objects: [pod("writer", false)] },
-          { type: "apply", objects: [pod("third", false)] },
-        ],
-      },
-      deployment,
-      FACTS,
-      { kubeletDir: KUBELET },
+  const claim = (storage: string, extra: JsonObject = {}) => ({
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: "grown" },
+    spec: { storageClassName: "csi-lab-hostpath", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } }, ...extra },
+  });
+  const pod = (name: string, readOnly = false) => ({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
+    spec: { containers: [{ name: "app", image: "busybox:1.37.0" }], volumes: [{ name: "data", persistentVolumeClaim: { claimName: "grown", readOnly } }] },
+  });
+  const planActions = (actions: Action[]) => plan({ name: "grow", namespace: "ns", actions }, deployment, FACTS, { kubeletDir: KUBELET });
+  const apply = (...objects: JsonObject[]): Action => ({ type: "apply", objects: objects as K8sObject[] });
+  const GiB = 2 ** 30;
+
+  it("a claim grown while no pod uses it: NodeExpandVolume right after the next read-write pod's NodePublishVolume, which finishes the resize", () => {
+    const steps = planActions([
+      apply(claim("1Gi"), pod("first")),
+      { type: "delete", kind: "Pod", name: "first" },
+      apply(claim("2Gi")),
+      apply(pod("reader", true)),
+      apply(pod("writer")),
+      apply(pod("third")),
+    ]);
+    const exact = dryRun(steps).calls;
+    assert.deepEqual(callsIn(exact, "update PersistentVolumeClaim ns/grown"), [`ControllerExpandVolume ${2 * GiB}`], "no pod: nothing on the node yet");
+    assert.deepEqual(callsIn(exact, "create Pod ns/reader"), ["NodeStageVolume", "NodePublishVolume"], "a read-only mount is not expanded");
+    assert.deepEqual(callsIn(exact, "create Pod ns/writer"), ["NodePublishVolume", `NodeExpandVolume ${2 * GiB}`], "after mounting for the pod (the reader staged it)");
+    const [publish, expand] = exact.filter((c) => c.step.change === "create Pod ns/writer");
+    assert.equal(expand!.request.volumePath, publish!.request.targetPath);
+    assert.deepEqual(callsIn(exact, "create Pod ns/third"), ["NodePublishVolume"], "status.capacity is the PV's again: the next pod is not expanded");
+    // A driver that rounds up leaves status.capacity (the size asked) below the PV's: each later mount expands again.
+    const rounded = dryRun(steps, { capacity: (n) => n + 2 ** 20 }).calls;
+    assert.deepEqual(callsIn(rounded, "create Pod ns/third"), ["NodePublishVolume", `NodeExpandVolume ${2 * GiB}`]);
+  });
+
+  it("csi-resizer compares the request with status.capacity: a request within what the driver already gave makes no call", () => {
+    const steps = planActions([apply(claim("1Gi"), pod("app")), apply(claim("1025Mi")), apply(claim("2Gi"))]);
+    // CreateVolume answers 1GiB and 2MiB: status.capacity is that, and 1025Mi is within it.
+    const { calls } = dryRun(steps, { capacity: (n) => n + 2 * 2 ** 20 });
+    const [within, beyond] = steps.filter((s) => s.change === "update PersistentVolumeClaim ns/grown").map((s) => s.n);
+    const at = (n: number) => calls.filter((c) => c.step.n === n).map((c) => c.call.method);
+    assert.deepEqual(at(within!), [], "1025Mi is not above status.capacity");
+    assert.deepEqual(at(beyond!), ["ControllerExpandVolume", "NodeExpandVolume", "NodeGetVolumeStats"]);
+  });
+
+  it("a request raised, lowered back (refused: not above status.capacity) and raised again: calls as in a cluster", () => {
+    const steps = planActions([apply(claim("1Gi"), pod("app")), apply(claim("2Gi")), apply(claim("1Gi")), apply(claim("2Gi")), apply(claim("3Gi"))]);
+    const updates = steps.filter((s) => s.change === "update PersistentVolumeClaim ns/grown").map((s) => s.n);
+    const { calls, learnt } = dryRun(steps);
+    const at = (n: number) => calls.filter((c) => c.step.n === n && c.call.method.includes("Expand")).map((c) => `${c.call.method} ${String((c.request.capacityRange as JsonObject).requiredBytes)}`);
+    assert.deepEqual(updates.map(at), [
+      [`ControllerExpandVolume ${2 * GiB}`, `NodeExpandVolume ${2 * GiB}`],
+      [],
+      [],
+      [`ControllerExpandVolume ${3 * GiB}`, `NodeExpandVolume ${3 * GiB}`],
+    ]);
+    const pv = [...learnt.keys()].find((k) => k.startsWith("request:"))!.slice("request:".length);
+    assert.deepEqual([learnt.get(`request:${pv}`), learnt.get(`claimCapacity:${pv}`)], [3 * GiB, 3 * GiB]);
+    const refused = steps.find((s) => s.n === updates[1])!;
+    assert.ok(refused.notes.some((n) => /refuses the update/.test(n)), "the lowering's step says the API server may refuse it");
+  });
+
+  it("a request raised while the node's half of a resize waits: csi-resizer waits too, and expands once the kubelet is done", () => {
+    const steps = planActions([
+      apply(claim("1Gi"), pod("first")),
+      { type: "delete", kind: "Pod", name: "first" },
+      apply(claim("2Gi")),
+      apply(claim("1536Mi")), // above status.capacity (1Gi, the node's half pending): taken
+      apply(claim("3Gi")),
+      apply(pod("second")),
+    ]);
+    const { calls } = dryRun(steps);
+    const updates = steps.filter((s) => s.change === "update PersistentVolumeClaim ns/grown").map((s) => s.n);
+    assert.deepEqual(
+      updates.map((n) => calls.filter((c) => c.step.n === n).map((c) => c.call.method)),
+      [["ControllerExpandVolume"], [], []],
+      "the raise to 3Gi waits for the node (NodeResizePending)",
     );
-    const stepOf = (change: string) => steps.find((s) => s.change === change)!;
-    assert.deepEqual(calls([stepOf("update PersistentVolumeClaim ns/grown")]).map((c) => c.method), ["ControllerExpandVolume"], "no pod: nothing on the node yet");
-    assert.deepEqual(calls([stepOf("create Pod ns/reader")]).map((c) => c.method), ["NodeStageVolume", "NodePublishVolume"], "a read-only mount is not expanded");
-    const writer = calls([stepOf("create Pod ns/writer")]);
-    assert.deepEqual(writer.map((c) => c.method).slice(0, 2), ["NodePublishVolume", "NodeExpandVolume"], "after mounting for the pod (the reader staged it)");
-    const expand = writer[1]!;
-    const pv = String(expand.onlyIf).slice("${nodeExpansionRequired:".length, -1);
-    assert.equal(expand.onlyIf, `\${nodeExpansionRequired:${pv}}`, "only if ControllerExpandVolume answered node_expansion_required");
-    assert.deepEqual(expand.request.capacityRange, { requiredBytes: 2 * 2 ** 30, limitBytes: 0 }, "for the claim's allocated size");
-    assert.equal(expand.request.volumePath, writer[0]!.request.targetPath);
-    assert.deepEqual(calls([stepOf("create Pod ns/third")]).map((c) => c.method), ["NodePublishVolume"], "the resize is finished: the next pod is not expanded");
+    assert.deepEqual(callsIn(calls, "create Pod ns/second"), [
+      "NodeStageVolume",
+      "NodePublishVolume",
+      `NodeExpandVolume ${2 * GiB}`,
+      `ControllerExpandVolume ${3 * GiB}`,
+      `NodeExpandVolume ${3 * GiB}`,
+      "NodeGetVolumeStats",
+    ]);
+  });
+
+  it("an unbound claim's size cannot change: the API server refuses it, and the volume is made at the first size", () => {
+    const wait = { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "wait" }, provisioner: "csi-lab.example.org", volumeBindingMode: "WaitForFirstConsumer" };
+    const steps = planActions([apply(wait, claim("1Gi", { storageClassName: "wait" })), apply(claim("2Gi", { storageClassName: "wait" })), apply(pod("app"))]);
+    const create = dryRun(steps).calls.find((c) => c.call.method === "CreateVolume")!;
+    assert.deepEqual(create.request.capacityRange, { requiredBytes: GiB, limitBytes: 0 });
   });
 
   it("the kubelet's paths: staging under plugins/kubernetes.io/csi/<driver>/<sha256 of the handle>, targets under pods/<uid>/volumes", () => {
