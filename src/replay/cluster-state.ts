@@ -56,6 +56,8 @@ export interface PodVolumeState {
   target: string;
   staging: string | undefined;
   block: boolean;
+  /** a raw block volume's device as the kubelet binds it for itself (volumeDevices/<pv>/dev/<pod uid>) */
+  deviceMap: string | undefined;
   readOnly: boolean;
   capability: JsonObject;
 }
@@ -101,6 +103,11 @@ export class ClusterState {
   readonly mayWaitForNode = new Set<string>();
   /** PersistentVolumes whose claim asked for more while it may have waited for the node: csi-resizer acts once the node is done */
   readonly raisedWhileWaiting = new Set<string>();
+  /**
+   * Raw block PersistentVolumes: the target path of the pod the kubelet mapped the device for last, which it
+   * keeps as the volume's device path and sends as volume_path for an online NodeExpandVolume (resize.ts)
+   */
+  readonly devicePath = new Map<string, string>();
 
   classNamed(kind: string, name: string): K8sObject | undefined {
     return this.classes.get(`${kind}/${name}`);

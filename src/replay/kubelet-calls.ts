@@ -1,8 +1,9 @@
 /**
  * The kubelet's node calls as plan items, with what it puts in each: the
  * paths it chose (kubelet-paths.ts), the publish context the attacher got,
- * the pod's identity (podInfoOnMount), and the directories it makes before
- * a call and removes after. When each call is made is
+ * the pod's identity (podInfoOnMount), the directories it makes before a
+ * call and removes after, and for a raw block volume its own bind of the
+ * published device (kubelet-devices.ts). When each call is made is
  * kubelet.ts's (pods) and resize.ts's (a claim's growth).
  */
 import * as path from "node:path";
@@ -38,6 +39,7 @@ export function stage(p: Planning, pv: PvState, v: PodVolumeState, why: string):
   });
 }
 
+/** NodePublishVolume; for a raw block volume, the kubelet then binds the device for itself and keeps its path (the volume's device path). */
 export function publish(p: Planning, pod: PodState, v: PodVolumeState, pv: PvState | undefined, inlineAttributes: JsonObject): void {
   const volumeContext: JsonObject = pv
     ? { "...": pv.context, ...podIdentity(p, pod), ...(p.deployment.podInfoOnMount ? { "csi.storage.k8s.io/ephemeral": "false" } : {}) }
@@ -58,8 +60,10 @@ export function publish(p: Planning, pod: PodState, v: PodVolumeState, pv: PvSta
       secrets: {},
       volumeContext,
     },
-    mkdirBefore: [path.dirname(v.target)],
+    mkdirBefore: [path.dirname(v.target), ...(v.deviceMap ? [path.dirname(v.deviceMap)] : [])],
+    ...(v.deviceMap ? { bindAfter: { source: v.target, target: v.deviceMap } } : {}),
   });
+  if (pv && v.block) p.state.devicePath.set(pv.name, v.target);
 }
 
 export function unpublish(p: Planning, pod: PodState, v: PodVolumeState, rmdirAfter: string[]): void {
@@ -70,6 +74,7 @@ export function unpublish(p: Planning, pod: PodState, v: PodVolumeState, rmdirAf
     caller: "kubelet",
     why: `pod ${pod.name} is deleted: take ${v.pv ?? v.name} away from it`,
     request: { volumeId: v.handle, targetPath: v.target },
+    ...(v.deviceMap ? { unbindBefore: v.deviceMap } : {}),
     rmdirAfter,
   });
 }
@@ -78,7 +83,12 @@ export function unstage(p: Planning, v: PodVolumeState, why: string, rmdirAfter:
   p.call({ method: "NodeUnstageVolume", service: "Node", process: "node", caller: "kubelet", why, request: { volumeId: v.handle, stagingTargetPath: v.staging! }, rmdirAfter });
 }
 
-/** Where NodeExpandVolume is pointed: volume_path, a target path; staging_target_path, the staging path. */
+/**
+ * Where NodeExpandVolume is pointed (operation_generator.go; csi/expander.go): volume_path is a file
+ * system volume's target path, and for a raw block volume the device path the kubelet keeps for it —
+ * the target path of the pod it was last mapped for; staging_target_path the staging path, except for
+ * a raw block volume expanded as it is mapped for a pod, when that mapping did not stage it (empty).
+ */
 export interface ExpandPaths {
   volumePath: string;
   stagingTargetPath: string | undefined;
@@ -106,14 +116,11 @@ export function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, at: Expa
   });
 }
 
-/** The kubelet's periodic volume metrics for one pod's volume. */
+/**
+ * The kubelet's periodic volume metrics for one pod's volume (csi_metrics.go, csi_client.go): volume_id
+ * and volume_path only — the target path, or for a raw block volume the kubelet's own bind of the device
+ * (csi_plugin.go gives the block mapper's metrics volumeDevices/<pv>/dev/<pod uid>).
+ */
 export function volumeStats(p: Planning, pv: PvState, v: PodVolumeState): void {
-  p.call({
-    method: "NodeGetVolumeStats",
-    service: "Node",
-    process: "node",
-    caller: "kubelet",
-    why: "the kubelet's periodic volume metrics",
-    request: { volumeId: pv.handle, volumePath: v.target, ...(v.staging ? { stagingTargetPath: v.staging } : {}) },
-  });
+  p.call({ method: "NodeGetVolumeStats", service: "Node", process: "node", caller: "kubelet", why: "the kubelet's periodic volume metrics", request: { volumeId: pv.handle, volumePath: v.deviceMap ?? v.target } });
 }

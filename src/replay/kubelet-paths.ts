@@ -12,6 +12,10 @@
  *   plugins/kubernetes.io/csi/volumeDevices/publish/<pv name>/<pod uid>
  *       the same for a raw block volume: the target is a file the driver
  *       makes and binds the device onto
+ *   plugins/kubernetes.io/csi/volumeDevices/<pv name>/dev/<pod uid>
+ *       where the kubelet binds that device for itself once it is
+ *       published (kubelet-devices.ts), and the path it asks
+ *       NodeGetVolumeStats about for a raw block volume
  *
  * An inline (ephemeral) volume has no staging path; its ID is made by the
  * kubelet: "csi-" + sha256(pod uid + the volume's name in the pod).
@@ -48,4 +52,13 @@ export function blockTargetPath(kubeletDir: string, pv: string, podUid: string):
 
 export function ephemeralVolumeId(podUid: string, volumeName: string): string {
   return `csi-${sha256(podUid + volumeName)}`;
+}
+
+/** A raw block volume's own directory: the kubelet's binds of its device, under dev/. */
+export function blockVolumeDir(kubeletDir: string, pv: string): string {
+  return path.join(kubeletDir, "plugins/kubernetes.io/csi/volumeDevices", pv);
+}
+
+export function blockDeviceMapPath(kubeletDir: string, pv: string, podUid: string): string {
+  return path.join(blockVolumeDir(kubeletDir, pv), "dev", podUid);
 }

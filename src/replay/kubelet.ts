@@ -13,7 +13,9 @@
  * on the node uses the volume. The kubelet makes the parent directories
  * of those paths before and removes them after; a removal that fails
  * means the driver left something behind. An inline (ephemeral) volume
- * is only published, with an ID the kubelet makes. After a resize, the
+ * is only published, with an ID the kubelet makes. A raw block volume's
+ * device is bound by the kubelet for itself once published, and unbound
+ * before it is unpublished (kubelet-devices.ts). After a resize, the
  * kubelet calls NodeExpandVolume as resize.ts says: at once where a pod
  * has the volume, else right after a later pod's NodePublishVolume.
  *
@@ -23,7 +25,7 @@
 import * as path from "node:path";
 import type { PodState, PodVolumeState, PvState } from "./cluster-state";
 import { publish, stage, unpublish, unstage } from "./kubelet-calls";
-import { blockStagingPath, blockTargetPath, ephemeralVolumeId, stagingPath, targetPath } from "./kubelet-paths";
+import { blockDeviceMapPath, blockStagingPath, blockTargetPath, blockVolumeDir, ephemeralVolumeId, stagingPath, targetPath } from "./kubelet-paths";
 import type { Planning } from "./planning";
 import { expandOnMount } from "./resize";
 import type { FileEntry } from "./steps";
@@ -50,12 +52,13 @@ export function podVolumes(p: Planning, pod: K8sObject, uid: string, fsGroup: nu
         target: pv.block ? blockTargetPath(p.opts.kubeletDir, pv.name, uid) : targetPath(p.opts.kubeletDir, uid, pv.name),
         staging: pv.block ? blockStagingPath(p.opts.kubeletDir, pv.name) : stagingPath(p.opts.kubeletDir, p.driverName, pv.handleHash),
         block: pv.block,
+        deviceMap: pv.block ? blockDeviceMapPath(p.opts.kubeletDir, pv.name, uid) : undefined,
         readOnly,
         capability,
       });
     } else if (isObject(inline) && inline.driver === p.driverName) {
       const capability = p.capability({ block: false, fsType: str(inline.fsType) ?? "", mountOptions: [], mode: p.accessMode("ReadWriteOnce", "node"), mountGroup: group });
-      out.push({ name, pv: undefined, handle: ephemeralVolumeId(uid, name), target: targetPath(p.opts.kubeletDir, uid, name), staging: undefined, block: false, readOnly: inline.readOnly === true, capability });
+      out.push({ name, pv: undefined, handle: ephemeralVolumeId(uid, name), target: targetPath(p.opts.kubeletDir, uid, name), staging: undefined, block: false, deviceMap: undefined, readOnly: inline.readOnly === true, capability });
     }
   }
   return out;
@@ -80,13 +83,14 @@ export function startPod(p: Planning, pod: PodState, object: K8sObject, restartB
   };
   for (const v of pod.volumes) {
     const pv = v.pv ? p.state.pvs.get(v.pv) : undefined;
-    if (pv && v.staging && !p.state.stagedAt(pv.name)) {
+    const stagedNow = pv !== undefined && v.staging !== undefined && !p.state.stagedAt(pv.name);
+    if (stagedNow) {
       maybeRestart("NodeStageVolume");
       stage(p, pv, v, `pod ${pod.name} is the first on ${p.facts.nodeName} to use ${pv.name}: mount it once for the node`);
     }
     maybeRestart("NodePublishVolume");
     publish(p, pod, v, pv, inlineAttributes.get(v.name) ?? {});
-    if (pv) expandOnMount(p, pod, v, pv);
+    if (pv) expandOnMount(p, pod, v, pv, stagedNow);
   }
   for (const v of pod.volumes) {
     const files = p.state.filesOf(v.handle);
@@ -120,7 +124,9 @@ export function stopPod(p: Planning, pod: PodState): string[] {
     const targetDirs = v.block && others.length > 0 ? [] : [path.dirname(v.target)];
     unpublish(p, pod, v, [...targetDirs, ...(last && !unstageToo ? podDirs : [])]);
     if (unstageToo) {
-      unstage(p, v, `no other pod on ${p.facts.nodeName} uses ${v.pv}: undo the node's mount`, [...(v.block ? [v.staging!] : [v.staging!, path.dirname(v.staging!)]), ...(last ? podDirs : [])]);
+      // A raw block volume's directory, with the kubelet's binds of its device under dev/, goes with the device.
+      const dirs = v.deviceMap ? [v.staging!, path.dirname(v.deviceMap), blockVolumeDir(p.opts.kubeletDir, v.pv!)] : [v.staging!, path.dirname(v.staging!)];
+      unstage(p, v, `no other pod on ${p.facts.nodeName} uses ${v.pv}: undo the node's mount`, [...dirs, ...(last ? podDirs : [])]);
       left.push(v.pv!);
     }
   });

@@ -124,9 +124,10 @@ function resizer(p: Planning, claim: ClaimState, pv: PvState, first: boolean, mo
 }
 
 /**
- * The node's half at once, where a pod on the node has the volume (online),
- * at the first pod's target path, with the staging path. Where no pod has
- * it, it waits for the next mount.
+ * The node's half at once, where a pod on the node has the volume (online):
+ * volume_path is the first pod's target path, or for a raw block volume the
+ * device path the kubelet keeps for it (kubelet-calls.ts: ExpandPaths), with
+ * the staging path. Where no pod has it, it waits for the next mount.
  */
 function expandOnline(p: Planning, pv: PvState, mounting: PodState | undefined): void {
   const users = usersOf(p, pv, mounting);
@@ -138,7 +139,7 @@ function expandOnline(p: Planning, pv: PvState, mounting: PodState | undefined):
         "and the kubelet calls NodeExpandVolume when a pod next mounts the volume, right after NodePublishVolume",
     );
   }
-  const at = { volumePath: v.target, stagingTargetPath: v.staging };
+  const at = { volumePath: v.block ? p.state.devicePath.get(pv.name)! : v.target, stagingTargetPath: v.staging };
   const why = `ControllerExpandVolume asked for node expansion: pod ${users[0]!.name} has ${pv.name} mounted (online expansion), for the claim's allocated size`;
   growOnNode(p, pv, v, users, at, why);
   finished(p, pv);
@@ -148,9 +149,11 @@ function expandOnline(p: Planning, pv: PvState, mounting: PodState | undefined):
  * A pod mounts a volume whose claim was resized: while its status.capacity
  * is below the PV's capacity, the kubelet calls NodeExpandVolume right
  * after NodePublishVolume, for the allocated size, and marks a pending
- * resize finished. A read-only mount is not expanded.
+ * resize finished. A read-only mount is not expanded. `stagedNow`: this
+ * pod's start staged the volume (a raw block volume's expansion then
+ * carries the staging path).
  */
-export function expandOnMount(p: Planning, pod: PodState, v: PodVolumeState, pv: PvState): void {
+export function expandOnMount(p: Planning, pod: PodState, v: PodVolumeState, pv: PvState, stagedNow: boolean): void {
   if (!p.state.resized.has(pv.name)) return; // status.capacity is the PV's capacity until a resize
   if (v.readOnly) {
     return p.note(`pod ${pod.name} mounts ${pv.name} read-only: the kubelet does not expand it (a resize waiting for the node still waits)`);
@@ -166,7 +169,7 @@ export function expandOnMount(p: Planning, pod: PodState, v: PodVolumeState, pv:
     p.record(`the kubelet finds the claim's status.capacity below ${pv.name}'s capacity`, { [expands]: true }),
   );
   p.when({ onlyIf: `\${${expands}}` }, () => {
-    const at = { volumePath: v.target, stagingTargetPath: v.staging };
+    const at = { volumePath: v.target, stagingTargetPath: v.block && !stagedNow ? undefined : v.staging };
     growOnNode(p, pv, v, usersOf(p, pv, pod), at, `pod ${pod.name} mounted ${pv.name}, whose claim's status.capacity is below its capacity`);
     p.when({ onlyIf: ref("resizePending", pv) }, () => finished(p, pv));
     if (!v.block) p.check({ type: "size", what: `pod ${pod.name} sees the ${ref("allocated", pv)} bytes asked for (statfs) in ${pv.name}`, path: v.target, askedBytes: ref("allocated", pv) });

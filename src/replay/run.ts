@@ -8,7 +8,9 @@
  * failed, a process restarted.
  *
  * A record keeps what Kubernetes writes into an object's status (a claim's
- * status.capacity after a resize), for later items to test and use.
+ * status.capacity after a resize), for later items to test and use; the
+ * kubelet's own binds of a raw block device are made and undone around
+ * the calls that publish and unpublish it (kubelet-devices.ts).
  *
  * A call that answers other than the plan expects ends the replay (what
  * follows depends on it); a failed check or clean-up is recorded and the
@@ -25,6 +27,7 @@ import * as csi from "../gen/json/csi";
 import { runCheck } from "./checks";
 import type { Process } from "./deployment";
 import type { Json, JsonObject } from "./k8s-objects";
+import { mapDevice, unmapDevice } from "./kubelet-devices";
 import { sha256 } from "./kubelet-paths";
 import { describeTest, holds, resolve, type Conditional, type Learnt, type PlannedCall, type PlannedItem, type PlannedRecord, type Save, type Step } from "./steps";
 
@@ -111,6 +114,14 @@ export async function run(steps: readonly Step[], target: ReplayTarget, opts: Ru
         stopped = true;
         break;
       }
+      if (item.bindAfter) {
+        const { source, target: at } = item.bindAfter;
+        try {
+          mapDevice(String(resolve(source, learnt)), String(resolve(at, learnt)));
+        } catch (err) {
+          failures.push(`step ${step.n} (${step.change}): the kubelet cannot bind the device published at ${source} at ${at}: ${(err as Error).message}`);
+        }
+      }
       for (const dir of (item.rmdirAfter ?? []).map((d) => String(resolve(d, learnt)))) {
         try {
           rmdirSync(dir);
@@ -137,6 +148,14 @@ async function makeCall(stepN: number, call: PlannedCall, target: ReplayTarget, 
     return `${call.method}: ${(err as Error).message}`;
   }
   for (const dir of call.mkdirBefore ?? []) mkdirSync(String(resolve(dir, learnt)), { recursive: true, mode: 0o750 });
+  if (call.unbindBefore) {
+    const at = String(resolve(call.unbindBefore, learnt));
+    try {
+      unmapDevice(at);
+    } catch (err) {
+      return `the kubelet cannot unmount its bind of the device at ${at} before ${call.method}: ${(err as Error).message}`;
+    }
+  }
   const messages = csi as unknown as Record<string, MessageFns>;
   const requestType = messages[`${call.method}Request`];
   const replyType = messages[`${call.method}Response`];

@@ -93,6 +93,13 @@ export interface PlannedCall extends Conditional {
   /** directories the kubelet makes before the call, and removes after it succeeded */
   mkdirBefore?: string[];
   rmdirAfter?: string[];
+  /**
+   * A raw block volume's device, which the kubelet binds at a place of its own once NodePublishVolume
+   * succeeded (`source`: the target path the driver published it at), and unmounts (removing the file)
+   * before NodeUnpublishVolume: MapBlockVolume and UnmapBlockVolume (kubelet.ts)
+   */
+  bindAfter?: { source: string; target: string };
+  unbindBefore?: string;
 }
 
 /**

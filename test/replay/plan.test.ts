@@ -149,6 +149,49 @@ describe("Replay plan (no driver)", () => {
     ]);
   });
 
+  it("a raw block volume: the kubelet binds the device for itself, asks NodeGetVolumeStats there, and NodeExpandVolume at the device path it keeps", () => {
+    const block = { volumeMode: "Block" };
+    const steps = planActions([
+      apply(claim("1Gi", block), pod("a")),
+      apply(pod("b")),
+      apply(claim("2Gi", block)),
+      { type: "delete", kind: "Pod", name: "b" },
+      apply(claim("3Gi", block)),
+      { type: "delete", kind: "Pod", name: "a" },
+      apply(claim("4Gi", block)),
+      apply(pod("c")),
+      apply(pod("d")),
+      apply(claim("5Gi", block)),
+      { type: "delete", kind: "Pod", name: "c" },
+    ]);
+    const { calls } = dryRun(steps, { capacity: (n) => n + 2 ** 20 });
+    const of = (method: string, change: string) => calls.filter((c) => c.call.method === method && c.step.change === change);
+    const target = (pod: string) => String(of("NodePublishVolume", `create Pod ns/${pod}`)[0]!.request.targetPath);
+    const pv = /volumeDevices\/publish\/([^/]+)\//.exec(target("a"))![1]!;
+    const uid = (pod: string) => path.basename(target(pod));
+    const staging = `${KUBELET}/plugins/kubernetes.io/csi/volumeDevices/staging/${pv}`;
+
+    const publishB = of("NodePublishVolume", "create Pod ns/b")[0]!;
+    assert.deepEqual(publishB.call.bindAfter, { source: target("b"), target: `${KUBELET}/plugins/kubernetes.io/csi/volumeDevices/${pv}/dev/${uid("b")}` }, "MapBlockVolume's bind");
+    assert.equal(of("NodeUnpublishVolume", "delete Pod ns/b")[0]!.call.unbindBefore, publishB.call.bindAfter!.target, "undone before NodeUnpublishVolume");
+
+    const updates = steps.filter((s) => s.change === "update PersistentVolumeClaim ns/grown");
+    const expands = updates.map((u) => calls.filter((c) => c.step === u && c.call.method === "NodeExpandVolume").map((c) => [c.request.volumePath, c.request.stagingTargetPath]));
+    assert.deepEqual(expands, [
+      [[target("b"), staging]],
+      [[target("b"), staging]], // pod b is gone: the kubelet still keeps its target as the device path
+      [], // no pod: the resize waits for the next mount
+      [[target("d"), staging]],
+    ]);
+    const stats = calls.filter((c) => c.call.method === "NodeGetVolumeStats").map((c) => c.request);
+    assert.deepEqual(stats[0], { volumeId: `vol-${pv}`, volumePath: `${KUBELET}/plugins/kubernetes.io/csi/volumeDevices/${pv}/dev/${uid("a")}` }, "no staging_target_path, ever");
+    // Expanded as it is mapped for pod c, which staged it; pod d found it staged, and its mount repeats the expansion without a staging path.
+    assert.deepEqual(
+      [of("NodeExpandVolume", "create Pod ns/c"), of("NodeExpandVolume", "create Pod ns/d")].map((cs) => cs.map((c) => [c.request.volumePath, c.request.stagingTargetPath])),
+      [[[target("c"), staging]], [[target("d"), undefined]]],
+    );
+  });
+
   it("an unbound claim's size cannot change: the API server refuses it, and the volume is made at the first size", () => {
     const wait = { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "wait" }, provisioner: "csi-lab.example.org", volumeBindingMode: "WaitForFirstConsumer" };
     const steps = planActions([apply(wait, claim("1Gi", { storageClassName: "wait" })), apply(claim("2Gi", { storageClassName: "wait" })), apply(pod("app"))]);

@@ -1,0 +1,111 @@
+// A raw block volume (volumeMode: Block) as the kubelet handles it: once
+// NodePublishVolume put the device at a pod's target path, the kubelet binds
+// it for itself at volumeDevices/<pv>/dev/<pod uid> and asks
+// NodeGetVolumeStats there (csi_plugin.go, csi_metrics.go: volume_id and
+// volume_path only); it sends NodeExpandVolume the device path it keeps for
+// the volume — the target of the pod it mapped the device for last, kept
+// even once that pod is gone (operation_generator.go, csi/expander.go) — with
+// the staging path, or, expanding as it maps the device for a pod, that
+// pod's target, with the staging path only if that mapping staged it.
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import type { JsonObject, K8sObject } from "../../src/replay/k8s-objects";
+import type { ReplayEvent } from "../../src/replay/run";
+import type { Action, Scenario } from "../../src/replay/scenario";
+import { describeContained, kindDeployment, replay } from "./replay-harness";
+
+const NAMESPACE = "csi-lab-block-grow";
+
+const storageClass = (driver: string): K8sObject => ({
+  apiVersion: "storage.k8s.io/v1",
+  kind: "StorageClass",
+  metadata: { name: "block-grow" },
+  provisioner: driver,
+  parameters: { backend: "hostpath" },
+  reclaimPolicy: "Delete",
+  volumeBindingMode: "WaitForFirstConsumer",
+  allowVolumeExpansion: true,
+});
+
+const claim = (storage: string): K8sObject => ({
+  apiVersion: "v1",
+  kind: "PersistentVolumeClaim",
+  metadata: { name: "raw" },
+  spec: { storageClassName: "block-grow", volumeMode: "Block", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
+});
+
+const pod = (name: string): K8sObject => ({
+  apiVersion: "v1",
+  kind: "Pod",
+  metadata: { name },
+  spec: {
+    containers: [{ name: "app", image: "busybox:1.37.0", volumeDevices: [{ name: "data", devicePath: "/dev/data" }] }],
+    volumes: [{ name: "data", persistentVolumeClaim: { claimName: "raw" } }],
+  },
+});
+
+const apply = (...objects: K8sObject[]): Action => ({ type: "apply", objects });
+const remove = (name: string): Action => ({ type: "delete", kind: "Pod", name });
+type Call = Extract<ReplayEvent, { type: "call" }>;
+type Reply = Extract<ReplayEvent, { type: "reply" }>;
+
+describeContained("Replay: a raw block volume's paths, as the kubelet sends them", function () {
+  this.timeout(120_000);
+
+  it("NodeGetVolumeStats at the kubelet's own bind of the device; NodeExpandVolume at the device path it keeps, even a gone pod's", async () => {
+    const scenario: Scenario = {
+      name: "block-grow",
+      namespace: NAMESPACE,
+      actions: [
+        apply(storageClass(kindDeployment().driverName), claim("64Mi"), pod("a")),
+        apply(pod("b")),
+        apply(claim("96Mi")), // online: the device path is b's target (b was mapped last)
+        remove("b"),
+        apply(claim("128Mi")), // online: still b's target, though b is gone; the staging path shows the volume
+        remove("a"),
+        apply(claim("160Mi")), // no pod: the resize waits for the next mount
+        apply(pod("c")), // mapped for c, which stages it: c's target and the staging path
+        { type: "delete-namespace" },
+      ],
+    };
+    const { result, report, events, steps } = await replay(scenario);
+    assert.ok(result.ok, report);
+    const calls = events.filter((e): e is Call => e.type === "call");
+    const replies = events.filter((e): e is Reply => e.type === "reply");
+    const stepOf = (change: string) => steps.find((s) => s.change === change)!.n;
+    const target = (p: string) => String((calls.find((e) => e.step === stepOf(`create Pod ${NAMESPACE}/${p}`) && e.call.method === "NodePublishVolume")!.request as JsonObject).targetPath);
+    const pv = path.basename(path.dirname(target("a")));
+    const kubelet = target("a").slice(0, target("a").indexOf("/plugins/"));
+    const staging = `${kubelet}/plugins/kubernetes.io/csi/volumeDevices/staging/${pv}`;
+
+    const expands = calls.filter((e) => e.call.method === "NodeExpandVolume");
+    assert.deepEqual(
+      expands.map((e) => [e.step, (e.request as JsonObject).volumePath, (e.request as JsonObject).stagingTargetPath]),
+      [
+        [stepOf(`update PersistentVolumeClaim ${NAMESPACE}/raw`), target("b"), staging],
+        [steps.filter((s) => s.change === `update PersistentVolumeClaim ${NAMESPACE}/raw`)[1]!.n, target("b"), staging],
+        [stepOf(`create Pod ${NAMESPACE}/c`), target("c"), staging],
+      ],
+    );
+    assert.deepEqual(
+      replies.filter((e) => e.call.method === "NodeExpandVolume").map((e) => e.code),
+      ["OK", "OK", "OK"],
+      "the driver grows the device wherever the kubelet's device path points",
+    );
+
+    const stats = calls.filter((e) => e.call.method === "NodeGetVolumeStats");
+    assert.ok(stats.length >= 2, "the kubelet asks for the volume's stats after each online resize");
+    for (const s of stats) {
+      assert.match(String((s.request as JsonObject).volumePath), new RegExp(`^${kubelet}/plugins/kubernetes\\.io/csi/volumeDevices/${pv}/dev/[0-9a-f-]{36}$`));
+      assert.equal((s.request as JsonObject).stagingTargetPath, undefined, "the kubelet never sends a staging path for stats");
+    }
+    assert.deepEqual(
+      replies.filter((e) => e.call.method === "NodeGetVolumeStats").map((e) => [e.code, ((e.reply as JsonObject).usage as JsonObject[])[0]!.total]),
+      [
+        ["OK", 96 * 2 ** 20],
+        ["OK", 128 * 2 ** 20],
+      ],
+      "the device's size, seen at the kubelet's bind",
+    );
+  });
+});
