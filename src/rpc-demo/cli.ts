@@ -204,6 +204,11 @@ export async function main(argv: string[]): Promise<void> {
           write,
         };
       });
+      // A call may wait as long as its deadline (--timeout: up to 49.7 days): Ctrl-C, SIGTERM or the end
+      // of the process that started it abandon it. Exiting closes the connection, so the server sees its
+      // caller go; the call did not return, so the exit status is 1 (stop-signals.ts).
+      const stop = stopOnSignals("csi-lab rpc call", textReport("csi-lab rpc call"));
+      stop.serving(async () => undefined, 1);
       const { ok } = await call(opts);
       if (!ok) process.exitCode = 1;
       return;

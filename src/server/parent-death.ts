@@ -6,11 +6,13 @@
  * which would go on serving, orphaned, its socket in place. The same holds
  * for every command that serves until it is stopped (`csi-lab rpc serve`,
  * `csi-lab lab`): orphaned, it keeps its port, and the next start on that
- * port fails. So at start-up such a command asks the kernel to send it
+ * port fails; and for `csi-lab rpc call`, whose call may wait days for its
+ * deadline. So at start-up such a command asks the kernel to send it
  * SIGTERM when its parent process ends (prctl(PR_SET_PDEATHSIG)); its
  * SIGTERM handler then shuts it down as for any SIGTERM (the driver:
- * in-flight calls finish, the socket is removed; the others: the listener
- * is closed) and says why.
+ * in-flight calls finish, the socket is removed; rpc serve and the lab:
+ * the listener is closed; rpc call: its connection goes as it exits) and
+ * says why.
  *
  * Not asked where the command is PID 1, or its parent is outside its PID
  * namespace (getppid() answers 0): a container, as in Kubernetes. There

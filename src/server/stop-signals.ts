@@ -1,12 +1,15 @@
 /**
  * Stopping a command that serves until it is stopped: the driver,
- * `csi-lab rpc serve` and `csi-lab lab`.
+ * `csi-lab rpc serve` and `csi-lab lab` — and `csi-lab rpc call`, which
+ * waits for one reply up to its deadline (as long as 49.7 days).
  *
  * Three things stop it: Ctrl-C (SIGINT), a SIGTERM, and the end of the
  * process that started it, which parent-death.ts turns into a SIGTERM (a
  * server left running, orphaned, would keep its socket or port, and the
- * next start would fail). Each ends the same way: the command says why,
- * closes what it serves, and exits with status 0. A second signal while it
+ * next start would fail; a call left waiting would hold its connection, and
+ * the server's handler, until its deadline). Each ends the same way: the
+ * command says why, closes what it serves, and exits with status 0 (a call
+ * cut short: 1, as a call that fails). A second signal while it
  * closes, or a signal before there is anything to close, exits at once
  * with status 1. How it says so is the command's own: a line on stderr
  * (textReport), or the driver's JSON log (src/cli.ts).
@@ -26,8 +29,8 @@ export interface StopReport {
 export interface StopSignals {
   /** Whether the parent's end is watched, and if not why. */
   readonly parent: ParentWatch;
-  /** What to close when a signal comes: the command is now serving. */
-  serving(close: () => Promise<unknown>): void;
+  /** What to close when a signal comes: the command is now serving. `status`: the exit status once it is closed. */
+  serving(close: () => Promise<unknown>, status?: number): void;
 }
 
 /** One line on stderr per event, named by `name` ("csi-lab lab: stopping: SIGINT"). */
@@ -48,6 +51,7 @@ export function textReport(name: string): StopReport {
  */
 export function stopOnSignals(subject: string, report: StopReport): StopSignals {
   let close: (() => Promise<unknown>) | undefined;
+  let status = 0;
   let signals = 0;
   let parent: ParentWatch = { armed: false, why: "not asked yet" };
   const stop = (signal: NodeJS.Signals) => {
@@ -59,7 +63,7 @@ export function stopOnSignals(subject: string, report: StopReport): StopSignals 
     }
     report.stopping(signal, cause);
     close().then(
-      () => process.exit(0),
+      () => process.exit(status),
       (err: unknown) => {
         report.failed(err);
         process.exit(1);
@@ -70,5 +74,11 @@ export function stopOnSignals(subject: string, report: StopReport): StopSignals 
   process.on("SIGTERM", () => stop("SIGTERM"));
   // After the handlers: a parent already gone means a SIGTERM at once.
   parent = stopWithParent(subject);
-  return { parent, serving: (c) => void (close = c) };
+  return {
+    parent,
+    serving: (c, s = 0) => {
+      close = c;
+      status = s;
+    },
+  };
 }
