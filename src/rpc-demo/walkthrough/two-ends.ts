@@ -53,20 +53,36 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
         opts.write(renderStep(step, n++, step.at - prev, { plain: opts.plain }));
         prev = step.at;
       });
-  const start = (faults: FaultPlan): Promise<ServerTransport> =>
+  // After an injected crash the server comes back on the port it had, as a crashed service comes back
+  // on its configured one: a caller told that port (the one printed below, when --port 0 picked it) retries
+  // there and reaches it, as the lesson needs (the call ran; the retry runs it again).
+  let current: ServerTransport;
+  let restart: NodeJS.Timeout | undefined;
+  let closed = false;
+  const start = (faults: FaultPlan, port: number): Promise<ServerTransport> =>
     startServer(opts.transport, dispatcher, {
       host: opts.host,
-      port: opts.port,
+      port,
       trace,
       faults: new FaultInjector(faults),
       duplicateCache: opts.duplicateCache,
       onCrash: () => {
-        opts.write("✗ injected crash: the server went down; restarting it in 1 s (memory lost, counters kept)");
+        opts.write("✗ injected crash: the server went down; restarting it on the same port in 1 s (memory lost, counters kept)");
         // It comes back with the same faults, except that it crashes only once.
-        setTimeout(() => void start({ ...faults, crash: false }).then(() => opts.write("server restarted")), 1000);
+        const { port } = current;
+        restart = setTimeout(() => {
+          start({ ...faults, crash: false }, port).then(
+            (server) => {
+              if (closed) return void server.close();
+              current = server;
+              opts.write(`server restarted on ${opts.host}:${port}`);
+            },
+            (err: Error) => opts.write(`✗ the server could not restart on ${opts.host}:${port}: ${err.message}`),
+          );
+        }, 1000);
       },
     });
-  const server = await start(opts.faults);
+  const server = (current = await start(opts.faults, opts.port));
   opts.write(
     [
       `Playground serving over ${opts.transport} on ${opts.host}:${server.port} · faults: ${describeFaults(opts.faults)}` +
@@ -80,7 +96,16 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
       "Waiting for calls (Ctrl-C to stop).",
     ].join("\n"),
   );
-  return server;
+  // Closing closes the server that runs now: the first, or the one that came back after a crash.
+  return {
+    name: server.name,
+    port: server.port,
+    close: async () => {
+      closed = true;
+      clearTimeout(restart);
+      await current.close();
+    },
+  };
 }
 
 export interface CallCliOptions {
