@@ -14,7 +14,7 @@
  * whether the server crashes instead of replying. Choices come from a seeded
  * generator, so a demo or a test replays the same faults every run.
  */
-import { setLongTimeout } from "../../server/long-timeout";
+import { setLongTimeout, type LongTimeout } from "../../server/long-timeout";
 import type { Trace } from "../trace";
 
 export interface FaultPlan {
@@ -183,9 +183,9 @@ export class FaultInjector {
 
   /**
    * Send a message through the faults: `send` runs once per copy, after the
-   * delay. Notes what happened on the trace.
+   * delay (kept in `held` meanwhile). Notes what happened on the trace.
    */
-  deliver(direction: "request" | "reply", send: () => void, trace?: Trace, opts: { canDuplicate?: boolean } = {}): void {
+  deliver(direction: "request" | "reply", send: () => void, trace?: Trace, opts: { canDuplicate?: boolean; held?: HeldMessages } = {}): void {
     const what = direction;
     const decided = this.decide(direction);
     // One HTTP/2 stream carries one response: there is no second copy to deliver.
@@ -199,8 +199,49 @@ export class FaultInjector {
     const go = () => {
       for (let i = 0; i < d.copies; i++) send();
     };
-    if (d.delayMs > 0) setLongTimeout(go, d.delayMs);
+    if (d.delayMs > 0) (opts.held ?? new HeldMessages()).hold(what, trace, d.delayMs, go);
     else go();
+  }
+}
+
+/**
+ * The messages an injected delay holds up at one end (a connection, a
+ * socket, a server), each until its time comes. The delay holds a message
+ * at its sender: when the end closes first, the message never goes out.
+ * `drop` says so on each message's trace and forgets the timers, so nothing
+ * waits to send what cannot arrive: a call, or a walkthrough, ends when its
+ * story does, not when a held-up message would have come due.
+ */
+export class HeldMessages {
+  private readonly held = new Set<{ readonly what: string; readonly trace: Trace | undefined; readonly timer: LongTimeout }>();
+
+  hold(what: string, trace: Trace | undefined, delayMs: number, send: () => void): void {
+    const message = {
+      what,
+      trace,
+      timer: setLongTimeout(() => {
+        this.held.delete(message);
+        send();
+      }, delayMs),
+    };
+    this.held.add(message);
+  }
+
+  /** The end closes (`closes`: "the TCP connection closes"): what it still holds never arrives. */
+  drop(closes: string): void {
+    const counts = new Map<Trace | undefined, Map<string, number>>();
+    for (const m of this.held) {
+      m.timer.clear();
+      const byWhat = counts.get(m.trace) ?? new Map<string, number>();
+      counts.set(m.trace, byWhat.set(m.what, (byWhat.get(m.what) ?? 0) + 1));
+    }
+    this.held.clear();
+    for (const [trace, byWhat] of counts) {
+      for (const [what, n] of byWhat) {
+        const them = n === 1 ? `the ${what}` : `${n} ${what === "reply" ? "replies" : `${what}s`}`;
+        trace?.step("network", "fault", `✗ ${closes} with ${them} still held up: ${n === 1 ? "it never arrives" : "they never arrive"}`);
+      }
+    }
   }
 }
 

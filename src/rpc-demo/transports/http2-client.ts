@@ -12,7 +12,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AnyProcedure } from "../call-ids/registry";
 import type { Codec } from "../codecs/codec";
-import { FaultInjector } from "../faults/faults";
+import { FaultInjector, HeldMessages } from "../faults/faults";
 import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
@@ -41,6 +41,8 @@ export class Http2Client implements ClientTransport {
   readonly name = "http2";
   /** The call whose trace gets the wire's bytes (the walkthrough makes one call at a time). */
   private current: { trace: Trace; requestType?: string; responseType?: string } | undefined;
+  /** Requests an injected delay holds up (their streams not yet opened): they go with the connection. */
+  private readonly held = new HeldMessages();
 
   private constructor(
     private readonly session: http2.ClientHttp2Session,
@@ -48,6 +50,7 @@ export class Http2Client implements ClientTransport {
     private readonly faults: FaultInjector,
   ) {
     session.on("error", () => undefined); // surfaced per call, through the streams
+    session.on("close", () => this.held.drop("the HTTP/2 connection closes"));
   }
 
   static connect(opts: Http2ClientOptions): Promise<Http2Client> {
@@ -143,7 +146,7 @@ export class Http2Client implements ClientTransport {
         stream.end(frame);
       };
       trace?.step("client", "transport", "send HEADERS and DATA (END_STREAM) frames", { event: "send" });
-      this.faults.deliver("request", open, trace);
+      this.faults.deliver("request", open, trace, { held: this.held });
     });
   }
 
@@ -202,6 +205,7 @@ export class Http2Client implements ClientTransport {
   }
 
   async close(): Promise<void> {
+    this.held.drop("the HTTP/2 connection closes");
     await new Promise<void>((resolve) => {
       if (this.session.closed) return resolve();
       this.session.close(() => resolve());

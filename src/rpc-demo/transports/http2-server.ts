@@ -12,7 +12,7 @@
 import * as http2 from "node:http2";
 import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import { codecForContentType } from "../codecs/codec";
-import { FaultInjector } from "../faults/faults";
+import { FaultInjector, HeldMessages } from "../faults/faults";
 import { Code, codeName, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { encodeGrpcMessage, frameMessage, MessageDeframer, parseTimeout, prefixSegments, PREFIX_SIZE } from "./grpc-framing";
@@ -45,6 +45,8 @@ export class Http2Server implements ServerTransport {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** Set when the server ends its own streams (a crash, a shutdown): their close is not the client's doing. */
   private stopping = false;
+  /** Replies an injected delay holds up. */
+  private readonly held = new HeldMessages();
 
   private constructor(
     private readonly server: http2.Http2Server,
@@ -183,7 +185,7 @@ export class Http2Server implements ServerTransport {
             this.reply(stream, replyType, outcome.body, trace);
           },
           trace,
-          { canDuplicate: false },
+          { canDuplicate: false, held: this.held },
         );
       })();
     });
@@ -210,12 +212,14 @@ export class Http2Server implements ServerTransport {
   /** Stop as a crash would: connections cut, no replies. */
   crash(): void {
     this.stopping = true;
+    this.held.drop("the server crashes");
     for (const s of this.sessions) s.destroy();
     this.server.close();
   }
 
   async close(): Promise<void> {
     this.stopping = true;
+    this.held.drop("the server closes");
     for (const s of this.sessions) s.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

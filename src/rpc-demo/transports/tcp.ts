@@ -14,7 +14,7 @@ import { randomInt } from "node:crypto";
 import { callContext, type CallControl, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
-import { FaultInjector } from "../faults/faults";
+import { FaultInjector, HeldMessages } from "../faults/faults";
 import { setLongTimeout, type LongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
@@ -54,6 +54,8 @@ export class TcpServer implements ServerTransport {
   private stopping = false;
   /** Connections the server cut for bad bytes. */
   private readonly hungUp = new WeakSet<net.Socket>();
+  /** Replies an injected delay holds up. */
+  private readonly held = new HeldMessages();
 
   private constructor(
     private readonly server: net.Server,
@@ -169,6 +171,7 @@ export class TcpServer implements ServerTransport {
         socket.write(bytes);
       },
       trace,
+      { held: this.held },
     );
   }
 
@@ -180,12 +183,14 @@ export class TcpServer implements ServerTransport {
   /** Stop as a crash would: every connection cut, nothing sent. */
   crash(): void {
     this.stopping = true;
+    this.held.drop("the server crashes");
     for (const s of this.sockets) s.destroy();
     this.server.close();
   }
 
   async close(): Promise<void> {
     this.stopping = true;
+    this.held.drop("the server closes");
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -208,6 +213,8 @@ export class TcpClient implements ClientTransport {
   private readonly pending = new Map<number, Pending>();
   private xid = randomInt(0, 0xffffffff);
   private closed: RpcError | undefined;
+  /** Requests an injected delay holds up: they go with the connection. */
+  private readonly held = new HeldMessages();
 
   private constructor(
     private readonly socket: net.Socket,
@@ -226,7 +233,10 @@ export class TcpClient implements ClientTransport {
       for (const r of records) this.onRecord(r, chunk.length);
     });
     socket.on("error", (err) => this.fail(new RpcError(Code.UNAVAILABLE, `connection failed: ${err.message}`)));
-    socket.on("close", () => this.fail(new RpcError(Code.UNAVAILABLE, "the server closed the connection")));
+    socket.on("close", () => {
+      this.held.drop("the TCP connection closes");
+      this.fail(new RpcError(Code.UNAVAILABLE, "the server closed the connection"));
+    });
   }
 
   static connect(opts: TcpClientOptions): Promise<TcpClient> {
@@ -278,7 +288,7 @@ export class TcpClient implements ClientTransport {
       }
       const faults = this.opts.faults ?? new FaultInjector();
       trace?.step("client", "transport", `write ${frame.length} bytes to the TCP connection`, { event: "send" });
-      faults.deliver("request", () => this.socket.write(frame), trace);
+      faults.deliver("request", () => this.socket.write(frame), trace, { held: this.held });
     });
   }
 
@@ -308,6 +318,7 @@ export class TcpClient implements ClientTransport {
 
   async close(): Promise<void> {
     this.closed ??= new RpcError(Code.CANCELLED, "the client was closed");
+    this.held.drop("the TCP connection closes");
     this.socket.destroy();
     for (const p of [...this.pending.values()]) p.reject(this.closed);
   }

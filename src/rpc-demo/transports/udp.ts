@@ -14,7 +14,7 @@ import { randomInt } from "node:crypto";
 import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
-import { FaultInjector } from "../faults/faults";
+import { FaultInjector, HeldMessages } from "../faults/faults";
 import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
@@ -64,6 +64,8 @@ export interface UdpServerOptions {
 export class UdpServer implements ServerTransport {
   readonly name = "udp";
   readonly cache = new DuplicateRequestCache();
+  /** Replies an injected delay holds up. */
+  private readonly held = new HeldMessages();
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -97,7 +99,7 @@ export class UdpServer implements ServerTransport {
       event: "receive",
       notes: describeCallHeader(call, codec?.name ?? "unknown"),
     });
-    const send = (bytes: Buffer) => faults.deliver("reply", () => sendQuietly(this.socket, bytes, rinfo.port, rinfo.address), trace);
+    const send = (bytes: Buffer) => faults.deliver("reply", () => sendQuietly(this.socket, bytes, rinfo.port, rinfo.address), trace, { held: this.held });
 
     const useCache = opts.duplicateCache !== false;
     const key = DuplicateRequestCache.key(peer, call.xid, call.number.program, call.number.version, call.number.procedure);
@@ -149,10 +151,12 @@ export class UdpServer implements ServerTransport {
 
   crash(): void {
     this.cache.clear();
+    this.held.drop("the server crashes");
     this.socket.close();
   }
 
   async close(): Promise<void> {
+    this.held.drop("the server closes");
     await new Promise<void>((resolve) => {
       try {
         this.socket.close(() => resolve());
@@ -183,6 +187,8 @@ export class UdpClient implements ClientTransport {
   readonly stats = { sent: 0, retransmits: 0 };
   private readonly pending = new Map<number, Pending>();
   private xid = randomInt(0, 0xffffffff);
+  /** Requests (and resent ones) an injected delay holds up: they go with the socket. */
+  private readonly held = new HeldMessages();
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -220,7 +226,7 @@ export class UdpClient implements ClientTransport {
     const host = this.opts.host ?? "127.0.0.1";
     const send = () => {
       this.stats.sent++;
-      faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, host), trace);
+      faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, host), trace, { held: this.held });
     };
 
     return new Promise<Buffer>((resolve, reject) => {
@@ -271,6 +277,7 @@ export class UdpClient implements ClientTransport {
   }
 
   async close(): Promise<void> {
+    this.held.drop("the client's UDP socket closes");
     for (const p of [...this.pending.values()]) p.settle(new RpcError(Code.CANCELLED, "the client was closed"));
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
