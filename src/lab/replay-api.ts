@@ -7,7 +7,9 @@
  * own (under the system's temporary directory): the node's directories,
  * the kubelet directory, the drivers' roots and sockets all live there, and
  * the directory is removed once the child has exited (its mount namespace,
- * and every mount in it, gone with it). Closing the page stops the replay.
+ * and every mount in it, gone with it). Closing the page stops the replay,
+ * and so does the lab's end: the child removes the scratch directory itself
+ * when the lab can no longer (killed with SIGKILL; see replay-child.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";

@@ -15,12 +15,17 @@
  *
  * It writes one JSON line per event on stdout (see protocol.ts,
  * ReplayMessage) and ends with "done" or "error". SIGTERM stops the replay:
- * the drivers are stopped, their mounts undone, their loop devices detached.
+ * the drivers are stopped, their mounts undone, their loop devices detached,
+ * and SCRATCH, then empty, removed. The lab sends that SIGTERM when the page
+ * goes or the lab stops; the kernel sends it when the lab ends any other way
+ * (killed with SIGKILL, it could send nothing, and would remove nothing:
+ * src/server/parent-death.ts), so a replay never outlives its lab.
  */
-import { mkdirSync, readlinkSync } from "node:fs";
+import { mkdirSync, readlinkSync, rmdirSync } from "node:fs";
 import * as path from "node:path";
 import { PROTO_DIR } from "../rpc-demo/codecs/schema";
 import { deploymentFrom, discover, exampleScenario, freePort, loadExample, plan, render, ReplayHost, run, type ReplayEvent } from "../replay";
+import { stopWithParent } from "../server/parent-death";
 import type { ReplayMessage } from "./protocol";
 
 const REPO = path.join(PROTO_DIR, "..");
@@ -30,6 +35,16 @@ function emit(m: ReplayMessage): void {
   process.stdout.write(JSON.stringify(m) + "\n");
 }
 
+/** SCRATCH, once the replay host has removed what it laid out there: only empty directories go (never a recursive removal). */
+function removeScratch(scratch: string): void {
+  for (const dir of [path.join(scratch, "node"), scratch]) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // gone already, or not empty: the lab removes what is left once this process has exited
+    }
+  }
+}
 
 /** The engine's event, as the page reads it (the plan's items pared down to what it draws). */
 export function toMessage(e: ReplayEvent): ReplayMessage {
@@ -59,15 +74,30 @@ async function main(example: string, scratch: string): Promise<void> {
   if (!lab || lab === readlinkSync("/proc/self/ns/mnt")) {
     throw new Error("the replay runs only in the private mount namespace the lab makes for it (unshare --mount --propagation private)");
   }
-  const deployment = deploymentFrom(render(path.join(REPO, "deploy/kind")), { nodeName: NODE_NAME });
-  const hostDir = path.join(scratch, "node");
-  mkdirSync(hostDir, { recursive: true });
-  const ports = { node: await freePort(), controller: await freePort() };
-  const host = await ReplayHost.start({ deployment, hostDir, bin: path.join(REPO, "bin/csi-lab.js"), metricsPorts: ports });
+  // A lab that is gone reads nothing: what is written to it goes nowhere (EPIPE), and the clean-up must go on.
+  for (const out of [process.stdout, process.stderr]) out.on("error", () => undefined);
+  // Stopping waits for a start under way (one that fails has undone itself), then undoes the replay.
+  let starting: Promise<ReplayHost> | undefined;
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= host.stop());
-  process.once("SIGTERM", () => void stop().finally(() => process.exit(143)));
+  const stop = () =>
+    (stopping ??= (async () => {
+      await (await starting?.catch(() => undefined))?.stop();
+      removeScratch(scratch);
+    })());
+  // Every SIGTERM, not just the first, waits for the one stop: the lab may send one as the page goes and
+  // the kernel another as the lab ends, and one for each of the lab's threads it hands this process to
+  // as they end (the kernel's "parent" is the thread that started it).
+  process.on("SIGTERM", () => void stop().finally(() => process.exit(143)));
+  // After the handler: a lab already gone means a SIGTERM at once.
+  stopWithParent("the replay");
   try {
+    const deployment = deploymentFrom(render(path.join(REPO, "deploy/kind")), { nodeName: NODE_NAME });
+    const hostDir = path.join(scratch, "node");
+    mkdirSync(hostDir, { recursive: true });
+    const ports = { node: await freePort(), controller: await freePort() };
+    if (stopping) return; // stopped meanwhile: start nothing
+    starting = ReplayHost.start({ deployment, hostDir, bin: path.join(REPO, "bin/csi-lab.js"), metricsPorts: ports });
+    const host = await starting;
     emit({ type: "started", example, scratch });
     const onEvent = (e: ReplayEvent) => emit(toMessage(e));
     // Step 0 is a run of its own: its "done" is not the replay's.
