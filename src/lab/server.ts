@@ -27,6 +27,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { PROTO_DIR } from "../rpc-demo/codecs/schema";
+import { hostPort } from "../server/host-flag";
 import { ownHost as ownHostRule } from "../server/own-host";
 import { callOptions, runCall } from "./call-api";
 import { proxyEvents } from "./live-proxy";
@@ -123,10 +124,9 @@ export async function startLab(opts: LabOptions): Promise<RunningLab> {
     server.listen(opts.port, opts.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
-  const shown = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   ownHost = ownHostRule(opts.host, addr, true).host;
   return {
-    url: `http://${shown}:${addr.port}/`,
+    url: `http://${hostPort(addr.address, addr.port)}/`,
     close: async () => {
       await stopReplay();
       server.closeAllConnections();

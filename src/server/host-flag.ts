@@ -8,6 +8,8 @@
  * "127.0.0.1:80" fail only when the listener starts, in node's words. A
  * well-formed host that is not this machine's shows itself only when the
  * listener is bound; that, and a port in use, are said here in our words.
+ * Shown with its port, an IPv6 address goes in brackets ([::1]:7000), as in
+ * a URL: "::1:7000" could be the address ::1:7000 with no port.
  */
 import { isIP } from "node:net";
 import { FlagError } from "./driver-flags";
@@ -20,6 +22,11 @@ export function hostProblem(host: string): string | undefined {
   if (isIP(host) !== 0 || DNS_NAME.test(host)) return undefined;
   if (/^\[.*\]$/.test(host) && isIP(host.slice(1, -1)) === 6) return `an IPv6 address goes without brackets (${host.slice(1, -1)})`;
   return "not an IP address or a host name";
+}
+
+/** host:port as a URL writes it: an IPv6 address in brackets ("[::1]:7000"), anything else as it is. */
+export function hostPort(host: string, port: number): string {
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 /** `--host` as given (default: loopback), checked. */
@@ -45,6 +52,6 @@ export function listenError(err: NodeJS.ErrnoException, host: string, port: numb
     case "ENOTFOUND":
       return new FlagError(`--host ${host} is not an address of this machine`);
     default:
-      return new Error(`cannot listen on ${host}:${port}: ${err.message}`);
+      return new Error(`cannot listen on ${hostPort(host, port)}: ${err.message}`);
   }
 }

@@ -13,6 +13,7 @@ import * as net from "node:net";
 import type { AnyProcedure } from "../call-ids/registry";
 import type { Codec } from "../codecs/codec";
 import { FaultInjector, HeldMessages } from "../faults/faults";
+import { hostPort } from "../../server/host-flag";
 import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
@@ -55,14 +56,14 @@ export class Http2Client implements ClientTransport {
 
   static connect(opts: Http2ClientOptions): Promise<Http2Client> {
     const host = opts.host ?? "127.0.0.1";
-    const authority = opts.authority ?? (opts.socketPath ? "localhost" : `${host}:${opts.port}`);
+    const authority = opts.authority ?? (opts.socketPath ? "localhost" : hostPort(host, opts.port!));
     let client: Http2Client | undefined;
     const annotators = { out: new FrameAnnotator(true), in: new FrameAnnotator(false) };
     const socket = () => (opts.socketPath ? net.connect(opts.socketPath) : net.connect(opts.port!, host));
     const tapped = () => tappedSocket(socket(), (direction, chunk) => client?.onWire(direction, annotators[direction].push(chunk)));
     const session = opts.socketPath || opts.wire
-      ? http2.connect(`http://${opts.socketPath ? authority : `${host.includes(":") ? `[${host}]` : host}:${opts.port}`}`, { createConnection: opts.wire ? tapped : socket })
-      : http2.connect(`http://${host.includes(":") ? `[${host}]` : host}:${opts.port}`);
+      ? http2.connect(`http://${opts.socketPath ? authority : hostPort(host, opts.port!)}`, { createConnection: opts.wire ? tapped : socket })
+      : http2.connect(`http://${hostPort(host, opts.port!)}`);
     client = new Http2Client(session, authority, opts.faults ?? new FaultInjector());
     return new Promise((resolve, reject) => {
       session.once("connect", () => {

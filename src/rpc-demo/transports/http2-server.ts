@@ -13,6 +13,7 @@ import * as http2 from "node:http2";
 import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import { codecForContentType } from "../codecs/codec";
 import { FaultInjector, HeldMessages } from "../faults/faults";
+import { hostPort } from "../../server/host-flag";
 import { Code, codeName, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
 import { encodeGrpcMessage, frameMessage, MessageDeframer, parseTimeout, prefixSegments, PREFIX_SIZE } from "./grpc-framing";
@@ -114,7 +115,7 @@ export class Http2Server implements ServerTransport {
       fail(RpcError.from(err));
       return;
     }
-    const peer = `http2 ${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
+    const peer = `http2 ${hostPort(stream.session?.socket?.remoteAddress ?? "?", stream.session?.socket?.remotePort ?? 0)}`;
     const { ctx, cancel, abort, done } = callContext(peer, timeoutMs);
     // Where the call is when its client goes away: what the server can still do about it.
     let stage: "reading" | "running" | "held-up" = "reading";

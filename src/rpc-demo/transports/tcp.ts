@@ -15,6 +15,7 @@ import { callContext, type CallControl, type Dispatcher } from "../call-ids/disp
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector, HeldMessages } from "../faults/faults";
+import { hostPort } from "../../server/host-flag";
 import { setLongTimeout, type LongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
@@ -78,7 +79,7 @@ export class TcpServer implements ServerTransport {
     this.connectionsAccepted++;
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    const peer = `tcp ${socket.remoteAddress}:${socket.remotePort}`;
+    const peer = `tcp ${hostPort(socket.remoteAddress ?? "?", socket.remotePort ?? 0)}`;
     const inflight = new Set<CallControl>();
     const reader = new RecordReader();
     const trace = opts.trace;

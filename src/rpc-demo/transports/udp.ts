@@ -15,6 +15,7 @@ import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
 import { FaultInjector, HeldMessages } from "../faults/faults";
+import { hostPort } from "../../server/host-flag";
 import { setLongTimeout } from "../../server/long-timeout";
 import { Code, RpcError } from "../rpc-error";
 import type { Trace } from "../trace";
@@ -93,7 +94,7 @@ export class UdpServer implements ServerTransport {
     } catch {
       return; // not ours; a datagram server just ignores it
     }
-    const peer = `${rinfo.address}:${rinfo.port}`;
+    const peer = hostPort(rinfo.address, rinfo.port);
     const codec = codecById(call.codecId);
     trace?.step("server", "transport", `receive a ${msg.length}-byte datagram from ${peer}`, {
       event: "receive",
@@ -254,7 +255,7 @@ export class UdpClient implements ClientTransport {
         }, wait);
       };
       this.pending.set(xid, { proc, trace, settle: done });
-      trace?.step("client", "transport", `send the datagram to ${host}:${this.opts.port}, start the retransmit timer (${wait} ms)`, { event: "send" });
+      trace?.step("client", "transport", `send the datagram to ${hostPort(host, this.opts.port)}, start the retransmit timer (${wait} ms)`, { event: "send" });
       send();
       arm();
     });

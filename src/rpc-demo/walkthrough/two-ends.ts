@@ -2,6 +2,7 @@
  * `csi-lab rpc serve` and `csi-lab rpc call`: the two ends in two terminals
  * (or on two machines), each narrating its own half of every call.
  */
+import { hostPort } from "../../server/host-flag";
 import { Playground, type PlaygroundMethod } from "../call-ids/playground";
 import type { AnyProcedure } from "../call-ids/registry";
 import { messageToJson, preloadSchemas, type Codec } from "../codecs/codec";
@@ -75,9 +76,9 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
             (server) => {
               if (closed) return void server.close();
               current = server;
-              opts.write(`server restarted on ${opts.host}:${port}`);
+              opts.write(`server restarted on ${hostPort(opts.host, port)}`);
             },
-            (err: Error) => opts.write(`✗ the server could not restart on ${opts.host}:${port}: ${err.message}`),
+            (err: Error) => opts.write(`✗ the server could not restart on ${hostPort(opts.host, port)}: ${err.message}`),
           );
         }, 1000);
       },
@@ -85,7 +86,7 @@ export async function serve(opts: ServeOptions): Promise<ServerTransport> {
   const server = (current = await start(opts.faults, opts.port));
   opts.write(
     [
-      `Playground serving over ${opts.transport} on ${opts.host}:${server.port} · faults: ${describeFaults(opts.faults)}` +
+      `Playground serving over ${opts.transport} on ${hostPort(opts.host, server.port)} · faults: ${describeFaults(opts.faults)}` +
         (opts.transport === "udp" ? ` · duplicate-request cache ${opts.duplicateCache ? "on" : "off"}` : ""),
       ...(opts.transport !== "udp" && (opts.faults.drop > 0 || opts.faults.dropFirst > 0)
         ? [`Over ${opts.transport === "tcp" ? "TCP" : "HTTP/2"} a dropped message is never resent: its caller waits out its whole deadline.`]
@@ -139,7 +140,7 @@ export async function call(opts: CallCliOptions): Promise<{ ok: boolean }> {
   } finally {
     await client.close();
   }
-  opts.write(`Playground.${proc.name} to ${opts.host}:${opts.port} over ${opts.transport} (${opts.codec.name})\n`);
+  opts.write(`Playground.${proc.name} to ${hostPort(opts.host, opts.port)} over ${opts.transport} (${opts.codec.name})\n`);
   const story = narrate(trace, start, { plain: opts.plain });
   for (const s of story.steps) opts.write(s + "\n");
   opts.write(error ? `Result: ✗ ${error.codeName}: ${error.message}` : `Result: ${JSON.stringify(messageToJson(proc.response, result))}`);

@@ -1,0 +1,53 @@
+// `--host ::1`: wherever the playground shows an address with its port, an
+// IPv6 address goes in brackets, as in a URL — "[::1]:7000", never
+// "::1:7000", which reads as the address ::1:7000 with no port at all.
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import { codecByName } from "../../src/rpc-demo/codecs/codec";
+import { NO_FAULTS } from "../../src/rpc-demo/faults/faults";
+import type { ServerTransport, TransportName } from "../../src/rpc-demo/transports/transport";
+import { call, serve } from "../../src/rpc-demo/walkthrough/two-ends";
+import { listenError } from "../../src/server/host-flag";
+
+/** Whether this machine has IPv6 loopback to listen on. */
+function ipv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(0, "::1", () => s.close(() => resolve(true)));
+  });
+}
+
+/** Lines the 100-column wrapping split, joined again. */
+const unwrapped = (text: string) => text.replace(/\n {2,}(?=\S)/g, " ");
+
+describe("rpc serve and call with --host ::1", () => {
+  let server: ServerTransport | undefined;
+  before(async function () {
+    if (!(await ipv6Loopback())) this.skip(); // no IPv6 here: nothing to show
+  });
+  afterEach(async () => server?.close());
+
+  const ends = (transport: TransportName) => ({ transport, host: "::1", faults: NO_FAULTS, plain: true });
+  for (const transport of ["tcp", "http2"] as TransportName[]) {
+    it(`over ${transport}: serve announces [::1]:PORT, and call says whom it called as [::1]:PORT`, async () => {
+      const served: string[] = [];
+      server = await serve({ ...ends(transport), port: 0, duplicateCache: true, quiet: true, write: (t) => served.push(t) });
+      const port = server.port;
+      assert.match(served[0]!, new RegExp(`^Playground serving over ${transport} on \\[::1\\]:${port} `));
+      const told: string[] = [];
+      const { ok } = await call({ ...ends(transport), port, codec: codecByName("protobuf"), method: "add", request: undefined, timeoutMs: 2000, write: (t) => told.push(t) });
+      const text = unwrapped(told.join("\n"));
+      assert.ok(ok, text);
+      assert.match(text, new RegExp(`^Playground\\.Add to \\[::1\\]:${port} over ${transport}`));
+      if (transport === "http2") assert.match(text, new RegExp(`:authority: \\[::1\\]:${port} `), "the HTTP/2 authority, as a URI writes it (RFC 3986)");
+      assert.doesNotMatch(text, /(^|[^[])::1:\d/, "no unbracketed ::1:PORT anywhere");
+    });
+  }
+
+  it("a listener that cannot start names [::1]:PORT", () => {
+    const err = Object.assign(new Error("bind EINVAL ::1"), { code: "EINVAL" });
+    assert.equal(listenError(err, "::1", 7000).message, "cannot listen on [::1]:7000: bind EINVAL ::1");
+    assert.equal(listenError(err, "127.0.0.1", 7000).message, "cannot listen on 127.0.0.1:7000: bind EINVAL ::1");
+  });
+});
