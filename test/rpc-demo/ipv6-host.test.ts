@@ -1,6 +1,7 @@
 // `--host ::1`: wherever the playground shows an address with its port, an
 // IPv6 address goes in brackets, as in a URL — "[::1]:7000", never
-// "::1:7000", which reads as the address ::1:7000 with no port at all.
+// "::1:7000", which reads as the address ::1:7000 with no port at all. And
+// every transport works there, UDP too (its socket takes the address's family).
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { codecByName } from "../../src/rpc-demo/codecs/codec";
@@ -29,10 +30,10 @@ describe("rpc serve and call with --host ::1", () => {
   afterEach(async () => server?.close());
 
   const ends = (transport: TransportName) => ({ transport, host: "::1", faults: NO_FAULTS, plain: true });
-  for (const transport of ["tcp", "http2"] as TransportName[]) {
+  for (const transport of ["tcp", "udp", "http2"] as TransportName[]) {
     it(`over ${transport}: serve announces [::1]:PORT, and call says whom it called as [::1]:PORT`, async () => {
       const served: string[] = [];
-      server = await serve({ ...ends(transport), port: 0, duplicateCache: true, quiet: true, write: (t) => served.push(t) });
+      server = await serve({ ...ends(transport), port: 0, duplicateCache: true, quiet: false, write: (t) => served.push(t) });
       const port = server.port;
       assert.match(served[0]!, new RegExp(`^Playground serving over ${transport} on \\[::1\\]:${port} `));
       const told: string[] = [];
@@ -41,7 +42,11 @@ describe("rpc serve and call with --host ::1", () => {
       assert.ok(ok, text);
       assert.match(text, new RegExp(`^Playground\\.Add to \\[::1\\]:${port} over ${transport}`));
       if (transport === "http2") assert.match(text, new RegExp(`:authority: \\[::1\\]:${port} `), "the HTTP/2 authority, as a URI writes it (RFC 3986)");
-      assert.doesNotMatch(text, /(^|[^[])::1:\d/, "no unbracketed ::1:PORT anywhere");
+      if (transport === "udp") {
+        assert.match(text, new RegExp(`send the datagram to \\[::1\\]:${port},`));
+        assert.match(unwrapped(served.join("\n")), /receive a \d+-byte datagram from \[::1\]:\d+/, "the server's narration names the caller");
+      }
+      for (const said of [text, unwrapped(served.join("\n"))]) assert.doesNotMatch(said, /(^|[^[])::1:\d/, "no unbracketed ::1:PORT anywhere");
     });
   }
 

@@ -11,6 +11,7 @@
  */
 import * as dgram from "node:dgram";
 import { randomInt } from "node:crypto";
+import { isIPv6 } from "node:net";
 import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
@@ -39,6 +40,15 @@ import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } fro
 
 /** The most an IPv4 UDP datagram can carry. */
 export const MAX_DATAGRAM = 65507;
+
+/**
+ * A socket of the family of the address it will listen on or send to: a UDP
+ * socket is IPv4 or IPv6 (an IPv4 one cannot bind or reach ::1). A host name
+ * is looked up as IPv4.
+ */
+function socketFor(host: string): dgram.Socket {
+  return dgram.createSocket(isIPv6(host) ? "udp6" : "udp4");
+}
 
 /**
  * Send, or drop silently if the socket has closed meanwhile (a delayed
@@ -74,10 +84,11 @@ export class UdpServer implements ServerTransport {
   ) {}
 
   static async listen(dispatcher: Dispatcher, opts: UdpServerOptions = {}): Promise<UdpServer> {
-    const socket = dgram.createSocket("udp4");
+    const host = opts.host ?? "127.0.0.1";
+    const socket = socketFor(host);
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+      socket.bind(opts.port ?? 0, host, () => resolve());
     });
     const self = new UdpServer(socket, socket.address().port);
     const faults = opts.faults ?? new FaultInjector();
@@ -199,10 +210,11 @@ export class UdpClient implements ClientTransport {
   }
 
   static async connect(opts: UdpClientOptions): Promise<UdpClient> {
-    const socket = dgram.createSocket("udp4");
+    const host = opts.host ?? "127.0.0.1";
+    const socket = socketFor(host);
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(0, "0.0.0.0", () => resolve());
+      socket.bind(0, isIPv6(host) ? "::" : "0.0.0.0", () => resolve());
     });
     return new UdpClient(socket, opts);
   }
