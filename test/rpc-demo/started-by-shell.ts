@@ -1,7 +1,7 @@
 /**
  * Test helper: a `csi-lab` command that serves until stopped (`rpc serve`,
  * `lab`), started the way a person starts one and walks away from — as the
- * child of a shell (`sh -c 'csi-lab … & wait'`) or of npm (`npx csi-lab …`)
+ * child of a shell (`sh -c 'csi-lab … & wait $!'`) or of npm (`npx csi-lab …`)
  * — with what a test needs to see whether it ends with that parent: its
  * pid, its parent's, its output, and whether its port is free again.
  */
@@ -15,8 +15,11 @@ import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
 export const REPO = path.join(PROTO_DIR, "..");
 export const BIN = path.join(REPO, "bin", "csi-lab.js");
 
-/** `sh -c '"$0" "$@" & wait' node bin/csi-lab.js ARGS…`: the shell stays the command's parent, waiting for it. */
-export const throughShell = (args: string[]): [string, string[]] => ["sh", ["-c", '"$0" "$@" & wait', process.execPath, BIN, ...args]];
+/**
+ * `sh -c '"$0" "$@" & wait $!' node bin/csi-lab.js ARGS…`: the shell stays the command's parent, waiting for it,
+ * and exits with the command's status (`wait` with no operand would exit 0 whatever the command did).
+ */
+export const throughShell = (args: string[]): [string, string[]] => ["sh", ["-c", '"$0" "$@" & wait $!', process.execPath, BIN, ...args]];
 /** `npx csi-lab ARGS…`: npm → sh → the command (npx runs this checkout's own bin). */
 export const throughNpx = (args: string[]): [string, string[]] => ["npx", ["csi-lab", ...args]];
 
