@@ -22,8 +22,16 @@
  * The kernel's "parent" is the thread that forked us. Shells, Node.js, npm
  * and systemd fork from a thread that lives as long as they do; a program
  * that forks from a short-lived thread would stop the command early — run
- * it under a supervisor rather than from such a program.
+ * it under a supervisor rather than from such a program. A parent with
+ * other threads (Node.js has several) ends thread by thread: the first
+ * SIGTERM comes as the thread that forked us exits, while getppid() still
+ * names the parent, whose other threads are still going; and the kernel
+ * sends it again as each thread it hands us to exits (prctl(2)). So the
+ * parent counts as ended once its main thread has exited (a zombie in
+ * /proc, its other threads going), and stop-signals.ts takes the repeats
+ * for the one end they are.
  */
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import koffi from "koffi";
 import { libc } from "../mount/libc";
@@ -55,7 +63,19 @@ export function stopWithParent(subject: string): ParentWatch {
   return { armed: true, parent: parentAtStart };
 }
 
-/** The pid of the watched parent if it has ended (a SIGTERM is then its doing), else undefined. */
+/** The pid of the watched parent if it has ended or is ending (a SIGTERM is then its doing), else undefined. */
 export function endedParent(watch: ParentWatch): number | undefined {
-  return watch.armed && process.ppid !== watch.parent ? watch.parent : undefined;
+  if (!watch.armed) return undefined;
+  return process.ppid !== watch.parent || mainThreadGone(watch.parent) ? watch.parent : undefined;
+}
+
+/** Has process `pid`'s main thread exited: /proc says zombie (or dead, or nothing), its other threads still ending? */
+function mainThreadGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3); // after "pid (comm) "
+    return state === "Z" || state === "X";
+  } catch {
+    return true;
+  }
 }

@@ -53,10 +53,14 @@ export function stopOnSignals(subject: string, report: StopReport): StopSignals 
   let close: (() => Promise<unknown>) | undefined;
   let status = 0;
   let signals = 0;
+  let stoppedFor: string | undefined; // the cause of the stop under way, where the parent's end is it
   let parent: ParentWatch = { armed: false, why: "not asked yet" };
   const stop = (signal: NodeJS.Signals) => {
     const ended = signal === "SIGTERM" ? endedParent(parent) : undefined;
     const cause = ended === undefined ? undefined : `its parent process (pid ${ended}) ended`;
+    // A parent with threads ends thread by thread, and the kernel repeats its SIGTERM for each (parent-death.ts): one end.
+    if (cause !== undefined && stoppedFor === cause) return;
+    stoppedFor = cause;
     if (++signals > 1 || !close) {
       report.exitingNow(signal, cause, close !== undefined);
       process.exit(1);

@@ -4,7 +4,7 @@
 // server (src/server/parent-death.ts), which says why on stderr, closes
 // its listener and exits.
 import assert from "node:assert/strict";
-import { parentOf, portFree, StartedCommand, throughNpx, throughShell } from "./started-by-shell";
+import { BIN, parentOf, portFree, StartedCommand, throughNpx, throughShell, until } from "./started-by-shell";
 
 const SERVING = /^Playground serving over (\w+) on 127\.0\.0\.1:(\d+) /m;
 
@@ -34,6 +34,28 @@ describe("csi-lab rpc serve, when the process that started it ends", () => {
     await serve.ended();
     assert.match(serve.stderr, new RegExp(`^csi-lab rpc serve: stopping: its parent process \\(pid ${shell}\\) ended$`, "m"));
     assert.equal(await portFree("udp", "127.0.0.1", port(serve)), true, "port free again");
+  });
+
+  it("a parent with threads whose main thread has ended: that is its parent's end, told once, not a SIGTERM of unknown cause", async () => {
+    // A Node.js parent that started the server from its main thread, which then exits alone (the exit system call,
+    // not exit_group): the kernel sends the SIGTERM while the parent's other threads still go and getppid() still
+    // names it, then again as each thread it hands the server to ends (src/server/parent-death.ts).
+    const script = [
+      `const { spawn } = require("node:child_process");`,
+      `const koffi = require(${JSON.stringify(require.resolve("koffi"))});`,
+      `const syscall = koffi.load("libc.so.6").func("long syscall(long n, ...)");`,
+      `spawn(process.execPath, [${JSON.stringify(BIN)}, "rpc", "serve", "--port", "0", "--quiet"], { stdio: "inherit" });`,
+      `process.on("SIGUSR2", () => syscall(process.arch === "arm64" ? 93 : 60, "long", 0));`,
+    ].join("\n");
+    serve = await StartedCommand.start([process.execPath, ["-e", script]], SERVING);
+    const parent = serve.proc.pid!;
+    assert.equal(parentOf(serve.pid), parent, "the Node.js process is the server's parent");
+    process.kill(parent, "SIGUSR2");
+    await until("the server to stop", () => /stopping/.test(serve!.stderr));
+    serve.proc.kill("SIGKILL"); // the parent's other threads end: the kernel repeats the SIGTERM
+    await serve.ended();
+    assert.equal(serve.stderr, `csi-lab rpc serve: stopping: its parent process (pid ${parent}) ended\n`);
+    assert.equal(await portFree("tcp", "127.0.0.1", port(serve)), true, "port free again");
   });
 
   it("a SIGTERM of its own: it says so, closes its listener and exits 0", async () => {
