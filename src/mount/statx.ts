@@ -35,6 +35,8 @@ const AT_EMPTY_PATH = 0x1000;
 /** statx's mask: the fields asked for (and, in the answer's stx_mask, those filled). */
 export const STATX_TYPE = 0x1;
 export const STATX_INO = 0x100;
+/** The file's size in bytes (not STATX_SIZE, which is the size of the struct below). */
+export const STATX_SIZE_FIELD = 0x200;
 export const STATX_BTIME = 0x800;
 
 /** struct statx (linux/stat.h): the offsets of the fields the driver reads. */
@@ -43,6 +45,7 @@ export const STATX_OFFSET = {
   attributes: 8, // u64
   mode: 28, // u16
   ino: 32, // u64
+  size: 40, // u64
   attributesMask: 56, // u64
   btimeSec: 80, // s64
   btimeNsec: 88, // u32

@@ -1,7 +1,8 @@
 /**
- * Which directory a path holds: an identity that stays while the directory
- * is renamed, chmodded or filled, and that a directory made later in its
- * place never has.
+ * Which directory (or file) a path holds: an identity that stays while the
+ * directory is renamed, chmodded or filled, and that a directory made later
+ * in its place never has. The same holds for a regular file (an image
+ * volume's): an identity is the inode's, whatever its type.
  *
  * An inode number alone is not that: ext4 gives a removed directory's
  * number to the next one made, at once. Two things tell them apart:
@@ -36,6 +37,7 @@ import {
   STATX_INO,
   STATX_OFFSET as OFF,
   STATX_SIZE,
+  STATX_SIZE_FIELD,
   STATX_TYPE,
   statxFdInto,
   statxInto,
@@ -91,9 +93,18 @@ function bornInBuf(): bigint {
   return buf.readBigInt64LE(OFF.btimeSec) * 1_000_000_000n + BigInt(buf.readUInt32LE(OFF.btimeNsec));
 }
 
-/** The generation of the directory at `p`, inode `ino`; undefined where its file system does not say. */
-export function generationOf(p: string, ino: bigint): number | undefined {
-  const fd = openSync(p, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+/** What a record expects at a volume's name: a directory, or a regular file (an image). */
+export type DataKind = "dir" | "file";
+
+/** How a directory, or a regular file, is opened to be asked its generation: never following a symlink, never waiting. */
+const OPEN_TO_ASK = {
+  dir: fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK,
+  file: fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY,
+};
+
+/** The generation of the directory (or, `kind` "file", the regular file) at `p`, inode `ino`; undefined where its file system does not say. */
+export function generationOf(p: string, ino: bigint, kind: DataKind = "dir"): number | undefined {
+  const fd = openSync(p, OPEN_TO_ASK[kind]);
   try {
     if (fstatSync(fd, { bigint: true }).ino !== ino) throw replaced(p);
     return generationOfFd(fd, p);
@@ -130,7 +141,7 @@ export interface DirIdentityParts {
   generation?: number;
 }
 
-/** The identity parts of the directory open at `fd` (opened for reading, not O_PATH); `what` names it in an error. */
+/** The identity parts of the directory or file open at `fd` (opened for reading, not O_PATH); `what` names it in an error. */
 export function identityParts(fd: number, what: string): DirIdentityParts {
   const seen = lookAt(fd, what);
   const ino = seen?.ino ?? String(fstatSync(fd, { bigint: true }).ino);
@@ -145,8 +156,13 @@ export function identityParts(fd: number, what: string): DirIdentityParts {
  * number alone.
  */
 export function isSameDirectory(fd: number, parts: DirIdentityParts, what: string): boolean {
+  return isSameData(fd, parts, "dir", what);
+}
+
+/** isSameDirectory for a directory or, `kind` "file", a regular file: the type must be the one expected too. */
+export function isSameData(fd: number, parts: DirIdentityParts, kind: DataKind, what: string): boolean {
   const seen = lookAt(fd, what) ?? fromStats(fstatSync(fd, { bigint: true }));
-  return judge(seen, parts, () => generationOfFd(fd, what));
+  return judge(seen, parts, kind, () => generationOfFd(fd, what));
 }
 
 /**
@@ -155,33 +171,51 @@ export function isSameDirectory(fd: number, parts: DirIdentityParts, what: strin
  * report or a check before an act; an act goes through a descriptor.
  */
 export function directoryAt(p: string, parts: DirIdentityParts): "same" | "other" | "absent" {
+  return identityAt(p, parts, "dir");
+}
+
+/** directoryAt for a directory or, `kind` "file", a regular file (an image volume's). */
+export function identityAt(p: string, parts: DirIdentityParts, kind: DataKind): "same" | "other" | "absent" {
+  return lookAtData(p, parts, kind).verdict;
+}
+
+/** What one look by name saw: whether it is the one `parts` were taken of, and its size (bytes) when it is there. */
+export interface DataLook {
+  verdict: "same" | "other" | "absent";
+  size?: number;
+}
+
+/** identityAt, with the size the same look saw (an image's condition needs both: one system call, not two). */
+export function lookAtData(p: string, parts: DirIdentityParts, kind: DataKind): DataLook {
   try {
     let seen = lookAt(p, p);
     if (!seen) {
       const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
-      if (!st) return "absent";
+      if (!st) return { verdict: "absent" };
       seen = fromStats(st);
     }
     const ino = BigInt(seen.ino);
-    return judge(seen, parts, () => generationOf(p, ino)) ? "same" : "other";
+    return { verdict: judge(seen, parts, kind, () => generationOf(p, ino, kind)) ? "same" : "other", size: seen.size };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return "absent";
-    if (code === "EAGAIN" || code === "ELOOP" || code === "ENOTDIR") return "other"; // replaced while looked at
+    if (code === "ENOENT") return { verdict: "absent" };
+    if (code === "EAGAIN" || code === "ELOOP" || code === "ENOTDIR") return { verdict: "other" }; // replaced while looked at
     throw err;
   }
 }
 
 /** What one look at a file says of its identity. */
 interface Seen {
-  dir: boolean;
+  type: DataKind | "other";
   ino: string;
   /** The birth time, where the file system keeps one and the kernel said. */
   born?: string;
+  size: number;
 }
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
 
 /**
  * Type, inode and birth time in one statx(2): of the file open at `fd`, or
@@ -191,24 +225,29 @@ const S_IFDIR = 0o040000;
  */
 function lookAt(at: number | string, what: string): Seen | undefined {
   if (noStatx) return undefined;
-  const mask = STATX_TYPE | STATX_INO | STATX_BTIME;
+  const mask = STATX_TYPE | STATX_INO | STATX_BTIME | STATX_SIZE_FIELD;
   const errno = typeof at === "number" ? statxFdInto(at, mask, buf) : statxInto(at, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, mask, buf);
   if (errno !== 0) {
     unanswered(errno, what);
     return undefined;
   }
   const born = bornInBuf();
-  const dir = (buf.readUInt16LE(OFF.mode) & S_IFMT) === S_IFDIR;
-  return { dir, ino: String(buf.readBigUInt64LE(OFF.ino)), ...(born !== 0n ? { born: String(born) } : {}) };
+  const type = buf.readUInt16LE(OFF.mode) & S_IFMT;
+  const seen: Seen = {
+    type: type === S_IFDIR ? "dir" : type === S_IFREG ? "file" : "other",
+    ino: String(buf.readBigUInt64LE(OFF.ino)),
+    size: Number(buf.readBigUInt64LE(OFF.size)),
+  };
+  return born !== 0n ? { ...seen, born: String(born) } : seen;
 }
 
-function fromStats(st: { isDirectory(): boolean; ino: bigint }): Seen {
-  return { dir: st.isDirectory(), ino: String(st.ino) };
+function fromStats(st: { isDirectory(): boolean; isFile(): boolean; ino: bigint; size: bigint }): Seen {
+  return { type: st.isDirectory() ? "dir" : st.isFile() ? "file" : "other", ino: String(st.ino), size: Number(st.size) };
 }
 
 /** The rule of isSameDirectory, on what a look saw; the generation is asked only where it decides. */
-function judge(seen: Seen, parts: DirIdentityParts, generation: () => number | undefined): boolean {
-  if (!seen.dir || seen.ino !== parts.ino) return false;
+function judge(seen: Seen, parts: DirIdentityParts, kind: DataKind, generation: () => number | undefined): boolean {
+  if (seen.type !== kind || seen.ino !== parts.ino) return false;
   if (parts.born !== undefined && seen.born !== undefined) return seen.born === parts.born;
   if (parts.generation !== undefined) {
     const now = generation();

@@ -8,7 +8,17 @@ import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { closeSync, constants as fsc, openSync } from "node:fs";
-import { birthTimeNs, directoryAt, dirIdentity, generationOf, identityParts, isSameDirectory, type DirIdentityParts } from "../../src/storage/dir-identity";
+import {
+  birthTimeNs,
+  directoryAt,
+  dirIdentity,
+  generationOf,
+  identityAt,
+  identityParts,
+  isSameDirectory,
+  lookAtData,
+  type DirIdentityParts,
+} from "../../src/storage/dir-identity";
 import { filterWorksHere, oldSeccompEnv } from "../sanity/old-seccomp";
 
 const ino = async (p: string) => (await fsp.lstat(p, { bigint: true })).ino;
@@ -157,5 +167,54 @@ describe("identityParts", () => {
     } finally {
       closeSync(fd);
     }
+  });
+});
+
+// An image volume's record keeps its image file's identity the same way (identityAt with kind "file").
+describe("identityAt, of a regular file", () => {
+  let dir: string;
+  beforeEach(async () => (dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-dirid-"))));
+  afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
+
+  const partsOf = (p: string): DirIdentityParts => {
+    const fd = openSync(p, fsc.O_RDONLY);
+    try {
+      return identityParts(fd, p);
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  it("stays while the file is renamed and written; another file, a directory, a symlink are other; nothing is absent", async () => {
+    const a = path.join(dir, "a");
+    await fsp.writeFile(a, "image");
+    const parts = partsOf(a);
+    const b = path.join(dir, "b");
+    await fsp.rename(a, b);
+    await fsp.appendFile(b, " grown");
+    assert.equal(identityAt(b, parts, "file"), "same");
+    assert.deepEqual(lookAtData(b, parts, "file"), { verdict: "same", size: 11 }, "with the size the same look saw");
+    assert.equal(identityAt(b, parts, "dir"), "other", "a file is not the directory a record names");
+    assert.equal(identityAt(a, parts, "file"), "absent");
+
+    await fsp.writeFile(a, "someone else's");
+    assert.equal(identityAt(a, parts, "file"), "other");
+    await fsp.rm(a);
+    await fsp.symlink(b, a);
+    assert.equal(identityAt(a, parts, "file"), "other", "a symlink to the very file is not followed");
+  });
+
+  it("a new file in the same inode is another", async function () {
+    const a = path.join(dir, "a");
+    await fsp.writeFile(a, "image");
+    const parts = partsOf(a);
+    await fsp.rm(a);
+    for (let i = 0; i < 20; i++) {
+      await fsp.writeFile(a, "new");
+      if (String(await ino(a)) === parts.ino) break;
+      await fsp.rename(a, path.join(dir, `other-${i}`));
+    }
+    if (String(await ino(a)) !== parts.ino) this.skip(); // ext4 reuses the inode at once; another file system may not
+    assert.equal(identityAt(a, parts, "file"), "other");
   });
 });

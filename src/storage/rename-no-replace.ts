@@ -1,0 +1,40 @@
+/**
+ * A rename that never replaces what is at the new name.
+ *
+ * rename(2) puts its source in place of whatever the destination holds — a
+ * file, or an empty directory — and that entry is gone, without a word. Where
+ * the destination is a name others may write (a volume's name in data/),
+ * checking that it is free first leaves a moment in which it can be taken.
+ * renameat2(2) with RENAME_NOREPLACE makes the check and the rename one
+ * step: a taken name answers EEXIST and nothing moves (Linux 3.15; ext4,
+ * xfs, btrfs and tmpfs have it). A file system without it answers EINVAL;
+ * there the name is checked just before a plain rename, as it was.
+ */
+import { lstatSync, promises as fsp } from "node:fs";
+import koffi from "koffi";
+import { libc } from "../mount/libc";
+import { SyscallError } from "../mount/syscalls";
+
+type Renameat2 = {
+  async(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number, cb: (err: unknown, rc: number) => void): void;
+};
+const renameat2Fn = libc.func("int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)") as Renameat2;
+
+const AT_FDCWD = -100;
+const RENAME_NOREPLACE = 1;
+const EINVAL = 22;
+let unsupported = false;
+
+/** Rename `from` to `to` unless something is at `to`: then EEXIST (a SyscallError with that code), and nothing moved. */
+export async function renameNoReplace(from: string, to: string): Promise<void> {
+  if (!unsupported) {
+    const errno = await new Promise<number>((resolve, reject) =>
+      renameat2Fn.async(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE, (err, rc) => (err ? reject(err) : resolve(rc === 0 ? 0 : koffi.errno()))),
+    );
+    if (errno === 0) return;
+    if (errno !== EINVAL) throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
+    unsupported = true;
+  }
+  if (lstatSync(to, { throwIfNoEntry: false })) throw Object.assign(new Error(`EEXIST: ${to} exists, rename '${from}' -> '${to}'`), { code: "EEXIST" });
+  await fsp.rename(from, to);
+}
