@@ -8,8 +8,10 @@
  * stays recognisable after the driver restarts in another mount namespace
  * (each backend says how, NodeBackend.owner; for the ones we have):
  *
- *   dir     a bind of the volume's data directory: same device and same
- *           root (path inside that device) in mountinfo
+ *   dir     a bind of the volume's data directory: the inode and birth time
+ *           its record names, on the root's device (statx); else same device
+ *           and same root (path inside that device) in mountinfo, while
+ *           data/<id> is that directory
  *   image   the image's file system: a loop device whose backing file has
  *           the image's device and inode numbers (LOOP_GET_STATUS64)
  *   block   a bind of such a loop device's node (and a bind of a loop node

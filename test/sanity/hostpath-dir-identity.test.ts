@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { HOSTPATH } from "./backends";
 import { Code, destroyDriver, DIR_VOLUMES, expectCode, isMounted, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { swapEnv } from "./swap-hook";
+import { bindMount, unmount } from "../../src/mount/syscalls";
 
 describe("A hostPath directory volume whose directory is swapped for another", () => {
   let d: DriverProcess;
@@ -120,6 +121,35 @@ describe("A hostPath directory volume whose directory is swapped for another", (
 
     await modify();
     assert.equal((await fsp.stat(dir)).mode & 0o7777, 0o700);
+  });
+
+  // Undoing a stage or a publish knows the volume's mounts by its directory's identity, not by what is at its name: a bind of
+  // another directory put there is not the volume's, and the volume's own mounts can still be undone (a pod must be able to go).
+  it("NodeUnpublishVolume and NodeUnstageVolume undo the volume's own mounts while another directory is at its name, and never unmount that one", async () => {
+    const { volumeId, dir, theirs } = await volumeAndStranger();
+    const cap = mountCapability();
+    const stagingTargetPath = d.path(uniqueName("staging"));
+    const targetPath = d.path(uniqueName("target"));
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
+    await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap });
+    await swap(dir, theirs);
+    // Someone binds the directory now at the volume's name where a target of the volume would be.
+    const theirTarget = d.path(uniqueName("target"));
+    await fsp.mkdir(theirTarget);
+    bindMount(dir, theirTarget);
+
+    await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+    assert.equal(await isMounted(targetPath), false, "the volume's own bind is undone");
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+    assert.equal(await isMounted(stagingTargetPath), false, "and its staging");
+
+    await expectCode(d.client.node.nodeUnpublishVolume({ volumeId, targetPath: theirTarget }), Code.FAILED_PRECONDITION, /not volume .* it was left alone/);
+    assert.equal(await isMounted(theirTarget), true, "their bind stays");
+    assert.equal(await fsp.readFile(path.join(theirTarget, "data"), "utf8"), "keep");
+
+    unmount(theirTarget);
+    await swapBack(dir, theirs);
+    await d.client.controller.deleteVolume({ volumeId });
   });
 
   // DeleteVolume moves the directory into .trash (its commit point), checks what it moved, and only then removes the

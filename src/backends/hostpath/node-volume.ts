@@ -10,12 +10,17 @@ import { parseBindFlags, type BindFlags } from "../../mount/options";
 import { mountsOfVolume, type VolumeMounts } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import { layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
+import type { DirIdentityParts } from "../../storage/dir-identity";
 
 export interface NodeVolume {
   record: VolumeRecord;
   layout: VolumeLayout;
   /** data/<id>: the volume's directory, or its image file. */
   dataDir: string;
+  /** Which directory or image file the driver made for it (volume-dir.ts); absent in older records. */
+  dataIdentity?: DirIdentityParts;
+  /** A dir volume that is a file system of its own (a btrfs subvolume, for its quota): its device is not the root's. */
+  ownDevice?: boolean;
   /** Where the kernel shows the volume mounted: the mount table, read the first time this is asked for. */
   readonly mounts: VolumeMounts;
 }
@@ -36,6 +41,7 @@ export function nodeVolume(record: VolumeRecord, dataDir: string): NodeVolume {
     record,
     layout: onDisk.layout,
     dataDir,
+    ...(record.dataIdentity ? { dataIdentity: record.dataIdentity, ownDevice: record.quota?.kind === "btrfs-qgroup" } : {}),
     get mounts() {
       return onDisk.mounts;
     },
@@ -43,7 +49,7 @@ export function nodeVolume(record: VolumeRecord, dataDir: string): NodeVolume {
 }
 
 /** What is on disk and in the kernel of a volume, without its record. */
-export type VolumeOnDisk = Pick<NodeVolume, "layout" | "dataDir" | "mounts">;
+export type VolumeOnDisk = Pick<NodeVolume, "layout" | "dataDir" | "mounts" | "dataIdentity" | "ownDevice">;
 
 /** A volume of `layout` whose data is at `dataDir`; its mounts are read from the table only if asked for. */
 export function volumeOnDisk(layout: VolumeLayout, dataDir: string): VolumeOnDisk {

@@ -10,6 +10,7 @@
  * devices by their backing file's identity), never remembered, so a driver
  * restarted in another mount namespace still recognises its mounts.
  */
+import * as path from "node:path";
 import { sameCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
 import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
@@ -33,6 +34,7 @@ import { findVolume, nodeCapability, nodeVolume, requireDeliverable, volumeOnDis
 import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 import { hostPathStore } from "./store";
 import { withVolumeDir } from "./volume-dir";
+import { directoryAt } from "../../storage/dir-identity";
 
 export const hostPathNode: NodeBackend = {
   capability: (driver, cap) => nodeCapability(driver, cap).cap,
@@ -230,8 +232,11 @@ function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
   // An image's mount is judged alone: listing every mount of the image would ask every
   // loop device bound on the node (mountsOfImage), to judge the one at this place.
   let image: ImageMountTest | undefined;
+  // A dir volume's mounts in the table are found by what is at data/<id>: only while that is the volume's directory.
   const isOwn = (m: MountEntry, table: Mounts) =>
-    vol.layout === "dir" ? (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m)) : (image ??= imageMountTest(vol.dataDir, table)).shows(m);
+    vol.layout === "dir"
+      ? (own ??= new Set(dirHoldsVolume(vol) ? vol.mounts.mounts.map(key) : [])).has(key(m))
+      : (image ??= imageMountTest(vol.dataDir, table)).shows(m);
   return {
     volumeId,
     detach: false,
@@ -269,13 +274,31 @@ function damagedOwner(driver: Driver, volumeId: string): MountOwner {
  * image's file system is on a loop device whose backing file is the image.
  * A block volume's binds are left to the mount table, which also tells
  * whether a bind is its loop device's last (volume-owner.ts).
+ *
+ * A dir volume whose record names its directory (volume-dir.ts) is known by
+ * that identity, not by what is at data/<id> now: the mount's root is the
+ * volume's directory when it has the recorded inode and birth time, on the
+ * root's device (a btrfs subvolume has one of its own). So another
+ * directory put at the name is never taken for the volume's, and the
+ * volume's own mounts are still recognised — and can be undone — while its
+ * directory is elsewhere. Without a birth time on both sides, the name is
+ * used, and only while it holds the volume's directory.
  */
 function recogniser(vol: VolumeOnDisk): ((root: FileNumbers) => boolean) | undefined {
   if (vol.layout === "dir") {
+    const proof = vol.dataIdentity;
     let data: FileNumbers | null | undefined;
-    return (root) => {
-      data ??= fileNumbers(vol.dataDir) ?? null;
+    const byName = (root: FileNumbers) => {
+      data ??= (dirHoldsVolume(vol) ? fileNumbers(vol.dataDir) : undefined) ?? null;
       return data !== null && data.kind === "dir" && sameFile(root, data);
+    };
+    if (!proof?.born) return byName;
+    const born = BigInt(proof.born);
+    return (root) => {
+      if (root.born === undefined) return byName(root);
+      if (root.kind !== "dir" || String(root.ino) !== proof.ino || root.born !== born) return false;
+      const dev = vol.ownDevice ? undefined : deviceOfData(vol.dataDir);
+      return dev === undefined || (dev.major === root.dev.major && dev.minor === root.dev.minor);
     };
   }
   if (vol.layout === "image") {
@@ -288,6 +311,19 @@ function recogniser(vol: VolumeOnDisk): ((root: FileNumbers) => boolean) | undef
     };
   }
   return undefined;
+}
+
+/** Is data/<id> the volume's own directory (or, for an old record that names none, anything at all)? One look by name. */
+function dirHoldsVolume(vol: VolumeOnDisk): boolean {
+  return vol.dataIdentity === undefined || directoryAt(vol.dataDir, vol.dataIdentity) === "same";
+}
+
+/** The device of the file system holding data/ (every dir volume's but a btrfs subvolume's), asked once per root. */
+const dataDevices = new Map<string, FileNumbers["dev"] | undefined>();
+function deviceOfData(dataDir: string): FileNumbers["dev"] | undefined {
+  const data = path.dirname(dataDir);
+  if (!dataDevices.has(data)) dataDevices.set(data, fileNumbers(data)?.dev);
+  return dataDevices.get(data);
 }
 
 export interface Publish {
