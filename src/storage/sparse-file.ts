@@ -79,11 +79,12 @@ async function createFile(file: string, noCow: boolean): Promise<number> {
   return fd;
 }
 
-/** A new file of `bytes` bytes that takes no space until written. */
-export async function makeSparseFile(file: string, bytes: number, noCow: boolean): Promise<void> {
+/** A new file of `bytes` bytes that takes no space until written; `made`, if given, gets its descriptor before it is closed. */
+export async function makeSparseFile(file: string, bytes: number, noCow: boolean, made?: (fd: number) => void): Promise<void> {
   const fd = await createFile(file, noCow);
   try {
     await ftruncateFd(fd, bytes);
+    made?.(fd);
   } finally {
     closeSync(fd);
   }

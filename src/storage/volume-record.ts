@@ -55,9 +55,10 @@ export interface VolumeRecord {
   /** "dir" layout with an enforced size: the quota that enforces it. */
   quota?: QuotaInfo;
   /**
-   * "dir" layout: which directory the driver made for the volume (storage/dir-identity.ts),
-   * so that another put at its name is never taken for it (backends/hostpath/volume-dir.ts).
-   * Absent in records written before the field: their directory is taken by its name.
+   * hostPath: which directory (layout "dir") or image file ("image", "block") the driver made for
+   * the volume (storage/dir-identity.ts), so that another put at its name is never taken for it
+   * (backends/hostpath/volume-dir.ts). Absent in records written before the field (before
+   * image volumes had one, for those): their data is taken by its name.
    */
   dataIdentity?: DirIdentityParts;
   /** Backend "nfs": where the volume's directory is (its ID says the same; see src/backends/nfs/volume-id.ts). */

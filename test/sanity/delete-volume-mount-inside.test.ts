@@ -5,8 +5,8 @@
 // propagation (mountPropagation: Bidirectional). GNU rm -rf, which removes a volume's tree,
 // goes down into every file system mounted in that tree and empties it before it fails on the
 // mount point. So the driver removes no tree with anything mounted in it: DeleteVolume answers
-// FAILED_PRECONDITION naming the mount and deletes nothing, and the start-up sweep leaves such
-// a leftover where it is, with a warning.
+// FAILED_PRECONDITION naming the mount and deletes nothing, and the start-up sweep leaves a
+// cut-off delete of such a tree where it is, with a warning.
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
@@ -47,17 +47,21 @@ describe("DeleteVolume of a hostPath volume with a file system mounted inside it
     assert.equal(existsSync(HOSTPATH.contentDir(d, volumeId)), false);
   });
 
-  it("the start-up sweep does not empty it either: a directory left without its record stays, with a warning", async () => {
-    const { volumeId, inner } = await volumeWithMountInside();
+  it("the start-up sweep does not empty it either: a delete cut off after its commit point stays unfinished, with a warning", async () => {
+    const { volumeId } = await volumeWithMountInside();
     await d.stop();
-    await fsp.unlink(path.join(d.root, "volumes", `${volumeId}.json`)); // a delete interrupted after its commit point
+    // A delete interrupted after its commit point, the move of the volume's directory into .trash (the mount came after).
+    const moved = path.join(d.root, ".trash", `${volumeId}.delete-cut`);
+    await fsp.rename(HOSTPATH.contentDir(d, volumeId), moved);
+    const theirs = path.join(moved, "inner");
     await d.start();
-    assert.equal(await fsp.readFile(path.join(inner, "theirs"), "utf8"), "keep");
-    assert.ok(mounted(inner));
+    assert.equal(await fsp.readFile(path.join(theirs, "theirs"), "utf8"), "keep");
+    assert.ok(mounted(theirs));
     assert.ok(d.logs.some((l) => l.includes(volumeId) && l.includes("someone-else")), "the leftover is named in a warning");
 
-    unmount(inner, { detach: true });
+    unmount(theirs, { detach: true });
     await d.restart();
-    assert.equal(existsSync(HOSTPATH.contentDir(d, volumeId)), false, "the next start removes it");
+    assert.equal(existsSync(moved), false, "the next start removes it");
+    assert.equal(existsSync(path.join(d.root, "volumes", `${volumeId}.json`)), false, "and the delete is finished");
   });
 });

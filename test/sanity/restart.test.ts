@@ -1,6 +1,6 @@
 // The disk is the truth: restarts and kill -9 lose nothing and leave nothing half-made.
 import assert from "node:assert/strict";
-import { promises as fsp } from "node:fs";
+import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { destroyDriver, DIR_VOLUMES, isMounted, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { NFS_LOCAL } from "./backends";
@@ -75,37 +75,47 @@ describe("Restart and crash", () => {
     assert.equal((await fsp.readdir(path.join(d.root, "data"))).length, names.length);
   });
 
-  it("a volume made again over the content a failed delete left is empty after a kill -9 at its commit", async () => {
-    // This driver dies right after the second volume record it commits.
+  it("a delete that cannot move the volume's data away keeps the volume whole, also for a record from before identities", async () => {
+    for (const older of [false, true]) {
+      const volumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()] })).volume!.volumeId!;
+      const data = path.join(d.root, "data", volumeId);
+      const record = path.join(d.root, "volumes", `${volumeId}.json`);
+      await fsp.writeFile(path.join(data, "mine"), "the volume's");
+      if (older) {
+        // Such a record lost its record first (the old order), and a failed move left its content without it.
+        const { dataIdentity: _, ...rest } = JSON.parse(await fsp.readFile(record, "utf8"));
+        await fsp.writeFile(record, JSON.stringify(rest));
+      }
+      // The move into .trash, the delete's commit point, fails.
+      const trash = path.join(d.root, ".trash");
+      await fsp.rm(trash, { recursive: true });
+      await fsp.writeFile(trash, "");
+      await assert.rejects(d.client.controller.deleteVolume({ volumeId }));
+      await fsp.rm(trash);
+      await fsp.mkdir(trash);
+      assert.ok((await d.client.controller.controllerGetVolume({ volumeId })).volume, "the volume still exists");
+      assert.equal(await fsp.readFile(path.join(data, "mine"), "utf8"), "the volume's", "with its content");
+
+      await d.client.controller.deleteVolume({ volumeId }); // the retry
+      assert.equal(existsSync(data), false);
+      assert.equal(existsSync(record), false);
+    }
+  });
+
+  it("a create killed just after its commit point is whole at the next start", async () => {
+    // This driver dies right after the first volume record it commits; its data is still in .tmp.
     await destroyDriver(d);
-    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/volumes/hp-[0-9a-f]{32}\\.json$", 2) });
+    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/volumes/hp-[0-9a-f]{32}\\.json$") });
     const req = { name: uniqueName(), volumeCapabilities: [mountCapability()] };
-    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
-    const data = path.join(d.root, "data", volumeId);
-    await fsp.writeFile(path.join(data, "left-by-the-old-volume"), "old");
-
-    // A delete that commits (its record goes) but cannot move the content away: the old files stay at data/<id>.
-    // (A record that names its directory has the directory moved first, and a failed move keeps the volume whole;
-    // one written before that field, as here, loses its record first.)
-    const record = path.join(d.root, "volumes", `${volumeId}.json`);
-    const { dataIdentity: _, ...older } = JSON.parse(await fsp.readFile(record, "utf8"));
-    await fsp.writeFile(record, JSON.stringify(older));
-    const trash = path.join(d.root, ".trash");
-    await fsp.rm(trash, { recursive: true });
-    await fsp.writeFile(trash, "");
-    await assert.rejects(d.client.controller.deleteVolume({ volumeId }));
-    await fsp.access(path.join(data, "left-by-the-old-volume"));
-    await fsp.rm(trash);
-    await fsp.mkdir(trash);
-
-    // The same name again; the driver is killed just after the new record is committed.
     await assert.rejects(d.client.controller.createVolume(req));
     await d.exit;
+    assert.equal((await fsp.readdir(path.join(d.root, ".tmp"))).length, 1, "its data is in .tmp");
     d.opts.env = process.env;
     await d.start();
 
-    assert.equal((await d.client.controller.createVolume(req)).volume!.volumeId, volumeId, "the committed volume exists");
-    assert.deepEqual(await fsp.readdir(data), [], "a new volume holds nothing of the deleted one's");
+    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
+    assert.deepEqual(await fsp.readdir(path.join(d.root, "data")), [volumeId], "put in place by the sweep");
+    assert.deepEqual(await fsp.readdir(path.join(d.root, ".tmp")), []);
   });
 
   it("record files a crash left half-written (temporaries before their rename) are removed at start, in every store", async () => {

@@ -27,7 +27,9 @@ import type { TemplateStore } from "./templates";
 import type { UsageProbe } from "./capacity-ledger";
 import type { QuotaBackend, QuotaInfo } from "./quota";
 import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
-import { directoryAt, type DirIdentityParts } from "../../storage/dir-identity";
+import { identityAt, identityParts, lookAtData, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
+import { renameNoReplace } from "../../storage/rename-no-replace";
+import { dataKindOf, identityOfMade } from "./volume-dir";
 
 export interface ContentSpec {
   volumeId: string;
@@ -48,8 +50,8 @@ export interface ContentOptions {
 
 /** What makeContent made. */
 export interface MadeContent {
-  /** What the record must keep. */
-  keep: Pick<VolumeRecord, "quota">;
+  /** What the record must keep: the quota, and which directory or image file it is (volume-dir.ts). */
+  keep: Pick<VolumeRecord, "quota" | "dataIdentity">;
   /**
    * What is still to be flushed before the commit point may name the
    * contents — left to the caller, to run beside the record's own write.
@@ -57,26 +59,33 @@ export interface MadeContent {
   flush?: () => Promise<void>;
 }
 
-/** Make the contents at `p` (a fresh path in .tmp). */
+/**
+ * Make the contents at `p` (a fresh path in .tmp), and note which directory
+ * or file they are (their identity, for the record): an image's is read on
+ * the descriptor it was made through, without opening it again.
+ */
 export async function makeContent(p: string, spec: ContentSpec, opts: ContentOptions): Promise<MadeContent> {
+  let dataIdentity: DirIdentityParts | undefined;
+  const identify = (fd: number) => void (dataIdentity = identityParts(fd, p));
   switch (spec.layout) {
     case "dir":
       if (spec.withQuota) {
         if (!opts.quota) throw new Error("no quota mechanism on this root");
-        return { keep: { quota: await opts.quota.makeDirectory(p, spec.capacityBytes, spec.volumeId) } };
+        const quota = await opts.quota.makeDirectory(p, spec.capacityBytes, spec.volumeId);
+        return { keep: { quota, dataIdentity: identityOfMade(p, "dir") } };
       }
       await fsp.mkdir(p, { mode: 0o755 });
       // Pods run as any user id; like a fresh emptyDir the volume's root
       // is writable by all until a pod's fsGroup narrows it. mkdir's mode
       // is filtered by the umask, hence the explicit chmod.
       await fsp.chmod(p, 0o777);
-      return { keep: {} };
+      return { keep: { dataIdentity: identityOfMade(p, "dir") } };
     case "image":
-      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes);
-      return { keep: {}, flush: () => syncFile(p) };
+      await opts.templates.makeImage(p, spec.fsType ?? "ext4", spec.capacityBytes, identify);
+      return { keep: { dataIdentity: dataIdentity! }, flush: () => syncFile(p) };
     case "block":
-      await makeSparseFile(p, spec.capacityBytes, opts.btrfs);
-      return { keep: {} };
+      await makeSparseFile(p, spec.capacityBytes, opts.btrfs, identify);
+      return { keep: { dataIdentity: dataIdentity! } };
   }
 }
 
@@ -130,21 +139,32 @@ export function usageProbe(p: string, record: VolumeRecord, quota: QuotaBackend 
   };
 }
 
-/** Is data/<id> what its layout says it should be? */
+/**
+ * Is data/<id> what its layout says it should be — and, where the record
+ * names it, the very directory or image file the driver made? One look
+ * (statx) where the record names it; an old record's, by lstat.
+ */
 export function contentCondition(p: string, record: VolumeRecord | undefined, quota: QuotaBackend | undefined): Condition {
   const layout = record ? layoutOf(record) : "dir";
   const what = layout === "dir" ? "data directory" : "image file";
   try {
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) return { abnormal: true, message: `the volume's ${what} has been replaced by a symlink` };
-    if (layout === "dir" && !st.isDirectory()) return { abnormal: true, message: "the volume's data directory is not a directory" };
-    if (layout === "dir" && record?.dataIdentity && directoryAt(p, record.dataIdentity) !== "same") {
-      return { abnormal: true, message: "the volume's data directory has been replaced by another directory, which the driver does not use" };
+    let size: number;
+    if (record?.dataIdentity) {
+      const seen = lookAtData(p, record.dataIdentity, dataKindOf(layout));
+      if (seen.verdict === "absent") return { abnormal: true, message: `the volume's ${what} is missing` };
+      if (seen.verdict === "other") {
+        const by = layout === "dir" ? "another directory" : "another file";
+        return { abnormal: true, message: `the volume's ${what} has been replaced by ${by}, which the driver does not use` };
+      }
+      size = seen.size!;
+    } else {
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) return { abnormal: true, message: `the volume's ${what} has been replaced by a symlink` };
+      if (layout === "dir" && !st.isDirectory()) return { abnormal: true, message: "the volume's data directory is not a directory" };
+      if (layout !== "dir" && !st.isFile()) return { abnormal: true, message: "the volume's image file is not a regular file" };
+      size = st.size;
     }
-    if (layout !== "dir") {
-      if (!st.isFile()) return { abnormal: true, message: "the volume's image file is not a regular file" };
-      if (record && st.size < record.capacityBytes) return { abnormal: true, message: "the volume's image file is smaller than the volume" };
-    }
+    if (layout !== "dir" && record && size < record.capacityBytes) return { abnormal: true, message: "the volume's image file is smaller than the volume" };
     if (record?.quota && !quota) {
       return { abnormal: true, usable: true, message: "the volume's size limit is no longer enforced: the root has no quotas any more" };
     }
@@ -155,85 +175,78 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
   }
 }
 
-/**
- * Move `target` to .trash (atomic), then delete it and drop its quota —
- * not while anything is mounted in it (FAILED_PRECONDITION: it stays).
- * No symlink is followed: a link inside the volume is removed, never what
- * it points at (remove, below). What one system call removes whole — an empty
- * directory, an image file — is removed where it is, when it carries no
- * quota: that is as atomic as the move.
- */
-export async function removeContent(root: string, target: string, quota: QuotaBackend | undefined): Promise<void> {
-  // Left where it is, and named, rather than moved to .trash with what is mounted in it (storage/remove-tree.ts).
-  const inside = mountedInside(target);
-  if (inside) throw failedPrecondition(`${target} was not removed: ${inside}, which removing it would empty; unmount it first`);
-  const info = identify(target, quota);
-  if (!info && (await removeAtOnce(target))) return;
-  const trash = path.join(root, ".trash", `${path.basename(target)}.${uniqueSuffix()}`);
-  try {
-    await fsp.rename(target, trash);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  await purge(trash, quota, info);
-}
-
 /** What moveProven did. */
 export type ProvenMove =
-  /** Moved into .trash, at `path`: the commit point of the delete. */
-  | { kind: "moved"; path: string; quota?: QuotaInfo }
+  /** Moved into .trash, at `path`: the commit point of the delete; `proven`: checked there to be what the record names. */
+  | { kind: "moved"; path: string; quota?: QuotaInfo; proven: boolean }
   /** Nothing is at the name: nothing was moved. */
   | { kind: "absent" }
-  /** Something else is at the name: nothing was moved. */
-  | { kind: "other" }
-  /** Another directory was put at the name just before the move; moved back, to `back`. */
+  /** Another directory or file was at the name as it was moved; moved back, to `back`. */
   | { kind: "replaced"; back: string };
 
-/** How a proven move names its entry in .trash: <id>.delete-<suffix> (the sweep finishes it, sweep.ts). */
-export const PROVEN_MOVE = ".delete-";
+/** How a delete names its entry in .trash: <id>.delete-<suffix> (the sweep finishes it, sweep.ts). */
+export const DELETE_MOVE = ".delete-";
 /** How a directory put back beside a volume's name is named in data/: <id>.not-deleted-<suffix> (never swept). */
 export const PUT_BACK = ".not-deleted-";
 
 /**
- * Move a dir volume's directory at `target` into .trash, the commit point
- * of its delete (store.ts), only if it is the directory `proof` names
- * (volume-dir.ts): checked at its name first, and again on what was moved,
- * in .trash, where nothing but the driver renames. Whoever may rename in
- * data/ can swap another directory in between the two; that one is put
- * back where it was (beside it if the name was taken meanwhile) and never
- * emptied. Not while anything is mounted in it (FAILED_PRECONDITION).
+ * Move a volume's directory or image file at `target` into .trash: the
+ * commit point of its delete (store.ts). Where the record names it
+ * (`proof`, volume-dir.ts), what was moved is checked there, in .trash,
+ * where nothing but the driver renames: whoever may rename in data/ can
+ * swap something else in between the caller's look at the name and the
+ * move, and that is put back where it was (beside it if the name was taken
+ * meanwhile), never emptied. A record without an identity (written before
+ * there were any) takes what is at the name, as it always did. Not while
+ * anything is mounted in it (FAILED_PRECONDITION): it stays.
  */
-export async function moveProven(root: string, target: string, proof: DirIdentityParts, quota: QuotaBackend | undefined): Promise<ProvenMove> {
+export async function moveProven(
+  root: string,
+  target: string,
+  proof: DirIdentityParts | undefined,
+  kind: DataKind,
+  quota: QuotaBackend | undefined,
+): Promise<ProvenMove> {
+  // Left where it is, and named, rather than moved to .trash with what is mounted in it (storage/remove-tree.ts).
   const inside = mountedInside(target);
-  if (inside) throw failedPrecondition(`${target} was not removed: ${inside}, which removing it would empty; unmount it first`);
-  const seen = directoryAt(target, proof);
-  if (seen !== "same") return { kind: seen };
-  const moved = path.join(root, ".trash", `${path.basename(target)}${PROVEN_MOVE}${uniqueSuffix()}`);
+  if (inside) {
+    throw failedPrecondition(`volume ${path.basename(target)} was not deleted: ${inside}, inside the volume, and deleting it would empty that; unmount it first`);
+  }
+  const moved = path.join(root, ".trash", `${path.basename(target)}${DELETE_MOVE}${uniqueSuffix()}`);
   try {
     await fsp.rename(target, moved);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "absent" };
     throw err;
   }
-  if (directoryAt(moved, proof) !== "same") return { kind: "replaced", back: await putBack(moved, target) };
-  return { kind: "moved", path: moved, quota: identify(moved, quota) };
+  if (proof && identityAt(moved, proof, kind) !== "same") return { kind: "replaced", back: await putBack(moved, target) };
+  return { kind: "moved", path: moved, quota: identify(moved, quota), proven: proof !== undefined };
 }
 
-/** Put what was moved to `moved` back at `name`, or beside it if the name is taken; where it went. */
+/** Put what was moved to `moved` back at `name`, or beside it if the name is taken (never in place of what took it); where it went. */
 export async function putBack(moved: string, name: string): Promise<string> {
-  const back = lstatSync(name, { throwIfNoEntry: false }) ? `${name}${PUT_BACK}${uniqueSuffix()}` : name;
-  await fsp.rename(moved, back);
-  return back;
+  try {
+    await renameNoReplace(moved, name);
+    return name;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  const beside = `${name}${PUT_BACK}${uniqueSuffix()}`;
+  await renameNoReplace(moved, beside);
+  return beside;
 }
 
-/** Delete an entry of .tmp or .trash, with its quota (sweep and rollback). */
-export async function purge(p: string, quota: QuotaBackend | undefined, known?: QuotaInfo): Promise<void> {
+/**
+ * Delete an entry of .tmp or .trash, with its quota (sweep and rollback).
+ * `kind`: what it is known to be (a proven move saw it there, in .trash),
+ * so that it need not be looked at again.
+ */
+export async function purge(p: string, quota: QuotaBackend | undefined, known?: QuotaInfo, kind?: DataKind): Promise<void> {
   const info = known ?? identify(p, quota);
   // Limit dropped before the files go: if we die in between, the entry is
   // still in .trash and the next sweep does both again.
   if (info) quota!.beforeRemove(info);
-  await remove(p);
+  await remove(p, kind);
   if (info) quota!.afterRemove(info);
 }
 
@@ -243,8 +256,8 @@ export async function purge(p: string, quota: QuotaBackend | undefined, known?: 
  * Not confined to one file system: a btrfs subvolume a pod made inside its
  * volume has a device of its own, and must go too.
  */
-async function remove(p: string): Promise<void> {
-  if (!(await removeAtOnce(p))) await removeTree(p);
+async function remove(p: string, kind?: DataKind): Promise<void> {
+  if (!(await removeAtOnce(p, kind))) await removeTree(p);
 }
 
 /**
@@ -252,25 +265,29 @@ async function remove(p: string): Promise<void> {
  * there: an empty directory (a volume never written to) or a file (an
  * image). True when it is gone (or never was); false when it is a tree,
  * or a symlink, for rm — which unlinks a symlink rather than follow it.
- * lstat does not follow one either.
+ * lstat does not follow one either; it is skipped when the caller knows
+ * the kind (rmdir and unlink then check it: ENOTDIR, EISDIR).
  */
-async function removeAtOnce(p: string): Promise<boolean> {
-  let st;
-  try {
-    st = lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
-    throw err;
+async function removeAtOnce(p: string, kind?: DataKind): Promise<boolean> {
+  let type = kind;
+  if (type === undefined) {
+    try {
+      const st = lstatSync(p);
+      if (!st.isDirectory() && !st.isFile()) return false;
+      type = st.isDirectory() ? "dir" : "file";
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
+      throw err;
+    }
   }
   try {
-    if (st.isDirectory()) await fsp.rmdir(p);
-    else if (st.isFile()) await fsp.unlink(p);
-    else return false;
+    if (type === "dir") await fsp.rmdir(p);
+    else await fsp.unlink(p);
     return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return true;
-    if (code === "ENOTEMPTY" || code === "EEXIST") return false;
+    if (code === "ENOTEMPTY" || code === "EEXIST" || code === "ENOTDIR" || code === "EISDIR") return false;
     throw err;
   }
 }

@@ -90,7 +90,7 @@ export const hostPathEphemeral: EphemeralBackend = {
     if (proof && directoryAt(store.dataDir(id), proof) === "other") return keep();
     if (mountsOfDir(store.dataDir(id)).mounts.length > 0) return false;
     try {
-      await store.delete(id, proof);
+      await store.delete(id, "dir", proof);
     } catch (err) {
       if (!(err instanceof CsiError && err.code === Code.NOT_FOUND)) throw err;
       return keep(); // swapped in as it was moved, and put back

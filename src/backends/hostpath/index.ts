@@ -25,8 +25,7 @@ import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { layoutOf, withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import type { Content } from "../../storage/copy-content";
-import { mountedInside } from "../../storage/remove-tree";
-import { directoryAt } from "../../storage/dir-identity";
+import { identityAt } from "../../storage/dir-identity";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
@@ -40,7 +39,7 @@ import { growHostPathVolume, sizeOnTheNode } from "./grow";
 import { hostPathNode } from "./node";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
-import { notTheVolumes, withVolumeDir } from "./volume-dir";
+import { dataKindOf, notTheVolumes, withVolumeDir } from "./volume-dir";
 
 export class HostPathBackend implements Backend {
   readonly name = "hostpath";
@@ -148,19 +147,19 @@ export class HostPathBackend implements Backend {
       // directory, or an image file) says which mounts would show it in use.
       unreadable = CsiError.from(err).message;
     }
-    // A dir volume's directory is the one its record names, or the call touches nothing (volume-dir.ts);
-    // checked first, so that another directory's mounts are not taken for the volume's either.
-    const proof = record && layoutOf(record) === "dir" ? record.dataIdentity : undefined;
+    // Without a record there is no volume: whatever is at its name is not the driver's to look at or remove.
+    if (!record && unreadable === undefined) return "nothing: it does not exist";
+    // The volume's directory or image file is the one its record names, or the call touches nothing (volume-dir.ts);
+    // checked first, so that another's mounts are not taken for the volume's either.
+    const kind = record ? dataKindOf(layoutOf(record)) : this.store.dataKind(volumeId) === "file" ? "file" : "dir";
+    const proof = record?.dataIdentity;
     const dir = this.store.dataDir(volumeId);
-    if (proof && directoryAt(dir, proof) === "other") throw notTheVolumes(volumeId, dir);
-    const dataIsFile = unreadable !== undefined && this.store.dataKind(volumeId) === "file";
-    const mounts = this.mountsOf(volumeId, record !== undefined ? layoutOf(record) !== "dir" : dataIsFile);
+    if (proof && identityAt(dir, proof, kind) === "other") throw notTheVolumes(volumeId, dir, undefined, kind);
+    const mounts = this.mountsOf(volumeId, kind === "file");
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
-    // Before the commit point: a file system mounted inside the volume is not the volume's to empty (storage/remove-tree.ts).
-    const inside = mountedInside(dir);
-    if (inside) throw failedPrecondition(`volume ${volumeId} was not deleted: ${inside}, inside the volume, and deleting it would empty that; unmount it first`);
+    // (A file system mounted inside the volume is not the volume's to empty: the store's delete refuses it before its commit point.)
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });
-    return (await this.store.delete(volumeId, proof)) ? "deleted" : "nothing: it does not exist";
+    return (await this.store.delete(volumeId, kind, proof)) ? "deleted" : "nothing: it does not exist";
   }
 
   async mountedHere(_driver: Driver, volumeId: string, record?: VolumeRecord): Promise<string[]> {
@@ -262,6 +261,8 @@ export const hostpathBackend: BackendFactory = {
     if (config.defaultCapacityMode === "quota" && !store.quota) throw new Error(`--default-capacity-mode quota, but ${store.noQuotaReason}`);
     log.info("capacity", { quotas: store.quota?.description ?? `none (${store.noQuotaReason})`, defaultMode: config.defaultCapacityMode });
     for (const l of store.leftAtStart) log.warn("a leftover of an interrupted call could not be removed: it stays, and the next start tries again", l);
+    const foreign = "an entry of the root's data directory that no volume record names was left as it is: the driver removes only what it made";
+    for (const l of store.foreignAtStart) log.warn(foreign, l);
     return new HostPathBackend(store);
   },
 };

@@ -13,16 +13,15 @@
  *
  * Create is a small two-phase commit that a kill -9 cannot tear: make the
  * data directory in .tmp, write the metadata (the commit point), then rename
- * the directory into data/. Delete runs it backwards: remove the metadata
- * (the commit point), then move the directory to .trash and empty it (an
- * empty directory or an image file, which one call removes, is removed
- * where it is) — except for a directory whose record names it, which is
- * moved first (deleteProven). The start-up sweep (sweep.ts) finishes
- * whatever a crash interrupted: a .tmp directory whose metadata exists is
- * renamed into place, any other is removed, and a data directory without
- * metadata is an interrupted delete and is removed. A create removes such
- * a directory of its own ID first, before its commit point, so the sweep
- * never finds old content under a new record.
+ * the directory into data/ — never over anything that is there. Delete
+ * moves the directory into .trash (the commit point: proven there to be
+ * the one the record names, volume-dir.ts), then removes the metadata and
+ * empties .trash. So no step leaves data in data/ without its metadata, and
+ * whatever is there without it is not the driver's: a create of that ID is
+ * refused (ALREADY_EXISTS), and the start-up sweep (sweep.ts) leaves it,
+ * naming it, while it finishes whatever a crash interrupted in .tmp and
+ * .trash: a .tmp directory whose metadata exists is renamed into place,
+ * any other is removed; a delete cut off after its move is finished.
  *
  * Keeping metadata beside, not inside, the data directory costs one inode
  * per volume instead of two; on the disks we measured, creating an inode
@@ -35,7 +34,7 @@
  * them, so no ID can point outside the root.
  *
  * data/<id> is a directory, or — for the image and block layouts — a
- * sparse image file (content.ts); the same two-phase commit and
+ * sparse image file (content.ts); the same two-phase commit, identity and
  * sweep apply to both. Sizes promised to volumes whose size is enforced
  * are tallied in a CapacityLedger (capacity-ledger.ts).
  */
@@ -51,9 +50,10 @@ import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { TemplateStore } from "./templates";
 import { SortedIndex } from "../../storage/sorted-index";
-import { contentCondition, growContent, makeContent, moveProven, purge, removeContent, usageProbe } from "./content";
-import { identityOfMade, notTheVolumes } from "./volume-dir";
-import type { DirIdentityParts } from "../../storage/dir-identity";
+import { contentCondition, growContent, makeContent, moveProven, purge, usageProbe } from "./content";
+import { identityOfMade, notTheVolumes, occupied } from "./volume-dir";
+import type { DataKind, DirIdentityParts } from "../../storage/dir-identity";
+import { renameNoReplace } from "../../storage/rename-no-replace";
 import { sweep } from "./sweep";
 import { layoutOf, parseRecord, RECORD_VERSION, type Condition, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import { internal } from "../../csi/errors";
@@ -92,6 +92,8 @@ export class HostPathStore {
   readonly ledger = new CapacityLedger();
   /** Crash leftovers the start-up sweep could not remove: they stay until a later start, and are logged. */
   readonly leftAtStart: Leftover[] = [];
+  /** What the start-up sweep found in data/ that no record names: not the driver's to remove; left, and logged. */
+  readonly foreignAtStart: Leftover[] = [];
 
   private constructor(
     readonly root: string,
@@ -116,10 +118,11 @@ export class HostPathStore {
     const rootFs = mountTable().containing(await fsp.realpath(abs));
     const { backend: quota, reason } = detectQuota(abs, rootFs);
     const ids = new Set(recorded);
-    const left = await sweep(abs, ids, quota); // which may finish a delete: `ids` then loses it
+    const { left, foreign } = await sweep(abs, ids, quota); // which may finish a delete: `ids` then loses it
     const templates = await TemplateStore.open(path.join(abs, ".templates"), { noCow: rootFs?.fsType === "btrfs" });
     const store = new HostPathStore(abs, SortedIndex.from(ids), hostPathProfile(rootFs?.fsType), rootFs?.fsType, quota, reason, templates);
     store.leftAtStart.push(...left);
+    store.foreignAtStart.push(...foreign);
     store.ledger.rebuild([...ids], async (id) => {
       const rec = await store.get(id);
       const probe = rec && store.usageProbe(id, rec);
@@ -217,10 +220,11 @@ export class HostPathStore {
     const id = this.idForName(spec.name);
     const existing = await this.get(id);
     if (existing) return { record: existing, created: false };
-    // Content a delete committed but could not remove (data without its record)
-    // goes before anything else: once the new record is committed, the start-up
-    // sweep keeps whatever is at data/<id>, and the old files would be this volume's.
-    if (lstatSync(this.dataDir(id), { throwIfNoEntry: false })) await removeContent(this.root, this.dataDir(id), this.quota);
+    // Something at data/<id> without a record is not this driver's to remove or to adopt: no delete of
+    // this driver leaves content there without its record (it commits by moving the content away
+    // first), so it is someone else's, or what an older version's cut-off delete left. Refused before
+    // anything is made; the final rename below never replaces what comes there meanwhile either.
+    if (lstatSync(this.dataDir(id), { throwIfNoEntry: false })) throw occupied(id, this.dataDir(id));
 
     const { withQuota = false, ...fields } = spec;
     let record: VolumeRecord = {
@@ -242,15 +246,15 @@ export class HostPathStore {
         // the file system inside follows at the next stage.
         await fill(staging);
         await growContent(staging, record, record.capacityBytes, this.quota);
+        record = { ...record, dataIdentity: identityOfMade(staging, "file") };
       } else {
         const made = await makeContent(
           staging,
           { volumeId: id, layout, capacityBytes: record.capacityBytes, fsType: spec.fsType, withQuota },
           { quota: this.quota, btrfs: this.rootFsType === "btrfs", templates: this.templates },
         );
+        // With which directory or image file it is, for every later call to tell it from another put at its name (volume-dir.ts).
         record = { ...record, ...made.keep };
-        // Which directory it is, for every later call to tell it from another put at its name (volume-dir.ts).
-        if (layout === "dir") record = { ...record, dataIdentity: identityOfMade(staging) };
         flush = made.flush;
         // A restored tree is copied into the made directory, so its files
         // are born inside the quota (a rename in from elsewhere would not be).
@@ -281,10 +285,11 @@ export class HostPathStore {
       throw err;
     }
     try {
-      await fsp.rename(staging, this.dataDir(id));
+      await renameNoReplace(staging, this.dataDir(id));
     } catch (err) {
       await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
       await purge(staging, this.quota);
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") throw occupied(id, this.dataDir(id));
       throw err;
     }
     this.index.add(id);
@@ -315,37 +320,23 @@ export class HostPathStore {
   }
 
   /**
-   * Delete a volume and its data. Returns false if it did not exist. A dir
-   * volume whose record names its directory (`proof`) is deleted only with
-   * that directory (deleteProven); NOT_FOUND, with nothing deleted, when
-   * another is at its name.
+   * Delete a volume whose record exists (or existed: false when it is
+   * gone by now) and its data: a directory, or an image file (`kind`).
+   * The commit point is the move of its data into .trash (content.ts:
+   * moveProven), proven there to be what the record names (`proof`) where
+   * it names one; the record goes after it, because without it the sweep
+   * could not tell the volume's data from another swapped in at the last
+   * moment (sweep.ts finishes a delete cut off in between). NOT_FOUND, with
+   * nothing deleted, when another is caught. Records without an identity
+   * (older ones, or one that cannot be read) are deleted in the same order,
+   * by name, so that no delete ever leaves data in data/ without its
+   * record: whatever is there without one is not the driver's to remove.
    */
-  async delete(id: string, proof?: DirIdentityParts): Promise<boolean> {
+  async delete(id: string, kind: DataKind, proof?: DirIdentityParts): Promise<boolean> {
     if (!ID_PATTERN.test(id)) return false;
-    if (proof) return this.deleteProven(id, proof);
-    try {
-      await fsp.unlink(this.metaFile(id)); // the commit point
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      this.index.delete(id);
-      return false;
-    }
-    await this.forget(id);
-    await removeContent(this.root, this.dataDir(id), this.quota);
-    return true;
-  }
-
-  /**
-   * Delete a dir volume whose record names its directory: the commit point
-   * is the move of that directory into .trash, proven before and after
-   * (content.ts: moveProven); the record goes after it, because without it
-   * the sweep could not tell the volume's directory from another swapped
-   * in at the last moment (sweep.ts finishes a delete cut off in between).
-   */
-  private async deleteProven(id: string, proof: DirIdentityParts): Promise<boolean> {
     const dir = this.dataDir(id);
-    const moved = await moveProven(this.root, dir, proof, this.quota);
-    if (moved.kind === "other" || moved.kind === "replaced") throw notTheVolumes(id, dir, moved.kind === "replaced" ? moved.back : undefined);
+    const moved = await moveProven(this.root, dir, proof, kind, this.quota);
+    if (moved.kind === "replaced") throw notTheVolumes(id, dir, moved.back, kind);
     let existed = true;
     try {
       await fsp.unlink(this.metaFile(id));
@@ -354,7 +345,7 @@ export class HostPathStore {
       existed = false;
     }
     await this.forget(id);
-    if (moved.kind === "moved") await purge(moved.path, this.quota, moved.quota);
+    if (moved.kind === "moved") await purge(moved.path, this.quota, moved.quota, moved.proven ? kind : undefined);
     return existed;
   }
 

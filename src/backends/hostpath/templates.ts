@@ -127,9 +127,10 @@ export class TemplateStore {
    * Make `image` (which must not exist) a new, empty `fsType` file system
    * of `bytes` bytes: a clone of the kind's template, made first if need
    * be, with a UUID of its own. Not flushed: the caller syncs the image
-   * when it commits it.
+   * when it commits it. `made`, if given, gets the new image's descriptor
+   * once it is whole, before it is closed.
    */
-  async makeImage(image: string, fsType: FsType, bytes: number): Promise<void> {
+  async makeImage(image: string, fsType: FsType, bytes: number, made?: (fd: number) => void): Promise<void> {
     const e = this.entry(fsType, bytes);
     e.users++; // before any await: from here on it cannot be evicted
     e.lastUsed = ++this.clock;
@@ -147,6 +148,7 @@ export class TemplateStore {
         noCow: this.noCow,
         finish: async (fd) => {
           if (fsType === "ext4") await newExt4UuidAt(fd, image);
+          made?.(fd);
         },
       });
     } finally {
