@@ -9,45 +9,15 @@
 // pod's target, with the staging path only if that mapping staged it.
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import type { JsonObject, K8sObject } from "../../src/replay/k8s-objects";
-import type { ReplayEvent } from "../../src/replay/run";
+import type { JsonObject } from "../../src/replay/k8s-objects";
 import type { Action, Scenario } from "../../src/replay/scenario";
 import { describeContained, kindDeployment, replay } from "./replay-harness";
+import { apply, growFixture, type Call, type Reply } from "./grow-fixtures";
 
 const NAMESPACE = "csi-lab-block-grow";
 
-const storageClass = (driver: string): K8sObject => ({
-  apiVersion: "storage.k8s.io/v1",
-  kind: "StorageClass",
-  metadata: { name: "block-grow" },
-  provisioner: driver,
-  parameters: { backend: "hostpath" },
-  reclaimPolicy: "Delete",
-  volumeBindingMode: "WaitForFirstConsumer",
-  allowVolumeExpansion: true,
-});
-
-const claim = (storage: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "PersistentVolumeClaim",
-  metadata: { name: "raw" },
-  spec: { storageClassName: "block-grow", volumeMode: "Block", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
-});
-
-const pod = (name: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name },
-  spec: {
-    containers: [{ name: "app", image: "busybox:1.37.0", volumeDevices: [{ name: "data", devicePath: "/dev/data" }] }],
-    volumes: [{ name: "data", persistentVolumeClaim: { claimName: "raw" } }],
-  },
-});
-
-const apply = (...objects: K8sObject[]): Action => ({ type: "apply", objects });
+const { storageClass, claim, pod } = growFixture({ className: "block-grow", claimName: "raw", parameters: { backend: "hostpath" }, block: true });
 const remove = (name: string): Action => ({ type: "delete", kind: "Pod", name });
-type Call = Extract<ReplayEvent, { type: "call" }>;
-type Reply = Extract<ReplayEvent, { type: "reply" }>;
 
 describeContained("Replay: a raw block volume's paths, as the kubelet sends them", function () {
   this.timeout(120_000);

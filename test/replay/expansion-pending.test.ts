@@ -14,46 +14,20 @@ import assert from "node:assert/strict";
 import { readFileSync, statfsSync } from "node:fs";
 import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
-import type { Json, JsonObject, K8sObject } from "../../src/replay/k8s-objects";
+import type { JsonObject } from "../../src/replay/k8s-objects";
 import type { ReplayEvent } from "../../src/replay/run";
 import type { Scenario } from "../../src/replay/scenario";
 import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "../sanity/programs";
 import { describeContained, kindDeployment, replay } from "./replay-harness";
+import { growFixture, requiredBytes, type Call, type Reply } from "./grow-fixtures";
 
 const MiB = 1024 * 1024;
 const NAMESPACE = "csi-lab-grow-unused";
 
-const storageClass = (driver: string, fsType: string): K8sObject => ({
-  apiVersion: "storage.k8s.io/v1",
-  kind: "StorageClass",
-  metadata: { name: "grow-unused" },
-  provisioner: driver,
-  parameters: { backend: "hostpath", capacity: "image", "csi.storage.k8s.io/fstype": fsType },
-  reclaimPolicy: "Delete",
-  volumeBindingMode: "WaitForFirstConsumer",
-  allowVolumeExpansion: true,
-});
-
-const claim = (storage: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "PersistentVolumeClaim",
-  metadata: { name: "grown-unused" },
-  spec: { storageClassName: "grow-unused", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
-});
-
-const pod = (name: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name },
-  spec: {
-    containers: [{ name: "app", image: "busybox:1.37.0", volumeMounts: [{ name: "data", mountPath: "/data" }] }],
-    volumes: [{ name: "data", persistentVolumeClaim: { claimName: "grown-unused" } }],
-  },
-});
-
-type Call = Extract<ReplayEvent, { type: "call" }>;
-type Reply = Extract<ReplayEvent, { type: "reply" }>;
-const requiredBytes = (request: Json): unknown => ((request as JsonObject).capacityRange as JsonObject | undefined)?.requiredBytes;
+const fixture = (fsType: string) =>
+  growFixture({ className: "grow-unused", claimName: "grown-unused", parameters: { backend: "hostpath", capacity: "image", "csi.storage.k8s.io/fstype": fsType } });
+const { claim, pod } = fixture("ext4");
+const storageClass = (driver: string, fsType: string) => fixture(fsType).storageClass(driver);
 
 const CASES = [
   // XFS grows mounted without CAP_SYS_RESOURCE: one NodeExpandVolume, answered OK. Large enough that XFS's own

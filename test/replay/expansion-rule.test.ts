@@ -6,45 +6,13 @@
 // status.capacity comes from the driver's answers (CreateVolume's, which an
 // image volume rounds up to whole MiB), so the replay compares at run time.
 import assert from "node:assert/strict";
-import type { Json, JsonObject, K8sObject } from "../../src/replay/k8s-objects";
-import type { ReplayEvent } from "../../src/replay/run";
 import type { Action, Scenario } from "../../src/replay/scenario";
+import { apply, growFixture, requiredBytes, type Call, type Reply } from "./grow-fixtures";
 import { describeContained, kindDeployment, replay } from "./replay-harness";
 
 const NAMESPACE = "csi-lab-grow-rule";
 
-const storageClass = (driver: string): K8sObject => ({
-  apiVersion: "storage.k8s.io/v1",
-  kind: "StorageClass",
-  metadata: { name: "grow-rule" },
-  provisioner: driver,
-  parameters: { backend: "hostpath", capacity: "image" },
-  reclaimPolicy: "Delete",
-  volumeBindingMode: "WaitForFirstConsumer",
-  allowVolumeExpansion: true,
-});
-
-const claim = (storage: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "PersistentVolumeClaim",
-  metadata: { name: "grown" },
-  spec: { storageClassName: "grow-rule", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
-});
-
-const pod = (name: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name },
-  spec: {
-    containers: [{ name: "app", image: "busybox:1.37.0", volumeMounts: [{ name: "data", mountPath: "/data" }] }],
-    volumes: [{ name: "data", persistentVolumeClaim: { claimName: "grown" } }],
-  },
-});
-
-const apply = (...objects: K8sObject[]): Action => ({ type: "apply", objects });
-type Call = Extract<ReplayEvent, { type: "call" }>;
-type Reply = Extract<ReplayEvent, { type: "reply" }>;
-const requiredBytes = (request: Json): unknown => ((request as JsonObject).capacityRange as JsonObject | undefined)?.requiredBytes;
+const { storageClass, claim, pod } = growFixture({ className: "grow-rule", claimName: "grown", parameters: { backend: "hostpath", capacity: "image" } });
 
 async function play(actions: Action[]) {
   const scenario: Scenario = { name: "grow-rule", namespace: NAMESPACE, actions: [apply(storageClass(kindDeployment().driverName)), ...actions, { type: "delete-namespace" }] };

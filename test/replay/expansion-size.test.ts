@@ -8,50 +8,23 @@
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import type { Json, JsonObject, K8sObject } from "../../src/replay/k8s-objects";
-import type { ReplayEvent } from "../../src/replay/run";
+import type { JsonObject } from "../../src/replay/k8s-objects";
 import type { Scenario } from "../../src/replay/scenario";
 import type { Learnt } from "../../src/replay/steps";
 import { describeContained, kindDeployment, replay } from "./replay-harness";
+import { growFixture, requiredBytes, type Call, type Reply } from "./grow-fixtures";
 
 const MiB = 1024 * 1024;
 /** 200M is 200,000,000 bytes: 190.7 MiB, which an image volume grows to as 191 MiB. */
 const ASKED = "200M";
 const GROWN = 191 * MiB;
 
-const storageClass = (driver: string): K8sObject => ({
-  apiVersion: "storage.k8s.io/v1",
-  kind: "StorageClass",
-  metadata: { name: "grow-image" },
-  provisioner: driver,
-  parameters: { backend: "hostpath", capacity: "image" },
-  reclaimPolicy: "Delete",
-  volumeBindingMode: "WaitForFirstConsumer",
-  allowVolumeExpansion: true,
-});
+const fixture = growFixture({ className: "grow-image", claimName: "grown", parameters: { backend: "hostpath", capacity: "image" } });
+const { storageClass, claim } = fixture;
+const pod = fixture.pod("grower");
 
-const claim = (storage: string): K8sObject => ({
-  apiVersion: "v1",
-  kind: "PersistentVolumeClaim",
-  metadata: { name: "grown" },
-  spec: { storageClassName: "grow-image", accessModes: ["ReadWriteOnce"], resources: { requests: { storage } } },
-});
-
-const pod: K8sObject = {
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name: "grower" },
-  spec: {
-    containers: [{ name: "app", image: "busybox:1.37.0", volumeMounts: [{ name: "data", mountPath: "/data" }] }],
-    volumes: [{ name: "data", persistentVolumeClaim: { claimName: "grown" } }],
-  },
-};
-
-type Call = Extract<ReplayEvent, { type: "call" }>;
-type Reply = Extract<ReplayEvent, { type: "reply" }>;
 /** The one PV the scenario makes, by the volume ID learnt for it. */
 const pvOf = (learnt: Learnt): string => [...learnt.keys()].find((k) => k.startsWith("volumeId:"))!.slice("volumeId:".length);
-const requiredBytes = (request: Json): unknown => ((request as JsonObject).capacityRange as JsonObject | undefined)?.requiredBytes;
 
 describeContained("Replay: a claim grown to a size that is not a whole MiB", function () {
   this.timeout(120_000);
