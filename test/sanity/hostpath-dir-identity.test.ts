@@ -10,21 +10,16 @@
 // (swap-hook.ts): the moments a test cannot hit by timing.
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { HOSTPATH } from "./backends";
-import { Code, destroyDriver, DIR_VOLUMES, expectCode, isMounted, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { swapEnv } from "./swap-hook";
+import { Code, destroyDriver, DIR_VOLUMES, expectCode, isMounted, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
+import { startSwapDriver } from "./swap-driver";
 import { bindMount, unmount } from "../../src/mount/syscalls";
 
 describe("A hostPath directory volume whose directory is swapped for another", () => {
   let d: DriverProcess;
   let swapFile: string;
-  before(async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
-    swapFile = path.join(dir, "swap");
-    d = await startDriver({ dir, extraArgs: DIR_VOLUMES, env: swapEnv(swapFile) });
-  });
+  before(async () => ({ d, swapFile } = await startSwapDriver(DIR_VOLUMES)));
   after(async () => destroyDriver(d));
 
   /** A volume holding a file of its own, and someone else's directory with their data, on the same disk. */

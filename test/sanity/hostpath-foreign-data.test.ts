@@ -10,22 +10,17 @@
 // when it appears just before the create's data is renamed into place (which used to replace it).
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { HostPathStore } from "../../src/backends/hostpath/store";
-import { Code, destroyDriver, DIR_VOLUMES, expectCode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { swapEnv } from "./swap-hook";
+import { Code, destroyDriver, DIR_VOLUMES, expectCode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
+import { startSwapDriver } from "./swap-driver";
 
 const MiB = 1024 * 1024;
 
 describe("What no hostPath volume record names, in data/", () => {
   let d: DriverProcess;
   let swapFile: string;
-  before(async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
-    swapFile = path.join(dir, "swap");
-    d = await startDriver({ dir, extraArgs: DIR_VOLUMES, env: swapEnv(swapFile) });
-  });
+  before(async () => ({ d, swapFile } = await startSwapDriver(DIR_VOLUMES)));
   after(async () => destroyDriver(d));
 
   const data = (...parts: string[]) => path.join(d.root, "data", ...parts);

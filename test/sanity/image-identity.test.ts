@@ -8,21 +8,16 @@
 // there and put back). The old code unlinked whatever file was at the name.
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { swapEnv } from "./swap-hook";
+import { Code, destroyDriver, expectCode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
+import { startSwapDriver } from "./swap-driver";
 
 const MiB = 1024 * 1024;
 
 describe("An image volume whose image file is swapped for another file", () => {
   let d: DriverProcess;
   let swapFile: string;
-  before(async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
-    swapFile = path.join(dir, "swap");
-    d = await startDriver({ dir, extraArgs: ["--default-capacity-mode", "image"], env: swapEnv(swapFile) });
-  });
+  before(async () => ({ d, swapFile } = await startSwapDriver(["--default-capacity-mode", "image"])));
   after(async () => destroyDriver(d));
 
   /** An image volume, and someone else's file of the same size on the same disk. */

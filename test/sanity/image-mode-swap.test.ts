@@ -7,21 +7,15 @@
 // set the mode: the moment a test cannot hit by timing.
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { destroyDriver, isMounted, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { swapEnv } from "./swap-hook";
+import { destroyDriver, isMounted, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
+import { startSwapDriver } from "./swap-driver";
 
 const MiB = 1024 * 1024;
 
 describe("ControllerModifyVolume (mode) of a staged image volume unmounted just before the chmod", () => {
   let d: DriverProcess;
   let swapFile: string;
-  before(async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
-    swapFile = path.join(dir, "swap");
-    d = await startDriver({ dir, extraArgs: ["--default-capacity-mode", "image"], env: swapEnv(swapFile) });
-  });
+  before(async () => ({ d, swapFile } = await startSwapDriver(["--default-capacity-mode", "image"])));
   after(async () => destroyDriver(d));
 
   it("leaves the directory under the mount alone, and the next stage gives the file system's root the mode", async () => {

@@ -10,21 +10,16 @@
 // before the agent's rename: the moment a test cannot hit by timing.
 import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
-import { Code, destroyDriver, expectCode, Mode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
-import { swapEnv } from "./swap-hook";
+import { Code, destroyDriver, expectCode, Mode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
+import { startSwapDriver } from "./swap-driver";
 
 for (const onDelete of ["delete", "archive"] as const) {
   describe(`DeleteVolume of a shared volume (onDelete: ${onDelete}) whose directory is swapped for another just before it is moved`, () => {
     let d: DriverProcess;
     let swapFile: string;
-    before(async () => {
-      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
-      swapFile = path.join(dir, "swap");
-      d = await startDriver({ dir, env: swapEnv(swapFile) });
-    });
+    before(async () => ({ d, swapFile } = await startSwapDriver()));
     after(async () => destroyDriver(d));
 
     it("moves nothing that is not the volume's, puts the other directory back, and answers NOT_FOUND", async () => {
