@@ -4,7 +4,8 @@
  * calls and sends the process SIGKILL right after the Nth call whose
  * arguments match, once the call has done its work on disk. Everything
  * else is the real driver on the real disk; this only picks the moment
- * that a crash test cannot hit by timing.
+ * that a crash test cannot hit by timing. (For every instant of an RPC,
+ * synchronous and foreign calls included, see crash-explorer.ts.)
  *
  *   CSI_LAB_CRASH_OP     the fs.promises function, e.g. "rename"
  *   CSI_LAB_CRASH_MATCH  a regular expression the call's arguments (joined by " -> ") must match

@@ -1,0 +1,230 @@
+/**
+ * The volume lives the crash explorer kills the driver in: one cycle per
+ * backend and parameters, each a list of steps — RPCs, in the order a CO
+ * makes them, and the checks between them that a volume keeps what was
+ * written to it.
+ *
+ * A step's arguments come only from the cycle's fixed names and from what
+ * earlier steps answered, so a step run again after a crash sends exactly
+ * what it sent the first time, as a CO's retry does.
+ */
+import assert from "node:assert/strict";
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import * as path from "node:path";
+import type { VolumeCapability } from "../../src/gen/csi";
+import { blockCapability, mountCapability, type DriverProcess } from "./harness";
+
+/** What the steps of one run of a cycle share. */
+export interface CycleState {
+  d: DriverProcess;
+  /** Volume ID and context of each volume the cycle made, by the cycle's name for it. */
+  volumes: Map<string, { volumeId: string; volumeContext: Record<string, string> }>;
+  snapshots: Map<string, string>;
+}
+
+export interface Step {
+  /** The RPC ("CreateVolume") and which volume, or the check. */
+  name: string;
+  /** An RPC the explorer kills the driver in (false: run only as part of the cycle). */
+  explore: boolean;
+  run(s: CycleState): Promise<void>;
+}
+
+export interface Cycle {
+  /** e.g. "hostpath capacity=none" */
+  name: string;
+  steps: Step[];
+  /** Snapshot RPCs among the steps: ListSnapshots must be empty at the end too. */
+  snapshots?: boolean;
+  /** The explored steps `npm test` runs (killed before each call); the whole matrix is `npm run crash-explore`. */
+  fast?: RegExp;
+}
+
+const MiB = 1024 * 1024;
+const MARKER = "written before the crash\n";
+
+function volume(s: CycleState, name: string): { volumeId: string; volumeContext: Record<string, string> } {
+  const v = s.volumes.get(name);
+  assert.ok(v, `volume ${name} was not made`);
+  return v;
+}
+
+const staging = (s: CycleState, name: string) => s.d.path(`${name}-staging`);
+const target = (s: CycleState, name: string) => s.d.path(`${name}-target`);
+
+interface VolumeKind {
+  capability: VolumeCapability;
+  parameters(d: DriverProcess): Record<string, string>;
+}
+
+function create(name: string, kind: VolumeKind, explore = true, source?: string): Step {
+  return {
+    name: source ? `CreateVolume ${name} from ${source}` : `CreateVolume ${name}`,
+    explore,
+    async run(s) {
+      const volumeContentSource = source ? { snapshot: { snapshotId: s.snapshots.get(source)! } } : undefined;
+      const res = await s.d.client.controller.createVolume({
+        name,
+        capacityRange: { requiredBytes: 16 * MiB },
+        volumeCapabilities: [kind.capability],
+        parameters: kind.parameters(s.d),
+        volumeContentSource,
+      });
+      s.volumes.set(name, { volumeId: res.volume!.volumeId!, volumeContext: res.volume!.volumeContext ?? {} });
+    },
+  };
+}
+
+function nodeSteps(name: string, kind: VolumeKind, explore: boolean): { stage: Step; publish: Step; unpublish: Step; unstage: Step } {
+  return {
+    stage: {
+      name: `NodeStageVolume ${name}`,
+      explore,
+      run: async (s) => {
+        const v = volume(s, name);
+        await s.d.client.node.nodeStageVolume({ ...v, stagingTargetPath: staging(s, name), volumeCapability: kind.capability });
+      },
+    },
+    publish: {
+      name: `NodePublishVolume ${name}`,
+      explore,
+      run: async (s) => {
+        const v = volume(s, name);
+        const req = { ...v, stagingTargetPath: staging(s, name), targetPath: target(s, name), volumeCapability: kind.capability };
+        await s.d.client.node.nodePublishVolume(req);
+      },
+    },
+    unpublish: {
+      name: `NodeUnpublishVolume ${name}`,
+      explore,
+      run: async (s) => void (await s.d.client.node.nodeUnpublishVolume({ volumeId: volume(s, name).volumeId, targetPath: target(s, name) })),
+    },
+    unstage: {
+      name: `NodeUnstageVolume ${name}`,
+      explore,
+      run: async (s) => void (await s.d.client.node.nodeUnstageVolume({ volumeId: volume(s, name).volumeId, stagingTargetPath: staging(s, name) })),
+    },
+  };
+}
+
+/** Write the marker into a published volume: a file in its directory, or the first bytes of its device. */
+function writeMarker(name: string, kind: VolumeKind): Step {
+  return {
+    name: `write to ${name}`,
+    explore: false,
+    run: async (s) => {
+      if (!kind.capability.block) return writeFileSync(path.join(target(s, name), "marker"), MARKER);
+      const fd = openSync(target(s, name), "r+");
+      writeSync(fd, Buffer.from(MARKER), 0, MARKER.length, 0);
+      closeSync(fd);
+    },
+  };
+}
+
+/** The marker is there: what was written before a crash is not lost. */
+function checkMarker(name: string, kind: VolumeKind): Step {
+  return {
+    name: `${name} holds what was written`,
+    explore: false,
+    run: async (s) => {
+      if (!kind.capability.block) return assert.equal(readFileSync(path.join(target(s, name), "marker"), "utf8"), MARKER, `${name} lost its file`);
+      const fd = openSync(target(s, name), "r");
+      const buf = Buffer.alloc(MARKER.length);
+      readSync(fd, buf, 0, buf.length, 0);
+      closeSync(fd);
+      assert.equal(buf.toString(), MARKER, `${name} lost its first bytes`);
+    },
+  };
+}
+
+function deleteVolume(name: string, explore = true): Step {
+  return { name: `DeleteVolume ${name}`, explore, run: async (s) => void (await s.d.client.controller.deleteVolume({ volumeId: volume(s, name).volumeId })) };
+}
+
+/**
+ * A volume's whole life: create, stage, publish, write, unpublish, unstage;
+ * then stage and publish again to read what was written, and delete. The
+ * first time of each RPC is explored.
+ */
+function volumeLife(kind: VolumeKind): Step[] {
+  const first = nodeSteps("vol", kind, true);
+  const again = nodeSteps("vol", kind, false);
+  return [
+    create("vol", kind),
+    first.stage,
+    first.publish,
+    writeMarker("vol", kind),
+    first.unpublish,
+    first.unstage,
+    again.stage,
+    again.publish,
+    checkMarker("vol", kind),
+    again.unpublish,
+    again.unstage,
+    deleteVolume("vol"),
+  ];
+}
+
+/**
+ * A snapshot's life: a volume with a file, a snapshot of it (taken while it
+ * is published, as a CO does), a volume restored from it that must hold the
+ * file, and everything deleted. The snapshot RPCs and the restore are
+ * explored; the rest is the volume life's.
+ */
+function snapshotLife(kind: VolumeKind): Step[] {
+  const vol = nodeSteps("vol", kind, false);
+  const restored = nodeSteps("restored", kind, false);
+  return [
+    create("vol", kind, false),
+    vol.stage,
+    vol.publish,
+    writeMarker("vol", kind),
+    {
+      name: "CreateSnapshot snap",
+      explore: true,
+      run: async (s) => {
+        const res = await s.d.client.controller.createSnapshot({ name: "snap", sourceVolumeId: volume(s, "vol").volumeId });
+        s.snapshots.set("snap", res.snapshot!.snapshotId!);
+      },
+    },
+    create("restored", kind, true, "snap"),
+    restored.stage,
+    restored.publish,
+    checkMarker("restored", kind),
+    restored.unpublish,
+    restored.unstage,
+    deleteVolume("restored", false),
+    { name: "DeleteSnapshot snap", explore: true, run: async (s) => void (await s.d.client.controller.deleteSnapshot({ snapshotId: s.snapshots.get("snap")! })) },
+    vol.unpublish,
+    vol.unstage,
+    deleteVolume("vol", false),
+  ];
+}
+
+const plain = (extra: Record<string, string> = {}) => () => ({ ...extra });
+const IMAGE: VolumeKind = { capability: mountCapability(), parameters: plain({ capacity: "image" }) };
+const BLOCK: VolumeKind = { capability: blockCapability(), parameters: plain() };
+const NONE: VolumeKind = { capability: mountCapability(), parameters: plain({ capacity: "none" }) };
+const MEMORY: VolumeKind = { capability: mountCapability(), parameters: plain({ backend: "memory" }) };
+const SHARED: VolumeKind = {
+  capability: mountCapability(),
+  parameters: (d) => {
+    mkdirSync(d.share, { recursive: true });
+    return { backend: "nfs", share: d.share };
+  },
+};
+
+/** A shared volume made and deleted first, so that the share agent (a helper process) runs before the explored calls. */
+function warmShareAgent(): Step[] {
+  return [create("warm-up", SHARED, false), deleteVolume("warm-up", false)];
+}
+
+export const CYCLES: Cycle[] = [
+  { name: "hostpath capacity=none", steps: volumeLife(NONE), fast: /./ },
+  { name: "hostpath capacity=image", steps: volumeLife(IMAGE), fast: /CreateVolume|DeleteVolume|NodeStageVolume|NodePublishVolume/ },
+  { name: "hostpath block", steps: volumeLife(BLOCK), fast: /NodeStageVolume|NodePublishVolume/ },
+  { name: "memory", steps: volumeLife(MEMORY) },
+  { name: "nfs on a local share", steps: [...warmShareAgent(), ...volumeLife(SHARED)], fast: /DeleteVolume vol/ },
+  { name: "snapshots, capacity=none", steps: snapshotLife(NONE), snapshots: true },
+  { name: "snapshots, capacity=image", steps: snapshotLife(IMAGE), snapshots: true },
+];

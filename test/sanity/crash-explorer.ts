@@ -1,0 +1,337 @@
+/**
+ * The crash explorer: kill -9 the driver at every call of an RPC that
+ * changes the disk or the mount table, restart it, and see that the cycle
+ * still ends as if nothing had happened.
+ *
+ * For one cycle (crash-cycles.ts), a reference run records, for each
+ * explored RPC, the calls each driver thread made (strace.ts); each of
+ * those calls is then a case: run the cycle up to the RPC, kill the driver
+ * just before or just after that call, restart it on the same root and in
+ * the same mount namespace (the kubelet's mounts outlive a driver), retry
+ * the RPC with the same arguments until it answers, finish the cycle, and
+ * check that nothing is left: the scratch directory holds what the
+ * reference run's held, nothing is mounted under it, no loop device is
+ * attached to a file under it, no helper process of the dead driver runs,
+ * and ListVolumes (and ListSnapshots) are empty.
+ *
+ * Calls of a share agent (the nfs backend's helper process) are cases too:
+ * the agent is stopped just after the call, and then the driver is killed
+ * (the agent dies with it).
+ */
+import { readdirSync, readFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { ServiceError } from "@grpc/grpc-js";
+import { codeName, Code } from "../../src/csi/errors";
+import { readMountInfo } from "../../src/mount/mountinfo";
+import { destroyDriver, startDriver, type DriverProcess } from "./harness";
+import { ArmedStrace, callSignature, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
+import type { Cycle, CycleState, Step } from "./crash-cycles";
+
+/** Which thread a call was made on. */
+export type Role = "driver main thread" | "driver pool thread" | "share agent";
+
+/** One instant to kill the driver at. */
+export interface CrashCase {
+  cycle: Cycle;
+  /** Index of the explored step in cycle.steps. */
+  step: number;
+  role: Role;
+  /** The call, its text with the scratch directory as "…". */
+  call: TracedCall;
+  /** What recognises it in another run (callSignature), and which call with that signature on its thread it is, from 1. */
+  signature: string;
+  occurrence: number;
+  /** Which changing call of its kind on its thread it is, from 1 (strace's count also counts the others: eventfd writes come and go). */
+  rank: number;
+  moment: KillMoment;
+}
+
+export interface CaseResult {
+  case: CrashCase;
+  /** What went wrong; empty when the case passed. */
+  problems: string[];
+  /** How the aim was corrected, when strace's count in this run differed from the reference run's. */
+  note?: string;
+}
+
+/** The driver's environment in the explorer: one pool thread (see strace.ts), and no io_uring, which would hide calls from strace. */
+const ENV = { UV_THREADPOOL_SIZE: "1", UV_USE_IO_URING: "0" };
+
+/** Codes a CO retries on without giving up. */
+const RETRYABLE = new Set<number>([Code.ABORTED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED]);
+
+export function describeCase(c: CrashCase): string {
+  return `${c.cycle.name} / ${c.cycle.steps[c.step]!.name} / ${c.moment} ${c.role}'s ${c.call.syscall} #${c.call.nth}: ${c.call.text.slice(0, 160)}`;
+}
+
+let base: string | undefined;
+
+/**
+ * A driver on a fresh scratch directory — always at the same path, so that
+ * what the driver derives from paths (a shared volume's ID, the names of
+ * its records and views) is the same in every run, and so are its calls.
+ */
+async function start(): Promise<DriverProcess> {
+  base ??= mkdtempSync(path.join(os.tmpdir(), "csi-lab-crash-explorer-"));
+  const dir = path.join(base, "node");
+  mkdirSync(dir);
+  return startDriver({ dir, env: { ...process.env, ...ENV } });
+}
+
+function newState(d: DriverProcess): CycleState {
+  return { d, volumes: new Map(), snapshots: new Map() };
+}
+
+/** The share agents of driver `pid`: its children running share-agent.js. */
+function shareAgents(pid: number): number[] {
+  return pids().filter((p) => {
+    try {
+      return /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] === String(pid) && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("share-agent.js");
+    } catch {
+      return false;
+    }
+  });
+}
+
+function pids(): number[] {
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number);
+}
+
+/** The threads whose calls are cases, by role, as they are now. */
+function roles(d: DriverProcess): Map<Role, { pid: number; tid: number }> {
+  const pid = d.proc.pid!;
+  const out = new Map<Role, { pid: number; tid: number }>([
+    ["driver main thread", { pid, tid: pid }],
+    ["driver pool thread", { pid, tid: poolThread(pid) }],
+  ]);
+  const agents = shareAgents(pid);
+  if (agents.length > 1) throw new Error(`driver ${pid} has ${agents.length} share agents; the explorer follows one`);
+  // An agent works with synchronous calls, on its main thread; the reference run follows its other threads too, to see that.
+  for (const agent of agents) out.set("share agent", { pid: agent, tid: agent });
+  return out;
+}
+
+/** Run a step, retrying as a CO does while the driver answers a code that means "later"; the error it ends with, if any. */
+async function runRetrying(step: Step, s: CycleState, attempts = 30): Promise<string | undefined> {
+  for (let i = 1; ; i++) {
+    try {
+      await step.run(s);
+      return undefined;
+    } catch (e) {
+      const err = e as ServiceError;
+      if (typeof err.code === "number" && RETRYABLE.has(err.code) && i < attempts) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      return typeof err.code === "number" ? `${codeName(err.code)}: ${err.details}` : String((e as Error).message ?? e);
+    }
+  }
+}
+
+export interface Reference {
+  cycle: Cycle;
+  cases: CrashCase[];
+  /** The scratch directory's entries after an uncrashed run. */
+  tree: string[];
+  /** Changing calls made on threads the explorer does not follow (there should be none). */
+  unfollowed: string[];
+}
+
+/** Run the cycle once, uncrashed, recording every explored step's calls. */
+export async function reference(cycle: Cycle, moments: readonly KillMoment[]): Promise<Reference> {
+  const d = await start();
+  const logs = mkdtempSync(path.join(os.tmpdir(), "csi-lab-strace-"));
+  const cases: CrashCase[] = [];
+  const unfollowed: string[] = [];
+  try {
+    const s = newState(d);
+    for (const [i, step] of cycle.steps.entries()) {
+      if (!step.explore) {
+        await step.run(s);
+        continue;
+      }
+      const byRole = roles(d);
+      const tids = [...new Set([...byRole.values()].map((r) => r.pid))].flatMap((pid) => readdirSync(`/proc/${pid}/task`).map(Number));
+      const { calls } = await recordCalls(tids, path.join(logs, `step${i}`), () => step.run(s));
+      for (const [tid, list] of calls) {
+        const role = [...byRole].find(([, r]) => r.tid === tid)?.[0];
+        const seen = new Map<string, number>();
+        for (const traced of list) {
+          const call = { ...traced, text: traced.text.split(d.dir).join("…") };
+          const signature = callSignature(call.text, "…");
+          const occurrence = (seen.get(signature) ?? 0) + 1;
+          seen.set(signature, occurrence);
+          if (!call.changing) continue;
+          const rank = list.filter((c) => c.changing && c.syscall === call.syscall && c.nth < call.nth).length + 1;
+          if (!role) unfollowed.push(`${step.name}: thread ${tid}: ${call.text}`);
+          else for (const moment of role === "share agent" ? (["after"] as const) : moments) cases.push({ cycle, step: i, role, call, signature, occurrence, rank, moment });
+        }
+      }
+    }
+    await checkClean(d, cycle, undefined);
+    return { cycle, cases, tree: tree(d.dir), unfollowed };
+  } finally {
+    await destroyDriver(d);
+    rmSync(logs, { recursive: true, force: true });
+  }
+}
+
+/** Kill the driver at one case's call, and check that the cycle recovers. */
+export async function runCase(c: CrashCase, ref: Reference): Promise<CaseResult> {
+  let nth = c.call.nth;
+  let note: string | undefined;
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const r = await runCaseOnce(c, ref, nth);
+    if (r.landed === undefined) return { case: c, problems: r.problems, note };
+    // strace's count differs from the reference run's (a call of the same kind came or went before it): aim again.
+    note = `aimed at #${nth}, ${r.landed}`;
+    if (r.found === nth || (r.found === undefined && r.passed === undefined)) break;
+    // Seen: go to it. Not yet: at least as many calls further as changing ones of its kind are still to come before it.
+    nth = r.found ?? nth + Math.max(1, c.rank - r.passed!);
+  }
+  return { case: c, problems: [`could not stop the driver at this call: ${note}`], note };
+}
+
+interface OnceResult {
+  problems: string[];
+  /** Where the driver was stopped instead, if not at the call. */
+  landed?: string;
+  /** The call's number in this run's count, if it was seen. */
+  found?: number;
+  /** Stopped at an earlier call of its kind: how many changing calls of that kind had been made by then (the one stopped at included). */
+  passed?: number;
+}
+
+async function runCaseOnce(c: CrashCase, ref: Reference, nth: number): Promise<OnceResult> {
+  const d = await start();
+  const log = path.join(d.dir, "strace.log");
+  const s = newState(d);
+  const problems: string[] = [];
+  try {
+    for (const step of c.cycle.steps.slice(0, c.step)) await step.run(s);
+    const target = roles(d).get(c.role);
+    if (!target) throw new Error(`no ${c.role} to attach to`);
+    const armed = await ArmedStrace.arm(target.pid, target.tid, c.call.syscall, nth, c.moment, log, d.exit);
+    const call = c.cycle.steps[c.step]!.run(s).then(
+      () => "answered",
+      () => "failed",
+    );
+    const hit = armed.hit.then(() => "hit");
+    let outcome = await Promise.race([hit, call]);
+    // A failed call may be the dead driver's closed socket, seen before its exit; an answered one may have left work running.
+    if (outcome !== "hit") outcome = await Promise.race([hit, delay(outcome === "failed" ? 2000 : 300).then(() => outcome)]);
+    if (outcome === "hit") d.proc.kill("SIGKILL"); // "after": it is stopped just after the call; "before": it is dead already
+    await armed.done();
+    await call;
+
+    const sig = (t: TracedCall) => callSignature(t.text, d.dir);
+    const seen = armed.calls();
+    const found = seen.filter((t) => sig(t) === c.signature)[c.occurrence - 1]?.nth;
+    const last = seen.at(-1);
+    if (outcome !== "hit") return { problems, landed: `the call never came (the RPC ${outcome})`, found };
+    await d.exit;
+    if (!last || last.nth !== nth || sig(last) !== c.signature) return { problems, landed: `stopped at ${last ? `#${last.nth} ${last.text.split(d.dir).join("…")}` : "no call"}`, found, passed: found === undefined ? seen.filter((t) => t.changing).length : undefined };
+    await waitForHelpers(d);
+
+    await d.start();
+    const failed = await runRetrying(c.cycle.steps[c.step]!, s);
+    if (failed) problems.push(`${c.cycle.steps[c.step]!.name} after the restart: ${failed}`);
+    else
+      for (const step of c.cycle.steps.slice(c.step + 1)) {
+        const err = await runRetrying(step, s, 1);
+        if (err) {
+          problems.push(`${step.name}: ${err}`);
+          break;
+        }
+      }
+    problems.push(...(await checkClean(d, c.cycle, ref)));
+    return { problems };
+  } catch (e) {
+    problems.push(`the explorer: ${(e as Error).stack ?? e}`);
+    return { problems };
+  } finally {
+    await destroyDriver(d);
+  }
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A killed driver's helpers die with it (parent-death signal) or finish on their own; give them a moment. */
+async function waitForHelpers(d: DriverProcess): Promise<void> {
+  for (let i = 0; i < 100 && leftoverProcesses(d).length > 0; i++) await delay(10);
+}
+
+/** Processes of a dead driver still running: helpers naming its scratch directory, and share agents whose driver is gone. */
+function leftoverProcesses(d: DriverProcess): string[] {
+  const live = d.proc.exitCode === null && d.proc.signalCode === null ? d.proc.pid : undefined;
+  const out: string[] = [];
+  for (const p of pids()) {
+    if (p === process.pid || p === live) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      const ppid = Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1]);
+      if (cmdline.startsWith("strace ")) continue;
+      if (cmdline.includes(d.dir) || (cmdline.includes("share-agent.js") && ppid !== live)) out.push(`${p}: ${cmdline.slice(0, 120)}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** What is left after a cycle that should have left nothing. */
+async function checkClean(d: DriverProcess, cycle: Cycle, ref: Reference | undefined): Promise<string[]> {
+  const problems: string[] = [];
+  const mounts = (await readMountInfo()).filter((m) => m.mountPoint.startsWith(d.dir + "/"));
+  for (const m of mounts) problems.push(`still mounted: ${m.mountPoint.slice(d.dir.length)} (${m.fsType} ${m.source})`);
+  for (const loop of loopsUnder(d.dir)) problems.push(`loop device still attached: ${loop}`);
+  for (const p of leftoverProcesses(d)) problems.push(`process still running: ${p}`);
+  const volumes = (await d.client.controller.listVolumes({})).entries ?? [];
+  if (volumes.length > 0) problems.push(`ListVolumes: ${volumes.map((e) => e.volume!.volumeId).join(", ")}`);
+  if (cycle.snapshots) {
+    const snapshots = (await d.client.controller.listSnapshots({})).entries ?? [];
+    if (snapshots.length > 0) problems.push(`ListSnapshots: ${snapshots.map((e) => e.snapshot!.snapshotId).join(", ")}`);
+  }
+  if (ref) {
+    const now = tree(d.dir);
+    const left = now.filter((e) => !ref.tree.includes(e));
+    const gone = ref.tree.filter((e) => !now.includes(e));
+    if (left.length > 0) problems.push(`left in the scratch directory: ${left.join(", ")}`);
+    if (gone.length > 0) problems.push(`missing from the scratch directory: ${gone.join(", ")}`);
+  }
+  return problems;
+}
+
+function loopsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
+    try {
+      const backing = readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
+      if (backing.startsWith(dir + "/")) out.push(`/dev/${name} → ${backing.slice(dir.length)}`);
+    } catch {
+      // not attached
+    }
+  }
+  return out;
+}
+
+/** Every entry under `dir` (not crossing into mounts), as "relative/path type"; the socket and the explorer's log left out. */
+export function tree(dir: string): string[] {
+  const dev = lstatSync(dir).dev;
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(dir, rel)).sort()) {
+      const r = path.join(rel, name);
+      if (r === "csi.sock" || r === "strace.log") continue;
+      const st = lstatSync(path.join(dir, r));
+      const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "link" : st.isBlockDevice() ? "block device" : "other";
+      out.push(`${r} (${type})`);
+      if (st.isDirectory() && st.dev === dev) walk(r);
+    }
+  };
+  walk("");
+  return out;
+}
