@@ -12,8 +12,22 @@
  * itself, so it survives a driver restart and needs no record elsewhere;
  * a file system without extended attributes simply gets no mark, and what
  * the driver made there is left for the CO to remove.
+ *
+ * Making and marking are two system calls, and a kill -9 between them would
+ * leave an unmarked place that no later call could tell from the CO's. So
+ * what the driver makes appears at the place already marked: it is made and
+ * marked under a placeholder name beside the place — a name no one else
+ * uses — and renamed into place with RENAME_NOREPLACE (makeMarked). What a
+ * kill -9 leaves at the placeholder, empty, the next call at the place
+ * removes.
  */
+import { createHash } from "node:crypto";
+import { closeSync, constants as fsc, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from "node:fs";
+import * as path from "node:path";
+import koffi from "koffi";
+import { failedPrecondition } from "../csi/errors";
 import { libc } from "../mount/libc";
+import { SyscallError } from "../mount/syscalls";
 
 const lsetxattr = libc.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)") as (
   path: string,
@@ -42,4 +56,96 @@ export function madeFor(p: string): string | undefined {
   const buf = Buffer.alloc(256);
   const n = lgetxattr(p, NAME, buf, buf.length);
   return n > 0 ? buf.subarray(0, n).toString() : undefined;
+}
+
+const renameat2 = libc.func("int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)") as (
+  olddirfd: number,
+  oldpath: string,
+  newdirfd: number,
+  newpath: string,
+  flags: number,
+) => number;
+const AT_FDCWD = -100;
+const RENAME_NOREPLACE = 1;
+const EEXIST = 17;
+const EINVAL = 22;
+
+/**
+ * Make `at` — a directory, or an empty file — with the mark for `volumeId`
+ * on it from the moment it is there: made and marked at the placeholder,
+ * then renamed into place, replacing nothing. What a kill -9 left at the
+ * placeholder is removed first. Something that appeared at `at` meanwhile
+ * stays (the caller judges it as any occupant). `what` names the place in
+ * messages.
+ */
+export function makeMarked(at: string, kind: "dir" | "file", volumeId: string, what: string): void {
+  const temp = placeholderFor(at);
+  try {
+    makeAt(temp, kind);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    if (!removePlaceholder(at)) throw failedPrecondition(`${what}: ${path.basename(temp)} beside it is not what the driver leaves there; nothing was done`);
+    makeAt(temp, kind);
+  }
+  markMadeFor(temp, volumeId);
+  const moved = renameNoReplace(temp, at);
+  if (moved === "renamed") return;
+  removePlaceholder(at);
+  if (moved === "unsupported") {
+    // A file system without RENAME_NOREPLACE: made and marked in place, as the two calls they are.
+    try {
+      makeAt(at, kind);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    markMadeFor(at, volumeId);
+  }
+}
+
+function makeAt(at: string, kind: "dir" | "file"): void {
+  if (kind === "dir") {
+    // The mode kubelet-made target directories have.
+    mkdirSync(at, { mode: 0o750 });
+  } else {
+    closeSync(openSync(at, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600));
+  }
+}
+
+/**
+ * Remove what a killed call left at the placeholder of `at`: an empty
+ * directory or an empty file. False when something else is there (not the
+ * driver's: it stays).
+ */
+export function removePlaceholder(at: string): boolean {
+  const temp = placeholderFor(at);
+  const st = lstatSync(temp, { throwIfNoEntry: false });
+  try {
+    if (st?.isDirectory()) rmdirSync(temp);
+    else if (st?.isFile() && st.size === 0) unlinkSync(temp);
+    else if (st) return false;
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTEMPTY") return false;
+    if (code === "ENOENT") return true;
+    throw err;
+  }
+}
+
+function placeholderFor(p: string): string {
+  return path.join(path.dirname(p), placeholderName(path.basename(p)));
+}
+
+/** The placeholder's name for a place named `name`: one no one else uses, from `name` (whatever its length). */
+export function placeholderName(name: string): string {
+  return `.csi-lab-making-${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
+}
+
+/** Rename `from` to `to` unless something is at `to`: "exists" then, "unsupported" where the file system has no RENAME_NOREPLACE. */
+function renameNoReplace(from: string, to: string): "renamed" | "exists" | "unsupported" {
+  if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) === 0) return "renamed";
+  const errno = koffi.errno();
+  if (errno === EEXIST) return "exists";
+  if (errno === EINVAL) return "unsupported";
+  throw new SyscallError("renameat2", errno, to);
 }

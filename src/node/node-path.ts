@@ -27,7 +27,7 @@
  * opened O_PATH|O_NOFOLLOW. Once something is mounted there the kernel
  * refuses to rename or replace it (EBUSY), so the place stays the same.
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from "node:fs";
 import * as path from "node:path";
 import { failedPrecondition, invalidArgument, notFound } from "../csi/errors";
 import { cleanPathProblem, isAtOrUnder, systemPathProblem } from "../csi/system-paths";
@@ -35,7 +35,7 @@ import { MAX_PATH_BYTES, requireString } from "../csi/validate";
 import type { MountPlace } from "../mount/bind";
 import type { MountEntry } from "../mount/mountinfo";
 import type { Driver } from "../server/driver";
-import { madeFor, markMadeFor } from "./made-here";
+import { madeFor, makeMarked, removePlaceholder } from "./made-here";
 import { checkNoSymlinks, openDirNoSymlinks } from "../mount/open-no-symlinks";
 
 /** O_PATH (Linux): an fd that names a file without opening it for I/O; with O_NOFOLLOW it never follows a symlink. */
@@ -299,8 +299,7 @@ export async function withMountTarget<T>(
   try {
     let o = occupant(a);
     if (o.kind === "absent") {
-      makeAt(a.at, kind);
-      markMadeFor(a.at, opts.madeFor);
+      makeMarked(a.at, kind, opts.madeFor, `${np.field} ${np.given}`);
       o = occupant(a);
     }
     if (kind === "dir" && o.kind === "dir" && !o.empty && !(opts.allow?.(o.entries) ?? false)) {
@@ -326,19 +325,6 @@ export async function withMountTarget<T>(
   }
 }
 
-function makeAt(at: string, kind: "dir" | "file"): void {
-  try {
-    if (kind === "dir") {
-      // The mode kubelet-made target directories have.
-      mkdirSync(at, { mode: 0o750 });
-    } else {
-      closeSync(openSync(at, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600));
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  }
-}
-
 /**
  * After the volume's mounts are gone: remove what NodePublishVolume made
  * at the place for this volume — an empty directory, or the empty file a
@@ -351,7 +337,7 @@ function makeAt(at: string, kind: "dir" | "file"): void {
 export async function removeWhatWasMade(np: NodePath, kind: "dir" | "file" | "either", volumeId: string): Promise<void> {
   await withAnchor(np, (a) => {
     const o = occupant(a);
-    if (o.kind === "absent") return;
+    if (o.kind === "absent") return void removePlaceholder(a.at); // what a publish killed before its rename left, if it was never retried
     const emptyDir = kind !== "file" && o.kind === "dir" && o.empty;
     const emptyFile = kind !== "dir" && o.kind === "file" && o.size === 0;
     if (emptyDir || emptyFile) {

@@ -16,10 +16,6 @@ const MOMENTS: readonly KillMoment[] = WHOLE ? ["before", "after"] : ["before"];
 /** Findings not fixed yet: a case whose description matches is expected to fail (and must, until it is taken off). */
 const KNOWN: { match: RegExp; why: string }[] = [
   {
-    match: /\/ (NodeStageVolume|NodePublishVolume) vol \/ (after driver main thread's (mkdir|openat)|before driver main thread's lsetxattr) #\d+: \w+\("\/proc\/self\/fd\/\d+\/(vol-target|block)"/,
-    why: "killed between making the target (or a block volume's device file) and marking it, the driver cannot tell it from the CO's and leaves it",
-  },
-  {
     match: /^nfs on a local share \/ DeleteVolume vol \/ after share agent's (rename|unlink) #1:/,
     why: "killed after moving the volume's directory to the share's trash, the retry finds the volume gone and leaves the trash full",
   },

@@ -23,6 +23,7 @@ import { imageMountTest, isStaleDeviceBind, volumeMountAt, type ImageMountTest }
 import type { Driver } from "../../server/driver";
 import { applyMutableParameters } from "./mutable";
 import { applyVolumeMountGroup } from "../../node/mount-group";
+import { placeholderName } from "../../node/made-here";
 import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
 import { mayRefuseSecondTarget, secondTargetProblem } from "../../node/single-writer";
 import { unmountOwned, type MountOwner } from "../../node/volume-owner";
@@ -66,8 +67,10 @@ export const hostPathNode: NodeBackend = {
       else if (m) throw alreadyExists(`something else is already mounted at ${p.given}: ${describeMount(m)}`);
     }
     // The staging directory (the CO's to make, made here if it has not), and
-    // for a block volume the device file inside it, which only the driver puts there.
-    if (staged !== staging) await withMountTarget(staging, "dir", () => undefined, { madeFor: volumeId, allow: (names) => names.length === 1 && names[0] === STAGED_DEVICE });
+    // for a block volume the device file inside it, which only the driver puts there
+    // (or its placeholder, which a stage killed while making it left).
+    const driversOwn = [STAGED_DEVICE, placeholderName(STAGED_DEVICE)];
+    if (staged !== staging) await withMountTarget(staging, "dir", () => undefined, { madeFor: volumeId, allow: (names) => names.every((n) => driversOwn.includes(n)) });
     // Write the record first: if we crash between the two steps, a record
     // without a mount is ignored, while a mount without a record would
     // lose the capability it was made for.
