@@ -14,12 +14,7 @@ const WHOLE = process.env.CSI_LAB_CRASH_EXPLORE === "all";
 const MOMENTS: readonly KillMoment[] = WHOLE ? ["before", "after"] : ["before"];
 
 /** Findings not fixed yet: a case whose description matches is expected to fail (and must, until it is taken off). */
-const KNOWN: { match: RegExp; why: string }[] = [
-  {
-    match: /^nfs on a local share \/ DeleteVolume vol \/ after share agent's (rename|unlink) #1:/,
-    why: "killed after moving the volume's directory to the share's trash, the retry finds the volume gone and leaves the trash full",
-  },
-];
+const KNOWN: { match: RegExp; why: string }[] = [];
 
 const explored = (cycle: Cycle) => cycle.steps.flatMap((step, i) => (step.explore && (WHOLE || cycle.fast?.test(step.name)) ? [i] : []));
 

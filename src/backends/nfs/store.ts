@@ -233,6 +233,8 @@ export class SharedStore {
           const mine = await readMarker(this.io, root, id.key, loc);
           if (!there) {
             if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
+            // A retry: the delete it retries may have been killed after its commit point, with the directory in the trash.
+            if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
             return "already gone";
           }
           const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < 2 ? id.form === "record" : mine.volumeId === volumeId && sameDirectory(mine, there));
