@@ -9,7 +9,7 @@
  * what it sent the first time, as a CO's retry does.
  */
 import assert from "node:assert/strict";
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import * as path from "node:path";
 import type { VolumeCapability } from "../../src/gen/csi";
 import { blockCapability, mountCapability, type DriverProcess } from "./harness";
@@ -33,6 +33,8 @@ export interface Step {
 export interface Cycle {
   /** e.g. "hostpath capacity=none" */
   name: string;
+  /** Flags the driver is started with (beyond the harness's). */
+  driverArgs?: string[];
   steps: Step[];
   /** Snapshot RPCs among the steps: ListSnapshots must be empty at the end too. */
   snapshots?: boolean;
@@ -201,6 +203,145 @@ function snapshotLife(kind: VolumeKind): Step[] {
   ];
 }
 
+/** ControllerPublishVolume and ControllerUnpublishVolume to this node (the driver started with --enable-attach). */
+function attachSteps(name: string, kind: VolumeKind): { attach: Step; detach: Step } {
+  return {
+    attach: {
+      name: `ControllerPublishVolume ${name}`,
+      explore: true,
+      run: async (s) => void (await s.d.client.controller.controllerPublishVolume({ volumeId: volume(s, name).volumeId, nodeId: s.d.nodeId, volumeCapability: kind.capability })),
+    },
+    detach: {
+      name: `ControllerUnpublishVolume ${name}`,
+      explore: true,
+      run: async (s) => void (await s.d.client.controller.controllerUnpublishVolume({ volumeId: volume(s, name).volumeId, nodeId: s.d.nodeId })),
+    },
+  };
+}
+
+/**
+ * A volume's life with the controller's part of it too: attached, staged,
+ * published and written; expanded as Kubernetes does it offline
+ * (ControllerExpandVolume while unstaged, the file system grown by the next
+ * NodeStageVolume, then NodeExpandVolume); read; detached. (Online growth of
+ * ext4 needs CAP_SYS_RESOURCE, which a driver may lack.)
+ */
+function expandedLife(kind: VolumeKind, attach: boolean): Step[] {
+  const [before, after] = [nodeSteps("vol", kind, false), nodeSteps("vol", kind, false)];
+  const { attach: attachStep, detach } = attachSteps("vol", kind);
+  const bytes = 32 * MiB;
+  return [
+    create("vol", kind, false),
+    ...(attach ? [attachStep] : []),
+    before.stage,
+    before.publish,
+    writeMarker("vol", kind),
+    before.unpublish,
+    before.unstage,
+    {
+      name: "ControllerExpandVolume vol",
+      explore: true,
+      run: async (s) => void (await s.d.client.controller.controllerExpandVolume({ volumeId: volume(s, "vol").volumeId, capacityRange: { requiredBytes: bytes } })),
+    },
+    { ...after.stage, name: "NodeStageVolume vol, expanded", explore: true },
+    after.publish,
+    {
+      name: "NodeExpandVolume vol",
+      explore: true,
+      run: async (s) => {
+        const req = { volumeId: volume(s, "vol").volumeId, volumePath: target(s, "vol"), stagingTargetPath: staging(s, "vol"), capacityRange: { requiredBytes: bytes } };
+        await s.d.client.node.nodeExpandVolume({ ...req, volumeCapability: kind.capability });
+      },
+    },
+    {
+      name: "vol has grown",
+      explore: false,
+      run: async (s) => {
+        if (kind.capability.block) return; // a device's size: the block tests check what the kernel says of it
+        const st = statfsSync(target(s, "vol"));
+        assert.ok(st.blocks * st.bsize > (bytes * 3) / 4, `vol's file system is ${st.blocks * st.bsize} bytes, asked ${bytes}`);
+      },
+    },
+    checkMarker("vol", kind),
+    after.unpublish,
+    after.unstage,
+    ...(attach ? [detach] : []),
+    deleteVolume("vol", false),
+  ];
+}
+
+/** An ephemeral inline volume: made by NodePublishVolume, gone with NodeUnpublishVolume. */
+function ephemeralLife(): Step[] {
+  const volumeId = "csi-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const volumeContext = { "csi.storage.k8s.io/ephemeral": "true", "csi.storage.k8s.io/pod.name": "web-0", "csi.storage.k8s.io/pod.namespace": "default", size: "16Mi" };
+  const kind: VolumeKind = { capability: mountCapability(), parameters: plain() };
+  return [
+    {
+      name: "NodePublishVolume (ephemeral)",
+      explore: true,
+      run: async (s) => {
+        s.volumes.set("inline", { volumeId, volumeContext });
+        mkdirSync(path.dirname(target(s, "inline")), { recursive: true });
+        await s.d.client.node.nodePublishVolume({ volumeId, volumeContext, targetPath: target(s, "inline"), volumeCapability: kind.capability });
+      },
+    },
+    writeMarker("inline", kind),
+    checkMarker("inline", kind),
+    { name: "NodeUnpublishVolume (ephemeral)", explore: true, run: async (s) => void (await s.d.client.node.nodeUnpublishVolume({ volumeId, targetPath: target(s, "inline") })) },
+  ];
+}
+
+/**
+ * A group snapshot of two published volumes (an image's file systems are
+ * frozen together for it), a volume restored from one member holding what
+ * was written, and everything deleted.
+ */
+function groupLife(kind: VolumeKind): Step[] {
+  const [a, b] = [nodeSteps("a", kind, false), nodeSteps("b", kind, false)];
+  const restored = nodeSteps("restored", kind, false);
+  return [
+    create("a", kind, false),
+    create("b", kind, false),
+    a.stage,
+    a.publish,
+    b.stage,
+    b.publish,
+    writeMarker("a", kind),
+    {
+      name: "CreateVolumeGroupSnapshot group",
+      explore: true,
+      run: async (s) => {
+        const sourceVolumeIds = [volume(s, "a").volumeId, volume(s, "b").volumeId];
+        const g = (await s.d.client.groupController.createVolumeGroupSnapshot({ name: "group", sourceVolumeIds })).groupSnapshot!;
+        s.snapshots.set("group", g.groupSnapshotId!);
+        s.snapshots.set("a-member", g.snapshots!.find((m) => m.sourceVolumeId === sourceVolumeIds[0])!.snapshotId!);
+        s.snapshots.set("members", g.snapshots!.map((m) => m.snapshotId!).join(","));
+      },
+    },
+    create("restored", kind, false, "a-member"),
+    restored.stage,
+    restored.publish,
+    checkMarker("restored", kind),
+    restored.unpublish,
+    restored.unstage,
+    deleteVolume("restored", false),
+    {
+      name: "DeleteVolumeGroupSnapshot group",
+      explore: true,
+      run: async (s) => {
+        const snapshotIds = s.snapshots.get("members")!.split(",");
+        await s.d.client.groupController.deleteVolumeGroupSnapshot({ groupSnapshotId: s.snapshots.get("group")!, snapshotIds });
+      },
+    },
+    a.unpublish,
+    a.unstage,
+    b.unpublish,
+    b.unstage,
+    deleteVolume("a", false),
+    deleteVolume("b", false),
+  ];
+}
+
 const plain = (extra: Record<string, string> = {}) => () => ({ ...extra });
 const IMAGE: VolumeKind = { capability: mountCapability(), parameters: plain({ capacity: "image" }) };
 const BLOCK: VolumeKind = { capability: blockCapability(), parameters: plain() };
@@ -227,4 +368,10 @@ export const CYCLES: Cycle[] = [
   { name: "nfs on a local share", steps: [...warmShareAgent(), ...volumeLife(SHARED)], fast: /DeleteVolume vol/ },
   { name: "snapshots, capacity=none", steps: snapshotLife(NONE), snapshots: true },
   { name: "snapshots, capacity=image", steps: snapshotLife(IMAGE), snapshots: true },
+  { name: "snapshots, nfs on a local share", steps: [...warmShareAgent(), ...snapshotLife(SHARED)], snapshots: true },
+  { name: "attached and expanded, capacity=image", driverArgs: ["--enable-attach"], steps: expandedLife(IMAGE, true) },
+  { name: "attached and expanded, block", driverArgs: ["--enable-attach"], steps: expandedLife(BLOCK, true) },
+  { name: "expanded, memory", steps: expandedLife(MEMORY, false) },
+  { name: "ephemeral inline volume", steps: ephemeralLife() },
+  { name: "group snapshot, capacity=image", steps: groupLife(IMAGE), snapshots: true },
 ];

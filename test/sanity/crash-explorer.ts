@@ -72,11 +72,11 @@ let base: string | undefined;
  * what the driver derives from paths (a shared volume's ID, the names of
  * its records and views) is the same in every run, and so are its calls.
  */
-async function start(): Promise<DriverProcess> {
+async function start(cycle: Cycle): Promise<DriverProcess> {
   base ??= mkdtempSync(path.join(os.tmpdir(), "csi-lab-crash-explorer-"));
   const dir = path.join(base, "node");
   mkdirSync(dir);
-  return startDriver({ dir, env: { ...process.env, ...ENV } });
+  return startDriver({ dir, extraArgs: cycle.driverArgs, env: { ...process.env, ...ENV } });
 }
 
 function newState(d: DriverProcess): CycleState {
@@ -142,7 +142,7 @@ export interface Reference {
 
 /** Run the cycle once, uncrashed, recording every explored step's calls. */
 export async function reference(cycle: Cycle, moments: readonly KillMoment[]): Promise<Reference> {
-  const d = await start();
+  const d = await start(cycle);
   const logs = mkdtempSync(path.join(os.tmpdir(), "csi-lab-strace-"));
   const cases: CrashCase[] = [];
   const unfollowed: string[] = [];
@@ -206,7 +206,7 @@ interface OnceResult {
 }
 
 async function runCaseOnce(c: CrashCase, ref: Reference, nth: number): Promise<OnceResult> {
-  const d = await start();
+  const d = await start(c.cycle);
   const log = path.join(d.dir, "strace.log");
   const s = newState(d);
   const problems: string[] = [];

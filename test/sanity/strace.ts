@@ -92,6 +92,7 @@ export function callSignature(text: string, dir: string): string {
     .split(dir)
     .join("…")
     .replace(/\/dev\/loop\d+/g, "/dev/loopN")
+    .replace(/\b0x[0-9a-f]{6,}\b/g, "0x…")
     .replace(/\b\d+</g, "<")
     .replace(/\b[0-9a-f]{8}[0-9a-z]{0,8}\b/g, "*")
     .replace(/(write|pwrite64)\((<[^>]*>), .*$/, "$1($2)")
