@@ -26,10 +26,11 @@ import { codeName, Code } from "../../src/csi/errors";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
 import { ArmedStrace, callSignature, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
+import { ChildPrograms } from "./child-trace";
 import type { Cycle, CycleState, Step } from "./crash-cycles";
 
-/** Which thread a call was made on. */
-export type Role = "driver main thread" | "driver pool thread" | "share agent";
+/** Which thread a call was made on; a helper program's run ("child mkfs.ext4 #1") is one thread. */
+export type Role = "driver main thread" | "driver pool thread" | "share agent" | `child ${string}`;
 
 /** One instant to kill the driver at. */
 export interface CrashCase {
@@ -66,6 +67,7 @@ export function describeCase(c: CrashCase): string {
 }
 
 let base: string | undefined;
+let children: ChildPrograms | undefined;
 
 /**
  * A driver on a fresh scratch directory — always at the same path, so that
@@ -74,9 +76,11 @@ let base: string | undefined;
  */
 async function start(cycle: Cycle): Promise<DriverProcess> {
   base ??= mkdtempSync(path.join(os.tmpdir(), "csi-lab-crash-explorer-"));
+  children ??= ChildPrograms.make(path.join(base, "bin"));
+  children.off();
   const dir = path.join(base, "node");
   mkdirSync(dir);
-  return startDriver({ dir, extraArgs: cycle.driverArgs, env: { ...process.env, ...ENV } });
+  return startDriver({ dir, extraArgs: cycle.driverArgs, env: { ...process.env, ...ENV, ...children.env() } });
 }
 
 function newState(d: DriverProcess): CycleState {
@@ -155,19 +159,23 @@ export async function reference(cycle: Cycle, moments: readonly KillMoment[]): P
       }
       const byRole = roles(d);
       const tids = [...new Set([...byRole.values()].map((r) => r.pid))].flatMap((pid) => readdirSync(`/proc/${pid}/task`).map(Number));
+      children!.record();
       const { calls } = await recordCalls(tids, path.join(logs, `step${i}`), () => step.run(s));
-      for (const [tid, list] of calls) {
-        const role = [...byRole].find(([, r]) => r.tid === tid)?.[0];
+      const runs = children!.runs().map((r) => [`child ${r.name}` as Role, r.calls] as const);
+      children!.off();
+      for (const [tid, list] of [...calls, ...runs]) {
+        const role = typeof tid === "string" ? tid : [...byRole].find(([, r]) => r.tid === tid)?.[0];
         const seen = new Map<string, number>();
+        const sample = typeof tid === "string" ? unrepeated(list, d.dir) : new Set(list);
         for (const traced of list) {
           const call = { ...traced, text: traced.text.split(d.dir).join("…") };
           const signature = callSignature(call.text, "…");
           const occurrence = (seen.get(signature) ?? 0) + 1;
           seen.set(signature, occurrence);
-          if (!call.changing) continue;
+          if (!call.changing || !sample.has(traced)) continue;
           const rank = list.filter((c) => c.changing && c.syscall === call.syscall && c.nth < call.nth).length + 1;
           if (!role) unfollowed.push(`${step.name}: thread ${tid}: ${call.text}`);
-          else for (const moment of role === "share agent" ? (["after"] as const) : moments) cases.push({ cycle, step: i, role, call, signature, occurrence, rank, moment });
+          else for (const moment of role.startsWith("driver") ? moments : (["after"] as const)) cases.push({ cycle, step: i, role, call, signature, occurrence, rank, moment });
         }
       }
     }
@@ -179,11 +187,23 @@ export async function reference(cycle: Cycle, moments: readonly KillMoment[]): P
   }
 }
 
+/**
+ * A helper program's changing calls, but of a run of calls alike (the same
+ * call on the same file: mkfs's hundreds of pwrite64s into one image) only
+ * the first and the last: in between, what is on disk is the same file
+ * partly written.
+ */
+function unrepeated(list: TracedCall[], dir: string): Set<TracedCall> {
+  const changing = list.filter((c) => c.changing);
+  const sig = (i: number) => (i >= 0 && i < changing.length ? callSignature(changing[i]!.text, dir) : undefined);
+  return new Set(changing.filter((_, i) => sig(i) !== sig(i - 1) || sig(i) !== sig(i + 1)));
+}
+
 /** Kill the driver at one case's call, and check that the cycle recovers. */
 export async function runCase(c: CrashCase, ref: Reference): Promise<CaseResult> {
   let nth = c.call.nth;
   let note: string | undefined;
-  for (let attempt = 0; attempt < 6; attempt++) {
+  for (let attempt = 0; attempt < 10; attempt++) {
     const r = await runCaseOnce(c, ref, nth);
     if (r.landed === undefined) return { case: c, problems: r.problems, note };
     // strace's count differs from the reference run's (a call of the same kind came or went before it): aim again.
@@ -212,14 +232,12 @@ async function runCaseOnce(c: CrashCase, ref: Reference, nth: number): Promise<O
   const problems: string[] = [];
   try {
     for (const step of c.cycle.steps.slice(0, c.step)) await step.run(s);
-    const target = roles(d).get(c.role);
-    if (!target) throw new Error(`no ${c.role} to attach to`);
-    const armed = await ArmedStrace.arm(target.pid, target.tid, c.call.syscall, nth, c.moment, log, d.exit);
+    const armed = await arm(c, d, nth, log);
     const call = c.cycle.steps[c.step]!.run(s).then(
       () => "answered",
       () => "failed",
     );
-    const hit = armed.hit.then(() => "hit");
+    const hit = armed.hit(call).then(() => "hit");
     let outcome = await Promise.race([hit, call]);
     // A failed call may be the dead driver's closed socket, seen before its exit; an answered one may have left work running.
     if (outcome !== "hit") outcome = await Promise.race([hit, delay(outcome === "failed" ? 2000 : 300).then(() => outcome)]);
@@ -254,6 +272,54 @@ async function runCaseOnce(c: CrashCase, ref: Reference, nth: number): Promise<O
     return { problems };
   } finally {
     await destroyDriver(d);
+  }
+}
+
+/** A stop set up at one case's call: `hit` resolves when it happened (given the RPC's promise, for a call that never comes). */
+interface Armed {
+  hit(rpc: Promise<unknown>): Promise<void>;
+  /** After the driver is killed (or the call never came): let go. */
+  done(): Promise<void>;
+  /** What the thread or program did of the call's kind, the last one the call it was stopped at. */
+  calls(): TracedCall[];
+}
+
+async function arm(c: CrashCase, d: DriverProcess, nth: number, log: string): Promise<Armed> {
+  if (c.role.startsWith("child ")) {
+    // A helper program: stopped just after its call; once the driver is dead it carries on as it would have
+    // (dying with it, if it was tied to it by --pdeathsig), and the explorer waits until it has ended.
+    const run = c.role.slice("child ".length);
+    children!.inject(run, c.call.syscall, nth);
+    let stopped: { pid: number } | undefined;
+    return {
+      hit: async (rpc) => {
+        stopped = await children!.stopped(run, rpc);
+        if (!stopped) await new Promise(() => {}); // never: the RPC's outcome decides
+      },
+      done: async () => {
+        children!.off();
+        if (!stopped) return;
+        try {
+          process.kill(stopped.pid, "SIGCONT");
+        } catch {
+          // it died with the driver
+        }
+        for (let i = 0; i < 1000 && processRuns(stopped.pid); i++) await delay(10);
+      },
+      calls: () => children!.runs().find((r) => `child ${r.name}` === c.role)?.calls.filter((t) => t.syscall === c.call.syscall) ?? [],
+    };
+  }
+  const target = roles(d).get(c.role);
+  if (!target) throw new Error(`no ${c.role} to attach to`);
+  const armed = await ArmedStrace.arm(target.pid, target.tid, c.call.syscall, nth, c.moment, log, d.exit);
+  return { hit: () => armed.hit, done: () => armed.done(), calls: () => armed.calls() };
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
   }
 }
 

@@ -39,7 +39,7 @@ export const CHANGING_CALLS = [
 const DATA_CALLS = new Set(["write", "pwrite64", "writev", "pwritev", "pwritev2", "fsync", "fdatasync", "sync_file_range"]);
 const OPEN_CALLS = new Set(["open", "openat", "creat"]);
 /** ioctls that change a device, a file system or a file (strace's names for them). */
-const CHANGING_IOCTL = /\b(LOOP_(CONFIGURE|SET_FD|SET_STATUS|CLR_FD|CHANGE_FD|SET_CAPACITY|SET_DIRECT_IO|SET_BLOCK_SIZE|CTL_ADD|CTL_REMOVE)|FICLONE|FIDEDUPERANGE|FIFREEZE|FITHAW|FITRIM|FS_IOC_(FSSETXATTR|SETFLAGS|RESIZE)|EXT4_IOC_|XFS_IOC_FSGROWFS|BLKDISCARD|BLKZEROOUT|BTRFS_IOC_(QGROUP|QUOTA|SUBVOL|SNAP))/;
+const CHANGING_IOCTL = /\b(LOOP_(CONFIGURE|SET_FD|SET_STATUS|CLR_FD|CHANGE_FD|SET_CAPACITY|SET_DIRECT_IO|SET_BLOCK_SIZE|CTL_ADD|CTL_REMOVE)|FICLONE|FIDEDUPERANGE|FIFREEZE|FITHAW|FITRIM|FS_IOC_(FSSETXATTR|SETFLAGS|RESIZE)|EXT4_IOC_|XFS_IOC_FSGROWFS|BLKDISCARD\b|BLKZEROOUT|BTRFS_IOC_(QGROUP|QUOTA|SUBVOL|SNAP))/;
 
 /** One call of CHANGING_CALLS a thread made, as strace printed it. */
 export interface TracedCall {
@@ -93,6 +93,8 @@ export function callSignature(text: string, dir: string): string {
     .join("…")
     .replace(/\/dev\/loop\d+/g, "/dev/loopN")
     .replace(/\b0x[0-9a-f]{6,}\b/g, "0x…")
+    .replace(/lo_number=\d+/g, "lo_number=N")
+    .replace(/\[\{tv_sec=[^\]]*\]/g, "[times]")
     .replace(/\b\d+</g, "<")
     .replace(/\b[0-9a-f]{8}[0-9a-z]{0,8}\b/g, "*")
     .replace(/(write|pwrite64)\((<[^>]*>), .*$/, "$1($2)")
