@@ -14,9 +14,10 @@
  * attached to a file under it, no helper process of the dead driver runs,
  * and ListVolumes (and ListSnapshots) are empty.
  *
- * Calls of a share agent (the nfs backend's helper process) are cases too:
- * the agent is stopped just after the call, and then the driver is killed
- * (the agent dies with it).
+ * Calls of a share agent (the nfs backend's helper process) and of the
+ * helper programs (child-trace.ts) are cases too: the process is stopped
+ * just after the call, and then the driver is killed. Running a case is
+ * crash-case.ts.
  */
 import { readdirSync, readFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
@@ -25,18 +26,15 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { codeName, Code } from "../../src/csi/errors";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
-import { ArmedStrace, callSignature, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
+import { callSignature, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
 import { ChildPrograms } from "./child-trace";
 import type { Cycle, CycleState, Step } from "./crash-cycles";
 
 /** Which thread a call was made on; a helper program's run ("child mkfs.ext4 #1") is one thread. */
 export type Role = "driver main thread" | "driver pool thread" | "share agent" | `child ${string}`;
 
-/** One instant to kill the driver at. */
-export interface CrashCase {
-  cycle: Cycle;
-  /** Index of the explored step in cycle.steps. */
-  step: number;
+/** One instant to kill the driver at: a call of one thread or helper program. */
+export interface CrashPoint {
   role: Role;
   /** The call, its text with the scratch directory as "…". */
   call: TracedCall;
@@ -46,6 +44,14 @@ export interface CrashCase {
   /** Which changing call of its kind on its thread it is, from 1 (strace's count also counts the others: eventfd writes come and go). */
   rank: number;
   moment: KillMoment;
+}
+
+/** Kill the driver at a point of an explored step — and, if `retry` says where, again in that step's first retry. */
+export interface CrashCase extends CrashPoint {
+  cycle: Cycle;
+  /** Index of the explored step in cycle.steps. */
+  step: number;
+  retry?: CrashPoint;
 }
 
 export interface CaseResult {
@@ -63,18 +69,25 @@ const ENV = { UV_THREADPOOL_SIZE: "1", UV_USE_IO_URING: "0" };
 const RETRYABLE = new Set<number>([Code.ABORTED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED]);
 
 export function describeCase(c: CrashCase): string {
-  return `${c.cycle.name} / ${c.cycle.steps[c.step]!.name} / ${c.moment} ${c.role}'s ${c.call.syscall} #${c.call.nth}: ${c.call.text.slice(0, 160)}`;
+  const point = (p: CrashPoint) => `${p.moment} ${p.role}'s ${p.call.syscall} #${p.call.nth}: ${p.call.text.slice(0, 160)}`;
+  return `${c.cycle.name} / ${c.cycle.steps[c.step]!.name} / ${point(c)}${c.retry ? ` / then in the retry: ${point(c.retry)}` : ""}`;
 }
 
 let base: string | undefined;
 let children: ChildPrograms | undefined;
+
+/** The wrappers of the helper programs (made with the first driver). */
+export function childPrograms(): ChildPrograms {
+  if (!children) throw new Error("no driver started yet");
+  return children;
+}
 
 /**
  * A driver on a fresh scratch directory — always at the same path, so that
  * what the driver derives from paths (a shared volume's ID, the names of
  * its records and views) is the same in every run, and so are its calls.
  */
-async function start(cycle: Cycle): Promise<DriverProcess> {
+export async function start(cycle: Cycle): Promise<DriverProcess> {
   base ??= mkdtempSync(path.join(os.tmpdir(), "csi-lab-crash-explorer-"));
   children ??= ChildPrograms.make(path.join(base, "bin"));
   children.off();
@@ -83,7 +96,7 @@ async function start(cycle: Cycle): Promise<DriverProcess> {
   return startDriver({ dir, extraArgs: cycle.driverArgs, env: { ...process.env, ...ENV, ...children.env() } });
 }
 
-function newState(d: DriverProcess): CycleState {
+export function newState(d: DriverProcess): CycleState {
   return { d, volumes: new Map(), snapshots: new Map() };
 }
 
@@ -105,7 +118,7 @@ function pids(): number[] {
 }
 
 /** The threads whose calls are cases, by role, as they are now. */
-function roles(d: DriverProcess): Map<Role, { pid: number; tid: number }> {
+export function roles(d: DriverProcess): Map<Role, { pid: number; tid: number }> {
   const pid = d.proc.pid!;
   const out = new Map<Role, { pid: number; tid: number }>([
     ["driver main thread", { pid, tid: pid }],
@@ -119,7 +132,7 @@ function roles(d: DriverProcess): Map<Role, { pid: number; tid: number }> {
 }
 
 /** Run a step, retrying as a CO does while the driver answers a code that means "later"; the error it ends with, if any. */
-async function runRetrying(step: Step, s: CycleState, attempts = 30): Promise<string | undefined> {
+export async function runRetrying(step: Step, s: CycleState, attempts = 30): Promise<string | undefined> {
   for (let i = 1; ; i++) {
     try {
       await step.run(s);
@@ -165,18 +178,8 @@ export async function reference(cycle: Cycle, moments: readonly KillMoment[]): P
       children!.off();
       for (const [tid, list] of [...calls, ...runs]) {
         const role = typeof tid === "string" ? tid : [...byRole].find(([, r]) => r.tid === tid)?.[0];
-        const seen = new Map<string, number>();
-        const sample = typeof tid === "string" ? unrepeated(list, d.dir) : new Set(list);
-        for (const traced of list) {
-          const call = { ...traced, text: traced.text.split(d.dir).join("…") };
-          const signature = callSignature(call.text, "…");
-          const occurrence = (seen.get(signature) ?? 0) + 1;
-          seen.set(signature, occurrence);
-          if (!call.changing || !sample.has(traced)) continue;
-          const rank = list.filter((c) => c.changing && c.syscall === call.syscall && c.nth < call.nth).length + 1;
-          if (!role) unfollowed.push(`${step.name}: thread ${tid}: ${call.text}`);
-          else for (const moment of role.startsWith("driver") ? moments : (["after"] as const)) cases.push({ cycle, step: i, role, call, signature, occurrence, rank, moment });
-        }
+        if (role) cases.push(...pointsFrom(list, role, d.dir, moments).map((p) => ({ ...p, cycle, step: i })));
+        else unfollowed.push(...list.filter((c) => c.changing).map((c) => `${step.name}: thread ${tid}: ${c.text.split(d.dir).join("…")}`));
       }
     }
     await checkClean(d, cycle, undefined);
@@ -185,6 +188,28 @@ export async function reference(cycle: Cycle, moments: readonly KillMoment[]): P
     await destroyDriver(d);
     rmSync(logs, { recursive: true, force: true });
   }
+}
+
+/**
+ * The instants a thread's (or a helper program's) calls give: each changing
+ * call, before and after it for the driver's threads (`moments`), after it
+ * for a share agent's and a helper's (stopped there, then the driver is
+ * killed).
+ */
+export function pointsFrom(list: TracedCall[], role: Role, dir: string, moments: readonly KillMoment[]): CrashPoint[] {
+  const points: CrashPoint[] = [];
+  const seen = new Map<string, number>();
+  const sample = role.startsWith("child ") ? unrepeated(list, dir) : new Set(list);
+  for (const traced of list) {
+    const call = { ...traced, text: traced.text.split(dir).join("…") };
+    const signature = callSignature(call.text, "…");
+    const occurrence = (seen.get(signature) ?? 0) + 1;
+    seen.set(signature, occurrence);
+    if (!call.changing || !sample.has(traced)) continue;
+    const rank = list.filter((c) => c.changing && c.syscall === call.syscall && c.nth < call.nth).length + 1;
+    for (const moment of role.startsWith("driver") ? moments : (["after"] as const)) points.push({ role, call, signature, occurrence, rank, moment });
+  }
+  return points;
 }
 
 /**
@@ -199,134 +224,10 @@ function unrepeated(list: TracedCall[], dir: string): Set<TracedCall> {
   return new Set(changing.filter((_, i) => sig(i) !== sig(i - 1) || sig(i) !== sig(i + 1)));
 }
 
-/** Kill the driver at one case's call, and check that the cycle recovers. */
-export async function runCase(c: CrashCase, ref: Reference): Promise<CaseResult> {
-  let nth = c.call.nth;
-  let note: string | undefined;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const r = await runCaseOnce(c, ref, nth);
-    if (r.landed === undefined) return { case: c, problems: r.problems, note };
-    // strace's count differs from the reference run's (a call of the same kind came or went before it): aim again.
-    note = `aimed at #${nth}, ${r.landed}`;
-    if (r.found === nth || (r.found === undefined && r.passed === undefined)) break;
-    // Seen: go to it. Not yet: at least as many calls further as changing ones of its kind are still to come before it.
-    nth = r.found ?? nth + Math.max(1, c.rank - r.passed!);
-  }
-  return { case: c, problems: [`could not stop the driver at this call: ${note}`], note };
-}
-
-interface OnceResult {
-  problems: string[];
-  /** Where the driver was stopped instead, if not at the call. */
-  landed?: string;
-  /** The call's number in this run's count, if it was seen. */
-  found?: number;
-  /** Stopped at an earlier call of its kind: how many changing calls of that kind had been made by then (the one stopped at included). */
-  passed?: number;
-}
-
-async function runCaseOnce(c: CrashCase, ref: Reference, nth: number): Promise<OnceResult> {
-  const d = await start(c.cycle);
-  const log = path.join(d.dir, "strace.log");
-  const s = newState(d);
-  const problems: string[] = [];
-  try {
-    for (const step of c.cycle.steps.slice(0, c.step)) await step.run(s);
-    const armed = await arm(c, d, nth, log);
-    const call = c.cycle.steps[c.step]!.run(s).then(
-      () => "answered",
-      () => "failed",
-    );
-    const hit = armed.hit(call).then(() => "hit");
-    let outcome = await Promise.race([hit, call]);
-    // A failed call may be the dead driver's closed socket, seen before its exit; an answered one may have left work running.
-    if (outcome !== "hit") outcome = await Promise.race([hit, delay(outcome === "failed" ? 2000 : 300).then(() => outcome)]);
-    if (outcome === "hit") d.proc.kill("SIGKILL"); // "after": it is stopped just after the call; "before": it is dead already
-    await armed.done();
-    await call;
-
-    const sig = (t: TracedCall) => callSignature(t.text, d.dir);
-    const seen = armed.calls();
-    const found = seen.filter((t) => sig(t) === c.signature)[c.occurrence - 1]?.nth;
-    const last = seen.at(-1);
-    if (outcome !== "hit") return { problems, landed: `the call never came (the RPC ${outcome})`, found };
-    await d.exit;
-    if (!last || last.nth !== nth || sig(last) !== c.signature) return { problems, landed: `stopped at ${last ? `#${last.nth} ${last.text.split(d.dir).join("…")}` : "no call"}`, found, passed: found === undefined ? seen.filter((t) => t.changing).length : undefined };
-    await waitForHelpers(d);
-
-    await d.start();
-    const failed = await runRetrying(c.cycle.steps[c.step]!, s);
-    if (failed) problems.push(`${c.cycle.steps[c.step]!.name} after the restart: ${failed}`);
-    else
-      for (const step of c.cycle.steps.slice(c.step + 1)) {
-        const err = await runRetrying(step, s, 1);
-        if (err) {
-          problems.push(`${step.name}: ${err}`);
-          break;
-        }
-      }
-    problems.push(...(await checkClean(d, c.cycle, ref)));
-    return { problems };
-  } catch (e) {
-    problems.push(`the explorer: ${(e as Error).stack ?? e}`);
-    return { problems };
-  } finally {
-    await destroyDriver(d);
-  }
-}
-
-/** A stop set up at one case's call: `hit` resolves when it happened (given the RPC's promise, for a call that never comes). */
-interface Armed {
-  hit(rpc: Promise<unknown>): Promise<void>;
-  /** After the driver is killed (or the call never came): let go. */
-  done(): Promise<void>;
-  /** What the thread or program did of the call's kind, the last one the call it was stopped at. */
-  calls(): TracedCall[];
-}
-
-async function arm(c: CrashCase, d: DriverProcess, nth: number, log: string): Promise<Armed> {
-  if (c.role.startsWith("child ")) {
-    // A helper program: stopped just after its call; once the driver is dead it carries on as it would have
-    // (dying with it, if it was tied to it by --pdeathsig), and the explorer waits until it has ended.
-    const run = c.role.slice("child ".length);
-    children!.inject(run, c.call.syscall, nth);
-    let stopped: { pid: number } | undefined;
-    return {
-      hit: async (rpc) => {
-        stopped = await children!.stopped(run, rpc);
-        if (!stopped) await new Promise(() => {}); // never: the RPC's outcome decides
-      },
-      done: async () => {
-        children!.off();
-        if (!stopped) return;
-        try {
-          process.kill(stopped.pid, "SIGCONT");
-        } catch {
-          // it died with the driver
-        }
-        for (let i = 0; i < 1000 && processRuns(stopped.pid); i++) await delay(10);
-      },
-      calls: () => children!.runs().find((r) => `child ${r.name}` === c.role)?.calls.filter((t) => t.syscall === c.call.syscall) ?? [],
-    };
-  }
-  const target = roles(d).get(c.role);
-  if (!target) throw new Error(`no ${c.role} to attach to`);
-  const armed = await ArmedStrace.arm(target.pid, target.tid, c.call.syscall, nth, c.moment, log, d.exit);
-  return { hit: () => armed.hit, done: () => armed.done(), calls: () => armed.calls() };
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A killed driver's helpers die with it (parent-death signal) or finish on their own; give them a moment. */
-async function waitForHelpers(d: DriverProcess): Promise<void> {
+export async function waitForHelpers(d: DriverProcess): Promise<void> {
   for (let i = 0; i < 100 && leftoverProcesses(d).length > 0; i++) await delay(10);
 }
 
@@ -349,7 +250,7 @@ function leftoverProcesses(d: DriverProcess): string[] {
 }
 
 /** What is left after a cycle that should have left nothing. */
-async function checkClean(d: DriverProcess, cycle: Cycle, ref: Reference | undefined): Promise<string[]> {
+export async function checkClean(d: DriverProcess, cycle: Cycle, ref: Reference | undefined): Promise<string[]> {
   const problems: string[] = [];
   const mounts = (await readMountInfo()).filter((m) => m.mountPoint.startsWith(d.dir + "/"));
   for (const m of mounts) problems.push(`still mounted: ${m.mountPoint.slice(d.dir.length)} (${m.fsType} ${m.source})`);
@@ -384,14 +285,14 @@ function loopsUnder(dir: string): string[] {
   return out;
 }
 
-/** Every entry under `dir` (not crossing into mounts), as "relative/path type"; the socket and the explorer's log left out. */
+/** Every entry under `dir` (not crossing into mounts), as "relative/path type"; the socket and the explorer's logs (strace.*) left out. */
 export function tree(dir: string): string[] {
   const dev = lstatSync(dir).dev;
   const out: string[] = [];
   const walk = (rel: string) => {
     for (const name of readdirSync(path.join(dir, rel)).sort()) {
       const r = path.join(rel, name);
-      if (r === "csi.sock" || r === "strace.log") continue;
+      if (r === "csi.sock" || r.startsWith("strace.")) continue;
       const st = lstatSync(path.join(dir, r));
       const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "link" : st.isBlockDevice() ? "block device" : "other";
       out.push(`${r} (${type})`);
