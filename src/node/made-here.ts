@@ -24,10 +24,9 @@
 import { createHash } from "node:crypto";
 import { closeSync, constants as fsc, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from "node:fs";
 import * as path from "node:path";
-import koffi from "koffi";
 import { failedPrecondition } from "../csi/errors";
 import { libc } from "../mount/libc";
-import { SyscallError } from "../mount/syscalls";
+import { renameNoReplaceSync } from "../storage/rename-no-replace";
 
 const lsetxattr = libc.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)") as (
   path: string,
@@ -58,17 +57,6 @@ export function madeFor(p: string): string | undefined {
   return n > 0 ? buf.subarray(0, n).toString() : undefined;
 }
 
-const renameat2 = libc.func("int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)") as (
-  olddirfd: number,
-  oldpath: string,
-  newdirfd: number,
-  newpath: string,
-  flags: number,
-) => number;
-const AT_FDCWD = -100;
-const RENAME_NOREPLACE = 1;
-const EEXIST = 17;
-const EINVAL = 22;
 
 /**
  * Make `at` — a directory, or an empty file — with the mark for `volumeId`
@@ -88,7 +76,7 @@ export function makeMarked(at: string, kind: "dir" | "file", volumeId: string, w
     makeAt(temp, kind);
   }
   markMadeFor(temp, volumeId);
-  const moved = renameNoReplace(temp, at);
+  const moved = renameNoReplaceSync(temp, at);
   if (moved === "renamed") return;
   removePlaceholder(at);
   if (moved === "unsupported") {
@@ -141,11 +129,3 @@ export function placeholderName(name: string): string {
   return `.csi-lab-making-${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
 }
 
-/** Rename `from` to `to` unless something is at `to`: "exists" then, "unsupported" where the file system has no RENAME_NOREPLACE. */
-function renameNoReplace(from: string, to: string): "renamed" | "exists" | "unsupported" {
-  if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) === 0) return "renamed";
-  const errno = koffi.errno();
-  if (errno === EEXIST) return "exists";
-  if (errno === EINVAL) return "unsupported";
-  throw new SyscallError("renameat2", errno, to);
-}

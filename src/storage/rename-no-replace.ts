@@ -16,12 +16,14 @@ import { libc } from "../mount/libc";
 import { SyscallError } from "../mount/syscalls";
 
 type Renameat2 = {
+  (olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): number;
   async(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number, cb: (err: unknown, rc: number) => void): void;
 };
 const renameat2Fn = libc.func("int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)") as Renameat2;
 
 const AT_FDCWD = -100;
 const RENAME_NOREPLACE = 1;
+const EEXIST = 17;
 const EINVAL = 22;
 let unsupported = false;
 
@@ -37,4 +39,18 @@ export async function renameNoReplace(from: string, to: string): Promise<void> {
   }
   if (lstatSync(to, { throwIfNoEntry: false })) throw Object.assign(new Error(`EEXIST: ${to} exists, rename '${from}' -> '${to}'`), { code: "EEXIST" });
   await fsp.rename(from, to);
+}
+
+/**
+ * The same on the calling thread, for a name on the node's own disk that
+ * the caller reached without a symlink (src/node/made-here.ts): "exists"
+ * where something is at `to`, "unsupported" where the file system has no
+ * RENAME_NOREPLACE (the caller then does what it can without it).
+ */
+export function renameNoReplaceSync(from: string, to: string): "renamed" | "exists" | "unsupported" {
+  if (renameat2Fn(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) === 0) return "renamed";
+  const errno = koffi.errno();
+  if (errno === EEXIST) return "exists";
+  if (errno === EINVAL) return "unsupported";
+  throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
 }
