@@ -153,7 +153,13 @@ export function contentCondition(p: string, record: VolumeRecord | undefined, qu
       const seen = lookAtData(p, record.dataIdentity, dataKindOf(layout));
       if (seen.verdict === "absent") return { abnormal: true, message: `the volume's ${what} is missing` };
       if (seen.verdict === "other") {
-        const by = layout === "dir" ? "another directory" : "another file";
+        // What is there instead, for the message (a look by name, on this path alone).
+        const there = lstatSync(p, { throwIfNoEntry: false });
+        const by = there?.isSymbolicLink()
+          ? "a symlink"
+          : layout === "dir"
+            ? there?.isDirectory() ? "another directory" : "something that is not a directory"
+            : there?.isFile() ? "another file" : "something that is not a regular file";
         return { abnormal: true, message: `the volume's ${what} has been replaced by ${by}, which the driver does not use` };
       }
       size = seen.size!;
