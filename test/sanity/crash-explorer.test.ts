@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { CYCLES, type Cycle } from "./crash-cycles";
 import { runCase } from "./crash-case";
-import { describeCase, reference, type CaseResult, type Reference } from "./crash-explorer";
+import { describeCase, reference, removeScratch, type CaseResult, type Reference } from "./crash-explorer";
 import { skipUnlessInstalled } from "./programs";
 import type { KillMoment } from "./strace";
 
@@ -31,6 +31,7 @@ describe("Crash explorer: kill -9 at each call that changes the disk or the moun
     skipUnlessInstalled(this, "strace");
   });
   after(() => {
+    removeScratch();
     if (tally.cases > 0) console.log(`      crash explorer: ${tally.cases} cases, ${tally.failed} failed, ${(tally.ms / 1000).toFixed(1)} s`);
   });
 
@@ -47,8 +48,8 @@ describe("Crash explorer: kill -9 at each call that changes the disk or the moun
       });
 
       for (const step of explored(cycle)) {
-        const twice = TWICE ? ", and again in the retry," : "";
-        it(`${cycle.steps[step]!.name}: killed ${MOMENTS.join(" or ")} each call${twice} the retry answers OK and the cycle ends clean`, async function () {
+        const twice = TWICE ? ", and again in the retry" : "";
+        it(`${cycle.steps[step]!.name}: killed ${MOMENTS.join(" or ")} each call${twice}, the retry answers OK and the cycle ends clean`, async function () {
           const started = Date.now();
           const failures: CaseResult[] = [];
           // The fast subset leaves out the helper programs' calls (mkfs alone has dozens).

@@ -96,6 +96,12 @@ export async function start(cycle: Cycle): Promise<DriverProcess> {
   return startDriver({ dir, extraArgs: cycle.driverArgs, env: { ...process.env, ...ENV, ...children.env() } });
 }
 
+/** Remove the explorer's scratch (the helper wrappers; each driver's directory goes with it). */
+export function removeScratch(): void {
+  if (base) rmSync(base, { recursive: true, force: true });
+  base = children = undefined;
+}
+
 export function newState(d: DriverProcess): CycleState {
   return { d, volumes: new Map(), snapshots: new Map() };
 }

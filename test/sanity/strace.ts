@@ -25,8 +25,9 @@ import { readdirSync, readFileSync } from "node:fs";
  * The calls that change the disk or the mount table (and a few that only
  * may: a write counts when its descriptor is a file or device, an open when
  * it creates or truncates, an ioctl when it is one of those in CHANGING_IOCTL).
- * Those the driver makes are found by `strace -c`; the others are here so
- * that a new one in the driver is seen.
+ * Which of them the driver really makes, each cycle's reference run
+ * records (crash-explorer.ts); the others are here so that a new one in
+ * the driver is seen.
  */
 export const CHANGING_CALLS = [
   "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
