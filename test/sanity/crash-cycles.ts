@@ -139,6 +139,20 @@ function checkMarker(name: string, kind: VolumeKind): Step {
   };
 }
 
+/** A volume "restored" from the snapshot named `source`, through its whole life, its content checked while published. */
+function restoredLife(kind: VolumeKind, source: string, exploreCreate: boolean): Step[] {
+  const restored = nodeSteps("restored", kind, false);
+  return [
+    create("restored", kind, exploreCreate, source),
+    restored.stage,
+    restored.publish,
+    checkMarker("restored", kind),
+    restored.unpublish,
+    restored.unstage,
+    deleteVolume("restored", false),
+  ];
+}
+
 function deleteVolume(name: string, explore = true): Step {
   return { name: `DeleteVolume ${name}`, explore, run: async (s) => void (await s.d.client.controller.deleteVolume({ volumeId: volume(s, name).volumeId })) };
 }
@@ -175,7 +189,6 @@ function volumeLife(kind: VolumeKind): Step[] {
  */
 function snapshotLife(kind: VolumeKind): Step[] {
   const vol = nodeSteps("vol", kind, false);
-  const restored = nodeSteps("restored", kind, false);
   return [
     create("vol", kind, false),
     vol.stage,
@@ -189,13 +202,7 @@ function snapshotLife(kind: VolumeKind): Step[] {
         s.snapshots.set("snap", res.snapshot!.snapshotId!);
       },
     },
-    create("restored", kind, true, "snap"),
-    restored.stage,
-    restored.publish,
-    checkMarker("restored", kind),
-    restored.unpublish,
-    restored.unstage,
-    deleteVolume("restored", false),
+    ...restoredLife(kind, "snap", true),
     { name: "DeleteSnapshot snap", explore: true, run: async (s) => void (await s.d.client.controller.deleteSnapshot({ snapshotId: s.snapshots.get("snap")! })) },
     vol.unpublish,
     vol.unstage,
@@ -298,7 +305,6 @@ function ephemeralLife(): Step[] {
  */
 function groupLife(kind: VolumeKind): Step[] {
   const [a, b] = [nodeSteps("a", kind, false), nodeSteps("b", kind, false)];
-  const restored = nodeSteps("restored", kind, false);
   return [
     create("a", kind, false),
     create("b", kind, false),
@@ -318,13 +324,7 @@ function groupLife(kind: VolumeKind): Step[] {
         s.snapshots.set("members", g.snapshots!.map((m) => m.snapshotId!).join(","));
       },
     },
-    create("restored", kind, false, "a-member"),
-    restored.stage,
-    restored.publish,
-    checkMarker("restored", kind),
-    restored.unpublish,
-    restored.unstage,
-    deleteVolume("restored", false),
+    ...restoredLife(kind, "a-member", false),
     {
       name: "DeleteVolumeGroupSnapshot group",
       explore: true,
