@@ -84,43 +84,58 @@ export function loopDevice(n: number): LoopDevice {
  * I/O for a file that cannot do it at that size.
  */
 export async function attachLoop(file: string, opts: { readOnly: boolean }): Promise<{ loop: LoopDevice; fd: number }> {
-  const mode = opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
-  const backing = openSync(file, mode | fsc.O_NOFOLLOW);
+  const backing = openSync(file, loopFileMode(opts.readOnly) | fsc.O_NOFOLLOW);
   try {
-    let directIo = true;
-    for (let attempt = 0; attempt < 32; attempt++) {
-      const n = freeLoopNumber();
-      const loop = loopDevice(n);
-      const fd = openLoopNode(loop, mode);
-      const config = Buffer.alloc(CONFIG_SIZE);
-      config.writeUInt32LE(backing, 0);
-      config.writeUInt32LE(LOGICAL_BLOCK_SIZE, CONFIG_BLOCK_SIZE);
-      const flags = LO_FLAGS.AUTOCLEAR | (opts.readOnly ? LO_FLAGS.READ_ONLY : 0) | (directIo ? LO_FLAGS.DIRECT_IO : 0);
-      config.writeUInt32LE(flags, CONFIG_INFO + INFO_FLAGS);
-      config.write(path.basename(file).slice(0, 63), CONFIG_INFO + INFO_FILE_NAME, "latin1");
-      try {
-        // On a worker thread: the kernel sets up the device's queue and
-        // announces it (0.5 ms alone, 2 ms and more under load), which must
-        // not stall every other call.
-        await ioctlPtrAsync(fd, LOOP_CONFIGURE, config, loop.path);
-        return { loop, fd };
-      } catch (err) {
-        closeSync(fd);
-        const code = (err as SyscallError).code;
-        // Another process took this device between GET_FREE and CONFIGURE.
-        if (code === "EBUSY") continue;
-        if (code === "EINVAL" && directIo) {
-          directIo = false;
-          continue;
-        }
-        throw err;
-      }
-    }
-    throw new Error(`no free loop device could be claimed for ${file} (every attempt was raced by another process)`);
+    return await attachLoopTo(backing, path.basename(file), opts);
   } finally {
     // The device holds its own reference to the file.
     closeSync(backing);
   }
+}
+
+/** How a backing file is opened: for writing too unless the device is read-only (the kernel makes it read-only otherwise). */
+export function loopFileMode(readOnly: boolean): number {
+  return readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
+}
+
+/**
+ * attachLoop, to the file open at `backing` (opened with loopFileMode):
+ * the very file the caller proved, whatever its name names meanwhile.
+ * `name` is recorded in the device (lo_file_name). The descriptor stays
+ * the caller's to close.
+ */
+export async function attachLoopTo(backing: number, name: string, opts: { readOnly: boolean }): Promise<{ loop: LoopDevice; fd: number }> {
+  const mode = loopFileMode(opts.readOnly);
+  let directIo = true;
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const n = freeLoopNumber();
+    const loop = loopDevice(n);
+    const fd = openLoopNode(loop, mode);
+    const config = Buffer.alloc(CONFIG_SIZE);
+    config.writeUInt32LE(backing, 0);
+    config.writeUInt32LE(LOGICAL_BLOCK_SIZE, CONFIG_BLOCK_SIZE);
+    const flags = LO_FLAGS.AUTOCLEAR | (opts.readOnly ? LO_FLAGS.READ_ONLY : 0) | (directIo ? LO_FLAGS.DIRECT_IO : 0);
+    config.writeUInt32LE(flags, CONFIG_INFO + INFO_FLAGS);
+    config.write(name.slice(0, 63), CONFIG_INFO + INFO_FILE_NAME, "latin1");
+    try {
+      // On a worker thread: the kernel sets up the device's queue and
+      // announces it (0.5 ms alone, 2 ms and more under load), which must
+      // not stall every other call.
+      await ioctlPtrAsync(fd, LOOP_CONFIGURE, config, loop.path);
+      return { loop, fd };
+    } catch (err) {
+      closeSync(fd);
+      const code = (err as SyscallError).code;
+      // Another process took this device between GET_FREE and CONFIGURE.
+      if (code === "EBUSY") continue;
+      if (code === "EINVAL" && directIo) {
+        directIo = false;
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw new Error(`no free loop device could be claimed for ${name} (every attempt was raced by another process)`);
 }
 
 export const LOOP_MAJOR = 7;

@@ -10,7 +10,16 @@
  */
 import { realpathSync } from "node:fs";
 import * as path from "node:path";
-import { backingTest, fileIdentity, loopBacking, loopIsDetached, loopNumberOfDevice, loopNumberOfNode, type LoopBacking } from "./loop";
+import {
+  backingTest,
+  fileIdentity,
+  loopBacking,
+  loopIsDetached,
+  loopNumberOfDevice,
+  loopNumberOfNode,
+  type FileIdentity,
+  type LoopBacking,
+} from "./loop";
 import { checkNoSymlinks } from "./open-no-symlinks";
 import { locate, mountTable, type FsLocation, type MountEntry, type Mounts } from "./mountinfo";
 
@@ -112,7 +121,7 @@ export function mountsOfVolume(dataPath: string, image: boolean): VolumeMounts {
  * number of block volumes published on the node, not the number of mounts
  * or of image volumes.
  */
-export function mountsOfImage(file: string, table: Mounts): VolumeMounts {
+export function mountsOfImage(file: string | FileIdentity | undefined, table: Mounts): VolumeMounts {
   const test = imageMountTest(file, table);
   const devFs = locate(table, "/dev")?.device;
   const candidates = [...table.onLoopDevices(), ...(devFs === undefined ? [] : table.onDevice(devFs))];
@@ -130,9 +139,11 @@ export interface ImageMountTest {
  * The test mountsOfImage applies to each mount, for a caller that has one
  * mount to judge ("is what is mounted here the volume's?") and need not
  * list every mount of the image. Each loop device is asked once per test.
+ * The image is a path (the file there now) or the identity of a file
+ * wherever it is (a record's: src/backends/hostpath/volume-dir.ts).
  */
-export function imageMountTest(file: string, table: Mounts): ImageMountTest {
-  const id = fileIdentity(file);
+export function imageMountTest(file: string | FileIdentity | undefined, table: Mounts): ImageMountTest {
+  const id = typeof file === "string" ? fileIdentity(file) : file;
   if (!id) return { shows: () => false, loops: () => [] }; // no image: nothing shows it
   const isImage = backingTest(id);
   const devFs = locate(table, "/dev")?.device;

@@ -13,7 +13,8 @@
  *           and same root (path inside that device) in mountinfo, while
  *           data/<id> is that directory
  *   image   the image's file system: a loop device whose backing file has
- *           the image's device and inode numbers (LOOP_GET_STATUS64)
+ *           the image's device and inode numbers (LOOP_GET_STATUS64): those
+ *           its record names, wherever the image is now
  *   block   a bind of such a loop device's node (and a bind of a loop node
  *           whose device has been detached since: it refers to nothing)
  *   shared  an NFS mount of exactly server:/share/subDir, or a bind of the

@@ -11,18 +11,19 @@
  * is the one its record names (volume-dir.ts); an image's root is opened
  * at a mount point the mount table lists and proven to be the root of
  * that very mount (mount/open-mount-root.ts), whose loop device is then,
- * with the file system held open, still backed by the volume's image.
+ * with the file system held open, still backed by the image its record
+ * names (volume-dir.ts: imageOfRecord).
  */
 import { closeSync } from "node:fs";
-import { fileIdentity, loopBacks, loopNumberOfDevice } from "../../mount/loop";
-import type { MountEntry } from "../../mount/mountinfo";
+import { loopBacks, loopNumberOfDevice, type FileIdentity } from "../../mount/loop";
+import { mountTable, type MountEntry } from "../../mount/mountinfo";
 import { openMountRoot } from "../../mount/open-mount-root";
-import { mountsOfVolume } from "../../mount/volume-mounts";
+import { mountsOfImage } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import { setModeOf } from "../../storage/volume-root";
 import { layoutOf, type VolumeRecord } from "../../storage/volume-record";
 import { hostPathStore } from "./store";
-import { openVolumeDir } from "./volume-dir";
+import { imageOfRecord, openVolumeDir } from "./volume-dir";
 
 /**
  * Make the volume match `params` (already checked). Only the keys given
@@ -43,18 +44,19 @@ export function applyMutableParameters(driver: Driver, record: VolumeRecord, par
   }
   // One file system however many places show it: the first root proven the image's takes the mode.
   // None (not staged here, or every mount gone since the table was read): the next stage applies it.
-  const writable = mountsOfVolume(dataPath, true).mounts.filter((m) => !m.options.includes("ro") && m.root === "/");
-  for (const m of writable) if (withImageRoot(dataPath, m, (fd) => setModeOf(fd, mode))) return;
+  // The image is the one the record names, wherever it is, not whatever file is at its name (volume-dir.ts).
+  const image = imageOfRecord(dataPath, record.dataIdentity);
+  const writable = mountsOfImage(image, mountTable()).mounts.filter((m) => !m.options.includes("ro") && m.root === "/");
+  for (const m of writable) if (withImageRoot(image, m, (fd) => setModeOf(fd, mode))) return;
 }
 
 /** Run `fn` on the root of the image's file system mounted at `m`, if it is that (see the top of this file); whether it ran. */
-function withImageRoot(image: string, m: MountEntry, fn: (fd: number) => void): boolean {
+function withImageRoot(image: FileIdentity | undefined, m: MountEntry, fn: (fd: number) => void): boolean {
   const fd = openMountRoot(m);
   if (fd === undefined) return false;
   try {
     const n = loopNumberOfDevice(m.device);
-    const file = fileIdentity(image);
-    if (n === undefined || file === undefined || !loopBacks(n, file)) return false;
+    if (n === undefined || image === undefined || !loopBacks(n, image)) return false;
     fn(fd);
     return true;
   } finally {

@@ -7,10 +7,13 @@ import { toCapability, unsupportedReason, type Capability } from "../../csi/capa
 import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
 import type { VolumeCapability } from "../../gen/csi";
 import { parseBindFlags, type BindFlags } from "../../mount/options";
-import { mountsOfVolume, type VolumeMounts } from "../../mount/volume-mounts";
+import { mountTable } from "../../mount/mountinfo";
+import { mountsOfImage, mountsOfVolume, type VolumeMounts } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import { layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import type { DirIdentityParts } from "../../storage/dir-identity";
+import type { FileIdentity } from "../../mount/loop";
+import { imageOfRecord } from "./volume-dir";
 
 export interface NodeVolume {
   record: VolumeRecord;
@@ -21,6 +24,11 @@ export interface NodeVolume {
   dataIdentity?: DirIdentityParts;
   /** A dir volume that is a file system of its own (a btrfs subvolume, for its quota): its device is not the root's. */
   ownDevice?: boolean;
+  /**
+   * Image and block volumes: the file their loop devices are attached to — the image the record names,
+   * wherever it is now (volume-dir.ts: imageOfRecord) — found the first time this is asked for.
+   */
+  readonly image: FileIdentity | undefined;
   /** Where the kernel shows the volume mounted: the mount table, read the first time this is asked for. */
   readonly mounts: VolumeMounts;
 }
@@ -36,12 +44,15 @@ export async function findVolume(driver: Driver, volumeId: string): Promise<Node
 
 /** A volume as node calls see it; its mounts are read from the table only if asked for. */
 export function nodeVolume(record: VolumeRecord, dataDir: string): NodeVolume {
-  const onDisk = volumeOnDisk(layoutOf(record), dataDir);
+  const onDisk = volumeOnDisk(layoutOf(record), dataDir, record.dataIdentity);
   return {
     record,
     layout: onDisk.layout,
     dataDir,
     ...(record.dataIdentity ? { dataIdentity: record.dataIdentity, ownDevice: record.quota?.kind === "btrfs-qgroup" } : {}),
+    get image() {
+      return onDisk.image;
+    },
     get mounts() {
       return onDisk.mounts;
     },
@@ -49,16 +60,24 @@ export function nodeVolume(record: VolumeRecord, dataDir: string): NodeVolume {
 }
 
 /** What is on disk and in the kernel of a volume, without its record. */
-export type VolumeOnDisk = Pick<NodeVolume, "layout" | "dataDir" | "mounts" | "dataIdentity" | "ownDevice">;
+export type VolumeOnDisk = Pick<NodeVolume, "layout" | "dataDir" | "mounts" | "image" | "dataIdentity" | "ownDevice">;
 
-/** A volume of `layout` whose data is at `dataDir`; its mounts are read from the table only if asked for. */
-export function volumeOnDisk(layout: VolumeLayout, dataDir: string): VolumeOnDisk {
+/**
+ * A volume of `layout` whose data is at `dataDir`, the one `dataIdentity` names (absent: an old or
+ * unreadable record, whatever is at the name); its image and mounts are looked up only if asked for.
+ */
+export function volumeOnDisk(layout: VolumeLayout, dataDir: string, dataIdentity?: DirIdentityParts): VolumeOnDisk {
   let mounts: VolumeMounts | undefined;
+  let image: { id: FileIdentity | undefined } | undefined;
   return {
     layout,
     dataDir,
+    get image() {
+      if (layout === "dir") return undefined;
+      return (image ??= { id: imageOfRecord(dataDir, dataIdentity) }).id;
+    },
     get mounts() {
-      return (mounts ??= mountsOfVolume(dataDir, layout !== "dir"));
+      return (mounts ??= layout === "dir" ? mountsOfVolume(dataDir, false) : mountsOfImage(this.image, mountTable()));
     },
   };
 }

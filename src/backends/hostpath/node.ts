@@ -15,7 +15,7 @@ import { sameCapability, unsupportedReason, type Capability } from "../../csi/ca
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
 import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
-import { fileIdentity, LOOP_MAJOR, loopBacks, loopNumberOfDevice, type FileIdentity } from "../../mount/loop";
+import { LOOP_MAJOR, loopBacks, loopNumberOfDevice } from "../../mount/loop";
 import { fileNumbers, mountRootAt, sameFile, type FileNumbers, type MountRootAnswer } from "../../mount/mount-root";
 import type { MountEntry, Mounts } from "../../mount/mountinfo";
 import { MS, parseBindFlags, type BindFlags } from "../../mount/options";
@@ -239,13 +239,13 @@ function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
   const isOwn = (m: MountEntry, table: Mounts) =>
     vol.layout === "dir"
       ? (own ??= new Set(dirHoldsVolume(vol) ? vol.mounts.mounts.map(key) : [])).has(key(m))
-      : (image ??= imageMountTest(vol.dataDir, table)).shows(m);
+      : (image ??= imageMountTest(vol.image, table)).shows(m);
   return {
     volumeId,
     detach: false,
     owns: (m, table) => isOwn(m, table) || (vol.layout === "block" && isStaleDeviceBind(table, m)),
     recognises: recogniser(vol),
-    image: vol.layout === "block" ? fileIdentity(vol.dataDir) : undefined,
+    image: vol.layout === "block" ? vol.image : undefined,
     placeKind: vol.layout === "block" ? "file" : "dir",
     ...(vol.layout === "block" ? { stagedChild: STAGED_DEVICE } : {}),
   };
@@ -263,6 +263,7 @@ function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
  */
 function damagedOwner(driver: Driver, volumeId: string): MountOwner {
   const store = hostPathStore(driver);
+  // No record, so no identity: the file at the name, as for an old record.
   const as = (layout: VolumeLayout) => owner(volumeId, volumeOnDisk(layout, store.dataDir(volumeId)));
   if (store.dataKind(volumeId) !== "file") return as("dir");
   // Both layouts find their mounts through the loop devices backed by the file (a block
@@ -274,8 +275,9 @@ function damagedOwner(driver: Driver, volumeId: string): MountOwner {
 /**
  * How statx alone shows a mount is the volume's (src/mount/mount-root.ts):
  * a bind of its directory has the directory's own device and inode; its
- * image's file system is on a loop device whose backing file is the image.
- * A block volume's binds are left to the mount table, which also tells
+ * image's file system is on a loop device whose backing file is the image
+ * its record names, wherever it is (NodeVolume.image: volume-dir.ts,
+ * imageOfRecord), not whatever file is at data/<id>. A block volume's binds are left to the mount table, which also tells
  * whether a bind is its loop device's last (volume-owner.ts).
  *
  * A dir volume whose record names its directory (volume-dir.ts) is known by
@@ -305,12 +307,11 @@ function recogniser(vol: VolumeOnDisk): ((root: FileNumbers) => boolean) | undef
     };
   }
   if (vol.layout === "image") {
-    let image: FileIdentity | null | undefined;
     return (root) => {
       const n = root.dev.major === LOOP_MAJOR ? loopNumberOfDevice(`${LOOP_MAJOR}:${root.dev.minor}`) : undefined;
       if (n === undefined) return false;
-      image ??= fileIdentity(vol.dataDir) ?? null;
-      return image !== null && loopBacks(n, image);
+      const image = vol.image;
+      return image !== undefined && loopBacks(n, image);
     };
   }
   return undefined;

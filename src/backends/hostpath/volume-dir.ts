@@ -28,7 +28,10 @@
  *
  * An image or block volume's image file gets an identity the same way
  * (taken on the descriptor it was made through), and is looked at, and
- * deleted, the same way.
+ * deleted, the same way. A loop device is attached to a descriptor proven
+ * to be that file (`withVolumeImage`), and a loop device is the volume's
+ * when it is attached to the recorded inode on data/'s device, wherever
+ * that file is now (`imageOfRecord`).
  *
  * Records written before identities were recorded have none, and nothing
  * on the directory itself tells the driver's from another (no mark was
@@ -36,9 +39,11 @@
  * What no record names at all is never the driver's (store.ts): a create
  * of that ID refuses it (`occupied`), the start-up sweep leaves it.
  */
-import { closeSync, constants as fsc, openSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync } from "node:fs";
+import * as path from "node:path";
 import { alreadyExists, errnoOf, failedPrecondition, notFound, type CsiError } from "../../csi/errors";
-import { identityParts, isSameDirectory, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
+import { fileIdentity, loopFileMode, type FileIdentity } from "../../mount/loop";
+import { identityAt, identityParts, isSameData, isSameDirectory, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
 import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 
 const OPEN_DIR = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
@@ -96,13 +101,84 @@ export async function withVolumeDir<T>(dataDir: string, record: VolumeRecord, fn
   }
 }
 
+/**
+ * Open the volume's image file at `dataPath` for a loop device (no symlink
+ * followed, never waiting on a FIFO put there) and prove it is the one its
+ * record names (statx on the descriptor); run `fn` on the descriptor, then
+ * close it. FAILED_PRECONDITION, with nothing done, when it is missing, not
+ * a regular file, or another one. (A regular file ignores O_NONBLOCK.)
+ */
+export async function withVolumeImage<T>(
+  dataPath: string,
+  record: VolumeRecord,
+  readOnly: boolean,
+  fn: (fd: number) => T | Promise<T>,
+): Promise<T> {
+  let fd: number;
+  try {
+    fd = openSync(dataPath, loopFileMode(readOnly) | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+  } catch (err) {
+    if (["ENOENT", "ELOOP", "EISDIR", "ENXIO"].includes(errnoOf(err) ?? "")) {
+      throw failedPrecondition(`volume ${record.volumeId} cannot be used: its image file is missing or is not a regular file`);
+    }
+    throw err;
+  }
+  try {
+    const proven = record.dataIdentity ? isSameData(fd, record.dataIdentity, "file", dataPath) : fstatSync(fd).isFile();
+    if (!proven) throw failedPrecondition(replacedProblem(record.volumeId, dataPath, "file"));
+    return await fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Which file the volume's loop devices are attached to (loop.ts:
+ * FileIdentity, compared with LOOP_GET_STATUS64's lo_device and lo_inode):
+ * the image its record names — the recorded inode number on the device of
+ * data/ — wherever that file is now, not whatever is at data/<id>. An old
+ * record without an identity: the file at the name, as before.
+ *
+ * The kernel tells a loop device's file by those two numbers only, no
+ * birth time or generation. They name the recorded file for as long as it
+ * exists: no two files of one file system have the same inode number at
+ * once, and a loop device holds its file, so the number is not given to
+ * another while the volume's image is attached. They could name another
+ * file only once the volume's image has been deleted (behind the driver,
+ * which deletes it only with its record) and its number given to a new
+ * file. Where that shows — data/<id> holds the recorded number, on that
+ * device, with another birth time or generation — nothing is the volume's.
+ */
+export function imageOfRecord(dataPath: string, parts: DirIdentityParts | undefined): FileIdentity | undefined {
+  if (!parts) return fileIdentity(dataPath);
+  const dev = deviceOfData(path.dirname(dataPath));
+  if (dev === undefined) return undefined;
+  if (identityAt(dataPath, parts, "file") !== "same") {
+    const st = lstatSync(dataPath, { bigint: true, throwIfNoEntry: false });
+    if (st && st.dev === dev && String(st.ino) === parts.ino) return undefined; // the recorded number, reused: the image is gone
+  }
+  return { dev, ino: BigInt(parts.ino) };
+}
+
+/** The device (st_dev) of data/, asked once per root: it holds every image the driver makes. */
+const dataDevices = new Map<string, bigint>();
+function deviceOfData(data: string): bigint | undefined {
+  const known = dataDevices.get(data);
+  if (known !== undefined) return known;
+  const st = lstatSync(data, { bigint: true, throwIfNoEntry: false });
+  if (!st?.isDirectory()) return undefined;
+  dataDevices.set(data, st.dev);
+  return st.dev;
+}
+
 /** A path to the directory open at `fd`: the link is resolved, then "." — so O_NOFOLLOW opens of it succeed. */
 export function throughDescriptor(fd: number): string {
   return `/proc/self/fd/${fd}/.`;
 }
 
-export function replacedProblem(volumeId: string, dataDir: string): string {
-  return `volume ${volumeId} cannot be used: ${dataDir} is not the directory this driver made for it (another was put in its place)`;
+export function replacedProblem(volumeId: string, dataDir: string, kind: DataKind = "dir"): string {
+  const made = kind === "dir" ? "the directory" : "the image file";
+  return `volume ${volumeId} cannot be used: ${dataDir} is not ${made} this driver made for it (another was put in its place)`;
 }
 
 /**

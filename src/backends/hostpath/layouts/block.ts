@@ -17,13 +17,16 @@
  * refers to. (Clearing the flag costs about 15 ms — the kernel freezes the
  * device's queue for it — paid once per stage, on a worker thread.)
  */
+import * as path from "node:path";
 import { hostPathStore } from "../store";
+import type { NodeVolume } from "../node-volume";
+import { withVolumeImage } from "../volume-dir";
 import { closeSync } from "node:fs";
 import { VolumeUsage_Unit as Unit } from "../../../gen/csi";
 import { internal } from "../../../csi/errors";
 import { bindWithFlags, type MountPlace } from "../../../mount/bind";
 import {
-  attachLoop,
+  attachLoopTo,
   isReadOnlyLoop,
   keepAttached,
   loopDevice,
@@ -39,9 +42,14 @@ import type { NodeLayout } from "./index";
 /** The file under the staging path that carries the device. */
 export const STAGED_DEVICE = "block";
 
-/** Attach a loop device to `image` and bind its node at `target`, leaving it attached. */
-async function attachAndBind(image: string, target: MountPlace, readOnly: boolean, bits: number): Promise<void> {
-  const { loop, fd } = await attachLoop(image, { readOnly });
+/**
+ * Attach a loop device to the volume's image and bind its node at `target`, leaving it attached. The image is
+ * the one its record names, opened and proven (FAILED_PRECONDITION, nothing attached, if another file is at its
+ * name: ../volume-dir.ts), and the device is attached to that descriptor.
+ */
+async function attachAndBind(vol: NodeVolume, target: MountPlace, readOnly: boolean, bits: number): Promise<void> {
+  const attach = (backing: number) => attachLoopTo(backing, path.basename(vol.dataDir), { readOnly });
+  const { loop, fd } = await withVolumeImage(vol.dataDir, vol.record, readOnly, attach);
   try {
     bindWithFlags(loop.path, target, bits);
     try {
@@ -62,15 +70,15 @@ export const blockLayout: NodeLayout = {
   async stage(_driver, vol, staged, readonly) {
     // A read-only attachment gets its own read-only device (a read-only
     // bind of a device node would not stop writes through it).
-    if (readonly) return attachAndBind(vol.dataDir, staged, true, 0);
+    if (readonly) return attachAndBind(vol, staged, true, 0);
     // Staged elsewhere already: share that device rather than attach a second one.
     const attached = vol.mounts.loops.find((n) => !isReadOnlyLoop(n));
     if (attached !== undefined) bindWithFlags(loopDevice(attached).path, staged, 0);
-    else await attachAndBind(vol.dataDir, staged, false, 0);
+    else await attachAndBind(vol, staged, false, 0);
   },
 
   async publish(vol, source, target, bits, readonly) {
-    if (readonly) await attachAndBind(vol.dataDir, target, true, bits);
+    if (readonly) await attachAndBind(vol, target, true, bits);
     else bindWithFlags(source, target, bits);
   },
 

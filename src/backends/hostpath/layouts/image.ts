@@ -2,7 +2,9 @@
  * Image volumes on the node: a file system in a file, loop-mounted.
  *
  * NodeStage attaches a loop device to the image, with AUTOCLEAR (see
- * src/mount/loop.ts), and mounts its file system at the staging path; pods
+ * src/mount/loop.ts) — the image its record names, opened and proven, not
+ * whatever file is at its name (../volume-dir.ts: withVolumeImage) — and
+ * mounts its file system at the staging path; pods
  * get bind mounts of that. NodeUnstage only unmounts: once the last mount
  * of the file system is gone nobody holds the device open and the kernel
  * detaches it by itself — also when the driver died half-way.
@@ -21,7 +23,9 @@
  * ext4 cannot use a last block group that small anyway, and growing would
  * be retried at every stage for nothing.
  */
+import * as path from "node:path";
 import { hostPathStore } from "../store";
+import { withVolumeImage } from "../volume-dir";
 import { MS } from "../../../mount/options";
 import { closeSync } from "node:fs";
 import { failedPrecondition, internal } from "../../../csi/errors";
@@ -36,7 +40,7 @@ import {
   isImageFsType,
   type FsType,
 } from "../../../mount/filesystem";
-import { attachLoop, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../../mount/loop";
+import { attachLoopTo, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../../mount/loop";
 import { mountFsAsync, unmount } from "../../../mount/syscalls";
 import { statfsUsage } from "../../../storage/fs-usage";
 import { growContent } from "../content";
@@ -75,9 +79,18 @@ export const imageLayout: NodeLayout = {
       await mountFsAsync(loopDevice(mounted).path, staged.mountOn, fsType, bits, imageMountData(fsType));
       return;
     }
-    const { loop, fd } = await attachLoop(vol.dataDir, { readOnly: readonly });
+    // The image the record names, opened and proven (FAILED_PRECONDITION if another file is at its name), is what is attached.
+    const { loop, fd, grow } = await withVolumeImage(vol.dataDir, vol.record, readonly, async (backing) => {
+      const attached = await attachLoopTo(backing, path.basename(vol.dataDir), { readOnly: readonly });
+      try {
+        // Its super-block is read through the same descriptor, not by the name.
+        return { ...attached, grow: !readonly && growthPending(`/proc/self/fd/${backing}`, attached.loop, fsType) >= GROW_MIN };
+      } catch (err) {
+        closeSync(attached.fd);
+        throw err;
+      }
+    });
     try {
-      const grow = !readonly && growthPending(vol.dataDir, loop, fsType) >= GROW_MIN;
       if (grow && fsType === "ext4") await growUnmountedExt4(loop.path);
       await mountFsAsync(loop.path, staged.mountOn, fsType, bits, imageMountData(fsType));
       if (grow && fsType === "xfs") {
