@@ -1,6 +1,6 @@
 // A copy on a share that stops answering (cp or its flush asleep in the kernel) is stopped and answered UNAVAILABLE after about one share
 // timeout, committing nothing; what it half made goes once the stopped tool has exited, and until then calls on that share are answered at
-// once and start nothing more.
+// once and start nothing more. The same holds for a share agent killed at its deadline, and the rm it was running.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { promises as fsp, readdirSync, readFileSync } from "node:fs";
@@ -42,6 +42,19 @@ function toolsOf(d: DriverProcess): number[] {
       return p !== undefined && p.parent === d.proc.pid && ["cp", "sync"].includes(p.command) && alive(pid);
     })
     .sort((a, b) => a - b);
+}
+
+/** The share agents of driver `d` asleep in the kernel (killed or not), and every rm that has not exited, wherever it now belongs. */
+function helpersOf(d: DriverProcess): { agents: number[]; rm: number[] } {
+  const all = readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .sort((a, b) => a - b);
+  const agents = all.filter((pid) => {
+    const p = processOf(pid);
+    return p !== undefined && p.parent === d.proc.pid && p.command === "node" && p.state === "D";
+  });
+  return { agents, rm: all.filter((pid) => processOf(pid)?.command === "rm" && alive(pid)) };
 }
 
 async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
@@ -234,5 +247,55 @@ describe("Tools stopped on a share that stops answering", function () {
     const clone = await t.create({ volume: { volumeId: v.volumeId! } }, name);
     assert.equal(await fsp.readFile(path.join(t.dirOf(clone), "f"), "utf8"), "cloned");
     assert.deepEqual((await t.onShare()).tmp, [], "the retry removed the half-made copy");
+  });
+});
+
+describe("Share agents stopped at their deadline on a share that stops answering", function () {
+  const t = onStallingShare(1);
+  const refusedBy = (tool: string, pid: number) =>
+    new RegExp(`^the ${tool} \\(pid ${pid}\\) of an earlier call on share ${literal(t.share.path)} was stopped \\d+ s ago at its deadline and is still stuck in the kernel`);
+
+  it("an agent asleep in an fsync: calls on its share answer UNAVAILABLE at once naming it, start no other agent, and work once it exits", async () => {
+    const v = await t.create();
+    await t.share.stall();
+    const name = uniqueName("pvc");
+    // The new volume's marker is written with an fsync, which never returns.
+    await expectCode(t.create(undefined, name), Code.UNAVAILABLE, /did not answer within 1 s \(writeRecord\); the share may be hung/);
+    const { agents } = helpersOf(t.d);
+    assert.equal(agents.length, 1, "the killed agent sleeps on in the kernel until the share answers");
+    const refused = refusedBy("share agent", agents[0]!);
+    for (let i = 0; i < 3; i++) {
+      await expectCode(t.create(undefined, name), Code.UNAVAILABLE, refused);
+      await expectCode(t.d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: v.volumeId }, PATIENT), Code.UNAVAILABLE, refused);
+      await expectCode(t.d.client.controller.deleteVolume({ volumeId: v.volumeId }, PATIENT), Code.UNAVAILABLE, refused);
+    }
+    assert.deepEqual(helpersOf(t.d).agents, agents, "no other agent was started on the share");
+    await t.resume(agents);
+    const made = await t.create(undefined, name);
+    assert.ok((await fsp.stat(t.dirOf(made))).isDirectory());
+    await until("the failed create's temporary directory to be removed", async () => (await t.onShare()).tmp.length === 0);
+  });
+
+  it("an rm of the agent's asleep on the share: it is killed with its agent, and calls on the share answer UNAVAILABLE at once naming it", async () => {
+    const v = await t.create();
+    const req = { name: uniqueName("snap"), sourceVolumeId: v.volumeId };
+    // What a driver killed mid-copy leaves: a half-made copy of the snapshot in the share's tmp, removed by the next try of its name.
+    // Its last write is still on its way to the disk, which takes nothing: the rm that removes it waits for that write.
+    const left = t.meta("tmp", `${snapshotKeyOf(req.name)}.0123abcd`);
+    await fsp.mkdir(left, { recursive: true });
+    await t.share.stall();
+    await fsp.writeFile(path.join(left, "f"), randomBytes(64 * 1024));
+    await t.share.stallFlush();
+    await expectCode(t.d.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE, /did not answer within 1 s \(clean\); the share may be hung/);
+    const { rm } = helpersOf(t.d);
+    assert.equal(rm.length, 1, "the killed rm sleeps on in the kernel until the share answers");
+    for (let i = 0; i < 3; i++) {
+      await expectCode(t.d.client.controller.createSnapshot(req, PATIENT), Code.UNAVAILABLE, refusedBy("rm", rm[0]!));
+      await expectCode(t.create(), Code.UNAVAILABLE, refusedBy("rm", rm[0]!));
+    }
+    assert.deepEqual(helpersOf(t.d).rm, rm, "no other rm was started on the share");
+    await t.resume(rm);
+    assert.equal((await t.d.client.controller.createSnapshot(req, PATIENT)).snapshot!.readyToUse, true);
+    assert.deepEqual((await t.onShare()).tmp, [], "the half-made copy was removed");
   });
 });

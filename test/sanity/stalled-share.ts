@@ -29,6 +29,11 @@ export interface StalledShare {
   stall(): Promise<void>;
   /** Also make reads of uncached data wait: a flush of `file` (written here, on the share) is left waiting in the device. */
   stallReads(file: string): Promise<void>;
+  /**
+   * Like stallReads, with a flush of the whole share, which holds no file open: each file written since stall() is then on its
+   * way to the disk, so removing it (freeing its pages) waits too.
+   */
+  stallFlush(): Promise<void>;
   /** Flush `file` and drop its data from the page cache (before stall()), so the next read of it must reach the disk. */
   evict(file: string): Promise<void>;
   /** Thaw: everything waiting finishes. */
@@ -72,6 +77,14 @@ export async function makeStalledShare(at: string, sizeBytes = 128 * 1024 ** 2):
     await disk.cleanup();
     throw err;
   }
+  /** Start a flush (sync `args`) and return once it sleeps in the kernel waiting for the device: from now on the device takes nothing else. */
+  const flushWaiting = async (args: string[]) => {
+    const sync = spawn("sync", args, { stdio: "ignore" });
+    sleepers.push(sync);
+    for (let i = 0; i < 1000 && !/^\S+ \([^)]*\) D /.test(await fsp.readFile(`/proc/${sync.pid}/stat`, "utf8").catch(() => "")); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
   return {
     path: at,
     async stall() {
@@ -79,14 +92,8 @@ export async function makeStalledShare(at: string, sizeBytes = 128 * 1024 ** 2):
       await run("fsfreeze", ["-f", disk.mountPoint]);
       frozen.add(disk.mountPoint);
     },
-    async stallReads(file: string) {
-      const sync = spawn("sync", ["--data", file], { stdio: "ignore" });
-      sleepers.push(sync);
-      // Asleep in the kernel, waiting for the device: from now on the device takes nothing else.
-      for (let i = 0; i < 1000 && !/^\S+ \([^)]*\) D /.test(await fsp.readFile(`/proc/${sync.pid}/stat`, "utf8").catch(() => "")); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
+    stallReads: (file: string) => flushWaiting(["--data", file]),
+    stallFlush: () => flushWaiting(["--file-system", at]),
     async evict(file: string) {
       await run("sync", ["--data", file]);
       await run("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"]);

@@ -8,7 +8,15 @@
  * of milliseconds), each serving one request at a time, so one hung share
  * holds up only the calls that touch it. An agent that misses its deadline
  * is killed and forgotten; the call fails with UNAVAILABLE saying which
- * share did not answer, and the next call gets a fresh agent.
+ * share did not answer. Each agent leads a process group of its own, with
+ * the rm it may be running (share-walk.ts): the deadline kills the group.
+ *
+ * A process killed while asleep in the kernel on a hung share does not die
+ * until the share answers, and a retry that started a fresh agent there
+ * would only leave one more beside it. So whatever of the group is still
+ * alive after the kill is remembered under the share (storage/stuck-tools.ts)
+ * until it exits, and meanwhile no agent is started for that share: the
+ * call answers UNAVAILABLE at once, naming the process.
  *
  * Agents run under `setpriv --pdeathsig KILL`: they die with the driver,
  * and the driver never waits for them to exit.
@@ -40,7 +48,8 @@ class Agent {
   dead = false;
 
   constructor() {
-    this.proc = spawn("setpriv", ["--pdeathsig", "KILL", "--", process.execPath, AGENT], { stdio: ["pipe", "pipe", "ignore"] });
+    // Detached: a process group of its own (setpriv execs the agent, so its PID is the group's), killed whole at the deadline.
+    this.proc = spawn("setpriv", ["--pdeathsig", "KILL", "--", process.execPath, AGENT], { stdio: ["pipe", "pipe", "ignore"], detached: true });
     const rl = createInterface({ input: this.proc.stdout! });
     rl.on("line", (line) => {
       const reply = JSON.parse(line) as AgentReply;
@@ -81,11 +90,21 @@ class Agent {
       // gone already
     }
   }
+
+  /** Kill the agent and whatever it started (its process group). */
+  killGroup(): void {
+    this.dead = true;
+    try {
+      if (this.proc.pid !== undefined) process.kill(-this.proc.pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
 }
 
 export class ShareIo {
   private readonly idle: Agent[] = [];
-  /** Copies' tools killed on a share and not yet exited: while one lives, nothing more is started there (storage/stuck-tools.ts). */
+  /** Copies' tools and agents killed on a share and not yet exited: while one lives, nothing more is started there (storage/stuck-tools.ts). */
   readonly stuck = new StuckTools();
 
   constructor(readonly timeoutMs: number) {}
@@ -94,16 +113,19 @@ export class ShareIo {
    * Run `op` in an agent. Resolves with its value; rejects with a
    * ShareError carrying the errno the operation failed with, or with
    * UNAVAILABLE when no answer came within the deadline (`what` names the
-   * share for that message).
+   * share for that message, and is where a killed agent is remembered), and
+   * at once while one killed on that share has not exited.
    */
   async run<T>(op: string, args: Record<string, unknown>, what: string, timeoutMs = this.timeoutMs): Promise<T> {
+    this.stuck.check(what);
     const agent = this.take();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
     const reply = await Promise.race([agent.send(op, args), deadline]);
     clearTimeout(timer);
     if (reply === "timeout") {
-      agent.kill();
+      agent.killGroup();
+      this.stuck.addGroup([what], agent.proc, (pid, command) => (pid === agent.proc.pid ? "share agent" : command));
       throw unavailable(`${what} did not answer within ${timeoutMs / 1000} s (${op}); the share may be hung or its server unreachable`);
     }
     this.give(agent);

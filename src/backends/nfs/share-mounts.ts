@@ -11,8 +11,8 @@
  * the export once nothing uses it. Working directories left by a crash are
  * detached and removed at start-up.
  *
- * A share on which a copy's tool was killed and is still stuck in the
- * kernel (storage/stuck-tools.ts) is not entered at all: calls on it answer
+ * A share on which a copy's tool or a share agent was killed and is still
+ * stuck in the kernel (storage/stuck-tools.ts) is not entered at all: calls on it answer
  * UNAVAILABLE at once, starting nothing that would get stuck beside it. What
  * the failed copy left in the share's tmp is removed once the tool has
  * exited, after the call answered (tidy).
