@@ -216,12 +216,17 @@ export async function main(argv: string[]): Promise<void> {
     case "csi": {
       const endpoint = str("endpoint");
       if (endpoint !== undefined) checked(() => endpointAddress(endpoint));
+      const volumeName = checked(() => volumeNameArg(str("name")));
+      // Ctrl-C, SIGTERM or the end of the process that started it stop the demo as its end does: the call in
+      // flight finishes, the volume it made is deleted, the driver it started is stopped; it exits 130 (stop-signals.ts).
+      const stop = stopOnSignals("csi-lab rpc csi", textReport("csi-lab rpc csi"));
       const { ok } = await csiExplained({
         endpoint,
-        volumeName: checked(() => volumeNameArg(str("name"))),
+        volumeName,
         keep: v["keep"] === true,
         plain: noColor,
         write,
+        stoppable: (close) => stop.serving(close, 130),
       });
       if (!ok) process.exitCode = 1;
       return;
@@ -266,6 +271,11 @@ async function runWalkthrough(str: (k: string) => string | undefined, plain: boo
       write,
     };
   });
+  // SIGTERM, Ctrl-C where there is no terminal to read it as a key, or the end of the process that started it
+  // (a deadline may be 49.7 days away) end the walkthrough: it says why, and exits 130, its servers and
+  // connections closing with the process (stop-signals.ts).
+  const stop = stopOnSignals("csi-lab rpc walkthrough", textReport("csi-lab rpc walkthrough"));
+  stop.serving(async () => undefined, 130);
   const interactive = !plain && process.stdin.isTTY === true && process.stdout.isTTY === true;
   const rl = interactive ? readline.createInterface({ input: process.stdin, output: process.stdout }) : undefined;
   // Ctrl-C and Ctrl-D end the walkthrough at once, servers and all: the

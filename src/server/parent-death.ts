@@ -6,13 +6,14 @@
  * which would go on serving, orphaned, its socket in place. The same holds
  * for every command that serves until it is stopped (`csi-lab rpc serve`,
  * `csi-lab lab`): orphaned, it keeps its port, and the next start on that
- * port fails; and for `csi-lab rpc call`, whose call may wait days for its
- * deadline. So at start-up such a command asks the kernel to send it
- * SIGTERM when its parent process ends (prctl(PR_SET_PDEATHSIG)); its
- * SIGTERM handler then shuts it down as for any SIGTERM (the driver:
- * in-flight calls finish, the socket is removed; rpc serve and the lab:
- * the listener is closed; rpc call: its connection goes as it exits) and
- * says why.
+ * port fails; for `csi-lab rpc call` and `rpc walkthrough`, whose call may
+ * wait days for its deadline; and for `rpc csi`, which started a driver.
+ * So at start-up such a command asks the kernel to send it SIGTERM when
+ * its parent process ends (prctl(PR_SET_PDEATHSIG)); its SIGTERM handler
+ * then shuts it down as for any SIGTERM (the driver: in-flight calls
+ * finish, the socket is removed; rpc serve and the lab: the listener is
+ * closed; rpc call and walkthrough: their sockets go as they exit; rpc
+ * csi: its volume is deleted and its driver stopped) and says why.
  *
  * Not asked where the command is PID 1, or its parent is outside its PID
  * namespace (getppid() answers 0): a container, as in Kubernetes. There

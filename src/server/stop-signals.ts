@@ -1,7 +1,8 @@
 /**
  * Stopping a command that serves until it is stopped: the driver,
- * `csi-lab rpc serve` and `csi-lab lab` — and `csi-lab rpc call`, which
- * waits for one reply up to its deadline (as long as 49.7 days).
+ * `csi-lab rpc serve` and `csi-lab lab` — and `csi-lab rpc call` and
+ * `rpc walkthrough`, which wait for a reply up to its deadline (as long as
+ * 49.7 days), and `rpc csi`, which runs a driver of its own.
  *
  * Three things stop it: Ctrl-C (SIGINT), a SIGTERM, and the end of the
  * process that started it, which parent-death.ts turns into a SIGTERM (a
@@ -9,7 +10,8 @@
  * next start would fail; a call left waiting would hold its connection, and
  * the server's handler, until its deadline). Each ends the same way: the
  * command says why, closes what it serves, and exits with status 0 (a call
- * cut short: 1, as a call that fails). A second signal while it
+ * cut short: 1, as a call that fails; a walkthrough or `rpc csi` cut
+ * short: 130, as their Ctrl-C always has). A second signal while it
  * closes, or a signal before there is anything to close, exits at once
  * with status 1. How it says so is the command's own: a line on stderr
  * (textReport), or the driver's JSON log (src/cli.ts).

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as dgram from "node:dgram";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { PROTO_DIR } from "../../src/rpc-demo/codecs/schema";
@@ -110,4 +110,33 @@ export function portFree(transport: "tcp" | "udp", host: string, port: number): 
     s.once("error", () => resolve(false));
     s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
   });
+}
+
+/** The TCP ports process `pid` listens on and the UDP ports it has bound, from /proc (its sockets' inodes). */
+export function portsOf(pid: number): { transport: "tcp" | "udp"; host: string; port: number }[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const found: { transport: "tcp" | "udp"; host: string; port: number }[] = [];
+  for (const [table, transport, host] of [["tcp", "tcp", "127.0.0.1"], ["tcp6", "tcp", "::1"], ["udp", "udp", "127.0.0.1"], ["udp6", "udp", "::1"]] as const) {
+    let rows: string[] = [];
+    try {
+      rows = readFileSync(`/proc/${pid}/net/${table}`, "utf8").trim().split("\n").slice(1);
+    } catch {
+      continue; // no IPv6 here
+    }
+    for (const row of rows) {
+      // sl local_address rem_address st … inode: TCP's state 0A is LISTEN; a bound UDP socket is 07.
+      const f = row.trim().split(/\s+/);
+      const listening = transport === "tcp" ? f[3] === "0A" : f[3] === "07";
+      if (listening && inodes.has(f[9]!)) found.push({ transport, host, port: parseInt(f[1]!.split(":")[1]!, 16) });
+    }
+  }
+  return found;
 }

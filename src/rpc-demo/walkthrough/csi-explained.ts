@@ -45,32 +45,39 @@ export interface CsiExplainedOptions {
   readonly keep?: boolean;
   readonly plain: boolean;
   readonly write: (text: string) => void;
+  /**
+   * Given, as the demo starts, what stops it early (the CLI's Ctrl-C, SIGTERM and the end of its parent):
+   * the call in flight finishes, the volume made is deleted, the connection closed and the driver started stopped.
+   */
+  readonly stoppable?: (close: () => Promise<void>) => void;
 }
 
 interface Driver {
   readonly socketPath: string;
+  /** Resolves when it logs "ready"; rejects if it exits first or takes over 10 s. */
+  readonly ready: Promise<void>;
+  /** SIGTERM, wait for it to exit, remove its directory. Idempotent; safe while it is still starting. */
   stop(): Promise<void>;
 }
 
-/** Start `csi-lab driver` on a temporary socket and root; resolves when it logs "ready". */
-async function startDriver(): Promise<Driver> {
+/** Start `csi-lab driver` on a temporary socket and root. */
+function startDriver(): Driver {
   const dir = mkdtempSync(path.join(os.tmpdir(), "csi-lab-rpc-"));
   const socketPath = path.join(dir, "csi.sock");
   const bin = path.join(PROTO_DIR, "..", "bin", "csi-lab.js");
   const child: ChildProcess = spawn(process.execPath, [bin, "driver", "--endpoint", `unix://${socketPath}`, "--node-id", "n1", "--root", path.join(dir, "root")], {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  // If this process dies first (Ctrl-C, a closed pipe), the driver must not
-  // outlive it: "exit" handlers run on the way out, and kill() is synchronous.
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // The last resort, if this process exits without stopping it (a second
+  // Ctrl-C, an uncaught error): "exit" handlers run on the way out, and
+  // kill() is synchronous. (The driver also watches its parent, this process.)
   const orphanGuard = () => {
     child.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });
   };
-  const onSignal = () => process.exit(130);
   process.once("exit", orphanGuard);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  await new Promise<void>((resolve, reject) => {
+  const ready = new Promise<void>((resolve, reject) => {
     let log = "";
     const timer = setTimeout(() => reject(new Error(`the driver did not get ready in 10 s:\n${log}`)), 10_000);
     child.stderr!.on("data", (chunk: Buffer) => {
@@ -85,19 +92,20 @@ async function startDriver(): Promise<Driver> {
       reject(new Error(`the driver exited (${code}) before it was ready:\n${log}`));
     });
   });
+  ready.catch(() => undefined); // whoever awaits it sees the error; a stop meanwhile does not
+  let stopped: Promise<void> | undefined;
   return {
     socketPath,
-    stop: async () => {
-      process.off("exit", orphanGuard);
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    ready,
+    stop: () =>
+      (stopped ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGTERM");
+          await exited;
+        }
+        process.off("exit", orphanGuard);
+        rmSync(dir, { recursive: true, force: true });
+      })()),
   };
 }
 
@@ -138,9 +146,6 @@ const volumeIdOf = (reply: CsiMessage | undefined): string | undefined => (reply
 export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boolean }> {
   const { write } = opts;
   const address = opts.endpoint === undefined ? undefined : endpointAddress(opts.endpoint);
-  const started = address === undefined ? await startDriver() : undefined;
-  const where = started ? { socketPath: started.socketPath, label: `unix://${started.socketPath}` } : address!;
-  const client = await Http2Client.connect(where);
   const section = (title: string, trace: Trace, start: bigint) => {
     write(`\n== ${title}\n`);
     const story = narrate(trace, start, { plain: opts.plain });
@@ -149,7 +154,10 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
   };
 
   // The demo deletes the volume it made, whatever happens: at the end, after
-  // an error, or on Ctrl-C (after the call in flight, which may create it).
+  // an error, or when it is stopped (after the call in flight, which may
+  // create it); then it stops the driver it started.
+  let started: Driver | undefined;
+  let client: Http2Client | undefined;
   let made: string | undefined;
   let inflight: Promise<unknown> = Promise.resolve();
   let stopping = false;
@@ -158,22 +166,37 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
     (cleaned ??= (async () => {
       stopping = true;
       await inflight.catch(() => undefined);
-      if (made === undefined || opts.keep) return;
+      if (made === undefined || opts.keep || !client) return;
       const body = Buffer.from(protobufCodec.encode(DeleteRequest, { volumeId: made, secrets: {} }));
       const res = await client.unary(DELETE_VOLUME, "application/grpc", body, { timeoutMs: 10_000 });
       protobufCodec.decode(DeleteResponse, res.body);
       write(`\n== Clean-up\n\nDeleteVolume ${JSON.stringify(made)}: done. The demo leaves nothing behind in the driver (--keep to leave it).`);
       made = undefined;
     })());
-  const onSignal = () => void cleanUp().finally(() => process.exit(130));
-  if (!started) {
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-  }
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closed ??= (async () => {
+      try {
+        await cleanUp();
+      } finally {
+        await client?.close();
+        await started?.stop();
+      }
+    })());
+  // Once stopping, what the demo was doing may fail (its driver stopped under it): it waits for the exit instead.
+  const unlessStopped = async <T>(step: Promise<T>): Promise<T> => {
+    try {
+      return await step;
+    } catch (err) {
+      if (stopping) await new Promise(() => undefined);
+      throw err;
+    }
+  };
+  opts.stoppable?.(close);
   const create = async (req: CsiMessage, trace: Trace): Promise<CsiMessage> => {
-    // After Ctrl-C, no new volume: wait here for the exit.
+    // Once stopping, no new volume: wait here for the exit.
     if (stopping) await new Promise(() => undefined);
-    const p = createVolume(client, req, trace);
+    const p = createVolume(client!, req, trace);
     inflight = p;
     const reply = await p;
     made ??= volumeIdOf(reply);
@@ -181,6 +204,13 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
   };
 
   try {
+    if (address === undefined) {
+      started = startDriver();
+      await unlessStopped(started.ready);
+    }
+    const where = started ? { socketPath: started.socketPath, label: `unix://${started.socketPath}` } : address!;
+    client = await unlessStopped(Http2Client.connect(where));
+    if (stopping) await new Promise(() => undefined);
     write(`CSI explained: CreateVolume to the csi-lab driver on ${where.label}${started ? " (started for this walkthrough)" : ""}`);
     // The request as the external-provisioner would build it, written in proto3 JSON.
     const req = messageFromJson(Request, {
@@ -228,13 +258,6 @@ export async function csiExplained(opts: CsiExplainedOptions): Promise<{ ok: boo
     );
     return { ok: same && conflict !== undefined };
   } finally {
-    try {
-      await cleanUp();
-    } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      await client.close();
-      await started?.stop();
-    }
+    await close();
   }
 }
