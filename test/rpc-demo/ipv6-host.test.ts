@@ -4,9 +4,13 @@
 // every transport works there, UDP too (its socket takes the address's family).
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import { codecByName } from "../../src/rpc-demo/codecs/codec";
+import { Playground } from "../../src/rpc-demo/call-ids/playground";
+import { codecByName, protobufCodec } from "../../src/rpc-demo/codecs/codec";
 import { NO_FAULTS } from "../../src/rpc-demo/faults/faults";
-import type { ServerTransport, TransportName } from "../../src/rpc-demo/transports/transport";
+import { playgroundDispatcher } from "../../src/rpc-demo/playground-service";
+import { Trace } from "../../src/rpc-demo/trace";
+import { callProcedure, type ServerTransport, type TransportName } from "../../src/rpc-demo/transports/transport";
+import { UdpClient, UdpServer, type HostLookup } from "../../src/rpc-demo/transports/udp";
 import { call, serve } from "../../src/rpc-demo/walkthrough/two-ends";
 import { listenError } from "../../src/server/host-flag";
 
@@ -49,6 +53,30 @@ describe("rpc serve and call with --host ::1", () => {
       for (const said of [text, unwrapped(served.join("\n"))]) assert.doesNotMatch(said, /(^|[^[])::1:\d/, "no unbracketed ::1:PORT anywhere");
     });
   }
+
+  it("UDP to a host name that resolves only to IPv6: looked up once, in either family as for TCP, a udp6 socket, [::1]:PORT", async () => {
+    // No name on this machine need resolve to ::1 alone (/etc/hosts is not ours to change): the resolver is given,
+    // as node:net and node:dgram take one, and answers as DNS would for a name with only an AAAA record.
+    const asked: string[] = [];
+    const lookup: HostLookup = async (host) => {
+      asked.push(host);
+      if (host !== "v6only.test") throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });
+      return { address: "::1", family: 6 };
+    };
+    server = await UdpServer.listen(playgroundDispatcher(), { host: "v6only.test", lookup });
+    const client = await UdpClient.connect({ host: "v6only.test", port: server.port, lookup });
+    const said: string[] = [];
+    try {
+      for (const b of [1n, 2n]) {
+        const reply = await callProcedure(client, protobufCodec, Playground.add, { a: 40n, b }, { timeoutMs: 2000, trace: new Trace((s) => said.push(s.title)) });
+        assert.equal(reply.sum, 40n + b);
+      }
+    } finally {
+      await client.close();
+    }
+    assert.deepEqual(asked, ["v6only.test", "v6only.test"], "once by the server, once by the client: not per datagram");
+    assert.ok(said.some((t) => new RegExp(`^send the datagram to \\[::1\\]:${server!.port},`).test(t)), said.join("\n"));
+  });
 
   it("a listener that cannot start names [::1]:PORT", () => {
     const err = Object.assign(new Error("bind EINVAL ::1"), { code: "EINVAL" });

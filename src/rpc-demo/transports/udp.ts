@@ -11,7 +11,8 @@
  */
 import * as dgram from "node:dgram";
 import { randomInt } from "node:crypto";
-import { isIPv6 } from "node:net";
+import { lookup as systemLookup } from "node:dns/promises";
+import { isIP, isIPv6 } from "node:net";
 import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
@@ -41,13 +42,22 @@ import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } fro
 /** The most an IPv4 UDP datagram can carry. */
 export const MAX_DATAGRAM = 65507;
 
+/** How a host name becomes an address (default: the system's resolver, as node:net uses for TCP). */
+export type HostLookup = (host: string) => Promise<{ address: string; family: number }>;
+
 /**
- * A socket of the family of the address it will listen on or send to: a UDP
- * socket is IPv4 or IPv6 (an IPv4 one cannot bind or reach ::1). A host name
- * is looked up as IPv4.
+ * The address a host name stands for, looked up once, in either family, as
+ * TCP's connect and listen do: a UDP socket is IPv4 or IPv6 (an IPv4 one
+ * cannot bind or reach ::1), so its family comes from the address, which is
+ * then what it binds or sends to (a name left to dgram is looked up as IPv4
+ * only, and again for every datagram).
  */
-function socketFor(host: string): dgram.Socket {
-  return dgram.createSocket(isIPv6(host) ? "udp6" : "udp4");
+async function addressOf(host: string, lookup: HostLookup = systemLookup): Promise<string> {
+  return isIP(host) !== 0 ? host : (await lookup(host)).address;
+}
+
+function socketFor(address: string): dgram.Socket {
+  return dgram.createSocket(isIPv6(address) ? "udp6" : "udp4");
 }
 
 /**
@@ -70,6 +80,7 @@ export interface UdpServerOptions {
   readonly faults?: FaultInjector;
   readonly trace?: Trace;
   readonly onCrash?: () => void;
+  readonly lookup?: HostLookup;
 }
 
 export class UdpServer implements ServerTransport {
@@ -84,11 +95,11 @@ export class UdpServer implements ServerTransport {
   ) {}
 
   static async listen(dispatcher: Dispatcher, opts: UdpServerOptions = {}): Promise<UdpServer> {
-    const host = opts.host ?? "127.0.0.1";
-    const socket = socketFor(host);
+    const address = await addressOf(opts.host ?? "127.0.0.1", opts.lookup);
+    const socket = socketFor(address);
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(opts.port ?? 0, host, () => resolve());
+      socket.bind(opts.port ?? 0, address, () => resolve());
     });
     const self = new UdpServer(socket, socket.address().port);
     const faults = opts.faults ?? new FaultInjector();
@@ -186,6 +197,7 @@ export interface UdpClientOptions extends ClientOptions {
   readonly maxRetransmitMs?: number;
   /** Deadline for calls that set none (default 5000 ms): UDP calls always need one. */
   readonly defaultTimeoutMs?: number;
+  readonly lookup?: HostLookup;
 }
 
 interface Pending {
@@ -204,6 +216,8 @@ export class UdpClient implements ClientTransport {
 
   private constructor(
     private readonly socket: dgram.Socket,
+    /** The server's address, the host looked up once. */
+    private readonly address: string,
     private readonly opts: UdpClientOptions,
   ) {
     socket.on("message", (msg) => this.onMessage(msg));
@@ -211,12 +225,18 @@ export class UdpClient implements ClientTransport {
 
   static async connect(opts: UdpClientOptions): Promise<UdpClient> {
     const host = opts.host ?? "127.0.0.1";
-    const socket = socketFor(host);
+    let address: string;
+    try {
+      address = await addressOf(host, opts.lookup);
+    } catch (err) {
+      throw new RpcError(Code.UNAVAILABLE, `cannot look up ${host}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const socket = socketFor(address);
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(0, isIPv6(host) ? "::" : "0.0.0.0", () => resolve());
+      socket.bind(0, isIPv6(address) ? "::" : "0.0.0.0", () => resolve());
     });
-    return new UdpClient(socket, opts);
+    return new UdpClient(socket, address, opts);
   }
 
   roundTrip(proc: AnyProcedure, codec: Codec, body: Buffer, opts: CallOptions = {}): Promise<Buffer> {
@@ -236,10 +256,9 @@ export class UdpClient implements ClientTransport {
       segments: callSegments(call, codec.name),
     });
     const faults = this.opts.faults ?? new FaultInjector();
-    const host = this.opts.host ?? "127.0.0.1";
     const send = () => {
       this.stats.sent++;
-      faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, host), trace, { held: this.held });
+      faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, this.address), trace, { held: this.held });
     };
 
     return new Promise<Buffer>((resolve, reject) => {
@@ -267,7 +286,7 @@ export class UdpClient implements ClientTransport {
         }, wait);
       };
       this.pending.set(xid, { proc, trace, settle: done });
-      trace?.step("client", "transport", `send the datagram to ${hostPort(host, this.opts.port)}, start the retransmit timer (${wait} ms)`, { event: "send" });
+      trace?.step("client", "transport", `send the datagram to ${hostPort(this.address, this.opts.port)}, start the retransmit timer (${wait} ms)`, { event: "send" });
       send();
       arm();
     });
