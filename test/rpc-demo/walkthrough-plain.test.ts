@@ -73,6 +73,21 @@ describe("rpc walkthrough --plain", () => {
     });
   }
 
+  for (const [transport, sent] of [["tcp", "numbers"], ["udp", "numbers"], ["http2", "name"]] as const) {
+    it(`over ${transport}, says which call ID goes on the wire (the ${sent}), and the server does not claim to match a reply`, async () => {
+      const { text, ok } = await run(transport, "protobuf");
+      assert.ok(ok, text);
+      const wire = /^ {6}\(over (TCP and UDP|HTTP\/2) only the (numbers|name) (?:is|are) sent/m.exec(text);
+      assert.ok(wire, `the call-ID step says which ID is sent:\n${text}`);
+      assert.deepEqual([wire[1], wire[2]], [transport === "http2" ? "HTTP/2" : "TCP and UDP", sent]);
+      if (transport === "http2") assert.match(text, /:path: \/csilab\.rpcdemo\.v1\.Playground\/Add/);
+      else assert.match(text, /program 0x2000c51a\n.*version 1\n.*procedure 1\n/);
+      // The server reads a call: there is no reply yet for it to match; it copies the xid into the one it will send.
+      assert.doesNotMatch(text, /matches the reply to this call/);
+      if (transport !== "http2") assert.match(text, /xid {8}0x[0-9a-f]{8} {2}\(the reply repeats it: the caller matches them by it\)/);
+    });
+  }
+
   it("with --fault drop over UDP, tells of the loss, the retransmission and the cached reply", async () => {
     const { text, ok } = await run("udp", "protobuf", "drop", "increment");
     assert.ok(ok);

@@ -174,7 +174,7 @@ export function recordMarkSegment(recordLength: number): Segment {
 /** The header fields, one per line, for the walkthrough. */
 export function describeCallHeader(c: CallMessage, codecName: string): string[] {
   return [
-    `xid        0x${c.xid.toString(16).padStart(8, "0")}  (matches the reply to this call)`,
+    `xid        0x${c.xid.toString(16).padStart(8, "0")}  (the reply repeats it: the caller matches them by it)`,
     `type       0 CALL`,
     `codec      ${c.codecId} (${codecName})`,
     `program    0x${c.number.program.toString(16)}  version ${c.number.version}  procedure ${c.number.procedure}`,

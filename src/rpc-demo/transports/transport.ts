@@ -57,7 +57,14 @@ export async function callProcedure<Req, Res>(
 ): Promise<Res> {
   const trace = opts.trace;
   trace?.step("client", "call-id", `look up the call ID of ${proc.name}`, {
-    notes: [`by name  ${proc.path}`, `numeric  ${formatNumber(proc.number)}`],
+    notes: [
+      `by name  ${proc.path}`,
+      `numeric  ${formatNumber(proc.number)}`,
+      // Both IDs are the procedure's, but only one goes on the wire: which one is the transport's choice.
+      transport.name === "http2"
+        ? "(over HTTP/2 only the name is sent, as the :path header; the numbers are not)"
+        : "(over TCP and UDP only the numbers are sent, in the call header; the name is not)",
+    ],
   });
   const body = Buffer.from(codec.encode(proc.request, req));
   trace?.step("client", "codec", `encode the arguments (${codec.name}, ${body.length} bytes)`, {
