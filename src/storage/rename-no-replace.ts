@@ -14,6 +14,7 @@ import { lstatSync, promises as fsp } from "node:fs";
 import koffi from "koffi";
 import { libc } from "../mount/libc";
 import { SyscallError } from "../mount/syscalls";
+import { uniqueSuffix } from "./unique-name";
 
 type Renameat2 = {
   (olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): number;
@@ -53,4 +54,24 @@ export function renameNoReplaceSync(from: string, to: string): "renamed" | "exis
   if (errno === EEXIST) return "exists";
   if (errno === EINVAL) return "unsupported";
   throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
+}
+
+/** How a stranger put back beside its name is named there: <name>.not-deleted-<suffix> (never swept: it is not the driver's). */
+export const PUT_BACK = ".not-deleted-";
+
+/**
+ * Put what a delete moved to `moved` — and found not to be what it meant to
+ * delete — back at `name`, or beside it (PUT_BACK) if the name was taken
+ * meanwhile: never in place of what took it. Where it went.
+ */
+export async function putBack(moved: string, name: string): Promise<string> {
+  try {
+    await renameNoReplace(moved, name);
+    return name;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  const beside = `${name}${PUT_BACK}${uniqueSuffix()}`;
+  await renameNoReplace(moved, beside);
+  return beside;
 }

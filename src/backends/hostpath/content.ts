@@ -28,7 +28,7 @@ import type { UsageProbe } from "./capacity-ledger";
 import type { QuotaBackend, QuotaInfo } from "./quota";
 import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import { identityAt, identityParts, lookAtData, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
-import { renameNoReplace } from "../../storage/rename-no-replace";
+import { putBack } from "../../storage/rename-no-replace";
 import { dataKindOf, identityOfMade } from "./volume-dir";
 
 export interface ContentSpec {
@@ -192,9 +192,6 @@ export type ProvenMove =
 
 /** How a delete names its entry in .trash: <id>.delete-<suffix> (the sweep finishes it, sweep.ts). */
 export const DELETE_MOVE = ".delete-";
-/** How a directory put back beside a volume's name is named in data/: <id>.not-deleted-<suffix> (never swept). */
-export const PUT_BACK = ".not-deleted-";
-
 /**
  * Move a volume's directory or image file at `target` into .trash: the
  * commit point of its delete (store.ts). Where the record names it
@@ -227,19 +224,6 @@ export async function moveProven(
   }
   if (proof && identityAt(moved, proof, kind) !== "same") return { kind: "replaced", back: await putBack(moved, target) };
   return { kind: "moved", path: moved, quota: identify(moved, quota), proven: proof !== undefined };
-}
-
-/** Put what was moved to `moved` back at `name`, or beside it if the name is taken (never in place of what took it); where it went. */
-export async function putBack(moved: string, name: string): Promise<string> {
-  try {
-    await renameNoReplace(moved, name);
-    return name;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  }
-  const beside = `${name}${PUT_BACK}${uniqueSuffix()}`;
-  await renameNoReplace(moved, beside);
-  return beside;
 }
 
 /**

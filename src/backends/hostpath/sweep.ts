@@ -38,9 +38,9 @@ import { fsyncDir, removeTemporaries } from "../../storage/atomic-file";
 import { identityAt } from "../../storage/dir-identity";
 import { readRecordFile } from "../../storage/record-file";
 import { removeOrNote, type Leftover } from "../../storage/remove-tree";
-import { renameNoReplace } from "../../storage/rename-no-replace";
+import { putBack, PUT_BACK, renameNoReplace } from "../../storage/rename-no-replace";
 import { layoutOf, parseRecord, type VolumeRecord } from "../../storage/volume-record";
-import { DELETE_MOVE, purge, putBack, PUT_BACK } from "./content";
+import { DELETE_MOVE, purge } from "./content";
 import type { QuotaBackend } from "./quota";
 import { dataKindOf } from "./volume-dir";
 
