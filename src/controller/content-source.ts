@@ -23,7 +23,7 @@ import { invalidArgument, notFound, outOfRange } from "../csi/errors";
 import { snapshotKey } from "../csi/snapshots";
 import { checkToken } from "../csi/validate";
 import { copyContent, type CopyOptions, type ShareEnd } from "../storage/copy-content";
-import { snapshotContent } from "../storage/content-sources";
+import { readSnapshot } from "../storage/content-sources";
 import type { ContentSource, VolumeLayout } from "../storage/volume-record";
 import type { Driver } from "../server/driver";
 import type { CallContext } from "../server/rpc";
@@ -72,7 +72,7 @@ export async function planContentSource(
     if (snap) {
       const copy = home
         ? (to: string, into?: ShareEnd) => home.read(driver, snap, (content) => copyContent(content, to, opts(into)))
-        : (to: string, into?: ShareEnd) => copyContent(snapshotContent(driver.snapshots, snap), to, opts(into));
+        : (to: string, into?: ShareEnd) => readSnapshot(driver.snapshots, snap, (content) => copyContent(content, to, opts(into)));
       found = { copy, layout: snap.layout, sizeBytes: snap.sizeBytes, what: `snapshot ${snapshotId}`, fsType: snap.fsType };
     }
   } else if (src.volume) {

@@ -7,9 +7,13 @@
  * as the spec asks, pointing at DeleteVolumeGroupSnapshot. Volumes
  * restored from a snapshot own their copy, so a snapshot is never in use.
  * A shared volume's snapshot is deleted from its share, by whichever node
- * is asked (backends/nfs/share-snapshots.ts). The record goes first, then
- * the content: if the content will not go, the call fails, and its retry
- * (which finds no record) removes what is left in the trash.
+ * is asked (backends/nfs/share-snapshots.ts). The content is moved into
+ * the store's trash first and checked there to be what the record names
+ * (storage/snapshot-content.ts); something else at its name is put back,
+ * nothing is deleted, and the answer is NOT_FOUND, as DeleteVolume answers
+ * for a volume's directory. Then the record goes, then the content: if the
+ * content will not go, the call fails, and its retry (which finds no
+ * record) removes what is left in the trash.
  */
 import type { DeleteSnapshotRequest, DeleteSnapshotResponse } from "../gen/csi";
 import { invalidArgument } from "../csi/errors";

@@ -108,6 +108,8 @@ export async function openDriver(config: DriverConfig, log: Logger, opts: { moun
   for (const mountPoint of snapshots.thawedAtStart) log.warn("thawed a file system a crash had left frozen for a copy", { mountPoint });
   for (const u of snapshots.unreadableAtStart) log.warn("a snapshot's record cannot be read: it is left out of ListSnapshots, and its content is kept", u);
   for (const l of snapshots.leftAtStart) log.warn("a leftover of an interrupted snapshot call could not be removed: it stays, and the next start tries again", l);
+  const foreign = "an entry of the snapshots' data directory that no snapshot record names was left as it is: the driver removes only what it made";
+  for (const l of snapshots.foreignAtStart) log.warn(foreign, l);
   const nodeRecords = new NodeRecords();
   const { store: attachments, problems } = await AttachmentStore.open(root, async (id) => {
     const b = backends.forId(id);

@@ -11,12 +11,14 @@
 import type { VolumeSource } from "../backends/backend";
 import { copyContent, type Content } from "./copy-content";
 import type { SnapshotRecord } from "./snapshot-record";
+import { withProvenContent } from "./snapshot-content";
 import type { HoldOptions } from "./hold-still";
 import type { NewSnapshot, SnapshotStore } from "./snapshot-store";
 import type { VolumeRecord } from "./volume-record";
 
-export function snapshotContent(store: SnapshotStore, rec: SnapshotRecord): Content {
-  return { path: store.contentPath(rec.snapshotId), layout: rec.layout, live: false };
+/** Run `fn` on a snapshot's content, proven to be what its record names (storage/snapshot-content.ts); FAILED_PRECONDITION if it is not. */
+export function readSnapshot<T>(store: SnapshotStore, rec: SnapshotRecord, fn: (content: Content) => Promise<T>): Promise<T> {
+  return withProvenContent(store.contentPath(rec.snapshotId), rec, fn);
 }
 
 export interface SnapshotSpec {

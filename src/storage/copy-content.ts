@@ -85,6 +85,12 @@ export interface Content {
   live: boolean;
   /** The content is a share's, seen through a view the share agent mounted (src/backends/nfs/share-views.ts). */
   share?: ShareEnd;
+  /**
+   * `path` is a link in /proc to a descriptor the driver holds open on the
+   * content it proved (a snapshot's: storage/snapshot-content.ts): followed,
+   * not copied as a link — it is the content.
+   */
+  pinned?: boolean;
 }
 
 /**
@@ -139,7 +145,7 @@ export interface ToolWatch {
  */
 export async function copyContent(from: Content, to: string, opts: CopyOptions): Promise<void> {
   // A share's view is a directory by construction, and a stat of it could hang (see the top of this file).
-  const src = from.share ? undefined : await fsp.lstat(from.path);
+  const src = from.share ? undefined : from.pinned ? await fsp.stat(from.path) : await fsp.lstat(from.path);
   const dst = opts.into ? undefined : await fsp.lstat(to).catch(() => undefined);
   const watch = shareWatch(from, to, opts.into);
   if (from.layout === "dir") {
@@ -151,7 +157,7 @@ export async function copyContent(from: Content, to: string, opts: CopyOptions):
   } else {
     if (src && !src.isFile()) throw failedPrecondition(`the source content at ${from.path} is not a regular file`);
     if (dst && !dst.isFile()) throw incompatible(`a ${from.layout} file`, "a directory tree");
-    if (!from.live || opts.held) await copyFile(from.path, to, opts.held, watch);
+    if (!from.live || opts.held) await copyFile(from.path, to, opts.held, watch, from.pinned);
     else if (!opts.hold) throw internal(`refusing to copy the ${from.layout} volume at ${from.path} without holding it still`);
     // Only the copy itself is held; the flush below runs with the volume thawed.
     else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal, watch));
@@ -189,9 +195,11 @@ function copyTree(from: string, to: string, signal?: AbortSignal, watch?: ToolWa
  * One file: reflinked where possible, otherwise copied sparsely — runs of
  * zeros become holes, so a 10 GiB image holding 100 MiB costs 100 MiB.
  */
-function copyFile(from: string, to: string, signal?: AbortSignal, watch?: ToolWatch): Promise<void> {
+function copyFile(from: string, to: string, signal?: AbortSignal, watch?: ToolWatch, pinned = false): Promise<void> {
   const keep = "--preserve=mode,ownership,timestamps";
-  return runTool("cp", ["--reflink=auto", "--sparse=always", "--no-dereference", keep, "--no-target-directory", "--", from, to], signal, watch);
+  // A pinned source is a descriptor's link in /proc: followed to the file it holds (Content.pinned).
+  const links = pinned ? "--dereference" : "--no-dereference";
+  return runTool("cp", ["--reflink=auto", "--sparse=always", links, keep, "--no-target-directory", "--", from, to], signal, watch);
 }
 
 /**

@@ -102,6 +102,21 @@ const OPEN_TO_ASK = {
   file: fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY,
 };
 
+/** Open the directory (or, `kind` "file", the regular file) at `p` for reading, never following a symlink nor waiting; the caller closes it. */
+export function openData(p: string, kind: DataKind): number {
+  return openSync(p, OPEN_TO_ASK[kind]);
+}
+
+/** The identity parts of the directory (or regular file) at `p`, opened as openData opens it: of what the driver just made there. */
+export function identityOfPath(p: string, kind: DataKind): DirIdentityParts {
+  const fd = openData(p, kind);
+  try {
+    return identityParts(fd, p);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The generation of the directory (or, `kind` "file", the regular file) at `p`, inode `ino`; undefined where its file system does not say. */
 export function generationOf(p: string, ino: bigint, kind: DataKind = "dir"): number | undefined {
   const fd = openSync(p, OPEN_TO_ASK[kind]);

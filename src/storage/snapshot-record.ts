@@ -9,6 +9,8 @@
  * fields are optional, old records stay readable.
  */
 import type { ContentLayout } from "./copy-content";
+import type { DirIdentityParts } from "./dir-identity";
+import { isIdentityParts } from "./volume-record";
 
 export const SNAPSHOT_RECORD_VERSION = 1;
 
@@ -27,6 +29,11 @@ export interface SnapshotRecord {
   groupSnapshotId?: string;
   /** When the copy was started: the snapshot's point in time. */
   createdAt: string;
+  /**
+   * Which directory or file the content at snapshots/data/<id> is (storage/snapshot-content.ts),
+   * taken when it was made. Records from before it have none: their content is taken by its name.
+   */
+  contentIdentity?: DirIdentityParts;
 }
 
 export interface GroupSnapshotRecord {
@@ -70,6 +77,7 @@ export function parseSnapshotRecord(raw: unknown, expectedId: string): SnapshotR
   if (typeof r.sizeBytes !== "number" || !Number.isSafeInteger(r.sizeBytes) || r.sizeBytes < 0) return "metadata has no valid sizeBytes";
   if (r.layout !== "dir" && r.layout !== "image" && r.layout !== "block") return `metadata has unknown layout ${String(r.layout)}`;
   if (r.groupSnapshotId !== undefined && typeof r.groupSnapshotId !== "string") return "metadata has a malformed groupSnapshotId";
+  if (r.contentIdentity !== undefined && !isIdentityParts(r.contentIdentity)) return "metadata has a malformed contentIdentity";
   return r as unknown as SnapshotRecord;
 }
 

@@ -18,9 +18,14 @@
  *                                thaws what a crash left frozen
  *
  * The same two-phase discipline as volumes: the content is copied into
- * .tmp, then the record is written (the commit point), then the content is
- * renamed into data/ (where nothing is by then: content a failed delete
- * left there is moved away before the commit). Delete removes the record first. The start-up sweep
+ * .tmp, then the record is written (the commit point, naming the content's
+ * identity: storage/snapshot-content.ts), then the content is renamed into
+ * data/ — never over anything that is there. Delete goes the other way:
+ * the content is moved into .trash (the commit point, checked there to be
+ * what the record names), then the record goes. So nothing the driver does
+ * leaves content in data/ without its record: what is there without one is
+ * not the driver's, and is left alone (the start-up sweep names it in a
+ * warning, a CreateSnapshot of that ID answers ALREADY_EXISTS). The sweep
  * finishes or undoes whatever a crash interrupted.
  *
  * A group snapshot commits in one step too: its members are written first,
@@ -53,8 +58,11 @@ import {
   type GroupSnapshotRecord,
   type SnapshotRecord,
 } from "./snapshot-record";
-import { internal } from "../csi/errors";
+import { alreadyExists, internal } from "../csi/errors";
+import { identityAt, identityOfPath } from "./dir-identity";
 import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
+import { putBack, PUT_BACK, renameNoReplace } from "./rename-no-replace";
+import { contentKind, DELETE_MOVE, moveProvenContent, notTheSnapshots } from "./snapshot-content";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
 
@@ -78,6 +86,8 @@ export class SnapshotStore {
   readonly unreadableAtStart: { snapshotId: string; problem: string }[] = [];
   /** Leftovers the sweep could not remove (a file made immutable, a mount inside): kept, and logged, not a reason not to start. */
   readonly leftAtStart: Leftover[] = [];
+  /** Entries of data/ that no record names: not the driver's, left as they are, and logged at every start. */
+  readonly foreignAtStart: Leftover[] = [];
 
   /** The notes of members that may exist without their group's record. */
   private readonly pending: PendingGroups;
@@ -199,55 +209,68 @@ export class SnapshotStore {
     const existing = await this.read(id);
     if (existing) return { record: existing, created: false };
 
-    const record: SnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec, createdAt: spec.createdAt ?? new Date().toISOString() };
+    // What no record names is not the driver's (see the top of this file): neither removed nor adopted.
+    if (lstatSync(this.contentPath(id), { throwIfNoEntry: false })) throw this.occupied(id);
+    const spelled: SnapshotRecord = { version: SNAPSHOT_RECORD_VERSION, ...spec, createdAt: spec.createdAt ?? new Date().toISOString() };
     const staging = this.sub(".tmp", `${id}.${uniqueSuffix()}`);
+    let record: SnapshotRecord;
     try {
       await fill(staging);
-      // Content an earlier delete committed but could not move away goes first,
-      // before the commit point: once the record is written, the start-up sweep
-      // keeps whatever is at data/<id>, and the stale copy would stand for this one.
-      await this.trash(this.contentPath(id));
+      // Which directory or file the content is, taken in .tmp (a rename keeps it): what delete and restore prove.
+      record = { ...spelled, contentIdentity: identityOfPath(staging, contentKind(spec.layout)) };
       await writeFileAtomic(this.metaFile(id), JSON.stringify(record, null, 2) + "\n"); // the commit point
     } catch (err) {
       await fsp.rm(staging, { recursive: true, force: true });
       throw err;
     }
     try {
-      await fsp.rename(staging, this.contentPath(id));
+      await renameNoReplace(staging, this.contentPath(id)); // never over what took the name meanwhile
       await fsyncDir(this.sub("data"));
     } catch (err) {
       await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
       await fsp.rm(staging, { recursive: true, force: true });
-      throw err;
+      throw (err as NodeJS.ErrnoException).code === "EEXIST" ? this.occupied(id) : err;
     }
     this.index.add(id, record.sourceVolumeId);
     return { record, created: true };
   }
 
   /**
-   * Delete a snapshot and its content. Returns false if it did not exist —
-   * but content an earlier delete of it could not remove goes all the same.
+   * Delete a snapshot and its content: the content is moved into .trash and
+   * proven there (the commit point: storage/snapshot-content.ts), then the
+   * record goes, then the content. Something else at the content's name is
+   * not deleted: NOT_FOUND, and the snapshot stays. Returns false if there
+   * was no record — then only what an earlier delete of it moved to .trash
+   * goes; nothing at its name is touched.
    */
   async delete(id: string): Promise<boolean> {
     if (!SNAPSHOT_ID.test(id)) return false;
-    let existed = true;
+    if (!lstatSync(this.metaFile(id), { throwIfNoEntry: false })) {
+      this.index.delete(id);
+      await this.emptyTrashOf(id);
+      return false;
+    }
+    // An unreadable record names no identity: its content goes by name, as every record's did before identities.
+    const rec = await this.read(id).catch(() => undefined);
+    const target = this.contentPath(id);
+    const move = await moveProvenContent(target, this.sub(".trash"), rec);
+    if (move.kind === "replaced") throw notTheSnapshots(rec!, target, move.back);
     try {
-      await fsp.unlink(this.metaFile(id)); // the commit point
+      await fsp.unlink(this.metaFile(id));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      existed = false;
     }
     this.index.delete(id);
-    if (existed) await fsyncDir(this.sub("meta"));
-    await this.trash(this.contentPath(id));
-    await this.emptyTrashOf(id);
-    return existed;
+    await fsyncDir(this.sub("meta"));
+    await this.emptyTrashOf(id); // with what was just moved: a retry (no record by then) finishes what will not go now
+    return true;
   }
 
   /**
-   * Remove what an earlier delete of `id` moved to .trash and could not
-   * remove (content that would not go). Nothing else: a snapshot being made
-   * never has anything there.
+   * Remove what a delete of `id` moved to .trash and could not remove
+   * (content that would not go), once its record is gone: what the delete
+   * proved, or an older version's committed delete. Nothing else: a
+   * snapshot being made never has anything there.
    */
   async emptyTrashOf(id: string): Promise<void> {
     if (!SNAPSHOT_ID.test(id)) return;
@@ -325,22 +348,15 @@ export class SnapshotStore {
     return GROUP_ID.test(id) && lstatSync(this.groupFile(id), { throwIfNoEntry: false })?.isFile() === true;
   }
 
-  /** Move content to .trash (atomic), then empty it. fs.rm never follows symlinks. */
-  private async trash(content: string): Promise<void> {
-    const bin = await this.toTrash(content);
-    if (bin) await removeTree(bin);
-  }
-
-  /** Move content into .trash (atomic); where it went, or undefined if it was not there. */
-  private async toTrash(content: string): Promise<string | undefined> {
-    const bin = this.sub(".trash", `${path.basename(content)}.${uniqueSuffix()}`);
-    try {
-      await fsp.rename(content, bin);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
-    return bin;
+  /**
+   * CreateSnapshot's answer when something no record names is at the content's name: ALREADY_EXISTS,
+   * as CreateVolume answers for the same in a hostPath root's data/ (backends/hostpath/volume-dir.ts).
+   */
+  private occupied(id: string): Error {
+    return alreadyExists(
+      `snapshot ${id} cannot be made: ${this.contentPath(id)} already holds something that no snapshot record names — not made by this driver, ` +
+        "or left by an older version's unfinished delete; it was left as it is (remove it if nothing needs it, and retry)",
+    );
   }
 
   private removeAtStart(p: string): Promise<void> {
@@ -348,40 +364,96 @@ export class SnapshotStore {
   }
 
   /**
-   * Finish what a crash interrupted: finish commits whose content is still
-   * in .tmp, drop uncommitted content and content without a record, drop
-   * members of groups that never committed, empty .trash; then build the
-   * indexes. Reads every record once: start-up is O(snapshots), calls are not.
+   * Finish what a crash interrupted, and nothing else (see the top of this
+   * file): settle deletes cut off after their move into .trash with their
+   * record (what it names is deleted with it, anything else put back);
+   * finish commits whose content is still in .tmp (never over what took the
+   * name); drop uncommitted content in .tmp, members of groups that never
+   * committed (as a delete drops them: proven) and the rest of .trash. What
+   * is in data/ without a record is left, and named (foreignAtStart). Then
+   * build the indexes. Reads every record once: start-up is O(snapshots),
+   * calls are not.
    */
   private async sweep(): Promise<void> {
     const metaEntries = await fsp.readdir(this.sub("meta"));
     await removeTemporaries(this.sub("meta"), metaEntries); // records a crash left half-written
     await removeTemporaries(this.sub("groups"), await fsp.readdir(this.sub("groups")));
     const ids = new Set(metaEntries.filter((n) => n.endsWith(".json") && SNAPSHOT_ID.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
-    for (const entry of await fsp.readdir(this.sub(".tmp"))) {
-      const id = entry.split(".")[0]!;
-      const target = this.sub("data", id);
-      if (ids.has(id) && !lstatSync(target, { throwIfNoEntry: false })) await fsp.rename(this.sub(".tmp", entry), target);
-      else await this.removeAtStart(this.sub(".tmp", entry));
-    }
+    const records = new Map<string, SnapshotRecord | undefined>();
     for (const id of ids) {
       // An unreadable record keeps its content and stays out of the index;
       // GetSnapshot of it says what is wrong instead of the driver not starting,
       // and so does a warning at start (unreadableAtStart).
-      const rec = await this.read(id).catch((err: unknown) => {
-        this.unreadableAtStart.push({ snapshotId: id, problem: err instanceof Error ? err.message : String(err) });
-        return undefined;
-      });
+      records.set(
+        id,
+        await this.read(id).catch((err: unknown) => {
+          this.unreadableAtStart.push({ snapshotId: id, problem: err instanceof Error ? err.message : String(err) });
+          return undefined;
+        }),
+      );
+    }
+    const settled = new Set<string>(); // .trash entries of cut-off deletes, settled with their record first
+    for (const entry of await fsp.readdir(this.sub(".trash"))) {
+      const id = entry.split(DELETE_MOVE)[0]!;
+      if (!entry.includes(DELETE_MOVE) || !ids.has(id)) continue;
+      settled.add(entry);
+      const moved = this.sub(".trash", entry);
+      await removeOrNote(this.leftAtStart, moved, () => this.finishDelete(id, records.get(id), moved, ids));
+    }
+    for (const entry of await fsp.readdir(this.sub(".tmp"))) {
+      const id = entry.split(".")[0]!;
+      const staged = this.sub(".tmp", entry);
+      const proof = records.get(id)?.contentIdentity;
+      const committed = ids.has(id) && (proof ? identityAt(staged, proof, contentKind(records.get(id)!.layout)) === "same" : !this.taken(id));
+      if (committed) await removeOrNote(this.leftAtStart, staged, () => this.finishCreate(id, staged));
+      else await this.removeAtStart(staged);
+    }
+    for (const id of ids) {
+      const rec = records.get(id);
       if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) {
-        await fsp.unlink(this.metaFile(id));
-        ids.delete(id);
+        // Deleted as DeleteSnapshot deletes: what is at its name goes only if it is the member's.
+        await removeOrNote(this.leftAtStart, this.metaFile(id), async () => void ((await this.delete(id)) && ids.delete(id)));
       } else if (rec) this.index.add(id, rec.sourceVolumeId);
     }
     for (const entry of await fsp.readdir(this.sub("data"))) {
-      if (!ids.has(entry)) await this.toTrash(this.sub("data", entry)); // removed with the rest of .trash, below
+      if (ids.has(entry)) continue;
+      const problem = entry.includes(PUT_BACK)
+        ? "a delete caught it in place of a snapshot's own content, and put it back here: it is not the snapshot's"
+        : "no snapshot record names it: this driver did not make it, or an older version's delete was cut off after it had removed the record";
+      this.foreignAtStart.push({ path: this.sub("data", entry), problem });
     }
-    for (const entry of await fsp.readdir(this.sub(".trash"))) await this.removeAtStart(this.sub(".trash", entry));
+    for (const entry of await fsp.readdir(this.sub(".trash"))) {
+      if (!settled.has(entry)) await this.removeAtStart(this.sub(".trash", entry));
+    }
     await this.pending.clearAllAtStart();
   }
-}
 
+  private taken(id: string): boolean {
+    return lstatSync(this.contentPath(id), { throwIfNoEntry: false }) !== undefined;
+  }
+
+  /** Put a committed create's content in place; if something took its name meanwhile, it is not replaced: the content waits, named. */
+  private async finishCreate(id: string, staged: string): Promise<void> {
+    const target = this.contentPath(id);
+    try {
+      await renameNoReplace(staged, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const problem = `it is snapshot ${id}'s, whose create was committed, but ${target} is taken by something that is not; it stays until that is gone`;
+      this.leftAtStart.push({ path: staged, problem });
+    }
+  }
+
+  /** Settle `moved`, what a delete of snapshot `id` (record `rec`, undefined if unreadable) moved into .trash before it was cut off. */
+  private async finishDelete(id: string, rec: SnapshotRecord | undefined, moved: string, ids: Set<string>): Promise<void> {
+    const proof = rec?.contentIdentity;
+    if (proof && identityAt(moved, proof, contentKind(rec!.layout)) !== "same") {
+      await putBack(moved, this.contentPath(id)); // beside the name, if taken: then named with data/ in the sweep
+      return;
+    }
+    await fsp.unlink(this.metaFile(id));
+    ids.delete(id);
+    await fsyncDir(this.sub("meta"));
+    await removeTree(moved);
+  }
+}

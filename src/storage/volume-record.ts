@@ -97,7 +97,8 @@ export function layoutOf(rec: Pick<VolumeRecord, "layout">): VolumeLayout {
   return rec.layout ?? "dir";
 }
 
-function isIdentityParts(v: unknown): v is DirIdentityParts {
+/** Is `v` identity parts as a record keeps them (storage/dir-identity.ts)? */
+export function isIdentityParts(v: unknown): v is DirIdentityParts {
   if (typeof v !== "object" || v === null) return false;
   const r = v as Record<string, unknown>;
   const digits = (x: unknown) => typeof x === "string" && /^\d+$/.test(x);

@@ -145,33 +145,35 @@ describe("Crashes during snapshots and restores", () => {
     }
   });
 
-  it("a snapshot made again over the content a failed delete left holds the new content after a kill -9 at its commit", async () => {
-    // This driver dies right after the second snapshot record it commits.
+  it("a delete whose content cannot be moved away keeps the snapshot whole; one killed right after the move is finished at the next start", async () => {
+    // The move into .trash is the delete's commit point; the record goes after it. A move that fails leaves both
+    // (the old order, record first, left content at data/<id> without a record, which a new snapshot of the name
+    // then had to remove). This driver dies right after the second move into .trash (the first fails).
     await destroyDriver(d);
-    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/snapshots/meta/snap-[0-9a-f]{32}\\.json$", 2) });
+    d = await startDriver({ extraArgs: DIR_VOLUMES, env: crashEnv("rename", "/snapshots/data/snap-[0-9a-f]{32} -> .*/snapshots/\\.trash/", 2) });
     const volume = await createVolume(d);
-    const file = path.join(volumeDir(d, volume), "f");
-    await fsp.writeFile(file, "old\n");
+    await fsp.writeFile(path.join(volumeDir(d, volume), "f"), "old\n");
     const name = uniqueName("snap");
     const snapshotId = await createSnapshot(d, volume, name);
+    const record = path.join(d.root, "snapshots", "meta", `${snapshotId}.json`);
 
-    // A delete that commits (its record goes) but cannot move the content away: the old content stays at data/<id>.
     const trash = path.join(d.root, "snapshots", ".trash");
     await fsp.rm(trash, { recursive: true });
-    await fsp.writeFile(trash, "");
+    await fsp.writeFile(trash, ""); // the move fails (ENOTDIR)
     await assert.rejects(d.client.controller.deleteSnapshot({ snapshotId }));
-    assert.equal(await fsp.readFile(path.join(snapshotDir(d, snapshotId), "f"), "utf8"), "old\n");
     await fsp.rm(trash);
     await fsp.mkdir(trash);
+    assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot?.snapshotId, snapshotId, "the snapshot still exists");
+    assert.equal(await fsp.readFile(path.join(snapshotDir(d, snapshotId), "f"), "utf8"), "old\n", "whole");
+    assert.equal(await createSnapshot(d, volume, name), snapshotId, "the same name finds it");
 
-    // The same name again, of the volume as it is now; the driver is killed just after the record is committed.
-    await fsp.writeFile(file, "new\n");
-    await assert.rejects(createSnapshot(d, volume, name));
+    await assert.rejects(d.client.controller.deleteSnapshot({ snapshotId })); // killed right after the move
     await d.exit;
     d.opts.env = process.env;
     await d.start();
-
-    assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot?.snapshotId, snapshotId, "the committed snapshot exists");
-    assert.equal(await fsp.readFile(path.join(snapshotDir(d, snapshotId), "f"), "utf8"), "new\n", "it holds what was snapshotted, not what the failed delete left");
+    await expectCode(d.client.controller.getSnapshot({ snapshotId }), Code.NOT_FOUND);
+    await assert.rejects(fsp.access(record), /ENOENT/);
+    await assert.rejects(fsp.access(snapshotDir(d, snapshotId)), /ENOENT/);
+    assert.deepEqual(await fsp.readdir(trash), []);
   });
 });

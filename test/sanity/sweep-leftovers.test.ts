@@ -1,9 +1,10 @@
 // The start-up sweep removes what interrupted calls left (content in .tmp
-// and .trash, a snapshot's data without a record). One that will not go — a
+// and .trash). One that will not go — a
 // file made immutable, say — must not keep the driver from starting: in a
 // DaemonSet that is a crash loop on the node. It stays, a warning names it,
-// and a later start removes it once it can. (A volume's data without a
-// record is not a leftover of this driver's: hostpath-foreign-data.test.ts.)
+// and a later start removes it once it can. (A volume's or a snapshot's data
+// without a record is not a leftover of this driver's: hostpath-foreign-data.test.ts,
+// snapshot-identity.test.ts.)
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, promises as fsp } from "node:fs";
@@ -41,7 +42,6 @@ describe("Start-up with a leftover that cannot be removed", function () {
       path.join(d.root, ".tmp", "hp-00000000000000000000000000000002.leftover"),
       path.join(d.root, "snapshots", ".trash", "snap-00000000000000000000000000000004.leftover"),
       path.join(d.root, "snapshots", ".tmp", "snap-00000000000000000000000000000005.leftover"),
-      path.join(d.root, "snapshots", "data", "snap-00000000000000000000000000000006"), // content without a record
     ];
     for (const p of places) await leftover(p);
     d.logs.length = 0;
