@@ -14,9 +14,10 @@
  *   move  the driver is about to rename something with fs.promises.rename:
  *         a hostPath delete has proved the volume's directory and is moving
  *         it into .trash.
- *   open <path>  the driver is about to open exactly <path> (openSync): the
- *         place it acts on is decided, and is about to be opened to act on
- *         through its descriptor (a directory to bind or chmod).
+ *   open <path>  the driver is about to open exactly <path> (openSync, or
+ *         fs.promises.open): the place it acts on is decided, and is about
+ *         to be opened to act on through its descriptor (a directory to
+ *         bind or chmod, an image file to attach or grow).
  *
  * The file is removed before the script runs, so it runs once. Everything
  * else is the real driver on the real disk; this only picks a moment that a
@@ -73,6 +74,11 @@ if (file) {
   (fs as { openSync: unknown }).openSync = function (this: unknown, ...args: unknown[]) {
     if (typeof args[0] === "string") fire(`open ${args[0]}`);
     return (openSync as (...a: unknown[]) => unknown).apply(this, args);
+  };
+  const open = fsp.open;
+  (fsp as { open: unknown }).open = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[0] === "string") fire(`open ${args[0]}`);
+    return (open as (...a: unknown[]) => unknown).apply(this, args);
   };
   const mkdir = fsp.mkdir;
   (fsp as { mkdir: unknown }).mkdir = function (this: unknown, ...args: unknown[]) {

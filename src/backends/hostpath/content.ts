@@ -15,9 +15,10 @@
  * leaves an entry in .tmp that the start-up sweep removes — `purge` below
  * also drops the quota such an entry carries.
  */
-import { constants as fsc, lstatSync, promises as fsp } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { exclusiveBytes } from "../../storage/exclusive-bytes";
+import { fsyncFd, ftruncateFd } from "../../storage/fd-calls";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
 import { failedPrecondition } from "../../csi/errors";
 import { mountedInside, removeTree } from "../../storage/remove-tree";
@@ -29,7 +30,7 @@ import type { QuotaBackend, QuotaInfo } from "./quota";
 import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import { identityAt, identityParts, lookAtData, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
 import { putBack } from "../../storage/rename-no-replace";
-import { dataKindOf, identityOfMade } from "./volume-dir";
+import { dataKindOf, identityOfMade, withVolumeImage } from "./volume-dir";
 
 export interface ContentSpec {
   volumeId: string;
@@ -89,22 +90,45 @@ export async function makeContent(p: string, spec: ContentSpec, opts: ContentOpt
   }
 }
 
-/** Give the contents at `p` room for `bytes` (never shrinks). */
+/**
+ * Give the volume's contents at `p` room for `bytes` (never shrinks). A
+ * directory's room is its quota, set by the quota's recorded id on the
+ * root, never through the name. An image or block file is opened once and
+ * proven to be the one the record names before it is extended through that
+ * descriptor (volume-dir.ts: withVolumeImage): a file put at data/<id> is
+ * someone else's, left at its size (FAILED_PRECONDITION).
+ */
 export async function growContent(p: string, record: VolumeRecord, bytes: number, quota: QuotaBackend | undefined): Promise<void> {
   const layout = layoutOf(record);
   if (layout === "dir") {
     if (record.quota) requireQuota(quota).setLimit(record.quota, bytes);
     return;
   }
-  const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+  await withVolumeImage(p, record, false, (fd) => growFile(fd, bytes));
+}
+
+/**
+ * Grow the image or block file the driver just filled at `p` (its own, in
+ * .tmp: a restore or a clone) to `bytes`, and take its identity, for the
+ * record, on the descriptor it was grown through: what the record names is
+ * what was grown.
+ */
+export async function growFilled(p: string, bytes: number): Promise<DirIdentityParts> {
+  const fd = openSync(p, fsc.O_RDWR | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   try {
-    if ((await fh.stat()).size < bytes) {
-      await fh.truncate(bytes);
-      await fh.sync();
-    }
+    if (!fstatSync(fd).isFile()) throw new Error(`${p} is not the regular file the copy made`);
+    await growFile(fd, bytes);
+    return identityParts(fd, p);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
+}
+
+/** Extend the file open at `fd` to `bytes`, durably, if it is smaller. */
+async function growFile(fd: number, bytes: number): Promise<void> {
+  if (fstatSync(fd).size >= bytes) return;
+  await ftruncateFd(fd, bytes);
+  await fsyncFd(fd);
 }
 
 function requireQuota(quota: QuotaBackend | undefined): QuotaBackend {

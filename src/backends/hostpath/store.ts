@@ -50,8 +50,8 @@ import { statfsUsage, type FsUsage } from "../../storage/fs-usage";
 import { detectQuota, type QuotaBackend } from "./quota";
 import { TemplateStore } from "./templates";
 import { SortedIndex } from "../../storage/sorted-index";
-import { contentCondition, growContent, makeContent, moveProven, purge, usageProbe } from "./content";
-import { identityOfMade, notTheVolumes, occupied } from "./volume-dir";
+import { contentCondition, growContent, growFilled, makeContent, moveProven, purge, usageProbe } from "./content";
+import { notTheVolumes, occupied } from "./volume-dir";
 import type { DataKind, DirIdentityParts } from "../../storage/dir-identity";
 import { renameNoReplace } from "../../storage/rename-no-replace";
 import { sweep } from "./sweep";
@@ -245,8 +245,7 @@ export class HostPathStore {
         // (reflinked where it can be); it is then grown to the new size —
         // the file system inside follows at the next stage.
         await fill(staging);
-        await growContent(staging, record, record.capacityBytes, this.quota);
-        record = { ...record, dataIdentity: identityOfMade(staging, "file") };
+        record = { ...record, dataIdentity: await growFilled(staging, record.capacityBytes) };
       } else {
         const made = await makeContent(
           staging,
