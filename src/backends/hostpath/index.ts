@@ -20,12 +20,11 @@ import { requireSupported, unsupportedReason, type Capability } from "../../csi/
 import { CsiError, failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
 import type { Topology } from "../../gen/csi";
 import { isReadOnlyLoop } from "../../mount/loop";
-import { mountsOfVolume } from "../../mount/volume-mounts";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { layoutOf, withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
+import { layoutOf, withMutableParameters, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import type { Content } from "../../storage/copy-content";
-import { identityAt } from "../../storage/dir-identity";
+import { identityAt, type DirIdentityParts } from "../../storage/dir-identity";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { sizeWithSource } from "../../controller/content-source";
 import { unfitProblem } from "../../controller/mutable-parameters";
@@ -37,6 +36,7 @@ import { hostPathEphemeral } from "./ephemeral";
 import { isEphemeralRecord } from "./ephemeral-names";
 import { growHostPathVolume, sizeOnTheNode } from "./grow";
 import { hostPathNode } from "./node";
+import { volumeOnDisk } from "./node-volume";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
 import { dataKindOf, notTheVolumes, withVolumeDir } from "./volume-dir";
@@ -155,7 +155,7 @@ export class HostPathBackend implements Backend {
     const proof = record?.dataIdentity;
     const dir = this.store.dataDir(volumeId);
     if (proof && identityAt(dir, proof, kind) === "other") throw notTheVolumes(volumeId, dir, undefined, kind);
-    const mounts = this.mountsOf(volumeId, kind === "file");
+    const mounts = this.mountsOf(volumeId, kind === "file" ? "image" : "dir", proof);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
     // (A file system mounted inside the volume is not the volume's to empty: the store's delete refuses it before its commit point.)
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });
@@ -164,12 +164,16 @@ export class HostPathBackend implements Backend {
 
   async mountedHere(_driver: Driver, volumeId: string, record?: VolumeRecord): Promise<string[]> {
     const rec = record ?? (await this.store.get(volumeId));
-    return this.mountsOf(volumeId, rec !== undefined && layoutOf(rec) !== "dir");
+    return this.mountsOf(volumeId, rec ? layoutOf(rec) : "dir", rec?.dataIdentity);
   }
 
-  /** Where the volume's data is mounted on this node: binds of its directory, or its image's loop device. */
-  private mountsOf(volumeId: string, image: boolean): string[] {
-    return mountsOfVolume(this.store.dataDir(volumeId), image).mounts.map((m) => m.mountPoint);
+  /**
+   * Where the volume's data is mounted on this node: binds of its directory, or the mounts of its
+   * image's loop devices — of the image its record names (`proof`), wherever it is, not of a file put
+   * at data/<id> (node-volume.ts: volumeOnDisk); without one (an old or unreadable record), by name.
+   */
+  private mountsOf(volumeId: string, layout: VolumeLayout, proof: DirIdentityParts | undefined): string[] {
+    return volumeOnDisk(layout, this.store.dataDir(volumeId), proof).mounts.mounts.map((m) => m.mountPoint);
   }
 
   async expand(driver: Driver, volumeId: string, record: VolumeRecord | undefined, range: Range) {
@@ -246,7 +250,7 @@ function groupProblem(driver: Driver, store: HostPathStore, volume: VolumeRecord
   const layout = layoutOf(volume);
   if (layout === "image") return undefined;
   const views = driver.snapshots.viewsDir + "/";
-  const found = mountsOfVolume(store.dataDir(volume.volumeId), layout === "block");
+  const found = volumeOnDisk(layout, store.dataDir(volume.volumeId), volume.dataIdentity).mounts;
   const writable = layout === "block" ? found.loops.some((n) => !isReadOnlyLoop(n)) : true;
   const mounts = found.mounts.filter((m) => !m.mountPoint.startsWith(views));
   if (mounts.length === 0 || !writable) return undefined;
