@@ -54,6 +54,7 @@
 import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import { CsiError, failedPrecondition, internal, invalidArgument, resourceExhausted, unavailable } from "../csi/errors";
+import type { FileIdentity } from "../mount/loop";
 import { withReadOnlyView } from "../mount/read-only-view";
 import { holdStill, type HoldOptions } from "./hold-still";
 import { watchForStall } from "./stall-watch";
@@ -91,6 +92,12 @@ export interface Content {
    * not copied as a link — it is the content.
    */
   pinned?: boolean;
+  /**
+   * Image and block content: the file its loop devices are attached to, where the backend knows it
+   * better than the name does (a hostPath volume's recorded image, wherever it is now; undefined once
+   * it is gone): what a hold freezes or flushes (hold-still.ts). Without it, the file at `path`.
+   */
+  image?: () => FileIdentity | undefined;
 }
 
 /**

@@ -96,7 +96,8 @@ function findTargets(contents: readonly Content[]): { filesystems: FsRef[]; devi
   if (wanted.length === 0) return { filesystems, devices };
   const table = mountTable();
   for (const c of wanted) {
-    const vm = mountsOfImage(c.path, table);
+    // The loops of the file the backend names (a volume's recorded image), not of a file swapped in at its name: never someone else's to freeze.
+    const vm = mountsOfImage(c.image ? c.image() : c.path, table);
     if (c.layout === "block") {
       for (const n of vm.loops) if (!isReadOnlyLoop(n)) devices.push(loopDevice(n).path);
       continue;

@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Code } from "../../src/csi/errors";
 import { freezeFs, openMountedFs, startThawWatchdog } from "../../src/mount/freeze";
+import { fileIdentity } from "../../src/mount/loop";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { holdStill, thawLeftovers } from "../../src/storage/hold-still";
 
@@ -42,9 +43,9 @@ describe("Holding a volume still for a copy", function () {
 
   const content = () => ({ path: image, layout: "image" as const, live: true });
 
-  /** Can a process write into the file system within `ms`? (A write into a frozen one waits for the thaw.) */
-  async function writable(ms = 500): Promise<boolean> {
-    const p = spawn("sh", ["-c", `echo x > ${mnt}/probe-${probes.length}`], { stdio: "ignore" });
+  /** Can a process write into the file system (at `at`) within `ms`? (A write into a frozen one waits for the thaw.) */
+  async function writable(ms = 500, at = mnt): Promise<boolean> {
+    const p = spawn("sh", ["-c", `echo x > ${at}/probe-${probes.length}`], { stdio: "ignore" });
     probes.push(p);
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve(false), ms);
@@ -63,6 +64,30 @@ describe("Holding a volume still for a copy", function () {
     assert.equal(seen, false, "writers wait during the copy");
     assert.equal(await writable(), true, "and go on after it");
     assert.deepEqual(await fsp.readdir(markers), []);
+  });
+
+  it("freezes the file system of the image the content names (`image`), not one mounted from another file at its path", async () => {
+    // Someone else's image, mounted, put at the path; the volume's own image (still mounted) moved away.
+    const theirs = path.join(dir, "theirs.img");
+    const theirMnt = path.join(dir, "their-mnt");
+    await fsp.mkdir(theirMnt);
+    await fsp.writeFile(theirs, "");
+    await fsp.truncate(theirs, 64 * MiB);
+    execFileSync("mkfs.ext4", ["-q", "-F", theirs]);
+    execFileSync("mount", ["-o", "loop", theirs, theirMnt]);
+    try {
+      const recorded = fileIdentity(image);
+      await fsp.rename(image, image + ".moved");
+      await fsp.rename(theirs, image);
+      const seen = await holdStill([{ ...content(), image: () => recorded }], { markersDir: markers }, async () => ({
+        ours: await writable(),
+        theirs: await writable(2000, theirMnt),
+      }));
+      assert.deepEqual(seen, { ours: false, theirs: true }, "the volume's file system is frozen for the copy, theirs never");
+    } finally {
+      spawnSync("fsfreeze", ["--unfreeze", theirMnt], { stdio: "ignore" });
+      spawnSync("umount", [theirMnt]);
+    }
   });
 
   it("thaws when the copy fails", async () => {

@@ -39,7 +39,7 @@ import { hostPathNode } from "./node";
 import { volumeOnDisk } from "./node-volume";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
-import { dataKindOf, notTheVolumes, withVolumeDir } from "./volume-dir";
+import { dataKindOf, imageOfRecord, notTheVolumes, withVolumeDir } from "./volume-dir";
 
 export class HostPathBackend implements Backend {
   readonly name = "hostpath";
@@ -224,7 +224,11 @@ export class HostPathBackend implements Backend {
   }
 
   source(driver: Driver, record: VolumeRecord): VolumeSource {
-    const content: Content = { path: this.store.dataDir(record.volumeId), layout: layoutOf(record), live: true };
+    const dataPath = this.store.dataDir(record.volumeId);
+    const layout = layoutOf(record);
+    // An image's loop devices, to hold it still, are those of the recorded file, as on the node (volume-dir.ts: imageOfRecord).
+    const image = layout === "dir" ? {} : { image: () => imageOfRecord(dataPath, record.dataIdentity) };
+    const content: Content = { path: dataPath, layout, live: true, ...image };
     const store = this.store;
     return {
       layout: content.layout,
