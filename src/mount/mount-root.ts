@@ -30,6 +30,7 @@ import {
   AT_SYMLINK_NOFOLLOW,
   STATX_BTIME,
   STATX_INO,
+  STATX_MNT_ID,
   STATX_OFFSET as OFF,
   STATX_SIZE,
   STATX_TYPE,
@@ -62,8 +63,8 @@ export type MountRootAnswer =
   | { kind: "absent" }
   /** Something is there, and it is not the root of a mount. */
   | { kind: "not-a-mount" }
-  /** The root of the mount on top at the path. */
-  | { kind: "mount"; root: FileNumbers }
+  /** The root of the mount on top at the path; mountId: its ID as mountinfo lists it, where the kernel says (Linux 5.8). */
+  | { kind: "mount"; root: FileNumbers; mountId?: number }
   /** This kernel cannot say: read the mount table. */
   | { kind: "unknown" };
 
@@ -87,7 +88,8 @@ export function mountRootAt(at: string): MountRootAnswer {
   }
   const attributes = buf.readBigUInt64LE(OFF.attributes);
   if ((attributes & BigInt(STATX_ATTR_MOUNT_ROOT)) === 0n) return { kind: "not-a-mount" };
-  return { kind: "mount", root: numbers() };
+  const mountId = (buf.readUInt32LE(OFF.mask) & STATX_MNT_ID) !== 0 ? Number(buf.readBigUInt64LE(OFF.mntId)) : undefined;
+  return { kind: "mount", root: numbers(), ...(mountId !== undefined ? { mountId } : {}) };
 }
 
 /** The numbers of the file at `p` (not following a last symlink); undefined when it is absent or the kernel has no statx. */
@@ -101,7 +103,7 @@ export function sameFile(a: FileNumbers, b: FileNumbers): boolean {
 }
 
 function statx(p: string): number {
-  return statxInto(p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_BTIME, buf);
+  return statxInto(p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_BTIME | STATX_MNT_ID, buf);
 }
 
 function numbers(): FileNumbers {

@@ -38,6 +38,8 @@ export const STATX_INO = 0x100;
 /** The file's size in bytes (not STATX_SIZE, which is the size of the struct below). */
 export const STATX_SIZE_FIELD = 0x200;
 export const STATX_BTIME = 0x800;
+/** The ID of the mount the file is on (Linux 5.8), as mountinfo lists it first. */
+export const STATX_MNT_ID = 0x1000;
 
 /** struct statx (linux/stat.h): the offsets of the fields the driver reads. */
 export const STATX_OFFSET = {
@@ -51,6 +53,7 @@ export const STATX_OFFSET = {
   btimeNsec: 88, // u32
   rdevMajor: 128, // u32, then minor
   devMajor: 136, // u32, then minor
+  mntId: 144, // u64
 } as const;
 export const STATX_SIZE = 256;
 

@@ -24,6 +24,8 @@ const mountFn = libc.func(
 ) as Mount;
 const EINVAL = 22;
 const ENOENT = 2;
+const EAGAIN = 11;
+const EBUSY = 16;
 
 type Umount2 = ((target: string, flags: number) => number) & {
   async(target: string, flags: number, cb: (err: unknown, rc: number) => void): void;
@@ -145,4 +147,43 @@ export async function unmountIfMounted(target: string, opts: { detach?: boolean 
   report("unmount", started, rc === 0);
   if (rc !== 0) throw new SyscallError("umount2", errno, target);
   return true;
+}
+
+/**
+ * What one umount2(MNT_EXPIRE) did to the mount on top at a place:
+ *   marked       it was idle, and now carries the kernel's expiry mark (EAGAIN);
+ *   unmounted    it was idle and marked already, and is gone;
+ *   busy         it is in use, or has mounts on or inside it (EBUSY): nothing was done;
+ *   not-mounted  nothing is mounted there (EINVAL, ENOENT).
+ */
+export type ExpireAnswer = "marked" | "unmounted" | "busy" | "not-mounted";
+
+/**
+ * umount2(MNT_EXPIRE), on a worker thread: how an unmount acts on one
+ * mount only, and not on whatever is on top at the name when the call
+ * comes (src/node/volume-owner.ts). umount2 takes a name, and the kernel
+ * unmounts the mount on top there as the call finds it: a descriptor of
+ * the proven mount does not help (/proc/self/fd/N leads to the top of
+ * what is stacked at that place too, and an open descriptor makes the
+ * mount busy). The expiry mark does: the first call marks the mount on
+ * top, a second unmounts the mount on top only if it still carries the
+ * mark. A mount stacked on it in between has none (the second call only
+ * marks it), and any use of the marked mount — a path walk, a descriptor
+ * closed — clears the mark. Reading the mount table does not.
+ * UMOUNT_NOFOLLOW as in unmount() above.
+ */
+export async function expireMount(target: string): Promise<ExpireAnswer> {
+  const started = process.hrtime.bigint();
+  const { rc, errno } = await new Promise<{ rc: number; errno: number }>((resolve, reject) => {
+    umount2Fn.async(target, MNT.EXPIRE | MNT.NOFOLLOW, (err, rc) => (err ? reject(err) : resolve({ rc, errno: rc === 0 ? 0 : koffi.errno() })));
+  });
+  if (rc === 0) {
+    report("unmount", started, true);
+    return "unmounted";
+  }
+  if (errno === EAGAIN) return "marked";
+  if (errno === EBUSY) return "busy";
+  if (errno === EINVAL || errno === ENOENT) return "not-mounted";
+  report("unmount", started, false);
+  throw new SyscallError("umount2", errno, target);
 }

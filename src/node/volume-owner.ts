@@ -24,19 +24,32 @@
  * is left alone and answered FAILED_PRECONDITION naming it. A volume ID the
  * driver cannot resolve owns nothing, so nothing is unmounted for it.
  *
- * The usual case is answered without the mount table, whose cost grows
- * with the mounts on the node: one statx(2) at the place says whether
- * something is mounted there and, for dir and image volumes, whether it is
- * the volume's (src/mount/mount-root.ts). Only a mount that statx cannot
- * place — a block volume's bind, a shared volume's, anything foreign — is
- * looked up in the table, and refused or unmounted as above.
+ * Whether anything is mounted there is answered without the mount table,
+ * whose cost grows with the mounts on the node: one statx(2) at the place
+ * says so and, for dir and image volumes, whether it is the volume's
+ * (src/mount/mount-root.ts). A mount that statx cannot place — a block
+ * volume's bind, a shared volume's, anything foreign — is looked up in the
+ * table, and refused or unmounted as above.
+ *
+ * A proof and an unmount are two calls, and umount2(2) takes a name: what
+ * it unmounts is whatever is on top there when it runs. Something mounted
+ * on top in between — a stranger's bind, say — would be unmounted in the
+ * volume's place. So an unmount acts only on the mount just proven
+ * (unmountProven): the kernel's expiry mark (umount2 with MNT_EXPIRE, see
+ * expireMount) is put on the mount on top, the mount table then proves the
+ * mount on top is the volume's own, and a second MNT_EXPIRE unmounts it
+ * only if it is still that marked mount. Anything stacked meanwhile is
+ * left alone, and named (FAILED_PRECONDITION) by the next look. What the
+ * kernel cannot guard this way — a lazy unmount (MNT_DETACH), which the
+ * shared volumes use and a mount still in use needs — follows a fresh
+ * proof from the table at once.
  */
-import { closeSync } from "node:fs";
+import { closeSync, lstatSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
 import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "../mount/loop";
 import { locate, mountTable, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
-import { unmountIfMounted } from "../mount/syscalls";
+import { expireMount, unmountIfMounted } from "../mount/syscalls";
 import type { Driver } from "../server/driver";
 import { describeMount, withAnchor, type NodePath } from "./node-path";
 
@@ -81,7 +94,7 @@ export async function mountOwner(driver: Driver, volumeId: string): Promise<Moun
 export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boolean> {
   let any = false;
   if (owner.recognises) {
-    const quick = await withAnchor(np, (a) => unmountRecognised(a.at, owner));
+    const quick = await withAnchor(np, (a) => unmountRecognised(np, a.at, owner));
     if (quick === undefined) return false; // the parent is gone: nothing can be mounted there
     if (quick.done) return quick.any;
     any = quick.any;
@@ -97,7 +110,7 @@ export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boo
     // withAnchor's undefined means the parent went away (nothing can be
     // mounted there); unmountOne itself returns nothing, hence the true.
     const done = await withAnchor(np, async (a) => {
-      await unmountOne(a.at, table, top, owner);
+      await unmountOne(np, a.at, table, top, owner);
       return true;
     });
     if (done === undefined) return any;
@@ -111,13 +124,13 @@ export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boo
  * volume's own. done: nothing is mounted there any more; otherwise what is
  * on top is for the mount table to name (and refuse, or unmount).
  */
-async function unmountRecognised(at: string, owner: MountOwner): Promise<{ any: boolean; done: boolean }> {
+async function unmountRecognised(np: NodePath, at: string, owner: MountOwner): Promise<{ any: boolean; done: boolean }> {
   let any = false;
   for (let i = 0; i < 64; i++) {
     const top = mountRootAt(at);
     if (top.kind === "absent" || top.kind === "not-a-mount") return { any, done: true };
     if (top.kind === "unknown" || !owner.recognises!(top.root)) break;
-    await unmountAt(at, owner.detach);
+    await unmountProven(np, at, owner, top.mountId !== undefined ? { id: top.mountId, device: `${top.root.dev.major}:${top.root.dev.minor}` } : undefined);
     any = true;
   }
   return { any, done: false };
@@ -131,7 +144,7 @@ export async function mountedAt(np: NodePath): Promise<boolean> {
 }
 
 /** One unmount; a block volume's last bind takes its loop device with it. */
-async function unmountOne(at: string, table: Mounts, m: MountEntry, owner: MountOwner): Promise<void> {
+async function unmountOne(np: NodePath, at: string, table: Mounts, m: MountEntry, owner: MountOwner): Promise<void> {
   const n = m.device === locate(table, "/dev")?.device ? loopNumberOfNode(m.root) : undefined;
   const lastBind = table.of(m).length === 1;
   if (n !== undefined && lastBind && owner.image) {
@@ -147,7 +160,7 @@ async function unmountOne(at: string, table: Mounts, m: MountEntry, owner: Mount
         const b = backingOf(fd, loop.path);
         if (b && backingTest(owner.image)(b)) {
           detachOnLastClose(fd, loop.path);
-          await unmountAt(at, owner.detach);
+          await unmountProven(np, at, owner);
           return;
         }
       } finally {
@@ -155,7 +168,7 @@ async function unmountOne(at: string, table: Mounts, m: MountEntry, owner: Mount
       }
     }
   }
-  await unmountAt(at, owner.detach);
+  await unmountProven(np, at, owner);
 }
 
 /** The loop device opened for its ioctls; undefined where its node cannot be opened (then it is not asked, nor told). */
@@ -167,13 +180,60 @@ function openLoopIfThere(loop: LoopDevice): number | undefined {
   }
 }
 
-async function unmountAt(at: string, detach: boolean): Promise<void> {
-  try {
-    await unmountIfMounted(at, { detach });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
-    // Still in use by some process: detach it from the tree now; the kernel
-    // frees it when the last user lets go.
-    await unmountIfMounted(at, { detach: true });
+/**
+ * Unmount the mount on top at `at` (the place `np`, through its anchored
+ * parent) if it is the volume's own, and no other: the mark, the proof, the
+ * unmount of the marked mount (module comment). A mount on top that is not
+ * the volume's is FAILED_PRECONDITION naming it. The mark is lost when the
+ * mount is used meanwhile, and then set again; a mount in use (EBUSY), one
+ * whose mark never holds, and an owner that unmounts lazily get
+ * MNT_DETACH after a fresh proof, as before: the kernel cannot tie a lazy
+ * unmount to one mount.
+ */
+async function unmountProven(np: NodePath, at: string, owner: MountOwner, proven?: ProvenMount): Promise<void> {
+  if (!owner.detach) {
+    // "unmounted" at the first call: the mount carried a mark already (the kernel's own
+    // automount expiry, or another MNT_EXPIRE caller); ours is cleared before we give up.
+    let answer = await expireMount(at);
+    for (let i = 0; i < 8 && answer === "marked"; i++) {
+      let ours: boolean;
+      try {
+        ours = provenTop(np, owner, proven);
+      } catch (err) {
+        lstatSync(at, { throwIfNoEntry: false }); // a path walk to the mount on top clears the mark we left there
+        throw err;
+      }
+      if (!ours) return;
+      // Unmounts the marked mount if it is still the one on top, untouched; else marks the
+      // one on top now (stacked meanwhile, or the same one used meanwhile), to be proven again.
+      answer = await expireMount(at);
+    }
+    if (answer === "unmounted" || answer === "not-mounted") return;
   }
+  if (!provenTop(np, owner, proven)) return;
+  await unmountIfMounted(at, { detach: true });
+}
+
+/** A mount statx proved the volume's (recognises): its ID, and its device, "major:minor" (an ID an unmount frees may be the next mount's at once). */
+interface ProvenMount {
+  id: number;
+  device: string;
+}
+
+/**
+ * Is the mount on top at the place, as the mount table lists it now, the
+ * volume's own — the very mount statx proved (`proven`), or one the table
+ * shows is the volume's? false when nothing is mounted there;
+ * FAILED_PRECONDITION naming it when it is someone else's. (Not statx
+ * again: a path walk to the mount would clear its expiry mark.)
+ */
+function provenTop(np: NodePath, owner: MountOwner, proven?: ProvenMount): boolean {
+  const table = mountTable();
+  const top = table.at(np.real);
+  if (!top) return false;
+  if (proven && top.id === proven.id && top.device === proven.device) return true;
+  if (!owner.owns(top, table)) {
+    throw failedPrecondition(`${np.field} ${np.given} has ${describeMount(top)} mounted on it, which is not volume ${owner.volumeId}'s: it was left alone`);
+  }
+  return true;
 }
