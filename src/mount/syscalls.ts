@@ -177,6 +177,22 @@ export async function expireMount(target: string): Promise<ExpireAnswer> {
   const { rc, errno } = await new Promise<{ rc: number; errno: number }>((resolve, reject) => {
     umount2Fn.async(target, MNT.EXPIRE | MNT.NOFOLLOW, (err, rc) => (err ? reject(err) : resolve({ rc, errno: rc === 0 ? 0 : koffi.errno() })));
   });
+  return expireAnswer(rc, errno, started, target);
+}
+
+/**
+ * The same on this thread, for the first call, which only marks a mount
+ * (a flag set under a lock, no wait for the kernel's grace period), so that
+ * a trip to a worker thread and back is not paid for it. (A mount someone
+ * else marked already is unmounted by it, here: that is rare.)
+ */
+export function markMountExpired(target: string): ExpireAnswer {
+  const started = process.hrtime.bigint();
+  const rc = umount2Fn(target, MNT.EXPIRE | MNT.NOFOLLOW);
+  return expireAnswer(rc, rc === 0 ? 0 : koffi.errno(), started, target);
+}
+
+function expireAnswer(rc: number, errno: number, started: bigint, target: string): ExpireAnswer {
   if (rc === 0) {
     report("unmount", started, true);
     return "unmounted";

@@ -49,7 +49,7 @@ import { failedPrecondition } from "../csi/errors";
 import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "../mount/loop";
 import { locate, mountTable, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
-import { expireMount, unmountIfMounted } from "../mount/syscalls";
+import { expireMount, markMountExpired, unmountIfMounted } from "../mount/syscalls";
 import type { Driver } from "../server/driver";
 import { describeMount, withAnchor, type NodePath } from "./node-path";
 
@@ -194,7 +194,7 @@ async function unmountProven(np: NodePath, at: string, owner: MountOwner, proven
   if (!owner.detach) {
     // "unmounted" at the first call: the mount carried a mark already (the kernel's own
     // automount expiry, or another MNT_EXPIRE caller); ours is cleared before we give up.
-    let answer = await expireMount(at);
+    let answer = markMountExpired(at);
     for (let i = 0; i < 8 && answer === "marked"; i++) {
       let ours: boolean;
       try {
