@@ -36,7 +36,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { connect, type CsiClient } from "../src/client/csi-client";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability, type VolumeContentSource } from "../src/gen/csi";
-import { driverArgs, driverEnv, untilServing } from "./driver-command";
+import { driverArgs, driverEnv, rerunInPrivateMountNamespace, untilServing } from "./driver-command";
 import { parseParams } from "./process-figures";
 import { duBytes, fillDataset, FILES, fsType, fsUsedBytes, gib, mib, TOTAL_BYTES } from "./dataset";
 
@@ -206,6 +206,7 @@ function range(xs: number[], digits: number): string {
 }
 
 async function main(): Promise<void> {
+  if (rerunInPrivateMountNamespace()) return; // its driver stages and publishes with real mounts
   const { values } = parseArgs({
     options: {
       dir: { type: "string" },
