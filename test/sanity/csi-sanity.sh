@@ -20,9 +20,15 @@
 # The driver runs from this checkout on a scratch socket and root, with a
 # scratch kubelet directory (--kubelet-dir) that holds csi-sanity's staging
 # and target directories, as a node's kubelet directory holds them. It is
-# stopped, unmounted and removed afterwards whatever the outcome. Run it in
-# a private mount namespace at least (unshare -m --propagation private).
+# stopped, unmounted and removed afterwards whatever the outcome. The driver
+# makes real mounts, so the script moves itself into a private mount
+# namespace of its own first (unshare -m --propagation private, util-linux):
+# none of them reaches the namespace it was started from.
 set -euo pipefail
+
+if [ "${CSI_LAB_SANITY_PRIVATE:-}" != 1 ]; then
+  exec env CSI_LAB_SANITY_PRIVATE=1 unshare --mount --propagation private -- bash "${BASH_SOURCE[0]}" "$@"
+fi
 
 CSI_SANITY=${CSI_SANITY:-csi-sanity}
 if ! command -v "$CSI_SANITY" >/dev/null 2>&1; then
