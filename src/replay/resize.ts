@@ -20,8 +20,9 @@
  *                   (markOverallExpansionAsFinished, resize_status.go); with
  *                   it the claim waits for the node (NodeResizePending)
  *   the kubelet     calls NodeExpandVolume for the allocated size: at once
- *                   where a pod has the volume (online), else right after
- *                   the next pod's NodePublishVolume of it; and marks the
+ *                   where a pod has the volume (online; not where that
+ *                   pod mounts it read-only), else right after the next
+ *                   read-write NodePublishVolume of it; and marks the
  *                   resize finished with status.capacity the allocated size
  *                   (MarkFSResizeFinished, pkg/volume/util/resize_util.go).
  *                   On every read-write mount it expands again while
@@ -115,7 +116,10 @@ function resizer(p: Planning, claim: ClaimState, pv: PvState, first: boolean, mo
     const v = users[0]?.volumes.find((x) => x.pv === pv.name);
     if (!v) return;
     volumeStats(p, pv, v);
-    if (!v.block) p.check({ type: "size", what: `pod ${users[0]!.name} sees the ${ref("allocated", pv)} bytes asked for (statfs) in ${pv.name}`, path: v.target, askedBytes: ref("allocated", pv) });
+    // A read-only pod's online expansion is skipped: the size shows only where the controller's growth is all there is.
+    const size = { type: "size" as const, what: `pod ${users[0]!.name} sees the ${ref("allocated", pv)} bytes asked for (statfs) in ${pv.name}`, path: v.target, askedBytes: ref("allocated", pv) };
+    if (!v.block && !v.readOnly) p.check(size);
+    if (!v.block && v.readOnly) p.when({ unless: ref("nodeExpansionRequired", pv) }, () => p.check(size));
     for (const u of users) {
       const uv = u.volumes.find((x) => x.pv === pv.name)!;
       p.check({ type: "data", what: `pod ${u.name} still finds its data in ${pv.name} after the expansion`, pod: u.name, path: uv.target, block: uv.block, expect: [...p.state.filesOf(pv.handle)] });
@@ -127,7 +131,12 @@ function resizer(p: Planning, claim: ClaimState, pv: PvState, first: boolean, mo
  * The node's half at once, where a pod on the node has the volume (online):
  * volume_path is the first pod's target path, or for a raw block volume the
  * device path the kubelet keeps for it (kubelet-calls.ts: ExpandPaths), with
- * the staging path. Where no pod has it, it waits for the next mount.
+ * the staging path. Where no pod has it, it waits for the next mount; so it
+ * does where that pod mounts it read-only (the pod's claim source says
+ * readOnly): the kubelet's nodeExpandVolume (operation_generator.go) then
+ * answers "done" without calling the driver. The kubelet takes whichever of
+ * the volume's pods its maps give it first; the replay takes the pod that
+ * started first.
  */
 function expandOnline(p: Planning, pv: PvState, mounting: PodState | undefined): void {
   const users = usersOf(p, pv, mounting);
@@ -137,6 +146,13 @@ function expandOnline(p: Planning, pv: PvState, mounting: PodState | undefined):
     return p.note(
       `no pod on ${p.facts.nodeName} uses ${pv.name} now: if ControllerExpandVolume answered node_expansion_required, the claim waits (NodeResizePending), ` +
         "and the kubelet calls NodeExpandVolume when a pod next mounts the volume, right after NodePublishVolume",
+    );
+  }
+  if (v.readOnly) {
+    p.state.mayWaitForNode.add(pv.name);
+    return p.note(
+      `pod ${users[0]!.name} has ${pv.name} mounted read-only: the kubelet skips its online expansion ("requested read-only file system", ` +
+        "an event, no NodeExpandVolume) and counts the volume as resized on the node, so the claim stays NodeResizePending until a pod mounts it read-write",
     );
   }
   const at = { volumePath: v.block ? p.state.devicePath.get(pv.name)! : v.target, stagingTargetPath: v.staging };
