@@ -5,7 +5,9 @@
  *   the API server  takes a bound claim's new request; a lower one only while
  *                   it stays above the claim's status.capacity, else it
  *                   refuses the update (ValidatePersistentVolumeClaimUpdate,
- *                   pkg/apis/core/validation/validation.go); an unbound
+ *                   pkg/apis/core/validation/validation.go); a higher one
+ *                   only where the claim's StorageClass allows volume
+ *                   expansion (admission, resizeClaim); an unbound
  *                   claim's request cannot change
  *   csi-resizer     acts when the request is above status.capacity
  *                   (pvcNeedResize, external-resizer pkg/controller/
@@ -58,14 +60,28 @@ export function bindClaim(p: Planning, claim: ClaimState, pv: PvState): void {
   });
 }
 
-/** A claim applied with request `size`: false when the API server refuses it whatever the claim's status (an unbound claim's). */
-export function resizeClaim(p: Planning, claim: ClaimState, pv: PvState | undefined, size: number): boolean {
+/**
+ * A claim applied with request `size` (and StorageClass `className`): false when the API server refuses it whatever
+ * the claim's status — an unbound claim's, or a larger request the PersistentVolumeClaimResize admission plugin
+ * forbids (plugin/pkg/admission/storage/persistentvolume/resize): it lets a request grow only where the claim names
+ * a StorageClass, the same before and after, that exists and sets allowVolumeExpansion: true.
+ */
+export function resizeClaim(p: Planning, claim: ClaimState, pv: PvState | undefined, size: number, className: string): boolean {
   if (size === claim.sizeBytes) return true;
   if (!pv) {
     p.note(`the claim asks for ${size} bytes, but it is not bound yet: the API server refuses the update (a claim's request may change only once it is bound)`);
     return false;
   }
   const was = claim.sizeBytes;
+  const sc = className !== "" && className === claim.storageClass ? p.state.classNamed("StorageClass", className) : undefined;
+  if (size > was && sc?.allowVolumeExpansion !== true) {
+    const which = claim.storageClass === "" ? "names no StorageClass" : `is of StorageClass ${claim.storageClass}, which ${sc ? "does not set allowVolumeExpansion: true" : "does not exist"}`;
+    p.note(
+      `the claim asks for ${size} bytes instead of ${was}, but it ${which}: the API server refuses the update as Forbidden ` +
+        "(only a dynamically provisioned claim whose StorageClass allows volume expansion may grow); nothing changes and csi-resizer is not involved",
+    );
+    return false;
+  }
   claim.sizeBytes = size;
   if (size < was) {
     p.note(

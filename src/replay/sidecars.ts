@@ -183,7 +183,7 @@ export function updateClaim(p: Planning, claim: ClaimState, o: K8sObject, file: 
   const vac = str(at(o, "spec", "volumeAttributesClassName"));
   const pv = claim.pv ? p.state.pvs.get(claim.pv) : undefined;
   p.step(`update PersistentVolumeClaim ${p.opts.namespace}/${claim.name}`, file);
-  if (!resizeClaim(p, claim, pv, sizeOf(o))) return;
+  if (!resizeClaim(p, claim, pv, sizeOf(o), str(at(o, "spec", "storageClassName")) ?? "")) return;
   claim.object = o;
   if (vac !== claim.attributesClass && pv) {
     const cls = vac ? p.state.classNamed("VolumeAttributesClass", vac) : undefined;

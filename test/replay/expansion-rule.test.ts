@@ -31,6 +31,24 @@ async function play(actions: Action[]) {
 describeContained("Replay: when a claim's new size makes csi-resizer call", function () {
   this.timeout(120_000);
 
+  it("a StorageClass without allowVolumeExpansion: the API server refuses a larger request, and no expansion call is made", async () => {
+    const fixed = growFixture({ className: "grow-fixed", claimName: "fixed", parameters: { backend: "hostpath", capacity: "image" } });
+    const sc = fixed.storageClass(kindDeployment().driverName);
+    delete sc.allowVolumeExpansion;
+    const scenario: Scenario = {
+      name: "grow-fixed",
+      namespace: NAMESPACE,
+      actions: [apply(sc, fixed.claim("64Mi"), fixed.pod("app")), apply(fixed.claim("128Mi")), apply(fixed.pod("later")), { type: "delete-namespace" }],
+    };
+    const { result, report, events, steps } = await replay(scenario);
+    assert.ok(result.ok, report);
+    assert.deepEqual(events.filter((e): e is Call => e.type === "call" && e.call.method.includes("Expand")), [], "neither ControllerExpandVolume nor NodeExpandVolume");
+    const update = steps.find((s) => s.change === `update PersistentVolumeClaim ${NAMESPACE}/fixed`)!;
+    assert.match(update.notes.join(" "), /does not set allowVolumeExpansion: true: the API server refuses the update as Forbidden/);
+    const pv = [...result.learnt.keys()].find((k) => k.startsWith("volumeId:"))!.slice("volumeId:".length);
+    assert.deepEqual([result.learnt.get(`request:${pv}`), result.learnt.get(`claimCapacity:${pv}`)], [64 * 2 ** 20, 64 * 2 ** 20], "the claim keeps its request and size");
+  });
+
   it("a request within what CreateVolume gave (whole MiB) is not above status.capacity: no call; a larger one is", async () => {
     // 100M is 95.4 MiB: the image volume is 96 MiB, and the claim's status.capacity says so.
     const { updates, grownAt, result } = await play([apply(claim("100M"), pod("app")), apply(claim("100500000")), apply(claim("200M"))]);

@@ -199,6 +199,19 @@ describe("Replay plan (no driver)", () => {
     assert.deepEqual(create.request.capacityRange, { requiredBytes: GiB, limitBytes: 0 });
   });
 
+  it("a larger request of a claim whose StorageClass does not allow expansion: the API server refuses it, and nothing is expanded", () => {
+    const unset = { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "unset" }, provisioner: "csi-lab.example.org" };
+    const fixed = { ...unset, metadata: { name: "fixed" }, allowVolumeExpansion: false };
+    for (const sc of [fixed, unset]) {
+      const name = sc.metadata.name;
+      const steps = planActions([apply(sc, claim("1Gi", { storageClassName: name }), pod("app")), apply(claim("2Gi", { storageClassName: name })), apply(pod("later"))]);
+      const { calls } = dryRun(steps);
+      assert.deepEqual(calls.filter((c) => c.call.method.includes("Expand")), [], `StorageClass ${name}`);
+      const update = steps.find((s) => s.change === "update PersistentVolumeClaim ns/grown")!;
+      assert.match(update.notes.join(" "), /refuses the update as Forbidden \(only a dynamically provisioned claim whose StorageClass allows volume expansion may grow\)/);
+    }
+  });
+
   it("the kubelet's paths: staging under plugins/kubernetes.io/csi/<driver>/<sha256 of the handle>, targets under pods/<uid>/volumes", () => {
     const steps = planOf("pvc-pod");
     const [stage, publish] = calls(steps).filter((c) => c.method === "NodeStageVolume" || c.method === "NodePublishVolume");
