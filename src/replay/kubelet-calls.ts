@@ -94,8 +94,14 @@ export interface ExpandPaths {
   stagingTargetPath: string | undefined;
 }
 
-/** NodeExpandVolume for `bytes` (a number, or a placeholder for one); `deferKey` learns whether the node answered "when staged again". */
-export function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, at: ExpandPaths, bytes: Json, why: string, deferKey: string | undefined): void {
+/**
+ * NodeExpandVolume for `bytes` (a number, or a placeholder for one); `deferKey` learns whether the node answered
+ * "when staged again". Its volume_capability is made from the PV alone (csi/expander.go, csi_client.go): the access
+ * mode of its first access mode, block, or mount with the PV's fs_type and mount options as mount_flags — never a
+ * pod's fsGroup as volume_mount_group, which only NodeStage and NodePublish carry; no limit_bytes.
+ */
+export function nodeExpand(p: Planning, pv: PvState, at: ExpandPaths, bytes: Json, why: string, deferKey: string | undefined): void {
+  const capability = p.capability({ block: pv.block, fsType: pv.fsType, mountOptions: pv.mountOptions, mode: p.accessMode(pv.accessModes[0] ?? "ReadWriteOnce", "node") });
   p.call({
     method: "NodeExpandVolume",
     service: "Node",
@@ -107,7 +113,7 @@ export function nodeExpand(p: Planning, pv: PvState, v: PodVolumeState, at: Expa
       volumePath: at.volumePath,
       capacityRange: { requiredBytes: bytes, limitBytes: 0 },
       ...(at.stagingTargetPath ? { stagingTargetPath: at.stagingTargetPath } : {}),
-      volumeCapability: v.capability,
+      volumeCapability: capability,
       secrets: {},
     },
     ...(deferKey

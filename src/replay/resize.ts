@@ -230,7 +230,7 @@ function growOnNode(p: Planning, pv: PvState, v: PodVolumeState, users: PodState
   const bytes = ref("allocated", pv);
   // Learnt from this call's answer only: an earlier expansion's does not decide this one's restart.
   const deferred = p.decision("growsWhenStaged", pv.name);
-  nodeExpand(p, pv, v, at, bytes, why, deferred);
+  nodeExpand(p, pv, at, bytes, why, deferred);
   p.when({ onlyIf: `\${${deferred}}` }, () => {
     p.note(`if the node plugin can grow ${pv.name} only when it is staged again, its pods are restarted (deleted and made again by their owner; here at the same paths)`);
     for (const u of users) unpublish(p, u, u.volumes.find((x) => x.pv === pv.name)!, []);
@@ -238,6 +238,6 @@ function growOnNode(p: Planning, pv: PvState, v: PodVolumeState, users: PodState
     stage(p, pv, v, "a restarted pod needs the volume: staging grows the file system first");
     for (const u of users) publish(p, u, u.volumes.find((x) => x.pv === pv.name)!, pv, {});
     const last = users[users.length - 1]!.volumes.find((x) => x.pv === pv.name)!;
-    nodeExpand(p, pv, v, { volumePath: last.target, stagingTargetPath: v.staging }, bytes, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
+    nodeExpand(p, pv, { volumePath: last.target, stagingTargetPath: v.staging }, bytes, "the claim's resize is still pending: the kubelet finishes it after mounting", undefined);
   });
 }

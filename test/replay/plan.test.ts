@@ -212,6 +212,27 @@ describe("Replay plan (no driver)", () => {
     }
   });
 
+  it("NodeExpandVolume's volume_capability is the PV's (access mode, fs_type, mount_flags), without the pod's fsGroup as volume_mount_group", () => {
+    const sc = {
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name: "flagged" },
+      provisioner: "csi-lab.example.org",
+      parameters: { "csi.storage.k8s.io/fstype": "ext4" },
+      mountOptions: ["noatime"],
+      allowVolumeExpansion: true,
+    };
+    const grouped = (name: string) => ({ ...pod(name), spec: { ...pod(name).spec, securityContext: { fsGroup: 2000 } } });
+    const steps = planActions([apply(sc, claim("1Gi", { storageClassName: "flagged" }), grouped("app")), apply(claim("2Gi", { storageClassName: "flagged" })), apply(grouped("later"))]);
+    // A driver that rounds up: the later pod's mount expands again.
+    const { calls } = dryRun(steps, { capacity: (n) => n + 2 ** 20 });
+    const capabilities = (method: string) => calls.filter((c) => c.call.method === method).map((c) => c.request.volumeCapability);
+    assert.deepEqual(capabilities("NodePublishVolume")[0], { mount: { fsType: "ext4", mountFlags: ["noatime"], volumeMountGroup: "2000" }, accessMode: { mode: "SINGLE_NODE_MULTI_WRITER" } });
+    const expand = capabilities("NodeExpandVolume");
+    assert.equal(expand.length, 2, "online, and again at the later pod's mount");
+    for (const c of expand) assert.deepEqual(c, { mount: { fsType: "ext4", mountFlags: ["noatime"], volumeMountGroup: "" }, accessMode: { mode: "SINGLE_NODE_MULTI_WRITER" } });
+  });
+
   it("the kubelet's paths: staging under plugins/kubernetes.io/csi/<driver>/<sha256 of the handle>, targets under pods/<uid>/volumes", () => {
     const steps = planOf("pvc-pod");
     const [stage, publish] = calls(steps).filter((c) => c.method === "NodeStageVolume" || c.method === "NodePublishVolume");
