@@ -114,6 +114,11 @@ export function replayView(root: HTMLElement): void {
         case "record":
           target(msg.step).append(h("p", { class: "check muted" }, `${msg.what} (${Object.entries(msg.set).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")})`));
           return;
+        case "device":
+          target(msg.step).append(
+            h("p", { class: "check muted" }, msg.action === "map" ? `the kubelet maps the device at ${msg.path} and holds it open with ${msg.loop}` : `the kubelet detaches ${msg.loop} and unmaps the device at ${msg.path}`),
+          );
+          return;
         case "restart":
           target(msg.step).append(h("p", { class: "check" }, `↻ the ${msg.process} plugin restarted (${msg.ms} ms), in a new mount namespace, as a new container would`));
           return;

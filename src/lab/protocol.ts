@@ -115,5 +115,6 @@ export type ReplayMessage =
   | { readonly type: "check"; readonly step: number; readonly what: string; readonly ok: boolean; readonly detail: string }
   | { readonly type: "record"; readonly step: number; readonly what: string; readonly set: { readonly [key: string]: unknown } }
   | { readonly type: "cleanup"; readonly step: number; readonly path: string; readonly ok: boolean; readonly detail: string }
+  | { readonly type: "device"; readonly step: number; readonly action: "map" | "unmap"; readonly path: string; readonly loop: string }
   | { readonly type: "done"; readonly ok: boolean; readonly failures: readonly string[] }
   | { readonly type: "error"; readonly message: string };

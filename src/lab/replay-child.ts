@@ -63,6 +63,7 @@ export function toMessage(e: ReplayEvent): ReplayMessage {
     case "check":
     case "record":
     case "cleanup":
+    case "device":
     case "done":
       return e;
   }

@@ -14,8 +14,9 @@
  * of those paths before and removes them after; a removal that fails
  * means the driver left something behind. An inline (ephemeral) volume
  * is only published, with an ID the kubelet makes. A raw block volume's
- * device is bound by the kubelet for itself once published, and unbound
- * before it is unpublished (kubelet-devices.ts). After a resize, the
+ * device is bound by the kubelet for itself once published, with a loop
+ * device of its own on the bind, and both are undone before it is
+ * unpublished (kubelet-devices.ts). After a resize, the
  * kubelet calls NodeExpandVolume as resize.ts says: at once where a pod
  * has the volume, else right after a later pod's NodePublishVolume.
  *

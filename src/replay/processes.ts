@@ -36,6 +36,7 @@ import { connect, type CsiClient } from "../client/csi-client";
 import { fileIdentity, loopBacks, type FileIdentity } from "../mount/loop";
 import { readMountInfo } from "../mount/mountinfo";
 import { flag, type Deployment, type DriverContainer, type Process } from "./deployment";
+import { loopsUnder } from "./kubelet-devices";
 import type { ReplayTarget } from "./run";
 
 export interface ReplayHostOptions {
@@ -167,7 +168,7 @@ export class ReplayHost implements ReplayTarget {
     return (p: string) => roots.some((r) => p === r || p.startsWith(r + "/"));
   }
 
-  /** Stop both processes and the namespace holder; unmount what is left under the host directory and detach its loop devices. */
+  /** Stop both processes and the namespace holder; unmount what is left under the host directory and detach its loop devices (the kubelet's, the driver's). */
   async stop(): Promise<void> {
     for (const p of [...this.running.keys()]) await this.kill(p, "SIGTERM");
     if (this.holder && this.holder.exitCode === null) {
@@ -175,6 +176,8 @@ export class ReplayHost implements ReplayTarget {
       this.holder.kill("SIGKILL");
       await gone;
     }
+    // The kubelet's own loop devices on its binds of raw block devices, left by a replay that stopped half-way.
+    for (const loop of loopsUnder(this.opts.hostDir)) spawnSync("losetup", ["-d", loop.split(" ")[0]!]);
     const under = this.under();
     for (const m of [...readMountInfo()].reverse()) if (under(m.mountPoint)) spawnSync("umount", ["-l", m.mountPoint]);
     for (const [dev] of attachedLoops(this.nodeRoot)) spawnSync("losetup", ["-d", dev]);

@@ -9,8 +9,9 @@
  *
  * A record keeps what Kubernetes writes into an object's status (a claim's
  * status.capacity after a resize), for later items to test and use; the
- * kubelet's own binds of a raw block device are made and undone around
- * the calls that publish and unpublish it (kubelet-devices.ts).
+ * kubelet's own binds of a raw block device, with its loop device on each,
+ * are made and undone around the calls that publish and unpublish it
+ * (kubelet-devices.ts).
  *
  * A call that answers other than the plan expects ends the replay (what
  * follows depends on it); a failed check or clean-up is recorded and the
@@ -52,6 +53,8 @@ export type ReplayEvent =
   | { type: "check"; step: number; what: string; ok: boolean; detail: string }
   | { type: "record"; step: number; what: string; set: JsonObject }
   | { type: "cleanup"; step: number; path: string; ok: boolean; detail: string }
+  /** the kubelet mapped a raw block device for a pod (its bind, and its loop device on it), or unmapped it */
+  | { type: "device"; step: number; action: "map" | "unmap"; path: string; loop: string }
   | { type: "done"; ok: boolean; failures: string[] };
 
 export interface RunResult {
@@ -116,10 +119,11 @@ export async function run(steps: readonly Step[], target: ReplayTarget, opts: Ru
       }
       if (item.bindAfter) {
         const { source, target: at } = item.bindAfter;
+        const where = String(resolve(at, learnt));
         try {
-          mapDevice(String(resolve(source, learnt)), String(resolve(at, learnt)));
+          emit({ type: "device", step: step.n, action: "map", path: where, loop: mapDevice(String(resolve(source, learnt)), where) });
         } catch (err) {
-          failures.push(`step ${step.n} (${step.change}): the kubelet cannot bind the device published at ${source} at ${at}: ${(err as Error).message}`);
+          failures.push(`step ${step.n} (${step.change}): the kubelet cannot map the device published at ${source} at ${at}: ${(err as Error).message}`);
         }
       }
       for (const dir of (item.rmdirAfter ?? []).map((d) => String(resolve(d, learnt)))) {
@@ -151,9 +155,9 @@ async function makeCall(stepN: number, call: PlannedCall, target: ReplayTarget, 
   if (call.unbindBefore) {
     const at = String(resolve(call.unbindBefore, learnt));
     try {
-      unmapDevice(at);
+      emit({ type: "device", step: stepN, action: "unmap", path: at, loop: unmapDevice(at) });
     } catch (err) {
-      return `the kubelet cannot unmount its bind of the device at ${at} before ${call.method}: ${(err as Error).message}`;
+      return `the kubelet cannot unmap the device at ${at} before ${call.method}: ${(err as Error).message}`;
     }
   }
   const messages = csi as unknown as Record<string, MessageFns>;

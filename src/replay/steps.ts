@@ -95,8 +95,9 @@ export interface PlannedCall extends Conditional {
   rmdirAfter?: string[];
   /**
    * A raw block volume's device, which the kubelet binds at a place of its own once NodePublishVolume
-   * succeeded (`source`: the target path the driver published it at), and unmounts (removing the file)
-   * before NodeUnpublishVolume: MapBlockVolume and UnmapBlockVolume (kubelet.ts)
+   * succeeded (`source`: the target path the driver published it at), attaching a loop device to the bind,
+   * and unmaps before NodeUnpublishVolume (the loop device detached, the bind unmounted, its file removed):
+   * MapBlockVolume and UnmapBlockVolume (kubelet-devices.ts)
    */
   bindAfter?: { source: string; target: string };
   unbindBefore?: string;

@@ -6,11 +6,17 @@
 // the volume — the target of the pod it mapped the device for last, kept
 // even once that pod is gone (operation_generator.go, csi/expander.go) — with
 // the staging path, or, expanding as it maps the device for a pod, that
-// pod's target, with the staging path only if that mapping staged it.
+// pod's target, with the staging path only if that mapping staged it. On
+// each of its binds it attaches a loop device of its own, which holds the
+// device open while the pod runs, and detaches it before
+// NodeUnpublishVolume (MapBlockVolume, UnmapBlockVolume): the driver
+// unpublishes, grows and unstages around those and never detaches one.
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import type { JsonObject } from "../../src/replay/k8s-objects";
 import type { Action, Scenario } from "../../src/replay/scenario";
+import { loopsUnder } from "../../src/replay/kubelet-devices";
+import type { ReplayEvent } from "../../src/replay/run";
 import { describeContained, kindDeployment, replay } from "./replay-harness";
 import { apply, growFixture, type Call, type Reply } from "./grow-fixtures";
 
@@ -77,5 +83,51 @@ describeContained("Replay: a raw block volume's paths, as the kubelet sends them
       ],
       "the device's size, seen at the kubelet's bind",
     );
+  });
+
+  it("the kubelet's loop device on each pod's bind holds the device; the driver unpublishes, grows and unstages around them and leaves them alone", async () => {
+    const scenario: Scenario = {
+      name: "block-grow",
+      namespace: NAMESPACE,
+      actions: [
+        apply(storageClass(kindDeployment().driverName), claim("64Mi"), pod("a")),
+        apply(pod("b")),
+        apply(claim("96Mi")), // online, while both pods' loop devices hold the device
+        remove("b"), // b's loop device detached, then NodeUnpublishVolume while a's still holds the device
+        remove("a"), // the last: NodeUnpublishVolume, then NodeUnstageVolume
+      ],
+    };
+    let held: string[] = ["not looked at"];
+    const { result, report, events, steps, loopsLeft } = await replay(scenario, { after: (host) => void (held = loopsUnder(host.kubeletDir)) });
+    assert.ok(result.ok, report);
+    type Device = Extract<ReplayEvent, { type: "device" }>;
+    const stepOf = (change: string) => steps.find((s) => s.change === change)!.n;
+    const uid = (p: string) => {
+      const published = events.find((e): e is Call => e.type === "call" && e.call.method === "NodePublishVolume" && e.step === stepOf(`create Pod ${NAMESPACE}/${p}`))!;
+      return path.basename(String((published.request as JsonObject).targetPath));
+    };
+    const seen = events.filter((e): e is Device | Reply => e.type === "device" || (e.type === "reply" && /^Node(Unp|Unst|Exp)/.test(e.call.method)));
+    const line = (e: Device | Reply) => (e.type === "device" ? `${e.action} ${path.basename(e.path)}` : `${e.call.method} ${e.code}`);
+    assert.deepEqual(seen.map(line), [
+      `map ${uid("a")}`,
+      `map ${uid("b")}`,
+      "NodeExpandVolume OK",
+      `unmap ${uid("b")}`,
+      "NodeUnpublishVolume OK",
+      `unmap ${uid("a")}`,
+      "NodeUnpublishVolume OK",
+      "NodeUnstageVolume OK",
+    ]);
+    const maps = events.filter((e): e is Device => e.type === "device" && e.action === "map");
+    const unmaps = events.filter((e): e is Device => e.type === "device" && e.action === "unmap");
+    assert.equal(new Set(maps.map((e) => e.loop)).size, 2, "a loop device of its own for each pod");
+    for (const m of maps) assert.match(m.loop, /^\/dev\/loop\d+$/);
+    assert.deepEqual(
+      unmaps.map((e) => e.loop),
+      [maps[1]!.loop, maps[0]!.loop],
+      "each found again by its backing file, still attached: the driver detached neither",
+    );
+    assert.deepEqual(held, [], "no loop device on the kubelet's binds once the pods are gone");
+    assert.deepEqual(loopsLeft, [], "nor on the driver's files");
   });
 });
