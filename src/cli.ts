@@ -22,6 +22,7 @@ import type { startMetricsServer } from "./server/metrics-http";
 import { preflight } from "./server/preflight";
 import { startServer, type RunningServer } from "./server/server";
 import { stopOnSignals } from "./server/stop-signals";
+import { describeHolder, lockRoot } from "./storage/root-lock";
 import { mountTableSource } from "./mount/mountinfo";
 import { setMountObserver } from "./mount/observer";
 import { version } from "./server/version";
@@ -118,6 +119,13 @@ async function runDriver(argv: string[]): Promise<void> {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
   }
+  // One driver per root, before anything in it is swept or written: a second
+  // one waits for the first to exit, or gives up (storage/root-lock.ts).
+  await lockRoot(args.config.root, {
+    waitMs: args.rootLockTimeoutMs,
+    onWait: (holder) =>
+      log.warn("another driver holds the root; waiting for it to exit", { root: args.config.root, holder: describeHolder(holder), waitSeconds: args.rootLockTimeoutMs / 1000 }),
+  });
   const driver = await openDriver(args.config, log, { mountProblem: checked.cannotMount });
   // prom-client and the HTTP server are loaded only when metrics are asked for: they cost start-up time.
   const metrics = args.metricsAddress ? (await import("./server/metrics.js")).createMetrics(driver) : undefined;

@@ -41,6 +41,7 @@ const HELP: FlagHelp[] = [
   { flag: "--endpoint URL", env: "CSI_ENDPOINT", default: "unix://$PWD/.csi-lab/csi.sock", help: "where to serve CSI: unix:///abs/path.sock, or tcp://127.0.0.1:PORT" },
   { flag: "--node-id ID", env: "NODE_ID", default: "the host name", help: "this node's name (NodeGetInfo, topology)" },
   { flag: "--root DIR", env: "CSI_LAB_ROOT", default: ".csi-lab/root", help: "where volumes and the driver's records live" },
+  { flag: "--root-lock-timeout SECONDS", default: "60", help: "how long to wait for another driver on the same --root to exit (one driver per root; 0 = do not wait)" },
   { flag: "--kubelet-dir DIR", default: DEFAULT_KUBELET_DIR, help: "the kubelet's directory; staging and target paths must lie inside it (repeatable)" },
   { flag: "--driver-name NAME", default: "csi-lab.example.org", help: "CSI driver name (a StorageClass's provisioner)" },
   { flag: "--mode all|controller|node", default: "all", help: "which services to serve" },
@@ -85,7 +86,11 @@ export interface DriverArgs {
   logLevel: Level;
   /** host:port for /metrics, /healthz and /events; undefined = not served. */
   metricsAddress: HttpAddress | undefined;
+  /** How long to wait for another driver to let go of the root (storage/root-lock.ts); 0 = not at all. */
+  rootLockTimeoutMs: number;
 }
+
+export const DEFAULT_ROOT_LOCK_TIMEOUT_MS = 60_000;
 
 /** What the command line asks for besides running: help or the version. */
 export type DriverCommand = { kind: "run"; args: DriverArgs } | { kind: "help" } | { kind: "version" };
@@ -102,6 +107,7 @@ const DRIVER_OPTIONS = {
   endpoint: { type: "string" },
   "node-id": { type: "string" },
   root: { type: "string" },
+  "root-lock-timeout": { type: "string" },
   "kubelet-dir": { type: "string", multiple: true },
   "driver-name": { type: "string" },
   mode: { type: "string" },
@@ -162,12 +168,12 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (!(DEFAULT_CAPACITY_MODES as readonly string[]).includes(capacityMode)) {
     throw new FlagError(`--default-capacity-mode must be one of ${DEFAULT_CAPACITY_MODES.join(", ")}, not ${JSON.stringify(capacityMode)}`);
   }
-  const seconds = (flag: "mount-timeout" | "share-timeout", fallback: number): number => {
+  const seconds = (flag: "mount-timeout" | "share-timeout" | "root-lock-timeout", fallback: number, least = 1): number => {
     const v = values[flag];
     if (v === undefined) return fallback;
-    // Decimal seconds to the millisecond (Number() would also take "0x10" and "1e3"), at least 1 ms.
+    // Decimal seconds to the millisecond (Number() would also take "0x10" and "1e3"), at least `least` ms.
     const ms = /^\d+(\.\d{1,3})?$/.test(v) ? Math.round(Number(v) * 1000) : NaN;
-    if (!(ms >= 1 && ms <= 86_400_000)) throw new FlagError(`--${flag} must be a number of seconds from 0.001 to 86400, not ${JSON.stringify(v)}`);
+    if (!(ms >= least && ms <= 86_400_000)) throw new FlagError(`--${flag} must be a number of seconds from ${least / 1000} to 86400, not ${JSON.stringify(v)}`);
     return ms;
   };
   const nodeId = values["node-id"] ?? env.NODE_ID ?? base.nodeId;
@@ -234,7 +240,8 @@ export function driverConfigFromArgs(args: string[], env: NodeJS.ProcessEnv = pr
     socketGroup: group,
     allowNetworkEndpoint: allowNetwork,
   };
-  return { config, endpoint, defaultEndpoint: endpointText === undefined, logLevel: level as Level, metricsAddress };
+  const rootLockTimeoutMs = seconds("root-lock-timeout", DEFAULT_ROOT_LOCK_TIMEOUT_MS, 0);
+  return { config, endpoint, defaultEndpoint: endpointText === undefined, logLevel: level as Level, metricsAddress, rootLockTimeoutMs };
 }
 
 /** An absolute, clean directory path that is not a system location. */

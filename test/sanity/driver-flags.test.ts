@@ -103,6 +103,8 @@ describe("Driver flags", () => {
       [{ "--share-timeout": "0.0001" }, /--share-timeout must be a number of seconds/],
       [{ "--share-timeout": "1e3" }, /--share-timeout must be a number of seconds/],
       [{ "--share-timeout": "86400.5" }, /--share-timeout must be a number of seconds/],
+      [{ "--root-lock-timeout": "forever" }, /--root-lock-timeout must be a number of seconds from 0 to 86400, not "forever"/],
+      [{ "--root-lock-timeout=-1": "" }, /--root-lock-timeout must be a number of seconds from 0 to 86400/],
       [{ "--kubelet-dir": "/" }, /--kubelet-dir \/: it is the root of the file system/],
       [{ "--kubelet-dir": "/etc/kubelet" }, /--kubelet-dir .*belongs to the operating system/],
       [{ "--allow-share": "/" }, /--allow-share \/: it is the root of the file system/],

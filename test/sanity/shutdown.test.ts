@@ -129,7 +129,13 @@ describe("Shutdown", () => {
 
   it("a second driver on a live socket refuses to start", async () => {
     d = await startDriver({ extraArgs: DIR_VOLUMES });
-    const second = new DriverProcess(d.dir, {});
+    // Its own root (the same one would wait for the first driver's: one-driver-per-root.test.ts), the same socket.
+    const dir = d.dir;
+    const second = new (class extends DriverProcess {
+      override get root(): string {
+        return path.join(dir, "second-root");
+      }
+    })(d.dir, {});
     await assert.rejects(second.start(), /another process is serving/);
     assert.equal((await d.client.identity.probe({})).ready, true);
   });
