@@ -169,8 +169,9 @@ export class HostPathBackend implements Backend {
 
   /**
    * Where the volume's data is mounted on this node: binds of its directory, or the mounts of its
-   * image's loop devices — of the image its record names (`proof`), wherever it is, not of a file put
-   * at data/<id> (node-volume.ts: volumeOnDisk); without one (an old or unreadable record), by name.
+   * image's loop devices — of the directory or image its record names (`proof`), wherever it is, not
+   * of what is put at data/<id> (node-volume.ts: volumeOnDisk); without one (an old or unreadable
+   * record), by name.
    */
   private mountsOf(volumeId: string, layout: VolumeLayout, proof: DirIdentityParts | undefined): string[] {
     return volumeOnDisk(layout, this.store.dataDir(volumeId), proof).mounts.mounts.map((m) => m.mountPoint);

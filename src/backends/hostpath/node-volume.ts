@@ -8,12 +8,12 @@ import { failedPrecondition, invalidArgument, notFound } from "../../csi/errors"
 import type { VolumeCapability } from "../../gen/csi";
 import { parseBindFlags, type BindFlags } from "../../mount/options";
 import { mountTable } from "../../mount/mountinfo";
-import { mountsOfImage, mountsOfVolume, type VolumeMounts } from "../../mount/volume-mounts";
+import { mountsOfImage, type VolumeMounts } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import { layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import type { DirIdentityParts } from "../../storage/dir-identity";
 import type { FileIdentity } from "../../mount/loop";
-import { imageOfRecord } from "./volume-dir";
+import { imageOfRecord, mountsOfDirOfRecord } from "./volume-dir";
 
 export interface NodeVolume {
   record: VolumeRecord;
@@ -77,7 +77,8 @@ export function volumeOnDisk(layout: VolumeLayout, dataDir: string, dataIdentity
       return (image ??= { id: imageOfRecord(dataDir, dataIdentity) }).id;
     },
     get mounts() {
-      return (mounts ??= layout === "dir" ? mountsOfVolume(dataDir, false) : mountsOfImage(this.image, mountTable()));
+      // A directory's binds, or its image's loops' mounts: of the data the record names, wherever it is (volume-dir.ts).
+      return (mounts ??= layout === "dir" ? mountsOfDirOfRecord(dataDir, dataIdentity) : mountsOfImage(this.image, mountTable()));
     },
   };
 }

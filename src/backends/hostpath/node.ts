@@ -235,10 +235,10 @@ function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
   // An image's mount is judged alone: listing every mount of the image would ask every
   // loop device bound on the node (mountsOfImage), to judge the one at this place.
   let image: ImageMountTest | undefined;
-  // A dir volume's mounts in the table are found by what is at data/<id>: only while that is the volume's directory.
+  // A dir volume's mounts in the table are those of the directory its record names, wherever it is (volume-dir.ts: mountsOfDirOfRecord).
   const isOwn = (m: MountEntry, table: Mounts) =>
     vol.layout === "dir"
-      ? (own ??= new Set(dirHoldsVolume(vol) ? vol.mounts.mounts.map(key) : [])).has(key(m))
+      ? (own ??= new Set(vol.mounts.mounts.map(key))).has(key(m))
       : (image ??= imageMountTest(vol.image, table)).shows(m);
   return {
     volumeId,

@@ -24,7 +24,8 @@
  *     with nothing deleted, as for a shared volume whose directory is not
  *     the one its marker names (backends/nfs/store.ts);
  *   - its mounts are known by the identity of their root, not by the name
- *     (node.ts: recogniser).
+ *     (node.ts: recogniser; `mountsOfDirOfRecord` where the mount table is
+ *     asked, as the controller's "still mounted here" asks it).
  *
  * An image or block volume's image file gets an identity the same way
  * (taken on the descriptor it was made through), and is looked at, and
@@ -39,10 +40,12 @@
  * What no record names at all is never the driver's (store.ts): a create
  * of that ID refuses it (`occupied`), the start-up sweep leaves it.
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readlinkSync, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { alreadyExists, errnoOf, failedPrecondition, notFound, type CsiError } from "../../csi/errors";
 import { fileIdentity, loopFileMode, type FileIdentity } from "../../mount/loop";
+import { mountTable } from "../../mount/mountinfo";
+import { mountsOfDir, mountsOfVolume, type VolumeMounts } from "../../mount/volume-mounts";
 import { identityAt, identityParts, isSameData, isSameDirectory, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
 import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 
@@ -158,6 +161,82 @@ export function imageOfRecord(dataPath: string, parts: DirIdentityParts | undefi
     if (st && st.dev === dev && String(st.ino) === parts.ino) return undefined; // the recorded number, reused: the image is gone
   }
   return { dev, ino: BigInt(parts.ino) };
+}
+
+/**
+ * Where a dir volume's directory is mounted on this node (a bind shows, in
+ * mountinfo, the device and the path inside it of the directory it shows:
+ * its "root"), known by the directory its record names wherever it is now,
+ * as the node's recogniser knows them (node.ts): never the binds of another
+ * directory put at data/<id>, and still the volume's own while its
+ * directory is elsewhere. An old record without an identity: by name.
+ *
+ * Usually data/<id> is the volume's directory: it is opened (no symlink
+ * followed) and proven, and its binds are the mounts of the path the
+ * kernel gives that descriptor — the cost of a look by name. Otherwise
+ * (another directory or nothing at the name) each directory that a mount of
+ * data/'s file system shows is looked at where it is now, through the
+ * mount that shows data/, and is the volume's when it has the recorded
+ * identity; one look per directory shown, and only then. A directory moved
+ * out of what that mount shows, or removed under its mounts, is not found so.
+ */
+export function mountsOfDirOfRecord(dataDir: string, parts: DirIdentityParts | undefined): VolumeMounts {
+  if (!parts) return mountsOfVolume(dataDir, false);
+  const here = provenPath(dataDir, parts);
+  if (here !== undefined) return { ...mountsOfDir(here), loops: [] };
+  const table = mountTable();
+  const none = { table, mounts: [], loops: [] };
+  let data: string;
+  try {
+    data = realpathSync.native(path.dirname(dataDir));
+  } catch {
+    return none;
+  }
+  const holder = table.containing(data);
+  if (!holder) return none;
+  const judged = new Map<string, string | undefined>(); // a mount's root → the path of the recorded directory, if it is that one
+  const recordedAt = (root: string): string | undefined => {
+    if (judged.has(root)) return judged.get(root);
+    const at = throughMount(holder, root);
+    const own = at !== undefined && identityAt(at, parts, "dir") === "same" ? at : undefined;
+    judged.set(root, own);
+    return own;
+  };
+  const mounts = table.onDevice(holder.device).filter((m) => {
+    const at = recordedAt(m.root);
+    return at !== undefined && m.mountPoint !== at;
+  });
+  return { table, mounts, loops: [] };
+}
+
+/** The path (the kernel's, from its descriptor) of the volume's directory at `dataDir`, if that is the one `parts` name; else undefined. */
+function provenPath(dataDir: string, parts: DirIdentityParts): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(dataDir, OPEN_DIR);
+  } catch (err) {
+    if (["ENOENT", "ELOOP", "ENOTDIR"].includes(errnoOf(err) ?? "")) return undefined;
+    throw err;
+  }
+  try {
+    return isSameDirectory(fd, parts, dataDir) ? readlinkSync(`/proc/self/fd/${fd}`) : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Where the directory a mount shows (its root: a path inside its file
+ * system) is seen through `holder`, a mount of that file system; undefined
+ * when `holder` does not show it, or the directory was removed (the kernel
+ * names it by its old path with "//deleted" after it).
+ */
+function throughMount(holder: { mountPoint: string; root: string }, root: string): string | undefined {
+  if (root.endsWith("//deleted")) return undefined;
+  const base = holder.root === "/" ? "" : holder.root;
+  if (root !== base && !root.startsWith(base + "/")) return undefined;
+  const rel = root.slice(base.length);
+  return holder.mountPoint === "/" ? rel || "/" : holder.mountPoint + rel;
 }
 
 /** The device (st_dev) of data/, asked once per root: it holds every image the driver makes. */
