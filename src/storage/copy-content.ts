@@ -92,6 +92,8 @@ export interface Content {
    * not copied as a link — it is the content.
    */
   pinned?: boolean;
+  /** A pinned volume's content by name (data/<id>): what a freeze's marker names, for the start-up sweep after a crash (hold-still.ts). */
+  origin?: string;
   /**
    * Image and block content: the file its loop devices are attached to, where the backend knows it
    * better than the name does (a hostPath volume's recorded image, wherever it is now; undefined once
@@ -167,7 +169,7 @@ export async function copyContent(from: Content, to: string, opts: CopyOptions):
     if (!from.live || opts.held) await copyFile(from.path, to, opts.held, watch, from.pinned);
     else if (!opts.hold) throw internal(`refusing to copy the ${from.layout} volume at ${from.path} without holding it still`);
     // Only the copy itself is held; the flush below runs with the volume thawed.
-    else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal, watch));
+    else await holdStill([from], opts.hold, (signal) => copyFile(from.path, to, signal, watch, from.pinned));
   }
   // The flush waits on the file system of `to` only: the share the copy went into, if it went into one.
   const flushShares = opts.into && watch?.shares && { ...watch.shares, names: [opts.into.share] };

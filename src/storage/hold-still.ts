@@ -107,7 +107,8 @@ function findTargets(contents: readonly Content[]): { filesystems: FsRef[]; devi
       // Loop devices are major 7; a file system mounted read-only cannot change.
       if (!m.device.startsWith("7:") || m.superOptions.includes("ro") || seen.has(m.device)) continue;
       seen.add(m.device);
-      filesystems.push({ image: c.path, device: m.device, mountPoint: m.mountPoint });
+      // By name (a pinned volume's descriptor link would mean nothing after a crash): the sweep compares it with the loop's file.
+      filesystems.push({ image: c.origin ?? c.path, device: m.device, mountPoint: m.mountPoint });
     }
   }
   return { filesystems, devices };

@@ -61,7 +61,8 @@ describe("A file system frozen for a copy is always thawed", function () {
     await destroyDriver(d);
   });
 
-  const image = () => path.join(d.root, "data", source.volumeId);
+  // cp copies the volume's image through the driver's descriptor of it, proven the recorded one (volume-dir.ts: withVolumeImage).
+  const copying = () => `/proc/${d.proc.pid}/fd/`;
 
   /** Start a CreateSnapshot and stop its copier mid-copy, so the freeze lasts until something ends it. */
   async function snapshotStuckInCopy(timeoutMs?: number): Promise<{ call: Promise<unknown>; copier: number }> {
@@ -70,7 +71,7 @@ describe("A file system frozen for a copy is always thawed", function () {
     let copier: number | undefined;
     assert.ok(
       await waitFor(async () => {
-        copier = processes(image(), d.proc.pid)[0]; // cp, started by the driver
+        copier = processes(copying(), d.proc.pid)[0]; // cp, started by the driver
         if (copier !== undefined) process.kill(copier, "SIGSTOP");
         return copier !== undefined;
       }, 10_000, 1),
@@ -84,7 +85,7 @@ describe("A file system frozen for a copy is always thawed", function () {
     const { call } = await snapshotStuckInCopy(3000);
     await assert.rejects(call, (e: ServiceError) => e.code === Code.DEADLINE_EXCEEDED);
     await writer!.advance(20, 3000);
-    assert.ok(await waitFor(async () => processes(image()).filter((p) => p !== d.proc.pid).length === 0, 3000), "the copier was killed");
+    assert.ok(await waitFor(async () => processes(copying()).filter((p) => p !== d.proc.pid).length === 0, 3000), "the copier was killed");
     assert.deepEqual(readdirSync(path.join(d.root, "snapshots", ".frozen")), []);
     assert.deepEqual(readdirSync(path.join(d.root, "snapshots", ".tmp")), []);
     assert.equal((await d.client.controller.listSnapshots({})).entries!.length, 0);

@@ -39,7 +39,7 @@ import { hostPathNode } from "./node";
 import { volumeOnDisk } from "./node-volume";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
-import { dataKindOf, imageOfRecord, notTheVolumes, withVolumeDir } from "./volume-dir";
+import { dataKindOf, imageOfRecord, notTheVolumes, withVolumeDir, withVolumeImage } from "./volume-dir";
 
 export class HostPathBackend implements Backend {
   readonly name = "hostpath";
@@ -237,9 +237,11 @@ export class HostPathBackend implements Backend {
       async read(fn) {
         const condition = await store.condition(record.volumeId);
         if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
-        if (content.layout !== "dir") return fn(content);
-        // A tree is copied from a descriptor proven to be the volume's directory, not from its name (volume-dir.ts).
-        return withVolumeDir(content.path, record, (at) => fn({ ...content, path: at }));
+        // Copied from a descriptor proven to be the volume's directory or image file, not from its name (volume-dir.ts):
+        // whatever is put at data/<id> meanwhile, the copier reads the volume's own (a file through /proc/<pid>/fd/<n>,
+        // as a restore reads a snapshot's: snapshot-content.ts).
+        if (content.layout === "dir") return withVolumeDir(content.path, record, (at) => fn({ ...content, path: at }));
+        return withVolumeImage(content.path, record, true, (fd) => fn({ ...content, path: `/proc/${process.pid}/fd/${fd}`, pinned: true, origin: content.path }));
       },
       groupProblem: () => groupProblem(driver, store, record),
     };
