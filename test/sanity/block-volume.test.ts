@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { constants as fsc, promises as fsp } from "node:fs";
 import * as path from "node:path";
+import { publishContextFor } from "../../src/csi/publish-context";
 import { VolumeUsage_Unit as Unit } from "../../src/gen/csi";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { blockCapability, Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
@@ -114,6 +115,26 @@ describe("Block volumes", () => {
     await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
     await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
     await d.client.controller.deleteVolume({ volumeId });
+  });
+
+  it("NodeExpandVolume grows read-only devices too: a read-only publish's own device, and a volume staged read-only", async () => {
+    // A block volume has no file system to grow: every loop device of its image is told the new size, read-only or not.
+    const blockSize = (p: string) => Number(execFileSync("blockdev", ["--getsize64", p], { encoding: "utf8" }).trim());
+    for (const publishContext of [{}, publishContextFor(d.nodeId, true)]) {
+      const { volumeId } = await create(64 * MiB, Mode.SINGLE_NODE_MULTI_WRITER);
+      const cap = blockCapability(Mode.SINGLE_NODE_MULTI_WRITER);
+      const stagingTargetPath = d.path(uniqueName("stage"));
+      const targetPath = d.path(uniqueName("dev"));
+      await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap, publishContext });
+      await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap, publishContext, readonly: true });
+      await d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 96 * MiB } });
+      await d.client.node.nodeExpandVolume({ volumeId, volumePath: targetPath, stagingTargetPath, volumeCapability: cap });
+      assert.equal(blockSize(targetPath), 96 * MiB, "the read-only device sees the new size");
+      assert.equal(blockSize(path.join(stagingTargetPath, "block")), 96 * MiB, "the staged device sees the new size");
+      await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
+      await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
+      await d.client.controller.deleteVolume({ volumeId });
+    }
   });
 
   it("NodeExpandVolume grows the device at the kubelet's device path, though the pod it names is gone, where the staging path shows it", async () => {
