@@ -16,7 +16,10 @@
  * is not mounted is NOT_FOUND — except for a raw block volume staged at
  * staging_target_path, which grows whatever volume_path says: the kubelet
  * sends the device path it keeps for the volume, the target of the pod it
- * last mapped the device for, even once that pod is gone. Repeating the
+ * last mapped the device for, even once that pod is gone. A file system
+ * grows through a read-write mount of it, which volume_path need not be (a
+ * pod may mount the volume read-only); one mounted only read-only cannot
+ * grow: FAILED_PRECONDITION, before anything changes. Repeating the
  * call is harmless: both tools do nothing when the file system already
  * fills its device.
  */

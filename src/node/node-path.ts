@@ -118,6 +118,11 @@ export function childPath(np: NodePath, name: string): NodePath {
   return { field: np.field, given: path.join(np.given, name), real: path.join(np.real, name), kubeletDir: np.kubeletDir, parent: np.real, name };
 }
 
+/** Does the resolved path `p` lie inside one of the kubelet directories (resolved), below it? */
+export function insideKubeletDir(driver: Driver, p: string): boolean {
+  return realKubeletDirs(driver).some(({ real }) => p !== real && isAtOrUnder(p, real));
+}
+
 /**
  * The kubelet directories with symlinks resolved. Each is resolved once,
  * when first found: they are the operator's fixed choice, and a directory

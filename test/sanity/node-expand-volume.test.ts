@@ -1,7 +1,9 @@
 // NodeExpandVolume: the node's half of growing an image volume, and its errors.
 import assert from "node:assert/strict";
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readFileSync } from "node:fs";
+import { publishContextFor } from "../../src/csi/publish-context";
 import { canGrowExt4Online } from "../../src/mount/filesystem";
+import { readMountInfo } from "../../src/mount/mountinfo";
 import { Code, destroyDriver, expectCode, blockCapability, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { IMAGE_FS_PROGRAMS, skipUnlessInstalled } from "./programs";
 
@@ -14,16 +16,20 @@ describe("NodeExpandVolume", () => {
 
   const fsCap = (fsType: string) => ({ ...mountCapability(), mount: { fsType, mountFlags: [], volumeMountGroup: "" } });
 
-  /** A published image volume of `size` bytes with `fsType`. */
-  async function published(fsType: string, size: number) {
+  /**
+   * A published image volume of `size` bytes with `fsType`; `readonly` publishes it read-only, `stagedReadOnly`
+   * stages it from a read-only attachment (every mount of it read-only).
+   */
+  async function published(fsType: string, size: number, opts: { readonly?: boolean; stagedReadOnly?: boolean } = {}) {
     const cap = fsCap(fsType);
     const { volumeId } = (
       await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], capacityRange: { requiredBytes: size }, parameters: { capacity: "image" } })
     ).volume!;
     const stagingTargetPath = d.path(uniqueName("stage"));
     const targetPath = d.path(uniqueName("target"));
-    await d.client.node.nodeStageVolume({ volumeId: volumeId!, stagingTargetPath, volumeCapability: cap });
-    await d.client.node.nodePublishVolume({ volumeId: volumeId!, stagingTargetPath, targetPath, volumeCapability: cap });
+    const publishContext = opts.stagedReadOnly ? publishContextFor(d.nodeId, true) : {};
+    await d.client.node.nodeStageVolume({ volumeId: volumeId!, stagingTargetPath, volumeCapability: cap, publishContext });
+    await d.client.node.nodePublishVolume({ volumeId: volumeId!, stagingTargetPath, targetPath, volumeCapability: cap, publishContext, readonly: opts.readonly });
     const done = async () => {
       await d.client.node.nodeUnpublishVolume({ volumeId, targetPath });
       await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath });
@@ -95,6 +101,69 @@ describe("NodeExpandVolume", () => {
     );
     await v.done();
   });
+
+  /** The size of the file system mounted at `p`, as statfs reports it (less what ext4 keeps for itself: a 320 MiB growth shows as 300). */
+  async function fsBytes(p: string): Promise<number> {
+    const s = await fsp.statfs(p);
+    return s.blocks * s.bsize;
+  }
+
+  /** The size of the loop device whose file system is mounted at `p`. */
+  function loopBytes(p: string): number {
+    const m = readMountInfo().find((e) => e.mountPoint === p)!;
+    return Number(readFileSync(`/sys/dev/block/${m.device}/size`, "utf8")) * 512;
+  }
+
+  for (const fsType of ["ext4", "xfs"]) {
+    it(`grows a ${fsType} image published read-only through a read-write mount of the same file system`, async function () {
+      skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS[fsType]!);
+      const v = await published(fsType, 320 * MiB, { readonly: true });
+      const before = await fsBytes(v.stagingTargetPath);
+      await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 640 * MiB } });
+      const expand = d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, stagingTargetPath: v.stagingTargetPath });
+      if (fsType === "ext4" && !canGrowExt4Online()) {
+        await expectCode(expand, Code.FAILED_PRECONDITION, /CAP_SYS_RESOURCE/); // as for a read-write pod (above)
+        return v.done();
+      }
+      const res = await expand;
+      assert.equal(res.capacityBytes, 640 * MiB);
+      const grown = await fsBytes(v.stagingTargetPath);
+      assert.ok(grown - before >= 280 * MiB, `file system grew from ${before} to ${grown} bytes`);
+      assert.equal(await fsBytes(v.targetPath), grown, "the pod's read-only mount shows the grown file system");
+      // Without staging_target_path: the read-write mount the driver finds to be the volume's serves as well.
+      await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 960 * MiB } });
+      await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath });
+      const again = await fsBytes(v.targetPath);
+      assert.ok(again - grown >= 280 * MiB, `file system grew from ${grown} to ${again} bytes`);
+      await v.done();
+    });
+
+    it(`of a ${fsType} image staged read-only answers FAILED_PRECONDITION, changes nothing, and the next read-write stage grows it`, async function () {
+      skipUnlessInstalled(this, ...IMAGE_FS_PROGRAMS[fsType]!);
+      const v = await published(fsType, 320 * MiB, { stagedReadOnly: true });
+      const expand = (requiredBytes = 0) =>
+        d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, stagingTargetPath: v.stagingTargetPath, capacityRange: { requiredBytes } });
+      await expand(); // nothing to grow: OK
+      await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 640 * MiB } });
+      const [fsBefore, loopBefore] = [await fsBytes(v.stagingTargetPath), loopBytes(v.stagingTargetPath)];
+      await expectCode(expand(), Code.FAILED_PRECONDITION, /mounted only read-only.*next staged read-write/);
+      // Asked for more than the record says (a controller running apart): refused before the volume grows.
+      await expectCode(expand(700 * MiB), Code.FAILED_PRECONDITION, /mounted only read-only/);
+      const { volume } = await d.client.controller.controllerGetVolume({ volumeId: v.volumeId });
+      assert.equal(volume!.capacityBytes, 640 * MiB, "the record did not grow");
+      assert.equal(await fsBytes(v.stagingTargetPath), fsBefore, "the file system did not change");
+      assert.equal(loopBytes(v.stagingTargetPath), loopBefore, "the loop device did not change");
+      // Staged read-write, it grows.
+      await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath });
+      await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath });
+      await d.client.node.nodeStageVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath, volumeCapability: fsCap(fsType) });
+      await d.client.node.nodePublishVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath, targetPath: v.targetPath, volumeCapability: fsCap(fsType) });
+      const grown = await fsBytes(v.targetPath);
+      assert.ok(grown - fsBefore >= 280 * MiB, `file system grew from ${fsBefore} to ${grown} bytes`);
+      await expand(); // nothing left to grow: OK
+      await v.done();
+    });
+  }
 
   it("on a path where the volume is not mounted answers NOT_FOUND", async () => {
     const v = await published("ext4", 64 * MiB);

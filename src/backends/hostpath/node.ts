@@ -11,8 +11,8 @@
  * restarted in another mount namespace still recognises its mounts.
  */
 import * as path from "node:path";
-import { sameCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, outOfRange } from "../../csi/errors";
+import { sameCapability, type Capability } from "../../csi/capabilities";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../../csi/errors";
 import type { NodeGetVolumeStatsResponse } from "../../gen/csi";
 import { isReadOnly, readOnlyBits } from "../../mount/bind";
 import { LOOP_MAJOR, loopBacks, loopNumberOfDevice } from "../../mount/loop";
@@ -27,8 +27,8 @@ import { placeholderName } from "../../node/made-here";
 import { anchor, childPath, describeMount, withAnchor, withMountTarget, type NodePath } from "../../node/node-path";
 import { mayRefuseSecondTarget, secondTargetProblem } from "../../node/single-writer";
 import { unmountOwned, type MountOwner } from "../../node/volume-owner";
-import type { ExpandRequest, NodeBackend, PublishRequest, StageRequest } from "../backend";
-import { growHostPathVolume } from "./grow";
+import type { NodeBackend, PublishRequest, StageRequest } from "../backend";
+import { expandHostPathVolume } from "./node-expand";
 import { nodeLayout } from "./layouts";
 import { STAGED_DEVICE } from "./layouts/block";
 import { findVolume, nodeCapability, nodeVolume, requireDeliverable, volumeOnDisk, type NodeVolume, type VolumeOnDisk } from "./node-volume";
@@ -132,23 +132,7 @@ export const hostPathNode: NodeBackend = {
     return { usage, volumeCondition };
   },
 
-  async expand(driver, req: ExpandRequest) {
-    let vol = await findVolume(driver, req.volumeId);
-    if (req.cap) {
-      const why = unsupportedReason(req.cap, hostPathStore(driver).profileOf(vol.record));
-      if (why) throw invalidArgument(`volume ${req.volumeId}: ${why}`);
-    }
-    if (req.range.limit > 0 && req.range.limit < vol.record.capacityBytes) {
-      throw outOfRange(`volume ${req.volumeId} has ${vol.record.capacityBytes} bytes and volumes cannot shrink`);
-    }
-    const mount = volumeMountAt(vol.mounts, req.volumePath) ?? stagedDevice(vol, req.staging);
-    if (!mount) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
-    // A controller running apart from the nodes holds no node-local volume: it answered the
-    // resizer from the request, and the volume grows here, on its own disk (grow.ts).
-    if (req.range.required > vol.record.capacityBytes) vol = { ...vol, record: await growHostPathVolume(driver, vol.record, req.range) };
-    await nodeLayout(vol.layout).expand(driver, vol, req.volumePath, mount);
-    return vol.record.capacityBytes;
-  },
+  expand: expandHostPathVolume,
 };
 
 /**
@@ -179,20 +163,6 @@ function mountedHere(vol: VolumeOnDisk, path: string): boolean {
   const recognises = recogniser(vol);
   const seen = recognises ? judge(recognises, mountRootAt(path)) : "ask-the-table";
   return seen === "ask-the-table" ? volumeMountAt(vol.mounts, path) !== undefined : seen === "volume";
-}
-
-/**
- * A raw block volume's device where it is staged (<staging>/block). The kubelet sends
- * NodeExpandVolume for a raw block volume the device path it keeps for the volume: the
- * target of the pod it last mapped the device for, which it keeps once that pod is gone
- * (operation_generator.go: GenerateMapVolumeFunc, GenerateExpandInUseVolumeFunc). Growing
- * the volume does not depend on where its device is bound — its loop devices are told the
- * new size — so the staged device, proved the volume's, stands for a path that no longer
- * shows it.
- */
-function stagedDevice(vol: NodeVolume, staging: NodePath | undefined): MountEntry | undefined {
-  if (vol.layout !== "block" || !staging) return undefined;
-  return volumeMountAt(vol.mounts, childPath(staging, STAGED_DEVICE).real);
 }
 
 /**

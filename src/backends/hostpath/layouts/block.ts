@@ -92,6 +92,7 @@ export const blockLayout: NodeLayout = {
   },
 
   async expand(driver, vol) {
+    // A raw device has no file system to grow; read-only devices are told the new size too.
     await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, hostPathStore(driver).quota);
     for (const n of vol.mounts.loops) refreshCapacity(loopDevice(n));
   },

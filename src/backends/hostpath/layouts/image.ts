@@ -16,10 +16,13 @@
  *
  * Expansion: the controller grew the image file; the node makes the loop
  * device follow (LOOP_SET_CAPACITY) and grows the file system online
- * (resize2fs, xfs_growfs). A file system smaller than its image when it is
- * staged — the volume was expanded while not staged — is grown there and
- * then, ext4 before mounting (offline, which needs no CAP_SYS_RESOURCE),
- * XFS after (it only grows online). Gaps under GROW_MIN are left alone:
+ * (resize2fs, xfs_growfs), through a read-write mount of it
+ * (../node-expand.ts); one mounted only read-only waits for its next
+ * read-write stage. A file system smaller than its image when it is
+ * staged read-write — the volume was expanded while not staged, or staged
+ * only read-only — is grown there and then, ext4 before mounting
+ * (offline, which needs no CAP_SYS_RESOURCE), XFS after (it only grows
+ * online). Gaps under GROW_MIN are left alone:
  * ext4 cannot use a last block group that small anyway, and growing would
  * be retried at every stage for nothing.
  */
@@ -115,7 +118,22 @@ export const imageLayout: NodeLayout = {
     return volumeUsage(await statfsUsage(volumePath));
   },
 
-  async expand(driver, vol, volumePath, mount) {
+  cannotExpand(vol, at, required) {
+    if (at.writable) return undefined;
+    // Mounted only read-only: nothing grows. Fine while there is nothing to grow (a
+    // read-only super-block does not lag), else refused.
+    const fsType = fsTypeOf(vol.record);
+    const n = loopNumberOfDevice(at.mount.device);
+    const fs = n === undefined ? undefined : filesystemBytes(loopDevice(n).path, fsType);
+    if (required <= vol.record.capacityBytes && (fs === undefined || vol.record.capacityBytes - fs < GROW_MIN)) return undefined;
+    return (
+      `volume ${vol.record.volumeId} is mounted only read-only on this node (it was staged from a read-only attachment), and a file ` +
+      "system grows only through a read-write mount; it grows when the volume is next staged read-write"
+    );
+  },
+
+  async expand(driver, vol, { volumePath, mount, writable }) {
+    if (!writable) return; // mounted only read-only, with nothing to grow (cannotExpand)
     const n = loopNumberOfDevice(mount.device);
     if (n === undefined) throw internal(`${volumePath} is not on a loop device`);
     const loop = loopDevice(n);
@@ -124,8 +142,9 @@ export const imageLayout: NodeLayout = {
     await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, hostPathStore(driver).quota);
     refreshCapacity(loop);
     if (fsType === "xfs") {
-      // A mounted XFS's on-disk super-block may lag; growing is idempotent anyway.
-      await growMountedFilesystem(fsType, loop.path, volumePath);
+      // A mounted XFS's on-disk super-block may lag; growing is idempotent anyway. xfs_growfs
+      // grows through the mount point it is given: a read-write one (a pod's may be read-only).
+      await growMountedFilesystem(fsType, loop.path, writable.mountPoint);
       return;
     }
     if (growthPending(loop.path, loop, fsType) < GROW_MIN) return;
@@ -135,6 +154,8 @@ export const imageLayout: NodeLayout = {
           "does not have; it grows when the volume is next staged",
       );
     }
-    await growMountedFilesystem(fsType, loop.path, volumePath);
+    // resize2fs finds a mount point of the device itself: the first the mount table lists, normally
+    // the staging mount, made before any pod's (read-write, or cannotExpand would have answered).
+    await growMountedFilesystem(fsType, loop.path, writable.mountPoint);
   },
 };

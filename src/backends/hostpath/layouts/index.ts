@@ -39,8 +39,23 @@ export interface NodeLayout {
   publish(vol: NodeVolume, source: string, target: MountPlace, bits: number, readonly: boolean): Promise<void>;
   /** The volume's usage, seen where it is mounted (at volumePath: the caller made sure). */
   stats(driver: Driver, vol: NodeVolume, volumePath: string): Promise<VolumeUsage[]>;
+  /**
+   * Why the volume cannot grow where it is mounted (to `required` bytes, or to its record's size), or
+   * undefined: asked before anything grows, so that a refusal (FAILED_PRECONDITION) leaves it as it was.
+   */
+  cannotExpand?(vol: NodeVolume, at: ExpandAt, required: number): string | undefined;
   /** Make what the node holds of the volume as large as its record says. */
-  expand(driver: Driver, vol: NodeVolume, volumePath: string, mount: MountEntry): Promise<void>;
+  expand(driver: Driver, vol: NodeVolume, at: ExpandAt): Promise<void>;
+}
+
+/** Where NodeExpandVolume finds the volume (../node-expand.ts). */
+export interface ExpandAt {
+  /** volume_path, resolved. */
+  volumePath: string;
+  /** The volume's mount there (a block volume's: or its device where it is staged). */
+  mount: MountEntry;
+  /** A read-write mount of the same file system, proven the volume's; undefined when every mount of it is read-only. */
+  writable: MountEntry | undefined;
 }
 
 const LAYOUTS: Record<VolumeLayout, NodeLayout> = { dir: dirLayout, image: imageLayout, block: blockLayout };
