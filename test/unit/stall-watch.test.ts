@@ -74,8 +74,8 @@ describe("stall watch", () => {
 });
 
 describe("tools stopped on a share", () => {
-  const refused = (tool: string, pid: number | string) =>
-    new RegExp(`^the ${tool} \\(pid ${pid}\\) of an earlier copy on share /srv/x was stopped \\d+ s ago for making no progress and is still stuck in the kernel; `);
+  const refused = (tool: string, pid: number | string, share = "share /srv/x") =>
+    new RegExp(`^the ${tool} \\(pid ${pid}\\) of an earlier copy on ${share} was stopped \\d+ s ago for making no progress and is still stuck in the kernel; `);
 
   it("a tool that has not exited keeps every tool off its share, naming it; other shares go on; once it exits, tools run again", async () => {
     const stuck = new StuckTools();
@@ -101,9 +101,21 @@ describe("tools stopped on a share", () => {
     const stuck = new StuckTools();
     const shares = { names: ["share /srv/x", "share /srv/z"], stuck };
     await assert.rejects(runTool("sleep", [`62.${process.pid}`], undefined, { paths: ["/"], afterMs: 200, what: "from share /srv/x into share /srv/z", shares }), /made no progress/);
-    assert.deepEqual([stuck.holds("share /srv/x"), stuck.holds("share /srv/z"), stuck.holds("share /srv/y")], [true, true, false]);
-    assert.throws(() => stuck.check("share /srv/x"), { code: Code.UNAVAILABLE, message: refused("sleep", "\\d+") });
-    // A sleeping process dies of SIGKILL at once; one asleep on a hung share would not until it answers.
+    // SIGKILL was sent as the call failed. A sleeping process dies of it within moments (one asleep on a hung
+    // share would not, until the share answers), and the shares refuse only while /proc shows it alive: on a
+    // busy machine it may be gone already. While it lives, both its shares refuse, naming it; the third never knew it.
+    // (A tool that cannot die, asleep on a real hung share, is remembered in test/sanity/shared-hung-copy.test.ts.)
+    assert.equal(stuck.holds("share /srv/y"), false);
+    for (const share of ["share /srv/x", "share /srv/z"]) {
+      try {
+        stuck.check(share);
+      } catch (e) {
+        assert.equal((e as { code: number }).code, Code.UNAVAILABLE);
+        assert.match((e as Error).message, refused("sleep", "\\d+", share));
+        continue;
+      }
+      assert.deepEqual(running(["sleep", `62.${process.pid}`]), [], `the killed tool still lives, and ${share} let a call through`);
+    }
     await stuck.gone("share /srv/x");
     assert.deepEqual([stuck.holds("share /srv/x"), stuck.holds("share /srv/z")], [false, false]);
   });
