@@ -9,7 +9,7 @@
  * call, instead of remembering what we mounted, means a driver restart or a
  * mount made by someone else can never leave us believing something false.
  */
-import { openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { libc } from "./libc";
 import { EventTable } from "./mount-events";
 import { isAtOrBelow, type FsLocation, type Mounts } from "./mount-index";
@@ -231,6 +231,45 @@ class MountTable {
     }
     return new ListMounts(parseMountInfo(Buffer.concat(parts).toString("utf8")));
   }
+}
+
+
+/**
+ * Did any mount of this namespace change since the watch began? One open of
+ * mountinfo, then a poll(2) per question with no waiting, and nothing read:
+ * the cost is the same however many mounts the node has. The kernel counts
+ * every mount and unmount in a namespace (those propagated into it too), an
+ * open file of mountinfo starts from the count at its open, and each poll
+ * reports POLLPRI when the count moved since the file's last poll. (Setting
+ * a mount's expiry mark, umount2 with MNT_EXPIRE, changes nothing there.)
+ * So "no" means the mounts are as they were when the watch began, or at
+ * the last "yes". undefined where mountinfo cannot be opened: ask the table.
+ */
+export interface MountChangeWatch {
+  changed(): boolean;
+  close(): void;
+}
+
+export function watchMountChanges(): MountChangeWatch | undefined {
+  let fd: number;
+  try {
+    fd = openSync("/proc/self/mountinfo", "r");
+  } catch {
+    return undefined;
+  }
+  const pollfd = Buffer.alloc(8);
+  pollfd.writeInt32LE(fd, 0);
+  pollfd.writeInt16LE(POLLPRI, 4);
+  return {
+    changed() {
+      pollfd.writeInt16LE(0, 6);
+      // 1: POLLPRI (and POLLERR), a change; -1: poll failed, so trust nothing.
+      return pollFn(pollfd, 1, 0) !== 0;
+    },
+    close() {
+      closeSync(fd);
+    },
+  };
 }
 
 let table: EventTable | MountTable | undefined;

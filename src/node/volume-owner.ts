@@ -36,9 +36,11 @@
  * on top in between — a stranger's bind, say — would be unmounted in the
  * volume's place. So an unmount acts only on the mount just proven
  * (unmountProven): the kernel's expiry mark (umount2 with MNT_EXPIRE, see
- * expireMount) is put on the mount on top, the mount table then proves the
- * mount on top is the volume's own, and a second MNT_EXPIRE unmounts it
- * only if it is still that marked mount. Anything stacked meanwhile is
+ * expireMount) is put on the mount on top; that this mount is the one
+ * statx proved is known without the table when no mount of the namespace
+ * changed since the look (mountinfo.ts: watchMountChanges, a poll), and is
+ * otherwise proved from the table; a second MNT_EXPIRE unmounts it only if
+ * it is still that marked mount. Anything stacked meanwhile is
  * left alone, and named (FAILED_PRECONDITION) by the next look. What the
  * kernel cannot guard this way — a lazy unmount (MNT_DETACH), which the
  * shared volumes use and a mount still in use needs — follows a fresh
@@ -47,7 +49,7 @@
 import { closeSync, lstatSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
 import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "../mount/loop";
-import { locate, mountTable, type MountEntry, type Mounts } from "../mount/mountinfo";
+import { locate, mountTable, watchMountChanges, type MountChangeWatch, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
 import { expireMount, markMountExpired, unmountIfMounted } from "../mount/syscalls";
 import type { Driver } from "../server/driver";
@@ -127,10 +129,17 @@ export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boo
 async function unmountRecognised(np: NodePath, at: string, owner: MountOwner): Promise<{ any: boolean; done: boolean }> {
   let any = false;
   for (let i = 0; i < 64; i++) {
-    const top = mountRootAt(at);
-    if (top.kind === "absent" || top.kind === "not-a-mount") return { any, done: true };
-    if (top.kind === "unknown" || !owner.recognises!(top.root)) break;
-    await unmountProven(np, at, owner, top.mountId !== undefined ? { id: top.mountId, device: `${top.root.dev.major}:${top.root.dev.minor}` } : undefined);
+    // Begun before the look: "nothing changed since" then means the mount on top is still the one statx proved.
+    const watch = watchMountChanges();
+    try {
+      const top = mountRootAt(at);
+      if (top.kind === "absent" || top.kind === "not-a-mount") return { any, done: true };
+      if (top.kind === "unknown" || !owner.recognises!(top.root)) break;
+      const device = `${top.root.dev.major}:${top.root.dev.minor}`;
+      await unmountProven(np, at, owner, top.mountId !== undefined ? { id: top.mountId, device, watch } : undefined);
+    } finally {
+      watch?.close();
+    }
     any = true;
   }
   return { any, done: false };
@@ -198,7 +207,7 @@ async function unmountProven(np: NodePath, at: string, owner: MountOwner, proven
     for (let i = 0; i < 8 && answer === "marked"; i++) {
       let ours: boolean;
       try {
-        ours = provenTop(np, owner, proven);
+        ours = unchangedSinceProof(proven) || provenTop(np, owner, proven);
       } catch (err) {
         lstatSync(at, { throwIfNoEntry: false }); // a path walk to the mount on top clears the mark we left there
         throw err;
@@ -210,14 +219,25 @@ async function unmountProven(np: NodePath, at: string, owner: MountOwner, proven
     }
     if (answer === "unmounted" || answer === "not-mounted") return;
   }
-  if (!provenTop(np, owner, proven)) return;
+  if (!unchangedSinceProof(proven) && !provenTop(np, owner, proven)) return;
   await unmountIfMounted(at, { detach: true });
+}
+
+/**
+ * No mount of the namespace changed since statx proved the mount on top
+ * (or since the last time this said otherwise, when the table proved it
+ * again): then it is still that one, and the table need not be asked.
+ */
+function unchangedSinceProof(proven: ProvenMount | undefined): boolean {
+  return proven?.watch !== undefined && !proven.watch.changed();
 }
 
 /** A mount statx proved the volume's (recognises): its ID, and its device, "major:minor" (an ID an unmount frees may be the next mount's at once). */
 interface ProvenMount {
   id: number;
   device: string;
+  /** Begun before that statx: whether any mount changed since (mountinfo.ts). */
+  watch?: MountChangeWatch;
 }
 
 /**
