@@ -12,6 +12,7 @@
  */
 import { lstatSync, promises as fsp } from "node:fs";
 import koffi from "koffi";
+import { aborted, type CsiError } from "../csi/errors";
 import { libc } from "../mount/libc";
 import { SyscallError } from "../mount/syscalls";
 import { uniqueSuffix } from "./unique-name";
@@ -54,6 +55,14 @@ export function renameNoReplaceSync(from: string, to: string): "renamed" | "exis
   if (errno === EEXIST) return "exists";
   if (errno === EINVAL) return "unsupported";
   throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
+}
+
+/**
+ * What a create answers when the content it made in .tmp is gone at its final rename into place (ENOENT): something
+ * other than the driver removed it. The create has undone its commit and kept nothing, so a retry starts afresh.
+ */
+export function vanished(what: string, staging: string): CsiError {
+  return aborted(`the content of new ${what}, made in ${staging}, was removed by something other than this driver before it could be moved into place; nothing was kept: retry`);
 }
 
 /** How a stranger put back beside its name is named there: <name>.not-deleted-<suffix> (never swept: it is not the driver's). */

@@ -61,7 +61,7 @@ import {
 import { alreadyExists, internal } from "../csi/errors";
 import { identityAt, identityOfPath } from "./dir-identity";
 import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
-import { putBack, PUT_BACK, renameNoReplace } from "./rename-no-replace";
+import { putBack, PUT_BACK, renameNoReplace, vanished } from "./rename-no-replace";
 import { contentKind, DELETE_MOVE, moveProvenContent, notTheSnapshots } from "./snapshot-content";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
@@ -229,7 +229,10 @@ export class SnapshotStore {
     } catch (err) {
       await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
       await fsp.rm(staging, { recursive: true, force: true });
-      throw (err as NodeJS.ErrnoException).code === "EEXIST" ? this.occupied(id) : err;
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") throw this.occupied(id);
+      // Not NOT_FOUND (to CreateSnapshot: "the source volume does not exist"): the new snapshot's own content went.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw vanished(`snapshot ${id}`, staging);
+      throw err;
     }
     this.index.add(id, record.sourceVolumeId);
     return { record, created: true };

@@ -14,6 +14,9 @@
  *   move  the driver is about to rename something with fs.promises.rename:
  *         a hostPath delete has proved the volume's directory and is moving
  *         it into .trash.
+ *   move <dir>  the same, for a rename into exactly the directory <dir>: a
+ *         create is about to commit its record (volumes/, snapshots/meta/),
+ *         and will then move what it made in .tmp into place.
  *   open <path>  the driver is about to open exactly <path> (openSync, or
  *         fs.promises.open): the place it acts on is decided, and is about
  *         to be opened to act on through its descriptor (a directory to
@@ -28,6 +31,7 @@ import { promises as fsp, readFileSync, rmSync } from "node:fs";
 // The module object itself (not a copy of its bindings), so that the driver's calls see the wrapper.
 import childProcess = require("node:child_process");
 import fs = require("node:fs");
+import path = require("node:path");
 
 const file = process.env.CSI_LAB_SWAP_FILE;
 
@@ -68,6 +72,7 @@ if (file) {
   const rename = fsp.rename;
   (fsp as { rename: unknown }).rename = function (this: unknown, ...args: unknown[]) {
     fire("move");
+    fire(`move ${path.dirname(String(args[1]))}`);
     return (rename as (...a: unknown[]) => unknown).apply(this, args);
   };
   const openSync = fs.openSync;

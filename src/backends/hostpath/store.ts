@@ -53,7 +53,7 @@ import { SortedIndex } from "../../storage/sorted-index";
 import { contentCondition, growContent, growFilled, makeContent, moveProven, purge, usageProbe } from "./content";
 import { notTheVolumes, occupied } from "./volume-dir";
 import type { DataKind, DirIdentityParts } from "../../storage/dir-identity";
-import { renameNoReplace } from "../../storage/rename-no-replace";
+import { renameNoReplace, vanished } from "../../storage/rename-no-replace";
 import { sweep } from "./sweep";
 import { layoutOf, parseRecord, RECORD_VERSION, type Condition, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
 import { internal } from "../../csi/errors";
@@ -289,6 +289,8 @@ export class HostPathStore {
       await fsp.rm(this.metaFile(id), { force: true }); // roll back the commit
       await purge(staging, this.quota);
       if ((err as NodeJS.ErrnoException).code === "EEXIST") throw occupied(id, this.dataDir(id));
+      // Not NOT_FOUND (to CreateVolume: "the content source does not exist"): the new volume's own directory went.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw vanished(`volume ${id}`, staging);
       throw err;
     }
     this.index.add(id);

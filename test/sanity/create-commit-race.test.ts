@@ -1,0 +1,47 @@
+// A create whose content vanishes from .tmp between the commit of its record and the move into place
+// (something other than the driver emptied .tmp) answers ABORTED saying so — not NOT_FOUND, which would
+// tell the CO the content source is missing — keeps nothing, and its retry makes the volume or snapshot.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { BACKENDS } from "./backends";
+import { Code, destroyDriver, expectCode, mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { startSwapDriver } from "./swap-driver";
+
+const list = async (dir: string) => (await fsp.readdir(dir)).sort();
+
+describe("A create whose content is removed from .tmp just before it is moved into place", function () {
+  this.timeout(60_000);
+  let d: DriverProcess;
+  let swapFile: string;
+  before(async () => ({ d, swapFile } = await startSwapDriver()));
+  after(async () => destroyDriver(d));
+
+  it("CreateVolume (hostpath) answers ABORTED, keeps no record or data, and the retry makes the volume", async () => {
+    const dirs = ["volumes", "data", ".tmp"].map((x) => path.join(d.root, x));
+    const before = await Promise.all(dirs.map(list));
+    const req = { name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: {} };
+    await fsp.writeFile(swapFile, `move ${path.join(d.root, "volumes")}\nrm -rf ${path.join(d.root, ".tmp")}/*\n`);
+    const err = await expectCode(d.client.controller.createVolume(req), Code.ABORTED, /was removed .*nothing was kept.*retry/);
+    assert.doesNotMatch(err.details, /^ENOENT/);
+    assert.deepEqual(await Promise.all(dirs.map(list)), before, "nothing half-made is left");
+    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
+    assert.equal((await d.client.controller.controllerGetVolume({ volumeId })).volume!.volumeId, volumeId);
+  });
+
+  for (const b of BACKENDS.filter((x) => x.name !== "nfs")) {
+    it(`CreateSnapshot (of a ${b.name} volume) answers ABORTED, keeps no record or content, and the retry makes the snapshot`, async () => {
+      const sourceVolumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d) }))
+        .volume!.volumeId!;
+      const dirs = ["meta", "data", ".tmp"].map((x) => path.join(d.root, "snapshots", x));
+      const before = await Promise.all(dirs.map(list));
+      const req = { sourceVolumeId, name: uniqueName("snap") };
+      await fsp.writeFile(swapFile, `move ${path.join(d.root, "snapshots", "meta")}\nrm -rf ${path.join(d.root, "snapshots", ".tmp")}/*\n`);
+      const err = await expectCode(d.client.controller.createSnapshot(req), Code.ABORTED, /was removed .*nothing was kept.*retry/);
+      assert.doesNotMatch(err.details, /^ENOENT/);
+      assert.deepEqual(await Promise.all(dirs.map(list)), before, "nothing half-made is left");
+      const snapshotId = (await d.client.controller.createSnapshot(req)).snapshot!.snapshotId!;
+      assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot!.snapshotId, snapshotId);
+    });
+  }
+});
