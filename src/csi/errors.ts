@@ -9,8 +9,9 @@
  *
  * So the driver has one error type, CsiError, carrying the code. Anything
  * else thrown (a failed syscall, a bug) is turned into one by `CsiError.from`,
- * which maps errno values onto the nearest status and never lets a stack
- * trace reach the reply.
+ * which maps errno values onto the nearest status where one is plain (a full
+ * disk, a read-only one, an unreachable share), the rest to INTERNAL, and
+ * never lets a stack trace reach the reply.
  */
 /**
  * gRPC status codes; CSI uses them as its error vocabulary. The numbers
@@ -64,9 +65,10 @@ export class CsiError extends Error {
       // A full disk or quota, or a read-only file system: say where, so whoever reads it knows
       // which file system to free or repair.
       const where = errno === "ENOSPC" || errno === "EDQUOT" || errno === "EROFS" ? pathOf(err) : undefined;
-      return new CsiError(mapped, `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}${where ? ` (the file system holding ${where})` : ""}`, {
-        cause: err,
-      });
+      const text = `${errno}${what ? ` during ${what}` : ""}: ${ERRNO_TEXT[errno] ?? "system call failed"}${where ? ` (the file system holding ${where})` : ""}`;
+      // One whose code would say nothing to the CO, or the wrong thing, says at least that it was not expected.
+      const message = mapped === Code.INTERNAL ? `the driver met what it did not expect (${text}); its log has the details` : text;
+      return new CsiError(mapped, message, { cause: err });
     }
     return new CsiError(Code.INTERNAL, "internal error in the driver (details are in its log)", { cause: err });
   }
@@ -117,12 +119,15 @@ function syscallOf(err: unknown): string | undefined {
 // Where a failed syscall has an obvious CSI meaning, say it; the rest is
 // INTERNAL. ENOSPC and EDQUOT are "the storage is full", which CSI spells
 // RESOURCE_EXHAUSTED; a timed-out or unreachable share is UNAVAILABLE.
+// ENOENT, EEXIST and ENOTDIR are not here: every RPC's NOT_FOUND and
+// ALREADY_EXISTS mean something to the CO (no such volume, source or node;
+// a volume of that name made otherwise), and the handlers throw them where
+// they mean them. One that reaches here is a file of the driver's own gone,
+// or there, under it (CreateVolume answering NOT_FOUND would tell the CO
+// its content source does not exist): INTERNAL.
 const ERRNO_STATUS: Record<string, Code> = {
   ENOSPC: Code.RESOURCE_EXHAUSTED,
   EDQUOT: Code.RESOURCE_EXHAUSTED,
-  ENOENT: Code.NOT_FOUND,
-  ENOTDIR: Code.FAILED_PRECONDITION,
-  EEXIST: Code.ALREADY_EXISTS,
   EACCES: Code.PERMISSION_DENIED,
   EPERM: Code.PERMISSION_DENIED,
   EROFS: Code.FAILED_PRECONDITION,

@@ -44,4 +44,22 @@ describe("A create whose content is removed from .tmp just before it is moved in
       assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot!.snapshotId, snapshotId);
     });
   }
+
+  // Its NOT_FOUND would say a source volume does not exist.
+  it("CreateVolumeGroupSnapshot whose copy is removed from .tmp answers INTERNAL, keeps no member, and the retry makes the group", async () => {
+    const sourceVolumeIds = [];
+    for (let i = 0; i < 2; i++) {
+      sourceVolumeIds.push((await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: {} })).volume!.volumeId!);
+    }
+    const dirs = ["meta", "data", ".tmp"].map((x) => path.join(d.root, "snapshots", x));
+    const before = await Promise.all(dirs.map(list));
+    const req = { name: uniqueName("group"), sourceVolumeIds };
+    const tmp = path.join(d.root, "snapshots", ".tmp");
+    await fsp.writeFile(swapFile, `move ${tmp}\nrm -rf ${tmp}/*\n`);
+    const err = await expectCode(d.client.groupController.createVolumeGroupSnapshot(req), Code.INTERNAL, /^the driver met what it did not expect/);
+    assert.match(err.details, /ENOENT during rename/);
+    assert.deepEqual(await Promise.all(dirs.map(list)), before, "nothing half-made is left");
+    const g = (await d.client.groupController.createVolumeGroupSnapshot(req)).groupSnapshot!;
+    assert.equal(g.snapshots!.length, 2);
+  });
 });

@@ -15,10 +15,6 @@ describe("CsiError.from", () => {
   });
 
   it("maps errno values to CSI codes, naming the syscall", async () => {
-    const err = await fsp.readFile("/nonexistent/file").catch((e: unknown) => e);
-    const c = CsiError.from(err);
-    assert.equal(c.code, Code.NOT_FOUND);
-    assert.match(c.message, /ENOENT during open: no such file or directory/);
     const full = Object.assign(new Error("x"), { code: "ENOSPC", syscall: "write" });
     assert.equal(CsiError.from(full).code, Code.RESOURCE_EXHAUSTED);
   });
@@ -49,6 +45,27 @@ describe("CsiError.from", () => {
     } finally {
       unmount(dir);
       await fsp.rmdir(dir);
+    }
+  });
+
+  // Each RPC's NOT_FOUND and ALREADY_EXISTS have a meaning in the spec (no such volume, source or node; a volume of
+  // that name made differently), which a CO acts on; a file the driver itself expected, gone or there, is not one.
+  it("makes a bare ENOENT, EEXIST or ENOTDIR INTERNAL, not NOT_FOUND, ALREADY_EXISTS or FAILED_PRECONDITION", async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-errno-"));
+    try {
+      await fsp.writeFile(path.join(dir, "f"), "");
+      const cases: [string, Promise<unknown>][] = [
+        ["ENOENT during open: no such file or directory", fsp.readFile(path.join(dir, "missing"))],
+        ["EEXIST during mkdir: already exists", fsp.mkdir(path.join(dir, "f"))],
+        ["ENOTDIR during mkdir: not a directory", fsp.mkdir(path.join(dir, "f", "d"))],
+      ];
+      for (const [text, call] of cases) {
+        const c = CsiError.from(await call.then(() => undefined, (e: unknown) => e));
+        assert.equal(c.code, Code.INTERNAL, c.message);
+        assert.match(c.message, new RegExp(`^the driver met what it did not expect \\(${text}\\)`));
+      }
+    } finally {
+      await fsp.rm(dir, { recursive: true });
     }
   });
 
