@@ -34,7 +34,7 @@ export function checkParameters(driver: Pick<Driver, "backends">, params: Record
     if (!rule) {
       const other = driver.backends.all.find((b) => b !== backend && b.parameterRules[k]);
       if (other) throw invalidArgument(`${field} key ${JSON.stringify(k)} applies to backend ${other.name}, not ${backend.name}`);
-      throw invalidArgument(`unknown ${field} key ${JSON.stringify(k)} (known for backend ${backend.name}: backend, ${Object.keys(rules).join(", ")})`);
+      throw invalidArgument(`unknown ${field} key ${JSON.stringify(k)} (known for backend ${backend.name}: ${["backend", ...Object.keys(rules)].join(", ")})`);
     }
     const problem = rule(v);
     if (problem) throw invalidArgument(problem);

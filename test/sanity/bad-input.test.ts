@@ -70,6 +70,15 @@ describe(`Bad input (${b.name})`, () => {
     );
   });
 
+  it("an unknown StorageClass parameter answers INVALID_ARGUMENT naming it and the keys the backend knows", async () => {
+    const err = await expectCode(
+      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability()], parameters: b.parameters(d, { bogus: "1" }) }),
+      Code.INVALID_ARGUMENT,
+      new RegExp(`unknown parameters key "bogus" \\(known for backend ${b.name}: backend(, [a-zA-Z]+)*\\)$`),
+    );
+    assert.doesNotMatch(err.details, /, \)/);
+  });
+
   it("an unknown access mode number answers INVALID_ARGUMENT", async () => {
     await expectCode(
       d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [{ mount: { fsType: "", mountFlags: [], volumeMountGroup: "" }, accessMode: { mode: 99 as Mode } }] }),
