@@ -17,7 +17,7 @@
  * substitute a script that hangs, or that records its command line).
  */
 import { spawn } from "node:child_process";
-import { failedPrecondition, notFound, unavailable, type CsiError } from "../csi/errors";
+import { failedPrecondition, unavailable, type CsiError } from "../csi/errors";
 import { report } from "./observer";
 
 export interface MountCommandConfig {
@@ -109,8 +109,9 @@ export function mountError(r: CommandResult, what: string, timeoutMs: number): C
     return unavailable(`mounting ${what} did not finish within ${timeoutMs / 1000} s and was stopped; the server or share may be unreachable`);
   }
   const text = r.stderr.split("\n").slice(0, 3).join("; ") || `exit ${r.code ?? r.signal}`;
-  if (/No such file or directory|does not exist/i.test(text)) return notFound(`mounting ${what} failed: ${text}`);
-  if (/access denied|not exported|Permission denied|Operation not permitted|bad option|wrong fs type|unknown filesystem/i.test(text)) {
+  // An export, or a volume's directory on it, that the server does not have is a place missing, as a local share's
+  // is: not NOT_FOUND, which would tell CreateVolume's CO that its content source does not exist.
+  if (/No such file or directory|does not exist|access denied|not exported|Permission denied|Operation not permitted|bad option|wrong fs type|unknown filesystem/i.test(text)) {
     return failedPrecondition(`mounting ${what} failed: ${text}`);
   }
   return unavailable(`mounting ${what} failed: ${text}`);

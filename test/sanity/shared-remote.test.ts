@@ -23,6 +23,8 @@ if [ "$1" = "-t" ] && [ "$2" = "nfs" ]; then
   shift 2
   if [ "$1" = "-o" ]; then shift 2; fi
   server=\${1%%:*}; p=\${1#*:}
+  # What mount.nfs says of an export path the server does not have (NFSv3's MNT3ERR_NOENT).
+  case "$p" in /gone*) echo "mount.nfs: mounting $1 failed, reason given by server: No such file or directory" >&2; exit 32;; esac
   [ -d ${shellQuote(path.join(dir, "exports"))}"/$server$p" ] || { echo "mount.nfs: access denied by server while mounting $1" >&2; exit 32; }
   exec mount --bind ${shellQuote(path.join(dir, "exports"))}"/$server$p" "$2"
 fi
@@ -38,7 +40,7 @@ describe("Shared volumes on an NFS export (mount(8) stand-ins)", () => {
     const program = await writeScript(d.scratch("bin", "fake-nfs"), fakeNfs(dir));
     await fsp.mkdir(d.scratch("exports", "nfs.example.internal", "srv", "vols"), { recursive: true });
     await d.stop();
-    d = await startDriver({ dir, extraArgs: ["--mount-program", program, "--allow-share", "nfs.example.internal:/srv/vols", "--allow-share", "nfs.example.internal:/not/exported"] });
+    d = await startDriver({ dir, extraArgs: ["--mount-program", program, "--allow-share", "nfs.example.internal:/srv/vols", "--allow-share", "nfs.example.internal:/not/exported", "--allow-share", "nfs.example.internal:/gone"] });
   });
   after(async () => destroyDriver(d));
 
@@ -78,6 +80,15 @@ describe("Shared volumes on an NFS export (mount(8) stand-ins)", () => {
       d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(RWX)], parameters: { ...params, share: "/not/exported" } }),
       Code.FAILED_PRECONDITION,
       /access denied by server/,
+    );
+  });
+
+  // Not NOT_FOUND: to CreateVolume that says its content source does not exist (docs/nfs.md: a missing share is FAILED_PRECONDITION).
+  it("an export path the server does not have answers FAILED_PRECONDITION with mount.nfs's message", async () => {
+    await expectCode(
+      d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [mountCapability(RWX)], parameters: { ...params, share: "/gone" } }),
+      Code.FAILED_PRECONDITION,
+      /mounting .*nfs\.example\.internal:\/gone failed: .*reason given by server: No such file or directory/,
     );
   });
 });
