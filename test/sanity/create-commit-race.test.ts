@@ -1,11 +1,11 @@
 // A create whose content vanishes from .tmp between the commit of its record and the move into place
-// (something other than the driver emptied .tmp) answers ABORTED saying so — not NOT_FOUND, which would
+// (something other than the driver emptied .tmp, or a share's .csi-lab/tmp) answers ABORTED saying so — not NOT_FOUND, which would
 // tell the CO the content source is missing — keeps nothing, and its retry makes the volume or snapshot.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { BACKENDS } from "./backends";
-import { Code, destroyDriver, expectCode, mountCapability, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
 import { startSwapDriver } from "./swap-driver";
 
 const list = async (dir: string) => (await fsp.readdir(dir)).sort();
@@ -44,6 +44,41 @@ describe("A create whose content is removed from .tmp just before it is moved in
       assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot!.snapshotId, snapshotId);
     });
   }
+
+  // On a share the move into place is the share agent's (renameSync); the hook runs at its first rename of the call.
+  it("CreateVolume (nfs) whose directory is removed from the share's .csi-lab/tmp answers ABORTED, makes no volume, and the retry makes it", async () => {
+    const b = BACKENDS.find((x) => x.name === "nfs")!;
+    const req = { name: uniqueName(), volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)], parameters: b.parameters(d) };
+    const dirs = [d.share, path.join(d.root, "shared")];
+    await fsp.mkdir(path.join(d.share, ".csi-lab"), { recursive: true }); // the share's metadata, made on its first use
+    const before = await Promise.all(dirs.map(list));
+    const tmp = path.join(d.share, ".csi-lab", "tmp");
+    await fsp.writeFile(swapFile, `rename\nrm -rf ${tmp}/*\n`);
+    const err = await expectCode(d.client.controller.createVolume(req), Code.ABORTED, /was removed .*nothing was kept.*retry/);
+    assert.doesNotMatch(err.details, /does not exist/);
+    assert.deepEqual(await Promise.all(dirs.map(list)), before, "no volume directory or record is left");
+    assert.deepEqual(await list(tmp), []);
+    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
+    assert.equal((await d.client.controller.controllerGetVolume({ volumeId })).volume!.volumeId, volumeId);
+  });
+
+  it("CreateSnapshot (nfs) whose copy is removed from the share's .csi-lab/tmp answers ABORTED, keeps no snapshot, and the retry makes it", async () => {
+    const b = BACKENDS.find((x) => x.name === "nfs")!;
+    const cap = mountCapability(Mode.MULTI_NODE_MULTI_WRITER);
+    const sourceVolumeId = (await d.client.controller.createVolume({ name: uniqueName(), volumeCapabilities: [cap], parameters: b.parameters(d) })).volume!.volumeId!;
+    const snapshots = path.join(d.share, ".csi-lab", "snapshots");
+    await fsp.mkdir(snapshots, { recursive: true });
+    const dirs = [snapshots, path.join(d.root, "shared-snapshots")];
+    const before = await Promise.all(dirs.map(list));
+    const req = { sourceVolumeId, name: uniqueName("snap") };
+    const tmp = path.join(d.share, ".csi-lab", "tmp");
+    await fsp.writeFile(swapFile, `rename\nrm -rf ${tmp}/*\n`);
+    const err = await expectCode(d.client.controller.createSnapshot(req), Code.ABORTED, /was removed .*nothing was kept.*retry/);
+    assert.doesNotMatch(err.details, /does not exist/);
+    assert.deepEqual(await Promise.all(dirs.map(list)), before, "no snapshot copy or record is left");
+    const snapshotId = (await d.client.controller.createSnapshot(req)).snapshot!.snapshotId!;
+    assert.equal((await d.client.controller.getSnapshot({ snapshotId })).snapshot!.snapshotId, snapshotId);
+  });
 
   // Its NOT_FOUND would say a source volume does not exist.
   it("CreateVolumeGroupSnapshot whose copy is removed from .tmp answers INTERNAL, keeps no member, and the retry makes the group", async () => {

@@ -44,11 +44,13 @@ import type { Logger } from "../../server/logger";
 import { removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
 import { copyContent, type Content } from "../../storage/copy-content";
 import { NameIndex } from "../../storage/name-index";
+import { vanished } from "../../storage/rename-no-replace";
 import { readRecordFile } from "../../storage/record-file";
 import { SnapshotIndex } from "../../storage/snapshot-index";
 import { parseSnapshotRecord, SNAPSHOT_RECORD_VERSION, type SnapshotRecord } from "../../storage/snapshot-record";
 import type { BackendSnapshots, NewSnapshotRequest } from "../backend";
 import { META_DIR } from "./share-layout";
+import { shareErrno } from "./share-io";
 import { describeShare, volumeDirError } from "./share-mounts";
 import { shareEnd, withShareView } from "./share-views";
 import { formatSharedSnapshotId, looksSharedSnapshot, parseSharedSnapshotId } from "./snapshot-id";
@@ -158,7 +160,10 @@ export class ShareSnapshots implements BackendSnapshots {
               copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
             ),
           );
-          const placed = await run<string>("placeSnapshot", { tmp, key: id.key });
+          const placed = await run<string>("placeSnapshot", { tmp, key: id.key }).catch((err: unknown) => {
+            // Its own copy gone (volumeDirError would call it NOT_FOUND: to CreateSnapshot, "the source volume does not exist").
+            throw shareErrno(err) === "ENOENT" ? vanished(`snapshot ${req.snapshotId}`, `${META_DIR}/tmp of ${describeShare(id.share)}`) : err;
+          });
           await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
           // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
           if (placed === "replaced") await run("clean", { trash: true }).catch(() => undefined);

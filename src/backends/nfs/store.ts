@@ -37,6 +37,7 @@ import type { FsUsage } from "../../storage/fs-usage";
 import { RECORD_VERSION, type Condition, type VolumeRecord } from "../../storage/volume-record";
 import { shareNotAllowed } from "./allowed-shares";
 import { META_DIR } from "./share-layout";
+import { vanished } from "../../storage/rename-no-replace";
 import { isUnhealthy, ShareIo, shareErrno } from "./share-io";
 import { describeShare, ShareMounts, volumeDirError } from "./share-mounts";
 import { shareEnd, withShareView } from "./share-views";
@@ -160,7 +161,11 @@ export class SharedStore {
           const { kind, identity } = await run<Probed>("probe", { sub: tmp });
           if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
           await run("writeRecord", { key, data: marker(identity) }); // before the commit: a volume never exists without it
-          if ((await run<string>("commit", { tmp, subDir: loc.subDir })) === "existed") {
+          const committed = await run<string>("commit", { tmp, subDir: loc.subDir }).catch((err: unknown) => {
+            // Its own temp gone (volumeDirError would call it NOT_FOUND: to CreateVolume, "the content source does not exist").
+            throw shareErrno(err) === "ENOENT" ? vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`) : err;
+          });
+          if (committed === "existed") {
             throw aborted(`${what} appeared while the volume was being made; retry`);
           }
         } catch (err) {
