@@ -28,7 +28,7 @@
  * needs them (share-mounts.ts).
  */
 import * as path from "node:path";
-import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
+import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import type { MountCommandConfig } from "../../mount/mount-command";
@@ -293,6 +293,28 @@ export class SharedStore {
     });
   }
 
+  /**
+   * The location of a volume whose directory is gone from the share though the volume was never
+   * deleted: its marker names this very ID and was not released. The volume exists (FAILED_PRECONDITION
+   * to what would change it, never NOT_FOUND); its data does not. undefined otherwise.
+   */
+  async lostLocation(volumeId: string, id: SharedVolumeId): Promise<SharedLocation | undefined> {
+    const loc = await this.locate(id);
+    if (!loc) return undefined;
+    return this.shares.with(loc, async (root) => {
+      const gone = await this.io.run("probe", { root, sub: loc.subDir }, describeShare(loc)).then(
+        () => false,
+        (err: unknown) => {
+          if (shareErrno(err) === "ENOENT") return true;
+          if (err instanceof CsiError) throw err; // the share did not answer: UNAVAILABLE, not NOT_FOUND
+          return false;
+        },
+      );
+      const mine = gone ? await readMarker(this.io, root, id.key, loc) : undefined;
+      return mine?.volumeId === volumeId && !mine.released && mine.subDir === loc.subDir ? loc : undefined;
+    });
+  }
+
   /** Is the volume's directory there and a directory? A share that does not answer is abnormal too. */
   async condition(loc: SharedLocation): Promise<Condition> {
     try {
@@ -301,7 +323,7 @@ export class SharedStore {
       if (kind !== "dir") return { abnormal: true, message: "the volume's directory is not a directory" };
       return { abnormal: false, message: `volume directory is present on ${describeShare(loc)}` };
     } catch (err) {
-      if (shareErrno(err) === "ENOENT") return { abnormal: true, message: `the volume's directory is missing from ${describeShare(loc)}` };
+      if (shareErrno(err) === "ENOENT") return { abnormal: true, message: `the volume's ${missingDir(loc)}` };
       if (isUnhealthy(err) || err instanceof Error) return { abnormal: true, message: (err as Error).message };
       throw err;
     }
@@ -331,10 +353,20 @@ export class SharedStore {
       try {
         await this.io.run("chmod", { root, sub: loc.subDir, mode }, describeShare(loc));
       } catch (err) {
+        // Gone since the caller looked: the volume's data, not the volume (volumeDirError would say NOT_FOUND).
+        if (shareErrno(err) === "ENOENT") throw failedPrecondition(`the volume's ${missingDir(loc)}`);
         throw volumeDirError(err, `directory ${loc.subDir} on ${describeShare(loc)}`);
       }
     });
   }
+}
+
+/**
+ * Why a volume whose directory was removed behind the driver cannot be changed: it still exists (its record
+ * and marker say so), so this is FAILED_PRECONDITION, not NOT_FOUND; DeleteVolume of it answers OK.
+ */
+export function missingDir(loc: SharedLocation): string {
+  return `directory ${loc.subDir} is missing from ${describeShare(loc)} (removed by something other than this driver); restore it there, or delete the volume`;
 }
 
 /** A sortable UTC time for archive names: 20250101T120000Z. */

@@ -1,0 +1,63 @@
+// A shared volume whose directory on the share was removed behind the driver: the volume exists (its record,
+// its marker), its data does not. That is FAILED_PRECONDITION to ControllerExpandVolume and ControllerModifyVolume,
+// saying which directory is missing and what to do — never NOT_FOUND, which tells the CO the volume does not exist.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import { NFS_LOCAL } from "./backends";
+import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+
+const MiB = 1024 * 1024;
+const MISSING = /directory \S+ is missing from .*; restore it there, or delete the volume/;
+
+describe("A shared volume whose directory on the share is gone", () => {
+  let d: DriverProcess;
+  /** Another node's controller: the same share, none of d's records (it acts on the marker's proof). */
+  let other: DriverProcess;
+  before(async () => {
+    d = await startDriver();
+    other = await startDriver({ extraArgs: ["--allow-share", NFS_LOCAL.parameters(d).share!] });
+  });
+  after(async () => {
+    await destroyDriver(other);
+    await destroyDriver(d);
+  });
+
+  const goneVolume = async () => {
+    const v = (
+      await d.client.controller.createVolume({
+        name: uniqueName("pvc"),
+        volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)],
+        capacityRange: { requiredBytes: 64 * MiB },
+        parameters: NFS_LOCAL.parameters(d),
+      })
+    ).volume!;
+    await fsp.rm(NFS_LOCAL.contentDir(d, v.volumeId!), { recursive: true });
+    return v.volumeId!;
+  };
+  const recordedSize = async (volumeId: string) => (await d.client.controller.controllerGetVolume({ volumeId })).volume!.capacityBytes;
+
+  for (const [who, driver] of [["its controller", () => d], ["a controller without its record", () => other]] as const) {
+    it(`ControllerExpandVolume on ${who} answers FAILED_PRECONDITION naming the directory, and the size stays`, async () => {
+      const volumeId = await goneVolume();
+      await expectCode(driver().client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 96 * MiB } }), Code.FAILED_PRECONDITION, MISSING);
+      assert.equal(await recordedSize(volumeId), 64 * MiB);
+      await d.client.controller.deleteVolume({ volumeId }); // a volume whose directory is gone is deleted: OK
+    });
+
+    it(`ControllerModifyVolume on ${who} answers FAILED_PRECONDITION naming the directory, and creates nothing`, async () => {
+      const volumeId = await goneVolume();
+      await expectCode(driver().client.controller.controllerModifyVolume({ volumeId, mutableParameters: { mode: "0700" } }), Code.FAILED_PRECONDITION, MISSING);
+      await assert.rejects(fsp.lstat(NFS_LOCAL.contentDir(d, volumeId)), { code: "ENOENT" });
+      await d.client.controller.deleteVolume({ volumeId });
+    });
+  }
+
+  it("once the volume is deleted, both answer NOT_FOUND: then it does not exist", async () => {
+    const volumeId = await goneVolume();
+    await d.client.controller.deleteVolume({ volumeId });
+    for (const c of [d, other]) {
+      await expectCode(c.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 96 * MiB } }), Code.NOT_FOUND);
+      await expectCode(c.client.controller.controllerModifyVolume({ volumeId, mutableParameters: { mode: "0700" } }), Code.NOT_FOUND);
+    }
+  });
+});
