@@ -33,6 +33,7 @@ import {
   fchownSync,
   fstatSync,
   fsyncSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -151,6 +152,16 @@ function setOwnerAndMode(dir: string, mode: number, uid: number | undefined, gid
     if (uid !== undefined || gid !== undefined) fchownSync(fd, uid ?? -1, gid ?? -1);
     fchmodSync(fd, mode); // after chown, which may clear set-ID bits
   });
+}
+
+/** Run `fn` on file `file` opened for reading, a symlink there not followed. */
+function withFile<T>(file: string, fn: (fd: number) => T): T {
+  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function writeAtomic(file: string, data: string): void {
@@ -313,14 +324,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
   },
   readRecord(a) {
     try {
-      return within(str(a, "root"), `${META_DIR}/${recordDir(a)}/${key(a)}.json`, (p) => {
-        const fd = openSync(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-        try {
-          return readFileSync(fd, "utf8");
-        } finally {
-          closeSync(fd);
-        }
-      });
+      return within(str(a, "root"), `${META_DIR}/${recordDir(a)}/${key(a)}.json`, (p) => withFile(p, (fd) => readFileSync(fd, "utf8")));
     } catch (err) {
       if (isErrno(err, "ENOENT")) return null;
       throw err;
@@ -336,6 +340,39 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       if (!isErrno(err, "ENOENT")) throw err;
     }
     return null;
+  },
+  /**
+   * Remove a volume's marker only if it says `data`, word for word: the one a failed create wrote. Another
+   * driver's, written at that key meanwhile, stays: read first, and only if it matches moved aside (under a name
+   * `clean` sweeps), so what is checked is the very file removed; not ours after all (written between the read
+   * and the move), it is linked back — link(2) never replaces: should yet another have been written there since,
+   * that newer one stays, as it would have over ours.
+   */
+  removeOwnRecord(a) {
+    const data = str(a, "data");
+    try {
+      return inDir(str(a, "root"), `${META_DIR}/volumes`, (dir, fd) => {
+        const file = path.join(dir, `${key(a)}.json`);
+        const read = (p: string) => withFile(p, (f) => readFileSync(f, "utf8"));
+        if (read(file) !== data) return "kept";
+        const aside = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+        renameSync(file, aside);
+        const ours = read(aside) === data;
+        if (!ours) {
+          try {
+            linkSync(aside, file);
+          } catch (err) {
+            if (!isErrno(err, "EEXIST")) throw err;
+          }
+        }
+        rmSync(aside, { force: true });
+        fsyncSync(fd);
+        return ours ? "removed" : "kept";
+      });
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return "absent";
+      throw err;
+    }
   },
   /**
    * Put a snapshot's copy, made in tmp, in its place (snapshots/<key>),

@@ -21,7 +21,8 @@
  * the marker naming its identity is written, and the directory is renamed to
  * its subDir (rename keeps the inode, its birth time and generation) — a crash leaves a temp that the next
  * create of that volume removes, never a half-made volume, and never a
- * volume without its marker. Deletion renames the directory into
+ * volume without its marker; a create whose commit surely failed takes its
+ * own marker back (only while it is still its own: share-agent.ts). Deletion renames the directory into
  * <share>/.csi-lab/trash (the commit point), removes the marker, then
  * empties the trash. Every file operation on the share runs in a share agent with
  * a deadline (share-io.ts); remote exports are mounted only while a call
@@ -156,12 +157,17 @@ export class SharedStore {
           return;
         }
         const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
+        let marked: string | undefined; // the marker this call wrote, while its directory is surely not in place
         try {
           if (fill) await withShareView(this.io, loc, root, tmp, { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}` }, (view) => fill.copy(view, shareEnd(this.io, loc)));
           const { kind, identity } = await run<Probed>("probe", { sub: tmp });
           if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
-          await run("writeRecord", { key, data: marker(identity) }); // before the commit: a volume never exists without it
+          const data = marker(identity);
+          await run("writeRecord", { key, data }); // before the commit: a volume never exists without it
+          marked = data;
           const committed = await run<string>("commit", { tmp, subDir: loc.subDir }).catch((err: unknown) => {
+            // No answer (the deadline): the rename may have been made, and the marker is then the volume's proof.
+            if (shareErrno(err) === undefined) marked = undefined;
             // Its own temp gone (volumeDirError would call it NOT_FOUND: to CreateVolume, "the content source does not exist").
             throw shareErrno(err) === "ENOENT" ? vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`) : err;
           });
@@ -169,6 +175,9 @@ export class SharedStore {
             throw aborted(`${what} appeared while the volume was being made; retry`);
           }
         } catch (err) {
+          // Left, it would claim this location for a directory never made; only if it is still ours (share-agent.ts).
+          // A share that does not answer keeps it, as a crash would: it names a directory no other can be.
+          if (marked) await run("removeOwnRecord", { key, data: marked }).catch(() => undefined);
           // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
           await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
           throw err;
