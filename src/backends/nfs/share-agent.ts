@@ -43,6 +43,7 @@ import {
   renameSync,
   rmSync,
   statfsSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
 import * as path from "node:path";
@@ -50,6 +51,7 @@ import { createInterface } from "node:readline";
 import { bindWithFlags, ownPlace, viewFlags } from "../../mount/bind";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
+import { PUT_BACK, renameNoReplaceSync } from "../../storage/rename-no-replace";
 import { META_DIR } from "./share-layout";
 import { AgentError, ensureDirs, inDir, isErrno, removeTree, withDir, within } from "./share-walk";
 
@@ -112,7 +114,7 @@ function toTrash(root: string, target: string, k: string, then: (moved: string) 
  * that mounts the directory above it, on any node — so the check that counts is made on what
  * was moved, where nothing else renames (`move` hands it to `then`, with its directory still
  * open): not the volume's, it is put back where it was (or, that name taken meanwhile, beside
- * it), out of the trash, and the answer is false.
+ * it), out of the trash, never in place of what took the name (placeNoReplace), and the answer is false.
  */
 function movedIfProven(a: Record<string, unknown>, target: string, move: (then: (moved: string) => boolean) => boolean): boolean {
   const expect = a.expect as { identity?: string; v2?: string } | undefined;
@@ -126,10 +128,42 @@ function movedIfProven(a: Record<string, unknown>, target: string, move: (then: 
   if (!proven(target)) return false;
   return move((moved) => {
     if (proven(moved)) return true;
-    const back = lstatSync(target, { throwIfNoEntry: false }) ? `${target}.not-deleted-${randomBytes(4).toString("hex")}` : target;
-    renameSync(moved, back);
+    if (!placeNoReplace(moved, target) && !placeNoReplace(moved, `${target}${PUT_BACK}${randomBytes(4).toString("hex")}`)) {
+      throw new AgentError("EEXIST", `${moved} is not the volume's and could not be put back beside ${target}; it was left there`);
+    }
     return false;
   });
+}
+
+/**
+ * Move `from` to `to` unless something is at `to` (false: nothing moved), never in place of it. A check
+ * followed by rename(2) would not do: what appears between them — an empty directory, a file — is
+ * replaced without a word. renameat2(RENAME_NOREPLACE) is the check and the move in one; a Linux NFS
+ * client answers EINVAL to it, so there the name is taken first, by a call that fails where it is taken:
+ * a directory gets an empty directory of ours made at `to` (mkdir(2), EEXIST if taken), and is renamed
+ * over it — onto an empty directory rename(2) replaces atomically, onto anything else it fails; anything
+ * else gets a second link at `to` (link(2), EEXIST if taken), and its old name is unlinked. Left open:
+ * something that removes our fresh empty directory and makes another, empty too, in the instant before
+ * the rename (a directory's identity can only be read after it is made, so no check closes that); no
+ * data can be in it.
+ */
+function placeNoReplace(from: string, to: string): boolean {
+  const done = renameNoReplaceSync(from, to);
+  if (done !== "unsupported") return done === "renamed";
+  const taken = (err: unknown) => ["EEXIST", "ENOTEMPTY", "ENOTDIR", "EISDIR"].some((c) => isErrno(err, c));
+  try {
+    if (!lstatSync(from).isDirectory()) {
+      linkSync(from, to);
+      unlinkSync(from);
+      return true;
+    }
+    mkdirSync(to, { mode: 0o700 });
+    renameSync(from, to);
+    return true;
+  } catch (err) {
+    if (taken(err)) return false;
+    throw err;
+  }
 }
 
 /**
