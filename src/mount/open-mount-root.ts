@@ -15,10 +15,13 @@
  *     root ".." leaves the mount; from any directory below, it stays.
  *
  * The descriptor holds the file system: unmounted meanwhile, it stays what
- * was proven, and a loop device under it stays attached to its file.
+ * was proven, and a loop device under it stays attached to its file. So
+ * for an image volume's mount, the loop device is then proven backed by
+ * the volume's image (openImageRoot).
  */
 import { closeSync, constants as fsc, fstatSync, openSync, readFileSync } from "node:fs";
 import { errnoOf } from "../csi/errors";
+import { loopBacks, loopNumberOfDevice, type FileIdentity } from "./loop";
 import type { MountEntry } from "./mountinfo";
 
 /** O_PATH (Linux): names a directory without opening it for reading. */
@@ -44,6 +47,20 @@ export function openMountRoot(m: MountEntry): number | undefined {
     if (!proven) closeSync(fd);
   }
   return proven ? fd : undefined;
+}
+
+/**
+ * openMountRoot, and the mount's device a loop device backed by `image`
+ * (with the file system held open by the descriptor, it stays so);
+ * undefined when it is not, or `image` is unknown. The caller closes it.
+ */
+export function openImageRoot(m: MountEntry, image: FileIdentity | undefined): number | undefined {
+  const fd = openMountRoot(m);
+  if (fd === undefined) return undefined;
+  const n = loopNumberOfDevice(m.device);
+  if (n !== undefined && image !== undefined && loopBacks(n, image)) return fd;
+  closeSync(fd);
+  return undefined;
 }
 
 function isRootOf(fd: number, m: MountEntry): boolean {

@@ -15,9 +15,9 @@
  * names (volume-dir.ts: imageOfRecord).
  */
 import { closeSync } from "node:fs";
-import { loopBacks, loopNumberOfDevice, type FileIdentity } from "../../mount/loop";
+import type { FileIdentity } from "../../mount/loop";
 import { mountTable, type MountEntry } from "../../mount/mountinfo";
-import { openMountRoot } from "../../mount/open-mount-root";
+import { openImageRoot } from "../../mount/open-mount-root";
 import { mountsOfImage } from "../../mount/volume-mounts";
 import type { Driver } from "../../server/driver";
 import { setModeOf } from "../../storage/volume-root";
@@ -52,11 +52,9 @@ export function applyMutableParameters(driver: Driver, record: VolumeRecord, par
 
 /** Run `fn` on the root of the image's file system mounted at `m`, if it is that (see the top of this file); whether it ran. */
 function withImageRoot(image: FileIdentity | undefined, m: MountEntry, fn: (fd: number) => void): boolean {
-  const fd = openMountRoot(m);
+  const fd = openImageRoot(m, image);
   if (fd === undefined) return false;
   try {
-    const n = loopNumberOfDevice(m.device);
-    if (n === undefined || image === undefined || !loopBacks(n, image)) return false;
     fn(fd);
     return true;
   } finally {
