@@ -3,12 +3,14 @@
  *
  * An image volume carries its own file system, made when the volume is
  * created and grown when it is expanded. There is no system call for
- * either — the layout of an ext4 or XFS file system is the business of its
- * tools — so these run mkfs.ext4 / mkfs.xfs, resize2fs / xfs_growfs
- * (Debian packages e2fsprogs and xfsprogs). Each costs a process start,
- * a few milliseconds, paid at expansion, never per mount — and mkfs only
- * once per file-system type and size: CreateVolume clones a template
- * formatted here (backends/hostpath/templates.ts).
+ * making one — the layout of an ext4 or XFS file system is the business
+ * of its tools — so that runs mkfs.ext4 / mkfs.xfs (Debian packages
+ * e2fsprogs and xfsprogs), a process start of a few milliseconds, and
+ * only once per file-system type and size: CreateVolume clones a template
+ * formatted here (backends/hostpath/templates.ts). A mounted file system
+ * grows in the kernel, asked by an ioctl on a descriptor of its root (what
+ * resize2fs and xfs_growfs do themselves); an unmounted ext4 is grown by
+ * e2fsck and resize2fs, at the stage after an expansion it missed.
  *
  * Choices, the same as Kubernetes' own formatting code makes:
  * - no blocks reserved for root (-m 0): the whole volume is the pod's;
@@ -33,6 +35,7 @@
 import { execFile } from "node:child_process";
 import { closeSync, constants as fsc, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
 import { Code, CsiError } from "../csi/errors";
+import { ioc, ioctlPtr, ioctlPtrAsync } from "./ioctl";
 
 export type FsType = "ext4" | "xfs";
 export const IMAGE_FS_TYPES: readonly FsType[] = ["ext4", "xfs"];
@@ -48,7 +51,7 @@ const TOOL_TIMEOUT_MS = 120_000;
 
 /**
  * The Debian package each tool comes in. e2fsprogs is on every Debian
- * system; xfsprogs is not, so a node may lack mkfs.xfs and xfs_growfs.
+ * system; xfsprogs is not, so a node may lack mkfs.xfs.
  */
 export const TOOL_PACKAGE = {
   "mkfs.ext4": "e2fsprogs",
@@ -56,7 +59,6 @@ export const TOOL_PACKAGE = {
   resize2fs: "e2fsprogs",
   e2fsck: "e2fsprogs",
   "mkfs.xfs": "xfsprogs",
-  xfs_growfs: "xfsprogs",
 } as const;
 type Tool = keyof typeof TOOL_PACKAGE;
 
@@ -96,14 +98,72 @@ export async function makeFilesystem(image: string, fsType: FsType): Promise<voi
 }
 
 /**
- * Grow a mounted file system to the size of its device, online. Both tools
- * do nothing when it already fills the device, so this is safe to repeat.
+ * Grow a mounted file system, online, to fill `deviceBytes` (its device's
+ * size, already refreshed), through `rootFd`: a descriptor of the root of
+ * a read-write mount of it, proven the volume's (open-mount-root.ts). The
+ * kernel grows the file system the descriptor is on, through the mount it
+ * is on — never whichever mount of the device comes first in the table
+ * (resize2fs's choice) or whatever is at a path (xfs_growfs's) — and a
+ * read-only mount refuses (EROFS). These are the ioctls resize2fs and
+ * xfs_growfs make themselves, without a process start each. Doing nothing
+ * when the file system already fills the device, it is safe to repeat.
  * ext4 needs CAP_SYS_RESOURCE for it (see canGrowExt4Online); XFS only
  * CAP_SYS_ADMIN.
  */
-export async function growMountedFilesystem(fsType: FsType, device: string, mountPoint: string): Promise<void> {
-  if (fsType === "ext4") await run("resize2fs", [device]);
-  else await run("xfs_growfs", ["-d", mountPoint]);
+export async function growMountedFilesystem(fsType: FsType, rootFd: number, deviceBytes: number, what: string): Promise<void> {
+  try {
+    if (fsType === "ext4") await growExt4(rootFd, deviceBytes, what);
+    else await growXfs(rootFd, deviceBytes, what);
+  } catch (err) {
+    if (err instanceof CsiError) throw err;
+    throw new CsiError(Code.INTERNAL, `growing the ${fsType} file system mounted at ${what} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * EXT4_IOC_RESIZE_FS, _IOW('f', 16, __u64): the new size in file-system
+ * blocks. Not in the kernel's uapi headers (fs/ext4/ext4.h), so computed
+ * here; 0x40086610, as strace shows resize2fs send it. Linux ≥ 3.3: it
+ * does the whole growth itself (adding groups, and meta_bg where the
+ * reserved GDT blocks run out), where resize2fs on older kernels fell back
+ * to EXT4_IOC_GROUP_EXTEND and EXT4_IOC_GROUP_ADD. The kernel trims a last
+ * group too small to use, and answers 0 when there is nothing to add.
+ */
+const EXT4_IOC_RESIZE_FS = ioc("w", 0x66, 16, 8);
+
+async function growExt4(rootFd: number, deviceBytes: number, what: string): Promise<void> {
+  // statfs of the descriptor (its /proc link, which names the open file, not a path): ext4's block size.
+  const blockSize = (await fsp.statfs(`/proc/self/fd/${rootFd}`)).bsize;
+  const blocks = Buffer.alloc(8);
+  blocks.writeBigUInt64LE(BigInt(Math.floor(deviceBytes / blockSize)));
+  await ioctlPtrAsync(rootFd, EXT4_IOC_RESIZE_FS, blocks, what);
+}
+
+/**
+ * XFS's ioctls (fs/xfs/libxfs/xfs_fs.h, shipped by xfslibs-dev, not in the
+ * kernel's uapi headers; the numbers are those strace shows xfs_growfs send):
+ *
+ *   XFS_IOC_FSGEOMETRY   _IOR('X', 126, struct xfs_fsop_geom), 256 bytes: __u32 blocksize at 0,
+ *                        __u32 imaxpct at 28, __u64 datablocks at 32 (Linux ≥ 5.1; the project needs 5.14)
+ *   XFS_IOC_FSGROWFSDATA _IOW('X', 110, struct xfs_growfs_data { __u64 newblocks; __u32 imaxpct; }), 16 bytes
+ *
+ * Since Linux 5.12 a size below the current one shrinks the file system:
+ * only a larger one is ever sent. The kernel trims a last allocation group
+ * too small to use.
+ */
+const XFS_IOC_FSGEOMETRY = ioc("r", 0x58, 126, 256);
+const XFS_IOC_FSGROWFSDATA = ioc("w", 0x58, 110, 16);
+
+async function growXfs(rootFd: number, deviceBytes: number, what: string): Promise<void> {
+  const geom = Buffer.alloc(256);
+  ioctlPtr(rootFd, XFS_IOC_FSGEOMETRY, geom, what);
+  const blockSize = geom.readUInt32LE(0);
+  const newBlocks = BigInt(Math.floor(deviceBytes / blockSize));
+  if (newBlocks <= geom.readBigUInt64LE(32)) return;
+  const grow = Buffer.alloc(16);
+  grow.writeBigUInt64LE(newBlocks, 0);
+  grow.writeUInt32LE(geom.readUInt32LE(28), 8); // imaxpct: kept as it is, as xfs_growfs -d does
+  await ioctlPtrAsync(rootFd, XFS_IOC_FSGROWFSDATA, grow, what);
 }
 
 /**

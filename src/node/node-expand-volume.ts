@@ -3,7 +3,7 @@
  *
  * After ControllerExpandVolume grew an image file, the node must make the
  * loop device see the new size (LOOP_SET_CAPACITY) and grow the file
- * system inside to fill it (resize2fs, xfs_growfs) — online, while pods
+ * system inside to fill it (EXT4_IOC_RESIZE_FS, XFS_IOC_FSGROWFSDATA) — online, while pods
  * use it; a tmpfs is remounted with its new size. What a volume needs is
  * its backend's (src/backends).
  *

@@ -18,7 +18,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync 
 import * as path from "node:path";
 import { CHANGING_CALLS, parseTrace, type TracedCall } from "./strace";
 
-const PROGRAMS = ["mkfs.ext4", "mkfs.xfs", "debugfs", "resize2fs", "e2fsck", "xfs_growfs", "setpriv", "mount"];
+const PROGRAMS = ["mkfs.ext4", "mkfs.xfs", "debugfs", "resize2fs", "e2fsck", "setpriv", "mount"];
 
 // Signals are left in the log when stopping: "--- stopped by SIGSTOP ---" is how the explorer sees the stop.
 const STRACE = `strace -y -s 24 -e quiet=all`;

@@ -165,6 +165,27 @@ describe("NodeExpandVolume", () => {
     });
   }
 
+  it("grows ext4 through the proven read-write mount when the first mount of its device in the table is a read-only bind", async function () {
+    // Staged at a second path, published read-only from the first, which is then unstaged: the pod's read-only bind is now
+    // the first mount of the loop device the table lists, the second staging mount the only read-write one.
+    if (!canGrowExt4Online()) this.skip(); // the offline growth at the next stage is the test above
+    const v = await published("ext4", 64 * MiB, { readonly: true });
+    const secondStage = d.path(uniqueName("stage"));
+    await d.client.node.nodeStageVolume({ volumeId: v.volumeId, stagingTargetPath: secondStage, volumeCapability: fsCap("ext4") });
+    await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: v.stagingTargetPath });
+    const device = readMountInfo().find((e) => e.mountPoint === v.targetPath)!.device;
+    const first = readMountInfo().find((e) => e.device === device)!;
+    assert.equal(first.mountPoint, v.targetPath, "the pod's bind is the device's first mount");
+    assert.ok(first.options.includes("ro"), "and it is read-only");
+    await d.client.controller.controllerExpandVolume({ volumeId: v.volumeId, capacityRange: { requiredBytes: 128 * MiB } });
+    const res = await d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: v.targetPath, stagingTargetPath: secondStage });
+    assert.equal(res.capacityBytes, 128 * MiB);
+    assert.ok((await fsBytes(v.targetPath)) > 110 * MiB, `file system is ${await fsBytes(v.targetPath)} bytes`);
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath: v.targetPath });
+    await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath: secondStage });
+    await d.client.controller.deleteVolume({ volumeId: v.volumeId });
+  });
+
   it("on a path where the volume is not mounted answers NOT_FOUND", async () => {
     const v = await published("ext4", 64 * MiB);
     await expectCode(d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: d.path("elsewhere") }), Code.NOT_FOUND, /not staged or published/);

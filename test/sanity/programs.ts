@@ -29,7 +29,7 @@ const PACKAGE: Record<string, string> = {
 /** What the driver runs for an image volume's file system (src/mount/filesystem.ts). */
 export const IMAGE_FS_PROGRAMS: Record<string, string[]> = {
   ext4: ["mkfs.ext4", "debugfs", "resize2fs", "e2fsck"],
-  xfs: ["mkfs.xfs", "xfs_growfs"],
+  xfs: ["mkfs.xfs"],
 };
 
 function searchPath(): string[] {

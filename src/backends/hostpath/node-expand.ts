@@ -3,8 +3,8 @@
  *
  * The request names volume_path, a place where the volume is staged or
  * published, and (the kubelet always sends it) staging_target_path. A
- * file system grows online through any mount of it — xfs_growfs and
- * resize2fs ask the kernel, which grows the one file system every mount
+ * file system grows online through any mount of it — an ioctl on its
+ * root asks the kernel, which grows the one file system every mount
  * shows — but only through a read-write one: a pod that mounts the
  * volume read-only gets a read-only bind, and the kernel refuses to grow
  * anything through that (EROFS). So the file system grows through a
@@ -75,7 +75,7 @@ function stagedDevice(vol: NodeVolume, staging: NodePath | undefined): MountEntr
  * A read-write mount of the file system `mount` shows, proven the volume's (the mount
  * table, as for `mount` itself): `mount` if it is one, else the one at the staging path,
  * else the first other one in the kubelet directory — never a mount elsewhere on the node,
- * where a tool has no business. Undefined when every mount of it is read-only.
+ * where the driver has no business. Undefined when every mount of it is read-only.
  */
 function writableMount(driver: Driver, vol: NodeVolume, mount: MountEntry, staging: NodePath | undefined): MountEntry | undefined {
   const writable = (m: MountEntry | undefined) => m !== undefined && m.device === mount.device && !isReadOnly(m);

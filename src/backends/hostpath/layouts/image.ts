@@ -16,8 +16,9 @@
  *
  * Expansion: the controller grew the image file; the node makes the loop
  * device follow (LOOP_SET_CAPACITY) and grows the file system online
- * (resize2fs, xfs_growfs), through a read-write mount of it
- * (../node-expand.ts); one mounted only read-only waits for its next
+ * (mount/filesystem.ts: ioctls on the root of a read-write mount of it,
+ * ../node-expand.ts, proven that mount's and the image's: growThrough);
+ * one mounted only read-only waits for its next
  * read-write stage. A file system smaller than its image when it is
  * staged read-write — the volume was expanded while not staged, or staged
  * only read-only — is grown there and then, ext4 before mounting
@@ -31,7 +32,7 @@ import { hostPathStore } from "../store";
 import { withVolumeImage } from "../volume-dir";
 import { MS } from "../../../mount/options";
 import { closeSync } from "node:fs";
-import { failedPrecondition, internal } from "../../../csi/errors";
+import { aborted, failedPrecondition, internal } from "../../../csi/errors";
 import { volumeUsage } from "../../../node/volume-usage";
 import { bindWithFlags } from "../../../mount/bind";
 import {
@@ -44,10 +45,13 @@ import {
   type FsType,
 } from "../../../mount/filesystem";
 import { attachLoopTo, loopDevice, loopNumberOfDevice, loopSizeBytes, refreshCapacity, type LoopDevice } from "../../../mount/loop";
+import { mountTable, type MountEntry } from "../../../mount/mountinfo";
+import { openImageRoot } from "../../../mount/open-mount-root";
 import { mountFsAsync, unmount } from "../../../mount/syscalls";
 import { statfsUsage } from "../../../storage/fs-usage";
 import { growContent } from "../content";
 import type { VolumeRecord } from "../../../storage/volume-record";
+import type { NodeVolume } from "../node-volume";
 import type { NodeLayout } from "./index";
 
 const GROW_MIN = 4 * 1024 * 1024;
@@ -62,6 +66,29 @@ const GROW_MIN = 4 * 1024 * 1024;
 function growthPending(superBlockOf: string, loop: LoopDevice, fsType: FsType): number {
   const fs = filesystemBytes(superBlockOf, fsType);
   return fs === undefined ? 0 : (loopSizeBytes(loop.number) ?? 0) - fs;
+}
+
+/**
+ * Grow the file system mounted at `m` to fill its loop device, through a descriptor of the mount's root
+ * proven to be that mount's and the volume's image's (mount/open-mount-root.ts), not by its name.
+ */
+async function growThrough(vol: NodeVolume, m: MountEntry | undefined, fsType: FsType): Promise<void> {
+  const fd = m && openImageRoot(m, vol.image);
+  if (fd === undefined) {
+    throw aborted(`volume ${vol.record.volumeId}: its mount at ${m?.mountPoint ?? "the staging path"} changed while it was growing; try again`);
+  }
+  try {
+    const bytes = loopSizeBytes(loopNumberOfDevice(m!.device)!); // a loop device: openImageRoot proved it
+    if (bytes === undefined) throw internal(`the loop device of volume ${vol.record.volumeId} is gone`);
+    await growMountedFilesystem(fsType, fd, bytes, m!.mountPoint);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The mount stage just made of `loop` at `mountPoint` (the last, topmost, the table lists there). */
+function stagedMount(mountPoint: string, loop: LoopDevice): MountEntry | undefined {
+  return mountTable().list.findLast((m) => m.mountPoint === mountPoint && loopNumberOfDevice(m.device) === loop.number);
 }
 
 function fsTypeOf(record: VolumeRecord): FsType {
@@ -97,7 +124,7 @@ export const imageLayout: NodeLayout = {
       if (grow && fsType === "ext4") await growUnmountedExt4(loop.path);
       await mountFsAsync(loop.path, staged.mountOn, fsType, bits, imageMountData(fsType));
       if (grow && fsType === "xfs") {
-        await growMountedFilesystem(fsType, loop.path, staged.path).catch((err: unknown) => {
+        await growThrough(vol, stagedMount(staged.path, loop), fsType).catch((err: unknown) => {
           unmount(staged.at, { detach: true });
           throw err;
         });
@@ -141,21 +168,17 @@ export const imageLayout: NodeLayout = {
     // The controller grew the file already; make sure, in case it was interrupted.
     await growContent(vol.dataDir, vol.record, vol.record.capacityBytes, hostPathStore(driver).quota);
     refreshCapacity(loop);
-    if (fsType === "xfs") {
-      // A mounted XFS's on-disk super-block may lag; growing is idempotent anyway. xfs_growfs
-      // grows through the mount point it is given: a read-write one (a pod's may be read-only).
-      await growMountedFilesystem(fsType, loop.path, writable.mountPoint);
-      return;
+    // (A mounted XFS's on-disk super-block may lag: the kernel's own geometry decides, growMountedFilesystem.)
+    if (fsType === "ext4") {
+      if (growthPending(loop.path, loop, fsType) < GROW_MIN) return;
+      if (!canGrowExt4Online()) {
+        throw failedPrecondition(
+          `volume ${vol.record.volumeId} is mounted, and growing a mounted ext4 file system needs CAP_SYS_RESOURCE, which this driver ` +
+            "does not have; it grows when the volume is next staged",
+        );
+      }
     }
-    if (growthPending(loop.path, loop, fsType) < GROW_MIN) return;
-    if (!canGrowExt4Online()) {
-      throw failedPrecondition(
-        `volume ${vol.record.volumeId} is mounted, and growing a mounted ext4 file system needs CAP_SYS_RESOURCE, which this driver ` +
-          "does not have; it grows when the volume is next staged",
-      );
-    }
-    // resize2fs finds a mount point of the device itself: the first the mount table lists, normally
-    // the staging mount, made before any pod's (read-write, or cannotExpand would have answered).
-    await growMountedFilesystem(fsType, loop.path, writable.mountPoint);
+    // Through the read-write mount chosen (a pod's may be read-only), whatever else the table lists first.
+    await growThrough(vol, writable, fsType);
   },
 };
