@@ -24,7 +24,8 @@ import { readdirSync, readFileSync } from "node:fs";
 /**
  * The calls that change the disk or the mount table (and a few that only
  * may: a write counts when its descriptor is a file or device, an open when
- * it creates or truncates, an ioctl when it is one of those in CHANGING_IOCTL).
+ * it creates or truncates, an ioctl when it is one of those in CHANGING_IOCTL,
+ * a quotactl when it sets a limit or turns quotas on or off).
  * Which of them the driver really makes, each cycle's reference run
  * records (crash-explorer.ts); the others are here so that a new one in
  * the driver is seen.
@@ -34,13 +35,16 @@ export const CHANGING_CALLS = [
   "mknod", "mknodat", "open", "openat", "creat", "write", "pwrite64", "writev", "pwritev", "pwritev2", "fsync", "fdatasync",
   "sync_file_range", "truncate", "ftruncate", "fallocate", "copy_file_range", "chmod", "fchmod", "fchmodat", "chown", "fchown",
   "fchownat", "lchown", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "utimensat",
-  "mount", "umount2", "move_mount", "fsmount", "fsconfig", "mount_setattr", "ioctl",
+  "mount", "umount2", "move_mount", "fsmount", "fsconfig", "mount_setattr", "ioctl", "quotactl", "quotactl_fd",
 ] as const;
 
 const DATA_CALLS = new Set(["write", "pwrite64", "writev", "pwritev", "pwritev2", "fsync", "fdatasync", "sync_file_range"]);
 const OPEN_CALLS = new Set(["open", "openat", "creat"]);
-/** ioctls that change a device, a file system or a file (strace's names for them). */
-const CHANGING_IOCTL = /\b(LOOP_(CONFIGURE|SET_FD|SET_STATUS|CLR_FD|CHANGE_FD|SET_CAPACITY|SET_DIRECT_IO|SET_BLOCK_SIZE|CTL_ADD|CTL_REMOVE)|FICLONE|FIDEDUPERANGE|FIFREEZE|FITHAW|FITRIM|FS_IOC_(FSSETXATTR|SETFLAGS|RESIZE)|EXT4_IOC_|XFS_IOC_FSGROWFS|BLKDISCARD\b|BLKZEROOUT|BTRFS_IOC_(QGROUP|QUOTA|SUBVOL|SNAP))/;
+/**
+ * ioctls that change a device, a file system or a file (strace's names for them, and the raw numbers of those it
+ * has no name for: XFS_IOC_FSGROWFSDATA, …LOG and …RT, _IOW('X', 110…112), which xfs_growfs makes).
+ */
+const CHANGING_IOCTL = /_IOC\(_IOC_WRITE, 0x58, 0x(6e|6f|70),|\b(LOOP_(CONFIGURE|SET_FD|SET_STATUS|CLR_FD|CHANGE_FD|SET_CAPACITY|SET_DIRECT_IO|SET_BLOCK_SIZE|CTL_ADD|CTL_REMOVE)|FICLONE|FIDEDUPERANGE|FIFREEZE|FITHAW|FITRIM|FS_IOC_(FSSETXATTR|SETFLAGS|RESIZE)|EXT4_IOC_|XFS_IOC_FSGROWFS|BLKDISCARD\b|BLKZEROOUT|BTRFS_IOC_(QGROUP|QUOTA|SUBVOL|SNAP))/;
 
 /** One call of CHANGING_CALLS a thread made, as strace printed it. */
 export interface TracedCall {
@@ -51,7 +55,7 @@ export interface TracedCall {
   changing: boolean;
   /** The call and the paths it names (strace -y), for a person and to recognise the same call in another run. */
   text: string;
-  /** Its result as strace printed it ("0", "-1 ENOENT (…)"), or "" if the thread died in it. */
+  /** Its result as strace printed it ("0", "-1 ENOENT (…)"), or "" or "?" if the thread died in it. */
   result: string;
 }
 
@@ -66,15 +70,21 @@ export function parseTrace(text: string): TracedCall[] {
     const nth = (counts.get(syscall) ?? 0) + 1;
     counts.set(syscall, nth);
     const eq = /\) += (.*)$/.exec(m[2]!);
-    const args = eq ? m[2]!.slice(0, eq.index) : m[2]!.replace(/\s*<unfinished \.\.\.>\)?$/, "");
+    const args = (eq ? m[2]!.slice(0, eq.index) : m[2]!).replace(/\s*<unfinished \.\.\.>\)?$/, "");
     calls.push({ syscall, nth, changing: isChanging(syscall, args, eq?.[1] ?? ""), text: `${syscall}(${args})`, result: eq?.[1] ?? "" });
   }
   return calls;
 }
 
+/** Did the thread die in this call (strace printed it as it entered, without what the kernel fills in on the way out)? */
+export function diedIn(call: TracedCall): boolean {
+  return call.result === "" || call.result === "?";
+}
+
 function isChanging(syscall: string, args: string, result: string): boolean {
   if (OPEN_CALLS.has(syscall)) return syscall === "creat" || /O_CREAT|O_TRUNC/.test(args);
   if (syscall === "ioctl") return CHANGING_IOCTL.test(args);
+  if (syscall.startsWith("quotactl")) return /Q_(SETQUOTA|SETINFO|QUOTAON|QUOTAOFF|XSETQLIM|XQUOTAON|XQUOTAOFF|XQUOTARM)\b/.test(args);
   if (DATA_CALLS.has(syscall)) {
     // The first argument is the descriptor, with its path: a file or a device, not a socket, pipe, eventfd or terminal.
     const fd = /^\d+<([^>]*)>/.exec(args)?.[1] ?? "";
@@ -85,7 +95,7 @@ function isChanging(syscall: string, args: string, result: string): boolean {
 
 /**
  * A call's text with what differs from run to run taken out: the scratch
- * directory, loop device numbers, descriptor numbers, the random part of
+ * directory, loop device numbers, btrfs qgroup ids, descriptor numbers, the random part of
  * temporary names, data.
  */
 export function callSignature(text: string, dir: string): string {
@@ -95,6 +105,7 @@ export function callSignature(text: string, dir: string): string {
     .replace(/\/dev\/loop\d+/g, "/dev/loopN")
     .replace(/\b0x[0-9a-f]{6,}\b/g, "0x…")
     .replace(/lo_number=\d+/g, "lo_number=N")
+    .replace(/qgroupid=\d+/g, "qgroupid=N")
     .replace(/\[\{tv_sec=[^\]]*\]/g, "[times]")
     .replace(/\b\d+</g, "<")
     .replace(/\b[0-9a-f]{8}[0-9a-z]{0,8}\b/g, "*")
