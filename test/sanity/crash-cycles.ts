@@ -11,8 +11,11 @@
 import assert from "node:assert/strict";
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import * as path from "node:path";
+import type { ServiceError } from "@grpc/grpc-js";
 import type { VolumeCapability } from "../../src/gen/csi";
-import { blockCapability, mountCapability, type DriverProcess } from "./harness";
+import { canGrowExt4Online } from "../../src/mount/filesystem";
+import { blockCapability, Code, mountCapability, type DriverProcess } from "./harness";
+import type { LoopFsKind } from "./loop-fs";
 
 /** What the steps of one run of a cycle share. */
 export interface CycleState {
@@ -38,6 +41,8 @@ export interface Cycle {
   steps: Step[];
   /** Snapshot RPCs among the steps: ListSnapshots must be empty at the end too. */
   snapshots?: boolean;
+  /** A root on a loop file system of this kind (one per cycle, made with its first driver), for what needs one: quotas. */
+  root?: LoopFsKind;
   /** The explored steps `npm test` runs (killed before each call); the whole matrix is `npm run crash-explore`. */
   fast?: RegExp;
 }
@@ -59,7 +64,7 @@ interface VolumeKind {
   parameters(d: DriverProcess): Record<string, string>;
 }
 
-function create(name: string, kind: VolumeKind, explore = true, source?: string): Step {
+function create(name: string, kind: VolumeKind, explore = true, source?: string, bytes = 16 * MiB): Step {
   return {
     name: source ? `CreateVolume ${name} from ${source}` : `CreateVolume ${name}`,
     explore,
@@ -67,7 +72,7 @@ function create(name: string, kind: VolumeKind, explore = true, source?: string)
       const volumeContentSource = source ? { snapshot: { snapshotId: s.snapshots.get(source)! } } : undefined;
       const res = await s.d.client.controller.createVolume({
         name,
-        capacityRange: { requiredBytes: 16 * MiB },
+        capacityRange: { requiredBytes: bytes },
         volumeCapabilities: [kind.capability],
         parameters: kind.parameters(s.d),
         volumeContentSource,
@@ -151,6 +156,19 @@ function restoredLife(kind: VolumeKind, source: string, exploreCreate: boolean):
     restored.unstage,
     deleteVolume("restored", false),
   ];
+}
+
+/** The published volume's file system has grown to about `bytes`. */
+function grown(name: string, kind: VolumeKind, bytes: number): Step {
+  return {
+    name: `${name} has grown`,
+    explore: false,
+    run: async (s) => {
+      if (kind.capability.block) return; // a device's size: the block tests check what the kernel says of it
+      const st = statfsSync(target(s, name));
+      assert.ok(st.blocks * st.bsize > (bytes * 3) / 4, `${name}'s file system is ${st.blocks * st.bsize} bytes, asked ${bytes}`);
+    },
+  };
 }
 
 function deleteVolume(name: string, explore = true): Step {
@@ -260,19 +278,55 @@ function expandedLife(kind: VolumeKind, attach: boolean): Step[] {
         await s.d.client.node.nodeExpandVolume({ ...req, volumeCapability: kind.capability });
       },
     },
-    {
-      name: "vol has grown",
-      explore: false,
-      run: async (s) => {
-        if (kind.capability.block) return; // a device's size: the block tests check what the kernel says of it
-        const st = statfsSync(target(s, "vol"));
-        assert.ok(st.blocks * st.bsize > (bytes * 3) / 4, `vol's file system is ${st.blocks * st.bsize} bytes, asked ${bytes}`);
-      },
-    },
+    grown("vol", kind, bytes),
     checkMarker("vol", kind),
     after.unpublish,
     after.unstage,
     ...(attach ? [detach] : []),
+    deleteVolume("vol", false),
+  ];
+}
+
+/**
+ * A volume grown while a pod uses it (online): ControllerExpandVolume
+ * while it is staged and published, then NodeExpandVolume grows the
+ * mounted file system (xfs_growfs; ext4: resize2fs, whose
+ * EXT4_IOC_RESIZE_FS needs CAP_SYS_RESOURCE — a driver without it answers
+ * FAILED_PRECONDITION, having made the device follow the image, and the
+ * file system grows offline at the next stage, which the cycle then makes).
+ * Written before, read after, and its life ended.
+ */
+function onlineExpandedLife(kind: VolumeKind, fromBytes: number, toBytes: number): Step[] {
+  const [vol, again] = [nodeSteps("vol", kind, false), nodeSteps("vol", kind, false)];
+  const ext4WithoutCap = kind === IMAGE && !canGrowExt4Online();
+  return [
+    create("vol", kind, false, undefined, fromBytes),
+    vol.stage,
+    vol.publish,
+    writeMarker("vol", kind),
+    {
+      name: "ControllerExpandVolume vol, published",
+      explore: true,
+      run: async (s) => void (await s.d.client.controller.controllerExpandVolume({ volumeId: volume(s, "vol").volumeId, capacityRange: { requiredBytes: toBytes } })),
+    },
+    {
+      name: "NodeExpandVolume vol, online",
+      explore: kind !== QUOTA, // a quota grows with ControllerExpandVolume alone
+      run: async (s) => {
+        const req = { volumeId: volume(s, "vol").volumeId, volumePath: target(s, "vol"), stagingTargetPath: staging(s, "vol"), capacityRange: { requiredBytes: toBytes } };
+        try {
+          await s.d.client.node.nodeExpandVolume({ ...req, volumeCapability: kind.capability });
+        } catch (err) {
+          const e = err as ServiceError;
+          if (!(ext4WithoutCap && e.code === Code.FAILED_PRECONDITION && /CAP_SYS_RESOURCE/.test(e.details))) throw err;
+        }
+      },
+    },
+    ...(ext4WithoutCap ? [vol.unpublish, vol.unstage, again.stage, again.publish] : []),
+    grown("vol", kind, toBytes),
+    checkMarker("vol", kind),
+    vol.unpublish,
+    vol.unstage,
     deleteVolume("vol", false),
   ];
 }
@@ -344,6 +398,8 @@ function groupLife(kind: VolumeKind): Step[] {
 
 const plain = (extra: Record<string, string> = {}) => () => ({ ...extra });
 const IMAGE: VolumeKind = { capability: mountCapability(), parameters: plain({ capacity: "image" }) };
+const IMAGE_XFS: VolumeKind = { capability: { ...mountCapability(), mount: { fsType: "xfs", mountFlags: [], volumeMountGroup: "" } }, parameters: plain({ capacity: "image" }) };
+const QUOTA: VolumeKind = { capability: mountCapability(), parameters: plain({ capacity: "quota" }) };
 const BLOCK: VolumeKind = { capability: blockCapability(), parameters: plain() };
 const NONE: VolumeKind = { capability: mountCapability(), parameters: plain({ capacity: "none" }) };
 const MEMORY: VolumeKind = { capability: mountCapability(), parameters: plain({ backend: "memory" }) };
@@ -372,6 +428,13 @@ export const CYCLES: Cycle[] = [
   { name: "attached and expanded, capacity=image", driverArgs: ["--enable-attach"], steps: expandedLife(IMAGE, true) },
   { name: "attached and expanded, block", driverArgs: ["--enable-attach"], steps: expandedLife(BLOCK, true) },
   { name: "expanded, memory", steps: expandedLife(MEMORY, false) },
+  { name: "expanded online, capacity=image (ext4)", steps: onlineExpandedLife(IMAGE, 16 * MiB, 32 * MiB), fast: /NodeExpandVolume/ },
+  { name: "expanded online, capacity=image fsType=xfs", steps: onlineExpandedLife(IMAGE_XFS, 320 * MiB, 400 * MiB) },
+  { name: "capacity=quota, ext4 project quotas", root: "ext4-prjquota", steps: volumeLife(QUOTA), fast: /CreateVolume/ },
+  { name: "expanded online, capacity=quota, ext4 project quotas", root: "ext4-prjquota", steps: onlineExpandedLife(QUOTA, 16 * MiB, 32 * MiB) },
+  { name: "capacity=quota, XFS project quotas", root: "xfs-prjquota", steps: volumeLife(QUOTA) },
+  { name: "capacity=quota, btrfs qgroups", root: "btrfs-quota", steps: volumeLife(QUOTA), fast: /CreateVolume/ },
+  { name: "expanded online, capacity=quota, btrfs qgroups", root: "btrfs-quota", steps: onlineExpandedLife(QUOTA, 16 * MiB, 32 * MiB) },
   { name: "ephemeral inline volume", steps: ephemeralLife() },
   { name: "group snapshot, capacity=image", steps: groupLife(IMAGE), snapshots: true },
 ];

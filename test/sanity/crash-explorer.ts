@@ -19,6 +19,7 @@
  * just after the call, and then the driver is killed. Running a case is
  * crash-case.ts.
  */
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -28,6 +29,7 @@ import { readMountInfo } from "../../src/mount/mountinfo";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
 import { callSignature, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
 import { ChildPrograms } from "./child-trace";
+import { makeLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
 import type { Cycle, CycleState, Step } from "./crash-cycles";
 
 /** Which thread a call was made on; a helper program's run ("child mkfs.ext4 #1") is one thread. */
@@ -75,6 +77,8 @@ export function describeCase(c: CrashCase): string {
 
 let base: string | undefined;
 let children: ChildPrograms | undefined;
+/** The loop file systems cycles with a `root` run on, by kind (made at a cycle's first driver, kept for all its runs). */
+const roots = new Map<LoopFsKind, LoopFs>();
 
 /** The wrappers of the helper programs (made with the first driver). */
 export function childPrograms(): ChildPrograms {
@@ -91,13 +95,22 @@ export async function start(cycle: Cycle): Promise<DriverProcess> {
   base ??= mkdtempSync(path.join(os.tmpdir(), "csi-lab-crash-explorer-"));
   children ??= ChildPrograms.make(path.join(base, "bin"));
   children.off();
-  const dir = path.join(base, "node");
+  const dir = path.join(cycle.root ? await rootFor(cycle.root) : base, "node");
   mkdirSync(dir);
   return startDriver({ dir, extraArgs: cycle.driverArgs, env: { ...process.env, ...ENV, ...children.env() } });
 }
 
-/** Remove the explorer's scratch (the helper wrappers; each driver's directory goes with it). */
-export function removeScratch(): void {
+/** The scratch directory on a loop file system of `kind` (UnsupportedFs where this machine cannot make one). */
+async function rootFor(kind: LoopFsKind): Promise<string> {
+  let fs = roots.get(kind);
+  if (!fs) roots.set(kind, (fs = await makeLoopFs(kind, 1024 * 1024 * 1024)));
+  return fs.scratch;
+}
+
+/** Remove the explorer's scratch (the helper wrappers and loop file systems; each driver's directory goes with it). */
+export async function removeScratch(): Promise<void> {
+  for (const fs of roots.values()) await fs.cleanup();
+  roots.clear();
   if (base) rmSync(base, { recursive: true, force: true });
   base = children = undefined;
 }
@@ -268,6 +281,7 @@ export async function checkClean(d: DriverProcess, cycle: Cycle, ref: Reference 
     const snapshots = (await d.client.controller.listSnapshots({})).entries ?? [];
     if (snapshots.length > 0) problems.push(`ListSnapshots: ${snapshots.map((e) => e.snapshot!.snapshotId).join(", ")}`);
   }
+  if (cycle.root) for (const q of quotasLeft(d.dir)) problems.push(`quota still there: ${q}`);
   if (ref) {
     const now = tree(d.dir);
     const left = now.filter((e) => !ref.tree.includes(e));
@@ -276,6 +290,23 @@ export async function checkClean(d: DriverProcess, cycle: Cycle, ref: Reference 
     if (gone.length > 0) problems.push(`missing from the scratch directory: ${gone.join(", ")}`);
   }
   return problems;
+}
+
+/**
+ * The project quotas with a limit on the file system holding `dir` ("project 123: 16384 KiB"): a deleted
+ * volume's limit goes with it. xfs_quota reads them on ext4 too (-f). (A btrfs volume's qgroup may outlive
+ * its subvolume until the kernel's cleaner is done, harmlessly: see btrfs-qgroup.ts. Its subvolume is in the tree.)
+ */
+function quotasLeft(dir: string): string[] {
+  const fsType = execFileSync("findmnt", ["-n", "-o", "FSTYPE", "-T", dir], { encoding: "utf8" }).trim();
+  if (fsType !== "xfs" && fsType !== "ext4") return [];
+  const out = execFileSync("xfs_quota", [...(fsType === "ext4" ? ["-f"] : []), "-x", "-c", "report -p -N -n", dir], { encoding: "utf8" });
+  // Columns: #id, used, soft, hard, warnings, grace (KiB).
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((c) => /^#\d+$/.test(c[0] ?? "") && c[0] !== "#0" && Number(c[3]) > 0)
+    .map((c) => `project ${c[0]!.slice(1)}: ${c[3]} KiB`);
 }
 
 function loopsUnder(dir: string): string[] {
