@@ -10,9 +10,8 @@
  * checks where the driver was stopped, and aims again when it was not at
  * its call.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import type { CycleState, Step } from "./crash-cycles";
 import {
   checkClean,
   childPrograms,
@@ -27,26 +26,31 @@ import {
   type CrashCase,
   type CrashPoint,
   type Reference,
+  type Role,
+  tree,
 } from "./crash-explorer";
+import { holdStart, running, type HeldStart } from "./crash-startup";
 import { destroyDriver, type DriverProcess } from "./harness";
-import { ArmedStrace, callSignature, diedIn, recordCalls, type TracedCall } from "./strace";
+import { ArmedStrace, callSignature, diedIn, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
 
 export interface RunOptions {
   /** Record the calls of the RPC's first retry, and give the cases of a second crash there (killed before each). */
   recordRetry?: boolean;
+  /** Record the start-up after the kill, and give the cases of a crash in it (killed at these moments of each call). */
+  recordStartup?: readonly KillMoment[];
 }
 
-/** Run one case; with `recordRetry`, also the cases it gives for a second crash in the retry. */
+/** Run one case; with `recordRetry` or `recordStartup`, also the cases it gives for a second crash in the retry or the start-up. */
 export async function runCase(c: CrashCase, ref: Reference, opts: RunOptions = {}): Promise<CaseResult & { retryCases?: CrashCase[] }> {
-  const aims = [c.call.nth, c.retry?.call.nth ?? 0];
+  const aims = [c.call.nth, c.retry?.call.nth ?? 0, c.startup?.call.nth ?? 0];
   let note: string | undefined;
   for (let attempt = 0; attempt < 10; attempt++) {
     const r = await runCaseOnce(c, ref, aims, opts);
     if (!r.miss) return { case: c, problems: r.problems, note, retryCases: r.retryCases };
     // strace's count differs from the reference run's (a call of the same kind came or went before it): aim again.
     const { level, landed, found, passed } = r.miss;
-    const point = level === 0 ? c : c.retry!;
-    note = `${level === 1 ? "in the retry, " : ""}aimed at #${aims[level]}, ${landed}`;
+    const point = [c, c.retry, c.startup][level]!;
+    note = `${["", "in the retry, ", "in the start-up, "][level]}aimed at #${aims[level]}, ${landed}`;
     if (found === aims[level] || (found === undefined && passed === undefined)) break;
     // Seen: go to it. Not yet: at least as many calls further as changing ones of its kind are still to come before it.
     aims[level] = found ?? aims[level]! + Math.max(1, point.rank - passed!);
@@ -56,7 +60,7 @@ export async function runCase(c: CrashCase, ref: Reference, opts: RunOptions = {
 
 /** Where the driver was stopped, when it was not at the call aimed at. */
 interface Miss {
-  /** 0: the first crash; 1: the one in the retry. */
+  /** 0: the first crash; 1: the one in the retry; 2: the one in the start-up. */
   level: number;
   landed: string;
   /** The call's number in this run's count, if it was seen. */
@@ -72,16 +76,29 @@ async function runCaseOnce(c: CrashCase, ref: Reference, aims: number[], opts: R
   const problems: string[] = [];
   try {
     for (const earlier of c.cycle.steps.slice(0, c.step)) await earlier.run(s);
-    const missed = await crashAt(c, aims[0]!, d, s, step);
+    const missed = await crashAt(c, aims[0]!, d, () => step.run(s));
     if (missed) return { problems, miss: { level: 0, ...missed } };
-    await d.start();
+    let retryCases: CrashCase[] | undefined;
+    const foreign = c.startup || opts.recordStartup ? placeForeign(d) : [];
+    if (c.startup) {
+      const held = await holdStart(d);
+      const inStartup = await crashAt(c.startup, aims[2]!, d, () => held.started, held);
+      if (inStartup) return { problems, miss: { level: 2, ...inStartup } };
+      await d.start();
+      const now = tree(d.dir);
+      const differs = [...now.filter((e) => !c.startupTree!.includes(e)), ...c.startupTree!.filter((e) => !now.includes(e)).map((e) => `no ${e}`)];
+      if (differs.length > 0) problems.push(`after this start-up was cut off and the next ran, unlike after an uncut start-up: ${differs.join(", ")}`);
+    } else if (opts.recordStartup) {
+      retryCases = await recordStartup(c, d, opts.recordStartup);
+    } else {
+      await d.start();
+    }
     if (c.retry) {
-      const again = await crashAt(c.retry, aims[1]!, d, s, step);
+      const again = await crashAt(c.retry, aims[1]!, d, () => step.run(s));
       if (again) return { problems, miss: { level: 1, ...again } };
       await d.start();
     }
     let failed: string | undefined;
-    let retryCases: CrashCase[] | undefined;
     if (opts.recordRetry) {
       const threads = [...roles(d)].filter(([role]) => role.startsWith("driver"));
       const { calls } = await recordCalls(
@@ -102,6 +119,7 @@ async function runCaseOnce(c: CrashCase, ref: Reference, aims: number[], opts: R
           break;
         }
       }
+    problems.push(...removeForeign(foreign));
     problems.push(...(await checkClean(d, c.cycle, ref)));
     return { problems, retryCases };
   } catch (e) {
@@ -113,13 +131,69 @@ async function runCaseOnce(c: CrashCase, ref: Reference, aims: number[], opts: R
 }
 
 /**
- * Run `step` with the driver set to stop at `point` (the `nth` call of its
+ * Start the driver after a kill, recording its start-up: the cases of a
+ * crash in it (each with what the scratch directory holds after this
+ * uncut start-up, which a cut one followed by another must also give).
+ */
+async function recordStartup(c: CrashCase, d: DriverProcess, moments: readonly KillMoment[]): Promise<CrashCase[]> {
+  const held = await holdStart(d);
+  childPrograms().record();
+  const { calls } = await recordCalls(held.tids, path.join(d.dir, "strace.startup"), async () => {
+    held.go();
+    await held.started;
+  });
+  const runs = childPrograms().runs().map((r) => [`child ${r.name}` as Role, r.calls] as const);
+  childPrograms().off();
+  const pool = poolThread(held.pid);
+  if (pool !== held.pool) throw new Error(`the pool thread is ${pool}, not the newest thread at the start (${held.pool})`);
+  const startupTree = tree(d.dir);
+  const threads = [["driver main thread", held.main] as const, ["driver pool thread", held.pool] as const].map(([role, tid]) => [role, calls.get(tid) ?? []] as const);
+  const other = held.tids.filter((t) => t !== held.main && t !== held.pool).flatMap((t) => (calls.get(t) ?? []).filter((call) => call.changing));
+  if (other.length > 0) throw new Error(`the start-up made changing calls on threads the explorer does not follow: ${other.map((o) => o.text).join(", ")}`);
+  return [...threads, ...runs].flatMap(([role, list]) => pointsFrom(list, role, d.dir, moments).map((startup) => ({ ...c, startup, startupTree })));
+}
+
+/**
+ * Things the driver did not make, put where a start-up looks (data/, which
+ * the sweep must leave to whoever wrote there; the kubelet directory) before
+ * a start-up that follows a kill: after the cycle they must be as they were.
+ */
+function placeForeign(d: DriverProcess): string[] {
+  const files = [path.join(d.root, "data", "not-a-volume", "keep"), path.join(d.kubeletDir, "not-the-drivers", "keep")];
+  for (const f of files) {
+    mkdirSync(path.dirname(f), { recursive: true });
+    writeFileSync(f, FOREIGN);
+  }
+  return files;
+}
+
+/** Check the foreign files are as they were, and remove them; what is wrong with them. */
+function removeForeign(files: string[]): string[] {
+  const problems: string[] = [];
+  for (const f of files) {
+    let content: string | undefined;
+    try {
+      content = readFileSync(f, "utf8");
+    } catch {
+      // gone
+    }
+    if (content !== FOREIGN) problems.push(`what the driver did not make was touched: ${f} ${content === undefined ? "is gone" : "changed"}`);
+    rmSync(path.dirname(f), { recursive: true, force: true });
+  }
+  return problems;
+}
+
+const FOREIGN = "not the driver's\n";
+
+/**
+ * Run `act` (the RPC; or, with `held`, a start-up held before its first
+ * call) with the driver set to stop at `point` (the `nth` call of its
  * kind); kill it there and wait until it and what it leaves running have
  * ended. undefined when it was stopped at that very call.
  */
-async function crashAt(point: CrashPoint, nth: number, d: DriverProcess, s: CycleState, step: Step): Promise<Omit<Miss, "level"> | undefined> {
-  const armed = await arm(point, d, nth, path.join(d.dir, "strace.log"));
-  const call = step.run(s).then(
+async function crashAt(point: CrashPoint, nth: number, d: DriverProcess, act: () => Promise<unknown>, held?: HeldStart): Promise<Omit<Miss, "level"> | undefined> {
+  const armed = await arm(point, d, nth, path.join(d.dir, "strace.log"), held);
+  const call = act().then(
     () => "answered",
     () => "failed",
   );
@@ -156,13 +230,14 @@ interface Armed {
   calls(): TracedCall[];
 }
 
-async function arm(point: CrashPoint, d: DriverProcess, nth: number, log: string): Promise<Armed> {
+async function arm(point: CrashPoint, d: DriverProcess, nth: number, log: string, held?: HeldStart): Promise<Armed> {
   if (point.role.startsWith("child ")) {
     // A helper program: stopped just after its call; once the driver is dead it carries on as it would have
     // (dying with it, if it was tied to it by --pdeathsig), and the explorer waits until it has ended.
     const children = childPrograms();
     const run = point.role.slice("child ".length);
     children.inject(run, point.call.syscall, nth);
+    held?.go();
     let stopped: { pid: number } | undefined;
     return {
       hit: async (rpc) => {
@@ -182,9 +257,10 @@ async function arm(point: CrashPoint, d: DriverProcess, nth: number, log: string
       calls: () => children.runs().find((r) => `child ${r.name}` === point.role)?.calls.filter((t) => t.syscall === point.call.syscall) ?? [],
     };
   }
-  const target = roles(d).get(point.role);
+  const target = held ? { pid: held.pid, tid: point.role === "driver main thread" ? held.main : held.pool } : roles(d).get(point.role);
   if (!target) throw new Error(`no ${point.role} to attach to`);
-  const armed = await ArmedStrace.arm(target.pid, target.tid, point.call.syscall, nth, point.moment, log, d.exit);
+  const resume = held && (async () => (held.go(), await running(held.pid)));
+  const armed = await ArmedStrace.arm(target.pid, target.tid, point.call.syscall, nth, point.moment, log, d.exit, resume);
   return { hit: () => armed.hit, done: () => armed.done(), calls: () => armed.calls() };
 }
 

@@ -54,6 +54,9 @@ export interface CrashCase extends CrashPoint {
   /** Index of the explored step in cycle.steps. */
   step: number;
   retry?: CrashPoint;
+  /** Or: kill it again in the start-up that follows the first kill, at this point; then what an uncut start-up leaves (tree()). */
+  startup?: CrashPoint;
+  startupTree?: string[];
 }
 
 export interface CaseResult {
@@ -72,7 +75,7 @@ const RETRYABLE = new Set<number>([Code.ABORTED, Code.UNAVAILABLE, Code.DEADLINE
 
 export function describeCase(c: CrashCase): string {
   const point = (p: CrashPoint) => `${p.moment} ${p.role}'s ${p.call.syscall} #${p.call.nth}: ${p.call.text.slice(0, 160)}`;
-  return `${c.cycle.name} / ${c.cycle.steps[c.step]!.name} / ${point(c)}${c.retry ? ` / then in the retry: ${point(c.retry)}` : ""}`;
+  return `${c.cycle.name} / ${c.cycle.steps[c.step]!.name} / ${point(c)}${c.retry ? ` / then in the retry: ${point(c.retry)}` : ""}${c.startup ? ` / then in the start-up: ${point(c.startup)}` : ""}`;
 }
 
 let base: string | undefined;

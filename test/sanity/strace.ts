@@ -82,6 +82,7 @@ export function diedIn(call: TracedCall): boolean {
 }
 
 function isChanging(syscall: string, args: string, result: string): boolean {
+  if (result.startsWith("-1 ")) return false; // it failed, and changed nothing (a mkdir -p's EEXIST, an unmount's EINVAL)
   if (OPEN_CALLS.has(syscall)) return syscall === "creat" || /O_CREAT|O_TRUNC/.test(args);
   if (syscall === "ioctl") return CHANGING_IOCTL.test(args);
   if (syscall.startsWith("quotactl")) return /Q_(SETQUOTA|SETINFO|QUOTAON|QUOTAOFF|XSETQLIM|XQUOTAON|XQUOTAOFF|XQUOTARM)\b/.test(args);
@@ -180,10 +181,21 @@ export class ArmedStrace {
     readonly hit: Promise<void>,
   ) {}
 
-  static async arm(pid: number, tid: number, syscall: string, nth: number, moment: KillMoment, log: string, dead: Promise<unknown>): Promise<ArmedStrace> {
+  /** `resume`: for a process held stopped (crash-startup.ts), let it go once strace is attached. */
+  static async arm(
+    pid: number,
+    tid: number,
+    syscall: string,
+    nth: number,
+    moment: KillMoment,
+    log: string,
+    dead: Promise<unknown>,
+    resume?: () => Promise<void>,
+  ): Promise<ArmedStrace> {
     const signal = moment === "before" ? "SIGKILL" : "SIGSTOP";
     const inject = `inject=${syscall}:signal=${signal}:when=${nth}`;
     const proc = await startStrace(args([tid], syscall, ["-e", inject, "-o", log]), [tid]);
+    await resume?.();
     const hit = moment === "before" ? dead.then(() => undefined) : Promise.race([dead.then(() => undefined), stopped(pid)]);
     return new ArmedStrace(proc, log, hit);
   }
