@@ -7,6 +7,9 @@
 // and just after each call, and while each helper program (mkfs, cp, mount…) is just after each of its calls.
 // `CSI_LAB_CRASH_EXPLORE=twice npm run crash-explore` also kills the driver a second time, before each call of
 // the retry that follows a kill before a driver thread's call: a crash while recovering from a crash.
+// `CSI_LAB_CRASH_EXPLORE=startup npm run crash-explore` also kills the driver in the start-up (the sweep) after each
+// kill just after a driver thread's call, at each of its calls (crash-startup.ts), each distinct start-up once;
+// `npm test` does that for the kills a cycle's `fastStartup` names.
 import assert from "node:assert/strict";
 import { CYCLES, type Cycle } from "./crash-cycles";
 import { runCase } from "./crash-case";
@@ -16,21 +19,23 @@ import { skipUnlessInstalled } from "./programs";
 import type { KillMoment } from "./strace";
 
 const MODE = process.env.CSI_LAB_CRASH_EXPLORE ?? "";
-const WHOLE = MODE === "all" || MODE === "twice";
+const WHOLE = MODE === "all" || MODE === "twice" || MODE === "startup";
 /** Also kill the driver a second time, at each call of the first retry after a kill before a driver thread's call. */
 const TWICE = MODE === "twice";
+/** Also kill the driver in the start-up after a kill (in `npm test`, after the kills `fastStartup` names). */
+const STARTUP = MODE === "startup";
 const MOMENTS: readonly KillMoment[] = WHOLE ? ["before", "after"] : ["before"];
 
 /** Findings not fixed yet: a case whose description matches is expected to fail (and must, until it is taken off). */
 const KNOWN: { match: RegExp; why: string }[] = [];
 
 /**
- * The kills whose start-up is explored too (killed at each of its calls, started again): in the whole matrix,
+ * The kills whose start-up is explored too (killed at each of its calls, started again): in the startup mode,
  * those just after a driver thread's call, which leave the sweep something half-done to settle; in `npm test`,
  * those the cycle's `fastStartup` names.
  */
 const exploreStartup = (c: CrashCase) =>
-  WHOLE ? c.moment === "after" && c.role.startsWith("driver") : (c.cycle.fastStartup?.test(describeCase(c)) ?? false);
+  STARTUP ? c.moment === "after" && c.role.startsWith("driver") : !WHOLE && (c.cycle.fastStartup?.test(describeCase(c)) ?? false);
 
 const explored = (cycle: Cycle) => cycle.steps.flatMap((step, i) => (step.explore && (WHOLE || cycle.fast?.test(step.name)) ? [i] : []));
 

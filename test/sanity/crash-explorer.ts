@@ -16,8 +16,10 @@
  *
  * Calls of a share agent (the nfs backend's helper process) and of the
  * helper programs (child-trace.ts) are cases too: the process is stopped
- * just after the call, and then the driver is killed. Running a case is
- * crash-case.ts.
+ * just after the call, and then the driver is killed. So are the calls of
+ * the start-up after a kill (crash-startup.ts): the driver is killed again
+ * there, and the next start must leave what an uncut one did. Running a
+ * case is crash-case.ts.
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
