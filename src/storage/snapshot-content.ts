@@ -25,17 +25,14 @@
  * (docs/security.md) — still never through a symlink, and only if it is of
  * its layout's kind.
  */
-import { closeSync, fstatSync, promises as fsp } from "node:fs";
-import * as path from "node:path";
+import { closeSync, fstatSync } from "node:fs";
 import { errnoOf, failedPrecondition, notFound, type CsiError } from "../csi/errors";
 import type { Content, ContentLayout } from "./copy-content";
 import { identityAt, isSameData, openData, type DataKind } from "./dir-identity";
-import { putBack } from "./rename-no-replace";
+import { moveIntoTrash } from "./trash-move";
 import type { SnapshotRecord } from "./snapshot-record";
-import { uniqueSuffix } from "./unique-name";
 
-/** How a delete names its entry in .trash: <id>.delete-<suffix> (the sweep settles it with the record, if the record is still there). */
-export const DELETE_MOVE = ".delete-";
+export { DELETE_MOVE } from "./trash-move";
 
 /** What a snapshot of `layout` keeps at its name: a directory tree, or one file (image and block). */
 export function contentKind(layout: ContentLayout): DataKind {
@@ -96,15 +93,7 @@ export async function moveProvenContent(target: string, trashDir: string, rec: S
   const proof = rec?.contentIdentity;
   const kind = contentKind(rec?.layout ?? "dir");
   if (proof && identityAt(target, proof, kind) === "other") return { kind: "replaced" };
-  const moved = path.join(trashDir, `${path.basename(target)}${DELETE_MOVE}${uniqueSuffix()}`);
-  try {
-    await fsp.rename(target, moved);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "absent" };
-    throw err;
-  }
-  if (proof && identityAt(moved, proof, kind) !== "same") return { kind: "replaced", back: await putBack(moved, target) };
-  return { kind: "moved", path: moved };
+  return moveIntoTrash(target, trashDir, proof, kind);
 }
 
 /**

@@ -22,14 +22,13 @@ import { fsyncFd, ftruncateFd } from "../../storage/fd-calls";
 import { makeSparseFile, syncFile } from "../../storage/sparse-file";
 import { failedPrecondition } from "../../csi/errors";
 import { mountedInside, removeTree } from "../../storage/remove-tree";
-import { uniqueSuffix } from "../../storage/unique-name";
 import type { FsType } from "../../mount/filesystem";
 import type { TemplateStore } from "./templates";
 import type { UsageProbe } from "./capacity-ledger";
 import type { QuotaBackend, QuotaInfo } from "./quota";
 import { type Condition, layoutOf, type VolumeLayout, type VolumeRecord } from "../../storage/volume-record";
-import { identityAt, identityParts, lookAtData, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
-import { putBack } from "../../storage/rename-no-replace";
+import { identityParts, lookAtData, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
+import { moveIntoTrash } from "../../storage/trash-move";
 import { dataKindOf, identityOfMade, withVolumeImage } from "./volume-dir";
 
 export interface ContentSpec {
@@ -214,8 +213,7 @@ export type ProvenMove =
   /** Another directory or file was at the name as it was moved; moved back, to `back`. */
   | { kind: "replaced"; back: string };
 
-/** How a delete names its entry in .trash: <id>.delete-<suffix> (the sweep finishes it, sweep.ts). */
-export const DELETE_MOVE = ".delete-";
+export { DELETE_MOVE } from "../../storage/trash-move";
 /**
  * Move a volume's directory or image file at `target` into .trash: the
  * commit point of its delete (store.ts). Where the record names it
@@ -239,15 +237,8 @@ export async function moveProven(
   if (inside) {
     throw failedPrecondition(`volume ${path.basename(target)} was not deleted: ${inside}, inside the volume, and deleting it would empty that; unmount it first`);
   }
-  const moved = path.join(root, ".trash", `${path.basename(target)}${DELETE_MOVE}${uniqueSuffix()}`);
-  try {
-    await fsp.rename(target, moved);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "absent" };
-    throw err;
-  }
-  if (proof && identityAt(moved, proof, kind) !== "same") return { kind: "replaced", back: await putBack(moved, target) };
-  return { kind: "moved", path: moved, quota: identify(moved, quota), proven: proof !== undefined };
+  const m = await moveIntoTrash(target, path.join(root, ".trash"), proof, kind);
+  return m.kind === "moved" ? { ...m, quota: identify(m.path, quota), proven: proof !== undefined } : m;
 }
 
 /**
