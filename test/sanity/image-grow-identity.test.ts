@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { blockCapability, Code, destroyDriver, expectCode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
-import { startSwapDriver } from "./swap-driver";
+import { imageVolumeAndStranger, startSwapDriver } from "./swap-driver";
 
 const MiB = 1024 * 1024;
 
@@ -21,16 +21,6 @@ describe("Growing an image or block volume whose image file is swapped for someo
 
   const meta = async (id: string) => JSON.parse(await fsp.readFile(path.join(d.root, "volumes", `${id}.json`), "utf8"));
 
-  /** A 16 MiB volume of the kind `cap` asks for, someone else's 16 MiB file beside the root, and the swap armed for the next open of the image. */
-  async function armed(cap: ReturnType<typeof mountCapability>): Promise<{ volumeId: string; image: string; theirs: string }> {
-    const req = { name: uniqueName("grow"), volumeCapabilities: [cap], capacityRange: { requiredBytes: 16 * MiB } };
-    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
-    const image = path.join(d.root, "data", volumeId);
-    const theirs = d.scratch(uniqueName("theirs"));
-    await fsp.writeFile(theirs, "theirs");
-    await fsp.truncate(theirs, 16 * MiB);
-    return { volumeId, image, theirs };
-  }
   const arm = (image: string, theirs: string) =>
     fsp.writeFile(swapFile, `open ${image}\nmv ${shellQuote(image)} ${shellQuote(image + ".moved")}\nmv ${shellQuote(theirs)} ${shellQuote(image)}\n`);
   const swapBack = async (image: string, theirs: string) => {
@@ -51,7 +41,7 @@ describe("Growing an image or block volume whose image file is swapped for someo
     ["block", blockCapability()],
   ] as const) {
     it(`${kind}: ControllerExpandVolume answers FAILED_PRECONDITION and extends nothing`, async () => {
-      const { volumeId, image, theirs } = await armed(cap);
+      const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { content: "theirs" });
       await arm(image, theirs);
       const expand = d.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 32 * MiB } });
       await expectCode(expand, Code.FAILED_PRECONDITION, /is not the image file this driver made for it/);
@@ -65,7 +55,7 @@ describe("Growing an image or block volume whose image file is swapped for someo
     });
 
     it(`${kind}: NodeExpandVolume of the staged volume answers FAILED_PRECONDITION and extends nothing`, async () => {
-      const { volumeId, image, theirs } = await armed(cap);
+      const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { content: "theirs" });
       const stagingTargetPath = d.path(uniqueName("staging"));
       await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
       const volumePath = kind === "block" ? path.join(stagingTargetPath, "block") : stagingTargetPath;

@@ -10,9 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
-import { startSwapDriver } from "./swap-driver";
-
-const MiB = 1024 * 1024;
+import { imageVolumeAndStranger, startSwapDriver } from "./swap-driver";
 
 describe("An image volume whose image file is swapped for another file", () => {
   let d: DriverProcess;
@@ -20,16 +18,6 @@ describe("An image volume whose image file is swapped for another file", () => {
   before(async () => ({ d, swapFile } = await startSwapDriver(["--default-capacity-mode", "image"])));
   after(async () => destroyDriver(d));
 
-  /** An image volume, and someone else's file of the same size on the same disk. */
-  async function volumeAndStranger(): Promise<{ volumeId: string; image: string; theirs: string }> {
-    const req = { name: uniqueName("img"), volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: 16 * MiB } };
-    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
-    const image = path.join(d.root, "data", volumeId);
-    const theirs = d.scratch(uniqueName("theirs"));
-    await fsp.writeFile(theirs, "keep");
-    await fsp.truncate(theirs, 16 * MiB);
-    return { volumeId, image, theirs };
-  }
   const head = async (p: string) => (await fsp.readFile(p)).subarray(0, 4).toString();
   const swap = async (image: string, theirs: string) => {
     await fsp.rename(image, image + ".moved");
@@ -41,7 +29,7 @@ describe("An image volume whose image file is swapped for another file", () => {
   };
 
   it("the record names the image; DeleteVolume answers NOT_FOUND and deletes nothing; the volume reports it; swapped back, it is deleted", async () => {
-    const { volumeId, image, theirs } = await volumeAndStranger();
+    const { volumeId, image, theirs } = await imageVolumeAndStranger(d, mountCapability(), { content: "keep" });
     const record = JSON.parse(await fsp.readFile(path.join(d.root, "volumes", `${volumeId}.json`), "utf8"));
     assert.equal(record.dataIdentity.ino, String((await fsp.stat(image, { bigint: true })).ino));
     await swap(image, theirs);
@@ -61,7 +49,7 @@ describe("An image volume whose image file is swapped for another file", () => {
   });
 
   it("DeleteVolume with the swap made just before its move: what was moved is put back, NOT_FOUND, nothing deleted", async () => {
-    const { volumeId, image, theirs } = await volumeAndStranger();
+    const { volumeId, image, theirs } = await imageVolumeAndStranger(d, mountCapability(), { content: "keep" });
     await fsp.writeFile(swapFile, `move\nmv ${shellQuote(image)} ${shellQuote(image + ".moved")}\nmv ${shellQuote(theirs)} ${shellQuote(image)}\n`);
     await expectCode(d.client.controller.deleteVolume({ volumeId }), Code.NOT_FOUND, /replaced by another file while it was being deleted/);
     assert.equal(existsSync(swapFile), false, "the swap was made");

@@ -13,9 +13,7 @@ import * as path from "node:path";
 import { bindMount, unmount } from "../../src/mount/syscalls";
 import { blockCapability, Code, destroyDriver, expectCode, isMounted, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
 import { loopsOf } from "./loop-fs";
-import { startSwapDriver } from "./swap-driver";
-
-const MiB = 1024 * 1024;
+import { imageVolumeAndStranger, startSwapDriver } from "./swap-driver";
 
 describe("An image or block volume whose image file is swapped for someone else's, on the node", () => {
   let d: DriverProcess;
@@ -23,17 +21,6 @@ describe("An image or block volume whose image file is swapped for someone else'
   before(async () => ({ d, swapFile } = await startSwapDriver(["--default-capacity-mode", "image"])));
   after(async () => destroyDriver(d));
 
-  /** A volume of the kind `cap` asks for, and someone else's ext4 image of the same size beside the driver's root. */
-  async function volumeAndStranger(cap: ReturnType<typeof mountCapability>): Promise<{ volumeId: string; image: string; theirs: string }> {
-    const req = { name: uniqueName("img"), volumeCapabilities: [cap], capacityRange: { requiredBytes: 16 * MiB } };
-    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
-    const image = path.join(d.root, "data", volumeId);
-    const theirs = d.scratch(uniqueName("theirs"));
-    await fsp.writeFile(theirs, "");
-    await fsp.truncate(theirs, 16 * MiB);
-    execFileSync("mkfs.ext4", ["-q", "-F", theirs], { stdio: "ignore" });
-    return { volumeId, image, theirs };
-  }
   const swap = async (image: string, theirs: string) => {
     await fsp.rename(image, image + ".moved");
     await fsp.rename(theirs, image);
@@ -45,7 +32,7 @@ describe("An image or block volume whose image file is swapped for someone else'
 
   it("image: NodeUnpublishVolume and NodeUnstageVolume undo the volume's own mounts while another image is at its name, and never unmount theirs", async () => {
     const cap = mountCapability();
-    const { volumeId, image, theirs } = await volumeAndStranger(cap);
+    const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { ext4: true });
     const stagingTargetPath = d.path(uniqueName("staging"));
     const targetPath = d.path(uniqueName("target"));
     await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
@@ -75,7 +62,7 @@ describe("An image or block volume whose image file is swapped for someone else'
 
   it("block: NodeUnpublishVolume and NodeUnstageVolume undo the volume's own binds and device while another image is at its name, and never theirs", async () => {
     const cap = blockCapability();
-    const { volumeId, image, theirs } = await volumeAndStranger(cap);
+    const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { ext4: true });
     const stagingTargetPath = d.path(uniqueName("staging"));
     const targetPath = d.path(uniqueName("dev"));
     await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
@@ -108,7 +95,7 @@ describe("An image or block volume whose image file is swapped for someone else'
     ["block", blockCapability()],
   ] as const) {
     it(`${kind}: NodeStageVolume with the swap made as it opens the image answers FAILED_PRECONDITION and attaches nothing`, async () => {
-      const { volumeId, image, theirs } = await volumeAndStranger(cap);
+      const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { ext4: true });
       const stagingTargetPath = d.path(uniqueName("staging"));
       await fsp.writeFile(swapFile, `open ${image}\nmv ${shellQuote(image)} ${shellQuote(image + ".moved")}\nmv ${shellQuote(theirs)} ${shellQuote(image)}\n`);
       const stage = d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });

@@ -10,9 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { blockCapability, Code, destroyDriver, expectCode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
-import { startSwapDriver } from "./swap-driver";
-
-const MiB = 1024 * 1024;
+import { imageVolumeAndStranger, startSwapDriver } from "./swap-driver";
 
 describe("A snapshot of an image or block volume whose image file is swapped for someone else's", () => {
   let d: DriverProcess;
@@ -20,16 +18,6 @@ describe("A snapshot of an image or block volume whose image file is swapped for
   before(async () => ({ d, swapFile } = await startSwapDriver(["--default-capacity-mode", "image"])));
   after(async () => destroyDriver(d));
 
-  /** A 16 MiB volume of the kind `cap` asks for, holding bytes of its own, and someone else's 16 MiB file beside the root. */
-  async function volumeAndStranger(cap: ReturnType<typeof mountCapability>): Promise<{ volumeId: string; image: string; theirs: string }> {
-    const req = { name: uniqueName("snap-src"), volumeCapabilities: [cap], capacityRange: { requiredBytes: 16 * MiB } };
-    const volumeId = (await d.client.controller.createVolume(req)).volume!.volumeId!;
-    const image = path.join(d.root, "data", volumeId);
-    const theirs = d.scratch(uniqueName("theirs"));
-    await fsp.writeFile(theirs, "theirs");
-    await fsp.truncate(theirs, 16 * MiB);
-    return { volumeId, image, theirs };
-  }
   const swapScript = (when: string, image: string, theirs: string) =>
     `${when}\nmv ${shellQuote(image)} ${shellQuote(image + ".moved")}\nmv ${shellQuote(theirs)} ${shellQuote(image)}\n`;
   const swapBack = async (image: string, theirs: string) => {
@@ -43,7 +31,7 @@ describe("A snapshot of an image or block volume whose image file is swapped for
     ["block", blockCapability()],
   ] as const) {
     it(`${kind}: swapped as the copy starts, the snapshot holds the volume's image, not their file`, async () => {
-      const { volumeId, image, theirs } = await volumeAndStranger(cap);
+      const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { content: "theirs" });
       await fsp.writeFile(swapFile, swapScript("cp", image, theirs));
       const snapshot = (await d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: volumeId })).snapshot!;
       assert.equal(existsSync(swapFile), false, "the swap was made");
@@ -57,7 +45,7 @@ describe("A snapshot of an image or block volume whose image file is swapped for
     });
 
     it(`${kind}: swapped as the image is opened, CreateSnapshot answers FAILED_PRECONDITION and copies nothing`, async () => {
-      const { volumeId, image, theirs } = await volumeAndStranger(cap);
+      const { volumeId, image, theirs } = await imageVolumeAndStranger(d, cap, { content: "theirs" });
       await fsp.writeFile(swapFile, swapScript(`open ${image}`, image, theirs));
       const create = d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: volumeId });
       await expectCode(create, Code.FAILED_PRECONDITION, /is not the image file this driver made for it/);
