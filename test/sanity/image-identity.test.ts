@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
-import { imageVolumeAndStranger, startSwapDriver } from "./swap-driver";
+import { imageVolumeAndStranger, startSwapDriver, swapBack, swapIn } from "./swap-driver";
 
 describe("An image volume whose image file is swapped for another file", () => {
   let d: DriverProcess;
@@ -19,20 +19,12 @@ describe("An image volume whose image file is swapped for another file", () => {
   after(async () => destroyDriver(d));
 
   const head = async (p: string) => (await fsp.readFile(p)).subarray(0, 4).toString();
-  const swap = async (image: string, theirs: string) => {
-    await fsp.rename(image, image + ".moved");
-    await fsp.rename(theirs, image);
-  };
-  const swapBack = async (image: string, theirs: string) => {
-    await fsp.rename(image, theirs);
-    await fsp.rename(image + ".moved", image);
-  };
 
   it("the record names the image; DeleteVolume answers NOT_FOUND and deletes nothing; the volume reports it; swapped back, it is deleted", async () => {
     const { volumeId, image, theirs } = await imageVolumeAndStranger(d, mountCapability(), { content: "keep" });
     const record = JSON.parse(await fsp.readFile(path.join(d.root, "volumes", `${volumeId}.json`), "utf8"));
     assert.equal(record.dataIdentity.ino, String((await fsp.stat(image, { bigint: true })).ino));
-    await swap(image, theirs);
+    await swapIn(image, theirs);
     await expectCode(d.client.controller.deleteVolume({ volumeId }), Code.NOT_FOUND, /not the image file this driver made for it/);
     assert.equal(await head(image), "keep", "their file is where it was, whole");
     assert.ok(existsSync(path.join(d.root, "volumes", `${volumeId}.json`)), "the volume still exists");

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { bindMount, unmount } from "../../src/mount/syscalls";
 import { blockCapability, Code, destroyDriver, expectCode, isMounted, mountCapability, shellQuote, uniqueName, type DriverProcess } from "./harness";
 import { loopsOf } from "./loop-fs";
-import { imageVolumeAndStranger, startSwapDriver } from "./swap-driver";
+import { imageVolumeAndStranger, startSwapDriver, swapBack, swapIn } from "./swap-driver";
 
 describe("An image or block volume whose image file is swapped for someone else's, on the node", () => {
   let d: DriverProcess;
@@ -21,14 +21,6 @@ describe("An image or block volume whose image file is swapped for someone else'
   before(async () => ({ d, swapFile } = await startSwapDriver(["--default-capacity-mode", "image"])));
   after(async () => destroyDriver(d));
 
-  const swap = async (image: string, theirs: string) => {
-    await fsp.rename(image, image + ".moved");
-    await fsp.rename(theirs, image);
-  };
-  const swapBack = async (image: string, theirs: string) => {
-    await fsp.rename(image, theirs);
-    await fsp.rename(image + ".moved", image);
-  };
 
   it("image: NodeUnpublishVolume and NodeUnstageVolume undo the volume's own mounts while another image is at its name, and never unmount theirs", async () => {
     const cap = mountCapability();
@@ -37,7 +29,7 @@ describe("An image or block volume whose image file is swapped for someone else'
     const targetPath = d.path(uniqueName("target"));
     await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
     await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap });
-    await swap(image, theirs);
+    await swapIn(image, theirs);
     // Someone mounts the image now at the volume's name, where a target of the volume would be.
     const theirTarget = d.path(uniqueName("target"));
     await fsp.mkdir(theirTarget);
@@ -67,7 +59,7 @@ describe("An image or block volume whose image file is swapped for someone else'
     const targetPath = d.path(uniqueName("dev"));
     await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap });
     await d.client.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: cap });
-    await swap(image, theirs);
+    await swapIn(image, theirs);
     // Someone attaches the image now at the volume's name and binds its device where a target of the volume would be.
     const theirLoop = execFileSync("losetup", ["-f", "--show", image], { encoding: "utf8" }).trim();
     const theirTarget = d.path(uniqueName("dev"));

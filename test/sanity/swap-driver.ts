@@ -36,3 +36,15 @@ export async function imageVolumeAndStranger(
   if (theirs.ext4) execFileSync("mkfs.ext4", ["-q", "-F", file], { stdio: "ignore" });
   return { volumeId, image: path.join(d.root, "data", volumeId), theirs: file };
 }
+
+/** Put `theirs` at the volume's name `image`, the volume's own file moved beside it (image.moved). */
+export async function swapIn(image: string, theirs: string): Promise<void> {
+  await fsp.rename(image, image + ".moved");
+  await fsp.rename(theirs, image);
+}
+
+/** Undo swapIn: theirs back at `theirs`, the volume's own at its name. */
+export async function swapBack(image: string, theirs: string): Promise<void> {
+  await fsp.rename(image, theirs);
+  await fsp.rename(image + ".moved", image);
+}
