@@ -16,9 +16,11 @@
  * has another user — a mounted file system holds it open — so a crash at
  * any instant before that closes our descriptor and the device goes away.
  * A bind mount of the device node (block volumes) does not hold it open:
- * block volumes clear the flag once the node is bound (keepAttached) and
- * ask for it again just before the last bind is removed
- * (detachOnLastClose; see src/backends/hostpath/layouts/block.ts).
+ * block volumes clear the flag before the node is bound (keepAttached) and
+ * ask for it again only once the last bind is removed (detachOnLastClose),
+ * so the device is never detached under a bind; what a crash in between
+ * leaves attached is taken back or let go by the volume's next calls
+ * (src/backends/hostpath/layouts/block.ts, idle-loops.ts).
  *
  * Which file a device is attached to is asked of the kernel on every call,
  * never remembered, and by identity, not by name: LOOP_GET_STATUS64 gives
@@ -68,7 +70,8 @@ export function loopDevice(n: number): LoopDevice {
 /**
  * Attach a free loop device to `file`, with AUTOCLEAR set. Returns the device
  * and an open descriptor of it: the caller gives the device another user
- * (mounts it, or clears AUTOCLEAR) and then closes the descriptor.
+ * (mounts it, or clears AUTOCLEAR before binding its node) and then closes
+ * the descriptor.
  *
  * Direct I/O is asked for, so the volume's pages are cached once (in the
  * inner file system) rather than twice; where the backing file system

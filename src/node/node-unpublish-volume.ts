@@ -23,7 +23,7 @@ import { mountTable } from "../mount/mountinfo";
 import { defineRpc } from "../server/rpc";
 import { nodeLockKeys, storeVolumeId } from "./ephemeral";
 import { describeOccupant, nodePath, occupant, placeKey, removeWhatWasMade, withAnchor } from "./node-path";
-import { mountOwner, unmountOwned } from "./volume-owner";
+import { mountOwner, releaseIdleDevices, unmountOwned } from "./volume-owner";
 
 export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse>({
   lockKeys: (req, driver) => [...nodeLockKeys(driver, req.volumeId), ...placeKey(req.targetPath)],
@@ -39,6 +39,7 @@ export const nodeUnpublishVolume = defineRpc<NodeUnpublishVolumeRequest, NodeUnp
       throw notFound(`volume ${volumeId} does not exist on this node; ${target.given} (${mounted ? "a mount point" : describeOccupant(there!)}) was left as it is`);
     }
     await unmountOwned(target, owner);
+    releaseIdleDevices(owner); // a read-only block target's own device, if a crash left it bound nowhere
     await removeWhatWasMade(target, owner.placeKind, volumeId);
     driver.nodeRecords.remove("publish", target.real);
     if (await driver.backends.ephemeral?.removeIfUnused(driver, volumeId)) log.debug("removed the inline volume with its last target");

@@ -5,7 +5,9 @@
  * an image's file system, whose loop device then detaches itself — or, for
  * a volume its backend stages under the path (a block volume's device file,
  * <staging path>/block), that, letting its loop device go, and removes the
- * file.
+ * file, and lets go of any of the volume's loop devices that nothing binds
+ * any more (a crash between an unbind and its detach leaves one: the
+ * retry finds the staging path clean, and the device is let go then).
  * The CO created the staging directory, so it is left in place. Unstaging
  * something not staged is success: the CO may be retrying a call whose
  * reply it never saw.
@@ -21,7 +23,7 @@ import { checkToken } from "../csi/validate";
 import { volumeKey } from "../controller/volume-view";
 import { defineRpc } from "../server/rpc";
 import { childPath, nodePath, placeKey, removeWhatWasMade } from "./node-path";
-import { mountedAt, mountOwner, unmountOwned } from "./volume-owner";
+import { mountedAt, mountOwner, releaseIdleDevices, unmountOwned } from "./volume-owner";
 
 export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstageVolumeResponse>({
   lockKeys: (req) => [...volumeKey(req.volumeId), ...placeKey(req.stagingTargetPath)],
@@ -44,6 +46,8 @@ export const nodeUnstageVolume = defineRpc<NodeUnstageVolumeRequest, NodeUnstage
       await unmountOwned(child, owner);
       await removeWhatWasMade(child, "file", volumeId);
     }
+    // A block volume's device a crash left attached, bound nowhere (a retry after one finds the path clean).
+    releaseIdleDevices(owner);
     driver.nodeRecords.remove("stage", staging.real);
     return {};
   },

@@ -49,6 +49,7 @@
 import { closeSync, lstatSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
 import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "../mount/loop";
+import { loopInUse, releaseIdleLoops } from "../mount/idle-loops";
 import { locate, mountTable, watchMountChanges, type MountChangeWatch, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
 import { expireMount, markMountExpired, unmountIfMounted } from "../mount/syscalls";
@@ -157,10 +158,12 @@ async function unmountOne(np: NodePath, at: string, table: Mounts, m: MountEntry
   const n = m.device === locate(table, "/dev")?.device ? loopNumberOfNode(m.root) : undefined;
   const lastBind = table.of(m).length === 1;
   if (n !== undefined && lastBind && owner.image) {
-    // Holding the device open, ask what it is attached to, ask it to detach on its last
-    // close, unmount, close: a crash in between still detaches it (the kernel closes our
-    // descriptor). One descriptor throughout: a loop device held open is not detached (a
-    // detach waits for its last close) and so not attached to another file in between, so
+    // Holding the device open, ask what it is attached to, unmount, and only then ask it to
+    // detach on its last close, and close: a device detached while a bind of its node exists
+    // would leave that bind naming whatever file the next attach gives that number. A crash
+    // in between leaves the device attached and bound nowhere, for the retry to let go
+    // (releaseIdleLoops). One descriptor throughout: a loop device held open is not detached
+    // (a detach waits for its last close) and so not attached to another file in between, so
     // the device told to go is the one found to be the volume's.
     const loop = loopDevice(n);
     const fd = openLoopIfThere(loop);
@@ -168,8 +171,8 @@ async function unmountOne(np: NodePath, at: string, table: Mounts, m: MountEntry
       try {
         const b = backingOf(fd, loop.path);
         if (b && backingTest(owner.image)(b)) {
-          detachOnLastClose(fd, loop.path);
           await unmountProven(np, at, owner);
+          if (!loopInUse(n)) detachOnLastClose(fd, loop.path);
           return;
         }
       } finally {
@@ -178,6 +181,16 @@ async function unmountOne(np: NodePath, at: string, table: Mounts, m: MountEntry
     }
   }
   await unmountProven(np, at, owner);
+}
+
+/**
+ * A block volume's loop devices that nothing binds any more (a crash between a stage's
+ * attach and its bind, or between an unstage's unmount and its detach, left them
+ * attached): let go, once the volume's mounts at a place are undone. Only devices proven
+ * attached to the volume's image (src/mount/idle-loops.ts); anyone else's are not looked at.
+ */
+export function releaseIdleDevices(owner: MountOwner): void {
+  if (owner.image) releaseIdleLoops(owner.image);
 }
 
 /** The loop device opened for its ioctls; undefined where its node cannot be opened (then it is not asked, nor told). */

@@ -19,6 +19,7 @@
 import { requireSupported, unsupportedReason, type Capability } from "../../csi/capabilities";
 import { CsiError, failedPrecondition, invalidArgument, notFound, outOfRange, resourceExhausted } from "../../csi/errors";
 import type { Topology } from "../../gen/csi";
+import { releaseIdleLoops } from "../../mount/idle-loops";
 import { isReadOnlyLoop } from "../../mount/loop";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
@@ -157,6 +158,11 @@ export class HostPathBackend implements Backend {
     if (proof && identityAt(dir, proof, kind) === "other") throw notTheVolumes(volumeId, dir, undefined, kind);
     const mounts = this.mountsOf(volumeId, kind === "file" ? "image" : "dir", proof);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
+    // A block volume's device a crash left attached and bound nowhere (src/mount/idle-loops.ts) would hold the removed image for ever.
+    if (kind === "file") {
+      const image = volumeOnDisk("block", dir, proof).image;
+      if (image) releaseIdleLoops(image);
+    }
     // (A file system mounted inside the volume is not the volume's to empty: the store's delete refuses it before its commit point.)
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });
     return (await this.store.delete(volumeId, kind, proof)) ? "deleted" : "nothing: it does not exist";

@@ -9,13 +9,17 @@
  *
  * A bind mount of a device node does not hold the device open, so AUTOCLEAR
  * (src/mount/loop.ts) cannot tie the device's life to its mounts the way it
- * does for image volumes. Instead: attach with AUTOCLEAR, bind, clear the
- * flag, close — a crash before the flag is cleared detaches the device —
- * and before the last bind is removed ask for detach-on-last-close again,
- * so the device goes away with our descriptor once it is unmounted, even
- * if we die in between. No step leaves a device attached that nothing
- * refers to. (Clearing the flag costs about 15 ms — the kernel freezes the
- * device's queue for it — paid once per stage, on a worker thread.)
+ * does for image volumes. And a device detached while a bind of its node
+ * exists leaves that bind naming whatever file the next attach on the node
+ * gives the same number — another volume's. So the device is never let go
+ * while a bind of it may exist: attach with AUTOCLEAR, clear the flag,
+ * bind, close — a crash before the flag is cleared detaches the device —
+ * and unbind before asking for detach-on-last-close again
+ * (src/node/volume-owner.ts). A crash between those steps leaves the device
+ * attached with nothing bound: the next stage binds that one again, and an
+ * unstage, an unpublish or a delete lets it go (src/mount/idle-loops.ts).
+ * (Clearing the flag costs about 15 ms — the kernel freezes the device's
+ * queue for it — paid once per stage, on a worker thread.)
  */
 import * as path from "node:path";
 import { hostPathStore } from "../store";
@@ -25,8 +29,10 @@ import { closeSync } from "node:fs";
 import { VolumeUsage_Unit as Unit } from "../../../gen/csi";
 import { internal } from "../../../csi/errors";
 import { bindWithFlags, type MountPlace } from "../../../mount/bind";
+import { withIdleLoop } from "../../../mount/idle-loops";
 import {
   attachLoopTo,
+  detachOnLastClose,
   isReadOnlyLoop,
   keepAttached,
   loopDevice,
@@ -34,7 +40,6 @@ import {
   loopSizeBytes,
   refreshCapacity,
 } from "../../../mount/loop";
-import { unmount } from "../../../mount/syscalls";
 import { volumeMountAt } from "../../../mount/volume-mounts";
 import { growContent } from "../content";
 import type { NodeLayout } from "./index";
@@ -51,15 +56,21 @@ async function attachAndBind(vol: NodeVolume, target: MountPlace, readOnly: bool
   const attach = (backing: number) => attachLoopTo(backing, path.basename(vol.dataDir), { readOnly });
   const { loop, fd } = await withVolumeImage(vol.dataDir, vol.record, readOnly, attach);
   try {
-    bindWithFlags(loop.path, target, bits);
-    try {
-      await keepAttached(fd, loop.path);
-    } catch (err) {
-      unmount(target.at, { detach: true });
-      throw err;
-    }
+    // Attached for good before anything refers to it: a bind must never outlive its device.
+    await keepAttached(fd, loop.path);
+    bindOrLetGo(loop.path, fd, target, bits);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Bind the device held open at `fd`; if that fails, have it detach as `fd` closes (nothing refers to it). */
+function bindOrLetGo(device: string, fd: number, target: MountPlace, bits: number): void {
+  try {
+    bindWithFlags(device, target, bits);
+  } catch (err) {
+    detachOnLastClose(fd, device);
+    throw err;
   }
 }
 
@@ -73,8 +84,11 @@ export const blockLayout: NodeLayout = {
     if (readonly) return attachAndBind(vol, staged, true, 0);
     // Staged elsewhere already: share that device rather than attach a second one.
     const attached = vol.mounts.loops.find((n) => !isReadOnlyLoop(n));
-    if (attached !== undefined) bindWithFlags(loopDevice(attached).path, staged, 0);
-    else await attachAndBind(vol, staged, false, 0);
+    if (attached !== undefined) return bindWithFlags(loopDevice(attached).path, staged, 0);
+    // One a crash left attached, bound nowhere (src/mount/idle-loops.ts): bound again, not leaked.
+    const image = vol.image;
+    if (image && withIdleLoop(image, (loop, fd) => bindOrLetGo(loop.path, fd, staged, 0))) return;
+    await attachAndBind(vol, staged, false, 0);
   },
 
   async publish(vol, source, target, bits, readonly) {
