@@ -15,7 +15,17 @@
  * another file — never by name.
  */
 import { closeSync, readdirSync } from "node:fs";
-import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "./loop";
+import {
+  backingOf,
+  backingTest,
+  detachOnLastClose,
+  loopDevice,
+  loopNumberOfDevice,
+  loopNumberOfNode,
+  openLoop,
+  type FileIdentity,
+  type LoopDevice,
+} from "./loop";
 import { mountTable, type Mounts } from "./mountinfo";
 
 /** The loop devices some mount uses: a file system on one, or a bind of its node (root "/loopN", whatever /dev it came from). */
