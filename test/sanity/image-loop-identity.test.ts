@@ -7,7 +7,7 @@
 // them, and a pod could not go — and their mount was the volume's, unmounted when the volume's unpublish named its place; a
 // stage with the swap made as it opened the image (a preload hook, swap-hook.ts) attached and mounted their file.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { bindMount, unmount } from "../../src/mount/syscalls";
@@ -105,4 +105,21 @@ describe("An image or block volume whose image file is swapped for someone else'
       await d.client.controller.deleteVolume({ volumeId });
     });
   }
+  it("NodeStageVolume with a FIFO swapped in as it opens the image answers FAILED_PRECONDITION and never opens it (a reader waiting on it goes on waiting)", async () => {
+    const cap = blockCapability();
+    const { volumeId, image } = await imageVolumeAndStranger(d, cap);
+    const fifo = d.scratch(uniqueName("fifo"));
+    execFileSync("mkfifo", [fifo]);
+    // A reader's open of a FIFO waits until someone opens it for writing: it ends only if the driver opens it.
+    const reader = spawn("timeout", ["3", "cat", fifo], { stdio: "ignore" });
+    const ended = new Promise<number | null>((resolve) => reader.once("exit", (code) => resolve(code)));
+    await fsp.writeFile(swapFile, `open ${image}\nmv ${shellQuote(image)} ${shellQuote(image + ".moved")}\nmv ${shellQuote(fifo)} ${shellQuote(image)}\n`);
+    const stagingTargetPath = d.path(uniqueName("staging"));
+    await expectCode(d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: cap }), Code.FAILED_PRECONDITION, /not a regular file/);
+    assert.equal(existsSync(swapFile), false, "the swap was made");
+    assert.equal(await ended, 124, "the reader was still waiting when its 3 s ran out: nobody opened the FIFO");
+    await fsp.unlink(image);
+    await fsp.rename(image + ".moved", image);
+    await d.client.controller.deleteVolume({ volumeId });
+  });
 });

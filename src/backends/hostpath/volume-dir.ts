@@ -49,6 +49,8 @@ import { mountsOfDir, mountsOfVolume, type VolumeMounts } from "../../mount/volu
 import { identityAt, identityParts, isSameData, isSameDirectory, type DataKind, type DirIdentityParts } from "../../storage/dir-identity";
 import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 
+/** O_PATH (Linux): a descriptor that names a file without opening it for I/O (Node has no constant for it). */
+const O_PATH = 0o10000000;
 const OPEN_DIR = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
 
 /** The identity of the directory (or image file) the driver just made at `p` (its own, in .tmp), for the record. */
@@ -106,10 +108,10 @@ export async function withVolumeDir<T>(dataDir: string, record: VolumeRecord, fn
 
 /**
  * Open the volume's image file at `dataPath` for a loop device (no symlink
- * followed, never waiting on a FIFO put there) and prove it is the one its
+ * followed; a FIFO or device node put there is never opened) and prove it is the one its
  * record names (statx on the descriptor); run `fn` on the descriptor, then
  * close it. FAILED_PRECONDITION, with nothing done, when it is missing, not
- * a regular file, or another one. (A regular file ignores O_NONBLOCK.)
+ * a regular file, or another one.
  */
 export async function withVolumeImage<T>(
   dataPath: string,
@@ -117,14 +119,23 @@ export async function withVolumeImage<T>(
   readOnly: boolean,
   fn: (fd: number) => T | Promise<T>,
 ): Promise<T> {
+  const notRegular = () => failedPrecondition(`volume ${record.volumeId} cannot be used: its image file is missing or is not a regular file`);
+  // Looked at before it is opened: a device node or a FIFO put at the name is never opened (an open can act:
+  // a FIFO's waiting reader goes on, a tape rewinds). O_PATH names the file without opening it for I/O; the
+  // same file is then opened through that descriptor's /proc link, never by the name again.
+  let at: number;
+  try {
+    at = openSync(dataPath, O_PATH | fsc.O_NOFOLLOW);
+  } catch (err) {
+    if (["ENOENT", "ELOOP"].includes(errnoOf(err) ?? "")) throw notRegular();
+    throw err;
+  }
   let fd: number;
   try {
-    fd = openSync(dataPath, loopFileMode(readOnly) | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY);
-  } catch (err) {
-    if (["ENOENT", "ELOOP", "EISDIR", "ENXIO"].includes(errnoOf(err) ?? "")) {
-      throw failedPrecondition(`volume ${record.volumeId} cannot be used: its image file is missing or is not a regular file`);
-    }
-    throw err;
+    if (!fstatSync(at).isFile()) throw notRegular();
+    fd = openSync(`/proc/self/fd/${at}`, loopFileMode(readOnly) | fsc.O_NOCTTY);
+  } finally {
+    closeSync(at);
   }
   try {
     const proven = record.dataIdentity ? isSameData(fd, record.dataIdentity, "file", dataPath) : fstatSync(fd).isFile();
