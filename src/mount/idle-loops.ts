@@ -8,11 +8,16 @@
  * the next attach on the node gives that number. A driver killed between
  * those steps therefore leaves a device attached that nothing binds: it
  * holds the volume's image, and nothing else. The next stage takes it back
- * (idleLoopOf); an unstage, an unpublish and a delete let it go
- * (releaseIdleLoops). Which device is the volume's is asked of the kernel
- * by the backing file's identity (LOOP_GET_STATUS64), on a descriptor held
- * open meanwhile — a device held open is neither detached nor attached to
- * another file — never by name.
+ * (withIdleLoop); an unstage, an unpublish and a delete let it go
+ * (releaseIdleLoops); and the driver's next start lets go of every volume's
+ * at once, before any call (releaseIdleLoopsOf, from idleLoopBackings: one
+ * look at each attached device; ../backends/hostpath/leaked-loops.ts), so
+ * a volume that gets no further call does not keep its device, and its
+ * image's space, until reboot. Which device is the volume's is asked of
+ * the kernel by the backing file's identity (LOOP_GET_STATUS64), on a
+ * descriptor held open meanwhile — a device held open is neither detached
+ * nor attached to another file (but for LOOP_CHANGE_FD on a read-only
+ * one) — never by name.
  */
 import { closeSync, readdirSync } from "node:fs";
 import {
@@ -24,6 +29,7 @@ import {
   loopNumberOfNode,
   openLoop,
   type FileIdentity,
+  type LoopBacking,
   type LoopDevice,
 } from "./loop";
 import { mountTable, type Mounts } from "./mountinfo";
@@ -66,15 +72,13 @@ function attachedLoops(): number[] {
 }
 
 /**
- * Call `fn` with each loop device attached to `image` that no mount uses,
- * held open on `fd` (proven on it to be the image's, attached read-only or
- * not as `readOnly` says when given) until `fn` returns. Stops at the first
+ * Call `fn` with each of loop devices `ns` that no mount uses and whose file `match` names (an owner, or
+ * undefined: not looked at further), held open on `fd` (proven on it) until `fn` returns. Stops at the first
  * for which `fn` returns true.
  */
-function eachIdleLoop(image: FileIdentity, readOnly: boolean | undefined, fn: (loop: LoopDevice, fd: number) => boolean): void {
-  const isImage = backingTest(image);
+function eachIdleLoop<T>(ns: readonly number[], match: (b: LoopBacking) => T | undefined, fn: (loop: LoopDevice, fd: number, owner: T) => boolean): void {
   const used = loopsInUse(mountTable());
-  for (const n of attachedLoops()) {
+  for (const n of ns) {
     if (used.has(n)) continue;
     const loop = loopDevice(n);
     let fd: number;
@@ -85,14 +89,21 @@ function eachIdleLoop(image: FileIdentity, readOnly: boolean | undefined, fn: (l
     }
     try {
       const b = backingOf(fd, loop.path);
-      if (!b || !isImage(b) || (readOnly !== undefined && b.readOnly !== readOnly)) continue;
+      const owner = b && match(b);
+      if (owner === undefined) continue;
       // Opened after the table was read: a bind made in between would show now.
       if (loopInUse(n)) continue;
-      if (fn(loop, fd)) return;
+      if (fn(loop, fd, owner)) return;
     } finally {
       closeSync(fd);
     }
   }
+}
+
+/** A match for eachIdleLoop: attached to `image`, read-only or not as `readOnly` says when given. */
+function imageMatch(image: FileIdentity, readOnly?: boolean): (b: LoopBacking) => true | undefined {
+  const isImage = backingTest(image);
+  return (b) => (isImage(b) && (readOnly === undefined || b.readOnly === readOnly)) || undefined;
 }
 
 /**
@@ -102,23 +113,59 @@ function eachIdleLoop(image: FileIdentity, readOnly: boolean | undefined, fn: (l
  * closes. Returns the devices let go.
  */
 export function releaseIdleLoops(image: FileIdentity): LoopDevice[] {
-  const released: LoopDevice[] = [];
-  eachIdleLoop(image, undefined, (loop, fd) => {
+  return releaseIdleLoopsOf(attachedLoops(), imageMatch(image)).map((r) => r.loop);
+}
+
+/**
+ * The attached loop devices that no mount uses, each with what it is attached
+ * to — asked on a descriptor closed again, so only a list of candidates for
+ * releaseIdleLoopsOf, which proves each again. One look at each device.
+ */
+export function idleLoopBackings(): { n: number; backing: LoopBacking }[] {
+  const used = loopsInUse(mountTable());
+  const out: { n: number; backing: LoopBacking }[] = [];
+  for (const n of attachedLoops()) {
+    if (used.has(n)) continue;
+    const loop = loopDevice(n);
+    let fd: number;
+    try {
+      fd = openLoop(loop);
+    } catch {
+      continue;
+    }
+    try {
+      const backing = backingOf(fd, loop.path);
+      if (backing) out.push({ n, backing });
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return out;
+}
+
+/**
+ * releaseIdleLoops for many files at once: detach those of loop devices `ns`
+ * that no mount uses and whose file `ownerOf` names, each proven on the
+ * descriptor it detaches as. Returns each device let go, with its owner.
+ */
+export function releaseIdleLoopsOf<T>(ns: readonly number[], ownerOf: (b: LoopBacking) => T | undefined): { loop: LoopDevice; owner: T }[] {
+  const released: { loop: LoopDevice; owner: T }[] = [];
+  eachIdleLoop(ns, ownerOf, (loop, fd, owner) => {
     detachOnLastClose(fd, loop.path);
-    released.push(loop);
+    released.push({ loop, owner });
     return false;
   });
   return released;
 }
 
 /**
- * A writable loop device attached to `image` that no mount uses, to be
- * bound again: `fn` runs with it held open (so it is the image's until
- * `fn` returns). false when there is none.
+ * A loop device attached to `image` that no mount uses, attached read-only
+ * or not as `readOnly` says, to be bound again: `fn` runs with it held open
+ * (so it is the image's until `fn` returns). false when there is none.
  */
-export function withIdleLoop(image: FileIdentity, fn: (loop: LoopDevice, fd: number) => void): boolean {
+export function withIdleLoop(image: FileIdentity, readOnly: boolean, fn: (loop: LoopDevice, fd: number) => void): boolean {
   let found = false;
-  eachIdleLoop(image, false, (loop, fd) => {
+  eachIdleLoop(attachedLoops(), imageMatch(image, readOnly), (loop, fd) => {
     fn(loop, fd);
     return (found = true);
   });

@@ -274,8 +274,8 @@ export function fileIdentity(p: string): FileIdentity | undefined {
 const INFO_DEVICE = 0;
 const INFO_INODE = 8;
 
-/** The kernel's dev_t encoding (new_encode_dev) of a user-space st_dev (glibc's makedev). */
-function kernelDev(dev: bigint): bigint {
+/** The kernel's dev_t encoding (new_encode_dev) of a user-space st_dev (glibc's makedev): LoopBacking.dev's. */
+export function kernelDev(dev: bigint): bigint {
   const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
   const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
   return (minor & 0xffn) | (major << 8n) | ((minor & ~0xffn) << 12n);

@@ -36,6 +36,7 @@ import type { Backend, BackendFactory, NewVolumeRequest, VolumeSource } from "..
 import { hostPathEphemeral } from "./ephemeral";
 import { isEphemeralRecord } from "./ephemeral-names";
 import { growHostPathVolume, sizeOnTheNode } from "./grow";
+import { releaseLeakedLoops } from "./leaked-loops";
 import { hostPathNode } from "./node";
 import { volumeOnDisk } from "./node-volume";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
@@ -280,6 +281,12 @@ export const hostpathBackend: BackendFactory = {
     for (const l of store.leftAtStart) log.warn("a leftover of an interrupted call could not be removed: it stays, and the next start tries again", l);
     const foreign = "an entry of the root's data directory that no volume record names was left as it is: the driver removes only what it made";
     for (const l of store.foreignAtStart) log.warn(foreign, l);
+    // After the sweep, before any call: devices a crash left holding volumes' images (leaked-loops.ts).
+    try {
+      for (const l of await releaseLeakedLoops(store)) log.warn("a loop device a crash left attached to a volume's image, used by no mount, was let go", { ...l });
+    } catch (err) {
+      log.warn("the loop devices a crash left could not all be let go: a volume's next unstage, unpublish or delete tries again", { error: String(err) });
+    }
     return new HostPathBackend(store);
   },
 };

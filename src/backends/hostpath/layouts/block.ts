@@ -87,7 +87,7 @@ export const blockLayout: NodeLayout = {
     if (attached !== undefined) return bindWithFlags(loopDevice(attached).path, staged, 0);
     // One a crash left attached, bound nowhere (src/mount/idle-loops.ts): bound again, not leaked.
     const image = vol.image;
-    if (image && withIdleLoop(image, (loop, fd) => bindOrLetGo(loop.path, fd, staged, 0))) return;
+    if (image && withIdleLoop(image, false, (loop, fd) => bindOrLetGo(loop.path, fd, staged, 0))) return;
     await attachAndBind(vol, staged, false, 0);
   },
 
