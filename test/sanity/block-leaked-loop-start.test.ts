@@ -10,7 +10,9 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { ioctlCrashEnv } from "./crash-hook";
-import { blockCapability, destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { publishContextFor } from "../../src/csi/publish-context";
+import { readMountInfo } from "../../src/mount/mountinfo";
+import { blockCapability, destroyDriver, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const MiB = 1024 * 1024;
 const LOOP_SET_STATUS64 = 0x4c04;
@@ -123,5 +125,19 @@ describe("Start-up: a loop device a crash left holding a volume's image is let g
     await d.start();
     assert.equal(backingOf(leaked), undefined, "the device was let go at start-up");
     for (const s of theirs) assert.equal(backingOf(s.dev), s.file, `the stranger's device ${s.dev} is still attached to its file`);
+  });
+
+  it("a read-only NodeStageVolume binds the volume's read-only device that nothing binds, rather than attach another", async function () {
+    if (process.env.CSI_LAB_SANDBOX !== "1") this.skip();
+    d = await startDriver();
+    const volumeId = await blockVolume();
+    const leaked = losetup(path.join(d.root, "data", volumeId), true); // what a read-only stage cut off after its attach leaves
+    const staging = d.path("staging");
+    const publishContext = publishContextFor(d.nodeId, true); // attached read-only
+    await d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: blockCapability(Mode.SINGLE_NODE_READER_ONLY), publishContext });
+    const bind = readMountInfo().find((m) => m.mountPoint === path.join(staging, "block"));
+    assert.equal(bind?.root, `/${path.basename(leaked)}`, "the staged device is the one left attached");
+    await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
+    assert.equal(backingOf(leaked), undefined, "the unstage let it go");
   });
 });

@@ -16,7 +16,8 @@
  * bind, close — a crash before the flag is cleared detaches the device —
  * and unbind before asking for detach-on-last-close again
  * (src/node/volume-owner.ts). A crash between those steps leaves the device
- * attached with nothing bound: the next stage binds that one again, and an
+ * attached with nothing bound: the next stage (or read-only publish, a
+ * read-only one) binds that one again, and an
  * unstage, an unpublish or a delete lets it go (src/mount/idle-loops.ts).
  * (Clearing the flag costs about 15 ms — the kernel freezes the device's
  * queue for it — paid once per stage, on a worker thread.)
@@ -74,6 +75,13 @@ function bindOrLetGo(device: string, fd: number, target: MountPlace, bits: numbe
   }
 }
 
+/** Bind a read-only device of the volume at `target`: one a crash left attached, bound nowhere (idle-loops.ts), or a new one. */
+async function bindReadOnly(vol: NodeVolume, target: MountPlace, bits: number): Promise<void> {
+  const image = vol.image;
+  if (image && withIdleLoop(image, true, (loop, fd) => bindOrLetGo(loop.path, fd, target, bits))) return;
+  await attachAndBind(vol, target, true, bits);
+}
+
 export const blockLayout: NodeLayout = {
   stagedChild: STAGED_DEVICE,
   placeKind: "file",
@@ -81,7 +89,7 @@ export const blockLayout: NodeLayout = {
   async stage(_driver, vol, staged, readonly) {
     // A read-only attachment gets its own read-only device (a read-only
     // bind of a device node would not stop writes through it).
-    if (readonly) return attachAndBind(vol, staged, true, 0);
+    if (readonly) return bindReadOnly(vol, staged, 0);
     // Staged elsewhere already: share that device rather than attach a second one.
     const attached = vol.mounts.loops.find((n) => !isReadOnlyLoop(n));
     if (attached !== undefined) return bindWithFlags(loopDevice(attached).path, staged, 0);
@@ -92,7 +100,7 @@ export const blockLayout: NodeLayout = {
   },
 
   async publish(vol, source, target, bits, readonly) {
-    if (readonly) await attachAndBind(vol, target, true, bits);
+    if (readonly) await bindReadOnly(vol, target, bits);
     else bindWithFlags(source, target, bits);
   },
 
