@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
 import { NFS_LOCAL } from "./backends";
-import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const MiB = 1024 * 1024;
 const MISSING = /directory \S+ is missing from .*; restore it there, or delete the volume/;
@@ -22,13 +22,13 @@ describe("A shared volume whose directory on the share is gone", () => {
     await destroyDriver(d);
   });
 
-  const goneVolume = async () => {
+  const goneVolume = async (extra: Record<string, string> = {}) => {
     const v = (
       await d.client.controller.createVolume({
         name: uniqueName("pvc"),
         volumeCapabilities: [mountCapability(Mode.MULTI_NODE_MULTI_WRITER)],
         capacityRange: { requiredBytes: 64 * MiB },
-        parameters: NFS_LOCAL.parameters(d),
+        parameters: NFS_LOCAL.parameters(d, extra),
       })
     ).volume!;
     await fsp.rm(NFS_LOCAL.contentDir(d, v.volumeId!), { recursive: true });
@@ -52,6 +52,22 @@ describe("A shared volume whose directory on the share is gone", () => {
     });
   }
 
+  it("CreateSnapshot on a controller without its record answers FAILED_PRECONDITION naming the directory, as on its own", async () => {
+    const volumeId = await goneVolume();
+    for (const c of [d, other]) await expectCode(c.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: volumeId }), Code.FAILED_PRECONDITION, MISSING);
+    await d.client.controller.deleteVolume({ volumeId });
+  });
+
+  it("NodeStageVolume answers FAILED_PRECONDITION naming the directory, and mounts nothing", async () => {
+    const volumeId = await goneVolume();
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const volumeCapability = mountCapability(Mode.MULTI_NODE_MULTI_WRITER);
+    await expectCode(d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability }), Code.FAILED_PRECONDITION, MISSING);
+    assert.equal(await isMounted(stagingTargetPath), false);
+    await d.client.controller.deleteVolume({ volumeId });
+    await expectCode(d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability }), Code.NOT_FOUND); // deleted: it does not exist
+  });
+
   it("once the volume is deleted, both answer NOT_FOUND: then it does not exist", async () => {
     const volumeId = await goneVolume();
     await d.client.controller.deleteVolume({ volumeId });
@@ -61,3 +77,4 @@ describe("A shared volume whose directory on the share is gone", () => {
     }
   });
 });
+

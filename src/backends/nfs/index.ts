@@ -32,7 +32,7 @@ import { planShared, SHARED_RULES } from "./parameters";
 import { ShareSnapshots } from "./share-snapshots";
 import { shareEnd } from "./share-views";
 import { sharedProfile } from "./profile";
-import { locationOf, missingDir, SharedStore, sharedStore } from "./store";
+import { locationOf, SharedStore, sharedStore } from "./store";
 import { looksShared, parseSharedId, type SharedLocation } from "./volume-id";
 import { mountIdentity, sharedVolumeMounts } from "./volume-mounts";
 
@@ -206,7 +206,7 @@ export class NfsBackend implements Backend {
     if (!record) {
       // Made by a node plugin's provisioner: its size is a label, answered when the driver can prove it made it.
       if (await this.store.provenLocation(volumeId, parseSharedId(volumeId)!)) return { capacityBytes: range.required || range.limit, nodeExpansionRequired: false };
-      await this.refuseLost(volumeId, "expanded");
+      await this.store.refuseLost(volumeId, parseSharedId(volumeId)!, "expanded");
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (range.required <= record.capacityBytes) return { capacityBytes: record.capacityBytes, nodeExpansionRequired: false };
@@ -220,7 +220,7 @@ export class NfsBackend implements Backend {
     const loc = record ? locationOf(record) : await this.store.provenLocation(volumeId, parseSharedId(volumeId)!);
     const unfit = unfitProblem("dir", params);
     if (!loc) {
-      if (!unfit) await this.refuseLost(volumeId, "modified");
+      if (!unfit) await this.store.refuseLost(volumeId, parseSharedId(volumeId)!, "modified");
       throw notFound(`volume ${volumeId} does not exist`);
     }
     if (unfit) throw invalidArgument(`volume ${volumeId}: ${unfit}`);
@@ -231,15 +231,6 @@ export class NfsBackend implements Backend {
     if (params.mode !== undefined) await this.store.setMode(loc, parseInt(params.mode, 8));
     const modified = record && withMutableParameters(record, params);
     if (modified) await this.store.records.put(modified);
-  }
-
-  /**
-   * A volume this controller has no record of whose directory is gone, though its marker says it was never
-   * deleted: it exists, without its data (FAILED_PRECONDITION, as for a recorded one); not NOT_FOUND.
-   */
-  private async refuseLost(volumeId: string, done: string): Promise<void> {
-    const lost = await this.store.lostLocation(volumeId, parseSharedId(volumeId)!);
-    if (lost) throw failedPrecondition(`volume ${volumeId} cannot be ${done}: its ${missingDir(lost)}`);
   }
 
   async capacity(_driver: Driver, params: Record<string, string>, caps: readonly Capability[]): Promise<number> {

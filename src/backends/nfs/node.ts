@@ -34,7 +34,7 @@ import { describeShare } from "./share-mounts";
 import { mountIdentity, sourceDir } from "./volume-mounts";
 import { sharedProfile } from "./profile";
 import { sharedStore } from "./store";
-import { nfsSource, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
+import { nfsSource, parseSharedId, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
 import type { FsUsage } from "../../storage/fs-usage";
 import { vouchesFor, type MountRecord, type RecordKind } from "../../storage/node-records";
 import type { VolumeRecord } from "../../storage/volume-record";
@@ -150,7 +150,7 @@ export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging
       if (loc.server) {
         await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), staging.real, [...fsOptions, ...flagWords]), what(loc));
       } else {
-        await probeDirectory(driver, loc);
+        await probeDirectory(driver, vol);
         await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc));
         if (flagWords.length > 0) await remountOrUndo(driver, vol, staging, flagWords);
       }
@@ -236,13 +236,19 @@ async function remountOrUndo(driver: Driver, vol: SharedNodeVolume, place: NodeP
   }
 }
 
-async function probeDirectory(driver: Driver, loc: SharedLocation): Promise<void> {
+async function probeDirectory(driver: Driver, vol: SharedNodeVolume): Promise<void> {
+  const loc = vol.location;
+  const store = sharedStore(driver);
   let kind: string;
   try {
     // Below the share, no symlink is followed: the directory bound is the one the ID names.
-    ({ kind } = await sharedStore(driver).io.run<{ kind: string }>("probe", { root: loc.share, sub: loc.subDir }, describeShare(loc)));
+    ({ kind } = await store.io.run<{ kind: string }>("probe", { root: loc.share, sub: loc.subDir }, describeShare(loc)));
   } catch (err) {
-    if (shareErrno(err) === "ENOENT") throw notFound(`${what(loc)} does not exist`);
+    if (shareErrno(err) === "ENOENT") {
+      // Removed behind the driver, its marker unreleased: the volume exists, its data does not. Else it was deleted.
+      await store.refuseLost(vol.volumeId, parseSharedId(vol.volumeId)!, "staged");
+      throw notFound(`volume ${vol.volumeId} does not exist: ${what(loc)} is gone`);
+    }
     if (shareErrno(err) !== undefined) throw failedPrecondition(`${what(loc)} cannot be used: ${(err as Error).message}`);
     throw err;
   }

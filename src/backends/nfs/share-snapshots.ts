@@ -130,7 +130,11 @@ export class ShareSnapshots implements BackendSnapshots {
     const recorded = await this.store.records.getById(req.sourceVolumeId);
     // A controller that did not make the volume (another node's provisioner did) acts on the driver's proof that it did.
     const loc = recorded ? locationOf(recorded) : await this.store.provenLocation(req.sourceVolumeId, volumeId);
-    if (!loc) throw notFound(`source volume ${req.sourceVolumeId} does not exist`);
+    if (!loc) {
+      // Its directory gone, though its marker says it was never deleted: the volume exists, its data does not.
+      await this.store.refuseLost(req.sourceVolumeId, volumeId, "copied");
+      throw notFound(`source volume ${req.sourceVolumeId} does not exist`);
+    }
     this.store.shares.checkNotStuck(loc); // UNAVAILABLE, before the probe would make it a condition of the volume
     const condition = await this.store.condition(loc);
     if (condition.abnormal) throw failedPrecondition(`volume ${req.sourceVolumeId} cannot be copied: ${condition.message}`);

@@ -324,6 +324,15 @@ export class SharedStore {
     });
   }
 
+  /**
+   * FAILED_PRECONDITION, saying why the volume cannot be `done`, when it is lost (lostLocation): what a
+   * call that finds no directory it can prove answers before it says NOT_FOUND. Nothing otherwise.
+   */
+  async refuseLost(volumeId: string, id: SharedVolumeId, done: string): Promise<void> {
+    const lost = await this.lostLocation(volumeId, id);
+    if (lost) throw failedPrecondition(`volume ${volumeId} cannot be ${done}: its ${missingDir(lost)}`);
+  }
+
   /** Is the volume's directory there and a directory? A share that does not answer is abnormal too. */
   async condition(loc: SharedLocation): Promise<Condition> {
     try {
