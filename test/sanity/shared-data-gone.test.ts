@@ -68,6 +68,16 @@ describe("A shared volume whose directory on the share is gone", () => {
     await expectCode(d.client.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability }), Code.NOT_FOUND); // deleted: it does not exist
   });
 
+  it("a volume deleted with onDelete: retain after its directory went is NOT_FOUND then, not FAILED_PRECONDITION", async () => {
+    const volumeId = await goneVolume({ onDelete: "retain" });
+    await d.client.controller.deleteVolume({ volumeId });
+    for (const c of [d, other]) {
+      await expectCode(c.client.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: 96 * MiB } }), Code.NOT_FOUND);
+      await expectCode(c.client.controller.controllerModifyVolume({ volumeId, mutableParameters: { mode: "0700" } }), Code.NOT_FOUND);
+      await expectCode(c.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: volumeId }), Code.NOT_FOUND);
+    }
+  });
+
   it("once the volume is deleted, both answer NOT_FOUND: then it does not exist", async () => {
     const volumeId = await goneVolume();
     await d.client.controller.deleteVolume({ volumeId });

@@ -247,6 +247,10 @@ export class SharedStore {
           const mine = await readMarker(this.io, root, id.key, loc);
           if (!there) {
             if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
+            // Kept by retain, it says the volume was let go, as below; unreleased, it would say the volume still exists.
+            if (mine?.volumeId === volumeId && id.onDelete === "retain" && !mine.released) {
+              await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
+            }
             // A retry: the delete it retries may have been killed after its commit point, with the directory in the trash.
             if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
             return "already gone";
@@ -259,9 +263,7 @@ export class SharedStore {
           }
           if (id.onDelete === "retain") {
             // The marker stays, saying the volume was let go: a claim made again adopts the directory.
-            // (A marker from before version 3 keeps its version: its `dir` is of the older form.)
-            const released: Marker = { ...mine, version: mine.version >= 3 ? MARKER_VERSION : mine.version, released: true };
-            await run("writeRecord", { key: id.key, data: JSON.stringify(released) + "\n" });
+            await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
             return "retained";
           }
           // The agent proves it again on what it moved: the directory may be swapped between here and there.
@@ -385,6 +387,11 @@ export class SharedStore {
  */
 export function missingDir(loc: SharedLocation): string {
   return `directory ${loc.subDir} is missing from ${describeShare(loc)} (removed by something other than this driver); restore it there, or delete the volume`;
+}
+
+/** A marker saying its volume was deleted with onDelete: retain. (One from before version 3 keeps its version: its `dir` is of the older form.) */
+function released(mine: Marker): Marker {
+  return { ...mine, version: mine.version >= 3 ? MARKER_VERSION : mine.version, released: true };
 }
 
 /** A sortable UTC time for archive names: 20250101T120000Z. */
