@@ -3,6 +3,7 @@
 // saying which directory is missing and what to do — never NOT_FOUND, which tells the CO the volume does not exist.
 import assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
+import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
@@ -88,3 +89,36 @@ describe("A shared volume whose directory on the share is gone", () => {
   });
 });
 
+// A shared snapshot whose content on the share was removed behind the driver: its record says it exists, so a
+// restore from it is FAILED_PRECONDITION saying so — NOT_FOUND would tell the CO the source snapshot does not exist —
+// and DeleteSnapshot finishes the delete (its record goes) and answers OK.
+describe("A shared snapshot whose content on the share is gone", () => {
+  let d: DriverProcess;
+  before(async () => (d = await startDriver()));
+  after(async () => destroyDriver(d));
+
+  const goneSnapshot = async () => {
+    const parameters = NFS_LOCAL.parameters(d);
+    const source = (await d.client.controller.createVolume({ name: uniqueName("pvc"), volumeCapabilities: [mountCapability()], parameters })).volume!.volumeId!;
+    const snapshotId = (await d.client.controller.createSnapshot({ name: uniqueName("snap"), sourceVolumeId: source })).snapshot!.snapshotId!;
+    const content = path.join(d.share, ".csi-lab", "snapshots", snapshotId.split(":").at(-1)!);
+    await fsp.rm(content, { recursive: true });
+    return { snapshotId, parameters, record: `${content}.json` };
+  };
+
+  it("CreateVolume from it answers FAILED_PRECONDITION naming its content, and makes no volume", async () => {
+    const { snapshotId, parameters } = await goneSnapshot();
+    const req = { name: uniqueName("pvc"), volumeCapabilities: [mountCapability()], parameters, volumeContentSource: { snapshot: { snapshotId } } };
+    await expectCode(d.client.controller.createVolume(req), Code.FAILED_PRECONDITION, /content of snapshot \S+ .*is missing.*delete the snapshot/);
+    const names = (await d.client.controller.listVolumes({})).entries!.map((e) => e.volume!.volumeId!);
+    assert.ok(!names.some((id) => id.endsWith(`:${req.name}`)), "no volume was made");
+  });
+
+  it("DeleteSnapshot answers OK and removes its record; then it is NOT_FOUND", async () => {
+    const { snapshotId, record } = await goneSnapshot();
+    await d.client.controller.deleteSnapshot({ snapshotId });
+    await assert.rejects(fsp.lstat(record), { code: "ENOENT" });
+    await expectCode(d.client.controller.getSnapshot({ snapshotId }), Code.NOT_FOUND);
+    await d.client.controller.deleteSnapshot({ snapshotId });
+  });
+});

@@ -20,7 +20,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { CsiError, failedPrecondition, notFound } from "../../csi/errors";
+import { CsiError, failedPrecondition } from "../../csi/errors";
 import { systemPathProblem } from "../../csi/system-paths";
 import { nfsMountArgs, runMount, type MountCommandConfig } from "../../mount/mount-command";
 import { readMountInfo } from "../../mount/mountinfo";
@@ -168,11 +168,14 @@ export class ShareMounts {
   }
 }
 
-/** Map an agent errno on a volume's directory to the CSI answer. */
+/**
+ * Map an agent errno on a volume's directory to the CSI answer. ENOENT is never NOT_FOUND here: whether the
+ * volume or snapshot a call names exists is decided from its record and marker before, so what is missing
+ * now is something removed behind the driver (FAILED_PRECONDITION, with the errno's message).
+ */
 export function volumeDirError(err: unknown, what: string): Error {
   const errno = shareErrno(err);
   if (errno === undefined) return err as Error;
-  if (errno === "ENOENT") return notFound(`${what} does not exist`);
   if (errno === "ENOSPC" || errno === "EDQUOT") return Object.assign(new Error(`${what}: ${errno}`), { code: errno });
   return failedPrecondition(`${what}: ${(err as Error).message}`);
 }

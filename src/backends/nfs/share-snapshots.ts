@@ -151,6 +151,7 @@ export class ShareSnapshots implements BackendSnapshots {
       createdAt: new Date().toISOString(),
     };
     const what = `snapshot ${req.snapshotId} on ${describeShare(id.share)}`;
+    const gone = () => vanished(`snapshot ${req.snapshotId}`, `${META_DIR}/tmp of ${describeShare(id.share)}`); // its own copy: ABORTED, retry
     await this.store.shares.with(id.share, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>) => this.run<T>(id.share, op, { root, ...args });
       try {
@@ -160,13 +161,12 @@ export class ShareSnapshots implements BackendSnapshots {
           const viewsDir = driver.snapshots.viewsDir;
           // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
           await this.store.withVolumeView(loc, viewsDir, (from) =>
-            withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what }, (to) =>
+            withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what, gone }, (to) =>
               copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
             ),
           );
           const placed = await run<string>("placeSnapshot", { tmp, key: id.key }).catch((err: unknown) => {
-            // Its own copy gone (volumeDirError would call it NOT_FOUND: to CreateSnapshot, "the source volume does not exist").
-            throw shareErrno(err) === "ENOENT" ? vanished(`snapshot ${req.snapshotId}`, `${META_DIR}/tmp of ${describeShare(id.share)}`) : err;
+            throw shareErrno(err) === "ENOENT" ? gone() : err;
           });
           await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
           // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
@@ -227,7 +227,10 @@ export class ShareSnapshots implements BackendSnapshots {
     const refused = this.store.notAllowed(id.share);
     if (refused) throw failedPrecondition(refused);
     const sub = `${META_DIR}/snapshots/${id.key}`;
-    const opts = { viewsDir: driver.snapshots.viewsDir, what: `the content of snapshot ${record.snapshotId} on ${describeShare(id.share)}` };
+    const what = `the content of snapshot ${record.snapshotId} on ${describeShare(id.share)}`;
+    // Its record says it exists (NOT_FOUND would tell CreateVolume the source snapshot does not); its data does not.
+    const gone = () => failedPrecondition(`${what} is missing (removed by something other than this driver); it cannot be restored: delete the snapshot and take another`);
+    const opts = { viewsDir: driver.snapshots.viewsDir, what, gone };
     // A read-only view of the very directory the agent reached (share-views.ts): the copy reads nothing else.
     return this.store.shares.with(id.share, (root) =>
       withShareView(this.store.io, id.share, root, sub, opts, (view) => fn({ path: view, layout: "dir", live: false, share: shareEnd(this.store.io, id.share) })),

@@ -16,15 +16,18 @@
  * following any symlink inside it (links are copied as links).
  *
  * A symlink on the way when the agent walks is refused, ELOOP, which
- * volumeDirError answers FAILED_PRECONDITION; a swap after the walk changes
- * nothing the copy sees. The mount is made by the agent, within its
- * deadline, as every file operation on a share is; the driver detaches the
- * view when the copy ends (MNT_DETACH never waits on a server), and the
- * start-up sweep takes down any a crash left.
+ * volumeDirError answers FAILED_PRECONDITION; a swap after the walk
+ * changes nothing the copy sees. The directory not there is answered as
+ * the caller says (`gone`), never NOT_FOUND: to CreateVolume and
+ * CreateSnapshot that says their source does not exist, while a copy only
+ * starts once a record or marker says it does. The mount is made by the
+ * agent, within its deadline, as every file operation on a share is; the
+ * driver detaches the view when the copy ends (MNT_DETACH never waits on a
+ * server), and the start-up sweep takes down any a crash left.
  */
 import { withView } from "../../mount/read-only-view";
 import type { ShareEnd } from "../../storage/copy-content";
-import type { ShareIo } from "./share-io";
+import { shareErrno, type ShareIo } from "./share-io";
 import { describeShare, volumeDirError } from "./share-mounts";
 import type { ShareLocation } from "./volume-id";
 
@@ -33,8 +36,10 @@ export interface ShareViewOptions {
   viewsDir: string;
   /** A view to copy into (the share's tmp); otherwise read-only. */
   writable?: boolean;
-  /** The directory, for the error when it cannot be reached (a symlink on the way: FAILED_PRECONDITION; gone: NOT_FOUND). */
+  /** The directory, for the error when it cannot be reached (a symlink on the way: FAILED_PRECONDITION). */
   what: string;
+  /** What to answer when it is not there (ENOENT): removed by something other than the driver. */
+  gone: () => Error;
 }
 
 /** Run `fn` with directory `sub` (relative) below the share whose root is at `root`, reached through a view. */
@@ -48,7 +53,7 @@ export function withShareView<T>(
 ): Promise<T> {
   const mount = (at: string) =>
     io.run("view", { root, sub, at, writable: opts.writable === true }, describeShare(share)).catch((err: unknown) => {
-      throw volumeDirError(err, opts.what);
+      throw shareErrno(err) === "ENOENT" ? opts.gone() : volumeDirError(err, opts.what);
     });
   return withView(opts.viewsDir, mount, fn, { detach: true });
 }

@@ -159,7 +159,11 @@ export class SharedStore {
         const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
         let marked: string | undefined; // the marker this call wrote, while its directory is surely not in place
         try {
-          if (fill) await withShareView(this.io, loc, root, tmp, { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}` }, (view) => fill.copy(view, shareEnd(this.io, loc)));
+          const gone = () => vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`); // its own temp: ABORTED, retry
+          if (fill) {
+            const opts = { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}`, gone };
+            await withShareView(this.io, loc, root, tmp, opts, (view) => fill.copy(view, shareEnd(this.io, loc)));
+          }
           const { kind, identity } = await run<Probed>("probe", { sub: tmp });
           if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
           const data = marker(identity);
@@ -168,8 +172,7 @@ export class SharedStore {
           const committed = await run<string>("commit", { tmp, subDir: loc.subDir }).catch((err: unknown) => {
             // No answer (the deadline): the rename may have been made, and the marker is then the volume's proof.
             if (shareErrno(err) === undefined) marked = undefined;
-            // Its own temp gone (volumeDirError would call it NOT_FOUND: to CreateVolume, "the content source does not exist").
-            throw shareErrno(err) === "ENOENT" ? vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`) : err;
+            throw shareErrno(err) === "ENOENT" ? gone() : err;
           });
           if (committed === "existed") {
             throw aborted(`${what} appeared while the volume was being made; retry`);
@@ -362,7 +365,9 @@ export class SharedStore {
   async withVolumeView<T>(loc: SharedLocation, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
     const refused = this.notAllowed(loc);
     if (refused) throw failedPrecondition(refused);
-    return this.shares.with(loc, (root) => withShareView(this.io, loc, root, loc.subDir, { viewsDir, what: `directory ${loc.subDir} on ${describeShare(loc)}` }, fn));
+    // Gone since the caller looked: the volume's data, not the volume.
+    const opts = { viewsDir, what: `directory ${loc.subDir} on ${describeShare(loc)}`, gone: () => failedPrecondition(`the volume's ${missingDir(loc)}`) };
+    return this.shares.with(loc, (root) => withShareView(this.io, loc, root, loc.subDir, opts, fn));
   }
 
   /** Set the mode of the volume's root directory (the `mode` mutable parameter). */
@@ -373,7 +378,7 @@ export class SharedStore {
       try {
         await this.io.run("chmod", { root, sub: loc.subDir, mode }, describeShare(loc));
       } catch (err) {
-        // Gone since the caller looked: the volume's data, not the volume (volumeDirError would say NOT_FOUND).
+        // Gone since the caller looked: the volume's data, not the volume.
         if (shareErrno(err) === "ENOENT") throw failedPrecondition(`the volume's ${missingDir(loc)}`);
         throw volumeDirError(err, `directory ${loc.subDir} on ${describeShare(loc)}`);
       }
