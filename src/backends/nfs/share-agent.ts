@@ -43,7 +43,6 @@ import {
   renameSync,
   rmSync,
   statfsSync,
-  unlinkSync,
   writeSync,
 } from "node:fs";
 import * as path from "node:path";
@@ -51,8 +50,8 @@ import { createInterface } from "node:readline";
 import { bindWithFlags, ownPlace, viewFlags } from "../../mount/bind";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
-import { PUT_BACK, renameNoReplaceSync } from "../../storage/rename-no-replace";
 import { META_DIR } from "./share-layout";
+import { movedIfProven, toTrash, type Expected } from "./share-trash";
 import { AgentError, ensureDirs, inDir, isErrno, removeTree, withDir, within } from "./share-walk";
 
 export interface AgentRequest {
@@ -91,79 +90,6 @@ function recordDir(a: Record<string, unknown>): "volumes" | "snapshots" {
 /** Make the driver's directory `sub` under .csi-lab if it is missing (never through a symlink); work in it with inDir(). */
 function meta(root: string, sub: string): void {
   ensureDirs(root, `${META_DIR}/${sub}`, 0o700);
-}
-
-/**
- * Move `target` into the share's trash under a fresh name starting with `k`: the commit point of a delete; `clean` empties it.
- * `then` is given where it went, while the trash is still held open, and says what to answer.
- */
-function toTrash(root: string, target: string, k: string, then: (moved: string) => boolean = () => true): boolean {
-  meta(root, "trash");
-  return inDir(root, `${META_DIR}/trash`, (trash) => {
-    const moved = path.join(trash, `${k}.${randomBytes(4).toString("hex")}`);
-    renameSync(target, moved);
-    return then(moved);
-  });
-}
-
-/**
- * Move the volume's directory at `target` (through `move`, which says where it went), and only
- * if it is the directory the marker names: `expect` is the identity the controller proved
- * ({identity} or, for a marker of version 2, {v2}; none for a marker that records none). What
- * is at a name can be swapped for another directory between any check and the rename — by a pod
- * that mounts the directory above it, on any node — so the check that counts is made on what
- * was moved, where nothing else renames (`move` hands it to `then`, with its directory still
- * open): not the volume's, it is put back where it was (or, that name taken meanwhile, beside
- * it), out of the trash, never in place of what took the name (placeNoReplace), and the answer is false.
- */
-function movedIfProven(a: Record<string, unknown>, target: string, move: (then: (moved: string) => boolean) => boolean): boolean {
-  const expect = a.expect as { identity?: string; v2?: string } | undefined;
-  const proven = (p: string): boolean => {
-    if (expect === undefined) return true;
-    const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
-    if (!st?.isDirectory()) return false;
-    const id = dirIdentity(p, st.ino);
-    return expect.identity !== undefined ? id.identity === expect.identity : id.v2 === expect.v2;
-  };
-  if (!proven(target)) return false;
-  return move((moved) => {
-    if (proven(moved)) return true;
-    if (!placeNoReplace(moved, target) && !placeNoReplace(moved, `${target}${PUT_BACK}${randomBytes(4).toString("hex")}`)) {
-      throw new AgentError("EEXIST", `${moved} is not the volume's and could not be put back beside ${target}; it was left there`);
-    }
-    return false;
-  });
-}
-
-/**
- * Move `from` to `to` unless something is at `to` (false: nothing moved), never in place of it. A check
- * followed by rename(2) would not do: what appears between them — an empty directory, a file — is
- * replaced without a word. renameat2(RENAME_NOREPLACE) is the check and the move in one; a Linux NFS
- * client answers EINVAL to it, so there the name is taken first, by a call that fails where it is taken:
- * a directory gets an empty directory of ours made at `to` (mkdir(2), EEXIST if taken), and is renamed
- * over it — onto an empty directory rename(2) replaces atomically, onto anything else it fails; anything
- * else gets a second link at `to` (link(2), EEXIST if taken), and its old name is unlinked. Left open:
- * something that removes our fresh empty directory and makes another, empty too, in the instant before
- * the rename (a directory's identity can only be read after it is made, so no check closes that); no
- * data can be in it.
- */
-function placeNoReplace(from: string, to: string): boolean {
-  const done = renameNoReplaceSync(from, to);
-  if (done !== "unsupported") return done === "renamed";
-  const taken = (err: unknown) => ["EEXIST", "ENOTEMPTY", "ENOTDIR", "EISDIR"].some((c) => isErrno(err, c));
-  try {
-    if (!lstatSync(from).isDirectory()) {
-      linkSync(from, to);
-      unlinkSync(from);
-      return true;
-    }
-    mkdirSync(to, { mode: 0o700 });
-    renameSync(from, to);
-    return true;
-  } catch (err) {
-    if (taken(err)) return false;
-    throw err;
-  }
 }
 
 /**
@@ -286,7 +212,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       const st = lstatSync(target, { throwIfNoEntry: false });
       if (!st) return "absent";
       if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${str(a, "subDir")} is a symbolic link, not a volume directory`);
-      return movedIfProven(a, target, (then) => toTrash(str(a, "root"), target, str(a, "key"), then)) ? "trashed" : "changed";
+      return movedIfProven(a.expect as Expected | undefined, target, (then) => toTrash(str(a, "root"), target, str(a, "key"), then)) ? "trashed" : "changed";
     });
   },
   /**
@@ -323,7 +249,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       if (!st) return "absent";
       if (st.isSymbolicLink()) throw new AgentError("ELOOP", `${sub} is a symbolic link, not a volume directory`);
       const name = `archived-${path.basename(sub)}-${str(a, "stamp")}`;
-      const moved = movedIfProven(a, target, (then) => {
+      const moved = movedIfProven(a.expect as Expected | undefined, target, (then) => {
         const to = path.join(path.dirname(target), name);
         renameSync(target, to);
         return then(to);
