@@ -80,23 +80,29 @@ function eachIdleLoop<T>(ns: readonly number[], match: (b: LoopBacking) => T | u
   const used = loopsInUse(mountTable());
   for (const n of ns) {
     if (used.has(n)) continue;
-    const loop = loopDevice(n);
-    let fd: number;
-    try {
-      fd = openLoop(loop);
-    } catch {
-      continue; // no node to ask: not known to be the image's
-    }
-    try {
+    const done = withLoopOpen(n, (loop, fd) => {
       const b = backingOf(fd, loop.path);
       const owner = b && match(b);
-      if (owner === undefined) continue;
       // Opened after the table was read: a bind made in between would show now.
-      if (loopInUse(n)) continue;
-      if (fn(loop, fd, owner)) return;
-    } finally {
-      closeSync(fd);
-    }
+      return owner !== undefined && !loopInUse(n) && fn(loop, fd, owner);
+    });
+    if (done === true) return;
+  }
+}
+
+/** Run `fn` on loop device `n` held open; undefined where its node cannot be opened (then it is not known to be anyone's). */
+function withLoopOpen<T>(n: number, fn: (loop: LoopDevice, fd: number) => T): T | undefined {
+  const loop = loopDevice(n);
+  let fd: number;
+  try {
+    fd = openLoop(loop);
+  } catch {
+    return undefined;
+  }
+  try {
+    return fn(loop, fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -126,19 +132,8 @@ export function idleLoopBackings(): { n: number; backing: LoopBacking }[] {
   const out: { n: number; backing: LoopBacking }[] = [];
   for (const n of attachedLoops()) {
     if (used.has(n)) continue;
-    const loop = loopDevice(n);
-    let fd: number;
-    try {
-      fd = openLoop(loop);
-    } catch {
-      continue;
-    }
-    try {
-      const backing = backingOf(fd, loop.path);
-      if (backing) out.push({ n, backing });
-    } finally {
-      closeSync(fd);
-    }
+    const backing = withLoopOpen(n, (loop, fd) => backingOf(fd, loop.path));
+    if (backing) out.push({ n, backing });
   }
   return out;
 }
