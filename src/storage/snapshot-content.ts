@@ -32,8 +32,6 @@ import { identityAt, isSameData, openData, type DataKind } from "./dir-identity"
 import { moveIntoTrash } from "./trash-move";
 import type { SnapshotRecord } from "./snapshot-record";
 
-export { DELETE_MOVE } from "./trash-move";
-
 /** What a snapshot of `layout` keeps at its name: a directory tree, or one file (image and block). */
 export function contentKind(layout: ContentLayout): DataKind {
   return layout === "dir" ? "dir" : "file";

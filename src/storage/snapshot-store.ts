@@ -62,7 +62,8 @@ import { alreadyExists, internal } from "../csi/errors";
 import { identityAt, identityOfPath } from "./dir-identity";
 import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
 import { putBack, PUT_BACK, renameNoReplace, vanished } from "./rename-no-replace";
-import { contentKind, DELETE_MOVE, moveProvenContent, notTheSnapshots } from "./snapshot-content";
+import { contentKind, moveProvenContent, notTheSnapshots } from "./snapshot-content";
+import { deletedBy } from "./trash-move";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
 
@@ -397,8 +398,8 @@ export class SnapshotStore {
     }
     const settled = new Set<string>(); // .trash entries of cut-off deletes, settled with their record first
     for (const entry of await fsp.readdir(this.sub(".trash"))) {
-      const id = entry.split(DELETE_MOVE)[0]!;
-      if (!entry.includes(DELETE_MOVE) || !ids.has(id)) continue;
+      const id = deletedBy(entry);
+      if (id === undefined || !ids.has(id)) continue;
       settled.add(entry);
       const moved = this.sub(".trash", entry);
       await removeOrNote(this.leftAtStart, moved, () => this.finishDelete(id, records.get(id), moved, ids));

@@ -22,7 +22,13 @@ import { putBack } from "./rename-no-replace";
 import { uniqueSuffix } from "./unique-name";
 
 /** How a delete names its entry in the trash: <name>.delete-<suffix>. */
-export const DELETE_MOVE = ".delete-";
+const DELETE_MOVE = ".delete-";
+
+/** The name (a volume's or snapshot's ID) whose delete moved trash entry `entry`; undefined for any other entry. */
+export function deletedBy(entry: string): string | undefined {
+  const at = entry.indexOf(DELETE_MOVE);
+  return at < 0 ? undefined : entry.slice(0, at);
+}
 
 export type TrashMove =
   /** Moved into the trash, at `path`. */

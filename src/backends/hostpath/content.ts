@@ -213,7 +213,6 @@ export type ProvenMove =
   /** Another directory or file was at the name as it was moved; moved back, to `back`. */
   | { kind: "replaced"; back: string };
 
-export { DELETE_MOVE } from "../../storage/trash-move";
 /**
  * Move a volume's directory or image file at `target` into .trash: the
  * commit point of its delete (store.ts). Where the record names it

@@ -40,7 +40,8 @@ import { readRecordFile } from "../../storage/record-file";
 import { removeOrNote, type Leftover } from "../../storage/remove-tree";
 import { putBack, PUT_BACK, renameNoReplace } from "../../storage/rename-no-replace";
 import { layoutOf, parseRecord, type VolumeRecord } from "../../storage/volume-record";
-import { DELETE_MOVE, purge } from "./content";
+import { purge } from "./content";
+import { deletedBy } from "../../storage/trash-move";
 import type { QuotaBackend } from "./quota";
 import { dataKindOf } from "./volume-dir";
 
@@ -59,8 +60,8 @@ export async function sweep(root: string, ids: Set<string>, quota: QuotaBackend 
   const foreign: Leftover[] = [];
   const settled = new Set<string>(); // .trash entries of cut-off deletes, settled here first
   for (const entry of await fsp.readdir(path.join(root, ".trash"))) {
-    const id = entry.split(DELETE_MOVE)[0]!;
-    if (!entry.includes(DELETE_MOVE) || !ids.has(id)) continue;
+    const id = deletedBy(entry);
+    if (id === undefined || !ids.has(id)) continue;
     const p = path.join(root, ".trash", entry);
     settled.add(entry);
     await removeOrNote(left, p, () => finishDelete(root, id, p, ids, quota));
