@@ -15,8 +15,9 @@
  * is in CSI_LAB_STOP_AT_START): the driver's own helpers inherit the
  * environment and go on as they would.
  */
-import { readdirSync, readFileSync, stat } from "node:fs";
+import { readdirSync, stat } from "node:fs";
 import type { DriverProcess } from "./harness";
+import { threadState, untilThreads } from "./strace";
 
 if (process.env.CSI_LAB_STOP_AT_START && process.env.CSI_LAB_STOP_AT_START === String(process.ppid)) {
   stat("/", () => {});
@@ -53,7 +54,7 @@ export async function holdStart(d: DriverProcess): Promise<HeldStart> {
   }
   const pid = d.proc.pid!;
   for (;;) {
-    if (state(pid, pid) === "T") break;
+    if (threadState(pid, pid) === "T") break;
     if (d.proc.exitCode !== null || d.proc.signalCode !== null) throw new Error("the driver ended before it stopped at its start");
     await delay(1);
   }
@@ -62,25 +63,8 @@ export async function holdStart(d: DriverProcess): Promise<HeldStart> {
 }
 
 /** Resolves once no thread of `pid` is stopped any more (or it is gone). */
-export async function running(pid: number): Promise<void> {
-  for (;;) {
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      return;
-    }
-    if (!tasks.some((t) => state(pid, Number(t)) === "T")) return;
-    await delay(1);
-  }
-}
-
-function state(pid: number, tid: number): string | undefined {
-  try {
-    return /^\d+ \(.*\) (\S) /.exec(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"))?.[1];
-  } catch {
-    return undefined;
-  }
+export function running(pid: number): Promise<void> {
+  return untilThreads(pid, (states) => !states.includes("T"), 1);
 }
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -215,7 +215,21 @@ export class ArmedStrace {
 }
 
 /** Resolves when some thread of `pid` is in a group stop (state T), or the process is gone. */
-async function stopped(pid: number): Promise<void> {
+function stopped(pid: number): Promise<void> {
+  return untilThreads(pid, (states) => states.includes("T"), 2);
+}
+
+/** The state of thread `tid` of `pid` (R, S, D, T, …) as /proc shows it now; undefined once it has ended. */
+export function threadState(pid: number, tid: number): string | undefined {
+  try {
+    return /^\d+ \(.*\) (\S) /.exec(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves once `done` holds of the states of `pid`'s threads (threadState), asked every `ms`, or once the process is gone. */
+export async function untilThreads(pid: number, done: (states: (string | undefined)[]) => boolean, ms: number): Promise<void> {
   for (;;) {
     let tasks: string[];
     try {
@@ -223,14 +237,8 @@ async function stopped(pid: number): Promise<void> {
     } catch {
       return;
     }
-    for (const t of tasks) {
-      try {
-        if (/^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"))) return;
-      } catch {
-        // that thread ended
-      }
-    }
-    await new Promise((r) => setTimeout(r, 2));
+    if (done(tasks.map((t) => threadState(pid, Number(t))))) return;
+    await new Promise((r) => setTimeout(r, ms));
   }
 }
 
