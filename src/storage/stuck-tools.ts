@@ -108,13 +108,20 @@ export class StuckTools {
     );
   }
 
-  /** The first tool killed on `share` that is alive as /proc shows it now: one that exited a moment ago is, until its exit is seen here (gone). */
+  /**
+   * A tool killed on `share` that is alive as /proc shows it now (one that exited a moment ago is, until its exit is seen
+   * here: gone): the first one asleep in the kernel ("D") if any, else the first. A killed agent is still on its way out
+   * for a moment while its rm sleeps on the share; the message names the one that is stuck.
+   */
   private alive(share: string): Stuck | undefined {
+    let first: Stuck | undefined;
     for (const s of this.on.get(share) ?? []) {
       const now = processStat(s.pid);
-      if (living(now) && now!.start === s.start) return s;
+      if (!living(now) || now!.start !== s.start) continue;
+      if (now!.state === "D") return s;
+      first ??= s;
     }
-    return undefined;
+    return first;
   }
 
   /** Resolves once no tool killed on `share` is alive. */

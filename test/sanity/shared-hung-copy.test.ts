@@ -2,6 +2,7 @@
 // timeout, committing nothing; what it half made goes once the stopped tool has exited, and until then calls on that share are answered at
 // once and start nothing more. The same holds for a share agent killed at its deadline, and the rm it was running.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as os from "node:os";
@@ -13,6 +14,7 @@ import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { snapshotKeyOf } from "../../src/backends/nfs/snapshot-id";
+import { StuckTools } from "../../src/storage/stuck-tools";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 // The deadline only keeps a driver that never answers from hanging the test: the answer must come long before it.
@@ -57,12 +59,18 @@ function helpersOf(d: DriverProcess): { agents: number[]; rm: number[] } {
   return { agents, rm: all.filter((pid) => processOf(pid)?.command === "rm" && alive(pid)) };
 }
 
+// Each test freezes and thaws a file system on a loop device whose image is on this machine's disk, and what the
+// share flushes goes down to that disk: on a busy shared disk a flush can take many seconds. The waits below are
+// for things that do happen; they are long so that a slow disk does not fail a test, and say what they waited for.
+const WAIT_MS = 60_000;
+
 async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
+  const start = performance.now();
+  while (performance.now() - start < WAIT_MS) {
     if (await done()) return;
     await new Promise((r) => setTimeout(r, 10));
   }
-  assert.fail(`still waiting for ${what}`);
+  assert.fail(`still waiting for ${what} after ${WAIT_MS / 1000} s`);
 }
 
 /**
@@ -123,6 +131,7 @@ function onStallingShare(seconds: number) {
 }
 
 describe("Copies on a share that stops answering", function () {
+  this.timeout(3 * WAIT_MS);
   const t = onStallingShare(1);
 
   it("CreateSnapshot whose flush never returns answers UNAVAILABLE, holds no lock, and a retry once the share is back takes it", async () => {
@@ -182,6 +191,7 @@ describe("Copies on a share that stops answering", function () {
 });
 
 describe("Tools stopped on a share that stops answering", function () {
+  this.timeout(3 * WAIT_MS);
   // Long enough that a call's own work is small beside it: a failed copy answers after about one timeout, not two.
   const SECONDS = 4;
   const t = onStallingShare(SECONDS);
@@ -251,6 +261,7 @@ describe("Tools stopped on a share that stops answering", function () {
 });
 
 describe("Share agents stopped at their deadline on a share that stops answering", function () {
+  this.timeout(3 * WAIT_MS);
   const t = onStallingShare(1);
   const refusedBy = (tool: string, pid: number) =>
     new RegExp(`^the ${tool} \\(pid ${pid}\\) of an earlier call on share ${literal(t.share.path)} was stopped \\d+ s ago at its deadline and is still stuck in the kernel`);
@@ -297,5 +308,43 @@ describe("Share agents stopped at their deadline on a share that stops answering
     await t.resume(rm);
     assert.equal((await t.d.client.controller.createSnapshot(req, PATIENT)).snapshot!.readyToUse, true);
     assert.deepEqual((await t.onShare()).tmp, [], "the half-made copy was removed");
+  });
+});
+
+describe("Which stuck tool a refusal names", function () {
+  this.timeout(3 * WAIT_MS);
+  let share: StalledShare | undefined;
+  let dir: string | undefined;
+  before(async function () {
+    skipUnlessInstalled(this, "fsfreeze", "mkfs.ext2");
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-test-"));
+    share = await makeStalledShare(path.join(dir, "share"));
+  });
+  after(async () => {
+    await share?.cleanup();
+    if (dir) await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it("names the one asleep in the kernel, not one killed with it that is still on its way out", async () => {
+    // A share agent killed at its deadline is on its way out for a moment while the rm it ran sleeps on the share:
+    // both are remembered, and the refusal must name the rm, which is what keeps the share's calls waiting.
+    const stuck = new StuckTools();
+    const leaving = spawn("sleep", [`63.${process.pid}`], { stdio: "ignore" }); // alive, not in the kernel: the agent
+    await share!.stall();
+    await fsp.writeFile(path.join(share!.path, "f"), randomBytes(64 * 1024));
+    const asleep = spawn("sync", ["--file-system", share!.path], { stdio: "ignore" });
+    try {
+      await until("the sync to sleep in the kernel", () => processOf(asleep.pid!)?.state === "D");
+      stuck.add(["share /x"], "share agent", leaving);
+      stuck.add(["share /x"], "rm", asleep);
+      assert.throws(() => stuck.check("share /x"), { message: new RegExp(`^the rm \\(pid ${asleep.pid}\\) of an earlier copy on share /x .*still stuck in the kernel`) });
+      leaving.kill("SIGKILL");
+    } finally {
+      leaving.kill("SIGKILL");
+      await share!.resume();
+      await new Promise((r) => (asleep.exitCode !== null ? r(null) : asleep.once("exit", r)));
+    }
+    await stuck.gone("share /x");
+    assert.equal(stuck.holds("share /x"), false);
   });
 });
