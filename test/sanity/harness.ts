@@ -17,6 +17,7 @@ import { Code, codeName } from "../../src/csi/errors";
 import { VolumeCapability_AccessMode_Mode as Mode, type VolumeCapability } from "../../src/gen/csi";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { unmount } from "../../src/mount/syscalls";
+import { forgetDriver, registerDriver } from "./driver-logs";
 
 export { Code, Mode };
 
@@ -105,6 +106,7 @@ export class DriverProcess {
       ...(this.opts.extraArgs ?? []),
     ];
     this.proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: this.opts.env ?? process.env });
+    registerDriver(this);
     let buf = "";
     let onReady: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (onReady = resolve));
@@ -166,6 +168,7 @@ export async function startDriver(opts: DriverOptions = {}): Promise<DriverProce
 /** Stop the driver and remove its scratch directory, unmounting anything left under it first. */
 export async function destroyDriver(d: DriverProcess | undefined): Promise<void> {
   if (!d) return;
+  forgetDriver(d);
   await d.stop();
   await unmountUnder(d.dir);
   detachLoopsUnder(d.dir);
