@@ -64,7 +64,11 @@ export function madeFor(p: string): string | undefined {
  * then renamed into place, replacing nothing. What a kill -9 left at the
  * placeholder is removed first. Something that appeared at `at` meanwhile
  * stays (the caller judges it as any occupant). `what` names the place in
- * messages.
+ * messages. Where the file system has no RENAME_NOREPLACE, the rename takes
+ * the name first (src/storage/rename-no-replace.ts): a directory has an empty
+ * one of ours, not marked, at `at` for that instant, which a kill -9 then
+ * leaves (for the CO to remove, as any unmarked one); a file is marked there
+ * from its first moment (a second link to the placeholder's).
  */
 export function makeMarked(at: string, kind: "dir" | "file", volumeId: string, what: string): void {
   const temp = placeholderFor(at);
@@ -76,18 +80,7 @@ export function makeMarked(at: string, kind: "dir" | "file", volumeId: string, w
     makeAt(temp, kind);
   }
   markMadeFor(temp, volumeId);
-  const moved = renameNoReplaceSync(temp, at);
-  if (moved === "renamed") return;
-  removePlaceholder(at);
-  if (moved === "unsupported") {
-    // A file system without RENAME_NOREPLACE: made and marked in place, as the two calls they are.
-    try {
-      makeAt(at, kind);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-    markMadeFor(at, volumeId);
-  }
+  if (renameNoReplaceSync(temp, at) === "exists") removePlaceholder(at);
 }
 
 function makeAt(at: string, kind: "dir" | "file"): void {

@@ -3,14 +3,30 @@
  *
  * rename(2) puts its source in place of whatever the destination holds — a
  * file, or an empty directory — and that entry is gone, without a word. Where
- * the destination is a name others may write (a volume's name in data/),
- * checking that it is free first leaves a moment in which it can be taken.
- * renameat2(2) with RENAME_NOREPLACE makes the check and the rename one
- * step: a taken name answers EEXIST and nothing moves (Linux 3.15; ext4,
- * xfs, btrfs and tmpfs have it). A file system without it answers EINVAL;
- * there the name is checked just before a plain rename, as it was.
+ * the destination is a name others may write (a volume's name in data/, a
+ * share's subDir), checking that it is free first leaves a moment in which it
+ * can be taken. renameat2(2) with RENAME_NOREPLACE makes the check and the
+ * rename one step: a taken name answers EEXIST and nothing moves (Linux 3.15;
+ * ext4, xfs, btrfs and tmpfs have it).
+ *
+ * A file system without it answers EINVAL (a Linux NFS client does). There
+ * the name is taken first, by a call that fails where it is taken, and then
+ * the source moved onto what we took: a directory gets an empty directory of
+ * ours made at the name (mkdir(2), EEXIST if taken) and is renamed over it —
+ * onto an empty directory rename(2) replaces atomically, onto anything else it
+ * fails; anything else gets a second link at the name (link(2), EEXIST if
+ * taken) and its old name is unlinked.
+ *
+ * What stays open there: something that removes our fresh empty directory and
+ * makes another, empty too, in the instant before our rename has that one
+ * replaced instead — a directory's identity can only be read after it is
+ * made, so no check closes that; no data can be in it. A
+ * kill -9 in that instant leaves our empty directory at the name, or, for a
+ * file, the file under both names (a second name, not a copy); and where the
+ * unlink of the old name fails (but for ENOENT: then it is only at the new
+ * one), the error is thrown with the file under both names.
  */
-import { lstatSync, promises as fsp } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, promises as fsp, renameSync, unlinkSync } from "node:fs";
 import koffi from "koffi";
 import { aborted, type CsiError } from "../csi/errors";
 import { libc } from "../mount/libc";
@@ -39,22 +55,74 @@ export async function renameNoReplace(from: string, to: string): Promise<void> {
     if (errno !== EINVAL) throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
     unsupported = true;
   }
-  if (lstatSync(to, { throwIfNoEntry: false })) throw Object.assign(new Error(`EEXIST: ${to} exists, rename '${from}' -> '${to}'`), { code: "EEXIST" });
-  await fsp.rename(from, to);
+  if ((await takeNameFirst(from, to)) === "exists") throw new SyscallError("rename", EEXIST, `${from} -> ${to}`);
 }
 
 /**
- * The same on the calling thread, for a name on the node's own disk that
- * the caller reached without a symlink (src/node/made-here.ts): "exists"
- * where something is at `to`, "unsupported" where the file system has no
- * RENAME_NOREPLACE (the caller then does what it can without it).
+ * The same on the calling thread, for a name the caller reached without a symlink (src/node/made-here.ts,
+ * src/backends/nfs/share-trash.ts): "exists" where something is at `to`, and nothing moved.
  */
-export function renameNoReplaceSync(from: string, to: string): "renamed" | "exists" | "unsupported" {
+export function renameNoReplaceSync(from: string, to: string): "renamed" | "exists" {
   if (renameat2Fn(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) === 0) return "renamed";
   const errno = koffi.errno();
   if (errno === EEXIST) return "exists";
-  if (errno === EINVAL) return "unsupported";
-  throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
+  if (errno !== EINVAL) throw new SyscallError("renameat2", errno, `${from} -> ${to}`);
+  return takeNameFirstSync(from, to);
+}
+
+const isCode = (err: unknown, ...codes: string[]): boolean => codes.includes((err as NodeJS.ErrnoException).code ?? "");
+/** What a rename onto our empty directory answers where the name was taken from under it (emptied and another made, or filled). */
+const TAKEN_FROM_US = ["EEXIST", "ENOTEMPTY", "ENOTDIR"];
+
+/** Without RENAME_NOREPLACE: take `to` first (mkdir(2) or link(2)), then move `from` onto what we took (the top of this file). */
+async function takeNameFirst(from: string, to: string): Promise<"renamed" | "exists"> {
+  const dir = (await fsp.lstat(from)).isDirectory();
+  try {
+    await (dir ? fsp.mkdir(to, { mode: 0o700 }) : fsp.link(from, to));
+  } catch (err) {
+    if (isCode(err, "EEXIST")) return "exists";
+    throw err; // nothing made: a link(2) whose source is gone fails
+  }
+  if (!dir) {
+    await fsp.unlink(from).catch((err: unknown) => {
+      if (!isCode(err, "ENOENT")) throw err; // its old name gone meanwhile: it is at `to` alone
+    });
+    return "renamed";
+  }
+  try {
+    await fsp.rename(from, to);
+    return "renamed";
+  } catch (err) {
+    if (isCode(err, ...TAKEN_FROM_US)) return "exists";
+    throw err;
+  }
+}
+
+/** takeNameFirst, on the calling thread. */
+function takeNameFirstSync(from: string, to: string): "renamed" | "exists" {
+  const dir = lstatSync(from).isDirectory();
+  try {
+    if (dir) mkdirSync(to, { mode: 0o700 });
+    else linkSync(from, to);
+  } catch (err) {
+    if (isCode(err, "EEXIST")) return "exists";
+    throw err;
+  }
+  if (!dir) {
+    try {
+      unlinkSync(from);
+    } catch (err) {
+      if (!isCode(err, "ENOENT")) throw err;
+    }
+    return "renamed";
+  }
+  try {
+    renameSync(from, to);
+    return "renamed";
+  } catch (err) {
+    if (isCode(err, ...TAKEN_FROM_US)) return "exists";
+    throw err;
+  }
 }
 
 /**

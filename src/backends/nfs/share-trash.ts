@@ -11,12 +11,12 @@
  * NFS client answers EINVAL to it).
  */
 import { randomBytes } from "node:crypto";
-import { linkSync, lstatSync, mkdirSync, renameSync, unlinkSync } from "node:fs";
+import { lstatSync, renameSync } from "node:fs";
 import * as path from "node:path";
 import { dirIdentity } from "../../storage/dir-identity";
 import { PUT_BACK, renameNoReplaceSync } from "../../storage/rename-no-replace";
 import { META_DIR } from "./share-layout";
-import { AgentError, ensureDirs, inDir, isErrno } from "./share-walk";
+import { AgentError, ensureDirs, inDir } from "./share-walk";
 
 /** The identity a controller proved: {identity} or, for a marker of version 2, {v2}. */
 export interface Expected {
@@ -45,7 +45,8 @@ export function toTrash(root: string, target: string, k: string, then: (moved: s
  * that mounts the directory above it, on any node — so the check that counts is made on what
  * was moved, where nothing else renames (`move` hands it to `then`, with its directory still
  * open): not the volume's, it is put back where it was (or, that name taken meanwhile, beside
- * it), out of the trash, never in place of what took the name (placeNoReplace), and the answer is false.
+ * it), out of the trash, never in place of what took the name (renameNoReplaceSync, which
+ * keeps that also where the file system has no RENAME_NOREPLACE), and the answer is false.
  */
 export function movedIfProven(expect: Expected | undefined, target: string, move: (then: (moved: string) => boolean) => boolean): boolean {
   const proven = (p: string): boolean => {
@@ -58,40 +59,10 @@ export function movedIfProven(expect: Expected | undefined, target: string, move
   if (!proven(target)) return false;
   return move((moved) => {
     if (proven(moved)) return true;
-    if (!placeNoReplace(moved, target) && !placeNoReplace(moved, `${target}${PUT_BACK}${randomBytes(4).toString("hex")}`)) {
+    const put = (to: string) => renameNoReplaceSync(moved, to) === "renamed";
+    if (!put(target) && !put(`${target}${PUT_BACK}${randomBytes(4).toString("hex")}`)) {
       throw new AgentError("EEXIST", `${moved} is not the volume's and could not be put back beside ${target}; it was left there`);
     }
     return false;
   });
-}
-
-/**
- * Move `from` to `to` unless something is at `to` (false: nothing moved), never in place of it. A check
- * followed by rename(2) would not do: what appears between them — an empty directory, a file — is
- * replaced without a word. renameat2(RENAME_NOREPLACE) is the check and the move in one; a Linux NFS
- * client answers EINVAL to it, so there the name is taken first, by a call that fails where it is taken:
- * a directory gets an empty directory of ours made at `to` (mkdir(2), EEXIST if taken), and is renamed
- * over it — onto an empty directory rename(2) replaces atomically, onto anything else it fails; anything
- * else gets a second link at `to` (link(2), EEXIST if taken), and its old name is unlinked. Left open:
- * something that removes our fresh empty directory and makes another, empty too, in the instant before
- * the rename (a directory's identity can only be read after it is made, so no check closes that); no
- * data can be in it.
- */
-function placeNoReplace(from: string, to: string): boolean {
-  const done = renameNoReplaceSync(from, to);
-  if (done !== "unsupported") return done === "renamed";
-  const taken = (err: unknown) => ["EEXIST", "ENOTEMPTY", "ENOTDIR", "EISDIR"].some((c) => isErrno(err, c));
-  try {
-    if (!lstatSync(from).isDirectory()) {
-      linkSync(from, to);
-      unlinkSync(from);
-      return true;
-    }
-    mkdirSync(to, { mode: 0o700 });
-    renameSync(from, to);
-    return true;
-  } catch (err) {
-    if (taken(err)) return false;
-    throw err;
-  }
 }
