@@ -15,18 +15,23 @@
  * ours made at the name (mkdir(2), EEXIST if taken) and is renamed over it —
  * onto an empty directory rename(2) replaces atomically, onto anything else it
  * fails; anything else gets a second link at the name (link(2), EEXIST if
- * taken) and its old name is unlinked.
+ * taken) and its old name is unlinked. Where the rename onto our directory
+ * fails — the source gone meanwhile (ENOENT), or anything else — the empty
+ * directory we made is removed again (rmdir(2), which removes only an empty
+ * directory), so nothing is left at the name; a link(2) whose source is gone
+ * fails and leaves nothing.
  *
  * What stays open there: something that removes our fresh empty directory and
- * makes another, empty too, in the instant before our rename has that one
- * replaced instead — a directory's identity can only be read after it is
- * made, so no check closes that; no data can be in it. A
- * kill -9 in that instant leaves our empty directory at the name, or, for a
- * file, the file under both names (a second name, not a copy); and where the
- * unlink of the old name fails (but for ENOENT: then it is only at the new
- * one), the error is thrown with the file under both names.
+ * makes another, empty too, in the instant before our rename (or our rmdir)
+ * has that one replaced (or removed) instead — a directory's identity can only
+ * be read after it is made, so no check closes that; no data can be in it. A
+ * kill -9 in that instant leaves our empty directory at the name (a retry then
+ * finds the name taken), and an rmdir that fails otherwise (EIO, say) is
+ * thrown with it there. A file has two names between the link and the unlink:
+ * a kill -9 there leaves both (a second name, not a copy), and an unlink that
+ * fails (but for ENOENT: then it is at the new name alone) is thrown with both.
  */
-import { linkSync, lstatSync, mkdirSync, promises as fsp, renameSync, unlinkSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, promises as fsp, renameSync, rmdirSync, unlinkSync } from "node:fs";
 import koffi from "koffi";
 import { aborted, type CsiError } from "../csi/errors";
 import { libc } from "../mount/libc";
@@ -73,6 +78,8 @@ export function renameNoReplaceSync(from: string, to: string): "renamed" | "exis
 const isCode = (err: unknown, ...codes: string[]): boolean => codes.includes((err as NodeJS.ErrnoException).code ?? "");
 /** What a rename onto our empty directory answers where the name was taken from under it (emptied and another made, or filled). */
 const TAKEN_FROM_US = ["EEXIST", "ENOTEMPTY", "ENOTDIR"];
+/** What rmdir(2) of our empty directory answers where it is no longer there, or no longer an empty directory: not ours to remove. */
+const NOT_OURS = ["ENOENT", "ENOTEMPTY", "EEXIST", "ENOTDIR"];
 
 /** Without RENAME_NOREPLACE: take `to` first (mkdir(2) or link(2)), then move `from` onto what we took (the top of this file). */
 async function takeNameFirst(from: string, to: string): Promise<"renamed" | "exists"> {
@@ -93,6 +100,10 @@ async function takeNameFirst(from: string, to: string): Promise<"renamed" | "exi
     await fsp.rename(from, to);
     return "renamed";
   } catch (err) {
+    // Not moved: what we took goes again (but for what took it from us).
+    await fsp.rmdir(to).catch((e: unknown) => {
+      if (!isCode(e, ...NOT_OURS)) throw e;
+    });
     if (isCode(err, ...TAKEN_FROM_US)) return "exists";
     throw err;
   }
@@ -120,6 +131,11 @@ function takeNameFirstSync(from: string, to: string): "renamed" | "exists" {
     renameSync(from, to);
     return "renamed";
   } catch (err) {
+    try {
+      rmdirSync(to);
+    } catch (e) {
+      if (!isCode(e, ...NOT_OURS)) throw e;
+    }
     if (isCode(err, ...TAKEN_FROM_US)) return "exists";
     throw err;
   }

@@ -2,7 +2,7 @@
 // rename puts its source in place of a file or an empty directory there, and that entry is gone.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, promises as fsp, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, promises as fsp, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renameNoReplace } from "../../src/storage/rename-no-replace";
@@ -83,5 +83,14 @@ describe("renameNoReplace on a file system without RENAME_NOREPLACE", () => {
         }
       });
     }
+
+    it(`${form}: a directory gone just before the rename leaves nothing at the name`, function () {
+      if (!filterWorksHere) this.skip();
+      const [from, to] = [path.join(dir, "mine"), path.join(dir, "theirs")];
+      mkdirSync(from);
+      assert.equal(renameWithout(form, from, to, `rmdir ${shellQuote(from)}`), "ENOENT");
+      assert.equal(existsSync(path.join(dir, "swap")), false, "the rename went by rename(2), renameat2 being refused");
+      assert.deepEqual(readdirSync(dir), [], "no empty directory of ours is left at the name");
+    });
   }
 });
