@@ -13,11 +13,19 @@
  * whole process group and answers UNAVAILABLE. A child stuck in the kernel
  * dies when the kernel lets go; the driver has moved on long before.
  *
+ * But not forgotten: mount.nfs asleep on a server that stopped answering
+ * may sleep for as long as the server is away, and a CSI sidecar retries
+ * with backoff for ever — each retry would start one more. So a mount on a
+ * share is remembered there when it outlives its kill, like a copy's tool
+ * or a share agent (storage/stuck-tools.ts): until it exits, mounts of
+ * that share answer UNAVAILABLE at once and start nothing.
+ *
  * The program is /bin/mount unless --mount-program names another (tests
  * substitute a script that hangs, or that records its command line).
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { failedPrecondition, unavailable, type CsiError } from "../csi/errors";
+import type { StuckTools } from "../storage/stuck-tools";
 import { report } from "./observer";
 
 export interface MountCommandConfig {
@@ -50,9 +58,10 @@ export interface CommandResult {
 
 /**
  * Run `program args` in a new process group; kill the group at the
- * deadline. Resolves with how it ended (never rejects for a failed exit).
+ * deadline, then tell `killed` (which finds what of it did not die).
+ * Resolves with how it ended (never rejects for a failed exit).
  */
-export function runBounded(program: string, args: readonly string[], timeoutMs: number): Promise<CommandResult> {
+export function runBounded(program: string, args: readonly string[], timeoutMs: number, killed?: (leader: ChildProcess) => void): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = spawn(program, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
     let stderr = "";
@@ -67,6 +76,7 @@ export function runBounded(program: string, args: readonly string[], timeoutMs: 
     const timer = setTimeout(() => {
       timedOut = true;
       killGroup(child.pid);
+      killed?.(child);
       // Do not wait for the exit: a child stuck in the kernel may take
       // as long as the kernel does to die.
       finish({ code: null, signal: "SIGKILL" });
@@ -91,13 +101,24 @@ function killGroup(pid: number | undefined): void {
   }
 }
 
+/** The share a mount touches ("NFS export srv:/x", as messages name it) and where a mount stuck there is remembered. */
+export interface MountOnShare {
+  share: string;
+  stuck: StuckTools;
+}
+
 /**
  * Run mount(8) with `args`; CsiError when it fails or runs out of time.
  * `what` names the mount for messages ("NFS export srv:/x at /staging").
+ * A mount `on` a share is not started while one stopped there is still
+ * stuck in the kernel (UNAVAILABLE at once), and one stopped at its
+ * deadline that did not die is remembered there until it exits.
  */
-export async function runMount(cfg: MountCommandConfig, args: readonly string[], what: string): Promise<void> {
+export async function runMount(cfg: MountCommandConfig, args: readonly string[], what: string, on?: MountOnShare): Promise<void> {
+  on?.stuck.check(on.share);
   const started = process.hrtime.bigint();
-  const r = await runBounded(cfg.program, args, cfg.timeoutMs);
+  const killed = on && ((leader: ChildProcess) => on.stuck.addGroup([on.share], leader, (pid, command) => (pid === leader.pid ? "mount" : command)));
+  const r = await runBounded(cfg.program, args, cfg.timeoutMs, killed);
   report("mount", started, r.code === 0);
   if (r.code === 0) return;
   throw mountError(r, what, cfg.timeoutMs);

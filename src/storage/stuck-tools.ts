@@ -12,15 +12,18 @@
  * The same goes for every other helper the driver starts on a share: a
  * share agent (src/backends/nfs/share-agent.ts) killed at its deadline,
  * asleep in a stat or an fsync, and the rm it was running, which is its
- * child and no longer ours once the agent is gone.
+ * child and no longer ours once the agent is gone; and mount(8) with its
+ * mount.nfs (src/mount/mount-command.ts), killed at its deadline while it
+ * waits on an export's server.
  *
  * So each tool killed for making no progress, and each helper killed at its
  * deadline that did not die at once, is remembered under the shares it
  * worked on until it exits. While one is, nothing more is started on that
- * share — no copy, no share agent — and calls on it answer UNAVAILABLE at
- * once, naming the process and the share. That keeps one stuck process per
- * share (a few more only if several calls were working there when it
- * stopped). Once the share answers, it exits and calls run again.
+ * share — no copy, no share agent, no mount — and calls on it answer
+ * UNAVAILABLE at once, naming the process and the share. That keeps one
+ * stuck process per share (a few more only if several calls were working
+ * there when it stopped). Once the share answers, it exits and calls run
+ * again.
  *
  * Kept in memory only: it describes live children of this process. A driver
  * that restarts starts with none (the old one's stuck tools sleep on, now

@@ -9,7 +9,9 @@
  * the staging path into each pod. All of these go through mount(8) in a
  * child process with a deadline (mount/mount-command.ts), and every look
  * at a path on the share goes through a share agent (share-io.ts): a hung
- * server costs a call its deadline, never the driver.
+ * server costs a call its deadline, never the driver. A mount stopped at its
+ * deadline that sleeps on in the kernel is remembered under its share, and
+ * until it exits calls there answer UNAVAILABLE at once (storage/stuck-tools.ts).
  *
  * Stale mounts. When the server's export is replaced or the directory is
  * removed and made again, the file handle the node holds goes stale: every
@@ -24,7 +26,7 @@ import type { VolumeUsage } from "../../gen/csi";
 import { unsupportedReason } from "../../csi/capabilities";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../../csi/errors";
 import { CONTEXT } from "../../controller/volume-view";
-import { bindArgs, nfsMountArgs, remountBindArgs, runMount } from "../../mount/mount-command";
+import { bindArgs, nfsMountArgs, remountBindArgs, runMount, type MountOnShare } from "../../mount/mount-command";
 import { mountTable, type MountEntry } from "../../mount/mountinfo";
 import { splitMountFlags, type BindFlags } from "../../mount/options";
 import type { Driver } from "../../server/driver";
@@ -95,6 +97,9 @@ export function sharedCapability(vol: SharedNodeVolume, cap: Capability): { bind
 
 const what = (loc: SharedLocation) => `directory ${loc.subDir} on ${describeShare(loc)}`;
 
+/** Every mount of a volume touches its share: not started while one stopped there is stuck, remembered there if it gets stuck (mount-command.ts). */
+const onShare = (driver: Driver, loc: SharedLocation): MountOnShare => ({ share: describeShare(loc), stuck: sharedStore(driver).io.stuck });
+
 /**
  * A test for "this mount shows the volume": an NFS mount of exactly its
  * source, or for a local share a bind of its directory (same device and
@@ -148,10 +153,10 @@ export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging
   await withRecord(driver, "stage", { volumeId: vol.volumeId, path: staging.real, capability: cap, readonly }, () =>
     withMountTarget(staging, "dir", async () => {
       if (loc.server) {
-        await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), staging.real, [...fsOptions, ...flagWords]), what(loc));
+        await runMount(cfg, nfsMountArgs(nfsSource(loc.server, sourceDir(loc)), staging.real, [...fsOptions, ...flagWords]), what(loc), onShare(driver, loc));
       } else {
         await probeDirectory(driver, vol);
-        await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc));
+        await runMount(cfg, bindArgs(sourceDir(loc), staging.real), what(loc), onShare(driver, loc));
         if (flagWords.length > 0) await remountOrUndo(driver, vol, staging, flagWords);
       }
     }, { madeFor: vol.volumeId }),
@@ -190,7 +195,7 @@ export async function publishShared(
   const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
   await withRecord(driver, "publish", { volumeId: vol.volumeId, path: p.target.real, capability: p.cap, readonly: p.readonly }, () =>
     withMountTarget(p.target, "dir", async () => {
-      await runMount(cfg, bindArgs(p.staging.real, p.target.real), `volume ${vol.volumeId} at ${p.target.given}`);
+      await runMount(cfg, bindArgs(p.staging.real, p.target.real), `volume ${vol.volumeId} at ${p.target.given}`, onShare(driver, vol.location));
       const words = [...bind.words.filter((w) => w !== "bind" && w !== "defaults" && w !== "ro"), ...(readonly ? ["ro"] : [])];
       if (words.length > 0) await remountOrUndo(driver, vol, p.target, words);
     }, { madeFor: vol.volumeId }),
@@ -228,7 +233,8 @@ function sharedOwner(vol: SharedNodeVolume, made: MountEntry): MountOwner {
 /** Per-mount flags on a fresh bind; never leave a half-configured (e.g. writable) mount behind. */
 async function remountOrUndo(driver: Driver, vol: SharedNodeVolume, place: NodePath, words: string[]): Promise<void> {
   try {
-    await runMount({ program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs }, remountBindArgs(place.real, words), place.given);
+    const cfg = { program: driver.config.mountProgram, timeoutMs: driver.config.mountTimeoutMs };
+    await runMount(cfg, remountBindArgs(place.real, words), place.given, onShare(driver, vol.location));
   } catch (err) {
     const made = mountTable().at(place.real);
     if (made) await unmountOwned(place, sharedOwner(vol, made));

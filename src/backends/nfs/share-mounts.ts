@@ -11,11 +11,11 @@
  * the export once nothing uses it. Working directories left by a crash are
  * detached and removed at start-up.
  *
- * A share on which a copy's tool or a share agent was killed and is still
- * stuck in the kernel (storage/stuck-tools.ts) is not entered at all: calls on it answer
- * UNAVAILABLE at once, starting nothing that would get stuck beside it. What
- * the failed copy left in the share's tmp is removed once the tool has
- * exited, after the call answered (tidy).
+ * A share on which a copy's tool, a share agent or the export's mount was
+ * killed and is still stuck in the kernel (storage/stuck-tools.ts) is not
+ * entered at all: calls on it answer UNAVAILABLE at once, starting nothing
+ * that would get stuck beside it. What the failed copy left in the share's
+ * tmp is removed once the tool has exited, after the call answered (tidy).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -135,7 +135,8 @@ export class ShareMounts {
   private async mount(share: ShareLocation, dir: string): Promise<void> {
     await fsp.mkdir(dir, { mode: 0o700 });
     try {
-      await runMount(this.mountCmd, nfsMountArgs(nfsSource(share.server, share.share), dir, []), describeShare(share));
+      const what = describeShare(share);
+      await runMount(this.mountCmd, nfsMountArgs(nfsSource(share.server, share.share), dir, []), what, { share: what, stuck: this.io.stuck });
     } catch (err) {
       await this.unmount(dir);
       throw err;
