@@ -13,11 +13,14 @@
  * at once, before any call (releaseIdleLoopsOf, from idleLoopBackings: one
  * look at each attached device; ../backends/hostpath/leaked-loops.ts), so
  * a volume that gets no further call does not keep its device, and its
- * image's space, until reboot. Which device is the volume's is asked of
- * the kernel by the backing file's identity (LOOP_GET_STATUS64), on a
- * descriptor held open meanwhile — a device held open is neither detached
- * nor attached to another file (but for LOOP_CHANGE_FD on a read-only
- * one) — never by name.
+ * image's space, until reboot. The calls on one volume look only at the
+ * devices noted for it when they were attached (LoopNotes), not at every
+ * device on the node: their cost does not grow with the node's devices.
+ * Which device is the volume's is asked of the kernel by the backing
+ * file's identity (LOOP_GET_STATUS64), on a descriptor held open
+ * meanwhile — a device held open is neither detached nor attached to
+ * another file (but for LOOP_CHANGE_FD on a read-only one) — never by
+ * name, nor by note.
  */
 import { closeSync, readdirSync } from "node:fs";
 import {
@@ -71,25 +74,6 @@ function attachedLoops(): number[] {
   return out;
 }
 
-/**
- * Call `fn` with each of loop devices `ns` that no mount uses and whose file `match` names (an owner, or
- * undefined: not looked at further), held open on `fd` (proven on it) until `fn` returns. Stops at the first
- * for which `fn` returns true.
- */
-function eachIdleLoop<T>(ns: readonly number[], match: (b: LoopBacking) => T | undefined, fn: (loop: LoopDevice, fd: number, owner: T) => boolean): void {
-  const used = loopsInUse(mountTable());
-  for (const n of ns) {
-    if (used.has(n)) continue;
-    const done = withLoopOpen(n, (loop, fd) => {
-      const b = backingOf(fd, loop.path);
-      const owner = b && match(b);
-      // Opened after the table was read: a bind made in between would show now.
-      return owner !== undefined && !loopInUse(n) && fn(loop, fd, owner);
-    });
-    if (done === true) return;
-  }
-}
-
 /** Run `fn` on loop device `n` held open; undefined where its node cannot be opened (then it is not known to be anyone's). */
 function withLoopOpen<T>(n: number, fn: (loop: LoopDevice, fd: number) => T): T | undefined {
   const loop = loopDevice(n);
@@ -106,20 +90,60 @@ function withLoopOpen<T>(n: number, fn: (loop: LoopDevice, fd: number) => T): T 
   }
 }
 
-/** A match for eachIdleLoop: attached to `image`, read-only or not as `readOnly` says when given. */
-function imageMatch(image: FileIdentity, readOnly?: boolean): (b: LoopBacking) => true | undefined {
-  const isImage = backingTest(image);
-  return (b) => (isImage(b) && (readOnly === undefined || b.readOnly === readOnly)) || undefined;
+/**
+ * The loop devices the driver attached to one volume's image, noted as each was attached, before it
+ * could outlive the call (../backends/hostpath/loop-notes.ts): where that volume's idle devices are
+ * looked for. A note is only a candidate; a device is the volume's when proven so.
+ */
+export interface LoopNotes {
+  /** The devices noted (none when nothing was). */
+  list(): number[];
+  /** Note device `n`, attached to the volume's image: before AUTOCLEAR is cleared on it. */
+  add(n: number): void;
+  /** Forget device `n`: asked to detach, or proven no longer attached to the volume's image. */
+  forget(n: number): void;
 }
 
 /**
- * Detach every loop device attached to `image` that no mount uses (a crash
+ * Call `fn` with each of the devices noted in `notes` that no mount uses and that is attached to `image`, held
+ * open on `fd` (proven on it) until `fn` returns, until `fn` returns true. A noted device proven attached to no
+ * file or to another is forgotten (a crash after its detach left the note); one that cannot be opened is kept.
+ */
+function eachIdleNotedLoop(image: FileIdentity, notes: LoopNotes, fn: (loop: LoopDevice, fd: number, b: LoopBacking) => boolean): void {
+  const ns = notes.list();
+  if (ns.length === 0) return;
+  const isImage = backingTest(image);
+  const used = loopsInUse(mountTable());
+  for (const n of ns) {
+    if (used.has(n)) continue;
+    const done = withLoopOpen(n, (loop, fd) => {
+      const b = backingOf(fd, loop.path);
+      if (!b || !isImage(b)) {
+        notes.forget(n);
+        return false;
+      }
+      // Opened after the table was read: a bind made in between would show now.
+      return !loopInUse(n) && fn(loop, fd, b);
+    });
+    if (done === true) return;
+  }
+}
+
+/**
+ * Detach every noted loop device attached to `image` that no mount uses (a crash
  * between a stage's attach and its bind, or an unstage's unmount and its
  * detach, left it): each detaches as the descriptor it was proven on
- * closes. Returns the devices let go.
+ * closes, and is forgotten. Returns the devices let go.
  */
-export function releaseIdleLoops(image: FileIdentity): LoopDevice[] {
-  return releaseIdleLoopsOf(attachedLoops(), imageMatch(image)).map((r) => r.loop);
+export function releaseIdleLoops(image: FileIdentity, notes: LoopNotes): LoopDevice[] {
+  const released: LoopDevice[] = [];
+  eachIdleNotedLoop(image, notes, (loop, fd) => {
+    detachOnLastClose(fd, loop.path);
+    notes.forget(loop.number);
+    released.push(loop);
+    return false;
+  });
+  return released;
 }
 
 /**
@@ -139,28 +163,36 @@ export function idleLoopBackings(): { n: number; backing: LoopBacking }[] {
 }
 
 /**
- * releaseIdleLoops for many files at once: detach those of loop devices `ns`
- * that no mount uses and whose file `ownerOf` names, each proven on the
- * descriptor it detaches as. Returns each device let go, with its owner.
+ * releaseIdleLoops for many files at once, at start-up: detach those of loop
+ * devices `ns` that no mount uses and whose file `ownerOf` names, each proven
+ * on the descriptor it detaches as. Returns each device let go, with its owner.
  */
 export function releaseIdleLoopsOf<T>(ns: readonly number[], ownerOf: (b: LoopBacking) => T | undefined): { loop: LoopDevice; owner: T }[] {
   const released: { loop: LoopDevice; owner: T }[] = [];
-  eachIdleLoop(ns, ownerOf, (loop, fd, owner) => {
-    detachOnLastClose(fd, loop.path);
-    released.push({ loop, owner });
-    return false;
-  });
+  const used = loopsInUse(mountTable());
+  for (const n of ns) {
+    if (used.has(n)) continue;
+    withLoopOpen(n, (loop, fd) => {
+      const b = backingOf(fd, loop.path);
+      const owner = b && ownerOf(b);
+      // Opened after the table was read: a bind made in between would show now.
+      if (owner === undefined || loopInUse(n)) return;
+      detachOnLastClose(fd, loop.path);
+      released.push({ loop, owner });
+    });
+  }
   return released;
 }
 
 /**
- * A loop device attached to `image` that no mount uses, attached read-only
- * or not as `readOnly` says, to be bound again: `fn` runs with it held open
- * (so it is the image's until `fn` returns). false when there is none.
+ * A noted loop device attached to `image` that no mount uses, attached
+ * read-only or not as `readOnly` says, to be bound again: `fn` runs with it
+ * held open (so it is the image's until `fn` returns). false when there is none.
  */
-export function withIdleLoop(image: FileIdentity, readOnly: boolean, fn: (loop: LoopDevice, fd: number) => void): boolean {
+export function withIdleLoop(image: FileIdentity, readOnly: boolean, notes: LoopNotes, fn: (loop: LoopDevice, fd: number) => void): boolean {
   let found = false;
-  eachIdleLoop(attachedLoops(), imageMatch(image, readOnly), (loop, fd) => {
+  eachIdleNotedLoop(image, notes, (loop, fd, b) => {
+    if (b.readOnly !== readOnly) return false;
     fn(loop, fd);
     return (found = true);
   });

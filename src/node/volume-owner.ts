@@ -49,7 +49,7 @@
 import { closeSync, lstatSync } from "node:fs";
 import { failedPrecondition } from "../csi/errors";
 import { backingOf, backingTest, detachOnLastClose, loopDevice, loopNumberOfNode, openLoop, type FileIdentity, type LoopDevice } from "../mount/loop";
-import { loopInUse, releaseIdleLoops } from "../mount/idle-loops";
+import { loopInUse, releaseIdleLoops, type LoopNotes } from "../mount/idle-loops";
 import { locate, mountTable, watchMountChanges, type MountChangeWatch, type MountEntry, type Mounts } from "../mount/mountinfo";
 import { mountRootAt, type FileNumbers } from "../mount/mount-root";
 import { expireMount, markMountExpired, unmountIfMounted } from "../mount/syscalls";
@@ -70,6 +70,8 @@ export interface MountOwner {
   detach: boolean;
   /** Block volumes: the image whose loop device goes with its last bind. */
   image?: FileIdentity;
+  /** Block volumes: the loop devices noted as attached to the image, where its idle ones are looked for (src/mount/idle-loops.ts). */
+  loopNotes?: LoopNotes;
   /**
    * What NodePublishVolume makes at a target for this volume: a directory, or a device file
    * (block); "either" where the backend cannot tell which (a record that cannot be read).
@@ -172,7 +174,10 @@ async function unmountOne(np: NodePath, at: string, table: Mounts, m: MountEntry
         const b = backingOf(fd, loop.path);
         if (b && backingTest(owner.image)(b)) {
           await unmountProven(np, at, owner);
-          if (!loopInUse(n)) detachOnLastClose(fd, loop.path);
+          if (!loopInUse(n)) {
+            detachOnLastClose(fd, loop.path);
+            owner.loopNotes?.forget(n); // it goes by itself now
+          }
           return;
         }
       } finally {
@@ -187,10 +192,11 @@ async function unmountOne(np: NodePath, at: string, table: Mounts, m: MountEntry
  * A block volume's loop devices that nothing binds any more (a crash between a stage's
  * attach and its bind, or between an unstage's unmount and its detach, left them
  * attached): let go, once the volume's mounts at a place are undone. Only devices proven
- * attached to the volume's image (src/mount/idle-loops.ts); anyone else's are not looked at.
+ * attached to the volume's image, among those noted for it (src/mount/idle-loops.ts); anyone
+ * else's are not looked at.
  */
 export function releaseIdleDevices(owner: MountOwner): void {
-  if (owner.image) releaseIdleLoops(owner.image);
+  if (owner.image && owner.loopNotes) releaseIdleLoops(owner.image, owner.loopNotes);
 }
 
 /** The loop device opened for its ioctls; undefined where its node cannot be opened (then it is not asked, nor told). */

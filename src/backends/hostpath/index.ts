@@ -42,6 +42,7 @@ import { volumeOnDisk } from "./node-volume";
 import { CAPACITY_MODES, defaultSize, holdSpace, isEnforced, place, placeFromSource, promisable, sizeFor, type Placement } from "./placement";
 import { HostPathStore } from "./store";
 import { dataKindOf, imageOfRecord, notTheVolumes, withVolumeDir, withVolumeImage } from "./volume-dir";
+import { loopNotesOf } from "./loop-notes";
 
 export class HostPathBackend implements Backend {
   readonly name = "hostpath";
@@ -160,9 +161,12 @@ export class HostPathBackend implements Backend {
     const mounts = this.mountsOf(volumeId, kind === "file" ? "image" : "dir", proof);
     if (mounts.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${mounts.join(", ")}; unpublish and unstage it first`);
     // A block volume's device a crash left attached and bound nowhere (src/mount/idle-loops.ts) would hold the removed image for ever.
+    // Then its notes go (loop-notes.ts): no device of it is bound, and those idle are detaching.
     if (kind === "file") {
+      const notes = loopNotesOf(dir);
       const image = volumeOnDisk("block", dir, proof).image;
-      if (image) releaseIdleLoops(image);
+      if (image) releaseIdleLoops(image, notes);
+      notes.clear();
     }
     // (A file system mounted inside the volume is not the volume's to empty: the store's delete refuses it before its commit point.)
     if (unreadable !== undefined) driver.log.warn("deleting a volume whose record cannot be read, from what is on disk", { volumeId, problem: unreadable });

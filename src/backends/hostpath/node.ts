@@ -35,6 +35,7 @@ import { findVolume, nodeCapability, nodeVolume, requireDeliverable, volumeOnDis
 import type { VolumeLayout, VolumeRecord } from "../../storage/volume-record";
 import { hostPathStore } from "./store";
 import { withVolumeDir } from "./volume-dir";
+import { loopNotesOf } from "./loop-notes";
 import { directoryAt } from "../../storage/dir-identity";
 
 export const hostPathNode: NodeBackend = {
@@ -216,6 +217,7 @@ function owner(volumeId: string, vol: VolumeOnDisk): MountOwner {
     owns: (m, table) => isOwn(m, table) || (vol.layout === "block" && isStaleDeviceBind(table, m)),
     recognises: recogniser(vol),
     image: vol.layout === "block" ? vol.image : undefined,
+    ...(vol.layout === "block" ? { loopNotes: loopNotesOf(vol.dataDir) } : {}),
     placeKind: vol.layout === "block" ? "file" : "dir",
     ...(vol.layout === "block" ? { stagedChild: STAGED_DEVICE } : {}),
   };

@@ -18,7 +18,10 @@
  * (src/node/volume-owner.ts). A crash between those steps leaves the device
  * attached with nothing bound: the next stage (or read-only publish, a
  * read-only one) binds that one again, and an
- * unstage, an unpublish or a delete lets it go (src/mount/idle-loops.ts).
+ * unstage, an unpublish or a delete lets it go (src/mount/idle-loops.ts),
+ * each looking only at the devices noted for the volume: a device is noted
+ * while AUTOCLEAR still holds it (../loop-notes.ts), so none outlives a
+ * crash unnoted.
  * (Clearing the flag costs about 15 ms — the kernel freezes the device's
  * queue for it — paid once per stage, on a worker thread.)
  */
@@ -26,6 +29,7 @@ import * as path from "node:path";
 import { hostPathStore } from "../store";
 import type { NodeVolume } from "../node-volume";
 import { withVolumeImage } from "../volume-dir";
+import { loopNotesOf } from "../loop-notes";
 import { closeSync } from "node:fs";
 import { VolumeUsage_Unit as Unit } from "../../../gen/csi";
 import { internal } from "../../../csi/errors";
@@ -57,6 +61,8 @@ async function attachAndBind(vol: NodeVolume, target: MountPlace, readOnly: bool
   const attach = (backing: number) => attachLoopTo(backing, path.basename(vol.dataDir), { readOnly });
   const { loop, fd } = await withVolumeImage(vol.dataDir, vol.record, readOnly, attach);
   try {
+    // Noted while a crash would still detach it (AUTOCLEAR), so that a later call finds it without looking at every device.
+    loopNotesOf(vol.dataDir).add(loop.number);
     // Attached for good before anything refers to it: a bind must never outlive its device.
     await keepAttached(fd, loop.path);
     bindOrLetGo(loop.path, fd, target, bits);
@@ -78,7 +84,7 @@ function bindOrLetGo(device: string, fd: number, target: MountPlace, bits: numbe
 /** Bind a read-only device of the volume at `target`: one a crash left attached, bound nowhere (idle-loops.ts), or a new one. */
 async function bindReadOnly(vol: NodeVolume, target: MountPlace, bits: number): Promise<void> {
   const image = vol.image;
-  if (image && withIdleLoop(image, true, (loop, fd) => bindOrLetGo(loop.path, fd, target, bits))) return;
+  if (image && withIdleLoop(image, true, loopNotesOf(vol.dataDir), (loop, fd) => bindOrLetGo(loop.path, fd, target, bits))) return;
   await attachAndBind(vol, target, true, bits);
 }
 
@@ -95,7 +101,7 @@ export const blockLayout: NodeLayout = {
     if (attached !== undefined) return bindWithFlags(loopDevice(attached).path, staged, 0);
     // One a crash left attached, bound nowhere (src/mount/idle-loops.ts): bound again, not leaked.
     const image = vol.image;
-    if (image && withIdleLoop(image, false, (loop, fd) => bindOrLetGo(loop.path, fd, staged, 0))) return;
+    if (image && withIdleLoop(image, false, loopNotesOf(vol.dataDir), (loop, fd) => bindOrLetGo(loop.path, fd, staged, 0))) return;
     await attachAndBind(vol, staged, false, 0);
   },
 
