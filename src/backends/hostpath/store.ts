@@ -10,6 +10,7 @@
  *   .trash/             volume directories being deleted
  *   .templates/         formatted file systems that image volumes are
  *                       cloned from (templates.ts); not volumes
+ *   .loops/<id>/<n>     a block volume's loop devices, noted (loop-notes.ts)
  *
  * Create is a small two-phase commit that a kill -9 cannot tear: make the
  * data directory in .tmp, write the metadata (the commit point), then rename
