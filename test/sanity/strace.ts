@@ -96,7 +96,7 @@ function isChanging(syscall: string, args: string, result: string): boolean {
 
 /**
  * A call's text with what differs from run to run taken out: the scratch
- * directory, loop device numbers, btrfs qgroup ids, descriptor numbers, the random part of
+ * directory, loop device numbers (and the names of their notes, .loops/<id>/<n>), btrfs qgroup ids, descriptor numbers, the random part of
  * temporary names, data.
  */
 export function callSignature(text: string, dir: string): string {
@@ -104,6 +104,7 @@ export function callSignature(text: string, dir: string): string {
     .split(dir)
     .join("…")
     .replace(/\/dev\/loop\d+/g, "/dev/loopN")
+    .replace(/(\/\.loops\/[^/"]+\/)\d+/g, "$1N")
     .replace(/\b0x[0-9a-f]{6,}\b/g, "0x…")
     .replace(/lo_number=\d+/g, "lo_number=N")
     .replace(/qgroupid=\d+/g, "qgroupid=N")
