@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
+import { readMountInfo } from "../../src/mount/mountinfo";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 const PATIENT = { timeoutMs: 20_000 };
@@ -127,4 +128,50 @@ describe("A mount of an NFS export asleep in the kernel after its deadline", fun
       await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath });
     });
   }
+
+  it("staged and published before: NodeStageVolume and NodePublishVolume again answer UNAVAILABLE naming it, keep the mounts, OK once it exits", async () => {
+    const cap = { mount: { fsType: "", mountFlags: [], volumeMountGroup: "4242" }, accessMode: { mode: RWX } };
+    const v = (await create()).volume!;
+    const req = { volumeId: v.volumeId, volumeContext: v.volumeContext, volumeCapability: cap };
+    const stagingTargetPath = d.path(uniqueName("stage"));
+    const targetPath = d.path(uniqueName("pod"));
+    const restage = () => d.client.node.nodeStageVolume({ ...req, stagingTargetPath }, PATIENT);
+    const republish = () => d.client.node.nodePublishVolume({ ...req, stagingTargetPath, targetPath }, PATIENT);
+    await restage();
+    await republish();
+    /** The very mounts the pods were set up from (the same mount ID, device and root). */
+    const mounts = () =>
+      readMountInfo()
+        .filter((m) => [stagingTargetPath, targetPath].includes(m.mountPoint))
+        .map((m) => `${m.mountPoint} ${m.id} ${m.device} ${m.root}`);
+    const before = mounts();
+    assert.equal(before.length, 2);
+
+    // A CreateVolume's mount of the same export is stopped asleep: a tool stuck on the share the volume is staged from.
+    await serverDown();
+    const started = helpers().length;
+    await expectCode(create(), Code.UNAVAILABLE, /did not finish within 1 s and was stopped/);
+    const stuck = helpers().slice(started);
+    assert.equal(stuck.length, 1);
+    assert.ok(alive(stuck[0]!));
+    const refused = new RegExp(
+      `^the mount \\(pid ${stuck[0]}\\) of an earlier call on NFS export nfs\\.example\\.internal:/srv/vols was stopped .* still stuck in the kernel`,
+    );
+    for (let i = 0; i < 2; i++) {
+      // The kubelet's retries: the share cannot be checked, and what is mounted stays.
+      await expectCode(restage(), Code.UNAVAILABLE, refused);
+      assert.deepEqual(mounts(), before, "the staged and published mounts are the ones made before");
+      await expectCode(republish(), Code.UNAVAILABLE, refused);
+    }
+    const stats = await d.client.node.nodeGetVolumeStats({ volumeId: v.volumeId, volumePath: stagingTargetPath });
+    assert.equal(stats.volumeCondition!.abnormal, true);
+    assert.match(stats.volumeCondition!.message ?? "", refused);
+
+    await serverBack(stuck);
+    await restage();
+    await republish();
+    assert.deepEqual(mounts(), before, "a healthy staged volume is left as it is");
+    await d.client.node.nodeUnpublishVolume({ volumeId: v.volumeId, targetPath });
+    await d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath });
+  });
 });

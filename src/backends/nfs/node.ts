@@ -20,11 +20,15 @@
  * abnormal; the next NodeStageVolume finds its staging mount unhealthy,
  * detaches it and mounts again. A local share shows the same event as a
  * mount holding a removed directory (link count 0), handled the same way.
+ * Only what the share answered counts: one that gave no answer, or was not
+ * asked because a tool stopped there is still stuck, says nothing of the
+ * mount, and could take no new one. Then NodeStageVolume, NodePublishVolume
+ * and NodeExpandVolume answer UNAVAILABLE and leave every mount as it is.
  */
 import type { Capability } from "../../csi/capabilities";
 import type { VolumeUsage } from "../../gen/csi";
 import { unsupportedReason } from "../../csi/capabilities";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from "../../csi/errors";
+import { alreadyExists, CsiError, failedPrecondition, invalidArgument, notFound, unavailable } from "../../csi/errors";
 import { CONTEXT } from "../../controller/volume-view";
 import { bindArgs, nfsMountArgs, remountBindArgs, runMount, type MountOnShare } from "../../mount/mount-command";
 import { mountTable, type MountEntry } from "../../mount/mountinfo";
@@ -110,7 +114,13 @@ function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry)
   return mountIdentity(sharedStore(driver).io, loc);
 }
 
-/** Is the mount at `p` healthy? A bounded stat through it. */
+/**
+ * Is the mount at `p` healthy? A bounded stat through it: what is wrong
+ * with it as the share answered (stale, removed, an I/O error), or
+ * undefined. A share that gave no answer — none within the deadline, or
+ * not asked while a tool stopped there is still stuck in the kernel —
+ * says nothing of the mount: that is thrown (UNAVAILABLE, as it came).
+ */
 async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Promise<string | undefined> {
   try {
     const st = await sharedStore(driver).io.run<{ kind: string; nlink: number }>("probe", { path: p }, describeShare(loc));
@@ -118,16 +128,22 @@ async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Pr
     if (st.kind === "dir" && st.nlink === 0) return `the directory mounted at ${p} was removed from the share; NodeStageVolume mounts it again`;
     return undefined;
   } catch (err) {
+    if (err instanceof CsiError) throw err;
     if (shareErrno(err) === "ESTALE") return `stale file handle at ${p}: the export or the directory was replaced on the server; NodeStageVolume mounts it again`;
     if (isUnhealthy(err)) return (err as Error).message;
     return `${p}: ${(err as Error).message}`;
   }
 }
 
-/** Is the mount at `p` this volume's (by identity, or by what this process mounted there)? */
+/**
+ * Is the mount at `p` this volume's (by identity, or by what this process
+ * mounted there)? When only the share could say and a tool stopped there
+ * is still stuck, UNAVAILABLE naming it: "not ours" would be a guess.
+ */
 async function isOurs(driver: Driver, vol: SharedNodeVolume, kind: "stage" | "publish", m: MountEntry): Promise<boolean> {
   if (vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m)) return true;
   const test = await identity(driver, vol.location);
+  if (test === undefined) sharedStore(driver).io.stuck.check(describeShare(vol.location));
   return test !== undefined && test(m);
 }
 
@@ -141,6 +157,8 @@ export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging
     if (rec && (rec.volumeId !== vol.volumeId || !sameCap(rec.capability, cap))) {
       throw alreadyExists(`volume ${vol.volumeId} is already staged at ${staging.given} with a different volume_capability`);
     }
+    // A share that does not answer, or that has a stopped tool still stuck on it, cannot be checked and takes no new mount
+    // (UNAVAILABLE, thrown here): what is staged stays as it is, and a retry once the share answers checks it.
     const problem = await healthProblem(driver, loc, staging.real);
     if (!problem) return applyGroup(driver, vol, cap, staging.real, readonly);
     driver.log.warn("staged shared volume is unhealthy; mounting it again", { volumeId: vol.volumeId, problem });
@@ -264,6 +282,7 @@ async function probeDirectory(driver: Driver, vol: SharedNodeVolume): Promise<vo
 async function applyGroup(driver: Driver, vol: SharedNodeVolume, cap: Capability, p: string, readonly: boolean): Promise<void> {
   if (cap.volumeMountGroup === "" || readonly) return;
   await sharedStore(driver).io.run("mountGroup", { path: p, gid: Number(cap.volumeMountGroup) }, describeShare(vol.location)).catch((err: unknown) => {
+    if (err instanceof CsiError) throw err; // the share did not answer (UNAVAILABLE): a retry may do it
     throw failedPrecondition(`volume ${vol.volumeId}: cannot give its root to group ${cap.volumeMountGroup}: ${(err as Error).message}`);
   });
 }
@@ -289,7 +308,10 @@ export async function sharedStats(
   const test = await identity(driver, vol.location);
   const known = (["publish", "stage"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m));
   if (test && !test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
-  const problem = await healthProblem(driver, vol.location, volumePath);
+  const problem = await healthProblem(driver, vol.location, volumePath).catch((err: unknown) => {
+    if (err instanceof CsiError) return err.message; // no answer: abnormal too
+    throw err;
+  });
   if (problem) return { usage: [], volumeCondition: { abnormal: true, message: problem } };
   try {
     const fs = await sharedStore(driver).io.run<FsUsage>("statfs", { path: volumePath }, describeShare(vol.location));
