@@ -260,6 +260,47 @@ describe("Tools stopped on a share that stops answering", function () {
   });
 });
 
+describe("A volume staged from a share on which a tool stopped is still stuck", function () {
+  this.timeout(3 * WAIT_MS);
+  const t = onStallingShare(1);
+
+  it("after a restart (its mounts not remembered): node calls answer UNAVAILABLE naming the tool, not 'not ours', and touch no mount", async () => {
+    const v = await t.create();
+    await fsp.writeFile(path.join(t.dirOf(v), "f"), "kept");
+    const cap = mountCapability(RWX);
+    const req = { volumeId: v.volumeId, volumeContext: v.volumeContext, volumeCapability: cap };
+    const stagingTargetPath = t.d.path(uniqueName("stage"));
+    const restage = () => t.d.client.node.nodeStageVolume({ ...req, stagingTargetPath }, PATIENT);
+    await restage();
+    const staged = () => readMountInfo().filter((m) => m.mountPoint === stagingTargetPath).map((m) => `${m.id} ${m.device} ${m.root}`);
+    const before = staged();
+    assert.equal(before.length, 1);
+    // Only the share can now say which mount is the volume's: the records of what the driver mounted went with the old process.
+    await t.d.restart();
+
+    await t.share.stall();
+    const snapshot = { name: uniqueName("snap"), sourceVolumeId: v.volumeId };
+    await expectCode(t.d.client.controller.createSnapshot(snapshot, PATIENT), Code.UNAVAILABLE, /^sync made no progress/);
+    const stuck = toolsOf(t.d);
+    assert.equal(stuck.length, 1);
+    const refused = new RegExp(`^the sync \\(pid ${stuck[0]}\\) of an earlier copy on share ${literal(t.share.path)} .*still stuck in the kernel`);
+    await expectCode(restage(), Code.UNAVAILABLE, refused);
+    const publish = { ...req, stagingTargetPath, targetPath: t.d.path(uniqueName("pod")) };
+    await expectCode(t.d.client.node.nodePublishVolume(publish, PATIENT), Code.UNAVAILABLE, refused);
+    const expand = () =>
+      t.d.client.node.nodeExpandVolume({ volumeId: v.volumeId, volumePath: stagingTargetPath, capacityRange: { requiredBytes: 1, limitBytes: 0 } });
+    await expectCode(expand(), Code.UNAVAILABLE, refused);
+    assert.deepEqual(staged(), before, "the staged mount is the one made before");
+
+    await t.resume();
+    await restage();
+    assert.deepEqual(staged(), before, "a healthy staged volume is left as it is");
+    await expand();
+    assert.equal(await fsp.readFile(path.join(stagingTargetPath, "f"), "utf8"), "kept");
+    await t.d.client.node.nodeUnstageVolume({ volumeId: v.volumeId, stagingTargetPath });
+  });
+});
+
 describe("Share agents stopped at their deadline on a share that stops answering", function () {
   this.timeout(3 * WAIT_MS);
   const t = onStallingShare(1);

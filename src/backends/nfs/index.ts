@@ -29,6 +29,7 @@ import type { MountOwner } from "../../node/volume-owner";
 import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSource } from "../backend";
 import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
+import { describeShare } from "./share-mounts";
 import { ShareSnapshots } from "./share-snapshots";
 import { shareEnd } from "./share-views";
 import { sharedProfile } from "./profile";
@@ -72,7 +73,13 @@ const nfsNode: NodeBackend = {
     const owner = await this.owner(driver, req.volumeId);
     const table = mountTable();
     const m = table.at(req.volumePath);
-    if (!owner || !m || !owner.owns(m, table)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
+    if (!owner || !m || !owner.owns(m, table)) {
+      // Which mount is a local share's volume only the share can say: not while a tool stopped there is stuck (UNAVAILABLE, naming it).
+      const id = parseSharedId(req.volumeId)!;
+      const share = id.form === "inline" ? id.location : id.share;
+      if (owner && m && !share.server) sharedStore(driver).io.stuck.check(describeShare(share));
+      throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
+    }
     const record = await sharedStore(driver).records.getById(req.volumeId);
     return record?.capacityBytes ?? req.range.required;
   },
