@@ -65,10 +65,11 @@ const MKFS: Record<LoopFsKind, [string, string[]]> = {
 /** Programs needed besides mkfs: btrfs(8) turns quotas on. */
 const ALSO_NEEDS: Partial<Record<LoopFsKind, string[]>> = { "btrfs-quota": ["btrfs"] };
 
-export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number): Promise<LoopFs> {
+/** Make a file system of `kind` on a loop device whose image is a file in a fresh directory under `parent` (default: the temp directory). */
+export async function makeLoopFs(kind: LoopFsKind, sizeBytes: number, parent = os.tmpdir()): Promise<LoopFs> {
   const missing = missingPrograms([MKFS[kind][0], ...(ALSO_NEEDS[kind] ?? [])]);
   if (missing) throw new UnsupportedFs(missing);
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `csi-lab-${kind}-`));
+  const dir = await fsp.mkdtemp(path.join(parent, `csi-lab-${kind}-`));
   const image = path.join(dir, "fs.img");
   const mountPoint = path.join(dir, "mnt");
   live.add(dir);

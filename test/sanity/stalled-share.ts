@@ -13,12 +13,20 @@
  * cache — exactly what a copy does on a hung NFS mount. Thawing lets it all
  * finish.
  *
+ * The "server's disk" is itself an image in a tmpfs of its own, so what the
+ * share flushes ends in memory: a flush through the two loop devices would
+ * otherwise end in an fsync of an image on this machine's disk, which on a
+ * busy shared disk waits for everything else written there (seconds, at
+ * times tens of them), and the tests would time that disk rather than the
+ * driver.
+ *
  * Made with the ordinary tools (mkfs, mount -o loop, fsfreeze), not the
  * driver's code. A test process that ends while the disk is frozen thaws it
  * on its way out, so no sleeper is left behind.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { promises as fsp } from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { makeLoopFs, type LoopFs } from "./loop-fs";
 
@@ -42,8 +50,10 @@ export interface StalledShare {
 }
 
 const frozen = new Set<string>();
+const memories = new Set<string>();
 process.on("exit", () => {
   for (const dir of frozen) spawnSync("fsfreeze", ["-u", dir]);
+  for (const dir of memories) spawnSync("umount", ["-l", dir]);
 });
 
 function run(cmd: string, args: string[]): Promise<string> {
@@ -55,9 +65,25 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
+/** Unmount the in-memory disk at `dir` (if mounted) and remove its mount point. */
+async function forget(dir: string): Promise<void> {
+  if (memories.delete(dir)) await run("umount", ["-l", dir]).catch(() => undefined);
+  await fsp.rmdir(dir).catch(() => undefined);
+}
+
 /** Make the share (an empty directory `at`, which becomes its mount point). */
 export async function makeStalledShare(at: string, sizeBytes = 128 * 1024 ** 2): Promise<StalledShare> {
-  const disk: LoopFs = await makeLoopFs("ext4", sizeBytes + 64 * 1024 ** 2);
+  // The server's disk, in memory (see above): sized for its image, which is sparse, so it holds only what is written.
+  const memory = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-server-disk-"));
+  let disk: LoopFs;
+  try {
+    await run("mount", ["-t", "tmpfs", "-o", `size=${sizeBytes + 128 * 1024 ** 2},mode=0755`, "server-disk", memory]);
+    memories.add(memory);
+    disk = await makeLoopFs("ext4", sizeBytes + 64 * 1024 ** 2, memory);
+  } catch (err) {
+    await forget(memory);
+    throw err;
+  }
   const image = path.join(disk.mountPoint, "share.img");
   const sleepers: ChildProcess[] = [];
   const resume = async () => {
@@ -75,6 +101,7 @@ export async function makeStalledShare(at: string, sizeBytes = 128 * 1024 ** 2):
     await fsp.chmod(at, 0o755);
   } catch (err) {
     await disk.cleanup();
+    await forget(memory);
     throw err;
   }
   /** Start a flush (sync `args`) and return once it sleeps in the kernel waiting for the device: from now on the device takes nothing else. */
@@ -103,6 +130,7 @@ export async function makeStalledShare(at: string, sizeBytes = 128 * 1024 ** 2):
       await resume();
       await run("umount", ["-l", at]).catch(() => undefined);
       await disk.cleanup();
+      await forget(memory);
     },
   };
 }
