@@ -26,7 +26,7 @@
  * leaves content in data/ without its record: what is there without one is
  * not the driver's, and is left alone (the start-up sweep names it in a
  * warning, a CreateSnapshot of that ID answers ALREADY_EXISTS). The sweep
- * finishes or undoes whatever a crash interrupted.
+ * finishes or undoes whatever a crash interrupted (storage/snapshot-sweep.ts).
  *
  * A group snapshot commits in one step too: its members are written first,
  * each naming the group, and the group's record is written last. A member
@@ -46,7 +46,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { fsyncDir, removeTemporaries, writeFileAtomic } from "./atomic-file";
+import { fsyncDir, writeFileAtomic } from "./atomic-file";
 import { PendingGroups } from "./group-pending";
 import { readRecordFile } from "./record-file";
 import { SnapshotIndex } from "./snapshot-index";
@@ -59,11 +59,11 @@ import {
   type SnapshotRecord,
 } from "./snapshot-record";
 import { alreadyExists, internal } from "../csi/errors";
-import { identityAt, identityOfPath } from "./dir-identity";
-import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
-import { putBack, PUT_BACK, renameNoReplace, vanished } from "./rename-no-replace";
+import { identityOfPath } from "./dir-identity";
+import { removeTree, type Leftover } from "./remove-tree";
+import { renameNoReplace, vanished } from "./rename-no-replace";
 import { contentKind, moveProvenContent, notTheSnapshots } from "./snapshot-content";
-import { deletedBy } from "./trash-move";
+import { sweepSnapshots } from "./snapshot-sweep";
 import { sweepViews } from "../mount/read-only-view";
 import { thawLeftovers } from "./hold-still";
 
@@ -110,7 +110,20 @@ export class SnapshotStore {
     for (const sub of ["meta", "data", "groups", ".tmp", ".trash", ".views", ".frozen"]) await fsp.mkdir(store.sub(sub), { recursive: true });
     store.thawedAtStart = await thawLeftovers(store.markersDir); // first: a frozen file system hangs its pods
     await sweepViews(store.viewsDir);
-    await store.sweep();
+    const { unreadable, left, foreign } = await sweepSnapshots({
+      sub: (...parts) => store.sub(...parts),
+      isSnapshotId: (id) => SNAPSHOT_ID.test(id),
+      metaFile: (id) => store.metaFile(id),
+      contentPath: (id) => store.contentPath(id),
+      read: (id) => store.read(id),
+      delete: (id) => store.delete(id),
+      groupExists: (id) => store.groupExists(id),
+      index: (id, sourceVolumeId) => store.index.add(id, sourceVolumeId),
+      clearPendingGroups: () => store.pending.clearAllAtStart(),
+    });
+    store.unreadableAtStart.push(...unreadable);
+    store.leftAtStart.push(...left);
+    store.foreignAtStart.push(...foreign);
     return store;
   }
 
@@ -361,103 +374,5 @@ export class SnapshotStore {
       `snapshot ${id} cannot be made: ${this.contentPath(id)} already holds something that no snapshot record names — not made by this driver, ` +
         "or left by an older version's unfinished delete; it was left as it is (remove it if nothing needs it, and retry)",
     );
-  }
-
-  private removeAtStart(p: string): Promise<void> {
-    return removeOrNote(this.leftAtStart, p, () => removeTree(p));
-  }
-
-  /**
-   * Finish what a crash interrupted, and nothing else (see the top of this
-   * file): settle deletes cut off after their move into .trash with their
-   * record (what it names is deleted with it, anything else put back);
-   * finish commits whose content is still in .tmp (never over what took the
-   * name); drop uncommitted content in .tmp, members of groups that never
-   * committed (as a delete drops them: proven) and the rest of .trash. What
-   * is in data/ without a record is left, and named (foreignAtStart). Then
-   * build the indexes. Reads every record once: start-up is O(snapshots),
-   * calls are not.
-   */
-  private async sweep(): Promise<void> {
-    const metaEntries = await fsp.readdir(this.sub("meta"));
-    await removeTemporaries(this.sub("meta"), metaEntries); // records a crash left half-written
-    await removeTemporaries(this.sub("groups"), await fsp.readdir(this.sub("groups")));
-    const ids = new Set(metaEntries.filter((n) => n.endsWith(".json") && SNAPSHOT_ID.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
-    const records = new Map<string, SnapshotRecord | undefined>();
-    for (const id of ids) {
-      // An unreadable record keeps its content and stays out of the index;
-      // GetSnapshot of it says what is wrong instead of the driver not starting,
-      // and so does a warning at start (unreadableAtStart).
-      records.set(
-        id,
-        await this.read(id).catch((err: unknown) => {
-          this.unreadableAtStart.push({ snapshotId: id, problem: err instanceof Error ? err.message : String(err) });
-          return undefined;
-        }),
-      );
-    }
-    const settled = new Set<string>(); // .trash entries of cut-off deletes, settled with their record first
-    for (const entry of await fsp.readdir(this.sub(".trash"))) {
-      const id = deletedBy(entry);
-      if (id === undefined || !ids.has(id)) continue;
-      settled.add(entry);
-      const moved = this.sub(".trash", entry);
-      await removeOrNote(this.leftAtStart, moved, () => this.finishDelete(id, records.get(id), moved, ids));
-    }
-    for (const entry of await fsp.readdir(this.sub(".tmp"))) {
-      const id = entry.split(".")[0]!;
-      const staged = this.sub(".tmp", entry);
-      const proof = records.get(id)?.contentIdentity;
-      const committed = ids.has(id) && (proof ? identityAt(staged, proof, contentKind(records.get(id)!.layout)) === "same" : !this.taken(id));
-      if (committed) await removeOrNote(this.leftAtStart, staged, () => this.finishCreate(id, staged));
-      else await this.removeAtStart(staged);
-    }
-    for (const id of ids) {
-      const rec = records.get(id);
-      if (rec?.groupSnapshotId !== undefined && !this.groupExists(rec.groupSnapshotId)) {
-        // Deleted as DeleteSnapshot deletes: what is at its name goes only if it is the member's.
-        await removeOrNote(this.leftAtStart, this.metaFile(id), async () => void ((await this.delete(id)) && ids.delete(id)));
-      } else if (rec) this.index.add(id, rec.sourceVolumeId);
-    }
-    for (const entry of await fsp.readdir(this.sub("data"))) {
-      if (ids.has(entry)) continue;
-      const problem = entry.includes(PUT_BACK)
-        ? "a delete caught it in place of a snapshot's own content, and put it back here: it is not the snapshot's"
-        : "no snapshot record names it: this driver did not make it, or an older version's delete was cut off after it had removed the record";
-      this.foreignAtStart.push({ path: this.sub("data", entry), problem });
-    }
-    for (const entry of await fsp.readdir(this.sub(".trash"))) {
-      if (!settled.has(entry)) await this.removeAtStart(this.sub(".trash", entry));
-    }
-    await this.pending.clearAllAtStart();
-  }
-
-  private taken(id: string): boolean {
-    return lstatSync(this.contentPath(id), { throwIfNoEntry: false }) !== undefined;
-  }
-
-  /** Put a committed create's content in place; if something took its name meanwhile, it is not replaced: the content waits, named. */
-  private async finishCreate(id: string, staged: string): Promise<void> {
-    const target = this.contentPath(id);
-    try {
-      await renameNoReplace(staged, target);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const problem = `it is snapshot ${id}'s, whose create was committed, but ${target} is taken by something that is not; it stays until that is gone`;
-      this.leftAtStart.push({ path: staged, problem });
-    }
-  }
-
-  /** Settle `moved`, what a delete of snapshot `id` (record `rec`, undefined if unreadable) moved into .trash before it was cut off. */
-  private async finishDelete(id: string, rec: SnapshotRecord | undefined, moved: string, ids: Set<string>): Promise<void> {
-    const proof = rec?.contentIdentity;
-    if (proof && identityAt(moved, proof, contentKind(rec!.layout)) !== "same") {
-      await putBack(moved, this.contentPath(id)); // beside the name, if taken: then named with data/ in the sweep
-      return;
-    }
-    await fsp.unlink(this.metaFile(id));
-    ids.delete(id);
-    await fsyncDir(this.sub("meta"));
-    await removeTree(moved);
   }
 }
