@@ -114,8 +114,8 @@ export interface BackendSnapshots {
 
 /** Node calls for one backend; the RPC has checked the paths (node-path.ts) and the attachment. */
 export interface NodeBackend {
-  /** The capability of a node call, checked as far as any volume of this backend could take it. */
-  capability(driver: Driver, cap: VolumeCapability | undefined): Capability;
+  /** The capability of a node call on volume `volumeId`, checked as far as any volume of this backend could take it. */
+  capability(driver: Driver, volumeId: string, cap: VolumeCapability | undefined): Capability;
   stage(driver: Driver, req: StageRequest): Promise<void>;
   publish(driver: Driver, req: PublishRequest): Promise<void>;
   /** What of the volume may be unmounted and removed here; undefined when the ID is not one this node can resolve. */

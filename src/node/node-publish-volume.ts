@@ -51,14 +51,14 @@ export const nodePublishVolume = defineRpc<NodePublishVolumeRequest, NodePublish
       if (!ephemeral) throw invalidArgument("this driver offers no ephemeral inline volumes");
       if (req.stagingTargetPath) throw invalidArgument("an ephemeral inline volume is not staged: staging_target_path must be empty");
       const owner = driver.backends.forId(ephemeral.storeId(volumeId))!;
-      const cap = owner.node.capability(driver, req.volumeCapability);
+      const cap = owner.node.capability(driver, volumeId, req.volumeCapability);
       await ephemeral.publish(driver, { volumeId, target, cap, readonly, volumeContext });
       return {};
     }
 
     const backend = driver.backends.forId(volumeId);
     if (!backend) throw notFound(`volume ${volumeId} does not exist on this node`);
-    const cap = backend.node.capability(driver, req.volumeCapability);
+    const cap = backend.node.capability(driver, volumeId, req.volumeCapability);
     if (!req.stagingTargetPath) throw failedPrecondition("staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)");
     const staging = nodePath(driver, req.stagingTargetPath, "staging_target_path");
     const attachment = checkAttachment(driver, volumeId, publishContext);

@@ -32,7 +32,7 @@ export const nodeStageVolume = defineRpc<NodeStageVolumeRequest, NodeStageVolume
     toCapability(req.volumeCapability, "volume_capability"); // validation first: INVALID_ARGUMENT before NOT_FOUND
     const backend = driver.backends.forId(volumeId);
     if (!backend) throw notFound(`volume ${volumeId} does not exist on this node`);
-    const cap = backend.node.capability(driver, req.volumeCapability);
+    const cap = backend.node.capability(driver, volumeId, req.volumeCapability);
     const publishContext = checkMap(req.publishContext, "publish_context");
     const volumeContext = checkMap(req.volumeContext, "volume_context");
     checkMap(req.secrets, "secrets");

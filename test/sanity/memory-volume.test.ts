@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { mountFs, unmount } from "../../src/mount/syscalls";
 import { MEMORY } from "./backends";
-import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { blockCapability, Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const MiB = 1024 * 1024;
 
@@ -166,6 +166,23 @@ describe("Memory volumes", () => {
     );
     const cap = await d.client.controller.getCapacity({ parameters: MEMORY.parameters(d), volumeCapabilities: [mountCapability()] });
     assert.ok(cap.availableCapacity! > 0);
+  });
+
+  it("NodeStageVolume and NodePublishVolume with a capability a memory volume cannot serve: FAILED_PRECONDITION naming the volume and what was asked", async () => {
+    const volumeId = await create4MiB();
+    const staging = d.path(uniqueName("stage"));
+    const target = d.path(uniqueName("pod"));
+    await expectCode(
+      d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability(Mode.MULTI_NODE_MULTI_WRITER) }),
+      Code.FAILED_PRECONDITION,
+      new RegExp(`^volume ${volumeId}: access mode MULTI_NODE_MULTI_WRITER is not supported`),
+    );
+    await expectCode(
+      d.client.node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: blockCapability() }),
+      Code.FAILED_PRECONDITION,
+      new RegExp(`^volume ${volumeId}: access type block is not supported`),
+    );
+    await d.client.controller.deleteVolume({ volumeId });
   });
 
   /** What GetCapacity says this node can still promise to memory volumes. */

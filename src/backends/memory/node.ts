@@ -60,12 +60,12 @@ function checkFor(vol: MemoryVolume, cap: Capability): void {
 }
 
 export const memoryNode: NodeBackend = {
-  capability(_driver, cap) {
+  capability(_driver, volumeId, cap) {
     const c = toCapability(cap, "volume_capability");
     const flags = parseBindFlags(c.mountFlags);
     if (typeof flags === "string") throw invalidArgument(flags);
     const why = unsupportedReason(c, MEMORY_PROFILE);
-    if (why) throw failedPrecondition(why);
+    if (why) throw failedPrecondition(`volume ${volumeId}: ${why}`);
     return c;
   },
 

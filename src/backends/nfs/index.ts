@@ -38,7 +38,7 @@ import { looksShared, parseSharedId, type SharedLocation } from "./volume-id";
 import { mountIdentity, sharedVolumeMounts } from "./volume-mounts";
 
 const nfsNode: NodeBackend = {
-  capability: (_driver, cap) => toCapability(cap, "volume_capability"),
+  capability: (_driver, _volumeId, cap) => toCapability(cap, "volume_capability"),
 
   async stage(driver, req) {
     const vol = await findSharedVolume(driver, req.volumeId, parseSharedId(req.volumeId)!, req.volumeContext);
