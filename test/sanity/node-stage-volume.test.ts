@@ -75,6 +75,19 @@ describe(`NodeStageVolume and NodeUnstageVolume (${b.name})`, () => {
     assert.equal(await isMounted("/tmp"), (await readMountInfo()).some((m) => m.mountPoint === "/tmp"));
   });
 
+  it("with an access mode no volume of its kind can serve answers FAILED_PRECONDITION naming the volume", async function () {
+    // A shared volume serves every access mode; a node-local one (hostpath, memory) no multi-node one.
+    if (b.name === "nfs") this.skip();
+    const id = await newVolume();
+    const staging = d.path(uniqueName("stage"));
+    await expectCode(
+      d.client.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability(Mode.MULTI_NODE_MULTI_WRITER) }),
+      Code.FAILED_PRECONDITION,
+      new RegExp(`^volume ${id}: access mode MULTI_NODE_MULTI_WRITER is not supported`),
+    );
+    assert.equal(await isMounted(staging), false);
+  });
+
   it("with missing fields answers INVALID_ARGUMENT", async () => {
     const id = await newVolume();
     const staging = d.path(uniqueName("stage"));

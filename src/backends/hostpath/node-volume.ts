@@ -89,12 +89,12 @@ export function volumeOnDisk(layout: VolumeLayout, dataDir: string, dataIdentity
  * "exceeds capabilities" for node calls). `requireDeliverable` then checks
  * it against the volume's own layout.
  */
-export function nodeCapability(driver: Driver, cap: VolumeCapability | undefined): { cap: Capability; flags: BindFlags } {
+export function nodeCapability(driver: Driver, volumeId: string, cap: VolumeCapability | undefined): { cap: Capability; flags: BindFlags } {
   const c = toCapability(cap, "volume_capability");
   const flags = parseBindFlags(c.mountFlags);
   if (typeof flags === "string") throw invalidArgument(flags);
   const why = unsupportedReason(c, hostPathStore(driver).anyLayoutProfile);
-  if (why) throw failedPrecondition(why);
+  if (why) throw failedPrecondition(`volume ${volumeId}: ${why}`);
   return { cap: c, flags };
 }
 

@@ -39,7 +39,7 @@ import { loopNotesOf } from "./loop-notes";
 import { directoryAt } from "../../storage/dir-identity";
 
 export const hostPathNode: NodeBackend = {
-  capability: (driver, _volumeId, cap) => nodeCapability(driver, cap).cap,
+  capability: (driver, volumeId, cap) => nodeCapability(driver, volumeId, cap).cap,
 
   async stage(driver, req: StageRequest) {
     const { volumeId, staging, cap, readonly } = req;
