@@ -22,7 +22,10 @@
  *
  * Anything else mounted there — another volume, a tmpfs, the host's /proc —
  * is left alone and answered FAILED_PRECONDITION naming it. A volume ID the
- * driver cannot resolve owns nothing, so nothing is unmounted for it.
+ * driver cannot resolve owns nothing, so nothing is unmounted for it. Where
+ * the backend cannot tell whose a mount is — a shared volume's share gave
+ * no answer, and only it could say — the mount is neither unmounted nor
+ * called another's: the call answers UNAVAILABLE, and a retry asks again.
  *
  * Whether anything is mounted there is answered without the mount table,
  * whose cost grows with the mounts on the node: one statx(2) at the place
@@ -58,7 +61,7 @@ import { describeMount, withAnchor, type NodePath } from "./node-path";
 
 export interface MountOwner {
   volumeId: string;
-  /** Is this mount table entry one of the volume's own mounts? */
+  /** Is this mount table entry one of the volume's own mounts? Throws (UNAVAILABLE) when what could tell did not answer. */
   owns(m: MountEntry, table: Mounts): boolean;
   /**
    * Does the root of the mount on top at a place, as statx shows it, prove
@@ -93,8 +96,9 @@ export async function mountOwner(driver: Driver, volumeId: string): Promise<Moun
 /**
  * Unmount every mount of `owner`'s volume stacked at the place, from the
  * top, through the anchored parent (never following a symlink). Stops with
- * FAILED_PRECONDITION at the first mount that is not the volume's. Returns
- * whether anything was unmounted.
+ * FAILED_PRECONDITION at the first mount that is not the volume's (with
+ * owns's UNAVAILABLE at one it cannot place). Returns whether anything was
+ * unmounted.
  */
 export async function unmountOwned(np: NodePath, owner: MountOwner): Promise<boolean> {
   let any = false;

@@ -29,7 +29,6 @@ import type { MountOwner } from "../../node/volume-owner";
 import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSource } from "../backend";
 import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
-import { describeShare } from "./share-mounts";
 import { ShareSnapshots } from "./share-snapshots";
 import { shareEnd } from "./share-views";
 import { sharedProfile } from "./profile";
@@ -54,13 +53,18 @@ const nfsNode: NodeBackend = {
     const store = sharedStore(driver);
     const loc = await store.locate(parseSharedId(volumeId)!);
     if (!loc) return undefined;
-    const test = await mountIdentity(store.io, loc);
+    const id = await mountIdentity(store.io, loc);
     return {
       volumeId,
       detach: true, // never wait on a server that is gone
       placeKind: "dir",
-      // A share that does not answer cannot say which mount is its; what this process itself mounted for the volume still counts.
-      owns: (m) => (test ? test(m) : false) || (["stage", "publish"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), volumeId, m)),
+      owns: (m) => {
+        // What this process itself mounted for the volume counts whether the share answers or not.
+        if ((["stage", "publish"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), volumeId, m))) return true;
+        // Any other mount only the share can place: with no answer from it, its UNAVAILABLE (nothing is unmounted, nor called another's).
+        if ("unknown" in id) throw id.unknown;
+        return id.test(m);
+      },
     };
   },
 
@@ -73,13 +77,8 @@ const nfsNode: NodeBackend = {
     const owner = await this.owner(driver, req.volumeId);
     const table = mountTable();
     const m = table.at(req.volumePath);
-    if (!owner || !m || !owner.owns(m, table)) {
-      // Which mount is a local share's volume only the share can say: not while a tool stopped there is stuck (UNAVAILABLE, naming it).
-      const id = parseSharedId(req.volumeId)!;
-      const share = id.form === "inline" ? id.location : id.share;
-      if (owner && m && !share.server) sharedStore(driver).io.stuck.check(describeShare(share));
-      throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
-    }
+    // owns answers UNAVAILABLE where only the share could say whose the mount is and it gave no answer.
+    if (!owner || !m || !owner.owns(m, table)) throw notFound(`volume ${req.volumeId} is not staged or published at ${req.volumePath}`);
     const record = await sharedStore(driver).records.getById(req.volumeId);
     return record?.capacityBytes ?? req.range.required;
   },

@@ -22,8 +22,10 @@
  * mount holding a removed directory (link count 0), handled the same way.
  * Only what the share answered counts: one that gave no answer, or was not
  * asked because a tool stopped there is still stuck, says nothing of the
- * mount, and could take no new one. Then NodeStageVolume, NodePublishVolume
- * and NodeExpandVolume answer UNAVAILABLE and leave every mount as it is.
+ * mount — neither whether it is healthy nor, where only the share can say
+ * (a local share's mount this process did not make), whether it is the
+ * volume's — and could take no new one. Then every node call that needs to
+ * know answers UNAVAILABLE and leaves every mount as it is.
  */
 import type { Capability } from "../../csi/capabilities";
 import type { VolumeUsage } from "../../gen/csi";
@@ -37,7 +39,7 @@ import type { Driver } from "../../server/driver";
 import { shareNotAllowed } from "./allowed-shares";
 import { isUnhealthy, shareErrno } from "./share-io";
 import { describeShare } from "./share-mounts";
-import { mountIdentity, sourceDir } from "./volume-mounts";
+import { mountIdentity, sourceDir, type MountIdentity } from "./volume-mounts";
 import { sharedProfile } from "./profile";
 import { sharedStore } from "./store";
 import { nfsSource, parseSharedId, serverProblem, sharePathProblem, subDirProblem, type SharedLocation, type SharedVolumeId } from "./volume-id";
@@ -107,10 +109,10 @@ const onShare = (driver: Driver, loc: SharedLocation): MountOnShare => ({ share:
 /**
  * A test for "this mount shows the volume": an NFS mount of exactly its
  * source, or for a local share a bind of its directory (same device and
- * path inside it, as mountinfo shows). undefined when the share could not
- * be asked (it does not answer): the caller decides.
+ * path inside it, as mountinfo shows). When the share could not be asked
+ * (it does not answer), why: the caller decides.
  */
-function identity(driver: Driver, loc: SharedLocation): Promise<((m: MountEntry) => boolean) | undefined> {
+function identity(driver: Driver, loc: SharedLocation): Promise<MountIdentity> {
   return mountIdentity(sharedStore(driver).io, loc);
 }
 
@@ -137,14 +139,15 @@ async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Pr
 
 /**
  * Is the mount at `p` this volume's (by identity, or by what this process
- * mounted there)? When only the share could say and a tool stopped there
- * is still stuck, UNAVAILABLE naming it: "not ours" would be a guess.
+ * mounted there)? When only the share could say and it gave no answer (its
+ * deadline passed, or a tool stopped there is still stuck), that
+ * UNAVAILABLE: "not ours" would be a guess.
  */
 async function isOurs(driver: Driver, vol: SharedNodeVolume, kind: "stage" | "publish", m: MountEntry): Promise<boolean> {
   if (vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m)) return true;
-  const test = await identity(driver, vol.location);
-  if (test === undefined) sharedStore(driver).io.stuck.check(describeShare(vol.location));
-  return test !== undefined && test(m);
+  const id = await identity(driver, vol.location);
+  if ("unknown" in id) throw id.unknown;
+  return id.test(m);
 }
 
 export async function stageShared(driver: Driver, vol: SharedNodeVolume, staging: NodePath, cap: Capability, readonly: boolean): Promise<void> {
@@ -305,9 +308,9 @@ export async function sharedStats(
 ): Promise<{ usage: VolumeUsage[]; volumeCondition: { abnormal: boolean; message: string } }> {
   const m = volumePath.startsWith("/") ? mountTable().at(volumePath) : undefined;
   if (!m) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
-  const test = await identity(driver, vol.location);
+  const id = await identity(driver, vol.location);
   const known = (["publish", "stage"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m));
-  if (test && !test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
+  if ("test" in id && !id.test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   const problem = await healthProblem(driver, vol.location, volumePath).catch((err: unknown) => {
     if (err instanceof CsiError) return err.message; // no answer: abnormal too
     throw err;
