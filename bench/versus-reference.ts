@@ -110,8 +110,8 @@ function options(): Options {
     },
   });
   if (values.help) {
-    // The opening comment; in dist/ it comes after the helpers tsc writes first.
-    const doc = /\/\*\*([\s\S]*?)\*\//.exec(readFileSync(__filename, "utf8"))?.[1] ?? "";
+    // The opening comment, read from the TypeScript: dist/ is compiled without comments.
+    const doc = /\/\*\*([\s\S]*?)\*\//.exec(readFileSync(path.resolve(__dirname, "../../bench/versus-reference.ts"), "utf8"))?.[1] ?? "";
     process.stdout.write(doc.replace(/^ \* ?/gm, "").trim() + "\n");
     process.exit(0);
   }
