@@ -35,6 +35,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/csi-lab
 ENV NODE_ENV=production
+# --use-openssl-ca: TLS would trust OpenSSL's own CA store, not the ~140
+# root certificates compiled into node. The driver opens no TLS connection,
+# but Node 24 parses those certificates on a thread of its own as soon as
+# node:tls is loaded (node:http2 loads it), and keeps them: 1.5 MiB of the
+# driver's idle RSS, and CPU at every start (docs/performance.md, item 22).
+# A DaemonSet that sets NODE_OPTIONS itself should keep this flag in it.
+ENV NODE_OPTIONS=--use-openssl-ca
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
