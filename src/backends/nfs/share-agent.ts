@@ -51,6 +51,7 @@ import { bindWithFlags, ownPlace, viewFlags } from "../../mount/bind";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
 import { META_DIR } from "./share-layout";
+import { lockKey, unlockKey } from "./share-locks";
 import { movedIfProven, toTrash, type Expected } from "./share-trash";
 import { AgentError, ensureDirs, inDir, isErrno, removeTree, withDir, within } from "./share-walk";
 
@@ -366,6 +367,9 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       throw err;
     }
   },
+  /** Hold, or release, the share lock of a volume or snapshot (share-locks.ts). */
+  lock: (a) => lockKey(str(a, "root"), key(a)),
+  unlock: (a) => unlockKey(key(a)),
   /** For tests of the deadline: an operation that never ends. */
   hang() {
     const sab = new Int32Array(new SharedArrayBuffer(4));

@@ -18,6 +18,10 @@
  * until it exits, and meanwhile no agent is started for that share: the
  * call answers UNAVAILABLE at once, naming the process.
  *
+ * A call that must not interleave with another controller's on the same
+ * volume holds a share lock (share-locks.ts) in an agent of its own, kept
+ * out of the pool for the call (`locked`).
+ *
  * Agents run under `setpriv --pdeathsig KILL`: they die with the driver,
  * and the driver never waits for them to exit.
  */
@@ -119,6 +123,41 @@ export class ShareIo {
   async run<T>(op: string, args: Record<string, unknown>, what: string, timeoutMs = this.timeoutMs): Promise<T> {
     this.stuck.check(what);
     const agent = this.take();
+    try {
+      return await this.ask<T>(agent, op, args, what, timeoutMs);
+    } finally {
+      this.give(agent); // but one killed at the deadline
+    }
+  }
+
+  /**
+   * Run `fn` holding the share lock of `key` (share-locks.ts) on the share at `root`: an agent takes it and is kept
+   * out of the pool, holding it, until `fn` is done. Held by another process, `busy()` is thrown and `fn` not run.
+   */
+  async locked<T>(root: string, key: string, what: string, busy: () => Error, fn: () => Promise<T>): Promise<T> {
+    this.stuck.check(what);
+    const agent = this.take();
+    try {
+      await this.ask(agent, "lock", { root, key }, what, this.timeoutMs);
+    } catch (err) {
+      this.give(agent);
+      throw shareErrno(err) === "EWOULDBLOCK" ? busy() : err;
+    }
+    try {
+      return await fn();
+    } finally {
+      // Not released in time: the agent is killed, and its death releases the lock.
+      if (!agent.dead) {
+        await this.ask(agent, "unlock", { key }, what, this.timeoutMs).then(
+          () => this.give(agent),
+          () => agent.killGroup(),
+        );
+      }
+    }
+  }
+
+  /** Send `op` to `agent` and wait for its answer at most `timeoutMs`; no answer: the agent is killed (UNAVAILABLE). */
+  private async ask<T>(agent: Agent, op: string, args: Record<string, unknown>, what: string, timeoutMs: number): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
     const reply = await Promise.race([agent.send(op, args), deadline]);
@@ -128,7 +167,6 @@ export class ShareIo {
       this.stuck.addGroup([what], agent.proc, (pid, command) => (pid === agent.proc.pid ? "share agent" : command));
       throw unavailable(`${what} did not answer within ${timeoutMs / 1000} s (${op}); the share may be hung or its server unreachable`);
     }
-    this.give(agent);
     if (!reply.ok) throw new ShareError(reply.code, reply.message);
     return reply.value as T;
   }
