@@ -17,7 +17,9 @@
  * commit point. A crash before it leaves a copy without a record, which
  * nothing reads and the next try of that name replaces. Deleting one
  * removes the record first, then moves the content to the share's trash
- * and empties it.
+ * and empties it. Both hold the share lock of the name (share-locks.ts), so
+ * another controller's take or delete of it at once answers ABORTED, and a
+ * take looks again under it for a snapshot of that name made meanwhile.
  *
  * cp never gets a path on the share: it reads the volume through a
  * read-only view and writes the copy through a writable one, and a restore
@@ -38,7 +40,7 @@
 import { createHash } from "node:crypto";
 import { promises as fsp, readdirSync } from "node:fs";
 import * as path from "node:path";
-import { CsiError, failedPrecondition, internal, notFound } from "../../csi/errors";
+import { aborted, alreadyExists, CsiError, failedPrecondition, internal, notFound } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import { removeTemporaries, writeFileAtomic } from "../../storage/atomic-file";
@@ -152,36 +154,49 @@ export class ShareSnapshots implements BackendSnapshots {
     };
     const what = `snapshot ${req.snapshotId} on ${describeShare(id.share)}`;
     const gone = () => vanished(`snapshot ${req.snapshotId}`, `${META_DIR}/tmp of ${describeShare(id.share)}`); // its own copy: ABORTED, retry
-    await this.store.shares.with(id.share, async (root) => {
+    const made = await this.store.shares.with(id.share, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>) => this.run<T>(id.share, op, { root, ...args });
       try {
-        await run("clean", { tempsOf: id.key });
-        const tmp = await run<string>("makeTemp", { key: id.key, mode: 0o700 });
-        try {
-          const viewsDir = driver.snapshots.viewsDir;
-          // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
-          await this.store.withVolumeView(loc, viewsDir, (from) =>
-            withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what, gone }, (to) =>
-              copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
-            ),
-          );
-          const placed = await run<string>("placeSnapshot", { tmp, key: id.key }).catch((err: unknown) => {
-            throw shareErrno(err) === "ENOENT" ? gone() : err;
-          });
-          await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
-          // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
-          if (placed === "replaced") await run("clean", { trash: true }).catch(() => undefined);
-        } catch (err) {
-          // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
-          await this.store.shares.tidy(id.share, root, (at) => this.run(id.share, "clean", { root: at, tempsOf: id.key }));
-          throw err;
-        }
+        // Another controller's create or delete of this name under way is ABORTED, not interleaved (share-locks.ts).
+        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(req.name), async (): Promise<SnapshotRecord> => {
+          // Taken by another controller since this one looked: the same snapshot, or another volume's (ALREADY_EXISTS).
+          const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
+          const there = text === null ? undefined : parseRecordText(text, req.snapshotId, id.share);
+          if (there?.snapshotId === req.snapshotId) {
+            if (there.sourceVolumeId !== req.sourceVolumeId) {
+              throw alreadyExists(`snapshot ${JSON.stringify(req.name)} already exists, of volume ${there.sourceVolumeId}, not ${req.sourceVolumeId}`);
+            }
+            return there;
+          }
+          await run("clean", { tempsOf: id.key });
+          const tmp = await run<string>("makeTemp", { key: id.key, mode: 0o700 });
+          try {
+            const viewsDir = driver.snapshots.viewsDir;
+            // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
+            await this.store.withVolumeView(loc, viewsDir, (from) =>
+              withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what, gone }, (to) =>
+                copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
+              ),
+            );
+            const placed = await run<string>("placeSnapshot", { tmp, key: id.key }).catch((err: unknown) => {
+              throw shareErrno(err) === "ENOENT" ? gone() : err;
+            });
+            await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
+            // A stale copy went to the trash: empty it (what a deadline leaves, the next delete on this share empties).
+            if (placed === "replaced") await run("clean", { trash: true }).catch(() => undefined);
+          } catch (err) {
+            // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
+            await this.store.shares.tidy(id.share, root, (at) => this.run(id.share, "clean", { root: at, tempsOf: id.key }));
+            throw err;
+          }
+          return record;
+        });
       } catch (err) {
         throw volumeDirError(err, what);
       }
     });
-    await this.keep(record);
-    return record;
+    await this.keep(made);
+    return made;
   }
 
   async delete(snapshotId: string): Promise<boolean> {
@@ -193,15 +208,17 @@ export class ShareSnapshots implements BackendSnapshots {
     const existed = await this.store.shares.with(id.share, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) => this.run<T>(id.share, op, { root, ...args }, timeoutMs);
       try {
-        const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
-        if (text !== null && parseRecordText(text, snapshotId, id.share).snapshotId !== snapshotId) return false;
-        if (text !== null) await run("removeRecord", { of: "snapshots", key: id.key, sync: true }); // the commit point
-        // A copy without a record, or one still being made, is what a crash before a commit left: this name's, so it goes too.
-        await run("clean", { tempsOf: id.key });
-        if ((await run<string>("trashSnapshot", { key: id.key })) === "trashed") {
-          await run("clean", { trash: true }, Math.max(this.store.io.timeoutMs, 300_000)).catch(() => undefined);
-        }
-        return text !== null;
+        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(snapshotId), async () => {
+          const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
+          if (text !== null && parseRecordText(text, snapshotId, id.share).snapshotId !== snapshotId) return false;
+          if (text !== null) await run("removeRecord", { of: "snapshots", key: id.key, sync: true }); // the commit point
+          // A copy without a record, or one still being made, is what a crash before a commit left: this name's, so it goes too.
+          await run("clean", { tempsOf: id.key });
+          if ((await run<string>("trashSnapshot", { key: id.key })) === "trashed") {
+            await run("clean", { trash: true }, Math.max(this.store.io.timeoutMs, 300_000)).catch(() => undefined);
+          }
+          return text !== null;
+        });
       } catch (err) {
         throw volumeDirError(err, `snapshot ${snapshotId} on ${describeShare(id.share)}`);
       }
@@ -261,6 +278,11 @@ export class ShareSnapshots implements BackendSnapshots {
   async found(rec: SnapshotRecord): Promise<void> {
     if ((await this.listed(rec.snapshotId).catch(() => undefined)) === undefined) await this.keep(rec);
   }
+}
+
+/** What a call answers while another controller creates or deletes the same snapshot on the share (share-locks.ts). */
+function busy(snapshot: string): CsiError {
+  return aborted(`snapshot ${JSON.stringify(snapshot)} is being created or deleted by another controller of this driver at this moment; retry`);
 }
 
 /** This controller's copy of a record: named by a hash of the ID (a name's key is the same on every share). */

@@ -24,7 +24,9 @@
  * volume without its marker; a create whose commit surely failed takes its
  * own marker back (only while it is still its own: share-agent.ts). Deletion renames the directory into
  * <share>/.csi-lab/trash (the commit point), removes the marker, then
- * empties the trash. Every file operation on the share runs in a share agent with
+ * empties the trash. Both hold the share lock of the location (share-locks.ts): another controller
+ * of the driver, with its own root, creating or deleting there at once answers ABORTED.
+ * Every file operation on the share runs in a share agent with
  * a deadline (share-io.ts); remote exports are mounted only while a call
  * needs them (share-mounts.ts).
  */
@@ -134,57 +136,64 @@ export class SharedStore {
     await this.shares.with(loc, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>) => this.io.run<T>(op, { root, ...args }, describeShare(loc));
       try {
-        await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
-        const there = await run<Probed & { empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
-          if (shareErrno(err) === "ENOENT") return undefined;
-          throw err;
-        });
-        if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
-        if (there) {
-          const mine = await readMarker(this.io, root, key, loc);
-          const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || sameDirectory(mine, there));
-          if (made && mine.version >= 4 && !mine.released && mine.name !== undefined && mine.name !== spec.name) {
-            throw alreadyExists(
-              `${what} is already volume ${JSON.stringify(mine.name)}, which is in use; give every claim its own subDir (a directory is taken over only once its volume is deleted with onDelete: retain)`,
-            );
-          }
-          if (!made && !there.empty) {
-            throw alreadyExists(
-              `${what} already holds data that this driver did not put there; it is never taken over as a new volume (choose another subDir, or mount it with a static PersistentVolume)`,
-            );
-          }
-          await run("writeRecord", { key, data: marker(there.identity) });
-          return;
-        }
-        const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
-        let marked: string | undefined; // the marker this call wrote, while its directory is surely not in place
-        try {
-          const gone = () => vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`); // its own temp: ABORTED, retry
-          if (fill) {
-            const opts = { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}`, gone };
-            await withShareView(this.io, loc, root, tmp, opts, (view) => fill.copy(view, shareEnd(this.io, loc)));
-          }
-          const { kind, identity } = await run<Probed>("probe", { sub: tmp });
-          if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
-          const data = marker(identity);
-          await run("writeRecord", { key, data }); // before the commit: a volume never exists without it
-          marked = data;
-          const committed = await run<string>("commit", { tmp, subDir: loc.subDir }).catch((err: unknown) => {
-            // No answer (the deadline): the rename may have been made, and the marker is then the volume's proof.
-            if (shareErrno(err) === undefined) marked = undefined;
-            throw shareErrno(err) === "ENOENT" ? gone() : err;
+        // Another controller's create or delete of this directory under way is ABORTED, not interleaved (share-locks.ts).
+        await this.io.locked(root, key, describeShare(loc), () => busy(what), async () => {
+          await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
+          const there = await run<Probed & { empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
+            if (shareErrno(err) === "ENOENT") return undefined;
+            throw err;
           });
-          if (committed === "existed") {
-            throw aborted(`${what} appeared while the volume was being made; retry`);
+          if (there && there.kind !== "dir") throw failedPrecondition(`${what} exists and is not a directory`);
+          if (there) {
+            const mine = await readMarker(this.io, root, key, loc);
+            const made = mine !== undefined && mine.subDir === loc.subDir && (mine.dir === undefined || sameDirectory(mine, there));
+            if (made && mine.version >= 4 && !mine.released && mine.name !== undefined && mine.name !== spec.name) {
+              throw alreadyExists(
+                `${what} is already volume ${JSON.stringify(mine.name)}, which is in use; give every claim its own subDir (a directory is taken over only once its volume is deleted with onDelete: retain)`,
+              );
+            }
+            // The same claim made with other parameters (another controller's record of it is out of sight): one directory is one ID.
+            if (made && mine.version >= 4 && !mine.released && mine.volumeId !== undefined && mine.volumeId !== id) {
+              throw alreadyExists(`${what} is already volume ${JSON.stringify(spec.name)} as ${mine.volumeId}, made with other parameters than these`);
+            }
+            if (!made && !there.empty) {
+              throw alreadyExists(
+                `${what} already holds data that this driver did not put there; it is never taken over as a new volume (choose another subDir, or mount it with a static PersistentVolume)`,
+              );
+            }
+            await run("writeRecord", { key, data: marker(there.identity) });
+            return;
           }
-        } catch (err) {
-          // Left, it would claim this location for a directory never made; only if it is still ours (share-agent.ts).
-          // A share that does not answer keeps it, as a crash would: it names a directory no other can be.
-          if (marked) await run("removeOwnRecord", { key, data: marked }).catch(() => undefined);
-          // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
-          await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
-          throw err;
-        }
+          const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
+          let marked: string | undefined; // the marker this call wrote, while its directory is surely not in place
+          try {
+            const gone = () => vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`); // its own temp: ABORTED, retry
+            if (fill) {
+              const opts = { viewsDir: fill.viewsDir, writable: true, what: `the new ${what}`, gone };
+              await withShareView(this.io, loc, root, tmp, opts, (view) => fill.copy(view, shareEnd(this.io, loc)));
+            }
+            const { kind, identity } = await run<Probed>("probe", { sub: tmp });
+            if (kind !== "dir") throw failedPrecondition(`${what}: its copy in ${META_DIR}/tmp was replaced while it was made (now a ${kind}); nothing was committed`);
+            const data = marker(identity);
+            await run("writeRecord", { key, data }); // before the commit: a volume never exists without it
+            marked = data;
+            const committed = await run<string>("commit", { tmp, subDir: loc.subDir }).catch((err: unknown) => {
+              // No answer (the deadline): the rename may have been made, and the marker is then the volume's proof.
+              if (shareErrno(err) === undefined) marked = undefined;
+              throw shareErrno(err) === "ENOENT" ? gone() : err;
+            });
+            if (committed === "existed") {
+              throw aborted(`${what} appeared while the volume was being made; retry`);
+            }
+          } catch (err) {
+            // Left, it would claim this location for a directory never made; only if it is still ours (share-agent.ts).
+            // A share that does not answer keeps it, as a crash would: it names a directory no other can be.
+            if (marked) await run("removeOwnRecord", { key, data: marked }).catch(() => undefined);
+            // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
+            await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
+            throw err;
+          }
+        });
       } catch (err) {
         throw volumeDirError(err, what);
       }
@@ -243,44 +252,46 @@ export class SharedStore {
         const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
           this.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
         try {
-          const there = await run<Probed>("probe", { sub: loc.subDir }).catch((err: unknown) => {
-            if (shareErrno(err) === "ENOENT") return undefined;
-            throw err;
-          });
-          const mine = await readMarker(this.io, root, id.key, loc);
-          if (!there) {
-            if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
-            // Kept by retain, it says the volume was let go, as below; unreleased, it would say the volume still exists.
-            if (mine?.volumeId === volumeId && id.onDelete === "retain" && !mine.released) {
-              await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
+          return await this.io.locked(root, id.key, describeShare(loc), () => busy(what), async () => {
+            const there = await run<Probed>("probe", { sub: loc.subDir }).catch((err: unknown) => {
+              if (shareErrno(err) === "ENOENT") return undefined;
+              throw err;
+            });
+            const mine = await readMarker(this.io, root, id.key, loc);
+            if (!there) {
+              if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
+              // Kept by retain, it says the volume was let go, as below; unreleased, it would say the volume still exists.
+              if (mine?.volumeId === volumeId && id.onDelete === "retain" && !mine.released) {
+                await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
+              }
+              // A retry: the delete it retries may have been killed after its commit point, with the directory in the trash.
+              if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
+              return "already gone";
             }
-            // A retry: the delete it retries may have been killed after its commit point, with the directory in the trash.
+            const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < 2 ? id.form === "record" : mine.volumeId === volumeId && sameDirectory(mine, there));
+            if (!proven) {
+              throw notFound(
+                `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
+              );
+            }
+            if (id.onDelete === "retain") {
+              // The marker stays, saying the volume was let go: a claim made again adopts the directory.
+              await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
+              return "retained";
+            }
+            // The agent proves it again on what it moved: the directory may be swapped between here and there.
+            const expect = mine.version < 2 ? undefined : mine.version >= 3 ? { identity: mine.dir } : { v2: mine.dir };
+            const moved = id.onDelete === "delete" ? await run<string>("trash", { subDir: loc.subDir, key: id.key, expect }) : await run<string>("archive", { subDir: loc.subDir, stamp: stamp(), expect });
+            if (moved === "changed") {
+              throw notFound(`volume ${volumeId}: ${what} was replaced by another directory while it was being deleted; that one is not the volume's, and nothing was deleted`);
+            }
+            const result = moved === "absent" ? "already gone" : id.onDelete === "delete" ? "deleted" : `archived as ${moved}`;
+            await run("removeRecord", { key: id.key });
+            await run("clean", { tempsOf: id.key }); // what an interrupted create of this volume left
+            // Emptying the trash may take long; what is left is emptied by the next delete on this share.
             if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
-            return "already gone";
-          }
-          const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < 2 ? id.form === "record" : mine.volumeId === volumeId && sameDirectory(mine, there));
-          if (!proven) {
-            throw notFound(
-              `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
-            );
-          }
-          if (id.onDelete === "retain") {
-            // The marker stays, saying the volume was let go: a claim made again adopts the directory.
-            await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
-            return "retained";
-          }
-          // The agent proves it again on what it moved: the directory may be swapped between here and there.
-          const expect = mine.version < 2 ? undefined : mine.version >= 3 ? { identity: mine.dir } : { v2: mine.dir };
-          const moved = id.onDelete === "delete" ? await run<string>("trash", { subDir: loc.subDir, key: id.key, expect }) : await run<string>("archive", { subDir: loc.subDir, stamp: stamp(), expect });
-          if (moved === "changed") {
-            throw notFound(`volume ${volumeId}: ${what} was replaced by another directory while it was being deleted; that one is not the volume's, and nothing was deleted`);
-          }
-          const result = moved === "absent" ? "already gone" : id.onDelete === "delete" ? "deleted" : `archived as ${moved}`;
-          await run("removeRecord", { key: id.key });
-          await run("clean", { tempsOf: id.key }); // what an interrupted create of this volume left
-          // Emptying the trash may take long; what is left is emptied by the next delete on this share.
-          if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
-          return result;
+            return result;
+          });
         } catch (err) {
           throw volumeDirError(err, what);
         }
@@ -397,6 +408,11 @@ export function missingDir(loc: SharedLocation): string {
 /** A marker saying its volume was deleted with onDelete: retain. (One from before version 3 keeps its version: its `dir` is of the older form.) */
 function released(mine: Marker): Marker {
   return { ...mine, version: mine.version >= 3 ? MARKER_VERSION : mine.version, released: true };
+}
+
+/** What a call answers while another controller creates or deletes the same directory on the share (share-locks.ts). */
+function busy(what: string): CsiError {
+  return aborted(`${what} is being created or deleted by another controller of this driver at this moment; retry`);
 }
 
 /** A sortable UTC time for archive names: 20250101T120000Z. */
