@@ -33,6 +33,8 @@ export interface DriverOptions {
   env?: NodeJS.ProcessEnv;
   /** Start it without --allow-share (a node that may use no share). */
   noShare?: boolean;
+  /** Run it in a mount namespace of its own (unshare, private propagation): as on another node, it sees no mount made after it started, nor others its. */
+  ownMounts?: boolean;
 }
 
 /**
@@ -105,7 +107,9 @@ export class DriverProcess {
       "debug",
       ...(this.opts.extraArgs ?? []),
     ];
-    this.proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: this.opts.env ?? process.env });
+    // unshare execs the driver: the PID is the driver's.
+    const [cmd, argv] = this.opts.ownMounts ? ["unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...args]] : [process.execPath, args];
+    this.proc = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], env: this.opts.env ?? process.env });
     registerDriver(this);
     let buf = "";
     let onReady: () => void = () => undefined;

@@ -4,7 +4,8 @@
 // keeps the contract: for a name, at most one directory and one marker, the marker naming that very directory and
 // the ID that was answered; both calls answer that ID, or one answers ABORTED or ALREADY_EXISTS. Never two IDs for
 // one directory, a marker without its directory, nor a directory whose marker names another's. Likewise for a
-// snapshot's record and content. Each case runs many rounds, the two calls sent at the same moment.
+// snapshot's record and content. And a snapshot, clone or restore whose source the other deletes meanwhile is a whole
+// copy, or not answered OK. Each case runs many rounds, the two calls sent at the same moment (or one mid-copy).
 import assert from "node:assert/strict";
 import { promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -45,7 +46,8 @@ describe("Two controllers on one share at once", function () {
   before(async () => {
     a = await startDriver({ nodeId: "controller-a" });
     share = NFS_LOCAL.parameters(a).share!;
-    b = await startDriver({ nodeId: "controller-b", extraArgs: ["--allow-share", share] });
+    // As on another node: neither sees the other's mounts (a's view of a volume it copies would otherwise stop b's DeleteVolume of it).
+    b = await startDriver({ nodeId: "controller-b", extraArgs: ["--allow-share", share], ownMounts: true });
   });
   after(async () => {
     await destroyDriver(b);
@@ -215,6 +217,137 @@ describe("Two controllers on one share at once", function () {
       await snapshotIs(name, there ? { volumeId, text: "one" } : undefined, round);
       if (there) await b.client.controller.deleteSnapshot({ snapshotId: id });
       await snapshotIs(name, undefined, `${round}, after its DeleteSnapshot`);
+    }
+  });
+
+  // A call that copies a volume or snapshot, while the other controller deletes that source: the copy is whole, or
+  // the call is not answered OK — never a snapshot or volume of what the delete left of it mid-copy.
+  const FILES = 200;
+  /** A volume made on a, holding FILES files (file-<i> saying <i>): enough that a copy of it takes a while. */
+  async function fullVolume(): Promise<{ name: string; volumeId: string }> {
+    const name = uniqueName("src");
+    const volumeId = await createOn(a, name);
+    await Promise.all(Array.from({ length: FILES }, (_, i) => fsp.writeFile(path.join(share, name, `file-${i}`), String(i))));
+    return { name, volumeId };
+  }
+  /** Fails unless `dir` holds every file of a fullVolume, each saying what it should. */
+  async function whole(dir: string, round: string): Promise<void> {
+    const entries = await fsp.readdir(dir).catch(() => [] as string[]);
+    const wrong = [];
+    for (let i = 0; i < FILES; i++) {
+      if ((await fsp.readFile(path.join(dir, `file-${i}`), "utf8").catch(() => undefined)) !== String(i)) wrong.push(`file-${i}`);
+    }
+    assert.deepEqual(wrong, [], `${round}: answered OK, yet a partial copy (${entries.length} of ${FILES} entries in ${dir})`);
+  }
+  /**
+   * Run `copy` and `del` at once (even rounds), or `del` once the copy is under way (odd rounds): once a temp of `key`
+   * in the share's tmp has a file in it, or the copy has ended. Outcomes of both.
+   */
+  async function race<T, U>(i: number, key: string, copy: () => Promise<T>, del: () => Promise<U>): Promise<[Outcome<T>, Outcome<U>]> {
+    if (i % 2 === 0) return Promise.all([outcome(copy()), outcome(del())]);
+    let ended = false;
+    const made = outcome(copy()).finally(() => (ended = true));
+    const begun = async () => {
+      for (const t of ((await fsp.readdir(meta("tmp")).catch(() => [])) as string[]).filter((e) => e.startsWith(`${key}.`))) {
+        if ((await fsp.readdir(meta("tmp", t)).catch(() => [])).length > 0) return true;
+      }
+      return false;
+    };
+    while (!ended && !(await begun())) await new Promise((resolve) => setTimeout(resolve, 1));
+    const gone = await outcome(del());
+    return [await made, gone];
+  }
+  const volumeKeyOf = (name: string) => locationKey({ server: "", share, subDir: name });
+  /** What a copy whose source the other controller deletes may answer: busy, or its source gone. */
+  const COPY_CODES = [Code.ABORTED, Code.NOT_FOUND, Code.FAILED_PRECONDITION];
+  const copyOn = (d: DriverProcess, name: string, source: { volume: { volumeId: string } } | { snapshot: { snapshotId: string } }) =>
+    d.client.controller
+      .createVolume({ name, volumeCapabilities: [mountCapability(RWX)], parameters: NFS_LOCAL.parameters(a), volumeContentSource: source })
+      .then((r) => r.volume!.volumeId!);
+
+  it("CreateSnapshot on one while DeleteVolume of its source runs on the other: the snapshot is whole, or not answered OK", async () => {
+    for (let i = 0; i < ROUNDS; i++) {
+      const round = `round ${i}`;
+      const src = await fullVolume();
+      const name = uniqueName("snap");
+      const [made, del] = await race(i, snapshotKeyOf(name), () => snapshotOn(a, name, src.volumeId), () => b.client.controller.deleteVolume({ volumeId: src.volumeId }));
+      allowed(made, `${round}: CreateSnapshot`, COPY_CODES);
+      allowed(del, `${round}: DeleteVolume`, [Code.ABORTED]);
+      if (made.ok) {
+        await whole(meta("snapshots", snapshotKeyOf(name)), round);
+        await a.client.controller.deleteSnapshot({ snapshotId: made.value });
+      }
+      await snapshotIs(name, undefined, `${round}, after all`);
+      if (!del.ok) await deleteAndCheck(a, src.name, src.volumeId, round);
+      await volumeIs(src.name, undefined, `${round}, after its DeleteVolume`);
+    }
+  });
+
+  it("CreateVolume from a volume on one while DeleteVolume of that source runs on the other: the clone is whole, or not answered OK", async () => {
+    for (let i = 0; i < ROUNDS; i++) {
+      const round = `round ${i}`;
+      const src = await fullVolume();
+      const name = uniqueName("clone");
+      const [made, del] = await race(i, volumeKeyOf(name), () => copyOn(a, name, { volume: { volumeId: src.volumeId } }), () => b.client.controller.deleteVolume({ volumeId: src.volumeId }));
+      allowed(made, `${round}: CreateVolume`, COPY_CODES);
+      allowed(del, `${round}: DeleteVolume`, [Code.ABORTED]);
+      if (made.ok) {
+        await whole(path.join(share, name), round);
+        await deleteAndCheck(b, name, made.value, round);
+      }
+      await volumeIs(name, undefined, `${round}, after all`);
+      if (!del.ok) await deleteAndCheck(a, src.name, src.volumeId, round);
+    }
+  });
+
+  it("CreateVolume from a snapshot on one while DeleteSnapshot of it runs on the other: the restore is whole, or not answered OK", async () => {
+    const src = await fullVolume();
+    for (let i = 0; i < ROUNDS; i++) {
+      const round = `round ${i}`;
+      const snapshotId = await snapshotOn(a, uniqueName("snap"), src.volumeId);
+      const name = uniqueName("restore");
+      const [made, del] = await race(i, volumeKeyOf(name), () => copyOn(a, name, { snapshot: { snapshotId } }), () => b.client.controller.deleteSnapshot({ snapshotId }));
+      allowed(made, `${round}: CreateVolume`, COPY_CODES);
+      allowed(del, `${round}: DeleteSnapshot`, [Code.ABORTED]);
+      if (made.ok) {
+        await whole(path.join(share, name), round);
+        await deleteAndCheck(b, name, made.value, round);
+      }
+      await volumeIs(name, undefined, `${round}, after all`);
+      if (!del.ok) await a.client.controller.deleteSnapshot({ snapshotId });
+    }
+  });
+
+  it("CreateSnapshot of one volume on both at once, under two names: both whole (a copy holds its source shared)", async () => {
+    const src = await fullVolume();
+    for (let i = 0; i < ROUNDS; i++) {
+      const round = `round ${i}`;
+      const names = [uniqueName("snap"), uniqueName("snap")];
+      const [x, y] = await Promise.all([outcome(snapshotOn(a, names[0]!, src.volumeId)), outcome(snapshotOn(b, names[1]!, src.volumeId))]);
+      for (const [o, d, n] of [[x, a, names[0]!], [y, b, names[1]!]] as const) {
+        assert.ok(o.ok, `${round}: ${o.ok || `${codeName(o.code)}: ${o.message}`}`);
+        await whole(meta("snapshots", snapshotKeyOf(n)), round);
+        await d.client.controller.deleteSnapshot({ snapshotId: o.value });
+      }
+    }
+  });
+
+  it("CreateSnapshot of one volume several times at once on one controller: no call is refused by its own share lock", async () => {
+    const src = await fullVolume();
+    for (let i = 0; i < ROUNDS / 10; i++) {
+      const round = `round ${i}`;
+      const names = Array.from({ length: 4 }, () => uniqueName("snap"));
+      const first = await Promise.all(names.map((n) => outcome(snapshotOn(a, n, src.volumeId))));
+      for (const [k, o] of first.entries()) {
+        // The driver serialises calls on one volume itself (ABORTED, "another operation"); the share lock adds nothing to that.
+        allowed(o, `${round}: CreateSnapshot ${k}`, [Code.ABORTED]);
+        if (!o.ok) assert.doesNotMatch(o.message, /another controller/, `${round}: CreateSnapshot ${k} was refused by this driver's own share lock`);
+      }
+      for (const n of names) {
+        const snapshotId = await snapshotOn(a, n, src.volumeId); // the CO's retry
+        await whole(meta("snapshots", snapshotKeyOf(n)), round);
+        await a.client.controller.deleteSnapshot({ snapshotId });
+      }
     }
   });
 });

@@ -368,7 +368,7 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     }
   },
   /** Hold, or release, the share lock of a volume or snapshot (share-locks.ts). */
-  lock: (a) => lockKey(str(a, "root"), key(a)),
+  lock: (a) => lockKey(str(a, "root"), key(a), a.shared === true),
   unlock: (a) => unlockKey(key(a)),
   /** For tests of the deadline: an operation that never ends. */
   hang() {

@@ -131,14 +131,15 @@ export class ShareIo {
   }
 
   /**
-   * Run `fn` holding the share lock of `key` (share-locks.ts) on the share at `root`: an agent takes it and is kept
-   * out of the pool, holding it, until `fn` is done. Held by another process, `busy()` is thrown and `fn` not run.
+   * Run `fn` holding the share lock of `key` (share-locks.ts) on the share at `root`, exclusive or (`shared`, for a
+   * call that only reads the object) shared: an agent takes it and is kept out of the pool, holding it, until `fn` is
+   * done. Held by another process in a mode that excludes this one, `busy()` is thrown and `fn` not run.
    */
-  async locked<T>(root: string, key: string, what: string, busy: () => Error, fn: () => Promise<T>): Promise<T> {
+  async locked<T>(root: string, key: string, what: string, busy: () => Error, fn: () => Promise<T>, shared = false): Promise<T> {
     this.stuck.check(what);
     const agent = this.take();
     try {
-      await this.ask(agent, "lock", { root, key }, what, this.timeoutMs);
+      await this.ask(agent, "lock", { root, key, shared }, what, this.timeoutMs);
     } catch (err) {
       this.give(agent);
       throw shareErrno(err) === "EWOULDBLOCK" ? busy() : err;

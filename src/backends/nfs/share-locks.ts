@@ -12,7 +12,13 @@
  * whose marker names another, or a marker without its directory.
  *
  * So those steps run holding flock(2) LOCK_EX on <share>/.csi-lab/locks/<key>,
- * taken without waiting: held, the call answers ABORTED and the CO retries. The
+ * taken without waiting: held, the call answers ABORTED and the CO retries.
+ * A call that only reads a volume or snapshot — the copy a snapshot, a clone
+ * or a restore makes of it — holds LOCK_SH on its key meanwhile: a delete on
+ * the other controller then answers ABORTED instead of trashing what is
+ * being copied, while copies of one source on both controllers go on side by
+ * side. A call holding two (its new object's, then its source's) takes them
+ * in that order; neither waits, so that cannot deadlock. The
  * lock is the share agent's open file (share-io.ts keeps that agent for the
  * call), so it is released however the holder ends — the call done, the agent
  * killed at a deadline, the driver killed — and on NFS the client takes it on
@@ -29,6 +35,7 @@ import { META_DIR } from "./share-layout";
 import { AgentError, ensureDirs, inDir } from "./share-walk";
 
 const flockFn = libc.func("int flock(int fd, int operation)") as (fd: number, operation: number) => number;
+const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const EINTR = 4;
@@ -40,13 +47,16 @@ export const LOCKS_DIR = `${META_DIR}/locks`;
 /** The locks this agent holds: key to open file. */
 const held = new Map<string, number>();
 
-/** Take the lock of `key` (32 hex digits, checked by the caller) on the share at `root`; EWOULDBLOCK when another holds it. */
-export function lockKey(root: string, key: string): null {
+/**
+ * Take the lock of `key` (32 hex digits, checked by the caller) on the share at `root`, exclusive or (`shared`) shared with
+ * other readers; EWOULDBLOCK when another holds it in a mode that excludes this one.
+ */
+export function lockKey(root: string, key: string, shared = false): null {
   if (held.has(key)) throw new AgentError("EWOULDBLOCK", `this agent already holds the lock of ${key}`);
   ensureDirs(root, LOCKS_DIR, 0o700);
   const fd = inDir(root, LOCKS_DIR, (dir) => openSync(path.join(dir, key), fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600));
   for (;;) {
-    if (flockFn(fd, LOCK_EX | LOCK_NB) === 0) break;
+    if (flockFn(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) === 0) break;
     const errno = koffi.errno();
     if (errno === EINTR) continue;
     closeSync(fd);

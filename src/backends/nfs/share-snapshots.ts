@@ -19,7 +19,10 @@
  * removes the record first, then moves the content to the share's trash
  * and empties it. Both hold the share lock of the name (share-locks.ts), so
  * another controller's take or delete of it at once answers ABORTED, and a
- * take looks again under it for a snapshot of that name made meanwhile.
+ * take looks again under it for a snapshot of that name made meanwhile. A
+ * take also holds its volume's lock, shared, while it copies, as a restore
+ * holds the snapshot's: the other controller's delete of what is being
+ * copied answers ABORTED, instead of emptying it under the copy.
  *
  * cp never gets a path on the share: it reads the volume through a
  * read-only view and writes the copy through a writable one, and a restore
@@ -248,10 +251,17 @@ export class ShareSnapshots implements BackendSnapshots {
     // Its record says it exists (NOT_FOUND would tell CreateVolume the source snapshot does not); its data does not.
     const gone = () => failedPrecondition(`${what} is missing (removed by something other than this driver); it cannot be restored: delete the snapshot and take another`);
     const opts = { viewsDir: driver.snapshots.viewsDir, what, gone };
-    // A read-only view of the very directory the agent reached (share-views.ts): the copy reads nothing else.
-    return this.store.shares.with(id.share, (root) =>
-      withShareView(this.store.io, id.share, root, sub, opts, (view) => fn({ path: view, layout: "dir", live: false, share: shareEnd(this.store.io, id.share) })),
-    );
+    // A read-only view of the very directory the agent reached (share-views.ts): the copy reads nothing else. The
+    // snapshot's share lock is held, shared, meanwhile: another controller's delete of it answers ABORTED (share-locks.ts).
+    const view = (root: string) =>
+      withShareView(this.store.io, id.share, root, sub, opts, (at) => fn({ path: at, layout: "dir", live: false, share: shareEnd(this.store.io, id.share) }));
+    return this.store.shares.with(id.share, async (root) => {
+      try {
+        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(record.name), () => view(root), true);
+      } catch (err) {
+        throw volumeDirError(err, what);
+      }
+    });
   }
 
   private run<T>(share: ShareLocation, op: string, args: Record<string, unknown>, timeoutMs?: number): Promise<T> {
@@ -280,9 +290,9 @@ export class ShareSnapshots implements BackendSnapshots {
   }
 }
 
-/** What a call answers while another controller creates or deletes the same snapshot on the share (share-locks.ts). */
+/** What a call answers while another controller creates, restores or deletes the same snapshot on the share (share-locks.ts). */
 function busy(snapshot: string): CsiError {
-  return aborted(`snapshot ${JSON.stringify(snapshot)} is being created or deleted by another controller of this driver at this moment; retry`);
+  return aborted(`snapshot ${JSON.stringify(snapshot)} is being created, restored or deleted by another controller of this driver at this moment; retry`);
 }
 
 /** This controller's copy of a record: named by a hash of the ID (a name's key is the same on every share). */

@@ -371,14 +371,23 @@ export class SharedStore {
   /**
    * Run `fn` on a read-only view of the volume's directory (share-views.ts):
    * what a snapshot or a clone copies, with no path on the share that a
-   * swapped-in symlink could redirect.
+   * swapped-in symlink could redirect. The volume's share lock is held,
+   * shared, meanwhile: another controller's delete of it answers ABORTED
+   * rather than trashing what is being copied (share-locks.ts).
    */
   async withVolumeView<T>(loc: SharedLocation, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
     const refused = this.notAllowed(loc);
     if (refused) throw failedPrecondition(refused);
+    const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
     // Gone since the caller looked: the volume's data, not the volume.
-    const opts = { viewsDir, what: `directory ${loc.subDir} on ${describeShare(loc)}`, gone: () => failedPrecondition(`the volume's ${missingDir(loc)}`) };
-    return this.shares.with(loc, (root) => withShareView(this.io, loc, root, loc.subDir, opts, fn));
+    const opts = { viewsDir, what, gone: () => failedPrecondition(`the volume's ${missingDir(loc)}`) };
+    return this.shares.with(loc, async (root) => {
+      try {
+        return await this.io.locked(root, locationKey(loc), describeShare(loc), () => busy(what), () => withShareView(this.io, loc, root, loc.subDir, opts, fn), true);
+      } catch (err) {
+        throw volumeDirError(err, what);
+      }
+    });
   }
 
   /** Set the mode of the volume's root directory (the `mode` mutable parameter). */
@@ -410,9 +419,9 @@ function released(mine: Marker): Marker {
   return { ...mine, version: mine.version >= 3 ? MARKER_VERSION : mine.version, released: true };
 }
 
-/** What a call answers while another controller creates or deletes the same directory on the share (share-locks.ts). */
+/** What a call answers while another controller creates, copies or deletes the same directory on the share (share-locks.ts). */
 function busy(what: string): CsiError {
-  return aborted(`${what} is being created or deleted by another controller of this driver at this moment; retry`);
+  return aborted(`${what} is being created, copied or deleted by another controller of this driver at this moment; retry`);
 }
 
 /** A sortable UTC time for archive names: 20250101T120000Z. */
