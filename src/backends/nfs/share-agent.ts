@@ -50,6 +50,7 @@ import { createInterface } from "node:readline";
 import { bindWithFlags, ownPlace, viewFlags } from "../../mount/bind";
 import { dirIdentity } from "../../storage/dir-identity";
 import { fsUsageOf } from "../../storage/fs-usage";
+import { renameNoReplaceSync } from "../../storage/rename-no-replace";
 import { META_DIR } from "./share-layout";
 import { lockKey, unlockKey } from "./share-locks";
 import { movedIfProven, toTrash, type Expected } from "./share-trash";
@@ -188,19 +189,19 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
     inDir(str(a, "root"), str(a, "sub"), (dir) => bindWithFlags(dir, ownPlace(at), viewFlags(a.writable === true)));
     return null;
   },
-  /** Move a made directory (tmp, from makeTemp) to subDir (the commit point). "existed" if subDir was there already: the temp is removed. */
+  /**
+   * Move a made directory (tmp, from makeTemp) to subDir (the commit point); "existed" if subDir was there already: the temp
+   * is removed. One step (renameNoReplaceSync, also without RENAME_NOREPLACE): an empty directory made there is never replaced.
+   */
   commit(a) {
     const root = str(a, "root");
     const sub = str(a, "subDir");
     ensureDirs(root, path.dirname(sub));
     return inTemp(root, str(a, "tmp"), (tmp) =>
       within(root, sub, (target) => {
-        if (lstatSync(target, { throwIfNoEntry: false })) {
-          removeTree(tmp);
-          return "existed";
-        }
-        renameSync(tmp, target);
-        return "created";
+        if (renameNoReplaceSync(tmp, target) === "renamed") return "created";
+        removeTree(tmp);
+        return "existed";
       }),
     );
   },
