@@ -10,7 +10,7 @@
  * nothing: only shares the administrator allowed are used
  * (allowed-shares.ts), and nothing is deleted or changed without the
  * marker that says the driver made that very directory for that very ID
- * (store.ts). Every file operation on a share runs in a share agent with a
+ * (store.ts, share-delete.ts). Every file operation on a share runs in a share agent with a
  * deadline (share-io.ts), so a hung server costs a call, not the driver.
  */
 import { requireSupported, toCapability, unsupportedReason, type Capability } from "../../csi/capabilities";
@@ -29,6 +29,7 @@ import type { MountOwner } from "../../node/volume-owner";
 import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSource } from "../backend";
 import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
+import { deleteSharedVolume } from "./share-delete";
 import { ShareSnapshots } from "./share-snapshots";
 import { shareEnd } from "./share-views";
 import { sharedProfile } from "./profile";
@@ -198,7 +199,7 @@ export class NfsBackend implements Backend {
     const id = parseSharedId(volumeId)!;
     const here = await this.mountedHere(driver, volumeId);
     if (here.length > 0) throw failedPrecondition(`volume ${volumeId} is still mounted at ${here.join(", ")}; unpublish and unstage it first`);
-    return this.store.delete(volumeId, id);
+    return deleteSharedVolume(this.store, volumeId, id);
   }
 
   async mountedHere(_driver: Driver, volumeId: string): Promise<string[]> {

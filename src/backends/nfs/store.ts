@@ -22,7 +22,7 @@
  * its subDir (rename keeps the inode, its birth time and generation) — a crash leaves a temp that the next
  * create of that volume removes, never a half-made volume, and never a
  * volume without its marker; a create whose commit surely failed takes its
- * own marker back (only while it is still its own: share-agent.ts). Deletion renames the directory into
+ * own marker back (only while it is still its own: share-agent.ts). Deletion (share-delete.ts) renames the directory into
  * <share>/.csi-lab/trash (the commit point), removes the marker, then
  * empties the trash. Both hold the share lock of the location (share-locks.ts): another controller
  * of the driver, with its own root, creating or deleting there at once answers ABORTED.
@@ -31,7 +31,7 @@
  * needs them (share-mounts.ts).
  */
 import * as path from "node:path";
-import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
+import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import type { MountCommandConfig } from "../../mount/mount-command";
@@ -232,76 +232,6 @@ export class SharedStore {
   }
 
   /**
-   * DeleteVolume: what onDelete says — remove the directory, rename it to
-   * archived-<name>-<time>, or leave it — then forget the volume. Returns
-   * what was done, for the log. Nothing is removed or renamed unless the
-   * marker proves that the driver made this directory for this very ID
-   * (and the directory is still the one it made: same inode and birth time); otherwise
-   * NOT_FOUND, and everything stays as it is. A directory that is gone
-   * needs no proof: the volume was deleted, and this is a retry.
-   */
-  async delete(volumeId: string, id: SharedVolumeId): Promise<string> {
-    const share = id.form === "inline" ? id.location : id.share;
-    const refused = this.notAllowed(share);
-    if (refused) throw notFound(`volume ${volumeId} is not one this driver may delete, and nothing was touched: ${refused}`);
-    const loc = await this.locate(id);
-    let done = "nothing: no record of it";
-    if (loc) {
-      const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
-      done = await this.shares.with(loc, async (root) => {
-        const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
-          this.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
-        try {
-          return await this.io.locked(root, id.key, describeShare(loc), () => busy(what), async () => {
-            const there = await run<Probed>("probe", { sub: loc.subDir }).catch((err: unknown) => {
-              if (shareErrno(err) === "ENOENT") return undefined;
-              throw err;
-            });
-            const mine = await readMarker(this.io, root, id.key, loc);
-            if (!there) {
-              if (mine?.volumeId === volumeId && id.onDelete !== "retain") await run("removeRecord", { key: id.key });
-              // Kept by retain, it says the volume was let go, as below; unreleased, it would say the volume still exists.
-              if (mine?.volumeId === volumeId && id.onDelete === "retain" && !mine.released) {
-                await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
-              }
-              // A retry: the delete it retries may have been killed after its commit point, with the directory in the trash.
-              if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
-              return "already gone";
-            }
-            const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < 2 ? id.form === "record" : mine.volumeId === volumeId && sameDirectory(mine, there));
-            if (!proven) {
-              throw notFound(
-                `volume ${volumeId}: ${what} was not made by this driver for this volume ID (no marker of it in ${META_DIR}/volumes); nothing was deleted`,
-              );
-            }
-            if (id.onDelete === "retain") {
-              // The marker stays, saying the volume was let go: a claim made again adopts the directory.
-              await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
-              return "retained";
-            }
-            // The agent proves it again on what it moved: the directory may be swapped between here and there.
-            const expect = mine.version < 2 ? undefined : mine.version >= 3 ? { identity: mine.dir } : { v2: mine.dir };
-            const moved = id.onDelete === "delete" ? await run<string>("trash", { subDir: loc.subDir, key: id.key, expect }) : await run<string>("archive", { subDir: loc.subDir, stamp: stamp(), expect });
-            if (moved === "changed") {
-              throw notFound(`volume ${volumeId}: ${what} was replaced by another directory while it was being deleted; that one is not the volume's, and nothing was deleted`);
-            }
-            const result = moved === "absent" ? "already gone" : id.onDelete === "delete" ? "deleted" : `archived as ${moved}`;
-            await run("removeRecord", { key: id.key });
-            await run("clean", { tempsOf: id.key }); // what an interrupted create of this volume left
-            // Emptying the trash may take long; what is left is emptied by the next delete on this share.
-            if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(this.io.timeoutMs, 300_000)).catch(() => undefined);
-            return result;
-          });
-        } catch (err) {
-          throw volumeDirError(err, what);
-        }
-      });
-    }
-    await this.records.remove(volumeId, id.key);
-    return done;
-  }
-
-  /**
    * The location of a volume this driver can prove it made (an allowed
    * share, its marker naming this very ID, the same directory) and that was
    * not deleted (a retained directory is released): what a controller
@@ -414,19 +344,9 @@ export function missingDir(loc: SharedLocation): string {
   return `directory ${loc.subDir} is missing from ${describeShare(loc)} (removed by something other than this driver); restore it there, or delete the volume`;
 }
 
-/** A marker saying its volume was deleted with onDelete: retain. (One from before version 3 keeps its version: its `dir` is of the older form.) */
-function released(mine: Marker): Marker {
-  return { ...mine, version: mine.version >= 3 ? MARKER_VERSION : mine.version, released: true };
-}
-
 /** What a call answers while another controller creates, copies or deletes the same directory on the share (share-locks.ts). */
-function busy(what: string): CsiError {
+export function busy(what: string): CsiError {
   return aborted(`${what} is being created, copied or deleted by another controller of this driver at this moment; retry`);
-}
-
-/** A sortable UTC time for archive names: 20250101T120000Z. */
-function stamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
 /** This driver's shared store: the nfs backend's own state, for the modules of this folder. */
