@@ -35,7 +35,7 @@ import { makeLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
 import type { Cycle, CycleState, Step } from "./crash-cycles";
 
 /** Which thread a call was made on; a helper program's run ("child mkfs.ext4 #1") is one thread. */
-export type Role = "driver main thread" | "driver pool thread" | "share agent" | `child ${string}`;
+export type Role = "driver main thread" | "driver pool thread" | "share agent" | `share agent ${number}` | `child ${string}`;
 
 /** One instant to kill the driver at: a call of one thread or helper program. */
 export interface CrashPoint {
@@ -124,15 +124,29 @@ export function newState(d: DriverProcess): CycleState {
   return { d, volumes: new Map(), snapshots: new Map() };
 }
 
-/** The share agents of driver `pid`: its children running share-agent.js. */
+/** The share agents of driver `pid`: its children running share-agent.js, oldest first. */
 function shareAgents(pid: number): number[] {
-  return pids().filter((p) => {
-    try {
-      return /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] === String(pid) && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("share-agent.js");
-    } catch {
-      return false;
-    }
-  });
+  return pids()
+    .filter((p) => {
+      try {
+        return /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] === String(pid) && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("share-agent.js");
+      } catch {
+        return false;
+      }
+    })
+    .map((p) => ({ p, start: startOf(p) }))
+    .sort((a, b) => a.start - b.start || a.p - b.p)
+    .map(({ p }) => p);
+}
+
+/** When process `pid` started (clock ticks since boot, /proc/PID/stat); 0 once it is gone. */
+function startOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return 0;
+  }
 }
 
 function pids(): number[] {
@@ -148,10 +162,10 @@ export function roles(d: DriverProcess): Map<Role, { pid: number; tid: number }>
     ["driver main thread", { pid, tid: pid }],
     ["driver pool thread", { pid, tid: poolThread(pid) }],
   ]);
-  const agents = shareAgents(pid);
-  if (agents.length > 1) throw new Error(`driver ${pid} has ${agents.length} share agents; the explorer follows one`);
   // An agent works with synchronous calls, on its main thread; the reference run follows its other threads too, to see that.
-  for (const agent of agents) out.set("share agent", { pid: agent, tid: agent });
+  // A call may use more than one (one holds the share lock of its key, share-locks.ts): named in the order they started,
+  // which is the same in every run of a cycle (the pool hands them out in the order they come back).
+  shareAgents(pid).forEach((agent, i) => out.set(i === 0 ? "share agent" : `share agent ${i + 1}`, { pid: agent, tid: agent }));
   return out;
 }
 
