@@ -368,9 +368,9 @@ const OPS: Record<string, (a: Record<string, unknown>) => unknown> = {
       throw err;
     }
   },
-  /** Hold, or release, the share lock of a volume or snapshot (share-locks.ts). */
+  /** Hold, or release, the share lock of a volume or snapshot (share-locks.ts); `remove`: its file too, the object gone. */
   lock: (a) => lockKey(str(a, "root"), key(a), a.shared === true),
-  unlock: (a) => unlockKey(key(a)),
+  unlock: (a) => unlockKey(str(a, "root"), key(a), a.remove === true),
   /** For tests of the deadline: an operation that never ends. */
   hang() {
     const sab = new Int32Array(new SharedArrayBuffer(4));

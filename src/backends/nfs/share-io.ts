@@ -32,6 +32,12 @@ import { CsiError, unavailable } from "../../csi/errors";
 import { StuckTools } from "../../storage/stuck-tools";
 import type { AgentReply } from "./share-agent";
 
+/** A share lock held for a call (ShareIo.locked). */
+export interface HeldLock {
+  /** The volume or snapshot is gone: remove the lock's file as it is released (share-locks.ts). */
+  gone(): void;
+}
+
 /** An errno from the agent (ENOENT, ESTALE, …), with the agent's message. */
 export class ShareError extends Error {
   constructor(
@@ -133,9 +139,11 @@ export class ShareIo {
   /**
    * Run `fn` holding the share lock of `key` (share-locks.ts) on the share at `root`, exclusive or (`shared`, for a
    * call that only reads the object) shared: an agent takes it and is kept out of the pool, holding it, until `fn` is
-   * done. Held by another process in a mode that excludes this one, `busy()` is thrown and `fn` not run.
+   * done. Held by another process in a mode that excludes this one, `busy()` is thrown and `fn` not run. `fn` calls
+   * `lock.gone()` when the object is gone (deleted, or a failed create left nothing): the lock's file is then removed
+   * as it is released, if held exclusive.
    */
-  async locked<T>(root: string, key: string, what: string, busy: () => Error, fn: () => Promise<T>, shared = false): Promise<T> {
+  async locked<T>(root: string, key: string, what: string, busy: () => Error, fn: (lock: HeldLock) => Promise<T>, shared = false): Promise<T> {
     this.stuck.check(what);
     const agent = this.take();
     try {
@@ -144,12 +152,17 @@ export class ShareIo {
       this.give(agent);
       throw shareErrno(err) === "EWOULDBLOCK" ? busy() : err;
     }
+    let remove = false;
     try {
-      return await fn();
+      return await fn({
+        gone: () => {
+          remove = !shared;
+        },
+      });
     } finally {
       // Not released in time: the agent is killed, and its death releases the lock.
       if (!agent.dead) {
-        await this.ask(agent, "unlock", { key }, what, this.timeoutMs).then(
+        await this.ask(agent, "unlock", { root, key, remove }, what, this.timeoutMs).then(
           () => this.give(agent),
           () => agent.killGroup(),
         );
