@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { HOSTPATH, NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { ShareIo } from "../../src/backends/nfs/share-io";
-import { encodePart } from "../../src/backends/nfs/volume-id";
+import { encodePart, locationKey } from "../../src/backends/nfs/volume-id";
 import { snapshotKeyOf } from "../../src/backends/nfs/snapshot-id";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
@@ -77,6 +77,23 @@ describe("Snapshots of shared volumes, kept on the share", function () {
     assert.deepEqual(await listed(b), [], "b forgets it once it sees it gone");
     await b.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId }); // idempotent
     await expectCode(create(b, uniqueName("restored"), snap.snapshotId), Code.NOT_FOUND, /snapshot .* does not exist/);
+  });
+
+  it("a volume, its snapshot and a restore of it, all deleted, leave no lock file of theirs in .csi-lab/locks", async () => {
+    const name = uniqueName("pvc");
+    const v = await create(a, name);
+    const snapName = uniqueName("snap");
+    const snap = (await a.client.controller.createSnapshot({ name: snapName, sourceVolumeId: v.volumeId })).snapshot!;
+    const restored = await create(b, uniqueName("restored"), snap.snapshotId);
+    const keys = [locationKey({ server: "", share, subDir: name }), snapshotKeyOf(snapName), locationKey({ server: "", share, subDir: path.basename(dirOf(restored)) })];
+    const locks = async () => (await fsp.readdir(path.join(share, ".csi-lab", "locks"))).filter((f) => keys.some((k) => f.startsWith(k)));
+    assert.deepEqual((await locks()).sort(), [...keys].sort(), "each was locked");
+    await b.client.controller.deleteVolume({ volumeId: restored.volumeId });
+    await a.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId });
+    await a.client.controller.deleteVolume({ volumeId: v.volumeId });
+    assert.deepEqual(await locks(), []);
+    await b.client.controller.deleteSnapshot({ snapshotId: snap.snapshotId }); // idempotent, and again leaves none
+    assert.deepEqual(await locks(), []);
   });
 
   it("a volume deleted with onDelete: retain cannot be snapshotted or grown by a node without its record, though its directory stays", async () => {

@@ -4,7 +4,7 @@ import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, isMounted, literal, Mode, mountCapability, uniqueName, type DriverProcess } from "./harness";
-import { encodePart } from "../../src/backends/nfs/volume-id";
+import { encodePart, locationKey } from "../../src/backends/nfs/volume-id";
 import { mountFs, unmount } from "../../src/mount/syscalls";
 import { SECCOMP_VARIANTS, startFor } from "./seccomp-variants";
 
@@ -81,6 +81,19 @@ describe(`Shared volumes on a local share${variant.title}`, function () {
     await fsp.writeFile(path.join(share, ".csi-lab", "volumes", `${key}.json.0badf00d.tmp`), "{");
     await d.client.controller.deleteVolume({ volumeId: v.volumeId });
     for (const sub of ["tmp", "volumes"]) assert.deepEqual((await fsp.readdir(path.join(share, ".csi-lab", sub))).filter((e) => e.startsWith(key)), [], sub);
+  });
+
+  it("a DeleteVolume done removes the volume's lock file from .csi-lab/locks, whatever its onDelete, and so does a second", async () => {
+    for (const onDelete of ["delete", "retain", "archive"]) {
+      const name = uniqueName("pvc");
+      const key = locationKey({ server: "", share, subDir: name });
+      const v = await create({ onDelete }, name);
+      assert.ok(existsSync(path.join(share, ".csi-lab", "locks", key)), `${onDelete}: the create took the lock`);
+      await d.client.controller.deleteVolume({ volumeId: v.volumeId });
+      assert.deepEqual(await fsp.readdir(path.join(share, ".csi-lab", "locks")).then((e) => e.filter((f) => f.startsWith(key))), [], `${onDelete}: its lock file stays`);
+      await d.client.controller.deleteVolume({ volumeId: v.volumeId }); // idempotent: takes the lock again, and removes it again
+      assert.equal(existsSync(path.join(share, ".csi-lab", "locks", key)), false, `${onDelete}: a second delete leaves its lock file`);
+    }
   });
 
   it("onDelete: retain leaves the directory and its data", async () => {

@@ -12,7 +12,8 @@
  * Then the marker goes (or, for retain, says the volume was let go), and the
  * trash is emptied — what a deadline leaves, the next delete empties. All of
  * it holds the location's share lock (share-locks.ts): another controller
- * creating, copying or deleting that directory at once answers ABORTED.
+ * creating, copying or deleting that directory at once answers ABORTED. A
+ * delete done removes the lock's file as it lets go.
  */
 import { notFound } from "../../csi/errors";
 import { META_DIR } from "./share-layout";
@@ -43,7 +44,7 @@ export async function deleteSharedVolume(store: SharedStore, volumeId: string, i
       const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) =>
         store.io.run<T>(op, { root, ...args }, describeShare(loc), timeoutMs);
       try {
-        return await store.io.locked(root, id.key, describeShare(loc), () => busy(what), async () => {
+        return await store.io.locked(root, id.key, describeShare(loc), () => busy(what), async (lock) => {
           const there = await run<Probed>("probe", { sub: loc.subDir }).catch((err: unknown) => {
             if (shareErrno(err) === "ENOENT") return undefined;
             throw err;
@@ -57,6 +58,7 @@ export async function deleteSharedVolume(store: SharedStore, volumeId: string, i
             }
             // A retry: the delete it retries may have been killed after its commit point, with the directory in the trash.
             if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(store.io.timeoutMs, 300_000)).catch(() => undefined);
+            lock.gone();
             return "already gone";
           }
           const proven = mine !== undefined && mine.subDir === loc.subDir && (mine.version < 2 ? id.form === "record" : mine.volumeId === volumeId && sameDirectory(mine, there));
@@ -68,6 +70,7 @@ export async function deleteSharedVolume(store: SharedStore, volumeId: string, i
           if (id.onDelete === "retain") {
             // The marker stays, saying the volume was let go: a claim made again adopts the directory.
             await run("writeRecord", { key: id.key, data: JSON.stringify(released(mine)) + "\n" });
+            lock.gone(); // the volume is gone, though its directory stays
             return "retained";
           }
           // The agent proves it again on what it moved: the directory may be swapped between here and there.
@@ -81,6 +84,7 @@ export async function deleteSharedVolume(store: SharedStore, volumeId: string, i
           await run("clean", { tempsOf: id.key }); // what an interrupted create of this volume left
           // Emptying the trash may take long; what is left is emptied by the next delete on this share.
           if (id.onDelete === "delete") await run("clean", { trash: true }, Math.max(store.io.timeoutMs, 300_000)).catch(() => undefined);
+          lock.gone();
           return result;
         });
       } catch (err) {

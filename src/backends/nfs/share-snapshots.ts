@@ -161,7 +161,7 @@ export class ShareSnapshots implements BackendSnapshots {
       const run = <T>(op: string, args: Record<string, unknown>) => this.run<T>(id.share, op, { root, ...args });
       try {
         // Another controller's create or delete of this name under way is ABORTED, not interleaved (share-locks.ts).
-        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(req.name), async (): Promise<SnapshotRecord> => {
+        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(req.name), async (lock): Promise<SnapshotRecord> => {
           // Taken by another controller since this one looked: the same snapshot, or another volume's (ALREADY_EXISTS).
           const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
           const there = text === null ? undefined : parseRecordText(text, req.snapshotId, id.share);
@@ -173,6 +173,7 @@ export class ShareSnapshots implements BackendSnapshots {
           }
           await run("clean", { tempsOf: id.key });
           const tmp = await run<string>("makeTemp", { key: id.key, mode: 0o700 });
+          let placed: string | undefined; // the copy is in place: a failure after this leaves it, for a retry or a delete
           try {
             const viewsDir = driver.snapshots.viewsDir;
             // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
@@ -181,7 +182,9 @@ export class ShareSnapshots implements BackendSnapshots {
                 copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
               ),
             );
-            const placed = await run<string>("placeSnapshot", { tmp, key: id.key }).catch((err: unknown) => {
+            placed = await run<string>("placeSnapshot", { tmp, key: id.key }).catch((err: unknown) => {
+              // No answer (the deadline): the copy may be in place.
+              if (shareErrno(err) === undefined) placed = "unknown";
               throw shareErrno(err) === "ENOENT" ? gone() : err;
             });
             await run("writeRecord", { of: "snapshots", key: id.key, data: JSON.stringify(record, null, 2) + "\n" }); // the commit point
@@ -190,6 +193,7 @@ export class ShareSnapshots implements BackendSnapshots {
           } catch (err) {
             // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
             await this.store.shares.tidy(id.share, root, (at) => this.run(id.share, "clean", { root: at, tempsOf: id.key }));
+            if (placed === undefined) lock.gone(); // nothing of the snapshot is on the share: the lock's file goes too
             throw err;
           }
           return record;
@@ -211,15 +215,16 @@ export class ShareSnapshots implements BackendSnapshots {
     const existed = await this.store.shares.with(id.share, async (root) => {
       const run = <T>(op: string, args: Record<string, unknown>, timeoutMs?: number) => this.run<T>(id.share, op, { root, ...args }, timeoutMs);
       try {
-        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(snapshotId), async () => {
+        return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(snapshotId), async (lock) => {
           const text = await run<string | null>("readRecord", { of: "snapshots", key: id.key });
-          if (text !== null && parseRecordText(text, snapshotId, id.share).snapshotId !== snapshotId) return false;
+          if (text !== null && parseRecordText(text, snapshotId, id.share).snapshotId !== snapshotId) return false; // another's: its lock stays
           if (text !== null) await run("removeRecord", { of: "snapshots", key: id.key, sync: true }); // the commit point
           // A copy without a record, or one still being made, is what a crash before a commit left: this name's, so it goes too.
           await run("clean", { tempsOf: id.key });
           if ((await run<string>("trashSnapshot", { key: id.key })) === "trashed") {
             await run("clean", { trash: true }, Math.max(this.store.io.timeoutMs, 300_000)).catch(() => undefined);
           }
+          lock.gone();
           return text !== null;
         });
       } catch (err) {

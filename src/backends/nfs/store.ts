@@ -137,7 +137,7 @@ export class SharedStore {
       const run = <T>(op: string, args: Record<string, unknown>) => this.io.run<T>(op, { root, ...args }, describeShare(loc));
       try {
         // Another controller's create or delete of this directory under way is ABORTED, not interleaved (share-locks.ts).
-        await this.io.locked(root, key, describeShare(loc), () => busy(what), async () => {
+        await this.io.locked(root, key, describeShare(loc), () => busy(what), async (lock) => {
           await run("clean", { tempsOf: key }); // what an interrupted create of this volume left
           const there = await run<Probed & { empty: boolean }>("probe", { sub: loc.subDir, entries: true }).catch((err: unknown) => {
             if (shareErrno(err) === "ENOENT") return undefined;
@@ -166,6 +166,7 @@ export class SharedStore {
           }
           const tmp = await run<string>("makeTemp", { key, mode: spec.mode, uid: spec.uid, gid: spec.gid });
           let marked: string | undefined; // the marker this call wrote, while its directory is surely not in place
+          let unsure = false; // the commit got no answer: the directory may be in place
           try {
             const gone = () => vanished(`volume ${id}`, `${META_DIR}/tmp of ${describeShare(loc)}`); // its own temp: ABORTED, retry
             if (fill) {
@@ -179,7 +180,7 @@ export class SharedStore {
             marked = data;
             const committed = await run<string>("commit", { tmp, subDir: loc.subDir }).catch((err: unknown) => {
               // No answer (the deadline): the rename may have been made, and the marker is then the volume's proof.
-              if (shareErrno(err) === undefined) marked = undefined;
+              if (shareErrno(err) === undefined) [marked, unsure] = [undefined, true];
               throw shareErrno(err) === "ENOENT" ? gone() : err;
             });
             if (committed === "existed") {
@@ -188,9 +189,10 @@ export class SharedStore {
           } catch (err) {
             // Left, it would claim this location for a directory never made; only if it is still ours (share-agent.ts).
             // A share that does not answer keeps it, as a crash would: it names a directory no other can be.
-            if (marked) await run("removeOwnRecord", { key, data: marked }).catch(() => undefined);
+            const kept = marked !== undefined && (await run<string>("removeOwnRecord", { key, data: marked }).catch(() => "kept")) === "kept";
             // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
             await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
+            if (!unsure && !kept) lock.gone(); // nothing of the volume is on the share: the lock's file goes too
             throw err;
           }
         });
