@@ -162,6 +162,8 @@ export class ShareIo {
     } finally {
       // Not released in time: the agent is killed, and its death releases the lock.
       if (!agent.dead) {
+        // A share with a tool stuck on it would keep the removal waiting: the file stays, as a crash leaves it.
+        remove &&= !this.stuck.holds(what);
         await this.ask(agent, "unlock", { root, key, remove }, what, this.timeoutMs).then(
           () => this.give(agent),
           () => agent.killGroup(),

@@ -85,14 +85,11 @@ export class ShareMounts {
    * where a retry finds it (named for its volume or snapshot in the share's
    * tmp): the next try of that name removes it first, in this driver or one
    * restarted after a kill -9. Errors are ignored either way, for the same
-   * reason.
+   * reason. True when it was removed at once.
    */
-  async tidy(share: ShareLocation, root: string, clean: (root: string) => Promise<unknown>): Promise<void> {
+  async tidy(share: ShareLocation, root: string, clean: (root: string) => Promise<unknown>): Promise<boolean> {
     const what = describeShare(share);
-    if (!this.io.stuck.holds(what)) {
-      await clean(root).catch(() => undefined);
-      return;
-    }
+    if (!this.io.stuck.holds(what)) return clean(root).then(() => true, () => false);
     const before = this.tidying.get(what);
     const later = (async () => {
       await before;
@@ -101,6 +98,7 @@ export class ShareMounts {
     })();
     this.tidying.set(what, later);
     void later.then(() => this.tidying.get(what) === later && this.tidying.delete(what));
+    return false;
   }
 
   private async enter<T>(share: ShareLocation, fn: (root: string) => Promise<T>): Promise<T> {

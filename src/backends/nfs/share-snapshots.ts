@@ -192,8 +192,9 @@ export class ShareSnapshots implements BackendSnapshots {
             if (placed === "replaced") await run("clean", { trash: true }).catch(() => undefined);
           } catch (err) {
             // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
-            await this.store.shares.tidy(id.share, root, (at) => this.run(id.share, "clean", { root: at, tempsOf: id.key }));
-            if (placed === undefined) lock.gone(); // nothing of the snapshot is on the share: the lock's file goes too
+            const tidied = await this.store.shares.tidy(id.share, root, (at) => this.run(id.share, "clean", { root: at, tempsOf: id.key }));
+            // Nothing of the snapshot is on the share: the lock's file goes too (not on a share that is not answering).
+            if (tidied && placed === undefined) lock.gone();
             throw err;
           }
           return record;

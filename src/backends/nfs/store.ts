@@ -191,8 +191,9 @@ export class SharedStore {
             // A share that does not answer keeps it, as a crash would: it names a directory no other can be.
             const kept = marked !== undefined && (await run<string>("removeOwnRecord", { key, data: marked }).catch(() => "kept")) === "kept";
             // At once, or once a copy's tool stuck on the share has exited (share-mounts.ts).
-            await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
-            if (!unsure && !kept) lock.gone(); // nothing of the volume is on the share: the lock's file goes too
+            const tidied = await this.shares.tidy(loc, root, (at) => this.io.run("clean", { root: at, tempsOf: key }, describeShare(loc)));
+            // Nothing of the volume is on the share: the lock's file goes too (not on a share that is not answering).
+            if (tidied && !unsure && !kept) lock.gone();
             throw err;
           }
         });
