@@ -37,6 +37,7 @@ import { aborted, type CsiError } from "../csi/errors";
 import { libc } from "../mount/libc";
 import { SyscallError } from "../mount/syscalls";
 import { uniqueSuffix } from "./unique-name";
+import type { Leftover } from "./remove-tree";
 
 type Renameat2 = {
   (olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): number;
@@ -147,6 +148,20 @@ function takeNameFirstSync(from: string, to: string): "renamed" | "exists" {
  */
 export function vanished(what: string, staging: string): CsiError {
   return aborted(`the content of new ${what}, made in ${staging}, was removed by something other than this driver before it could be moved into place; nothing was kept: retry`);
+}
+
+/**
+ * What a start-up sweep does with a create cut off after its commit point, its content still staged: put it in place
+ * at `target`; if something took that name meanwhile, it is not replaced, and the content waits where it is, named in
+ * `left` as `what`'s (a volume's, a snapshot's).
+ */
+export async function finishCommittedCreate(staged: string, target: string, what: string, left: Leftover[]): Promise<void> {
+  try {
+    await renameNoReplace(staged, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    left.push({ path: staged, problem: `it is ${what}'s, whose create was committed, but ${target} is taken by something that is not; it stays until that is gone` });
+  }
 }
 
 /** How a stranger put back beside its name is named there: <name>.not-deleted-<suffix> (never swept: it is not the driver's). */

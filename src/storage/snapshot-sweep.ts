@@ -29,7 +29,7 @@ import { lstatSync, promises as fsp } from "node:fs";
 import { fsyncDir, removeTemporaries } from "./atomic-file";
 import { identityAt } from "./dir-identity";
 import { removeOrNote, removeTree, type Leftover } from "./remove-tree";
-import { putBack, PUT_BACK, renameNoReplace } from "./rename-no-replace";
+import { finishCommittedCreate, putBack, PUT_BACK } from "./rename-no-replace";
 import { contentKind } from "./snapshot-content";
 import type { SnapshotRecord } from "./snapshot-record";
 import { deletedBy } from "./trash-move";
@@ -96,7 +96,7 @@ export async function sweepSnapshots(store: SnapshotSweepStore): Promise<Snapsho
     const staged = store.sub(".tmp", entry);
     const proof = records.get(id)?.contentIdentity;
     const committed = ids.has(id) && (proof ? identityAt(staged, proof, contentKind(records.get(id)!.layout)) === "same" : !taken(store, id));
-    if (committed) await removeOrNote(result.left, staged, () => finishCreate(store, id, staged, result.left));
+    if (committed) await removeOrNote(result.left, staged, () => finishCommittedCreate(staged, store.contentPath(id), `snapshot ${id}`, result.left));
     else await removeAtStart(result.left, staged);
   }
   for (const id of ids) {
@@ -128,17 +128,6 @@ function taken(store: SnapshotSweepStore, id: string): boolean {
   return lstatSync(store.contentPath(id), { throwIfNoEntry: false }) !== undefined;
 }
 
-/** Put a committed create's content in place; if something took its name meanwhile, it is not replaced: the content waits, named. */
-async function finishCreate(store: SnapshotSweepStore, id: string, staged: string, left: Leftover[]): Promise<void> {
-  const target = store.contentPath(id);
-  try {
-    await renameNoReplace(staged, target);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    const problem = `it is snapshot ${id}'s, whose create was committed, but ${target} is taken by something that is not; it stays until that is gone`;
-    left.push({ path: staged, problem });
-  }
-}
 
 /** Settle `moved`, what a delete of snapshot `id` (record `rec`, undefined if unreadable) moved into .trash before it was cut off. */
 async function finishDelete(store: SnapshotSweepStore, id: string, rec: SnapshotRecord | undefined, moved: string, ids: Set<string>): Promise<void> {

@@ -38,7 +38,7 @@ import { fsyncDir, removeTemporaries } from "../../storage/atomic-file";
 import { identityAt } from "../../storage/dir-identity";
 import { readRecordFile } from "../../storage/record-file";
 import { removeOrNote, type Leftover } from "../../storage/remove-tree";
-import { putBack, PUT_BACK, renameNoReplace } from "../../storage/rename-no-replace";
+import { finishCommittedCreate, putBack, PUT_BACK } from "../../storage/rename-no-replace";
 import { layoutOf, parseRecord, type VolumeRecord } from "../../storage/volume-record";
 import { purge } from "./content";
 import { deletedBy } from "../../storage/trash-move";
@@ -69,7 +69,7 @@ export async function sweep(root: string, ids: Set<string>, quota: QuotaBackend 
   for (const entry of await fsp.readdir(path.join(root, ".tmp"))) {
     const id = entry.split(".")[0]!;
     const p = path.join(root, ".tmp", entry);
-    if (ids.has(id) && isCommitted(root, id, p)) await removeOrNote(left, p, () => finishCreate(root, id, p, left));
+    if (ids.has(id) && isCommitted(root, id, p)) await removeOrNote(left, p, () => finishCommittedCreate(p, path.join(root, "data", id), `volume ${id}`, left));
     else await removeOrNote(left, p, () => purge(p, quota));
   }
   for (const entry of await fsp.readdir(path.join(root, "data"))) {
@@ -106,17 +106,6 @@ function isCommitted(root: string, id: string, staged: string): boolean {
   return proof === undefined || identityAt(staged, proof, dataKindOf(layoutOf(record!))) === "same";
 }
 
-/** Put a committed create's data in place; if something took its name meanwhile, it is not replaced: the data waits, named. */
-async function finishCreate(root: string, id: string, staged: string, left: Leftover[]): Promise<void> {
-  const target = path.join(root, "data", id);
-  try {
-    await renameNoReplace(staged, target);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    const problem = `it is volume ${id}'s, whose create was committed, but ${target} is taken by something that is not; it stays until that is gone`;
-    left.push({ path: staged, problem });
-  }
-}
 
 /** Settle `moved`, what a delete of volume `id` moved into .trash before it was cut off (see the top of this file). */
 async function finishDelete(root: string, id: string, moved: string, ids: Set<string>, quota: QuotaBackend | undefined): Promise<void> {
