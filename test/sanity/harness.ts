@@ -259,3 +259,10 @@ export async function expectCode(p: Promise<unknown>, code: Code, message?: RegE
 export async function isMounted(target: string): Promise<boolean> {
   return (await readMountInfo()).some((m) => m.mountPoint === target);
 }
+
+/** The mounts at `places` now, each as "mount point, mount ID, device, root": equal lists are the very same mounts. */
+export function mountsAt(...places: string[]): string[] {
+  return readMountInfo()
+    .filter((m) => places.includes(m.mountPoint))
+    .map((m) => `${m.mountPoint} ${m.id} ${m.device} ${m.root}`);
+}

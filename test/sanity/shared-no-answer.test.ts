@@ -6,10 +6,9 @@ import { promises as fsp, readdirSync, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
-import { Code, destroyDriver, expectCode, literal, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, literal, Mode, mountCapability, mountsAt, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
-import { readMountInfo } from "../../src/mount/mountinfo";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 const PATIENT = { timeoutMs: 20_000 };
@@ -59,10 +58,7 @@ async function stagedAndPublished(d: DriverProcess, parameters: Record<string, s
   await d.client.node.nodeStageVolume({ ...req, stagingTargetPath }, PATIENT);
   await d.client.node.nodePublishVolume({ ...req, stagingTargetPath, targetPath }, PATIENT);
   await fsp.writeFile(path.join(targetPath, "f"), "kept");
-  const mounts = () =>
-    readMountInfo()
-      .filter((m) => [stagingTargetPath, targetPath].includes(m.mountPoint))
-      .map((m) => `${m.mountPoint} ${m.id} ${m.device} ${m.root}`);
+  const mounts = () => mountsAt(stagingTargetPath, targetPath);
   const before = mounts();
   assert.equal(before.length, 2);
   await d.restart();

@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, mountsAt, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
-import { readMountInfo } from "../../src/mount/mountinfo";
 
 const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 const PATIENT = { timeoutMs: 20_000 };
@@ -140,10 +139,7 @@ describe("A mount of an NFS export asleep in the kernel after its deadline", fun
     await restage();
     await republish();
     /** The very mounts the pods were set up from (the same mount ID, device and root). */
-    const mounts = () =>
-      readMountInfo()
-        .filter((m) => [stagingTargetPath, targetPath].includes(m.mountPoint))
-        .map((m) => `${m.mountPoint} ${m.id} ${m.device} ${m.root}`);
+    const mounts = () => mountsAt(stagingTargetPath, targetPath);
     const before = mounts();
     assert.equal(before.length, 2);
 
