@@ -259,8 +259,14 @@ export class ShareSnapshots implements BackendSnapshots {
     const opts = { viewsDir: driver.snapshots.viewsDir, what, gone };
     // A read-only view of the very directory the agent reached (share-views.ts): the copy reads nothing else. The
     // snapshot's share lock is held, shared, meanwhile: another controller's delete of it answers ABORTED (share-locks.ts).
-    const view = (root: string) =>
-      withShareView(this.store.io, id.share, root, sub, opts, (at) => fn({ path: at, layout: "dir", live: false, share: shareEnd(this.store.io, id.share) }));
+    const view = async (root: string) => {
+      // Deleted by another controller between the caller's look and this lock: its record is gone, and so is the snapshot.
+      const text = await this.run<string | null>(id.share, "readRecord", { root, of: "snapshots", key: id.key });
+      if (text === null || parseRecordText(text, record.snapshotId, id.share).snapshotId !== record.snapshotId) {
+        throw notFound(`source snapshot ${record.snapshotId} does not exist: it has been deleted (its record is gone from ${describeShare(id.share)})`);
+      }
+      return withShareView(this.store.io, id.share, root, sub, opts, (at) => fn({ path: at, layout: "dir", live: false, share: shareEnd(this.store.io, id.share) }));
+    };
     return this.store.shares.with(id.share, async (root) => {
       try {
         return await this.store.io.locked(root, id.key, describeShare(id.share), () => busy(record.name), () => view(root), true);
