@@ -258,8 +258,11 @@ describe("Two controllers on one share at once", function () {
     return [await made, gone];
   }
   const volumeKeyOf = (name: string) => locationKey({ server: "", share, subDir: name });
-  /** What a copy whose source the other controller deletes may answer: busy, or its source gone. */
-  const COPY_CODES = [Code.ABORTED, Code.NOT_FOUND, Code.FAILED_PRECONDITION];
+  /**
+   * What a copy whose source the other controller deletes may answer: busy, or its source gone — never
+   * FAILED_PRECONDITION, which says its data was removed behind the driver (shared-data-gone.test.ts).
+   */
+  const COPY_CODES = [Code.ABORTED, Code.NOT_FOUND];
   const copyOn = (d: DriverProcess, name: string, source: { volume: { volumeId: string } } | { snapshot: { snapshotId: string } }) =>
     d.client.controller
       .createVolume({ name, volumeCapabilities: [mountCapability(RWX)], parameters: NFS_LOCAL.parameters(a), volumeContentSource: source })
@@ -316,6 +319,43 @@ describe("Two controllers on one share at once", function () {
       await volumeIs(name, undefined, `${round}, after all`);
       if (!del.ok) await a.client.controller.deleteSnapshot({ snapshotId });
     }
+  });
+
+  // The other controller's delete done first, this one still holding its record of the source: the source does not
+  // exist (NOT_FOUND), which is not data removed behind the driver (FAILED_PRECONDITION, shared-data-gone.test.ts).
+  const lockFile = (key: string) => inode(meta("locks", key));
+  for (const onDelete of ["delete", "retain"]) {
+    it(`CreateSnapshot and CreateVolume from a volume (onDelete: ${onDelete}) the other controller deleted: NOT_FOUND, and nothing made`, async () => {
+      for (const copy of ["snapshot", "clone"] as const) {
+        const round = `${copy} of a volume deleted with onDelete: ${onDelete}`;
+        const src = uniqueName("src");
+        const volumeId = await createOn(a, src, { onDelete });
+        await b.client.controller.deleteVolume({ volumeId });
+        const name = uniqueName(copy);
+        const made = await outcome(copy === "snapshot" ? snapshotOn(a, name, volumeId) : copyOn(a, name, { volume: { volumeId } }));
+        assert.ok(!made.ok && made.code === Code.NOT_FOUND, `${round}: ${made.ok ? `answered ${made.value}` : `${codeName(made.code)}: ${made.message}`}`);
+        assert.match(made.message, new RegExp(`source volume ${volumeId} does not exist`), round);
+        const key = copy === "snapshot" ? snapshotKeyOf(name) : volumeKeyOf(name);
+        if (copy === "snapshot") await snapshotIs(name, undefined, round);
+        else await volumeIs(name, undefined, round);
+        assert.equal(await lockFile(key), undefined, `${round}: the new ${copy}'s lock file was left`);
+        assert.equal(await lockFile(volumeKeyOf(src)), undefined, `${round}: the deleted source's lock file was made again`);
+        await fsp.rm(path.join(share, src), { recursive: true, force: true });
+        await fsp.rm(meta("volumes", `${volumeKeyOf(src)}.json`), { force: true });
+      }
+    });
+  }
+
+  it("CreateVolume from a snapshot the other controller deleted: NOT_FOUND, and nothing made", async () => {
+    const src = await sourceVolume("one");
+    const snapshotId = await snapshotOn(a, uniqueName("snap"), src);
+    await b.client.controller.deleteSnapshot({ snapshotId });
+    const name = uniqueName("restore");
+    const made = await outcome(copyOn(a, name, { snapshot: { snapshotId } }));
+    assert.ok(!made.ok && made.code === Code.NOT_FOUND, made.ok ? `answered ${made.value}` : `${codeName(made.code)}: ${made.message}`);
+    await volumeIs(name, undefined, "restore");
+    assert.equal(await lockFile(volumeKeyOf(name)), undefined, "the new volume's lock file was left");
+    await a.client.controller.deleteVolume({ volumeId: src });
   });
 
   it("CreateSnapshot of one volume on both at once, under two names: both whole (a copy holds its source shared)", async () => {

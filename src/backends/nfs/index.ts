@@ -253,11 +253,9 @@ export class NfsBackend implements Backend {
       layout: "dir",
       async read(fn) {
         // Probed first, so a share that does not answer fails the call instead of hanging the copy.
-        store.shares.checkNotStuck(loc); // UNAVAILABLE, before the probe would make it a condition of the volume
-        const condition = await store.condition(loc);
-        if (condition.abnormal) throw failedPrecondition(`volume ${record.volumeId} cannot be copied: ${condition.message}`);
+        await store.checkCopyable(record.volumeId, loc);
         // A read-only view that no symlink leads out of, whatever pods or other nodes do meanwhile (share-views.ts): copied as it is.
-        return store.withVolumeView(loc, driver.snapshots.viewsDir, (view) => fn({ path: view, layout: "dir", live: false, share: shareEnd(store.io, loc) }));
+        return store.withVolumeView(record.volumeId, loc, driver.snapshots.viewsDir, (view) => fn({ path: view, layout: "dir", live: false, share: shareEnd(store.io, loc) }));
       },
       groupProblem: () => undefined,
     };

@@ -22,7 +22,9 @@
  * take looks again under it for a snapshot of that name made meanwhile. A
  * take also holds its volume's lock, shared, while it copies, as a restore
  * holds the snapshot's: the other controller's delete of what is being
- * copied answers ABORTED, instead of emptying it under the copy.
+ * copied answers ABORTED, instead of emptying it under the copy; one done
+ * before the copy held the lock makes the copy NOT_FOUND (the source's
+ * marker or record is gone), unlike data removed behind the driver.
  *
  * cp never gets a path on the share: it reads the volume through a
  * read-only view and writes the copy through a writable one, and a restore
@@ -140,9 +142,8 @@ export class ShareSnapshots implements BackendSnapshots {
       await this.store.refuseLost(req.sourceVolumeId, volumeId, "copied");
       throw notFound(`source volume ${req.sourceVolumeId} does not exist`);
     }
-    this.store.shares.checkNotStuck(loc); // UNAVAILABLE, before the probe would make it a condition of the volume
-    const condition = await this.store.condition(loc);
-    if (condition.abnormal) throw failedPrecondition(`volume ${req.sourceVolumeId} cannot be copied: ${condition.message}`);
+    // Deleted, maybe by another controller while this one kept its record: NOT_FOUND; its directory gone behind the driver: FAILED_PRECONDITION.
+    await this.store.checkCopyable(req.sourceVolumeId, loc);
 
     const record: SnapshotRecord = {
       version: SNAPSHOT_RECORD_VERSION,
@@ -177,7 +178,7 @@ export class ShareSnapshots implements BackendSnapshots {
           try {
             const viewsDir = driver.snapshots.viewsDir;
             // A tree is never frozen for its copy (storage/hold-still.ts): the views are all it needs.
-            await this.store.withVolumeView(loc, viewsDir, (from) =>
+            await this.store.withVolumeView(req.sourceVolumeId, loc, viewsDir, (from) =>
               withShareView(this.store.io, id.share, root, tmp, { viewsDir, writable: true, what, gone }, (to) =>
                 copyContent({ path: from, layout: "dir", live: false, share: shareEnd(this.store.io, loc) }, to, { viewsDir, into: shareEnd(this.store.io, id.share) }),
               ),

@@ -31,7 +31,7 @@
  * needs them (share-mounts.ts).
  */
 import * as path from "node:path";
-import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument } from "../../csi/errors";
+import { aborted, alreadyExists, CsiError, failedPrecondition, internal, invalidArgument, notFound } from "../../csi/errors";
 import type { Driver } from "../../server/driver";
 import type { Logger } from "../../server/logger";
 import type { MountCommandConfig } from "../../mount/mount-command";
@@ -282,6 +282,43 @@ export class SharedStore {
     if (lost) throw failedPrecondition(`volume ${volumeId} cannot be ${done}: its ${missingDir(lost)}`);
   }
 
+  /**
+   * Whether the volume at `loc` may be copied now (CreateSnapshot, a clone): NOT_FOUND when it was deleted, by this
+   * driver on any controller (notDeleted); FAILED_PRECONDITION when its directory is missing or not a directory though
+   * it was not (removed behind the driver: the volume exists, its data does not). A directory found missing is looked
+   * at again holding the volume's share lock, shared: the other controller's delete of it under way is ABORTED, and
+   * one done since the first look is NOT_FOUND, not a directory removed behind the driver.
+   */
+  async checkCopyable(volumeId: string, loc: SharedLocation): Promise<void> {
+    this.shares.checkNotStuck(loc); // UNAVAILABLE, before the probe would make it a condition of the volume
+    const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
+    // First without the lock, whose file a deleted volume's lock would make again on the share.
+    await this.shares.with(loc, (root) => this.notDeleted(volumeId, loc, root));
+    const condition = await this.condition(loc);
+    if (!condition.abnormal) return;
+    await this.shares.with(loc, async (root) => {
+      try {
+        await this.io.locked(root, locationKey(loc), describeShare(loc), () => busy(what), () => this.notDeleted(volumeId, loc, root), true);
+      } catch (err) {
+        throw volumeDirError(err, what);
+      }
+    });
+    throw failedPrecondition(`volume ${volumeId} cannot be copied: ${condition.message}`);
+  }
+
+  /**
+   * NOT_FOUND naming the source unless the volume's marker on the share still says it exists: there, for this location,
+   * not released, and (from version 2 on) naming this very ID. A DeleteVolume done — on this controller or another, whose
+   * record of it this one may still hold — removed it or released it; a claim made since may have taken it over.
+   */
+  private async notDeleted(volumeId: string, loc: SharedLocation, root: string): Promise<void> {
+    const mine = await readMarker(this.io, root, locationKey(loc), loc).catch((err: unknown) => {
+      throw volumeDirError(err, `the marker of volume ${volumeId} on ${describeShare(loc)}`);
+    });
+    if (mine && mine.subDir === loc.subDir && !mine.released && (mine.volumeId === undefined || mine.volumeId === volumeId)) return;
+    throw notFound(`source volume ${volumeId} does not exist: it has been deleted (its marker is gone from ${describeShare(loc)})`);
+  }
+
   /** Is the volume's directory there and a directory? A share that does not answer is abnormal too. */
   async condition(loc: SharedLocation): Promise<Condition> {
     try {
@@ -306,9 +343,10 @@ export class SharedStore {
    * what a snapshot or a clone copies, with no path on the share that a
    * swapped-in symlink could redirect. The volume's share lock is held,
    * shared, meanwhile: another controller's delete of it answers ABORTED
-   * rather than trashing what is being copied (share-locks.ts).
+   * rather than trashing what is being copied (share-locks.ts); one done
+   * before the lock was taken makes this NOT_FOUND (notDeleted).
    */
-  async withVolumeView<T>(loc: SharedLocation, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
+  async withVolumeView<T>(volumeId: string, loc: SharedLocation, viewsDir: string, fn: (view: string) => Promise<T>): Promise<T> {
     const refused = this.notAllowed(loc);
     if (refused) throw failedPrecondition(refused);
     const what = `directory ${loc.subDir} on ${describeShare(loc)}`;
@@ -316,7 +354,11 @@ export class SharedStore {
     const opts = { viewsDir, what, gone: () => failedPrecondition(`the volume's ${missingDir(loc)}`) };
     return this.shares.with(loc, async (root) => {
       try {
-        return await this.io.locked(root, locationKey(loc), describeShare(loc), () => busy(what), () => withShareView(this.io, loc, root, loc.subDir, opts, fn), true);
+        return await this.io.locked(root, locationKey(loc), describeShare(loc), () => busy(what), async () => {
+          // Deleted by the other controller between the caller's look and this lock: NOT_FOUND, not its data gone.
+          await this.notDeleted(volumeId, loc, root);
+          return withShareView(this.io, loc, root, loc.subDir, opts, fn);
+        }, true);
       } catch (err) {
         throw volumeDirError(err, what);
       }
