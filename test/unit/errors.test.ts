@@ -54,13 +54,14 @@ describe("CsiError.from", () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "csi-lab-errno-"));
     try {
       await fsp.writeFile(path.join(dir, "f"), "");
-      const cases: [string, Promise<unknown>][] = [
-        ["ENOENT during open: no such file or directory", fsp.readFile(path.join(dir, "missing"))],
-        ["EEXIST during mkdir: already exists", fsp.mkdir(path.join(dir, "f"))],
-        ["ENOTDIR during mkdir: not a directory", fsp.mkdir(path.join(dir, "f", "d"))],
+      // Each call made only when its turn comes: made at once, the later ones' rejections would wait unhandled meanwhile.
+      const cases: [string, () => Promise<unknown>][] = [
+        ["ENOENT during open: no such file or directory", () => fsp.readFile(path.join(dir, "missing"))],
+        ["EEXIST during mkdir: already exists", () => fsp.mkdir(path.join(dir, "f"))],
+        ["ENOTDIR during mkdir: not a directory", () => fsp.mkdir(path.join(dir, "f", "d"))],
       ];
       for (const [text, call] of cases) {
-        const c = CsiError.from(await call.then(() => undefined, (e: unknown) => e));
+        const c = CsiError.from(await call().then(() => undefined, (e: unknown) => e));
         assert.equal(c.code, Code.INTERNAL, c.message);
         assert.match(c.message, new RegExp(`^the driver met what it did not expect \\(${text}\\)`));
       }
