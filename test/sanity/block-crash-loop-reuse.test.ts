@@ -14,7 +14,7 @@ import { existsSync, readFileSync, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { ioctlCrashEnv } from "./crash-hook";
-import { blockCapability, destroyDriver, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { blockCapability, destroyDriver, loopBacking, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const MiB = 1024 * 1024;
 const LOOP_SET_STATUS64 = 0x4c04;
@@ -24,15 +24,6 @@ const CASES = [
   { rpc: "NodeStageVolume", ioctl: LOOP_SET_STATUS64, name: "LOOP_SET_STATUS64 (clearing AUTOCLEAR)" },
   { rpc: "NodeUnstageVolume", ioctl: LOOP_CLR_FD, name: "LOOP_CLR_FD (detach on last close)" },
 ] as const;
-
-/** What loop device N is attached to (sysfs), or undefined when it is free. */
-function backingOf(n: number): string | undefined {
-  try {
-    return readFileSync(`/sys/block/loop${n}/loop/backing_file`, "utf8").trim();
-  } catch {
-    return undefined;
-  }
-}
 
 describe("Block volumes: a crash never leaves a bind of a loop device the volume no longer has", () => {
   let d: DriverProcess | undefined;
@@ -66,7 +57,7 @@ describe("Block volumes: a crash never leaves a bind of a loop device the volume
         // A stranger's file, on the very device the volume had if it is free now.
         const stranger = d.scratch("stranger.img");
         await fsp.writeFile(stranger, Buffer.alloc(MiB, "s"));
-        const theirs = backingOf(n) === undefined ? `/dev/loop${n}` : execFileSync("losetup", ["-f", "--show", stranger], { encoding: "utf8" }).trim();
+        const theirs = loopBacking(n) === undefined ? `/dev/loop${n}` : execFileSync("losetup", ["-f", "--show", stranger], { encoding: "utf8" }).trim();
         if (theirs === `/dev/loop${n}`) execFileSync("losetup", [theirs, stranger]);
         const theirNumber = Number(theirs.slice("/dev/loop".length));
 
@@ -77,7 +68,7 @@ describe("Block volumes: a crash never leaves a bind of a loop device the volume
           await stage();
           const bind = readMountInfo().find((m) => m.mountPoint === path.join(staging, "block"));
           const staged = bind && Number(/^\/loop(\d+)$/.exec(bind.root)?.[1]);
-          assert.ok(staged !== undefined && backingOf(staged)?.endsWith(`/${volumeId}`), `the staged device is the volume's (${bind?.root} → ${staged && backingOf(staged)})`);
+          assert.ok(staged !== undefined && loopBacking(staged)?.endsWith(`/${volumeId}`), `the staged device is the volume's (${bind?.root} → ${staged && loopBacking(staged)})`);
         }
         await unstage();
 
@@ -87,9 +78,9 @@ describe("Block volumes: a crash never leaves a bind of a loop device the volume
           "nothing is mounted at the staging path",
         );
         assert.equal(existsSync(path.join(staging, "block")), false, "the device file is gone");
-        assert.equal(backingOf(theirNumber), stranger, "the stranger's device is still attached to its file");
+        assert.equal(loopBacking(theirNumber), stranger, "the stranger's device is still attached to its file");
         assert.ok(readFileSync(stranger).equals(Buffer.alloc(MiB, "s")), "the stranger's file is unchanged");
-        const ours = (await fsp.readdir("/sys/block")).filter((l) => /^loop\d+$/.test(l) && backingOf(Number(l.slice(4)))?.startsWith(d!.root + "/"));
+        const ours = (await fsp.readdir("/sys/block")).filter((l) => /^loop\d+$/.test(l) && loopBacking(Number(l.slice(4)))?.startsWith(d!.root + "/"));
         assert.deepEqual(ours, [], "no loop device is left attached to the volume");
         await d.client.controller.deleteVolume({ volumeId });
         execFileSync("losetup", ["-d", theirs]);
@@ -108,10 +99,10 @@ describe("Block volumes: a crash never leaves a bind of a loop device the volume
     await assert.rejects(d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: d.path("staging"), volumeCapability: blockCapability() }));
     await d.exit;
     const n = Number(/^\/dev\/loop(\d+)$/.exec(readFileSync(note, "utf8"))?.[1]);
-    assert.ok(backingOf(n)?.endsWith(`/${volumeId}`), "the device stayed attached, bound nowhere");
+    assert.ok(loopBacking(n)?.endsWith(`/${volumeId}`), "the device stayed attached, bound nowhere");
     d.opts.env = process.env;
     await d.start();
     await d.client.controller.deleteVolume({ volumeId });
-    assert.equal(backingOf(n), undefined, "the device was let go");
+    assert.equal(loopBacking(n), undefined, "the device was let go");
   });
 });

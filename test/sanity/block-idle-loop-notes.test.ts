@@ -14,20 +14,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { attachLoop } from "../../src/mount/loop";
 import { readMountInfo } from "../../src/mount/mountinfo";
-import { blockCapability, destroyDriver, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { blockCapability, destroyDriver, loopBacking, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { loopLookEnv } from "./loop-look-log";
 
 const MiB = 1024 * 1024;
 const UNRELATED = 8;
-
-/** What loop device N is attached to (sysfs), or undefined when it is free. */
-function backingOf(n: number): string | undefined {
-  try {
-    return readFileSync(`/sys/block/loop${n}/loop/backing_file`, "utf8").trim();
-  } catch {
-    return undefined;
-  }
-}
 
 describe("Block volumes: a call looks only at the loop devices noted for its volume", () => {
   let d: DriverProcess | undefined;
@@ -50,7 +41,7 @@ describe("Block volumes: a call looks only at the loop devices noted for its vol
     const device = path.join(staging, "block");
     const bind = readMountInfo().find((m) => m.mountPoint === device);
     const n = Number(/^\/loop(\d+)$/.exec(bind?.root ?? "")?.[1]);
-    assert.ok(Number.isInteger(n) && backingOf(n)?.endsWith(`/${volumeId}`), `the volume is staged on a loop device (${bind?.root})`);
+    assert.ok(Number.isInteger(n) && loopBacking(n)?.endsWith(`/${volumeId}`), `the volume is staged on a loop device (${bind?.root})`);
 
     // What a crash between the unstage's unmount and its detach leaves: the device attached, bound nowhere.
     execFileSync("umount", [device]);
@@ -67,11 +58,11 @@ describe("Block volumes: a call looks only at the loop devices noted for its vol
     await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
 
     assert.equal(existsSync(device), false, "the device file is gone");
-    assert.equal(backingOf(n), undefined, "the volume's device was let go");
+    assert.equal(loopBacking(n), undefined, "the volume's device was let go");
     const looked = readFileSync(log, "utf8").split("\n").filter(Boolean);
     const others = looked.filter((p) => unrelated.some((u) => p === `/dev/loop${u}` || p.startsWith(`/sys/block/loop${u}/`) || p === `/sys/block/loop${u}`));
     assert.deepEqual(others, [], "the unstage never opened nor read an unrelated loop device");
-    for (const u of unrelated) assert.ok(backingOf(u)?.includes("unrelated-"), `the unrelated /dev/loop${u} is still attached to its file`);
+    for (const u of unrelated) assert.ok(loopBacking(u)?.includes("unrelated-"), `the unrelated /dev/loop${u} is still attached to its file`);
     await d.client.controller.deleteVolume({ volumeId });
   });
 });

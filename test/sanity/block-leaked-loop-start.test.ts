@@ -12,19 +12,10 @@ import * as path from "node:path";
 import { ioctlCrashEnv } from "./crash-hook";
 import { publishContextFor } from "../../src/csi/publish-context";
 import { readMountInfo } from "../../src/mount/mountinfo";
-import { blockCapability, destroyDriver, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { blockCapability, destroyDriver, loopBacking, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
 const MiB = 1024 * 1024;
 const LOOP_SET_STATUS64 = 0x4c04;
-
-/** What loop device `dev` is attached to (sysfs), or undefined when it is free. */
-function backingOf(dev: string): string | undefined {
-  try {
-    return readFileSync(`/sys/block/${path.basename(dev)}/loop/backing_file`, "utf8").trim();
-  } catch {
-    return undefined;
-  }
-}
 
 function losetup(file: string, readOnly = false): string {
   return execFileSync("losetup", ["-f", "--show", ...(readOnly ? ["-r"] : []), file], { encoding: "utf8" }).trim();
@@ -35,7 +26,7 @@ describe("Start-up: a loop device a crash left holding a volume's image is let g
   const strangers: string[] = [];
   const outside: string[] = [];
   afterEach(async () => {
-    for (const s of strangers.splice(0)) if (backingOf(s) !== undefined) execFileSync("losetup", ["-d", s]);
+    for (const s of strangers.splice(0)) if (loopBacking(s) !== undefined) execFileSync("losetup", ["-d", s]);
     for (const f of outside.splice(0)) await fsp.rm(f, { force: true });
     await destroyDriver(d);
     d = undefined;
@@ -73,8 +64,8 @@ describe("Start-up: a loop device a crash left holding a volume's image is let g
       if (how.includes("removed")) await fsp.rm(image);
 
       await d.start();
-      assert.equal(backingOf(leaked), undefined, `the volume's device ${leaked} was let go`);
-      for (const s of theirs) assert.equal(backingOf(s.dev), s.file, `the stranger's device ${s.dev} is still attached to its file`);
+      assert.equal(loopBacking(leaked), undefined, `the volume's device ${leaked} was let go`);
+      for (const s of theirs) assert.equal(loopBacking(s.dev), s.file, `the stranger's device ${s.dev} is still attached to its file`);
       assert.ok(
         d.jsonLogs().some((l) => String(l.msg).includes("was let go") && l.volumeId === volumeId && l.device === leaked),
         "the start-up logs the device it let go",
@@ -104,8 +95,8 @@ describe("Start-up: a loop device a crash left holding a volume's image is let g
     strangers.push(impostor);
 
     await d.start();
-    assert.equal(backingOf(leaked), undefined, "the image volume's device was let go");
-    assert.equal(backingOf(impostor), name, "the device of the file put at the volume's name is still attached");
+    assert.equal(loopBacking(leaked), undefined, "the image volume's device was let go");
+    assert.equal(loopBacking(impostor), name, "the device of the file put at the volume's name is still attached");
   });
 
   it("NodeStageVolume killed just after LOOP_SET_STATUS64, never retried: the restarted driver lets the device go", async function () {
@@ -119,12 +110,12 @@ describe("Start-up: a loop device a crash left holding a volume's image is let g
     await assert.rejects(d.client.node.nodeStageVolume({ volumeId, stagingTargetPath: d.path("staging"), volumeCapability: blockCapability() }));
     await d.exit;
     const leaked = readFileSync(note, "utf8");
-    assert.ok(backingOf(leaked)?.endsWith(`/${volumeId}`), "the device stayed attached, bound nowhere");
+    assert.ok(loopBacking(leaked)?.endsWith(`/${volumeId}`), "the device stayed attached, bound nowhere");
     const theirs = await strangersDevices();
     d.opts.env = process.env;
     await d.start();
-    assert.equal(backingOf(leaked), undefined, "the device was let go at start-up");
-    for (const s of theirs) assert.equal(backingOf(s.dev), s.file, `the stranger's device ${s.dev} is still attached to its file`);
+    assert.equal(loopBacking(leaked), undefined, "the device was let go at start-up");
+    for (const s of theirs) assert.equal(loopBacking(s.dev), s.file, `the stranger's device ${s.dev} is still attached to its file`);
   });
 
   it("a read-only NodeStageVolume binds the volume's read-only device that nothing binds, rather than attach another", async function () {
@@ -145,7 +136,7 @@ describe("Start-up: a loop device a crash left holding a volume's image is let g
     await stage(staging);
     assert.equal(bindAt(staging)?.root, `/${path.basename(leaked)}`, "the staged device is the one left attached");
     await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
-    assert.equal(backingOf(leaked), undefined, "the unstage let it go");
+    assert.equal(loopBacking(leaked), undefined, "the unstage let it go");
     await d.client.node.nodeUnstageVolume({ volumeId, stagingTargetPath: first });
   });
 });

@@ -28,7 +28,7 @@ import * as path from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
 import { codeName, Code } from "../../src/csi/errors";
 import { readMountInfo } from "../../src/mount/mountinfo";
-import { destroyDriver, startDriver, type DriverProcess } from "./harness";
+import { destroyDriver, loopBacking, startDriver, type DriverProcess } from "./harness";
 import { callSignature, poolThread, recordCalls, type KillMoment, type TracedCall } from "./strace";
 import { ChildPrograms } from "./child-trace";
 import { makeLoopFs, type LoopFs, type LoopFsKind } from "./loop-fs";
@@ -331,12 +331,8 @@ function quotasLeft(dir: string): string[] {
 function loopsUnder(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
-    try {
-      const backing = readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
-      if (backing.startsWith(dir + "/")) out.push(`/dev/${name} → ${backing.slice(dir.length)}`);
-    } catch {
-      // not attached
-    }
+    const backing = loopBacking(name);
+    if (backing?.startsWith(dir + "/")) out.push(`/dev/${name} → ${backing.slice(dir.length)}`);
   }
   return out;
 }

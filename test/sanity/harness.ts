@@ -186,13 +186,18 @@ export async function destroyDriver(d: DriverProcess | undefined): Promise<void>
  */
 export function detachLoopsUnder(dir: string, pick: (backing: string) => boolean = () => true): void {
   for (const name of readdirSync("/sys/block").filter((n) => /^loop\d+$/.test(n))) {
-    let backing: string;
-    try {
-      backing = readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
-    } catch {
-      continue; // not attached
-    }
-    if (backing.startsWith(dir + "/") && pick(backing)) spawnSync("losetup", ["-d", `/dev/${name}`]);
+    const backing = loopBacking(name);
+    if (backing?.startsWith(dir + "/") && pick(backing)) spawnSync("losetup", ["-d", `/dev/${name}`]);
+  }
+}
+
+/** What loop device `dev` (its number, its name "loopN", or /dev/loopN) is attached to (sysfs), or undefined when it is free. */
+export function loopBacking(dev: number | string): string | undefined {
+  const name = typeof dev === "number" ? `loop${dev}` : path.basename(dev);
+  try {
+    return readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim();
+  } catch {
+    return undefined;
   }
 }
 
