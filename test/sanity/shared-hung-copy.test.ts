@@ -4,13 +4,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promises as fsp, readdirSync, readFileSync } from "node:fs";
+import { promises as fsp, readdirSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, literal, Mode, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 import { skipUnlessInstalled } from "./programs";
+import { processAlive, processOf, until as waitUntil } from "./processes";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
 import { readMountInfo } from "../../src/mount/mountinfo";
 import { snapshotKeyOf } from "../../src/backends/nfs/snapshot-id";
@@ -20,19 +21,6 @@ const RWX = Mode.MULTI_NODE_MULTI_WRITER;
 // The deadline only keeps a driver that never answers from hanging the test: the answer must come long before it.
 const PATIENT = { timeoutMs: 20_000 };
 
-/** The state of process `pid` ("R", "S", "D", "Z"…) and its parent; undefined once it is gone. */
-function processOf(pid: number): { state: string; parent: number; command: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const [state, parent] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: state!, parent: Number(parent), command: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) };
-  } catch {
-    return undefined;
-  }
-}
-
-/** A process that has not exited (a zombie has). */
-const alive = (pid: number) => ![undefined, "Z", "X"].includes(processOf(pid)?.state);
 
 /** The copy tools (cp, sync) that the driver `d` started and that have not exited. */
 function toolsOf(d: DriverProcess): number[] {
@@ -41,7 +29,7 @@ function toolsOf(d: DriverProcess): number[] {
     .map(Number)
     .filter((pid) => {
       const p = processOf(pid);
-      return p !== undefined && p.parent === d.proc.pid && ["cp", "sync"].includes(p.command) && alive(pid);
+      return p !== undefined && p.parent === d.proc.pid && ["cp", "sync"].includes(p.command) && processAlive(pid);
     })
     .sort((a, b) => a - b);
 }
@@ -56,7 +44,7 @@ function helpersOf(d: DriverProcess): { agents: number[]; rm: number[] } {
     const p = processOf(pid);
     return p !== undefined && p.parent === d.proc.pid && p.command === "node" && p.state === "D";
   });
-  return { agents, rm: all.filter((pid) => processOf(pid)?.command === "rm" && alive(pid)) };
+  return { agents, rm: all.filter((pid) => processOf(pid)?.command === "rm" && processAlive(pid)) };
 }
 
 // Each test freezes and thaws a file system on a loop device whose image is on this machine's disk, and what the
@@ -64,14 +52,7 @@ function helpersOf(d: DriverProcess): { agents: number[]; rm: number[] } {
 // for things that do happen; they are long so that a slow disk does not fail a test, and say what they waited for.
 const WAIT_MS = 60_000;
 
-async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
-  const start = performance.now();
-  while (performance.now() - start < WAIT_MS) {
-    if (await done()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`still waiting for ${what} after ${WAIT_MS / 1000} s`);
-}
+const until = (what: string, done: () => boolean | Promise<boolean>) => waitUntil(what, done, WAIT_MS);
 
 /**
  * A driver with `--share-timeout seconds` whose share can be made to stop
@@ -84,7 +65,7 @@ function onStallingShare(seconds: number) {
   let share: StalledShare | undefined;
   const resume = async (pids = d ? toolsOf(d) : []) => {
     await share?.resume();
-    await until("the stopped tools to exit once the share answers", () => pids.every((pid) => !alive(pid)));
+    await until("the stopped tools to exit once the share answers", () => pids.every((pid) => !processAlive(pid)));
   };
   before(async function () {
     skipUnlessInstalled(this, "fsfreeze", "mkfs.ext2");

@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { NFS_LOCAL } from "./backends";
 import { Code, destroyDriver, expectCode, literal, Mode, mountCapability, mountsAt, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { processAlive, until } from "./processes";
 import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
 
@@ -31,19 +32,7 @@ function childrenOf(parent: number): { pid: number; cmdline: string }[] {
 }
 
 /** Has process `pid` exited (gone, or a zombie)? */
-function exited(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return ["Z", "X"].includes(stat.slice(stat.lastIndexOf(")") + 2)[0]!);
-  } catch {
-    return true;
-  }
-}
-
-async function until(what: string, done: () => boolean): Promise<void> {
-  for (let i = 0; i < 6000 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(done(), `still waiting for ${what}`);
-}
+const exited = (pid: number): boolean => !processAlive(pid);
 
 /**
  * A local-share volume staged and published by `d`, then `d` restarted: only the share can now say which mounts are the volume's.
@@ -107,7 +96,7 @@ describe("A local share whose agent gives no answer and dies at its deadline, af
       for (const pid of stopped) process.kill(pid, "SIGSTOP");
       const noAnswer = new RegExp(`^share ${literal(d.share)} did not answer within 1 s \\(realpath\\)`);
       await expectCode(call(), Code.UNAVAILABLE, noAnswer);
-      await until("the agent killed at its deadline to exit", () => stopped.every(exited));
+      await until("the agent killed at its deadline to exit", () => stopped.every(exited), 60_000);
       assert.deepEqual(s.mounts(), s.before, `${rpc}: the staged and published mounts are the ones made before`);
       assert.equal((await fsp.stat(s.targetPath)).isDirectory(), true);
     }
@@ -146,7 +135,7 @@ describe("A local share on which a stopped tool is still stuck, after a driver r
       assert.equal((await fsp.stat(s.targetPath)).isDirectory(), true);
     }
     await share!.resume();
-    await until("the stopped sync to exit once the share answers", () => exited(stuck[0]!.pid));
+    await until("the stopped sync to exit once the share answers", () => exited(stuck[0]!.pid), 60_000);
     await s.answersAgain();
   });
 });

@@ -9,6 +9,7 @@ import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Code, destroyDriver, expectCode, isMounted, Mode, mountCapability, mountsAt, shellQuote, startDriver, uniqueName, type DriverProcess } from "./harness";
+import { processAlive, until } from "./processes";
 import { skipUnlessInstalled } from "./programs";
 import { makeStalledShare, type StalledShare } from "./stalled-share";
 
@@ -31,20 +32,6 @@ exec mount "$@"
 `;
 }
 
-/** A process that has not exited (a zombie has). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !["Z", "X"].includes(stat.slice(stat.lastIndexOf(")") + 2)[0]!);
-  } catch {
-    return false;
-  }
-}
-
-async function until(what: string, done: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(done(), `still waiting for ${what}`);
-}
 
 describe("A mount of an NFS export asleep in the kernel after its deadline", function () {
   let d: DriverProcess;
@@ -86,7 +73,7 @@ describe("A mount of an NFS export asleep in the kernel after its deadline", fun
   const serverBack = async (stuck: number[]) => {
     await fsp.rm(path.join(dir, "server-down"));
     await disk!.resume();
-    await until("the stopped mounts to exit once the server answers", () => stuck.every((pid) => !alive(pid)));
+    await until("the stopped mounts to exit once the server answers", () => stuck.every((pid) => !processAlive(pid)), 20_000);
   };
   afterEach(async () => {
     if (existsSync(path.join(dir, "server-down"))) await serverBack(helpers());
@@ -105,7 +92,7 @@ describe("A mount of an NFS export asleep in the kernel after its deadline", fun
       await expectCode(first(v.volumeId!), Code.UNAVAILABLE, stopped);
       const stuck = helpers().slice(before);
       assert.equal(stuck.length, 1);
-      assert.ok(alive(stuck[0]!), "the stopped mount sleeps on in the kernel until the server answers");
+      assert.ok(processAlive(stuck[0]!), "the stopped mount sleeps on in the kernel until the server answers");
       const refused = new RegExp(
         `^the mount \\(pid ${stuck[0]}\\) of an earlier call on NFS export nfs\\.example\\.internal:/srv/vols was stopped \\d+ s ago ` +
           "at its deadline and is still stuck in the kernel",
@@ -149,7 +136,7 @@ describe("A mount of an NFS export asleep in the kernel after its deadline", fun
     await expectCode(create(), Code.UNAVAILABLE, /did not finish within 1 s and was stopped/);
     const stuck = helpers().slice(started);
     assert.equal(stuck.length, 1);
-    assert.ok(alive(stuck[0]!));
+    assert.ok(processAlive(stuck[0]!));
     const refused = new RegExp(
       `^the mount \\(pid ${stuck[0]}\\) of an earlier call on NFS export nfs\\.example\\.internal:/srv/vols was stopped .* still stuck in the kernel`,
     );
