@@ -18,7 +18,6 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "..
 import { mountTable } from "../../mount/mountinfo";
 import type { Driver, DriverConfig } from "../../server/driver";
 import type { Logger } from "../../server/logger";
-import { vouchesFor } from "../../storage/node-records";
 import { withMutableParameters, type VolumeRecord } from "../../storage/volume-record";
 import { chooseSize, type Range } from "../../controller/capacity";
 import { describeSource, sizeWithSource } from "../../controller/content-source";
@@ -27,7 +26,7 @@ import { sharedSegment } from "../../controller/topology";
 import { CONTEXT } from "../../controller/volume-view";
 import type { MountOwner } from "../../node/volume-owner";
 import type { Backend, BackendFactory, NewVolumeRequest, NodeBackend, VolumeSource } from "../backend";
-import { findSharedVolume, publishShared, sharedStats, stageShared } from "./node";
+import { findSharedVolume, publishShared, recordedHere, sharedStats, stageShared } from "./node";
 import { planShared, SHARED_RULES } from "./parameters";
 import { deleteSharedVolume } from "./share-delete";
 import { ShareSnapshots } from "./share-snapshots";
@@ -61,7 +60,7 @@ const nfsNode: NodeBackend = {
       placeKind: "dir",
       owns: (m) => {
         // What this process itself mounted for the volume counts whether the share answers or not.
-        if ((["stage", "publish"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), volumeId, m))) return true;
+        if (recordedHere(driver, volumeId, m)) return true;
         // Any other mount only the share can place: with no answer from it, its UNAVAILABLE (nothing is unmounted, nor called another's).
         if ("unknown" in id) throw id.unknown;
         return id.test(m);

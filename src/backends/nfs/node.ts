@@ -137,6 +137,11 @@ async function healthProblem(driver: Driver, loc: SharedLocation, p: string): Pr
   }
 }
 
+/** Does this node's record of a stage or a publish of volume `volumeId` vouch for mount `m` (this process made it)? */
+export function recordedHere(driver: Driver, volumeId: string, m: MountEntry): boolean {
+  return (["stage", "publish"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), volumeId, m));
+}
+
 /**
  * Is the mount at `p` this volume's (by identity, or by what this process
  * mounted there)? When only the share could say and it gave no answer (its
@@ -309,7 +314,7 @@ export async function sharedStats(
   const m = volumePath.startsWith("/") ? mountTable().at(volumePath) : undefined;
   if (!m) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   const id = await identity(driver, vol.location);
-  const known = (["publish", "stage"] as const).some((kind) => vouchesFor(driver.nodeRecords.get(kind, m.mountPoint), vol.volumeId, m));
+  const known = recordedHere(driver, vol.volumeId, m);
   if ("test" in id && !id.test(m) && !known) throw notFound(`volume ${vol.volumeId} is not mounted at ${volumePath}`);
   const problem = await healthProblem(driver, vol.location, volumePath).catch((err: unknown) => {
     if (err instanceof CsiError) return err.message; // no answer: abnormal too
