@@ -128,7 +128,7 @@ describeBrowser("lab, view 1: one call, three layers (Chromium)", function () {
     await openStep(page, /codec: encode the arguments \(json/);
     assert.match((await page.textContent(".step-detail"))!, /\{"a":"2","b":"40"\}/);
     assert.match((await page.textContent("section[aria-labelledby=layers-h] p"))!, /From the first step to the last: [\d.]+ ms\. The \S+ layer took the most/);
-    await openStep(page, /framing: open an HTTP\/2 stream/);
+    await openStep(page, /framing: request DATA/);
     await page.hover('.step-detail .hex .b[data-offset="1"]');
     await page.keyboard.press("t");
     assert.ok(await page.$eval("html", (e) => e.classList.contains("dark")));

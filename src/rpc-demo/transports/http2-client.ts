@@ -108,8 +108,9 @@ export class Http2Client implements ClientTransport {
     };
     if (opts.timeoutMs !== undefined) headers["grpc-timeout"] = encodeTimeout(opts.timeoutMs);
     const frame = frameMessage(body);
-    trace?.step("client", "framing", `open an HTTP/2 stream: request HEADERS, then one DATA frame with a 5-byte prefix`, {
-      notes: headerLines(headers),
+    // One step per frame, in the order they go out: HEADERS opens the stream, DATA follows it.
+    trace?.step("client", "framing", "request HEADERS: open an HTTP/2 stream, a POST to the call ID", { notes: headerLines(headers) });
+    trace?.step("client", "framing", `request DATA (END_STREAM): a 5-byte prefix, then ${body.length} bytes of message`, {
       bytes: frame,
       what: "frame",
       typeName: opts.requestType,
@@ -155,9 +156,10 @@ export class Http2Client implements ClientTransport {
     let headers: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const deframer = new MessageDeframer();
+    const told = new InWireOrder();
     stream.on("response", (h) => {
       headers = h;
-      trace?.step("client", "transport", `response HEADERS on stream ${stream.id}`, { notes: headerLines(h), event: "receive" });
+      told.headers(() => trace?.step("client", "transport", `response HEADERS on stream ${stream.id}`, { notes: headerLines(h), event: "receive" }));
     });
     let narrated = 0;
     stream.on("data", (chunk: Buffer) => {
@@ -169,15 +171,19 @@ export class Http2Client implements ClientTransport {
       }
       for (; narrated < deframer.messages.length; narrated++) {
         const m = deframer.messages[narrated]!;
-        trace?.step("client", "framing", `DATA: strip the 5-byte prefix, ${m.body.length} bytes of message`, { bytes: m.frame, what: "frame", segments: prefixSegments(m.frame) });
+        told.data(() =>
+          trace?.step("client", "framing", `response DATA: strip the 5-byte prefix, ${m.body.length} bytes of message`, { bytes: m.frame, what: "frame", segments: prefixSegments(m.frame) }),
+        );
       }
     });
+    stream.on("end", () => told.end());
     stream.on("trailers", (t) => {
       trailers = t;
-      trace?.step("client", "framing", "trailers: the call's status", { notes: headerLines(t) });
+      told.trailers(() => trace?.step("client", "framing", "trailers: the call's status", { notes: headerLines(t) }));
     });
     stream.on("error", (err) => finish(new RpcError(Code.UNAVAILABLE, `stream failed: ${err.message}`)));
     stream.on("close", () => {
+      told.close();
       const httpStatus = Number(headers[":status"] ?? 0);
       if (httpStatus === 0) {
         finish(new RpcError(Code.UNAVAILABLE, `the stream closed without a response (code ${stream.rstCode})`));
@@ -212,5 +218,57 @@ export class Http2Client implements ClientTransport {
       this.session.close(() => resolve());
       setTimeout(() => this.session.destroy(), 200).unref();
     });
+  }
+}
+
+/**
+ * A reply's steps in the order its frames came. node:http2 hands a stream
+ * its DATA as soon as it is read, but its HEADERS and trailers a tick later
+ * (process.nextTick), so when HEADERS and DATA arrive in one read, the DATA
+ * event comes first. Within a stream HTTP/2 fixes the order — HEADERS, then
+ * DATA, then the trailing HEADERS — so a DATA step waits for the HEADERS
+ * step, and the trailers for the stream's last DATA (its end).
+ */
+class InWireOrder {
+  private headersTold = false;
+  private ended = false;
+  private readonly dataWaiting: (() => void)[] = [];
+  private trailersWaiting: (() => void) | undefined;
+
+  headers(tell: () => void): void {
+    tell();
+    this.headersTold = true;
+    for (const t of this.dataWaiting.splice(0)) t();
+    this.tellTrailers();
+  }
+
+  data(tell: () => void): void {
+    if (this.headersTold) tell();
+    else this.dataWaiting.push(tell);
+  }
+
+  trailers(tell: () => void): void {
+    this.trailersWaiting = tell;
+    this.tellTrailers();
+  }
+
+  /** No more DATA: the trailers, if they came, may be told. */
+  end(): void {
+    this.ended = true;
+    this.tellTrailers();
+  }
+
+  /** The stream closed: whatever still waits is told, in its order. */
+  close(): void {
+    this.headersTold = this.ended = true;
+    for (const t of this.dataWaiting.splice(0)) t();
+    this.tellTrailers();
+  }
+
+  private tellTrailers(): void {
+    const t = this.trailersWaiting;
+    if (!t || !this.headersTold || !this.ended) return;
+    this.trailersWaiting = undefined;
+    t();
   }
 }
