@@ -39,8 +39,29 @@ import {
 } from "./rpc-header";
 import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } from "./transport";
 
-/** The most an IPv4 UDP datagram can carry. */
-export const MAX_DATAGRAM = 65507;
+/**
+ * The most one UDP datagram can carry, by the socket's family. Both IP
+ * versions count in 16 bits, but IPv4's total length counts its own 20-byte
+ * header and the 8-byte UDP header (65,535 − 28 = 65,507), while IPv6's
+ * payload length counts what follows its header, the UDP header among it
+ * (65,535 − 8 = 65,527; jumbograms aside). A message past the limit is
+ * refused before it is sent: the kernel would refuse it too (EMSGSIZE), and
+ * nothing would tell the other end.
+ */
+export const MAX_DATAGRAM = { udp4: 65507, udp6: 65527 } as const;
+
+export type UdpFamily = keyof typeof MAX_DATAGRAM;
+
+/** The limit in words, for narration and errors. */
+export function datagramLimit(family: UdpFamily): string {
+  return family === "udp4"
+    ? "a UDP datagram over IPv4 carries at most 65,507 bytes: 65,535 − 20 of IPv4 header − 8 of UDP header"
+    : "a UDP datagram over IPv6 carries at most 65,527 bytes: 65,535 − 8 of UDP header, the IPv6 header not counted";
+}
+
+function familyOf(address: string): UdpFamily {
+  return isIPv6(address) ? "udp6" : "udp4";
+}
 
 /** How a host name becomes an address (default: the system's resolver, as node:net uses for TCP). */
 export type HostLookup = (host: string) => Promise<{ address: string; family: number }>;
@@ -57,7 +78,7 @@ async function addressOf(host: string, lookup: HostLookup = systemLookup): Promi
 }
 
 function socketFor(address: string): dgram.Socket {
-  return dgram.createSocket(isIPv6(address) ? "udp6" : "udp4");
+  return dgram.createSocket(familyOf(address));
 }
 
 /**
@@ -92,6 +113,7 @@ export class UdpServer implements ServerTransport {
   private constructor(
     private readonly socket: dgram.Socket,
     readonly port: number,
+    private readonly family: UdpFamily,
   ) {}
 
   static async listen(dispatcher: Dispatcher, opts: UdpServerOptions = {}): Promise<UdpServer> {
@@ -101,7 +123,7 @@ export class UdpServer implements ServerTransport {
       socket.once("error", reject);
       socket.bind(opts.port ?? 0, address, () => resolve());
     });
-    const self = new UdpServer(socket, socket.address().port);
+    const self = new UdpServer(socket, socket.address().port, familyOf(address));
     const faults = opts.faults ?? new FaultInjector();
     socket.on("message", (msg, rinfo) => void self.handle(msg, rinfo, dispatcher, faults, opts));
     return self;
@@ -159,7 +181,15 @@ export class UdpServer implements ServerTransport {
       opts.onCrash?.();
       return;
     }
-    const bytes = encodeReply(reply);
+    let bytes = encodeReply(reply);
+    if (bytes.length > MAX_DATAGRAM[this.family]) {
+      // Sent as it is, it would go nowhere and the caller would wait out its deadline: it gets an error it can read instead.
+      const message = `the reply of ${bytes.length.toLocaleString("en-US")} bytes does not fit in one UDP datagram: ${datagramLimit(this.family)}`;
+      trace?.step("server", "framing", `the reply would be a ${bytes.length}-byte datagram, too big to send: answer RESOURCE_EXHAUSTED instead`, { notes: [datagramLimit(this.family)] });
+      reply = { xid: call.xid, stat: AcceptStat.ERROR, code: Code.RESOURCE_EXHAUSTED, message };
+      typeName = undefined;
+      bytes = encodeReply(reply);
+    }
     if (useCache) this.cache.finish(key, bytes);
     trace?.step("server", "framing", `put the reply header in front of the results: one ${bytes.length}-byte datagram`, {
       notes: useCache ? ["(the reply is also kept in the duplicate-request cache)"] : [],
@@ -214,12 +244,16 @@ export class UdpClient implements ClientTransport {
   /** Requests (and resent ones) an injected delay holds up: they go with the socket. */
   private readonly held = new HeldMessages();
 
+  /** The socket's family, which sets the largest datagram. */
+  private readonly family: UdpFamily;
+
   private constructor(
     private readonly socket: dgram.Socket,
     /** The server's address, the host looked up once. */
     private readonly address: string,
     private readonly opts: UdpClientOptions,
   ) {
+    this.family = familyOf(address);
     socket.on("message", (msg) => this.onMessage(msg));
   }
 
@@ -245,11 +279,12 @@ export class UdpClient implements ClientTransport {
     const timeoutMs = opts.timeoutMs ?? this.opts.defaultTimeoutMs ?? 5000;
     const call = { xid, codecId: codec.id, number: proc.number, timeoutMs, body };
     const datagram = encodeCall(call);
-    if (datagram.length > MAX_DATAGRAM) {
-      return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `a ${datagram.length}-byte call does not fit in one UDP datagram`));
+    if (datagram.length > MAX_DATAGRAM[this.family]) {
+      const why = `a ${datagram.length.toLocaleString("en-US")}-byte call does not fit in one UDP datagram: ${datagramLimit(this.family)}; nothing was sent`;
+      return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, why));
     }
     trace?.step("client", "framing", `put a call header in front of the arguments: one ${datagram.length}-byte datagram`, {
-      notes: ["(no length prefix: a datagram arrives whole or not at all)"],
+      notes: ["(no length prefix: a datagram arrives whole or not at all)", datagramLimit(this.family)],
       bytes: datagram,
       what: "datagram",
       typeName: codec.name === "json" ? undefined : proc.request.fullName,
