@@ -1,5 +1,5 @@
 /**
- * A gRPC server for unary calls, on Node's own HTTP/2.
+ * A gRPC server for unary calls, on our own HTTP/2 (http2/).
  *
  * gRPC over HTTP/2 is small when every call is unary, as every CSI call is:
  * a request is a POST to `/<package>.<Service>/<Method>` with content-type
@@ -11,19 +11,22 @@
  * percent-encoded `grpc-message`. A deadline arrives as `grpc-timeout`
  * (e.g. `10S`, `500m`); a cancelled call is a reset stream.
  *
- * We used @grpc/grpc-js's server before. Per trivial call it cost about
- * twice the CPU of node:http2 alone, and its connection injector needs a
- * JavaScript stream in front of each socket, which moves every byte through
- * JavaScript. Here node:http2 (nghttp2, in C++) reads the socket itself,
- * and this file is the whole of gRPC that the driver needs: routing by
- * path, framing checked strictly (request-framing.ts), gzip and deflate
- * requests, deadlines, cancellation, message size limits. Clients are
- * unchanged: grpc-go (kubelet, the sidecars, csi-sanity) and grpc-js.
+ * We used @grpc/grpc-js's server first, then node:http2. Per trivial call
+ * node:http2 cost about twice the CPU of reading the frames in JavaScript
+ * (its sessions, streams and events; and it loads node:tls, 8.6 MiB), and
+ * it refused old kubelets' `:authority`. So the HTTP/2 a gRPC server needs
+ * is ours (http2/connection.ts), and this file is the whole of gRPC that
+ * the driver needs: routing by path, framing checked strictly
+ * (request-framing.ts), gzip and deflate requests, deadlines,
+ * cancellation, message size limits. Clients are unchanged: grpc-go
+ * (kubelet, the sidecars, csi-sanity) and grpc-js.
  */
-import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
+import { Http2Connection } from "./http2/connection";
+import { encodeWithoutIndexing } from "./http2/frames";
+import type { Stream } from "./http2/stream";
 import { atDeadline, wentAtDeadline, type LongTimeout } from "./long-timeout";
 import { RequestFraming } from "./request-framing";
 
@@ -101,28 +104,20 @@ export interface GrpcServerOptions {
   onRefused?(problem: string, path: string): void;
 }
 
-const GRPC_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip" } as const;
-const OK_TRAILERS = { "grpc-status": "0" } as const;
+const GRPC_FIELDS: [string, string][] = [[":status", "200"], ["content-type", "application/grpc"], ["grpc-accept-encoding", "identity,deflate,gzip"]];
+const GRPC_HEADERS = encodeWithoutIndexing(GRPC_FIELDS);
+const OK_TRAILERS = encodeWithoutIndexing([["grpc-status", "0"]]);
+const NOT_POST = encodeWithoutIndexing([[":status", "405"]]);
+const NOT_GRPC = encodeWithoutIndexing([[":status", "415"]]);
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 
 export class GrpcServer {
-  private readonly h2: http2.Http2Server;
   private readonly routes = new Map<string, Route>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly connections = new Set<Http2Connection>();
   private inflight = 0;
   private closing = false;
 
-  constructor(private readonly opts: GrpcServerOptions) {
-    this.h2 = http2.createServer({ maxSessionMemory: 64 });
-    this.h2.on("session", (s) => {
-      if (this.closing) return void s.destroy();
-      this.sessions.add(s);
-      s.on("close", () => this.sessions.delete(s));
-      s.on("error", (err) => this.opts.onSessionError?.(err));
-    });
-    this.h2.on("sessionError", (err) => this.opts.onSessionError?.(err));
-    this.h2.on("stream", (stream, headers) => this.onStream(stream, headers));
-  }
+  constructor(private readonly opts: GrpcServerOptions) {}
 
   /** Serve every method of a service; `impl` holds one handler per method, keyed like the definition. */
   addService(definition: ServiceDefinition, handlers: ServiceHandlers): void {
@@ -135,9 +130,15 @@ export class GrpcServer {
     }
   }
 
-  /** Serve HTTP/2 on a connection: a net.Socket (nghttp2 then reads it directly) or any Duplex. */
+  /** Serve HTTP/2 on a connection: a net.Socket or any Duplex. */
   accept(connection: Duplex): void {
-    this.h2.emit("connection", connection);
+    if (this.closing) return void connection.destroy();
+    const conn: Http2Connection = new Http2Connection(connection, {
+      request: (stream) => this.onStream(conn, stream),
+      error: (err) => this.opts.onSessionError?.(err),
+      closed: () => this.connections.delete(conn),
+    });
+    this.connections.add(conn);
   }
 
   /** Calls started and not yet answered. */
@@ -151,39 +152,34 @@ export class GrpcServer {
    */
   async close(graceMs: number): Promise<"drained" | "forced"> {
     this.closing = true;
-    const all = [...this.sessions].map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          if (s.closed || s.destroyed) return resolve();
-          s.close(resolve);
-        }),
-    );
+    const all = [...this.connections].map((c) => c.close());
     let timer: NodeJS.Timeout | undefined;
     const forced = new Promise<"forced">((resolve) => (timer = setTimeout(() => resolve("forced"), graceMs)));
     const how = await Promise.race([Promise.all(all).then(() => "drained" as const), forced]);
     clearTimeout(timer);
-    for (const s of this.sessions) s.destroy();
+    for (const c of [...this.connections]) c.destroy();
     return how;
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on("error", () => {}); // a reset or broken stream ends the call; the session reports real faults
-    const contentType = headers["content-type"];
-    if (headers[":method"] !== "POST" || typeof contentType !== "string" || !contentType.startsWith("application/grpc")) {
+  private onStream(conn: Http2Connection, stream: Stream): void {
+    const headers = stream.headers;
+    const method = headers.get(":method");
+    const contentType = headers.get("content-type");
+    if (method !== "POST" || contentType === undefined || !contentType.startsWith("application/grpc")) {
       // Not a gRPC request: answered in HTTP's terms, as gRPC's spec asks.
-      respondIfOpen(stream, { ":status": headers[":method"] !== "POST" ? 405 : 415 }, true);
-      stream.resume();
+      conn.answer(stream, method !== "POST" ? NOT_POST : NOT_GRPC);
       return;
     }
-    const path = headers[":path"] ?? "";
+    const path = headers.get(":path") ?? "";
     const route = this.routes.get(path);
-    const call = new Call(stream);
+    const call = new Call(conn, stream);
+    stream.onClose = () => call.closed();
     if (!route) {
       call.fail(Code.UNIMPLEMENTED, `the driver does not serve ${path || "an empty path"}`);
       return;
     }
-    const encoding = header(headers, "grpc-encoding");
-    const deadline = parseTimeout(header(headers, "grpc-timeout"));
+    const encoding = headers.get("grpc-encoding");
+    const deadline = parseTimeout(headers.get("grpc-timeout"));
     const framing = new RequestFraming(encoding);
     const chunks: Buffer[] = [];
     let received = 0;
@@ -191,7 +187,7 @@ export class GrpcServer {
       this.opts.onRefused?.(problem, path);
       call.fail(Code.INTERNAL, `the request's gRPC framing is broken: ${problem}`);
     };
-    stream.on("data", (chunk: Buffer) => {
+    stream.onData = (chunk: Buffer) => {
       if (call.answered) return;
       const problem = framing.push(chunk);
       if (problem) return refuse(problem);
@@ -200,8 +196,8 @@ export class GrpcServer {
         return call.fail(Code.RESOURCE_EXHAUSTED, `the request is larger than the ${this.opts.maxMessageBytes} bytes a message may be`);
       }
       chunks.push(chunk);
-    });
-    stream.on("end", () => {
+    };
+    stream.onEnd = () => {
       if (call.answered) return;
       const problem = framing.end();
       if (problem) return refuse(problem);
@@ -221,8 +217,7 @@ export class GrpcServer {
         return;
       }
       this.run(call, route, body, deadline);
-    });
-    stream.on("close", () => call.closed());
+    };
   }
 
   private run(call: Call, route: Route, body: Buffer, deadline: Date | undefined): void {
@@ -265,7 +260,10 @@ class Call implements UnaryCall<unknown> {
   private cancelListeners: (() => void)[] = [];
   private cancelled = false;
 
-  constructor(private readonly stream: http2.ServerHttp2Stream) {}
+  constructor(
+    private readonly conn: Http2Connection,
+    private readonly stream: Stream,
+  ) {}
 
   start(request: unknown, bytes: number, deadline: Date | undefined): void {
     this.request = request;
@@ -304,16 +302,12 @@ class Call implements UnaryCall<unknown> {
     framed[0] = 0;
     framed.writeUInt32BE(message.length, 1);
     framed.set(message, 5);
-    const s = this.stream;
-    if (s.destroyed || s.closed) return;
-    s.respond(GRPC_HEADERS, { waitForTrailers: true });
-    s.once("wantTrailers", () => s.sendTrailers(OK_TRAILERS));
-    s.end(framed);
+    this.conn.answerWithBody(this.stream, GRPC_HEADERS, framed, OK_TRAILERS);
   }
 
   fail(code: Code, details: string): void {
     if (!this.settle(code, details)) return;
-    respondIfOpen(this.stream, { ...GRPC_HEADERS, "grpc-status": String(code), "grpc-message": percentEncode(details) }, true);
+    this.conn.answer(this.stream, encodeWithoutIndexing([...GRPC_FIELDS, ["grpc-status", String(code)], ["grpc-message", percentEncode(details)]]));
   }
 
   /** Mark answered once, with the outcome the client gets; false if it already was. */
@@ -332,18 +326,6 @@ class Call implements UnaryCall<unknown> {
     this.cancelListeners = [];
     for (const l of listeners) l();
   }
-}
-
-function respondIfOpen(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, end: boolean): void {
-  if (stream.destroyed || stream.closed || stream.headersSent) return;
-  stream.respond(headers, { endStream: end });
-  // The client may still be sending: tell it to stop (RST_STREAM NO_ERROR), as gRPC servers do.
-  if (end && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-}
-
-function header(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return typeof v === "string" ? v : undefined;
 }
 
 /** grpc-timeout: up to 8 digits and a unit (Hours, Minutes, Seconds, milli, micro, nano). */

@@ -3,12 +3,10 @@
  *
  * CSI is defined as gRPC services, so a plugin is a gRPC server. We accept
  * connections ourselves (net.Server on a unix socket or TCP port) and serve
- * gRPC on Node's HTTP/2 (grpc-server.ts). Owning the accept step lets us
- * look at each connection's first request (first-request.ts): a client
- * with a valid `:authority` — every current one — is served by nghttp2
- * reading the socket directly; an old kubelet that sends the socket path
- * instead goes through the connection guard (connection-guard.ts), which
- * repairs it. It also lets us remove a stale socket file safely.
+ * gRPC on our own HTTP/2 (grpc-server.ts, http2/), which serves old
+ * kubelets too: they send the socket's path as `:authority`, and our
+ * server does not judge it. Owning the accept step also lets us remove a
+ * stale socket file safely.
  *
  * Which services are served depends on --mode: a controller Deployment
  * serves Identity + Controller, a node DaemonSet Identity + Node, and a
@@ -23,10 +21,8 @@ import { controllerRpcs } from "../controller";
 import { groupControllerRpcs } from "../group-controller";
 import { identityRpcs } from "../identity";
 import { nodeRpcs } from "../node";
-import { ConnectionGuard } from "./connection-guard";
 import type { Driver } from "./driver";
 import { formatEndpoint, type Endpoint } from "./endpoint";
-import { sniffFirstRequest } from "./first-request";
 import { GrpcServer } from "./grpc-server";
 import { interceptAll, withSafeDecoding, type CallRecord } from "./interceptor";
 import { KeyedLocks } from "./locks";
@@ -69,15 +65,11 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
   if (mode !== "controller") grpcServer.addService(withSafeDecoding(NodeDefinition), interceptAll("Node", nodeRpcs, deps));
 
   const sockets = new Set<net.Socket>();
-  const guardEvents = { rewrote: (from: string) => driver.log.debug("rewrote an invalid :authority", { authority: from }) };
   const listener = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", (err) => driver.log.debug("a client connection failed", { error: err.message }));
-    sniffFirstRequest(socket, (d) => {
-      if (d.kind === "direct") grpcServer.accept(socket);
-      else grpcServer.accept(new ConnectionGuard(socket, guardEvents, d.bytes));
-    });
+    grpcServer.accept(socket);
   });
 
   let bound: Endpoint;

@@ -1,4 +1,4 @@
-// Types for the parts of hpack.js (HPACK, RFC 7541) that src/server/authority.ts uses.
+// Types for the parts of hpack.js (HPACK, RFC 7541) that the RPC playground (src/rpc-demo/transports/http2-wire.ts) and the HPACK tests use.
 declare module "hpack.js" {
   interface TableOptions {
     table: { maxSize: number };

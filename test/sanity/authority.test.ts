@@ -16,7 +16,6 @@ describe("HTTP/2 :authority", () => {
       for (let i = 0; i < 20; i++) {
         await old.controller.createVolume({ name: uniqueName("auth"), volumeCapabilities: [mountCapability()] });
       }
-      assert.ok(d.logs.some((l) => l.includes("rewrote an invalid :authority")), "the rewrite path was taken");
     } finally {
       old.close();
     }

@@ -10,7 +10,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { gzipSync } from "node:zlib";
 import { CreateVolumeRequest } from "../../src/gen/csi";
-import { encodeWithoutIndexing, ERROR_CODE, FLAG, frame as h2frame, PREFACE, rstStream, TYPE } from "../../src/server/http2-frames";
+import { encodeWithoutIndexing, ERROR_CODE, FLAG, frame as h2frame, PREFACE, rstStream, TYPE } from "../../src/server/http2/frames";
 import { Code, codeName } from "../../src/csi/errors";
 import { destroyDriver, mountCapability, startDriver, uniqueName, type DriverProcess } from "./harness";
 
@@ -162,7 +162,7 @@ describe("gRPC framing of requests", () => {
     assert.equal(d.proc.exitCode, null);
   });
 
-  it("good and bad requests at once on one connection, also one whose :authority is rewritten, each get their own answer", async () => {
+  it("good and bad requests at once on one connection, also one whose :authority is a socket path, each get their own answer", async () => {
     const old = http2.connect("http://localhost", { createConnection: () => net.connect(d.socket) });
     try {
       for (const s of [session, old]) {
@@ -172,7 +172,6 @@ describe("gRPC framing of requests", () => {
         );
         answers.forEach((a, i) => assert.equal(codeName(a.code), i % 3 === 0 ? "INTERNAL" : "OK", `call ${i}: ${a.message}`));
       }
-      assert.ok(d.logs.some((l) => l.includes("rewrote an invalid :authority")), "the rewrite path was taken");
     } finally {
       old.close();
     }

@@ -1,0 +1,454 @@
+/**
+ * The server side of one HTTP/2 connection (RFC 9113), over any byte
+ * stream: a unix socket, TCP, or a Duplex in tests.
+ *
+ * We speak first: our SETTINGS, and a WINDOW_UPDATE that opens the
+ * connection's window to what we allow. The client sends the 24-byte
+ * preface and its own SETTINGS, which must be its first frame; every
+ * SETTINGS is ACKed, and the client's INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE
+ * and HEADER_TABLE_SIZE are applied to what we send. Then requests: each a
+ * stream (stream.ts) opened by a header block on a new odd id, HPACK-
+ * decoded in order (hpack.ts), and its body's DATA frames.
+ *
+ * What we advertise, and why:
+ *   - MAX_CONCURRENT_STREAMS 256: a bound on the calls one client holds
+ *     open (each may buffer a request of up to the gRPC message limit);
+ *     a client that opens more has them refused (REFUSED_STREAM), which
+ *     gRPC clients retry. The sidecars' workers stay well below it.
+ *   - INITIAL_WINDOW_SIZE 1 MiB, and the connection's window raised to
+ *     1 MiB: a request of a few MiB streams in without waiting for a
+ *     WINDOW_UPDATE every 64 KiB. We read DATA as it comes, so the window
+ *     is given back once half of it is used.
+ *   - MAX_HEADER_LIST_SIZE 64 KiB, as node:http2 had: gRPC metadata is
+ *     small. A larger request is answered HTTP 431, unread.
+ *   - HEADER_TABLE_SIZE and MAX_FRAME_SIZE at their defaults (4096, 16 KiB).
+ *
+ * Flow control, both ways: DATA we receive counts against our windows, and
+ * a client that sends past them is refused (FLOW_CONTROL_ERROR); DATA we
+ * send is cut to the client's MAX_FRAME_SIZE and windows, and what does not
+ * fit waits for its WINDOW_UPDATE. A connection error answers GOAWAY with
+ * its code and closes; a stream error resets the stream. `:authority` is
+ * not judged: over a unix socket there is no host, and old kubelets send
+ * the socket's path there.
+ *
+ * What we send, and its flow control, is the outbox's (outbox.ts).
+ */
+import type { Duplex } from "node:stream";
+import {
+  encodeWithoutIndexing, ERROR_CODE, FLAG, frame, FrameReader, goaway, MAX_FRAME, MAX_WINDOW, rstStream, SETTING, settings, TYPE, unpad,
+  windowUpdate, type H2Error, type HeaderBlock,
+} from "./frames";
+import { HpackDecoder, HpackError } from "./hpack";
+import { DEFAULT_WINDOW, Outbox } from "./outbox";
+import { Stream } from "./stream";
+
+export const MAX_CONCURRENT_STREAMS = 256;
+export const INITIAL_WINDOW = 1024 * 1024;
+export const MAX_HEADER_LIST_SIZE = 64 * 1024;
+const TABLE_SIZE = 4096;
+/** After our GOAWAY, how long a client may keep the connection open before it is cut. */
+const LINGER_MS = 1000;
+
+const OUR_SETTINGS = settings([
+  [SETTING.MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS],
+  [SETTING.INITIAL_WINDOW_SIZE, INITIAL_WINDOW],
+  [SETTING.MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE],
+]);
+const SETTINGS_ACK = frame(TYPE.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0));
+const HEADERS_TOO_LARGE = encodeWithoutIndexing([[":status", "431"]]);
+/** Returned by the frame handlers once the connection is over: stop reading, nothing more to say. */
+const OVER: H2Error = { code: -1, reason: "the connection is over" };
+
+export interface ConnectionEvents {
+  /** A request's header block arrived: set the stream's callbacks; its body follows. */
+  request(stream: Stream): void;
+  /** The connection failed: the client broke HTTP/2, the socket failed, or the client went away with an error. */
+  error(err: Error): void;
+  /** The connection is over; every stream on it has been closed. */
+  closed(): void;
+}
+
+const ERROR_NAMES = Object.fromEntries(Object.entries(ERROR_CODE).map(([k, v]) => [v, k])) as Record<number, string>;
+
+export class Http2Connection {
+  private readonly reader: FrameReader;
+  private readonly hpack = new HpackDecoder(TABLE_SIZE);
+  private readonly streams = new Map<number, Stream>();
+  private lastStreamId = 0;
+  /** Streams we reset lately, oldest first (a bounded number). */
+  private readonly resetByUs = new Set<number>();
+  private settingsSeen = false;
+  private peerInitialWindow = DEFAULT_WINDOW;
+  private peerTableSize = TABLE_SIZE;
+  private recvWindow = INITIAL_WINDOW;
+  private recvUnacked = 0;
+  private readonly outbox: Outbox;
+  private reading = false;
+  private flushQueued = false;
+  /** No new streams: we sent GOAWAY, or the client did (NO_ERROR). The connection ends when its streams have. */
+  private goingAway = false;
+  private sentGoaway = false;
+  private over = false;
+  private readonly whenOver: (() => void)[] = [];
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly events: ConnectionEvents,
+  ) {
+    this.outbox = new Outbox(socket, (s) => this.localEnd(s));
+    this.reader = new FrameReader({ frame: (t, f, id, p) => this.onFrame(t, f, id, p), headers: (h) => this.onHeaders(h) });
+    socket.on("data", (chunk: Buffer) => this.onBytes(chunk));
+    socket.on("end", () => this.end(true));
+    socket.on("error", (err) => {
+      if (!this.over) this.events.error(err);
+      this.end(true);
+    });
+    socket.on("close", () => this.end(true));
+    this.push(OUR_SETTINGS, windowUpdate(0, INITIAL_WINDOW - DEFAULT_WINDOW));
+    this.flush();
+  }
+
+  /** Answer with headers alone (END_STREAM): an error's trailers-only answer, or an HTTP status. */
+  answer(stream: Stream, headerBlock: Buffer): void {
+    if (!this.startAnswer(stream)) return;
+    this.outbox.pushHeaders(headerBlock, FLAG.END_STREAM, stream.id);
+    this.localEnd(stream);
+    this.flushSoon();
+  }
+
+  /** Answer with headers, a body (cut to the client's windows and frame size) and trailers. */
+  answerWithBody(stream: Stream, headerBlock: Buffer, body: Buffer, trailerBlock: Buffer): void {
+    if (!this.startAnswer(stream)) return;
+    this.outbox.pushHeaders(headerBlock, 0, stream.id);
+    this.outbox.sendBody(stream, body, trailerBlock);
+    this.flushSoon();
+  }
+
+  /**
+   * Stop taking requests: GOAWAY (NO_ERROR, naming the last stream we
+   * took); the connection closes once its open streams are answered.
+   * Resolves when it is over.
+   */
+  close(): Promise<void> {
+    if (this.over) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.whenOver.push(resolve));
+    this.goingAway = true;
+    this.sendGoaway(ERROR_CODE.NO_ERROR, "");
+    this.flush();
+    this.endIfDrained();
+    return done;
+  }
+
+  /** Cut the connection now; open streams are closed unanswered. */
+  destroy(): void {
+    this.end(true);
+  }
+
+  private onBytes(chunk: Buffer): void {
+    if (this.over) return;
+    this.reading = true;
+    const err = this.reader.push(chunk);
+    this.reading = false;
+    if (err && err !== OVER) return this.fail(err);
+    this.flush();
+  }
+
+  private onFrame(type: number, flags: number, id: number, payload: Buffer): H2Error | void {
+    if (this.over) return OVER;
+    if (!this.settingsSeen && (type !== TYPE.SETTINGS || flags & FLAG.ACK)) {
+      return protocolError(`the client's first frame is of type ${type}, not SETTINGS`);
+    }
+    switch (type) {
+      case TYPE.DATA:
+        return this.onData(flags, id, payload);
+      case TYPE.SETTINGS:
+        return this.onSettings(flags, id, payload);
+      case TYPE.WINDOW_UPDATE:
+        return this.onWindowUpdate(id, payload);
+      case TYPE.RST_STREAM: {
+        if (id === 0) return protocolError("RST_STREAM on stream 0");
+        if (payload.length !== 4) return frameSizeError("RST_STREAM", payload.length);
+        const s = this.streams.get(id);
+        if (s) this.closeStream(s);
+        else if (id > this.lastStreamId) return protocolError(`RST_STREAM on stream ${id}, never opened`);
+        return;
+      }
+      case TYPE.PING:
+        if (id !== 0) return protocolError("PING on a stream");
+        if (payload.length !== 8) return frameSizeError("PING", payload.length);
+        if (!(flags & FLAG.ACK)) this.push(frame(TYPE.PING, FLAG.ACK, 0, Buffer.from(payload)));
+        return;
+      case TYPE.GOAWAY:
+        if (id !== 0) return protocolError("GOAWAY on a stream");
+        if (payload.length < 8) return frameSizeError("GOAWAY", payload.length);
+        return this.onGoaway(payload.readUInt32BE(4));
+      case TYPE.PRIORITY:
+        // Priorities are advice we do not take; only their shape is checked.
+        if (id === 0) return protocolError("PRIORITY on stream 0");
+        if (payload.length !== 5) this.reset(id, ERROR_CODE.FRAME_SIZE_ERROR);
+        return;
+      case TYPE.PUSH_PROMISE:
+        return protocolError("PUSH_PROMISE from a client");
+      default:
+        return; // unknown frame types are ignored (RFC 9113 §4.1)
+    }
+  }
+
+  private onHeaders(h: HeaderBlock): H2Error | void {
+    if (this.over) return OVER;
+    if (!this.settingsSeen) return protocolError("a request before the client's SETTINGS");
+    const id = h.streamId;
+    if (id % 2 === 0) return protocolError(`a request on stream ${id}: a client's stream ids are odd`);
+    let decoded;
+    try {
+      decoded = this.hpack.decode(h.block, MAX_HEADER_LIST_SIZE);
+    } catch (err) {
+      if (err instanceof HpackError) return { code: ERROR_CODE.COMPRESSION_ERROR, reason: err.message };
+      throw err;
+    }
+    const open = this.streams.get(id);
+    if (open) {
+      // A second header block: the request's trailers, which must end it. Their content means nothing to gRPC.
+      if (open.remoteEnded) return void this.resetStream(open, ERROR_CODE.STREAM_CLOSED);
+      if (!(h.flags & FLAG.END_STREAM)) return void this.resetStream(open, ERROR_CODE.PROTOCOL_ERROR);
+      return void this.remoteEnd(open);
+    }
+    if (id <= this.lastStreamId) {
+      // Trailers already on their way when we reset the stream are ignored (their block decoded all the same); otherwise a
+      // client's new stream ids must increase.
+      return this.resetByUs.has(id) ? undefined : protocolError(`a request on stream ${id}, after stream ${this.lastStreamId}`);
+    }
+    this.lastStreamId = id;
+    const ended = (h.flags & FLAG.END_STREAM) !== 0;
+    if (this.goingAway || this.streams.size >= MAX_CONCURRENT_STREAMS) return void this.reset(id, ERROR_CODE.REFUSED_STREAM);
+    if (decoded.tooLarge) {
+      this.outbox.pushHeaders(HEADERS_TOO_LARGE, FLAG.END_STREAM, id);
+      if (!ended) this.reset(id, ERROR_CODE.NO_ERROR);
+      return;
+    }
+    const headers = new Map<string, string>();
+    for (const [name, value] of decoded.fields) if (!headers.has(name)) headers.set(name, value);
+    const stream = new Stream(id, headers, this.peerInitialWindow, INITIAL_WINDOW);
+    stream.remoteEnded = ended;
+    this.streams.set(id, stream);
+    this.events.request(stream);
+    if (ended && !stream.closed) stream.onEnd?.();
+  }
+
+  private onData(flags: number, id: number, payload: Buffer): H2Error | void {
+    if (id === 0) return protocolError("DATA on stream 0");
+    // Flow control counts the whole payload, padding included.
+    const len = payload.length;
+    if (len > this.recvWindow) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `DATA past the connection's window (${this.recvWindow} bytes)` };
+    this.recvWindow -= len;
+    this.recvUnacked += len;
+    const body = unpad(flags, payload);
+    if (!body) return protocolError("a DATA frame whose padding is longer than itself");
+    const s = this.streams.get(id);
+    if (!s) {
+      if (id > this.lastStreamId) return protocolError(`DATA on stream ${id}, never opened`);
+      // What was on its way when we reset the stream is dropped; on a stream both sides ended, DATA is an error.
+      if (!this.resetByUs.has(id)) this.reset(id, ERROR_CODE.STREAM_CLOSED);
+      return;
+    }
+    if (s.remoteEnded) return void this.resetStream(s, ERROR_CODE.STREAM_CLOSED);
+    if (len > s.recvWindow) return void this.resetStream(s, ERROR_CODE.FLOW_CONTROL_ERROR);
+    s.recvWindow -= len;
+    const ended = (flags & FLAG.END_STREAM) !== 0;
+    s.remoteEnded = ended;
+    if (body.length > 0) s.onData?.(body);
+    if (s.closed) return;
+    if (ended) return void s.onEnd?.();
+    s.recvUnacked += len;
+    if (!s.answered && s.recvUnacked >= INITIAL_WINDOW / 2) {
+      this.push(windowUpdate(id, s.recvUnacked));
+      s.recvWindow += s.recvUnacked;
+      s.recvUnacked = 0;
+    }
+  }
+
+  private onSettings(flags: number, id: number, payload: Buffer): H2Error | void {
+    if (id !== 0) return protocolError("SETTINGS on a stream");
+    if (flags & FLAG.ACK) return payload.length === 0 ? undefined : frameSizeError("a SETTINGS ACK", payload.length);
+    if (payload.length % 6 !== 0) return frameSizeError("SETTINGS", payload.length);
+    for (let at = 0; at < payload.length; at += 6) {
+      const value = payload.readUInt32BE(at + 2);
+      switch (payload.readUInt16BE(at)) {
+        case SETTING.HEADER_TABLE_SIZE:
+          // We never add to the client's table; a smaller table must still be acknowledged in our next block (RFC 7541 §4.2).
+          if (value < this.peerTableSize) this.outbox.tableSizeUpdate = Math.min(value, this.outbox.tableSizeUpdate ?? value);
+          this.peerTableSize = value;
+          break;
+        case SETTING.ENABLE_PUSH:
+          if (value > 1) return protocolError(`ENABLE_PUSH ${value}`);
+          break;
+        case SETTING.INITIAL_WINDOW_SIZE: {
+          if (value > MAX_WINDOW) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `INITIAL_WINDOW_SIZE ${value}, past 2^31-1` };
+          const delta = value - this.peerInitialWindow;
+          for (const s of this.streams.values()) {
+            s.sendWindow += delta;
+            if (s.sendWindow > MAX_WINDOW) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `stream ${s.id}'s window past 2^31-1` };
+          }
+          this.peerInitialWindow = value;
+          break;
+        }
+        case SETTING.MAX_FRAME_SIZE:
+          if (value < MAX_FRAME || value > 2 ** 24 - 1) return protocolError(`MAX_FRAME_SIZE ${value}`);
+          this.outbox.maxFrame = value;
+          break;
+        default:
+          break; // MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE: we open no streams, and send small headers
+      }
+    }
+    this.settingsSeen = true;
+    this.push(SETTINGS_ACK);
+    this.outbox.pumpAll();
+  }
+
+  private onWindowUpdate(id: number, payload: Buffer): H2Error | void {
+    if (payload.length !== 4) return frameSizeError("WINDOW_UPDATE", payload.length);
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (id === 0) {
+      if (increment === 0) return protocolError("a connection WINDOW_UPDATE of 0");
+      if (this.outbox.sendWindow + increment > MAX_WINDOW) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: "the connection's window past 2^31-1" };
+      this.outbox.sendWindow += increment;
+      return void this.outbox.pumpAll();
+    }
+    const s = this.streams.get(id);
+    if (!s) return id > this.lastStreamId ? protocolError(`WINDOW_UPDATE on stream ${id}, never opened`) : undefined;
+    if (increment === 0) return void this.resetStream(s, ERROR_CODE.PROTOCOL_ERROR);
+    if (s.sendWindow + increment > MAX_WINDOW) return void this.resetStream(s, ERROR_CODE.FLOW_CONTROL_ERROR);
+    s.sendWindow += increment;
+    this.outbox.pump(s);
+  }
+
+  /** The client's GOAWAY: with NO_ERROR, open calls finish and no more come (as node:http2 did); with an error, they end now. */
+  private onGoaway(code: number): H2Error | void {
+    if (code === ERROR_CODE.NO_ERROR) {
+      this.goingAway = true;
+      this.endIfDrained();
+      return;
+    }
+    this.events.error(new Error(`the client ended the connection with GOAWAY ${ERROR_NAMES[code] ?? code}`));
+    this.end(true);
+    return OVER;
+  }
+
+  private startAnswer(stream: Stream): boolean {
+    if (stream.closed || stream.answered || this.over) return false;
+    stream.answered = true;
+    return true;
+  }
+
+  /** We sent END_STREAM. A client still sending is told to stop (RST_STREAM NO_ERROR), as gRPC servers do. */
+  private localEnd(s: Stream): void {
+    if (!s.remoteEnded) this.reset(s.id, ERROR_CODE.NO_ERROR);
+    this.closeStream(s);
+  }
+
+  /** RST_STREAM, remembered for a while: the client may have sent more on the stream before it reads the reset. */
+  private reset(id: number, code: number): void {
+    this.push(rstStream(id, code));
+    this.resetByUs.add(id);
+    if (this.resetByUs.size > MAX_CONCURRENT_STREAMS) this.resetByUs.delete(this.resetByUs.values().next().value!);
+  }
+
+  private remoteEnd(s: Stream): void {
+    s.remoteEnded = true;
+    s.onEnd?.();
+  }
+
+  private resetStream(s: Stream, code: number): void {
+    this.reset(s.id, code);
+    this.closeStream(s);
+  }
+
+  private closeStream(s: Stream): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.outbox.forget(s);
+    this.streams.delete(s.id);
+    s.onClose?.();
+    this.endIfDrained();
+  }
+
+  private sendGoaway(code: number, reason: string): void {
+    if (this.sentGoaway) return;
+    this.sentGoaway = true;
+    this.push(goaway(this.lastStreamId, code, reason));
+  }
+
+  private endIfDrained(): void {
+    if (this.goingAway && this.streams.size === 0 && !this.over) {
+      if (!this.reading) this.flush();
+      this.end(false);
+    }
+  }
+
+  /** A connection error: GOAWAY with its code, then close. */
+  private fail(err: H2Error): void {
+    if (this.over) return;
+    this.events.error(new Error(`HTTP/2 ${ERROR_NAMES[err.code] ?? err.code}: ${err.reason}`));
+    this.recvUnacked = 0; // no window given back past the GOAWAY
+    this.sendGoaway(err.code, err.reason);
+    this.flush();
+    this.end(false);
+  }
+
+  /**
+   * The connection is over: open streams are closed (their calls
+   * cancelled). `hard`: the socket is cut now; otherwise what was written
+   * is sent first, and the client given a moment to close its side.
+   */
+  private end(hard: boolean): void {
+    if (this.over) {
+      if (hard) this.socket.destroy();
+      return;
+    }
+    this.over = true;
+    this.flush();
+    for (const s of [...this.streams.values()]) this.closeStream(s);
+    if (hard) this.socket.destroy();
+    else {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+    }
+    for (const resolve of this.whenOver.splice(0)) resolve();
+    this.events.closed();
+  }
+
+  private push(...parts: Buffer[]): void {
+    this.outbox.push(...parts);
+  }
+
+  /**
+   * An answer made outside a read goes out once the code that made it has
+   * run to its end (a microtask later): answers made together leave in one
+   * write, and what the caller does next (its log line) comes first.
+   */
+  private flushSoon(): void {
+    if (this.reading || this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.recvUnacked >= INITIAL_WINDOW / 2 && !this.over) {
+      this.push(windowUpdate(0, this.recvUnacked));
+      this.recvWindow += this.recvUnacked;
+      this.recvUnacked = 0;
+    }
+    this.outbox.flush();
+  }
+}
+
+function protocolError(reason: string): H2Error {
+  return { code: ERROR_CODE.PROTOCOL_ERROR, reason };
+}
+
+function frameSizeError(what: string, length: number): H2Error {
+  return { code: ERROR_CODE.FRAME_SIZE_ERROR, reason: `${what} with a payload of ${length} bytes` };
+}

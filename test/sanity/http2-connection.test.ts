@@ -1,0 +1,265 @@
+// The driver's own HTTP/2 (src/server/http2/), rule by rule (RFC 9113), in raw frames on a real
+// unix socket: what it advertises, what it answers, and how it refuses a client that breaks
+// the protocol — GOAWAY with the RFC's code for a connection error, RST_STREAM for a stream's.
+// The gRPC server runs in this process with handlers of our own, so a test can hold a call open.
+import assert from "node:assert/strict";
+import { promises as fsp } from "node:fs";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { ControllerDefinition, GetPluginInfoResponse, IdentityDefinition, ListVolumesResponse } from "../../src/gen/csi";
+import { Code } from "../../src/csi/errors";
+import { GrpcServer, type ServiceHandlers, type UnaryCall } from "../../src/server/grpc-server";
+import { encodeWithoutIndexing, ERROR_CODE, FLAG, frame, MAX_FRAME, SETTING, settings, TYPE, windowUpdate } from "../../src/server/http2/frames";
+import { EMPTY, grpcMessage, RawClient, requestBlock } from "./h2-raw";
+
+const INFO = "/csi.v1.Identity/GetPluginInfo";
+const PROBE = "/csi.v1.Identity/Probe";
+const LIST = "/csi.v1.Controller/ListVolumes";
+/** A ListVolumes page of about 3 MiB: 30,000 entries with 100-byte ids. */
+const BIG_PAGE: ListVolumesResponse = {
+  entries: Array.from({ length: 30_000 }, (_, i) => ({ volume: { volumeId: `${String(i).padStart(8, "0")}-${"v".repeat(91)}`, capacityBytes: i } })),
+};
+
+function setting(id: number, value: number): Buffer {
+  return settings([[id, value]]).subarray(9);
+}
+
+describe("HTTP/2, as the driver serves it", () => {
+  let dir: string;
+  let socketPath: string;
+  let listener: net.Server;
+  let grpc: GrpcServer;
+  const cancelled: string[] = [];
+  const held = new Map<string, UnaryCall<unknown>>();
+
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(tmpdir(), "h2-"));
+    socketPath = path.join(dir, "csi.sock");
+    grpc = new GrpcServer({ maxMessageBytes: 4 * 1024 * 1024 });
+    const identity: ServiceHandlers = {
+      getPluginInfo: (_call, cb) => cb(null, { name: "h2.test", vendorVersion: "1", manifest: {} }),
+      getPluginCapabilities: (_call, cb) => cb(null, { capabilities: [] }),
+      // Probe never answers: it is held until its client goes, and says when it hears.
+      probe: (call, _cb) => {
+        const key = String(held.size);
+        held.set(key, call);
+        call.on("cancelled", () => cancelled.push(key));
+      },
+    };
+    grpc.addService(IdentityDefinition, identity);
+    grpc.addService({ fullName: ControllerDefinition.fullName, methods: { listVolumes: ControllerDefinition.methods.listVolumes } }, {
+      listVolumes: (_call, cb) => cb(null, BIG_PAGE),
+    });
+    listener = net.createServer((socket) => grpc.accept(socket));
+    await new Promise<void>((resolve) => listener.listen(socketPath, resolve));
+  });
+
+  after(async () => {
+    await grpc.close(1000);
+    await new Promise((resolve) => listener.close(resolve));
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  let raw: RawClient;
+  afterEach(() => raw?.close());
+
+  const open = async (s: Buffer = EMPTY) => (raw = await RawClient.open(socketPath, s));
+  const infoRequest = (id: number) => [frame(TYPE.HEADERS, FLAG.END_HEADERS, id, requestBlock(INFO)), frame(TYPE.DATA, FLAG.END_STREAM, id, grpcMessage())];
+  const expectInfo = async (id: number) => {
+    const a = await raw.answer(id);
+    assert.equal(a.fields.get("grpc-status"), "0", a.fields.get("grpc-message"));
+    assert.equal(GetPluginInfoResponse.decode(a.data.subarray(5)).name, "h2.test");
+  };
+
+  it("speaks first: SETTINGS (a stream bound, a 1 MiB stream window, a header list bound) and a larger connection window", async () => {
+    await open();
+    const first = await raw.until("SETTINGS", () => raw.frames[0]);
+    assert.equal(first.type, TYPE.SETTINGS);
+    const got = new Map<number, number>();
+    for (let at = 0; at < first.payload.length; at += 6) got.set(first.payload.readUInt16BE(at), first.payload.readUInt32BE(at + 2));
+    assert.deepEqual(Object.fromEntries(got), { [SETTING.MAX_CONCURRENT_STREAMS]: 256, [SETTING.INITIAL_WINDOW_SIZE]: 1 << 20, [SETTING.MAX_HEADER_LIST_SIZE]: 65536 });
+    const wu = await raw.until("WINDOW_UPDATE", () => raw.frames.find((f) => f.type === TYPE.WINDOW_UPDATE && f.streamId === 0));
+    assert.equal(wu.payload.readUInt32BE(0), (1 << 20) - 65535);
+    await raw.until("the ACK of our SETTINGS", () => raw.frames.find((f) => f.type === TYPE.SETTINGS && f.flags & FLAG.ACK));
+    raw.send(...infoRequest(1));
+    await expectInfo(1);
+  });
+
+  it("answers a request in one write: HEADERS, DATA and trailers together", async () => {
+    await open();
+    await raw.until("SETTINGS ACK", () => raw.frames.find((f) => f.type === TYPE.SETTINGS && f.flags & FLAG.ACK));
+    const writes: number[] = [];
+    raw.sock.on("data", (c: Buffer) => writes.push(c.length));
+    raw.send(...infoRequest(1));
+    await expectInfo(1);
+    assert.equal(writes.length, 1, `the answer came in ${writes.length} reads`);
+  });
+
+  const connectionErrors: [string, () => Buffer[], number][] = [
+    ["bytes that are not the client preface", () => [Buffer.from("GET / HTTP/1.1\r\n\r\n")], ERROR_CODE.PROTOCOL_ERROR],
+    ["a first frame other than SETTINGS", () => [frame(TYPE.PING, 0, 0, Buffer.alloc(8))], ERROR_CODE.PROTOCOL_ERROR],
+  ];
+  for (const [what, bytes, code] of connectionErrors) {
+    it(`${what}: GOAWAY ${code}, then close`, async () => {
+      const sock = net.connect(socketPath);
+      raw = new RawClient(sock);
+      await new Promise((r) => sock.once("connect", r));
+      const [first, ...rest] = bytes();
+      sock.write(what.startsWith("bytes") ? first! : Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), first!, ...rest]));
+      assert.equal(await raw.goaway(), code);
+    });
+  }
+
+  const afterSettings: [string, () => Buffer[], number][] = [
+    ["PUSH_PROMISE from a client", () => [frame(TYPE.PUSH_PROMISE, FLAG.END_HEADERS, 1, Buffer.alloc(4))], ERROR_CODE.PROTOCOL_ERROR],
+    ["a request on an even stream id", () => [frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 2, requestBlock(INFO))], ERROR_CODE.PROTOCOL_ERROR],
+    ["a stream id lower than the last", () => [...infoRequest(5), ...infoRequest(3)], ERROR_CODE.PROTOCOL_ERROR],
+    ["a frame inside a header block", () => [frame(TYPE.HEADERS, 0, 1, requestBlock(INFO)), frame(TYPE.PING, 0, 0, Buffer.alloc(8))], ERROR_CODE.PROTOCOL_ERROR],
+    ["a CONTINUATION with no header block open", () => [frame(TYPE.CONTINUATION, FLAG.END_HEADERS, 1, requestBlock(INFO))], ERROR_CODE.PROTOCOL_ERROR],
+    ["a header block HPACK cannot decode", () => [frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, Buffer.from([0x80]))], ERROR_CODE.COMPRESSION_ERROR],
+    ["a frame larger than MAX_FRAME_SIZE", () => [frame(TYPE.DATA, 0, 1, Buffer.alloc(MAX_FRAME + 1))], ERROR_CODE.FRAME_SIZE_ERROR],
+    ["a PING of 7 bytes", () => [frame(TYPE.PING, 0, 0, Buffer.alloc(7))], ERROR_CODE.FRAME_SIZE_ERROR],
+    ["DATA on a stream never opened", () => [frame(TYPE.DATA, 0, 7, Buffer.alloc(1))], ERROR_CODE.PROTOCOL_ERROR],
+    ["padding longer than the frame", () => [frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.PADDED, 1, Buffer.from([200, 0x82]))], ERROR_CODE.PROTOCOL_ERROR],
+    ["INITIAL_WINDOW_SIZE past 2^31-1", () => [frame(TYPE.SETTINGS, 0, 0, setting(SETTING.INITIAL_WINDOW_SIZE, 2 ** 31))], ERROR_CODE.FLOW_CONTROL_ERROR],
+    ["a connection window past 2^31-1", () => [windowUpdate(0, 2 ** 31 - 1)], ERROR_CODE.FLOW_CONTROL_ERROR],
+    ["MAX_FRAME_SIZE below 16384", () => [frame(TYPE.SETTINGS, 0, 0, setting(SETTING.MAX_FRAME_SIZE, 100))], ERROR_CODE.PROTOCOL_ERROR],
+  ];
+  for (const [what, bytes, code] of afterSettings) {
+    it(`${what}: GOAWAY ${code}, then close; the server goes on`, async () => {
+      await open();
+      raw.send(...bytes());
+      assert.equal(await raw.goaway(), code);
+      await open();
+      raw.send(...infoRequest(1));
+      await expectInfo(1);
+    });
+  }
+
+  it("PING is answered with its 8 bytes; PRIORITY and unknown frame types are ignored", async () => {
+    await open();
+    raw.send(frame(TYPE.PING, 0, 0, Buffer.from("csi-lab!")), frame(TYPE.PRIORITY, 0, 1, Buffer.alloc(5)), frame(0xfa, 0xff, 0, Buffer.from("?")));
+    const pong = await raw.until("PING ACK", () => raw.frames.find((f) => f.type === TYPE.PING));
+    assert.equal(pong.flags, FLAG.ACK);
+    assert.equal(pong.payload.toString(), "csi-lab!");
+    raw.send(...infoRequest(1));
+    await expectInfo(1);
+  });
+
+  it("HEADERS with PADDED and PRIORITY, a block continued over CONTINUATIONs, and a client's trailers are all served", async () => {
+    await open();
+    const block = requestBlock(INFO);
+    const padded = Buffer.concat([Buffer.from([3]), Buffer.alloc(5), block, Buffer.alloc(3)]);
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.PADDED | FLAG.PRIORITY | FLAG.END_STREAM, 1, padded));
+    const a = await raw.answer(1);
+    assert.equal(a.fields.get("grpc-status"), String(Code.INTERNAL), "no message: a well-framed gRPC error, not an HTTP/2 one");
+    raw.send(
+      frame(TYPE.HEADERS, 0, 3, block.subarray(0, 10)),
+      frame(TYPE.CONTINUATION, 0, 3, block.subarray(10, 20)),
+      frame(TYPE.CONTINUATION, FLAG.END_HEADERS, 3, block.subarray(20)),
+      frame(TYPE.DATA, FLAG.PADDED, 3, Buffer.concat([Buffer.from([4]), grpcMessage(), Buffer.alloc(4)])),
+      frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3, encodeWithoutIndexing([["x-trailer", "1"]])),
+    );
+    await expectInfo(3);
+  });
+
+  it("old kubelets' :authority (a socket path), or none at all, is served", async () => {
+    await open();
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(INFO, [], socketPath)), frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+    await expectInfo(1);
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 3, requestBlock(INFO, [], null)), frame(TYPE.DATA, FLAG.END_STREAM, 3, grpcMessage()));
+    await expectInfo(3);
+  });
+
+  it("streams past MAX_CONCURRENT_STREAMS are refused (REFUSED_STREAM); the open ones go on", async () => {
+    await open();
+    const opens: Buffer[] = [];
+    for (let i = 0; i < 257; i++) opens.push(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, requestBlock(INFO)));
+    raw.send(...opens);
+    assert.equal(await raw.reset(1 + 2 * 256), ERROR_CODE.REFUSED_STREAM);
+    raw.send(frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+    await expectInfo(1);
+  });
+
+  it("a stream window past 2^31-1 resets that stream (FLOW_CONTROL_ERROR), not the connection", async () => {
+    await open();
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(INFO)), windowUpdate(1, 2 ** 31 - 1));
+    assert.equal(await raw.reset(1), ERROR_CODE.FLOW_CONTROL_ERROR);
+    raw.send(...infoRequest(3));
+    await expectInfo(3);
+  });
+
+  it("a client's HEADER_TABLE_SIZE below 4096 is acknowledged by a size update opening our next header block", async () => {
+    await open(setting(SETTING.HEADER_TABLE_SIZE, 0));
+    raw.send(...infoRequest(1));
+    await expectInfo(1);
+    const headers = raw.frames.filter((f) => f.type === TYPE.HEADERS);
+    assert.equal(headers[0]!.payload[0], 0x20, "a size update to 0");
+    assert.notEqual(headers[1]!.payload[0], 0x20, "once");
+  });
+
+  it("a multi-megabyte ListVolumes page through a 1000-byte stream window and 16 KiB frames: every byte, in order", async () => {
+    await open(setting(SETTING.INITIAL_WINDOW_SIZE, 1000));
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(LIST)), frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+    // Give the window back as DATA arrives, as a reader would.
+    let given = 0;
+    for (;;) {
+      const got = raw.frames.filter((f) => f.type === TYPE.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0);
+      if (raw.frames.some((f) => f.type === TYPE.HEADERS && f.streamId === 1 && f.flags & FLAG.END_STREAM)) break;
+      if (got > given) {
+        raw.send(windowUpdate(1, got - given), windowUpdate(0, got - given));
+        given = got;
+      }
+      await raw.until("more DATA", () => raw.frames.filter((f) => f.type === TYPE.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0) > given || raw.frames.some((f) => f.streamId === 1 && f.flags & FLAG.END_STREAM && f.type === TYPE.HEADERS));
+    }
+    const data = raw.frames.filter((f) => f.type === TYPE.DATA && f.streamId === 1);
+    assert.ok(data.every((f) => f.payload.length <= 1000), "no frame past the window");
+    const a = await raw.answer(1);
+    assert.equal(a.fields.get("grpc-status"), "0");
+    const expected = ListVolumesResponse.encode(BIG_PAGE).finish();
+    assert.ok(expected.length > 3_000_000, `${expected.length} bytes`);
+    assert.equal(a.data.readUInt32BE(1), expected.length);
+    assert.ok(a.data.subarray(5).equals(expected), "the same bytes, in order");
+  });
+
+  it("the same page to node:http2's client with a small window, and to one with a larger MAX_FRAME_SIZE", async () => {
+    for (const s of [{ initialWindowSize: 700 }, { maxFrameSize: 65536 }]) {
+      const session = http2.connect("http://localhost", { createConnection: () => net.connect(socketPath), settings: s });
+      try {
+        const { data, status } = await new Promise<{ data: Buffer<ArrayBufferLike>; status: string | undefined }>((resolve, reject) => {
+          const req = session.request({ ":method": "POST", ":path": LIST, "content-type": "application/grpc", te: "trailers" });
+          const parts: Buffer[] = [];
+          let status: string | undefined;
+          req.on("data", (c: Buffer) => parts.push(c));
+          req.on("trailers", (t) => (status = String(t["grpc-status"])));
+          req.on("error", reject);
+          req.on("close", () => resolve({ data: Buffer.concat(parts), status }));
+          req.end(grpcMessage());
+        });
+        assert.equal(status, "0");
+        assert.ok(data.subarray(5).equals(ListVolumesResponse.encode(BIG_PAGE).finish()), JSON.stringify(s));
+      } finally {
+        session.close();
+      }
+    }
+  });
+
+  it("a client's RST_STREAM, its GOAWAY with an error, or its going away cancels its calls", async () => {
+    for (const end of ["rst", "goaway", "close"] as const) {
+      await open();
+      held.clear();
+      cancelled.length = 0;
+      raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(PROBE)), frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+      await raw.until("the Probe to be held", () => held.size > 0 || undefined);
+      if (end === "rst") raw.send(frame(TYPE.RST_STREAM, 0, 1, Buffer.from([0, 0, 0, ERROR_CODE.CANCEL])));
+      else if (end === "goaway") raw.send(frame(TYPE.GOAWAY, 0, 0, Buffer.from([0, 0, 0, 0, 0, 0, 0, ERROR_CODE.INTERNAL_ERROR])));
+      else raw.close();
+      await raw.until(`the handler to hear of it (${end})`, () => cancelled.length > 0 || undefined);
+      assert.equal(held.get("0")!.outcome?.code, Code.CANCELLED);
+      raw.close();
+    }
+  });
+});
+
