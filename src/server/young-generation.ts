@@ -12,7 +12,7 @@
  *
  * `--max-semi-space-size` on node's command line caps it, but any V8 flag
  * given at start-up costs 20–25 ms here: the code cache that Node's own
- * modules (http2, net, crypto, …) are shipped with is only valid for V8's
+ * modules (net, crypto, …) are shipped with is only valid for V8's
  * default flags, so with another flag they are all compiled from source.
  * V8's growth factor, though, is read each time the young generation would
  * grow, and can be set at run time. bin/csi-lab.js holds it for the driver
@@ -27,7 +27,7 @@
 import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
 
 /** Node's own modules the driver loads at start (with what they load in turn). */
-const NODE_MODULES_AT_START = ["node:http2", "node:child_process", "node:crypto", "node:os", "node:readline", "node:timers/promises"];
+const NODE_MODULES_AT_START = ["node:net", "node:child_process", "node:crypto", "node:os", "node:readline", "node:timers/promises"];
 
 /** Stop the young generation from growing from now on; returns its size in bytes. */
 export function holdYoungGeneration(): number {
