@@ -117,3 +117,46 @@ describe("HTTP/2 under random and broken bytes", () => {
     await grpc.close(0);
   });
 });
+
+/** A client that does not read: what the server writes stays in its socket until `catchUp()`. */
+class DeafPipe extends Duplex {
+  private waiting: (() => void) | undefined;
+  private reading = false;
+  readonly written: Buffer[] = [];
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.written.push(chunk);
+    if (this.reading) cb();
+    else this.waiting = cb;
+  }
+  /** The client reads at last, and from now on: every write completes. */
+  catchUp(): void {
+    this.reading = true;
+    const cb = this.waiting;
+    this.waiting = undefined;
+    cb?.();
+  }
+}
+
+describe("HTTP/2 against a client that sends and never reads", () => {
+  it("stops reading it once 1 MiB of our output waits, and reads on when it has been read", async () => {
+    const grpc = server();
+    const pipe = new DeafPipe();
+    grpc.accept(pipe);
+    // 64 KiB reads of PINGs: each asks for an ACK of the same size, which no window bounds.
+    const ping = frame(TYPE.PING, 0, 0, Buffer.alloc(8));
+    const perRead = Math.floor(65536 / ping.length);
+    const reads = 48; // 3 MiB of PINGs, 3 MiB of ACKs asked for
+    pipe.push(Buffer.concat([PREFACE, SETTINGS]));
+    for (let i = 0; i < reads; i++) pipe.push(Buffer.concat(Array.from({ length: perRead }, () => ping)));
+    await new Promise((r) => setImmediate(r));
+    assert.ok(pipe.isPaused(), "the server stopped reading");
+    assert.ok(pipe.writableLength <= 1024 * 1024 + 2 * 65536, `${pipe.writableLength} bytes wait in the socket`);
+    // The client reads from now on: every PING is answered.
+    pipe.catchUp();
+    for (let i = 0; i < 100 && (pipe.readableLength > 0 || pipe.writableLength > 0); i++) await new Promise((r) => setImmediate(r));
+    const acks = framesOf(Buffer.concat(pipe.written)).filter((f) => f.type === TYPE.PING && f.flags & FLAG.ACK).length;
+    assert.equal(acks, reads * perRead);
+    await grpc.close(0);
+  });
+});

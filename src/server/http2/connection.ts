@@ -48,6 +48,13 @@ export const MAX_HEADER_LIST_SIZE = 64 * 1024;
 const TABLE_SIZE = 4096;
 /** After our GOAWAY, how long a client may keep the connection open before it is cut. */
 const LINGER_MS = 1000;
+/**
+ * Our output the client has not read yet, past which we stop reading it. Most of what we send is
+ * bounded by the client's windows, but not the answers to its PINGs, SETTINGS, resets and requests:
+ * a client that sends them and never reads would otherwise grow our memory without end (the
+ * "ping flood" and "reset flood" of 2019). Read again once it has read what we wrote ('drain').
+ */
+export const OUTPUT_HIGH_WATER = 1024 * 1024;
 
 const OUR_SETTINGS = settings([
   [SETTING.MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS],
@@ -151,6 +158,16 @@ export class Http2Connection {
     this.reading = false;
     if (err && err !== OVER) return this.fail(err);
     this.flush();
+    this.holdIfBacklogged();
+  }
+
+  /** The client is not reading what we send: stop reading it until it has ('drain'). */
+  private holdIfBacklogged(): void {
+    if (this.over || this.socket.writableLength <= OUTPUT_HIGH_WATER || this.socket.isPaused()) return;
+    this.socket.pause();
+    this.socket.once("drain", () => {
+      if (!this.over) this.socket.resume();
+    });
   }
 
   private onFrame(type: number, flags: number, id: number, payload: Buffer): H2Error | void {
