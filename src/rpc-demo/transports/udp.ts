@@ -83,14 +83,37 @@ function socketFor(address: string): dgram.Socket {
 
 /**
  * Send, or drop silently if the socket has closed meanwhile (a delayed
- * datagram outliving its sender): UDP promises nothing either way.
+ * datagram outliving its sender): UDP promises nothing either way. A send
+ * the kernel refuses (EMSGSIZE, EACCES for a broadcast address…) is told
+ * only to a callback, here `failed`: without one, Node drops the error (its
+ * documentation promises an 'error' event instead), and nobody learns why
+ * the datagram never arrived.
  */
-function sendQuietly(socket: dgram.Socket, bytes: Buffer, port: number, host: string): void {
+function sendQuietly(socket: dgram.Socket, bytes: Buffer, port: number, host: string, failed: (err: Error) => void): void {
   try {
-    socket.send(bytes, port, host);
+    socket.send(bytes, port, host, (err) => {
+      if (err) failed(err);
+    });
   } catch {
     // closed: the datagram goes nowhere
   }
+}
+
+/**
+ * Bind, and from then on keep a listener for the socket's 'error' events
+ * (a failed receive, say) for its whole life: the bind-time one, left
+ * attached, would swallow the first, and the next, heard by nobody, would
+ * end the process.
+ */
+async function bindSocket(socket: dgram.Socket, port: number, address: string, onError: (err: Error) => void): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(port, address, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+  socket.on("error", onError);
 }
 
 export interface UdpServerOptions {
@@ -119,9 +142,8 @@ export class UdpServer implements ServerTransport {
   static async listen(dispatcher: Dispatcher, opts: UdpServerOptions = {}): Promise<UdpServer> {
     const address = await addressOf(opts.host ?? "127.0.0.1", opts.lookup);
     const socket = socketFor(address);
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(opts.port ?? 0, address, () => resolve());
+    await bindSocket(socket, opts.port ?? 0, address, (err) => {
+      opts.trace?.step("server", "transport", `✗ the UDP socket reported an error: ${err.message}`, { notes: ["the server keeps serving"] });
     });
     const self = new UdpServer(socket, socket.address().port, familyOf(address));
     const faults = opts.faults ?? new FaultInjector();
@@ -144,7 +166,12 @@ export class UdpServer implements ServerTransport {
       event: "receive",
       notes: describeCallHeader(call, codec?.name ?? "unknown"),
     });
-    const send = (bytes: Buffer) => faults.deliver("reply", () => sendQuietly(this.socket, bytes, rinfo.port, rinfo.address), trace, { held: this.held });
+    // A reply the kernel will not send is this call's loss, not the server's: it says so and keeps serving.
+    const unsent = (err: Error) =>
+      trace?.step("server", "transport", `✗ the reply could not be sent: ${err.message}`, {
+        notes: ["nothing went out: the caller waits for it until its deadline", "the server keeps serving"],
+      });
+    const send = (bytes: Buffer) => faults.deliver("reply", () => sendQuietly(this.socket, bytes, rinfo.port, rinfo.address, unsent), trace, { held: this.held });
 
     const useCache = opts.duplicateCache !== false;
     const key = DuplicateRequestCache.key(peer, call.xid, call.number.program, call.number.version, call.number.procedure);
@@ -257,6 +284,11 @@ export class UdpClient implements ClientTransport {
     socket.on("message", (msg) => this.onMessage(msg));
   }
 
+  /** The socket failed on its own (a receive, say): the calls waiting are told; their retransmissions and deadlines go on. */
+  private onSocketError(err: Error): void {
+    for (const p of this.pending.values()) p.trace?.step("client", "transport", `✗ the UDP socket reported an error: ${err.message}`);
+  }
+
   static async connect(opts: UdpClientOptions): Promise<UdpClient> {
     const host = opts.host ?? "127.0.0.1";
     let address: string;
@@ -266,11 +298,9 @@ export class UdpClient implements ClientTransport {
       throw new RpcError(Code.UNAVAILABLE, `cannot look up ${host}: ${err instanceof Error ? err.message : String(err)}`);
     }
     const socket = socketFor(address);
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(0, isIPv6(address) ? "::" : "0.0.0.0", () => resolve());
-    });
-    return new UdpClient(socket, address, opts);
+    let client: UdpClient | undefined;
+    await bindSocket(socket, 0, isIPv6(address) ? "::" : "0.0.0.0", (err) => client?.onSocketError(err));
+    return (client = new UdpClient(socket, address, opts));
   }
 
   roundTrip(proc: AnyProcedure, codec: Codec, body: Buffer, opts: CallOptions = {}): Promise<Buffer> {
@@ -291,12 +321,18 @@ export class UdpClient implements ClientTransport {
       segments: callSegments(call, codec.name),
     });
     const faults = this.opts.faults ?? new FaultInjector();
-    const send = () => {
-      this.stats.sent++;
-      faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, this.address), trace, { held: this.held });
-    };
 
     return new Promise<Buffer>((resolve, reject) => {
+      // The kernel refused the datagram (a broadcast address, say): resending cannot help, so the call ends here.
+      const unsent = (err: Error) => {
+        if (!this.pending.has(xid)) return; // a late resend of a call already over
+        trace?.step("client", "transport", `✗ the call could not be sent: ${err.message}`, { notes: ["nothing went out: resending the same datagram would fail the same way"] });
+        done(new RpcError(Code.UNAVAILABLE, `the call could not be sent: ${err.message}`));
+      };
+      const send = () => {
+        this.stats.sent++;
+        faults.deliver("request", () => sendQuietly(this.socket, datagram, this.opts.port, this.address, unsent), trace, { held: this.held });
+      };
       let wait = this.opts.retransmitMs ?? 100;
       let attempts = 1;
       let retransmit: NodeJS.Timeout | undefined;
