@@ -214,7 +214,8 @@ export class Http2Client implements ClientTransport {
   async close(): Promise<void> {
     this.held.drop("the HTTP/2 connection closes");
     await new Promise<void>((resolve) => {
-      if (this.session.closed) return resolve();
+      // A connection that broke (a reset, say) is destroyed without being closed: close() would never call back.
+      if (this.session.closed || this.session.destroyed) return resolve();
       this.session.close(() => resolve());
       setTimeout(() => this.session.destroy(), 200).unref();
     });
