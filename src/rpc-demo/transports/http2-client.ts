@@ -66,11 +66,12 @@ export class Http2Client implements ClientTransport {
       : http2.connect(`http://${hostPort(host, opts.port!)}`);
     client = new Http2Client(session, authority, opts.faults ?? new FaultInjector());
     return new Promise((resolve, reject) => {
+      const failed = (err: Error) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`));
       session.once("connect", () => {
-        session.off("error", reject);
+        session.off("error", failed); // the client's own listener stays
         resolve(client!);
       });
-      session.once("error", (err) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`)));
+      session.once("error", failed);
     });
   }
 

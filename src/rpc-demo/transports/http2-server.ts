@@ -63,7 +63,15 @@ export class Http2Server implements ServerTransport {
     const server = http2.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    // From now on for its whole life (an accept that fails, say): heard by nobody, an 'error' would end the process.
+    // A connection's own errors go to its session, which node:http2 listens to and destroys.
+    server.on("error", (err) => {
+      opts.trace?.step("server", "transport", `✗ the HTTP/2 server reported an error: ${err.message}`, { notes: ["the server keeps serving"] });
     });
     const port = (server.address() as { port: number }).port;
     const self = new Http2Server(server, port);

@@ -68,7 +68,14 @@ export class TcpServer implements ServerTransport {
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    // From now on for its whole life (an accept that fails, say): heard by nobody, an 'error' would end the process.
+    server.on("error", (err) => {
+      opts.trace?.step("server", "transport", `✗ the TCP server reported an error: ${err.message}`, { notes: ["the server keeps serving"] });
     });
     const self = new TcpServer(server, (server.address() as net.AddressInfo).port);
     server.on("connection", (socket) => self.accept(socket, dispatcher, faults, opts));
@@ -243,11 +250,12 @@ export class TcpClient implements ClientTransport {
   static connect(opts: TcpClientOptions): Promise<TcpClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(opts.port, opts.host ?? "127.0.0.1");
+      const failed = (err: Error) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`));
       socket.once("connect", () => {
-        socket.off("error", reject);
+        socket.off("error", failed); // the client's own listener takes over
         resolve(new TcpClient(socket, opts));
       });
-      socket.once("error", (err) => reject(new RpcError(Code.UNAVAILABLE, `cannot connect: ${err.message}`)));
+      socket.once("error", failed);
     });
   }
 
