@@ -38,8 +38,9 @@ ENV NODE_ENV=production
 # --use-openssl-ca: TLS would trust OpenSSL's own CA store, not the ~140
 # root certificates compiled into node. The driver opens no TLS connection,
 # but Node 24 parses those certificates on a thread of its own as soon as
-# node:tls is loaded (node:http2 loads it), and keeps them: 1.5 MiB of the
-# driver's idle RSS, and CPU at every start (docs/performance.md, item 22).
+# node:tls is loaded, and keeps them: 1.5 MiB of RSS and CPU at every start
+# (docs/performance.md, item 22). The driver itself no longer loads node:tls
+# (its HTTP/2 is its own, item 23); the flag stays for anything that might.
 # A DaemonSet that sets NODE_OPTIONS itself should keep this flag in it.
 ENV NODE_OPTIONS=--use-openssl-ca
 COPY --from=build /src/package.json ./
