@@ -4,8 +4,11 @@
 // call at the limit goes and is answered; one byte more is refused before
 // it is sent, with an error that names the limit — never sent to be lost.
 // A reply past the limit becomes a RESOURCE_EXHAUSTED answer the caller
-// can read, not a datagram that never leaves. Real sockets throughout, and
-// the limits themselves checked against this machine's kernel first.
+// can read, not a datagram that never leaves. The limit is the family the
+// datagram travels in: a server on "::" also answers IPv4 callers (it sees
+// them as ::ffff:a.b.c.d), over IPv4, and a client given an IPv4-mapped
+// address calls over IPv4. Real sockets throughout, and the limits
+// themselves checked against this machine's kernel first.
 import assert from "node:assert/strict";
 import * as dgram from "node:dgram";
 import * as net from "node:net";
@@ -14,9 +17,9 @@ import { codecByName, protobufCodec } from "../../src/rpc-demo/codecs/codec";
 import { playgroundDispatcher } from "../../src/rpc-demo/playground-service";
 import { Code, RpcError } from "../../src/rpc-demo/rpc-error";
 import { Trace } from "../../src/rpc-demo/trace";
-import { AcceptStat, CALL_HEADER_SIZE, decodeReply, encodeCall } from "../../src/rpc-demo/transports/rpc-header";
+import { AcceptStat, CALL_HEADER_SIZE, decodeReply, encodeCall, encodeReply } from "../../src/rpc-demo/transports/rpc-header";
 import { callProcedure } from "../../src/rpc-demo/transports/transport";
-import { MAX_DATAGRAM, UdpClient, UdpServer } from "../../src/rpc-demo/transports/udp";
+import { datagramLimit, MAX_DATAGRAM, UdpClient, UdpServer } from "../../src/rpc-demo/transports/udp";
 
 function ipv6Loopback(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -55,6 +58,23 @@ async function rawCall(family: "udp4" | "udp6", host: string, port: number, data
   } finally {
     s.close();
   }
+}
+
+const json = codecByName("json");
+
+/**
+ * A JSON Echo call whose reply datagram is `replySize` bytes: proto3 JSON takes 64-bit numbers bare and writes them
+ * quoted, so the reply is nearly twice the call; the text takes up what the quoted numbers leave.
+ */
+function echoWithReplyOf(xid: number, replySize: number): Buffer {
+  const bodyOf = (text: string) => Buffer.from(`{"deltas":[${Array(15_000).fill(1).join(",")}],"text":"${text}"}`);
+  const replyOf = (text: string) => {
+    const echoed = Buffer.from(json.encode(Playground.echo.response, json.decode(Playground.echo.request, bodyOf(text))));
+    return encodeReply({ xid, stat: AcceptStat.SUCCESS, body: echoed }).length;
+  };
+  const text = "x".repeat(replySize - replyOf("x") + 1); // (an empty text is left out of the reply altogether)
+  assert.equal(replyOf(text), replySize);
+  return encodeCall({ xid, codecId: json.id, number: Playground.echo.number, timeoutMs: 10_000, body: bodyOf(text) });
 }
 
 const FAMILIES = [
@@ -122,7 +142,6 @@ describe("UDP: the largest datagram follows the socket's family", () => {
 
       it("a reply past the limit is answered as RESOURCE_EXHAUSTED, naming the limit, instead of going nowhere", async () => {
         // proto3 JSON takes 64-bit numbers bare and writes them quoted: each "1," comes back as "\"1\",", twice the size.
-        const json = codecByName("json");
         const body = Buffer.from(`{"deltas":[${Array(20_000).fill(1).join(",")}]}`);
         const datagram = encodeCall({ xid: 7, codecId: json.id, number: Playground.echo.number, timeoutMs: 10_000, body });
         assert.ok(datagram.length <= f.limit);
@@ -137,4 +156,52 @@ describe("UDP: the largest datagram follows the socket's family", () => {
       });
     });
   }
+});
+
+describe('UDP: a server on "::" sizes each reply by the family it travels in; a client, each call', () => {
+  // 65,517 bytes: past IPv4's 65,507, within IPv6's 65,527.
+  const between = 65_517;
+  let server: UdpServer;
+  let serverSaw: string[];
+  before(async function () {
+    if (!(await ipv6Loopback())) this.skip(); // no IPv6 here: no dual-stack socket to show
+    serverSaw = [];
+    server = await UdpServer.listen(playgroundDispatcher(), { host: "::", trace: new Trace((s) => serverSaw.push(s.title)) });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  it(`an IPv4 caller asking for a ${between.toLocaleString("en-US")}-byte reply is answered RESOURCE_EXHAUSTED, naming IPv4's limit`, async () => {
+    const reply = await rawCall("udp4", "127.0.0.1", server.port, echoWithReplyOf(1, between), 10_000);
+    assert.ok(reply, "an answer came back (the reply as it was would have been refused by the kernel: EMSGSIZE)");
+    const r = decodeReply(reply);
+    assert.ok(r.stat === AcceptStat.ERROR && r.code === Code.RESOURCE_EXHAUSTED, JSON.stringify(r));
+    assert.equal(r.message, `the reply of 65,517 bytes does not fit in one UDP datagram: ${datagramLimit("udp4")}`);
+    assert.ok(serverSaw.includes("the reply would be a 65517-byte datagram, too big to send: answer RESOURCE_EXHAUSTED instead"), serverSaw.join("\n"));
+  });
+
+  it("an IPv6 caller asking for the same reply gets it whole", async () => {
+    const reply = await rawCall("udp6", "::1", server.port, echoWithReplyOf(2, between), 10_000);
+    assert.ok(reply, "an answer came back");
+    assert.equal(reply.length, between);
+    assert.equal(decodeReply(reply).stat, AcceptStat.SUCCESS);
+  });
+
+  it("a client given an IPv4-mapped address (::ffff:127.0.0.1) refuses a call past IPv4's limit before sending it", async () => {
+    const client = await UdpClient.connect({ host: "::ffff:127.0.0.1", port: server.port });
+    try {
+      // A JSON Echo whose call datagram is 65,517 bytes: past IPv4's limit, within IPv6's.
+      const body = Buffer.from(`{"text":"${"x".repeat(between - CALL_HEADER_SIZE - '{"text":""}'.length)}"}`);
+      await assert.rejects(client.roundTrip(Playground.echo, json, body, { timeoutMs: 10_000 }), (err: unknown) => {
+        assert.ok(err instanceof RpcError, String(err));
+        assert.equal(err.code, Code.RESOURCE_EXHAUSTED);
+        assert.equal(err.message, `a 65,517-byte call does not fit in one UDP datagram: ${datagramLimit("udp4")}; nothing was sent`);
+        return true;
+      });
+      assert.equal(client.stats.sent, 0, "no datagram went out");
+    } finally {
+      await client.close();
+    }
+  });
 });

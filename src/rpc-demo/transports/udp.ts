@@ -12,7 +12,7 @@
 import * as dgram from "node:dgram";
 import { randomInt } from "node:crypto";
 import { lookup as systemLookup } from "node:dns/promises";
-import { isIP, isIPv6 } from "node:net";
+import { isIP, isIPv4, isIPv6 } from "node:net";
 import { callContext, type Dispatcher } from "../call-ids/dispatch";
 import type { AnyProcedure } from "../call-ids/registry";
 import { codecById, type Codec } from "../codecs/codec";
@@ -40,7 +40,7 @@ import {
 import type { CallOptions, ClientOptions, ClientTransport, ServerTransport } from "./transport";
 
 /**
- * The most one UDP datagram can carry, by the socket's family. Both IP
+ * The most one UDP datagram can carry, by the family it travels in. Both IP
  * versions count in 16 bits, but IPv4's total length counts its own 20-byte
  * header and the 8-byte UDP header (65,535 − 28 = 65,507), while IPv6's
  * payload length counts what follows its header, the UDP header among it
@@ -61,6 +61,18 @@ export function datagramLimit(family: UdpFamily): string {
 
 function familyOf(address: string): UdpFamily {
   return isIPv6(address) ? "udp6" : "udp4";
+}
+
+/**
+ * The family a datagram to `address` travels in, which sets how much it can
+ * carry. Mostly the socket's, but an IPv6 socket also reaches IPv4 peers by
+ * their IPv4-mapped addresses (::ffff:a.b.c.d: a server on "::" sees its
+ * IPv4 callers so), and what it sends them goes out as IPv4, where the
+ * smaller limit holds.
+ */
+function wireFamilyOf(address: string): UdpFamily {
+  const mapped = /^::ffff:([\d.]+)$/i.exec(address);
+  return mapped && isIPv4(mapped[1]!) ? "udp4" : familyOf(address);
 }
 
 /** How a host name becomes an address (default: the system's resolver, as node:net uses for TCP). */
@@ -84,10 +96,10 @@ function socketFor(address: string): dgram.Socket {
 /**
  * Send, or drop silently if the socket has closed meanwhile (a delayed
  * datagram outliving its sender): UDP promises nothing either way. A send
- * the kernel refuses (EMSGSIZE, EACCES for a broadcast address…) is told
- * only to a callback, here `failed`: without one, Node drops the error (its
- * documentation promises an 'error' event instead), and nobody learns why
- * the datagram never arrived.
+ * the kernel refuses (EACCES for a broadcast address, ENETUNREACH with no
+ * route back…) is told only to a callback, here `failed`: without one, Node
+ * drops the error (its documentation promises an 'error' event instead),
+ * and nobody learns why the datagram never arrived.
  */
 function sendQuietly(socket: dgram.Socket, bytes: Buffer, port: number, host: string, failed: (err: Error) => void): void {
   try {
@@ -133,11 +145,7 @@ export class UdpServer implements ServerTransport {
   /** Replies an injected delay holds up. */
   private readonly held = new HeldMessages();
 
-  private constructor(
-    private readonly socket: dgram.Socket,
-    readonly port: number,
-    private readonly family: UdpFamily,
-  ) {}
+  private constructor(private readonly socket: dgram.Socket, readonly port: number) {}
 
   static async listen(dispatcher: Dispatcher, opts: UdpServerOptions = {}): Promise<UdpServer> {
     const address = await addressOf(opts.host ?? "127.0.0.1", opts.lookup);
@@ -145,7 +153,7 @@ export class UdpServer implements ServerTransport {
     await bindSocket(socket, opts.port ?? 0, address, (err) => {
       opts.trace?.step("server", "transport", `✗ the UDP socket reported an error: ${err.message}`, { notes: ["the server keeps serving"] });
     });
-    const self = new UdpServer(socket, socket.address().port, familyOf(address));
+    const self = new UdpServer(socket, socket.address().port);
     const faults = opts.faults ?? new FaultInjector();
     socket.on("message", (msg, rinfo) => void self.handle(msg, rinfo, dispatcher, faults, opts));
     return self;
@@ -209,10 +217,12 @@ export class UdpServer implements ServerTransport {
       return;
     }
     let bytes = encodeReply(reply);
-    if (bytes.length > MAX_DATAGRAM[this.family]) {
+    // Sized by the caller's family, not the socket's: a server on "::" answers IPv4 callers over IPv4.
+    const family = wireFamilyOf(rinfo.address);
+    if (bytes.length > MAX_DATAGRAM[family]) {
       // Sent as it is, it would go nowhere and the caller would wait out its deadline: it gets an error it can read instead.
-      const message = `the reply of ${bytes.length.toLocaleString("en-US")} bytes does not fit in one UDP datagram: ${datagramLimit(this.family)}`;
-      trace?.step("server", "framing", `the reply would be a ${bytes.length}-byte datagram, too big to send: answer RESOURCE_EXHAUSTED instead`, { notes: [datagramLimit(this.family)] });
+      const message = `the reply of ${bytes.length.toLocaleString("en-US")} bytes does not fit in one UDP datagram: ${datagramLimit(family)}`;
+      trace?.step("server", "framing", `the reply would be a ${bytes.length}-byte datagram, too big to send: answer RESOURCE_EXHAUSTED instead`, { notes: [datagramLimit(family)] });
       reply = { xid: call.xid, stat: AcceptStat.ERROR, code: Code.RESOURCE_EXHAUSTED, message };
       typeName = undefined;
       bytes = encodeReply(reply);
@@ -271,7 +281,7 @@ export class UdpClient implements ClientTransport {
   /** Requests (and resent ones) an injected delay holds up: they go with the socket. */
   private readonly held = new HeldMessages();
 
-  /** The socket's family, which sets the largest datagram. */
+  /** The family the datagrams travel in (IPv4 to an IPv4-mapped address), which sets the largest one. */
   private readonly family: UdpFamily;
 
   private constructor(
@@ -280,7 +290,7 @@ export class UdpClient implements ClientTransport {
     private readonly address: string,
     private readonly opts: UdpClientOptions,
   ) {
-    this.family = familyOf(address);
+    this.family = wireFamilyOf(address);
     socket.on("message", (msg) => this.onMessage(msg));
   }
 
