@@ -115,16 +115,22 @@ function sendQuietly(socket: dgram.Socket, bytes: Buffer, port: number, host: st
  * Bind, and from then on keep a listener for the socket's 'error' events
  * (a failed receive, say) for its whole life: the bind-time one, left
  * attached, would swallow the first, and the next, heard by nobody, would
- * end the process.
+ * end the process. A socket that cannot bind (its port taken, say) is
+ * closed before the error goes on: it holds a descriptor all the same.
  */
 async function bindSocket(socket: dgram.Socket, port: number, address: string, onError: (err: Error) => void): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", reject);
-    socket.bind(port, address, () => {
-      socket.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(port, address, () => {
+        socket.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
   socket.on("error", onError);
 }
 
