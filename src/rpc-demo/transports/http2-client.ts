@@ -91,6 +91,7 @@ export class Http2Client implements ClientTransport {
       what: "frame",
       typeName,
       segments: chunk.segments,
+      notes: chunk.notes,
     });
   }
 

@@ -17,17 +17,26 @@
  *
  * The annotator cuts a direction's bytes into frames and names every byte
  * range, HPACK representations included: the same segments the terminal
- * prints and the lab page highlights.
+ * prints and the lab page highlights. It reads what a peer sends, broken or
+ * hostile as that may be: a frame it cannot read (a payload too short for
+ * its type, a header block that does not decode) is named as unread bytes
+ * with a note saying why, and node:http2, which sees the same bytes, decides
+ * what becomes of the connection.
  */
 import { Duplex } from "node:stream";
 import type * as net from "node:net";
 import hpack, { type Decompressor } from "hpack.js";
 import type { Segment } from "../trace";
+import { ERROR_CODE } from "../../server/http2/frames";
 import { prefixSegments, PREFIX_SIZE } from "./grpc-framing";
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 const FRAME_HEADER = 9;
 const TYPES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"];
+/** Payload sizes RFC 9113 fixes: PRIORITY, RST_STREAM, PING, WINDOW_UPDATE (GOAWAY's is at least 8). */
+const FIXED_PAYLOAD: Record<number, number> = { 2: 5, 3: 4, 6: 8, 8: 4 };
+const ERROR_NAMES = new Map<number, string>(Object.entries(ERROR_CODE).map(([name, code]) => [code, name]));
+const errorCode = (code: number) => `error code ${code}${ERROR_NAMES.has(code) ? ` ${ERROR_NAMES.get(code)}` : ""}`;
 const SETTINGS = ["", "HEADER_TABLE_SIZE", "ENABLE_PUSH", "MAX_CONCURRENT_STREAMS", "INITIAL_WINDOW_SIZE", "MAX_FRAME_SIZE", "MAX_HEADER_LIST_SIZE", "", "ENABLE_CONNECT_PROTOCOL"];
 
 function flagNames(type: number, flags: number): string[] {
@@ -45,13 +54,15 @@ export interface WireChunk {
   readonly segments: Segment[];
   /** "HEADERS (stream 1)", one per frame */
   readonly frames: string[];
+  /** What could not be read, and why ("could not decode this header block: …"), for the step's notes. */
+  readonly notes: string[];
 }
 
 /** One direction of a connection: bytes in, annotated frames out (a frame split over reads waits for its rest). */
 export class FrameAnnotator {
   private pending: Buffer = Buffer.alloc(0);
   private needPreface: boolean;
-  private readonly hpack: Decompressor = hpack.decompressor.create({ table: { maxSize: 4096 } });
+  private hpack: Decompressor = newDecompressor();
 
   constructor(fromClient: boolean) {
     this.needPreface = fromClient;
@@ -61,6 +72,7 @@ export class FrameAnnotator {
     this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     const segments: Segment[] = [];
     const frames: string[] = [];
+    const notes: string[] = [];
     let pos = 0;
     const buf = this.pending;
     if (this.needPreface) {
@@ -88,15 +100,34 @@ export class FrameAnnotator {
         head(4, `stream ${stream}${stream === 0 ? " (0: the connection itself)" : ""}`),
       );
       const payload = buf.subarray(pos + FRAME_HEADER, pos + FRAME_HEADER + length);
-      for (const s of this.payloadSegments(type, flags, payload)) segments.push({ ...s, group });
+      for (const s of this.readPayload(type, name, flags, payload, notes)) segments.push({ ...s, group });
       pos += FRAME_HEADER + length;
     }
     this.pending = buf.subarray(pos);
     if (pos === 0) return undefined;
-    return { bytes: Buffer.from(buf.subarray(0, pos)), segments, frames };
+    return { bytes: Buffer.from(buf.subarray(0, pos)), segments, frames, notes };
   }
 
-  private payloadSegments(type: number, flags: number, p: Buffer): Segment[] {
+  /** A payload's segments, which always add up to its length; what cannot be read is one unread range and a note. */
+  private readPayload(type: number, name: string, flags: number, p: Buffer, notes: string[]): Segment[] {
+    const unread = (why: string): Segment[] => {
+      notes.push(`could not read this ${name} frame: ${why}`);
+      return p.length ? [{ length: p.length, label: `${p.length} bytes of payload, not read: ${why}`, kind: "frame-payload" }] : [];
+    };
+    const fixed = FIXED_PAYLOAD[type];
+    if (fixed !== undefined && p.length !== fixed) return unread(`its payload is ${p.length} bytes, a ${name} frame's is ${fixed}`);
+    if (type === 7 && p.length < 8) return unread(`its payload is ${p.length} bytes, a GOAWAY frame's is at least 8`);
+    let out: Segment[];
+    try {
+      out = this.payloadSegments(type, flags, p, notes);
+    } catch (err) {
+      return unread(err instanceof Error ? err.message : String(err));
+    }
+    const sum = out.reduce((n, s) => n + s.length, 0);
+    return sum === p.length ? out : unread(`its parts (${sum} bytes) do not add up to its length (${p.length})`);
+  }
+
+  private payloadSegments(type: number, flags: number, p: Buffer, notes: string[]): Segment[] {
     const body = (length: number, label: string): Segment => ({ length, label, kind: "frame-payload" });
     if (p.length === 0) return [];
     switch (type) {
@@ -117,7 +148,8 @@ export class FrameAnnotator {
           out.push(body(5, "priority: stream dependency and weight"));
           start += 5;
         }
-        out.push(...this.hpackSegments(p.subarray(start, p.length - pad)));
+        if (start + pad > p.length) throw new Error(`its padding and priority (${start + pad} bytes) are longer than its ${p.length}-byte payload`);
+        out.push(...this.hpackSegments(p.subarray(start, p.length - pad), notes));
         if (pad) out.push(body(pad, "padding"));
         return out;
       }
@@ -132,27 +164,36 @@ export class FrameAnnotator {
       case 8:
         return [body(4, `window increment ${p.readUInt32BE(0) & 0x7fffffff} bytes: the peer may send that much more`)];
       case 3:
-        return [body(4, `error code ${p.readUInt32BE(0)}${p.readUInt32BE(0) === 8 ? " CANCEL" : ""}`)];
+        return [body(4, errorCode(p.readUInt32BE(0)))];
       case 6:
         return [body(8, "8 opaque bytes the peer echoes back")];
       case 7:
-        return [body(4, `last stream ${p.readUInt32BE(0) & 0x7fffffff}`), body(4, `error code ${p.readUInt32BE(4)}`), ...(p.length > 8 ? [body(p.length - 8, "debug data")] : [])];
+        return [body(4, `last stream ${p.readUInt32BE(0) & 0x7fffffff}`), body(4, errorCode(p.readUInt32BE(4))), ...(p.length > 8 ? [body(p.length - 8, "debug data")] : [])];
       default:
         return [body(p.length, `${p.length} bytes of payload`)];
     }
   }
 
-  /** One segment per HPACK representation, named after the header it decodes to. */
-  private hpackSegments(block: Buffer): Segment[] {
+  /**
+   * One segment per HPACK representation, named after the header it decodes
+   * to. A block that does not decode (an index past the table, a string
+   * longer than the block, bad Huffman code) keeps the headers decoded
+   * before the fault and gets a note saying what it was. The decoder is
+   * then replaced: its table may no longer be the peer's (the peer has
+   * broken the connection anyway; HTTP/2 ends it with COMPRESSION_ERROR).
+   */
+  private hpackSegments(block: Buffer, notes: string[]): Segment[] {
     const reps = hpackRepresentations(block);
-    let headers: { name: string; value: string }[] = [];
+    const decoder = this.hpack;
+    const headers: { name: string; value: string }[] = [];
     try {
-      this.hpack.write(block);
-      this.hpack.execute();
-      for (let h = this.hpack.read(); h !== null; h = this.hpack.read()) headers.push(h);
-    } catch {
-      headers = [];
+      decoder.write(block);
+      decoder.execute(); // a fault is emitted as 'error', which with no listener is thrown here
+    } catch (err) {
+      notes.push(`could not decode this header block: ${err instanceof Error ? err.message : String(err)}`);
+      this.hpack = newDecompressor();
     }
+    for (let h = decoder.read(); h !== null; h = decoder.read()) headers.push(h);
     let next = 0;
     return reps.map((r) => {
       if (r.form === "size-update") return { length: r.length, label: "HPACK: dynamic table size update", kind: "hpack" };
@@ -161,6 +202,10 @@ export class FrameAnnotator {
       return { length: r.length, label: `HPACK ${r.describe}: ${text}`, kind: "hpack" };
     });
   }
+}
+
+function newDecompressor(): Decompressor {
+  return hpack.decompressor.create({ table: { maxSize: 4096 } });
 }
 
 interface Representation {
