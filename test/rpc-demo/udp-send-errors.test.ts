@@ -25,6 +25,7 @@ import { Trace } from "../../src/rpc-demo/trace";
 import { encodeCall } from "../../src/rpc-demo/transports/rpc-header";
 import { callProcedure } from "../../src/rpc-demo/transports/transport";
 import { UdpClient } from "../../src/rpc-demo/transports/udp";
+import { skipUnlessInstalled } from "../sanity/programs";
 import { BIN, until } from "./started-by-shell";
 
 const run = promisify(execFile);
@@ -48,6 +49,7 @@ s.bind(0, "127.0.0.2", async () => {
 
 describe("UDP: a datagram the kernel refuses fails its own call, and both ends keep going", () => {
   it("`rpc serve` whose replies to a caller are refused twice (ENETUNREACH: no way back) says so each time, stays up and answers the next call", async function () {
+    skipUnlessInstalled(this, "ip", "nsenter");
     // The real command in a process of its own, as a class runs it: whatever goes wrong there, the test sees whether it stays up.
     const serve = spawn("unshare", ["--net", "--", "sh", "-c", `${NO_WAY_BACK} && exec "$0" "$@"`, process.execPath, BIN, "rpc", "serve", "--transport", "udp", "--port", "0", "--plain"]);
     let out = "";

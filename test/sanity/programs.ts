@@ -24,6 +24,8 @@ const PACKAGE: Record<string, string> = {
   xfs_repair: "xfsprogs",
   "mkfs.btrfs": "btrfs-progs",
   btrfs: "btrfs-progs",
+  ip: "iproute2",
+  nsenter: "util-linux",
 };
 
 /** What the driver runs for an image volume's file system (src/mount/filesystem.ts). */
