@@ -1,7 +1,9 @@
 // Reading HTTP/2 frames off a byte stream (src/server/http2/frames.ts): however the bytes are
 // split, the same frames and header blocks come out, and each broken rule is named with its code.
 import assert from "node:assert/strict";
-import { ERROR_CODE, FLAG, frame, FrameReader, MAX_HEADER_BLOCK, PREFACE, TYPE, type H2Error } from "../../src/server/http2/frames";
+import { ERROR_CODE, FLAG, frame, FRAME_HEADER, FrameReader, MAX_HEADER_BLOCK, PREFACE, TYPE, type H2Error } from "../../src/server/http2/frames";
+
+const EMPTY = Buffer.alloc(0);
 
 function read(chunks: Buffer[]): { seen: string[]; error: H2Error | undefined } {
   const seen: string[] = [];
@@ -43,6 +45,11 @@ describe("HTTP/2 frame reader", () => {
     ["a CONTINUATION alone", [PREFACE, frame(TYPE.CONTINUATION, FLAG.END_HEADERS, 1, Buffer.from("b"))], ERROR_CODE.PROTOCOL_ERROR],
     ["padding past the payload", [PREFACE, frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.PADDED, 1, Buffer.from([5, 1]))], ERROR_CODE.PROTOCOL_ERROR],
     ["a header block past MAX_HEADER_BLOCK", [PREFACE, frame(TYPE.HEADERS, 0, 1, Buffer.alloc(16384)), ...Array.from({ length: MAX_HEADER_BLOCK / 16384 }, () => frame(TYPE.CONTINUATION, 0, 1, Buffer.alloc(16384)))], ERROR_CODE.ENHANCE_YOUR_CALM],
+    [
+      "a header block of empty CONTINUATIONs that never ends",
+      [PREFACE, frame(TYPE.HEADERS, 0, 1, Buffer.from("a")), ...Array.from({ length: MAX_HEADER_BLOCK / FRAME_HEADER }, () => frame(TYPE.CONTINUATION, 0, 1, EMPTY))],
+      ERROR_CODE.ENHANCE_YOUR_CALM,
+    ],
   ];
   for (const [what, chunks, code] of broken) {
     it(`names ${what}`, () => assert.equal(read(chunks).error?.code, code));

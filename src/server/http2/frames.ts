@@ -62,9 +62,11 @@ export const MAX_FRAME = 16384;
 /** The largest a flow-control window may be (RFC 9113 §6.9.1). */
 export const MAX_WINDOW = 2 ** 31 - 1;
 /**
- * The largest header block FrameReader gathers. A block is kept whole
- * until its last CONTINUATION, so without a bound a client that never ends
- * one (a "CONTINUATION flood") would grow the driver's memory without end.
+ * The largest header block FrameReader gathers, its frames' 9-byte headers
+ * counted in. A block is kept whole until its last CONTINUATION, so without
+ * a bound a client that never ends one (a "CONTINUATION flood") would grow
+ * the driver's memory without end — also with empty CONTINUATIONs, which
+ * add no bytes to the block but cost a frame each.
  */
 export const MAX_HEADER_BLOCK = 256 * 1024;
 
@@ -96,7 +98,7 @@ export interface FrameSink {
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
   private prefaceDone = false;
-  private pending: { streamId: number; flags: number; parts: Buffer[]; size: number } | undefined;
+  private pending: { streamId: number; flags: number; block: Buffer; length: number; size: number } | undefined;
 
   constructor(
     private readonly sink: FrameSink,
@@ -138,11 +140,12 @@ export class FrameReader {
       if (type !== TYPE.CONTINUATION || streamId !== this.pending.streamId) {
         return { code: ERROR_CODE.PROTOCOL_ERROR, reason: `a frame of type ${type} inside stream ${this.pending.streamId}'s header block` };
       }
-      this.pending.size += payload.length;
+      // Each frame counts its 9-byte header as well: a flood of empty CONTINUATIONs reaches the bound as one of full ones does.
+      this.pending.size += FRAME_HEADER + payload.length;
       if (this.pending.size > MAX_HEADER_BLOCK) {
         return { code: ERROR_CODE.ENHANCE_YOUR_CALM, reason: `a header block past ${MAX_HEADER_BLOCK} bytes` };
       }
-      this.pending.parts.push(Buffer.from(payload));
+      append(this.pending, payload);
       if (flags & FLAG.END_HEADERS) return this.finishBlock();
       return;
     }
@@ -152,14 +155,25 @@ export class FrameReader {
     const part = unpad(flags, payload, flags & FLAG.PRIORITY ? 5 : 0);
     if (!part) return { code: ERROR_CODE.PROTOCOL_ERROR, reason: "a HEADERS frame whose padding or priority is longer than itself" };
     if (flags & FLAG.END_HEADERS) return this.sink.headers({ streamId, flags, block: part });
-    this.pending = { streamId, flags, parts: [Buffer.from(part)], size: part.length };
+    this.pending = { streamId, flags, block: Buffer.from(part), length: part.length, size: FRAME_HEADER + payload.length };
   }
 
   private finishBlock(): H2Error | void {
     const p = this.pending!;
     this.pending = undefined;
-    return this.sink.headers({ streamId: p.streamId, flags: p.flags, block: Buffer.concat(p.parts) });
+    return this.sink.headers({ streamId: p.streamId, flags: p.flags, block: p.block.subarray(0, p.length) });
   }
+}
+
+/** Add a CONTINUATION's payload to a header block being gathered: one buffer, doubled when full (not a Buffer a frame). */
+function append(p: { block: Buffer; length: number }, payload: Buffer): void {
+  if (p.length + payload.length > p.block.length) {
+    const grown = Buffer.allocUnsafe(Math.min(Math.max(2 * p.block.length, p.length + payload.length), MAX_HEADER_BLOCK));
+    p.block.copy(grown, 0, 0, p.length);
+    p.block = grown;
+  }
+  payload.copy(p.block, p.length);
+  p.length += payload.length;
 }
 
 /**
