@@ -10,18 +10,8 @@
  * stream (stream.ts) opened by a header block on a new odd id, HPACK-
  * decoded in order (hpack.ts), and its body's DATA frames.
  *
- * What we advertise, and why:
- *   - MAX_CONCURRENT_STREAMS 256: a bound on the calls one client holds
- *     open (each may buffer a request of up to the gRPC message limit);
- *     a client that opens more has them refused (REFUSED_STREAM), which
- *     gRPC clients retry. The sidecars' workers stay well below it.
- *   - INITIAL_WINDOW_SIZE 1 MiB, and the connection's window raised to
- *     1 MiB: a request of a few MiB streams in without waiting for a
- *     WINDOW_UPDATE every 64 KiB. We read DATA as it comes, so the window
- *     is given back once half of it is used.
- *   - MAX_HEADER_LIST_SIZE 64 KiB, as node:http2 had: gRPC metadata is
- *     small. A larger request is answered HTTP 431, unread.
- *   - HEADER_TABLE_SIZE and MAX_FRAME_SIZE at their defaults (4096, 16 KiB).
+ * What we advertise, and what the client's SETTINGS change, are
+ * settings.ts's.
  *
  * Flow control, both ways: DATA we receive counts against our windows, and
  * a client that sends past them is refused (FLOW_CONTROL_ERROR); DATA we
@@ -35,17 +25,14 @@
  */
 import type { Duplex } from "node:stream";
 import {
-  encodeWithoutIndexing, ERROR_CODE, FLAG, frame, FrameReader, goaway, MAX_FRAME, MAX_WINDOW, rstStream, SETTING, settings, TYPE, unpad,
-  windowUpdate, type H2Error, type HeaderBlock,
+  encodeWithoutIndexing, ERROR_CODE, FLAG, frame, FrameReader, goaway, MAX_WINDOW, rstStream, TYPE, unpad, windowUpdate, type H2Error,
+  type HeaderBlock,
 } from "./frames";
 import { HpackDecoder, HpackError } from "./hpack";
 import { DEFAULT_WINDOW, Outbox } from "./outbox";
+import { INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, OUR_SETTINGS, PeerSettings, SETTINGS_ACK, TABLE_SIZE } from "./settings";
 import { Stream } from "./stream";
 
-export const MAX_CONCURRENT_STREAMS = 256;
-export const INITIAL_WINDOW = 1024 * 1024;
-export const MAX_HEADER_LIST_SIZE = 64 * 1024;
-const TABLE_SIZE = 4096;
 /** After our GOAWAY, how long a client may keep the connection open before it is cut. */
 const LINGER_MS = 1000;
 /**
@@ -56,12 +43,6 @@ const LINGER_MS = 1000;
  */
 export const OUTPUT_HIGH_WATER = 1024 * 1024;
 
-const OUR_SETTINGS = settings([
-  [SETTING.MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS],
-  [SETTING.INITIAL_WINDOW_SIZE, INITIAL_WINDOW],
-  [SETTING.MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE],
-]);
-const SETTINGS_ACK = frame(TYPE.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0));
 const HEADERS_TOO_LARGE = encodeWithoutIndexing([[":status", "431"]]);
 /** Returned by the frame handlers once the connection is over: stop reading, nothing more to say. */
 const OVER: H2Error = { code: -1, reason: "the connection is over" };
@@ -85,8 +66,7 @@ export class Http2Connection {
   /** Streams we reset lately, oldest first (a bounded number). */
   private readonly resetByUs = new Set<number>();
   private settingsSeen = false;
-  private peerInitialWindow = DEFAULT_WINDOW;
-  private peerTableSize = TABLE_SIZE;
+  private readonly peer = new PeerSettings();
   private recvWindow = INITIAL_WINDOW;
   private recvUnacked = 0;
   private readonly outbox: Outbox;
@@ -245,7 +225,7 @@ export class Http2Connection {
     }
     const headers = new Map<string, string>();
     for (const [name, value] of decoded.fields) if (!headers.has(name)) headers.set(name, value);
-    const stream = new Stream(id, headers, this.peerInitialWindow, INITIAL_WINDOW);
+    const stream = new Stream(id, headers, this.peer.initialWindow, INITIAL_WINDOW);
     stream.remoteEnded = ended;
     this.streams.set(id, stream);
     this.events.request(stream);
@@ -287,36 +267,8 @@ export class Http2Connection {
   private onSettings(flags: number, id: number, payload: Buffer): H2Error | void {
     if (id !== 0) return protocolError("SETTINGS on a stream");
     if (flags & FLAG.ACK) return payload.length === 0 ? undefined : frameSizeError("a SETTINGS ACK", payload.length);
-    if (payload.length % 6 !== 0) return frameSizeError("SETTINGS", payload.length);
-    for (let at = 0; at < payload.length; at += 6) {
-      const value = payload.readUInt32BE(at + 2);
-      switch (payload.readUInt16BE(at)) {
-        case SETTING.HEADER_TABLE_SIZE:
-          // We never add to the client's table; a smaller table must still be acknowledged in our next block (RFC 7541 §4.2).
-          if (value < this.peerTableSize) this.outbox.tableSizeUpdate = Math.min(value, this.outbox.tableSizeUpdate ?? value);
-          this.peerTableSize = value;
-          break;
-        case SETTING.ENABLE_PUSH:
-          if (value > 1) return protocolError(`ENABLE_PUSH ${value}`);
-          break;
-        case SETTING.INITIAL_WINDOW_SIZE: {
-          if (value > MAX_WINDOW) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `INITIAL_WINDOW_SIZE ${value}, past 2^31-1` };
-          const delta = value - this.peerInitialWindow;
-          for (const s of this.streams.values()) {
-            s.sendWindow += delta;
-            if (s.sendWindow > MAX_WINDOW) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `stream ${s.id}'s window past 2^31-1` };
-          }
-          this.peerInitialWindow = value;
-          break;
-        }
-        case SETTING.MAX_FRAME_SIZE:
-          if (value < MAX_FRAME || value > 2 ** 24 - 1) return protocolError(`MAX_FRAME_SIZE ${value}`);
-          this.outbox.maxFrame = value;
-          break;
-        default:
-          break; // MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE: we open no streams, and send small headers
-      }
-    }
+    const err = this.peer.apply(payload, this.outbox, this.streams.values());
+    if (err) return err;
     this.settingsSeen = true;
     this.push(SETTINGS_ACK);
     this.outbox.pumpAll();
