@@ -14,9 +14,9 @@
  * settings.ts's.
  *
  * Flow control, both ways: DATA we receive counts against our windows, and
- * a client that sends past them is refused (FLOW_CONTROL_ERROR); DATA we
- * send is cut to the client's MAX_FRAME_SIZE and windows, and what does not
- * fit waits for its WINDOW_UPDATE. A connection error answers GOAWAY with
+ * a client that sends past them is refused (FLOW_CONTROL_ERROR; receive-
+ * window.ts); DATA we send is cut to the client's MAX_FRAME_SIZE and
+ * windows, and what does not fit waits for its WINDOW_UPDATE. A connection error answers GOAWAY with
  * its code and closes; a stream error resets the stream. `:authority` is
  * not judged: over a unix socket there is no host, and old kubelets send
  * the socket's path there.
@@ -25,11 +25,12 @@
  */
 import type { Duplex } from "node:stream";
 import {
-  encodeWithoutIndexing, ERROR_CODE, FLAG, frame, FrameReader, goaway, MAX_WINDOW, rstStream, TYPE, unpad, windowUpdate, type H2Error,
-  type HeaderBlock,
+  encodeWithoutIndexing, ERROR_CODE, errorName, FLAG, frame, FrameReader, frameSizeError, goaway, MAX_WINDOW, protocolError, rstStream, TYPE,
+  unpad, windowUpdate, type H2Error, type HeaderBlock,
 } from "./frames";
 import { HpackDecoder, HpackError } from "./hpack";
 import { DEFAULT_WINDOW, Outbox } from "./outbox";
+import { ReceiveWindow } from "./receive-window";
 import { INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, OUR_SETTINGS, PeerSettings, SETTINGS_ACK, TABLE_SIZE } from "./settings";
 import { Stream } from "./stream";
 
@@ -56,8 +57,6 @@ export interface ConnectionEvents {
   closed(): void;
 }
 
-const ERROR_NAMES = Object.fromEntries(Object.entries(ERROR_CODE).map(([k, v]) => [v, k])) as Record<number, string>;
-
 export class Http2Connection {
   private readonly reader: FrameReader;
   private readonly hpack = new HpackDecoder(TABLE_SIZE);
@@ -67,8 +66,7 @@ export class Http2Connection {
   private readonly resetByUs = new Set<number>();
   private settingsSeen = false;
   private readonly peer = new PeerSettings();
-  private recvWindow = INITIAL_WINDOW;
-  private recvUnacked = 0;
+  private readonly recv = new ReceiveWindow(INITIAL_WINDOW);
   private readonly outbox: Outbox;
   private reading = false;
   private flushQueued = false;
@@ -236,9 +234,7 @@ export class Http2Connection {
     if (id === 0) return protocolError("DATA on stream 0");
     // Flow control counts the whole payload, padding included.
     const len = payload.length;
-    if (len > this.recvWindow) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `DATA past the connection's window (${this.recvWindow} bytes)` };
-    this.recvWindow -= len;
-    this.recvUnacked += len;
+    if (!this.recv.take(len)) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `DATA past the connection's window (${this.recv.available} bytes)` };
     const body = unpad(flags, payload);
     if (!body) return protocolError("a DATA frame whose padding is longer than itself");
     const s = this.streams.get(id);
@@ -249,19 +245,14 @@ export class Http2Connection {
       return;
     }
     if (s.remoteEnded) return void this.resetStream(s, ERROR_CODE.STREAM_CLOSED);
-    if (len > s.recvWindow) return void this.resetStream(s, ERROR_CODE.FLOW_CONTROL_ERROR);
-    s.recvWindow -= len;
+    if (!s.recv.take(len)) return void this.resetStream(s, ERROR_CODE.FLOW_CONTROL_ERROR);
     const ended = (flags & FLAG.END_STREAM) !== 0;
     s.remoteEnded = ended;
     if (body.length > 0) s.onData?.(body);
     if (s.closed) return;
     if (ended) return void s.onEnd?.();
-    s.recvUnacked += len;
-    if (!s.answered && s.recvUnacked >= INITIAL_WINDOW / 2) {
-      this.push(windowUpdate(id, s.recvUnacked));
-      s.recvWindow += s.recvUnacked;
-      s.recvUnacked = 0;
-    }
+    const update = s.answered ? undefined : s.recv.giveBack(id);
+    if (update) this.push(update);
   }
 
   private onSettings(flags: number, id: number, payload: Buffer): H2Error | void {
@@ -298,7 +289,7 @@ export class Http2Connection {
       this.endIfDrained();
       return;
     }
-    this.events.error(new Error(`the client ended the connection with GOAWAY ${ERROR_NAMES[code] ?? code}`));
+    this.events.error(new Error(`the client ended the connection with GOAWAY ${errorName(code)}`));
     this.end(true);
     return OVER;
   }
@@ -357,8 +348,8 @@ export class Http2Connection {
   /** A connection error: GOAWAY with its code, then close. */
   private fail(err: H2Error): void {
     if (this.over) return;
-    this.events.error(new Error(`HTTP/2 ${ERROR_NAMES[err.code] ?? err.code}: ${err.reason}`));
-    this.recvUnacked = 0; // no window given back past the GOAWAY
+    this.events.error(new Error(`HTTP/2 ${errorName(err.code)}: ${err.reason}`));
+    this.recv.close(); // no window given back past the GOAWAY
     this.sendGoaway(err.code, err.reason);
     this.flush();
     this.end(false);
@@ -405,19 +396,8 @@ export class Http2Connection {
   }
 
   private flush(): void {
-    if (this.recvUnacked >= INITIAL_WINDOW / 2 && !this.over) {
-      this.push(windowUpdate(0, this.recvUnacked));
-      this.recvWindow += this.recvUnacked;
-      this.recvUnacked = 0;
-    }
+    const update = this.over ? undefined : this.recv.giveBack(0);
+    if (update) this.push(update);
     this.outbox.flush();
   }
-}
-
-function protocolError(reason: string): H2Error {
-  return { code: ERROR_CODE.PROTOCOL_ERROR, reason };
-}
-
-function frameSizeError(what: string, length: number): H2Error {
-  return { code: ERROR_CODE.FRAME_SIZE_ERROR, reason: `${what} with a payload of ${length} bytes` };
 }

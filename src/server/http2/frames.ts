@@ -76,6 +76,21 @@ export interface H2Error {
   reason: string;
 }
 
+export function protocolError(reason: string): H2Error {
+  return { code: ERROR_CODE.PROTOCOL_ERROR, reason };
+}
+
+export function frameSizeError(what: string, length: number): H2Error {
+  return { code: ERROR_CODE.FRAME_SIZE_ERROR, reason: `${what} with a payload of ${length} bytes` };
+}
+
+const ERROR_NAMES = Object.fromEntries(Object.entries(ERROR_CODE).map(([k, v]) => [v, k])) as Record<number, string>;
+
+/** An error code's name in RFC 9113 (PROTOCOL_ERROR…), or its number. */
+export function errorName(code: number): string {
+  return ERROR_NAMES[code] ?? String(code);
+}
+
 /** A header block: one HEADERS frame and its CONTINUATIONs, padding and priority taken off, the HPACK bytes joined. */
 export interface HeaderBlock {
   streamId: number;

@@ -25,7 +25,7 @@
  * header block. The rest ask nothing of a server that opens no streams and
  * sends small headers.
  */
-import { ERROR_CODE, FLAG, frame, MAX_FRAME, MAX_WINDOW, SETTING, settings, TYPE, type H2Error } from "./frames";
+import { ERROR_CODE, FLAG, frame, frameSizeError, MAX_FRAME, MAX_WINDOW, protocolError, SETTING, settings, TYPE, type H2Error } from "./frames";
 import { DEFAULT_WINDOW, type Outbox } from "./outbox";
 import type { Stream } from "./stream";
 
@@ -49,7 +49,7 @@ export class PeerSettings {
 
   /** A SETTINGS payload (not an ACK): applied in order; the first value RFC 9113 forbids is a connection error. */
   apply(payload: Buffer, outbox: Outbox, streams: Iterable<Stream>): H2Error | void {
-    if (payload.length % 6 !== 0) return { code: ERROR_CODE.FRAME_SIZE_ERROR, reason: `SETTINGS with a payload of ${payload.length} bytes` };
+    if (payload.length % 6 !== 0) return frameSizeError("SETTINGS", payload.length);
     for (let at = 0; at < payload.length; at += 6) {
       const value = payload.readUInt32BE(at + 2);
       switch (payload.readUInt16BE(at)) {
@@ -59,7 +59,7 @@ export class PeerSettings {
           this.tableSize = value;
           break;
         case SETTING.ENABLE_PUSH:
-          if (value > 1) return { code: ERROR_CODE.PROTOCOL_ERROR, reason: `ENABLE_PUSH ${value}` };
+          if (value > 1) return protocolError(`ENABLE_PUSH ${value}`);
           break;
         case SETTING.INITIAL_WINDOW_SIZE: {
           if (value > MAX_WINDOW) return { code: ERROR_CODE.FLOW_CONTROL_ERROR, reason: `INITIAL_WINDOW_SIZE ${value}, past 2^31-1` };
@@ -72,7 +72,7 @@ export class PeerSettings {
           break;
         }
         case SETTING.MAX_FRAME_SIZE:
-          if (value < MAX_FRAME || value > 2 ** 24 - 1) return { code: ERROR_CODE.PROTOCOL_ERROR, reason: `MAX_FRAME_SIZE ${value}` };
+          if (value < MAX_FRAME || value > 2 ** 24 - 1) return protocolError(`MAX_FRAME_SIZE ${value}`);
           outbox.maxFrame = value;
           break;
         default:

@@ -9,6 +9,7 @@
  * object with callbacks: the connection (connection.ts) calls them, and
  * the gRPC server (grpc-server.ts) sets them.
  */
+import { ReceiveWindow } from "./receive-window";
 
 export class Stream {
   /** A DATA payload of the request's body; valid only during the call unless kept. */
@@ -29,9 +30,8 @@ export class Stream {
 
   /** Bytes the client lets us send on this stream (its window; may go below 0 when it shrinks INITIAL_WINDOW_SIZE). */
   sendWindow: number;
-  /** Bytes we let the client send, and bytes it sent that we have not yet given back with WINDOW_UPDATE. */
-  recvWindow: number;
-  recvUnacked = 0;
+  /** What we let the client send on this stream. */
+  readonly recv: ReceiveWindow;
   /** The answer's body still to send (waiting for window), and its trailers' frames. */
   pendingData: Buffer | undefined;
   pendingTrailers: Buffer | undefined;
@@ -44,6 +44,6 @@ export class Stream {
     recvWindow: number,
   ) {
     this.sendWindow = sendWindow;
-    this.recvWindow = recvWindow;
+    this.recv = new ReceiveWindow(recvWindow);
   }
 }
