@@ -206,32 +206,44 @@ export class GrpcServer {
       if (whole[0] === 1) {
         const unzip = encoding === "gzip" ? loadZlib().gunzip : encoding === "deflate" ? loadZlib().inflate : undefined;
         if (!unzip) return call.fail(Code.UNIMPLEMENTED, `grpc-encoding ${encoding ?? ""} is not supported (identity, deflate, gzip are)`);
+        // Decompressing is the call's work too, and goes on if the client resets the stream.
+        const workOver = conn.beginWork();
         unzip(body, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
           if ((err as NodeJS.ErrnoException | null)?.code === "ERR_BUFFER_TOO_LARGE") {
+            workOver();
             // As large as a request sent uncompressed that is too large: the same answer.
             return call.fail(Code.RESOURCE_EXHAUSTED, `the request's ${encoding} message is larger than the ${this.opts.maxMessageBytes} bytes a message may be, once decompressed`);
           }
-          if (err) return call.fail(Code.INTERNAL, `the request's ${encoding} message could not be decompressed: ${err.message}`);
-          this.run(call, route, plain, deadline);
+          if (err) {
+            workOver();
+            return call.fail(Code.INTERNAL, `the request's ${encoding} message could not be decompressed: ${err.message}`);
+          }
+          this.run(call, route, plain, deadline, workOver);
         });
         return;
       }
-      this.run(call, route, body, deadline);
+      this.run(call, route, body, deadline, conn.beginWork());
     };
   }
 
-  private run(call: Call, route: Route, body: Buffer, deadline: Date | undefined): void {
-    if (call.answered) return;
+  /**
+   * Decode the request and run its handler. `workOver` ends the call's work on its connection (Http2Connection.beginWork):
+   * when the handler calls back, answered or not, or at once if it is not run.
+   */
+  private run(call: Call, route: Route, body: Buffer, deadline: Date | undefined, workOver: () => void): void {
+    if (call.answered) return workOver();
     let request: unknown;
     try {
       request = route.decode(body);
     } catch (err) {
+      workOver();
       return call.fail(Code.INTERNAL, `the request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
     }
     call.start(request, body.length, deadline);
     this.inflight++;
     call.onAnswered = () => this.inflight--;
     route.handler(call, (err, value) => {
+      workOver();
       // Answered already (its deadline passed, or the client cancelled): nothing more goes out.
       if (call.answered) return;
       if (err) return call.fail(err.code, err.details);

@@ -21,7 +21,8 @@
  * not judged: over a unix socket there is no host, and old kubelets send
  * the socket's path there.
  *
- * What we send, and its flow control, is the outbox's (outbox.ts).
+ * What we send, and its flow control, is the outbox's (outbox.ts); when
+ * we stop reading the client, the read gate's (read-gate.ts).
  */
 import type { Duplex } from "node:stream";
 import {
@@ -30,26 +31,20 @@ import {
 } from "./frames";
 import { HpackDecoder, HpackError } from "./hpack";
 import { DEFAULT_WINDOW, Outbox } from "./outbox";
+import { ReadGate } from "./read-gate";
 import { ReceiveWindow } from "./receive-window";
 import { INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, OUR_SETTINGS, PeerSettings, SETTINGS_ACK, TABLE_SIZE } from "./settings";
 import { Stream } from "./stream";
 
 /** After our GOAWAY, how long a client may keep the connection open before it is cut. */
 const LINGER_MS = 1000;
-/**
- * Our output the client has not read yet, past which we stop reading it. Most of what we send is
- * bounded by the client's windows, but not the answers to its PINGs, SETTINGS, resets and requests:
- * a client that sends them and never reads would otherwise grow our memory without end (the
- * "ping flood" and "reset flood" of 2019). Read again once it has read what we wrote ('drain').
- */
-export const OUTPUT_HIGH_WATER = 1024 * 1024;
 
 const HEADERS_TOO_LARGE = encodeWithoutIndexing([[":status", "431"]]);
 /** Returned by the frame handlers once the connection is over: stop reading, nothing more to say. */
 const OVER: H2Error = { code: -1, reason: "the connection is over" };
 
 export interface ConnectionEvents {
-  /** A request's header block arrived: set the stream's callbacks; its body follows. */
+  /** A request's header block arrived: set the stream's callbacks; its body follows. Its call's work is counted with beginWork. */
   request(stream: Stream): void;
   /** The connection failed: the client broke HTTP/2, the socket failed, or the client went away with an error. */
   error(err: Error): void;
@@ -68,6 +63,7 @@ export class Http2Connection {
   private readonly peer = new PeerSettings();
   private readonly recv = new ReceiveWindow(INITIAL_WINDOW);
   private readonly outbox: Outbox;
+  private readonly gate: ReadGate;
   private reading = false;
   private flushQueued = false;
   /** No new streams: we sent GOAWAY, or the client did (NO_ERROR). The connection ends when its streams have. */
@@ -82,6 +78,7 @@ export class Http2Connection {
   ) {
     this.outbox = new Outbox(socket, (s) => this.localEnd(s));
     this.reader = new FrameReader({ frame: (t, f, id, p) => this.onFrame(t, f, id, p), headers: (h) => this.onHeaders(h) });
+    this.gate = new ReadGate(socket, () => this.reader.stop(), () => this.readKept());
     socket.on("data", (chunk: Buffer) => this.onBytes(chunk));
     socket.on("end", () => this.end(true));
     socket.on("error", (err) => {
@@ -124,28 +121,37 @@ export class Http2Connection {
     return done;
   }
 
+  /**
+   * A call's work has begun: its request is being decompressed, or its handler runs. Until the function returned is
+   * called, the call counts against MAX_CONCURRENT_STREAMS, its stream open or not: a client may send a whole request
+   * and reset its stream at once, again and again ("rapid reset", CVE-2023-44487), and each handler would go on. At
+   * that many the connection stops reading the client until one ends (Go's server, likewise, runs no more handlers).
+   */
+  beginWork(): () => void {
+    return this.gate.beginWork();
+  }
+
   /** Cut the connection now; open streams are closed unanswered. */
   destroy(): void {
     this.end(true);
   }
 
   private onBytes(chunk: Buffer): void {
-    if (this.over) return;
+    if (!this.over) this.read(() => this.reader.push(chunk));
+  }
+
+  /** The read gate opened: the frames kept while it was held. */
+  private readKept(): void {
+    if (!this.over) this.read(() => this.reader.resume());
+  }
+
+  private read(frames: () => H2Error | undefined): void {
     this.reading = true;
-    const err = this.reader.push(chunk);
+    const err = frames();
     this.reading = false;
     if (err && err !== OVER) return this.fail(err);
     this.flush();
-    this.holdIfBacklogged();
-  }
-
-  /** The client is not reading what we send: stop reading it until it has ('drain'). */
-  private holdIfBacklogged(): void {
-    if (this.over || this.socket.writableLength <= OUTPUT_HIGH_WATER || this.socket.isPaused()) return;
-    this.socket.pause();
-    this.socket.once("drain", () => {
-      if (!this.over) this.socket.resume();
-    });
+    if (!this.over) this.gate.holdIfBacklogged();
   }
 
   private onFrame(type: number, flags: number, id: number, payload: Buffer): H2Error | void {

@@ -114,6 +114,7 @@ export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
   private prefaceDone = false;
   private pending: { streamId: number; flags: number; block: Buffer; length: number; size: number } | undefined;
+  private stopped = false;
 
   constructor(
     private readonly sink: FrameSink,
@@ -121,9 +122,24 @@ export class FrameReader {
     private readonly maxFrame = MAX_FRAME,
   ) {}
 
+  /**
+   * Hand the sink no more frames after the one it is handling: the connection takes no more for now. What follows is
+   * kept, unread, until `resume`.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Hand the sink the frames kept since `stop`, and go on as before. */
+  resume(): H2Error | undefined {
+    this.stopped = false;
+    return this.push(Buffer.alloc(0));
+  }
+
   /** Take the next bytes; frames are handed to the sink. Returns the first connection error, after which nothing more is read. */
   push(chunk: Buffer): H2Error | undefined {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (chunk.length > 0) this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.stopped) return undefined;
     if (!this.prefaceDone) {
       const n = Math.min(this.buf.length, PREFACE.length);
       if (!this.buf.subarray(0, n).equals(PREFACE.subarray(0, n))) return { code: ERROR_CODE.PROTOCOL_ERROR, reason: "not the HTTP/2 client preface" };
@@ -133,7 +149,7 @@ export class FrameReader {
     }
     let at = 0;
     const buf = this.buf;
-    while (buf.length - at >= FRAME_HEADER) {
+    while (!this.stopped && buf.length - at >= FRAME_HEADER) {
       const len = buf.readUIntBE(at, 3);
       if (len > this.maxFrame) return { code: ERROR_CODE.FRAME_SIZE_ERROR, reason: `a frame of ${len} bytes, past the ${this.maxFrame} we allow` };
       if (buf.length - at < FRAME_HEADER + len) break;

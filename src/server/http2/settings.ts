@@ -10,7 +10,9 @@
  *   - MAX_CONCURRENT_STREAMS 256: a bound on the calls one client holds
  *     open (each may buffer a request of up to the gRPC message limit);
  *     a client that opens more has them refused (REFUSED_STREAM), which
- *     gRPC clients retry. The sidecars' workers stay well below it.
+ *     gRPC clients retry. The sidecars' workers stay well below it. It
+ *     bounds as well the calls still running on a connection, their
+ *     streams open or not (read-gate.ts).
  *   - INITIAL_WINDOW_SIZE 1 MiB, and the connection's window raised to
  *     1 MiB: a request of a few MiB streams in without waiting for a
  *     WINDOW_UPDATE every 64 KiB. We read DATA as it comes, so the window
