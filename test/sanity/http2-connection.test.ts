@@ -246,6 +246,20 @@ describe("HTTP/2, as the driver serves it", () => {
     }
   });
 
+  it("a PRIORITY of the wrong size on an open stream resets it (FRAME_SIZE_ERROR) and cancels its call", async () => {
+    await open();
+    held.clear();
+    cancelled.length = 0;
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(PROBE)), frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+    await raw.until("the Probe to be held", () => held.size > 0 || undefined);
+    raw.send(frame(TYPE.PRIORITY, 0, 1, Buffer.alloc(4)));
+    assert.equal(await raw.reset(1), ERROR_CODE.FRAME_SIZE_ERROR);
+    await raw.until("the handler to hear of it", () => cancelled.length > 0 || undefined);
+    assert.equal(held.get("0")!.outcome?.code, Code.CANCELLED);
+    raw.send(...infoRequest(3));
+    await expectInfo(3);
+  });
+
   it("a client's RST_STREAM, its GOAWAY with an error, or its going away cancels its calls", async () => {
     for (const end of ["rst", "goaway", "close"] as const) {
       await open();

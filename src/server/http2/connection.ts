@@ -183,11 +183,13 @@ export class Http2Connection {
         if (id !== 0) return protocolError("GOAWAY on a stream");
         if (payload.length < 8) return frameSizeError("GOAWAY", payload.length);
         return this.onGoaway(payload.readUInt32BE(4));
-      case TYPE.PRIORITY:
-        // Priorities are advice we do not take; only their shape is checked.
+      case TYPE.PRIORITY: {
+        // Priorities are advice we do not take; only their shape is checked. A stream we reset is closed, its call cancelled.
         if (id === 0) return protocolError("PRIORITY on stream 0");
-        if (payload.length !== 5) this.reset(id, ERROR_CODE.FRAME_SIZE_ERROR);
-        return;
+        if (payload.length === 5) return;
+        const s = this.streams.get(id);
+        return void (s ? this.resetStream(s, ERROR_CODE.FRAME_SIZE_ERROR) : this.reset(id, ERROR_CODE.FRAME_SIZE_ERROR));
+      }
       case TYPE.PUSH_PROMISE:
         return protocolError("PUSH_PROMISE from a client");
       default:
