@@ -2,77 +2,16 @@
 // SETTINGS), answers PINGs, and serves requests sent before the client has seen its SETTINGS.
 // These tests speak raw HTTP/2 bytes, in the orders real clients use and others.
 import assert from "node:assert/strict";
-import * as net from "node:net";
+import type { Socket } from "node:net";
 import { ProbeResponse } from "../../src/gen/csi";
 import { encodeWithoutIndexing, FLAG, frame, PREFACE, TYPE } from "../../src/server/http2/frames";
+import { RawClient } from "./h2-raw";
 import { destroyDriver, startDriver, type DriverProcess } from "./harness";
 
 const SETTINGS = 0x4;
 const PING = 0x6;
 const GOAWAY = 0x7;
 const ACK = 0x1;
-
-interface RawFrame {
-  type: number;
-  flags: number;
-  streamId: number;
-  payload: Buffer;
-}
-
-/** A raw HTTP/2 connection: what the driver sends, frame by frame. */
-class Raw {
-  readonly frames: RawFrame[] = [];
-  closed = false;
-  private buf = Buffer.alloc(0);
-  private waiters: (() => void)[] = [];
-  constructor(readonly sock: net.Socket) {
-    sock.on("data", (c: Buffer) => {
-      this.buf = Buffer.concat([this.buf, c]);
-      while (this.buf.length >= 9) {
-        const len = this.buf.readUIntBE(0, 3);
-        if (this.buf.length < 9 + len) break;
-        this.frames.push({ type: this.buf[3]!, flags: this.buf[4]!, streamId: this.buf.readUInt32BE(5) & 0x7fffffff, payload: this.buf.subarray(9, 9 + len) });
-        this.buf = this.buf.subarray(9 + len);
-      }
-      this.wake();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      this.wake();
-    });
-    sock.on("error", () => {});
-  }
-  static async open(socketPath: string): Promise<Raw> {
-    const sock = net.connect(socketPath);
-    await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
-    return new Raw(sock);
-  }
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-  /** Wait until `test` holds of what arrived (or fail after `ms`). */
-  async until<T>(what: string, test: () => T | undefined, ms = 5000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = test();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; got frames ${JSON.stringify(this.frames.map((f) => [f.type, f.flags, f.streamId]))}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 50);
-      });
-    }
-  }
-  /** ACK every SETTINGS from the driver not ACKed yet. */
-  ackSettings(): void {
-    const n = this.frames.filter((f) => f.type === SETTINGS && !(f.flags & ACK)).length;
-    for (let i = this.acked; i < n; i++) this.sock.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
-    this.acked = n;
-  }
-  private acked = 0;
-}
 
 function probeRequest(streamId: number, authority = "localhost"): Buffer {
   const block = encodeWithoutIndexing([
@@ -86,8 +25,19 @@ function probeRequest(streamId: number, authority = "localhost"): Buffer {
   return Buffer.concat([frame(TYPE.HEADERS, FLAG.END_HEADERS, streamId, block), frame(TYPE.DATA, FLAG.END_STREAM, streamId, Buffer.alloc(5))]);
 }
 
+/** The socket can take more, or it closed: whichever comes first; neither listener is left behind. */
+function drainedOrClosed(sock: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sock.off("drain", done).off("close", done);
+      resolve();
+    };
+    sock.once("drain", done).once("close", done);
+  });
+}
+
 /** The Probe's answer on `streamId`: its reply message, once the stream has ended. */
-function probeAnswer(raw: Raw, streamId: number): ProbeResponse | undefined {
+function probeAnswer(raw: RawClient, streamId: number): ProbeResponse | undefined {
   const on = raw.frames.filter((f) => f.streamId === streamId);
   if (!on.some((f) => f.flags & FLAG.END_STREAM)) return undefined;
   const data = Buffer.concat(on.filter((f) => f.type === TYPE.DATA).map((f) => f.payload));
@@ -101,7 +51,7 @@ describe("A connection's first request", () => {
   after(async () => destroyDriver(d));
 
   it("the driver sends its SETTINGS first, before any request (gRPC clients wait for it)", async () => {
-    const raw = await Raw.open(d.socket);
+    const raw = await RawClient.connect(d.socket);
     try {
       raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
       const first = await raw.until("a SETTINGS frame", () => raw.frames[0]);
@@ -115,7 +65,7 @@ describe("A connection's first request", () => {
   });
 
   it("a request sent with the preface, before the client has seen any SETTINGS, is answered", async () => {
-    const raw = await Raw.open(d.socket);
+    const raw = await RawClient.connect(d.socket);
     try {
       raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1)]));
       await raw.until("a SETTINGS frame", () => raw.frames.find((f) => f.type === SETTINGS));
@@ -133,7 +83,7 @@ describe("A connection's first request", () => {
   });
 
   it("a PING before the first request is answered with its own payload", async () => {
-    const raw = await Raw.open(d.socket);
+    const raw = await RawClient.connect(d.socket);
     try {
       const payload = Buffer.from("csi-lab!");
       raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), frame(PING, 0, 0, payload)]));
@@ -149,7 +99,7 @@ describe("A connection's first request", () => {
   });
 
   it("an old kubelet's :authority (the socket path) is answered, in raw bytes too", async () => {
-    const raw = await Raw.open(d.socket);
+    const raw = await RawClient.connect(d.socket);
     try {
       raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1, d.socket)]));
       await raw.until("a SETTINGS frame", () => raw.frames.find((f) => f.type === SETTINGS));
@@ -164,7 +114,7 @@ describe("A connection's first request", () => {
   });
 
   it("a header block that never ends (a CONTINUATION flood) ends its connection; it is not gathered in memory", async () => {
-    const raw = await Raw.open(d.socket);
+    const raw = await RawClient.connect(d.socket);
     let sent = 0;
     try {
       raw.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1, d.socket)]));
@@ -178,7 +128,7 @@ describe("A connection's first request", () => {
       const limit = 64 * 1024 * 1024;
       while (!raw.closed && sent < limit) {
         sent += more.length;
-        if (!raw.sock.write(more)) await new Promise((r) => { raw.sock.once("drain", r); raw.sock.once("close", r); });
+        if (!raw.sock.write(more)) await drainedOrClosed(raw.sock);
       }
       assert.ok(raw.closed, `the driver kept the connection open through ${sent} bytes of one header block`);
     } finally {
@@ -188,15 +138,15 @@ describe("A connection's first request", () => {
   });
 
   it("bytes that are not HTTP/2 end their connection, and the driver goes on", async () => {
-    const raw = await Raw.open(d.socket);
+    const raw = await RawClient.connect(d.socket);
     raw.sock.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     await raw.until("the connection to close", () => raw.closed);
     assert.equal((await d.client.identity.probe({})).ready, true);
   });
 
   it("connections that send nothing, or stop half-way, hold nobody up and leave the driver well", async () => {
-    const idle = await Raw.open(d.socket);
-    const half = await Raw.open(d.socket);
+    const idle = await RawClient.connect(d.socket);
+    const half = await RawClient.connect(d.socket);
     half.sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0)), probeRequest(1).subarray(0, 20)]));
     try {
       for (let i = 0; i < 5; i++) assert.equal((await d.client.identity.probe({})).ready, true);

@@ -41,14 +41,26 @@ export class RawClient {
     sock.on("error", () => {});
   }
 
-  /** Connect, send the preface and `settings` (a SETTINGS payload), and ACK the server's SETTINGS. */
-  static async open(socketPath: string, settings: Buffer = EMPTY): Promise<RawClient> {
+  /** Connect, and send nothing: the test writes the preface itself, in the order it means to. */
+  static async connect(socketPath: string): Promise<RawClient> {
     const sock = net.connect(socketPath);
     await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
-    const raw = new RawClient(sock);
-    sock.write(Buffer.concat([PREFACE, frame(TYPE.SETTINGS, 0, 0, settings), frame(TYPE.SETTINGS, FLAG.ACK, 0, EMPTY)]));
+    return new RawClient(sock);
+  }
+
+  /** Connect, send the preface and `settings` (a SETTINGS payload), and ACK the server's SETTINGS. */
+  static async open(socketPath: string, settings: Buffer = EMPTY): Promise<RawClient> {
+    const raw = await RawClient.connect(socketPath);
+    raw.send(PREFACE, frame(TYPE.SETTINGS, 0, 0, settings), frame(TYPE.SETTINGS, FLAG.ACK, 0, EMPTY));
     return raw;
   }
+
+  /** ACK every SETTINGS the server sent that is not ACKed yet. */
+  ackSettings(): void {
+    const n = this.frames.filter((f) => f.type === TYPE.SETTINGS && !(f.flags & FLAG.ACK)).length;
+    for (; this.acked < n; this.acked++) this.send(frame(TYPE.SETTINGS, FLAG.ACK, 0, EMPTY));
+  }
+  private acked = 0;
 
   send(...frames: Buffer[]): void {
     this.sock.write(Buffer.concat(frames));
