@@ -102,6 +102,8 @@ export interface GrpcServerOptions {
   onSessionError?(err: Error): void;
   /** A request was answered INTERNAL for broken gRPC framing, never run. */
   onRefused?(problem: string, path: string): void;
+  /** A handler threw instead of answering; the call was answered INTERNAL. */
+  onHandlerThrew?(err: unknown): void;
 }
 
 const GRPC_FIELDS: [string, string][] = [[":status", "200"], ["content-type", "application/grpc"], ["grpc-accept-encoding", "identity,deflate,gzip"]];
@@ -242,7 +244,7 @@ export class GrpcServer {
     call.start(request, body.length, deadline);
     this.inflight++;
     call.onAnswered = () => this.inflight--;
-    route.handler(call, (err, value) => {
+    const answer = (err: StatusError | null, value?: unknown) => {
       workOver();
       // Answered already (its deadline passed, or the client cancelled): nothing more goes out.
       if (call.answered) return;
@@ -255,7 +257,16 @@ export class GrpcServer {
       }
       call.replyBytes = bytes.length;
       call.reply(bytes);
-    });
+    };
+    try {
+      route.handler(call, answer);
+    } catch (e) {
+      // A handler that throws before it answers (the driver's own return promises and answer every error; this is the
+      // server's guard, not their way): the call is answered INTERNAL, and the throw goes no further than this call —
+      // it would otherwise unwind into the socket's read and end the process.
+      this.opts.onHandlerThrew?.(e);
+      answer({ code: Code.INTERNAL, details: "the driver failed while handling the call; its log says more" });
+    }
   }
 }
 

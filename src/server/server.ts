@@ -48,6 +48,7 @@ export async function startServer(driver: Driver, endpoint: Endpoint, opts: Serv
     maxMessageBytes: 4 * 1024 * 1024,
     onSessionError: (err) => driver.log.debug("a connection failed", { error: err.message }),
     onRefused: (problem, path) => driver.log.info("refused a request with broken gRPC framing", { method: path, error: problem }),
+    onHandlerThrew: (err) => driver.log.error("a handler threw instead of answering", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
   let inflight = 0;
   const deps = {

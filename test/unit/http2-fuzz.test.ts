@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { IdentityDefinition } from "../../src/gen/csi";
 import { GrpcServer } from "../../src/server/grpc-server";
 import { ERROR_CODE, FLAG, frame, PREFACE, TYPE, windowUpdate } from "../../src/server/http2/frames";
+import { HpackDecoder } from "../../src/server/http2/hpack";
 import { grpcMessage, requestBlock } from "../sanity/h2-raw";
 
 /** A client's end of a connection: what the server writes is kept. */
@@ -157,6 +158,37 @@ describe("HTTP/2 against a client that sends and never reads", () => {
     for (let i = 0; i < 100 && (pipe.readableLength > 0 || pipe.writableLength > 0); i++) await new Promise((r) => setImmediate(r));
     const acks = framesOf(Buffer.concat(pipe.written)).filter((f) => f.type === TYPE.PING && f.flags & FLAG.ACK).length;
     assert.equal(acks, reads * perRead);
+    await grpc.close(0);
+  });
+});
+
+describe("A handler that throws instead of answering", () => {
+  it("is answered INTERNAL with no stack trace, the throw goes no further, and the connection serves on", async () => {
+    const threw: unknown[] = [];
+    const grpc = new GrpcServer({ maxMessageBytes: 1024, onHandlerThrew: (e) => threw.push(e) });
+    let calls = 0;
+    grpc.addService(IdentityDefinition, {
+      getPluginInfo: (_c, cb) => {
+        if (++calls === 1) throw new Error("a bug in a handler");
+        cb(null, { name: "after", vendorVersion: "1", manifest: {} });
+      },
+      getPluginCapabilities: (_c, cb) => cb(null, { capabilities: [] }),
+      probe: (_c, cb) => cb(null, { ready: true }),
+    });
+    const pipe = new Pipe();
+    grpc.accept(pipe);
+    pipe.push(Buffer.concat([PREFACE, SETTINGS, ...request(1), ...request(3)]));
+    await new Promise((r) => setImmediate(r));
+    const frames = framesOf(Buffer.concat(pipe.written));
+    const hpack = new HpackDecoder();
+    const fieldsOn = (id: number) => new Map(frames.filter((f) => f.streamId === id && f.type === TYPE.HEADERS).flatMap((f) => hpack.decode(f.payload).fields));
+    const first = fieldsOn(1);
+    assert.equal(first.get("grpc-status"), "13");
+    assert.match(first.get("grpc-message") ?? "", /^the driver failed while handling the call/);
+    assert.doesNotMatch(first.get("grpc-message") ?? "", /a bug|at /);
+    assert.equal((threw[0] as Error).message, "a bug in a handler");
+    assert.equal(fieldsOn(3).get("grpc-status"), "0");
+    assert.equal(grpc.callsInFlight, 0);
     await grpc.close(0);
   });
 });
