@@ -146,6 +146,47 @@ describe("HTTP/2, as the driver serves it", () => {
     });
   }
 
+  const base: [string, string][] = [[":method", "POST"], [":scheme", "http"], [":path", INFO], [":authority", "localhost"]];
+  const grpcFields: [string, string][] = [["content-type", "application/grpc"], ["te", "trailers"]];
+  const malformedRequests: [string, [string, string][]][] = [
+    ["an uppercase field name", [...base, ...grpcFields, ["X-Trace", "1"]]],
+    ["a field name with a space", [...base, ...grpcFields, ["x trace", "1"]]],
+    ["a Connection field", [...base, ...grpcFields, ["connection", "keep-alive"]]],
+    ["a Keep-Alive field", [...base, ...grpcFields, ["keep-alive", "timeout=5"]]],
+    ["a Transfer-Encoding field", [...base, ...grpcFields, ["transfer-encoding", "chunked"]]],
+    ["te other than trailers", [...base, ["content-type", "application/grpc"], ["te", "gzip"]]],
+    ["no :scheme", [base[0]!, base[2]!, base[3]!, ...grpcFields]],
+    ["no :path", [base[0]!, base[1]!, base[3]!, ...grpcFields]],
+    ["an empty :path", [base[0]!, base[1]!, [":path", ""], base[3]!, ...grpcFields]],
+    ["no :method", [base[1]!, base[2]!, base[3]!, ...grpcFields]],
+    [":path twice", [...base, [":path", "/csi.v1.Identity/Probe"], ...grpcFields]],
+    ["a response's pseudo-header (:status)", [...base, [":status", "200"], ...grpcFields]],
+    ["a pseudo-header after a regular field", [base[0]!, base[1]!, base[3]!, ...grpcFields, base[2]!]],
+    ["a value holding CR LF", [...base, ...grpcFields, ["x-trace", "1\r\nx-admin: yes"]]],
+  ];
+  for (const [what, fields] of malformedRequests) {
+    it(`a request with ${what} is malformed: its stream is reset (PROTOCOL_ERROR), unanswered; the connection goes on`, async () => {
+      await open();
+      raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, encodeWithoutIndexing(fields)), frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+      assert.equal(await raw.reset(1), ERROR_CODE.PROTOCOL_ERROR);
+      raw.send(...infoRequest(3));
+      await expectInfo(3);
+      assert.ok(!raw.frames.some((f) => f.type === TYPE.HEADERS && f.streamId === 1), "stream 1 was answered");
+    });
+  }
+
+  it("trailers holding a pseudo-header are malformed: the stream is reset (PROTOCOL_ERROR)", async () => {
+    await open();
+    raw.send(
+      frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(INFO)),
+      frame(TYPE.DATA, 0, 1, grpcMessage()),
+      frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, encodeWithoutIndexing([[":path", "/csi.v1.Identity/Probe"]])),
+    );
+    assert.equal(await raw.reset(1), ERROR_CODE.PROTOCOL_ERROR);
+    raw.send(...infoRequest(3));
+    await expectInfo(3);
+  });
+
   it("PING is answered with its 8 bytes; PRIORITY and unknown frame types are ignored", async () => {
     await open();
     raw.send(frame(TYPE.PING, 0, 0, Buffer.from("csi-lab!")), frame(TYPE.PRIORITY, 0, 1, Buffer.alloc(5)), frame(0xfa, 0xff, 0, Buffer.from("?")));

@@ -8,7 +8,8 @@
  * SETTINGS is ACKed, and the client's INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE
  * and HEADER_TABLE_SIZE are applied to what we send. Then requests: each a
  * stream (stream.ts) opened by a header block on a new odd id, HPACK-
- * decoded in order (hpack.ts), and its body's DATA frames.
+ * decoded in order (hpack.ts), and its body's DATA frames. A request
+ * whose header fields break HTTP/2's rules is reset unanswered (stream.ts).
  *
  * What we advertise, and what the client's SETTINGS change, are
  * settings.ts's.
@@ -34,7 +35,7 @@ import { DEFAULT_WINDOW, Outbox } from "./outbox";
 import { ReadGate } from "./read-gate";
 import { ReceiveWindow } from "./receive-window";
 import { INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, OUR_SETTINGS, PeerSettings, SETTINGS_ACK, TABLE_SIZE } from "./settings";
-import { Stream } from "./stream";
+import { malformed, Stream } from "./stream";
 
 /** After our GOAWAY, how long a client may keep the connection open before it is cut. */
 const LINGER_MS = 1000;
@@ -213,7 +214,7 @@ export class Http2Connection {
     if (open) {
       // A second header block: the request's trailers, which must end it. Their content means nothing to gRPC.
       if (open.remoteEnded) return void this.resetStream(open, ERROR_CODE.STREAM_CLOSED);
-      if (!(h.flags & FLAG.END_STREAM)) return void this.resetStream(open, ERROR_CODE.PROTOCOL_ERROR);
+      if (!(h.flags & FLAG.END_STREAM) || malformed(decoded.fields, true)) return void this.resetStream(open, ERROR_CODE.PROTOCOL_ERROR);
       return void this.remoteEnd(open);
     }
     if (id <= this.lastStreamId) {
@@ -229,6 +230,7 @@ export class Http2Connection {
       if (!ended) this.reset(id, ERROR_CODE.NO_ERROR);
       return;
     }
+    if (malformed(decoded.fields, false)) return void this.reset(id, ERROR_CODE.PROTOCOL_ERROR);
     const headers = new Map<string, string>();
     for (const [name, value] of decoded.fields) if (!headers.has(name)) headers.set(name, value);
     const stream = new Stream(id, headers, this.peer.initialWindow, INITIAL_WINDOW);
