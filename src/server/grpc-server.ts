@@ -9,7 +9,8 @@
  * trailers carrying `grpc-status` (0 = OK) — or, for an error, one HEADERS
  * frame holding both ("trailers-only") with `grpc-status` and a
  * percent-encoded `grpc-message`. A deadline arrives as `grpc-timeout`
- * (e.g. `10S`, `500m`); a cancelled call is a reset stream.
+ * (e.g. `10S`, `500m`; a malformed one is INTERNAL, as in grpc-go); a
+ * cancelled call is a reset stream.
  *
  * We used @grpc/grpc-js's server first, then node:http2. Per trivial call
  * node:http2 cost about twice the CPU of reading the frames in JavaScript
@@ -182,7 +183,13 @@ export class GrpcServer {
       return;
     }
     const encoding = headers.get("grpc-encoding");
-    const deadline = parseTimeout(headers.get("grpc-timeout"));
+    const timeout = headers.get("grpc-timeout");
+    const deadline = parseTimeout(timeout);
+    if (timeout !== undefined && !deadline) {
+      // Not a deadline gRPC can send: refused as grpc-go and grpc-js refuse it, not run as if the client had set none.
+      call.fail(Code.INTERNAL, `malformed grpc-timeout ${JSON.stringify(timeout)} (up to 8 digits and one of H M S m u n)`);
+      return;
+    }
     const framing = new RequestFraming(encoding);
     // The body is copied as it comes, into one buffer grown by doubling: a DATA payload is a view into the socket's read,
     // and keeping views would keep every read that carried a byte of the body (sent a byte a frame, padded, hundreds of
@@ -363,7 +370,7 @@ function grown(buf: Buffer, used: number, size: number): Buffer {
   return bigger;
 }
 
-/** grpc-timeout: up to 8 digits and a unit (Hours, Minutes, Seconds, milli, micro, nano). */
+/** grpc-timeout: up to 8 digits and a unit (Hours, Minutes, Seconds, milli, micro, nano); undefined for anything else. */
 function parseTimeout(value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(value);

@@ -175,6 +175,24 @@ describe("HTTP/2, as the driver serves it", () => {
     });
   }
 
+  it("a malformed grpc-timeout is INTERNAL, the call never run; 0 and 8 digits of any unit are deadlines", async () => {
+    await open();
+    let id = 1;
+    for (const timeout of ["5x", "123456789S", "-1S", "1.5S", "", "10 S"]) {
+      raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, id, requestBlock(INFO, [["grpc-timeout", timeout]])), frame(TYPE.DATA, FLAG.END_STREAM, id, grpcMessage()));
+      const a = await raw.answer(id);
+      assert.equal(a.fields.get("grpc-status"), String(Code.INTERNAL), `grpc-timeout ${JSON.stringify(timeout)}: ${a.fields.get("grpc-message")}`);
+      assert.equal(a.data.length, 0, "no reply");
+      id += 2;
+    }
+    for (const timeout of ["99999999H", "1S", "99999999n"]) {
+      raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, id, requestBlock(INFO, [["grpc-timeout", timeout]])), frame(TYPE.DATA, FLAG.END_STREAM, id, grpcMessage()));
+      const a = await raw.answer(id);
+      assert.ok(["0", String(Code.DEADLINE_EXCEEDED)].includes(a.fields.get("grpc-status")!), `grpc-timeout ${timeout}: ${a.fields.get("grpc-message")}`);
+      id += 2;
+    }
+  });
+
   it("trailers holding a pseudo-header are malformed: the stream is reset (PROTOCOL_ERROR)", async () => {
     await open();
     raw.send(
