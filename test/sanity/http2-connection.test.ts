@@ -327,6 +327,20 @@ describe("HTTP/2, as the driver serves it", () => {
     await expectInfo(3);
   });
 
+  it("a client's GOAWAY (NO_ERROR): its open call is answered, a later stream refused, and our GOAWAY names the last we took", async () => {
+    await open(setting(SETTING.INITIAL_WINDOW_SIZE, 1000));
+    raw.send(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1, requestBlock(LIST)), frame(TYPE.DATA, FLAG.END_STREAM, 1, grpcMessage()));
+    await raw.until("the page's first DATA", () => raw.frames.some((f) => f.type === TYPE.DATA && f.streamId === 1));
+    raw.send(frame(TYPE.GOAWAY, 0, 0, Buffer.alloc(8)), ...infoRequest(3));
+    assert.equal(await raw.reset(3), ERROR_CODE.REFUSED_STREAM);
+    raw.send(windowUpdate(1, 2 ** 30), windowUpdate(0, 2 ** 30));
+    const a = await raw.answer(1);
+    assert.equal(a.fields.get("grpc-status"), "0");
+    assert.equal(await raw.goaway(), ERROR_CODE.NO_ERROR);
+    const g = raw.frames.find((f) => f.type === TYPE.GOAWAY)!;
+    assert.equal(g.payload.readUInt32BE(0), 1, "the last stream taken");
+  });
+
   it("a client's RST_STREAM, its GOAWAY with an error, or its going away cancels its calls", async () => {
     for (const end of ["rst", "goaway", "close"] as const) {
       await open();

@@ -292,10 +292,14 @@ export class Http2Connection {
     this.outbox.pump(s);
   }
 
-  /** The client's GOAWAY: with NO_ERROR, open calls finish and no more come (as node:http2 did); with an error, they end now. */
+  /**
+   * The client's GOAWAY: with NO_ERROR, open calls finish and no more come (as node:http2 did), and our own GOAWAY names
+   * the last stream we took before we close (RFC 9113 §6.8, as Go's server does); with an error, they end now.
+   */
   private onGoaway(code: number): H2Error | void {
     if (code === ERROR_CODE.NO_ERROR) {
       this.goingAway = true;
+      this.sendGoaway(ERROR_CODE.NO_ERROR, "");
       this.endIfDrained();
       return;
     }
