@@ -370,12 +370,19 @@ describe("HTTP/2, as the driver serves it", () => {
     for (let sent = 0; sent < bytes; sent += 1024) {
       const frames: Buffer[] = [];
       for (let i = 0; i < 1024; i++) frames.push(frame(TYPE.DATA, FLAG.PADDED, 1, Buffer.concat([Buffer.from([255, 0]), pad])));
-      raw.send(...frames);
+      // Each batch written before the next is made: what this client still holds is not counted as the driver's.
+      await new Promise<void>((resolve, reject) => raw.sock.write(Buffer.concat(frames), (err) => (err ? reject(err) : resolve())));
     }
     raw.send(frame(TYPE.PING, 0, 0, Buffer.from("all read")));
     await raw.until("the PING's ACK", () => raw.frames.find((f) => f.type === TYPE.PING && f.flags & FLAG.ACK));
-    collect();
-    const held = process.memoryUsage().arrayBuffers - before;
+    // What the sockets of this process still hold on a busy machine goes a moment later; what the driver keeps for the
+    // open body stays. So: measured again for up to 5 s, until it is under the bound.
+    let held = Infinity;
+    for (const start = Date.now(); Date.now() - start < 5000; await new Promise((r) => setTimeout(r, 50))) {
+      collect();
+      held = process.memoryUsage().arrayBuffers - before;
+      if (held < 1024 * 1024) break;
+    }
     assert.ok(held < 1024 * 1024, `${(held / 2 ** 20).toFixed(1)} MiB held for a body of ${bytes} bytes`);
     raw.send(frame(TYPE.DATA, FLAG.END_STREAM, 1, EMPTY));
     await expectInfo(1);
