@@ -13,7 +13,7 @@ import { runInNewContext } from "node:vm";
 import { ControllerDefinition, GetPluginInfoResponse, IdentityDefinition, ListVolumesResponse } from "../../src/gen/csi";
 import { Code } from "../../src/csi/errors";
 import { GrpcServer, type ServiceHandlers, type UnaryCall } from "../../src/server/grpc-server";
-import { encodeWithoutIndexing, ERROR_CODE, FLAG, frame, MAX_FRAME, SETTING, settings, TYPE, windowUpdate } from "../../src/server/http2/frames";
+import { encodeWithoutIndexing, ERROR_CODE, FLAG, frame, MAX_FRAME, rstStream, SETTING, settings, TYPE, windowUpdate } from "../../src/server/http2/frames";
 import { EMPTY, grpcMessage, RawClient, requestBlock } from "./h2-raw";
 
 const INFO = "/csi.v1.Identity/GetPluginInfo";
@@ -130,6 +130,11 @@ describe("HTTP/2, as the driver serves it", () => {
     ["a frame larger than MAX_FRAME_SIZE", () => [frame(TYPE.DATA, 0, 1, Buffer.alloc(MAX_FRAME + 1))], ERROR_CODE.FRAME_SIZE_ERROR],
     ["a PING of 7 bytes", () => [frame(TYPE.PING, 0, 0, Buffer.alloc(7))], ERROR_CODE.FRAME_SIZE_ERROR],
     ["DATA on a stream never opened", () => [frame(TYPE.DATA, 0, 7, Buffer.alloc(1))], ERROR_CODE.PROTOCOL_ERROR],
+    // Stream 2 is even: a client never opens it, so it stays idle below stream 3 as above it (RFC 9113 §5.1).
+    ["DATA on an even stream below the last one opened", () => [...infoRequest(3), frame(TYPE.DATA, 0, 2, Buffer.alloc(1))], ERROR_CODE.PROTOCOL_ERROR],
+    ["RST_STREAM on an even stream below the last one opened", () => [...infoRequest(3), rstStream(2, ERROR_CODE.CANCEL)], ERROR_CODE.PROTOCOL_ERROR],
+    // A wrong-size PRIORITY is a stream error, but no RST_STREAM may be sent on an idle stream (§6.4): the connection's, as Go's server makes it.
+    ["a PRIORITY of 4 bytes on an idle stream", () => [frame(TYPE.PRIORITY, 0, 9, Buffer.alloc(4))], ERROR_CODE.FRAME_SIZE_ERROR],
     ["padding longer than the frame", () => [frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.PADDED, 1, Buffer.from([200, 0x82]))], ERROR_CODE.PROTOCOL_ERROR],
     ["INITIAL_WINDOW_SIZE past 2^31-1", () => [frame(TYPE.SETTINGS, 0, 0, setting(SETTING.INITIAL_WINDOW_SIZE, 2 ** 31))], ERROR_CODE.FLOW_CONTROL_ERROR],
     ["a connection window past 2^31-1", () => [windowUpdate(0, 2 ** 31 - 1)], ERROR_CODE.FLOW_CONTROL_ERROR],

@@ -172,7 +172,7 @@ export class Http2Connection {
         if (payload.length !== 4) return frameSizeError("RST_STREAM", payload.length);
         const s = this.streams.get(id);
         if (s) this.closeStream(s);
-        else if (id > this.lastStreamId) return protocolError(`RST_STREAM on stream ${id}, never opened`);
+        else if (this.idle(id)) return protocolError(`RST_STREAM on stream ${id}, never opened`);
         return;
       }
       case TYPE.PING:
@@ -188,6 +188,8 @@ export class Http2Connection {
         // Priorities are advice we do not take; only their shape is checked. A stream we reset is closed, its call cancelled.
         if (id === 0) return protocolError("PRIORITY on stream 0");
         if (payload.length === 5) return;
+        // No RST_STREAM may go to an idle stream (RFC 9113 §6.4): there the error is the connection's, as Go's server makes it.
+        if (this.idle(id)) return frameSizeError(`a PRIORITY on idle stream ${id}`, payload.length);
         const s = this.streams.get(id);
         return void (s ? this.resetStream(s, ERROR_CODE.FRAME_SIZE_ERROR) : this.reset(id, ERROR_CODE.FRAME_SIZE_ERROR));
       }
@@ -249,7 +251,7 @@ export class Http2Connection {
     if (!body) return protocolError("a DATA frame whose padding is longer than itself");
     const s = this.streams.get(id);
     if (!s) {
-      if (id > this.lastStreamId) return protocolError(`DATA on stream ${id}, never opened`);
+      if (this.idle(id)) return protocolError(`DATA on stream ${id}, never opened`);
       // What was on its way when we reset the stream is dropped; on a stream both sides ended, DATA is an error.
       if (!this.resetByUs.has(id)) this.reset(id, ERROR_CODE.STREAM_CLOSED);
       return;
@@ -285,7 +287,7 @@ export class Http2Connection {
       return void this.outbox.pumpAll();
     }
     const s = this.streams.get(id);
-    if (!s) return id > this.lastStreamId ? protocolError(`WINDOW_UPDATE on stream ${id}, never opened`) : undefined;
+    if (!s) return this.idle(id) ? protocolError(`WINDOW_UPDATE on stream ${id}, never opened`) : undefined;
     if (increment === 0) return void this.resetStream(s, ERROR_CODE.PROTOCOL_ERROR);
     if (s.sendWindow + increment > MAX_WINDOW) return void this.resetStream(s, ERROR_CODE.FLOW_CONTROL_ERROR);
     s.sendWindow += increment;
@@ -306,6 +308,15 @@ export class Http2Connection {
     this.events.error(new Error(`the client ended the connection with GOAWAY ${errorName(code)}`));
     this.end(true);
     return OVER;
+  }
+
+  /**
+   * A stream still idle (RFC 9113 §5.1): an odd id above the last the client opened, or any even id, which only a
+   * server opens and we never do. On an idle stream only HEADERS and PRIORITY may come; anything else is the connection's
+   * error.
+   */
+  private idle(id: number): boolean {
+    return id > this.lastStreamId || id % 2 === 0;
   }
 
   private startAnswer(stream: Stream): boolean {
