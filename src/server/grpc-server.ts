@@ -27,6 +27,7 @@ import type * as zlib from "node:zlib";
 import { Code } from "../csi/errors";
 import { Http2Connection } from "./http2/connection";
 import { encodeWithoutIndexing } from "./http2/frames";
+import { Gathered } from "./http2/gather";
 import type { Stream } from "./http2/stream";
 import { atDeadline, wentAtDeadline, type LongTimeout } from "./long-timeout";
 import { RequestFraming } from "./request-framing";
@@ -112,7 +113,6 @@ const GRPC_HEADERS = encodeWithoutIndexing(GRPC_FIELDS);
 const OK_TRAILERS = encodeWithoutIndexing([["grpc-status", "0"]]);
 const NOT_POST = encodeWithoutIndexing([[":status", "405"]]);
 const NOT_GRPC = encodeWithoutIndexing([[":status", "415"]]);
-const EMPTY = Buffer.alloc(0);
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 
 export class GrpcServer {
@@ -191,11 +191,8 @@ export class GrpcServer {
       return;
     }
     const framing = new RequestFraming(encoding);
-    // The body is copied as it comes, into one buffer grown by doubling: a DATA payload is a view into the socket's read,
-    // and keeping views would keep every read that carried a byte of the body (sent a byte a frame, padded, hundreds of
-    // times its size, and a Buffer object a byte).
-    let kept: Buffer = EMPTY;
-    let received = 0;
+    // Copied as it comes (gather.ts), not kept as views of the reads that carried it.
+    const body = new Gathered(this.opts.maxMessageBytes + 5);
     const refuse = (problem: string) => {
       this.opts.onRefused?.(problem, path);
       call.fail(Code.INTERNAL, `the request's gRPC framing is broken: ${problem}`);
@@ -204,25 +201,23 @@ export class GrpcServer {
       if (call.answered) return;
       const problem = framing.push(chunk);
       if (problem) return refuse(problem);
-      received += chunk.length;
-      if (received > this.opts.maxMessageBytes + 5) {
+      if (body.length + chunk.length > this.opts.maxMessageBytes + 5) {
         return call.fail(Code.RESOURCE_EXHAUSTED, `the request is larger than the ${this.opts.maxMessageBytes} bytes a message may be`);
       }
-      if (received > kept.length) kept = grown(kept, received - chunk.length, Math.min(Math.max(2 * kept.length, received), this.opts.maxMessageBytes + 5));
-      chunk.copy(kept, received - chunk.length);
+      body.add(chunk);
     };
     stream.onEnd = () => {
       if (call.answered) return;
       const problem = framing.end();
       if (problem) return refuse(problem);
-      const whole = kept.subarray(0, received);
-      const body = whole.subarray(5);
+      const whole = body.bytes;
+      const message = whole.subarray(5);
       if (whole[0] === 1) {
         const unzip = encoding === "gzip" ? loadZlib().gunzip : encoding === "deflate" ? loadZlib().inflate : undefined;
         if (!unzip) return call.fail(Code.UNIMPLEMENTED, `grpc-encoding ${encoding ?? ""} is not supported (identity, deflate, gzip are)`);
         // Decompressing is the call's work too, and goes on if the client resets the stream.
         const workOver = conn.beginWork();
-        unzip(body, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
+        unzip(message, { maxOutputLength: this.opts.maxMessageBytes }, (err, plain) => {
           if ((err as NodeJS.ErrnoException | null)?.code === "ERR_BUFFER_TOO_LARGE") {
             workOver();
             // As large as a request sent uncompressed that is too large: the same answer.
@@ -236,7 +231,7 @@ export class GrpcServer {
         });
         return;
       }
-      this.run(call, route, body, deadline, conn.beginWork());
+      this.run(call, route, message, deadline, conn.beginWork());
     };
   }
 
@@ -361,13 +356,6 @@ class Call implements UnaryCall<unknown> {
     this.cancelListeners = [];
     for (const l of listeners) l();
   }
-}
-
-/** A buffer of `size` bytes holding the first `used` bytes of `buf`. */
-function grown(buf: Buffer, used: number, size: number): Buffer {
-  const bigger = Buffer.allocUnsafe(size);
-  buf.copy(bigger, 0, 0, used);
-  return bigger;
 }
 
 /** grpc-timeout: up to 8 digits and a unit (Hours, Minutes, Seconds, milli, micro, nano); undefined for anything else. */

@@ -18,6 +18,8 @@
  * send — including requests no library would.
  */
 
+import { Gathered } from "./gather";
+
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 export const FRAME_HEADER = 9;
 
@@ -113,7 +115,7 @@ export interface FrameSink {
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
   private prefaceDone = false;
-  private pending: { streamId: number; flags: number; block: Buffer; length: number; size: number } | undefined;
+  private pending: { streamId: number; flags: number; block: Gathered; size: number } | undefined;
   private stopped = false;
 
   constructor(
@@ -176,7 +178,7 @@ export class FrameReader {
       if (this.pending.size > MAX_HEADER_BLOCK) {
         return { code: ERROR_CODE.ENHANCE_YOUR_CALM, reason: `a header block past ${MAX_HEADER_BLOCK} bytes` };
       }
-      append(this.pending, payload);
+      this.pending.block.add(payload);
       if (flags & FLAG.END_HEADERS) return this.finishBlock();
       return;
     }
@@ -186,25 +188,16 @@ export class FrameReader {
     const part = unpad(flags, payload, flags & FLAG.PRIORITY ? 5 : 0);
     if (!part) return { code: ERROR_CODE.PROTOCOL_ERROR, reason: "a HEADERS frame whose padding or priority is longer than itself" };
     if (flags & FLAG.END_HEADERS) return this.sink.headers({ streamId, flags, block: part });
-    this.pending = { streamId, flags, block: Buffer.from(part), length: part.length, size: FRAME_HEADER + payload.length };
+    const block = new Gathered(MAX_HEADER_BLOCK);
+    block.add(part);
+    this.pending = { streamId, flags, block, size: FRAME_HEADER + payload.length };
   }
 
   private finishBlock(): H2Error | void {
     const p = this.pending!;
     this.pending = undefined;
-    return this.sink.headers({ streamId: p.streamId, flags: p.flags, block: p.block.subarray(0, p.length) });
+    return this.sink.headers({ streamId: p.streamId, flags: p.flags, block: p.block.bytes });
   }
-}
-
-/** Add a CONTINUATION's payload to a header block being gathered: one buffer, doubled when full (not a Buffer a frame). */
-function append(p: { block: Buffer; length: number }, payload: Buffer): void {
-  if (p.length + payload.length > p.block.length) {
-    const grown = Buffer.allocUnsafe(Math.min(Math.max(2 * p.block.length, p.length + payload.length), MAX_HEADER_BLOCK));
-    p.block.copy(grown, 0, 0, p.length);
-    p.block = grown;
-  }
-  payload.copy(p.block, p.length);
-  p.length += payload.length;
 }
 
 /**
