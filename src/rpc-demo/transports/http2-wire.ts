@@ -27,16 +27,14 @@ import { Duplex } from "node:stream";
 import type * as net from "node:net";
 import hpack, { type Decompressor } from "hpack.js";
 import type { Segment } from "../trace";
-import { ERROR_CODE } from "../../server/http2/frames";
+import { FRAME_HEADER, knownErrorName, PREFACE } from "../../server/http2/frames";
 import { prefixSegments, PREFIX_SIZE } from "./grpc-framing";
 
-export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const FRAME_HEADER = 9;
+export { PREFACE };
 const TYPES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"];
 /** Payload sizes RFC 9113 fixes: PRIORITY, RST_STREAM, PING, WINDOW_UPDATE (GOAWAY's is at least 8). */
 const FIXED_PAYLOAD: Record<number, number> = { 2: 5, 3: 4, 6: 8, 8: 4 };
-const ERROR_NAMES = new Map<number, string>(Object.entries(ERROR_CODE).map(([name, code]) => [code, name]));
-const errorCode = (code: number) => `error code ${code}${ERROR_NAMES.has(code) ? ` ${ERROR_NAMES.get(code)}` : ""}`;
+const errorCode = (code: number) => `error code ${code}${knownErrorName(code) ? ` ${knownErrorName(code)}` : ""}`;
 const SETTINGS = ["", "HEADER_TABLE_SIZE", "ENABLE_PUSH", "MAX_CONCURRENT_STREAMS", "INITIAL_WINDOW_SIZE", "MAX_FRAME_SIZE", "MAX_HEADER_LIST_SIZE", "", "ENABLE_CONNECT_PROTOCOL"];
 
 function flagNames(type: number, flags: number): string[] {

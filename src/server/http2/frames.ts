@@ -88,9 +88,14 @@ export function frameSizeError(what: string, length: number): H2Error {
 
 const ERROR_NAMES = Object.fromEntries(Object.entries(ERROR_CODE).map(([k, v]) => [v, k])) as Record<number, string>;
 
+/** An error code's name in RFC 9113 (PROTOCOL_ERROR…), or undefined for a code it does not name. */
+export function knownErrorName(code: number): string | undefined {
+  return ERROR_NAMES[code];
+}
+
 /** An error code's name in RFC 9113 (PROTOCOL_ERROR…), or its number. */
 export function errorName(code: number): string {
-  return ERROR_NAMES[code] ?? String(code);
+  return knownErrorName(code) ?? String(code);
 }
 
 /** A header block: one HEADERS frame and its CONTINUATIONs, padding and priority taken off, the HPACK bytes joined. */
