@@ -99,16 +99,19 @@ describe("a connection reset in the middle of a call", () => {
   });
 
   describe("by the server", () => {
+    /** The waiting call's failure: UNAVAILABLE, with exactly `message`. */
+    const unavailable = (message: string) => (err: unknown) => {
+      assert.ok(err instanceof RpcError, String(err));
+      assert.equal(err.code, Code.UNAVAILABLE);
+      assert.equal(err.message, message);
+      return true;
+    };
+
     it("over TCP: our client fails the waiting call with UNAVAILABLE, naming the reset", async () => {
       const server = await resettingServer(() => true);
       const client = await TcpClient.connect({ port: (server.address() as net.AddressInfo).port });
       try {
-        await assert.rejects(addOver(client), (err: unknown) => {
-          assert.ok(err instanceof RpcError, String(err));
-          assert.equal(err.code, Code.UNAVAILABLE);
-          assert.equal(err.message, "connection failed: read ECONNRESET");
-          return true;
-        });
+        await assert.rejects(addOver(client), unavailable("connection failed: read ECONNRESET"));
       } finally {
         server.close();
       }
@@ -120,12 +123,7 @@ describe("a connection reset in the middle of a call", () => {
       const server = await resettingServer((chunk) => frames.push(chunk)?.frames.some((f) => f.startsWith("HEADERS")) ?? false);
       const client = await Http2Client.connect({ port: (server.address() as net.AddressInfo).port });
       try {
-        await assert.rejects(addOver(client), (err: unknown) => {
-          assert.ok(err instanceof RpcError, String(err));
-          assert.equal(err.code, Code.UNAVAILABLE);
-          assert.equal(err.message, "stream failed: read ECONNRESET");
-          return true;
-        });
+        await assert.rejects(addOver(client), unavailable("stream failed: read ECONNRESET"));
       } finally {
         server.close();
       }
